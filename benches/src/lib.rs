@@ -1,0 +1,1 @@
+//! novacula-benches

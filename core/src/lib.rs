@@ -1,0 +1,32 @@
+//! Novacula core: the deterministic, IO-free rules of the system.
+//!
+//! Every production shell (control plane, agent, operator) and the simulator
+//! drive these functions. Nothing here reads a clock, touches the network or
+//! the disk, or draws randomness: time comes in as a [`time::Timestamp`].
+
+pub mod compat;
+pub mod drift;
+pub mod events;
+pub mod executor;
+pub mod fingerprint;
+pub mod heartbeat;
+pub mod lifecycle;
+pub mod observed;
+pub mod phase;
+pub mod reconcile;
+pub mod spec;
+pub mod time;
+pub mod validate;
+pub mod version;
+pub mod wire;
+
+pub use compat::{compat_window_status, CompatStatus};
+pub use drift::{Drift, detect_drift};
+pub use executor::{Channel, ExecutorCapabilities, ExecutorKind};
+pub use heartbeat::{is_online, HEARTBEAT_TIMEOUT};
+pub use observed::{ObservedNodeState, ObservedNodeStatus, ObservedProcess, SyncMetrics};
+pub use phase::{derived_node_phase, NodePhase, PhaseInput};
+pub use reconcile::{diff, Action, LocalNode, LocalProcess};
+pub use spec::{DesiredNode, DesiredState, NodeSpec, Revision};
+pub use time::Timestamp;
+pub use version::Version;

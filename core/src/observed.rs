@@ -1,0 +1,49 @@
+//! What an executor reports it has materialized.
+
+use crate::spec::Revision;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObservedNodeStatus {
+    Starting,
+    Running,
+    Syncing,
+    Stopped,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncMetrics {
+    #[serde(default)]
+    pub current_block: u64,
+    #[serde(default)]
+    pub highest_block: u64,
+    #[serde(default)]
+    pub peers: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservedProcess {
+    /// Client role (`execution`) or sidecar name.
+    pub name: String,
+    pub status: ObservedNodeStatus,
+    #[serde(default)]
+    pub sync: Option<SyncMetrics>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservedNodeState {
+    pub node: String,
+    /// The newest revision fully materialized on the executor.
+    pub revision: Revision,
+    pub processes: Vec<ObservedProcess>,
+    /// True once a deleted node has been torn down completely.
+    #[serde(default)]
+    pub removed: bool,
+}

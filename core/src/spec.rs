@@ -1,0 +1,209 @@
+//! The desired state of a node, written only by the control plane.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Monotonic per-node revision; every control-plane write bumps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Revision(pub u64);
+
+impl Revision {
+    /// The revision of a node's first write.
+    pub const FIRST: Revision = Revision(1);
+
+    pub fn next(self) -> Revision {
+        Revision(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DesiredState {
+    #[default]
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeType {
+    #[default]
+    Full,
+    Archive,
+    Validator,
+    Light,
+}
+
+impl NodeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeType::Full => "full",
+            NodeType::Archive => "archive",
+            NodeType::Validator => "validator",
+            NodeType::Light => "light",
+        }
+    }
+}
+
+/// One client process of the node, e.g. role `execution` run by `geth 1.14.11`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientSpec {
+    pub role: String,
+    pub client: String,
+    pub version: String,
+    /// Container image (operator) or binary source hint (agent); the adapter's default when absent.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Client flags/config keys that override the adapter's rendered defaults.
+    #[serde(default)]
+    pub config_overrides: BTreeMap<String, String>,
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    /// CPU request in millicores; 0 means unset.
+    #[serde(default)]
+    pub cpu_millis: u32,
+    /// Memory request in MiB; 0 means unset.
+    #[serde(default)]
+    pub memory_mib: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageVolume {
+    pub name: String,
+    pub size_gib: u32,
+    pub mount_path: String,
+    #[serde(default)]
+    pub storage_class: Option<String>,
+}
+
+/// An auxiliary process run beside the clients (metrics exporter, MEV relay...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sidecar {
+    pub name: String,
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: String,
+    pub chain: String,
+    pub network: String,
+    #[serde(default)]
+    pub node_type: NodeType,
+    pub clients: Vec<ClientSpec>,
+    #[serde(default)]
+    pub storage: Vec<StorageVolume>,
+    #[serde(default)]
+    pub sidecars: Vec<Sidecar>,
+    #[serde(default)]
+    pub desired_state: DesiredState,
+    /// Bumped by each restart request; the executor restarts processes started under an older one.
+    #[serde(default)]
+    pub restart_generation: u64,
+}
+
+impl NodeSpec {
+    pub fn client(&self, role: &str) -> Option<&ClientSpec> {
+        self.clients.iter().find(|c| c.role == role)
+    }
+}
+
+/// What the control plane serves to an executor for one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredNode {
+    pub revision: Revision,
+    pub spec: NodeSpec,
+    /// Set by `deleteNode`: the executor tears the node down.
+    pub deleted: bool,
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub fn eth_spec(name: &str) -> NodeSpec {
+        NodeSpec {
+            name: name.to_string(),
+            chain: "ethereum".into(),
+            network: "holesky".into(),
+            node_type: NodeType::Full,
+            clients: vec![
+                ClientSpec {
+                    role: "execution".into(),
+                    client: "geth".into(),
+                    version: "1.14.11".into(),
+                    image: None,
+                    config_overrides: BTreeMap::new(),
+                    resources: Resources::default(),
+                },
+                ClientSpec {
+                    role: "consensus".into(),
+                    client: "lighthouse".into(),
+                    version: "v5.3.0".into(),
+                    image: None,
+                    config_overrides: BTreeMap::new(),
+                    resources: Resources::default(),
+                },
+            ],
+            storage: vec![StorageVolume {
+                name: "data".into(),
+                size_gib: 100,
+                mount_path: "/data".into(),
+                storage_class: None,
+            }],
+            sidecars: vec![],
+            desired_state: DesiredState::Running,
+            restart_generation: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_camel_case_and_rejects_unknown_fields() {
+        let spec = fixtures::eth_spec("n1");
+        let json = serde_json::to_value(&spec).unwrap();
+        assert!(json.get("desiredState").is_some());
+        assert!(json.get("restartGeneration").is_some());
+        let mut bad = json.clone();
+        bad["bogus"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<NodeSpec>(bad).is_err());
+    }
+
+    #[test]
+    fn postcard_round_trip() {
+        let spec = fixtures::eth_spec("n1");
+        let bytes = postcard::to_allocvec(&spec).unwrap();
+        assert_eq!(postcard::from_bytes::<NodeSpec>(&bytes).unwrap(), spec);
+    }
+
+    #[test]
+    fn revision_next_increments() {
+        assert_eq!(Revision::FIRST.next(), Revision(2));
+    }
+}
