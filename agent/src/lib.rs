@@ -1,1 +1,3 @@
-//! novacula-agent
+//! Novacula agent: the bare-metal executor.
+
+pub mod client;

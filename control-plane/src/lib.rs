@@ -1,1 +1,22 @@
-//! novacula-control-plane
+//! Novacula control plane: organizations, users, API keys, executors, nodes,
+//! events and alerts over HTTP (axum), stored in one redb file.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod events;
+pub mod executors;
+pub mod keys;
+pub mod model;
+pub mod nodes;
+pub mod orgs;
+pub mod protocol;
+pub mod state;
+pub mod store;
+pub mod sweeper;
+pub mod users;
+
+pub use api::{router, serve};
+pub use state::{AppState, Config};
+pub use store::Store;

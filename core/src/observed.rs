@@ -47,3 +47,24 @@ pub struct ObservedNodeState {
     #[serde(default)]
     pub removed: bool,
 }
+
+/// An executor may not claim a revision the control plane never wrote.
+pub fn check_reported_revision(desired: Revision, reported: Revision) -> Result<(), String> {
+    if reported > desired {
+        Err(format!("reported revision {reported} is ahead of desired revision {desired}"))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_revision_may_not_exceed_desired() {
+        assert!(check_reported_revision(Revision(3), Revision(3)).is_ok());
+        assert!(check_reported_revision(Revision(3), Revision(2)).is_ok());
+        assert!(check_reported_revision(Revision(3), Revision(4)).is_err());
+    }
+}

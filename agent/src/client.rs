@@ -1,0 +1,146 @@
+//! JSON-over-HTTP client for the control plane API (hyper-util), used by the
+//! executor loops, the CLI and tests. Generic over the connector so the
+//! simulator can route it through its own network.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use novacula_core::wire::{
+    ApiError, ReportRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse,
+};
+use novacula_core::ObservedNodeState;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+pub use hyper::Method;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach control plane: {0}")]
+    Transport(String),
+    #[error("control plane answered {status}: {error}{}", if details.is_empty() { String::new() } else { format!(" ({})", details.join("; ")) })]
+    Status { status: u16, error: String, details: Vec<String> },
+    #[error("unexpected response from control plane: {0}")]
+    Decode(String),
+    #[error("request timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpApi<C = HttpConnector> {
+    base: String,
+    token: Option<String>,
+    client: Client<C, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl HttpApi<HttpConnector> {
+    /// `base` like `http://127.0.0.1:8080`.
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.set_nodelay(true);
+        Self::with_connector(base, token, http)
+    }
+}
+
+impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
+    pub fn with_connector(base: &str, token: Option<String>, connector: C) -> Result<Self, ClientError> {
+        let base = base.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") {
+            return Err(ClientError::Transport(format!("control plane URL {base:?} must start with http:// (put TLS in front with a proxy)")));
+        }
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Ok(HttpApi { base, token, client, timeout: Duration::from_secs(15) })
+    }
+
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Send a request and return status and raw body (no status check).
+    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, timeout: Duration) -> Result<(StatusCode, Bytes), ClientError> {
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let fut = async {
+            let resp = self.client.request(req).await.map_err(|e| ClientError::Transport(format!("{e:?}")))?;
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes();
+            Ok((status, bytes))
+        };
+        tokio::time::timeout(timeout, fut).await.map_err(|_| ClientError::Timeout(timeout))?
+    }
+
+    pub async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T, ClientError> {
+        self.call_with_timeout(method, path, body, self.timeout).await
+    }
+
+    pub async fn call_with_timeout<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let body = body.map(|b| serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))).transpose()?;
+        let (status, bytes) = self.raw(method, path, body, timeout).await?;
+        if !status.is_success() {
+            let (error, details) = match serde_json::from_slice::<ApiError>(&bytes) {
+                Ok(e) => (e.error, e.details),
+                Err(_) => (String::from_utf8_lossy(&bytes).chars().take(300).collect(), vec![]),
+            };
+            return Err(ClientError::Status { status: status.as_u16(), error, details });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(format!("{e} in {}", String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>())))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call::<(), T>(Method::GET, path, None).await
+    }
+
+    // --- executor protocol ---
+
+    pub async fn sync_executor(&self, req: &SyncExecutorRequest) -> Result<SyncExecutorResponse, ClientError> {
+        self.call(Method::POST, "/api/v1/executor/sync", Some(req)).await
+    }
+
+    /// Long-poll for specs: returns when the cursor moves past `since` or after `wait`.
+    pub async fn poll_specs(&self, executor: &str, since: u64, wait: Duration) -> Result<SpecPollResponse, ClientError> {
+        let path = format!("/api/v1/executor/specs?executor={executor}&since={since}&waitSecs={}", wait.as_secs());
+        self.call_with_timeout::<(), _>(Method::GET, &path, None, wait + self.timeout).await
+    }
+
+    pub async fn report(&self, executor: &str, nodes: Vec<ObservedNodeState>) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::POST, &format!("/api/v1/executor/report?executor={executor}"), Some(&ReportRequest { nodes })).await
+    }
+}

@@ -1,0 +1,146 @@
+//! The user's view of executors, deactivation, and upgrade specs per channel.
+
+use crate::auth::UserCtx;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
+use crate::events::{self, data, NewEvent};
+use crate::keys::revoke_in;
+use crate::model::{ApiKey, Executor, UpgradeRow};
+use crate::nodes::executor_online;
+use crate::state::AppState;
+use crate::store::{key, API_KEYS, EXECUTORS, UPGRADES};
+use axum::extract::State;
+use novacula_core::authz::Permission;
+use novacula_core::wire::UpgradeSpec;
+use novacula_core::{compat_window_status, events as ev, Channel, CompatStatus, ExecutorKind, Timestamp, Version};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorView {
+    #[serde(flatten)]
+    pub executor: Executor,
+    pub online: bool,
+    pub compat: CompatStatus,
+    pub node_count: usize,
+    pub key_last_used_at: Option<Timestamp>,
+}
+
+fn view(s: &AppState, e: Executor, node_count: usize, key: Option<ApiKey>) -> ExecutorView {
+    let major = e.version.parse::<Version>().map(|v| v.major).unwrap_or(0);
+    ExecutorView {
+        online: executor_online(Some(&e), s.now(), s.config.heartbeat_timeout),
+        compat: compat_window_status(s.config.cp_version.major, major),
+        node_count,
+        key_last_used_at: key.and_then(|k| k.last_used_at),
+        executor: e,
+    }
+}
+
+fn load(s: &AppState, org: &str, prefix: &str) -> Result<Vec<ExecutorView>, ApiError> {
+    let rows = s.store.read(|r| {
+        let execs: Vec<(String, Executor)> = r.scan(EXECUTORS, prefix)?;
+        execs
+            .into_iter()
+            .filter(|(_, e)| e.org_id == org)
+            .map(|(_, e)| {
+                let n = r.executor_nodes(org, &e.name)?.len();
+                let k: Option<ApiKey> = r.get(API_KEYS, &e.api_key_id)?;
+                Ok((e, n, k))
+            })
+            .collect::<crate::store::Result<Vec<_>>>()
+    })?;
+    Ok(rows.into_iter().map(|(e, n, k)| view(s, e, n, k)).collect())
+}
+
+pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<ExecutorView>> {
+    user.require(Permission::Read)?;
+    Ok(ApiJson(load(&s, user.org(), &format!("{}/", user.org()))?))
+}
+
+pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
+    user.require(Permission::Read)?;
+    load(&s, user.org(), &key(&[user.org(), &name]))?
+        .into_iter()
+        .find(|v| v.executor.name == name)
+        .map(ApiJson)
+        .ok_or_else(|| ApiError::not_found(format!("executor {name:?} not found")))
+}
+
+/// Deactivate: the executor's syncs are refused and its keys revoked.
+pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
+    user.require(Permission::ManageExecutors)?;
+    let org = user.org().to_string();
+    let now = s.now();
+    let actor = user.actor();
+    s.store.write(|w| {
+        let k = key(&[&org, &name]);
+        let mut e: Executor = w.get(EXECUTORS, &k)?.ok_or_else(|| ApiError::not_found(format!("executor {name:?} not found")))?;
+        if e.deactivated {
+            return Ok(());
+        }
+        e.deactivated = true;
+        w.put(EXECUTORS, &k, &e)?;
+        let keys: Vec<(String, ApiKey)> = w.scan(API_KEYS, "")?;
+        for (_, mut kr) in keys {
+            let bound = kr.executor.as_deref() == Some(name.as_str()) || kr.id == e.api_key_id;
+            if kr.org_id == org && bound {
+                revoke_in(w, &mut kr, now, &actor)?;
+            }
+        }
+        events::record(w, &org, now, NewEvent { kind: ev::EXECUTOR_DEACTIVATED, node: None, executor: Some(&name), actor: &actor, data: data([]) })?;
+        Ok::<_, ApiError>(())
+    })?;
+    get(State(s), user, ApiPath(name)).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetUpgradeRequest {
+    pub channel: Channel,
+    pub kind: ExecutorKind,
+    pub version: String,
+    pub artifact: String,
+}
+
+/// Record the release executors of a channel and kind should run.
+pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<SetUpgradeRequest>) -> ApiResult<UpgradeRow> {
+    user.require(Permission::ManageExecutors)?;
+    req.version.parse::<Version>().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if req.artifact.trim().is_empty() {
+        return Err(ApiError::bad_request("artifact must name a binary path (agent) or an image (operator)"));
+    }
+    let now = s.now();
+    let row = UpgradeRow {
+        kind: req.kind,
+        spec: UpgradeSpec { channel: req.channel, version: req.version, artifact: req.artifact },
+        set_at: now,
+        set_by: user.user.username.clone(),
+    };
+    s.store.write(|w| {
+        w.put(UPGRADES, &key(&[user.org(), req.channel.as_str(), req.kind.as_str()]), &row)?;
+        events::record(
+            w,
+            user.org(),
+            now,
+            NewEvent {
+                kind: ev::EXECUTOR_UPGRADE_SET,
+                node: None,
+                executor: None,
+                actor: &user.actor(),
+                data: data([
+                    ("channel", req.channel.to_string()),
+                    ("kind", req.kind.to_string()),
+                    ("version", row.spec.version.clone()),
+                ]),
+            },
+        )
+    })?;
+    Ok(ApiJson(row))
+}
+
+pub async fn list_upgrades(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<UpgradeRow>> {
+    user.require(Permission::Read)?;
+    let rows: Vec<(String, UpgradeRow)> = s.store.read(|r| r.scan(UPGRADES, &format!("{}/", user.org())))?;
+    Ok(ApiJson(rows.into_iter().map(|(_, r)| r).collect()))
+}

@@ -1,0 +1,117 @@
+//! API keys for executors: created by owners/admins, shown once, stored hashed, revocable.
+//! Rotation: create a second key for the executor, switch it over, revoke the first.
+
+use crate::auth::{new_api_key, UserCtx};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
+use crate::events::{self, data, NewEvent};
+use crate::model::{ApiKey, ApiKeyView};
+use crate::state::AppState;
+use crate::store::{Write, API_KEYS};
+use axum::extract::State;
+use axum::http::StatusCode;
+use novacula_core::authz::Permission;
+use novacula_core::validate::valid_name;
+use novacula_core::{events as ev, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    #[serde(default)]
+    pub label: String,
+    /// Bind the key to one executor name.
+    #[serde(default)]
+    pub executor: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedKey {
+    /// The full key. It is shown only in this response.
+    pub key: String,
+    #[serde(flatten)]
+    pub record: ApiKeyView,
+}
+
+pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<CreateKeyRequest>) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
+    user.require(Permission::ManageExecutors)?;
+    if let Some(e) = req.executor.as_deref().filter(|e| !valid_name(e)) {
+        return Err(ApiError::bad_request(format!("executor name {e:?} must be a lowercase DNS label")));
+    }
+    if req.label.len() > 200 {
+        return Err(ApiError::bad_request("label must be at most 200 bytes"));
+    }
+    let (id, full, hash) = new_api_key();
+    let now = s.now();
+    let record = ApiKey {
+        id: id.clone(),
+        org_id: user.org().to_string(),
+        label: req.label,
+        executor: req.executor,
+        secret_hash: hash,
+        created_at: now,
+        created_by: user.user.username.clone(),
+        revoked_at: None,
+        last_used_at: None,
+        last_used_by: None,
+    };
+    s.store.write(|w| {
+        w.put(API_KEYS, &id, &record)?;
+        events::record(
+            w,
+            user.org(),
+            now,
+            NewEvent {
+                kind: ev::API_KEY_CREATED,
+                node: None,
+                executor: record.executor.as_deref(),
+                actor: &user.actor(),
+                data: data([("keyId", id.clone())]),
+            },
+        )
+    })?;
+    Ok((StatusCode::CREATED, ApiJson(CreatedKey { key: full, record: ApiKeyView::from(&record) })))
+}
+
+pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<ApiKeyView>> {
+    user.require(Permission::Read)?;
+    let all: Vec<(String, ApiKey)> = s.store.read(|r| r.scan(API_KEYS, ""))?;
+    Ok(ApiJson(all.into_iter().map(|(_, k)| k).filter(|k| k.org_id == user.user.org_id).map(|k| ApiKeyView::from(&k)).collect()))
+}
+
+/// Revoke inside a transaction; `false` if it was already revoked.
+pub fn revoke_in(w: &mut Write, key: &mut ApiKey, now: Timestamp, actor: &str) -> crate::store::Result<bool> {
+    if key.revoked_at.is_some() {
+        return Ok(false);
+    }
+    key.revoked_at = Some(now);
+    w.put(API_KEYS, &key.id.clone(), &*key)?;
+    events::record(
+        w,
+        &key.org_id.clone(),
+        now,
+        NewEvent {
+            kind: ev::API_KEY_REVOKED,
+            node: None,
+            executor: key.executor.as_deref(),
+            actor,
+            data: data([("keyId", key.id.clone())]),
+        },
+    )?;
+    Ok(true)
+}
+
+pub async fn revoke(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(id): ApiPath<String>) -> ApiResult<ApiKeyView> {
+    user.require(Permission::ManageExecutors)?;
+    let now = s.now();
+    let key = s.store.write(|w| {
+        let mut key: ApiKey = w
+            .get(API_KEYS, &id)?
+            .filter(|k: &ApiKey| k.org_id == user.user.org_id)
+            .ok_or_else(|| ApiError::not_found(format!("API key {id:?} not found")))?;
+        revoke_in(w, &mut key, now, &user.actor())?;
+        Ok::<_, ApiError>(key)
+    })?;
+    Ok(ApiJson(ApiKeyView::from(&key)))
+}

@@ -1,0 +1,85 @@
+//! `novacula`: the control plane server.
+
+use clap::{Parser, Subcommand};
+use novacula_control_plane::clock::{Clock, SystemClock};
+use novacula_control_plane::{orgs, AppState, Config, Store};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "novacula", version, about = "Novacula: run blockchain nodes on your own infrastructure from one control plane.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane HTTP API on a local redb file.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Database file; created on first start.
+    #[arg(long, env = "NOVACULA_DB", default_value = "novacula.redb")]
+    db: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "NOVACULA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Organization created on first start when none exists.
+    #[arg(long, env = "NOVACULA_BOOTSTRAP_ORG", default_value = "default")]
+    bootstrap_org: String,
+    /// Owner created with that organization.
+    #[arg(long, env = "NOVACULA_BOOTSTRAP_OWNER", default_value = "admin")]
+    bootstrap_owner: String,
+    /// Owner's password; a random one is generated and printed once when unset.
+    #[arg(long, env = "NOVACULA_BOOTSTRAP_PASSWORD", hide_env_values = true)]
+    bootstrap_password: Option<String>,
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Serve(a) => serve(a).await,
+    };
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<(), String> {
+    let store = Store::open(&a.db).map_err(|e| format!("cannot open database {}: {e}", a.db.display()))?;
+    let state = AppState::new(store, SystemClock, Config::default());
+    if !orgs::org_exists(&state.store, &a.bootstrap_org).map_err(|e| e.message)? {
+        let generated = a.bootstrap_password.is_none();
+        let password = a.bootstrap_password.unwrap_or_else(|| novacula_control_plane::auth::random_hex(12));
+        orgs::create_org_with_owner(&state.store, SystemClock.now(), &a.bootstrap_org, &a.bootstrap_owner, &password)
+            .map_err(|e| e.message)?;
+        if generated {
+            eprintln!(
+                "created organization {:?} with owner {:?}, password: {password}\n(shown once; set NOVACULA_BOOTSTRAP_PASSWORD to choose it)",
+                a.bootstrap_org, a.bootstrap_owner
+            );
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    tracing::info!(addr = %a.listen, db = %a.db.display(), "control plane listening");
+    novacula_control_plane::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,178 @@
+//! Records as stored in redb (postcard-encoded; see `store`).
+//!
+//! Postcard is positional: stored types must serialize every field, so secrets
+//! are kept out of API responses by the `*View` types, never by serde skips.
+
+use novacula_core::authz::Role;
+use novacula_core::lifecycle::NodeRecord;
+use novacula_core::wire::UpgradeSpec;
+use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, ObservedNodeState, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Org {
+    pub id: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub username: String,
+    pub org_id: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub username: String,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: String,
+    pub org_id: String,
+    pub label: String,
+    /// When set, the key may only sync as this executor.
+    pub executor: Option<String>,
+    pub secret_hash: String,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Executor {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub kind: ExecutorKind,
+    pub version: String,
+    pub channel: Channel,
+    pub capabilities: ExecutorCapabilities,
+    pub created_at: Timestamp,
+    /// Last successful `syncExecutor`.
+    pub updated_at: Timestamp,
+    pub deactivated: bool,
+    /// The key used by the last sync.
+    pub api_key_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRow {
+    pub org_id: String,
+    pub executor: String,
+    pub record: NodeRecord,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Global change sequence of the last write; the long-poll cursor.
+    pub seq: u64,
+    /// The executor confirmed the teardown of a deleted node.
+    pub removed: bool,
+    /// Whether the `node_down` alert is currently firing.
+    pub alert_firing: bool,
+    /// Last derived phase recorded by a transition event.
+    pub last_phase: Option<novacula_core::NodePhase>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObservedRow {
+    pub state: ObservedNodeState,
+    pub reported_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub seq: u64,
+    pub org_id: String,
+    pub at: Timestamp,
+    pub kind: String,
+    pub node: Option<String>,
+    pub executor: Option<String>,
+    /// `user:<name>`, `executor:<name>` or `system`.
+    pub actor: String,
+    pub data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeRow {
+    pub kind: ExecutorKind,
+    pub spec: UpgradeSpec,
+    pub set_at: Timestamp,
+    pub set_by: String,
+}
+
+/// A user as the API shows it (no password hash).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub username: String,
+    pub org_id: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView { username: u.username.clone(), org_id: u.org_id.clone(), role: u.role, created_at: u.created_at }
+    }
+}
+
+/// An API key as the API shows it (no secret, no hash).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    pub id: String,
+    pub label: String,
+    pub executor: Option<String>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_by: Option<String>,
+}
+
+impl From<&ApiKey> for ApiKeyView {
+    fn from(k: &ApiKey) -> Self {
+        ApiKeyView {
+            id: k.id.clone(),
+            label: k.label.clone(),
+            executor: k.executor.clone(),
+            created_at: k.created_at,
+            created_by: k.created_by.clone(),
+            revoked_at: k.revoked_at,
+            last_used_at: k.last_used_at,
+            last_used_by: k.last_used_by.clone(),
+        }
+    }
+}
+
+/// An event as the feed shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub kind: String,
+    pub node: Option<String>,
+    pub executor: Option<String>,
+    pub actor: String,
+    pub data: BTreeMap<String, String>,
+}
+
+impl From<Event> for EventView {
+    fn from(e: Event) -> Self {
+        EventView { seq: e.seq, at: e.at, kind: e.kind, node: e.node, executor: e.executor, actor: e.actor, data: e.data }
+    }
+}

@@ -1,0 +1,374 @@
+//! Nodes: the user API (deploy, edit, upgrade, lifecycle, delete, read) and
+//! the health evaluation shared with executor reports and the sweeper.
+
+use crate::auth::UserCtx;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::events::{self, data, NewEvent};
+use crate::model::{Executor, NodeRow, ObservedRow};
+use crate::state::AppState;
+use crate::store::{self, key, Read, Write, EXECUTORS, NODES, OBSERVED};
+use axum::extract::State;
+use axum::http::StatusCode;
+use novacula_core::authz::Permission;
+use novacula_core::lifecycle::{self, apply_command, LifecycleAction, LifecycleError, NodeCommand};
+use novacula_core::phase::node_down;
+use novacula_core::validate::{validate_spec, ValidationError};
+use novacula_core::{compat_window_status, derived_node_phase, detect_drift, events as ev, is_online};
+use novacula_core::{Drift, NodePhase, NodeSpec, ObservedNodeState, PhaseInput, Revision, Timestamp, Version};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Counter of node writes; each node remembers the value of its last write.
+pub const NODE_SEQ: &str = "node_seq";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    pub name: String,
+    pub executor: String,
+    pub revision: Revision,
+    pub spec: NodeSpec,
+    pub phase: NodePhase,
+    pub drift: Drift,
+    /// The `node_down` alert is firing.
+    pub node_down: bool,
+    pub executor_online: bool,
+    pub deleted: bool,
+    pub removed: bool,
+    pub observed: Option<ObservedNodeState>,
+    pub observed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+pub fn executor_online(exec: Option<&Executor>, now: Timestamp, timeout: Duration) -> bool {
+    exec.is_some_and(|e| !e.deactivated && is_online(now, e.updated_at, timeout))
+}
+
+/// Phase of a node given what is known now.
+pub fn phase_of(row: &NodeRow, obs: Option<&ObservedNodeState>, online: bool) -> NodePhase {
+    derived_node_phase(&PhaseInput {
+        desired_state: row.record.spec.desired_state,
+        desired_revision: row.record.revision,
+        observed: obs,
+        deleting: row.record.deleted && !row.removed,
+        executor_online: online,
+    })
+}
+
+pub fn view(row: NodeRow, obs: Option<ObservedRow>, exec: Option<&Executor>, now: Timestamp, timeout: Duration) -> NodeView {
+    let online = executor_online(exec, now, timeout);
+    let phase = phase_of(&row, obs.as_ref().map(|o| &o.state), online);
+    let drift = detect_drift(
+        row.record.revision,
+        obs.as_ref().map(|o| o.state.revision),
+        now,
+        exec.filter(|e| !e.deactivated).map(|e| e.updated_at),
+        timeout,
+    );
+    NodeView {
+        name: row.record.spec.name.clone(),
+        executor: row.executor,
+        revision: row.record.revision,
+        phase,
+        drift,
+        node_down: row.alert_firing,
+        executor_online: online,
+        deleted: row.record.deleted,
+        removed: row.removed,
+        observed: obs.as_ref().map(|o| o.state.clone()),
+        observed_at: obs.map(|o| o.reported_at),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        spec: row.record.spec,
+    }
+}
+
+fn load_view(r: &Read, org: &str, row: NodeRow, now: Timestamp, timeout: Duration) -> store::Result<NodeView> {
+    let exec: Option<Executor> = r.get(EXECUTORS, &key(&[org, &row.executor]))?;
+    let obs: Option<ObservedRow> = r.get(OBSERVED, &key(&[org, &row.record.spec.name]))?;
+    Ok(view(row, obs, exec.as_ref(), now, timeout))
+}
+
+/// Record a phase transition and fire/resolve `node_down` if the phase changed
+/// what they say. Returns whether `row` changed (the caller persists it).
+pub fn evaluate(w: &mut Write, row: &mut NodeRow, phase: NodePhase, now: Timestamp, actor: &str) -> store::Result<bool> {
+    if row.removed {
+        return Ok(false);
+    }
+    let name = row.record.spec.name.clone();
+    let mut changed = false;
+    if row.last_phase != Some(phase) {
+        let from = row.last_phase.map_or("none", NodePhase::as_str).to_string();
+        events::record(
+            w,
+            &row.org_id.clone(),
+            now,
+            NewEvent {
+                kind: ev::NODE_LIFECYCLE_TRANSITION,
+                node: Some(&name),
+                executor: Some(&row.executor.clone()),
+                actor,
+                data: data([("from", from), ("to", phase.as_str().to_string())]),
+            },
+        )?;
+        row.last_phase = Some(phase);
+        changed = true;
+    }
+    let down = !row.record.deleted && node_down(row.record.spec.desired_state, phase);
+    if down != row.alert_firing {
+        events::record(
+            w,
+            &row.org_id.clone(),
+            now,
+            NewEvent {
+                kind: if down { ev::NODE_DOWN } else { ev::NODE_RECOVERED },
+                node: Some(&name),
+                executor: Some(&row.executor.clone()),
+                actor: "system",
+                data: data([("phase", phase.as_str().to_string())]),
+            },
+        )?;
+        row.alert_firing = down;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Persist a node write: bump the change sequence, store, index for its executor.
+pub fn save_write(w: &mut Write, row: &mut NodeRow, now: Timestamp) -> store::Result<u64> {
+    let seq = w.next(NODE_SEQ)?;
+    row.seq = seq;
+    row.updated_at = now;
+    w.put(NODES, &key(&[&row.org_id, &row.record.spec.name]), &*row)?;
+    w.index_node(&row.org_id, &row.executor, &row.record.spec.name, seq)?;
+    Ok(seq)
+}
+
+fn validation_error(errs: Vec<ValidationError>) -> ApiError {
+    ApiError::unprocessable("spec is not valid for the target executor")
+        .with_details(errs.iter().map(ToString::to_string).collect())
+}
+
+fn lifecycle_error(e: LifecycleError) -> ApiError {
+    match e {
+        LifecycleError::Deleted | LifecycleError::RestartWhileStopped => ApiError::conflict(e.to_string()),
+        _ => ApiError::bad_request(e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeployRequest {
+    pub executor: String,
+    pub spec: NodeSpec,
+}
+
+pub async fn deploy(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<DeployRequest>) -> Result<(StatusCode, ApiJson<NodeView>), ApiError> {
+    user.require(Permission::OperateNodes)?;
+    let org = user.org().to_string();
+    let now = s.now();
+    let cp_major = s.config.cp_version.major;
+    let mut spec = req.spec;
+    spec.restart_generation = 0;
+    let (row, seq) = s.store.write(|w| {
+        let exec: Executor = w
+            .get(EXECUTORS, &key(&[&org, &req.executor]))?
+            .ok_or_else(|| ApiError::not_found(format!("executor {:?} not found; it appears after its first sync", req.executor)))?;
+        if exec.deactivated {
+            return Err(ApiError::conflict(format!("executor {:?} is deactivated", exec.name)));
+        }
+        let major = exec.version.parse::<Version>().map(|v| v.major).unwrap_or(0);
+        if !compat_window_status(cp_major, major).serves_nodes() {
+            return Err(ApiError::conflict(format!(
+                "executor {:?} runs {} which is out of support; upgrade it before deploying",
+                exec.name, exec.version
+            )));
+        }
+        validate_spec(&spec, &exec.capabilities).map_err(validation_error)?;
+        let k = key(&[&org, &spec.name]);
+        let mut record = lifecycle::create(spec.clone());
+        if let Some(old) = w.get::<NodeRow>(NODES, &k)? {
+            if !old.removed {
+                return Err(ApiError::conflict(format!("node {:?} already exists", spec.name)));
+            }
+            // Reusing a removed node's name: keep revisions monotonic for any executor that saw it.
+            record.revision = old.record.revision.next();
+        }
+        let mut row = NodeRow {
+            org_id: org.clone(),
+            executor: exec.name.clone(),
+            record,
+            created_at: now,
+            updated_at: now,
+            seq: 0,
+            removed: false,
+            alert_firing: false,
+            last_phase: None,
+        };
+        let seq = save_write(w, &mut row, now)?;
+        w.remove(OBSERVED, &k)?;
+        events::record(
+            w,
+            &org,
+            now,
+            NewEvent {
+                kind: ev::NODE_CREATED,
+                node: Some(&spec.name),
+                executor: Some(&exec.name),
+                actor: &user.actor(),
+                data: data([("revision", row.record.revision.to_string())]),
+            },
+        )?;
+        Ok((row, seq))
+    })?;
+    s.notify_change(seq);
+    let v = s.store.read(|r| load_view(r, &org, row, now, s.config.heartbeat_timeout))?;
+    Ok((StatusCode::CREATED, ApiJson(v)))
+}
+
+/// Apply a command to a node: revision bump, event, change notification.
+fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiResult<NodeView> {
+    user.require(Permission::OperateNodes)?;
+    let org = user.org().to_string();
+    let now = s.now();
+    let k = key(&[&org, name]);
+    let (row, seq) = s.store.write(|w| {
+        let mut row: NodeRow = w
+            .get(NODES, &k)?
+            .filter(|r: &NodeRow| !r.removed)
+            .ok_or_else(|| ApiError::not_found(format!("node {name:?} not found")))?;
+        let Some(next) = apply_command(&row.record, &cmd).map_err(lifecycle_error)? else {
+            return Ok::<_, ApiError>((row, None));
+        };
+        let (kind, detail) = match &cmd {
+            NodeCommand::Edit(_) => (ev::NODE_UPDATED, data([("change", "config".to_string())])),
+            NodeCommand::UpgradeClient { role, version } => (
+                ev::NODE_UPDATED,
+                data([("change", "upgrade".to_string()), ("role", role.clone()), ("version", version.clone())]),
+            ),
+            NodeCommand::Lifecycle(a) => (ev::NODE_LIFECYCLE_REQUESTED, data([("action", a.as_str().to_string())])),
+            NodeCommand::Delete => (ev::NODE_LIFECYCLE_REQUESTED, data([("action", "delete".to_string())])),
+        };
+        if matches!(cmd, NodeCommand::Edit(_) | NodeCommand::UpgradeClient { .. }) {
+            let exec: Executor = w
+                .get(EXECUTORS, &key(&[&org, &row.executor]))?
+                .ok_or_else(|| ApiError::conflict(format!("executor {:?} of this node no longer exists", row.executor)))?;
+            validate_spec(&next.spec, &exec.capabilities).map_err(validation_error)?;
+        }
+        row.record = next;
+        let seq = save_write(w, &mut row, now)?;
+        let mut detail = detail;
+        detail.insert("revision".into(), row.record.revision.to_string());
+        events::record(
+            w,
+            &org,
+            now,
+            NewEvent { kind, node: Some(name), executor: Some(&row.executor.clone()), actor: &user.actor(), data: detail },
+        )?;
+        Ok((row, Some(seq)))
+    })?;
+    if let Some(seq) = seq {
+        s.notify_change(seq);
+    }
+    Ok(ApiJson(s.store.read(|r| load_view(r, &org, row, now, s.config.heartbeat_timeout))?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EditRequest {
+    pub spec: NodeSpec,
+}
+
+pub async fn edit(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<EditRequest>) -> ApiResult<NodeView> {
+    command(&s, &user, &name, NodeCommand::Edit(req.spec))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeRequest {
+    pub role: String,
+    pub version: String,
+}
+
+pub async fn upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<UpgradeRequest>) -> ApiResult<NodeView> {
+    command(&s, &user, &name, NodeCommand::UpgradeClient { role: req.role, version: req.version })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LifecycleRequest {
+    pub action: LifecycleAction,
+}
+
+/// `requestNodeLifecycleAction`.
+pub async fn lifecycle_action(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<LifecycleRequest>) -> ApiResult<NodeView> {
+    command(&s, &user, &name, NodeCommand::Lifecycle(req.action))
+}
+
+/// `deleteNode`: irreversible.
+pub async fn delete(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<NodeView> {
+    command(&s, &user, &name, NodeCommand::Delete)
+}
+
+pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<NodeView> {
+    user.require(Permission::Read)?;
+    let org = user.org();
+    let now = s.now();
+    let v = s.store.read(|r| {
+        let row: NodeRow = r.get(NODES, &key(&[org, &name]))?.ok_or_else(|| ApiError::not_found(format!("node {name:?} not found")))?;
+        Ok::<_, ApiError>(load_view(r, org, row, now, s.config.heartbeat_timeout)?)
+    })?;
+    Ok(ApiJson(v))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub executor: Option<String>,
+    /// Include nodes whose deletion has completed.
+    #[serde(default)]
+    pub include_removed: bool,
+}
+
+pub fn list_views(s: &AppState, org: &str, q: &ListQuery) -> Result<Vec<NodeView>, ApiError> {
+    let now = s.now();
+    Ok(s.store.read(|r| {
+        let rows: Vec<(String, NodeRow)> = r.scan(NODES, &format!("{org}/"))?;
+        rows.into_iter()
+            .map(|(_, row)| row)
+            .filter(|row| q.include_removed || !row.removed)
+            .filter(|row| q.executor.as_ref().is_none_or(|e| &row.executor == e))
+            .map(|row| load_view(r, org, row, now, s.config.heartbeat_timeout))
+            .collect::<store::Result<Vec<_>>>()
+    })?)
+}
+
+pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<NodeView>> {
+    user.require(Permission::Read)?;
+    Ok(ApiJson(list_views(&s, user.org(), &q)?))
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub rule: String,
+    pub node: String,
+    pub executor: String,
+    pub phase: NodePhase,
+}
+
+/// Firing alerts of the built-in `node_down` rule.
+pub async fn alerts(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<Alert>> {
+    user.require(Permission::Read)?;
+    let views = list_views(&s, user.org(), &ListQuery::default())?;
+    Ok(ApiJson(
+        views
+            .into_iter()
+            .filter(|v| v.node_down)
+            .map(|v| Alert { rule: "node_down".into(), node: v.name, executor: v.executor, phase: v.phase })
+            .collect(),
+    ))
+}

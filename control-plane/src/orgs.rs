@@ -1,0 +1,52 @@
+//! Organizations and their first owner.
+
+use crate::auth::hash_password;
+use crate::error::ApiError;
+use crate::model::{Org, User};
+use crate::store::{Store, ORGS, USERS};
+use novacula_core::authz::Role;
+use novacula_core::validate::valid_name;
+use novacula_core::Timestamp;
+
+/// Create an organization with an owner; refuses to overwrite an existing org or user.
+pub fn create_org_with_owner(store: &Store, now: Timestamp, org: &str, owner: &str, password: &str) -> Result<(), ApiError> {
+    if !valid_name(org) {
+        return Err(ApiError::bad_request(format!("organization name {org:?} must be a lowercase DNS label")));
+    }
+    check_user_fields(owner, password)?;
+    store.write(|w| {
+        if w.get::<Org>(ORGS, org)?.is_some() {
+            return Err(ApiError::conflict(format!("organization {org:?} already exists")));
+        }
+        if w.get::<User>(USERS, owner)?.is_some() {
+            return Err(ApiError::conflict(format!("user {owner:?} already exists")));
+        }
+        w.put(ORGS, org, &Org { id: org.to_string(), created_at: now })?;
+        w.put(
+            USERS,
+            owner,
+            &User {
+                username: owner.to_string(),
+                org_id: org.to_string(),
+                role: Role::Owner,
+                password_hash: hash_password(password),
+                created_at: now,
+            },
+        )?;
+        Ok(())
+    })
+}
+
+pub fn check_user_fields(username: &str, password: &str) -> Result<(), ApiError> {
+    if !valid_name(username) {
+        return Err(ApiError::bad_request(format!("username {username:?} must be lowercase letters, digits and '-'")));
+    }
+    if password.chars().count() < 8 {
+        return Err(ApiError::bad_request("password must be at least 8 characters"));
+    }
+    Ok(())
+}
+
+pub fn org_exists(store: &Store, org: &str) -> Result<bool, ApiError> {
+    Ok(store.read(|r| r.get::<Org>(ORGS, org))?.is_some())
+}

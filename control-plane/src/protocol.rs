@@ -1,0 +1,254 @@
+//! The executor-facing API: `syncExecutor`, spec long-poll, observed-state report.
+
+use crate::auth::{random_hex, ExecutorKey};
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::events::{self, data, NewEvent};
+use crate::model::{ApiKey, Executor, NodeRow, ObservedRow, UpgradeRow};
+use crate::nodes::{evaluate, phase_of};
+use crate::state::AppState;
+use crate::store::{key, API_KEYS, EXECUTORS, NODES, OBSERVED, UPGRADES};
+use axum::extract::State;
+use novacula_core::observed::check_reported_revision;
+use novacula_core::validate::valid_name;
+use novacula_core::wire::{ReportRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse};
+use novacula_core::{compat_window_status, events as ev, is_online, CompatStatus, DesiredNode, Version};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn compat_of(s: &AppState, version: &str) -> CompatStatus {
+    match version.parse::<Version>() {
+        Ok(v) => compat_window_status(s.config.cp_version.major, v.major),
+        Err(_) => CompatStatus::OutOfSupport,
+    }
+}
+
+/// `syncExecutor`: heartbeat and upsert keyed by (organization, name).
+pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req): ApiJson<SyncExecutorRequest>) -> ApiResult<SyncExecutorResponse> {
+    if !valid_name(&req.name) {
+        return Err(ApiError::bad_request(format!("executor name {:?} must be a lowercase DNS label", req.name)));
+    }
+    req.version.parse::<Version>().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(bound) = &auth.key.executor {
+        if bound != &req.name {
+            return Err(ApiError::forbidden(format!("this API key belongs to executor {bound:?}, not {:?}", req.name)));
+        }
+    }
+    let org = auth.key.org_id.clone();
+    let now = s.now();
+    let timeout = s.config.heartbeat_timeout;
+    let compat = compat_of(&s, &req.version);
+    let exec = s.store.write(|w| {
+        let k = key(&[&org, &req.name]);
+        let existing: Option<Executor> = w.get(EXECUTORS, &k)?;
+        let actor = format!("executor:{}", req.name);
+        let reconnect = match &existing {
+            Some(e) if e.deactivated => {
+                return Err(ApiError::forbidden(format!("executor {:?} has been deactivated", req.name)));
+            }
+            Some(e) if e.kind != req.kind => {
+                return Err(ApiError::conflict(format!(
+                    "executor {:?} is registered as kind {}; kind cannot change (got {})",
+                    req.name, e.kind, req.kind
+                )));
+            }
+            Some(e) => !is_online(now, e.updated_at, timeout),
+            None => true,
+        };
+        let exec = Executor {
+            id: existing.as_ref().map_or_else(|| random_hex(8), |e| e.id.clone()),
+            org_id: org.clone(),
+            name: req.name.clone(),
+            kind: req.kind,
+            version: req.version.clone(),
+            channel: req.channel,
+            capabilities: req.capabilities.clone(),
+            created_at: existing.as_ref().map_or(now, |e| e.created_at),
+            updated_at: now,
+            deactivated: false,
+            api_key_id: auth.key.id.clone(),
+        };
+        w.put(EXECUTORS, &k, &exec)?;
+        let mut key_row: ApiKey = auth.key.clone();
+        key_row.last_used_at = Some(now);
+        key_row.last_used_by = Some(req.name.clone());
+        w.put(API_KEYS, &key_row.id.clone(), &key_row)?;
+        if reconnect {
+            events::record(
+                w,
+                &org,
+                now,
+                NewEvent {
+                    kind: ev::EXECUTOR_CONNECTED,
+                    node: None,
+                    executor: Some(&req.name),
+                    actor: &actor,
+                    data: data([
+                        ("kind", req.kind.to_string()),
+                        ("version", req.version.clone()),
+                        ("compat", compat.as_str().to_string()),
+                        ("first", existing.is_none().to_string()),
+                    ]),
+                },
+            )?;
+        }
+        Ok(exec)
+    })?;
+    let upgrade = s
+        .store
+        .read(|r| r.get::<UpgradeRow>(UPGRADES, &key(&[&org, exec.channel.as_str(), exec.kind.as_str()])))?
+        .map(|u| u.spec)
+        .filter(|u| u.version != exec.version);
+    Ok(ApiJson(SyncExecutorResponse {
+        executor_id: exec.id,
+        server_version: s.config.cp_version.to_string(),
+        compat,
+        upgrade,
+        server_time: now,
+    }))
+}
+
+/// The executor behind a key for node queries: it must have synced, be active and in support.
+fn node_caller(s: &AppState, auth: &ExecutorKey, name: &str) -> Result<Executor, ApiError> {
+    let exec: Executor = s
+        .store
+        .read(|r| r.get(EXECUTORS, &key(&[&auth.key.org_id, name])))?
+        .ok_or_else(|| ApiError::not_found(format!("executor {name:?} is unknown; call syncExecutor first")))?;
+    if auth.key.executor.as_ref().is_some_and(|b| b != name) {
+        return Err(ApiError::forbidden(format!("this API key does not belong to executor {name:?}")));
+    }
+    if exec.deactivated {
+        return Err(ApiError::forbidden(format!("executor {name:?} has been deactivated")));
+    }
+    if !compat_of(s, &exec.version).serves_nodes() {
+        return Err(ApiError::conflict(format!(
+            "executor version {} is out of support for control plane {}; upgrade the executor",
+            exec.version, s.config.cp_version
+        )));
+    }
+    Ok(exec)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpecQuery {
+    pub executor: String,
+    #[serde(default)]
+    pub since: u64,
+    /// Seconds to wait for a change; 0 answers at once.
+    #[serde(default)]
+    pub wait_secs: u64,
+}
+
+fn current_specs(s: &AppState, org: &str, executor: &str) -> Result<SpecPollResponse, ApiError> {
+    Ok(s.store.read(|r| {
+        let index = r.executor_nodes(org, executor)?;
+        let cursor = index.iter().map(|(_, seq)| *seq).max().unwrap_or(0);
+        let mut nodes = Vec::new();
+        for (name, _) in index {
+            if let Some(row) = r.get::<NodeRow>(NODES, &key(&[org, &name]))? {
+                if !row.removed && row.executor == executor {
+                    nodes.push(DesiredNode { revision: row.record.revision, spec: row.record.spec, deleted: row.record.deleted });
+                }
+            }
+        }
+        Ok::<_, crate::store::StoreError>(SpecPollResponse { cursor, nodes })
+    })?)
+}
+
+/// Long-poll: answers as soon as the executor's cursor differs from `since`, or at the deadline.
+pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q): ApiQuery<SpecQuery>) -> ApiResult<SpecPollResponse> {
+    let exec = node_caller(&s, &auth, &q.executor)?;
+    let wait = Duration::from_secs(q.wait_secs).min(s.config.max_poll_wait);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = s.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let resp = current_specs(&s, &exec.org_id, &exec.name)?;
+        if resp.cursor != q.since || tokio::time::Instant::now() >= deadline {
+            return Ok(ApiJson(resp));
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(ApiJson(resp)),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportQuery {
+    pub executor: String,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportResponse {
+    pub accepted: usize,
+    /// One message per rejected node state.
+    pub rejected: Vec<String>,
+}
+
+/// Store each `ObservedNodeState`; record transitions, alerts and completed deletions.
+pub async fn report(
+    State(s): State<Arc<AppState>>,
+    auth: ExecutorKey,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+    ApiJson(req): ApiJson<ReportRequest>,
+) -> ApiResult<ReportResponse> {
+    let exec = node_caller(&s, &auth, &q.executor)?;
+    let org = exec.org_id.clone();
+    let now = s.now();
+    let actor = format!("executor:{}", exec.name);
+    let (resp, seq) = s.store.write(|w| {
+        let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
+        let mut last_seq = None;
+        for obs in req.nodes {
+            let k = key(&[&org, &obs.node]);
+            let Some(mut row) = w.get::<NodeRow>(NODES, &k)?.filter(|r: &NodeRow| r.executor == exec.name) else {
+                resp.rejected.push(format!("{}: no such node on this executor", obs.node));
+                continue;
+            };
+            if let Err(e) = check_reported_revision(row.record.revision, obs.revision) {
+                resp.rejected.push(format!("{}: {e}", obs.node));
+                continue;
+            }
+            if row.removed {
+                resp.accepted += 1;
+                continue;
+            }
+            let mut changed = false;
+            if obs.removed && row.record.deleted && obs.revision == row.record.revision {
+                row.removed = true;
+                row.alert_firing = false;
+                w.remove(OBSERVED, &k)?;
+                events::record(
+                    w,
+                    &org,
+                    now,
+                    NewEvent {
+                        kind: ev::NODE_DELETED,
+                        node: Some(&obs.node),
+                        executor: Some(&exec.name),
+                        actor: &actor,
+                        data: data([("revision", obs.revision.to_string())]),
+                    },
+                )?;
+                last_seq = Some(crate::nodes::save_write(w, &mut row, now)?);
+            } else {
+                let phase = phase_of(&row, Some(&obs), true);
+                changed |= evaluate(w, &mut row, phase, now, &actor)?;
+                w.put(OBSERVED, &k, &ObservedRow { state: obs, reported_at: now })?;
+            }
+            if changed {
+                w.put(NODES, &k, &row)?;
+            }
+            resp.accepted += 1;
+        }
+        Ok::<_, ApiError>((resp, last_seq))
+    })?;
+    if let Some(seq) = seq {
+        s.notify_change(seq);
+    }
+    Ok(ApiJson(resp))
+}

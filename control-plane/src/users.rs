@@ -1,0 +1,82 @@
+//! Login and user management.
+
+use crate::auth::{hash_password, random_hex, sha256_hex, verify_password, UserCtx, SESSION_PREFIX, SESSION_TTL};
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::model::{Session, User, UserView};
+use crate::orgs::check_user_fields;
+use crate::state::AppState;
+use crate::store::{SESSIONS, USERS};
+use axum::extract::State;
+use axum::http::StatusCode;
+use novacula_core::authz::{Permission, Role};
+use novacula_core::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    pub token: String,
+    pub expires_at: Timestamp,
+    pub user: UserView,
+}
+
+pub async fn login(State(s): State<Arc<AppState>>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
+    let denied = || ApiError::unauthorized("wrong username or password");
+    let user: User = s.store.read(|r| r.get(USERS, &req.username))?.ok_or_else(denied)?;
+    if !verify_password(&req.password, &user.password_hash) {
+        return Err(denied());
+    }
+    let token = format!("{SESSION_PREFIX}_{}", random_hex(32));
+    let expires_at = s.now().plus(SESSION_TTL);
+    s.store.write(|w| w.put(SESSIONS, &sha256_hex(&token), &Session { username: user.username.clone(), expires_at }))?;
+    tracing::info!(user = %user.username, org = %user.org_id, "login");
+    Ok(ApiJson(LoginResponse { token, expires_at, user: UserView::from(&user) }))
+}
+
+pub async fn me(user: UserCtx) -> ApiResult<UserView> {
+    Ok(ApiJson(UserView::from(&user.user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+}
+
+pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<CreateUserRequest>) -> Result<(StatusCode, ApiJson<UserView>), ApiError> {
+    user.require(Permission::ManageUsers)?;
+    if !user.user.role.can_grant(req.role) {
+        return Err(ApiError::forbidden(format!("role {} may not create a user with role {}", user.user.role.as_str(), req.role.as_str())));
+    }
+    check_user_fields(&req.username, &req.password)?;
+    let new = User {
+        username: req.username.clone(),
+        org_id: user.org().to_string(),
+        role: req.role,
+        password_hash: hash_password(&req.password),
+        created_at: s.now(),
+    };
+    s.store.write(|w| {
+        if w.get::<User>(USERS, &req.username)?.is_some() {
+            return Err(ApiError::conflict(format!("user {:?} already exists", req.username)));
+        }
+        Ok(w.put(USERS, &req.username, &new)?)
+    })?;
+    Ok((StatusCode::CREATED, ApiJson(UserView::from(&new))))
+}
+
+pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<UserView>> {
+    user.require(Permission::Read)?;
+    let all: Vec<(String, User)> = s.store.read(|r| r.scan(USERS, ""))?;
+    Ok(ApiJson(all.into_iter().map(|(_, u)| u).filter(|u| u.org_id == user.user.org_id).map(|u| UserView::from(&u)).collect()))
+}

@@ -1,0 +1,149 @@
+//! A control plane on loopback with a hand-driven clock.
+#![allow(dead_code)]
+
+use novacula_agent::client::Method;
+use novacula_agent::client::{ClientError, HttpApi};
+use novacula_control_plane::clock::ManualClock;
+use novacula_control_plane::{orgs, AppState, Config, Store};
+use novacula_core::executor::{ChainSupport, ClientSupport};
+use novacula_core::spec::{ClientSpec, NodeType, Resources};
+use novacula_core::wire::SyncExecutorRequest;
+use novacula_core::{Channel, DesiredState, ExecutorCapabilities, ExecutorKind, NodeSpec, Timestamp};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const PASSWORD: &str = "correct-horse-battery";
+pub const T0: Timestamp = Timestamp(1_750_000_000_000);
+
+pub struct Cp {
+    pub url: String,
+    pub state: Arc<AppState>,
+    pub clock: Arc<ManualClock>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Cp {
+    pub async fn start(store: Store, clock: Arc<ManualClock>, config: Config) -> Cp {
+        let state = AppState::new(store, clock.clone(), config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            novacula_control_plane::serve(listener, st, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Cp { url, state, clock, shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// In-memory store with org `acme` (owner `alice`) and org `globex` (owner `bob`).
+    pub async fn with_orgs(config: Config) -> Cp {
+        let store = Store::in_memory().unwrap();
+        seed(&store);
+        Cp::start(store, Arc::new(ManualClock::new(T0)), config).await
+    }
+
+    pub async fn stop(mut self) -> Arc<AppState> {
+        self.shutdown.take().unwrap().send(()).ok();
+        self.task.take().unwrap().await.unwrap();
+        self.state.clone()
+    }
+
+    pub fn anon(&self) -> HttpApi {
+        HttpApi::new(&self.url, None).unwrap()
+    }
+
+    pub async fn login(&self, user: &str) -> HttpApi {
+        let resp: Value = self
+            .anon()
+            .call(Method::POST, "/api/v1/login", Some(&json!({"username": user, "password": PASSWORD})))
+            .await
+            .unwrap();
+        HttpApi::new(&self.url, Some(resp["token"].as_str().unwrap().to_string())).unwrap()
+    }
+
+    /// Create an API key (as `admin`) and return a client authenticated with it.
+    pub async fn executor_client(&self, admin: &HttpApi, executor: Option<&str>) -> (HttpApi, Value) {
+        let created: Value = admin
+            .call(Method::POST, "/api/v1/keys", Some(&json!({"label": "test", "executor": executor})))
+            .await
+            .unwrap();
+        let key = created["key"].as_str().unwrap().to_string();
+        (HttpApi::new(&self.url, Some(key)).unwrap(), created)
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+}
+
+pub fn seed(store: &Store) {
+    orgs::create_org_with_owner(store, T0, "acme", "alice", PASSWORD).unwrap();
+    orgs::create_org_with_owner(store, T0, "globex", "bob", PASSWORD).unwrap();
+}
+
+pub fn caps() -> ExecutorCapabilities {
+    ExecutorCapabilities {
+        chains: vec![ChainSupport {
+            chain: "ethereum".into(),
+            networks: vec!["holesky".into(), "mainnet".into()],
+            node_types: vec![NodeType::Full],
+            clients: vec![
+                ClientSupport { role: "execution".into(), client: "geth".into(), versions: vec![] },
+                ClientSupport { role: "consensus".into(), client: "lighthouse".into(), versions: vec![] },
+            ],
+        }],
+    }
+}
+
+pub fn sync_req(name: &str, kind: ExecutorKind, version: &str) -> SyncExecutorRequest {
+    SyncExecutorRequest { name: name.into(), kind, version: version.into(), channel: Channel::Stable, capabilities: caps() }
+}
+
+pub fn spec(name: &str) -> NodeSpec {
+    let client = |role: &str, client: &str, version: &str| ClientSpec {
+        role: role.into(),
+        client: client.into(),
+        version: version.into(),
+        image: None,
+        config_overrides: Default::default(),
+        resources: Resources::default(),
+    };
+    NodeSpec {
+        name: name.into(),
+        chain: "ethereum".into(),
+        network: "holesky".into(),
+        node_type: NodeType::Full,
+        clients: vec![client("execution", "geth", "1.14.11"), client("consensus", "lighthouse", "v5.3.0")],
+        storage: vec![],
+        sidecars: vec![],
+        desired_state: DesiredState::Running,
+        restart_generation: 0,
+    }
+}
+
+pub async fn deploy(user: &HttpApi, executor: &str, name: &str) -> Result<Value, ClientError> {
+    user.call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": executor, "spec": spec(name)}))).await
+}
+
+pub async fn node(user: &HttpApi, name: &str) -> Value {
+    user.get(&format!("/api/v1/nodes/{name}")).await.unwrap()
+}
+
+pub async fn lifecycle(user: &HttpApi, name: &str, action: &str) -> Result<Value, ClientError> {
+    user.call(Method::POST, &format!("/api/v1/nodes/{name}/lifecycle"), Some(&json!({"action": action}))).await
+}
+
+pub async fn events(user: &HttpApi, after: u64) -> Vec<Value> {
+    let page: Value = user.get(&format!("/api/v1/events?after={after}&limit=1000")).await.unwrap();
+    page["events"].as_array().unwrap().clone()
+}
+
+pub fn kinds(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
+}

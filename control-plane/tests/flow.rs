@@ -1,0 +1,202 @@
+//! End to end over HTTP: deploy, sync, poll, report, lifecycle, delete, restart of the server.
+
+mod common;
+
+use common::*;
+use novacula_agent::client::Method;
+use novacula_control_plane::{Config, Store};
+use novacula_control_plane::clock::ManualClock;
+use novacula_core::{ExecutorKind, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
+use novacula_core::wire::SpecPollResponse;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn observed(name: &str, rev: u64, status: ObservedNodeStatus) -> ObservedNodeState {
+    ObservedNodeState {
+        node: name.into(),
+        revision: Revision(rev),
+        processes: ["execution", "consensus"]
+            .iter()
+            .map(|p| ObservedProcess { name: p.to_string(), status, sync: None, message: None })
+            .collect(),
+        removed: false,
+    }
+}
+
+#[tokio::test]
+async fn node_lifecycle_end_to_end() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, Some("edge-1")).await;
+
+    let sync = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    assert_eq!(sync.compat, novacula_core::CompatStatus::InWindow);
+    assert!(sync.upgrade.is_none());
+
+    let created = deploy(&alice, "edge-1", "eth-1").await.unwrap();
+    assert_eq!(created["revision"], 1);
+    assert_eq!(created["phase"], "provisioning");
+
+    let specs = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap();
+    assert_eq!(specs.nodes.len(), 1);
+    assert_eq!(specs.nodes[0].spec.name, "eth-1");
+    assert_eq!(specs.nodes[0].revision, Revision(1));
+
+    exec.report("edge-1", vec![observed("eth-1", 1, ObservedNodeStatus::Starting)]).await.unwrap();
+    assert_eq!(node(&alice, "eth-1").await["phase"], "starting");
+    exec.report("edge-1", vec![observed("eth-1", 1, ObservedNodeStatus::Running)]).await.unwrap();
+    let n = node(&alice, "eth-1").await;
+    assert_eq!(n["phase"], "running");
+    assert_eq!(n["drift"]["revisionsBehind"], 0);
+
+    // stop: new revision, revision drift until the executor catches up
+    let stopped = lifecycle(&alice, "eth-1", "stop").await.unwrap();
+    assert_eq!(stopped["revision"], 2);
+    assert_eq!(stopped["phase"], "stopping");
+    assert_eq!(stopped["drift"]["revisionsBehind"], 1);
+    let specs2 = exec.poll_specs("edge-1", specs.cursor, Duration::ZERO).await.unwrap();
+    assert_ne!(specs2.cursor, specs.cursor);
+    assert_eq!(specs2.nodes[0].spec.desired_state, novacula_core::DesiredState::Stopped);
+    exec.report("edge-1", vec![observed("eth-1", 2, ObservedNodeStatus::Stopped)]).await.unwrap();
+    assert_eq!(node(&alice, "eth-1").await["phase"], "stopped");
+
+    // restart of a stopped node is refused; start then restart bumps restartGeneration
+    let err = lifecycle(&alice, "eth-1", "restart").await.unwrap_err();
+    assert_eq!(err.status(), Some(409));
+    lifecycle(&alice, "eth-1", "start").await.unwrap();
+    let restarted = lifecycle(&alice, "eth-1", "restart").await.unwrap();
+    assert_eq!(restarted["revision"], 4);
+    assert_eq!(restarted["spec"]["restartGeneration"], 1);
+    // idempotent start writes nothing
+    assert_eq!(lifecycle(&alice, "eth-1", "start").await.unwrap()["revision"], 4);
+
+    // a report ahead of desired is rejected
+    let r = exec.report("edge-1", vec![observed("eth-1", 9, ObservedNodeStatus::Running)]).await.unwrap();
+    assert_eq!(r["accepted"], 0);
+    assert!(r["rejected"][0].as_str().unwrap().contains("ahead"));
+    exec.report("edge-1", vec![observed("eth-1", 4, ObservedNodeStatus::Running)]).await.unwrap();
+    assert_eq!(node(&alice, "eth-1").await["phase"], "running");
+
+    // delete: deleting until the executor confirms the teardown
+    let deleting: Value = alice.call::<(), _>(Method::DELETE, "/api/v1/nodes/eth-1", None).await.unwrap();
+    assert_eq!(deleting["phase"], "deleting");
+    assert_eq!(deleting["revision"], 5);
+    let specs3 = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap();
+    assert!(specs3.nodes[0].deleted);
+    assert_eq!(lifecycle(&alice, "eth-1", "start").await.unwrap_err().status(), Some(409));
+    let mut gone = observed("eth-1", 5, ObservedNodeStatus::Stopped);
+    gone.processes.clear();
+    gone.removed = true;
+    exec.report("edge-1", vec![gone]).await.unwrap();
+    let list: Vec<Value> = alice.get("/api/v1/nodes").await.unwrap();
+    assert!(list.is_empty(), "{list:?}");
+    assert!(exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap().nodes.is_empty());
+
+    let kinds = kinds(&events(&alice, 0).await);
+    for k in ["executor.connected", "node.created", "node.lifecycle.requested", "node.lifecycle.transition", "node.deleted"] {
+        assert!(kinds.iter().any(|x| x == k), "missing {k} in {kinds:?}");
+    }
+    let requested: Vec<Value> = events(&alice, 0)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "node.lifecycle.requested")
+        .collect();
+    assert_eq!(
+        requested.iter().map(|e| e["data"]["action"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["stop", "start", "restart", "delete"]
+    );
+    assert!(requested.iter().all(|e| e["actor"] == "user:alice"));
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn long_poll_wakes_on_change() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, None).await;
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    deploy(&alice, "edge-1", "a").await.unwrap();
+    let first = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap();
+
+    let e2 = exec.clone();
+    let cursor = first.cursor;
+    let waiter = tokio::spawn(async move { e2.poll_specs("edge-1", cursor, Duration::from_secs(30)).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished(), "poll must wait while nothing changes");
+    lifecycle(&alice, "a", "stop").await.unwrap();
+    // Well before the 30 s wait: the change woke the poll.
+    let got: SpecPollResponse = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("poll woke").unwrap();
+    assert!(got.cursor > cursor);
+    assert_eq!(got.nodes[0].revision, Revision(2));
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn restart_on_same_redb_file_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cp.redb");
+    let store = Store::open(&path).unwrap();
+    seed(&store);
+    let clock = Arc::new(ManualClock::new(T0));
+    let cp = Cp::start(store, clock.clone(), Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, key) = cp.executor_client(&alice, Some("edge-1")).await;
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    deploy(&alice, "edge-1", "n1").await.unwrap();
+    lifecycle(&alice, "n1", "restart").await.unwrap();
+    exec.report("edge-1", vec![observed("n1", 2, ObservedNodeStatus::Running)]).await.unwrap();
+    let before_events = events(&alice, 0).await;
+    let before_node = node(&alice, "n1").await;
+    let cursor = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap().cursor;
+    let state = cp.stop().await;
+    drop(state); // closes the database file
+
+    let cp = Cp::start(Store::open(&path).unwrap(), clock, Config::default()).await;
+    // the session token, the API key, the node, its observed state and every event survive
+    let same_session = novacula_agent::client::HttpApi::new(&cp.url, alice.token().map(String::from)).unwrap();
+    assert_eq!(node(&same_session, "n1").await, before_node);
+    let after_events = events(&cp.login("alice").await, 0).await;
+    assert_eq!(after_events, before_events);
+    let exec2 = novacula_agent::client::HttpApi::new(&cp.url, Some(key["key"].as_str().unwrap().into())).unwrap();
+    let again = exec2.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap();
+    assert_eq!(again.cursor, cursor);
+    assert_eq!(again.nodes[0].revision, Revision(2));
+    // new writes continue the sequences instead of reusing them
+    let alice = cp.login("alice").await;
+    assert_eq!(lifecycle(&alice, "n1", "stop").await.unwrap()["revision"], 3);
+    let last = events(&alice, 0).await;
+    assert!(last.last().unwrap()["seq"].as_u64().unwrap() > before_events.last().unwrap()["seq"].as_u64().unwrap());
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn events_paginate_in_order() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, None).await;
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    for i in 0..5 {
+        deploy(&alice, "edge-1", &format!("n{i}")).await.unwrap();
+    }
+    let all = events(&alice, 0).await;
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = alice.get(&format!("/api/v1/events?after={after}&limit=2")).await.unwrap();
+        let evs = page["events"].as_array().unwrap();
+        if evs.is_empty() {
+            break;
+        }
+        assert!(evs.len() <= 2);
+        seen.extend(evs.iter().cloned());
+        after = page["next"].as_u64().unwrap();
+    }
+    assert_eq!(seen, all);
+    let seqs: Vec<u64> = seen.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    let only: Value = alice.get("/api/v1/events?node=n3").await.unwrap();
+    assert!(only["events"].as_array().unwrap().iter().all(|e| e["node"] == "n3"));
+    assert_eq!(alice.get::<Value>("/api/v1/events?limit=0").await.unwrap_err().status(), Some(400));
+    cp.stop().await;
+}
