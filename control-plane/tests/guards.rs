@@ -1,0 +1,318 @@
+//! Isolation, roles, keys, compatibility window, liveness, alerts and bad input.
+
+mod common;
+
+use common::*;
+use novacula_agent::client::{HttpApi, Method};
+use novacula_control_plane::Config;
+use novacula_core::{ExecutorKind, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision, Version};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn obs(name: &str, rev: u64, status: ObservedNodeStatus) -> ObservedNodeState {
+    ObservedNodeState {
+        node: name.into(),
+        revision: Revision(rev),
+        processes: vec![ObservedProcess { name: "execution".into(), status, sync: None, message: None }],
+        removed: false,
+    }
+}
+
+async fn raw(api: &HttpApi, method: Method, path: &str, body: &[u8]) -> (u16, Value) {
+    let (status, bytes) = api.raw(method, path, Some(body.to_vec()), Duration::from_secs(10)).await.unwrap();
+    (status.as_u16(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn organizations_are_isolated() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let bob = cp.login("bob").await;
+    let (acme_exec, _) = cp.executor_client(&alice, None).await;
+    let (globex_exec, _) = cp.executor_client(&bob, None).await;
+    acme_exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    deploy(&alice, "edge-1", "secret-node").await.unwrap();
+
+    // bob sees nothing of acme and cannot touch it
+    assert!(bob.get::<Vec<Value>>("/api/v1/nodes").await.unwrap().is_empty());
+    assert!(bob.get::<Vec<Value>>("/api/v1/executors").await.unwrap().is_empty());
+    assert_eq!(bob.get::<Value>("/api/v1/nodes/secret-node").await.unwrap_err().status(), Some(404));
+    assert_eq!(lifecycle(&bob, "secret-node", "stop").await.unwrap_err().status(), Some(404));
+    assert_eq!(deploy(&bob, "edge-1", "x").await.unwrap_err().status(), Some(404));
+    assert!(events(&bob, 0).await.iter().all(|e| e["node"] != "secret-node"));
+    assert!(bob.get::<Vec<Value>>("/api/v1/keys").await.unwrap().len() == 1);
+
+    // globex's executor with the same name is a different executor and sees no acme spec
+    globex_exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    assert!(globex_exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap().nodes.is_empty());
+    let r = globex_exec.report("edge-1", vec![obs("secret-node", 1, ObservedNodeStatus::Error)]).await.unwrap();
+    assert_eq!(r["accepted"], 0);
+    assert_eq!(node(&alice, "secret-node").await["phase"], "provisioning");
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn roles_limit_what_users_may_do() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    for (user, role) in [("vic", "viewer"), ("mem", "member"), ("ada", "admin")] {
+        let _: Value = alice
+            .call(Method::POST, "/api/v1/users", Some(&json!({"username": user, "password": PASSWORD, "role": role})))
+            .await
+            .unwrap();
+    }
+    let (exec, _) = cp.executor_client(&alice, None).await;
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let vic = cp.login("vic").await;
+    let mem = cp.login("mem").await;
+    let ada = cp.login("ada").await;
+
+    assert_eq!(deploy(&vic, "edge-1", "n").await.unwrap_err().status(), Some(403));
+    deploy(&mem, "edge-1", "n").await.unwrap();
+    assert_eq!(lifecycle(&vic, "n", "stop").await.unwrap_err().status(), Some(403));
+    assert!(vic.get::<Vec<Value>>("/api/v1/nodes").await.unwrap().len() == 1);
+    let key = json!({"label": "x"});
+    assert_eq!(mem.call::<_, Value>(Method::POST, "/api/v1/keys", Some(&key)).await.unwrap_err().status(), Some(403));
+    ada.call::<_, Value>(Method::POST, "/api/v1/keys", Some(&key)).await.unwrap();
+    let owner = json!({"username": "eve", "password": PASSWORD, "role": "owner"});
+    assert_eq!(ada.call::<_, Value>(Method::POST, "/api/v1/users", Some(&owner)).await.unwrap_err().status(), Some(403));
+    alice.call::<_, Value>(Method::POST, "/api/v1/users", Some(&owner)).await.unwrap();
+    let dup = alice.call::<_, Value>(Method::POST, "/api/v1/users", Some(&owner)).await.unwrap_err();
+    assert_eq!(dup.status(), Some(409));
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn api_keys_shown_once_revocable_rotatable_and_tracked() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (old, created) = cp.executor_client(&alice, Some("edge-1")).await;
+    let secret = created["key"].as_str().unwrap();
+    let listed: Vec<Value> = alice.get("/api/v1/keys").await.unwrap();
+    let text = serde_json::to_string(&listed).unwrap();
+    assert!(!text.contains(secret.rsplit('_').next().unwrap()), "secret must never be listed");
+    assert!(!text.contains("secretHash"));
+    assert_eq!(listed[0]["lastUsedAt"], Value::Null);
+
+    old.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let listed: Vec<Value> = alice.get("/api/v1/keys").await.unwrap();
+    assert_eq!(listed[0]["lastUsedAt"].as_u64(), Some(T0.0));
+    assert_eq!(listed[0]["lastUsedBy"], "edge-1");
+    let ex: Value = alice.get("/api/v1/executors/edge-1").await.unwrap();
+    assert_eq!(ex["keyLastUsedAt"].as_u64(), Some(T0.0));
+
+    // a key bound to edge-1 cannot speak for another executor
+    let err = old.sync_executor(&sync_req("edge-2", ExecutorKind::Agent, "1.0.0")).await.unwrap_err();
+    assert_eq!(err.status(), Some(403));
+
+    // rotation: both keys valid, then the old one revoked
+    let (new, created2) = cp.executor_client(&alice, Some("edge-1")).await;
+    cp.advance(Duration::from_secs(5));
+    new.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    old.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let old_id = created["id"].as_str().unwrap();
+    alice.call::<(), Value>(Method::DELETE, &format!("/api/v1/keys/{old_id}"), None).await.unwrap();
+    assert_eq!(old.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err().status(), Some(401));
+    new.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+
+    // wrong and malformed keys
+    let bogus = HttpApi::new(&cp.url, Some(format!("nvk_{}_{}", created2["id"].as_str().unwrap(), "00".repeat(32)))).unwrap();
+    assert_eq!(bogus.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err().status(), Some(401));
+    let junk = HttpApi::new(&cp.url, Some("hello".into())).unwrap();
+    assert_eq!(junk.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err().status(), Some(401));
+    assert_eq!(cp.anon().get::<Value>("/api/v1/nodes").await.unwrap_err().status(), Some(401));
+    // an executor key is not a user session
+    assert_eq!(new.get::<Value>("/api/v1/nodes").await.unwrap_err().status(), Some(403));
+
+    // deactivation refuses the executor and disables its keys
+    let d: Value = alice.call::<(), _>(Method::POST, "/api/v1/executors/edge-1/deactivate", None).await.unwrap();
+    assert_eq!(d["deactivated"], true);
+    assert_eq!(new.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err().status(), Some(401));
+    let keys: Vec<Value> = alice.get("/api/v1/keys").await.unwrap();
+    assert!(keys.iter().all(|k| !k["revokedAt"].is_null()), "{keys:?}");
+    let (org_key, _) = cp.executor_client(&alice, None).await;
+    assert_eq!(org_key.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err().status(), Some(403));
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn kind_is_immutable_after_first_sync() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, None).await;
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let err = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Operator, "1.0.0")).await.unwrap_err();
+    assert_eq!(err.status(), Some(409));
+    assert!(err.to_string().contains("kind cannot change"), "{err}");
+    let connected = events(&alice, 0).await.into_iter().filter(|e| e["kind"] == "executor.connected").count();
+    assert_eq!(connected, 1);
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn compat_window_deprecated_and_out_of_support() {
+    let config = Config { cp_version: Version::new(3, 0, 0), ..Config::default() };
+    let cp = Cp::with_orgs(config).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, None).await;
+
+    let cur = exec.sync_executor(&sync_req("cur", ExecutorKind::Agent, "3.1.0")).await.unwrap();
+    assert_eq!(cur.compat, novacula_core::CompatStatus::InWindow);
+    let dep = exec.sync_executor(&sync_req("dep", ExecutorKind::Agent, "2.9.0")).await.unwrap();
+    assert_eq!(dep.compat, novacula_core::CompatStatus::Deprecated);
+    deploy(&alice, "dep", "on-dep").await.unwrap();
+    assert_eq!(exec.poll_specs("dep", 0, Duration::ZERO).await.unwrap().nodes.len(), 1);
+
+    // out of support: heartbeats and upgrade specs keep flowing, node queries are 409
+    let _: Value = alice
+        .call(Method::PUT, "/api/v1/upgrades", Some(&json!({"channel": "stable", "kind": "agent", "version": "3.1.0", "artifact": "/opt/novacula/agent-3.1.0"})))
+        .await
+        .unwrap();
+    let old = exec.sync_executor(&sync_req("old", ExecutorKind::Agent, "1.4.0")).await.unwrap();
+    assert_eq!(old.compat, novacula_core::CompatStatus::OutOfSupport);
+    assert_eq!(old.upgrade.as_ref().unwrap().version, "3.1.0");
+    let e = exec.poll_specs("old", 0, Duration::ZERO).await.unwrap_err();
+    assert_eq!(e.status(), Some(409));
+    assert!(e.to_string().contains("out of support"));
+    assert_eq!(exec.report("old", vec![]).await.unwrap_err().status(), Some(409));
+    assert_eq!(deploy(&alice, "old", "n").await.unwrap_err().status(), Some(409));
+    let listed: Vec<Value> = alice.get("/api/v1/executors").await.unwrap();
+    let compat: Vec<(String, String)> =
+        listed.iter().map(|e| (e["name"].as_str().unwrap().into(), e["compat"].as_str().unwrap().into())).collect();
+    assert!(compat.contains(&("old".into(), "out-of-support".into())));
+    assert!(compat.contains(&("dep".into(), "deprecated".into())));
+    // the executor already on the channel's version gets no upgrade
+    assert!(exec.sync_executor(&sync_req("cur", ExecutorKind::Agent, "3.1.0")).await.unwrap().upgrade.is_none());
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn liveness_drift_and_node_down_alert() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, None).await;
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    deploy(&alice, "edge-1", "n").await.unwrap();
+    exec.report("edge-1", vec![obs("n", 1, ObservedNodeStatus::Running)]).await.unwrap();
+    assert!(alice.get::<Vec<Value>>("/api/v1/alerts").await.unwrap().is_empty());
+
+    // the process dies: node_down fires, then resolves
+    exec.report("edge-1", vec![obs("n", 1, ObservedNodeStatus::Error)]).await.unwrap();
+    let alerts: Vec<Value> = alice.get("/api/v1/alerts").await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["rule"], "node_down");
+    exec.report("edge-1", vec![obs("n", 1, ObservedNodeStatus::Running)]).await.unwrap();
+    assert!(alice.get::<Vec<Value>>("/api/v1/alerts").await.unwrap().is_empty());
+
+    // 29.999 s of silence: still online; exactly 30 s: offline, liveness drift, alert
+    cp.advance(Duration::from_millis(29_999));
+    novacula_control_plane::sweeper::sweep_once(&cp.state).unwrap();
+    assert_eq!(node(&alice, "n").await["executorOnline"], true);
+    cp.advance(Duration::from_millis(1));
+    novacula_control_plane::sweeper::sweep_once(&cp.state).unwrap();
+    let n = node(&alice, "n").await;
+    assert_eq!(n["executorOnline"], false);
+    assert_eq!(n["drift"]["liveness"], true);
+    assert_eq!(n["phase"], "error");
+    assert_eq!(n["nodeDown"], true);
+    let ex: Value = alice.get("/api/v1/executors/edge-1").await.unwrap();
+    assert_eq!(ex["online"], false);
+
+    // it comes back: connected again, alert resolved on the next report
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    exec.report("edge-1", vec![obs("n", 1, ObservedNodeStatus::Running)]).await.unwrap();
+    let n = node(&alice, "n").await;
+    assert_eq!((n["phase"].as_str(), n["nodeDown"].as_bool()), (Some("running"), Some(false)));
+    let ks = kinds(&events(&alice, 0).await);
+    assert_eq!(ks.iter().filter(|k| *k == "executor.connected").count(), 2);
+    assert_eq!(ks.iter().filter(|k| *k == "alert.node_down").count(), 2);
+    assert_eq!(ks.iter().filter(|k| *k == "alert.node_down.resolved").count(), 2);
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_json_4xx() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, None).await;
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+
+    let (s, body) = raw(&alice, Method::POST, "/api/v1/nodes", b"{not json").await;
+    assert_eq!(s, 400);
+    assert!(body["error"].as_str().unwrap().contains("invalid request body"));
+    let mut with_extra = json!({"executor": "edge-1", "spec": spec("n")});
+    with_extra["spec"]["surprise"] = json!(true);
+    let (s, body) = raw(&alice, Method::POST, "/api/v1/nodes", with_extra.to_string().as_bytes()).await;
+    assert_eq!(s, 400);
+    assert!(body["error"].as_str().unwrap().contains("surprise"), "{body}");
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    let (s, _) = raw(&alice, Method::POST, "/api/v1/nodes", &huge).await;
+    assert_eq!(s, 413);
+    let (s, body) = raw(&alice, Method::GET, "/api/v1/nope", b"").await;
+    assert_eq!((s, body["error"].as_str().is_some()), (404, true));
+    let (s, _) = raw(&alice, Method::PATCH, "/api/v1/nodes", b"").await;
+    assert_eq!(s, 405);
+    let (s, _) = raw(&exec, Method::GET, "/api/v1/executor/specs?executor=edge-1&since=abc", b"").await;
+    assert_eq!(s, 400);
+
+    // validation against capabilities lists every problem
+    let mut bad = spec("Bad_Name");
+    bad.clients[0].client = "erigon".into();
+    bad.clients[1].version = "latest".into();
+    let err = alice
+        .call::<_, Value>(Method::POST, "/api/v1/nodes", Some(&json!({"executor": "edge-1", "spec": bad})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(422));
+    let novacula_agent::client::ClientError::Status { details, .. } = err else { panic!() };
+    assert_eq!(details.len(), 3, "{details:?}");
+    assert!(details.iter().any(|d| d.contains("erigon")));
+
+    // executor-side junk
+    let mut bad_sync = sync_req("Not Valid", ExecutorKind::Agent, "1.0.0");
+    assert_eq!(exec.sync_executor(&bad_sync).await.unwrap_err().status(), Some(400));
+    bad_sync.name = "ok".into();
+    bad_sync.version = "one".into();
+    assert_eq!(exec.sync_executor(&bad_sync).await.unwrap_err().status(), Some(400));
+    assert_eq!(exec.poll_specs("never-synced", 0, Duration::ZERO).await.unwrap_err().status(), Some(404));
+    let wrong_login = cp
+        .anon()
+        .call::<_, Value>(Method::POST, "/api/v1/login", Some(&json!({"username": "alice", "password": "nope"})))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_login.status(), Some(401));
+
+    // duplicate deploy and edits that rename
+    deploy(&alice, "edge-1", "n").await.unwrap();
+    assert_eq!(deploy(&alice, "edge-1", "n").await.unwrap_err().status(), Some(409));
+    let renamed = alice.call::<_, Value>(Method::PUT, "/api/v1/nodes/n/spec", Some(&json!({"spec": spec("m")}))).await;
+    assert_eq!(renamed.unwrap_err().status(), Some(400));
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn edit_and_client_upgrade_bump_revision_and_validate() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, None).await;
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    deploy(&alice, "edge-1", "n").await.unwrap();
+    let mut s = spec("n");
+    s.clients[0].config_overrides.insert("cache".into(), "4096".into());
+    let edited: Value = alice.call(Method::PUT, "/api/v1/nodes/n/spec", Some(&json!({"spec": s}))).await.unwrap();
+    assert_eq!(edited["revision"], 2);
+    assert_eq!(edited["spec"]["clients"][0]["configOverrides"]["cache"], "4096");
+    let up: Value = alice
+        .call(Method::POST, "/api/v1/nodes/n/upgrade", Some(&json!({"role": "execution", "version": "1.15.0"})))
+        .await
+        .unwrap();
+    assert_eq!(up["revision"], 3);
+    assert_eq!(up["spec"]["clients"][0]["version"], "1.15.0");
+    let bad = alice.call::<_, Value>(Method::POST, "/api/v1/nodes/n/upgrade", Some(&json!({"role": "mev", "version": "1.0.0"}))).await;
+    assert_eq!(bad.unwrap_err().status(), Some(400));
+    let specs = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap();
+    assert_eq!(specs.nodes[0].revision, Revision(3));
+    let updates = events(&alice, 0).await.into_iter().filter(|e| e["kind"] == "node.updated").count();
+    assert_eq!(updates, 2);
+    cp.stop().await;
+}
