@@ -1,1 +1,58 @@
-fn main() {}
+//! `novacula-agent`: the bare-metal executor.
+
+use clap::{Parser, Subcommand};
+use novacula_agent::adapter::Adapters;
+use novacula_agent::client::HttpApi;
+use novacula_agent::config::AgentConfig;
+use novacula_agent::driver::LocalDriver;
+use novacula_agent::executor::{Executor, Identity, Intervals};
+use novacula_core::ExecutorKind;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "novacula-agent", version, about = "Novacula agent: runs the blockchain nodes a Novacula control plane assigns to this host. It only opens outbound connections.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect to the control plane and converge this host to its specs.
+    Run {
+        /// TOML config: control_plane_url, api_key or api_key_file, name, data_dir, channel, driver.
+        #[arg(long, short, env = "NOVACULA_AGENT_CONFIG", default_value = "/etc/novacula/agent.toml")]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let Command::Run { config } = Cli::parse().command;
+    match run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(path: PathBuf) -> Result<(), String> {
+    let cfg = AgentConfig::load(&path)?;
+    if cfg.driver != "local" {
+        return Err(format!("driver {:?} is not available in this build; use driver = \"local\"", cfg.driver));
+    }
+    let api = HttpApi::new(&cfg.control_plane_url, Some(cfg.api_key()?)).map_err(|e| e.to_string())?;
+    let driver = LocalDriver::new(&cfg.data_dir).map_err(|e| format!("data_dir {}: {e}", cfg.data_dir.display()))?;
+    let id = Identity { name: cfg.name.clone(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: cfg.channel };
+    tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), "agent starting");
+    let exec = Executor::new(id, api, driver, Adapters::standard(), Intervals::default());
+    exec.run(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(())
+}

@@ -17,6 +17,18 @@ struct Cli {
 enum Command {
     /// Run the control plane HTTP API on a local redb file.
     Serve(ServeArgs),
+    /// Run the control plane on a local redb file plus a local agent that runs a
+    /// harmless stand-in node, to see a node go provisioning -> running.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Directory for the database, the agent's data and the demo API key.
+    #[arg(long, default_value = "demo-data")]
+    dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
 }
 
 #[derive(clap::Args)]
@@ -49,6 +61,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Serve(a) => serve(a).await,
+        Command::Demo(a) => novacula_control_plane::demo::run(a.dir, a.listen).await,
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -57,8 +57,10 @@ pub struct PhaseInput<'a> {
 }
 
 /// The phase a user sees. Precedence: deleting, then an unreachable executor
-/// (we cannot vouch for the node: error), then no report yet, then revision
-/// drift (the executor is still applying the newest write), then process status.
+/// (we cannot vouch for the node: error), then no report yet, then a process
+/// in error (an executor that cannot apply a revision must not look busy
+/// forever), then revision drift (still applying the newest write), then
+/// process status.
 pub fn derived_node_phase(input: &PhaseInput<'_>) -> NodePhase {
     use ObservedNodeStatus as S;
     if input.deleting {
@@ -73,6 +75,9 @@ pub fn derived_node_phase(input: &PhaseInput<'_>) -> NodePhase {
     let any = |s: S| obs.processes.iter().any(|p| p.status == s);
     let stopped_desired = input.desired_state == DesiredState::Stopped;
 
+    if any(S::Error) {
+        return NodePhase::Error;
+    }
     if obs.revision < input.desired_revision {
         return match (stopped_desired, obs.processes.is_empty()) {
             (true, _) => NodePhase::Stopping,
@@ -82,9 +87,6 @@ pub fn derived_node_phase(input: &PhaseInput<'_>) -> NodePhase {
     }
     if obs.processes.is_empty() {
         return if stopped_desired { NodePhase::Stopped } else { NodePhase::Provisioning };
-    }
-    if any(S::Error) {
-        return NodePhase::Error;
     }
     if stopped_desired {
         return if obs.processes.iter().all(|p| p.status == S::Stopped) { NodePhase::Stopped } else { NodePhase::Stopping };
@@ -172,6 +174,12 @@ mod tests {
         assert_eq!(phase(R, 2, Some(&obs(1, &[S::Running]))), NodePhase::Configuring);
         assert_eq!(phase(R, 2, Some(&obs(0, &[]))), NodePhase::Provisioning);
         assert_eq!(phase(St, 2, Some(&obs(1, &[S::Running]))), NodePhase::Stopping);
+    }
+
+    #[test]
+    fn error_while_applying_a_revision_is_error() {
+        assert_eq!(phase(R, 2, Some(&obs(0, &[S::Error, S::Stopped]))), NodePhase::Error);
+        assert_eq!(phase(St, 3, Some(&obs(2, &[S::Error]))), NodePhase::Error);
     }
 
     #[test]

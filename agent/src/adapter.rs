@@ -1,0 +1,271 @@
+//! Chain adapters: for a spec, render each process's command line and config
+//! files, and say how to probe its health and sync status.
+
+use novacula_core::executor::{ChainSupport, ClientSupport};
+use novacula_core::spec::{ClientSpec, NodeSpec, NodeType, Sidecar};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where a node's files live: `data_dir/nodes/<name>/`.
+#[derive(Debug, Clone)]
+pub struct NodePaths {
+    pub root: PathBuf,
+    /// Client binaries: `bin_dir/<client>/<version>/<client>`.
+    pub bin_dir: PathBuf,
+}
+
+impl NodePaths {
+    pub fn data(&self, unit: &str) -> PathBuf {
+        self.root.join("data").join(unit)
+    }
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    /// Relative to the node's config directory.
+    pub name: String,
+    pub contents: String,
+    /// Secrets generated once (JWT) are written only when absent.
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Probe {
+    /// Healthy while the process lives.
+    Alive,
+    /// Execution client JSON-RPC (`eth_syncing`).
+    EthJsonRpc { url: String },
+    /// Consensus client beacon API (`/eth/v1/node/syncing`).
+    BeaconApi { url: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedUnit {
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub files: Vec<RenderedFile>,
+    pub probe: Probe,
+}
+
+pub trait ChainAdapter: Send + Sync {
+    fn support(&self) -> ChainSupport;
+    /// Path of the binary a client needs, so install can check it is there.
+    fn binary(&self, client: &ClientSpec, paths: &NodePaths) -> PathBuf;
+    fn render_client(&self, spec: &NodeSpec, client: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, String>;
+}
+
+/// Overrides become `--key=value` flags, after the adapter's defaults so they win.
+fn flags(overrides: &BTreeMap<String, String>) -> impl Iterator<Item = String> + '_ {
+    overrides.iter().map(|(k, v)| if v.is_empty() { format!("--{k}") } else { format!("--{k}={v}") })
+}
+
+fn port(c: &ClientSpec, key: &str, default: u16) -> u16 {
+    c.config_overrides.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+pub fn client_binary(c: &ClientSpec, paths: &NodePaths) -> PathBuf {
+    paths.bin_dir.join(&c.client).join(&c.version).join(&c.client)
+}
+
+/// Ethereum: geth (execution) + lighthouse (consensus), joined by an engine-API JWT.
+pub struct Ethereum;
+
+const JWT_FILE: &str = "jwt.hex";
+
+impl ChainAdapter for Ethereum {
+    fn support(&self) -> ChainSupport {
+        ChainSupport {
+            chain: "ethereum".into(),
+            networks: vec!["mainnet".into(), "holesky".into(), "sepolia".into(), "hoodi".into()],
+            node_types: vec![NodeType::Full, NodeType::Archive],
+            clients: vec![
+                ClientSupport { role: "execution".into(), client: "geth".into(), versions: vec![] },
+                ClientSupport { role: "consensus".into(), client: "lighthouse".into(), versions: vec![] },
+            ],
+        }
+    }
+
+    fn binary(&self, client: &ClientSpec, paths: &NodePaths) -> PathBuf {
+        client_binary(client, paths)
+    }
+
+    fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, String> {
+        let jwt = paths.config().join(JWT_FILE);
+        let jwt_file = RenderedFile { name: JWT_FILE.into(), contents: crate::random_hex(32), overwrite: false };
+        let bin = self.binary(c, paths).display().to_string();
+        let data = paths.data(&c.role).display().to_string();
+        let (mut command, probe) = match c.client.as_str() {
+            "geth" => {
+                let http = port(c, "http.port", 8545);
+                let mut cmd = vec![bin, format!("--{}", spec.network), format!("--datadir={data}")];
+                cmd.extend([
+                    "--http".into(),
+                    "--http.addr=127.0.0.1".into(),
+                    format!("--http.port={http}"),
+                    format!("--authrpc.port={}", port(c, "authrpc.port", 8551)),
+                    format!("--authrpc.jwtsecret={}", jwt.display()),
+                    format!("--syncmode={}", if spec.node_type == NodeType::Archive { "full" } else { "snap" }),
+                ]);
+                if spec.node_type == NodeType::Archive {
+                    cmd.push("--gcmode=archive".into());
+                }
+                (cmd, Probe::EthJsonRpc { url: format!("http://127.0.0.1:{http}") })
+            }
+            "lighthouse" => {
+                let http = port(c, "http-port", 5052);
+                let engine = spec.client("execution").map_or(8551, |e| port(e, "authrpc.port", 8551));
+                let cmd = vec![
+                    bin,
+                    "bn".into(),
+                    format!("--network={}", spec.network),
+                    format!("--datadir={data}"),
+                    format!("--execution-endpoint=http://127.0.0.1:{engine}"),
+                    format!("--execution-jwt={}", jwt.display()),
+                    "--http".into(),
+                    format!("--http-port={http}"),
+                ];
+                (cmd, Probe::BeaconApi { url: format!("http://127.0.0.1:{http}") })
+            }
+            other => return Err(format!("ethereum adapter cannot run client {other:?}")),
+        };
+        command.extend(flags(&c.config_overrides));
+        Ok(RenderedUnit { command, env: BTreeMap::new(), files: vec![jwt_file], probe })
+    }
+}
+
+/// A harmless stand-in chain for demos and tests: the "client" just sleeps.
+pub struct StandIn;
+
+impl ChainAdapter for StandIn {
+    fn support(&self) -> ChainSupport {
+        ChainSupport {
+            chain: "demo".into(),
+            networks: vec!["local".into()],
+            node_types: vec![NodeType::Full],
+            clients: vec![ClientSupport { role: "main".into(), client: "standin".into(), versions: vec![] }],
+        }
+    }
+
+    fn binary(&self, _: &ClientSpec, _: &NodePaths) -> PathBuf {
+        PathBuf::from("/bin/sh")
+    }
+
+    fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, _: &NodePaths) -> Result<RenderedUnit, String> {
+        let script = format!("echo stand-in node {} client {} {} started; exec sleep 2147483647", spec.name, c.client, c.version);
+        Ok(RenderedUnit {
+            command: vec!["/bin/sh".into(), "-c".into(), script],
+            env: c.config_overrides.clone(),
+            files: vec![RenderedFile { name: "standin.conf".into(), contents: format!("{:?}\n", c.config_overrides), overwrite: true }],
+            probe: Probe::Alive,
+        })
+    }
+}
+
+/// Adapters by chain name.
+pub struct Adapters(Vec<Box<dyn ChainAdapter>>);
+
+impl Adapters {
+    pub fn standard() -> Adapters {
+        Adapters(vec![Box::new(Ethereum), Box::new(StandIn)])
+    }
+
+    pub fn get(&self, chain: &str) -> Option<&dyn ChainAdapter> {
+        self.0.iter().find(|a| a.support().chain == chain).map(|a| a.as_ref())
+    }
+
+    pub fn capabilities(&self) -> novacula_core::ExecutorCapabilities {
+        novacula_core::ExecutorCapabilities { chains: self.0.iter().map(|a| a.support()).collect() }
+    }
+
+    /// Render a unit of the spec: a client role through its chain's adapter, or a sidecar.
+    pub fn render(&self, spec: &NodeSpec, unit: &str, paths: &NodePaths) -> Result<RenderedUnit, String> {
+        if let Some(c) = spec.client(unit) {
+            let a = self.get(&spec.chain).ok_or_else(|| format!("no adapter for chain {:?}", spec.chain))?;
+            return a.render_client(spec, c, paths);
+        }
+        let s = spec.sidecars.iter().find(|s| s.name == unit).ok_or_else(|| format!("spec has no unit {unit:?}"))?;
+        Ok(render_sidecar(s))
+    }
+
+    /// The binary a client unit needs; `None` for sidecars.
+    pub fn binary(&self, spec: &NodeSpec, unit: &str, paths: &NodePaths) -> Option<PathBuf> {
+        let c = spec.client(unit)?;
+        self.get(&spec.chain).map(|a| a.binary(c, paths))
+    }
+}
+
+fn render_sidecar(s: &Sidecar) -> RenderedUnit {
+    // On bare metal a sidecar's `image` is the executable and `command` its arguments.
+    let mut command = vec![s.image.clone()];
+    command.extend(s.command.iter().cloned());
+    RenderedUnit { command, env: s.env.clone(), files: vec![], probe: Probe::Alive }
+}
+
+pub fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use novacula_core::spec::Resources;
+
+    fn paths() -> NodePaths {
+        NodePaths { root: "/var/lib/novacula/nodes/eth".into(), bin_dir: "/var/lib/novacula/bin".into() }
+    }
+
+    fn eth() -> NodeSpec {
+        let c = |role: &str, client: &str, v: &str| ClientSpec {
+            role: role.into(),
+            client: client.into(),
+            version: v.into(),
+            image: None,
+            config_overrides: BTreeMap::new(),
+            resources: Resources::default(),
+        };
+        NodeSpec {
+            name: "eth".into(),
+            chain: "ethereum".into(),
+            network: "holesky".into(),
+            node_type: NodeType::Full,
+            clients: vec![c("execution", "geth", "1.14.11"), c("consensus", "lighthouse", "v5.3.0")],
+            storage: vec![],
+            sidecars: vec![],
+            desired_state: Default::default(),
+            restart_generation: 0,
+        }
+    }
+
+    #[test]
+    fn geth_and_lighthouse_share_engine_port_and_jwt() {
+        let mut spec = eth();
+        spec.clients[0].config_overrides.insert("authrpc.port".into(), "9551".into());
+        spec.clients[0].config_overrides.insert("cache".into(), "4096".into());
+        let a = Adapters::standard();
+        let geth = a.render(&spec, "execution", &paths()).unwrap();
+        assert_eq!(geth.command[0], "/var/lib/novacula/bin/geth/1.14.11/geth");
+        assert!(geth.command.contains(&"--holesky".to_string()));
+        assert!(geth.command.contains(&"--cache=4096".to_string()));
+        assert_eq!(geth.probe, Probe::EthJsonRpc { url: "http://127.0.0.1:8545".into() });
+        let lh = a.render(&spec, "consensus", &paths()).unwrap();
+        assert!(lh.command.contains(&"--execution-endpoint=http://127.0.0.1:9551".to_string()));
+        assert!(lh.command.contains(&"--execution-jwt=/var/lib/novacula/nodes/eth/config/jwt.hex".to_string()));
+        assert_eq!(lh.probe, Probe::BeaconApi { url: "http://127.0.0.1:5052".into() });
+        assert!(!geth.files[0].overwrite, "the JWT is generated once");
+    }
+
+    #[test]
+    fn capabilities_cover_every_adapter_and_unknown_units_fail() {
+        let a = Adapters::standard();
+        let caps = a.capabilities();
+        assert!(caps.chain("ethereum").is_some() && caps.chain("demo").is_some());
+        assert!(a.render(&eth(), "nope", &paths()).is_err());
+        let mut s = eth();
+        s.clients[0].client = "erigon".into();
+        assert!(a.render(&s, "execution", &paths()).unwrap_err().contains("erigon"));
+    }
+}

@@ -1,0 +1,80 @@
+//! The agent's TOML configuration.
+
+use novacula_core::Channel;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// e.g. `http://127.0.0.1:8080`.
+    pub control_plane_url: String,
+    /// The API key; or use `api_key_file`.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// This executor's name in its organization.
+    pub name: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub channel: Channel,
+    /// `local` (child processes) or `systemd`.
+    #[serde(default = "default_driver")]
+    pub driver: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/novacula")
+}
+
+fn default_driver() -> String {
+    "local".into()
+}
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<AgentConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let cfg: AgentConfig = toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if !novacula_core::validate::valid_name(&self.name) {
+            return Err(format!("name {:?} must be a lowercase DNS label", self.name));
+        }
+        if self.api_key.is_none() && self.api_key_file.is_none() {
+            return Err("set api_key or api_key_file".into());
+        }
+        if !matches!(self.driver.as_str(), "local" | "systemd") {
+            return Err(format!("driver {:?} is not one of: local, systemd", self.driver));
+        }
+        Ok(())
+    }
+
+    pub fn api_key(&self) -> Result<String, String> {
+        match (&self.api_key, &self.api_key_file) {
+            (Some(k), _) => Ok(k.trim().to_string()),
+            (None, Some(f)) => std::fs::read_to_string(f).map(|k| k.trim().to_string()).map_err(|e| format!("cannot read {}: {e}", f.display())),
+            (None, None) => Err("no API key configured".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_with_defaults_and_rejects_bad_values() {
+        let c: AgentConfig = toml::from_str("control_plane_url = \"http://cp:8080\"\napi_key = \"k\"\nname = \"edge-1\"").unwrap();
+        c.check().unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/novacula"));
+        assert_eq!(c.channel, Channel::Stable);
+        let bad: AgentConfig = toml::from_str("control_plane_url = \"x\"\nname = \"Edge\"\napi_key = \"k\"").unwrap();
+        assert!(bad.check().is_err());
+        assert!(toml::from_str::<AgentConfig>("control_plane_url = \"x\"\nname = \"e\"\nbogus = 1").is_err());
+    }
+}

@@ -1,0 +1,321 @@
+//! Process drivers materialize units. The contract is `LocalNode::apply` in core:
+//! after an action succeeds, `observe` must show its effect.
+
+use crate::adapter::{is_executable, NodePaths, RenderedUnit};
+use novacula_core::fingerprint::Fingerprint;
+use novacula_core::reconcile::{LocalNode, LocalProcess, RunningProcess};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, DriverError>;
+
+pub trait ProcessDriver: Send + Sync + 'static {
+    fn paths(&self, node: &str) -> NodePaths;
+    fn observe(&self, node: &str) -> impl Future<Output = Result<LocalNode>> + Send;
+    /// Make the client binary available (download-free: it must exist at `binary`).
+    fn install(&self, node: &str, unit: &str, client: &str, version: &str, binary: Option<PathBuf>) -> impl Future<Output = Result<()>> + Send;
+    fn write_unit(&self, node: &str, unit: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> impl Future<Output = Result<()>> + Send;
+    fn start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> impl Future<Output = Result<()>> + Send;
+    fn stop(&self, node: &str, unit: &str) -> impl Future<Output = Result<()>> + Send;
+    fn restart(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            self.stop(node, unit).await?;
+            self.start(node, unit, fingerprint, generation).await
+        }
+    }
+    fn remove_unit(&self, node: &str, unit: &str) -> impl Future<Output = Result<()>> + Send;
+    fn remove_data(&self, node: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Environment markers that make a process self-describing, so no pidfile is needed.
+pub const ENV_UNIT: &str = "NOVACULA_UNIT";
+pub const ENV_FINGERPRINT: &str = "NOVACULA_FINGERPRINT";
+pub const ENV_GENERATION: &str = "NOVACULA_GENERATION";
+
+/// The unit definition as written to `units/<unit>.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UnitFile {
+    pub command: Vec<String>,
+    pub env: std::collections::BTreeMap<String, String>,
+    pub fingerprint: Fingerprint,
+}
+
+/// Write via a temporary file and rename, so a crash never leaves half a file.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Child processes on this host, for development, demos and tests. Processes
+/// run in their own process group and outlive the agent, as systemd units do.
+pub struct LocalDriver {
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    pid: i32,
+    running: RunningProcess,
+}
+
+impl LocalDriver {
+    pub fn new(data_dir: impl Into<PathBuf>) -> std::io::Result<LocalDriver> {
+        let data_dir = data_dir.into();
+        std::fs::create_dir_all(data_dir.join("nodes"))?;
+        Ok(LocalDriver { data_dir: std::fs::canonicalize(data_dir)? })
+    }
+
+    fn node_dir(&self, node: &str) -> PathBuf {
+        self.data_dir.join("nodes").join(node)
+    }
+
+    fn unit_id(&self, node: &str, unit: &str) -> String {
+        format!("{}/{unit}", self.node_dir(node).display())
+    }
+
+    fn unit_file(&self, node: &str, unit: &str) -> PathBuf {
+        self.node_dir(node).join("units").join(format!("{unit}.json"))
+    }
+
+    fn installed_file(&self, node: &str, unit: &str) -> PathBuf {
+        self.node_dir(node).join("units").join(format!("{unit}.installed"))
+    }
+
+    /// Live processes of this node, found by their environment markers.
+    fn scan_all(&self, node: &str) -> Vec<(String, Found)> {
+        let prefix = format!("{ENV_UNIT}={}/", self.node_dir(node).display());
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            if is_zombie(pid) {
+                continue;
+            }
+            let Ok(environ) = std::fs::read(e.path().join("environ")) else { continue };
+            let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+            let get = |k: &str| {
+                vars.iter().find_map(|v| std::str::from_utf8(v).ok()?.strip_prefix(k)?.strip_prefix('=').map(str::to_string))
+            };
+            let Some(unit) = get(ENV_UNIT).and_then(|u| u.strip_prefix(&prefix[ENV_UNIT.len() + 1..]).map(str::to_string)) else {
+                continue;
+            };
+            let fp = get(ENV_FINGERPRINT).and_then(|f| f.parse().ok());
+            let generation = get(ENV_GENERATION).and_then(|g| g.parse().ok());
+            if let (Some(fingerprint), Some(generation)) = (fp, generation) {
+                out.push((unit, Found { pid, running: RunningProcess { fingerprint, generation } }));
+            }
+        }
+        out
+    }
+
+    fn scan(&self, node: &str) -> std::collections::BTreeMap<String, Found> {
+        self.scan_all(node).into_iter().collect()
+    }
+
+    /// Live processes of a node, duplicates included (there should be none).
+    pub fn process_count(&self, node: &str) -> usize {
+        self.scan_all(node).len()
+    }
+
+    fn found(&self, node: &str, unit: &str) -> Option<Found> {
+        self.scan(node).remove(unit)
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')))
+        .unwrap_or(true)
+}
+
+fn signal_group(pid: i32, sig: i32) {
+    // SAFETY: kill(2) with a negative pid signals the process group we created at spawn.
+    unsafe {
+        libc::kill(-pid, sig);
+    }
+}
+
+impl ProcessDriver for LocalDriver {
+    fn paths(&self, node: &str) -> NodePaths {
+        NodePaths { root: self.node_dir(node), bin_dir: self.data_dir.join("bin") }
+    }
+
+    async fn observe(&self, node: &str) -> Result<LocalNode> {
+        let dir = self.node_dir(node);
+        let mut running = self.scan(node);
+        let mut processes = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(dir.join("units")) {
+            let mut names: Vec<String> = entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_str()?.to_string();
+                    name.strip_suffix(".json").or_else(|| name.strip_suffix(".installed")).map(str::to_string)
+                })
+                .collect();
+            names.sort();
+            names.dedup();
+            for unit in names {
+                let def: Option<UnitFile> = std::fs::read(self.unit_file(node, &unit)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+                let installed = std::fs::read_to_string(self.installed_file(node, &unit))
+                    .ok()
+                    .and_then(|s| s.trim().split_once(' ').map(|(c, v)| (c.to_string(), v.to_string())));
+                processes.push(LocalProcess {
+                    running: running.remove(&unit).map(|f| f.running),
+                    unit,
+                    installed,
+                    config: def.map(|d| d.fingerprint),
+                });
+            }
+        }
+        // A process whose unit file is gone is still ours to stop.
+        processes.extend(running.into_iter().map(|(unit, f)| LocalProcess { unit, installed: None, config: None, running: Some(f.running) }));
+        Ok(LocalNode { processes, data_present: dir.exists() })
+    }
+
+    async fn install(&self, node: &str, unit: &str, client: &str, version: &str, binary: Option<PathBuf>) -> Result<()> {
+        if let Some(bin) = binary.filter(|b| !is_executable(b)) {
+            return Err(DriverError::Other(format!("binary for {client} {version} not found: place an executable at {}", bin.display())));
+        }
+        let f = self.installed_file(node, unit);
+        std::fs::create_dir_all(f.parent().expect("units dir"))?;
+        write_atomic(&f, format!("{client} {version}\n").as_bytes())?;
+        Ok(())
+    }
+
+    async fn write_unit(&self, node: &str, unit: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> Result<()> {
+        let paths = self.paths(node);
+        for d in [paths.config(), paths.data(unit), paths.root.join("units"), paths.root.join("logs")] {
+            std::fs::create_dir_all(d)?;
+        }
+        for f in &def.files {
+            let p = paths.config().join(&f.name);
+            if f.overwrite || !p.exists() {
+                write_atomic(&p, f.contents.as_bytes())?;
+            }
+        }
+        let file = UnitFile { command: def.command.clone(), env: def.env.clone(), fingerprint };
+        write_atomic(&self.unit_file(node, unit), &serde_json::to_vec_pretty(&file).expect("plain data"))?;
+        Ok(())
+    }
+
+    async fn start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
+        if self.found(node, unit).is_some() {
+            return Ok(()); // already running: never start a duplicate
+        }
+        let def: UnitFile = serde_json::from_slice(&std::fs::read(self.unit_file(node, unit))?)
+            .map_err(|e| DriverError::Other(format!("unit file of {node}/{unit}: {e}")))?;
+        let (program, args) = def.command.split_first().ok_or_else(|| DriverError::Other("empty command".into()))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.node_dir(node).join("logs").join(format!("{unit}.log")))?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .envs(&def.env)
+            .env(ENV_UNIT, self.unit_id(node, unit))
+            .env(ENV_FINGERPRINT, fingerprint.to_string())
+            .env(ENV_GENERATION, generation.to_string())
+            .current_dir(self.node_dir(node))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(false);
+        let mut child = cmd.spawn().map_err(|e| DriverError::Other(format!("cannot start {program}: {e}")))?;
+        tracing::info!(node, unit, pid = child.id(), generation, "process started");
+        // Reap it when it exits so it does not linger as a zombie while we live.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        Ok(())
+    }
+
+    async fn stop(&self, node: &str, unit: &str) -> Result<()> {
+        let Some(f) = self.found(node, unit) else { return Ok(()) };
+        signal_group(f.pid, libc::SIGTERM);
+        for _ in 0..100 {
+            if self.found(node, unit).is_none() {
+                tracing::info!(node, unit, pid = f.pid, "process stopped");
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        signal_group(f.pid, libc::SIGKILL);
+        tracing::warn!(node, unit, pid = f.pid, "process killed after 10 s");
+        Ok(())
+    }
+
+    async fn remove_unit(&self, node: &str, unit: &str) -> Result<()> {
+        for f in [self.unit_file(node, unit), self.installed_file(node, unit)] {
+            match std::fs::remove_file(f) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_data(&self, node: &str) -> Result<()> {
+        match std::fs::remove_dir_all(self.node_dir(node)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapter::Probe;
+
+    fn sleeper() -> RenderedUnit {
+        RenderedUnit {
+            command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()],
+            env: Default::default(),
+            files: vec![],
+            probe: Probe::Alive,
+        }
+    }
+
+    #[tokio::test]
+    async fn processes_are_found_again_by_a_fresh_driver() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = LocalDriver::new(dir.path()).unwrap();
+        let fp = Fingerprint(42);
+        d.write_unit("n", "main", &sleeper(), fp).await.unwrap();
+        d.start("n", "main", fp, 3).await.unwrap();
+        let again = LocalDriver::new(dir.path()).unwrap(); // as after an agent crash
+        let local = again.observe("n").await.unwrap();
+        assert_eq!(local.processes.len(), 1);
+        assert_eq!(local.processes[0].running, Some(RunningProcess { fingerprint: fp, generation: 3 }));
+        // starting again does not duplicate
+        again.start("n", "main", fp, 3).await.unwrap();
+        assert_eq!(again.process_count("n"), 1);
+        again.stop("n", "main").await.unwrap();
+        assert!(again.observe("n").await.unwrap().processes[0].running.is_none());
+        again.remove_unit("n", "main").await.unwrap();
+        again.remove_data("n").await.unwrap();
+        assert!(again.observe("n").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn install_requires_the_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = LocalDriver::new(dir.path()).unwrap();
+        let missing = dir.path().join("bin/geth/1.0.0/geth");
+        let err = d.install("n", "execution", "geth", "1.0.0", Some(missing)).await.unwrap_err();
+        assert!(err.to_string().contains("place an executable"), "{err}");
+        d.install("n", "execution", "geth", "1.0.0", Some("/bin/sh".into())).await.unwrap();
+        let local = d.observe("n").await.unwrap();
+        assert_eq!(local.processes.len(), 1);
+        assert_eq!(local.processes[0].installed, Some(("geth".into(), "1.0.0".into())));
+        assert_eq!((local.processes[0].config, local.processes[0].running), (None, None));
+    }
+}

@@ -1,0 +1,131 @@
+//! `novacula demo`: the control plane and a local agent in one process.
+
+use crate::clock::{Clock, SystemClock};
+use crate::model::{ApiKey, Executor};
+use crate::store::{key, API_KEYS, EXECUTORS};
+use crate::{orgs, AppState, Config, Store};
+use novacula_agent::adapter::Adapters;
+use novacula_agent::client::{HttpApi, Method};
+use novacula_agent::driver::LocalDriver;
+use novacula_agent::executor::{Executor as Agent, Identity, Intervals};
+use novacula_core::spec::{ClientSpec, NodeType, Resources};
+use novacula_core::{Channel, DesiredState, ExecutorKind, NodeSpec};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const ORG: &str = "default";
+pub const OWNER: &str = "admin";
+pub const PASSWORD: &str = "novacula-demo";
+pub const EXECUTOR: &str = "local";
+pub const NODE: &str = "demo-node";
+
+pub fn demo_spec() -> NodeSpec {
+    NodeSpec {
+        name: NODE.into(),
+        chain: "demo".into(),
+        network: "local".into(),
+        node_type: NodeType::Full,
+        clients: vec![ClientSpec {
+            role: "main".into(),
+            client: "standin".into(),
+            version: "1.0.0".into(),
+            image: None,
+            config_overrides: Default::default(),
+            resources: Resources::default(),
+        }],
+        storage: vec![],
+        sidecars: vec![],
+        desired_state: DesiredState::Running,
+        restart_generation: 0,
+    }
+}
+
+pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), String> {
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let store = Store::open(&dir.join("novacula.redb")).map_err(|e| e.to_string())?;
+    let state = AppState::new(store, SystemClock, Config::default());
+    if !orgs::org_exists(&state.store, ORG).map_err(|e| e.message)? {
+        orgs::create_org_with_owner(&state.store, SystemClock.now(), ORG, OWNER, PASSWORD).map_err(|e| e.message)?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    tokio::spawn(crate::serve(listener, state.clone(), std::future::pending()));
+
+    let user = login(&url).await?;
+    let key = demo_key(&dir, &state, &user).await?;
+    let driver = LocalDriver::new(dir.join("agent")).map_err(|e| e.to_string())?;
+    let id = Identity { name: EXECUTOR.into(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: Channel::Stable };
+    let agent = Agent::new(id, HttpApi::new(&url, Some(key)).map_err(|e| e.to_string())?, driver, Adapters::standard(), Intervals::default());
+    agent.sync_once().await.map_err(|e| e.to_string())?;
+    let exists = state.store.read(|r| r.get::<crate::model::NodeRow>(crate::store::NODES, &key_of(NODE))).map_err(|e| e.to_string())?;
+    if exists.is_none_or(|n| n.removed) {
+        let _: Value = user
+            .call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": EXECUTOR, "spec": demo_spec()})))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let token = user.token().unwrap_or_default().to_string();
+    eprintln!(
+        "\nNovacula demo is up at {url} (org {ORG:?}, user {OWNER:?}, password {PASSWORD:?}).\n\
+         Watch the node:   curl -s -H 'Authorization: Bearer {token}' {url}/api/v1/nodes/{NODE}\n\
+         Stop it:          curl -s -X POST -H 'Authorization: Bearer {token}' -H 'content-type: application/json' -d '{{\"action\":\"stop\"}}' {url}/api/v1/nodes/{NODE}/lifecycle\n\
+         Events:           curl -s -H 'Authorization: Bearer {token}' {url}/api/v1/events\n\
+         Ctrl-C stops the demo; node processes keep running like systemd units until the node is deleted.\n"
+    );
+    tokio::spawn(watch_phase(user));
+    agent
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    Ok(())
+}
+
+fn key_of(node: &str) -> String {
+    key(&[ORG, node])
+}
+
+async fn login(url: &str) -> Result<HttpApi, String> {
+    let anon = HttpApi::new(url, None).map_err(|e| e.to_string())?;
+    let resp: Value = anon
+        .call(Method::POST, "/api/v1/login", Some(&json!({"username": OWNER, "password": PASSWORD})))
+        .await
+        .map_err(|e| format!("demo login failed (was {ORG:?} created with another password?): {e}"))?;
+    Ok(anon.with_token(resp["token"].as_str().map(str::to_string)))
+}
+
+/// Reuse the demo key across runs; it is stored beside the database.
+async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Result<String, String> {
+    let file = dir.join("agent.key");
+    if let Ok(k) = std::fs::read_to_string(&file) {
+        let id = k.trim().split('_').nth(1).unwrap_or_default().to_string();
+        let valid = state.store.read(|r| r.get::<ApiKey>(API_KEYS, &id)).map_err(|e| e.to_string())?.is_some_and(|k| k.revoked_at.is_none());
+        let active = state.store.read(|r| r.get::<Executor>(EXECUTORS, &key(&[ORG, EXECUTOR]))).map_err(|e| e.to_string())?.is_none_or(|e| !e.deactivated);
+        if valid && active {
+            return Ok(k.trim().to_string());
+        }
+    }
+    let created: Value = user
+        .call(Method::POST, "/api/v1/keys", Some(&json!({"label": "demo agent", "executor": EXECUTOR})))
+        .await
+        .map_err(|e| e.to_string())?;
+    let k = created["key"].as_str().ok_or("no key in response")?.to_string();
+    std::fs::write(&file, &k).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(k)
+}
+
+/// Print the node's phase whenever it changes.
+async fn watch_phase(user: HttpApi) {
+    let mut last = String::new();
+    loop {
+        if let Ok(n) = user.get::<Value>(&format!("/api/v1/nodes/{NODE}")).await {
+            let phase = format!("{} (revision {})", n["phase"].as_str().unwrap_or("?"), n["revision"]);
+            if phase != last {
+                eprintln!("node {NODE}: {phase}");
+                last = phase;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
