@@ -119,8 +119,12 @@ async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Re
 async fn watch_phase(user: HttpApi) {
     let mut last = String::new();
     loop {
-        if let Ok(n) = user.get::<Value>(&format!("/api/v1/nodes/{NODE}")).await {
-            let phase = format!("{} (revision {})", n["phase"].as_str().unwrap_or("?"), n["revision"]);
+        let now = match user.get::<Value>(&format!("/api/v1/nodes/{NODE}")).await {
+            Ok(n) => Some(format!("{} (revision {})", n["phase"].as_str().unwrap_or("?"), n["revision"])),
+            Err(e) if e.status() == Some(404) => Some("deleted".to_string()),
+            Err(_) => None,
+        };
+        if let Some(phase) = now {
             if phase != last {
                 eprintln!("node {NODE}: {phase}");
                 last = phase;

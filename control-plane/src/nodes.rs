@@ -318,6 +318,9 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
     let now = s.now();
     let v = s.store.read(|r| {
         let row: NodeRow = r.get(NODES, &key(&[org, &name]))?.ok_or_else(|| ApiError::not_found(format!("node {name:?} not found")))?;
+        if row.removed {
+            return Err(ApiError::not_found(format!("node {name:?} was deleted")));
+        }
         Ok::<_, ApiError>(load_view(r, org, row, now, s.config.heartbeat_timeout)?)
     })?;
     Ok(ApiJson(v))

@@ -121,7 +121,19 @@ async fn agent_converges_through_lifecycle_and_after_crashes() {
 
     // delete: units, processes and the data directory go away
     let _: Value = user.call::<(), _>(Method::DELETE, "/api/v1/nodes/demo-node", None).await.unwrap();
-    wait_for(&user, "demo-node", |n| n["removed"] == true).await;
+    let mut gone = None;
+    for _ in 0..300 {
+        match user.get::<Value>("/api/v1/nodes/demo-node").await {
+            Err(e) => {
+                gone = Some(e);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let gone = gone.expect("node never finished deleting");
+    assert_eq!(gone.status(), Some(404));
+    assert!(gone.to_string().contains("was deleted"), "{gone}");
     assert_eq!(probe.process_count("demo-node"), 0);
     assert!(!data.join("nodes/demo-node").exists());
     let kinds: Vec<String> = common::events(&user, 0).await.iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
