@@ -1,1 +1,1 @@
-//! novacula-fuzz
+//! Property tests live in `tests/`; this crate has no library code of its own.
