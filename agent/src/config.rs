@@ -20,9 +20,16 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub channel: Channel,
-    /// `local` (child processes) or `systemd`.
+    /// `local` (child processes) or `systemd` (units over D-Bus).
     #[serde(default = "default_driver")]
     pub driver: String,
+    /// Where the systemd driver writes unit files.
+    #[serde(default = "default_unit_dir")]
+    pub unit_dir: PathBuf,
+}
+
+fn default_unit_dir() -> PathBuf {
+    PathBuf::from("/etc/systemd/system")
 }
 
 fn default_data_dir() -> PathBuf {

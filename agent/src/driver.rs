@@ -78,7 +78,7 @@ impl LocalDriver {
         self.data_dir.join("nodes").join(node)
     }
 
-    fn unit_id(&self, node: &str, unit: &str) -> String {
+    pub fn unit_id(&self, node: &str, unit: &str) -> String {
         format!("{}/{unit}", self.node_dir(node).display())
     }
 
@@ -119,6 +119,11 @@ impl LocalDriver {
 
     fn scan(&self, node: &str) -> std::collections::BTreeMap<String, Found> {
         self.scan_all(node).into_iter().collect()
+    }
+
+    /// How the unit's live process was started, if it runs.
+    pub fn running(&self, node: &str, unit: &str) -> Option<RunningProcess> {
+        self.found(node, unit).map(|f| f.running)
     }
 
     /// Live processes of a node, duplicates included (there should be none).

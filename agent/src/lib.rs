@@ -6,6 +6,7 @@ pub mod config;
 pub mod driver;
 pub mod executor;
 pub mod probe;
+pub mod systemd;
 pub mod upgrade;
 
 pub fn random_hex(bytes: usize) -> String {

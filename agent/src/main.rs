@@ -4,7 +4,8 @@ use clap::{Parser, Subcommand};
 use novacula_agent::adapter::Adapters;
 use novacula_agent::client::HttpApi;
 use novacula_agent::config::AgentConfig;
-use novacula_agent::driver::LocalDriver;
+use novacula_agent::driver::{LocalDriver, ProcessDriver};
+use novacula_agent::systemd::SystemdDriver;
 use novacula_agent::executor::{Executor, Identity, Intervals};
 use novacula_core::ExecutorKind;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ struct Cli {
 enum Command {
     /// Connect to the control plane and converge this host to its specs.
     Run {
-        /// TOML config: control_plane_url, api_key or api_key_file, name, data_dir, channel, driver.
+        /// TOML config: control_plane_url, api_key or api_key_file, name, data_dir, channel, driver (local|systemd), unit_dir.
         #[arg(long, short, env = "NOVACULA_AGENT_CONFIG", default_value = "/etc/novacula/agent.toml")]
         config: PathBuf,
     },
@@ -42,13 +43,18 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(path: PathBuf) -> Result<(), String> {
     let cfg = AgentConfig::load(&path)?;
-    if cfg.driver != "local" {
-        return Err(format!("driver {:?} is not available in this build; use driver = \"local\"", cfg.driver));
+    if cfg.driver == "systemd" {
+        let driver = SystemdDriver::system(cfg.data_dir.clone(), cfg.unit_dir.clone()).await.map_err(|e| e.to_string())?;
+        return run_with(cfg, driver).await;
     }
-    let api = HttpApi::new(&cfg.control_plane_url, Some(cfg.api_key()?)).map_err(|e| e.to_string())?;
     let driver = LocalDriver::new(&cfg.data_dir).map_err(|e| format!("data_dir {}: {e}", cfg.data_dir.display()))?;
+    run_with(cfg, driver).await
+}
+
+async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), String> {
+    let api = HttpApi::new(&cfg.control_plane_url, Some(cfg.api_key()?)).map_err(|e| e.to_string())?;
     let id = Identity { name: cfg.name.clone(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: cfg.channel };
-    tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), "agent starting");
+    tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), driver = %cfg.driver, "agent starting");
     let exec = Executor::new(id, api, driver, Adapters::standard(), Intervals::default());
     let mut upgrades = exec.upgrades();
     exec.run(async move {

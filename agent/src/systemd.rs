@@ -1,0 +1,207 @@
+//! systemd driver: each process is a unit `novacula-<node>-<unit>.service`
+//! managed over D-Bus (zbus). Files under `data_dir/nodes/<name>/` are laid out
+//! as by the local driver, which this driver reuses for them; the running state
+//! is read back from the processes' environment markers, which the unit sets.
+
+use crate::adapter::{NodePaths, RenderedUnit};
+use crate::driver::{DriverError, LocalDriver, ProcessDriver, Result, ENV_FINGERPRINT, ENV_GENERATION, ENV_UNIT};
+use novacula_core::fingerprint::Fingerprint;
+use novacula_core::reconcile::LocalNode;
+use std::path::PathBuf;
+use std::time::Duration;
+use zbus::OwnedObjectPath;
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+pub trait Manager {
+    fn reload(&self) -> zbus::Result<()>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+}
+
+pub struct SystemdDriver {
+    files: LocalDriver,
+    unit_dir: PathBuf,
+    manager: ManagerProxy<'static>,
+}
+
+pub fn unit_name(node: &str, unit: &str) -> String {
+    format!("novacula-{node}-{unit}.service")
+}
+
+/// systemd's double-quoted word syntax.
+pub fn quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            '%' => out.push_str("%%"),
+            '$' => out.push_str("$$"),
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The unit file. The fingerprint comment lets `observe`-side tools see which spec wrote it.
+pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> String {
+    let exec: Vec<String> = def.command.iter().map(|a| quote(a)).collect();
+    let mut env = vec![quote(&format!("{ENV_UNIT}={unit_id}"))];
+    env.extend(def.env.iter().map(|(k, v)| quote(&format!("{k}={v}"))));
+    format!(
+        "# Managed by novacula-agent; do not edit.\n# novacula-fingerprint={fingerprint}\n[Unit]\nDescription=Novacula node {node} ({unit})\nAfter=network-online.target\n\n[Service]\nExecStart={}\nEnvironment={}\nWorkingDirectory={}\nRestart=on-failure\nRestartSec=5\nKillMode=control-group\nTimeoutStopSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
+        exec.join(" "),
+        env.join(" "),
+        quote(workdir),
+    )
+}
+
+/// Drop-in written at each start: what the started process runs under.
+pub fn render_run_dropin(fingerprint: Fingerprint, generation: u64) -> String {
+    format!("[Service]\nEnvironment={} {}\n", quote(&format!("{ENV_FINGERPRINT}={fingerprint}")), quote(&format!("{ENV_GENERATION}={generation}")))
+}
+
+impl SystemdDriver {
+    /// Connect to the system bus.
+    pub async fn system(data_dir: PathBuf, unit_dir: PathBuf) -> Result<SystemdDriver> {
+        let conn = zbus::Connection::system().await.map_err(dbus)?;
+        Self::with_connection(&conn, data_dir, unit_dir).await
+    }
+
+    pub async fn with_connection(conn: &zbus::Connection, data_dir: PathBuf, unit_dir: PathBuf) -> Result<SystemdDriver> {
+        std::fs::create_dir_all(&unit_dir)?;
+        let manager = ManagerProxy::new(conn).await.map_err(dbus)?;
+        Ok(SystemdDriver { files: LocalDriver::new(data_dir)?, unit_dir, manager })
+    }
+
+    fn unit_path(&self, node: &str, unit: &str) -> PathBuf {
+        self.unit_dir.join(unit_name(node, unit))
+    }
+
+    fn dropin_dir(&self, node: &str, unit: &str) -> PathBuf {
+        self.unit_dir.join(format!("{}.d", unit_name(node, unit)))
+    }
+
+    /// Wait until the unit's process runs (or, with `None`, is gone).
+    async fn wait_for(&self, node: &str, unit: &str, want: Option<(Fingerprint, u64)>) -> Result<()> {
+        for _ in 0..100 {
+            let now = self.files.running(node, unit).map(|r| (r.fingerprint, r.generation));
+            if now == want {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(DriverError::Other(format!("{} did not reach the expected state within 10 s", unit_name(node, unit))))
+    }
+
+    async fn prepare_start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
+        let dir = self.dropin_dir(node, unit);
+        std::fs::create_dir_all(&dir)?;
+        crate::driver::write_atomic(&dir.join("50-novacula-run.conf"), render_run_dropin(fingerprint, generation).as_bytes())?;
+        self.manager.reload().await.map_err(dbus)
+    }
+}
+
+fn dbus(e: zbus::Error) -> DriverError {
+    DriverError::Other(format!("systemd D-Bus call failed: {e}"))
+}
+
+impl ProcessDriver for SystemdDriver {
+    fn paths(&self, node: &str) -> NodePaths {
+        self.files.paths(node)
+    }
+
+    async fn observe(&self, node: &str) -> Result<LocalNode> {
+        self.files.observe(node).await
+    }
+
+    async fn install(&self, node: &str, unit: &str, client: &str, version: &str, binary: Option<PathBuf>) -> Result<()> {
+        self.files.install(node, unit, client, version, binary).await
+    }
+
+    async fn write_unit(&self, node: &str, unit: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> Result<()> {
+        self.files.write_unit(node, unit, def, fingerprint).await?;
+        let workdir = self.files.paths(node).root.display().to_string();
+        let text = render_unit(node, unit, &self.files.unit_id(node, unit), &workdir, def, fingerprint);
+        crate::driver::write_atomic(&self.unit_path(node, unit), text.as_bytes())?;
+        self.manager.reload().await.map_err(dbus)
+    }
+
+    async fn start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
+        self.prepare_start(node, unit, fingerprint, generation).await?;
+        self.manager.start_unit(&unit_name(node, unit), "replace").await.map_err(dbus)?;
+        self.wait_for(node, unit, Some((fingerprint, generation))).await
+    }
+
+    async fn restart(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
+        self.prepare_start(node, unit, fingerprint, generation).await?;
+        self.manager.restart_unit(&unit_name(node, unit), "replace").await.map_err(dbus)?;
+        self.wait_for(node, unit, Some((fingerprint, generation))).await
+    }
+
+    async fn stop(&self, node: &str, unit: &str) -> Result<()> {
+        self.manager.stop_unit(&unit_name(node, unit), "replace").await.map_err(dbus)?;
+        self.wait_for(node, unit, None).await
+    }
+
+    async fn remove_unit(&self, node: &str, unit: &str) -> Result<()> {
+        for r in [std::fs::remove_file(self.unit_path(node, unit)), std::fs::remove_dir_all(self.dropin_dir(node, unit))] {
+            if let Err(e) = r.filter_not_found() {
+                return Err(e.into());
+            }
+        }
+        self.manager.reload().await.map_err(dbus)?;
+        self.files.remove_unit(node, unit).await
+    }
+
+    async fn remove_data(&self, node: &str) -> Result<()> {
+        self.files.remove_data(node).await
+    }
+}
+
+trait NotFoundOk {
+    fn filter_not_found(self) -> std::io::Result<()>;
+}
+
+impl NotFoundOk for std::io::Result<()> {
+    fn filter_not_found(self) -> std::io::Result<()> {
+        match self {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapter::Probe;
+
+    #[test]
+    fn unit_file_quotes_arguments_and_carries_markers() {
+        let def = RenderedUnit {
+            command: vec!["/bin/geth".into(), "--graphql.vhosts=a b".into(), "say \"hi\" 100%".into()],
+            env: [("RUST_LOG".to_string(), "info".to_string())].into(),
+            files: vec![],
+            probe: Probe::Alive,
+        };
+        let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab));
+        assert!(text.contains("ExecStart=\"/bin/geth\" \"--graphql.vhosts=a b\" \"say \\\"hi\\\" 100%%\"\n"), "{text}");
+        assert!(text.contains("Environment=\"NOVACULA_UNIT=/d/nodes/eth/execution\" \"RUST_LOG=info\"\n"));
+        assert!(text.contains("# novacula-fingerprint=00000000000000ab"));
+        assert_eq!(unit_name("eth", "execution"), "novacula-eth-execution.service");
+        assert_eq!(
+            render_run_dropin(Fingerprint(1), 7),
+            "[Service]\nEnvironment=\"NOVACULA_FINGERPRINT=0000000000000001\" \"NOVACULA_GENERATION=7\"\n"
+        );
+    }
+}
