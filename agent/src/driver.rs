@@ -32,6 +32,10 @@ pub trait ProcessDriver: Send + Sync + 'static {
         }
     }
     fn remove_unit(&self, node: &str, unit: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Why a unit that is not running has failed, if the backend knows it did.
+    fn failed(&self, _node: &str, _unit: &str) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
     fn remove_data(&self, node: &str) -> impl Future<Output = Result<()>> + Send;
 }
 

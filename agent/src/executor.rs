@@ -299,6 +299,9 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
                 }
             } else if error.is_some() && d.spec.desired_state == DesiredState::Running {
                 (ObservedNodeStatus::Error, None)
+            } else if let Some(why) = self.driver.failed(name, &u.unit).await {
+                processes.push(ObservedProcess { name: u.unit, status: ObservedNodeStatus::Error, sync: None, message: Some(why) });
+                continue;
             } else {
                 (ObservedNodeStatus::Stopped, None)
             };

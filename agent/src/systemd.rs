@@ -21,7 +21,12 @@ pub trait Manager {
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    #[allow(clippy::type_complexity)]
+    fn list_units_by_names(&self, names: &[&str]) -> zbus::Result<Vec<UnitStatus>>;
 }
+
+/// `(name, description, load, active, sub, following, path, job id, job type, job path)`.
+pub type UnitStatus = (String, String, String, String, String, String, OwnedObjectPath, u32, String, OwnedObjectPath);
 
 pub struct SystemdDriver {
     files: LocalDriver,
@@ -91,12 +96,24 @@ impl SystemdDriver {
         self.unit_dir.join(format!("{}.d", unit_name(node, unit)))
     }
 
-    /// Wait until the unit's process runs (or, with `None`, is gone).
+    /// systemd's `(active, sub)` state of the unit.
+    pub async fn unit_state(&self, node: &str, unit: &str) -> Result<(String, String)> {
+        let name = unit_name(node, unit);
+        let units = self.manager.list_units_by_names(&[name.as_str()]).await.map_err(dbus)?;
+        Ok(units.into_iter().next().map(|u| (u.3, u.4)).unwrap_or_else(|| ("inactive".into(), "dead".into())))
+    }
+
+    /// Wait until the unit's process runs (or, with `None`, is gone); a failed unit ends the wait.
     async fn wait_for(&self, node: &str, unit: &str, want: Option<(Fingerprint, u64)>) -> Result<()> {
         for _ in 0..100 {
             let now = self.files.running(node, unit).map(|r| (r.fingerprint, r.generation));
             if now == want {
                 return Ok(());
+            }
+            if want.is_some() {
+                if let Some(why) = self.failed(node, unit).await {
+                    return Err(DriverError::Other(why));
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -165,6 +182,13 @@ impl ProcessDriver for SystemdDriver {
 
     async fn remove_data(&self, node: &str) -> Result<()> {
         self.files.remove_data(node).await
+    }
+
+    async fn failed(&self, node: &str, unit: &str) -> Option<String> {
+        match self.unit_state(node, unit).await {
+            Ok((active, sub)) if active == "failed" => Some(format!("{} failed ({sub})", unit_name(node, unit))),
+            _ => None,
+        }
     }
 }
 

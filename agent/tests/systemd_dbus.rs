@@ -23,6 +23,8 @@ struct FakeSystemd {
     unit_dir: PathBuf,
     loaded: Mutex<HashMap<String, Unit>>,
     pids: Mutex<HashMap<String, i32>>,
+    /// Exit codes of processes that ended, by unit.
+    exits: Arc<Mutex<HashMap<String, i32>>>,
     calls: Arc<Mutex<Vec<String>>>,
 }
 
@@ -91,12 +93,18 @@ impl FakeSystemd {
             .spawn()
             .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))?;
         self.pids.lock().unwrap().insert(name.into(), child.id() as i32);
-        std::thread::spawn(move || child.wait());
+        self.exits.lock().unwrap().remove(name);
+        let (exits, unit) = (self.exits.clone(), name.to_string());
+        std::thread::spawn(move || {
+            let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(-1);
+            exits.lock().unwrap().insert(unit, code);
+        });
         Ok(())
     }
 
     fn kill(&self, name: &str) {
         if let Some(pid) = self.pids.lock().unwrap().remove(name) {
+            self.exits.lock().unwrap().insert(name.into(), 0); // stopped on request is not a failure
             unsafe { libc::kill(-pid, libc::SIGTERM) };
             for _ in 0..100 {
                 if !Self::alive(pid) {
@@ -147,6 +155,29 @@ impl FakeSystemd {
         Ok(self.job())
     }
 
+    #[allow(clippy::type_complexity)]
+    async fn list_units_by_names(
+        &self,
+        names: Vec<String>,
+    ) -> Vec<(String, String, String, String, String, String, OwnedObjectPath, u32, String, OwnedObjectPath)> {
+        self.calls.lock().unwrap().push(format!("ListUnitsByNames {}", names.join(",")));
+        names
+            .into_iter()
+            .filter(|n| self.loaded.lock().unwrap().contains_key(n))
+            .map(|n| {
+                let alive = self.pids.lock().unwrap().get(&n).is_some_and(|p| Self::alive(*p));
+                let exit = self.exits.lock().unwrap().get(&n).copied();
+                let (active, sub) = match (alive, exit) {
+                    (true, _) => ("active", "running"),
+                    (false, Some(c)) if c != 0 => ("failed", "failed"),
+                    _ => ("inactive", "dead"),
+                };
+                let path = OwnedObjectPath::try_from("/org/freedesktop/systemd1/unit/x").unwrap();
+                (n, String::new(), "loaded".into(), active.into(), sub.into(), String::new(), path.clone(), 0, String::new(), path)
+            })
+            .collect()
+    }
+
     async fn restart_unit(&self, name: String, mode: String) -> zbus::fdo::Result<OwnedObjectPath> {
         self.calls.lock().unwrap().push(format!("RestartUnit {name} {mode}"));
         self.kill(&name);
@@ -157,7 +188,7 @@ impl FakeSystemd {
 
 async fn connect(unit_dir: PathBuf, calls: Arc<Mutex<Vec<String>>>) -> (zbus::Connection, zbus::Connection) {
     let (s0, s1) = std::os::unix::net::UnixStream::pair().unwrap();
-    let fake = FakeSystemd { unit_dir, loaded: Mutex::default(), pids: Mutex::default(), calls };
+    let fake = FakeSystemd { unit_dir, loaded: Mutex::default(), pids: Mutex::default(), exits: Arc::default(), calls };
     let server = zbus::connection::Builder::unix_stream(s0)
         .server(zbus::Guid::generate())
         .p2p()
@@ -198,7 +229,7 @@ async fn systemd_driver_drives_units_over_dbus() {
     assert!(!unit_dir.join("novacula-eth-execution.service").exists());
     assert!(d.observe("eth").await.unwrap().is_empty());
 
-    let calls = calls.lock().unwrap().clone();
+    let calls: Vec<String> = calls.lock().unwrap().iter().filter(|c| !c.starts_with("ListUnits")).cloned().collect();
     assert_eq!(
         calls,
         [
@@ -221,4 +252,18 @@ async fn unknown_unit_is_a_clear_error() {
     let d = SystemdDriver::with_connection(&client, dir.path().join("data"), unit_dir).await.unwrap();
     let err = d.start("ghost", "main", Fingerprint(1), 0).await.unwrap_err();
     assert!(err.to_string().contains("systemd D-Bus call failed"), "{err}");
+}
+
+#[tokio::test]
+async fn crashing_unit_reports_systemd_failed_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit_dir = dir.path().join("units");
+    let (_server, client) = connect(unit_dir.clone(), Arc::default()).await;
+    let d = SystemdDriver::with_connection(&client, dir.path().join("data"), unit_dir).await.unwrap();
+    let def = RenderedUnit { command: vec!["/bin/sh".into(), "-c".into(), "exit 3".into()], env: Default::default(), files: vec![], probe: Probe::Alive };
+    d.write_unit("bad", "main", &def, Fingerprint(1)).await.unwrap();
+    assert_eq!(d.failed("bad", "main").await, None, "not failed before it ran");
+    let err = d.start("bad", "main", Fingerprint(1), 0).await.unwrap_err();
+    assert!(err.to_string().contains("novacula-bad-main.service failed"), "{err}");
+    assert_eq!(d.unit_state("bad", "main").await.unwrap(), ("failed".to_string(), "failed".to_string()));
 }
