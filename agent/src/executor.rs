@@ -68,6 +68,22 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(cap.as_millis() as u64 / 2 + r % (cap.as_millis() as u64 / 2 + 1))
 }
 
+/// The wait before the next attempt of a periodic call: its interval after a
+/// success, jittered backoff (never longer than the interval) after a failure.
+fn next_wait(failures: &mut u32, result: Result<(), ClientError>, interval: Duration, what: &str) -> Duration {
+    match result {
+        Ok(()) => {
+            *failures = 0;
+            interval
+        }
+        Err(e) => {
+            *failures += 1;
+            tracing::warn!(error = %e, "{what} failed");
+            backoff(*failures).min(interval)
+        }
+    }
+}
+
 impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C> {
     pub fn new(id: Identity, api: HttpApi<C>, driver: D, adapters: Adapters, intervals: Intervals) -> Arc<Self> {
         Arc::new(Executor {
@@ -131,17 +147,7 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
     async fn heartbeat_loop(self: Arc<Self>) {
         let mut failures = 0;
         loop {
-            let wait = match self.sync_once().await {
-                Ok(()) => {
-                    failures = 0;
-                    self.intervals.sync
-                }
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(error = %e, "syncExecutor failed");
-                    backoff(failures).min(self.intervals.sync)
-                }
-            };
+            let wait = next_wait(&mut failures, self.sync_once().await, self.intervals.sync, "syncExecutor");
             tokio::time::sleep(wait).await;
         }
     }
@@ -184,17 +190,7 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
     async fn report_loop(self: Arc<Self>) {
         let mut failures = 0;
         loop {
-            let wait = match self.report_once().await {
-                Ok(()) => {
-                    failures = 0;
-                    self.intervals.report
-                }
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(error = %e, "report failed");
-                    backoff(failures).min(self.intervals.report)
-                }
-            };
+            let wait = next_wait(&mut failures, self.report_once().await, self.intervals.report, "report");
             let _ = tokio::time::timeout(wait, self.wake_report.notified()).await;
         }
     }

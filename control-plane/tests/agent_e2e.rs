@@ -13,7 +13,6 @@ use novacula_control_plane::{orgs, AppState, Config, Store};
 use novacula_core::{Channel, ExecutorKind};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 struct Running {
@@ -47,6 +46,21 @@ impl Running {
     }
 }
 
+/// A control plane on loopback with the real clock: `(url, alice's session, API key for "local")`.
+async fn control_plane() -> (String, HttpApi, String) {
+    let store = Store::in_memory().unwrap();
+    orgs::create_org_with_owner(&store, novacula_control_plane::clock::Clock::now(&SystemClock), "acme", "alice", PASSWORD).unwrap();
+    let state = AppState::new(store, SystemClock, Config::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(novacula_control_plane::serve(listener, state, std::future::pending()));
+    let anon = HttpApi::new(&url, None).unwrap();
+    let login: Value = anon.call(Method::POST, "/api/v1/login", Some(&json!({"username": "alice", "password": PASSWORD}))).await.unwrap();
+    let user = anon.clone().with_token(login["token"].as_str().map(String::from));
+    let created: Value = user.call(Method::POST, "/api/v1/keys", Some(&json!({"executor": "local"}))).await.unwrap();
+    (url, user, created["key"].as_str().unwrap().to_string())
+}
+
 async fn wait_for(user: &HttpApi, name: &str, what: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..300 {
         let n = node(user, name).await;
@@ -65,18 +79,7 @@ fn phase_is(p: &'static str) -> impl Fn(&Value) -> bool {
 #[tokio::test]
 async fn agent_converges_through_lifecycle_and_after_crashes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::in_memory().unwrap();
-    orgs::create_org_with_owner(&store, novacula_control_plane::clock::Clock::now(&SystemClock), "acme", "alice", PASSWORD).unwrap();
-    let state = AppState::new(store, SystemClock, Config::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let st: Arc<AppState> = state.clone();
-    tokio::spawn(novacula_control_plane::serve(listener, st, std::future::pending()));
-    let anon = HttpApi::new(&url, None).unwrap();
-    let login: Value = anon.call(Method::POST, "/api/v1/login", Some(&json!({"username": "alice", "password": PASSWORD}))).await.unwrap();
-    let user = anon.clone().with_token(login["token"].as_str().map(String::from));
-    let created: Value = user.call(Method::POST, "/api/v1/keys", Some(&json!({"executor": "local"}))).await.unwrap();
-    let key = created["key"].as_str().unwrap().to_string();
+    let (url, user, key) = control_plane().await;
     let data = dir.path().join("agent");
     let probe = LocalDriver::new(&data).unwrap();
 
@@ -144,17 +147,8 @@ async fn agent_converges_through_lifecycle_and_after_crashes() {
 #[tokio::test]
 async fn missing_client_binary_is_reported_as_error() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::in_memory().unwrap();
-    orgs::create_org_with_owner(&store, novacula_control_plane::clock::Clock::now(&SystemClock), "acme", "alice", PASSWORD).unwrap();
-    let state = AppState::new(store, SystemClock, Config::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(novacula_control_plane::serve(listener, state, std::future::pending()));
-    let anon = HttpApi::new(&url, None).unwrap();
-    let login: Value = anon.call(Method::POST, "/api/v1/login", Some(&json!({"username": "alice", "password": PASSWORD}))).await.unwrap();
-    let user = anon.clone().with_token(login["token"].as_str().map(String::from));
-    let created: Value = user.call(Method::POST, "/api/v1/keys", Some(&json!({}))).await.unwrap();
-    let agent = start_agent(&url, created["key"].as_str().unwrap(), &dir.path().join("agent"));
+    let (url, user, key) = control_plane().await;
+    let agent = start_agent(&url, &key, &dir.path().join("agent"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     // geth is not installed under data_dir/bin: the node must show error, not hang in provisioning
     let _: Value = user.call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": "local", "spec": common::spec("eth")}))).await.unwrap();

@@ -113,9 +113,7 @@ async fn node_lifecycle_end_to_end() {
 #[tokio::test]
 async fn long_poll_wakes_on_change() {
     let cp = Cp::with_orgs(Config::default()).await;
-    let alice = cp.login("alice").await;
-    let (exec, _) = cp.executor_client(&alice, None).await;
-    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let (alice, exec) = cp.alice_and_edge().await;
     deploy(&alice, "edge-1", "a").await.unwrap();
     let first = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap();
 
@@ -173,9 +171,7 @@ async fn restart_on_same_redb_file_loses_nothing() {
 #[tokio::test]
 async fn events_paginate_in_order() {
     let cp = Cp::with_orgs(Config::default()).await;
-    let alice = cp.login("alice").await;
-    let (exec, _) = cp.executor_client(&alice, None).await;
-    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let (alice, _exec) = cp.alice_and_edge().await;
     for i in 0..5 {
         deploy(&alice, "edge-1", &format!("n{i}")).await.unwrap();
     }

@@ -138,9 +138,7 @@ async fn api_keys_shown_once_revocable_rotatable_and_tracked() {
 #[tokio::test]
 async fn kind_is_immutable_after_first_sync() {
     let cp = Cp::with_orgs(Config::default()).await;
-    let alice = cp.login("alice").await;
-    let (exec, _) = cp.executor_client(&alice, None).await;
-    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let (alice, exec) = cp.alice_and_edge().await;
     let err = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Operator, "1.0.0")).await.unwrap_err();
     assert_eq!(err.status(), Some(409));
     assert!(err.to_string().contains("kind cannot change"), "{err}");
@@ -189,9 +187,7 @@ async fn compat_window_deprecated_and_out_of_support() {
 #[tokio::test]
 async fn liveness_drift_and_node_down_alert() {
     let cp = Cp::with_orgs(Config::default()).await;
-    let alice = cp.login("alice").await;
-    let (exec, _) = cp.executor_client(&alice, None).await;
-    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let (alice, exec) = cp.alice_and_edge().await;
     deploy(&alice, "edge-1", "n").await.unwrap();
     exec.report("edge-1", vec![obs("n", 1, ObservedNodeStatus::Running)]).await.unwrap();
     assert!(alice.get::<Vec<Value>>("/api/v1/alerts").await.unwrap().is_empty());
@@ -233,9 +229,7 @@ async fn liveness_drift_and_node_down_alert() {
 #[tokio::test]
 async fn bad_input_gets_json_4xx() {
     let cp = Cp::with_orgs(Config::default()).await;
-    let alice = cp.login("alice").await;
-    let (exec, _) = cp.executor_client(&alice, None).await;
-    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let (alice, exec) = cp.alice_and_edge().await;
 
     let (s, body) = raw(&alice, Method::POST, "/api/v1/nodes", b"{not json").await;
     assert_eq!(s, 400);
@@ -293,9 +287,7 @@ async fn bad_input_gets_json_4xx() {
 #[tokio::test]
 async fn edit_and_client_upgrade_bump_revision_and_validate() {
     let cp = Cp::with_orgs(Config::default()).await;
-    let alice = cp.login("alice").await;
-    let (exec, _) = cp.executor_client(&alice, None).await;
-    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let (alice, exec) = cp.alice_and_edge().await;
     deploy(&alice, "edge-1", "n").await.unwrap();
     let mut s = spec("n");
     s.clients[0].config_overrides.insert("cache".into(), "4096".into());

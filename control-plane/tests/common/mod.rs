@@ -77,6 +77,14 @@ impl Cp {
         (HttpApi::new(&self.url, Some(key)).unwrap(), created)
     }
 
+    /// Alice's session and an org-wide executor client already synced as `edge-1` (agent, 1.0.0).
+    pub async fn alice_and_edge(&self) -> (HttpApi, HttpApi) {
+        let alice = self.login("alice").await;
+        let (exec, _) = self.executor_client(&alice, None).await;
+        exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+        (alice, exec)
+    }
+
     pub fn advance(&self, d: Duration) {
         self.clock.advance(d);
     }
