@@ -58,19 +58,44 @@ pub struct Executor<D, C> {
     /// Last apply error per node, reported as the process message.
     errors: Mutex<HashMap<String, String>>,
     upgrade: watch::Sender<Option<UpgradeSpec>>,
+    jitter: Jitter,
 }
 
-/// Exponential backoff with full jitter, capped at a minute.
-pub fn backoff(attempt: u32) -> Duration {
+/// Exponential backoff with jitter in [cap/2, cap], cap doubling from 0.5 s to a minute.
+/// `random` is any 64-bit random value (seeded in simulation, for reproducibility).
+pub fn backoff(attempt: u32, random: u64) -> Duration {
     let cap = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(7))).min(Duration::from_secs(60));
-    let mut b = [0u8; 8];
-    let r = getrandom::fill(&mut b).map(|_| u64::from_le_bytes(b)).unwrap_or(0);
-    Duration::from_millis(cap.as_millis() as u64 / 2 + r % (cap.as_millis() as u64 / 2 + 1))
+    let half = cap.as_millis() as u64 / 2;
+    Duration::from_millis(half + random % (half + 1))
+}
+
+/// xorshift64*: enough randomness for jitter, and seedable.
+#[derive(Debug)]
+pub struct Jitter(Mutex<u64>);
+
+impl Jitter {
+    pub fn seeded(seed: u64) -> Jitter {
+        Jitter(Mutex::new(seed.max(1)))
+    }
+
+    pub fn from_os() -> Jitter {
+        let mut b = [0u8; 8];
+        let _ = getrandom::fill(&mut b);
+        Jitter::seeded(u64::from_le_bytes(b))
+    }
+
+    pub fn next(&self) -> u64 {
+        let mut x = self.0.lock().expect("lock");
+        *x ^= *x >> 12;
+        *x ^= *x << 25;
+        *x ^= *x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
 }
 
 /// The wait before the next attempt of a periodic call: its interval after a
 /// success, jittered backoff (never longer than the interval) after a failure.
-fn next_wait(failures: &mut u32, result: Result<(), ClientError>, interval: Duration, what: &str) -> Duration {
+fn next_wait(failures: &mut u32, result: Result<(), ClientError>, interval: Duration, what: &str, jitter: &Jitter) -> Duration {
     match result {
         Ok(()) => {
             *failures = 0;
@@ -79,13 +104,17 @@ fn next_wait(failures: &mut u32, result: Result<(), ClientError>, interval: Dura
         Err(e) => {
             *failures += 1;
             tracing::warn!(error = %e, "{what} failed");
-            backoff(*failures).min(interval)
+            backoff(*failures, jitter.next()).min(interval)
         }
     }
 }
 
 impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C> {
     pub fn new(id: Identity, api: HttpApi<C>, driver: D, adapters: Adapters, intervals: Intervals) -> Arc<Self> {
+        Self::with_jitter(id, api, driver, adapters, intervals, Jitter::from_os())
+    }
+
+    pub fn with_jitter(id: Identity, api: HttpApi<C>, driver: D, adapters: Adapters, intervals: Intervals, jitter: Jitter) -> Arc<Self> {
         Arc::new(Executor {
             id,
             api,
@@ -98,6 +127,7 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
             materialized: Mutex::new(HashMap::new()),
             errors: Mutex::new(HashMap::new()),
             upgrade: watch::channel(None).0,
+            jitter,
         })
     }
 
@@ -147,7 +177,7 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
     async fn heartbeat_loop(self: Arc<Self>) {
         let mut failures = 0;
         loop {
-            let wait = next_wait(&mut failures, self.sync_once().await, self.intervals.sync, "syncExecutor");
+            let wait = next_wait(&mut failures, self.sync_once().await, self.intervals.sync, "syncExecutor", &self.jitter);
             tokio::time::sleep(wait).await;
         }
     }
@@ -174,7 +204,7 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, "spec poll failed");
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::time::sleep(backoff(failures, self.jitter.next())).await;
                 }
             }
         }
@@ -190,7 +220,7 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
     async fn report_loop(self: Arc<Self>) {
         let mut failures = 0;
         loop {
-            let wait = next_wait(&mut failures, self.report_once().await, self.intervals.report, "report");
+            let wait = next_wait(&mut failures, self.report_once().await, self.intervals.report, "report", &self.jitter);
             let _ = tokio::time::timeout(wait, self.wake_report.notified()).await;
         }
     }
@@ -304,5 +334,26 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
             processes.push(ObservedProcess { name: u.unit, status, sync, message: error.clone() });
         }
         Ok(ObservedNodeState { node: name.clone(), revision, processes, removed: false })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        assert_eq!(backoff(1, 0), Duration::from_millis(500));
+        assert_eq!(backoff(1, 500), Duration::from_millis(1000));
+        assert!(backoff(3, u64::MAX) <= Duration::from_secs(4));
+        assert!(backoff(30, 7) <= Duration::from_secs(60) && backoff(30, 7) >= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn seeded_jitter_is_reproducible() {
+        let (a, b) = (Jitter::seeded(42), Jitter::seeded(42));
+        let xs: Vec<u64> = (0..5).map(|_| a.next()).collect();
+        assert_eq!(xs, (0..5).map(|_| b.next()).collect::<Vec<_>>());
+        assert_ne!(xs[0], xs[1]);
     }
 }

@@ -1,1 +1,142 @@
-//! novacula-fakes
+//! Fake executors: the agent's real loops and core's reconcile diff, over an
+//! in-memory process table (`FakeDriver`) whose behaviour is core's reference
+//! model (`LocalNode::apply`), with faults that tests can inject.
+
+use novacula_agent::adapter::{NodePaths, RenderedUnit};
+use novacula_agent::driver::{DriverError, ProcessDriver, Result};
+use novacula_core::fingerprint::Fingerprint;
+use novacula_core::reconcile::{Action, LocalNode};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Faults to inject into a fake host.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Fail the next `n` starts/restarts of any unit.
+    pub failing_starts: u32,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    nodes: BTreeMap<String, LocalNode>,
+    faults: Faults,
+    /// (node, unit, generation) -> how many times a process was (re)started into it.
+    launches: HashMap<(String, String, u64), u32>,
+}
+
+/// An in-memory host. Clones share the table, so it survives an executor "crash".
+#[derive(Debug, Clone, Default)]
+pub struct FakeDriver(Arc<Mutex<Table>>);
+
+impl FakeDriver {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
+        f(&mut self.0.lock().expect("fake table lock"))
+    }
+
+    fn apply(&self, node: &str, a: &Action) {
+        self.with(|t| t.nodes.entry(node.to_string()).or_default().apply(a));
+    }
+
+    /// A process dies on its own (crash, OOM).
+    pub fn kill(&self, node: &str, unit: &str) {
+        self.apply(node, &Action::Stop { unit: unit.to_string() });
+    }
+
+    pub fn fail_next_starts(&self, n: u32) {
+        self.with(|t| t.faults.failing_starts = n);
+    }
+
+    pub fn node(&self, node: &str) -> LocalNode {
+        self.with(|t| t.nodes.get(node).cloned().unwrap_or_default())
+    }
+
+    pub fn running_processes(&self) -> usize {
+        self.with(|t| t.nodes.values().flat_map(|n| &n.processes).filter(|p| p.running.is_some()).count())
+    }
+
+    /// Most launches into one (node, unit, generation); more than one for a
+    /// pure restart bump would mean a doubled lifecycle action.
+    pub fn launches(&self) -> HashMap<(String, String, u64), u32> {
+        self.with(|t| t.launches.clone())
+    }
+
+    fn launch(&self, node: &str, a: Action, unit: &str, generation: u64) -> Result<()> {
+        self.with(|t| {
+            if t.faults.failing_starts > 0 {
+                t.faults.failing_starts -= 1;
+                return Err(DriverError::Other(format!("injected start failure of {node}/{unit}")));
+            }
+            *t.launches.entry((node.to_string(), unit.to_string(), generation)).or_default() += 1;
+            t.nodes.entry(node.to_string()).or_default().apply(&a);
+            Ok(())
+        })
+    }
+}
+
+impl ProcessDriver for FakeDriver {
+    fn paths(&self, node: &str) -> NodePaths {
+        NodePaths { root: PathBuf::from("/fake/nodes").join(node), bin_dir: PathBuf::from("/fake/bin") }
+    }
+
+    async fn observe(&self, node: &str) -> Result<LocalNode> {
+        Ok(self.node(node))
+    }
+
+    async fn install(&self, node: &str, unit: &str, client: &str, version: &str, _binary: Option<PathBuf>) -> Result<()> {
+        self.apply(node, &Action::InstallBinary { unit: unit.into(), client: client.into(), version: version.into() });
+        Ok(())
+    }
+
+    async fn write_unit(&self, node: &str, unit: &str, _def: &RenderedUnit, fingerprint: Fingerprint) -> Result<()> {
+        self.apply(node, &Action::WriteConfig { unit: unit.into(), fingerprint });
+        Ok(())
+    }
+
+    async fn start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
+        self.launch(node, Action::Start { unit: unit.into(), fingerprint, generation }, unit, generation)
+    }
+
+    async fn restart(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
+        self.launch(node, Action::Restart { unit: unit.into(), fingerprint, generation }, unit, generation)
+    }
+
+    async fn stop(&self, node: &str, unit: &str) -> Result<()> {
+        self.apply(node, &Action::Stop { unit: unit.into() });
+        Ok(())
+    }
+
+    async fn remove_unit(&self, node: &str, unit: &str) -> Result<()> {
+        self.apply(node, &Action::RemoveUnit { unit: unit.into() });
+        Ok(())
+    }
+
+    async fn remove_data(&self, node: &str) -> Result<()> {
+        self.apply(node, &Action::RemoveData);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn follows_the_reference_model_and_injects_failures() {
+        let d = FakeDriver::new();
+        d.write_unit("n", "main", &RenderedUnit { command: vec![], env: Default::default(), files: vec![], probe: novacula_agent::adapter::Probe::Alive }, Fingerprint(1))
+            .await
+            .unwrap();
+        d.fail_next_starts(1);
+        assert!(d.start("n", "main", Fingerprint(1), 0).await.is_err());
+        d.start("n", "main", Fingerprint(1), 0).await.unwrap();
+        assert_eq!(d.running_processes(), 1);
+        d.kill("n", "main");
+        assert_eq!(d.running_processes(), 0);
+        assert_eq!(d.launches()[&("n".to_string(), "main".to_string(), 0)], 1);
+    }
+}
