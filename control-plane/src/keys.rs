@@ -42,36 +42,48 @@ pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req):
     if req.label.len() > 200 {
         return Err(ApiError::bad_request("label must be at most 200 bytes"));
     }
+    let (full, record) = issue(&s.store, user.org(), req.label, req.executor, &user.user.username, s.now())?;
+    Ok((StatusCode::CREATED, ApiJson(CreatedKey { key: full, record: ApiKeyView::from(&record) })))
+}
+
+/// Create and store a key; returns the full secret (never stored) and the record.
+pub fn issue(
+    store: &crate::Store,
+    org: &str,
+    label: String,
+    executor: Option<String>,
+    created_by: &str,
+    now: Timestamp,
+) -> Result<(String, ApiKey), crate::store::StoreError> {
     let (id, full, hash) = new_api_key();
-    let now = s.now();
     let record = ApiKey {
         id: id.clone(),
-        org_id: user.org().to_string(),
-        label: req.label,
-        executor: req.executor,
+        org_id: org.to_string(),
+        label,
+        executor,
         secret_hash: hash,
         created_at: now,
-        created_by: user.user.username.clone(),
+        created_by: created_by.to_string(),
         revoked_at: None,
         last_used_at: None,
         last_used_by: None,
     };
-    s.store.write(|w| {
+    store.write(|w| {
         w.put(API_KEYS, &id, &record)?;
         events::record(
             w,
-            user.org(),
+            org,
             now,
             NewEvent {
                 kind: ev::API_KEY_CREATED,
                 node: None,
                 executor: record.executor.as_deref(),
-                actor: &user.actor(),
+                actor: &format!("user:{created_by}"),
                 data: data([("keyId", id.clone())]),
             },
         )
     })?;
-    Ok((StatusCode::CREATED, ApiJson(CreatedKey { key: full, record: ApiKeyView::from(&record) })))
+    Ok((full, record))
 }
 
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<ApiKeyView>> {

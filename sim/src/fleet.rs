@@ -1,0 +1,112 @@
+//! A fleet scenario: one control plane, N fake executors with M nodes each.
+
+use crate::{api, serve, SimClock, SimConnector, EPOCH};
+use novacula_agent::adapter::Adapters;
+use novacula_agent::client::{HttpApi, Method};
+use novacula_agent::executor::{Executor, Identity, Intervals, Jitter};
+use novacula_control_plane::{keys, orgs, AppState, Config, Store};
+use novacula_core::{Channel, ExecutorKind};
+use novacula_fakes::FakeDriver;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub const PASSWORD: &str = "simulation-password";
+
+pub struct Fleet {
+    pub executors: usize,
+    pub nodes_per_executor: usize,
+    pub seed: u64,
+    pub drivers: Vec<FakeDriver>,
+    key: String,
+}
+
+impl Fleet {
+    pub fn new(executors: usize, nodes_per_executor: usize, seed: u64) -> Fleet {
+        Fleet { executors, nodes_per_executor, seed, drivers: (0..executors).map(|_| FakeDriver::new()).collect(), key: String::new() }
+    }
+
+    pub fn executor_name(i: usize) -> String {
+        format!("exec-{i}")
+    }
+
+    pub fn node_name(i: usize, j: usize) -> String {
+        format!("n-{i}-{j}")
+    }
+
+    /// Build the simulation with the control plane and every executor host.
+    pub fn build(&mut self, config: Config) -> turmoil::Sim<'static> {
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(self.seed)
+            .simulation_duration(Duration::from_secs(3600))
+            .tick_duration(Duration::from_millis(10))
+            // Every executor keeps pooled connections open to the one control plane.
+            .tcp_capacity(1 << 16)
+            .build();
+        let store = Store::in_memory().expect("in-memory store");
+        orgs::create_org_with_owner(&store, EPOCH, "sim", "admin", PASSWORD).expect("org");
+        self.key = keys::issue(&store, "sim", "fleet".into(), None, "admin", EPOCH).expect("key").0;
+        let state = AppState::new(store, SimClock, config);
+        sim.host(crate::CP_HOST, move || {
+            let state = state.clone();
+            async move {
+                serve(state).await?;
+                Ok(())
+            }
+        });
+        for i in 0..self.executors {
+            let driver = self.drivers[i].clone();
+            let key = self.key.clone();
+            let seed = self.seed.wrapping_add(i as u64 + 1);
+            sim.host(Self::executor_name(i).as_str(), move || {
+                let (driver, key) = (driver.clone(), key.clone());
+                async move {
+                    let id = Identity { name: Fleet::executor_name(i), kind: ExecutorKind::Agent, version: "1.0.0".into(), channel: Channel::Stable };
+                    let exec = Executor::with_jitter(id, api(Some(key)), driver, Adapters::standard(), Intervals::default(), Jitter::seeded(seed));
+                    exec.run(std::future::pending()).await;
+                    Ok(())
+                }
+            });
+        }
+        sim
+    }
+}
+
+pub fn standin(name: &str) -> Value {
+    json!({
+        "name": name, "chain": "demo", "network": "local",
+        "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]
+    })
+}
+
+pub async fn admin() -> HttpApi<SimConnector> {
+    let anon = api(None);
+    let r: Value = anon
+        .call(Method::POST, "/api/v1/login", Some(&json!({"username": "admin", "password": PASSWORD})))
+        .await
+        .expect("login");
+    anon.with_token(r["token"].as_str().map(String::from))
+}
+
+pub async fn nodes(admin: &HttpApi<SimConnector>) -> Vec<Value> {
+    admin.get("/api/v1/nodes").await.expect("list nodes")
+}
+
+/// Poll every 5 simulated seconds until `done` holds for the node list; returns the nodes.
+pub async fn until(admin: &HttpApi<SimConnector>, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    for _ in 0..240 {
+        let ns = nodes(admin).await;
+        for n in &ns {
+            let observed = n["observed"]["revision"].as_u64().unwrap_or(0);
+            assert!(observed <= n["revision"].as_u64().unwrap(), "observed ahead of desired: {n}");
+        }
+        if done(&ns) {
+            return ns;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    panic!("never reached: {what}");
+}
+
+pub fn all_converged(ns: &[Value], phase: &str) -> bool {
+    ns.iter().all(|n| n["phase"] == phase && n["drift"]["revisionsBehind"] == 0)
+}
