@@ -8,6 +8,8 @@ use novacula_control_plane::{keys, orgs, AppState, Config, Store};
 use novacula_core::{Channel, ExecutorKind};
 use novacula_fakes::FakeDriver;
 use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const PASSWORD: &str = "simulation-password";
@@ -17,12 +19,27 @@ pub struct Fleet {
     pub nodes_per_executor: usize,
     pub seed: u64,
     pub drivers: Vec<FakeDriver>,
+    /// Executor binary version per host, read at each (re)start of the host.
+    pub versions: Arc<Mutex<Vec<String>>>,
+    /// Control-plane config, read at each (re)start of the control plane.
+    pub config: Arc<Mutex<Config>>,
+    /// Store the control plane on this redb file (re-opened on restart) instead of memory.
+    pub db: Option<PathBuf>,
     key: String,
 }
 
 impl Fleet {
     pub fn new(executors: usize, nodes_per_executor: usize, seed: u64) -> Fleet {
-        Fleet { executors, nodes_per_executor, seed, drivers: (0..executors).map(|_| FakeDriver::new()).collect(), key: String::new() }
+        Fleet {
+            executors,
+            nodes_per_executor,
+            seed,
+            drivers: (0..executors).map(|_| FakeDriver::new()).collect(),
+            versions: Arc::new(Mutex::new(vec!["1.0.0".into(); executors])),
+            config: Arc::new(Mutex::new(Config::default())),
+            db: None,
+            key: String::new(),
+        }
     }
 
     pub fn executor_name(i: usize) -> String {
@@ -34,7 +51,7 @@ impl Fleet {
     }
 
     /// Build the simulation with the control plane and every executor host.
-    pub fn build(&mut self, config: Config) -> turmoil::Sim<'static> {
+    pub fn build(&mut self) -> turmoil::Sim<'static> {
         let mut sim = turmoil::Builder::new()
             .rng_seed(self.seed)
             .simulation_duration(Duration::from_secs(3600))
@@ -42,25 +59,39 @@ impl Fleet {
             // Every executor keeps pooled connections open to the one control plane.
             .tcp_capacity(1 << 16)
             .build();
-        let store = Store::in_memory().expect("in-memory store");
-        orgs::create_org_with_owner(&store, EPOCH, "sim", "admin", PASSWORD).expect("org");
-        self.key = keys::issue(&store, "sim", "fleet".into(), None, "admin", EPOCH).expect("key").0;
-        let state = AppState::new(store, SimClock, config);
-        sim.host(crate::CP_HOST, move || {
-            let state = state.clone();
-            async move {
-                serve(state).await?;
-                Ok(())
+        let seed_store = |store: &Store| {
+            orgs::create_org_with_owner(store, EPOCH, "sim", "admin", PASSWORD).expect("org");
+            keys::issue(store, "sim", "fleet".into(), None, "admin", EPOCH).expect("key").0
+        };
+        let config = self.config.clone();
+        match self.db.clone() {
+            None => {
+                let store = Store::in_memory().expect("in-memory store");
+                self.key = seed_store(&store);
+                let state = AppState::new(store, SimClock, config.lock().expect("config").clone());
+                sim.host(crate::CP_HOST, move || serve(state.clone()));
             }
-        });
+            Some(path) => {
+                self.key = seed_store(&Store::open(&path).expect("redb file"));
+                sim.host(crate::CP_HOST, move || {
+                    let (path, config) = (path.clone(), config.lock().expect("config").clone());
+                    async move {
+                        let store = Store::open(&path).map_err(|e| e.to_string())?;
+                        serve(AppState::new(store, SimClock, config)).await
+                    }
+                });
+            }
+        }
         for i in 0..self.executors {
             let driver = self.drivers[i].clone();
             let key = self.key.clone();
             let seed = self.seed.wrapping_add(i as u64 + 1);
+            let versions = self.versions.clone();
             sim.host(Self::executor_name(i).as_str(), move || {
                 let (driver, key) = (driver.clone(), key.clone());
+                let version = versions.lock().expect("versions")[i].clone();
                 async move {
-                    let id = Identity { name: Fleet::executor_name(i), kind: ExecutorKind::Agent, version: "1.0.0".into(), channel: Channel::Stable };
+                    let id = Identity { name: Fleet::executor_name(i), kind: ExecutorKind::Agent, version, channel: Channel::Stable };
                     let exec = Executor::with_jitter(id, api(Some(key)), driver, Adapters::standard(), Intervals::default(), Jitter::seeded(seed));
                     exec.run(std::future::pending()).await;
                     Ok(())

@@ -84,7 +84,7 @@ pub fn api(token: Option<String>) -> novacula_agent::client::HttpApi<SimConnecto
 }
 
 /// Serve the control-plane router on a turmoil listener, with the sweeper beside it.
-pub async fn serve(state: std::sync::Arc<novacula_control_plane::AppState>) -> std::io::Result<()> {
+pub async fn serve(state: std::sync::Arc<novacula_control_plane::AppState>) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", CP_PORT)).await?;
     let router = novacula_control_plane::router(state.clone());
     tokio::spawn(novacula_control_plane::sweeper::run(state));

@@ -2,7 +2,6 @@
 //! it) and prints it on failure, so a failing run can be replayed exactly.
 
 use novacula_agent::client::Method;
-use novacula_control_plane::Config;
 use novacula_sim::fleet::{admin, all_converged, nodes, standin, until, Fleet};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -22,7 +21,7 @@ fn run(name: &str, seed: u64, f: impl FnOnce(u64)) {
 
 fn converge_then_wave(executors: usize, per: usize, seed: u64) {
     let mut fleet = Fleet::new(executors, per, seed);
-    let mut sim = fleet.build(Config::default());
+    let mut sim = fleet.build();
     sim.client("admin", async move {
         let admin = admin().await;
         loop {
@@ -83,7 +82,7 @@ fn fleet_converges_then_wave_of_lifecycle_actions() {
 fn partition_takes_executors_offline_and_heal_recovers() {
     run("partition_takes_executors_offline_and_heal_recovers", seed(11), |seed| {
         let mut fleet = Fleet::new(4, 2, seed);
-        let mut sim = fleet.build(Config::default());
+        let mut sim = fleet.build();
         sim.client("admin", async move {
             let admin = admin().await;
             while admin.get::<Vec<Value>>("/api/v1/executors").await?.len() < 4 {
