@@ -67,32 +67,12 @@ async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), S
     Ok(())
 }
 
-/// Apply upgrade specs as they arrive; returns only to restart into a new binary.
+/// Wait for an upgrade to land, then restart into the new binary.
 async fn self_upgrade(rx: &mut tokio::sync::watch::Receiver<Option<novacula_core::wire::UpgradeSpec>>) {
-    use novacula_agent::upgrade::{apply, Outcome};
-    let mut refused = std::collections::HashSet::new();
-    loop {
-        if rx.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-        let Some(spec) = rx.borrow_and_update().clone() else { continue };
-        if !refused.insert(spec.clone()) {
-            continue; // already tried and rolled back: wait for a different release
-        }
-        let Ok(current) = std::env::current_exe() else { continue };
-        match tokio::task::spawn_blocking(move || apply(&current, &spec).map(|o| (o, current, spec))).await {
-            Ok(Ok((Outcome::Upgraded { .. }, current, spec))) => {
-                tracing::info!(version = %spec.version, "upgraded; restarting into the new binary");
-                use std::os::unix::process::CommandExt;
-                let err = std::process::Command::new(&current).args(std::env::args_os().skip(1)).exec();
-                tracing::error!(error = %err, "re-exec failed; exiting for the supervisor to restart us");
-                return;
-            }
-            Ok(Ok((Outcome::RolledBack { reason }, _, spec))) => {
-                tracing::error!(version = %spec.version, %reason, "upgrade rolled back; still on the old version")
-            }
-            Ok(Err(e)) => tracing::error!(error = %e, "upgrade not applied"),
-            Err(e) => tracing::error!(error = %e, "upgrade task failed"),
-        }
-    }
+    let Ok(current) = std::env::current_exe() else { return std::future::pending().await };
+    let spec = novacula_agent::upgrade::watch(rx, current.clone()).await;
+    tracing::info!(version = %spec.version, "restarting into the new binary");
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&current).args(std::env::args_os().skip(1)).exec();
+    tracing::error!(error = %err, "re-exec failed; exiting for the supervisor to restart us");
 }

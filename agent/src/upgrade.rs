@@ -48,6 +48,31 @@ pub fn apply(current: &Path, spec: &UpgradeSpec) -> Result<Outcome, String> {
     }
 }
 
+/// Apply upgrade specs as they arrive. Returns the spec once a new binary is in
+/// place (the caller restarts into it); a spec that failed is not retried.
+pub async fn watch(rx: &mut tokio::sync::watch::Receiver<Option<UpgradeSpec>>, current: PathBuf) -> UpgradeSpec {
+    let mut refused = std::collections::HashSet::new();
+    loop {
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let Some(spec) = rx.borrow_and_update().clone() else { continue };
+        if !refused.insert(spec.clone()) {
+            continue; // already tried: wait for a different release
+        }
+        let (cur, sp) = (current.clone(), spec.clone());
+        match tokio::task::spawn_blocking(move || apply(&cur, &sp)).await {
+            Ok(Ok(Outcome::Upgraded { .. })) => {
+                tracing::info!(version = %spec.version, "upgraded");
+                return spec;
+            }
+            Ok(Ok(Outcome::RolledBack { reason })) => tracing::error!(version = %spec.version, %reason, "upgrade rolled back; still on the old version"),
+            Ok(Err(e)) => tracing::error!(version = %spec.version, error = %e, "upgrade not applied"),
+            Err(e) => tracing::error!(error = %e, "upgrade task failed"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,8 @@ pub struct Fleet {
     pub config: Arc<Mutex<Config>>,
     /// Store the control plane on this redb file (re-opened on restart) instead of memory.
     pub db: Option<PathBuf>,
+    /// Per-host agent binaries (`<dir>/exec-<i>`) that self-upgrade swaps; none: upgrades ignored.
+    pub bin_dir: Option<PathBuf>,
     key: String,
 }
 
@@ -38,6 +40,7 @@ impl Fleet {
             versions: Arc::new(Mutex::new(vec!["1.0.0".into(); executors])),
             config: Arc::new(Mutex::new(Config::default())),
             db: None,
+            bin_dir: None,
             key: String::new(),
         }
     }
@@ -87,14 +90,26 @@ impl Fleet {
             let key = self.key.clone();
             let seed = self.seed.wrapping_add(i as u64 + 1);
             let versions = self.versions.clone();
+            let bin = self.bin_dir.as_ref().map(|d| d.join(Self::executor_name(i)));
             sim.host(Self::executor_name(i).as_str(), move || {
-                let (driver, key) = (driver.clone(), key.clone());
-                let version = versions.lock().expect("versions")[i].clone();
+                let (driver, key, versions, bin) = (driver.clone(), key.clone(), versions.clone(), bin.clone());
                 async move {
-                    let id = Identity { name: Fleet::executor_name(i), kind: ExecutorKind::Agent, version, channel: Channel::Stable };
-                    let exec = Executor::with_jitter(id, api(Some(key)), driver, Adapters::standard(), Intervals::default(), Jitter::seeded(seed));
-                    exec.run(std::future::pending()).await;
-                    Ok(())
+                    // Each pass is one agent process; a successful self-upgrade "re-execs" into the next.
+                    loop {
+                        let version = versions.lock().expect("versions")[i].clone();
+                        let id = Identity { name: Fleet::executor_name(i), kind: ExecutorKind::Agent, version, channel: Channel::Stable };
+                        let exec = Executor::with_jitter(id, api(Some(key.clone())), driver.clone(), Adapters::standard(), Intervals::default(), Jitter::seeded(seed));
+                        let mut upgrades = exec.upgrades();
+                        let bin = bin.clone();
+                        let versions = versions.clone();
+                        exec.run(async move {
+                            match bin {
+                                Some(bin) => versions.lock().expect("versions")[i] = novacula_agent::upgrade::watch(&mut upgrades, bin).await.version,
+                                None => std::future::pending().await,
+                            }
+                        })
+                        .await;
+                    }
                 }
             });
         }
