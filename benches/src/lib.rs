@@ -1,1 +1,1 @@
-//! novacula-benches
+//! Benchmarks live in `benches/`: `cargo bench -p novacula-benches`.

@@ -12,6 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub mod fleet;
 
+pub use novacula_agent::client::Method;
+
 pub const CP_HOST: &str = "cp";
 pub const CP_PORT: u16 = 8080;
 /// Simulated wall clock starts here (2025-06-15).

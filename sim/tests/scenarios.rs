@@ -58,6 +58,7 @@ fn converge_then_wave(executors: usize, per: usize, seed: u64) {
         .await;
         let ns = nodes(&admin).await;
         assert!(ns.iter().filter(|n| n["spec"]["restartGeneration"] == 1).count() >= executors);
+        eprintln!("simulated time at the end of the scenario: {:?}", turmoil::elapsed());
         Ok(())
     });
     sim.run().expect("simulation");
@@ -122,4 +123,13 @@ fn partition_takes_executors_offline_and_heal_recovers() {
             assert_eq!(d.running_processes(), 2, "no duplicate or lost process after the partition");
         }
     });
+}
+
+/// The large run: `cargo test -p novacula-sim --release -- --ignored` (prints simulated and wall time).
+#[test]
+#[ignore = "large: 1,000 executors; run with --ignored"]
+fn large_fleet_of_1000_executors() {
+    let wall = std::time::Instant::now();
+    run("large_fleet_of_1000_executors", seed(17), |s| converge_then_wave(1000, 2, s));
+    eprintln!("1,000 executors x 2 nodes: wall time {:?}", wall.elapsed());
 }
