@@ -15,6 +15,10 @@ use std::sync::{Arc, Mutex};
 pub struct Faults {
     /// Fail the next `n` starts/restarts of any unit.
     pub failing_starts: u32,
+    /// Each start/restart takes this long (simulated).
+    pub start_delay: std::time::Duration,
+    /// Units whose health check fails: `(node, unit)` -> reason.
+    pub unhealthy: HashMap<(String, String), String>,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +55,26 @@ impl FakeDriver {
         self.with(|t| t.faults.failing_starts = n);
     }
 
+    pub fn slow_starts(&self, delay: std::time::Duration) {
+        self.with(|t| t.faults.start_delay = delay);
+    }
+
+    /// Make a unit's health check fail (its process dies and reports why) or pass again.
+    pub fn set_unhealthy(&self, node: &str, unit: &str, reason: Option<&str>) {
+        let key = (node.to_string(), unit.to_string());
+        self.with(|t| match reason {
+            Some(r) => {
+                t.faults.unhealthy.insert(key, r.to_string());
+            }
+            None => {
+                t.faults.unhealthy.remove(&key);
+            }
+        });
+        if reason.is_some() {
+            self.kill(node, unit);
+        }
+    }
+
     pub fn node(&self, node: &str) -> LocalNode {
         self.with(|t| t.nodes.get(node).cloned().unwrap_or_default())
     }
@@ -65,8 +89,15 @@ impl FakeDriver {
         self.with(|t| t.launches.clone())
     }
 
-    fn launch(&self, node: &str, a: Action, unit: &str, generation: u64) -> Result<()> {
+    async fn launch(&self, node: &str, a: Action, unit: &str, generation: u64) -> Result<()> {
+        let delay = self.with(|t| t.faults.start_delay);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         self.with(|t| {
+            if let Some(why) = t.faults.unhealthy.get(&(node.to_string(), unit.to_string())) {
+                return Err(DriverError::Other(format!("health check of {node}/{unit} failed: {why}")));
+            }
             if t.faults.failing_starts > 0 {
                 t.faults.failing_starts -= 1;
                 return Err(DriverError::Other(format!("injected start failure of {node}/{unit}")));
@@ -98,11 +129,11 @@ impl ProcessDriver for FakeDriver {
     }
 
     async fn start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
-        self.launch(node, Action::Start { unit: unit.into(), fingerprint, generation }, unit, generation)
+        self.launch(node, Action::Start { unit: unit.into(), fingerprint, generation }, unit, generation).await
     }
 
     async fn restart(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
-        self.launch(node, Action::Restart { unit: unit.into(), fingerprint, generation }, unit, generation)
+        self.launch(node, Action::Restart { unit: unit.into(), fingerprint, generation }, unit, generation).await
     }
 
     async fn stop(&self, node: &str, unit: &str) -> Result<()> {
@@ -118,6 +149,10 @@ impl ProcessDriver for FakeDriver {
     async fn remove_data(&self, node: &str) -> Result<()> {
         self.apply(node, &Action::RemoveData);
         Ok(())
+    }
+
+    async fn failed(&self, node: &str, unit: &str) -> Option<String> {
+        self.with(|t| t.faults.unhealthy.get(&(node.to_string(), unit.to_string())).cloned())
     }
 }
 
@@ -138,5 +173,12 @@ mod tests {
         d.kill("n", "main");
         assert_eq!(d.running_processes(), 0);
         assert_eq!(d.launches()[&("n".to_string(), "main".to_string(), 0)], 1);
+        d.set_unhealthy("n", "main", Some("rpc down"));
+        assert!(d.start("n", "main", Fingerprint(1), 0).await.unwrap_err().to_string().contains("rpc down"));
+        assert_eq!(d.failed("n", "main").await.as_deref(), Some("rpc down"));
+        d.set_unhealthy("n", "main", None);
+        d.slow_starts(std::time::Duration::from_millis(20));
+        d.start("n", "main", Fingerprint(1), 0).await.unwrap();
+        assert_eq!(d.running_processes(), 1);
     }
 }

@@ -19,6 +19,8 @@ pub struct Fleet {
     pub nodes_per_executor: usize,
     pub seed: u64,
     pub drivers: Vec<FakeDriver>,
+    /// Executor kind per host: agent-like or operator-like (both drive a `FakeDriver`).
+    pub kinds: Vec<ExecutorKind>,
     /// Executor binary version per host, read at each (re)start of the host.
     pub versions: Arc<Mutex<Vec<String>>>,
     /// Control-plane config, read at each (re)start of the control plane.
@@ -37,6 +39,7 @@ impl Fleet {
             nodes_per_executor,
             seed,
             drivers: (0..executors).map(|_| FakeDriver::new()).collect(),
+            kinds: vec![ExecutorKind::Agent; executors],
             versions: Arc::new(Mutex::new(vec!["1.0.0".into(); executors])),
             config: Arc::new(Mutex::new(Config::default())),
             db: None,
@@ -91,13 +94,14 @@ impl Fleet {
             let seed = self.seed.wrapping_add(i as u64 + 1);
             let versions = self.versions.clone();
             let bin = self.bin_dir.as_ref().map(|d| d.join(Self::executor_name(i)));
+            let kind = self.kinds[i];
             sim.host(Self::executor_name(i).as_str(), move || {
                 let (driver, key, versions, bin) = (driver.clone(), key.clone(), versions.clone(), bin.clone());
                 async move {
                     // Each pass is one agent process; a successful self-upgrade "re-execs" into the next.
                     loop {
                         let version = versions.lock().expect("versions")[i].clone();
-                        let id = Identity { name: Fleet::executor_name(i), kind: ExecutorKind::Agent, version, channel: Channel::Stable };
+                        let id = Identity { name: Fleet::executor_name(i), kind, version, channel: Channel::Stable };
                         let exec = Executor::with_jitter(id, api(Some(key.clone())), driver.clone(), Adapters::standard(), Intervals::default(), Jitter::seeded(seed));
                         let mut upgrades = exec.upgrades();
                         let bin = bin.clone();

@@ -21,6 +21,10 @@ fn run(name: &str, seed: u64, f: impl FnOnce(u64)) {
 
 fn converge_then_wave(executors: usize, per: usize, seed: u64) {
     let mut fleet = Fleet::new(executors, per, seed);
+    // half the fleet is operator-like: the same loops and rules, another kind
+    for k in fleet.kinds.iter_mut().skip(1).step_by(2) {
+        *k = novacula_core::ExecutorKind::Operator;
+    }
     let mut sim = fleet.build();
     sim.client("admin", async move {
         let admin = admin().await;
@@ -132,4 +136,45 @@ fn large_fleet_of_1000_executors() {
     let wall = std::time::Instant::now();
     run("large_fleet_of_1000_executors", seed(17), |s| converge_then_wave(1000, 2, s));
     eprintln!("1,000 executors x 2 nodes: wall time {:?}", wall.elapsed());
+}
+
+#[test]
+fn process_faults_raise_node_down_and_recover() {
+    run("process_faults_raise_node_down_and_recover", seed(19), |seed| {
+        let mut fleet = Fleet::new(2, 1, seed);
+        let drivers = fleet.drivers.clone();
+        drivers[0].slow_starts(Duration::from_secs(3));
+        let mut sim = fleet.build();
+        let d0 = drivers[0].clone();
+        sim.client("admin", async move {
+            let admin = admin().await;
+            while admin.get::<Vec<Value>>("/api/v1/executors").await?.len() < 2 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            for i in 0..2 {
+                let body = json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, 0))});
+                let _: Value = admin.call(Method::POST, "/api/v1/nodes", Some(&body)).await?;
+            }
+            until(&admin, "running despite slow starts", |ns| ns.len() == 2 && all_converged(ns, "running")).await;
+            // the process exits: the executor starts it again
+            d0.kill("n-0-0", "main");
+            let key = ("n-0-0".to_string(), "main".to_string(), 0);
+            while d0.launches().get(&key) != Some(&2) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            until(&admin, "restarted after exit", |ns| all_converged(ns, "running")).await;
+            // its health check fails: error, node_down, message from the driver
+            d0.set_unhealthy("n-0-0", "main", Some("rpc not answering"));
+            let ns = until(&admin, "node down", |ns| ns.iter().any(|n| n["name"] == "n-0-0" && n["nodeDown"] == true)).await;
+            let n = ns.iter().find(|n| n["name"] == "n-0-0").unwrap();
+            assert_eq!(n["phase"], "error");
+            assert!(n["observed"]["processes"][0]["message"].as_str().unwrap().contains("rpc not answering"), "{n}");
+            assert!(ns.iter().any(|n| n["name"] == "n-1-0" && n["phase"] == "running"), "other executors unaffected");
+            d0.set_unhealthy("n-0-0", "main", None);
+            until(&admin, "recovered", |ns| all_converged(ns, "running") && ns.iter().all(|n| n["nodeDown"] == false)).await;
+            Ok(())
+        });
+        sim.run().expect("simulation");
+        assert_eq!(drivers[0].launches()[&("n-0-0".to_string(), "main".to_string(), 0)], 3, "started, restarted after exit, restarted after health recovered");
+    });
 }
