@@ -160,3 +160,16 @@ pub async fn until(admin: &HttpApi<SimConnector>, what: &str, done: impl Fn(&[Va
 pub fn all_converged(ns: &[Value], phase: &str) -> bool {
     ns.iter().all(|n| n["phase"] == phase && n["drift"]["revisionsBehind"] == 0)
 }
+
+/// Wait until `executors` executors have synced, then deploy `per` stand-in nodes on each.
+pub async fn deploy_all(admin: &HttpApi<SimConnector>, executors: usize, per: usize) {
+    while admin.get::<Vec<Value>>("/api/v1/executors").await.map(|e| e.len()).unwrap_or(0) < executors {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for i in 0..executors {
+        for j in 0..per {
+            let body = json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, j))});
+            let _: Value = admin.call(Method::POST, "/api/v1/nodes", Some(&body)).await.expect("deploy");
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use novacula_agent::client::Method;
 use novacula_core::Version;
-use novacula_sim::fleet::{admin, all_converged, nodes, standin, until, Fleet};
+use novacula_sim::fleet::{admin, all_converged, deploy_all, nodes, until, Fleet};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -17,18 +17,6 @@ fn run(name: &str, seed: u64, f: impl FnOnce(u64)) {
     if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(seed))) {
         eprintln!("scenario {name} failed with seed {seed}; replay with NOVACULA_SIM_SEED={seed}");
         std::panic::resume_unwind(e);
-    }
-}
-
-async fn deploy_all(admin: &novacula_agent::client::HttpApi<novacula_sim::SimConnector>, executors: usize, per: usize) {
-    while admin.get::<Vec<Value>>("/api/v1/executors").await.map(|e| e.len()).unwrap_or(0) < executors {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    for i in 0..executors {
-        for j in 0..per {
-            let body = json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, j))});
-            let _: Value = admin.call(Method::POST, "/api/v1/nodes", Some(&body)).await.expect("deploy");
-        }
     }
 }
 

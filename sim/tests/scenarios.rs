@@ -2,7 +2,7 @@
 //! it) and prints it on failure, so a failing run can be replayed exactly.
 
 use novacula_agent::client::Method;
-use novacula_sim::fleet::{admin, all_converged, nodes, standin, until, Fleet};
+use novacula_sim::fleet::{admin, all_converged, deploy_all, nodes, until, Fleet};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -28,19 +28,7 @@ fn converge_then_wave(executors: usize, per: usize, seed: u64) {
     let mut sim = fleet.build();
     sim.client("admin", async move {
         let admin = admin().await;
-        loop {
-            let ex: Vec<Value> = admin.get("/api/v1/executors").await?;
-            if ex.len() == executors {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        for i in 0..executors {
-            for j in 0..per {
-                let body = json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, j))});
-                let _: Value = admin.call(Method::POST, "/api/v1/nodes", Some(&body)).await?;
-            }
-        }
+        deploy_all(&admin, executors, per).await;
         let t0 = turmoil::elapsed();
         let ns = until(&admin, "all running", |ns| ns.len() == executors * per && all_converged(ns, "running")).await;
         eprintln!("{} nodes running after {:?} simulated", ns.len(), turmoil::elapsed() - t0);
@@ -90,15 +78,7 @@ fn partition_takes_executors_offline_and_heal_recovers() {
         let mut sim = fleet.build();
         sim.client("admin", async move {
             let admin = admin().await;
-            while admin.get::<Vec<Value>>("/api/v1/executors").await?.len() < 4 {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            for i in 0..4 {
-                for j in 0..2 {
-                    let body = json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, j))});
-                    let _: Value = admin.call(Method::POST, "/api/v1/nodes", Some(&body)).await?;
-                }
-            }
+            deploy_all(&admin, 4, 2).await;
             until(&admin, "all running", |ns| ns.len() == 8 && all_converged(ns, "running")).await;
             turmoil::partition("cp", "exec-0");
             turmoil::partition("cp", "exec-1");
@@ -148,13 +128,7 @@ fn process_faults_raise_node_down_and_recover() {
         let d0 = drivers[0].clone();
         sim.client("admin", async move {
             let admin = admin().await;
-            while admin.get::<Vec<Value>>("/api/v1/executors").await?.len() < 2 {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            for i in 0..2 {
-                let body = json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, 0))});
-                let _: Value = admin.call(Method::POST, "/api/v1/nodes", Some(&body)).await?;
-            }
+            deploy_all(&admin, 2, 1).await;
             until(&admin, "running despite slow starts", |ns| ns.len() == 2 && all_converged(ns, "running")).await;
             // the process exits: the executor starts it again
             d0.kill("n-0-0", "main");

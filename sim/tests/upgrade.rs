@@ -2,7 +2,7 @@
 //! once installed is rolled back and the nodes keep running; a good one lands.
 
 use novacula_agent::client::Method;
-use novacula_sim::fleet::{admin, all_converged, standin, until, Fleet};
+use novacula_sim::fleet::{admin, all_converged, deploy_all, until, Fleet};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -38,15 +38,7 @@ fn failed_self_upgrade_rolls_back_and_nodes_keep_running() {
     let (broken_s, good_s) = (broken.display().to_string(), good.display().to_string());
     sim.client("admin", async move {
         let admin = admin().await;
-        while admin.get::<Vec<Value>>("/api/v1/executors").await?.len() < 2 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        for i in 0..2 {
-            for j in 0..2 {
-                let body = json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, j))});
-                let _: Value = admin.call(Method::POST, "/api/v1/nodes", Some(&body)).await?;
-            }
-        }
+        deploy_all(&admin, 2, 2).await;
         until(&admin, "running", |ns| ns.len() == 4 && all_converged(ns, "running")).await;
 
         let set = |version: &str, artifact: &str| json!({"channel": "stable", "kind": "agent", "version": version, "artifact": artifact});
