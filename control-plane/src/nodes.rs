@@ -91,6 +91,11 @@ fn load_view(r: &Read, org: &str, row: NodeRow, now: Timestamp, timeout: Duratio
     Ok(view(row, obs, exec.as_ref(), now, timeout))
 }
 
+/// Whether `node_down` should be firing for this node in this phase (never for a deleted node).
+pub fn alert_fires(row: &NodeRow, phase: NodePhase) -> bool {
+    !row.record.deleted && node_down(row.record.spec.desired_state, phase)
+}
+
 /// Record a phase transition and fire/resolve `node_down` if the phase changed
 /// what they say. Returns whether `row` changed (the caller persists it).
 pub fn evaluate(w: &mut Write, row: &mut NodeRow, phase: NodePhase, now: Timestamp, actor: &str) -> store::Result<bool> {
@@ -116,7 +121,7 @@ pub fn evaluate(w: &mut Write, row: &mut NodeRow, phase: NodePhase, now: Timesta
         row.last_phase = Some(phase);
         changed = true;
     }
-    let down = !row.record.deleted && node_down(row.record.spec.desired_state, phase);
+    let down = alert_fires(row, phase);
     if down != row.alert_firing {
         events::record(
             w,

@@ -3,26 +3,31 @@
 //! records transitions and `node_down` alerts that silence caused.
 
 use crate::model::{Executor, NodeRow, ObservedRow};
-use crate::nodes::{evaluate, executor_online, phase_of};
+use crate::nodes::{alert_fires, evaluate, executor_online, phase_of};
 use crate::state::AppState;
 use crate::store::{key, StoreError, EXECUTORS, NODES, OBSERVED};
+use novacula_core::{NodePhase, Timestamp};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The phase of `row` given its executor and last report, as of `now`.
+fn phase_now(row: &NodeRow, exec: Option<Executor>, obs: Option<ObservedRow>, now: Timestamp, timeout: Duration) -> NodePhase {
+    phase_of(row, obs.as_ref().map(|o| &o.state), executor_online(exec.as_ref(), now, timeout))
+}
 
 /// One pass over all nodes; returns how many rows changed.
 pub fn sweep_once(s: &AppState) -> Result<usize, StoreError> {
     let now = s.now();
     let timeout = s.config.heartbeat_timeout;
     // Read first: most passes change nothing and should not take the write lock.
-    let stale: Vec<(String, NodeRow, novacula_core::NodePhase)> = s.store.read(|r| {
+    let stale: Vec<String> = s.store.read(|r| {
         let rows: Vec<(String, NodeRow)> = r.scan(NODES, "")?;
         let mut out = Vec::new();
         for (k, row) in rows.into_iter().filter(|(_, r)| !r.removed) {
-            let exec: Option<Executor> = r.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
-            let obs: Option<ObservedRow> = r.get(OBSERVED, &k)?;
-            let phase = phase_of(&row, obs.as_ref().map(|o| &o.state), executor_online(exec.as_ref(), now, timeout));
-            let down = !row.record.deleted && novacula_core::phase::node_down(row.record.spec.desired_state, phase);
-            if row.last_phase != Some(phase) || row.alert_firing != down {
-                out.push((k, row, phase));
+            let exec = r.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
+            let phase = phase_now(&row, exec, r.get(OBSERVED, &k)?, now, timeout);
+            if row.last_phase != Some(phase) || row.alert_firing != alert_fires(&row, phase) {
+                out.push(k);
             }
         }
         Ok::<_, StoreError>(out)
@@ -32,9 +37,11 @@ pub fn sweep_once(s: &AppState) -> Result<usize, StoreError> {
     }
     s.store.write(|w| {
         let mut n = 0;
-        for (k, _, phase) in stale {
-            // Re-read inside the transaction: a report may have landed meanwhile.
+        for k in stale {
+            // Re-derive inside the transaction: a report may have landed since the read.
             let Some(mut row) = w.get::<NodeRow>(NODES, &k)? else { continue };
+            let exec = w.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
+            let phase = phase_now(&row, exec, w.get(OBSERVED, &k)?, now, timeout);
             if evaluate(w, &mut row, phase, now, "system")? {
                 w.put(NODES, &k, &row)?;
                 n += 1;
