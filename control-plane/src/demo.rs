@@ -100,9 +100,15 @@ async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Re
     let file = dir.join("agent.key");
     if let Ok(k) = std::fs::read_to_string(&file) {
         let id = k.trim().split('_').nth(1).unwrap_or_default().to_string();
-        let valid = state.store.read(|r| r.get::<ApiKey>(API_KEYS, &id)).map_err(|e| e.to_string())?.is_some_and(|k| k.revoked_at.is_none());
-        let active = state.store.read(|r| r.get::<Executor>(EXECUTORS, &key(&[ORG, EXECUTOR]))).map_err(|e| e.to_string())?.is_none_or(|e| !e.deactivated);
-        if valid && active {
+        let usable = state
+            .store
+            .read(|r| {
+                let valid = r.get::<ApiKey>(API_KEYS, &id)?.is_some_and(|k| k.revoked_at.is_none());
+                let active = r.get::<Executor>(EXECUTORS, &key(&[ORG, EXECUTOR]))?.is_none_or(|e| !e.deactivated);
+                Ok::<_, crate::store::StoreError>(valid && active)
+            })
+            .map_err(|e| e.to_string())?;
+        if usable {
             return Ok(k.trim().to_string());
         }
     }
