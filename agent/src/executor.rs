@@ -1,18 +1,15 @@
 //! The executor loops: heartbeat (`syncExecutor`, 5 s), PollingClient (long-poll
-//! specs, 5 s), Reconciler (core `diff` applied through a driver, 5 s) and
-//! Reporter (probe and report, 10 s). Nothing here must survive a crash: the
-//! desired state comes from the control plane and the observed state from the driver.
+//! specs, 5 s), Reconciler (desired vs observed through a `Backend`, 5 s) and
+//! Reporter (observe and report, 10 s). Nothing here must survive a crash: the
+//! desired state comes from the control plane and the observed state from the backend.
+//! Agent and operator share these loops; only the backend differs.
 
-use crate::adapter::Adapters;
+use crate::backend::Backend;
 use crate::client::{ClientError, HttpApi};
-use crate::driver::ProcessDriver;
-use crate::probe::probe;
 use hyper_util::client::legacy::connect::Connect;
-use novacula_core::reconcile::{diff, plan, Action};
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{SyncExecutorRequest, UpgradeSpec};
-use novacula_core::{Channel, DesiredNode, DesiredState, ExecutorKind, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
-use std::collections::HashMap;
+use novacula_core::{Channel, DesiredNode, ExecutorKind};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -44,19 +41,14 @@ pub struct Identity {
     pub channel: Channel,
 }
 
-pub struct Executor<D, C> {
+pub struct Executor<B, C> {
     pub id: Identity,
     api: HttpApi<C>,
-    driver: D,
-    adapters: Adapters,
+    backend: B,
     intervals: Intervals,
     desired: watch::Sender<Option<Vec<DesiredNode>>>,
     wake_reconcile: Notify,
     wake_report: Notify,
-    /// Last revision known fully materialized per node (re-learnt after a restart).
-    materialized: Mutex<HashMap<String, Revision>>,
-    /// Last apply error per node, reported as the process message.
-    errors: Mutex<HashMap<String, String>>,
     upgrade: watch::Sender<Option<UpgradeSpec>>,
     jitter: Jitter,
 }
@@ -109,30 +101,27 @@ fn next_wait(failures: &mut u32, result: Result<(), ClientError>, interval: Dura
     }
 }
 
-impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C> {
-    pub fn new(id: Identity, api: HttpApi<C>, driver: D, adapters: Adapters, intervals: Intervals) -> Arc<Self> {
-        Self::with_jitter(id, api, driver, adapters, intervals, Jitter::from_os())
+impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
+    pub fn new(id: Identity, api: HttpApi<C>, backend: B, intervals: Intervals) -> Arc<Self> {
+        Self::with_jitter(id, api, backend, intervals, Jitter::from_os())
     }
 
-    pub fn with_jitter(id: Identity, api: HttpApi<C>, driver: D, adapters: Adapters, intervals: Intervals, jitter: Jitter) -> Arc<Self> {
+    pub fn with_jitter(id: Identity, api: HttpApi<C>, backend: B, intervals: Intervals, jitter: Jitter) -> Arc<Self> {
         Arc::new(Executor {
             id,
             api,
-            driver,
-            adapters,
+            backend,
             intervals,
             desired: watch::channel(None).0,
             wake_reconcile: Notify::new(),
             wake_report: Notify::new(),
-            materialized: Mutex::new(HashMap::new()),
-            errors: Mutex::new(HashMap::new()),
             upgrade: watch::channel(None).0,
             jitter,
         })
     }
 
-    pub fn driver(&self) -> &D {
-        &self.driver
+    pub fn backend(&self) -> &B {
+        &self.backend
     }
 
     /// The upgrade the control plane asks for, if any.
@@ -160,7 +149,7 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
             kind: self.id.kind,
             version: self.id.version.clone(),
             channel: self.id.channel,
-            capabilities: self.adapters.capabilities(),
+            capabilities: self.backend.capabilities(),
         };
         let resp = self.api.sync_executor(&req).await?;
         if resp.compat != novacula_core::CompatStatus::InWindow {
@@ -225,12 +214,12 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
         }
     }
 
-    /// One pass over every desired node; returns how many actions were applied.
+    /// One pass over every desired node; returns how many changes were applied.
     pub async fn reconcile_once(&self) -> usize {
         let Some(nodes) = self.desired.borrow().clone() else { return 0 };
         let mut applied = 0;
         for d in &nodes {
-            applied += self.reconcile_node(d).await;
+            applied += self.backend.reconcile(d).await;
         }
         if applied > 0 {
             self.wake_report.notify_one();
@@ -238,57 +227,12 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
         applied
     }
 
-    async fn reconcile_node(&self, d: &DesiredNode) -> usize {
-        let name = &d.spec.name;
-        let local = match self.driver.observe(name).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(node = %name, error = %e, "cannot observe node");
-                return 0;
-            }
-        };
-        let actions = diff(Some(d), &local);
-        let mut applied = 0;
-        for a in &actions {
-            tracing::info!(node = %name, revision = %d.revision, action = ?a, "apply");
-            if let Err(e) = self.apply(d, a).await {
-                tracing::warn!(node = %name, action = ?a, error = %e, "action failed; will retry");
-                self.errors.lock().expect("lock").insert(name.clone(), e);
-                return applied;
-            }
-            applied += 1;
-        }
-        self.errors.lock().expect("lock").remove(name);
-        self.materialized.lock().expect("lock").insert(name.clone(), d.revision);
-        applied
-    }
-
-    async fn apply(&self, d: &DesiredNode, a: &Action) -> Result<(), String> {
-        let node = d.spec.name.as_str();
-        let paths = self.driver.paths(node);
-        let r = match a {
-            Action::InstallBinary { unit, client, version } => {
-                self.driver.install(node, unit, client, version, self.adapters.binary(&d.spec, unit, &paths)).await
-            }
-            Action::WriteConfig { unit, fingerprint } => {
-                let def = self.adapters.render(&d.spec, unit, &paths)?;
-                self.driver.write_unit(node, unit, &def, *fingerprint).await
-            }
-            Action::Start { unit, fingerprint, generation } => self.driver.start(node, unit, *fingerprint, *generation).await,
-            Action::Restart { unit, fingerprint, generation } => self.driver.restart(node, unit, *fingerprint, *generation).await,
-            Action::Stop { unit } => self.driver.stop(node, unit).await,
-            Action::RemoveUnit { unit } => self.driver.remove_unit(node, unit).await,
-            Action::RemoveData => self.driver.remove_data(node).await,
-        };
-        r.map_err(|e| e.to_string())
-    }
-
-    /// Observe and probe every desired node, and report.
+    /// Observe every desired node through the backend, and report.
     pub async fn report_once(&self) -> Result<(), ClientError> {
         let Some(nodes) = self.desired.borrow().clone() else { return Ok(()) };
         let mut states = Vec::new();
         for d in &nodes {
-            match self.observe_node(d).await {
+            match self.backend.observe(d).await {
                 Ok(s) => states.push(s),
                 Err(e) => tracing::warn!(node = %d.spec.name, error = %e, "cannot observe node"),
             }
@@ -297,43 +241,6 @@ impl<D: ProcessDriver, C: Connect + Clone + Send + Sync + 'static> Executor<D, C
             self.api.report(&self.id.name, states).await?;
         }
         Ok(())
-    }
-
-    async fn observe_node(&self, d: &DesiredNode) -> Result<ObservedNodeState, String> {
-        let name = &d.spec.name;
-        let local = self.driver.observe(name).await.map_err(|e| e.to_string())?;
-        let converged = diff(Some(d), &local).is_empty();
-        let revision = {
-            let mut m = self.materialized.lock().expect("lock");
-            if converged {
-                m.insert(name.clone(), d.revision);
-            }
-            m.get(name).copied().unwrap_or_default()
-        };
-        if d.deleted {
-            return Ok(ObservedNodeState { node: name.clone(), revision, processes: vec![], removed: local.is_empty() && converged });
-        }
-        let error = self.errors.lock().expect("lock").get(name).cloned();
-        let paths = self.driver.paths(name);
-        let mut processes = Vec::new();
-        for u in plan(&d.spec) {
-            let running = local.process(&u.unit).and_then(|p| p.running).is_some();
-            let (status, sync) = if running {
-                match self.adapters.render(&d.spec, &u.unit, &paths) {
-                    Ok(def) => probe(&def.probe).await,
-                    Err(_) => (ObservedNodeStatus::Error, None),
-                }
-            } else if error.is_some() && d.spec.desired_state == DesiredState::Running {
-                (ObservedNodeStatus::Error, None)
-            } else if let Some(why) = self.driver.failed(name, &u.unit).await {
-                processes.push(ObservedProcess { name: u.unit, status: ObservedNodeStatus::Error, sync: None, message: Some(why) });
-                continue;
-            } else {
-                (ObservedNodeStatus::Stopped, None)
-            };
-            processes.push(ObservedProcess { name: u.unit, status, sync, message: error.clone() });
-        }
-        Ok(ObservedNodeState { node: name.clone(), revision, processes, removed: false })
     }
 }
 

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use novacula_agent::adapter::Adapters;
+use novacula_agent::backend::Processes;
 use novacula_agent::client::HttpApi;
 use novacula_agent::config::AgentConfig;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
@@ -55,7 +56,7 @@ async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), S
     let api = HttpApi::new(&cfg.control_plane_url, Some(cfg.api_key()?)).map_err(|e| e.to_string())?;
     let id = Identity { name: cfg.name.clone(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: cfg.channel };
     tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), driver = %cfg.driver, "agent starting");
-    let exec = Executor::new(id, api, driver, Adapters::standard(), Intervals::default());
+    let exec = Executor::new(id, api, Processes::new(driver, Adapters::standard()), Intervals::default());
     let mut upgrades = exec.upgrades();
     exec.run(async move {
         tokio::select! {

@@ -4,6 +4,7 @@ mod common;
 
 use common::{lifecycle, node, PASSWORD};
 use novacula_agent::adapter::Adapters;
+use novacula_agent::backend::Processes;
 use novacula_agent::client::{HttpApi, Method};
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
 use novacula_agent::executor::{Executor, Identity, Intervals};
@@ -31,7 +32,7 @@ fn fast() -> Intervals {
 
 fn start_agent(url: &str, key: &str, data: &Path) -> Running {
     let id = Identity { name: "local".into(), kind: ExecutorKind::Agent, version: "1.0.0".into(), channel: Channel::Stable };
-    let exec = Executor::new(id, HttpApi::new(url, Some(key.into())).unwrap(), LocalDriver::new(data).unwrap(), Adapters::standard(), fast());
+    let exec = Executor::new(id, HttpApi::new(url, Some(key.into())).unwrap(), Processes::new(LocalDriver::new(data).unwrap(), Adapters::standard()), fast());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(exec.run(async {
         let _ = rx.await;

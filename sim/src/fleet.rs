@@ -2,6 +2,7 @@
 
 use crate::{api, serve, SimClock, SimConnector, EPOCH};
 use novacula_agent::adapter::Adapters;
+use novacula_agent::backend::Processes;
 use novacula_agent::client::{HttpApi, Method};
 use novacula_agent::executor::{Executor, Identity, Intervals, Jitter};
 use novacula_control_plane::{keys, orgs, AppState, Config, Store};
@@ -29,6 +30,9 @@ pub struct Fleet {
     pub db: Option<PathBuf>,
     /// Per-host agent binaries (`<dir>/exec-<i>`) that self-upgrade swaps; none: upgrades ignored.
     pub bin_dir: Option<PathBuf>,
+    /// Simulated time per turmoil step. Every host is polled each step, so large fleets
+    /// use a coarser step; 10 ms is far below every protocol interval (1 s and up).
+    pub tick: Duration,
     key: String,
 }
 
@@ -44,6 +48,7 @@ impl Fleet {
             config: Arc::new(Mutex::new(Config::default())),
             db: None,
             bin_dir: None,
+            tick: Duration::from_millis(10),
             key: String::new(),
         }
     }
@@ -61,7 +66,7 @@ impl Fleet {
         let mut sim = turmoil::Builder::new()
             .rng_seed(self.seed)
             .simulation_duration(Duration::from_secs(3600))
-            .tick_duration(Duration::from_millis(10))
+            .tick_duration(self.tick)
             // Every executor keeps pooled connections open to the one control plane.
             .tcp_capacity(1 << 16)
             .build();
@@ -102,7 +107,7 @@ impl Fleet {
                     loop {
                         let version = versions.lock().expect("versions")[i].clone();
                         let id = Identity { name: Fleet::executor_name(i), kind, version, channel: Channel::Stable };
-                        let exec = Executor::with_jitter(id, api(Some(key.clone())), driver.clone(), Adapters::standard(), Intervals::default(), Jitter::seeded(seed));
+                        let exec = Executor::with_jitter(id, api(Some(key.clone())), Processes::new(driver.clone(), Adapters::standard()), Intervals::default(), Jitter::seeded(seed));
                         let mut upgrades = exec.upgrades();
                         let bin = bin.clone();
                         let versions = versions.clone();
@@ -161,15 +166,31 @@ pub fn all_converged(ns: &[Value], phase: &str) -> bool {
     ns.iter().all(|n| n["phase"] == phase && n["drift"]["revisionsBehind"] == 0)
 }
 
+/// Send `calls` (path, body) as POSTs, at most 32 in flight, as a fleet's API clients do.
+pub async fn post_all(admin: &HttpApi<SimConnector>, calls: Vec<(String, Value)>) {
+    let mut inflight = tokio::task::JoinSet::new();
+    for (path, body) in calls {
+        if inflight.len() == 32 {
+            inflight.join_next().await.expect("task").expect("call");
+        }
+        let admin = admin.clone();
+        inflight.spawn(async move {
+            let r: Result<Value, _> = admin.call(Method::POST, &path, Some(&body)).await;
+            r.unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        });
+    }
+    while let Some(r) = inflight.join_next().await {
+        r.expect("call");
+    }
+}
+
 /// Wait until `executors` executors have synced, then deploy `per` stand-in nodes on each.
 pub async fn deploy_all(admin: &HttpApi<SimConnector>, executors: usize, per: usize) {
     while admin.get::<Vec<Value>>("/api/v1/executors").await.map(|e| e.len()).unwrap_or(0) < executors {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    for i in 0..executors {
-        for j in 0..per {
-            let body = json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, j))});
-            let _: Value = admin.call(Method::POST, "/api/v1/nodes", Some(&body)).await.expect("deploy");
-        }
-    }
+    let calls = (0..executors)
+        .flat_map(|i| (0..per).map(move |j| ("/api/v1/nodes".to_string(), json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, j))}))))
+        .collect();
+    post_all(admin, calls).await;
 }

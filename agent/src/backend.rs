@@ -1,0 +1,131 @@
+//! How an executor materializes nodes. The loops in `executor` are shared; the
+//! agent uses `Processes` (core `diff` applied unit by unit through a
+//! `ProcessDriver`), the operator a Kubernetes backend that applies one custom
+//! resource per node.
+
+use crate::adapter::Adapters;
+use crate::driver::ProcessDriver;
+use crate::probe::probe;
+use novacula_core::reconcile::{diff, plan, Action};
+use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+pub trait Backend: Send + Sync + 'static {
+    /// Chains and clients this executor can run, sent with every heartbeat.
+    fn capabilities(&self) -> ExecutorCapabilities;
+    /// Move the node one pass towards `d`; returns how many changes were made.
+    /// Failures are kept and surface in the next `observe`, never lost.
+    fn reconcile(&self, d: &DesiredNode) -> impl Future<Output = usize> + Send;
+    /// The node as it is now, with the revision fully materialized.
+    fn observe(&self, d: &DesiredNode) -> impl Future<Output = Result<ObservedNodeState, String>> + Send;
+}
+
+/// Nodes as local processes: the agent's backend (systemd or child processes).
+pub struct Processes<D> {
+    driver: D,
+    adapters: Adapters,
+    /// Last revision known fully materialized per node (re-learnt after a restart).
+    materialized: Mutex<HashMap<String, Revision>>,
+    /// Last apply error per node, reported as the process message.
+    errors: Mutex<HashMap<String, String>>,
+}
+
+impl<D: ProcessDriver> Processes<D> {
+    pub fn new(driver: D, adapters: Adapters) -> Processes<D> {
+        Processes { driver, adapters, materialized: Mutex::new(HashMap::new()), errors: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn driver(&self) -> &D {
+        &self.driver
+    }
+
+    async fn apply(&self, d: &DesiredNode, a: &Action) -> Result<(), String> {
+        let node = d.spec.name.as_str();
+        let paths = self.driver.paths(node);
+        let r = match a {
+            Action::InstallBinary { unit, client, version } => {
+                self.driver.install(node, unit, client, version, self.adapters.binary(&d.spec, unit, &paths)).await
+            }
+            Action::WriteConfig { unit, fingerprint } => {
+                let def = self.adapters.render(&d.spec, unit, &paths)?;
+                self.driver.write_unit(node, unit, &def, *fingerprint).await
+            }
+            Action::Start { unit, fingerprint, generation } => self.driver.start(node, unit, *fingerprint, *generation).await,
+            Action::Restart { unit, fingerprint, generation } => self.driver.restart(node, unit, *fingerprint, *generation).await,
+            Action::Stop { unit } => self.driver.stop(node, unit).await,
+            Action::RemoveUnit { unit } => self.driver.remove_unit(node, unit).await,
+            Action::RemoveData => self.driver.remove_data(node).await,
+        };
+        r.map_err(|e| e.to_string())
+    }
+}
+
+impl<D: ProcessDriver> Backend for Processes<D> {
+    fn capabilities(&self) -> ExecutorCapabilities {
+        self.adapters.capabilities()
+    }
+
+    async fn reconcile(&self, d: &DesiredNode) -> usize {
+        let name = &d.spec.name;
+        let local = match self.driver.observe(name).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(node = %name, error = %e, "cannot observe node");
+                return 0;
+            }
+        };
+        let actions = diff(Some(d), &local);
+        let mut applied = 0;
+        for a in &actions {
+            tracing::info!(node = %name, revision = %d.revision, action = ?a, "apply");
+            if let Err(e) = self.apply(d, a).await {
+                tracing::warn!(node = %name, action = ?a, error = %e, "action failed; will retry");
+                self.errors.lock().expect("lock").insert(name.clone(), e);
+                return applied;
+            }
+            applied += 1;
+        }
+        self.errors.lock().expect("lock").remove(name);
+        self.materialized.lock().expect("lock").insert(name.clone(), d.revision);
+        applied
+    }
+
+    async fn observe(&self, d: &DesiredNode) -> Result<ObservedNodeState, String> {
+        let name = &d.spec.name;
+        let local = self.driver.observe(name).await.map_err(|e| e.to_string())?;
+        let converged = diff(Some(d), &local).is_empty();
+        let revision = {
+            let mut m = self.materialized.lock().expect("lock");
+            if converged {
+                m.insert(name.clone(), d.revision);
+            }
+            m.get(name).copied().unwrap_or_default()
+        };
+        if d.deleted {
+            return Ok(ObservedNodeState { node: name.clone(), revision, processes: vec![], removed: local.is_empty() && converged });
+        }
+        let error = self.errors.lock().expect("lock").get(name).cloned();
+        let paths = self.driver.paths(name);
+        let mut processes = Vec::new();
+        for u in plan(&d.spec) {
+            let running = local.process(&u.unit).and_then(|p| p.running).is_some();
+            let (status, sync) = if running {
+                match self.adapters.render(&d.spec, &u.unit, &paths) {
+                    Ok(def) => probe(&def.probe).await,
+                    Err(_) => (ObservedNodeStatus::Error, None),
+                }
+            } else if error.is_some() && d.spec.desired_state == DesiredState::Running {
+                (ObservedNodeStatus::Error, None)
+            } else if let Some(why) = self.driver.failed(name, &u.unit).await {
+                processes.push(ObservedProcess { name: u.unit, status: ObservedNodeStatus::Error, sync: None, message: Some(why) });
+                continue;
+            } else {
+                (ObservedNodeStatus::Stopped, None)
+            };
+            processes.push(ObservedProcess { name: u.unit, status, sync, message: error.clone() });
+        }
+        Ok(ObservedNodeState { node: name.clone(), revision, processes, removed: false })
+    }
+}

@@ -1,0 +1,129 @@
+//! `novacula-operator`: the Kubernetes executor.
+
+use clap::{Parser, Subcommand};
+use kube::{Api, Client};
+use novacula_agent::adapter::Adapters;
+use novacula_agent::client::HttpApi;
+use novacula_agent::executor::{Executor, Identity, Intervals};
+use novacula_core::wire::UpgradeSpec;
+use novacula_core::{Channel, ExecutorKind};
+use novacula_operator::crd::{crd_yaml, BlockchainNode};
+use novacula_operator::nodes::KubeNodes;
+use novacula_operator::upgrade::{Outcome, SelfDeployment};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    name = "novacula-operator",
+    version,
+    about = "Novacula operator: runs the blockchain nodes a Novacula control plane assigns to this Kubernetes namespace, as BlockchainNode resources (validatoros.com/v1alpha1). It only opens outbound connections."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the BlockchainNode CustomResourceDefinition as YAML (the Helm chart ships this output).
+    Crd,
+    /// Run the executor loops and the controller. Configured by environment, as the Helm chart sets it.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// This executor's name in its organization.
+    #[arg(long, env = "NOVACULA_OPERATOR_NAME")]
+    name: String,
+    /// Control-plane base URL, e.g. http://novacula.example:8080.
+    #[arg(long, env = "NOVACULA_CONTROL_PLANE_URL")]
+    control_plane_url: String,
+    /// The organization API key (the chart reads it from a Secret).
+    #[arg(long, env = "NOVACULA_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// Release channel for self-upgrades: stable, beta or dev.
+    #[arg(long, env = "NOVACULA_CHANNEL", default_value = "stable")]
+    channel: String,
+    /// Namespace of the BlockchainNode resources and their objects (default: the pod's).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
+    /// The operator's own Deployment, patched by self-upgrades; none disables them.
+    #[arg(long, env = "NOVACULA_OPERATOR_DEPLOYMENT")]
+    deployment: Option<String>,
+    /// The operator's container in that Deployment.
+    #[arg(long, env = "NOVACULA_OPERATOR_CONTAINER", default_value = "operator")]
+    container: String,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let result = match Cli::parse().command {
+        Command::Crd => {
+            print!("{}", crd_yaml());
+            Ok(())
+        }
+        Command::Run(args) => run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let channel: Channel = serde_json::from_value(serde_json::Value::String(args.channel.clone()))
+        .map_err(|_| format!("channel {:?}: expected stable, beta or dev", args.channel))?;
+    let client = Client::try_default().await.map_err(|e| format!("kubernetes client: {e}"))?;
+    let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    let api = HttpApi::new(&args.control_plane_url, Some(args.api_key.clone())).map_err(|e| e.to_string())?;
+    let id = Identity { name: args.name.clone(), kind: ExecutorKind::Operator, version: env!("CARGO_PKG_VERSION").into(), channel };
+    tracing::info!(name = %args.name, url = %args.control_plane_url, namespace = %namespace, "operator starting");
+    let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), &namespace), Adapters::standard());
+    let exec = Executor::new(id, api, nodes, Intervals::default());
+    let upgrades = exec.upgrades();
+    let own = args.deployment.clone().map(|name| SelfDeployment {
+        deployments: Api::namespaced(client.clone(), &namespace),
+        pods: Api::namespaced(client.clone(), &namespace),
+        name,
+        container: args.container.clone(),
+    });
+    let controller = novacula_operator::controller::run(client, &namespace, Adapters::standard());
+    exec.run(async move {
+        tokio::select! {
+            _ = controller => tracing::info!("controller stopped"),
+            _ = self_upgrade(upgrades, own) => {}
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// Follow the control plane's upgrade spec. A failed image is not retried until the spec names another.
+async fn self_upgrade(mut rx: watch::Receiver<Option<UpgradeSpec>>, own: Option<SelfDeployment>) {
+    let Some(own) = own else { return std::future::pending().await };
+    let mut failed = HashSet::new();
+    loop {
+        let spec = rx.borrow_and_update().clone();
+        if let Some(spec) = spec.filter(|s| s.version != env!("CARGO_PKG_VERSION") && !failed.contains(&s.artifact)) {
+            match own.upgrade(&spec.artifact, Duration::from_secs(5), Duration::from_secs(600)).await {
+                Ok(Outcome::RolledBack { reason }) => {
+                    tracing::error!(image = %spec.artifact, reason = %reason, "upgrade rolled back");
+                    failed.insert(spec.artifact);
+                }
+                Ok(outcome) => tracing::info!(?outcome, "upgrade finished"),
+                Err(e) => tracing::warn!(error = %e, "upgrade attempt failed; will retry"),
+            }
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}

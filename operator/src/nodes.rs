@@ -1,0 +1,89 @@
+//! The executor side: nodes as `BlockchainNode` CRs. Reconcile applies the CR
+//! (server-side apply) or deletes it; observe reads the status the controller wrote.
+
+use crate::crd::{BlockchainNode, BlockchainNodeSpec, MANAGER};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use novacula_agent::adapter::Adapters;
+use novacula_agent::backend::Backend;
+use novacula_core::reconcile::plan;
+use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+pub struct KubeNodes {
+    api: Api<BlockchainNode>,
+    adapters: Adapters,
+    /// Last API error per node, reported as the process message until it clears.
+    errors: Mutex<HashMap<String, String>>,
+}
+
+impl KubeNodes {
+    pub fn new(api: Api<BlockchainNode>, adapters: Adapters) -> KubeNodes {
+        KubeNodes { api, adapters, errors: Mutex::new(HashMap::new()) }
+    }
+
+    async fn apply(&self, d: &DesiredNode) -> Result<usize, kube::Error> {
+        let name = d.spec.name.as_str();
+        if d.deleted {
+            // PVCs are not owned by the CR: deleting it keeps the chain data.
+            return match self.api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => Ok(1),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(0),
+                Err(e) => Err(e),
+            };
+        }
+        let want = BlockchainNodeSpec { revision: d.revision.0, node: d.spec.clone() };
+        if self.api.get_opt(name).await?.is_some_and(|cr| cr.spec == want) {
+            return Ok(0);
+        }
+        let cr = BlockchainNode::new(name, want);
+        self.api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&cr)).await?;
+        tracing::info!(node = %name, revision = %d.revision, "applied BlockchainNode");
+        Ok(1)
+    }
+}
+
+impl Backend for KubeNodes {
+    fn capabilities(&self) -> ExecutorCapabilities {
+        self.adapters.capabilities()
+    }
+
+    async fn reconcile(&self, d: &DesiredNode) -> usize {
+        let name = &d.spec.name;
+        match self.apply(d).await {
+            Ok(n) => {
+                self.errors.lock().expect("lock").remove(name);
+                n
+            }
+            Err(e) => {
+                tracing::warn!(node = %name, error = %e, "cannot apply BlockchainNode; will retry");
+                self.errors.lock().expect("lock").insert(name.clone(), e.to_string());
+                0
+            }
+        }
+    }
+
+    async fn observe(&self, d: &DesiredNode) -> Result<ObservedNodeState, String> {
+        let name = d.spec.name.clone();
+        let cr = self.api.get_opt(&name).await.map_err(|e| e.to_string())?;
+        let status = cr.as_ref().and_then(|c| c.status.clone()).unwrap_or_default();
+        if d.deleted {
+            let removed = cr.is_none();
+            let revision = if removed { d.revision } else { Revision(status.observed_revision) };
+            return Ok(ObservedNodeState { node: name, revision, processes: vec![], removed });
+        }
+        let error = self.errors.lock().expect("lock").get(&name).cloned();
+        let mut processes = status.processes;
+        if processes.is_empty() {
+            // Not reconciled yet by the controller: waiting, or failing to be applied.
+            let waiting = if d.spec.desired_state == DesiredState::Running { ObservedNodeStatus::Starting } else { ObservedNodeStatus::Stopped };
+            let status = if error.is_some() { ObservedNodeStatus::Error } else { waiting };
+            processes = plan(&d.spec).into_iter().map(|u| ObservedProcess { name: u.unit, status, sync: None, message: error.clone() }).collect();
+        } else if let Some(e) = error {
+            for p in &mut processes {
+                p.message.get_or_insert_with(|| e.clone());
+            }
+        }
+        Ok(ObservedNodeState { node: name, revision: Revision(status.observed_revision), processes, removed: false })
+    }
+}

@@ -1,0 +1,20 @@
+//! The Kubernetes permissions the operator uses, in one place: the Helm
+//! chart's Role must grant exactly these (checked by `tests/chart.rs`).
+
+/// (API group, resource, verbs). The Deployment rule is limited to the
+/// operator's own Deployment by name in the chart.
+pub const RULES: &[(&str, &str, &[&str])] = &[
+    // executor side: apply and delete CRs; controller: watch them
+    ("validatoros.com", "blockchainnodes", &["get", "list", "watch", "patch", "delete"]),
+    ("validatoros.com", "blockchainnodes/status", &["patch"]),
+    // controller: server-side apply of each node's objects, watched as owned
+    ("apps", "statefulsets", &["get", "list", "watch", "create", "patch"]),
+    ("", "configmaps", &["get", "list", "watch", "create", "patch"]),
+    ("", "services", &["get", "list", "watch", "create", "patch"]),
+    // controller: generated-once secrets, read and created, never updated
+    ("", "secrets", &["get", "create"]),
+    // controller: node pod readiness; self-upgrade: its own new pods
+    ("", "pods", &["get", "list"]),
+    // self-upgrade
+    ("apps", "deployments", &["get", "patch"]),
+];

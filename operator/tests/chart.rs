@@ -1,0 +1,156 @@
+//! The Helm chart: its CRD is the one the binary generates, and its templates
+//! render (with the chart's own values) into objects that match what the
+//! operator reads and the permissions it uses. Helm itself is not needed:
+//! the templates use only `{{ .Values.x }}`, `{{ .Release.* }}`, `{{ .Chart.* }}`
+//! and `| quote`, which this test renders.
+
+use novacula_operator::crd::crd_yaml;
+use novacula_operator::rbac::RULES;
+use serde_yaml::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const RELEASE: &str = "novacula-operator";
+const NAMESPACE: &str = "validators";
+
+fn chart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/novacula-operator")
+}
+
+fn lookup<'a>(root: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(root, |v, k| v.get(k).unwrap_or_else(|| panic!("values.yaml has no {path}")))
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("not a scalar: {other:?}"),
+    }
+}
+
+/// Render one template the way Helm does for the constructs the chart uses.
+fn render(template: &str, values: &Value, chart: &Value) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").expect("unclosed {{") + start;
+        let expr = rest[start + 2..end].trim();
+        let (path, filter) = match expr.split_once('|') {
+            Some((p, f)) => (p.trim(), Some(f.trim())),
+            None => (expr, None),
+        };
+        let value = match path {
+            ".Release.Name" => RELEASE.to_string(),
+            ".Release.Namespace" => NAMESPACE.to_string(),
+            p if p.starts_with(".Values.") => scalar(lookup(values, &p[".Values.".len()..])),
+            ".Chart.AppVersion" => scalar(lookup(chart, "appVersion")),
+            other => panic!("template construct not supported by the chart test: {other}"),
+        };
+        match filter {
+            None => out.push_str(&value),
+            Some("quote") => out.push_str(&format!("{value:?}")),
+            Some(f) => panic!("filter not supported by the chart test: {f}"),
+        }
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn rendered() -> Vec<Value> {
+    let dir = chart();
+    let values: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("values.yaml")).unwrap()).unwrap();
+    let chart: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("Chart.yaml")).unwrap()).unwrap();
+    let mut docs = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("templates")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in files {
+        let text = render(&std::fs::read_to_string(&f).unwrap(), &values, &chart);
+        if f.extension().is_some_and(|e| e == "yaml") {
+            let doc: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} does not render to YAML: {e}\n{text}", f.display()));
+            docs.push(doc);
+        }
+    }
+    docs
+}
+
+fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("chart renders no {kind}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_sequence().map(|s| s.iter().map(scalar).collect()).unwrap_or_default()
+}
+
+#[test]
+fn chart_crd_is_the_generated_one() {
+    let shipped = std::fs::read_to_string(chart().join("crds/blockchainnodes.validatoros.com.yaml")).unwrap();
+    assert!(
+        shipped == crd_yaml(),
+        "charts/novacula-operator/crds is out of date; regenerate it with\n  cargo run -p novacula-operator -- crd > charts/novacula-operator/crds/blockchainnodes.validatoros.com.yaml"
+    );
+}
+
+#[test]
+fn role_grants_exactly_what_the_operator_uses() {
+    let docs = rendered();
+    let role = kind(&docs, "Role");
+    let mut granted = BTreeSet::new();
+    for rule in role["rules"].as_sequence().unwrap() {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    granted.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+        if strings(&rule["resources"]) == ["deployments"] {
+            assert_eq!(strings(&rule["resourceNames"]), [RELEASE], "only its own Deployment");
+        }
+    }
+    let wanted: BTreeSet<_> = RULES.iter().flat_map(|(g, r, vs)| vs.iter().map(move |v| (g.to_string(), r.to_string(), v.to_string()))).collect();
+    assert_eq!(granted, wanted);
+    let binding = kind(&docs, "RoleBinding");
+    assert_eq!(scalar(&binding["roleRef"]["name"]), scalar(&role["metadata"]["name"]));
+    assert_eq!(scalar(&binding["subjects"][0]["name"]), scalar(&kind(&docs, "ServiceAccount")["metadata"]["name"]));
+}
+
+#[test]
+fn deployment_configures_the_operator_by_env_with_the_key_from_a_secret() {
+    let docs = rendered();
+    let d = kind(&docs, "Deployment");
+    assert_eq!(scalar(&d["metadata"]["namespace"]), NAMESPACE);
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(scalar(&pod["serviceAccountName"]), scalar(&kind(&docs, "ServiceAccount")["metadata"]["name"]));
+    let c = &pod["containers"][0];
+    assert_eq!(scalar(&c["name"]), "operator");
+    assert_eq!(scalar(&c["image"]), "ghcr.io/novacula/novacula-operator:1.0.0");
+    assert_eq!(strings(&c["args"]), ["run"]);
+    let env = c["env"].as_sequence().unwrap();
+    let var = |name: &str| env.iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("no env {name}"));
+    assert_eq!(scalar(&var("NOVACULA_OPERATOR_NAME")["value"]), "k8s-executor");
+    assert_eq!(scalar(&var("NOVACULA_CHANNEL")["value"]), "stable");
+    assert_eq!(scalar(&var("NOVACULA_API_KEY")["valueFrom"]["secretKeyRef"]["name"]), "novacula-api-key");
+    assert!(var("NOVACULA_API_KEY").get("value").is_none(), "the key never sits in the Deployment");
+    assert_eq!(scalar(&var("POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"]), "metadata.namespace");
+    // self-upgrade patches this very Deployment and container
+    assert_eq!(scalar(&var("NOVACULA_OPERATOR_DEPLOYMENT")["value"]), scalar(&d["metadata"]["name"]));
+    assert_eq!(scalar(&var("NOVACULA_OPERATOR_CONTAINER")["value"]), scalar(&c["name"]));
+    // the old pod stays until the new one is available, to roll back a bad image
+    assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], Value::from(0));
+    let selector = &d["spec"]["selector"]["matchLabels"];
+    for (k, v) in selector.as_mapping().unwrap() {
+        assert_eq!(&d["spec"]["template"]["metadata"]["labels"][k], v);
+    }
+}
+
+#[test]
+fn chart_version_follows_the_workspace() {
+    let meta: Value = serde_yaml::from_str(&std::fs::read_to_string(chart().join("Chart.yaml")).unwrap()).unwrap();
+    assert_eq!(scalar(&meta["appVersion"]), env!("CARGO_PKG_VERSION"));
+    let values: Value = serde_yaml::from_str(&std::fs::read_to_string(chart().join("values.yaml")).unwrap()).unwrap();
+    assert_eq!(scalar(&values["image"]["tag"]), env!("CARGO_PKG_VERSION"));
+}

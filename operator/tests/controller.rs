@@ -1,0 +1,243 @@
+//! The controller's reconcile, request by request, against a scripted API server.
+
+mod common;
+
+use common::*;
+use novacula_agent::adapter::Adapters;
+use novacula_core::DesiredState;
+use novacula_operator::controller::{reconcile, Context, RESYNC};
+use novacula_operator::crd::BlockchainNode;
+use novacula_operator::render::{CONFIG_ANNOTATION, RESTART_ANNOTATION};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const SECRET: &str = "/api/v1/namespaces/default/secrets/n1-secrets";
+const SECRETS: &str = "/api/v1/namespaces/default/secrets";
+const CONFIG_MAP: &str = "/api/v1/namespaces/default/configmaps/n1-config";
+const STS: &str = "/apis/apps/v1/namespaces/default/statefulsets/n1";
+const SERVICE: &str = "/api/v1/namespaces/default/services/n1";
+const POD: &str = "/api/v1/namespaces/default/pods/n1-0";
+const STATUS: &str = "/apis/validatoros.com/v1alpha1/namespaces/default/blockchainnodes/n1/status";
+
+struct World {
+    secret_exists: bool,
+    /// The StatefulSet status the API server reports after the apply.
+    sts_status: Value,
+    pod: Option<Value>,
+}
+
+#[derive(Debug)]
+struct Seen {
+    secret: Option<Value>,
+    config_map: Value,
+    sts: Value,
+    sts_query: String,
+    service: Value,
+    status: Value,
+}
+
+fn sts_status(replicas: i32, ready: i32, generation: i64) -> Value {
+    json!({"replicas": replicas, "readyReplicas": ready, "updatedReplicas": ready, "observedGeneration": generation, "currentRevision": "r1", "updateRevision": "r1"})
+}
+
+fn pod(containers: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "n1-0", "namespace": "default"}, "status": {"containerStatuses": containers}})
+}
+
+fn container(name: &str, ready: bool, state: Value) -> Value {
+    json!({"name": name, "ready": ready, "restartCount": 0, "image": "x", "imageID": "", "state": state})
+}
+
+/// Run one reconcile of `cr`, answering the requests it must make, in order.
+async fn reconcile_in(cr: BlockchainNode, world: World) -> Seen {
+    let (client, mut server) = mock_client();
+    let cr_json = serde_json::to_value(&cr).unwrap();
+    let task = tokio::spawn(reconcile(Arc::new(cr), Arc::new(Context { client, adapters: Adapters::standard() })));
+    let secret = if world.secret_exists {
+        server.answer("GET", SECRET, 200, |_| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "n1-secrets"}})).await;
+        None
+    } else {
+        server.not_found("GET", SECRET).await;
+        Some(server.answer("POST", SECRETS, 201, |b| b.clone()).await.body)
+    };
+    let config_map = server.echo("PATCH", CONFIG_MAP).await.body;
+    let status = world.sts_status.clone();
+    let sts = server
+        .answer("PATCH", STS, 200, |b| {
+            let mut out = b.clone();
+            out["metadata"]["generation"] = json!(status["observedGeneration"]);
+            out["status"] = status;
+            out
+        })
+        .await;
+    let service = server.echo("PATCH", SERVICE).await.body;
+    if sts.body["spec"]["replicas"] != 0 {
+        match world.pod {
+            Some(p) => server.answer("GET", POD, 200, |_| p).await,
+            None => server.not_found("GET", POD).await,
+        };
+    }
+    let status = server
+        .answer("PATCH", STATUS, 200, |b| {
+            let mut out = cr_json.clone();
+            out["status"] = b["status"].clone();
+            out
+        })
+        .await
+        .body["status"]
+        .clone();
+    let action = tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("reconcile made no further request").unwrap().expect("reconcile succeeds");
+    assert_eq!(action, kube::runtime::controller::Action::requeue(RESYNC));
+    server.done().await;
+    Seen { secret, config_map, sts: sts.body, sts_query: sts.query, service, status }
+}
+
+fn pod_annotations(sts: &Value) -> &Value {
+    &sts["spec"]["template"]["metadata"]["annotations"]
+}
+
+#[tokio::test]
+async fn create_applies_config_secret_statefulset_and_service() {
+    let seen = reconcile_in(cr(eth_spec("n1"), 1), World { secret_exists: false, sts_status: sts_status(0, 0, 1), pod: None }).await;
+
+    // server-side apply as the operator's field manager
+    assert!(seen.sts_query.contains("fieldManager=novacula-operator") && seen.sts_query.contains("force=true"), "{}", seen.sts_query);
+    // the engine JWT is generated once, into a Secret; client config goes to the ConfigMap
+    let secret = seen.secret.expect("secret created");
+    assert_eq!(secret["stringData"]["jwt.hex"].as_str().map(str::len), Some(64));
+    assert_eq!(seen.config_map["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+
+    let sts = &seen.sts;
+    assert_eq!(sts["metadata"]["ownerReferences"][0]["kind"], "BlockchainNode");
+    assert_eq!(sts["metadata"]["ownerReferences"][0]["controller"], true);
+    assert_eq!(sts["spec"]["replicas"], 1);
+    assert_eq!(sts["spec"]["persistentVolumeClaimRetentionPolicy"], json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+    let claims = sts["spec"]["volumeClaimTemplates"].as_array().unwrap();
+    assert_eq!(claims.len(), 2, "one claim per storage volume");
+    assert_eq!(claims[0]["metadata"]["name"], "chain");
+    assert_eq!(claims[0]["spec"]["resources"]["requests"]["storage"], "500Gi");
+    assert_eq!(claims[0]["spec"]["storageClassName"], "fast-ssd");
+    let pod = &sts["spec"]["template"]["spec"];
+    assert_eq!(pod["initContainers"][0]["command"], json!(["mkdir", "-p", "/novacula/data/execution", "/novacula/data/consensus"]));
+    let geth = &pod["containers"][0];
+    assert_eq!((geth["name"].as_str(), geth["image"].as_str()), (Some("execution"), Some("ethereum/client-go:v1.14.11")));
+    assert_eq!(geth["command"][0], "geth", "the image's binary, not the agent's host path");
+    assert_eq!(geth["resources"], json!({"requests": {"cpu": "2000m", "memory": "8192Mi"}, "limits": {"memory": "8192Mi"}}));
+    assert_eq!(pod["containers"][1]["image"], "sigp/lighthouse:v5.3.0");
+    assert_eq!(pod_annotations(sts)[RESTART_ANNOTATION], "0");
+
+    assert_eq!(seen.service["spec"]["clusterIP"], "None");
+    assert_eq!(seen.service["spec"]["ports"].as_array().unwrap().len(), 2);
+    // not rolled out yet: nothing observed, processes starting
+    assert_eq!(seen.status["phase"], "Progressing");
+    assert_eq!(seen.status["observedRevision"], 0);
+    assert_eq!(seen.status["processes"][0], json!({"name": "execution", "status": "starting", "sync": null, "message": null}));
+}
+
+#[tokio::test]
+async fn ready_pod_reports_running_at_the_applied_revision() {
+    let ready = pod(json!([
+        container("execution", true, json!({"running": {}})),
+        container("consensus", true, json!({"running": {}})),
+    ]));
+    let seen = reconcile_in(cr(eth_spec("n1"), 4), World { secret_exists: true, sts_status: sts_status(1, 1, 3), pod: Some(ready) }).await;
+    assert!(seen.secret.is_none(), "an existing secret is never rewritten");
+    assert_eq!(seen.status["phase"], "Running");
+    assert_eq!(seen.status["observedRevision"], 4);
+    assert!(seen.status["processes"].as_array().unwrap().iter().all(|p| p["status"] == "running"));
+}
+
+#[tokio::test]
+async fn crash_looping_container_is_an_error_with_its_reason() {
+    let crashing = pod(json!([
+        container("execution", false, json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}})),
+        container("consensus", true, json!({"running": {}})),
+    ]));
+    let seen = reconcile_in(cr(eth_spec("n1"), 2), World { secret_exists: true, sts_status: sts_status(1, 0, 2), pod: Some(crashing) }).await;
+    assert_eq!(seen.status["phase"], "Error");
+    assert_eq!(seen.status["observedRevision"], 0);
+    assert_eq!(seen.status["processes"][0]["status"], "error");
+    assert!(seen.status["processes"][0]["message"].as_str().unwrap().starts_with("CrashLoopBackOff"));
+}
+
+#[tokio::test]
+async fn stop_scales_to_zero_and_reports_stopped_without_reading_pods() {
+    let mut spec = eth_spec("n1");
+    spec.desired_state = DesiredState::Stopped;
+    let seen = reconcile_in(cr(spec, 5), World { secret_exists: true, sts_status: sts_status(0, 0, 6), pod: None }).await;
+    assert_eq!(seen.sts["spec"]["replicas"], 0);
+    assert_eq!(seen.status["phase"], "Stopped");
+    assert_eq!(seen.status["observedRevision"], 5);
+    assert!(seen.status["processes"].as_array().unwrap().iter().all(|p| p["status"] == "stopped"));
+}
+
+#[tokio::test]
+async fn restart_bumps_the_pod_template_annotation_only() {
+    let world = || World { secret_exists: true, sts_status: sts_status(1, 0, 1), pod: None };
+    let before = reconcile_in(cr(eth_spec("n1"), 1), world()).await;
+    let mut spec = eth_spec("n1");
+    spec.restart_generation = 1;
+    let after = reconcile_in(cr(spec, 2), world()).await;
+    assert_eq!(pod_annotations(&after.sts)[RESTART_ANNOTATION], "1");
+    assert_eq!(pod_annotations(&after.sts)[CONFIG_ANNOTATION], pod_annotations(&before.sts)[CONFIG_ANNOTATION]);
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        v["spec"]["template"]["metadata"]["annotations"] = Value::Null;
+        v
+    };
+    assert_eq!(strip(&before.sts), strip(&after.sts), "a restart changes nothing else in the StatefulSet");
+}
+
+#[tokio::test]
+async fn config_change_rewrites_the_config_map_and_rolls_the_pod() {
+    let world = || World { secret_exists: true, sts_status: sts_status(1, 0, 1), pod: None };
+    let demo = |level: &str| {
+        let mut s = eth_spec("n1");
+        s.chain = "demo".into();
+        s.network = "local".into();
+        s.clients = vec![client("main", "standin", "1.0.0")];
+        s.clients[0].config_overrides.insert("log-level".into(), level.into());
+        s.storage.clear();
+        s
+    };
+    let before = reconcile_in(cr(demo("info"), 1), world()).await;
+    let after = reconcile_in(cr(demo("debug"), 2), world()).await;
+    assert!(before.config_map["data"]["standin.conf"].as_str().unwrap().contains("info"));
+    assert!(after.config_map["data"]["standin.conf"].as_str().unwrap().contains("debug"));
+    assert_ne!(pod_annotations(&after.sts)[CONFIG_ANNOTATION], pod_annotations(&before.sts)[CONFIG_ANNOTATION]);
+    assert_eq!(after.sts["spec"]["template"]["spec"]["containers"][0]["env"], json!([{"name": "log-level", "value": "debug"}]));
+    // no storage volumes: the data dir is an emptyDir, and no claims are made
+    assert!(after.sts["spec"]["volumeClaimTemplates"].is_null());
+    assert_eq!(after.sts["spec"]["template"]["spec"]["volumes"][1], json!({"name": "data", "emptyDir": {}}));
+}
+
+#[tokio::test]
+async fn a_cr_being_deleted_is_left_to_garbage_collection() {
+    let mut node = cr(eth_spec("n1"), 3);
+    node.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()));
+    let (client, server) = mock_client();
+    let action = reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })).await.unwrap();
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    server.done().await;
+}
+
+#[tokio::test]
+async fn unrenderable_spec_reports_error_status_and_applies_nothing() {
+    let mut spec = eth_spec("n1");
+    spec.clients[0].client = "nethermind".into();
+    let (client, mut server) = mock_client();
+    let node = cr(spec, 2);
+    let cr_json = serde_json::to_value(&node).unwrap();
+    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })));
+    let seen = server
+        .answer("PATCH", STATUS, 200, |b| {
+            let mut out = cr_json.clone();
+            out["status"] = b["status"].clone();
+            out
+        })
+        .await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("no further request").unwrap().unwrap();
+    server.done().await;
+    assert_eq!(seen.body["status"]["phase"], "Error");
+    assert!(seen.body["status"]["processes"][0]["message"].as_str().unwrap().contains("nethermind"));
+}

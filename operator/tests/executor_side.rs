@@ -1,0 +1,188 @@
+//! The executor side (CRs from the control plane's specs) and self-upgrade,
+//! request by request against a scripted API server.
+
+mod common;
+
+use common::*;
+use kube::Api;
+use novacula_agent::adapter::Adapters;
+use novacula_agent::backend::Backend;
+use novacula_core::{DesiredNode, ObservedNodeStatus, Revision};
+use novacula_operator::crd::BlockchainNode;
+use novacula_operator::nodes::KubeNodes;
+use novacula_operator::upgrade::{Outcome, SelfDeployment};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const CR: &str = "/apis/validatoros.com/v1alpha1/namespaces/default/blockchainnodes/n1";
+
+fn desired(revision: u64, deleted: bool) -> DesiredNode {
+    DesiredNode { revision: Revision(revision), spec: eth_spec("n1"), deleted }
+}
+
+fn nodes(client: kube::Client) -> KubeNodes {
+    KubeNodes::new(Api::<BlockchainNode>::namespaced(client, "default"), Adapters::standard())
+}
+
+#[tokio::test]
+async fn new_spec_is_server_side_applied_once() {
+    let (client, mut server) = mock_client();
+    let backend = nodes(client);
+    let applied = tokio::spawn(async move { (backend.reconcile(&desired(3, false)).await, backend) });
+    server.not_found("GET", CR).await;
+    let patch = server.echo("PATCH", CR).await;
+    let (n, backend) = applied.await.unwrap();
+    assert_eq!(n, 1);
+    assert!(patch.query.contains("fieldManager=novacula-operator") && patch.query.contains("force=true"), "{}", patch.query);
+    assert_eq!((patch.body["apiVersion"].as_str(), patch.body["kind"].as_str()), (Some("validatoros.com/v1alpha1"), Some("BlockchainNode")));
+    assert_eq!(patch.body["spec"]["revision"], 3);
+    assert_eq!(patch.body["spec"]["node"]["clients"][0]["client"], "geth");
+
+    // the same revision again: read, nothing written
+    let cr = patch.body.clone();
+    let again = tokio::spawn(async move { backend.reconcile(&desired(3, false)).await });
+    server.answer("GET", CR, 200, |_| cr).await;
+    assert_eq!(again.await.unwrap(), 0);
+    server.done().await;
+}
+
+#[tokio::test]
+async fn delete_removes_only_the_cr_and_reports_removal() {
+    let (client, mut server) = mock_client();
+    let backend = nodes(client);
+    let cr = serde_json::to_value(cr(eth_spec("n1"), 4)).unwrap();
+    let task = tokio::spawn(async move {
+        let n = backend.reconcile(&desired(5, true)).await;
+        (n, backend.observe(&desired(5, true)).await)
+    });
+    let delete = server.answer("DELETE", CR, 200, |_| cr).await;
+    assert_eq!(delete.body["propagationPolicy"], "Background", "owned objects go with the CR; PVCs are not owned");
+    server.not_found("GET", CR).await;
+    let (n, observed) = task.await.unwrap();
+    assert_eq!(n, 1);
+    let observed = observed.unwrap();
+    assert!(observed.removed);
+    assert_eq!(observed.revision, Revision(5));
+    // no request touched a PersistentVolumeClaim
+    server.done().await;
+}
+
+#[tokio::test]
+async fn observe_reports_the_controller_status() {
+    let (client, mut server) = mock_client();
+    let backend = nodes(client);
+    let mut cr = serde_json::to_value(cr(eth_spec("n1"), 7)).unwrap();
+    cr["status"] = json!({"phase": "Running", "observedRevision": 6, "processes": [
+        {"name": "execution", "status": "running"},
+        {"name": "consensus", "status": "error", "message": "CrashLoopBackOff"}
+    ]});
+    let task = tokio::spawn(async move { backend.observe(&desired(7, false)).await });
+    server.answer("GET", CR, 200, |_| cr).await;
+    let observed = task.await.unwrap().unwrap();
+    assert_eq!(observed.revision, Revision(6));
+    assert_eq!(observed.processes[1].status, ObservedNodeStatus::Error);
+    assert!(!observed.removed);
+}
+
+#[tokio::test]
+async fn a_rejected_apply_surfaces_as_a_process_error() {
+    let (client, mut server) = mock_client();
+    let backend = nodes(client);
+    let task = tokio::spawn(async move {
+        let n = backend.reconcile(&desired(2, false)).await;
+        (n, backend.observe(&desired(2, false)).await)
+    });
+    server.not_found("GET", CR).await;
+    server
+        .answer("PATCH", CR, 403, |_| {
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "blockchainnodes is forbidden", "reason": "Forbidden", "code": 403})
+        })
+        .await;
+    server.not_found("GET", CR).await;
+    let (n, observed) = task.await.unwrap();
+    assert_eq!(n, 0);
+    let observed = observed.unwrap();
+    assert_eq!(observed.revision, Revision(0));
+    assert!(observed.processes.iter().all(|p| p.status == ObservedNodeStatus::Error && p.message.as_deref().unwrap().contains("forbidden")));
+}
+
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/default/deployments/novacula-operator";
+const PODS: &str = "/api/v1/namespaces/default/pods";
+
+fn deployment(image: &str, generation: i64, status: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "novacula-operator", "namespace": "default", "generation": generation},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "novacula-operator"}},
+            "template": {"metadata": {"labels": {"app.kubernetes.io/name": "novacula-operator"}}, "spec": {"containers": [{"name": "operator", "image": image}]}}
+        },
+        "status": status
+    })
+}
+
+fn pods(image: &str, waiting: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [{
+        "metadata": {"name": "novacula-operator-new"},
+        "spec": {"containers": [{"name": "operator", "image": image}]},
+        "status": {"containerStatuses": [{"name": "operator", "ready": false, "restartCount": 3, "image": image, "imageID": "", "state": {"waiting": {"reason": waiting}}}]}
+    }]})
+}
+
+fn own(client: kube::Client) -> SelfDeployment {
+    SelfDeployment { deployments: Api::namespaced(client.clone(), "default"), pods: Api::namespaced(client, "default"), name: "novacula-operator".into(), container: "operator".into() }
+}
+
+const OLD: &str = "novacula/operator:1.0.0";
+const NEW: &str = "novacula/operator:1.1.0";
+
+#[tokio::test]
+async fn upgrade_rolls_back_when_the_new_image_cannot_be_pulled() {
+    let (client, mut server) = mock_client();
+    let task = tokio::spawn(async move { own(client).upgrade(NEW, Duration::from_millis(1), Duration::from_secs(60)).await });
+    server.answer("GET", DEPLOYMENT, 200, |_| deployment(OLD, 1, json!({"replicas": 1, "availableReplicas": 1}))).await;
+    let patch = server.answer("PATCH", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({}))).await;
+    assert_eq!(patch.body["spec"]["template"]["spec"]["containers"], json!([{"name": "operator", "image": NEW}]));
+    server.answer("GET", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}))).await;
+    // first look: still creating; second: the pull fails
+    let list = server.answer("GET", PODS, 200, |_| pods(NEW, "ContainerCreating")).await;
+    assert!(list.query.contains("labelSelector=app.kubernetes.io%2Fname%3Dnovacula-operator"), "{}", list.query);
+    server.answer("GET", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}))).await;
+    server.answer("GET", PODS, 200, |_| pods(NEW, "ImagePullBackOff")).await;
+    let back = server.answer("PATCH", DEPLOYMENT, 200, |_| deployment(OLD, 3, json!({}))).await;
+    assert_eq!(back.body["spec"]["template"]["spec"]["containers"][0]["image"], OLD);
+    let outcome = task.await.unwrap().unwrap();
+    assert_eq!(outcome, Outcome::RolledBack { reason: "ImagePullBackOff".into() });
+    server.done().await;
+}
+
+#[tokio::test]
+async fn upgrade_rolls_back_on_crash_loop_and_succeeds_on_a_clean_rollout() {
+    let (client, mut server) = mock_client();
+    let task = tokio::spawn(async move { own(client).upgrade(NEW, Duration::from_millis(1), Duration::from_secs(60)).await });
+    server.answer("GET", DEPLOYMENT, 200, |_| deployment(OLD, 1, json!({}))).await;
+    server.answer("PATCH", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({}))).await;
+    server.answer("GET", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({"observedGeneration": 2}))).await;
+    server.answer("GET", PODS, 200, |_| pods(NEW, "CrashLoopBackOff")).await;
+    server.answer("PATCH", DEPLOYMENT, 200, |_| deployment(OLD, 3, json!({}))).await;
+    assert!(matches!(task.await.unwrap().unwrap(), Outcome::RolledBack { reason } if reason == "CrashLoopBackOff"));
+
+    let (client, mut server) = mock_client();
+    let task = tokio::spawn(async move { own(client).upgrade(NEW, Duration::from_millis(1), Duration::from_secs(60)).await });
+    server.answer("GET", DEPLOYMENT, 200, |_| deployment(OLD, 1, json!({}))).await;
+    server.answer("PATCH", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({}))).await;
+    let done = json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1});
+    server.answer("GET", DEPLOYMENT, 200, |_| deployment(NEW, 2, done)).await;
+    assert_eq!(task.await.unwrap().unwrap(), Outcome::RolledOut);
+    server.done().await;
+}
+
+#[tokio::test]
+async fn upgrade_to_the_running_image_changes_nothing() {
+    let (client, mut server) = mock_client();
+    let task = tokio::spawn(async move { own(client).upgrade(OLD, Duration::from_millis(1), Duration::from_secs(60)).await });
+    server.answer("GET", DEPLOYMENT, 200, |_| deployment(OLD, 1, json!({}))).await;
+    assert_eq!(task.await.unwrap().unwrap(), Outcome::Current);
+    server.done().await;
+}
