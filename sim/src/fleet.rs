@@ -30,6 +30,10 @@ pub struct Fleet {
     pub db: Option<PathBuf>,
     /// Per-host agent binaries (`<dir>/exec-<i>`) that self-upgrade swaps; none: upgrades ignored.
     pub bin_dir: Option<PathBuf>,
+    /// Executors sharing one simulated machine (one IP). turmoil links every pair
+    /// of hosts and scans them all each step, so 1,000 hosts is too slow; 1,000
+    /// executors on 50 hosts is not.
+    pub executors_per_host: usize,
     /// Simulated time per turmoil step. Every host is polled each step, so large fleets
     /// use a coarser step; 10 ms is far below every protocol interval (1 s and up).
     pub tick: Duration,
@@ -48,6 +52,7 @@ impl Fleet {
             config: Arc::new(Mutex::new(Config::default())),
             db: None,
             bin_dir: None,
+            executors_per_host: 1,
             tick: Duration::from_millis(10),
             key: String::new(),
         }
@@ -93,36 +98,66 @@ impl Fleet {
                 });
             }
         }
-        for i in 0..self.executors {
-            let driver = self.drivers[i].clone();
-            let key = self.key.clone();
-            let seed = self.seed.wrapping_add(i as u64 + 1);
-            let versions = self.versions.clone();
-            let bin = self.bin_dir.as_ref().map(|d| d.join(Self::executor_name(i)));
-            let kind = self.kinds[i];
-            sim.host(Self::executor_name(i).as_str(), move || {
-                let (driver, key, versions, bin) = (driver.clone(), key.clone(), versions.clone(), bin.clone());
-                async move {
-                    // Each pass is one agent process; a successful self-upgrade "re-execs" into the next.
-                    loop {
-                        let version = versions.lock().expect("versions")[i].clone();
-                        let id = Identity { name: Fleet::executor_name(i), kind, version, channel: Channel::Stable };
-                        let exec = Executor::with_jitter(id, api(Some(key.clone())), Processes::new(driver.clone(), Adapters::standard()), Intervals::default(), Jitter::seeded(seed));
-                        let mut upgrades = exec.upgrades();
-                        let bin = bin.clone();
-                        let versions = versions.clone();
-                        exec.run(async move {
-                            match bin {
-                                Some(bin) => versions.lock().expect("versions")[i] = novacula_agent::upgrade::watch(&mut upgrades, bin).await.version,
-                                None => std::future::pending().await,
-                            }
-                        })
-                        .await;
-                    }
-                }
-            });
+        let per_host = self.executors_per_host.max(1);
+        for first in (0..self.executors).step_by(per_host) {
+            let members: Vec<usize> = (first..self.executors.min(first + per_host)).collect();
+            let ctx = ExecutorCtx {
+                drivers: members.iter().map(|&i| self.drivers[i].clone()).collect(),
+                kinds: members.iter().map(|&i| self.kinds[i]).collect(),
+                bins: members.iter().map(|&i| self.bin_dir.as_ref().map(|d| d.join(Self::executor_name(i)))).collect(),
+                members,
+                key: self.key.clone(),
+                seed: self.seed,
+                versions: self.versions.clone(),
+            };
+            let host = if per_host == 1 { Self::executor_name(first) } else { format!("host-{}", first / per_host) };
+            sim.host(host.as_str(), move || ctx.clone().run());
         }
         sim
+    }
+}
+
+/// What one simulated machine needs to run its executors.
+#[derive(Clone)]
+struct ExecutorCtx {
+    members: Vec<usize>,
+    drivers: Vec<FakeDriver>,
+    kinds: Vec<ExecutorKind>,
+    bins: Vec<Option<PathBuf>>,
+    key: String,
+    seed: u64,
+    versions: Arc<Mutex<Vec<String>>>,
+}
+
+impl ExecutorCtx {
+    async fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+        let mut all = tokio::task::JoinSet::new();
+        for (k, &i) in self.members.iter().enumerate() {
+            all.spawn(Self::executor(i, self.drivers[k].clone(), self.kinds[k], self.bins[k].clone(), self.key.clone(), self.seed, self.versions.clone()));
+        }
+        while all.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    /// One executor; each pass of the loop is one agent process, and a
+    /// successful self-upgrade "re-execs" into the next.
+    async fn executor(i: usize, driver: FakeDriver, kind: ExecutorKind, bin: Option<PathBuf>, key: String, seed: u64, versions: Arc<Mutex<Vec<String>>>) {
+        let seed = seed.wrapping_add(i as u64 + 1);
+        loop {
+            let version = versions.lock().expect("versions")[i].clone();
+            let id = Identity { name: Fleet::executor_name(i), kind, version, channel: Channel::Stable };
+            let backend = Processes::new(driver.clone(), Adapters::standard());
+            let exec = Executor::with_jitter(id, api(Some(key.clone())), backend, Intervals::default(), Jitter::seeded(seed));
+            let mut upgrades = exec.upgrades();
+            let (bin, versions) = (bin.clone(), versions.clone());
+            exec.run(async move {
+                match bin {
+                    Some(bin) => versions.lock().expect("versions")[i] = novacula_agent::upgrade::watch(&mut upgrades, bin).await.version,
+                    None => std::future::pending().await,
+                }
+            })
+            .await;
+        }
     }
 }
 

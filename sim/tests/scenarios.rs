@@ -18,9 +18,8 @@ fn run(name: &str, seed: u64, f: impl FnOnce(u64)) {
     }
 }
 
-fn converge_then_wave(executors: usize, per: usize, seed: u64, tick: Duration) {
-    let mut fleet = Fleet::new(executors, per, seed);
-    fleet.tick = tick;
+fn converge_then_wave(mut fleet: Fleet) {
+    let (executors, per) = (fleet.executors, fleet.nodes_per_executor);
     // half the fleet is operator-like: the same loops and rules, another kind
     for k in fleet.kinds.iter_mut().skip(1).step_by(2) {
         *k = novacula_core::ExecutorKind::Operator;
@@ -69,7 +68,11 @@ fn converge_then_wave(executors: usize, per: usize, seed: u64, tick: Duration) {
 
 #[test]
 fn fleet_converges_then_wave_of_lifecycle_actions() {
-    run("fleet_converges_then_wave_of_lifecycle_actions", seed(7), |s| converge_then_wave(100, 10, s, Duration::from_millis(10)));
+    run("fleet_converges_then_wave_of_lifecycle_actions", seed(7), |s| {
+        let mut fleet = Fleet::new(100, 10, s);
+        fleet.executors_per_host = 10;
+        converge_then_wave(fleet)
+    });
 }
 
 #[test]
@@ -110,15 +113,19 @@ fn partition_takes_executors_offline_and_heal_recovers() {
     });
 }
 
-/// The large run: `cargo test -p novacula-sim --release -- --ignored` (prints simulated and wall time).
-/// `NOVACULA_SIM_EXECUTORS` changes the fleet size (default 1,000 executors x 2 nodes).
+/// The large run, about 20 s in a debug build; `-- --nocapture` prints simulated and
+/// wall time. `NOVACULA_SIM_EXECUTORS` changes the fleet size (default 1,000 x 2 nodes).
 #[test]
-#[ignore = "large: 1,000 executors; run with --ignored"]
 fn large_fleet_of_1000_executors() {
     let executors = std::env::var("NOVACULA_SIM_EXECUTORS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let wall = std::time::Instant::now();
-    // 100 ms steps: turmoil polls every host each step, and 1,000 hosts at 10 ms is mostly idle polling
-    run("large_fleet_of_1000_executors", seed(17), |s| converge_then_wave(executors, 2, s, Duration::from_millis(100)));
+    run("large_fleet_of_1000_executors", seed(17), |s| {
+        let mut fleet = Fleet::new(executors, 2, s);
+        // 20 executors per simulated machine, 100 ms steps: turmoil's per-step cost grows with hosts cubed
+        fleet.executors_per_host = 20;
+        fleet.tick = Duration::from_millis(100);
+        converge_then_wave(fleet)
+    });
     eprintln!("{executors} executors x 2 nodes: wall time {:?}", wall.elapsed());
 }
 
