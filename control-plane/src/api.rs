@@ -4,37 +4,73 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{events, executors, keys, nodes, protocol, users};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest accepted request body; specs and reports are far smaller.
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Novacula control plane", description = "Organizations, users, API keys, executors, nodes and events. Users authenticate with a session token from /api/v1/login; executors with an API key. Both go in `Authorization: Bearer <token>`. Errors are JSON `{error, details}`."),
+    modifiers(&Security)
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = doc.components.get_or_insert_with(Default::default);
+        let bearer = |what: &str| SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(what.to_string())).build());
+        c.add_security_scheme("session", bearer("session token (nvs_...) from POST /api/v1/login"));
+        c.add_security_scheme("apiKey", bearer("organization API key (nvk_...)"));
+    }
+}
+
+/// Every API route with its OpenAPI operation; the router and the document come from this one list.
+fn api_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(users::login))
+        .routes(routes!(users::me))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(executors::list))
+        .routes(routes!(executors::get))
+        .routes(routes!(executors::deactivate))
+        .routes(routes!(executors::list_upgrades, executors::set_upgrade))
+        .routes(routes!(protocol::sync))
+        .routes(routes!(protocol::specs))
+        .routes(routes!(protocol::report))
+        .routes(routes!(nodes::list, nodes::deploy))
+        .routes(routes!(nodes::get, nodes::delete))
+        .routes(routes!(nodes::edit))
+        .routes(routes!(nodes::upgrade))
+        .routes(routes!(nodes::lifecycle_action))
+        .routes(routes!(events::list))
+        .routes(routes!(nodes::alerts))
+}
+
+/// The OpenAPI document of the HTTP API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
-    let v1 = Router::new()
-        .route("/login", post(users::login))
-        .route("/me", get(users::me))
-        .route("/users", get(users::list).post(users::create))
-        .route("/keys", get(keys::list).post(keys::create))
-        .route("/keys/{id}", delete(keys::revoke))
-        .route("/executors", get(executors::list))
-        .route("/executors/{name}", get(executors::get))
-        .route("/executors/{name}/deactivate", post(executors::deactivate))
-        .route("/upgrades", get(executors::list_upgrades).put(executors::set_upgrade))
-        .route("/executor/sync", post(protocol::sync))
-        .route("/executor/specs", get(protocol::specs))
-        .route("/executor/report", post(protocol::report))
-        .route("/nodes", get(nodes::list).post(nodes::deploy))
-        .route("/nodes/{name}", get(nodes::get).delete(nodes::delete))
-        .route("/nodes/{name}/spec", put(nodes::edit))
-        .route("/nodes/{name}/upgrade", post(nodes::upgrade))
-        .route("/nodes/{name}/lifecycle", post(nodes::lifecycle_action))
-        .route("/events", get(events::list))
-        .route("/alerts", get(nodes::alerts));
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .nest("/api/v1", v1)
+    let (api, doc) = api_routes().split_for_parts();
+    let doc = Arc::new(doc);
+    api.route("/healthz", get(|| async { "ok" }))
+        .route(OPENAPI_PATH, get(move || async move { axum::Json(doc.as_ref().clone()) }))
+        .merge(crate::console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")

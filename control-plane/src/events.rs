@@ -45,7 +45,8 @@ pub fn record(w: &mut Write, org: &str, at: Timestamp, e: NewEvent<'_>) -> store
     Ok(event)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventsQuery {
     /// Return events with a sequence number greater than this.
@@ -59,7 +60,7 @@ pub struct EventsQuery {
     kind: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsPage {
     pub events: Vec<EventView>,
@@ -69,6 +70,7 @@ pub struct EventsPage {
 
 pub const MAX_PAGE: usize = 1000;
 
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("session" = [])), params(EventsQuery), responses((status = 200, body = EventsPage), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult<EventsPage> {
     user.require(Permission::Read)?;
     let limit = q.limit.unwrap_or(100);

@@ -15,7 +15,7 @@ use novacula_core::{compat_window_status, events as ev, Channel, CompatStatus, E
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutorView {
     #[serde(flatten)]
@@ -53,11 +53,13 @@ fn load(s: &AppState, org: &str, prefix: &str) -> Result<Vec<ExecutorView>, ApiE
     Ok(rows.into_iter().map(|(e, n, k)| view(s, e, n, k)).collect())
 }
 
+#[utoipa::path(get, path = "/api/v1/executors", tag = "executors", security(("session" = [])), responses((status = 200, body = Vec<ExecutorView>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<ExecutorView>> {
     user.require(Permission::Read)?;
     Ok(ApiJson(load(&s, user.org(), &format!("{}/", user.org()))?))
 }
 
+#[utoipa::path(get, path = "/api/v1/executors/{name}", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
     user.require(Permission::Read)?;
     load(&s, user.org(), &key(&[user.org(), &name]))?
@@ -68,6 +70,7 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
 }
 
 /// Deactivate: the executor's syncs are refused and its keys revoked.
+#[utoipa::path(post, path = "/api/v1/executors/{name}/deactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
     user.require(Permission::ManageExecutors)?;
     let org = user.org().to_string();
@@ -94,7 +97,7 @@ pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(n
     get(State(s), user, ApiPath(name)).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetUpgradeRequest {
     pub channel: Channel,
@@ -104,6 +107,7 @@ pub struct SetUpgradeRequest {
 }
 
 /// Record the release executors of a channel and kind should run.
+#[utoipa::path(put, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), request_body = SetUpgradeRequest, responses((status = 200, body = UpgradeRow), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<SetUpgradeRequest>) -> ApiResult<UpgradeRow> {
     user.require(Permission::ManageExecutors)?;
     req.version.parse::<Version>().map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -139,6 +143,7 @@ pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(
     Ok(ApiJson(row))
 }
 
+#[utoipa::path(get, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), responses((status = 200, body = Vec<UpgradeRow>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn list_upgrades(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<UpgradeRow>> {
     user.require(Permission::Read)?;
     let rows: Vec<(String, UpgradeRow)> = s.store.read(|r| r.scan(UPGRADES, &format!("{}/", user.org())))?;

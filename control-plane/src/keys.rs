@@ -15,7 +15,7 @@ use novacula_core::{events as ev, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateKeyRequest {
     #[serde(default)]
@@ -25,7 +25,7 @@ pub struct CreateKeyRequest {
     pub executor: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedKey {
     /// The full key. It is shown only in this response.
@@ -34,6 +34,7 @@ pub struct CreatedKey {
     pub record: ApiKeyView,
 }
 
+#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", security(("session" = [])), request_body = CreateKeyRequest, responses((status = 201, description = "the key, shown this once", body = CreatedKey), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<CreateKeyRequest>) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
     user.require(Permission::ManageExecutors)?;
     if let Some(e) = req.executor.as_deref().filter(|e| !valid_name(e)) {
@@ -86,6 +87,7 @@ pub fn issue(
     Ok((full, record))
 }
 
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys", security(("session" = [])), responses((status = 200, body = Vec<ApiKeyView>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<ApiKeyView>> {
     user.require(Permission::Read)?;
     let all: Vec<(String, ApiKey)> = s.store.read(|r| r.scan(API_KEYS, ""))?;
@@ -114,6 +116,7 @@ pub fn revoke_in(w: &mut Write, key: &mut ApiKey, now: Timestamp, actor: &str) -
     Ok(true)
 }
 
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "key id")), responses((status = 200, body = ApiKeyView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn revoke(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(id): ApiPath<String>) -> ApiResult<ApiKeyView> {
     user.require(Permission::ManageExecutors)?;
     let now = s.now();

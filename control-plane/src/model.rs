@@ -49,7 +49,7 @@ pub struct ApiKey {
     pub last_used_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Executor {
     pub id: String,
@@ -104,7 +104,7 @@ pub struct Event {
     pub data: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpgradeRow {
     pub kind: ExecutorKind,
@@ -114,7 +114,7 @@ pub struct UpgradeRow {
 }
 
 /// A user as the API shows it (no password hash).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     pub username: String,
@@ -130,7 +130,7 @@ impl From<&User> for UserView {
 }
 
 /// An API key as the API shows it (no secret, no hash).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyView {
     pub id: String,
@@ -159,7 +159,7 @@ impl From<&ApiKey> for ApiKeyView {
 }
 
 /// An event as the feed shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventView {
     pub seq: u64,

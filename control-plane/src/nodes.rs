@@ -22,7 +22,7 @@ use std::time::Duration;
 /// Counter of node writes; each node remembers the value of its last write.
 pub const NODE_SEQ: &str = "node_seq";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeView {
     pub name: String,
@@ -163,13 +163,14 @@ fn lifecycle_error(e: LifecycleError) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeployRequest {
     pub executor: String,
     pub spec: NodeSpec,
 }
 
+#[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), request_body = DeployRequest, responses((status = 201, body = NodeView), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn deploy(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<DeployRequest>) -> Result<(StatusCode, ApiJson<NodeView>), ApiError> {
     user.require(Permission::OperateNodes)?;
     let org = user.org().to_string();
@@ -280,43 +281,48 @@ fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiRes
     Ok(ApiJson(s.store.read(|r| load_view(r, &org, row, now, s.config.heartbeat_timeout))?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EditRequest {
     pub spec: NodeSpec,
 }
 
+#[utoipa::path(put, path = "/api/v1/nodes/{name}/spec", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = EditRequest, responses((status = 200, body = NodeView), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn edit(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<EditRequest>) -> ApiResult<NodeView> {
     command(&s, &user, &name, NodeCommand::Edit(req.spec))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpgradeRequest {
     pub role: String,
     pub version: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/nodes/{name}/upgrade", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = UpgradeRequest, responses((status = 200, body = NodeView), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<UpgradeRequest>) -> ApiResult<NodeView> {
     command(&s, &user, &name, NodeCommand::UpgradeClient { role: req.role, version: req.version })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LifecycleRequest {
     pub action: LifecycleAction,
 }
 
 /// `requestNodeLifecycleAction`.
+#[utoipa::path(post, path = "/api/v1/nodes/{name}/lifecycle", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = LifecycleRequest, responses((status = 200, body = NodeView), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn lifecycle_action(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<LifecycleRequest>) -> ApiResult<NodeView> {
     command(&s, &user, &name, NodeCommand::Lifecycle(req.action))
 }
 
 /// `deleteNode`: irreversible.
+#[utoipa::path(delete, path = "/api/v1/nodes/{name}", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), responses((status = 200, description = "deletion requested (irreversible)", body = NodeView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn delete(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<NodeView> {
     command(&s, &user, &name, NodeCommand::Delete)
 }
 
+#[utoipa::path(get, path = "/api/v1/nodes/{name}", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), responses((status = 200, body = NodeView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<NodeView> {
     user.require(Permission::Read)?;
     let org = user.org();
@@ -331,7 +337,8 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
     Ok(ApiJson(v))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -354,12 +361,13 @@ pub fn list_views(s: &AppState, org: &str, q: &ListQuery) -> Result<Vec<NodeView
     })?)
 }
 
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), params(ListQuery), responses((status = 200, body = Vec<NodeView>), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<NodeView>> {
     user.require(Permission::Read)?;
     Ok(ApiJson(list_views(&s, user.org(), &q)?))
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     pub rule: String,
@@ -369,6 +377,7 @@ pub struct Alert {
 }
 
 /// Firing alerts of the built-in `node_down` rule.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "nodes", security(("session" = [])), responses((status = 200, description = "firing node_down alerts", body = Vec<Alert>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn alerts(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<Alert>> {
     user.require(Permission::Read)?;
     let views = list_views(&s, user.org(), &ListQuery::default())?;

@@ -24,6 +24,7 @@ fn compat_of(s: &AppState, version: &str) -> CompatStatus {
 }
 
 /// `syncExecutor`: heartbeat and upsert keyed by (organization, name).
+#[utoipa::path(post, path = "/api/v1/executor/sync", tag = "executor protocol", security(("apiKey" = [])), request_body = SyncExecutorRequest, responses((status = 200, body = SyncExecutorResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req): ApiJson<SyncExecutorRequest>) -> ApiResult<SyncExecutorResponse> {
     if !valid_name(&req.name) {
         return Err(ApiError::bad_request(format!("executor name {:?} must be a lowercase DNS label", req.name)));
@@ -129,7 +130,8 @@ fn node_caller(s: &AppState, auth: &ExecutorKey, name: &str) -> Result<Executor,
     Ok(exec)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SpecQuery {
     pub executor: String,
@@ -157,6 +159,7 @@ fn current_specs(s: &AppState, org: &str, executor: &str) -> Result<SpecPollResp
 }
 
 /// Long-poll: answers as soon as the executor's cursor differs from `since`, or at the deadline.
+#[utoipa::path(get, path = "/api/v1/executor/specs", tag = "executor protocol", security(("apiKey" = [])), params(SpecQuery), responses((status = 200, description = "the executor's nodes, when they change or after waitSecs", body = SpecPollResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q): ApiQuery<SpecQuery>) -> ApiResult<SpecPollResponse> {
     let exec = node_caller(&s, &auth, &q.executor)?;
     let wait = Duration::from_secs(q.wait_secs).min(s.config.max_poll_wait);
@@ -175,13 +178,14 @@ pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportQuery {
     pub executor: String,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportResponse {
     pub accepted: usize,
@@ -190,6 +194,7 @@ pub struct ReportResponse {
 }
 
 /// Store each `ObservedNodeState`; record transitions, alerts and completed deletions.
+#[utoipa::path(post, path = "/api/v1/executor/report", tag = "executor protocol", security(("apiKey" = [])), params(ReportQuery), request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn report(
     State(s): State<Arc<AppState>>,
     auth: ExecutorKey,

@@ -13,14 +13,14 @@ use novacula_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
     pub token: String,
@@ -28,6 +28,7 @@ pub struct LoginResponse {
     pub user: UserView,
 }
 
+#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError)))]
 pub async fn login(State(s): State<Arc<AppState>>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
     let denied = || ApiError::unauthorized("wrong username or password");
     let user: User = s.store.read(|r| r.get(USERS, &req.username))?.ok_or_else(denied)?;
@@ -41,11 +42,29 @@ pub async fn login(State(s): State<Arc<AppState>>, ApiJson(req): ApiJson<LoginRe
     Ok(ApiJson(LoginResponse { token, expires_at, user: UserView::from(&user) }))
 }
 
-pub async fn me(user: UserCtx) -> ApiResult<UserView> {
-    Ok(ApiJson(UserView::from(&user.user)))
+/// The signed-in user and what the role lets them do (the console greys out the rest).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeView {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub can_operate_nodes: bool,
+    pub can_manage_executors: bool,
+    pub can_manage_users: bool,
 }
 
-#[derive(Deserialize)]
+#[utoipa::path(get, path = "/api/v1/me", tag = "users", security(("session" = [])), responses((status = 200, body = MeView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError)))]
+pub async fn me(user: UserCtx) -> ApiResult<MeView> {
+    let role = user.user.role;
+    Ok(ApiJson(MeView {
+        user: UserView::from(&user.user),
+        can_operate_nodes: role.can(Permission::OperateNodes),
+        can_manage_executors: role.can(Permission::ManageExecutors),
+        can_manage_users: role.can(Permission::ManageUsers),
+    }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub username: String,
@@ -53,6 +72,7 @@ pub struct CreateUserRequest {
     pub role: Role,
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("session" = [])), request_body = CreateUserRequest, responses((status = 201, body = UserView), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<CreateUserRequest>) -> Result<(StatusCode, ApiJson<UserView>), ApiError> {
     user.require(Permission::ManageUsers)?;
     if !user.user.role.can_grant(req.role) {
@@ -75,6 +95,7 @@ pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req):
     Ok((StatusCode::CREATED, ApiJson(UserView::from(&new))))
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("session" = [])), responses((status = 200, body = Vec<UserView>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<UserView>> {
     user.require(Permission::Read)?;
     let all: Vec<(String, User)> = s.store.read(|r| r.scan(USERS, ""))?;

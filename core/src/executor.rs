@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// How an executor materializes nodes; immutable after its first sync.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutorKind {
@@ -15,6 +16,7 @@ pub enum ExecutorKind {
     Operator,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
@@ -52,6 +54,7 @@ str_enum!(ExecutorKind, "executor kind", ExecutorKind::Agent => "agent", Executo
 str_enum!(Channel, "release channel", Channel::Stable => "stable", Channel::Beta => "beta", Channel::Dev => "dev");
 
 /// A client an executor can run for a role, and which versions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientSupport {
@@ -62,6 +65,7 @@ pub struct ClientSupport {
     pub versions: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChainSupport {
@@ -71,6 +75,7 @@ pub struct ChainSupport {
     pub clients: Vec<ClientSupport>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExecutorCapabilities {

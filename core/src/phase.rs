@@ -4,6 +4,7 @@ use crate::observed::{ObservedNodeState, ObservedNodeStatus};
 use crate::spec::{DesiredState, Revision};
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodePhase {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub const AUTH_HEADER: &str = "authorization";
 
 /// `POST /api/v1/executors/sync`: heartbeat + self-description, every 5 s.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncExecutorRequest {
@@ -23,6 +24,7 @@ pub struct SyncExecutorRequest {
     pub capabilities: ExecutorCapabilities,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncExecutorResponse {
@@ -35,6 +37,7 @@ pub struct SyncExecutorResponse {
 }
 
 /// A release the executor should move to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpgradeSpec {
@@ -45,6 +48,7 @@ pub struct UpgradeSpec {
 }
 
 /// `GET /api/v1/executors/specs?since=<cursor>&waitSecs=<n>`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SpecPollResponse {
@@ -55,6 +59,7 @@ pub struct SpecPollResponse {
 }
 
 /// `POST /api/v1/executors/report`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportRequest {
@@ -62,6 +67,7 @@ pub struct ReportRequest {
 }
 
 /// Body of every 4xx/5xx answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,

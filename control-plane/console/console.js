@@ -1,0 +1,369 @@
+// Novacula console: a small single-page app over the HTTP API (/api/v1).
+// The session token lives in sessionStorage; views refresh by polling.
+"use strict";
+
+const REFRESH_MS = 2000;
+let me = null;
+let timer = null;
+
+const $ = (sel) => document.querySelector(sel);
+
+function esc(v) {
+  return String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function ago(ms) {
+  if (!ms) return "never";
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return s + " s ago";
+  if (s < 3600) return Math.round(s / 60) + " min ago";
+  return new Date(ms).toLocaleString();
+}
+
+function badge(text, cls, id) {
+  return `<span class="badge ${esc(cls || text)}"${id ? ` id="${esc(id)}"` : ""} data-value="${esc(text)}">${esc(text)}</span>`;
+}
+
+class ApiError extends Error {}
+
+async function api(method, path, body) {
+  const headers = { "content-type": "application/json" };
+  const token = sessionStorage.getItem("novacula-token");
+  if (token) headers.authorization = "Bearer " + token;
+  const res = await fetch("/api/v1" + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (res.status === 401 && path !== "/login") {
+    sessionStorage.removeItem("novacula-token");
+    showLogin();
+    throw new ApiError("signed out");
+  }
+  if (!res.ok) {
+    const details = data && data.details && data.details.length ? " (" + data.details.join("; ") + ")" : "";
+    throw new ApiError((data && data.error ? data.error : res.statusText) + details);
+  }
+  return data;
+}
+
+function flash(msg) {
+  const f = $("#flash");
+  f.textContent = msg || "";
+  f.hidden = !msg;
+}
+
+// ---- login ----
+
+function showLogin() {
+  clearInterval(timer);
+  $("#app").hidden = true;
+  $("#login").hidden = false;
+}
+
+$("#login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("#login-error").textContent = "";
+  try {
+    const r = await api("POST", "/login", { username: $("#login-username").value, password: $("#login-password").value });
+    sessionStorage.setItem("novacula-token", r.token);
+    await start();
+  } catch (err) {
+    $("#login-error").textContent = err.message;
+  }
+});
+
+$("#logout").addEventListener("click", () => {
+  sessionStorage.removeItem("novacula-token");
+  me = null;
+  showLogin();
+});
+
+async function start() {
+  me = await api("GET", "/me");
+  $("#login").hidden = true;
+  $("#app").hidden = false;
+  $("#who").textContent = `${me.username} (${me.role})`;
+  $("#nav-connect").hidden = !me.canManageExecutors;
+  if (!location.hash || location.hash === "#/") location.hash = "#/nodes";
+  else route();
+}
+
+// ---- routing ----
+
+const views = {
+  executors: { render: executorsView },
+  executor: { render: executorView },
+  nodes: { render: nodesView, setup: nodesSetup },
+  node: { render: nodeView },
+  events: { render: eventsView },
+  connect: { setup: connectSetup },
+};
+
+function current() {
+  const parts = location.hash.replace(/^#\//, "").split("/").map(decodeURIComponent);
+  if (parts[0] === "executors" && parts[1]) return ["executor", parts[1]];
+  if (parts[0] === "nodes" && parts[1]) return ["node", parts[1]];
+  return [views[parts[0]] ? parts[0] : "nodes", null];
+}
+
+async function route() {
+  if (!me) return;
+  clearInterval(timer);
+  flash("");
+  const [name, arg] = current();
+  document.querySelectorAll("#sidebar a").forEach((a) => a.classList.toggle("active", name.startsWith(a.dataset.nav.replace(/s$/, ""))));
+  const view = views[name];
+  $("#view").innerHTML = "";
+  if (view.setup) view.setup(arg);
+  if (view.render) {
+    const refresh = async () => {
+      try {
+        await view.render(arg);
+      } catch (err) {
+        if (!(err instanceof ApiError && err.message === "signed out")) flash(err.message);
+      }
+    };
+    await refresh();
+    timer = setInterval(refresh, REFRESH_MS);
+  }
+}
+
+window.addEventListener("hashchange", route);
+
+function live() {
+  let el = $("#live");
+  if (!el) {
+    el = document.createElement("div");
+    el.id = "live";
+    $("#view").appendChild(el);
+  }
+  return el;
+}
+
+// ---- executors ----
+
+async function executorsView() {
+  const execs = await api("GET", "/executors");
+  const rows = execs
+    .map(
+      (e) => `<tr data-executor="${esc(e.name)}">
+      <td><a href="#/executors/${encodeURIComponent(e.name)}">${esc(e.name)}</a></td>
+      <td>${esc(e.kind)}</td>
+      <td>${badge(e.online ? "online" : "offline")}${e.deactivated ? " " + badge("deactivated", "error") : ""}</td>
+      <td>${esc(e.version)} ${e.compat !== "in-window" ? badge(e.compat) : ""}</td>
+      <td>${esc(e.channel)}</td><td>${e.nodeCount}</td><td>${ago(e.updatedAt)}</td></tr>`
+    )
+    .join("");
+  live().innerHTML = `<h1>Executors</h1>
+    <table><thead><tr><th>Name</th><th>Kind</th><th>Status</th><th>Version</th><th>Channel</th><th>Nodes</th><th>Last sync</th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="7" class="muted">No executor has connected yet. <a href="#/connect">Connect one</a>.</td></tr>`}</tbody></table>`;
+}
+
+async function executorView(name) {
+  const [e, nodes, events, upgrades] = await Promise.all([
+    api("GET", "/executors/" + encodeURIComponent(name)),
+    api("GET", "/nodes?executor=" + encodeURIComponent(name)),
+    api("GET", "/events?limit=1000"),
+    api("GET", "/upgrades"),
+  ]);
+  const caps = (e.capabilities.chains || [])
+    .map((c) => `${esc(c.chain)} (${(c.networks || []).map(esc).join(", ")}): ${(c.clients || []).map((k) => esc(k.role + "=" + k.client)).join(", ")}`)
+    .join("<br>");
+  const upgrade = upgrades.find((u) => u.kind === e.kind && u.spec.channel === e.channel);
+  const mine = events.events.filter((ev) => ev.executor === name).slice(-15).reverse();
+  const canManage = me.canManageExecutors && !e.deactivated;
+  live().innerHTML = `<h1>Executor ${esc(e.name)} ${badge(e.online ? "online" : "offline", null, "executor-status")}</h1>
+    <div class="card"><dl>
+      <dt>Kind</dt><dd>${esc(e.kind)}</dd>
+      <dt>Version</dt><dd>${esc(e.version)} ${badge(e.compat)}</dd>
+      <dt>Channel</dt><dd>${esc(e.channel)}</dd>
+      <dt>Last sync</dt><dd>${ago(e.updatedAt)}</dd>
+      <dt>API key last used</dt><dd id="key-last-used">${ago(e.keyLastUsedAt)}</dd>
+      <dt>Capabilities</dt><dd>${caps || "none"}</dd>
+      <dt>Upgrade (${esc(e.channel)})</dt><dd>${upgrade ? esc(upgrade.spec.version) + " <span class=muted>" + esc(upgrade.spec.artifact) + "</span>" : "none recorded"}</dd>
+      <dt>Status</dt><dd>${e.deactivated ? badge("deactivated", "error") : "active"}</dd>
+    </dl>
+    <div class="actions">
+      <button id="executor-upgrade" class="secondary" ${canManage ? "" : "disabled"}>Set upgrade…</button>
+      <button id="executor-deactivate" class="danger" ${canManage ? "" : "disabled"}>Deactivate</button>
+    </div></div>
+    <h2>Hosted nodes</h2>${nodesTable(nodes)}
+    <h2>Recent events</h2>${eventsTable(mine)}`;
+  $("#executor-deactivate").onclick = async () => {
+    if (!confirm(`Deactivate executor ${name}? Its key stops working for it and its nodes stop being managed.`)) return;
+    await act(() => api("POST", `/executors/${encodeURIComponent(name)}/deactivate`));
+  };
+  $("#executor-upgrade").onclick = async () => {
+    const version = prompt(`Version for ${e.kind} executors on channel ${e.channel}:`);
+    if (!version) return;
+    const artifact = prompt(e.kind === "operator" ? "Container image:" : "Path of the new binary on the host:");
+    if (!artifact) return;
+    await act(() => api("PUT", "/upgrades", { channel: e.channel, kind: e.kind, version, artifact }));
+  };
+}
+
+async function act(f) {
+  try {
+    await f();
+    flash("");
+    route();
+  } catch (err) {
+    flash(err.message);
+  }
+}
+
+// ---- nodes ----
+
+function pending(n) {
+  return n.drift.revisionsBehind > 0 ? `<span class="pending" title="${n.drift.revisionsBehind} revision(s) not yet applied">pending change</span>` : "";
+}
+
+function nodesTable(nodes) {
+  const rows = nodes
+    .map(
+      (n) => `<tr data-node="${esc(n.name)}">
+      <td><a href="#/nodes/${encodeURIComponent(n.name)}">${esc(n.name)}</a></td>
+      <td>${esc(n.spec.chain)}/${esc(n.spec.network)}</td>
+      <td><a href="#/executors/${encodeURIComponent(n.executor)}">${esc(n.executor)}</a></td>
+      <td>${badge(n.phase)} ${n.nodeDown ? badge("down") : ""}</td>
+      <td>${esc(n.spec.desiredState)}</td>
+      <td>${n.revision} ${pending(n)}</td></tr>`
+    )
+    .join("");
+  return `<table><thead><tr><th>Name</th><th>Chain</th><th>Executor</th><th>Phase</th><th>Desired</th><th>Revision</th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="6" class="muted">No nodes.</td></tr>`}</tbody></table>`;
+}
+
+const SAMPLE_SPEC = {
+  name: "my-node",
+  chain: "demo",
+  network: "local",
+  clients: [{ role: "main", client: "standin", version: "1.0.0" }],
+};
+
+function nodesSetup() {
+  const canDeploy = me.canOperateNodes;
+  $("#view").innerHTML = `<details class="card" id="deploy" ${canDeploy ? "" : "hidden"}>
+      <summary>Deploy a node</summary>
+      <label>Executor <select id="deploy-executor"></select></label>
+      <label>Spec (JSON) <textarea id="deploy-spec">${esc(JSON.stringify(SAMPLE_SPEC, null, 2))}</textarea></label>
+      <div class="actions"><button id="deploy-submit">Deploy</button></div>
+    </details>`;
+  api("GET", "/executors").then((execs) => {
+    $("#deploy-executor").innerHTML = execs.filter((e) => !e.deactivated).map((e) => `<option>${esc(e.name)}</option>`).join("");
+  });
+  $("#deploy-submit").onclick = async () => {
+    let spec;
+    try {
+      spec = JSON.parse($("#deploy-spec").value);
+    } catch (err) {
+      return flash("The spec is not valid JSON: " + err.message);
+    }
+    try {
+      const n = await api("POST", "/nodes", { executor: $("#deploy-executor").value, spec });
+      location.hash = "#/nodes/" + encodeURIComponent(n.name);
+    } catch (err) {
+      flash(err.message);
+    }
+  };
+}
+
+async function nodesView() {
+  const nodes = await api("GET", "/nodes");
+  live().innerHTML = `<h1>Nodes</h1>${nodesTable(nodes)}`;
+}
+
+async function nodeView(name) {
+  const [n, events] = await Promise.all([api("GET", "/nodes/" + encodeURIComponent(name)), api("GET", "/events?limit=1000&node=" + encodeURIComponent(name))]);
+  const procs = ((n.observed && n.observed.processes) || [])
+    .map((p) => `<tr data-process="${esc(p.name)}"><td>${esc(p.name)}</td><td>${badge(p.status)}</td><td>${p.sync ? esc(p.sync.currentBlock + " / " + p.sync.highestBlock + ", " + p.sync.peers + " peers") : ""}</td><td>${esc(p.message)}</td></tr>`)
+    .join("");
+  const can = me.canOperateNodes && !n.deleted;
+  const button = (action, cls) =>
+    `<button id="action-${action}" class="${cls}" ${can ? "" : "disabled"} title="${can ? "" : "your role may not operate nodes"}">${action[0].toUpperCase() + action.slice(1)}</button>`;
+  live().innerHTML = `<h1>Node ${esc(n.name)} ${badge(n.phase, null, "node-phase")} ${n.nodeDown ? badge("down") : ""}</h1>
+    <div class="card"><dl>
+      <dt>Executor</dt><dd><a href="#/executors/${encodeURIComponent(n.executor)}">${esc(n.executor)}</a> ${badge(n.executorOnline ? "online" : "offline")}</dd>
+      <dt>Desired state</dt><dd id="node-desired">${esc(n.spec.desiredState)}</dd>
+      <dt>Revision</dt><dd>desired ${n.revision}, observed ${n.observed ? n.observed.revision : "none"} <span id="node-pending">${pending(n)}</span>${n.drift.liveness ? ' <span class="error">executor unreachable</span>' : ""}</dd>
+      <dt>Restart generation</dt><dd>${n.spec.restartGeneration}</dd>
+      <dt>Last report</dt><dd>${ago(n.observedAt)}</dd>
+    </dl>
+    <div class="actions">${button("start", "secondary")}${button("stop", "secondary")}${button("restart", "secondary")}${button("delete", "danger")}</div></div>
+    <h2>Processes</h2><table><thead><tr><th>Process</th><th>Status</th><th>Sync</th><th>Message</th></tr></thead><tbody>${procs || `<tr><td colspan="4" class="muted">No report yet.</td></tr>`}</tbody></table>
+    <h2>Spec</h2><pre id="node-spec">${esc(JSON.stringify(n.spec, null, 2))}</pre>
+    <h2>Events</h2>${eventsTable(events.events.slice(-20).reverse())}`;
+  for (const action of ["start", "stop", "restart"]) {
+    $("#action-" + action).onclick = async () => {
+      if (!confirm(`${action[0].toUpperCase() + action.slice(1)} node ${name}?`)) return;
+      await act(() => api("POST", `/nodes/${encodeURIComponent(name)}/lifecycle`, { action }));
+    };
+  }
+  $("#action-delete").onclick = async () => {
+    if (!confirm(`Delete node ${name}? This is irreversible: its processes and data are removed.`)) return;
+    await act(() => api("DELETE", "/nodes/" + encodeURIComponent(name)));
+  };
+}
+
+// ---- events ----
+
+function eventsTable(events) {
+  const rows = events
+    .map(
+      (e) => `<tr><td>${e.seq}</td><td>${new Date(e.at).toLocaleString()}</td><td>${esc(e.kind)}</td><td>${esc(e.node)}</td><td>${esc(e.executor)}</td><td>${esc(e.actor)}</td>
+      <td>${Object.entries(e.data || {}).map(([k, v]) => esc(k + "=" + v)).join(" ")}</td></tr>`
+    )
+    .join("");
+  return `<table><thead><tr><th>#</th><th>At</th><th>Kind</th><th>Node</th><th>Executor</th><th>Actor</th><th>Data</th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="7" class="muted">No events.</td></tr>`}</tbody></table>`;
+}
+
+async function eventsView() {
+  // newest first: read to the end of the feed, keep the last 200
+  let after = 0;
+  let all = [];
+  for (;;) {
+    const page = await api("GET", `/events?after=${after}&limit=1000`);
+    all = all.concat(page.events).slice(-200);
+    if (page.events.length < 1000) break;
+    after = page.next;
+  }
+  live().innerHTML = `<h1>Events</h1>${eventsTable(all.reverse())}`;
+}
+
+// ---- connect a new executor ----
+
+function connectSetup() {
+  const cp = location.origin;
+  $("#view").innerHTML = `<h1>Connect new executor</h1>
+    <div class="card">
+      <label>Executor name (lowercase DNS label) <input id="connect-name" value="edge-1"></label>
+      <label>Backend <select id="connect-kind"><option value="agent">agent (systemd host)</option><option value="operator">operator (Kubernetes)</option></select></label>
+      <label>Release channel <select id="connect-channel"><option>stable</option><option>beta</option><option>dev</option></select></label>
+      <div class="actions"><button id="connect-submit" ${me.canManageExecutors ? "" : "disabled"}>Create API key</button></div>
+    </div>
+    <div id="connect-result"></div>`;
+  $("#connect-submit").onclick = async () => {
+    const name = $("#connect-name").value.trim();
+    const kind = $("#connect-kind").value;
+    const channel = $("#connect-channel").value;
+    try {
+      const r = await api("POST", "/keys", { label: `${kind} ${name}`, executor: name });
+      const cmd =
+        kind === "agent"
+          ? `cat > agent.toml <<'TOML'\ncontrol_plane_url = "${cp}"\napi_key = "${r.key}"\nname = "${name}"\nchannel = "${channel}"\ndata_dir = "/var/lib/novacula"\ndriver = "systemd"\nTOML\nnovacula-agent run --config agent.toml`
+          : `kubectl create namespace validators\nkubectl -n validators create secret generic novacula-api-key --from-literal=api-key=${r.key}\nhelm install novacula-operator charts/novacula-operator -n validators \\\n  --set executor.name=${name} --set executor.channel=${channel} --set controlPlane.url=${cp}`;
+      $("#connect-result").innerHTML = `<div class="card">
+        <p><strong>API key</strong>, shown this once; it is stored hashed:</p>
+        <div class="secret" id="connect-key">${esc(r.key)}</div>
+        <p>Install command:</p><pre id="connect-command">${esc(cmd)}</pre>
+        <p class="muted">The executor appears under <a href="#/executors">Executors</a> after its first heartbeat.</p></div>`;
+    } catch (err) {
+      flash(err.message);
+    }
+  };
+}
+
+// ---- boot ----
+
+if (sessionStorage.getItem("novacula-token")) start().catch(showLogin);
+else showLogin();
