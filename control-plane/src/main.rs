@@ -1,14 +1,21 @@
-//! `novacula`: the control plane server.
+//! `novacula`: the control plane server, and the client commands for its API.
 
 use clap::{Parser, Subcommand};
 use novacula_control_plane::clock::{Clock, SystemClock};
-use novacula_control_plane::{orgs, AppState, Config, Store};
+use novacula_control_plane::{cli, orgs, AppState, Config, Store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "novacula", version, about = "Novacula: run blockchain nodes on your own infrastructure from one control plane.")]
+#[command(
+    name = "novacula",
+    version,
+    about = "Novacula: run blockchain nodes on your own infrastructure from one control plane.",
+    after_help = "Start with `novacula demo` (control plane and a local agent), or `novacula serve`; then `novacula login` and e.g. `novacula nodes list`. The web console is at the server's root URL."
+)]
 struct Cli {
+    #[command(flatten)]
+    global: cli::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,6 +27,8 @@ enum Command {
     /// Run the control plane on a local redb file plus a local agent that runs a
     /// harmless stand-in node, to see a node go provisioning -> running.
     Demo(DemoArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(clap::Args)]
@@ -62,6 +71,7 @@ async fn main() -> std::process::ExitCode {
     let res = match cli.command {
         Command::Serve(a) => serve(a).await,
         Command::Demo(a) => novacula_control_plane::demo::run(a.dir, a.listen).await,
+        Command::Client(c) => cli::run(cli.global, c).await,
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,90 +1,25 @@
 //! The real agent loops against a real control plane on loopback, with the local process driver.
 
 mod common;
+mod live;
 
-use common::{lifecycle, node, PASSWORD};
-use novacula_agent::adapter::Adapters;
-use novacula_agent::backend::Processes;
-use novacula_agent::client::{HttpApi, Method};
+use common::lifecycle;
+use live::{control_plane, key_for, phase_is, start_agent, wait_for_node as wait_for};
+use novacula_agent::client::Method;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
-use novacula_agent::executor::{Executor, Identity, Intervals};
-use novacula_control_plane::clock::SystemClock;
 use novacula_control_plane::demo::demo_spec;
-use novacula_control_plane::{orgs, AppState, Config, Store};
-use novacula_core::{Channel, ExecutorKind};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
-
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn fast() -> Intervals {
-    Intervals {
-        sync: Duration::from_millis(200),
-        poll_wait: Duration::from_secs(1),
-        reconcile: Duration::from_millis(200),
-        report: Duration::from_millis(200),
-    }
-}
-
-fn start_agent(url: &str, key: &str, data: &Path) -> Running {
-    let id = Identity { name: "local".into(), kind: ExecutorKind::Agent, version: "1.0.0".into(), channel: Channel::Stable };
-    let exec = Executor::new(id, HttpApi::new(url, Some(key.into())).unwrap(), Processes::new(LocalDriver::new(data).unwrap(), Adapters::standard()), fast());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(exec.run(async {
-        let _ = rx.await;
-    }));
-    Running { stop: tx, task }
-}
-
-impl Running {
-    async fn kill(self) {
-        self.stop.send(()).ok();
-        self.task.await.unwrap();
-    }
-}
-
-/// A control plane on loopback with the real clock: `(url, alice's session, API key for "local")`.
-async fn control_plane() -> (String, HttpApi, String) {
-    let store = Store::in_memory().unwrap();
-    orgs::create_org_with_owner(&store, novacula_control_plane::clock::Clock::now(&SystemClock), "acme", "alice", PASSWORD).unwrap();
-    let state = AppState::new(store, SystemClock, Config::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(novacula_control_plane::serve(listener, state, std::future::pending()));
-    let anon = HttpApi::new(&url, None).unwrap();
-    let login: Value = anon.call(Method::POST, "/api/v1/login", Some(&json!({"username": "alice", "password": PASSWORD}))).await.unwrap();
-    let user = anon.clone().with_token(login["token"].as_str().map(String::from));
-    let created: Value = user.call(Method::POST, "/api/v1/keys", Some(&json!({"executor": "local"}))).await.unwrap();
-    (url, user, created["key"].as_str().unwrap().to_string())
-}
-
-async fn wait_for(user: &HttpApi, name: &str, what: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..300 {
-        let n = node(user, name).await;
-        if what(&n) {
-            return n;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("node {name} never reached the expected state: {}", node(user, name).await);
-}
-
-fn phase_is(p: &'static str) -> impl Fn(&Value) -> bool {
-    move |n| n["phase"] == p && n["drift"]["revisionsBehind"] == 0
-}
 
 #[tokio::test]
 async fn agent_converges_through_lifecycle_and_after_crashes() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, user, key) = control_plane().await;
+    let (url, user) = control_plane().await;
+    let key = key_for(&user, "local").await;
     let data = dir.path().join("agent");
     let probe = LocalDriver::new(&data).unwrap();
 
-    let agent = start_agent(&url, &key, &data);
+    let agent = start_agent(&url, &key, &data, "local");
     tokio::time::sleep(Duration::from_millis(500)).await; // first sync registers the executor
     let _: Value = user.call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": "local", "spec": demo_spec()}))).await.unwrap();
     wait_for(&user, "demo-node", phase_is("running")).await;
@@ -109,7 +44,7 @@ async fn agent_converges_through_lifecycle_and_after_crashes() {
     lifecycle(&user, "demo-node", "restart").await.unwrap();
     tokio::time::sleep(Duration::from_millis(250)).await;
     agent.kill().await;
-    let agent = start_agent(&url, &key, &data);
+    let agent = start_agent(&url, &key, &data, "local");
     let n = wait_for(&user, "demo-node", phase_is("running")).await;
     assert_eq!(n["revision"], 5);
     let local = probe.observe("demo-node").await.unwrap();
@@ -118,7 +53,7 @@ async fn agent_converges_through_lifecycle_and_after_crashes() {
 
     // a crash with nothing to do changes nothing
     agent.kill().await;
-    let agent = start_agent(&url, &key, &data);
+    let agent = start_agent(&url, &key, &data, "local");
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(probe.observe("demo-node").await.unwrap().processes[0].running.unwrap().generation, 2);
     assert_eq!(probe.process_count("demo-node"), 1);
@@ -148,8 +83,9 @@ async fn agent_converges_through_lifecycle_and_after_crashes() {
 #[tokio::test]
 async fn missing_client_binary_is_reported_as_error() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, user, key) = control_plane().await;
-    let agent = start_agent(&url, &key, &dir.path().join("agent"));
+    let (url, user) = control_plane().await;
+    let key = key_for(&user, "local").await;
+    let agent = start_agent(&url, &key, &dir.path().join("agent"), "local");
     tokio::time::sleep(Duration::from_millis(500)).await;
     // geth is not installed under data_dir/bin: the node must show error, not hang in provisioning
     let _: Value = user.call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": "local", "spec": common::spec("eth")}))).await.unwrap();

@@ -1,0 +1,446 @@
+//! The `novacula` client commands (login, executors, keys, nodes, events): the
+//! HTTP API from a shell, with kubectl-like habits. Table output by default,
+//! `-o json` for scripts; errors go to stderr with a non-zero exit.
+
+use clap::{Args, Subcommand, ValueEnum};
+use novacula_agent::client::{ClientError, HttpApi, Method};
+use novacula_core::NodeSpec;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Control-plane URL (default: the one saved by `novacula login`, else http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "NOVACULA_SERVER")]
+    pub server: Option<String>,
+    /// Session token (default: the one saved by `novacula login`).
+    #[arg(long, global = true, env = "NOVACULA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Sign in and save the session (in $NOVACULA_CONFIG, default ~/.config/novacula/session.json).
+    Login {
+        #[arg(long, short, default_value = "admin")]
+        username: String,
+        /// The password; read from $NOVACULA_PASSWORD or the first line of stdin when absent.
+        #[arg(long, env = "NOVACULA_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Forget the saved session.
+    Logout,
+    /// Executors: the agents and operators that run nodes.
+    #[command(subcommand)]
+    Executors(ExecutorsCmd),
+    /// API keys, with which executors authenticate.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Nodes: deploy, inspect and drive their lifecycle.
+    #[command(subcommand)]
+    Nodes(NodesCmd),
+    /// The organization's events feed, oldest first.
+    Events {
+        /// Only events of this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// Only events of this kind, e.g. node.lifecycle.requested.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Show at most this many of the latest events.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Keep printing new events as they happen (Ctrl-C to stop).
+        #[arg(long, short)]
+        follow: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ExecutorsCmd {
+    /// List executors with their status.
+    List,
+    /// Show one executor.
+    Get { name: String },
+    /// Stop managing an executor: its key no longer works for it.
+    Deactivate { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// List API keys (never their secrets) with their last use.
+    List,
+    /// Create an API key; it is printed this once.
+    Create {
+        /// Bind the key to one executor name.
+        #[arg(long)]
+        executor: Option<String>,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Revoke an API key at once.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum NodesCmd {
+    /// List nodes with their derived phase.
+    List {
+        /// Only nodes of this executor.
+        #[arg(long)]
+        executor: Option<String>,
+    },
+    /// Show one node: spec, revisions, drift, processes.
+    Get { name: String },
+    /// Deploy a node from a spec file (TOML, or JSON when the name ends in .json).
+    Deploy {
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+        /// The executor that runs it.
+        #[arg(long, short)]
+        executor: String,
+    },
+    /// Replace a node's spec from a file (a new revision).
+    Edit {
+        name: String,
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+    /// Start a stopped node.
+    Start { name: String },
+    /// Stop a node (its data is kept).
+    Stop { name: String },
+    /// Restart a node's processes.
+    Restart { name: String },
+    /// Delete a node, its processes and (agent) its data. Irreversible.
+    Delete {
+        name: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Session {
+    server: String,
+    token: String,
+}
+
+fn session_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("NOVACULA_CONFIG") {
+        return PathBuf::from(p);
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("novacula").join("session.json")
+}
+
+fn load_session() -> Option<Session> {
+    serde_json::from_slice(&std::fs::read(session_path()).ok()?).ok()
+}
+
+fn save_session(s: &Session) -> Result<(), String> {
+    let path = session_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(s).expect("session serializes")).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // the token is a credential
+        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600));
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn client(g: &Global, need_token: bool) -> Result<HttpApi, String> {
+    let saved = load_session();
+    let server = g.server.clone().or_else(|| saved.as_ref().map(|s| s.server.clone())).unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let token = g.token.clone().or_else(|| saved.filter(|s| s.server.trim_end_matches('/') == server.trim_end_matches('/')).map(|s| s.token));
+    if need_token && token.is_none() {
+        return Err(format!("not signed in to {server}; run `novacula login` (or set NOVACULA_TOKEN)"));
+    }
+    HttpApi::new(&server, token).map_err(|e| e.to_string())
+}
+
+fn api_err(e: ClientError) -> String {
+    match e.status() {
+        Some(401) => format!("{e}; run `novacula login` again"),
+        _ => e.to_string(),
+    }
+}
+
+async fn call(api: &HttpApi, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    api.call(method, path, body.as_ref()).await.map_err(api_err)
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Columns aligned to the widest cell, kubectl style.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let s: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        s.join("   ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn ago(v: &Value) -> String {
+    let Some(ms) = v.as_u64() else { return "never".into() };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let secs = now.saturating_sub(ms) / 1000;
+    match secs {
+        0..=119 => format!("{secs}s"),
+        120..=7199 => format!("{}m", secs / 60),
+        _ => format!("{}h", secs / 3600),
+    }
+}
+
+fn executors_table(v: &Value) -> String {
+    let rows = v.as_array().into_iter().flatten().map(|e| {
+        let status = if e["deactivated"] == true { "deactivated" } else if e["online"] == true { "online" } else { "offline" };
+        vec![s(&e["name"]), s(&e["kind"]), status.into(), s(&e["version"]), s(&e["compat"]), s(&e["channel"]), s(&e["nodeCount"]), ago(&e["updatedAt"])]
+    });
+    table(&["NAME", "KIND", "STATUS", "VERSION", "COMPAT", "CHANNEL", "NODES", "LAST SYNC"], rows.collect())
+}
+
+fn nodes_table(v: &Value) -> String {
+    let rows = v.as_array().into_iter().flatten().map(|n| {
+        let behind = n["drift"]["revisionsBehind"].as_u64().unwrap_or(0);
+        let revision = if behind > 0 { format!("{} (pending {behind})", s(&n["revision"])) } else { s(&n["revision"]) };
+        let down = if n["nodeDown"] == true { " (down)" } else { "" };
+        vec![s(&n["name"]), s(&n["executor"]), format!("{}/{}", s(&n["spec"]["chain"]), s(&n["spec"]["network"])), format!("{}{down}", s(&n["phase"])), s(&n["spec"]["desiredState"]), revision]
+    });
+    table(&["NAME", "EXECUTOR", "CHAIN", "PHASE", "DESIRED", "REVISION"], rows.collect())
+}
+
+fn node_detail(n: &Value) -> String {
+    let mut out = table(&["NAME", "EXECUTOR", "PHASE", "DESIRED", "REVISION", "OBSERVED"], vec![vec![
+        s(&n["name"]),
+        s(&n["executor"]),
+        s(&n["phase"]),
+        s(&n["spec"]["desiredState"]),
+        s(&n["revision"]),
+        s(&n["observed"]["revision"]),
+    ]]);
+    let procs: Vec<Vec<String>> =
+        n["observed"]["processes"].as_array().into_iter().flatten().map(|p| vec![s(&p["name"]), s(&p["status"]), s(&p["message"])]).collect();
+    if !procs.is_empty() {
+        out.push('\n');
+        out.push_str(&table(&["PROCESS", "STATUS", "MESSAGE"], procs));
+    }
+    out
+}
+
+fn events_table(events: &[Value]) -> String {
+    let rows = events.iter().map(|e| {
+        let data: Vec<String> = e["data"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", s(v))).collect();
+        vec![s(&e["seq"]), s(&e["kind"]), s(&e["node"]), s(&e["executor"]), s(&e["actor"]), data.join(" ")]
+    });
+    table(&["SEQ", "KIND", "NODE", "EXECUTOR", "ACTOR", "DATA"], rows.collect())
+}
+
+fn keys_table(v: &Value) -> String {
+    let rows = v.as_array().into_iter().flatten().map(|k| {
+        let state = if k["revokedAt"].is_null() { "active" } else { "revoked" };
+        vec![s(&k["id"]), s(&k["label"]), s(&k["executor"]), state.into(), ago(&k["lastUsedAt"])]
+    });
+    table(&["ID", "LABEL", "EXECUTOR", "STATE", "LAST USED"], rows.collect())
+}
+
+fn read_spec(path: &Path) -> Result<NodeSpec, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    } else {
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+fn print(g: &Global, v: &Value, as_table: impl FnOnce(&Value) -> String) {
+    match g.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(v).expect("JSON")),
+        Output::Table => print!("{}", as_table(v)),
+    }
+}
+
+pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), String> {
+    match cmd {
+        ClientCommand::Login { username, password } => {
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).map_err(|e| format!("reading the password from stdin: {e}"))?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let api = client(&g, false)?;
+            let r = call(&api, Method::POST, "/api/v1/login", Some(json!({"username": username, "password": password}))).await?;
+            let token = r["token"].as_str().ok_or("the control plane returned no token")?.to_string();
+            save_session(&Session { server: api.base().to_string(), token })?;
+            eprintln!("signed in to {} as {username} ({})", api.base(), s(&r["user"]["role"]));
+        }
+        ClientCommand::Logout => match std::fs::remove_file(session_path()) {
+            Ok(()) => eprintln!("signed out"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("not signed in"),
+            Err(e) => return Err(format!("{}: {e}", session_path().display())),
+        },
+        ClientCommand::Executors(c) => {
+            let api = client(&g, true)?;
+            match c {
+                ExecutorsCmd::List => print(&g, &call(&api, Method::GET, "/api/v1/executors", None).await?, executors_table),
+                ExecutorsCmd::Get { name } => {
+                    let e = call(&api, Method::GET, &format!("/api/v1/executors/{}", enc(&name)), None).await?;
+                    print(&g, &e, |e| executors_table(&json!([e])))
+                }
+                ExecutorsCmd::Deactivate { name } => {
+                    let e = call(&api, Method::POST, &format!("/api/v1/executors/{}/deactivate", enc(&name)), None).await?;
+                    print(&g, &e, |e| executors_table(&json!([e])))
+                }
+            }
+        }
+        ClientCommand::Keys(c) => {
+            let api = client(&g, true)?;
+            match c {
+                KeysCmd::List => print(&g, &call(&api, Method::GET, "/api/v1/keys", None).await?, keys_table),
+                KeysCmd::Create { executor, label } => {
+                    let k = call(&api, Method::POST, "/api/v1/keys", Some(json!({"executor": executor, "label": label}))).await?;
+                    print(&g, &k, |k| format!("{}\n", s(&k["key"])));
+                    if g.output == Output::Table {
+                        eprintln!("API key {} created; it is shown this once.", s(&k["id"]));
+                    }
+                }
+                KeysCmd::Revoke { id } => {
+                    let k = call(&api, Method::DELETE, &format!("/api/v1/keys/{}", enc(&id)), None).await?;
+                    print(&g, &k, |k| keys_table(&json!([k])))
+                }
+            }
+        }
+        ClientCommand::Nodes(c) => {
+            let api = client(&g, true)?;
+            let lifecycle = |name: String, action: &'static str| {
+                let api = api.clone();
+                async move { call(&api, Method::POST, &format!("/api/v1/nodes/{}/lifecycle", enc(&name)), Some(json!({"action": action}))).await }
+            };
+            let node = match c {
+                NodesCmd::List { executor } => {
+                    let q = executor.map(|e| format!("?executor={}", enc(&e))).unwrap_or_default();
+                    print(&g, &call(&api, Method::GET, &format!("/api/v1/nodes{q}"), None).await?, nodes_table);
+                    return Ok(());
+                }
+                NodesCmd::Get { name } => call(&api, Method::GET, &format!("/api/v1/nodes/{}", enc(&name)), None).await?,
+                NodesCmd::Deploy { file, executor } => {
+                    let spec = read_spec(&file)?;
+                    call(&api, Method::POST, "/api/v1/nodes", Some(json!({"executor": executor, "spec": spec}))).await?
+                }
+                NodesCmd::Edit { name, file } => {
+                    let spec = read_spec(&file)?;
+                    call(&api, Method::PUT, &format!("/api/v1/nodes/{}/spec", enc(&name)), Some(json!({"spec": spec}))).await?
+                }
+                NodesCmd::Start { name } => lifecycle(name, "start").await?,
+                NodesCmd::Stop { name } => lifecycle(name, "stop").await?,
+                NodesCmd::Restart { name } => lifecycle(name, "restart").await?,
+                NodesCmd::Delete { name, yes } => {
+                    if !yes {
+                        return Err(format!("deleting {name} removes its processes and data and cannot be undone; pass --yes to confirm"));
+                    }
+                    call(&api, Method::DELETE, &format!("/api/v1/nodes/{}", enc(&name)), None).await?
+                }
+            };
+            print(&g, &node, node_detail);
+        }
+        ClientCommand::Events { node, kind, limit, follow } => {
+            let api = client(&g, true)?;
+            let mut filter = String::new();
+            for (k, v) in [("node", node), ("kind", kind)] {
+                if let Some(v) = v {
+                    filter.push_str(&format!("&{k}={}", enc(&v)));
+                }
+            }
+            // read to the end of the feed, keeping the latest `limit`
+            let mut after = 0;
+            let mut latest: Vec<Value> = Vec::new();
+            loop {
+                let page = call(&api, Method::GET, &format!("/api/v1/events?after={after}&limit=1000{filter}"), None).await?;
+                let events = page["events"].as_array().cloned().unwrap_or_default();
+                after = page["next"].as_u64().unwrap_or(after);
+                let done = events.len() < 1000;
+                latest.extend(events);
+                let excess = latest.len().saturating_sub(limit);
+                latest.drain(..excess);
+                if done {
+                    break;
+                }
+            }
+            emit_events(&g, &latest, true);
+            while follow {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let page = call(&api, Method::GET, &format!("/api/v1/events?after={after}&limit=1000{filter}"), None).await?;
+                let events = page["events"].as_array().cloned().unwrap_or_default();
+                after = page["next"].as_u64().unwrap_or(after);
+                emit_events(&g, &events, false);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Events as a table (header only on the first batch) or one JSON object per line.
+fn emit_events(g: &Global, events: &[Value], header: bool) {
+    use std::io::Write;
+    match g.output {
+        Output::Json => {
+            for e in events {
+                println!("{e}");
+            }
+        }
+        Output::Table => {
+            let t = events_table(events);
+            let body = if header { t.as_str() } else { t.split_once('\n').map_or("", |(_, rest)| rest) };
+            print!("{body}");
+        }
+    }
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,141 @@
+//! The `novacula` CLI, run as a binary against a control plane and a real agent:
+//! sign in, create a key, connect the agent, deploy, stop and follow events.
+
+mod live;
+
+use live::{add_user, control_plane, phase_is, start_agent, wait_for_node, OWNER, PASSWORD};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+use tokio::process::Command;
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn cli(url: &str, config: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_novacula"));
+    c.env("NOVACULA_SERVER", url).env("NOVACULA_CONFIG", config).env_remove("NOVACULA_TOKEN").env_remove("NOVACULA_PASSWORD");
+    c
+}
+
+async fn run(url: &str, config: &Path, args: &[&str]) -> Out {
+    let out = cli(url, config).args(args).output().await.unwrap();
+    Out { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+}
+
+async fn ok(url: &str, config: &Path, args: &[&str]) -> String {
+    let o = run(url, config, args).await;
+    assert!(o.ok, "novacula {args:?} failed: {}", o.stderr);
+    o.stdout
+}
+
+async fn json(url: &str, config: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&ok(url, config, &all).await).unwrap()
+}
+
+#[tokio::test]
+async fn cli_connects_an_agent_deploys_and_stops_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, owner) = control_plane().await;
+    let cfg = dir.path().join("session.json");
+
+    // not signed in: a clear error and a non-zero exit
+    let o = run(&url, &cfg, &["nodes", "list"]).await;
+    assert!(!o.ok && o.stderr.contains("novacula login"), "{}", o.stderr);
+
+    // sign in with the password on stdin; the session is saved, private
+    let mut login = cli(&url, &cfg).args(["login", "--username", OWNER]).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    use tokio::io::AsyncWriteExt;
+    login.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).await.unwrap();
+    let out = login.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // a key for the agent, printed once
+    let key = ok(&url, &cfg, &["keys", "create", "--executor", "edge-1", "--label", "edge"]).await.trim().to_string();
+    assert!(key.starts_with("nvk_"), "{key}");
+    let agent = start_agent(&url, &key, &dir.path().join("agent"), "edge-1");
+    let mut listed = String::new();
+    for _ in 0..50 {
+        listed = ok(&url, &cfg, &["executors", "list"]).await;
+        if listed.contains("online") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines[0].starts_with("NAME") && lines[0].contains("STATUS"), "{listed}");
+    assert!(lines[1].starts_with("edge-1") && lines[1].contains("agent") && lines[1].contains("online"), "{listed}");
+    let keys = json(&url, &cfg, &["keys", "list"]).await;
+    assert!(keys[0]["lastUsedAt"].is_u64(), "the agent's key shows its last use: {keys}");
+
+    // deploy from a TOML spec file
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(&spec, "name = \"cli-node\"\nchain = \"demo\"\nnetwork = \"local\"\n\n[[clients]]\nrole = \"main\"\nclient = \"standin\"\nversion = \"1.0.0\"\n").unwrap();
+    let deployed = json(&url, &cfg, &["nodes", "deploy", "-f", spec.to_str().unwrap(), "--executor", "edge-1"]).await;
+    assert_eq!(deployed["revision"], 1);
+    wait_for_node(&owner, "cli-node", phase_is("running")).await;
+    let table = ok(&url, &cfg, &["nodes", "list"]).await;
+    assert!(table.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>()[..4] == ["cli-node", "edge-1", "demo/local", "running"], "{table}");
+
+    // stop: revision 2, then observed stopped
+    let stopped = json(&url, &cfg, &["nodes", "stop", "cli-node"]).await;
+    assert_eq!((stopped["revision"].as_u64(), stopped["spec"]["desiredState"].as_str()), (Some(2), Some("stopped")));
+    wait_for_node(&owner, "cli-node", phase_is("stopped")).await;
+    assert!(ok(&url, &cfg, &["nodes", "get", "cli-node"]).await.contains("stopped"));
+
+    // events, as JSON lines
+    let events = ok(&url, &cfg, &["events", "--node", "cli-node", "-o", "json"]).await;
+    let kinds: Vec<String> = events.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].as_str().unwrap().to_string()).collect();
+    assert!(kinds.contains(&"node.lifecycle.requested".to_string()) && kinds.contains(&"node.lifecycle.transition".to_string()), "{kinds:?}");
+
+    // errors: unknown node, bad spec file, delete without --yes
+    let o = run(&url, &cfg, &["nodes", "stop", "nope"]).await;
+    assert!(!o.ok && o.stderr.starts_with("error: control plane answered 404"), "{}", o.stderr);
+    std::fs::write(&spec, "name = \"x\"\nchain = \"demo\"\nbogus = 1\n").unwrap();
+    let o = run(&url, &cfg, &["nodes", "deploy", "-f", spec.to_str().unwrap(), "--executor", "edge-1"]).await;
+    assert!(!o.ok && o.stderr.contains("bogus"), "{}", o.stderr);
+    let o = run(&url, &cfg, &["nodes", "delete", "cli-node"]).await;
+    assert!(!o.ok && o.stderr.contains("--yes"), "{}", o.stderr);
+    assert_eq!(json(&url, &cfg, &["nodes", "get", "cli-node"]).await["deleted"], false);
+
+    // a viewer may read but not operate
+    add_user(&owner, "vera", "viewer").await;
+    let vcfg = dir.path().join("viewer.json");
+    let o = cli(&url, &vcfg).args(["login", "-u", "vera", "--password", PASSWORD]).output().await.unwrap();
+    assert!(o.status.success());
+    assert!(ok(&url, &vcfg, &["nodes", "list"]).await.contains("cli-node"));
+    let o = run(&url, &vcfg, &["nodes", "start", "cli-node"]).await;
+    assert!(!o.ok && o.stderr.contains("403"), "{}", o.stderr);
+    agent.kill().await;
+}
+
+#[tokio::test]
+async fn events_follow_prints_new_events_as_they_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, owner) = control_plane().await;
+    let token = owner.token().unwrap().to_string();
+    let mut follow = cli(&url, &dir.path().join("none.json"))
+        .args(["events", "--follow", "-o", "json"])
+        .env("NOVACULA_TOKEN", &token)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // nothing has happened yet; then a key is created
+    let _ = live::key_for(&owner, "edge-9").await;
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.expect("an event within 10 s").unwrap().unwrap();
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!((event["kind"].as_str(), event["executor"].as_str(), event["seq"].as_u64()), (Some("apikey.created"), Some("edge-9"), Some(1)));
+    follow.kill().await.unwrap();
+}

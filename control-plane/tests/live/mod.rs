@@ -1,0 +1,97 @@
+//! A control plane on loopback with the real clock, and real agents (local
+//! process driver, fast intervals) for end-to-end tests.
+#![allow(dead_code)]
+
+use novacula_agent::adapter::Adapters;
+use novacula_agent::backend::Processes;
+use novacula_agent::client::{HttpApi, Method};
+use novacula_agent::driver::LocalDriver;
+use novacula_agent::executor::{Executor, Identity, Intervals};
+use novacula_control_plane::clock::SystemClock;
+use novacula_control_plane::{orgs, AppState, Config, Store};
+use novacula_core::{Channel, ExecutorKind};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+pub const OWNER: &str = "alice";
+pub const PASSWORD: &str = "correct-horse-battery";
+
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn kill(self) {
+        self.stop.send(()).ok();
+        self.task.await.unwrap();
+    }
+}
+
+pub fn fast() -> Intervals {
+    Intervals {
+        sync: Duration::from_millis(200),
+        poll_wait: Duration::from_secs(1),
+        reconcile: Duration::from_millis(200),
+        report: Duration::from_millis(200),
+    }
+}
+
+/// A real agent named `name` with the local process driver on `data`.
+pub fn start_agent(url: &str, key: &str, data: &Path, name: &str) -> Running {
+    let id = Identity { name: name.into(), kind: ExecutorKind::Agent, version: "1.0.0".into(), channel: Channel::Stable };
+    let backend = Processes::new(LocalDriver::new(data).unwrap(), Adapters::standard());
+    let exec = Executor::new(id, HttpApi::new(url, Some(key.into())).unwrap(), backend, fast());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(exec.run(async {
+        let _ = rx.await;
+    }));
+    Running { stop: tx, task }
+}
+
+/// A control plane with org `acme` (owner `alice`); returns its URL and alice's session.
+pub async fn control_plane() -> (String, HttpApi) {
+    let store = Store::in_memory().unwrap();
+    orgs::create_org_with_owner(&store, novacula_control_plane::clock::Clock::now(&SystemClock), "acme", OWNER, PASSWORD).unwrap();
+    let state = AppState::new(store, SystemClock, Config::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(novacula_control_plane::serve(listener, state, std::future::pending()));
+    let user = login(&url, OWNER).await;
+    (url, user)
+}
+
+pub async fn login(url: &str, user: &str) -> HttpApi {
+    let anon = HttpApi::new(url, None).unwrap();
+    let login: Value = anon.call(Method::POST, "/api/v1/login", Some(&json!({"username": user, "password": PASSWORD}))).await.unwrap();
+    anon.with_token(login["token"].as_str().map(String::from))
+}
+
+/// An API key bound to executor `name`.
+pub async fn key_for(user: &HttpApi, name: &str) -> String {
+    let created: Value = user.call(Method::POST, "/api/v1/keys", Some(&json!({"executor": name}))).await.unwrap();
+    created["key"].as_str().unwrap().to_string()
+}
+
+/// Create a user of `role` in alice's org, with the shared password.
+pub async fn add_user(owner: &HttpApi, name: &str, role: &str) {
+    let _: Value = owner.call(Method::POST, "/api/v1/users", Some(&json!({"username": name, "password": PASSWORD, "role": role}))).await.unwrap();
+}
+
+/// Poll `GET /nodes/{name}` every 100 ms until `what` holds (30 s at most).
+pub async fn wait_for_node(user: &HttpApi, name: &str, what: impl Fn(&Value) -> bool) -> Value {
+    let get = || async { user.get::<Value>(&format!("/api/v1/nodes/{name}")).await.unwrap() };
+    for _ in 0..300 {
+        let n = get().await;
+        if what(&n) {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("node {name} never reached the expected state: {}", get().await);
+}
+
+pub fn phase_is(p: &'static str) -> impl Fn(&Value) -> bool {
+    move |n| n["phase"] == p && n["drift"]["revisionsBehind"] == 0
+}
