@@ -1,0 +1,155 @@
+//! The web console in headless Chromium (Debian packages `chromium` and
+//! `chromium-driver`, which `.ci/run` installs), driven over WebDriver: an owner
+//! connects an agent, deploys a node, sees it run and stops it; a viewer cannot
+//! press the lifecycle buttons. Screenshots go to `target/browser-artifacts/`.
+
+mod live;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use live::{add_user, control_plane, start_agent, wait_for_node, OWNER, PASSWORD};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn artifacts() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("browser-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn browser(profile: &std::path::Path) -> (Driver, Client) {
+    for bin in [CHROMIUM, CHROMEDRIVER] {
+        assert!(std::path::Path::new(bin).exists(), "{bin} is missing: install the Debian packages chromium and chromium-driver (.ci/run does)");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let driver = Driver(Command::new(CHROMEDRIVER).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            // the flags that keep Chromium from reaching for the network on a closed machine
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                     format!("--user-data-dir={}", profile.display())]
+        }
+    });
+    let caps: fantoccini::wd::Capabilities = caps.as_object().unwrap().clone();
+    for _ in 0..100 {
+        if let Ok(c) = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(caps.clone()).connect(&format!("http://127.0.0.1:{port}")).await {
+            return (driver, c);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start on port {port}");
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Wait until `css` exists and `check` holds for it (20 s at most).
+async fn until(c: &Client, css: &str, what: &str, check: impl AsyncFn(&fantoccini::elements::Element) -> bool) -> fantoccini::elements::Element {
+    for _ in 0..200 {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if check(&e).await {
+                return e;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot(c, &format!("failed-{}", what.replace(' ', "-"))).await;
+    panic!("{css}: never {what}");
+}
+
+async fn value_is(c: &Client, css: &str, want: &str) {
+    until(c, css, &format!("shows {want}"), async |e| e.attr("data-value").await.ok().flatten().as_deref() == Some(want)).await;
+}
+
+async fn login(c: &Client, url: &str, user: &str) {
+    c.goto(&format!("{url}/")).await.unwrap();
+    until(c, "#login-username", "visible", async |e| e.is_displayed().await.unwrap_or(false)).await.send_keys(user).await.unwrap();
+    c.find(Locator::Css("#login-password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Locator::Css("#login-submit")).await.unwrap().click().await.unwrap();
+    until(c, "#who", "names the user", async |e| e.text().await.unwrap_or_default().starts_with(user)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_connects_an_agent_deploys_stops_and_limits_viewers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, owner) = control_plane().await;
+    let (_driver, c) = browser(&dir.path().join("profile")).await;
+
+    // owner signs in and connects a new executor: the key is shown once, with an install command
+    login(&c, &url, OWNER).await;
+    c.find(Locator::Css("#nav-connect")).await.unwrap().click().await.unwrap();
+    let name = until(&c, "#connect-name", "visible", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    name.clear().await.unwrap();
+    name.send_keys("web-edge").await.unwrap();
+    c.find(Locator::Css("#connect-submit")).await.unwrap().click().await.unwrap();
+    let key = until(&c, "#connect-key", "shows the key", async |e| e.text().await.unwrap_or_default().starts_with("nvk_")).await.text().await.unwrap();
+    let command = c.find(Locator::Css("#connect-command")).await.unwrap().text().await.unwrap();
+    assert!(command.contains(&key) && command.contains("novacula-agent run") && command.contains("name = \"web-edge\""), "{command}");
+    shot(&c, "1-connect-executor").await;
+
+    // the agent starts with that key and shows online
+    let agent = start_agent(&url, &key, &dir.path().join("agent"), "web-edge");
+    c.goto(&format!("{url}/#/executors")).await.unwrap();
+    value_is(&c, "tr[data-executor='web-edge'] .badge", "online").await;
+    shot(&c, "2-executor-online").await;
+
+    // deploy a stand-in node from the Nodes page
+    c.goto(&format!("{url}/#/nodes")).await.unwrap();
+    until(&c, "#deploy-executor option", "lists the executor", async |e| e.prop("value").await.ok().flatten().as_deref() == Some("web-edge")).await;
+    c.find(Locator::Css("#deploy summary")).await.unwrap().click().await.unwrap();
+    let spec = json!({"name": "web-node", "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
+    c.execute("document.querySelector('#deploy-spec').value = arguments[0]", vec![Value::String(spec.to_string())]).await.unwrap();
+    c.find(Locator::Css("#deploy-submit")).await.unwrap().click().await.unwrap();
+
+    // its badge turns running
+    value_is(&c, "#node-phase", "running").await;
+    shot(&c, "3-node-running").await;
+
+    // stop, confirmed in the dialog: the badge turns stopped
+    c.find(Locator::Css("#action-stop")).await.unwrap().click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    value_is(&c, "#node-phase", "stopped").await;
+    shot(&c, "4-node-stopped").await;
+    let n = wait_for_node(&owner, "web-node", |n| n["phase"] == "stopped").await;
+    assert_eq!((n["revision"].as_u64(), n["spec"]["desiredState"].as_str()), (Some(2), Some("stopped")));
+
+    // a viewer sees the node but every lifecycle button is disabled
+    add_user(&owner, "vera", "viewer").await;
+    c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
+    login(&c, &url, "vera").await;
+    assert!(!c.find(Locator::Css("#nav-connect")).await.unwrap().is_displayed().await.unwrap(), "viewers cannot connect executors");
+    c.goto(&format!("{url}/#/nodes/web-node")).await.unwrap();
+    value_is(&c, "#node-phase", "stopped").await;
+    for action in ["start", "stop", "restart", "delete"] {
+        let button = c.find(Locator::Css(&format!("#action-{action}"))).await.unwrap();
+        assert!(!button.is_enabled().await.unwrap(), "a viewer's {action} button is enabled");
+    }
+    c.find(Locator::Css("#action-start")).await.unwrap().click().await.ok();
+    shot(&c, "5-viewer-cannot-operate").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let n: Value = owner.get("/api/v1/nodes/web-node").await.unwrap();
+    assert_eq!(n["revision"], 2, "the viewer's click changed nothing");
+
+    c.close().await.unwrap();
+    agent.kill().await;
+}
