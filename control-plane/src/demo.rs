@@ -69,6 +69,8 @@ pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), String> {
     let token = user.token().unwrap_or_default().to_string();
     eprintln!(
         "\nNovacula demo is up at {url} (org {ORG:?}, user {OWNER:?}, password {PASSWORD:?}).\n\
+         Web console:      open {url}/ and sign in\n\
+         CLI:              novacula login --server {url} -u {OWNER}   (then: novacula nodes list, novacula nodes stop {NODE})\n\
          Watch the node:   curl -s -H 'Authorization: Bearer {token}' {url}/api/v1/nodes/{NODE}\n\
          Stop it:          curl -s -X POST -H 'Authorization: Bearer {token}' -H 'content-type: application/json' -d '{{\"action\":\"stop\"}}' {url}/api/v1/nodes/{NODE}/lifecycle\n\
          Events:           curl -s -H 'Authorization: Bearer {token}' {url}/api/v1/events\n\
