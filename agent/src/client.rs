@@ -1,10 +1,11 @@
-//! JSON-over-HTTP client for the control plane API (hyper-util), used by the
-//! executor loops, the CLI and tests. Generic over the connector so the
-//! simulator can route it through its own network.
+//! JSON-over-HTTP(S) client for the control plane API (hyper-util, rustls),
+//! used by the executor loops, the CLI and tests. Generic over the connector
+//! so the simulator can route it through its own network.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -14,6 +15,11 @@ use novacula_core::wire::{
 use novacula_core::ObservedNodeState;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use hyper::Method;
@@ -39,29 +45,88 @@ impl ClientError {
     }
 }
 
+/// The production connector: plain HTTP for `http://` URLs, TLS for `https://`.
+pub type Connector = HttpsConnector<HttpConnector>;
+
 #[derive(Clone)]
-pub struct HttpApi<C = HttpConnector> {
+pub struct HttpApi<C = Connector> {
     base: String,
     token: Option<String>,
     client: Client<C, Full<Bytes>>,
     timeout: Duration,
 }
 
-impl HttpApi<HttpConnector> {
-    /// `base` like `http://127.0.0.1:8080`.
+impl HttpApi<Connector> {
+    /// `base` like `http://127.0.0.1:8080` or `https://novacula.example.com`;
+    /// an `https://` server must present a certificate the system trusts.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Self::with_ca(base, token, None)
+    }
+
+    /// Like [`HttpApi::new`], also trusting the PEM certificates in `ca_file`
+    /// (a private CA, or a self-signed control plane).
+    pub fn with_ca(base: &str, token: Option<String>, ca_file: Option<&Path>) -> Result<Self, ClientError> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.set_nodelay(true);
-        Self::with_connector(base, token, http)
+        http.enforce_http(false);
+        let roots = if base.starts_with("https://") { trusted_roots(ca_file)? } else { RootCertStore::empty() };
+        let tls = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Transport(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let https = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http);
+        Self::with_connector(base, token, https)
     }
+}
+
+/// The system's root certificates plus those in `ca_file`.
+fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientError> {
+    let mut roots = RootCertStore::empty();
+    // Unreadable system certificates are skipped: a private CA may be all there is.
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(file) = ca_file {
+        let certs = CertificateDer::pem_file_iter(file)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| ClientError::Transport(format!("cannot read CA certificates from {}: {e}", file.display())))?;
+        if certs.is_empty() {
+            return Err(ClientError::Transport(format!("{} holds no PEM certificate", file.display())));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| ClientError::Transport(format!("bad CA certificate in {}: {e}", file.display())))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(ClientError::Transport("no trusted root certificates: install ca-certificates or give a CA file".into()));
+    }
+    Ok(roots)
+}
+
+/// The error and its causes in one line, e.g. "client error (Connect): invalid
+/// peer certificate: UnknownIssuer", with a hint when the certificate is not trusted.
+fn transport_error(e: &(dyn std::error::Error + 'static)) -> ClientError {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.ends_with(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    if msg.contains("invalid peer certificate") {
+        msg.push_str(" (for a private CA, give its certificate: ca_file in agent.toml, NOVACULA_CA_FILE or --ca-file)");
+    }
+    ClientError::Transport(msg)
 }
 
 impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     pub fn with_connector(base: &str, token: Option<String>, connector: C) -> Result<Self, ClientError> {
         let base = base.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") {
-            return Err(ClientError::Transport(format!("control plane URL {base:?} must start with http:// (put TLS in front with a proxy)")));
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            return Err(ClientError::Transport(format!("control plane URL {base:?} must start with http:// or https://")));
         }
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(HttpApi { base, token, client, timeout: Duration::from_secs(15) })
@@ -93,7 +158,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let fut = async {
-            let resp = self.client.request(req).await.map_err(|e| ClientError::Transport(format!("{e:?}")))?;
+            let resp = self.client.request(req).await.map_err(|e| transport_error(&e))?;
             let status = resp.status();
             let bytes = resp.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes();
             Ok((status, bytes))

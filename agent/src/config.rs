@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// e.g. `http://127.0.0.1:8080`.
+    /// e.g. `http://127.0.0.1:8080` or `https://novacula.example.com`.
     pub control_plane_url: String,
+    /// PEM certificates to trust for an `https://` control plane, beside the
+    /// system's roots (a private CA or a self-signed certificate).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// The API key; or use `api_key_file`.
     #[serde(default)]
     pub api_key: Option<String>,
@@ -80,6 +84,11 @@ mod tests {
         c.check().unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/novacula"));
         assert_eq!(c.channel, Channel::Stable);
+        assert_eq!(c.ca_file, None);
+        let tls: AgentConfig =
+            toml::from_str("control_plane_url = \"https://cp.example\"\napi_key = \"k\"\nname = \"edge-1\"\nca_file = \"/etc/novacula/ca.pem\"").unwrap();
+        tls.check().unwrap();
+        assert_eq!(tls.ca_file, Some(PathBuf::from("/etc/novacula/ca.pem")));
         let bad: AgentConfig = toml::from_str("control_plane_url = \"x\"\nname = \"Edge\"\napi_key = \"k\"").unwrap();
         assert!(bad.check().is_err());
         assert!(toml::from_str::<AgentConfig>("control_plane_url = \"x\"\nname = \"e\"\nbogus = 1").is_err());

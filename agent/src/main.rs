@@ -53,7 +53,7 @@ async fn run(path: PathBuf) -> Result<(), String> {
 }
 
 async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), String> {
-    let api = HttpApi::new(&cfg.control_plane_url, Some(cfg.api_key()?)).map_err(|e| e.to_string())?;
+    let api = HttpApi::with_ca(&cfg.control_plane_url, Some(cfg.api_key()?), cfg.ca_file.as_deref()).map_err(|e| e.to_string())?;
     let id = Identity { name: cfg.name.clone(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: cfg.channel };
     tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), driver = %cfg.driver, "agent starting");
     let exec = Executor::new(id, api, Processes::new(driver, Adapters::standard()), Intervals::default());

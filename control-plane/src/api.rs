@@ -81,8 +81,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Serve until `shutdown` resolves, with the health sweeper running beside it.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// `listener` is a `TcpListener`, or a [`crate::tls::TlsListener`] for HTTPS.
+pub async fn serve<L: axum::serve::Listener<Addr = std::net::SocketAddr>>(
+    listener: L,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

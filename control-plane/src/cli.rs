@@ -15,6 +15,9 @@ pub struct Global {
     /// Control-plane URL (default: the one saved by `novacula login`, else http://127.0.0.1:8080).
     #[arg(long, global = true, env = "NOVACULA_SERVER")]
     pub server: Option<String>,
+    /// PEM certificates to trust for an https:// server, beside the system's roots.
+    #[arg(long, global = true, env = "NOVACULA_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Session token (default: the one saved by `novacula login`).
     #[arg(long, global = true, env = "NOVACULA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -176,7 +179,7 @@ fn client(g: &Global, need_token: bool) -> Result<HttpApi, String> {
     if need_token && token.is_none() {
         return Err(format!("not signed in to {server}; run `novacula login` (or set NOVACULA_TOKEN)"));
     }
-    HttpApi::new(&server, token).map_err(|e| e.to_string())
+    HttpApi::with_ca(&server, token, g.ca_file.as_deref()).map_err(|e| e.to_string())
 }
 
 fn api_err(e: ClientError) -> String {

@@ -18,6 +18,7 @@ pub mod protocol;
 pub mod state;
 pub mod store;
 pub mod sweeper;
+pub mod tls;
 pub mod users;
 
 pub use api::{router, serve};

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use novacula_control_plane::clock::{Clock, SystemClock};
-use novacula_control_plane::{cli, orgs, AppState, Config, Store};
+use novacula_control_plane::{cli, orgs, tls, AppState, Config, Store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -57,6 +57,12 @@ struct ServeArgs {
     /// Owner's password; a random one is generated and printed once when unset.
     #[arg(long, env = "NOVACULA_BOOTSTRAP_PASSWORD", hide_env_values = true)]
     bootstrap_password: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); without it, plain HTTP.
+    #[arg(long, env = "NOVACULA_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "NOVACULA_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub fn init_tracing() {
@@ -97,9 +103,19 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
             );
         }
     }
+    // Read the certificate before binding, so a bad one fails at once.
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
-    tracing::info!(addr = %a.listen, db = %a.db.display(), "control plane listening");
-    novacula_control_plane::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(url = %format!("{scheme}://{}", a.listen), db = %a.db.display(), "control plane listening");
+    let res = match tls {
+        Some(config) => novacula_control_plane::serve(tls::TlsListener::new(listener, config).map_err(|e| e.to_string())?, state, shutdown_signal()).await,
+        None => novacula_control_plane::serve(listener, state, shutdown_signal()).await,
+    };
+    res.map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() {

@@ -11,6 +11,7 @@ use novacula_operator::crd::{crd_yaml, BlockchainNode};
 use novacula_operator::nodes::KubeNodes;
 use novacula_operator::upgrade::{Outcome, SelfDeployment};
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -38,9 +39,12 @@ struct RunArgs {
     /// This executor's name in its organization.
     #[arg(long, env = "NOVACULA_OPERATOR_NAME")]
     name: String,
-    /// Control-plane base URL, e.g. http://novacula.example:8080.
+    /// Control-plane base URL, e.g. https://novacula.example.com or http://novacula:8080.
     #[arg(long, env = "NOVACULA_CONTROL_PLANE_URL")]
     control_plane_url: String,
+    /// PEM certificates to trust for an https:// control plane, beside the system's roots.
+    #[arg(long, env = "NOVACULA_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// The organization API key (the chart reads it from a Secret).
     #[arg(long, env = "NOVACULA_API_KEY", hide_env_values = true)]
     api_key: String,
@@ -83,7 +87,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .map_err(|_| format!("channel {:?}: expected stable, beta or dev", args.channel))?;
     let client = Client::try_default().await.map_err(|e| format!("kubernetes client: {e}"))?;
     let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
-    let api = HttpApi::new(&args.control_plane_url, Some(args.api_key.clone())).map_err(|e| e.to_string())?;
+    let api = HttpApi::with_ca(&args.control_plane_url, Some(args.api_key.clone()), args.ca_file.as_deref()).map_err(|e| e.to_string())?;
     let id = Identity { name: args.name.clone(), kind: ExecutorKind::Operator, version: env!("CARGO_PKG_VERSION").into(), channel };
     tracing::info!(name = %args.name, url = %args.control_plane_url, namespace = %namespace, "operator starting");
     let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), &namespace), Adapters::standard());

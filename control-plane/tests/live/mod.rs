@@ -40,9 +40,14 @@ pub fn fast() -> Intervals {
 
 /// A real agent named `name` with the local process driver on `data`.
 pub fn start_agent(url: &str, key: &str, data: &Path, name: &str) -> Running {
+    start_agent_with(HttpApi::new(url, Some(key.into())).unwrap(), data, name)
+}
+
+/// The same, talking to the control plane through `api`.
+pub fn start_agent_with(api: HttpApi, data: &Path, name: &str) -> Running {
     let id = Identity { name: name.into(), kind: ExecutorKind::Agent, version: "1.0.0".into(), channel: Channel::Stable };
     let backend = Processes::new(LocalDriver::new(data).unwrap(), Adapters::standard());
-    let exec = Executor::new(id, HttpApi::new(url, Some(key.into())).unwrap(), backend, fast());
+    let exec = Executor::new(id, api, backend, fast());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(exec.run(async {
         let _ = rx.await;
