@@ -57,6 +57,12 @@ pub fn quote(s: &str) -> String {
     out
 }
 
+/// A path setting's value (`WorkingDirectory=`): systemd takes it unquoted,
+/// and a quoted one is a fatal "path is not absolute" error; only `%` needs escaping.
+pub fn path_value(p: &str) -> String {
+    p.replace('%', "%%")
+}
+
 /// The unit file. The fingerprint comment lets `observe`-side tools see which spec wrote it.
 pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> String {
     let exec: Vec<String> = def.command.iter().map(|a| quote(a)).collect();
@@ -66,7 +72,7 @@ pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &R
         "# Managed by novacula-agent; do not edit.\n# novacula-fingerprint={fingerprint}\n[Unit]\nDescription=Novacula node {node} ({unit})\nAfter=network-online.target\n\n[Service]\nExecStart={}\nEnvironment={}\nWorkingDirectory={}\nRestart=on-failure\nRestartSec=5\nKillMode=control-group\nTimeoutStopSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
         exec.join(" "),
         env.join(" "),
-        quote(workdir),
+        path_value(workdir),
     )
 }
 
@@ -187,6 +193,8 @@ impl ProcessDriver for SystemdDriver {
     async fn failed(&self, node: &str, unit: &str) -> Option<String> {
         match self.unit_state(node, unit).await {
             Ok((active, sub)) if active == "failed" => Some(format!("{} failed ({sub})", unit_name(node, unit))),
+            // Restart=on-failure: a crashing process never reaches "failed", it loops through this
+            Ok((_, sub)) if sub == "auto-restart" => Some(format!("{} exited with an error; systemd restarts it (auto-restart)", unit_name(node, unit))),
             _ => None,
         }
     }
@@ -222,6 +230,8 @@ mod tests {
         assert!(text.contains("ExecStart=\"/bin/geth\" \"--graphql.vhosts=a b\" \"say \\\"hi\\\" 100%%\"\n"), "{text}");
         assert!(text.contains("Environment=\"NOVACULA_UNIT=/d/nodes/eth/execution\" \"RUST_LOG=info\"\n"));
         assert!(text.contains("# novacula-fingerprint=00000000000000ab"));
+        assert!(text.contains("\nWorkingDirectory=/d/nodes/eth\n"), "paths are not quoted: {text}");
+        assert_eq!(path_value("/srv/100% data"), "/srv/100%% data");
         assert_eq!(unit_name("eth", "execution"), "novacula-eth-execution.service");
         assert_eq!(
             render_run_dropin(Fingerprint(1), 7),

@@ -68,7 +68,9 @@ fn parse_into(text: &str, u: &mut Unit) {
                 u.env.push((k.into(), v.into()));
             }
         } else if let Some(v) = line.strip_prefix("WorkingDirectory=") {
-            u.workdir = words(v).pop().unwrap_or_default();
+            // a path setting: unquoted, as real systemd wants it (tests/systemd_real.rs)
+            assert!(v.starts_with('/'), "WorkingDirectory= must be an unquoted absolute path: {v}");
+            u.workdir = v.replace("%%", "%");
         }
     }
 }

@@ -1,0 +1,227 @@
+//! The systemd driver against the real systemd: the machine's
+//! `/usr/lib/systemd/systemd` booted as PID 1 of its own PID and mount
+//! namespaces (`unshare`, as root), with no units but a D-Bus system bus
+//! (`dbus-daemon`, socket-activated as on a real host) and the few targets a
+//! service's default dependencies name. Its `/run` is a temporary directory,
+//! so the driver writes units to `<tmp>/run/systemd/system` and reaches the
+//! manager on the system bus at `<tmp>/run/dbus/system_bus_socket`, the way
+//! `SystemdDriver::system` does on a host. Killing `unshare` takes the whole
+//! namespace down.
+
+use novacula_agent::adapter::{Adapters, Probe, RenderedUnit};
+use novacula_agent::backend::{Backend, Processes};
+use novacula_agent::driver::ProcessDriver;
+use novacula_agent::systemd::SystemdDriver;
+use novacula_core::fingerprint::Fingerprint;
+use novacula_core::spec::{ClientSpec, NodeType, Resources};
+use novacula_core::{DesiredNode, DesiredState, NodeSpec, ObservedNodeState, ObservedNodeStatus, Revision};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const SYSTEMD: &str = "/usr/lib/systemd/systemd";
+
+/// Run inside the namespaces: our `/run`, no host units or generators, then systemd.
+const BOOT: &str = r#"set -e
+mount --bind "$1/run" /run
+for d in /usr/lib/systemd/system /etc/systemd/system /usr/lib/systemd/system-generators /etc/systemd/system-generators /usr/lib/systemd/system-preset; do
+  if [ -d "$d" ]; then mount --bind "$1/empty" "$d"; fi
+done
+exec env -i container=novacula-test "$2" --system --unit=novacula-test.target --log-target=null
+"#;
+
+struct RealSystemd {
+    dir: tempfile::TempDir,
+    unshare: Child,
+}
+
+impl RealSystemd {
+    fn boot() -> RealSystemd {
+        assert!(Path::new(SYSTEMD).exists(), "{SYSTEMD} is missing: install Debian's systemd package");
+        let dir = tempfile::tempdir().unwrap();
+        let units = dir.path().join("run/systemd/system");
+        std::fs::create_dir_all(&units).unwrap();
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(units.join(name), text).unwrap();
+        write("novacula-test.target", "[Unit]\nDescription=novacula test root\nWants=dbus.socket dbus.service\n");
+        // The system bus; systemd joins it once both of these run.
+        write("dbus.socket", "[Unit]\nDescription=D-Bus socket (test)\nDefaultDependencies=no\n[Socket]\nListenStream=/run/dbus/system_bus_socket\n");
+        write(
+            "dbus.service",
+            "[Unit]\nDescription=D-Bus system bus (test)\nDefaultDependencies=no\nRequires=dbus.socket\n[Service]\nExecStart=/usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile --systemd-activation\n",
+        );
+        // What DefaultDependencies=yes units require, order after, or conflict with.
+        for t in ["sysinit", "basic", "sockets", "shutdown", "multi-user", "network-online"] {
+            write(&format!("{t}.target"), &format!("[Unit]\nDescription={t} (test)\nDefaultDependencies=no\n"));
+        }
+        let unshare = Command::new("unshare")
+            .args(["--pid", "--kill-child", "--mount", "--propagation", "private", "--mount-proc", "sh", "-c", BOOT, "boot"])
+            .arg(dir.path())
+            .arg(SYSTEMD)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux) runs");
+        assert!(Path::new("/usr/bin/dbus-daemon").exists(), "/usr/bin/dbus-daemon is missing: install Debian's dbus package");
+        let mut sd = RealSystemd { dir, unshare };
+        let socket = sd.bus();
+        for _ in 0..100 {
+            if socket.exists() {
+                return sd;
+            }
+            if let Some(status) = sd.unshare.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(sd.unshare.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("systemd did not boot in its namespace ({status}; this test needs root): {err}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("systemd did not open {} within 10 s", socket.display());
+    }
+
+    fn bus(&self) -> PathBuf {
+        self.dir.path().join("run/dbus/system_bus_socket")
+    }
+
+    fn unit_dir(&self) -> PathBuf {
+        self.dir.path().join("run/systemd/system")
+    }
+
+    /// A driver on the namespace's system bus, once systemd has joined it.
+    async fn driver(&self) -> (zbus::Connection, SystemdDriver) {
+        let address = format!("unix:path={}", self.bus().display());
+        let conn = zbus::connection::Builder::address(address.as_str()).build().await.unwrap();
+        let d = SystemdDriver::with_connection(&conn, self.dir.path().join("data"), self.unit_dir()).await.unwrap();
+        for _ in 0..100 {
+            if d.unit_state("none", "none").await.is_ok() {
+                return (conn, d);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("systemd did not join the system bus within 10 s");
+    }
+}
+
+impl Drop for RealSystemd {
+    fn drop(&mut self) {
+        // --kill-child: systemd, PID 1 of the namespace, dies with unshare, and every unit's process with it.
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+fn shell(script: &str) -> RenderedUnit {
+    RenderedUnit { command: vec!["/bin/sh".into(), "-c".into(), script.into()], env: Default::default(), files: vec![], probe: Probe::Alive }
+}
+
+#[tokio::test]
+async fn systemd_driver_drives_real_systemd() {
+    let sd = RealSystemd::boot();
+    let (_conn, d) = sd.driver().await;
+
+    // write, start: systemd runs the unit with the markers the driver reads back
+    let fp = Fingerprint(7);
+    d.write_unit("eth", "execution", &shell("exec sleep 600"), fp).await.unwrap();
+    assert!(sd.unit_dir().join("novacula-eth-execution.service").exists());
+    d.start("eth", "execution", fp, 0).await.unwrap();
+    assert_eq!(d.unit_state("eth", "execution").await.unwrap(), ("active".to_string(), "running".to_string()));
+    let running = d.observe("eth").await.unwrap().processes[0].running.unwrap();
+    assert_eq!((running.fingerprint, running.generation), (fp, 0));
+
+    // restart under a new generation: the new process carries it (env is fixed at exec)
+    d.restart("eth", "execution", fp, 1).await.unwrap();
+    let restarted = d.observe("eth").await.unwrap().processes[0].running.unwrap();
+    assert_eq!(restarted.generation, 1);
+
+    // a new spec: rewrite the unit, restart, the new fingerprint runs
+    let fp2 = Fingerprint(8);
+    d.write_unit("eth", "execution", &shell("exec sleep 601"), fp2).await.unwrap();
+    d.restart("eth", "execution", fp2, 1).await.unwrap();
+    assert_eq!(d.observe("eth").await.unwrap().processes[0].running.unwrap().fingerprint, fp2);
+
+    // stop, remove: nothing left, in systemd or on disk
+    d.stop("eth", "execution").await.unwrap();
+    assert!(d.observe("eth").await.unwrap().processes[0].running.is_none());
+    assert_eq!(d.unit_state("eth", "execution").await.unwrap().0, "inactive");
+    d.remove_unit("eth", "execution").await.unwrap();
+    d.remove_data("eth").await.unwrap();
+    assert!(!sd.unit_dir().join("novacula-eth-execution.service").exists());
+    assert!(d.observe("eth").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_crashing_unit_is_an_error_not_a_timeout() {
+    let sd = RealSystemd::boot();
+    let (_conn, d) = sd.driver().await;
+    d.write_unit("bad", "main", &shell("exit 3"), Fingerprint(1)).await.unwrap();
+    assert_eq!(d.failed("bad", "main").await, None, "not failed before it ran");
+    let started = std::time::Instant::now();
+    let err = d.start("bad", "main", Fingerprint(1), 0).await.unwrap_err();
+    assert!(err.to_string().contains("novacula-bad-main.service"), "{err}");
+    assert!(!err.to_string().contains("within 10 s"), "the driver waited out its timeout: {err}");
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(d.failed("bad", "main").await.is_some(), "systemd's state shows the failure");
+    // stopping gives up the restarts
+    d.stop("bad", "main").await.unwrap();
+    assert_eq!(d.failed("bad", "main").await, None);
+}
+
+fn stand_in(desired_state: DesiredState, restart_generation: u64) -> NodeSpec {
+    NodeSpec {
+        name: "demo".into(),
+        chain: "demo".into(),
+        network: "local".into(),
+        node_type: NodeType::Full,
+        clients: vec![ClientSpec {
+            role: "main".into(),
+            client: "standin".into(),
+            version: "1.0.0".into(),
+            image: None,
+            config_overrides: Default::default(),
+            resources: Resources::default(),
+        }],
+        storage: vec![],
+        sidecars: vec![],
+        desired_state,
+        restart_generation,
+    }
+}
+
+/// Reconcile until nothing is left to do, then observe.
+async fn converge<B: Backend>(b: &B, d: &DesiredNode) -> ObservedNodeState {
+    for _ in 0..5 {
+        if b.reconcile(d).await == 0 {
+            return b.observe(d).await.unwrap();
+        }
+    }
+    panic!("no convergence for revision {:?}: {:?}", d.revision, b.observe(d).await);
+}
+
+#[tokio::test]
+async fn agent_backend_runs_a_node_lifecycle_on_real_systemd() {
+    let sd = RealSystemd::boot();
+    let (_conn, driver) = sd.driver().await;
+    let backend = Processes::new(driver, Adapters::standard());
+    let unit = sd.unit_dir().join("novacula-demo-main.service");
+    let desired = |rev: u64, spec: NodeSpec, deleted: bool| DesiredNode { revision: Revision(rev), spec, deleted };
+
+    let seen = converge(&backend, &desired(1, stand_in(DesiredState::Running, 0), false)).await;
+    assert_eq!((seen.revision, seen.processes[0].status), (Revision(1), ObservedNodeStatus::Running), "{seen:?}");
+    assert!(unit.exists());
+    let first = backend.driver().observe("demo").await.unwrap().processes[0].running.unwrap();
+
+    let seen = converge(&backend, &desired(2, stand_in(DesiredState::Running, 1), false)).await;
+    assert_eq!((seen.revision, seen.processes[0].status), (Revision(2), ObservedNodeStatus::Running));
+    let restarted = backend.driver().observe("demo").await.unwrap().processes[0].running.unwrap();
+    assert_eq!((restarted.fingerprint, restarted.generation), (first.fingerprint, 1), "restart applied once");
+
+    let seen = converge(&backend, &desired(3, stand_in(DesiredState::Stopped, 1), false)).await;
+    assert_eq!((seen.revision, seen.processes[0].status), (Revision(3), ObservedNodeStatus::Stopped));
+    assert_eq!(backend.driver().unit_state("demo", "main").await.unwrap().0, "inactive");
+
+    let seen = converge(&backend, &desired(4, stand_in(DesiredState::Stopped, 1), true)).await;
+    assert!(seen.removed, "{seen:?}");
+    assert!(!unit.exists(), "the unit file is gone");
+    assert!(!sd.dir.path().join("data/nodes/demo").exists(), "the data dir is gone");
+}
