@@ -1,8 +1,9 @@
 //! The Helm chart: its CRD is the one the binary generates, and its templates
 //! render (with the chart's own values) into objects that match what the
 //! operator reads and the permissions it uses. Helm itself is not needed:
-//! the templates use only `{{ .Values.x }}`, `{{ .Release.* }}`, `{{ .Chart.* }}`
-//! and `| quote`, which this test renders.
+//! the templates use only `{{ .Values.x }}`, `{{ .Release.* }}`, `{{ .Chart.* }}`,
+//! `| quote` and `{{- if .Values.x }}`/`{{- end }}` on lines of their own,
+//! which this test renders. (`helm_lint.rs` runs Helm's own lint as well.)
 
 use novacula_operator::crd::crd_yaml;
 use novacula_operator::rbac::RULES;
@@ -30,10 +31,39 @@ fn scalar(v: &Value) -> String {
     }
 }
 
+/// Helm's truthiness: empty, false, zero and null are false.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.is_empty(),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::Sequence(s) => !s.is_empty(),
+        Value::Mapping(m) => !m.is_empty(),
+        Value::Tagged(_) => true,
+    }
+}
+
 /// Render one template the way Helm does for the constructs the chart uses.
 fn render(template: &str, values: &Value, chart: &Value) -> String {
+    // `{{- if .Values.x }}` / `{{- end }}` lines: keep what is between when x is truthy.
+    let mut kept = String::new();
+    let mut open: Vec<bool> = Vec::new();
+    for line in template.lines() {
+        let t = line.trim();
+        if let Some(cond) = t.strip_prefix("{{- if ").and_then(|c| c.strip_suffix("}}")) {
+            let path = cond.trim().strip_prefix(".Values.").unwrap_or_else(|| panic!("unsupported condition: {cond}"));
+            open.push(truthy(lookup(values, path)));
+        } else if t == "{{- end }}" {
+            open.pop().expect("{{- end }} without if");
+        } else if open.iter().all(|&on| on) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    assert!(open.is_empty(), "unclosed {{{{- if }}}}");
     let mut out = String::new();
-    let mut rest = template;
+    let mut rest = kept.as_str();
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let end = rest[start..].find("}}").expect("unclosed {{") + start;
@@ -61,8 +91,20 @@ fn render(template: &str, values: &Value, chart: &Value) -> String {
 }
 
 fn rendered() -> Vec<Value> {
+    rendered_with(&[])
+}
+
+/// Render with some values set, like `helm template --set a.b=v`.
+fn rendered_with(set: &[(&str, &str)]) -> Vec<Value> {
     let dir = chart();
-    let values: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("values.yaml")).unwrap()).unwrap();
+    let mut values: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("values.yaml")).unwrap()).unwrap();
+    for (path, v) in set {
+        let mut at = &mut values;
+        for k in path.split('.') {
+            at = at.get_mut(k).unwrap_or_else(|| panic!("values.yaml has no {path}"));
+        }
+        *at = Value::String(v.to_string());
+    }
     let chart: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("Chart.yaml")).unwrap()).unwrap();
     let mut docs = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(dir.join("templates")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -153,4 +195,27 @@ fn chart_version_follows_the_workspace() {
     assert_eq!(scalar(&meta["appVersion"]), env!("CARGO_PKG_VERSION"));
     let values: Value = serde_yaml::from_str(&std::fs::read_to_string(chart().join("values.yaml")).unwrap()).unwrap();
     assert_eq!(scalar(&values["image"]["tag"]), env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn a_private_ca_is_mounted_from_a_config_map_when_named() {
+    let env_names = |docs: &[Value]| -> Vec<String> {
+        let c = &kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+        c["env"].as_sequence().unwrap().iter().map(|e| scalar(&e["name"])).collect()
+    };
+    // by default: system roots only, no volume
+    let docs = rendered();
+    assert!(!env_names(&docs).contains(&"NOVACULA_CA_FILE".to_string()));
+    assert!(kind(&docs, "Deployment")["spec"]["template"]["spec"].get("volumes").is_none());
+
+    let docs = rendered_with(&[("controlPlane.caConfigMap", "novacula-ca")]);
+    let pod = &kind(&docs, "Deployment")["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let env = c["env"].as_sequence().unwrap();
+    let ca_file = scalar(&env.iter().find(|e| e["name"] == "NOVACULA_CA_FILE").expect("NOVACULA_CA_FILE set")["value"]);
+    assert_eq!(scalar(&pod["volumes"][0]["configMap"]["name"]), "novacula-ca");
+    let mount = scalar(&c["volumeMounts"][0]["mountPath"]);
+    assert_eq!(scalar(&c["volumeMounts"][0]["name"]), scalar(&pod["volumes"][0]["name"]));
+    assert_eq!(ca_file, format!("{mount}/ca.crt"), "the file the operator reads is the mounted key");
+    assert_eq!(c["volumeMounts"][0]["readOnly"], Value::Bool(true));
 }

@@ -125,6 +125,12 @@ fn helm_lint_passes_on_the_chart_and_rejects_broken_ones() {
     let serious: Vec<_> = lint.messages.iter().filter(|(sev, _)| *sev >= WARNING).collect();
     assert!(lint.errors == 0 && serious.is_empty(), "helm lint on the chart: {serious:?}");
 
+    // With the optional private-CA mount switched on, too.
+    let (_dir, with_ca) = edited_copy("values.yaml", |v| v.replace("caConfigMap: \"\"", "caConfigMap: novacula-ca"));
+    let lint = helm.lint(&with_ca);
+    let serious: Vec<_> = lint.messages.iter().filter(|(sev, _)| *sev >= WARNING).collect();
+    assert!(lint.errors == 0 && serious.is_empty(), "helm lint with caConfigMap: {serious:?}");
+
     // The same lint must fail on broken copies, so the pass above means something:
     // a template that cannot render...
     let (_dir, broken) = edited_copy("templates/deployment.yaml", |t| t + "  oops: {{ .Values.missing.deeper }}\n");
