@@ -139,6 +139,30 @@ impl ChainAdapter for Ethereum {
 /// A harmless stand-in chain for demos and tests: the "client" just sleeps.
 pub struct StandIn;
 
+impl StandIn {
+    /// A running stand-in node named `name`: chain `demo`, one `main` client.
+    pub fn spec(name: &str) -> NodeSpec {
+        NodeSpec {
+            name: name.into(),
+            chain: "demo".into(),
+            network: "local".into(),
+            node_type: NodeType::Full,
+            clients: vec![ClientSpec {
+                role: "main".into(),
+                client: "standin".into(),
+                version: "1.0.0".into(),
+                image: None,
+                config_overrides: Default::default(),
+                resources: Default::default(),
+            }],
+            storage: vec![],
+            sidecars: vec![],
+            desired_state: novacula_core::DesiredState::Running,
+            restart_generation: 0,
+        }
+    }
+}
+
 impl ChainAdapter for StandIn {
     fn support(&self) -> ChainSupport {
         ChainSupport {

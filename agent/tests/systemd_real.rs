@@ -8,12 +8,11 @@
 //! `SystemdDriver::system` does on a host. Killing `unshare` takes the whole
 //! namespace down.
 
-use novacula_agent::adapter::{Adapters, Probe, RenderedUnit};
+use novacula_agent::adapter::{Adapters, Probe, RenderedUnit, StandIn};
 use novacula_agent::backend::{Backend, Processes};
 use novacula_agent::driver::ProcessDriver;
 use novacula_agent::systemd::SystemdDriver;
 use novacula_core::fingerprint::Fingerprint;
-use novacula_core::spec::{ClientSpec, NodeType, Resources};
 use novacula_core::{DesiredNode, DesiredState, NodeSpec, ObservedNodeState, ObservedNodeStatus, Revision};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -168,24 +167,7 @@ async fn a_crashing_unit_is_an_error_not_a_timeout() {
 }
 
 fn stand_in(desired_state: DesiredState, restart_generation: u64) -> NodeSpec {
-    NodeSpec {
-        name: "demo".into(),
-        chain: "demo".into(),
-        network: "local".into(),
-        node_type: NodeType::Full,
-        clients: vec![ClientSpec {
-            role: "main".into(),
-            client: "standin".into(),
-            version: "1.0.0".into(),
-            image: None,
-            config_overrides: Default::default(),
-            resources: Resources::default(),
-        }],
-        storage: vec![],
-        sidecars: vec![],
-        desired_state,
-        restart_generation,
-    }
+    NodeSpec { desired_state, restart_generation, ..StandIn::spec("demo") }
 }
 
 /// Reconcile until nothing is left to do, then observe.

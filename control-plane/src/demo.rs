@@ -4,13 +4,12 @@ use crate::clock::{Clock, SystemClock};
 use crate::model::{ApiKey, Executor};
 use crate::store::{key, API_KEYS, EXECUTORS};
 use crate::{orgs, AppState, Config, Store};
-use novacula_agent::adapter::Adapters;
+use novacula_agent::adapter::{Adapters, StandIn};
 use novacula_agent::backend::Processes;
 use novacula_agent::client::{HttpApi, Method};
 use novacula_agent::driver::LocalDriver;
 use novacula_agent::executor::{Executor as Agent, Identity, Intervals};
-use novacula_core::spec::{ClientSpec, NodeType, Resources};
-use novacula_core::{Channel, DesiredState, ExecutorKind, NodeSpec};
+use novacula_core::{Channel, ExecutorKind, NodeSpec};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,24 +21,7 @@ pub const EXECUTOR: &str = "local";
 pub const NODE: &str = "demo-node";
 
 pub fn demo_spec() -> NodeSpec {
-    NodeSpec {
-        name: NODE.into(),
-        chain: "demo".into(),
-        network: "local".into(),
-        node_type: NodeType::Full,
-        clients: vec![ClientSpec {
-            role: "main".into(),
-            client: "standin".into(),
-            version: "1.0.0".into(),
-            image: None,
-            config_overrides: Default::default(),
-            resources: Resources::default(),
-        }],
-        storage: vec![],
-        sidecars: vec![],
-        desired_state: DesiredState::Running,
-        restart_generation: 0,
-    }
+    StandIn::spec(NODE)
 }
 
 pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), String> {
