@@ -418,7 +418,11 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), String> {
                 }
             }
             emit_events(&g, &latest, true);
-            while follow {
+            if !follow {
+                return Ok(());
+            }
+            // --follow: poll for new events until interrupted
+            loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let page = call(&api, Method::GET, &format!("/api/v1/events?after={after}&limit=1000{filter}"), None).await?;
                 let events = page["events"].as_array().cloned().unwrap_or_default();

@@ -50,7 +50,7 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    if !types.is_empty() && !types.contains(&actual) && !(actual == "integer" && types.contains(&"number")) {
+    if !(types.is_empty() || types.contains(&actual) || actual == "integer" && types.contains(&"number")) {
         return Err(format!("{at}: documented as {types:?}, answered {actual}"));
     }
     if let Some(options) = schema["enum"].as_array() {
