@@ -30,6 +30,10 @@ pub struct AgentConfig {
     /// Where the systemd driver writes unit files.
     #[serde(default = "default_unit_dir")]
     pub unit_dir: PathBuf,
+    /// systemd driver: the unprivileged user the node clients run as
+    /// (recommended, e.g. a `novacula` system user); root when unset.
+    #[serde(default)]
+    pub run_as: Option<String>,
 }
 
 fn default_unit_dir() -> PathBuf {
@@ -62,6 +66,9 @@ impl AgentConfig {
         if !matches!(self.driver.as_str(), "local" | "systemd") {
             return Err(format!("driver {:?} is not one of: local, systemd", self.driver));
         }
+        if self.run_as.is_some() && self.driver != "systemd" {
+            return Err("run_as needs driver = \"systemd\" (the local driver runs clients as the agent's user)".into());
+        }
         Ok(())
     }
 
@@ -89,6 +96,12 @@ mod tests {
             toml::from_str("control_plane_url = \"https://cp.example\"\napi_key = \"k\"\nname = \"edge-1\"\nca_file = \"/etc/novacula/ca.pem\"").unwrap();
         tls.check().unwrap();
         assert_eq!(tls.ca_file, Some(PathBuf::from("/etc/novacula/ca.pem")));
+        let base = "control_plane_url = \"http://cp\"\napi_key = \"k\"\nname = \"edge-1\"\nrun_as = \"novacula\"\n";
+        let local: AgentConfig = toml::from_str(base).unwrap();
+        assert!(local.check().unwrap_err().contains("run_as needs driver"));
+        let systemd: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"")).unwrap();
+        systemd.check().unwrap();
+        assert_eq!(systemd.run_as.as_deref(), Some("novacula"));
         let bad: AgentConfig = toml::from_str("control_plane_url = \"x\"\nname = \"Edge\"\napi_key = \"k\"").unwrap();
         assert!(bad.check().is_err());
         assert!(toml::from_str::<AgentConfig>("control_plane_url = \"x\"\nname = \"e\"\nbogus = 1").is_err());

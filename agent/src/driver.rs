@@ -239,6 +239,23 @@ impl ProcessDriver for LocalDriver {
             .kill_on_drop(false);
         let mut child = cmd.spawn().map_err(|e| DriverError::Other(format!("cannot start {program}: {e}")))?;
         tracing::info!(node, unit, pid = child.id(), generation, "process started");
+        // Return once the process shows its markers: a wrapper that execs the
+        // client (sh -c 'exec ...') is briefly unreadable, and a start that
+        // returned then would let the next pass start a duplicate.
+        let mut visible = false;
+        for _ in 0..250 {
+            if self.found(node, unit).is_some() {
+                visible = true;
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(DriverError::Other(format!("{program} exited at once ({status}); see {}", self.node_dir(node).join("logs").join(format!("{unit}.log")).display())));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if !visible {
+            tracing::warn!(node, unit, "process started but not yet visible after 5 s");
+        }
         // Reap it when it exits so it does not linger as a zombie while we live.
         tokio::spawn(async move {
             let _ = child.wait().await;

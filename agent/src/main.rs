@@ -6,7 +6,7 @@ use novacula_agent::backend::Processes;
 use novacula_agent::client::HttpApi;
 use novacula_agent::config::AgentConfig;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
-use novacula_agent::systemd::SystemdDriver;
+use novacula_agent::systemd::{Account, SystemdDriver};
 use novacula_agent::executor::{Executor, Identity, Intervals};
 use novacula_core::ExecutorKind;
 use std::path::PathBuf;
@@ -45,7 +45,10 @@ async fn main() -> std::process::ExitCode {
 async fn run(path: PathBuf) -> Result<(), String> {
     let cfg = AgentConfig::load(&path)?;
     if cfg.driver == "systemd" {
-        let driver = SystemdDriver::system(cfg.data_dir.clone(), cfg.unit_dir.clone()).await.map_err(|e| e.to_string())?;
+        let mut driver = SystemdDriver::system(cfg.data_dir.clone(), cfg.unit_dir.clone()).await.map_err(|e| e.to_string())?;
+        if let Some(user) = &cfg.run_as {
+            driver = driver.run_as(Account::lookup(user).map_err(|e| e.to_string())?);
+        }
         return run_with(cfg, driver).await;
     }
     let driver = LocalDriver::new(&cfg.data_dir).map_err(|e| format!("data_dir {}: {e}", cfg.data_dir.display()))?;

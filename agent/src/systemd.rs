@@ -32,6 +32,42 @@ pub struct SystemdDriver {
     files: LocalDriver,
     unit_dir: PathBuf,
     manager: ManagerProxy<'static>,
+    /// Unprivileged account the node clients run as (`User=`); root when unset.
+    run_as: Option<Account>,
+}
+
+/// A Unix account, resolved once at start so a typo fails the agent early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Account {
+    pub fn lookup(name: &str) -> Result<Account> {
+        let c_name = std::ffi::CString::new(name).map_err(|_| DriverError::Other(format!("user name {name:?} contains NUL")))?;
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: getpwnam_r writes into pwd and buf, which outlive the call; found points at pwd or is null.
+        let rc = unsafe { libc::getpwnam_r(c_name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+        if rc != 0 || found.is_null() {
+            return Err(DriverError::Other(format!("run_as: no such user {name:?} on this host (create it, e.g. useradd --system {name})")));
+        }
+        Ok(Account { name: name.to_string(), uid: pwd.pw_uid, gid: pwd.pw_gid })
+    }
+}
+
+/// Give `path` and everything below it to `account` (not following links).
+fn chown_tree(path: &std::path::Path, account: &Account) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(account.uid), Some(account.gid))?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), account)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn unit_name(node: &str, unit: &str) -> String {
@@ -64,12 +100,14 @@ pub fn path_value(p: &str) -> String {
 }
 
 /// The unit file. The fingerprint comment lets `observe`-side tools see which spec wrote it.
-pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> String {
+pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &RenderedUnit, fingerprint: Fingerprint, user: Option<&str>) -> String {
     let exec: Vec<String> = def.command.iter().map(|a| quote(a)).collect();
     let mut env = vec![quote(&format!("{ENV_UNIT}={unit_id}"))];
     env.extend(def.env.iter().map(|(k, v)| quote(&format!("{k}={v}"))));
+    // A client on the open p2p network never gains privileges, and runs unprivileged when configured.
+    let user = user.map(|u| format!("User={}\n", path_value(u))).unwrap_or_default();
     format!(
-        "# Managed by novacula-agent; do not edit.\n# novacula-fingerprint={fingerprint}\n[Unit]\nDescription=Novacula node {node} ({unit})\nAfter=network-online.target\n\n[Service]\nExecStart={}\nEnvironment={}\nWorkingDirectory={}\nRestart=on-failure\nRestartSec=5\nKillMode=control-group\nTimeoutStopSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
+        "# Managed by novacula-agent; do not edit.\n# novacula-fingerprint={fingerprint}\n[Unit]\nDescription=Novacula node {node} ({unit})\nAfter=network-online.target\n\n[Service]\nExecStart={}\nEnvironment={}\nWorkingDirectory={}\n{user}NoNewPrivileges=yes\nRestart=on-failure\nRestartSec=5\nKillMode=control-group\nTimeoutStopSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
         exec.join(" "),
         env.join(" "),
         path_value(workdir),
@@ -91,7 +129,14 @@ impl SystemdDriver {
     pub async fn with_connection(conn: &zbus::Connection, data_dir: PathBuf, unit_dir: PathBuf) -> Result<SystemdDriver> {
         std::fs::create_dir_all(&unit_dir)?;
         let manager = ManagerProxy::new(conn).await.map_err(dbus)?;
-        Ok(SystemdDriver { files: LocalDriver::new(data_dir)?, unit_dir, manager })
+        Ok(SystemdDriver { files: LocalDriver::new(data_dir)?, unit_dir, manager, run_as: None })
+    }
+
+    /// Run node clients as `account` instead of root; their config, data and
+    /// log directories become theirs.
+    pub fn run_as(mut self, account: Account) -> SystemdDriver {
+        self.run_as = Some(account);
+        self
     }
 
     fn unit_path(&self, node: &str, unit: &str) -> PathBuf {
@@ -153,8 +198,17 @@ impl ProcessDriver for SystemdDriver {
 
     async fn write_unit(&self, node: &str, unit: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> Result<()> {
         self.files.write_unit(node, unit, def, fingerprint).await?;
-        let workdir = self.files.paths(node).root.display().to_string();
-        let text = render_unit(node, unit, &self.files.unit_id(node, unit), &workdir, def, fingerprint);
+        let paths = self.files.paths(node);
+        if let Some(account) = &self.run_as {
+            // Files the agent (re)writes come out root's: hand them over every time.
+            // The node root and its units/ bookkeeping stay the agent's.
+            for dir in [paths.config(), paths.data(unit), paths.root.join("logs")] {
+                chown_tree(&dir, account)?;
+            }
+        }
+        let workdir = paths.root.display().to_string();
+        let user = self.run_as.as_ref().map(|a| a.name.as_str());
+        let text = render_unit(node, unit, &self.files.unit_id(node, unit), &workdir, def, fingerprint, user);
         crate::driver::write_atomic(&self.unit_path(node, unit), text.as_bytes())?;
         self.manager.reload().await.map_err(dbus)
     }
@@ -219,6 +273,13 @@ mod tests {
     use crate::adapter::Probe;
 
     #[test]
+    fn accounts_resolve_or_fail_clearly() {
+        assert_eq!(Account::lookup("root").unwrap(), Account { name: "root".into(), uid: 0, gid: 0 });
+        let err = Account::lookup("no-such-novacula-user").unwrap_err().to_string();
+        assert!(err.contains("no such user") && err.contains("useradd"), "{err}");
+    }
+
+    #[test]
     fn unit_file_quotes_arguments_and_carries_markers() {
         let def = RenderedUnit {
             command: vec!["/bin/geth".into(), "--graphql.vhosts=a b".into(), "say \"hi\" 100%".into()],
@@ -226,7 +287,11 @@ mod tests {
             files: vec![],
             probe: Probe::Alive,
         };
-        let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab));
+        let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), None);
+        assert!(!text.contains("User="), "root unless configured");
+        assert!(text.contains("\nNoNewPrivileges=yes\n"));
+        let as_user = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), Some("eth"));
+        assert!(as_user.contains("\nUser=eth\n"), "{as_user}");
         assert!(text.contains("ExecStart=\"/bin/geth\" \"--graphql.vhosts=a b\" \"say \\\"hi\\\" 100%%\"\n"), "{text}");
         assert!(text.contains("Environment=\"NOVACULA_UNIT=/d/nodes/eth/execution\" \"RUST_LOG=info\"\n"));
         assert!(text.contains("# novacula-fingerprint=00000000000000ab"));

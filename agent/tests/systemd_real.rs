@@ -8,10 +8,10 @@
 //! `SystemdDriver::system` does on a host. Killing `unshare` takes the whole
 //! namespace down.
 
-use novacula_agent::adapter::{Adapters, Probe, RenderedUnit, StandIn};
+use novacula_agent::adapter::{Adapters, Probe, RenderedFile, RenderedUnit, StandIn};
 use novacula_agent::backend::{Backend, Processes};
 use novacula_agent::driver::ProcessDriver;
-use novacula_agent::systemd::SystemdDriver;
+use novacula_agent::systemd::{Account, SystemdDriver};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::{DesiredNode, DesiredState, NodeSpec, ObservedNodeState, ObservedNodeStatus, Revision};
 use std::path::{Path, PathBuf};
@@ -206,4 +206,31 @@ async fn agent_backend_runs_a_node_lifecycle_on_real_systemd() {
     assert!(seen.removed, "{seen:?}");
     assert!(!unit.exists(), "the unit file is gone");
     assert!(!sd.dir.path().join("data/nodes/demo").exists(), "the data dir is gone");
+}
+
+#[tokio::test]
+async fn run_as_runs_clients_unprivileged_in_directories_they_own() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let sd = RealSystemd::boot();
+    // the account must reach the node's directory: temp dirs are 0700
+    std::fs::set_permissions(sd.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = Account::lookup("nobody").unwrap();
+    let (_conn, d) = sd.driver().await;
+    let d = d.run_as(nobody.clone());
+    let mut def = shell("id -u > data/main/whoami && exec sleep 600");
+    def.files = vec![RenderedFile { name: "client.toml".into(), contents: "x = 1\n".into(), overwrite: true }];
+    d.write_unit("svc", "main", &def, Fingerprint(3)).await.unwrap();
+    d.start("svc", "main", Fingerprint(3), 0).await.unwrap();
+
+    let node = sd.dir.path().join("data/nodes/svc");
+    let whoami = std::fs::read_to_string(node.join("data/main/whoami")).unwrap();
+    assert_eq!(whoami.trim(), nobody.uid.to_string(), "the client runs as nobody and can write its data dir");
+    for owned in ["data/main", "config", "config/client.toml"] {
+        let meta = std::fs::metadata(node.join(owned)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (nobody.uid, nobody.gid), "{owned}");
+    }
+    assert_eq!(std::fs::metadata(node.join("units")).unwrap().uid(), 0, "the agent's bookkeeping stays root's");
+    let unit = std::fs::read_to_string(sd.unit_dir().join("novacula-svc-main.service")).unwrap();
+    assert!(unit.contains("\nUser=nobody\n"), "{unit}");
+    d.stop("svc", "main").await.unwrap();
 }
