@@ -6,8 +6,8 @@ use crate::render::{render, Rendered};
 use crate::status::status;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -18,6 +18,8 @@ use std::time::Duration;
 
 /// Status is re-read this often even without a watch event (pods are not owned directly).
 pub const RESYNC: Duration = Duration::from_secs(10);
+/// After deleting a StatefulSet to recreate it: soon, once the deletion is through.
+pub const RECREATE_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Context {
     pub client: Client,
@@ -32,6 +34,24 @@ pub enum Error {
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+/// The API server's answer to a change of a StatefulSet's fixed fields
+/// (volumeClaimTemplates: a storage volume added, removed or resized).
+fn is_fixed_field_change(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 422 && s.message.contains("Forbidden: updates to statefulset spec for fields other than"))
+}
+
+/// The API server refused the objects as rendered (bad input, not a hiccup):
+/// retrying cannot help until the spec changes, so it goes into the status.
+fn is_refusal(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if matches!(s.code, 400 | 403 | 422))
+}
+
+enum Applied {
+    Done(StatefulSet),
+    /// The StatefulSet was deleted (orphaning its pod and claims) to be created anew.
+    Recreating,
 }
 
 pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -52,7 +72,23 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
             return Ok(Action::requeue(RESYNC));
         }
     };
-    let sts = apply(&ctx.client, &ns, &name, rendered).await?;
+    let storage = cr.spec.node.storage.iter().map(|v| (v.name.clone(), v.size_gib)).collect::<Vec<_>>();
+    let sts = match apply(&ctx.client, &ns, &name, rendered, &storage).await {
+        Ok(Applied::Done(sts)) => sts,
+        Ok(Applied::Recreating) => return Ok(Action::requeue(RECREATE_WAIT)),
+        Err(Error::Kube(e)) if is_refusal(&e) => {
+            let why = match &e {
+                kube::Error::Api(s) => s.message.clone(),
+                other => other.to_string(),
+            };
+            tracing::warn!(node = %name, error = %why, "the API server refused the node's objects");
+            let processes = cr.spec.node.clients.iter().map(|c| ObservedProcess { name: c.role.clone(), status: ObservedNodeStatus::Error, sync: None, message: Some(why.clone()) });
+            let previous = cr.status.as_ref().map_or(0, |s| s.observed_revision);
+            write_status(&nodes, &cr, BlockchainNodeStatus { phase: "Error".into(), observed_revision: previous, processes: processes.collect() }).await?;
+            return Ok(Action::requeue(RESYNC));
+        }
+        Err(e) => return Err(e),
+    };
     let pod = if sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0 || sts.status.as_ref().is_some_and(|s| s.replicas > 0) {
         Api::<Pod>::namespaced(ctx.client.clone(), &ns).get_opt(&format!("{name}-0")).await?
     } else {
@@ -63,7 +99,7 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
 }
 
 /// Server-side apply every object; returns the StatefulSet as the API server has it.
-async fn apply(client: &Client, ns: &str, name: &str, r: Rendered) -> Result<StatefulSet, Error> {
+async fn apply(client: &Client, ns: &str, name: &str, r: Rendered, storage: &[(String, u32)]) -> Result<Applied, Error> {
     let pp = PatchParams::apply(MANAGER).force();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret_name = r.secret.name_any();
@@ -76,9 +112,71 @@ async fn apply(client: &Client, ns: &str, name: &str, r: Rendered) -> Result<Sta
         }
     }
     Api::<ConfigMap>::namespaced(client.clone(), ns).patch(&r.config_map.name_any(), &pp, &Patch::Apply(&r.config_map)).await?;
-    let sts = Api::<StatefulSet>::namespaced(client.clone(), ns).patch(name, &pp, &Patch::Apply(&r.stateful_set)).await?;
+    let sets = Api::<StatefulSet>::namespaced(client.clone(), ns);
+    let sts = match sets.patch(name, &pp, &Patch::Apply(&r.stateful_set)).await {
+        Ok(sts) => sts,
+        Err(e) if is_fixed_field_change(&e) => {
+            // Storage changed. Kubernetes cannot edit claim templates in place:
+            // delete the StatefulSet but orphan its pod and volumes, grow the
+            // existing claims, and let the next pass create it anew (it adopts
+            // the pod and rolls it onto the new template).
+            tracing::info!(node = %name, "storage changed: recreating the StatefulSet, keeping its pod and volumes");
+            sets.delete(name, &DeleteParams::orphan()).await?;
+            grow_claims(client, ns, name, storage).await?;
+            return Ok(Applied::Recreating);
+        }
+        Err(e) => return Err(e.into()),
+    };
     Api::<Service>::namespaced(client.clone(), ns).patch(name, &pp, &Patch::Apply(&r.service)).await?;
-    Ok(sts)
+    Ok(Applied::Done(sts))
+}
+
+/// Raise each existing claim of the pod to its volume's new size. Claims only
+/// grow (Kubernetes cannot shrink them), and only where the storage class
+/// allows expansion; the API server's refusal says so otherwise.
+async fn grow_claims(client: &Client, ns: &str, name: &str, storage: &[(String, u32)]) -> Result<(), Error> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    for (volume, size_gib) in storage {
+        // claim name: <template>-<statefulset>-<ordinal>
+        let Some(claim) = claims.get_opt(&format!("{volume}-{name}-0")).await? else { continue };
+        let current = claim.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).and_then(|q| quantity_bytes(&q.0));
+        let wanted = u128::from(*size_gib) << 30;
+        match current {
+            Some(now) if now >= wanted => {
+                if now > wanted {
+                    tracing::warn!(node = %name, volume, "volume claim is larger than the spec asks; claims cannot shrink");
+                }
+            }
+            _ => {
+                let patch = serde_json::json!({ "spec": { "resources": { "requests": { "storage": format!("{size_gib}Gi") } } } });
+                claims.patch(&claim.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                tracing::info!(node = %name, volume, size_gib, "volume claim grown");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of a Kubernetes quantity such as `500Gi`, `1Ti` or `2G`.
+pub fn quantity_bytes(q: &str) -> Option<u128> {
+    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let (digits, suffix) = q.split_at(split);
+    let n: u128 = digits.parse().ok()?;
+    let mult: u128 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "P" => 1_000_000_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 async fn write_status(nodes: &Api<BlockchainNode>, cr: &BlockchainNode, status: BlockchainNodeStatus) -> Result<(), Error> {

@@ -8,11 +8,13 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     ("validatoros.com", "blockchainnodes", &["get", "list", "watch", "patch", "delete"]),
     ("validatoros.com", "blockchainnodes/status", &["patch"]),
     // controller: server-side apply of each node's objects, watched as owned
-    ("apps", "statefulsets", &["get", "list", "watch", "create", "patch"]),
+    ("apps", "statefulsets", &["get", "list", "watch", "create", "patch", "delete"]),
     ("", "configmaps", &["get", "list", "watch", "create", "patch"]),
     ("", "services", &["get", "list", "watch", "create", "patch"]),
     // controller: generated-once secrets, read and created, never updated
     ("", "secrets", &["get", "create"]),
+    // controller: grow a node's volume claims when its storage grows
+    ("", "persistentvolumeclaims", &["get", "patch"]),
     // controller: node pod readiness; self-upgrade: its own new pods
     ("", "pods", &["get", "list"]),
     // self-upgrade

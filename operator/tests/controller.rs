@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use novacula_agent::adapter::Adapters;
 use novacula_core::DesiredState;
-use novacula_operator::controller::{reconcile, Context, RESYNC};
+use novacula_operator::controller::{reconcile, Context, RECREATE_WAIT, RESYNC};
 use novacula_operator::crd::BlockchainNode;
 use novacula_operator::render::{CONFIG_ANNOTATION, RESTART_ANNOTATION};
 use serde_json::{json, Value};
@@ -240,4 +240,78 @@ async fn unrenderable_spec_reports_error_status_and_applies_nothing() {
     server.done().await;
     assert_eq!(seen.body["status"]["phase"], "Error");
     assert!(seen.body["status"]["processes"][0]["message"].as_str().unwrap().contains("nethermind"));
+}
+
+fn pvc(name: &str, size: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": "default"}, "spec": {"resources": {"requests": {"storage": size}}}})
+}
+
+fn invalid(message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": "Invalid", "code": 422})
+}
+
+const FIXED_FIELDS: &str = "StatefulSet.apps \"n1\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden";
+
+#[tokio::test]
+async fn storage_growth_recreates_the_statefulset_keeping_pod_and_claims() {
+    let mut spec = eth_spec("n1");
+    spec.storage[0].size_gib = 600; // chain: 500 -> 600 GiB; ancient unchanged
+    let (client, mut server) = mock_client();
+    let task = tokio::spawn(reconcile(Arc::new(cr(spec, 2)), Arc::new(Context { client, adapters: Adapters::standard() })));
+    server.answer("GET", SECRET, 200, |_| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "n1-secrets"}})).await;
+    server.echo("PATCH", CONFIG_MAP).await;
+    // the API server refuses new claim templates on an existing StatefulSet
+    server.answer("PATCH", STS, 422, |_| invalid(FIXED_FIELDS)).await;
+    // so it goes, orphaning its pod and claims...
+    let deleted = server
+        .answer("DELETE", STS, 200, |_| json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "n1", "namespace": "default", "deletionTimestamp": "2026-11-25T00:00:00Z"}}))
+        .await;
+    assert_eq!(deleted.body["propagationPolicy"], "Orphan", "the pod and its volumes stay: {:?}", deleted);
+    // ...the grown volume's claim is raised, the other left alone...
+    server.answer("GET", "/api/v1/namespaces/default/persistentvolumeclaims/chain-n1-0", 200, |_| pvc("chain-n1-0", "500Gi")).await;
+    let grown = server.answer("PATCH", "/api/v1/namespaces/default/persistentvolumeclaims/chain-n1-0", 200, |_| pvc("chain-n1-0", "600Gi")).await;
+    assert_eq!(grown.body, json!({"spec": {"resources": {"requests": {"storage": "600Gi"}}}}));
+    server.answer("GET", "/api/v1/namespaces/default/persistentvolumeclaims/ancient-n1-0", 200, |_| pvc("ancient-n1-0", "1Ti")).await;
+    // ...and the next pass, shortly, creates the StatefulSet anew
+    let action = tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap().expect("reconcile succeeds");
+    assert_eq!(action, kube::runtime::controller::Action::requeue(RECREATE_WAIT));
+    server.done().await;
+}
+
+#[tokio::test]
+async fn objects_the_api_server_refuses_put_the_reason_in_the_status() {
+    let (client, mut server) = mock_client();
+    let mut node = cr(eth_spec("n1"), 3);
+    node.status = Some(novacula_operator::crd::BlockchainNodeStatus { phase: "Running".into(), observed_revision: 2, processes: vec![] });
+    let node_json = serde_json::to_value(&node).unwrap();
+    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })));
+    server.answer("GET", SECRET, 200, |_| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "n1-secrets"}})).await;
+    server.echo("PATCH", CONFIG_MAP).await;
+    server.answer("PATCH", STS, 422, |_| invalid("StatefulSet.apps \"n1\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: \"9\": must be less than or equal to memory limit")).await;
+    let status = server
+        .answer("PATCH", STATUS, 200, |b| {
+            let mut out = node_json.clone();
+            out["status"] = b["status"].clone();
+            out
+        })
+        .await
+        .body["status"]
+        .clone();
+    assert_eq!(status["phase"], "Error");
+    assert_eq!(status["observedRevision"], 2, "the revision that did apply stays reported");
+    assert!(status["processes"][0]["message"].as_str().unwrap().contains("must be less than or equal to memory limit"), "{status}");
+    let action = tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap().expect("handled, not retried as a failure");
+    assert_eq!(action, kube::runtime::controller::Action::requeue(RESYNC));
+    server.done().await;
+}
+
+#[test]
+fn quantities_parse_to_bytes() {
+    use novacula_operator::controller::quantity_bytes;
+    assert_eq!(quantity_bytes("500Gi"), Some(500 << 30));
+    assert_eq!(quantity_bytes("1Ti"), Some(1 << 40));
+    assert_eq!(quantity_bytes("2G"), Some(2_000_000_000));
+    assert_eq!(quantity_bytes("1024"), Some(1024));
+    assert_eq!(quantity_bytes("1.5Gi"), None, "fractions are not what the operator writes");
+    assert_eq!(quantity_bytes("Gi"), None);
 }
