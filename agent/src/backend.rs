@@ -3,7 +3,8 @@
 //! `ProcessDriver`), the operator a Kubernetes backend that applies one custom
 //! resource per node.
 
-use crate::adapter::Adapters;
+use crate::adapter::{is_executable, Adapters};
+use crate::artifacts::Artifacts;
 use crate::driver::ProcessDriver;
 use crate::probe::probe;
 use novacula_core::reconcile::{diff, plan, Action};
@@ -30,11 +31,19 @@ pub struct Processes<D> {
     materialized: Mutex<HashMap<String, Revision>>,
     /// Last apply error per node, reported as the process message.
     errors: Mutex<HashMap<String, String>>,
+    /// Where missing client binaries are fetched from, if anywhere.
+    artifacts: Option<Artifacts>,
 }
 
 impl<D: ProcessDriver> Processes<D> {
     pub fn new(driver: D, adapters: Adapters) -> Processes<D> {
-        Processes { driver, adapters, materialized: Mutex::new(HashMap::new()), errors: Mutex::new(HashMap::new()) }
+        Processes { driver, adapters, materialized: Mutex::new(HashMap::new()), errors: Mutex::new(HashMap::new()), artifacts: None }
+    }
+
+    /// Fetch client binaries missing from `data_dir/bin` from this catalog.
+    pub fn with_artifacts(mut self, artifacts: Artifacts) -> Processes<D> {
+        self.artifacts = Some(artifacts);
+        self
     }
 
     pub fn driver(&self) -> &D {
@@ -46,7 +55,13 @@ impl<D: ProcessDriver> Processes<D> {
         let paths = self.driver.paths(node);
         let r = match a {
             Action::InstallBinary { unit, client, version } => {
-                self.driver.install(node, unit, client, version, self.adapters.binary(&d.spec, unit, &paths)).await
+                let binary = self.adapters.binary(&d.spec, unit, &paths);
+                if let (Some(bin), Some(catalog)) = (&binary, &self.artifacts) {
+                    if let Some(artifact) = catalog.find(client, version).filter(|_| !is_executable(bin)) {
+                        catalog.fetch(artifact, bin).await?;
+                    }
+                }
+                self.driver.install(node, unit, client, version, binary).await
             }
             Action::WriteConfig { unit, fingerprint } => {
                 let def = self.adapters.render(&d.spec, unit, &paths)?;

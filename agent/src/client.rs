@@ -66,19 +66,60 @@ impl HttpApi<Connector> {
     /// Like [`HttpApi::new`], also trusting the PEM certificates in `ca_file`
     /// (a private CA, or a self-signed control plane).
     pub fn with_ca(base: &str, token: Option<String>, ca_file: Option<&Path>) -> Result<Self, ClientError> {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let roots = if base.starts_with("https://") { trusted_roots(ca_file)? } else { RootCertStore::empty() };
-        let tls = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Transport(format!("TLS setup: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let https = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http);
-        Self::with_connector(base, token, https)
+        Self::with_connector(base, token, connector(base.starts_with("https://"), ca_file)?)
     }
+}
+
+/// Plain HTTP, or TLS trusting the system's roots plus `ca_file` when `https`.
+fn connector(https: bool, ca_file: Option<&Path>) -> Result<Connector, ClientError> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let roots = if https { trusted_roots(ca_file)? } else { RootCertStore::empty() };
+    let tls = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Transport(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http))
+}
+
+/// GET `url` in full, following up to 5 redirects (release downloads redirect
+/// to a CDN), refusing bodies over `limit` bytes, within `timeout` overall.
+pub async fn download(url: &str, ca_file: Option<&Path>, limit: usize, timeout: Duration) -> Result<Bytes, ClientError> {
+    let fut = async {
+        let client: Client<Connector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector(url.starts_with("https://"), ca_file)?);
+        let mut uri: hyper::Uri = url.parse().map_err(|e| ClientError::Transport(format!("bad URL {url:?}: {e}")))?;
+        for _ in 0..=5 {
+            let req = Request::get(uri.clone()).body(Full::new(Bytes::new())).map_err(|e| ClientError::Transport(e.to_string()))?;
+            let resp = client.request(req).await.map_err(|e| transport_error(&e))?;
+            let status = resp.status();
+            if status.is_redirection() {
+                let location = resp.headers().get(hyper::header::LOCATION).and_then(|l| l.to_str().ok()).ok_or_else(|| ClientError::Decode(format!("{status} from {uri} without a Location")))?;
+                uri = resolve(&uri, location)?;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(ClientError::Status { status: status.as_u16(), error: format!("GET {uri}"), details: vec![] });
+            }
+            let body = http_body_util::Limited::new(resp.into_body(), limit);
+            return Ok(body.collect().await.map_err(|e| ClientError::Transport(format!("reading {uri}: {e}")))?.to_bytes());
+        }
+        Err(ClientError::Transport(format!("too many redirects from {url}")))
+    };
+    tokio::time::timeout(timeout, fut).await.map_err(|_| ClientError::Timeout(timeout))?
+}
+
+/// A redirect's Location, absolute or relative to `base`.
+fn resolve(base: &hyper::Uri, location: &str) -> Result<hyper::Uri, ClientError> {
+    let bad = |e: String| ClientError::Decode(format!("bad redirect {location:?}: {e}"));
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()));
+    }
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = Some(location.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?);
+    hyper::Uri::from_parts(parts).map_err(|e| bad(e.to_string()))
 }
 
 /// The system's root certificates plus those in `ca_file`.

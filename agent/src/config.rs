@@ -1,5 +1,6 @@
 //! The agent's TOML configuration.
 
+use crate::artifacts::Artifact;
 use novacula_core::Channel;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,9 @@ pub struct AgentConfig {
     /// (recommended, e.g. a `novacula` system user); root when unset.
     #[serde(default)]
     pub run_as: Option<String>,
+    /// Client binaries to fetch when missing from `data_dir/bin`, each pinned by SHA-256.
+    #[serde(default)]
+    pub artifacts: Vec<Artifact>,
 }
 
 fn default_unit_dir() -> PathBuf {
@@ -66,6 +70,7 @@ impl AgentConfig {
         if !matches!(self.driver.as_str(), "local" | "systemd") {
             return Err(format!("driver {:?} is not one of: local, systemd", self.driver));
         }
+        crate::artifacts::Artifacts::new(self.artifacts.clone(), None)?;
         if self.run_as.is_some() && self.driver != "systemd" {
             return Err("run_as needs driver = \"systemd\" (the local driver runs clients as the agent's user)".into());
         }
@@ -102,6 +107,12 @@ mod tests {
         let systemd: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"")).unwrap();
         systemd.check().unwrap();
         assert_eq!(systemd.run_as.as_deref(), Some("novacula"));
+        let pinned = format!("{base}driver = \"systemd\"\n[[artifacts]]\nclient = \"geth\"\nversion = \"1.14.11\"\nurl = \"https://example.invalid/geth.tar.gz\"\nsha256 = \"{}\"\n", "0".repeat(64));
+        let pinned: AgentConfig = toml::from_str(&pinned).unwrap();
+        pinned.check().unwrap();
+        assert_eq!(pinned.artifacts[0].client, "geth");
+        let bad: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\n[[artifacts]]\nclient = \"geth\"\nversion = \"1\"\nurl = \"https://x\"\nsha256 = \"00\"\n")).unwrap();
+        assert!(bad.check().unwrap_err().contains("sha256"));
         let bad: AgentConfig = toml::from_str("control_plane_url = \"x\"\nname = \"Edge\"\napi_key = \"k\"").unwrap();
         assert!(bad.check().is_err());
         assert!(toml::from_str::<AgentConfig>("control_plane_url = \"x\"\nname = \"e\"\nbogus = 1").is_err());

@@ -193,7 +193,7 @@ impl ProcessDriver for LocalDriver {
 
     async fn install(&self, node: &str, unit: &str, client: &str, version: &str, binary: Option<PathBuf>) -> Result<()> {
         if let Some(bin) = binary.filter(|b| !is_executable(b)) {
-            return Err(DriverError::Other(format!("binary for {client} {version} not found: place an executable at {}", bin.display())));
+            return Err(DriverError::Other(format!("binary for {client} {version} not found: place an executable at {} or pin a download under [[artifacts]] in agent.toml", bin.display())));
         }
         let f = self.installed_file(node, unit);
         std::fs::create_dir_all(f.parent().expect("units dir"))?;

@@ -1,6 +1,7 @@
 //! Novacula agent: the bare-metal executor.
 
 pub mod adapter;
+pub mod artifacts;
 pub mod backend;
 pub mod client;
 pub mod config;

@@ -6,6 +6,7 @@ use novacula_agent::backend::Processes;
 use novacula_agent::client::HttpApi;
 use novacula_agent::config::AgentConfig;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
+use novacula_agent::artifacts::Artifacts;
 use novacula_agent::systemd::{Account, SystemdDriver};
 use novacula_agent::executor::{Executor, Identity, Intervals};
 use novacula_core::ExecutorKind;
@@ -59,7 +60,8 @@ async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), S
     let api = HttpApi::with_ca(&cfg.control_plane_url, Some(cfg.api_key()?), cfg.ca_file.as_deref()).map_err(|e| e.to_string())?;
     let id = Identity { name: cfg.name.clone(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: cfg.channel };
     tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), driver = %cfg.driver, "agent starting");
-    let exec = Executor::new(id, api, Processes::new(driver, Adapters::standard()), Intervals::default());
+    let artifacts = Artifacts::new(cfg.artifacts.clone(), cfg.ca_file.clone())?;
+    let exec = Executor::new(id, api, Processes::new(driver, Adapters::standard()).with_artifacts(artifacts), Intervals::default());
     let mut upgrades = exec.upgrades();
     exec.run(async move {
         tokio::select! {

@@ -49,7 +49,7 @@ fn is_refusal(e: &kube::Error) -> bool {
 }
 
 enum Applied {
-    Done(StatefulSet),
+    Done(Box<StatefulSet>),
     /// The StatefulSet was deleted (orphaning its pod and claims) to be created anew.
     Recreating,
 }
@@ -74,7 +74,7 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
     };
     let storage = cr.spec.node.storage.iter().map(|v| (v.name.clone(), v.size_gib)).collect::<Vec<_>>();
     let sts = match apply(&ctx.client, &ns, &name, rendered, &storage).await {
-        Ok(Applied::Done(sts)) => sts,
+        Ok(Applied::Done(sts)) => *sts,
         Ok(Applied::Recreating) => return Ok(Action::requeue(RECREATE_WAIT)),
         Err(Error::Kube(e)) if is_refusal(&e) => {
             let why = match &e {
@@ -128,7 +128,7 @@ async fn apply(client: &Client, ns: &str, name: &str, r: Rendered, storage: &[(S
         Err(e) => return Err(e.into()),
     };
     Api::<Service>::namespaced(client.clone(), ns).patch(name, &pp, &Patch::Apply(&r.service)).await?;
-    Ok(Applied::Done(sts))
+    Ok(Applied::Done(Box::new(sts)))
 }
 
 /// Raise each existing claim of the pod to its volume's new size. Claims only

@@ -1,0 +1,155 @@
+//! Client binaries fetched from a catalog pinned in `agent.toml`: for each
+//! client and version, a URL and the SHA-256 of what it serves. A binary is
+//! fetched when a node needs it and it is not in `data_dir/bin` yet; nothing
+//! whose checksum differs is ever installed.
+
+use crate::client::download;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Larger downloads are refused (client releases are tens of MiB).
+const MAX_DOWNLOAD: usize = 1 << 30;
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// A failed fetch is not tried again sooner: the reconciler runs every 5 s.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    pub client: String,
+    pub version: String,
+    /// `https://...`: the bare executable, or a gzipped tarball holding it
+    /// (told apart by content, so a redirecting URL needs no extension).
+    pub url: String,
+    /// Hex SHA-256 of the file at `url`.
+    pub sha256: String,
+    /// Path of the executable inside the archive; by default the entry named like the client.
+    #[serde(default)]
+    pub member: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Artifacts {
+    list: Vec<Artifact>,
+    ca_file: Option<PathBuf>,
+    /// Last failure per (client, version): when, and why.
+    failed: Mutex<HashMap<(String, String), (Instant, String)>>,
+}
+
+impl Artifacts {
+    /// Checks the catalog: well-formed URLs and checksums, one entry per client version.
+    pub fn new(list: Vec<Artifact>, ca_file: Option<PathBuf>) -> Result<Artifacts, String> {
+        for (i, a) in list.iter().enumerate() {
+            let what = format!("artifact {} {}", a.client, a.version);
+            if !(a.url.starts_with("https://") || a.url.starts_with("http://")) {
+                return Err(format!("{what}: url {:?} must start with https:// (or http://)", a.url));
+            }
+            if a.sha256.len() != 64 || !a.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("{what}: sha256 must be 64 hex digits"));
+            }
+            if list[..i].iter().any(|b| b.client == a.client && b.version == a.version) {
+                return Err(format!("{what} is listed twice"));
+            }
+        }
+        Ok(Artifacts { list, ca_file, failed: Mutex::default() })
+    }
+
+    pub fn find(&self, client: &str, version: &str) -> Option<&Artifact> {
+        self.list.iter().find(|a| a.client == client && a.version == version)
+    }
+
+    /// Download `a`, check it, and install its executable at `dest` atomically.
+    /// After a failure, the same error is answered for [`RETRY_AFTER`].
+    pub async fn fetch(&self, a: &Artifact, dest: &Path) -> Result<(), String> {
+        let key = (a.client.clone(), a.version.clone());
+        if let Some((at, why)) = self.failed.lock().expect("lock").get(&key) {
+            if at.elapsed() < RETRY_AFTER {
+                return Err(why.clone());
+            }
+        }
+        let result = self.download_and_install(a, dest).await;
+        let mut failed = self.failed.lock().expect("lock");
+        match &result {
+            Ok(()) => failed.remove(&key),
+            Err(why) => failed.insert(key, (Instant::now(), format!("{why} (next try in {} min)", RETRY_AFTER.as_secs() / 60))),
+        };
+        result
+    }
+
+    async fn download_and_install(&self, a: &Artifact, dest: &Path) -> Result<(), String> {
+        tracing::info!(client = %a.client, version = %a.version, url = %a.url, "downloading client binary");
+        let bytes = download(&a.url, self.ca_file.as_deref(), MAX_DOWNLOAD, DOWNLOAD_TIMEOUT).await.map_err(|e| format!("downloading {} {}: {e}", a.client, a.version))?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if !actual.eq_ignore_ascii_case(&a.sha256) {
+            return Err(format!("{} {} from {}: sha256 is {actual}, the catalog pins {}; not installed", a.client, a.version, a.url, a.sha256));
+        }
+        let exe = if is_gzip(&bytes) { unpack(&bytes, a)? } else { bytes.to_vec() };
+        install(&exe, dest).map_err(|e| format!("installing {}: {e}", dest.display()))?;
+        tracing::info!(client = %a.client, version = %a.version, path = %dest.display(), "client binary installed");
+        Ok(())
+    }
+}
+
+/// gzip's magic number; no executable starts with it.
+fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// The executable out of a gzipped tarball: `member`, or the file named like the client.
+fn unpack(bytes: &[u8], a: &Artifact) -> Result<Vec<u8>, String> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let entries = archive.entries().map_err(|e| format!("{}: not a tar.gz: {e}", a.url))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("{}: bad archive: {e}", a.url))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().map_err(|e| format!("{}: bad entry name: {e}", a.url))?.into_owned();
+        let wanted = match &a.member {
+            Some(m) => path == Path::new(m),
+            None => path.file_name().is_some_and(|n| n == a.client.as_str()),
+        };
+        if wanted {
+            let mut out = Vec::new();
+            entry.read_to_end(&mut out).map_err(|e| format!("{}: reading {}: {e}", a.url, path.display()))?;
+            return Ok(out);
+        }
+    }
+    Err(format!("{}: no {} in the archive", a.url, a.member.as_deref().unwrap_or(&a.client)))
+}
+
+fn install(exe: &[u8], dest: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dest.parent().expect("binary paths have a parent"))?;
+    let tmp = dest.with_extension("download");
+    std::fs::write(&tmp, exe)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn art(client: &str, version: &str, sha256: &str) -> Artifact {
+        Artifact { client: client.into(), version: version.into(), url: "https://example.invalid/x".into(), sha256: sha256.into(), member: None }
+    }
+
+    #[test]
+    fn catalog_is_checked() {
+        let ok = "ab".repeat(32);
+        assert!(Artifacts::new(vec![art("geth", "1", &ok), art("geth", "2", &ok)], None).is_ok());
+        assert!(Artifacts::new(vec![art("geth", "1", "abc")], None).unwrap_err().contains("64 hex"));
+        assert!(Artifacts::new(vec![art("geth", "1", &ok), art("geth", "1", &ok)], None).unwrap_err().contains("twice"));
+        let mut ftp = art("geth", "1", &ok);
+        ftp.url = "ftp://x".into();
+        assert!(Artifacts::new(vec![ftp], None).unwrap_err().contains("https://"));
+        assert!(is_gzip(&[0x1f, 0x8b, 8]) && !is_gzip(b"\x7fELF") && !is_gzip(b"#!/bin/sh"));
+    }
+}
