@@ -48,6 +48,18 @@ fn container(name: &str, ready: bool, state: Value) -> Value {
     json!({"name": name, "ready": ready, "restartCount": 0, "image": "x", "imageID": "", "state": state})
 }
 
+/// Answer the status patch with the CR carrying it; returns the status written.
+async fn status_patch(server: &mut ApiServer, cr_json: &Value) -> Value {
+    let seen = server
+        .answer("PATCH", STATUS, 200, |b| {
+            let mut out = cr_json.clone();
+            out["status"] = b["status"].clone();
+            out
+        })
+        .await;
+    seen.body["status"].clone()
+}
+
 /// Run one reconcile of `cr`, answering the requests it must make, in order.
 async fn reconcile_in(cr: BlockchainNode, world: World) -> Seen {
     let (client, mut server) = mock_client();
@@ -77,15 +89,7 @@ async fn reconcile_in(cr: BlockchainNode, world: World) -> Seen {
             None => server.not_found("GET", POD).await,
         };
     }
-    let status = server
-        .answer("PATCH", STATUS, 200, |b| {
-            let mut out = cr_json.clone();
-            out["status"] = b["status"].clone();
-            out
-        })
-        .await
-        .body["status"]
-        .clone();
+    let status = status_patch(&mut server, &cr_json).await;
     let action = tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("reconcile made no further request").unwrap().expect("reconcile succeeds");
     assert_eq!(action, kube::runtime::controller::Action::requeue(RESYNC));
     server.done().await;
@@ -229,17 +233,11 @@ async fn unrenderable_spec_reports_error_status_and_applies_nothing() {
     let node = cr(spec, 2);
     let cr_json = serde_json::to_value(&node).unwrap();
     let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })));
-    let seen = server
-        .answer("PATCH", STATUS, 200, |b| {
-            let mut out = cr_json.clone();
-            out["status"] = b["status"].clone();
-            out
-        })
-        .await;
+    let status = status_patch(&mut server, &cr_json).await;
     tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("no further request").unwrap().unwrap();
     server.done().await;
-    assert_eq!(seen.body["status"]["phase"], "Error");
-    assert!(seen.body["status"]["processes"][0]["message"].as_str().unwrap().contains("nethermind"));
+    assert_eq!(status["phase"], "Error");
+    assert!(status["processes"][0]["message"].as_str().unwrap().contains("nethermind"));
 }
 
 fn pvc(name: &str, size: &str) -> Value {
@@ -288,15 +286,7 @@ async fn objects_the_api_server_refuses_put_the_reason_in_the_status() {
     server.answer("GET", SECRET, 200, |_| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "n1-secrets"}})).await;
     server.echo("PATCH", CONFIG_MAP).await;
     server.answer("PATCH", STS, 422, |_| invalid("StatefulSet.apps \"n1\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: \"9\": must be less than or equal to memory limit")).await;
-    let status = server
-        .answer("PATCH", STATUS, 200, |b| {
-            let mut out = node_json.clone();
-            out["status"] = b["status"].clone();
-            out
-        })
-        .await
-        .body["status"]
-        .clone();
+    let status = status_patch(&mut server, &node_json).await;
     assert_eq!(status["phase"], "Error");
     assert_eq!(status["observedRevision"], 2, "the revision that did apply stays reported");
     assert!(status["processes"][0]["message"].as_str().unwrap().contains("must be less than or equal to memory limit"), "{status}");
