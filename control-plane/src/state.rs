@@ -35,12 +35,14 @@ pub struct AppState {
     pub config: Config,
     /// Latest node change sequence; spec long-polls wait on it.
     changes: watch::Sender<u64>,
+    /// Failed sign-ins per username (in memory: a restart forgives).
+    pub login_throttle: std::sync::Mutex<novacula_core::throttle::LoginThrottle>,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: impl Clock, config: Config) -> Arc<AppState> {
         let seq = store.read(|r| r.counter(crate::nodes::NODE_SEQ)).unwrap_or(0);
-        Arc::new(AppState { store, clock: Box::new(clock), config, changes: watch::channel(seq).0 })
+        Arc::new(AppState { store, clock: Box::new(clock), config, changes: watch::channel(seq).0, login_throttle: Default::default() })
     }
 
     pub fn now(&self) -> Timestamp {

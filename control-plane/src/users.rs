@@ -28,13 +28,36 @@ pub struct LoginResponse {
     pub user: UserView,
 }
 
-#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError)))]
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("no user has this password"))
+}
+
+#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 429, description = "too many failed sign-ins for this user (5 in 15 min)", body = novacula_core::wire::ApiError)))]
 pub async fn login(State(s): State<Arc<AppState>>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
-    let denied = || ApiError::unauthorized("wrong username or password");
-    let user: User = s.store.read(|r| r.get(USERS, &req.username))?.ok_or_else(denied)?;
-    if !verify_password(&req.password, &user.password_hash) {
-        return Err(denied());
+    let now = s.now();
+    if let Err(wait) = s.login_throttle.lock().expect("lock").check(&req.username, now) {
+        tracing::warn!(user = %req.username, "sign-in refused: too many failed attempts");
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed sign-ins for this user; try again in {} s", wait.as_secs().max(1)),
+        ));
     }
+    let user: Option<User> = s.store.read(|r| r.get(USERS, &req.username))?;
+    // An unknown user costs the same hash as a known one, so timing does not tell names apart.
+    let ok = match &user {
+        Some(u) => verify_password(&req.password, &u.password_hash),
+        None => {
+            let _ = verify_password(&req.password, dummy_hash());
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        s.login_throttle.lock().expect("lock").failed(&req.username, now);
+        tracing::info!(user = %req.username, "sign-in failed");
+        return Err(ApiError::unauthorized("wrong username or password"));
+    };
+    s.login_throttle.lock().expect("lock").succeeded(&req.username);
     let token = format!("{SESSION_PREFIX}_{}", random_hex(32));
     let expires_at = s.now().plus(SESSION_TTL);
     s.store.write(|w| w.put(SESSIONS, &sha256_hex(&token), &Session { username: user.username.clone(), expires_at }))?;

@@ -308,3 +308,31 @@ async fn edit_and_client_upgrade_bump_revision_and_validate() {
     assert_eq!(updates, 2);
     cp.stop().await;
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_user_out_for_a_while() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let attempt = |user: &'static str, password: &'static str| {
+        let anon = cp.anon();
+        async move { anon.call::<_, Value>(Method::POST, "/api/v1/login", Some(&json!({"username": user, "password": password}))).await }
+    };
+    for _ in 0..novacula_core::throttle::MAX_FAILURES {
+        assert_eq!(attempt("alice", "guess").await.unwrap_err().status(), Some(401));
+    }
+    // now even the right password is refused, with how long to wait
+    let locked = attempt("alice", PASSWORD).await.unwrap_err();
+    assert_eq!(locked.status(), Some(429));
+    assert!(locked.to_string().contains("try again in 900 s"), "{locked}");
+    // other users sign in as usual; unknown names are throttled the same way
+    attempt("bob", PASSWORD).await.unwrap();
+    for _ in 0..novacula_core::throttle::MAX_FAILURES {
+        assert_eq!(attempt("mallory", "x").await.unwrap_err().status(), Some(401));
+    }
+    assert_eq!(attempt("mallory", "x").await.unwrap_err().status(), Some(429));
+    // once the window has passed, alice is back, and her count starts over
+    cp.clock.advance(novacula_core::throttle::WINDOW);
+    attempt("alice", PASSWORD).await.unwrap();
+    assert_eq!(attempt("alice", "guess").await.unwrap_err().status(), Some(401));
+    attempt("alice", PASSWORD).await.unwrap();
+    cp.stop().await;
+}

@@ -16,6 +16,7 @@ pub mod observed;
 pub mod phase;
 pub mod reconcile;
 pub mod spec;
+pub mod throttle;
 pub mod time;
 pub mod validate;
 pub mod version;
