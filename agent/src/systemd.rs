@@ -7,6 +7,7 @@ use crate::adapter::{NodePaths, RenderedUnit};
 use crate::driver::{DriverError, LocalDriver, ProcessDriver, Result, ENV_FINGERPRINT, ENV_GENERATION, ENV_UNIT};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::LocalNode;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 use zbus::OwnedObjectPath;
@@ -200,10 +201,15 @@ impl ProcessDriver for SystemdDriver {
         self.files.write_unit(node, unit, def, fingerprint).await?;
         let paths = self.files.paths(node);
         if let Some(account) = &self.run_as {
-            // Files the agent (re)writes come out root's: hand them over every time.
+            // Config files the agent (re)writes come out root's: hand them over
+            // every time (a few files). Data can hold a whole chain: walk it only
+            // when it is not the account's yet (first start, or run_as changed).
             // The node root and its units/ bookkeeping stay the agent's.
-            for dir in [paths.config(), paths.data(unit), paths.root.join("logs")] {
-                chown_tree(&dir, account)?;
+            chown_tree(&paths.config(), account)?;
+            for dir in [paths.data(unit), paths.root.join("logs")] {
+                if std::fs::metadata(&dir)?.uid() != account.uid {
+                    chown_tree(&dir, account)?;
+                }
             }
         }
         let workdir = paths.root.display().to_string();

@@ -153,14 +153,28 @@ async fn systemd_driver_drives_real_systemd() {
 async fn a_crashing_unit_is_an_error_not_a_timeout() {
     let sd = RealSystemd::boot();
     let (_conn, d) = sd.driver().await;
-    d.write_unit("bad", "main", &shell("exit 3"), Fingerprint(1)).await.unwrap();
-    assert_eq!(d.failed("bad", "main").await, None, "not failed before it ran");
+
+    // A client that cannot even start never shows its markers: start fails, at once.
+    let missing = RenderedUnit { command: vec!["/nonexistent/geth".into()], env: Default::default(), files: vec![], probe: Probe::Alive };
+    d.write_unit("gone", "main", &missing, Fingerprint(1)).await.unwrap();
+    assert_eq!(d.failed("gone", "main").await, None, "not failed before it ran");
     let started = std::time::Instant::now();
-    let err = d.start("bad", "main", Fingerprint(1), 0).await.unwrap_err();
-    assert!(err.to_string().contains("novacula-bad-main.service"), "{err}");
+    let err = d.start("gone", "main", Fingerprint(1), 0).await.unwrap_err();
+    assert!(err.to_string().contains("novacula-gone-main.service"), "{err}");
     assert!(!err.to_string().contains("within 10 s"), "the driver waited out its timeout: {err}");
     assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
-    assert!(d.failed("bad", "main").await.is_some(), "systemd's state shows the failure");
+
+    // A client that starts and then crashes: start may catch it alive or not,
+    // but either way systemd's state shows the failure within seconds.
+    d.write_unit("bad", "main", &shell("exit 3"), Fingerprint(1)).await.unwrap();
+    let started = std::time::Instant::now();
+    if let Err(err) = d.start("bad", "main", Fingerprint(1), 0).await {
+        assert!(err.to_string().contains("novacula-bad-main.service") && !err.to_string().contains("within 10 s"), "{err}");
+    }
+    while d.failed("bad", "main").await.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(8), "no failure shown after {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // stopping gives up the restarts
     d.stop("bad", "main").await.unwrap();
     assert_eq!(d.failed("bad", "main").await, None);
@@ -223,7 +237,15 @@ async fn run_as_runs_clients_unprivileged_in_directories_they_own() {
     d.start("svc", "main", Fingerprint(3), 0).await.unwrap();
 
     let node = sd.dir.path().join("data/nodes/svc");
-    let whoami = std::fs::read_to_string(node.join("data/main/whoami")).unwrap();
+    // start returns once the shell runs; it writes the file right after
+    let mut whoami = String::new();
+    for _ in 0..100 {
+        whoami = std::fs::read_to_string(node.join("data/main/whoami")).unwrap_or_default();
+        if whoami.ends_with('\n') {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(whoami.trim(), nobody.uid.to_string(), "the client runs as nobody and can write its data dir");
     for owned in ["data/main", "config", "config/client.toml"] {
         let meta = std::fs::metadata(node.join(owned)).unwrap();
@@ -233,4 +255,14 @@ async fn run_as_runs_clients_unprivileged_in_directories_they_own() {
     let unit = std::fs::read_to_string(sd.unit_dir().join("novacula-svc-main.service")).unwrap();
     assert!(unit.contains("\nUser=nobody\n"), "{unit}");
     d.stop("svc", "main").await.unwrap();
+
+    // A data dir already theirs is not walked again on each config write (it
+    // may hold a whole chain); one that is not yet theirs is, in full.
+    let marker = node.join("data/main/root-file");
+    std::fs::write(&marker, "x").unwrap();
+    d.write_unit("svc", "main", &def, Fingerprint(4)).await.unwrap();
+    assert_eq!(std::fs::metadata(&marker).unwrap().uid(), 0, "not walked");
+    std::os::unix::fs::chown(node.join("data/main"), Some(0), Some(0)).unwrap();
+    d.write_unit("svc", "main", &def, Fingerprint(5)).await.unwrap();
+    assert_eq!(std::fs::metadata(&marker).unwrap().uid(), nobody.uid, "walked once the dir was not theirs");
 }
