@@ -98,13 +98,14 @@ impl LocalDriver {
     fn scan_all(&self, node: &str) -> Vec<(String, Found)> {
         let prefix = format!("{ENV_UNIT}={}/", self.node_dir(node).display());
         let mut out = Vec::new();
+        let mut retries = MID_EXEC_RETRIES;
         let Ok(entries) = std::fs::read_dir("/proc") else { return out };
         for e in entries.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
             if is_zombie(pid) {
                 continue;
             }
-            let Ok(environ) = std::fs::read(e.path().join("environ")) else { continue };
+            let Some(environ) = read_environ(pid, &mut retries) else { continue };
             let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
             let get = |k: &str| {
                 vars.iter().find_map(|v| std::str::from_utf8(v).ok()?.strip_prefix(k)?.strip_prefix('=').map(str::to_string))
@@ -138,6 +139,33 @@ impl LocalDriver {
     fn found(&self, node: &str, unit: &str) -> Option<Found> {
         self.scan(node).remove(unit)
     }
+}
+
+/// Re-reads of an empty environment allowed per scan (see `read_environ`).
+const MID_EXEC_RETRIES: u32 = 50;
+
+/// A process's environment. A process in the middle of `execve` (a wrapper
+/// like `sh -c 'exec client'`) briefly shows an empty one; missing it then
+/// would look like "not running" and start a duplicate, so an empty read of a
+/// user process is retried for a few milliseconds (kernel threads have none).
+fn read_environ(pid: i32, retries: &mut u32) -> Option<Vec<u8>> {
+    loop {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        if !environ.is_empty() || *retries == 0 || is_kernel_thread(pid) || is_zombie(pid) {
+            return Some(environ);
+        }
+        *retries -= 1;
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+fn is_kernel_thread(pid: i32) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    // field 9 of /proc/<pid>/stat (the 7th after the command's closing paren) is the flags word
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(6)?.parse::<u64>().ok()))
+        .is_none_or(|flags| flags & PF_KTHREAD != 0)
 }
 
 fn is_zombie(pid: i32) -> bool {
