@@ -12,6 +12,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use novacula_agent::adapter::Adapters;
+use novacula_core::spec::StorageVolume;
 use novacula_core::{ObservedNodeStatus, ObservedProcess};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,14 +67,11 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
         Ok(r) => r,
         Err(why) => {
             tracing::warn!(node = %name, error = %why, "cannot render node");
-            let processes = cr.spec.node.clients.iter().map(|c| ObservedProcess { name: c.role.clone(), status: ObservedNodeStatus::Error, sync: None, message: Some(why.clone()) });
-            let previous = cr.status.as_ref().map_or(0, |s| s.observed_revision);
-            write_status(&nodes, &cr, BlockchainNodeStatus { phase: "Error".into(), observed_revision: previous, processes: processes.collect() }).await?;
+            write_error(&nodes, &cr, &why).await?;
             return Ok(Action::requeue(RESYNC));
         }
     };
-    let storage = cr.spec.node.storage.iter().map(|v| (v.name.clone(), v.size_gib)).collect::<Vec<_>>();
-    let sts = match apply(&ctx.client, &ns, &name, rendered, &storage).await {
+    let sts = match apply(&ctx.client, &ns, &name, rendered, &cr.spec.node.storage).await {
         Ok(Applied::Done(sts)) => *sts,
         Ok(Applied::Recreating) => return Ok(Action::requeue(RECREATE_WAIT)),
         Err(Error::Kube(e)) if is_refusal(&e) => {
@@ -82,9 +80,7 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
                 other => other.to_string(),
             };
             tracing::warn!(node = %name, error = %why, "the API server refused the node's objects");
-            let processes = cr.spec.node.clients.iter().map(|c| ObservedProcess { name: c.role.clone(), status: ObservedNodeStatus::Error, sync: None, message: Some(why.clone()) });
-            let previous = cr.status.as_ref().map_or(0, |s| s.observed_revision);
-            write_status(&nodes, &cr, BlockchainNodeStatus { phase: "Error".into(), observed_revision: previous, processes: processes.collect() }).await?;
+            write_error(&nodes, &cr, &why).await?;
             return Ok(Action::requeue(RESYNC));
         }
         Err(e) => return Err(e),
@@ -99,7 +95,7 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
 }
 
 /// Server-side apply every object; returns the StatefulSet as the API server has it.
-async fn apply(client: &Client, ns: &str, name: &str, r: Rendered, storage: &[(String, u32)]) -> Result<Applied, Error> {
+async fn apply(client: &Client, ns: &str, name: &str, r: Rendered, storage: &[StorageVolume]) -> Result<Applied, Error> {
     let pp = PatchParams::apply(MANAGER).force();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret_name = r.secret.name_any();
@@ -134,9 +130,9 @@ async fn apply(client: &Client, ns: &str, name: &str, r: Rendered, storage: &[(S
 /// Raise each existing claim of the pod to its volume's new size. Claims only
 /// grow (Kubernetes cannot shrink them), and only where the storage class
 /// allows expansion; the API server's refusal says so otherwise.
-async fn grow_claims(client: &Client, ns: &str, name: &str, storage: &[(String, u32)]) -> Result<(), Error> {
+async fn grow_claims(client: &Client, ns: &str, name: &str, storage: &[StorageVolume]) -> Result<(), Error> {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-    for (volume, size_gib) in storage {
+    for StorageVolume { name: volume, size_gib, .. } in storage {
         // claim name: <template>-<statefulset>-<ordinal>
         let Some(claim) = claims.get_opt(&format!("{volume}-{name}-0")).await? else { continue };
         let current = claim.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).and_then(|q| quantity_bytes(&q.0));
@@ -177,6 +173,13 @@ pub fn quantity_bytes(q: &str) -> Option<u128> {
         _ => return None,
     };
     n.checked_mul(mult)
+}
+
+/// Every process in error with `why`; the revision last rolled out stays reported.
+async fn write_error(nodes: &Api<BlockchainNode>, cr: &BlockchainNode, why: &str) -> Result<(), Error> {
+    let processes = cr.spec.node.clients.iter().map(|c| ObservedProcess { name: c.role.clone(), status: ObservedNodeStatus::Error, sync: None, message: Some(why.to_string()) });
+    let previous = cr.status.as_ref().map_or(0, |s| s.observed_revision);
+    write_status(nodes, cr, BlockchainNodeStatus { phase: "Error".into(), observed_revision: previous, processes: processes.collect() }).await
 }
 
 async fn write_status(nodes: &Api<BlockchainNode>, cr: &BlockchainNode, status: BlockchainNodeStatus) -> Result<(), Error> {
