@@ -159,20 +159,22 @@ fn read_environ(pid: i32, retries: &mut u32) -> Option<Vec<u8>> {
     }
 }
 
-fn is_kernel_thread(pid: i32) -> bool {
-    const PF_KTHREAD: u64 = 0x0020_0000;
-    // field 9 of /proc/<pid>/stat (the 7th after the command's closing paren) is the flags word
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(6)?.parse::<u64>().ok()))
-        .is_none_or(|flags| flags & PF_KTHREAD != 0)
+/// `/proc/<pid>/stat` after the command name (which may hold spaces and
+/// parentheses): the state first, then the other fields, space-separated.
+fn stat_after_name(pid: i32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ").map(|(_, rest)| rest.to_string())
 }
 
+fn is_kernel_thread(pid: i32) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    // the flags word is the 7th field after the name
+    stat_after_name(pid).and_then(|rest| rest.split(' ').nth(6)?.parse::<u64>().ok()).is_none_or(|flags| flags & PF_KTHREAD != 0)
+}
+
+/// Dead or gone (a vanished process counts as dead).
 fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')))
-        .unwrap_or(true)
+    stat_after_name(pid).is_none_or(|rest| rest.starts_with('Z') || rest.starts_with('X'))
 }
 
 fn signal_group(pid: i32, sig: i32) {
@@ -267,9 +269,9 @@ impl ProcessDriver for LocalDriver {
             .kill_on_drop(false);
         let mut child = cmd.spawn().map_err(|e| DriverError::Other(format!("cannot start {program}: {e}")))?;
         tracing::info!(node, unit, pid = child.id(), generation, "process started");
-        // Return once the process shows its markers: a wrapper that execs the
-        // client (sh -c 'exec ...') is briefly unreadable, and a start that
-        // returned then would let the next pass start a duplicate.
+        // Return once the process shows its markers (the scan sees through a
+        // wrapper mid-exec, see `read_environ`), or report a client that exits
+        // at once as this start's error, with where its output went.
         let mut visible = false;
         for _ in 0..250 {
             if self.found(node, unit).is_some() {
