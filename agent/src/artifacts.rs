@@ -43,8 +43,14 @@ pub struct Artifacts {
 }
 
 impl Artifacts {
-    /// Checks the catalog: well-formed URLs and checksums, one entry per client version.
+    /// A checked catalog (see [`Artifacts::check`]).
     pub fn new(list: Vec<Artifact>, ca_file: Option<PathBuf>) -> Result<Artifacts, String> {
+        Self::check(&list)?;
+        Ok(Artifacts { list, ca_file, failed: Mutex::default() })
+    }
+
+    /// Well-formed URLs and checksums, one entry per client version.
+    pub fn check(list: &[Artifact]) -> Result<(), String> {
         for (i, a) in list.iter().enumerate() {
             let what = format!("artifact {} {}", a.client, a.version);
             if !(a.url.starts_with("https://") || a.url.starts_with("http://")) {
@@ -57,7 +63,7 @@ impl Artifacts {
                 return Err(format!("{what} is listed twice"));
             }
         }
-        Ok(Artifacts { list, ca_file, failed: Mutex::default() })
+        Ok(())
     }
 
     pub fn find(&self, client: &str, version: &str) -> Option<&Artifact> {

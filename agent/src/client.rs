@@ -128,13 +128,7 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientError> {
     // Unreadable system certificates are skipped: a private CA may be all there is.
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     if let Some(file) = ca_file {
-        let certs = CertificateDer::pem_file_iter(file)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| ClientError::Transport(format!("cannot read CA certificates from {}: {e}", file.display())))?;
-        if certs.is_empty() {
-            return Err(ClientError::Transport(format!("{} holds no PEM certificate", file.display())));
-        }
-        for cert in certs {
+        for cert in pem_certificates(file).map_err(ClientError::Transport)? {
             roots.add(cert).map_err(|e| ClientError::Transport(format!("bad CA certificate in {}: {e}", file.display())))?;
         }
     }
@@ -142,6 +136,18 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientError> {
         return Err(ClientError::Transport("no trusted root certificates: install ca-certificates or give a CA file".into()));
     }
     Ok(roots)
+}
+
+/// Every certificate in a PEM file; a file with none is an error. Shared by
+/// the clients' CA files and the control plane's own certificate chain.
+pub fn pem_certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(file)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read certificates from {}: {e}", file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", file.display()));
+    }
+    Ok(certs)
 }
 
 /// The error and its causes in one line, e.g. "client error (Connect): invalid

@@ -70,7 +70,7 @@ impl AgentConfig {
         if !matches!(self.driver.as_str(), "local" | "systemd") {
             return Err(format!("driver {:?} is not one of: local, systemd", self.driver));
         }
-        crate::artifacts::Artifacts::new(self.artifacts.clone(), None)?;
+        crate::artifacts::Artifacts::check(&self.artifacts)?;
         if self.run_as.is_some() && self.driver != "systemd" {
             return Err("run_as needs driver = \"systemd\" (the local driver runs clients as the agent's user)".into());
         }

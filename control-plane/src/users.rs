@@ -59,7 +59,7 @@ pub async fn login(State(s): State<Arc<AppState>>, ApiJson(req): ApiJson<LoginRe
     };
     s.login_throttle.lock().expect("lock").succeeded(&req.username);
     let token = format!("{SESSION_PREFIX}_{}", random_hex(32));
-    let expires_at = s.now().plus(SESSION_TTL);
+    let expires_at = now.plus(SESSION_TTL);
     s.store.write(|w| w.put(SESSIONS, &sha256_hex(&token), &Session { username: user.username.clone(), expires_at }))?;
     tracing::info!(user = %user.username, org = %user.org_id, "login");
     Ok(ApiJson(LoginResponse { token, expires_at, user: UserView::from(&user) }))
