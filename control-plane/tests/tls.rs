@@ -47,19 +47,21 @@ fn novacula() -> Command {
     c
 }
 
-async fn serve(dir: &Path, pki: &Pki, port: u16) -> Child {
-    novacula()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
+/// `novacula serve` over HTTPS with the PKI's certificate and key, on a redb file in `dir`.
+fn serve_command(dir: &Path, pki: &Pki, port: u16) -> Command {
+    let mut c = novacula();
+    c.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
         .arg(dir.join("cp.redb"))
         .arg("--tls-cert")
         .arg(&pki.cert)
         .arg("--tls-key")
         .arg(&pki.key)
-        .env("NOVACULA_BOOTSTRAP_PASSWORD", PASSWORD)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .env("NOVACULA_BOOTSTRAP_PASSWORD", PASSWORD);
+    c
+}
+
+fn serve(dir: &Path, pki: &Pki, port: u16) -> Child {
+    serve_command(dir, pki, port).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
 }
 
 async fn wait_healthy(api: &HttpApi) {
@@ -93,7 +95,7 @@ async fn control_plane_serves_https_to_the_cli_and_an_agent_that_trust_its_ca() 
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let port = free_port();
-    let _server = serve(dir.path(), &pki, port).await;
+    let _server = serve(dir.path(), &pki, port);
     let url = format!("https://localhost:{port}");
     let anon = HttpApi::with_ca(&url, None, Some(&pki.ca)).unwrap();
     wait_healthy(&anon).await;
@@ -148,17 +150,7 @@ async fn serve_refuses_a_key_that_does_not_match_the_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     std::fs::write(&pki.key, KeyPair::generate().unwrap().serialize_pem()).unwrap();
-    let out = novacula()
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--db"])
-        .arg(dir.path().join("cp.redb"))
-        .arg("--tls-cert")
-        .arg(&pki.cert)
-        .arg("--tls-key")
-        .arg(&pki.key)
-        .env("NOVACULA_BOOTSTRAP_PASSWORD", PASSWORD)
-        .output()
-        .await
-        .unwrap();
+    let out = serve_command(dir.path(), &pki, free_port()).output().await.unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("do not go together"), "{err}");
     // --tls-cert alone is a usage error
