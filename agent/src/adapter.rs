@@ -181,27 +181,98 @@ impl ChainAdapter for StandIn {
         let script = format!("echo stand-in node {} client {} {} started; exec sleep 2147483647", spec.name, c.client, c.version);
         Ok(RenderedUnit {
             command: vec!["/bin/sh".into(), "-c".into(), script],
-            env: c.config_overrides.clone(),
+            env: BTreeMap::new(),
             files: vec![RenderedFile { name: "standin.conf".into(), contents: format!("{:?}\n", c.config_overrides), overwrite: true }],
             probe: Probe::Alive,
         })
     }
 }
 
-/// Adapters by chain name.
-pub struct Adapters(Vec<Box<dyn ChainAdapter>>);
+/// A sidecar program this host trusts, from `[[sidecars]]` in agent.toml. A
+/// spec names it by `name` (the sidecar's `image`); the agent runs `path`, and
+/// only while the file's SHA-256 is `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarProgram {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+impl SidecarProgram {
+    /// Well-formed entries: DNS-label names, absolute paths, 64 hex digits, no name twice.
+    pub fn check(list: &[SidecarProgram]) -> Result<(), String> {
+        for (i, p) in list.iter().enumerate() {
+            if !novacula_core::validate::valid_name(&p.name) {
+                return Err(format!("sidecar program {:?}: name must be a lowercase DNS label", p.name));
+            }
+            if !p.path.is_absolute() {
+                return Err(format!("sidecar program {}: path {} must be absolute", p.name, p.path.display()));
+            }
+            if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("sidecar program {}: sha256 must be 64 hex digits", p.name));
+            }
+            if list[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!("sidecar program {} is listed twice", p.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The file at `path` is the one pinned (blocking: reads the whole file).
+    pub fn verify(&self) -> Result<(), String> {
+        let actual = crate::files::sha256_file(&self.path).map_err(|e| format!("sidecar program {}: cannot read {}: {e}", self.name, self.path.display()))?;
+        if !actual.eq_ignore_ascii_case(&self.sha256) {
+            return Err(format!("sidecar program {}: {} has SHA-256 {actual}, agent.toml pins {}; not started", self.name, self.path.display(), self.sha256));
+        }
+        Ok(())
+    }
+}
+
+/// Adapters by chain name, and the sidecar programs this host allows.
+pub struct Adapters {
+    chains: Vec<Box<dyn ChainAdapter>>,
+    sidecars: Vec<SidecarProgram>,
+}
 
 impl Adapters {
+    /// The real chains. The stand-in `demo` chain is not among them: see [`Adapters::with_demo_chain`].
     pub fn standard() -> Adapters {
-        Adapters(vec![Box::new(Ethereum), Box::new(StandIn)])
+        Adapters { chains: vec![Box::new(Ethereum)], sidecars: vec![] }
+    }
+
+    /// Also offer the stand-in `demo` chain (the demo and tests; `enable_demo_chain` in agent.toml).
+    pub fn with_demo_chain(mut self) -> Adapters {
+        self.chains.push(Box::new(StandIn));
+        self
+    }
+
+    /// Allow specs to run these sidecar programs (checked with [`SidecarProgram::check`]).
+    pub fn with_sidecars(mut self, programs: Vec<SidecarProgram>) -> Adapters {
+        self.sidecars = programs;
+        self
     }
 
     pub fn get(&self, chain: &str) -> Option<&dyn ChainAdapter> {
-        self.0.iter().find(|a| a.support().chain == chain).map(|a| a.as_ref())
+        self.chains.iter().find(|a| a.support().chain == chain).map(|a| a.as_ref())
     }
 
     pub fn capabilities(&self) -> novacula_core::ExecutorCapabilities {
-        novacula_core::ExecutorCapabilities { chains: self.0.iter().map(|a| a.support()).collect() }
+        novacula_core::ExecutorCapabilities {
+            chains: self.chains.iter().map(|a| a.support()).collect(),
+            programs: novacula_core::ProgramAllowlist {
+                sidecar_programs: self.sidecars.iter().map(|p| p.name.clone()).collect(),
+                image_prefixes: vec![],
+            },
+        }
+    }
+
+    /// The trusted program a sidecar of the spec names, or why it may not run here.
+    pub fn sidecar_program(&self, spec: &NodeSpec, unit: &str) -> Option<Result<&SidecarProgram, String>> {
+        let s = spec.sidecars.iter().find(|s| s.name == unit)?;
+        Some(self.sidecars.iter().find(|p| p.name == s.image).ok_or_else(|| {
+            format!("sidecar {unit}: program {:?} is not listed under [[sidecars]] in this agent's configuration; not run", s.image)
+        }))
     }
 
     /// Render a unit of the spec: a client role through its chain's adapter, or a sidecar.
@@ -210,8 +281,9 @@ impl Adapters {
             let a = self.get(&spec.chain).ok_or_else(|| format!("no adapter for chain {:?}", spec.chain))?;
             return a.render_client(spec, c, paths);
         }
+        let program = self.sidecar_program(spec, unit).ok_or_else(|| format!("spec has no unit {unit:?}"))??;
         let s = spec.sidecars.iter().find(|s| s.name == unit).ok_or_else(|| format!("spec has no unit {unit:?}"))?;
-        Ok(render_sidecar(s))
+        Ok(render_sidecar(s, program))
     }
 
     /// The binary a client unit needs; `None` for sidecars.
@@ -221,11 +293,13 @@ impl Adapters {
     }
 }
 
-fn render_sidecar(s: &Sidecar) -> RenderedUnit {
-    // On bare metal a sidecar's `image` is the executable and `command` its arguments.
-    let mut command = vec![s.image.clone()];
+fn render_sidecar(s: &Sidecar, program: &SidecarProgram) -> RenderedUnit {
+    // The spec names the program; the host's configuration says where it is.
+    let mut command = vec![program.path.display().to_string()];
     command.extend(s.command.iter().cloned());
-    RenderedUnit { command, env: s.env.clone(), files: vec![], probe: Probe::Alive }
+    // Core validation refuses loader and marker variables; drop them here too.
+    let env = s.env.iter().filter(|(k, _)| !novacula_core::validate::env_key_forbidden(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    RenderedUnit { command, env, files: vec![], probe: Probe::Alive }
 }
 
 pub fn is_executable(p: &Path) -> bool {
@@ -283,8 +357,35 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_cover_every_adapter_and_unknown_units_fail() {
+    fn sidecar_running_a_shell_as_root_is_not_rendered_by_the_agent() {
+        // Even a spec that got past the control plane cannot choose a program here.
+        let mut spec = eth();
+        spec.sidecars.push(Sidecar { name: "pwn".into(), image: "/bin/sh".into(), command: vec!["-c".into(), "id > /tmp/pwned".into()], env: Default::default() });
         let a = Adapters::standard();
+        let err = a.render(&spec, "pwn", &paths()).unwrap_err();
+        assert!(err.contains("not listed under [[sidecars]]"), "{err}");
+        let exporter = SidecarProgram { name: "exporter".into(), path: "/usr/local/bin/exporter".into(), sha256: "0".repeat(64) };
+        let a = Adapters::standard().with_sidecars(vec![exporter]);
+        assert!(a.render(&spec, "pwn", &paths()).is_err());
+        spec.sidecars[0].image = "exporter".into();
+        spec.sidecars[0].env.insert("LD_PRELOAD".into(), "/tmp/evil.so".into());
+        spec.sidecars[0].env.insert("LOG".into(), "info".into());
+        let r = a.render(&spec, "pwn", &paths()).unwrap();
+        assert_eq!(r.command, ["/usr/local/bin/exporter", "-c", "id > /tmp/pwned"], "arguments go to the trusted program only");
+        assert_eq!(r.env.keys().collect::<Vec<_>>(), ["LOG"]);
+        assert_eq!(a.capabilities().programs.sidecar_programs, ["exporter"]);
+    }
+
+    #[test]
+    fn demo_chain_is_offered_only_when_enabled() {
+        assert!(Adapters::standard().capabilities().chain("demo").is_none());
+        assert!(Adapters::standard().render(&StandIn::spec("d"), "main", &paths()).is_err());
+        assert!(Adapters::standard().with_demo_chain().capabilities().chain("demo").is_some());
+    }
+
+    #[test]
+    fn capabilities_cover_every_adapter_and_unknown_units_fail() {
+        let a = Adapters::standard().with_demo_chain();
         let caps = a.capabilities();
         assert!(caps.chain("ethereum").is_some() && caps.chain("demo").is_some());
         assert!(a.render(&eth(), "nope", &paths()).is_err());

@@ -64,16 +64,33 @@ impl<D: ProcessDriver> Processes<D> {
                 self.driver.install(node, unit, client, version, binary).await
             }
             Action::WriteConfig { unit, fingerprint } => {
+                self.verify_sidecar(d, unit).await?;
                 let def = self.adapters.render(&d.spec, unit, &paths)?;
                 self.driver.write_unit(node, unit, &def, *fingerprint).await
             }
-            Action::Start { unit, fingerprint, generation } => self.driver.start(node, unit, *fingerprint, *generation).await,
-            Action::Restart { unit, fingerprint, generation } => self.driver.restart(node, unit, *fingerprint, *generation).await,
+            Action::Start { unit, fingerprint, generation } => {
+                self.verify_sidecar(d, unit).await?;
+                self.driver.start(node, unit, *fingerprint, *generation).await
+            }
+            Action::Restart { unit, fingerprint, generation } => {
+                self.verify_sidecar(d, unit).await?;
+                self.driver.restart(node, unit, *fingerprint, *generation).await
+            }
             Action::Stop { unit } => self.driver.stop(node, unit).await,
             Action::RemoveUnit { unit } => self.driver.remove_unit(node, unit).await,
             Action::RemoveData => self.driver.remove_data(node).await,
         };
         r.map_err(|e| e.to_string())
+    }
+}
+
+impl<D: ProcessDriver> Processes<D> {
+    /// A sidecar runs only a program agent.toml lists, and only while its file
+    /// is the one pinned there (hashed off the async workers).
+    async fn verify_sidecar(&self, d: &DesiredNode, unit: &str) -> Result<(), String> {
+        let Some(program) = self.adapters.sidecar_program(&d.spec, unit) else { return Ok(()) };
+        let program = program?.clone();
+        tokio::task::spawn_blocking(move || program.verify()).await.map_err(|e| format!("sidecar check failed: {e}"))?
     }
 }
 

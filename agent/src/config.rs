@@ -1,5 +1,6 @@
 //! The agent's TOML configuration.
 
+use crate::adapter::{Adapters, SidecarProgram};
 use crate::artifacts::Artifact;
 use novacula_core::Channel;
 use serde::Deserialize;
@@ -38,6 +39,15 @@ pub struct AgentConfig {
     /// Client binaries to fetch when missing from `data_dir/bin`, each pinned by SHA-256.
     #[serde(default)]
     pub artifacts: Vec<Artifact>,
+    /// Sidecar programs specs may run here, by name, each a path pinned by
+    /// SHA-256. Nothing else can run as a sidecar: a spec names a program, it
+    /// never supplies one.
+    #[serde(default)]
+    pub sidecars: Vec<SidecarProgram>,
+    /// Offer the stand-in `demo` chain (a process that only sleeps), for the
+    /// demo and tests; production agents leave it off.
+    #[serde(default)]
+    pub enable_demo_chain: bool,
 }
 
 fn default_unit_dir() -> PathBuf {
@@ -71,10 +81,17 @@ impl AgentConfig {
             return Err(format!("driver {:?} is not one of: local, systemd", self.driver));
         }
         crate::artifacts::Artifacts::check(&self.artifacts)?;
+        SidecarProgram::check(&self.sidecars)?;
         if self.run_as.is_some() && self.driver != "systemd" {
             return Err("run_as needs driver = \"systemd\" (the local driver runs clients as the agent's user)".into());
         }
         Ok(())
+    }
+
+    /// The chains and sidecar programs this configuration offers to specs.
+    pub fn adapters(&self) -> Adapters {
+        let adapters = Adapters::standard().with_sidecars(self.sidecars.clone());
+        if self.enable_demo_chain { adapters.with_demo_chain() } else { adapters }
     }
 
     pub fn api_key(&self) -> Result<String, String> {
@@ -113,6 +130,14 @@ mod tests {
         assert_eq!(pinned.artifacts[0].client, "geth");
         let bad: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\n[[artifacts]]\nclient = \"geth\"\nversion = \"1\"\nurl = \"https://x\"\nsha256 = \"00\"\n")).unwrap();
         assert!(bad.check().unwrap_err().contains("sha256"));
+        assert!(c.adapters().capabilities().chain("demo").is_none(), "no demo chain unless enabled");
+        let demo: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\nenable_demo_chain = true\n[[sidecars]]\nname = \"exporter\"\npath = \"/usr/local/bin/exporter\"\nsha256 = \"{}\"\n", "a".repeat(64))).unwrap();
+        demo.check().unwrap();
+        let caps = demo.adapters().capabilities();
+        assert!(caps.chain("demo").is_some());
+        assert_eq!(caps.programs.sidecar_programs, ["exporter"]);
+        let relative: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\n[[sidecars]]\nname = \"exporter\"\npath = \"exporter\"\nsha256 = \"{}\"\n", "a".repeat(64))).unwrap();
+        assert!(relative.check().unwrap_err().contains("absolute"));
         let bad: AgentConfig = toml::from_str("control_plane_url = \"x\"\nname = \"Edge\"\napi_key = \"k\"").unwrap();
         assert!(bad.check().is_err());
         assert!(toml::from_str::<AgentConfig>("control_plane_url = \"x\"\nname = \"e\"\nbogus = 1").is_err());

@@ -2,6 +2,7 @@
 //! after an action succeeds, `observe` must show its effect.
 
 use crate::adapter::{is_executable, NodePaths, RenderedUnit};
+use crate::files::{agent_dir, hand_over, owner_uid, Account};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::{LocalNode, LocalProcess, RunningProcess};
 use std::future::Future;
@@ -52,22 +53,28 @@ pub struct UnitFile {
     pub fingerprint: Fingerprint,
 }
 
-/// Write via a temporary file and rename, so a crash never leaves half a file.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
+/// The agent's bookkeeping (unit definitions, install markers): root's alone.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    crate::files::write_atomic(path, contents, 0o600, None)
 }
 
 /// Child processes on this host, for development, demos and tests. Processes
 /// run in their own process group and outlive the agent, as systemd units do.
+/// Its file layout is shared with the systemd driver.
 pub struct LocalDriver {
     data_dir: PathBuf,
+    /// The account node clients run as (systemd's `run_as`): their data and
+    /// log directories are handed to it; config stays the agent's, readable by its group.
+    client_account: Option<Account>,
+    /// Processes of other users are never taken for a node's, whatever their environment says.
+    trusted_uids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Found {
     pid: i32,
+    /// The process group it runs in; stop signals the whole group.
+    pgrp: i32,
     running: RunningProcess,
 }
 
@@ -75,7 +82,15 @@ impl LocalDriver {
     pub fn new(data_dir: impl Into<PathBuf>) -> std::io::Result<LocalDriver> {
         let data_dir = data_dir.into();
         std::fs::create_dir_all(data_dir.join("nodes"))?;
-        Ok(LocalDriver { data_dir: std::fs::canonicalize(data_dir)? })
+        let agent_uid = rustix::process::geteuid().as_raw();
+        Ok(LocalDriver { data_dir: std::fs::canonicalize(data_dir)?, client_account: None, trusted_uids: vec![agent_uid] })
+    }
+
+    /// Node clients run as `account`: see [`LocalDriver::client_account`].
+    pub fn with_client_account(mut self, account: Account) -> LocalDriver {
+        self.trusted_uids.push(account.uid);
+        self.client_account = Some(account);
+        self
     }
 
     fn node_dir(&self, node: &str) -> PathBuf {
@@ -102,7 +117,7 @@ impl LocalDriver {
         let Ok(entries) = std::fs::read_dir("/proc") else { return out };
         for e in entries.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-            if is_zombie(pid) {
+            if is_zombie(pid) || !owner_uid(&e.path()).is_ok_and(|uid| self.trusted_uids.contains(&uid)) {
                 continue;
             }
             let Some(environ) = read_environ(pid, &mut retries) else { continue };
@@ -115,8 +130,8 @@ impl LocalDriver {
             };
             let fp = get(ENV_FINGERPRINT).and_then(|f| f.parse().ok());
             let generation = get(ENV_GENERATION).and_then(|g| g.parse().ok());
-            if let (Some(fingerprint), Some(generation)) = (fp, generation) {
-                out.push((unit, Found { pid, running: RunningProcess { fingerprint, generation } }));
+            if let (Some(fingerprint), Some(generation), Some(pgrp)) = (fp, generation, process_group(pid)) {
+                out.push((unit, Found { pid, pgrp, running: RunningProcess { fingerprint, generation } }));
             }
         }
         out
@@ -139,7 +154,15 @@ impl LocalDriver {
     fn found(&self, node: &str, unit: &str) -> Option<Found> {
         self.scan(node).remove(unit)
     }
+
+    /// Every live process of a unit (a client and the children that inherited its markers).
+    fn unit_processes(&self, node: &str, unit: &str) -> Vec<Found> {
+        self.scan_all(node).into_iter().filter(|(u, _)| u == unit).map(|(_, f)| f).collect()
+    }
 }
+
+/// How long a stopping client may take before it is killed.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Re-reads of an empty environment allowed per scan (see `read_environ`).
 const MID_EXEC_RETRIES: u32 = 50;
@@ -177,10 +200,23 @@ fn is_zombie(pid: i32) -> bool {
     stat_after_name(pid).is_none_or(|rest| rest.starts_with('Z') || rest.starts_with('X'))
 }
 
-fn signal_group(pid: i32, sig: i32) {
-    // SAFETY: kill(2) with a negative pid signals the process group we created at spawn.
-    unsafe {
-        libc::kill(-pid, sig);
+/// The process group of `pid` (the 3rd field after the name in `/proc/<pid>/stat`).
+fn process_group(pid: i32) -> Option<i32> {
+    stat_after_name(pid)?.split(' ').nth(2)?.parse().ok()
+}
+
+/// Signal every process of a unit: each marked process and every process of
+/// its group, so a client's children (a shell's `sleep`) go with it.
+fn signal_unit(found: &[Found], sig: rustix::process::Signal) {
+    use rustix::process::{kill_process, kill_process_group, Pid};
+    for f in found {
+        // Errors mean the process or group is gone already.
+        if let Some(group) = Pid::from_raw(f.pgrp).filter(|g| g.as_raw_pid() > 1) {
+            let _ = kill_process_group(group, sig);
+        }
+        if let Some(pid) = Pid::from_raw(f.pid) {
+            let _ = kill_process(pid, sig);
+        }
     }
 }
 
@@ -226,24 +262,37 @@ impl ProcessDriver for LocalDriver {
             return Err(DriverError::Other(format!("binary for {client} {version} not found: place an executable at {} or pin a download under [[artifacts]] in agent.toml", bin.display())));
         }
         let f = self.installed_file(node, unit);
-        std::fs::create_dir_all(f.parent().expect("units dir"))?;
-        write_atomic(&f, format!("{client} {version}\n").as_bytes())?;
+        agent_dir(&self.node_dir(node).join("units"), 0o700, None)?;
+        write_private(&f, format!("{client} {version}\n").as_bytes())?;
         Ok(())
     }
 
     async fn write_unit(&self, node: &str, unit: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> Result<()> {
         let paths = self.paths(node);
-        for d in [paths.config(), paths.data(unit), paths.root.join("units"), paths.root.join("logs")] {
-            std::fs::create_dir_all(d)?;
-        }
+        let group = self.client_account.as_ref().map(|a| a.gid);
+        // The node root, its config and the agent's bookkeeping stay the
+        // agent's; clients read their config through the group.
+        agent_dir(&paths.root, 0o755, None)?;
+        agent_dir(&paths.config(), 0o750, group)?;
+        agent_dir(&paths.root.join("units"), 0o700, None)?;
         for f in &def.files {
             let p = paths.config().join(&f.name);
-            if f.overwrite || !p.exists() {
-                write_atomic(&p, f.contents.as_bytes())?;
+            if f.overwrite || std::fs::symlink_metadata(&p).is_err() {
+                crate::files::write_atomic(&p, f.contents.as_bytes(), 0o640, group)?;
+            }
+        }
+        for dir in [paths.data(unit), paths.root.join("logs")] {
+            std::fs::create_dir_all(&dir)?;
+            if let Some(account) = &self.client_account {
+                // Data can hold a whole chain: walk it only when it is not
+                // the account's yet (first start, or run_as changed).
+                if owner_uid(&dir)? != account.uid {
+                    hand_over(&dir, account)?;
+                }
             }
         }
         let file = UnitFile { command: def.command.clone(), env: def.env.clone(), fingerprint };
-        write_atomic(&self.unit_file(node, unit), &serde_json::to_vec_pretty(&file).expect("plain data"))?;
+        write_private(&self.unit_file(node, unit), &serde_json::to_vec_pretty(&file).expect("plain data"))?;
         Ok(())
     }
 
@@ -294,17 +343,25 @@ impl ProcessDriver for LocalDriver {
     }
 
     async fn stop(&self, node: &str, unit: &str) -> Result<()> {
-        let Some(f) = self.found(node, unit) else { return Ok(()) };
-        signal_group(f.pid, libc::SIGTERM);
-        for _ in 0..100 {
-            if self.found(node, unit).is_none() {
-                tracing::info!(node, unit, pid = f.pid, "process stopped");
+        let found = self.unit_processes(node, unit);
+        if found.is_empty() {
+            return Ok(());
+        }
+        signal_unit(&found, rustix::process::Signal::TERM);
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let left = self.unit_processes(node, unit);
+            if left.is_empty() {
+                tracing::info!(node, unit, processes = found.len(), "process stopped");
                 return Ok(());
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            // A child started while we waited joins the list.
+            signal_unit(&left, rustix::process::Signal::TERM);
         }
-        signal_group(f.pid, libc::SIGKILL);
-        tracing::warn!(node, unit, pid = f.pid, "process killed after 10 s");
+        let left = self.unit_processes(node, unit);
+        signal_unit(&left, rustix::process::Signal::KILL);
+        tracing::warn!(node, unit, processes = left.len(), grace_secs = STOP_GRACE.as_secs(), "processes killed after the stop grace period");
         Ok(())
     }
 
@@ -359,6 +416,36 @@ mod tests {
         again.remove_unit("n", "main").await.unwrap();
         again.remove_data("n").await.unwrap();
         assert!(again.observe("n").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn sidecar_children_survive_stop_is_fixed() {
+        // `sh -c 'sleep 1000; true'`: the shell forks sleep, which is no group
+        // leader; stop must take both, and the node must not stick in stopping.
+        let dir = tempfile::tempdir().unwrap();
+        let d = LocalDriver::new(dir.path()).unwrap();
+        let def = RenderedUnit { command: vec!["/bin/sh".into(), "-c".into(), "sleep 1000; true".into()], env: Default::default(), files: vec![], probe: Probe::Alive };
+        d.write_unit("n", "side", &def, Fingerprint(1)).await.unwrap();
+        d.start("n", "side", Fingerprint(1), 0).await.unwrap();
+        for _ in 0..100 {
+            if d.process_count("n") == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(d.process_count("n"), 2, "shell and sleep both carry the unit's markers");
+        d.stop("n", "side").await.unwrap();
+        assert_eq!(d.process_count("n"), 0, "nothing of the unit survives stop");
+        assert!(d.observe("n").await.unwrap().processes[0].running.is_none());
+    }
+
+    #[test]
+    fn processes_of_other_users_are_not_trusted() {
+        // PID 1 runs as root; an agent trusting only another uid never sees it as its own.
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = LocalDriver::new(dir.path()).unwrap();
+        d.trusted_uids = vec![u32::MAX - 1];
+        assert!(!owner_uid(Path::new("/proc/1")).is_ok_and(|uid| d.trusted_uids.contains(&uid)));
     }
 
     #[tokio::test]

@@ -214,11 +214,27 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
         }
     }
 
+    /// Why this executor refuses to run a spec, if it does: the control plane
+    /// checked it against our capabilities, but the host trusts only itself.
+    /// A deleted node is always torn down (teardown runs nothing of the spec's).
+    fn refusal(&self, d: &DesiredNode) -> Option<String> {
+        if d.deleted {
+            return None;
+        }
+        let errs = novacula_core::validate::validate_spec(&d.spec, &self.backend.capabilities()).err()?;
+        let reasons: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        Some(format!("refused by this executor: {}", reasons.join("; ")))
+    }
+
     /// One pass over every desired node; returns how many changes were applied.
     pub async fn reconcile_once(&self) -> usize {
         let Some(nodes) = self.desired.borrow().clone() else { return 0 };
         let mut applied = 0;
         for d in &nodes {
+            if let Some(why) = self.refusal(d) {
+                tracing::error!(node = %d.spec.name, revision = %d.revision, reason = %why, "spec not applied");
+                continue;
+            }
             applied += self.backend.reconcile(d).await;
         }
         if applied > 0 {
@@ -233,7 +249,15 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
         let mut states = Vec::new();
         for d in &nodes {
             match self.backend.observe(d).await {
-                Ok(s) => states.push(s),
+                Ok(mut s) => {
+                    if let Some(why) = self.refusal(d) {
+                        for p in &mut s.processes {
+                            p.status = novacula_core::ObservedNodeStatus::Error;
+                            p.message = Some(why.clone());
+                        }
+                    }
+                    states.push(s)
+                }
                 Err(e) => tracing::warn!(node = %d.spec.name, error = %e, "cannot observe node"),
             }
         }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod driver;
 pub mod executor;
+pub mod files;
 pub mod probe;
 pub mod systemd;
 pub mod upgrade;

@@ -1,7 +1,6 @@
 //! `novacula-agent`: the bare-metal executor.
 
 use clap::{Parser, Subcommand};
-use novacula_agent::adapter::Adapters;
 use novacula_agent::backend::Processes;
 use novacula_agent::client::HttpApi;
 use novacula_agent::config::AgentConfig;
@@ -23,7 +22,9 @@ struct Cli {
 enum Command {
     /// Connect to the control plane and converge this host to its specs.
     Run {
-        /// TOML config: control_plane_url, api_key or api_key_file, name, data_dir, channel, driver (local|systemd), unit_dir.
+        /// TOML config: control_plane_url, api_key or api_key_file, name, data_dir, channel,
+        /// driver (local|systemd), unit_dir, run_as, [[artifacts]] (pinned client downloads),
+        /// [[sidecars]] (the only programs a spec may run as sidecars), enable_demo_chain.
         #[arg(long, short, env = "NOVACULA_AGENT_CONFIG", default_value = "/etc/novacula/agent.toml")]
         config: PathBuf,
     },
@@ -48,7 +49,7 @@ async fn run(path: PathBuf) -> Result<(), String> {
     if cfg.driver == "systemd" {
         let mut driver = SystemdDriver::system(cfg.data_dir.clone(), cfg.unit_dir.clone()).await.map_err(|e| e.to_string())?;
         if let Some(user) = &cfg.run_as {
-            driver = driver.run_as(Account::lookup(user).map_err(|e| e.to_string())?);
+            driver = driver.run_as(Account::lookup(user)?);
         }
         return run_with(cfg, driver).await;
     }
@@ -61,7 +62,7 @@ async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), S
     let id = Identity { name: cfg.name.clone(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: cfg.channel };
     tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), driver = %cfg.driver, "agent starting");
     let artifacts = Artifacts::new(cfg.artifacts.clone(), cfg.ca_file.clone())?;
-    let exec = Executor::new(id, api, Processes::new(driver, Adapters::standard()).with_artifacts(artifacts), Intervals::default());
+    let exec = Executor::new(id, api, Processes::new(driver, cfg.adapters()).with_artifacts(artifacts), Intervals::default());
     let mut upgrades = exec.upgrades();
     exec.run(async move {
         tokio::select! {

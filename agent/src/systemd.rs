@@ -7,7 +7,6 @@ use crate::adapter::{NodePaths, RenderedUnit};
 use crate::driver::{DriverError, LocalDriver, ProcessDriver, Result, ENV_FINGERPRINT, ENV_GENERATION, ENV_UNIT};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::LocalNode;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 use zbus::OwnedObjectPath;
@@ -37,46 +36,28 @@ pub struct SystemdDriver {
     run_as: Option<Account>,
 }
 
-/// A Unix account, resolved once at start so a typo fails the agent early.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
+/// Unit files and drop-ins: systemd reads them; nobody else writes them.
+fn write_unit_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    crate::files::write_atomic(path, text.as_bytes(), 0o644, None)
 }
 
-impl Account {
-    pub fn lookup(name: &str) -> Result<Account> {
-        let c_name = std::ffi::CString::new(name).map_err(|_| DriverError::Other(format!("user name {name:?} contains NUL")))?;
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut buf = vec![0 as libc::c_char; 16 * 1024];
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: getpwnam_r writes into pwd and buf, which outlive the call; found points at pwd or is null.
-        let rc = unsafe { libc::getpwnam_r(c_name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
-        if rc != 0 || found.is_null() {
-            return Err(DriverError::Other(format!("run_as: no such user {name:?} on this host (create it, e.g. useradd --system {name})")));
-        }
-        Ok(Account { name: name.to_string(), uid: pwd.pw_uid, gid: pwd.pw_gid })
-    }
+pub use crate::files::Account;
+
+pub use novacula_core::naming::unit_name;
+
+/// Which directive a quoted word goes into: systemd expands `$VAR` in
+/// `ExecStart=` (so a literal `$` is `$$`) but not in `Environment=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Directive {
+    ExecStart,
+    Environment,
 }
 
-/// Give `path` and everything below it to `account` (not following links).
-fn chown_tree(path: &std::path::Path, account: &Account) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(path, Some(account.uid), Some(account.gid))?;
-    if std::fs::symlink_metadata(path)?.is_dir() {
-        for entry in std::fs::read_dir(path)? {
-            chown_tree(&entry?.path(), account)?;
-        }
-    }
-    Ok(())
-}
-
-pub fn unit_name(node: &str, unit: &str) -> String {
-    format!("novacula-{node}-{unit}.service")
-}
-
-/// systemd's double-quoted word syntax.
-pub fn quote(s: &str) -> String {
+/// systemd's double-quoted word syntax. Every C0 control character and DEL is
+/// written as a `\xNN` escape, so no value can end the line and start a new
+/// directive (core validation refuses them in specs already; this is the
+/// second wall).
+pub fn quote(s: &str, directive: Directive) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -84,9 +65,9 @@ pub fn quote(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            '\n' => out.push_str("\\n"),
+            c if novacula_core::validate::is_forbidden_control(c) => out.push_str(&format!("\\x{:02x}", c as u32)),
             '%' => out.push_str("%%"),
-            '$' => out.push_str("$$"),
+            '$' if directive == Directive::ExecStart => out.push_str("$$"),
             _ => out.push(c),
         }
     }
@@ -102,9 +83,10 @@ pub fn path_value(p: &str) -> String {
 
 /// The unit file. The fingerprint comment lets `observe`-side tools see which spec wrote it.
 pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &RenderedUnit, fingerprint: Fingerprint, user: Option<&str>) -> String {
-    let exec: Vec<String> = def.command.iter().map(|a| quote(a)).collect();
-    let mut env = vec![quote(&format!("{ENV_UNIT}={unit_id}"))];
-    env.extend(def.env.iter().map(|(k, v)| quote(&format!("{k}={v}"))));
+    let exec: Vec<String> = def.command.iter().map(|a| quote(a, Directive::ExecStart)).collect();
+    // The marker comes last: for a repeated variable systemd keeps the last assignment.
+    let mut env: Vec<String> = def.env.iter().filter(|(k, _)| k.as_str() != ENV_UNIT).map(|(k, v)| quote(&format!("{k}={v}"), Directive::Environment)).collect();
+    env.push(quote(&format!("{ENV_UNIT}={unit_id}"), Directive::Environment));
     // A client on the open p2p network never gains privileges, and runs unprivileged when configured.
     let user = user.map(|u| format!("User={}\n", path_value(u))).unwrap_or_default();
     format!(
@@ -117,7 +99,11 @@ pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &R
 
 /// Drop-in written at each start: what the started process runs under.
 pub fn render_run_dropin(fingerprint: Fingerprint, generation: u64) -> String {
-    format!("[Service]\nEnvironment={} {}\n", quote(&format!("{ENV_FINGERPRINT}={fingerprint}")), quote(&format!("{ENV_GENERATION}={generation}")))
+    format!(
+        "[Service]\nEnvironment={} {}\n",
+        quote(&format!("{ENV_FINGERPRINT}={fingerprint}"), Directive::Environment),
+        quote(&format!("{ENV_GENERATION}={generation}"), Directive::Environment)
+    )
 }
 
 impl SystemdDriver {
@@ -136,6 +122,7 @@ impl SystemdDriver {
     /// Run node clients as `account` instead of root; their config, data and
     /// log directories become theirs.
     pub fn run_as(mut self, account: Account) -> SystemdDriver {
+        self.files = self.files.with_client_account(account.clone());
         self.run_as = Some(account);
         self
     }
@@ -175,7 +162,7 @@ impl SystemdDriver {
     async fn prepare_start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
         let dir = self.dropin_dir(node, unit);
         std::fs::create_dir_all(&dir)?;
-        crate::driver::write_atomic(&dir.join("50-novacula-run.conf"), render_run_dropin(fingerprint, generation).as_bytes())?;
+        write_unit_file(&dir.join("50-novacula-run.conf"), &render_run_dropin(fingerprint, generation))?;
         self.manager.reload().await.map_err(dbus)
     }
 }
@@ -198,24 +185,13 @@ impl ProcessDriver for SystemdDriver {
     }
 
     async fn write_unit(&self, node: &str, unit: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> Result<()> {
+        // Files, directories and their owners: as the local driver lays them out.
         self.files.write_unit(node, unit, def, fingerprint).await?;
         let paths = self.files.paths(node);
-        if let Some(account) = &self.run_as {
-            // Config files the agent (re)writes come out root's: hand them over
-            // every time (a few files). Data can hold a whole chain: walk it only
-            // when it is not the account's yet (first start, or run_as changed).
-            // The node root and its units/ bookkeeping stay the agent's.
-            chown_tree(&paths.config(), account)?;
-            for dir in [paths.data(unit), paths.root.join("logs")] {
-                if std::fs::metadata(&dir)?.uid() != account.uid {
-                    chown_tree(&dir, account)?;
-                }
-            }
-        }
         let workdir = paths.root.display().to_string();
         let user = self.run_as.as_ref().map(|a| a.name.as_str());
         let text = render_unit(node, unit, &self.files.unit_id(node, unit), &workdir, def, fingerprint, user);
-        crate::driver::write_atomic(&self.unit_path(node, unit), text.as_bytes())?;
+        write_unit_file(&self.unit_path(node, unit), &text)?;
         self.manager.reload().await.map_err(dbus)
     }
 
@@ -281,8 +257,32 @@ mod tests {
     #[test]
     fn accounts_resolve_or_fail_clearly() {
         assert_eq!(Account::lookup("root").unwrap(), Account { name: "root".into(), uid: 0, gid: 0 });
-        let err = Account::lookup("no-such-novacula-user").unwrap_err().to_string();
+        let err = Account::lookup("no-such-novacula-user").unwrap_err();
         assert!(err.contains("no such user") && err.contains("useradd"), "{err}");
+    }
+
+    #[test]
+    fn unit_file_injection_through_control_characters_is_escaped() {
+        // Defence in depth: even if a value with a newline reached the writer,
+        // it could not start a directive of its own.
+        let def = RenderedUnit {
+            command: vec!["/bin/geth".into(), "--x=1\nExecStartPre=/bin/sh -c id\r\0\u{7f}".into()],
+            env: [("A".to_string(), "v\n[Service]\nUser=root".to_string())].into(),
+            files: vec![],
+            probe: Probe::Alive,
+        };
+        let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(1), Some("eth"));
+        assert!(!text.lines().any(|l| l.starts_with("ExecStartPre=") || l == "User=root"), "{text}");
+        assert!(text.contains("--x=1\\x0aExecStartPre=/bin/sh -c id\\x0d\\x00\\x7f"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("User=")).count(), 1);
+    }
+
+    #[test]
+    fn environment_values_keep_dollars_and_exec_arguments_escape_them() {
+        let def = RenderedUnit { command: vec!["/bin/x".into(), "$HOME".into()], env: [("P".to_string(), "a$b".to_string())].into(), files: vec![], probe: Probe::Alive };
+        let text = render_unit("n", "main", "/d/n/main", "/d/n", &def, Fingerprint(1), None);
+        assert!(text.contains("ExecStart=\"/bin/x\" \"$$HOME\"\n"), "{text}");
+        assert!(text.contains("Environment=\"P=a$b\" "), "{text}");
     }
 
     #[test]
@@ -299,11 +299,11 @@ mod tests {
         let as_user = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), Some("eth"));
         assert!(as_user.contains("\nUser=eth\n"), "{as_user}");
         assert!(text.contains("ExecStart=\"/bin/geth\" \"--graphql.vhosts=a b\" \"say \\\"hi\\\" 100%%\"\n"), "{text}");
-        assert!(text.contains("Environment=\"NOVACULA_UNIT=/d/nodes/eth/execution\" \"RUST_LOG=info\"\n"));
+        assert!(text.contains("Environment=\"RUST_LOG=info\" \"NOVACULA_UNIT=/d/nodes/eth/execution\"\n"), "{text}");
         assert!(text.contains("# novacula-fingerprint=00000000000000ab"));
         assert!(text.contains("\nWorkingDirectory=/d/nodes/eth\n"), "paths are not quoted: {text}");
         assert_eq!(path_value("/srv/100% data"), "/srv/100%% data");
-        assert_eq!(unit_name("eth", "execution"), "novacula-eth-execution.service");
+        assert_eq!(unit_name("eth", "execution"), "novacula-eth.execution.service");
         assert_eq!(
             render_run_dropin(Fingerprint(1), 7),
             "[Service]\nEnvironment=\"NOVACULA_FINGERPRINT=0000000000000001\" \"NOVACULA_GENERATION=7\"\n"

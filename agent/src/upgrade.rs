@@ -15,7 +15,7 @@ pub enum Outcome {
 
 /// The health check: the binary runs and reports the expected version.
 pub fn check_binary(bin: &Path, version: &str) -> Result<(), String> {
-    let out = Command::new(bin).arg("--version").output().map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let out = run_version(bin).map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(format!("{} --version exited with {}", bin.display(), out.status));
@@ -24,6 +24,21 @@ pub fn check_binary(bin: &Path, version: &str) -> Result<(), String> {
         return Err(format!("{} reports {:?}, expected version {version}", bin.display(), text.trim()));
     }
     Ok(())
+}
+
+/// `bin --version`. A file just written can be busy for a moment (ETXTBSY)
+/// while another thread's fork still holds its write descriptor: retry briefly.
+fn run_version(bin: &Path) -> std::io::Result<std::process::Output> {
+    let mut attempts = 0;
+    loop {
+        match Command::new(bin).arg("--version").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Swap `current` for the artifact of `spec`. Every step is a rename within one

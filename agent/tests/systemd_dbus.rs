@@ -216,7 +216,7 @@ async fn systemd_driver_drives_units_over_dbus() {
     };
     let fp = Fingerprint(7);
     d.write_unit("eth", "execution", &def, fp).await.unwrap();
-    assert!(unit_dir.join("novacula-eth-execution.service").exists());
+    assert!(unit_dir.join("novacula-eth.execution.service").exists());
     d.start("eth", "execution", fp, 0).await.unwrap();
     let local = d.observe("eth").await.unwrap();
     let running = local.processes[0].running.unwrap();
@@ -228,7 +228,7 @@ async fn systemd_driver_drives_units_over_dbus() {
     assert!(d.observe("eth").await.unwrap().processes[0].running.is_none());
     d.remove_unit("eth", "execution").await.unwrap();
     d.remove_data("eth").await.unwrap();
-    assert!(!unit_dir.join("novacula-eth-execution.service").exists());
+    assert!(!unit_dir.join("novacula-eth.execution.service").exists());
     assert!(d.observe("eth").await.unwrap().is_empty());
 
     let calls: Vec<String> = calls.lock().unwrap().iter().filter(|c| !c.starts_with("ListUnits")).cloned().collect();
@@ -237,10 +237,10 @@ async fn systemd_driver_drives_units_over_dbus() {
         [
             "Reload",
             "Reload",
-            "StartUnit novacula-eth-execution.service replace",
+            "StartUnit novacula-eth.execution.service replace",
             "Reload",
-            "RestartUnit novacula-eth-execution.service replace",
-            "StopUnit novacula-eth-execution.service replace",
+            "RestartUnit novacula-eth.execution.service replace",
+            "StopUnit novacula-eth.execution.service replace",
             "Reload",
         ]
     );
@@ -266,6 +266,6 @@ async fn crashing_unit_reports_systemd_failed_state() {
     d.write_unit("bad", "main", &def, Fingerprint(1)).await.unwrap();
     assert_eq!(d.failed("bad", "main").await, None, "not failed before it ran");
     let err = d.start("bad", "main", Fingerprint(1), 0).await.unwrap_err();
-    assert!(err.to_string().contains("novacula-bad-main.service failed"), "{err}");
+    assert!(err.to_string().contains("novacula-bad.main.service failed"), "{err}");
     assert_eq!(d.unit_state("bad", "main").await.unwrap(), ("failed".to_string(), "failed".to_string()));
 }

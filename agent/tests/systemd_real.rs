@@ -122,7 +122,7 @@ async fn systemd_driver_drives_real_systemd() {
     // write, start: systemd runs the unit with the markers the driver reads back
     let fp = Fingerprint(7);
     d.write_unit("eth", "execution", &shell("exec sleep 600"), fp).await.unwrap();
-    assert!(sd.unit_dir().join("novacula-eth-execution.service").exists());
+    assert!(sd.unit_dir().join("novacula-eth.execution.service").exists());
     d.start("eth", "execution", fp, 0).await.unwrap();
     assert_eq!(d.unit_state("eth", "execution").await.unwrap(), ("active".to_string(), "running".to_string()));
     let running = d.observe("eth").await.unwrap().processes[0].running.unwrap();
@@ -145,7 +145,7 @@ async fn systemd_driver_drives_real_systemd() {
     assert_eq!(d.unit_state("eth", "execution").await.unwrap().0, "inactive");
     d.remove_unit("eth", "execution").await.unwrap();
     d.remove_data("eth").await.unwrap();
-    assert!(!sd.unit_dir().join("novacula-eth-execution.service").exists());
+    assert!(!sd.unit_dir().join("novacula-eth.execution.service").exists());
     assert!(d.observe("eth").await.unwrap().is_empty());
 }
 
@@ -160,7 +160,7 @@ async fn a_crashing_unit_is_an_error_not_a_timeout() {
     assert_eq!(d.failed("gone", "main").await, None, "not failed before it ran");
     let started = std::time::Instant::now();
     let err = d.start("gone", "main", Fingerprint(1), 0).await.unwrap_err();
-    assert!(err.to_string().contains("novacula-gone-main.service"), "{err}");
+    assert!(err.to_string().contains("novacula-gone.main.service"), "{err}");
     assert!(!err.to_string().contains("within 10 s"), "the driver waited out its timeout: {err}");
     assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
 
@@ -169,7 +169,7 @@ async fn a_crashing_unit_is_an_error_not_a_timeout() {
     d.write_unit("bad", "main", &shell("exit 3"), Fingerprint(1)).await.unwrap();
     let started = std::time::Instant::now();
     if let Err(err) = d.start("bad", "main", Fingerprint(1), 0).await {
-        assert!(err.to_string().contains("novacula-bad-main.service") && !err.to_string().contains("within 10 s"), "{err}");
+        assert!(err.to_string().contains("novacula-bad.main.service") && !err.to_string().contains("within 10 s"), "{err}");
     }
     while d.failed("bad", "main").await.is_none() {
         assert!(started.elapsed() < Duration::from_secs(8), "no failure shown after {:?}", started.elapsed());
@@ -198,8 +198,8 @@ async fn converge<B: Backend>(b: &B, d: &DesiredNode) -> ObservedNodeState {
 async fn agent_backend_runs_a_node_lifecycle_on_real_systemd() {
     let sd = RealSystemd::boot();
     let (_conn, driver) = sd.driver().await;
-    let backend = Processes::new(driver, Adapters::standard());
-    let unit = sd.unit_dir().join("novacula-demo-main.service");
+    let backend = Processes::new(driver, Adapters::standard().with_demo_chain());
+    let unit = sd.unit_dir().join("novacula-demo.main.service");
     let desired = |rev: u64, spec: NodeSpec, deleted: bool| DesiredNode { revision: Revision(rev), spec, deleted };
 
     let seen = converge(&backend, &desired(1, stand_in(DesiredState::Running, 0), false)).await;
@@ -231,8 +231,11 @@ async fn run_as_runs_clients_unprivileged_in_directories_they_own() {
     let nobody = Account::lookup("nobody").unwrap();
     let (_conn, d) = sd.driver().await;
     let d = d.run_as(nobody.clone());
-    let mut def = shell("id -u > data/main/whoami && exec sleep 600");
-    def.files = vec![RenderedFile { name: "client.toml".into(), contents: "x = 1\n".into(), overwrite: true }];
+    let mut def = shell("cat config/client.toml > data/main/config-seen && id -u > data/main/whoami && exec sleep 600");
+    def.files = vec![
+        RenderedFile { name: "client.toml".into(), contents: "x = 1\n".into(), overwrite: true },
+        RenderedFile { name: "jwt.hex".into(), contents: "ab".repeat(32), overwrite: false },
+    ];
     d.write_unit("svc", "main", &def, Fingerprint(3)).await.unwrap();
     d.start("svc", "main", Fingerprint(3), 0).await.unwrap();
 
@@ -247,12 +250,16 @@ async fn run_as_runs_clients_unprivileged_in_directories_they_own() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(whoami.trim(), nobody.uid.to_string(), "the client runs as nobody and can write its data dir");
-    for owned in ["data/main", "config", "config/client.toml"] {
-        let meta = std::fs::metadata(node.join(owned)).unwrap();
-        assert_eq!((meta.uid(), meta.gid()), (nobody.uid, nobody.gid), "{owned}");
+    assert_eq!(std::fs::read_to_string(node.join("data/main/config-seen")).unwrap(), "x = 1\n", "and read its config through the group");
+    let meta = std::fs::metadata(node.join("data/main")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (nobody.uid, nobody.gid), "data is the client's");
+    // Config and secrets stay root's, readable by the client's group, writable by nobody else.
+    for (path, mode) in [("config", 0o750), ("config/client.toml", 0o640), ("config/jwt.hex", 0o640)] {
+        let meta = std::fs::metadata(node.join(path)).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), meta.permissions().mode() & 0o777), (0, nobody.gid, mode), "{path}");
     }
     assert_eq!(std::fs::metadata(node.join("units")).unwrap().uid(), 0, "the agent's bookkeeping stays root's");
-    let unit = std::fs::read_to_string(sd.unit_dir().join("novacula-svc-main.service")).unwrap();
+    let unit = std::fs::read_to_string(sd.unit_dir().join("novacula-svc.main.service")).unwrap();
     assert!(unit.contains("\nUser=nobody\n"), "{unit}");
     d.stop("svc", "main").await.unwrap();
 
@@ -265,4 +272,57 @@ async fn run_as_runs_clients_unprivileged_in_directories_they_own() {
     std::os::unix::fs::chown(node.join("data/main"), Some(0), Some(0)).unwrap();
     d.write_unit("svc", "main", &def, Fingerprint(5)).await.unwrap();
     assert_eq!(std::fs::metadata(&marker).unwrap().uid(), nobody.uid, "walked once the dir was not theirs");
+}
+
+#[tokio::test]
+async fn client_user_planting_symlinks_cannot_redirect_root_writes_or_chowns() {
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    let sd = RealSystemd::boot();
+    std::fs::set_permissions(sd.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = Account::lookup("nobody").unwrap();
+    let (_conn, d) = sd.driver().await;
+    let d = d.run_as(nobody.clone());
+    let mut def = shell("exec sleep 600");
+    def.files = vec![RenderedFile { name: "client.toml".into(), contents: "x = 1\n".into(), overwrite: true }];
+    d.write_unit("svc", "main", &def, Fingerprint(1)).await.unwrap();
+
+    // Root's files outside the node, which the client must never get.
+    let outside = sd.dir.path().join("outside");
+    std::fs::create_dir_all(outside.join("dir")).unwrap();
+    let victim = outside.join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::write(outside.join("dir/inner"), "precious").unwrap();
+
+    // The client owns data/main: it plants links there, to a file, to a
+    // directory, and one level down.
+    let data = sd.dir.path().join("data/nodes/svc/data/main");
+    symlink(&victim, data.join("evil-file")).unwrap();
+    symlink(outside.join("dir"), data.join("evil-dir")).unwrap();
+    std::fs::create_dir(data.join("sub")).unwrap();
+    symlink(&victim, data.join("sub/evil-deeper")).unwrap();
+    // It cannot write in config/ (root's, 0750); a link left there (say by an
+    // older agent that handed config over) must be replaced, not followed.
+    let config = sd.dir.path().join("data/nodes/svc/config");
+    assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o022, 0, "config is not writable by the client");
+    std::fs::remove_file(config.join("client.toml")).unwrap();
+    symlink(&victim, config.join("client.toml")).unwrap();
+    // A link at the name an older agent used for its temporary file.
+    symlink(&victim, config.join("client.tmp")).unwrap();
+
+    // Make the agent walk data/main again (as after a run_as change) and rewrite config.
+    std::os::unix::fs::chown(&data, Some(0), Some(0)).unwrap();
+    def.files[0].contents = "x = 2\n".into();
+    d.write_unit("svc", "main", &def, Fingerprint(2)).await.unwrap();
+
+    for p in [victim.clone(), outside.join("dir"), outside.join("dir/inner")] {
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{} was given away through a link", p.display());
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "a root write went through a link");
+    assert_eq!(std::fs::read_to_string(outside.join("dir/inner")).unwrap(), "precious");
+    // The links themselves were handed over (lchown), and the config file is a real file again.
+    assert_eq!(std::fs::symlink_metadata(data.join("sub/evil-deeper")).unwrap().uid(), nobody.uid);
+    let client_toml = std::fs::symlink_metadata(config.join("client.toml")).unwrap();
+    assert!(client_toml.file_type().is_file(), "the planted link was replaced");
+    assert_eq!(std::fs::read_to_string(config.join("client.toml")).unwrap(), "x = 2\n");
 }

@@ -39,7 +39,7 @@ pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), String> {
     let key = demo_key(&dir, &state, &user).await?;
     let driver = LocalDriver::new(dir.join("agent")).map_err(|e| e.to_string())?;
     let id = Identity { name: EXECUTOR.into(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: Channel::Stable };
-    let agent = Agent::new(id, HttpApi::new(&url, Some(key)).map_err(|e| e.to_string())?, Processes::new(driver, Adapters::standard()), Intervals::default());
+    let agent = Agent::new(id, HttpApi::new(&url, Some(key)).map_err(|e| e.to_string())?, Processes::new(driver, Adapters::standard().with_demo_chain()), Intervals::default());
     agent.sync_once().await.map_err(|e| e.to_string())?;
     let exists = state.store.read(|r| r.get::<crate::model::NodeRow>(crate::store::NODES, &key_of(NODE))).map_err(|e| e.to_string())?;
     if exists.is_none_or(|n| n.removed) {

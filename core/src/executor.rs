@@ -75,11 +75,50 @@ pub struct ChainSupport {
     pub clients: Vec<ClientSupport>,
 }
 
+/// The programs a spec may name beyond the chain clients of the adapters,
+/// as the executor host's own configuration lists them (agent.toml, the
+/// operator's Helm values). This is the trust boundary: a spec never chooses
+/// a program, it picks one the host already trusts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProgramAllowlist {
+    /// Agent: sidecar programs by name (`[[sidecars]]` in agent.toml, each a path and its SHA-256).
+    #[serde(default)]
+    pub sidecar_programs: Vec<String>,
+    /// Operator: container images a spec may use for sidecars or client images. An entry ending
+    /// in `/` or `:` allows every image it prefixes; any other entry allows exactly that image.
+    #[serde(default)]
+    pub image_prefixes: Vec<String>,
+}
+
+impl ProgramAllowlist {
+    /// Whether a sidecar's `image` names a program this executor allows.
+    pub fn allows_sidecar(&self, image: &str) -> bool {
+        self.sidecar_programs.iter().any(|p| p == image) || self.allows_image(image)
+    }
+
+    /// Whether a container image reference is allowed (operator).
+    pub fn allows_image(&self, image: &str) -> bool {
+        self.image_prefixes.iter().any(|p| {
+            if p.ends_with('/') || p.ends_with(':') {
+                // A prefix never lets a path climb out of its repository.
+                image.starts_with(p.as_str()) && image.len() > p.len() && !image.contains("..")
+            } else {
+                image == p
+            }
+        })
+    }
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExecutorCapabilities {
     pub chains: Vec<ChainSupport>,
+    /// What sidecars (and client images) this executor's configuration allows; none when absent.
+    #[serde(default)]
+    pub programs: ProgramAllowlist,
 }
 
 impl ExecutorCapabilities {
@@ -99,5 +138,23 @@ mod tests {
         assert_eq!("beta".parse::<Channel>().unwrap(), Channel::Beta);
         let err = "nightly".parse::<Channel>().unwrap_err();
         assert!(err.contains("stable, beta, dev"), "{err}");
+    }
+
+    #[test]
+    fn allowlist_matches_names_exactly_and_images_by_declared_prefix() {
+        let a = ProgramAllowlist {
+            sidecar_programs: vec!["metrics-exporter".into()],
+            image_prefixes: vec!["ghcr.io/ethpandaops/".into(), "docker.io/library/busybox:1.36".into()],
+        };
+        assert!(a.allows_sidecar("metrics-exporter"));
+        assert!(!a.allows_sidecar("/bin/sh"));
+        assert!(!a.allows_sidecar("metrics-exporter2"));
+        assert!(a.allows_image("ghcr.io/ethpandaops/ethereum-metrics-exporter:0.24.0"));
+        assert!(!a.allows_image("ghcr.io/ethpandaops/"), "a prefix alone is no image");
+        assert!(!a.allows_image("ghcr.io/ethpandaops/../evil/x:1"));
+        assert!(!a.allows_image("ghcr.io/ethpandaopsx/x:1"));
+        assert!(a.allows_image("docker.io/library/busybox:1.36"));
+        assert!(!a.allows_image("docker.io/library/busybox:1.36-evil"), "an exact entry is not a prefix");
+        assert!(!ProgramAllowlist::default().allows_sidecar("anything"));
     }
 }

@@ -12,6 +12,7 @@ pub mod executor;
 pub mod fingerprint;
 pub mod heartbeat;
 pub mod lifecycle;
+pub mod naming;
 pub mod observed;
 pub mod phase;
 pub mod reconcile;
@@ -24,7 +25,7 @@ pub mod wire;
 
 pub use compat::{compat_window_status, CompatStatus};
 pub use drift::{Drift, detect_drift};
-pub use executor::{Channel, ExecutorCapabilities, ExecutorKind};
+pub use executor::{Channel, ExecutorCapabilities, ExecutorKind, ProgramAllowlist};
 pub use heartbeat::{is_online, HEARTBEAT_TIMEOUT};
 pub use observed::{ObservedNodeState, ObservedNodeStatus, ObservedProcess, SyncMetrics};
 pub use phase::{derived_node_phase, NodePhase, PhaseInput};

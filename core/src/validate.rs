@@ -1,9 +1,30 @@
 //! Spec validation: structural rules, then the target executor's capabilities.
 
 use crate::executor::ExecutorCapabilities;
-use crate::spec::NodeSpec;
+use crate::spec::{ClientSpec, NodeSpec, Sidecar, StorageVolume};
 use crate::version::Version;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Bounds on a spec, so one request cannot make the control plane, the
+/// executor or the unit files it writes grow without limit.
+pub mod limits {
+    /// Client processes per node.
+    pub const CLIENTS_MAX: usize = 8;
+    /// Sidecar processes per node.
+    pub const SIDECARS_MAX: usize = 8;
+    /// Storage volumes per node.
+    pub const STORAGE_VOLUMES_MAX: usize = 16;
+    /// Config overrides per client.
+    pub const CONFIG_OVERRIDES_MAX: usize = 64;
+    /// Environment entries per sidecar.
+    pub const ENV_ENTRIES_MAX: usize = 64;
+    /// Command arguments per sidecar.
+    pub const COMMAND_ARGS_MAX: usize = 64;
+    /// Any one string in a spec.
+    pub const STRING_BYTES_MAX: usize = 4096;
+    /// All strings of a spec together.
+    pub const SPEC_TEXT_BYTES_MAX: usize = 64 * 1024;
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
@@ -17,6 +38,14 @@ pub enum ValidationError {
     Duplicate { field: String, value: String },
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    #[error("{field}: control characters are not allowed (found U+{code:04X})")]
+    ControlCharacter { field: String, code: u32 },
+    #[error("{field}: at most {max} allowed")]
+    TooMany { field: String, max: usize },
+    #[error("{field}: longer than {max} bytes")]
+    TooLong { field: String, max: usize },
+    #[error("{field}: {value:?} is not a program this executor's configuration allows ({allowed})")]
+    ProgramNotAllowed { field: String, value: String, allowed: String },
     #[error("chain {chain:?} is not supported by this executor (supported: {supported})")]
     UnknownChain { chain: String, supported: String },
     #[error("network {network:?} is not supported for chain {chain:?} (supported: {supported})")]
@@ -29,6 +58,24 @@ pub enum ValidationError {
     UnknownVersion { client: String, version: String, offered: String },
 }
 
+impl ValidationError {
+    /// The spec field the error is about (`sidecars[0].command[1]`), when it names one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ValidationError::Empty { field }
+            | ValidationError::BadName { field, .. }
+            | ValidationError::BadVersion { field, .. }
+            | ValidationError::Duplicate { field, .. }
+            | ValidationError::Invalid { field, .. }
+            | ValidationError::ControlCharacter { field, .. }
+            | ValidationError::TooMany { field, .. }
+            | ValidationError::TooLong { field, .. }
+            | ValidationError::ProgramNotAllowed { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
 /// A name usable as a systemd unit fragment, a directory, and a Kubernetes object (DNS-1123 label).
 pub fn valid_name(s: &str) -> bool {
     let b = s.as_bytes();
@@ -39,6 +86,11 @@ pub fn valid_name(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
+/// C0 controls (NUL, `\r`, `\n`, ESC...) and DEL: never data in a spec.
+pub fn is_forbidden_control(c: char) -> bool {
+    (c as u32) < 0x20 || c == '\u{7f}'
+}
+
 fn check_name(errs: &mut Vec<ValidationError>, field: &str, value: &str) {
     if value.is_empty() {
         errs.push(ValidationError::Empty { field: field.into() });
@@ -47,9 +99,105 @@ fn check_name(errs: &mut Vec<ValidationError>, field: &str, value: &str) {
     }
 }
 
+/// Every string of a spec passes here once: the one rule that a spec's text is
+/// data (no control characters, bounded length), whatever field it sits in.
+struct Text<'e> {
+    errs: &'e mut Vec<ValidationError>,
+    total_bytes: usize,
+}
+
+impl Text<'_> {
+    fn check(&mut self, field: impl FnOnce() -> String, value: &str) {
+        self.total_bytes += value.len();
+        if let Some(c) = value.chars().find(|c| is_forbidden_control(*c)) {
+            self.errs.push(ValidationError::ControlCharacter { field: field(), code: c as u32 });
+        } else if value.len() > limits::STRING_BYTES_MAX {
+            self.errs.push(ValidationError::TooLong { field: field(), max: limits::STRING_BYTES_MAX });
+        }
+    }
+
+    fn map(&mut self, field: &str, m: &BTreeMap<String, String>) {
+        for (k, v) in m {
+            self.check(|| format!("{field}[{k:?}] (key)"), k);
+            self.check(|| format!("{field}[{k:?}]"), v);
+        }
+    }
+}
+
+/// Every string field of a spec, through one rule. The destructuring is
+/// exhaustive on purpose: a new field does not compile until it is placed here.
+fn check_all_text(errs: &mut Vec<ValidationError>, spec: &NodeSpec) {
+    let mut t = Text { errs, total_bytes: 0 };
+    let NodeSpec { name, chain, network, node_type: _, clients, storage, sidecars, desired_state: _, restart_generation: _ } = spec;
+    t.check(|| "name".into(), name);
+    t.check(|| "chain".into(), chain);
+    t.check(|| "network".into(), network);
+    for (i, c) in clients.iter().enumerate() {
+        let ClientSpec { role, client, version, image, config_overrides, resources: _ } = c;
+        t.check(|| format!("clients[{i}].role"), role);
+        t.check(|| format!("clients[{i}].client"), client);
+        t.check(|| format!("clients[{i}].version"), version);
+        if let Some(image) = image {
+            t.check(|| format!("clients[{i}].image"), image);
+        }
+        t.map(&format!("clients[{i}].configOverrides"), config_overrides);
+    }
+    for (i, v) in storage.iter().enumerate() {
+        let StorageVolume { name, size_gib: _, mount_path, storage_class } = v;
+        t.check(|| format!("storage[{i}].name"), name);
+        t.check(|| format!("storage[{i}].mountPath"), mount_path);
+        if let Some(class) = storage_class {
+            t.check(|| format!("storage[{i}].storageClass"), class);
+        }
+    }
+    for (i, s) in sidecars.iter().enumerate() {
+        let Sidecar { name, image, command, env } = s;
+        t.check(|| format!("sidecars[{i}].name"), name);
+        t.check(|| format!("sidecars[{i}].image"), image);
+        for (j, arg) in command.iter().enumerate() {
+            t.check(|| format!("sidecars[{i}].command[{j}]"), arg);
+        }
+        t.map(&format!("sidecars[{i}].env"), env);
+    }
+    if t.total_bytes > limits::SPEC_TEXT_BYTES_MAX {
+        t.errs.push(ValidationError::TooLong { field: "spec".into(), max: limits::SPEC_TEXT_BYTES_MAX });
+    }
+}
+
+fn check_count(errs: &mut Vec<ValidationError>, field: &str, len: usize, max: usize) {
+    if len > max {
+        errs.push(ValidationError::TooMany { field: field.into(), max });
+    }
+}
+
+/// A config override key is a flag or setting name: `[A-Za-z0-9][A-Za-z0-9._-]*`
+/// (no `=`, no leading `-`, so it can never become a second flag or a value).
+fn valid_override_key(k: &str) -> bool {
+    let mut chars = k.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Environment variables that make a trusted program load or run something
+/// else (the dynamic loader, interpreters' startup hooks), plus the executor's
+/// own process markers, which identify a process as a node's.
+pub fn env_key_forbidden(k: &str) -> bool {
+    const PREFIXES: &[&str] = &["LD_", "NOVACULA_", "DYLD_", "PYTHON", "PERL5", "PERLLIB", "RUBY", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "NODE_"];
+    const EXACT: &[&str] = &["PATH", "BASH_ENV", "ENV", "SHELLOPTS", "IFS", "GCONV_PATH", "GETCONF_DIR", "HOSTALIASES", "LOCPATH", "MALLOC_TRACE", "NLSPATH", "RESOLV_HOST_CONF", "TMPDIR", "GIT_EXEC_PATH", "HOME"];
+    PREFIXES.iter().any(|p| k.starts_with(p)) || EXACT.contains(&k)
+}
+
+fn valid_env_key(k: &str) -> bool {
+    let mut chars = k.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Rules that hold for every spec, whatever executor runs it. Returns every problem found.
 pub fn validate_structure(spec: &NodeSpec) -> Vec<ValidationError> {
     let mut errs = Vec::new();
+    check_all_text(&mut errs, spec);
+    check_count(&mut errs, "clients", spec.clients.len(), limits::CLIENTS_MAX);
+    check_count(&mut errs, "sidecars", spec.sidecars.len(), limits::SIDECARS_MAX);
+    check_count(&mut errs, "storage", spec.storage.len(), limits::STORAGE_VOLUMES_MAX);
     check_name(&mut errs, "name", &spec.name);
     check_name(&mut errs, "chain", &spec.chain);
     check_name(&mut errs, "network", &spec.network);
@@ -66,21 +214,12 @@ pub fn validate_structure(spec: &NodeSpec) -> Vec<ValidationError> {
         if !units.insert(c.role.clone()) {
             errs.push(ValidationError::Duplicate { field: "clients.role".into(), value: c.role.clone() });
         }
-        for key in c.config_overrides.keys() {
-            if key.is_empty() || key.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
-                errs.push(ValidationError::Invalid {
-                    field: format!("clients[{i}].configOverrides"),
-                    reason: format!("key {key:?} must be non-empty without whitespace"),
-                });
-            }
-        }
-        for v in c.config_overrides.values() {
-            if v.chars().any(|ch| ch.is_control()) {
-                errs.push(ValidationError::Invalid {
-                    field: format!("clients[{i}].configOverrides"),
-                    reason: "values must not contain control characters".into(),
-                });
-            }
+        check_count(&mut errs, &format!("clients[{i}].configOverrides"), c.config_overrides.len(), limits::CONFIG_OVERRIDES_MAX);
+        for key in c.config_overrides.keys().filter(|k| !valid_override_key(k)) {
+            errs.push(ValidationError::Invalid {
+                field: format!("clients[{i}].configOverrides"),
+                reason: format!("key {key:?} must be a setting name: letters, digits, '.', '_' and '-', not starting with '-'"),
+            });
         }
     }
     for (i, s) in spec.sidecars.iter().enumerate() {
@@ -91,6 +230,18 @@ pub fn validate_structure(spec: &NodeSpec) -> Vec<ValidationError> {
         if !units.insert(s.name.clone()) {
             errs.push(ValidationError::Duplicate { field: "sidecars.name".into(), value: s.name.clone() });
         }
+        check_count(&mut errs, &format!("sidecars[{i}].command"), s.command.len(), limits::COMMAND_ARGS_MAX);
+        check_count(&mut errs, &format!("sidecars[{i}].env"), s.env.len(), limits::ENV_ENTRIES_MAX);
+        for key in s.env.keys() {
+            if !valid_env_key(key) {
+                errs.push(ValidationError::Invalid { field: format!("sidecars[{i}].env"), reason: format!("{key:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)") });
+            } else if env_key_forbidden(key) {
+                errs.push(ValidationError::Invalid {
+                    field: format!("sidecars[{i}].env"),
+                    reason: format!("{key:?} may not be set by a spec: it changes which program runs or which process is a node's"),
+                });
+            }
+        }
     }
     let mut vols = BTreeSet::new();
     for (i, v) in spec.storage.iter().enumerate() {
@@ -98,11 +249,14 @@ pub fn validate_structure(spec: &NodeSpec) -> Vec<ValidationError> {
         if v.size_gib == 0 {
             errs.push(ValidationError::Invalid { field: format!("storage[{i}].sizeGib"), reason: "must be at least 1".into() });
         }
-        if !v.mount_path.starts_with('/') || v.mount_path.contains("..") {
+        if !v.mount_path.starts_with('/') || v.mount_path.split('/').any(|part| part == "..") {
             errs.push(ValidationError::Invalid {
                 field: format!("storage[{i}].mountPath"),
                 reason: format!("{:?} must be an absolute path without '..'", v.mount_path),
             });
+        }
+        if let Some(class) = v.storage_class.as_deref().filter(|c| !valid_subdomain(c)) {
+            errs.push(ValidationError::Invalid { field: format!("storage[{i}].storageClass"), reason: format!("{class:?} is not a storage class name") });
         }
         if !vols.insert(v.name.clone()) {
             errs.push(ValidationError::Duplicate { field: "storage.name".into(), value: v.name.clone() });
@@ -111,9 +265,33 @@ pub fn validate_structure(spec: &NodeSpec) -> Vec<ValidationError> {
     errs
 }
 
+/// A DNS-1123 subdomain (Kubernetes object names such as StorageClasses).
+fn valid_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(valid_name)
+}
+
 /// Structural rules plus what the target executor says it can run.
 pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities) -> Result<(), Vec<ValidationError>> {
     let mut errs = validate_structure(spec);
+    let allowed = &caps.programs;
+    for (i, s) in spec.sidecars.iter().enumerate() {
+        if !s.image.trim().is_empty() && !allowed.allows_sidecar(&s.image) {
+            errs.push(ValidationError::ProgramNotAllowed {
+                field: format!("sidecars[{i}].image"),
+                value: s.image.clone(),
+                allowed: list(allowed.sidecar_programs.iter().chain(&allowed.image_prefixes).map(String::as_str)),
+            });
+        }
+    }
+    for (i, c) in spec.clients.iter().enumerate() {
+        if let Some(image) = c.image.as_deref().filter(|i| !allowed.allows_image(i)) {
+            errs.push(ValidationError::ProgramNotAllowed {
+                field: format!("clients[{i}].image"),
+                value: image.to_string(),
+                allowed: list(allowed.image_prefixes.iter().map(String::as_str)),
+            });
+        }
+    }
     match caps.chain(&spec.chain) {
         None => errs.push(ValidationError::UnknownChain {
             chain: spec.chain.clone(),
@@ -178,6 +356,139 @@ mod tests {
                     ClientSupport { role: "consensus".into(), client: "lighthouse".into(), versions: vec!["v5.3.0".into()] },
                 ],
             }],
+            programs: crate::ProgramAllowlist { sidecar_programs: vec!["metrics-exporter".into()], image_prefixes: vec![] },
+        }
+    }
+
+    fn sidecar(name: &str, image: &str) -> Sidecar {
+        Sidecar { name: name.into(), image: image.into(), command: vec![], env: Default::default() }
+    }
+
+    #[test]
+    fn sidecar_running_a_shell_as_root_is_refused() {
+        // The attack: a sidecar whose "image" is /bin/sh and whose command writes as root.
+        let mut s = eth_spec("n");
+        let mut sc = sidecar("pwn", "/bin/sh");
+        sc.command = vec!["-c".into(), "id > /tmp/pwned".into()];
+        s.sidecars.push(sc);
+        let errs = validate_spec(&s, &caps()).unwrap_err();
+        assert!(
+            matches!(&errs[..], [ValidationError::ProgramNotAllowed { field, value, .. }] if field == "sidecars[0].image" && value == "/bin/sh"),
+            "{errs:?}"
+        );
+        assert!(errs[0].to_string().contains("metrics-exporter"), "the error lists what is allowed: {}", errs[0]);
+        let mut ok = eth_spec("n");
+        ok.sidecars.push(sidecar("exporter", "metrics-exporter"));
+        assert_eq!(validate_spec(&ok, &caps()), Ok(()));
+    }
+
+    #[test]
+    fn client_image_outside_the_allowlist_is_refused() {
+        let mut s = eth_spec("n");
+        s.clients[0].image = Some("attacker.example/geth:latest".into());
+        let errs = validate_spec(&s, &caps()).unwrap_err();
+        assert!(matches!(&errs[..], [ValidationError::ProgramNotAllowed { field, .. }] if field == "clients[0].image"), "{errs:?}");
+        let mut caps = caps();
+        caps.programs.image_prefixes.push("docker.io/ethereum/".into());
+        s.clients[0].image = Some("docker.io/ethereum/client-go:v1.14.11".into());
+        assert_eq!(validate_spec(&s, &caps), Ok(()));
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_field() {
+        // One mutation per string field of a spec; each must be refused naming that field.
+        type Mutate = fn(&mut NodeSpec, &str);
+        let fields: &[(&str, Mutate)] = &[
+            ("name", |s, x| s.name = format!("n{x}")),
+            ("chain", |s, x| s.chain = format!("ethereum{x}")),
+            ("network", |s, x| s.network = format!("holesky{x}")),
+            ("clients[0].role", |s, x| s.clients[0].role = format!("execution{x}")),
+            ("clients[0].client", |s, x| s.clients[0].client = format!("geth{x}")),
+            ("clients[0].version", |s, x| s.clients[0].version = format!("1.14.11{x}")),
+            ("clients[0].image", |s, x| s.clients[0].image = Some(format!("img{x}"))),
+            ("clients[0].configOverrides[\"cache\"]", |s, x| {
+                s.clients[0].config_overrides.insert("cache".into(), format!("1{x}"));
+            }),
+            ("clients[0].configOverrides (key)", |s, x| {
+                s.clients[0].config_overrides.insert(format!("k{x}"), "1".into());
+            }),
+            ("storage[0].name", |s, x| s.storage[0].name = format!("data{x}")),
+            ("storage[0].mountPath", |s, x| s.storage[0].mount_path = format!("/data{x}")),
+            ("storage[0].storageClass", |s, x| s.storage[0].storage_class = Some(format!("fast{x}"))),
+            ("sidecars[0].name", |s, x| s.sidecars[0].name = format!("exporter{x}")),
+            ("sidecars[0].image", |s, x| s.sidecars[0].image = format!("metrics-exporter{x}")),
+            ("sidecars[0].command[1]", |s, x| s.sidecars[0].command = vec!["--a".into(), format!("b{x}")]),
+            ("sidecars[0].env[\"LOG\"]", |s, x| {
+                s.sidecars[0].env.insert("LOG".into(), format!("info{x}"));
+            }),
+        ];
+        for control in ["\r", "\n", "\0", "\u{1b}", "\u{7f}", "\u{1f}"] {
+            for (field, mutate) in fields {
+                let mut s = eth_spec("n");
+                s.sidecars.push(sidecar("exporter", "metrics-exporter"));
+                mutate(&mut s, control);
+                let errs = validate_structure(&s);
+                let hit = errs.iter().find(|e| matches!(e, ValidationError::ControlCharacter { .. }));
+                let Some(hit) = hit else { panic!("{control:?} in {field} was not refused: {errs:?}") };
+                if field.ends_with("(key)") {
+                    assert!(hit.field().is_some_and(|f| f.starts_with("clients[0].configOverrides[") && f.ends_with("(key)")), "{errs:?}");
+                } else {
+                    assert_eq!(hit.field(), Some(*field), "{control:?}: {errs:?}");
+                }
+            }
+        }
+        // ordinary text passes: spaces, quotes, non-ASCII letters
+        let mut s = eth_spec("n");
+        s.clients[0].config_overrides.insert("graphql.vhosts".into(), "a b \"c\" é".into());
+        assert_eq!(validate_structure(&s), vec![]);
+    }
+
+    #[test]
+    fn oversized_specs_are_refused() {
+        let mut s = eth_spec("n");
+        for i in 0..=limits::CONFIG_OVERRIDES_MAX {
+            s.clients[0].config_overrides.insert(format!("k{i}"), "v".into());
+        }
+        s.sidecars = (0..=limits::SIDECARS_MAX).map(|i| sidecar(&format!("s{i}"), "metrics-exporter")).collect();
+        s.sidecars[0].command = vec!["x".into(); limits::COMMAND_ARGS_MAX + 1];
+        s.sidecars[0].env = (0..=limits::ENV_ENTRIES_MAX).map(|i| (format!("V{i}"), "1".into())).collect();
+        s.sidecars[1].command = vec!["y".repeat(limits::STRING_BYTES_MAX + 1)];
+        let errs = validate_structure(&s);
+        for field in ["clients[0].configOverrides", "sidecars", "sidecars[0].command", "sidecars[0].env"] {
+            assert!(errs.iter().any(|e| matches!(e, ValidationError::TooMany { field: f, .. } if f == field)), "{field}: {errs:?}");
+        }
+        assert!(errs.iter().any(|e| matches!(e, ValidationError::TooLong { field, .. } if field == "sidecars[1].command[0]")), "{errs:?}");
+        let mut big = eth_spec("n");
+        big.sidecars = (0..limits::SIDECARS_MAX).map(|i| sidecar(&format!("s{i}"), "metrics-exporter")).collect();
+        for sc in &mut big.sidecars {
+            sc.command = vec!["z".repeat(limits::STRING_BYTES_MAX); limits::COMMAND_ARGS_MAX];
+        }
+        assert!(validate_structure(&big).iter().any(|e| matches!(e, ValidationError::TooLong { field, .. } if field == "spec")));
+    }
+
+    #[test]
+    fn sidecar_env_that_loads_another_program_is_refused() {
+        for key in ["LD_PRELOAD", "LD_LIBRARY_PATH", "PATH", "BASH_ENV", "NODE_OPTIONS", "PYTHONSTARTUP", "NOVACULA_UNIT", "lower case", "1X"] {
+            let mut s = eth_spec("n");
+            let mut sc = sidecar("exporter", "metrics-exporter");
+            sc.env.insert(key.into(), "/tmp/x".into());
+            s.sidecars.push(sc);
+            let errs = validate_structure(&s);
+            assert!(errs.iter().any(|e| e.field() == Some("sidecars[0].env")), "{key}: {errs:?}");
+        }
+        let mut s = eth_spec("n");
+        let mut sc = sidecar("exporter", "metrics-exporter");
+        sc.env.insert("EXPORTER_LOG_LEVEL".into(), "debug".into());
+        s.sidecars.push(sc);
+        assert_eq!(validate_structure(&s), vec![]);
+    }
+
+    #[test]
+    fn override_keys_cannot_smuggle_flags() {
+        for key in ["-exec", "--datadir", "a=b", "a b", ""] {
+            let mut s = eth_spec("n");
+            s.clients[0].config_overrides.insert(key.into(), "1".into());
+            assert!(!validate_structure(&s).is_empty(), "{key:?}");
         }
     }
 
@@ -248,7 +559,7 @@ mod tests {
         s.clients[1].role = "execution".into();
         s.storage[0].size_gib = 0;
         s.storage[0].mount_path = "data".into();
-        s.sidecars.push(Sidecar { name: "execution".into(), image: " ".into(), command: vec![], env: Default::default() });
+        s.sidecars.push(sidecar("execution", " "));
         let errs = validate_structure(&s);
         assert!(errs.iter().filter(|e| matches!(e, ValidationError::Duplicate { .. })).count() == 2, "{errs:?}");
         assert!(errs.iter().any(|e| matches!(e, ValidationError::Invalid { field, .. } if field == "storage[0].sizeGib")));

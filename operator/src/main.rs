@@ -60,6 +60,10 @@ struct RunArgs {
     /// The operator's container in that Deployment.
     #[arg(long, env = "NOVACULA_OPERATOR_CONTAINER", default_value = "operator")]
     container: String,
+    /// Images node specs may use for sidecars or client images, comma-separated;
+    /// an entry ending in '/' or ':' allows every image it prefixes. Empty: none.
+    #[arg(long, env = "NOVACULA_ALLOWED_IMAGES", value_delimiter = ',', default_value = "")]
+    allowed_images: Vec<String>,
 }
 
 #[tokio::main]
@@ -90,7 +94,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let api = HttpApi::with_ca(&args.control_plane_url, Some(args.api_key.clone()), args.ca_file.as_deref()).map_err(|e| e.to_string())?;
     let id = Identity { name: args.name.clone(), kind: ExecutorKind::Operator, version: env!("CARGO_PKG_VERSION").into(), channel };
     tracing::info!(name = %args.name, url = %args.control_plane_url, namespace = %namespace, "operator starting");
-    let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), &namespace), Adapters::standard());
+    let allowed_images: Vec<String> = args.allowed_images.iter().map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect();
+    let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), &namespace), Adapters::standard()).with_allowed_images(allowed_images);
     let exec = Executor::new(id, api, nodes, Intervals::default());
     let upgrades = exec.upgrades();
     let own = args.deployment.clone().map(|name| SelfDeployment {

@@ -13,13 +13,21 @@ use std::sync::Mutex;
 pub struct KubeNodes {
     api: Api<BlockchainNode>,
     adapters: Adapters,
+    /// Images specs may name (the chart's `allowedImages`): the cluster's trust boundary.
+    allowed_images: Vec<String>,
     /// Last API error per node, reported as the process message until it clears.
     errors: Mutex<HashMap<String, String>>,
 }
 
 impl KubeNodes {
     pub fn new(api: Api<BlockchainNode>, adapters: Adapters) -> KubeNodes {
-        KubeNodes { api, adapters, errors: Mutex::new(HashMap::new()) }
+        KubeNodes { api, adapters, allowed_images: vec![], errors: Mutex::new(HashMap::new()) }
+    }
+
+    /// Let specs use these images for sidecars and client images (see [`novacula_core::ProgramAllowlist`]).
+    pub fn with_allowed_images(mut self, images: Vec<String>) -> KubeNodes {
+        self.allowed_images = images;
+        self
     }
 
     async fn apply(&self, d: &DesiredNode) -> Result<usize, kube::Error> {
@@ -45,7 +53,10 @@ impl KubeNodes {
 
 impl Backend for KubeNodes {
     fn capabilities(&self) -> ExecutorCapabilities {
-        self.adapters.capabilities()
+        let mut caps = self.adapters.capabilities();
+        // Sidecars here are containers: images, not host programs.
+        caps.programs = novacula_core::ProgramAllowlist { sidecar_programs: vec![], image_prefixes: self.allowed_images.clone() };
+        caps
     }
 
     async fn reconcile(&self, d: &DesiredNode) -> usize {

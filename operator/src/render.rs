@@ -138,6 +138,25 @@ fn container(name: &str, image: String, unit: &RenderedUnit, spec: &NodeSpec, re
     }
 }
 
+/// A sidecar is its image's own program (the allowlisted image is the
+/// program), given the spec's arguments; never a command line of the spec's.
+fn sidecar_container(s: &novacula_core::spec::Sidecar, spec: &NodeSpec) -> Container {
+    let env: Vec<EnvVar> = s
+        .env
+        .iter()
+        .filter(|(k, _)| !novacula_core::validate::env_key_forbidden(k))
+        .map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() })
+        .collect();
+    Container {
+        name: s.name.clone(),
+        image: Some(s.image.clone()),
+        args: (!s.command.is_empty()).then(|| s.command.clone()),
+        env: (!env.is_empty()).then_some(env),
+        volume_mounts: Some(mounts(spec)),
+        ..Default::default()
+    }
+}
+
 /// Render every object for `cr`. Fails only when the adapter cannot render the spec.
 pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, String> {
     let name = cr.name_any();
@@ -148,6 +167,10 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Stri
     let mut containers = Vec::new();
     let mut ports = Vec::new();
     for u in plan(spec) {
+        if let Some(s) = spec.sidecars.iter().find(|s| s.name == u.unit) {
+            containers.push(sidecar_container(s, spec));
+            continue;
+        }
         let unit = adapters.render(spec, &u.unit, &paths())?;
         for f in &unit.files {
             let target = if f.overwrite { &mut config } else { &mut once };
@@ -156,11 +179,9 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Stri
         if let Some(port) = probe_port(&unit.probe) {
             ports.push(ServicePort { name: Some(format!("{}-http", u.unit)), port, ..Default::default() });
         }
-        let (image, res) = match spec.client(&u.unit) {
-            Some(c) => (c.image.clone().unwrap_or_else(|| default_image(&c.client, &c.version)), resources(&c.resources)),
-            None => (spec.sidecars.iter().find(|s| s.name == u.unit).map(|s| s.image.clone()).unwrap_or_default(), None),
-        };
-        containers.push(container(&u.unit, image, &unit, spec, res));
+        let c = spec.client(&u.unit).ok_or_else(|| format!("spec has no unit {:?}", u.unit))?;
+        let image = c.image.clone().unwrap_or_else(|| default_image(&c.client, &c.version));
+        containers.push(container(&u.unit, image, &unit, spec, resources(&c.resources)));
     }
     let roles: Vec<String> = spec.clients.iter().map(|c| format!("{DATA_DIR}/{}", c.role)).collect();
     let init = Container {

@@ -305,3 +305,22 @@ fn quantities_parse_to_bytes() {
     assert_eq!(quantity_bytes("1.5Gi"), None, "fractions are not what the operator writes");
     assert_eq!(quantity_bytes("Gi"), None);
 }
+
+#[tokio::test]
+async fn sidecar_runs_its_own_image_with_the_spec_arguments() {
+    // The bare-metal rendering put the image name in command[0], which would crash-loop.
+    let mut spec = eth_spec("n1");
+    spec.sidecars.push(novacula_core::spec::Sidecar {
+        name: "exporter".into(),
+        image: "ghcr.io/ethpandaops/ethereum-metrics-exporter:0.24.0".into(),
+        command: vec!["--metrics-port=9090".into()],
+        env: [("LOG_LEVEL".to_string(), "info".to_string()), ("LD_PRELOAD".to_string(), "/x.so".to_string())].into(),
+    });
+    let seen = reconcile_in(cr(spec, 1), World { secret_exists: false, sts_status: sts_status(0, 0, 1), pod: None }).await;
+    let exporter = &seen.sts["spec"]["template"]["spec"]["containers"][2];
+    assert_eq!(exporter["name"], "exporter");
+    assert_eq!(exporter["image"], "ghcr.io/ethpandaops/ethereum-metrics-exporter:0.24.0");
+    assert_eq!(exporter["command"], Value::Null, "the image's entrypoint is the program");
+    assert_eq!(exporter["args"], json!(["--metrics-port=9090"]));
+    assert_eq!(exporter["env"], json!([{"name": "LOG_LEVEL", "value": "info"}]));
+}

@@ -186,3 +186,16 @@ async fn upgrade_to_the_running_image_changes_nothing() {
     assert_eq!(task.await.unwrap().unwrap(), Outcome::Current);
     server.done().await;
 }
+
+#[tokio::test]
+async fn capabilities_offer_only_the_charts_allowed_images() {
+    let (client, _server) = mock_client();
+    let none = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), "default"), Adapters::standard());
+    assert!(none.capabilities().programs.image_prefixes.is_empty(), "no images unless the chart allows them");
+    let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client, "default"), Adapters::standard())
+        .with_allowed_images(vec!["ghcr.io/ethpandaops/".into()]);
+    let caps = nodes.capabilities();
+    assert!(caps.programs.allows_sidecar("ghcr.io/ethpandaops/ethereum-metrics-exporter:0.24.0"));
+    assert!(!caps.programs.allows_sidecar("/bin/sh"));
+    assert!(caps.programs.sidecar_programs.is_empty());
+}

@@ -146,7 +146,7 @@ impl ExecutorCtx {
         loop {
             let version = versions.lock().expect("versions")[i].clone();
             let id = Identity { name: Fleet::executor_name(i), kind, version, channel: Channel::Stable };
-            let backend = Processes::new(driver.clone(), Adapters::standard());
+            let backend = Processes::new(driver.clone(), Adapters::standard().with_demo_chain());
             let exec = Executor::with_jitter(id, api(Some(key.clone())), backend, Intervals::default(), Jitter::seeded(seed));
             let mut upgrades = exec.upgrades();
             let (bin, versions) = (bin.clone(), versions.clone());

@@ -106,6 +106,7 @@ pub fn caps() -> ExecutorCapabilities {
                 ClientSupport { role: "consensus".into(), client: "lighthouse".into(), versions: vec![] },
             ],
         }],
+        programs: novacula_core::ProgramAllowlist { sidecar_programs: vec!["metrics-exporter".into()], image_prefixes: vec![] },
     }
 }
 

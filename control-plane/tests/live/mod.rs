@@ -46,7 +46,7 @@ pub fn start_agent(url: &str, key: &str, data: &Path, name: &str) -> Running {
 /// The same, talking to the control plane through `api`.
 pub fn start_agent_with(api: HttpApi, data: &Path, name: &str) -> Running {
     let id = Identity { name: name.into(), kind: ExecutorKind::Agent, version: "1.0.0".into(), channel: Channel::Stable };
-    let backend = Processes::new(LocalDriver::new(data).unwrap(), Adapters::standard());
+    let backend = Processes::new(LocalDriver::new(data).unwrap(), Adapters::standard().with_demo_chain());
     let exec = Executor::new(id, api, backend, fast());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(exec.run(async {
