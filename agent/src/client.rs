@@ -22,6 +22,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Largest API answer read (a spec poll for 10,000 nodes is a few MiB).
+pub const ANSWER_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 pub use hyper::Method;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -192,7 +195,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         &self.base
     }
 
-    /// Send a request and return status and raw body (no status check).
+    /// Send a request and return status and raw body (no status check; at most [`ANSWER_BYTES_MAX`]).
     pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, timeout: Duration) -> Result<(StatusCode, Bytes), ClientError> {
         let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
         if let Some(t) = &self.token {
@@ -207,7 +210,9 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         let fut = async {
             let resp = self.client.request(req).await.map_err(|e| transport_error(&e))?;
             let status = resp.status();
-            let bytes = resp.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes();
+            // A control plane (or whatever answers in its place) cannot make us buffer without bound.
+            let body = http_body_util::Limited::new(resp.into_body(), ANSWER_BYTES_MAX);
+            let bytes = body.collect().await.map_err(|e| ClientError::Transport(format!("reading the answer (at most {ANSWER_BYTES_MAX} bytes): {e}")))?.to_bytes();
             Ok((status, bytes))
         };
         tokio::time::timeout(timeout, fut).await.map_err(|_| ClientError::Timeout(timeout))?

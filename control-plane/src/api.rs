@@ -47,6 +47,7 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(executors::list))
         .routes(routes!(executors::get))
         .routes(routes!(executors::deactivate))
+        .routes(routes!(executors::reactivate))
         .routes(routes!(executors::list_upgrades, executors::set_upgrade))
         .routes(routes!(protocol::sync))
         .routes(routes!(protocol::specs))
@@ -88,7 +89,8 @@ pub async fn serve<L: axum::serve::Listener<Addr = std::net::SocketAddr>>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(crate::sweeper::run(state.clone()));
-    let res = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let limits = state.config.http.clone();
+    let res = crate::server::serve(listener, router(state), limits, shutdown).await;
     sweeper.abort();
     res
 }

@@ -33,7 +33,8 @@ pub fn sha256_hex(s: &str) -> String {
 
 /// Constant-time comparison, so key checks leak no timing.
 fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// A fresh key: `(id, full secret shown once, hash to store)`.
@@ -53,6 +54,49 @@ pub fn hash_password(password: &str) -> String {
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// Where password hashing runs: blocking threads, at most `workers` at once,
+/// with a bounded queue. Argon2 is deliberately expensive; on the async
+/// workers (or unbounded) a flood of sign-ins would starve every heartbeat.
+pub struct HashPool {
+    running: tokio::sync::Semaphore,
+    queued: std::sync::atomic::AtomicUsize,
+    queued_max: usize,
+}
+
+/// The pool is full: the caller answers 503 and the client retries.
+#[derive(Debug)]
+pub struct HashPoolBusy;
+
+impl HashPool {
+    pub fn new(workers: usize, queued_max: usize) -> HashPool {
+        HashPool { running: tokio::sync::Semaphore::new(workers.max(1)), queued: Default::default(), queued_max }
+    }
+
+    /// Half the machine's cores (at least one), so hashing never takes them all.
+    pub fn for_this_machine() -> HashPool {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        HashPool::new(cores / 2, 32)
+    }
+
+    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashPoolBusy> {
+        use std::sync::atomic::Ordering;
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.queued_max {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(HashPoolBusy);
+        }
+        let permit = self.running.acquire().await;
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        let _permit = permit.map_err(|_| HashPoolBusy)?;
+        tokio::task::spawn_blocking(work).await.map_err(|_| HashPoolBusy)
+    }
+}
+
+impl From<HashPoolBusy> for ApiError {
+    fn from(_: HashPoolBusy) -> Self {
+        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "too many sign-ins in progress; retry in a second")
+    }
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {

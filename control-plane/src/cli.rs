@@ -161,15 +161,9 @@ fn save_session(s: &Session) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(s).expect("session serializes")).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // the token is a credential
-        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600));
-    }
-    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))
+    // The token is a credential: the file is 0600 from its creation, and complete or absent.
+    novacula_agent::files::write_atomic(&path, &serde_json::to_vec_pretty(s).expect("session serializes"), 0o600, None)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn client(g: &Global, need_token: bool) -> Result<HttpApi, String> {

@@ -4,10 +4,10 @@ use crate::auth::UserCtx;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::events::{self, data, NewEvent};
 use crate::keys::revoke_in;
-use crate::model::{ApiKey, Executor, UpgradeRow};
-use crate::nodes::executor_online;
+use crate::model::{ApiKey, Executor, KeyUsage, NodeRow, UpgradeRow};
+use crate::nodes::{executor_online, finish_deletion};
 use crate::state::AppState;
-use crate::store::{key, API_KEYS, EXECUTORS, UPGRADES};
+use crate::store::{key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, UPGRADES};
 use axum::extract::State;
 use novacula_core::authz::Permission;
 use novacula_core::wire::UpgradeSpec;
@@ -26,13 +26,13 @@ pub struct ExecutorView {
     pub key_last_used_at: Option<Timestamp>,
 }
 
-fn view(s: &AppState, e: Executor, node_count: usize, key: Option<ApiKey>) -> ExecutorView {
+fn view(s: &AppState, e: Executor, node_count: usize, key: Option<KeyUsage>) -> ExecutorView {
     let major = e.version.parse::<Version>().map(|v| v.major).unwrap_or(0);
     ExecutorView {
         online: executor_online(Some(&e), s.now(), s.config.heartbeat_timeout),
         compat: compat_window_status(s.config.cp_version.major, major),
         node_count,
-        key_last_used_at: key.and_then(|k| k.last_used_at),
+        key_last_used_at: key.map(|k| k.at),
         executor: e,
     }
 }
@@ -45,7 +45,7 @@ fn load(s: &AppState, org: &str, prefix: &str) -> Result<Vec<ExecutorView>, ApiE
             .filter(|(_, e)| e.org_id == org)
             .map(|(_, e)| {
                 let n = r.executor_nodes(org, &e.name)?.len();
-                let k: Option<ApiKey> = r.get(API_KEYS, &e.api_key_id)?;
+                let k: Option<KeyUsage> = r.get(KEY_USAGE, &e.api_key_id)?;
                 Ok((e, n, k))
             })
             .collect::<crate::store::Result<Vec<_>>>()
@@ -69,32 +69,58 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
         .ok_or_else(|| ApiError::not_found(format!("executor {name:?} not found")))
 }
 
-/// Deactivate: the executor's syncs are refused and its keys revoked.
+/// Deactivate: the executor's syncs are refused and its own keys revoked (no
+/// other executor's); deletions it can no longer confirm are ended.
 #[utoipa::path(post, path = "/api/v1/executors/{name}/deactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
+    set_active(&s, &user, &name, false)?;
+    get(State(s), user, ApiPath(name)).await
+}
+
+/// Undo a deactivation. Its keys stay revoked: reconnect it with a fresh key.
+#[utoipa::path(post, path = "/api/v1/executors/{name}/reactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
+pub async fn reactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
+    set_active(&s, &user, &name, true)?;
+    get(State(s), user, ApiPath(name)).await
+}
+
+fn set_active(s: &AppState, user: &UserCtx, name: &str, active: bool) -> Result<(), ApiError> {
     user.require(Permission::ManageExecutors)?;
     let org = user.org().to_string();
     let now = s.now();
     let actor = user.actor();
-    s.store.write(|w| {
-        let k = key(&[&org, &name]);
+    let seq = s.store.write(|w| {
+        let k = key(&[&org, name]);
         let mut e: Executor = w.get(EXECUTORS, &k)?.ok_or_else(|| ApiError::not_found(format!("executor {name:?} not found")))?;
-        if e.deactivated {
-            return Ok(());
+        if e.deactivated != active {
+            return Ok(None); // already so
         }
-        e.deactivated = true;
+        e.deactivated = !active;
         w.put(EXECUTORS, &k, &e)?;
+        let kind = if active { ev::EXECUTOR_REACTIVATED } else { ev::EXECUTOR_DEACTIVATED };
+        events::record(w, &org, now, NewEvent { kind, node: None, executor: Some(name), actor: &actor, data: data([]) })?;
+        if active {
+            return Ok(None);
+        }
         let keys: Vec<(String, ApiKey)> = w.scan(API_KEYS, "")?;
         for (_, mut kr) in keys {
-            let bound = kr.executor.as_deref() == Some(name.as_str()) || kr.id == e.api_key_id;
-            if kr.org_id == org && bound {
+            if kr.org_id == org && kr.executor.as_deref() == Some(name) {
                 revoke_in(w, &mut kr, now, &actor)?;
             }
         }
-        events::record(w, &org, now, NewEvent { kind: ev::EXECUTOR_DEACTIVATED, node: None, executor: Some(&name), actor: &actor, data: data([]) })?;
-        Ok::<_, ApiError>(())
+        let mut seq = None;
+        for (node, _) in w.executor_nodes(&org, name)? {
+            let Some(mut row) = w.get::<NodeRow>(NODES, &key(&[&org, &node]))? else { continue };
+            if row.record.deleted && !row.removed && row.executor == name {
+                seq = Some(finish_deletion(w, &mut row, now, &actor, "not confirmed: the executor is deactivated")?);
+            }
+        }
+        Ok::<_, ApiError>(seq)
     })?;
-    get(State(s), user, ApiPath(name)).await
+    if let Some(seq) = seq {
+        s.notify_change(seq);
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

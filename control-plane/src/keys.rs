@@ -4,9 +4,9 @@
 use crate::auth::{new_api_key, UserCtx};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::events::{self, data, NewEvent};
-use crate::model::{ApiKey, ApiKeyView};
+use crate::model::{ApiKey, ApiKeyView, KeyUsage};
 use crate::state::AppState;
-use crate::store::{Write, API_KEYS};
+use crate::store::{Write, API_KEYS, KEY_USAGE};
 use axum::extract::State;
 use axum::http::StatusCode;
 use novacula_core::authz::Permission;
@@ -44,7 +44,7 @@ pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req):
         return Err(ApiError::bad_request("label must be at most 200 bytes"));
     }
     let (full, record) = issue(&s.store, user.org(), req.label, req.executor, &user.user.username, s.now())?;
-    Ok((StatusCode::CREATED, ApiJson(CreatedKey { key: full, record: ApiKeyView::from(&record) })))
+    Ok((StatusCode::CREATED, ApiJson(CreatedKey { key: full, record: ApiKeyView::new(&record, None) })))
 }
 
 /// Create and store a key; returns the full secret (never stored) and the record.
@@ -66,8 +66,6 @@ pub fn issue(
         created_at: now,
         created_by: created_by.to_string(),
         revoked_at: None,
-        last_used_at: None,
-        last_used_by: None,
     };
     store.write(|w| {
         w.put(API_KEYS, &id, &record)?;
@@ -90,8 +88,15 @@ pub fn issue(
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys", security(("session" = [])), responses((status = 200, body = Vec<ApiKeyView>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<ApiKeyView>> {
     user.require(Permission::Read)?;
-    let all: Vec<(String, ApiKey)> = s.store.read(|r| r.scan(API_KEYS, ""))?;
-    Ok(ApiJson(all.into_iter().map(|(_, k)| k).filter(|k| k.org_id == user.user.org_id).map(|k| ApiKeyView::from(&k)).collect()))
+    let views = s.store.read(|r| {
+        let all: Vec<(String, ApiKey)> = r.scan(API_KEYS, "")?;
+        all.into_iter()
+            .map(|(_, k)| k)
+            .filter(|k| k.org_id == user.user.org_id)
+            .map(|k| Ok(ApiKeyView::new(&k, r.get::<KeyUsage>(KEY_USAGE, &k.id)?)))
+            .collect::<crate::store::Result<Vec<_>>>()
+    })?;
+    Ok(ApiJson(views))
 }
 
 /// Revoke inside a transaction; `false` if it was already revoked.
@@ -126,7 +131,8 @@ pub async fn revoke(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(id): 
             .filter(|k: &ApiKey| k.org_id == user.user.org_id)
             .ok_or_else(|| ApiError::not_found(format!("API key {id:?} not found")))?;
         revoke_in(w, &mut key, now, &user.actor())?;
-        Ok::<_, ApiError>(key)
+        let usage: Option<KeyUsage> = w.get(KEY_USAGE, &id)?;
+        Ok::<_, ApiError>(ApiKeyView::new(&key, usage))
     })?;
-    Ok(ApiJson(ApiKeyView::from(&key)))
+    Ok(ApiJson(key))
 }

@@ -45,8 +45,14 @@ pub struct ApiKey {
     pub created_at: Timestamp,
     pub created_by: String,
     pub revoked_at: Option<Timestamp>,
-    pub last_used_at: Option<Timestamp>,
-    pub last_used_by: Option<String>,
+}
+
+/// When and by whom a key was last used: its own row, so a heartbeat never
+/// rewrites the key itself (and can never undo a revocation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyUsage {
+    pub at: Timestamp,
+    pub by: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -143,8 +149,8 @@ pub struct ApiKeyView {
     pub last_used_by: Option<String>,
 }
 
-impl From<&ApiKey> for ApiKeyView {
-    fn from(k: &ApiKey) -> Self {
+impl ApiKeyView {
+    pub fn new(k: &ApiKey, usage: Option<KeyUsage>) -> Self {
         ApiKeyView {
             id: k.id.clone(),
             label: k.label.clone(),
@@ -152,8 +158,8 @@ impl From<&ApiKey> for ApiKeyView {
             created_at: k.created_at,
             created_by: k.created_by.clone(),
             revoked_at: k.revoked_at,
-            last_used_at: k.last_used_at,
-            last_used_by: k.last_used_by.clone(),
+            last_used_at: usage.as_ref().map(|u| u.at),
+            last_used_by: usage.map(|u| u.by),
         }
     }
 }

@@ -151,6 +151,29 @@ pub fn save_write(w: &mut Write, row: &mut NodeRow, now: Timestamp) -> store::Re
     Ok(seq)
 }
 
+/// A deleted node is gone: its tombstone is final, `node.deleted` is written.
+/// `how` says who ended it (the executor's confirmed teardown, or that no
+/// executor will ever confirm it). Returns the change sequence.
+pub fn finish_deletion(w: &mut Write, row: &mut NodeRow, now: Timestamp, actor: &str, how: &str) -> store::Result<u64> {
+    let (org, name) = (row.org_id.clone(), row.record.spec.name.clone());
+    row.removed = true;
+    row.alert_firing = false;
+    w.remove(OBSERVED, &key(&[&org, &name]))?;
+    events::record(
+        w,
+        &org,
+        now,
+        NewEvent {
+            kind: ev::NODE_DELETED,
+            node: Some(&name),
+            executor: Some(&row.executor.clone()),
+            actor,
+            data: data([("revision", row.record.revision.to_string()), ("teardown", how.to_string())]),
+        },
+    )?;
+    save_write(w, row, now)
+}
+
 fn validation_error(errs: Vec<ValidationError>) -> ApiError {
     ApiError::unprocessable("spec is not valid for the target executor")
         .with_details(errs.iter().map(ToString::to_string).collect())
@@ -264,7 +287,7 @@ fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiRes
             validate_spec(&next.spec, &exec.capabilities).map_err(validation_error)?;
         }
         row.record = next;
-        let seq = save_write(w, &mut row, now)?;
+        let mut seq = save_write(w, &mut row, now)?;
         let mut detail = detail;
         detail.insert("revision".into(), row.record.revision.to_string());
         events::record(
@@ -273,6 +296,14 @@ fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiRes
             now,
             NewEvent { kind, node: Some(name), executor: Some(&row.executor.clone()), actor: &user.actor(), data: detail },
         )?;
+        if matches!(cmd, NodeCommand::Delete) {
+            // A deactivated (or vanished) executor will never confirm the teardown:
+            // end the tombstone now so it does not block the name forever.
+            let exec: Option<Executor> = w.get(EXECUTORS, &key(&[&org, &row.executor]))?;
+            if exec.is_none_or(|e| e.deactivated) {
+                seq = finish_deletion(w, &mut row, now, &user.actor(), "not confirmed: the executor is deactivated")?;
+            }
+        }
         Ok((row, Some(seq)))
     })?;
     if let Some(seq) = seq {

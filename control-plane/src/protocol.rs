@@ -3,10 +3,11 @@
 use crate::auth::{random_hex, ExecutorKey};
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::events::{self, data, NewEvent};
-use crate::model::{ApiKey, Executor, NodeRow, ObservedRow, UpgradeRow};
+use crate::model::{ApiKey, Executor, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
 use crate::nodes::{evaluate, phase_of};
 use crate::state::AppState;
-use crate::store::{key, API_KEYS, EXECUTORS, NODES, OBSERVED, UPGRADES};
+use crate::store::{key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
+use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
 use axum::extract::State;
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
@@ -30,32 +31,39 @@ pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req
         return Err(ApiError::bad_request(format!("executor name {:?} must be a lowercase DNS label", req.name)));
     }
     req.version.parse::<Version>().map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if let Some(bound) = &auth.key.executor {
-        if bound != &req.name {
-            return Err(ApiError::forbidden(format!("this API key belongs to executor {bound:?}, not {:?}", req.name)));
-        }
-    }
     let org = auth.key.org_id.clone();
     let now = s.now();
     let timeout = s.config.heartbeat_timeout;
     let compat = compat_of(&s, &req.version);
     let exec = s.store.write(|w| {
         let k = key(&[&org, &req.name]);
+        // The key as it is now, not as the extractor read it before this
+        // transaction: a revocation that committed in between wins.
+        let mut key_row: ApiKey = w.get(API_KEYS, &auth.key.id)?.ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
         let existing: Option<Executor> = w.get(EXECUTORS, &k)?;
         let actor = format!("executor:{}", req.name);
-        let reconnect = match &existing {
-            Some(e) if e.deactivated => {
-                return Err(ApiError::forbidden(format!("executor {:?} has been deactivated", req.name)));
-            }
-            Some(e) if e.kind != req.kind => {
-                return Err(ApiError::conflict(format!(
-                    "executor {:?} is registered as kind {}; kind cannot change (got {})",
-                    req.name, e.kind, req.kind
-                )));
-            }
-            Some(e) => !is_online(now, e.updated_at, timeout),
-            None => true,
-        };
+        let admission = admit_sync(
+            KeyState { revoked: key_row.revoked_at.is_some(), bound_to: key_row.executor.as_deref() },
+            existing.as_ref().map(|e| ExistingExecutor { kind: e.kind, deactivated: e.deactivated }),
+            &req.name,
+            req.kind,
+        )
+        .map_err(|e| match e {
+            SyncRefusal::KeyRevoked => ApiError::unauthorized(e.to_string()),
+            SyncRefusal::KindChanged { .. } => ApiError::conflict(e.to_string()),
+            SyncRefusal::KeyBoundElsewhere { .. } | SyncRefusal::Deactivated { .. } => ApiError::forbidden(e.to_string()),
+        })?;
+        if admission.bind_key {
+            key_row.executor = Some(req.name.clone());
+            w.put(API_KEYS, &key_row.id.clone(), &key_row)?;
+            events::record(
+                w,
+                &org,
+                now,
+                NewEvent { kind: ev::API_KEY_BOUND, node: None, executor: Some(&req.name), actor: &actor, data: data([("keyId", key_row.id.clone())]) },
+            )?;
+        }
+        let reconnect = existing.as_ref().is_none_or(|e| !is_online(now, e.updated_at, timeout));
         let exec = Executor {
             id: existing.as_ref().map_or_else(|| random_hex(8), |e| e.id.clone()),
             org_id: org.clone(),
@@ -70,10 +78,7 @@ pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req
             api_key_id: auth.key.id.clone(),
         };
         w.put(EXECUTORS, &k, &exec)?;
-        let mut key_row: ApiKey = auth.key.clone();
-        key_row.last_used_at = Some(now);
-        key_row.last_used_by = Some(req.name.clone());
-        w.put(API_KEYS, &key_row.id.clone(), &key_row)?;
+        w.put(KEY_USAGE, &key_row.id, &KeyUsage { at: now, by: req.name.clone() })?;
         if reconnect {
             events::record(
                 w,
@@ -88,12 +93,12 @@ pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req
                         ("kind", req.kind.to_string()),
                         ("version", req.version.clone()),
                         ("compat", compat.as_str().to_string()),
-                        ("first", existing.is_none().to_string()),
+                        ("first", admission.first_sync.to_string()),
                     ]),
                 },
             )?;
         }
-        Ok(exec)
+        Ok::<_, ApiError>(exec)
     })?;
     let upgrade = s
         .store
@@ -111,13 +116,11 @@ pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req
 
 /// The executor behind a key for node queries: it must have synced, be active and in support.
 fn node_caller(s: &AppState, auth: &ExecutorKey, name: &str) -> Result<Executor, ApiError> {
+    key_speaks_for(KeyState { revoked: auth.key.revoked_at.is_some(), bound_to: auth.key.executor.as_deref() }, name).map_err(ApiError::forbidden)?;
     let exec: Executor = s
         .store
         .read(|r| r.get(EXECUTORS, &key(&[&auth.key.org_id, name])))?
         .ok_or_else(|| ApiError::not_found(format!("executor {name:?} is unknown; call syncExecutor first")))?;
-    if auth.key.executor.as_ref().is_some_and(|b| b != name) {
-        return Err(ApiError::forbidden(format!("this API key does not belong to executor {name:?}")));
-    }
     if exec.deactivated {
         return Err(ApiError::forbidden(format!("executor {name:?} has been deactivated")));
     }
@@ -194,7 +197,7 @@ pub struct ReportResponse {
 }
 
 /// Store each `ObservedNodeState`; record transitions, alerts and completed deletions.
-#[utoipa::path(post, path = "/api/v1/executor/report", tag = "executor protocol", security(("apiKey" = [])), params(ReportQuery), request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/executor/report", tag = "executor protocol", security(("apiKey" = [])), params(ReportQuery), request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 422, description = "a node is listed twice", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn report(
     State(s): State<Arc<AppState>>,
     auth: ExecutorKey,
@@ -202,6 +205,11 @@ pub async fn report(
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> ApiResult<ReportResponse> {
     let exec = node_caller(&s, &auth, &q.executor)?;
+    // One state per node: a second one would be applied over the first in the same commit.
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = req.nodes.iter().find(|o| !seen.insert(o.node.as_str())) {
+        return Err(ApiError::unprocessable(format!("report lists node {:?} more than once", dup.node)));
+    }
     let org = exec.org_id.clone();
     let now = s.now();
     let actor = format!("executor:{}", exec.name);
@@ -224,22 +232,7 @@ pub async fn report(
             }
             let mut changed = false;
             if obs.removed && row.record.deleted && obs.revision == row.record.revision {
-                row.removed = true;
-                row.alert_firing = false;
-                w.remove(OBSERVED, &k)?;
-                events::record(
-                    w,
-                    &org,
-                    now,
-                    NewEvent {
-                        kind: ev::NODE_DELETED,
-                        node: Some(&obs.node),
-                        executor: Some(&exec.name),
-                        actor: &actor,
-                        data: data([("revision", obs.revision.to_string())]),
-                    },
-                )?;
-                last_seq = Some(crate::nodes::save_write(w, &mut row, now)?);
+                last_seq = Some(crate::nodes::finish_deletion(w, &mut row, now, &actor, "confirmed by the executor")?);
             } else {
                 let phase = phase_of(&row, Some(&obs), true);
                 changed |= evaluate(w, &mut row, phase, now, &actor)?;

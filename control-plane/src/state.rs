@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::store::Store;
+use novacula_core::throttle::{self, LoginThrottle};
 use novacula_core::{Timestamp, Version};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,10 @@ pub struct Config {
     pub max_poll_wait: Duration,
     /// How often liveness and alerts are re-evaluated for executors that went quiet.
     pub sweep_interval: Duration,
+    /// Connection limit and read timeouts of the HTTP server.
+    pub http: crate::server::HttpLimits,
+    /// Failed sign-ins allowed per client address.
+    pub login_address_limit: throttle::Limit,
 }
 
 impl Default for Config {
@@ -25,6 +30,8 @@ impl Default for Config {
             heartbeat_timeout: novacula_core::HEARTBEAT_TIMEOUT,
             max_poll_wait: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(5),
+            http: Default::default(),
+            login_address_limit: throttle::ADDRESS_LIMIT,
         }
     }
 }
@@ -35,14 +42,26 @@ pub struct AppState {
     pub config: Config,
     /// Latest node change sequence; spec long-polls wait on it.
     changes: watch::Sender<u64>,
-    /// Failed sign-ins per username (in memory: a restart forgives).
-    pub login_throttle: std::sync::Mutex<novacula_core::throttle::LoginThrottle>,
+    /// Failed sign-ins per username and per client address (in memory: a restart forgives).
+    pub user_throttle: std::sync::Mutex<LoginThrottle>,
+    pub address_throttle: std::sync::Mutex<LoginThrottle>,
+    /// Password hashing, off the async workers.
+    pub hash_pool: crate::auth::HashPool,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: impl Clock, config: Config) -> Arc<AppState> {
         let seq = store.read(|r| r.counter(crate::nodes::NODE_SEQ)).unwrap_or(0);
-        Arc::new(AppState { store, clock: Box::new(clock), config, changes: watch::channel(seq).0, login_throttle: Default::default() })
+        let address_limit = config.login_address_limit;
+        Arc::new(AppState {
+            store,
+            clock: Box::new(clock),
+            config,
+            changes: watch::channel(seq).0,
+            user_throttle: std::sync::Mutex::new(LoginThrottle::new(throttle::USER_LIMIT)),
+            address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
+            hash_pool: crate::auth::HashPool::for_this_machine(),
+        })
     }
 
     pub fn now(&self) -> Timestamp {

@@ -16,6 +16,8 @@ pub const USERS: Table = TableDefinition::new("users");
 pub const SESSIONS: Table = TableDefinition::new("sessions");
 /// Keyed by key id (the public half of an API key).
 pub const API_KEYS: Table = TableDefinition::new("api_keys");
+/// Keyed by key id: last use of the key (see `model::KeyUsage`).
+pub const KEY_USAGE: Table = TableDefinition::new("key_usage");
 /// `org/executor`.
 pub const EXECUTORS: Table = TableDefinition::new("executors");
 /// `org/node`.
@@ -129,9 +131,13 @@ pub struct Store {
 impl Store {
     /// Open (or create) the database file and make sure every table exists.
     pub fn open(path: &Path) -> Result<Store> {
+        let io = |e: std::io::Error| StoreError::Db(redb::StorageError::Io(e).into());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(redb::StorageError::Io(e).into()))?;
+            std::fs::create_dir_all(dir).map_err(io)?;
         }
+        // It holds password and key hashes: created 0600, never readable by others even for a moment.
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(io)?;
         Self::init(Database::create(path)?)
     }
 
@@ -143,13 +149,13 @@ impl Store {
     fn init(db: Database) -> Result<Store> {
         let store = Store { db };
         store.write(|w| {
-            for t in [ORGS, USERS, SESSIONS, API_KEYS, EXECUTORS, NODES, OBSERVED, UPGRADES] {
+            for t in [ORGS, USERS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, NODES, OBSERVED, UPGRADES] {
                 w.txn.open_table(t)?;
             }
             w.txn.open_table(EXEC_NODES)?;
             w.txn.open_table(EVENTS)?;
             w.txn.open_table(META)?;
-            Ok::<_, StoreError>(())
+            crate::migrate::run(w)
         })?;
         Ok(store)
     }
@@ -228,6 +234,15 @@ impl Write {
         Ok(())
     }
 
+    pub fn counter(&self, name: &str) -> Result<u64> {
+        Ok(self.txn.open_table(META)?.get(name)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    pub fn set_counter(&mut self, name: &str, value: u64) -> Result<()> {
+        self.txn.open_table(META)?.insert(name, value)?;
+        Ok(())
+    }
+
     /// Increments and returns the named counter.
     pub fn next(&mut self, name: &str) -> Result<u64> {
         let mut t = self.txn.open_table(META)?;
@@ -282,6 +297,15 @@ mod tests {
         assert_eq!(keys, ["o1/a", "o1/b"]);
         assert_eq!(s.read(|r| r.events::<u64>("o1", 2, 2)).unwrap(), [3, 4]);
         assert_eq!(s.read(|r| r.events::<u64>("o1", 5, 10)).unwrap(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn database_file_is_private_from_creation() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.redb");
+        drop(Store::open(&path).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

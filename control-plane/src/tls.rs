@@ -20,6 +20,8 @@ use tokio_rustls::TlsAcceptor;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for the server to take them.
 const BACKLOG: usize = 128;
+/// Handshakes in progress at most; beyond it, new connections wait in the kernel's backlog.
+const HANDSHAKES_MAX: usize = 1024;
 
 /// The server's TLS settings from a PEM certificate chain and its PEM private key.
 pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, String> {
@@ -47,8 +49,10 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(BACKLOG);
         let tls = TlsAcceptor::from(config);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_MAX));
         let acceptor = tokio::spawn(async move {
             loop {
+                let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
                 let (stream, peer) = match tcp.accept().await {
                     Ok(c) => c,
                     Err(e) => {
@@ -60,7 +64,9 @@ impl TlsListener {
                 };
                 let (tls, tx) = (tls.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
+                    drop(permit);
+                    match handshake {
                         Ok(Ok(stream)) => {
                             let _ = tx.send((stream, peer)).await;
                         }

@@ -9,6 +9,8 @@ use crate::store::{SESSIONS, USERS};
 use axum::extract::State;
 use axum::http::StatusCode;
 use novacula_core::authz::{Permission, Role};
+use novacula_core::throttle::LoginThrottle;
+use novacula_core::validate::valid_name;
 use novacula_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -33,36 +35,61 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| hash_password("no user has this password"))
 }
 
-#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 429, description = "too many failed sign-ins for this user (5 in 15 min)", body = novacula_core::wire::ApiError)))]
-pub async fn login(State(s): State<Arc<AppState>>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
+#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 429, description = "too many failed sign-ins for this user (5 in 15 min) or from this address (20 in 15 min)", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
+pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
+    // Nothing is stored, hashed or logged for a name that cannot exist.
+    if !valid_name(&req.username) {
+        return Err(ApiError::bad_request("username must be lowercase letters, digits and '-' (at most 63)"));
+    }
+    if req.password.len() > PASSWORD_BYTES_MAX {
+        return Err(ApiError::bad_request(format!("password longer than {PASSWORD_BYTES_MAX} bytes")));
+    }
     let now = s.now();
-    if let Err(wait) = s.login_throttle.lock().expect("lock").check(&req.username, now) {
-        tracing::warn!(user = %req.username, "sign-in refused: too many failed attempts");
+    let address = peer.0.map(|a| a.ip().to_string());
+    let locked = |t: &std::sync::Mutex<LoginThrottle>, key: &str| t.lock().expect("lock").check(key, now);
+    let lockout = locked(&s.user_throttle, &req.username)
+        .err()
+        .map(|w| (w, "for this user"))
+        .or_else(|| address.as_deref().and_then(|a| locked(&s.address_throttle, a).err()).map(|w| (w, "from this address")));
+    if let Some((wait, whom)) = lockout {
+        tracing::warn!(user = %req.username, address = ?address, "sign-in refused: too many failed attempts {whom}");
         return Err(ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed sign-ins for this user; try again in {} s", wait.as_secs().max(1)),
+            format!("too many failed sign-ins {whom}; try again in {} s", wait.as_secs().max(1)),
         ));
     }
     let user: Option<User> = s.store.read(|r| r.get(USERS, &req.username))?;
     // An unknown user costs the same hash as a known one, so timing does not tell names apart.
-    let ok = match &user {
-        Some(u) => verify_password(&req.password, &u.password_hash),
-        None => {
-            let _ = verify_password(&req.password, dummy_hash());
-            false
-        }
-    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let password = req.password.clone();
+    let ok = s.hash_pool.run(move || verify_password(&password, hash.as_deref().unwrap_or_else(|| dummy_hash()))).await? && user.is_some();
     let Some(user) = user.filter(|_| ok) else {
-        s.login_throttle.lock().expect("lock").failed(&req.username, now);
-        tracing::info!(user = %req.username, "sign-in failed");
+        s.user_throttle.lock().expect("lock").failed(&req.username, now);
+        if let Some(a) = &address {
+            s.address_throttle.lock().expect("lock").failed(a, now);
+        }
+        tracing::info!(user = %req.username, address = ?address, "sign-in failed");
         return Err(ApiError::unauthorized("wrong username or password"));
     };
-    s.login_throttle.lock().expect("lock").succeeded(&req.username);
+    s.user_throttle.lock().expect("lock").succeeded(&req.username);
     let token = format!("{SESSION_PREFIX}_{}", random_hex(32));
     let expires_at = now.plus(SESSION_TTL);
     s.store.write(|w| w.put(SESSIONS, &sha256_hex(&token), &Session { username: user.username.clone(), expires_at }))?;
     tracing::info!(user = %user.username, org = %user.org_id, "login");
     Ok(ApiJson(LoginResponse { token, expires_at, user: UserView::from(&user) }))
+}
+
+/// Longest password accepted (argon2 takes any length; a megabyte would only cost us).
+pub const PASSWORD_BYTES_MAX: usize = 1024;
+
+/// The client's address, when the request came through the server loop.
+pub struct Peer(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(crate::server::peer(parts)))
+    }
 }
 
 /// The signed-in user and what the role lets them do (the console greys out the rest).
@@ -102,13 +129,9 @@ pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req):
         return Err(ApiError::forbidden(format!("role {} may not create a user with role {}", user.user.role.as_str(), req.role.as_str())));
     }
     check_user_fields(&req.username, &req.password)?;
-    let new = User {
-        username: req.username.clone(),
-        org_id: user.org().to_string(),
-        role: req.role,
-        password_hash: hash_password(&req.password),
-        created_at: s.now(),
-    };
+    let password = req.password.clone();
+    let password_hash = s.hash_pool.run(move || hash_password(&password)).await?;
+    let new = User { username: req.username.clone(), org_id: user.org().to_string(), role: req.role, password_hash, created_at: s.now() };
     s.store.write(|w| {
         if w.get::<User>(USERS, &req.username)?.is_some() {
             return Err(ApiError::conflict(format!("user {:?} already exists", req.username)));

@@ -5,18 +5,9 @@ mod common;
 use common::*;
 use novacula_agent::client::{HttpApi, Method};
 use novacula_control_plane::Config;
-use novacula_core::{ExecutorKind, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision, Version};
+use novacula_core::{ExecutorKind, ObservedNodeStatus, Version};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn obs(name: &str, rev: u64, status: ObservedNodeStatus) -> ObservedNodeState {
-    ObservedNodeState {
-        node: name.into(),
-        revision: Revision(rev),
-        processes: vec![ObservedProcess { name: "execution".into(), status, sync: None, message: None }],
-        removed: false,
-    }
-}
 
 async fn raw(api: &HttpApi, method: Method, path: &str, body: &[u8]) -> (u16, Value) {
     let (status, bytes) = api.raw(method, path, Some(body.to_vec()), Duration::from_secs(10)).await.unwrap();
@@ -152,27 +143,30 @@ async fn compat_window_deprecated_and_out_of_support() {
     let config = Config { cp_version: Version::new(3, 0, 0), ..Config::default() };
     let cp = Cp::with_orgs(config).await;
     let alice = cp.login("alice").await;
+    // one key per executor: a key binds to the executor of its first sync
     let (exec, _) = cp.executor_client(&alice, None).await;
+    let (exec_dep, _) = cp.executor_client(&alice, None).await;
+    let (exec_old, _) = cp.executor_client(&alice, None).await;
 
     let cur = exec.sync_executor(&sync_req("cur", ExecutorKind::Agent, "3.1.0")).await.unwrap();
     assert_eq!(cur.compat, novacula_core::CompatStatus::InWindow);
-    let dep = exec.sync_executor(&sync_req("dep", ExecutorKind::Agent, "2.9.0")).await.unwrap();
+    let dep = exec_dep.sync_executor(&sync_req("dep", ExecutorKind::Agent, "2.9.0")).await.unwrap();
     assert_eq!(dep.compat, novacula_core::CompatStatus::Deprecated);
     deploy(&alice, "dep", "on-dep").await.unwrap();
-    assert_eq!(exec.poll_specs("dep", 0, Duration::ZERO).await.unwrap().nodes.len(), 1);
+    assert_eq!(exec_dep.poll_specs("dep", 0, Duration::ZERO).await.unwrap().nodes.len(), 1);
 
     // out of support: heartbeats and upgrade specs keep flowing, node queries are 409
     let _: Value = alice
         .call(Method::PUT, "/api/v1/upgrades", Some(&json!({"channel": "stable", "kind": "agent", "version": "3.1.0", "artifact": "/opt/novacula/agent-3.1.0"})))
         .await
         .unwrap();
-    let old = exec.sync_executor(&sync_req("old", ExecutorKind::Agent, "1.4.0")).await.unwrap();
+    let old = exec_old.sync_executor(&sync_req("old", ExecutorKind::Agent, "1.4.0")).await.unwrap();
     assert_eq!(old.compat, novacula_core::CompatStatus::OutOfSupport);
     assert_eq!(old.upgrade.as_ref().unwrap().version, "3.1.0");
-    let e = exec.poll_specs("old", 0, Duration::ZERO).await.unwrap_err();
+    let e = exec_old.poll_specs("old", 0, Duration::ZERO).await.unwrap_err();
     assert_eq!(e.status(), Some(409));
     assert!(e.to_string().contains("out of support"));
-    assert_eq!(exec.report("old", vec![]).await.unwrap_err().status(), Some(409));
+    assert_eq!(exec_old.report("old", vec![]).await.unwrap_err().status(), Some(409));
     assert_eq!(deploy(&alice, "old", "n").await.unwrap_err().status(), Some(409));
     let listed: Vec<Value> = alice.get("/api/v1/executors").await.unwrap();
     let compat: Vec<(String, String)> =
@@ -268,7 +262,8 @@ async fn bad_input_gets_json_4xx() {
     bad_sync.name = "ok".into();
     bad_sync.version = "one".into();
     assert_eq!(exec.sync_executor(&bad_sync).await.unwrap_err().status(), Some(400));
-    assert_eq!(exec.poll_specs("never-synced", 0, Duration::ZERO).await.unwrap_err().status(), Some(404));
+    // a key that never synced speaks for no executor yet
+    assert_eq!(exec.poll_specs("never-synced", 0, Duration::ZERO).await.unwrap_err().status(), Some(403));
     let wrong_login = cp
         .anon()
         .call::<_, Value>(Method::POST, "/api/v1/login", Some(&json!({"username": "alice", "password": "nope"})))
@@ -316,7 +311,7 @@ async fn repeated_wrong_passwords_lock_the_user_out_for_a_while() {
         let anon = cp.anon();
         async move { anon.call::<_, Value>(Method::POST, "/api/v1/login", Some(&json!({"username": user, "password": password}))).await }
     };
-    for _ in 0..novacula_core::throttle::MAX_FAILURES {
+    for _ in 0..novacula_core::throttle::USER_LIMIT.failures_max {
         assert_eq!(attempt("alice", "guess").await.unwrap_err().status(), Some(401));
     }
     // now even the right password is refused, with how long to wait
@@ -325,12 +320,12 @@ async fn repeated_wrong_passwords_lock_the_user_out_for_a_while() {
     assert!(locked.to_string().contains("try again in 900 s"), "{locked}");
     // other users sign in as usual; unknown names are throttled the same way
     attempt("bob", PASSWORD).await.unwrap();
-    for _ in 0..novacula_core::throttle::MAX_FAILURES {
+    for _ in 0..novacula_core::throttle::USER_LIMIT.failures_max {
         assert_eq!(attempt("mallory", "x").await.unwrap_err().status(), Some(401));
     }
     assert_eq!(attempt("mallory", "x").await.unwrap_err().status(), Some(429));
     // once the window has passed, alice is back, and her count starts over
-    cp.clock.advance(novacula_core::throttle::WINDOW);
+    cp.clock.advance(novacula_core::throttle::USER_LIMIT.window);
     attempt("alice", PASSWORD).await.unwrap();
     assert_eq!(attempt("alice", "guess").await.unwrap_err().status(), Some(401));
     attempt("alice", PASSWORD).await.unwrap();

@@ -9,6 +9,9 @@ pub const NODE_DOWN: &str = "alert.node_down";
 pub const NODE_RECOVERED: &str = "alert.node_down.resolved";
 pub const EXECUTOR_CONNECTED: &str = "executor.connected";
 pub const EXECUTOR_DEACTIVATED: &str = "executor.deactivated";
+pub const EXECUTOR_REACTIVATED: &str = "executor.reactivated";
 pub const EXECUTOR_UPGRADE_SET: &str = "executor.upgrade.set";
 pub const API_KEY_CREATED: &str = "apikey.created";
 pub const API_KEY_REVOKED: &str = "apikey.revoked";
+/// A fresh key was bound to the executor of its first sync.
+pub const API_KEY_BOUND: &str = "apikey.bound";

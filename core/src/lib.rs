@@ -4,6 +4,7 @@
 //! drive these functions. Nothing here reads a clock, touches the network or
 //! the disk, or draws randomness: time comes in as a [`time::Timestamp`].
 
+pub mod admission;
 pub mod authz;
 pub mod compat;
 pub mod drift;

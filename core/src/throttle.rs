@@ -1,50 +1,81 @@
-//! Password guessing: after `MAX_FAILURES` wrong passwords for one username
-//! within `WINDOW`, sign-ins as that user are refused until the oldest of
-//! those failures is `WINDOW` old. Per username, so guesses spread over many
-//! addresses count together.
+//! Password guessing: after `failures_max` wrong passwords for one key (a
+//! username, or a client address) within `window`, sign-ins for that key are
+//! refused until the oldest of those failures is `window` old. Kept here,
+//! pure, rather than in a rate-limit crate: the rule is a few lines, tested
+//! with a hand-driven clock, and shared by every replica's memory alike.
+//!
+//! Memory is bounded: at most `tracked_max` keys; when full, the key whose
+//! last failure is oldest is forgotten first (a spray of new names evicts
+//! other sprayed names, not the victim a slow attacker keeps locked).
 
 use crate::time::Timestamp;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
-pub const MAX_FAILURES: usize = 5;
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Usernames tracked at most; beyond it, stale ones are dropped first.
-const MAX_TRACKED: usize = 10_000;
+/// Per username: five wrong passwords in 15 minutes.
+pub const USER_LIMIT: Limit = Limit { failures_max: 5, window: Duration::from_secs(15 * 60), tracked_max: 10_000 };
+/// Per client address: enough for an office behind one NAT, not for a spray.
+pub const ADDRESS_LIMIT: Limit = Limit { failures_max: 20, window: Duration::from_secs(15 * 60), tracked_max: 10_000 };
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub failures_max: usize,
+    pub window: Duration,
+    pub tracked_max: usize,
+}
+
+#[derive(Debug)]
 pub struct LoginThrottle {
+    limit: Limit,
     failures: HashMap<String, VecDeque<Timestamp>>,
+    /// `(last failure, key)`, to find the stalest key in O(log n).
+    by_last: BTreeSet<(Timestamp, String)>,
 }
 
 impl LoginThrottle {
-    /// `Err(wait)` while `username` is locked out.
-    pub fn check(&self, username: &str, now: Timestamp) -> Result<(), Duration> {
-        let Some(recent) = self.failures.get(username) else { return Ok(()) };
-        let in_window: Vec<&Timestamp> = recent.iter().filter(|t| now.since(**t) < WINDOW).collect();
-        if in_window.len() < MAX_FAILURES {
+    pub fn new(limit: Limit) -> LoginThrottle {
+        LoginThrottle { limit, failures: HashMap::new(), by_last: BTreeSet::new() }
+    }
+
+    /// `Err(wait)` while `key` is locked out.
+    pub fn check(&self, key: &str, now: Timestamp) -> Result<(), Duration> {
+        let Some(recent) = self.failures.get(key) else { return Ok(()) };
+        let in_window: Vec<&Timestamp> = recent.iter().filter(|t| now.since(**t) < self.limit.window).collect();
+        if in_window.len() < self.limit.failures_max {
             return Ok(());
         }
-        let oldest = *in_window[in_window.len() - MAX_FAILURES];
-        Err(WINDOW.saturating_sub(now.since(oldest)))
+        let oldest = *in_window[in_window.len() - self.limit.failures_max];
+        Err(self.limit.window.saturating_sub(now.since(oldest)))
     }
 
-    pub fn failed(&mut self, username: &str, now: Timestamp) {
-        if self.failures.len() >= MAX_TRACKED && !self.failures.contains_key(username) {
-            self.failures.retain(|_, ts| ts.back().is_some_and(|t| now.since(*t) < WINDOW));
-            if self.failures.len() >= MAX_TRACKED {
-                return; // under a spray of names, forget the newest rather than grow without bound
+    pub fn failed(&mut self, key: &str, now: Timestamp) {
+        if let Some(recent) = self.failures.get(key) {
+            let last = *recent.back().expect("tracked keys have a failure");
+            self.by_last.remove(&(last, key.to_string()));
+        } else {
+            while self.failures.len() >= self.limit.tracked_max {
+                let Some((_, stalest)) = self.by_last.pop_first() else { break };
+                self.failures.remove(&stalest);
             }
         }
-        let recent = self.failures.entry(username.to_string()).or_default();
+        let recent = self.failures.entry(key.to_string()).or_default();
         recent.push_back(now);
-        while recent.len() > MAX_FAILURES {
+        while recent.len() > self.limit.failures_max {
             recent.pop_front();
+        }
+        self.by_last.insert((now, key.to_string()));
+    }
+
+    pub fn succeeded(&mut self, key: &str) {
+        if let Some(recent) = self.failures.remove(key) {
+            if let Some(last) = recent.back() {
+                self.by_last.remove(&(*last, key.to_string()));
+            }
         }
     }
 
-    pub fn succeeded(&mut self, username: &str) {
-        self.failures.remove(username);
+    pub fn tracked(&self) -> usize {
+        self.failures.len()
     }
 }
 
@@ -60,7 +91,7 @@ mod tests {
 
     #[test]
     fn locks_after_five_failures_and_reopens_when_the_oldest_ages_out() {
-        let mut t = LoginThrottle::default();
+        let mut t = LoginThrottle::new(USER_LIMIT);
         for i in 0..4 {
             t.failed("alice", at(i * 60));
             assert_eq!(t.check("alice", at(i * 60)), Ok(()), "failure {} alone does not lock", i + 1);
@@ -76,24 +107,32 @@ mod tests {
 
     #[test]
     fn success_clears_the_count() {
-        let mut t = LoginThrottle::default();
+        let mut t = LoginThrottle::new(USER_LIMIT);
         for i in 0..4 {
             t.failed("alice", at(i));
         }
         t.succeeded("alice");
         t.failed("alice", at(10));
         assert_eq!(t.check("alice", at(10)), Ok(()));
+        assert_eq!(t.tracked(), 1);
     }
 
     #[test]
-    fn a_spray_of_names_stays_bounded() {
-        let mut t = LoginThrottle::default();
-        for i in 0..(MAX_TRACKED + 50) {
-            t.failed(&format!("user{i}"), at(0));
+    fn a_spray_of_names_stays_bounded_and_evicts_the_stalest_first() {
+        let limit = Limit { failures_max: 5, window: Duration::from_secs(900), tracked_max: 100 };
+        let mut t = LoginThrottle::new(limit);
+        // the victim is being guessed slowly, but keeps getting new failures
+        for i in 0..5 {
+            t.failed("victim", at(i));
         }
-        assert!(t.failures.len() <= MAX_TRACKED);
-        // once those are stale, new names are tracked again
-        t.failed("late", at(WINDOW.as_secs() + 1));
-        assert!(t.failures.contains_key("late"));
+        for i in 0..1000 {
+            t.failed(&format!("spray{i}"), at(10 + i / 10));
+            if i % 50 == 0 {
+                t.failed("victim", at(10 + i / 10));
+            }
+        }
+        assert!(t.tracked() <= 100);
+        assert!(t.check("victim", at(120)).is_err(), "the victim stays locked under a spray");
+        assert_eq!(t.by_last.len(), t.tracked());
     }
 }

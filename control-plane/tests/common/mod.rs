@@ -156,3 +156,13 @@ pub async fn events(user: &HttpApi, after: u64) -> Vec<Value> {
 pub fn kinds(events: &[Value]) -> Vec<String> {
     events.iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
 }
+
+/// An observed state whose one process (`execution`) has `status`.
+pub fn obs(name: &str, rev: u64, status: novacula_core::ObservedNodeStatus) -> novacula_core::ObservedNodeState {
+    novacula_core::ObservedNodeState {
+        node: name.into(),
+        revision: novacula_core::Revision(rev),
+        processes: vec![novacula_core::ObservedProcess { name: "execution".into(), status, sync: None, message: None }],
+        removed: false,
+    }
+}
