@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use novacula_agent::client::{HttpApi, Method};
 use novacula_control_plane::Config;
-use novacula_core::{ExecutorKind, ObservedNodeStatus, Version};
+use novacula_core::{ExecutorKind, ObservedNodeStatus, Revision, Version};
 use serde_json::{json, Value};
 use std::time::Duration;
 
