@@ -44,6 +44,10 @@ pub struct AgentConfig {
     /// never supplies one.
     #[serde(default)]
     pub sidecars: Vec<SidecarProgram>,
+    /// Self-upgrade releases: the control plane may only name a file in this
+    /// directory (keep it root's), pinned by its SHA-256. Unset: self-upgrade is off.
+    #[serde(default)]
+    pub release_dir: Option<PathBuf>,
     /// Offer the stand-in `demo` chain (a process that only sleeps), for the
     /// demo and tests; production agents leave it off.
     #[serde(default)]
@@ -92,6 +96,11 @@ impl AgentConfig {
     pub fn adapters(&self) -> Adapters {
         let adapters = Adapters::standard().with_sidecars(self.sidecars.clone());
         if self.enable_demo_chain { adapters.with_demo_chain() } else { adapters }
+    }
+
+    /// What this host allows self-upgrades to install.
+    pub fn upgrade_policy(&self) -> crate::upgrade::UpgradePolicy {
+        crate::upgrade::UpgradePolicy { release_dir: self.release_dir.clone(), state_dir: self.data_dir.join("agent") }
     }
 
     pub fn api_key(&self) -> Result<String, String> {

@@ -50,6 +50,8 @@ pub struct Executor<B, C> {
     wake_reconcile: Notify,
     wake_report: Notify,
     upgrade: watch::Sender<Option<UpgradeSpec>>,
+    /// Successful syncs of this process: the first one confirms a self-upgrade.
+    synced: watch::Sender<u64>,
     jitter: Jitter,
 }
 
@@ -116,6 +118,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             wake_reconcile: Notify::new(),
             wake_report: Notify::new(),
             upgrade: watch::channel(None).0,
+            synced: watch::channel(0).0,
             jitter,
         })
     }
@@ -127,6 +130,11 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
     /// The upgrade the control plane asks for, if any.
     pub fn upgrades(&self) -> watch::Receiver<Option<UpgradeSpec>> {
         self.upgrade.subscribe()
+    }
+
+    /// How many syncs of this process have succeeded.
+    pub fn syncs(&self) -> watch::Receiver<u64> {
+        self.synced.subscribe()
     }
 
     /// Run all loops until `shutdown` resolves.
@@ -152,6 +160,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             capabilities: self.backend.capabilities(),
         };
         let resp = self.api.sync_executor(&req).await?;
+        self.synced.send_modify(|n| *n += 1);
         if resp.compat != novacula_core::CompatStatus::InWindow {
             tracing::warn!(compat = resp.compat.as_str(), server = %resp.server_version, "executor version outside the compatibility window; upgrade it");
         }

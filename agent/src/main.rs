@@ -8,6 +8,7 @@ use novacula_agent::driver::{LocalDriver, ProcessDriver};
 use novacula_agent::artifacts::Artifacts;
 use novacula_agent::systemd::{Account, SystemdDriver};
 use novacula_agent::executor::{Executor, Identity, Intervals};
+use novacula_agent::upgrade::{self, Restart, UpgradePolicy};
 use novacula_core::ExecutorKind;
 use std::path::PathBuf;
 
@@ -63,23 +64,31 @@ async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), S
     tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), driver = %cfg.driver, "agent starting");
     let artifacts = Artifacts::new(cfg.artifacts.clone(), cfg.ca_file.clone())?;
     let exec = Executor::new(id, api, Processes::new(driver, cfg.adapters()).with_artifacts(artifacts), Intervals::default());
-    let mut upgrades = exec.upgrades();
+    let (upgrades, syncs) = (exec.upgrades(), exec.syncs());
+    let policy = cfg.upgrade_policy();
     exec.run(async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = self_upgrade(&mut upgrades) => {}
+            _ = self_upgrade(upgrades, syncs, policy) => {}
         }
     })
     .await;
     Ok(())
 }
 
-/// Wait for an upgrade to land, then restart into the new binary.
-async fn self_upgrade(rx: &mut tokio::sync::watch::Receiver<Option<novacula_core::wire::UpgradeSpec>>) {
+/// Confirm (or roll back) an upgrade that just restarted us, then wait for
+/// the next one to land; either way, restart into the binary now in place.
+async fn self_upgrade(mut upgrades: tokio::sync::watch::Receiver<Option<novacula_core::wire::UpgradeSpec>>, syncs: tokio::sync::watch::Receiver<u64>, policy: UpgradePolicy) {
     let Ok(current) = std::env::current_exe() else { return std::future::pending().await };
-    let spec = novacula_agent::upgrade::watch(rx, current.clone()).await;
-    tracing::info!(version = %spec.version, "restarting into the new binary");
+    match upgrade::process_life(&mut upgrades, syncs, &current, &policy, env!("CARGO_PKG_VERSION")).await {
+        Restart::RolledBack => tracing::warn!("restarting into the previous binary"),
+        Restart::Upgraded(spec) => tracing::info!(version = %spec.version, "restarting into the new binary"),
+    }
+    restart_into(&current);
+}
+
+fn restart_into(binary: &std::path::Path) {
     use std::os::unix::process::CommandExt;
-    let err = std::process::Command::new(&current).args(std::env::args_os().skip(1)).exec();
+    let err = std::process::Command::new(binary).args(std::env::args_os().skip(1)).exec();
     tracing::error!(error = %err, "re-exec failed; exiting for the supervisor to restart us");
 }

@@ -162,14 +162,14 @@ async function executorView(name) {
   const [e, nodes, events, upgrades] = await Promise.all([
     api("GET", "/executors/" + encodeURIComponent(name)),
     api("GET", "/nodes?executor=" + encodeURIComponent(name)),
-    api("GET", "/events?limit=1000"),
+    api("GET", "/events?order=desc&limit=1000"),
     api("GET", "/upgrades"),
   ]);
   const caps = (e.capabilities.chains || [])
     .map((c) => `${esc(c.chain)} (${(c.networks || []).map(esc).join(", ")}): ${(c.clients || []).map((k) => esc(k.role + "=" + k.client)).join(", ")}`)
     .join("<br>");
   const upgrade = upgrades.find((u) => u.kind === e.kind && u.spec.channel === e.channel);
-  const mine = events.events.filter((ev) => ev.executor === name).slice(-15).reverse();
+  const mine = events.events.filter((ev) => ev.executor === name).slice(0, 15);
   const canManage = me.canManageExecutors && !e.deactivated;
   live().innerHTML = `<h1>Executor ${esc(e.name)} ${badge(e.online ? "online" : "offline", null, "executor-status")}</h1>
     <div class="card"><dl>
@@ -195,9 +195,14 @@ async function executorView(name) {
   $("#executor-upgrade").onclick = async () => {
     const version = prompt(`Version for ${e.kind} executors on channel ${e.channel}:`);
     if (!version) return;
-    const artifact = prompt(e.kind === "operator" ? "Container image:" : "Path of the new binary on the host:");
+    const artifact = prompt(e.kind === "operator" ? "Image pinned by digest (repository@sha256:...):" : "Release file name in the agent's release_dir:");
     if (!artifact) return;
-    await act(() => api("PUT", "/upgrades", { channel: e.channel, kind: e.kind, version, artifact }));
+    let sha256 = null;
+    if (e.kind !== "operator") {
+      sha256 = prompt("SHA-256 of the release binary (64 hex digits):");
+      if (!sha256) return;
+    }
+    await act(() => api("PUT", "/upgrades", { channel: e.channel, kind: e.kind, version, artifact, sha256 }));
   };
 }
 
@@ -273,7 +278,7 @@ async function nodesView() {
 }
 
 async function nodeView(name) {
-  const [n, events] = await Promise.all([api("GET", "/nodes/" + encodeURIComponent(name)), api("GET", "/events?limit=1000&node=" + encodeURIComponent(name))]);
+  const [n, events] = await Promise.all([api("GET", "/nodes/" + encodeURIComponent(name)), api("GET", "/events?order=desc&limit=1000&node=" + encodeURIComponent(name))]);
   const procs = ((n.observed && n.observed.processes) || [])
     .map((p) => `<tr data-process="${esc(p.name)}"><td>${esc(p.name)}</td><td>${badge(p.status)}</td><td>${p.sync ? esc(p.sync.currentBlock + " / " + p.sync.highestBlock + ", " + p.sync.peers + " peers") : ""}</td><td>${esc(p.message)}</td></tr>`)
     .join("");
@@ -291,7 +296,7 @@ async function nodeView(name) {
     <div class="actions">${button("start", "secondary")}${button("stop", "secondary")}${button("restart", "secondary")}${button("delete", "danger")}</div></div>
     <h2>Processes</h2><table><thead><tr><th>Process</th><th>Status</th><th>Sync</th><th>Message</th></tr></thead><tbody>${procs || `<tr><td colspan="4" class="muted">No report yet.</td></tr>`}</tbody></table>
     <h2>Spec</h2><pre id="node-spec">${esc(JSON.stringify(n.spec, null, 2))}</pre>
-    <h2>Events</h2>${eventsTable(events.events.slice(-20).reverse())}`;
+    <h2>Events</h2>${eventsTable(events.events.slice(0, 20))}`;
   for (const action of ["start", "stop", "restart"]) {
     $("#action-" + action).onclick = async () => {
       if (!confirm(`${action[0].toUpperCase() + action.slice(1)} node ${name}?`)) return;
@@ -317,17 +322,17 @@ function eventsTable(events) {
     <tbody>${rows || `<tr><td colspan="7" class="muted">No events.</td></tr>`}</tbody></table>`;
 }
 
+let eventsBefore = null; // cursor of the page shown; null: the newest
+
 async function eventsView() {
-  // newest first: read to the end of the feed, keep the last 200
-  let after = 0;
-  let all = [];
-  for (;;) {
-    const page = await api("GET", `/events?after=${after}&limit=1000`);
-    all = all.concat(page.events).slice(-200);
-    if (page.events.length < 1000) break;
-    after = page.next;
-  }
-  live().innerHTML = `<h1>Events</h1>${eventsTable(all.reverse())}`;
+  // one page, newest first; older pages through the cursor
+  const query = "/events?order=desc&limit=200" + (eventsBefore === null ? "" : "&before=" + eventsBefore);
+  const page = await api("GET", query);
+  const older = page.events.length === 200 ? `<button id="events-older" class="secondary">Older</button>` : "";
+  const newest = eventsBefore === null ? "" : `<button id="events-newest" class="secondary">Newest</button>`;
+  live().innerHTML = `<h1>Events</h1>${eventsTable(page.events)}<div class="actions">${newest}${older}</div>`;
+  if (older) $("#events-older").onclick = () => { eventsBefore = page.next; eventsView(); };
+  if (newest) $("#events-newest").onclick = () => { eventsBefore = null; eventsView(); };
 }
 
 // ---- connect a new executor ----

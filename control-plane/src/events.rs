@@ -58,17 +58,81 @@ pub struct EventsQuery {
     node: Option<String>,
     #[serde(default)]
     kind: Option<String>,
+    /// `asc` (default: oldest first, page on with `after`) or `desc` (newest first, page on with `before`).
+    #[serde(default)]
+    order: Order,
+    /// With `order=desc`: return events with a sequence number smaller than this (default: the newest).
+    #[serde(default)]
+    before: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
 }
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsPage {
     pub events: Vec<EventView>,
-    /// Pass as `after` for the next page.
+    /// The cursor of the next page in the same order: pass as `after` (asc) or `before` (desc).
     pub next: u64,
 }
 
 pub const MAX_PAGE: usize = 1000;
+
+/// How long and how many events an organization keeps (the Novacula docs' defaults: 90 days, 100,000).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub max_age: std::time::Duration,
+    pub max_count: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { max_age: std::time::Duration::from_secs(90 * 24 * 3600), max_count: 100_000 }
+    }
+}
+
+/// Events removed per write transaction, so pruning never holds the writer long.
+const PRUNE_BATCH: usize = 5_000;
+
+/// Drop events past the retention of every organization; returns how many.
+pub fn prune(s: &AppState) -> store::Result<u64> {
+    let now = s.now();
+    let retention = s.config.event_retention;
+    let orgs: Vec<(String, crate::model::Org)> = s.store.read(|r| r.scan(store::ORGS, ""))?;
+    let mut removed = 0;
+    for (org, _) in orgs {
+        loop {
+            let n = s.store.write(|w| {
+                let over = w.event_count(&org)?.saturating_sub(retention.max_count);
+                let oldest: Vec<(u64, Event)> = w.oldest_events(&org, PRUNE_BATCH)?;
+                let mut n = 0;
+                for (i, (seq, e)) in oldest.iter().enumerate() {
+                    let too_many = (i as u64) < over;
+                    if !too_many && now.since(e.at) < retention.max_age {
+                        break; // oldest first: the rest are younger and within the count
+                    }
+                    w.remove_event(&org, *seq)?;
+                    n += 1;
+                }
+                Ok::<_, store::StoreError>(n)
+            })?;
+            removed += n;
+            if n < PRUNE_BATCH as u64 {
+                break;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "events past their retention removed");
+    }
+    Ok(removed)
+}
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("session" = [])), params(EventsQuery), responses((status = 200, body = EventsPage), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult<EventsPage> {
@@ -78,8 +142,19 @@ pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): Ap
         return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}")));
     }
     // Filters apply within a scanned window, so a page may be short but `next` always advances.
-    let scanned: Vec<Event> = s.store.read(|r| r.events(user.org(), q.after, limit))?;
-    let next = scanned.last().map_or(q.after, |e| e.seq);
+    let (scanned, next): (Vec<Event>, u64) = match q.order {
+        Order::Asc => {
+            let page: Vec<Event> = s.store.read(|r| r.events(user.org(), q.after, limit))?;
+            let next = page.last().map_or(q.after, |e| e.seq);
+            (page, next)
+        }
+        Order::Desc => {
+            let before = q.before.unwrap_or(u64::MAX);
+            let page: Vec<Event> = s.store.read(|r| r.events_before(user.org(), before, limit))?;
+            let next = page.last().map_or(before, |e| e.seq);
+            (page, next)
+        }
+    };
     let events = scanned
         .into_iter()
         .filter(|e| q.node.as_ref().is_none_or(|n| e.node.as_ref() == Some(n)))

@@ -130,20 +130,21 @@ pub struct SetUpgradeRequest {
     pub kind: ExecutorKind,
     pub version: String,
     pub artifact: String,
+    /// Agent releases: hex SHA-256 of the binary.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// Record the release executors of a channel and kind should run.
-#[utoipa::path(put, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), request_body = SetUpgradeRequest, responses((status = 200, body = UpgradeRow), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(put, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), request_body = SetUpgradeRequest, responses((status = 200, body = UpgradeRow), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 422, description = "the release does not pin its bytes (agent: sha256; operator: image digest)", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<SetUpgradeRequest>) -> ApiResult<UpgradeRow> {
     user.require(Permission::ManageExecutors)?;
-    req.version.parse::<Version>().map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if req.artifact.trim().is_empty() {
-        return Err(ApiError::bad_request("artifact must name a binary path (agent) or an image (operator)"));
-    }
+    let spec = UpgradeSpec { channel: req.channel, version: req.version, artifact: req.artifact, sha256: req.sha256.map(|h| h.to_ascii_lowercase()) };
+    spec.check(req.kind).map_err(ApiError::unprocessable)?;
     let now = s.now();
     let row = UpgradeRow {
         kind: req.kind,
-        spec: UpgradeSpec { channel: req.channel, version: req.version, artifact: req.artifact },
+        spec,
         set_at: now,
         set_by: user.user.username.clone(),
     };

@@ -63,6 +63,15 @@ struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "NOVACULA_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Events older than this many days are removed (per organization).
+    #[arg(long, env = "NOVACULA_EVENT_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=36500))]
+    event_retention_days: u64,
+    /// At most this many events are kept per organization; the oldest go first.
+    #[arg(long, env = "NOVACULA_EVENT_RETENTION_COUNT", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..))]
+    event_retention_count: u64,
+    /// Open connections at most; more wait until one closes (each executor holds one).
+    #[arg(long, env = "NOVACULA_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
 }
 
 pub fn init_tracing() {
@@ -90,7 +99,13 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve(a: ServeArgs) -> Result<(), String> {
     let store = Store::open(&a.db).map_err(|e| format!("cannot open database {}: {e}", a.db.display()))?;
-    let state = AppState::new(store, SystemClock, Config::default());
+    let mut config = Config::default();
+    config.event_retention = novacula_control_plane::events::Retention {
+        max_age: std::time::Duration::from_secs(a.event_retention_days * 24 * 3600),
+        max_count: a.event_retention_count,
+    };
+    config.http.connections_max = a.max_connections as usize;
+    let state = AppState::new(store, SystemClock, config);
     if !orgs::org_exists(&state.store, &a.bootstrap_org).map_err(|e| e.message)? {
         let generated = a.bootstrap_password.is_none();
         let password = a.bootstrap_password.unwrap_or_else(|| novacula_control_plane::auth::random_hex(12));

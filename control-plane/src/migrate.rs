@@ -4,14 +4,14 @@
 //! written before the change: each schema version keeps the shapes it
 //! replaced here, and `run` rewrites old rows into the current ones.
 
-use crate::model::{ApiKey, Executor, KeyUsage};
-use crate::store::{Result, Write, API_KEYS, EXECUTORS, KEY_USAGE};
+use crate::model::{ApiKey, Executor, KeyUsage, UpgradeRow};
+use crate::store::{Result, Write, API_KEYS, EXECUTORS, KEY_USAGE, UPGRADES};
 use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
 const SCHEMA_VERSION: &str = "schema_version";
 /// 1: the first release. 2: key usage in its own table, keys bound to one
-/// executor, program allowlists in capabilities.
+/// executor, program allowlists in capabilities, releases pinned by hash.
 pub const CURRENT: u64 = 2;
 
 pub fn run(w: &mut Write) -> Result<()> {
@@ -38,6 +38,21 @@ pub mod v1 {
         pub revoked_at: Option<Timestamp>,
         pub last_used_at: Option<Timestamp>,
         pub last_used_by: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct UpgradeSpec {
+        pub channel: Channel,
+        pub version: String,
+        pub artifact: String,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct UpgradeRow {
+        pub kind: ExecutorKind,
+        pub spec: UpgradeSpec,
+        pub set_at: Timestamp,
+        pub set_by: String,
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +114,12 @@ fn v1_to_v2(w: &mut Write) -> Result<()> {
             api_key_id: e.api_key_id,
         };
         w.put(EXECUTORS, &k, &exec)?;
+    }
+    let upgrades: Vec<(String, v1::UpgradeRow)> = w.scan(UPGRADES, "")?;
+    for (k, u) in upgrades {
+        // No hash was recorded: executors refuse the release until it is set again with one.
+        let spec = novacula_core::wire::UpgradeSpec { channel: u.spec.channel, version: u.spec.version, artifact: u.spec.artifact, sha256: None };
+        w.put(UPGRADES, &k, &UpgradeRow { kind: u.kind, spec, set_at: u.set_at, set_by: u.set_by })?;
     }
     if !w.scan::<ApiKey>(API_KEYS, "")?.is_empty() {
         tracing::info!("migrated the database to schema version 2 (key usage, key binding, program allowlists)");

@@ -104,7 +104,8 @@ pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req
         .store
         .read(|r| r.get::<UpgradeRow>(UPGRADES, &key(&[&org, exec.channel.as_str(), exec.kind.as_str()])))?
         .map(|u| u.spec)
-        .filter(|u| u.version != exec.version);
+        // Compared as versions: `v1.1.0` and `1.1.0` are the same release.
+        .filter(|u| u.version.parse::<Version>().ok() != exec.version.parse::<Version>().ok());
     Ok(ApiJson(SyncExecutorResponse {
         executor_id: exec.id,
         server_version: s.config.cp_version.to_string(),

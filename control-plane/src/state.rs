@@ -21,6 +21,10 @@ pub struct Config {
     pub http: crate::server::HttpLimits,
     /// Failed sign-ins allowed per client address.
     pub login_address_limit: throttle::Limit,
+    /// How long and how many events each organization keeps.
+    pub event_retention: crate::events::Retention,
+    /// How often events past their retention are removed.
+    pub prune_interval: Duration,
 }
 
 impl Default for Config {
@@ -32,6 +36,8 @@ impl Default for Config {
             sweep_interval: Duration::from_secs(5),
             http: Default::default(),
             login_address_limit: throttle::ADDRESS_LIMIT,
+            event_retention: Default::default(),
+            prune_interval: Duration::from_secs(60),
         }
     }
 }

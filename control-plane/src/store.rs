@@ -124,6 +124,20 @@ fn events_in<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// Events with `seq < before`, newest first.
+fn events_desc_in<T: DeserializeOwned>(
+    t: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    org: &str,
+    before: u64,
+    limit: usize,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for entry in t.range((org, 0)..(org, before))?.rev().take(limit) {
+        out.push(decode("events", entry?.1.value())?);
+    }
+    Ok(out)
+}
+
 pub struct Store {
     db: Database,
 }
@@ -197,6 +211,16 @@ impl Read {
         events_in(&self.txn.open_table(EVENTS)?, org, after, limit)
     }
 
+    /// Up to `limit` events older than `before` (a sequence number), newest first.
+    pub fn events_before<T: DeserializeOwned>(&self, org: &str, before: u64, limit: usize) -> Result<Vec<T>> {
+        events_desc_in(&self.txn.open_table(EVENTS)?, org, before, limit)
+    }
+
+    /// How many events `org` has.
+    pub fn event_count(&self, org: &str) -> Result<u64> {
+        Ok(self.txn.open_table(EVENTS)?.range((org, 0)..=(org, u64::MAX))?.count() as u64)
+    }
+
     pub fn counter(&self, name: &str) -> Result<u64> {
         Ok(self.txn.open_table(META)?.get(name)?.map(|v| v.value()).unwrap_or(0))
     }
@@ -253,6 +277,26 @@ impl Write {
 
     pub fn append_event<T: Serialize>(&mut self, org: &str, seq: u64, event: &T) -> Result<()> {
         self.txn.open_table(EVENTS)?.insert((org, seq), encode(event).as_slice())?;
+        Ok(())
+    }
+
+    /// The oldest `limit` events of `org`, oldest first, with their sequence numbers.
+    pub fn oldest_events<T: DeserializeOwned>(&self, org: &str, limit: usize) -> Result<Vec<(u64, T)>> {
+        let t = self.txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for entry in t.range((org, 0)..=(org, u64::MAX))?.take(limit) {
+            let (k, v) = entry?;
+            out.push((k.value().1, decode("events", v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn event_count(&self, org: &str) -> Result<u64> {
+        Ok(self.txn.open_table(EVENTS)?.range((org, 0)..=(org, u64::MAX))?.count() as u64)
+    }
+
+    pub fn remove_event(&mut self, org: &str, seq: u64) -> Result<()> {
+        self.txn.open_table(EVENTS)?.remove((org, seq))?;
         Ok(())
     }
 }

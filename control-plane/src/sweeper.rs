@@ -54,12 +54,23 @@ pub fn sweep_once(s: &AppState) -> Result<usize, StoreError> {
 pub async fn run(s: Arc<AppState>) {
     let mut tick = tokio::time::interval(s.config.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_prune = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         match sweep_once(&s) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(changed = n, "sweep updated node health"),
             Err(e) => tracing::error!(error = %e, "sweep failed"),
+        }
+        if tokio::time::Instant::now() >= next_prune {
+            next_prune = tokio::time::Instant::now() + s.config.prune_interval;
+            // A large backlog is many write transactions: keep them off the async workers.
+            let state = s.clone();
+            match tokio::task::spawn_blocking(move || crate::events::prune(&state)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "event retention failed"),
+                Err(e) => tracing::error!(error = %e, "event retention task failed"),
+            }
         }
     }
 }

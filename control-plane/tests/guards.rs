@@ -157,7 +157,7 @@ async fn compat_window_deprecated_and_out_of_support() {
 
     // out of support: heartbeats and upgrade specs keep flowing, node queries are 409
     let _: Value = alice
-        .call(Method::PUT, "/api/v1/upgrades", Some(&json!({"channel": "stable", "kind": "agent", "version": "3.1.0", "artifact": "/opt/novacula/agent-3.1.0"})))
+        .call(Method::PUT, "/api/v1/upgrades", Some(&json!({"channel": "stable", "kind": "agent", "version": "3.1.0", "artifact": "agent-3.1.0", "sha256": "ab".repeat(32)})))
         .await
         .unwrap();
     let old = exec_old.sync_executor(&sync_req("old", ExecutorKind::Agent, "1.4.0")).await.unwrap();

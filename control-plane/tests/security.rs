@@ -247,3 +247,45 @@ async fn connections_beyond_the_limit_wait_for_a_free_one() {
     assert_eq!(status.as_u16(), 200, "served once a connection closed");
     cp.stop().await;
 }
+
+#[tokio::test]
+async fn events_past_their_retention_are_removed() {
+    let mut config = Config::default();
+    config.event_retention = novacula_control_plane::events::Retention { max_age: Duration::from_secs(90 * 24 * 3600), max_count: 8 };
+    let cp = Cp::with_orgs(config).await;
+    let (alice, _exec) = cp.alice_and_edge().await;
+    deploy(&alice, "edge-1", "old").await.unwrap();
+    let before = events(&alice, 0).await.len();
+    assert!(before >= 3 && before <= 8, "{before}");
+    cp.advance(Duration::from_secs(91 * 24 * 3600));
+    for i in 0..10 {
+        deploy(&alice, "edge-1", &format!("new-{i}")).await.unwrap();
+    }
+    let removed = novacula_control_plane::events::prune(&cp.state).unwrap();
+    let left = events(&alice, 0).await;
+    assert_eq!(left.len(), 8, "the count limit keeps the newest");
+    assert_eq!(removed as usize, before + 10 - 8);
+    assert!(left.iter().all(|e| e["node"] != "old"), "events older than the retention are gone");
+    assert_eq!(left.last().unwrap()["node"], "new-9");
+    // the other organization is untouched by acme's volume
+    assert_eq!(novacula_control_plane::events::prune(&cp.state).unwrap(), 0);
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn events_read_newest_first_with_a_cursor() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, _exec) = cp.alice_and_edge().await;
+    for i in 0..5 {
+        deploy(&alice, "edge-1", &format!("n{i}")).await.unwrap();
+    }
+    let all = events(&alice, 0).await;
+    let first: Value = alice.get("/api/v1/events?order=desc&limit=3").await.unwrap();
+    let seqs = |page: &Value| page["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>();
+    let newest: Vec<u64> = all.iter().rev().take(3).map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs(&first), newest);
+    let second: Value = alice.get(&format!("/api/v1/events?order=desc&limit=3&before={}", first["next"])).await.unwrap();
+    let older: Vec<u64> = all.iter().rev().skip(3).take(3).map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs(&second), older);
+    cp.stop().await;
+}

@@ -43,8 +43,37 @@ pub struct SyncExecutorResponse {
 pub struct UpgradeSpec {
     pub channel: Channel,
     pub version: String,
-    /// Agent: path of the new binary on the host. Operator: container image reference.
+    /// Agent: the new binary, a file in the host's own release directory
+    /// (`release_dir` in agent.toml). Operator: an image pinned by digest
+    /// (`repository@sha256:...`) of the operator's own repository.
     pub artifact: String,
+    /// Agent: hex SHA-256 of the binary; the agent installs nothing else.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+impl UpgradeSpec {
+    /// What a release must pin for an executor of `kind` to accept it.
+    pub fn check(&self, kind: crate::ExecutorKind) -> Result<(), String> {
+        self.version.parse::<crate::Version>().map_err(|e| e.to_string())?;
+        if self.artifact.trim().is_empty() || self.artifact.chars().any(crate::validate::is_forbidden_control) {
+            return Err("artifact must name the release's file (agent) or image (operator)".into());
+        }
+        match kind {
+            crate::ExecutorKind::Agent => match &self.sha256 {
+                Some(h) if is_sha256_hex(h) => Ok(()),
+                _ => Err("sha256 (64 hex digits) of the agent binary is required: agents install nothing else".into()),
+            },
+            crate::ExecutorKind::Operator => match self.artifact.rsplit_once("@sha256:") {
+                Some((repo, digest)) if !repo.is_empty() && is_sha256_hex(digest) => Ok(()),
+                _ => Err("an operator image must be pinned by digest: <repository>@sha256:<64 hex digits>".into()),
+            },
+        }
+    }
+}
+
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `GET /api/v1/executors/specs?since=<cursor>&waitSecs=<n>`.
@@ -78,6 +107,20 @@ pub struct ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn releases_must_pin_their_bytes() {
+        let spec = |artifact: &str, sha256: Option<&str>| UpgradeSpec { channel: Channel::Stable, version: "1.1.0".into(), artifact: artifact.into(), sha256: sha256.map(Into::into) };
+        let h = "a".repeat(64);
+        assert!(spec("novacula-agent-1.1.0", Some(&h)).check(crate::ExecutorKind::Agent).is_ok());
+        assert!(spec("novacula-agent-1.1.0", None).check(crate::ExecutorKind::Agent).unwrap_err().contains("sha256"));
+        assert!(spec("novacula-agent-1.1.0", Some("abc")).check(crate::ExecutorKind::Agent).is_err());
+        assert!(spec(&format!("ghcr.io/novacula/novacula-operator@sha256:{h}"), None).check(crate::ExecutorKind::Operator).is_ok());
+        assert!(spec("ghcr.io/novacula/novacula-operator:1.1.0", None).check(crate::ExecutorKind::Operator).unwrap_err().contains("digest"));
+        let mut bad = spec("x", Some(&h));
+        bad.version = "latest".into();
+        assert!(bad.check(crate::ExecutorKind::Agent).is_err());
+    }
 
     #[test]
     fn sync_request_json_shape() {

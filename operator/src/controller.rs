@@ -31,6 +31,11 @@ pub struct Context {
 pub enum Error {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// An object of the node's name exists but was not made for this node:
+    /// never adopted (a forced apply would take it over, and garbage
+    /// collection would later delete it with the node).
+    #[error("{kind} {name:?} already exists and does not belong to this BlockchainNode (no owner reference to it); remove or rename it")]
+    NotOurs { kind: &'static str, name: String },
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
@@ -71,9 +76,15 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
             return Ok(Action::requeue(RESYNC));
         }
     };
-    let sts = match apply(&ctx.client, &ns, &name, rendered, &cr.spec.node.storage).await {
+    let uid = cr.uid().unwrap_or_default();
+    let sts = match apply(&ctx.client, &ns, &name, &uid, rendered, &cr.spec.node.storage).await {
         Ok(Applied::Done(sts)) => *sts,
         Ok(Applied::Recreating) => return Ok(Action::requeue(RECREATE_WAIT)),
+        Err(e @ Error::NotOurs { .. }) => {
+            tracing::error!(node = %name, error = %e, "refusing to adopt an object");
+            write_error(&nodes, &cr, &e.to_string()).await?;
+            return Ok(Action::requeue(RESYNC));
+        }
         Err(Error::Kube(e)) if is_refusal(&e) => {
             let why = match &e {
                 kube::Error::Api(s) => s.message.clone(),
@@ -94,13 +105,36 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
     Ok(Action::requeue(RESYNC))
 }
 
+/// Whether `obj` is controlled by the BlockchainNode with `uid`.
+fn controlled_by<K: ResourceExt>(obj: &K, uid: &str) -> bool {
+    obj.owner_references().iter().any(|o| o.controller == Some(true) && o.kind == "BlockchainNode" && o.uid == uid)
+}
+
+/// `Ok(true)` when the object exists and is this node's, `Ok(false)` when it
+/// does not exist; an object someone else made is an error.
+async fn ours<K>(api: &Api<K>, name: &str, uid: &str, kind: &'static str) -> Result<bool, Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get_opt(name).await? {
+        None => Ok(false),
+        Some(obj) if controlled_by(&obj, uid) => Ok(true),
+        Some(_) => Err(Error::NotOurs { kind, name: name.to_string() }),
+    }
+}
+
 /// Server-side apply every object; returns the StatefulSet as the API server has it.
-async fn apply(client: &Client, ns: &str, name: &str, r: Rendered, storage: &[StorageVolume]) -> Result<Applied, Error> {
+/// Objects that exist but were not made for this node are refused before anything is written.
+async fn apply(client: &Client, ns: &str, name: &str, uid: &str, r: Rendered, storage: &[StorageVolume]) -> Result<Applied, Error> {
     let pp = PatchParams::apply(MANAGER).force();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret_name = r.secret.name_any();
+    let secret_exists = ours(&secrets, &secret_name, uid, "Secret").await?;
+    ours(&Api::<ConfigMap>::namespaced(client.clone(), ns), &r.config_map.name_any(), uid, "ConfigMap").await?;
+    ours(&Api::<StatefulSet>::namespaced(client.clone(), ns), name, uid, "StatefulSet").await?;
+    ours(&Api::<Service>::namespaced(client.clone(), ns), name, uid, "Service").await?;
     // Generated once: never overwrite a secret the pod may already be using.
-    if secrets.get_opt(&secret_name).await?.is_none() {
+    if !secret_exists {
         match secrets.create(&PostParams::default(), &r.secret).await {
             Ok(_) => {}
             Err(e) if is_status(&e, 409) => {}

@@ -128,6 +128,10 @@ async fn self_upgrade(mut rx: watch::Receiver<Option<UpgradeSpec>>, own: Option<
                     failed.insert(spec.artifact);
                 }
                 Ok(outcome) => tracing::info!(?outcome, "upgrade finished"),
+                Err(e @ novacula_operator::upgrade::Error::Refused { .. }) => {
+                    tracing::error!(error = %e, "upgrade refused");
+                    failed.insert(spec.artifact);
+                }
                 Err(e) => tracing::warn!(error = %e, "upgrade attempt failed; will retry"),
             }
         }

@@ -33,6 +33,31 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("deployment {0} has no container {1:?}")]
     NoContainer(String, String),
+    #[error("image {new:?} refused: {why}")]
+    Refused { new: String, why: String },
+}
+
+/// The repository of an image reference (`registry/path` without tag or digest).
+pub fn repository(image: &str) -> &str {
+    let image = image.split_once('@').map_or(image, |(r, _)| r);
+    // A ':' after the last '/' starts a tag; one before it is a registry port.
+    match image.rfind(':') {
+        Some(i) if i > image.rfind('/').unwrap_or(0) => &image[..i],
+        _ => image,
+    }
+}
+
+/// The cluster trusts its own Helm values, not the control plane: a self-upgrade
+/// may only move to another digest of the repository the operator runs from.
+pub fn check_upgrade_image(current: &str, new: &str) -> Result<(), String> {
+    let digest_ok = new.rsplit_once("@sha256:").is_some_and(|(_, d)| novacula_core::wire::is_sha256_hex(d));
+    if !digest_ok {
+        return Err("not pinned by digest (repository@sha256:...)".into());
+    }
+    if repository(current) != repository(new) {
+        return Err(format!("not the operator's own repository {:?}", repository(current)));
+    }
+    Ok(())
 }
 
 impl SelfDeployment {
@@ -72,6 +97,7 @@ impl SelfDeployment {
         if old == image {
             return Ok(Outcome::Current);
         }
+        check_upgrade_image(&old, image).map_err(|why| Error::Refused { new: image.to_string(), why })?;
         tracing::info!(from = %old, to = %image, "self-upgrade: patching the operator deployment");
         self.set_image(image).await?;
         let selector = d
@@ -99,5 +125,22 @@ impl SelfDeployment {
         tracing::error!(image = %image, reason = %reason, back_to = %old, "self-upgrade failed; rolling back");
         self.set_image(&old).await?;
         Ok(Outcome::RolledBack { reason })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrade_to_an_image_of_the_attackers_choosing_is_refused() {
+        let d = "a".repeat(64);
+        let current = "ghcr.io/novacula/novacula-operator:1.0.0";
+        assert!(check_upgrade_image(current, &format!("ghcr.io/novacula/novacula-operator@sha256:{d}")).is_ok());
+        assert!(check_upgrade_image(current, &format!("ghcr.io/novacula/novacula-operator:1.1.0@sha256:{d}")).is_ok());
+        assert!(check_upgrade_image(current, "ghcr.io/novacula/novacula-operator:1.1.0").unwrap_err().contains("digest"));
+        assert!(check_upgrade_image(current, &format!("evil.example/novacula-operator@sha256:{d}")).unwrap_err().contains("repository"));
+        assert!(check_upgrade_image("registry:5000/ops/op:1", &format!("registry:5000/ops/op@sha256:{d}")).is_ok());
+        assert_eq!(repository("registry:5000/ops/op:1"), "registry:5000/ops/op");
     }
 }

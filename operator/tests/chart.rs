@@ -76,6 +76,12 @@ fn render(template: &str, values: &Value, chart: &Value) -> String {
             ".Release.Name" => RELEASE.to_string(),
             ".Release.Namespace" => NAMESPACE.to_string(),
             p if p.starts_with(".Values.") => scalar(lookup(values, &p[".Values.".len()..])),
+            // sprig's `join "," .Values.list`
+            p if p.starts_with("join \",\" .Values.") => match lookup(values, &p["join \",\" .Values.".len()..]) {
+                Value::Sequence(items) => items.iter().map(scalar).collect::<Vec<_>>().join(","),
+                Value::Null => String::new(),
+                other => panic!("join of a non-list: {other:?}"),
+            },
             ".Chart.AppVersion" => scalar(lookup(chart, "appVersion")),
             other => panic!("template construct not supported by the chart test: {other}"),
         };
@@ -161,6 +167,19 @@ fn role_grants_exactly_what_the_operator_uses() {
 }
 
 #[test]
+fn allowed_images_reach_the_operator_as_one_list() {
+    let dir = chart();
+    let mut values: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("values.yaml")).unwrap()).unwrap();
+    values["allowedImages"] = serde_yaml::from_str("[\"ghcr.io/ethpandaops/\", \"docker.io/library/busybox:1.36\"]").unwrap();
+    let chart_meta: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("Chart.yaml")).unwrap()).unwrap();
+    let text = render(&std::fs::read_to_string(dir.join("templates/deployment.yaml")).unwrap(), &values, &chart_meta);
+    let d: Value = serde_yaml::from_str(&text).unwrap();
+    let env = d["spec"]["template"]["spec"]["containers"][0]["env"].as_sequence().unwrap();
+    let allowed = env.iter().find(|e| e["name"] == "NOVACULA_ALLOWED_IMAGES").unwrap();
+    assert_eq!(scalar(&allowed["value"]), "ghcr.io/ethpandaops/,docker.io/library/busybox:1.36");
+}
+
+#[test]
 fn deployment_configures_the_operator_by_env_with_the_key_from_a_secret() {
     let docs = rendered();
     let d = kind(&docs, "Deployment");
@@ -178,6 +197,7 @@ fn deployment_configures_the_operator_by_env_with_the_key_from_a_secret() {
     assert_eq!(scalar(&var("NOVACULA_API_KEY")["valueFrom"]["secretKeyRef"]["name"]), "novacula-api-key");
     assert!(var("NOVACULA_API_KEY").get("value").is_none(), "the key never sits in the Deployment");
     assert_eq!(scalar(&var("POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"]), "metadata.namespace");
+    assert_eq!(scalar(&var("NOVACULA_ALLOWED_IMAGES")["value"]), "", "specs may name no image unless the chart allows it");
     // self-upgrade patches this very Deployment and container
     assert_eq!(scalar(&var("NOVACULA_OPERATOR_DEPLOYMENT")["value"]), scalar(&d["metadata"]["name"]));
     assert_eq!(scalar(&var("NOVACULA_OPERATOR_CONTAINER")["value"]), scalar(&c["name"]));

@@ -60,18 +60,30 @@ async fn status_patch(server: &mut ApiServer, cr_json: &Value) -> Value {
     seen.body["status"].clone()
 }
 
+/// An object as this node's controller made it (owner reference to CR uid-1).
+fn owned(kind: &str, api_version: &str, name: &str) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": "default",
+        "ownerReferences": [{"apiVersion": "validatoros.com/v1alpha1", "kind": "BlockchainNode", "name": "n1", "uid": "uid-1", "controller": true}]}})
+}
+
+/// The reads that come before any write: each object either does not exist yet or is this node's.
+async fn ownership_reads(server: &mut ApiServer, exist: bool) {
+    for (path, kind, version, name) in [(SECRET, "Secret", "v1", "n1-secrets"), (CONFIG_MAP, "ConfigMap", "v1", "n1-config"), (STS, "StatefulSet", "apps/v1", "n1"), (SERVICE, "Service", "v1", "n1")] {
+        if exist {
+            server.answer("GET", path, 200, |_| owned(kind, version, name)).await;
+        } else {
+            server.not_found("GET", path).await;
+        }
+    }
+}
+
 /// Run one reconcile of `cr`, answering the requests it must make, in order.
 async fn reconcile_in(cr: BlockchainNode, world: World) -> Seen {
     let (client, mut server) = mock_client();
     let cr_json = serde_json::to_value(&cr).unwrap();
-    let task = tokio::spawn(reconcile(Arc::new(cr), Arc::new(Context { client, adapters: Adapters::standard() })));
-    let secret = if world.secret_exists {
-        server.answer("GET", SECRET, 200, |_| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "n1-secrets"}})).await;
-        None
-    } else {
-        server.not_found("GET", SECRET).await;
-        Some(server.answer("POST", SECRETS, 201, |b| b.clone()).await.body)
-    };
+    let task = tokio::spawn(reconcile(Arc::new(cr), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })));
+    ownership_reads(&mut server, world.secret_exists).await;
+    let secret = if world.secret_exists { None } else { Some(server.answer("POST", SECRETS, 201, |b| b.clone()).await.body) };
     let config_map = server.echo("PATCH", CONFIG_MAP).await.body;
     let status = world.sts_status.clone();
     let sts = server
@@ -209,7 +221,6 @@ async fn config_change_rewrites_the_config_map_and_rolls_the_pod() {
     assert!(before.config_map["data"]["standin.conf"].as_str().unwrap().contains("info"));
     assert!(after.config_map["data"]["standin.conf"].as_str().unwrap().contains("debug"));
     assert_ne!(pod_annotations(&after.sts)[CONFIG_ANNOTATION], pod_annotations(&before.sts)[CONFIG_ANNOTATION]);
-    assert_eq!(after.sts["spec"]["template"]["spec"]["containers"][0]["env"], json!([{"name": "log-level", "value": "debug"}]));
     // no storage volumes: the data dir is an emptyDir, and no claims are made
     assert!(after.sts["spec"]["volumeClaimTemplates"].is_null());
     assert_eq!(after.sts["spec"]["template"]["spec"]["volumes"][1], json!({"name": "data", "emptyDir": {}}));
@@ -220,7 +231,7 @@ async fn a_cr_being_deleted_is_left_to_garbage_collection() {
     let mut node = cr(eth_spec("n1"), 3);
     node.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()));
     let (client, server) = mock_client();
-    let action = reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })).await.unwrap();
+    let action = reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })).await.unwrap();
     assert_eq!(action, kube::runtime::controller::Action::await_change());
     server.done().await;
 }
@@ -232,7 +243,7 @@ async fn unrenderable_spec_reports_error_status_and_applies_nothing() {
     let (client, mut server) = mock_client();
     let node = cr(spec, 2);
     let cr_json = serde_json::to_value(&node).unwrap();
-    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })));
+    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })));
     let status = status_patch(&mut server, &cr_json).await;
     tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("no further request").unwrap().unwrap();
     server.done().await;
@@ -255,8 +266,8 @@ async fn storage_growth_recreates_the_statefulset_keeping_pod_and_claims() {
     let mut spec = eth_spec("n1");
     spec.storage[0].size_gib = 600; // chain: 500 -> 600 GiB; ancient unchanged
     let (client, mut server) = mock_client();
-    let task = tokio::spawn(reconcile(Arc::new(cr(spec, 2)), Arc::new(Context { client, adapters: Adapters::standard() })));
-    server.answer("GET", SECRET, 200, |_| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "n1-secrets"}})).await;
+    let task = tokio::spawn(reconcile(Arc::new(cr(spec, 2)), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })));
+    ownership_reads(&mut server, true).await;
     server.echo("PATCH", CONFIG_MAP).await;
     // the API server refuses new claim templates on an existing StatefulSet
     server.answer("PATCH", STS, 422, |_| invalid(FIXED_FIELDS)).await;
@@ -282,8 +293,8 @@ async fn objects_the_api_server_refuses_put_the_reason_in_the_status() {
     let mut node = cr(eth_spec("n1"), 3);
     node.status = Some(novacula_operator::crd::BlockchainNodeStatus { phase: "Running".into(), observed_revision: 2, processes: vec![] });
     let node_json = serde_json::to_value(&node).unwrap();
-    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })));
-    server.answer("GET", SECRET, 200, |_| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "n1-secrets"}})).await;
+    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })));
+    ownership_reads(&mut server, true).await;
     server.echo("PATCH", CONFIG_MAP).await;
     server.answer("PATCH", STS, 422, |_| invalid("StatefulSet.apps \"n1\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: \"9\": must be less than or equal to memory limit")).await;
     let status = status_patch(&mut server, &node_json).await;
@@ -323,4 +334,23 @@ async fn sidecar_runs_its_own_image_with_the_spec_arguments() {
     assert_eq!(exporter["command"], Value::Null, "the image's entrypoint is the program");
     assert_eq!(exporter["args"], json!(["--metrics-port=9090"]));
     assert_eq!(exporter["env"], json!([{"name": "LOG_LEVEL", "value": "info"}]));
+}
+
+#[tokio::test]
+async fn objects_someone_else_made_are_never_adopted() {
+    // A ConfigMap of the node's name exists, made by hand: no owner reference.
+    let (client, mut server) = mock_client();
+    let node = cr(eth_spec("n1"), 1);
+    let node_json = serde_json::to_value(&node).unwrap();
+    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })));
+    server.not_found("GET", SECRET).await;
+    server.answer("GET", CONFIG_MAP, 200, |_| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n1-config", "namespace": "default"}, "data": {"theirs": "1"}})).await;
+    // nothing is written: only the error status
+    let status = status_patch(&mut server, &node_json).await;
+    assert_eq!(status["phase"], "Error");
+    let message = status["processes"][0]["message"].as_str().unwrap();
+    assert!(message.contains("ConfigMap \"n1-config\" already exists and does not belong"), "{message}");
+    let action = tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap().expect("handled");
+    assert_eq!(action, kube::runtime::controller::Action::requeue(RESYNC));
+    server.done().await;
 }

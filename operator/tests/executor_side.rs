@@ -135,7 +135,7 @@ fn own(client: kube::Client) -> SelfDeployment {
 }
 
 const OLD: &str = "novacula/operator:1.0.0";
-const NEW: &str = "novacula/operator:1.1.0";
+const NEW: &str = "novacula/operator@sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 #[tokio::test]
 async fn upgrade_rolls_back_when_the_new_image_cannot_be_pulled() {

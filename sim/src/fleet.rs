@@ -30,6 +30,8 @@ pub struct Fleet {
     pub db: Option<PathBuf>,
     /// Per-host agent binaries (`<dir>/exec-<i>`) that self-upgrade swaps; none: upgrades ignored.
     pub bin_dir: Option<PathBuf>,
+    /// The hosts' release directory: self-upgrades install only files from here.
+    pub release_dir: Option<PathBuf>,
     /// Executors sharing one simulated machine (one IP). turmoil links every pair
     /// of hosts and scans them all each step, so 1,000 hosts is too slow; 1,000
     /// executors on 50 hosts is not.
@@ -37,7 +39,8 @@ pub struct Fleet {
     /// Simulated time per turmoil step. Every host is polled each step, so large fleets
     /// use a coarser step; 10 ms is far below every protocol interval (1 s and up).
     pub tick: Duration,
-    key: String,
+    /// One API key per executor, bound to it (as a real fleet's keys are).
+    keys: Vec<String>,
 }
 
 impl Fleet {
@@ -52,9 +55,10 @@ impl Fleet {
             config: Arc::new(Mutex::new(Config::default())),
             db: None,
             bin_dir: None,
+            release_dir: None,
             executors_per_host: 1,
             tick: Duration::from_millis(10),
-            key: String::new(),
+            keys: Vec::new(),
         }
     }
 
@@ -75,20 +79,23 @@ impl Fleet {
             // Every executor keeps pooled connections open to the one control plane.
             .tcp_capacity(1 << 16)
             .build();
+        let executors = self.executors;
         let seed_store = |store: &Store| {
             orgs::create_org_with_owner(store, EPOCH, "sim", "admin", PASSWORD).expect("org");
-            keys::issue(store, "sim", "fleet".into(), None, "admin", EPOCH).expect("key").0
+            (0..executors)
+                .map(|i| keys::issue(store, "sim", "fleet".into(), Some(Self::executor_name(i)), "admin", EPOCH).expect("key").0)
+                .collect::<Vec<String>>()
         };
         let config = self.config.clone();
         match self.db.clone() {
             None => {
                 let store = Store::in_memory().expect("in-memory store");
-                self.key = seed_store(&store);
+                self.keys = seed_store(&store);
                 let state = AppState::new(store, SimClock, config.lock().expect("config").clone());
                 sim.host(crate::CP_HOST, move || serve(state.clone()));
             }
             Some(path) => {
-                self.key = seed_store(&Store::open(&path).expect("redb file"));
+                self.keys = seed_store(&Store::open(&path).expect("redb file"));
                 sim.host(crate::CP_HOST, move || {
                     let (path, config) = (path.clone(), config.lock().expect("config").clone());
                     async move {
@@ -105,8 +112,9 @@ impl Fleet {
                 drivers: members.iter().map(|&i| self.drivers[i].clone()).collect(),
                 kinds: members.iter().map(|&i| self.kinds[i]).collect(),
                 bins: members.iter().map(|&i| self.bin_dir.as_ref().map(|d| d.join(Self::executor_name(i)))).collect(),
+                release_dir: self.release_dir.clone(),
+                keys: members.iter().map(|&i| self.keys[i].clone()).collect(),
                 members,
-                key: self.key.clone(),
                 seed: self.seed,
                 versions: self.versions.clone(),
             };
@@ -124,7 +132,8 @@ struct ExecutorCtx {
     drivers: Vec<FakeDriver>,
     kinds: Vec<ExecutorKind>,
     bins: Vec<Option<PathBuf>>,
-    key: String,
+    release_dir: Option<PathBuf>,
+    keys: Vec<String>,
     seed: u64,
     versions: Arc<Mutex<Vec<String>>>,
 }
@@ -133,7 +142,11 @@ impl ExecutorCtx {
     async fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let mut all = tokio::task::JoinSet::new();
         for (k, &i) in self.members.iter().enumerate() {
-            all.spawn(Self::executor(i, self.drivers[k].clone(), self.kinds[k], self.bins[k].clone(), self.key.clone(), self.seed, self.versions.clone()));
+            let upgrades = self.bins[k].clone().map(|bin| {
+                let policy = novacula_agent::upgrade::UpgradePolicy { release_dir: self.release_dir.clone(), state_dir: bin.with_extension("state") };
+                (bin, policy)
+            });
+            all.spawn(Self::executor(i, self.drivers[k].clone(), self.kinds[k], upgrades, self.keys[k].clone(), self.seed, self.versions.clone()));
         }
         while all.join_next().await.is_some() {}
         Ok(())
@@ -141,22 +154,44 @@ impl ExecutorCtx {
 
     /// One executor; each pass of the loop is one agent process, and a
     /// successful self-upgrade "re-execs" into the next.
-    async fn executor(i: usize, driver: FakeDriver, kind: ExecutorKind, bin: Option<PathBuf>, key: String, seed: u64, versions: Arc<Mutex<Vec<String>>>) {
+    async fn executor(
+        i: usize,
+        driver: FakeDriver,
+        kind: ExecutorKind,
+        upgrades: Option<(PathBuf, novacula_agent::upgrade::UpgradePolicy)>,
+        key: String,
+        seed: u64,
+        versions: Arc<Mutex<Vec<String>>>,
+    ) {
+        use novacula_agent::upgrade::{process_life, Restart};
         let seed = seed.wrapping_add(i as u64 + 1);
+        // The version before the last upgrade, for a rollback after the "restart".
+        let mut before_upgrade: Option<String> = None;
         loop {
             let version = versions.lock().expect("versions")[i].clone();
-            let id = Identity { name: Fleet::executor_name(i), kind, version, channel: Channel::Stable };
+            let id = Identity { name: Fleet::executor_name(i), kind, version: version.clone(), channel: Channel::Stable };
             let backend = Processes::new(driver.clone(), Adapters::standard().with_demo_chain());
             let exec = Executor::with_jitter(id, api(Some(key.clone())), backend, Intervals::default(), Jitter::seeded(seed));
-            let mut upgrades = exec.upgrades();
-            let (bin, versions) = (bin.clone(), versions.clone());
+            let (mut offered, syncs) = (exec.upgrades(), exec.syncs());
+            let (upgrades, versions) = (upgrades.clone(), versions.clone());
+            let previous = before_upgrade.take();
+            let next = Arc::new(Mutex::new(None));
+            let next_set = next.clone();
             exec.run(async move {
-                match bin {
-                    Some(bin) => versions.lock().expect("versions")[i] = novacula_agent::upgrade::watch(&mut upgrades, bin).await.version,
-                    None => std::future::pending().await,
-                }
+                let Some((bin, policy)) = upgrades else { return std::future::pending().await };
+                // As a real agent process: confirm or roll back, then wait for a release.
+                let restart = process_life(&mut offered, syncs, &bin, &policy, &version).await;
+                let new_version = match restart {
+                    Restart::RolledBack => previous.unwrap_or(version.clone()),
+                    Restart::Upgraded(spec) => {
+                        *next_set.lock().expect("next") = Some(version.clone());
+                        spec.version
+                    }
+                };
+                versions.lock().expect("versions")[i] = new_version;
             })
             .await;
+            before_upgrade = next.lock().expect("next").take();
         }
     }
 }

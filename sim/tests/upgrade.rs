@@ -8,9 +8,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-fn script(path: &Path, body: &str) {
+fn script(path: &Path, body: &str) -> String {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    novacula_agent::files::sha256_file(path).unwrap()
 }
 
 fn versions(ex: &[Value]) -> Vec<String> {
@@ -26,29 +27,30 @@ fn failed_self_upgrade_rolls_back_and_nodes_keep_running() {
     for i in 0..2 {
         script(&bins.join(Fleet::executor_name(i)), "echo novacula-agent 1.0.0");
     }
-    let broken = dir.path().join("agent-1.1.0");
+    // The hosts' own release directory: the only place an upgrade may come from.
+    let releases = dir.path().join("releases");
+    std::fs::create_dir_all(&releases).unwrap();
     // Passes the pre-swap check, fails once installed as the agent.
-    script(&broken, "case \"$0\" in */exec-*) exit 1;; esac\necho novacula-agent 1.1.0");
-    let good = dir.path().join("agent-1.2.0");
-    script(&good, "echo novacula-agent 1.2.0");
+    let broken_hash = script(&releases.join("agent-1.1.0"), "case \"$0\" in */exec-*) exit 1;; esac\necho novacula-agent 1.1.0");
+    let good_hash = script(&releases.join("agent-1.2.0"), "echo novacula-agent 1.2.0");
 
     let mut fleet = Fleet::new(2, 2, seed);
     fleet.bin_dir = Some(bins.clone());
+    fleet.release_dir = Some(releases.clone());
     let mut sim = fleet.build();
-    let (broken_s, good_s) = (broken.display().to_string(), good.display().to_string());
     sim.client("admin", async move {
         let admin = admin().await;
         deploy_all(&admin, 2, 2).await;
         until(&admin, "running", |ns| ns.len() == 4 && all_converged(ns, "running")).await;
 
-        let set = |version: &str, artifact: &str| json!({"channel": "stable", "kind": "agent", "version": version, "artifact": artifact});
-        let _: Value = admin.call(Method::PUT, "/api/v1/upgrades", Some(&set("1.1.0", &broken_s))).await?;
+        let set = |version: &str, artifact: &str, sha256: &str| json!({"channel": "stable", "kind": "agent", "version": version, "artifact": artifact, "sha256": sha256});
+        let _: Value = admin.call(Method::PUT, "/api/v1/upgrades", Some(&set("1.1.0", "agent-1.1.0", &broken_hash))).await?;
         tokio::time::sleep(Duration::from_secs(30)).await;
         let ex: Vec<Value> = admin.get("/api/v1/executors").await?;
         assert_eq!(versions(&ex), ["1.0.0", "1.0.0"], "rolled back");
         until(&admin, "still running", |ns| all_converged(ns, "running")).await;
 
-        let _: Value = admin.call(Method::PUT, "/api/v1/upgrades", Some(&set("1.2.0", &good_s))).await?;
+        let _: Value = admin.call(Method::PUT, "/api/v1/upgrades", Some(&set("1.2.0", "agent-1.2.0", &good_hash))).await?;
         loop {
             let ex: Vec<Value> = admin.get("/api/v1/executors").await?;
             if versions(&ex) == ["1.2.0", "1.2.0"] {
