@@ -24,6 +24,31 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 )]
 struct ApiDoc;
 
+/// Answers every operation can give, stated once: a request body can be too
+/// large (413) or not JSON (415), and a storage failure is a 500.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+        let error = |what: &str| {
+            let content = ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name("ApiError"))).build();
+            RefOr::T(ResponseBuilder::new().description(what).content("application/json", content).build())
+        };
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+                let with_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                if with_body {
+                    responses.entry("413".into()).or_insert_with(|| error("request body larger than 1 MiB"));
+                    responses.entry("415".into()).or_insert_with(|| error("request body is not application/json"));
+                }
+                responses.entry("500".into()).or_insert_with(|| error("storage failure; see the control plane's logs"));
+            }
+        }
+    }
+}
+
 struct Security;
 
 impl utoipa::Modify for Security {
@@ -63,11 +88,19 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
 
 /// The OpenAPI document of the HTTP API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    api_routes_and_doc().1
+}
+
+/// The routes and their document; the common answers are stated once the paths exist.
+fn api_routes_and_doc() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    use utoipa::Modify;
+    let (api, mut doc) = api_routes().split_for_parts();
+    CommonResponses.modify(&mut doc);
+    (api, doc)
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let (api, doc) = api_routes().split_for_parts();
+    let (api, doc) = api_routes_and_doc();
     let doc = Arc::new(doc);
     api.route("/healthz", get(|| async { "ok" }))
         .route(OPENAPI_PATH, get(move || async move { axum::Json(doc.as_ref().clone()) }))

@@ -71,10 +71,37 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(r) => Err(json_rejection(r)),
+        let mut value = match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(v)) => v,
+            Err(r) => return Err(json_rejection(r)),
+        };
+        // Every body of this API is an object; serde would also take a struct from an array.
+        if !value.is_object() {
+            return Err(ApiError::bad_request("invalid request body: expected a JSON object"));
         }
+        integral_floats_to_integers(&mut value);
+        serde_path_to_error::deserialize(value).map(ApiJson).map_err(|e| ApiError::bad_request(format!("invalid request body: {}: {}", e.path(), e.inner())))
+    }
+}
+
+/// JSON Schema's `integer` includes `5.0`; serde's integers do not. Numbers
+/// with no fractional part become integers before typed decoding, so the API
+/// accepts what its document says it accepts.
+fn integral_floats_to_integers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                if f >= 0.0 && f < u64::MAX as f64 {
+                    *v = Value::from(f as u64);
+                } else if f < 0.0 && f >= i64::MIN as f64 {
+                    *v = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
     }
 }
 
@@ -91,6 +118,20 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         Json(self.0).into_response()
     }
+}
+
+/// Query integers (cursors, seconds) are documented as int64: larger ones are refused.
+pub fn query_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = <u64 as serde::Deserialize>::deserialize(d)?;
+    if v > i64::MAX as u64 {
+        return Err(serde::de::Error::custom(format!("{v} is larger than {}", i64::MAX)));
+    }
+    Ok(v)
+}
+
+/// [`query_int`] for an optional parameter.
+pub fn query_int_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    query_int(d).map(Some)
 }
 
 pub struct ApiQuery<T>(pub T);

@@ -50,9 +50,11 @@ pub fn record(w: &mut Write, org: &str, at: Timestamp, e: NewEvent<'_>) -> store
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventsQuery {
     /// Return events with a sequence number greater than this.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::error::query_int")]
     after: u64,
+    /// Page size (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     #[serde(default)]
     node: Option<String>,
@@ -60,9 +62,10 @@ pub struct EventsQuery {
     kind: Option<String>,
     /// `asc` (default: oldest first, page on with `after`) or `desc` (newest first, page on with `before`).
     #[serde(default)]
+    #[param(inline)]
     order: Order,
     /// With `order=desc`: return events with a sequence number smaller than this (default: the newest).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::error::query_int_opt")]
     before: Option<u64>,
 }
 

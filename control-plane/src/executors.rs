@@ -123,33 +123,58 @@ fn set_active(s: &AppState, user: &UserCtx, name: &str, active: bool) -> Result<
     Ok(())
 }
 
+/// A release for the executors of one kind on one channel. Each kind pins
+/// its bytes its own way, so the document states what each must carry.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SetUpgradeRequest {
-    pub channel: Channel,
-    pub kind: ExecutorKind,
-    pub version: String,
-    pub artifact: String,
-    /// Agent releases: hex SHA-256 of the binary.
-    #[serde(default)]
-    pub sha256: Option<String>,
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SetUpgradeRequest {
+    /// A file in the agents' own `release_dir`, and its SHA-256.
+    Agent {
+        channel: Channel,
+        #[schema(pattern = "^v?[0-9]{1,18}\\.[0-9]{1,18}\\.[0-9]{1,18}(-[0-9A-Za-z.]+)?$")]
+        version: String,
+        #[schema(pattern = "^[^\\s\\x00-\\x1f\\x7f]+$")]
+        artifact: String,
+        #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+        sha256: String,
+    },
+    /// An image of the operator's own repository, pinned by digest.
+    Operator {
+        channel: Channel,
+        #[schema(pattern = "^v?[0-9]{1,18}\\.[0-9]{1,18}\\.[0-9]{1,18}(-[0-9A-Za-z.]+)?$")]
+        version: String,
+        #[schema(pattern = "^[^\\s\\x00-\\x1f\\x7f@]+@sha256:[0-9a-fA-F]{64}$")]
+        artifact: String,
+    },
+}
+
+impl SetUpgradeRequest {
+    fn into_spec(self) -> (ExecutorKind, UpgradeSpec) {
+        match self {
+            SetUpgradeRequest::Agent { channel, version, artifact, sha256 } => {
+                (ExecutorKind::Agent, UpgradeSpec { channel, version, artifact, sha256: Some(sha256.to_ascii_lowercase()) })
+            }
+            SetUpgradeRequest::Operator { channel, version, artifact } => (ExecutorKind::Operator, UpgradeSpec { channel, version, artifact, sha256: None }),
+        }
+    }
 }
 
 /// Record the release executors of a channel and kind should run.
-#[utoipa::path(put, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), request_body = SetUpgradeRequest, responses((status = 200, body = UpgradeRow), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 422, description = "the release does not pin its bytes (agent: sha256; operator: image digest)", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(put, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), request_body = SetUpgradeRequest, responses((status = 200, body = UpgradeRow), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<SetUpgradeRequest>) -> ApiResult<UpgradeRow> {
     user.require(Permission::ManageExecutors)?;
-    let spec = UpgradeSpec { channel: req.channel, version: req.version, artifact: req.artifact, sha256: req.sha256.map(|h| h.to_ascii_lowercase()) };
-    spec.check(req.kind).map_err(ApiError::unprocessable)?;
+    let (kind, spec) = req.into_spec();
+    // The same rules as the document's patterns, in one place (core).
+    spec.check(kind).map_err(ApiError::bad_request)?;
     let now = s.now();
     let row = UpgradeRow {
-        kind: req.kind,
+        kind,
         spec,
         set_at: now,
         set_by: user.user.username.clone(),
     };
     s.store.write(|w| {
-        w.put(UPGRADES, &key(&[user.org(), req.channel.as_str(), req.kind.as_str()]), &row)?;
+        w.put(UPGRADES, &key(&[user.org(), row.spec.channel.as_str(), kind.as_str()]), &row)?;
         events::record(
             w,
             user.org(),
@@ -160,8 +185,8 @@ pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(
                 executor: None,
                 actor: &user.actor(),
                 data: data([
-                    ("channel", req.channel.to_string()),
-                    ("kind", req.kind.to_string()),
+                    ("channel", row.spec.channel.to_string()),
+                    ("kind", kind.to_string()),
                     ("version", row.spec.version.clone()),
                 ]),
             },

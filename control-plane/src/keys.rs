@@ -19,9 +19,11 @@ use std::sync::Arc;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateKeyRequest {
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub label: String,
-    /// Bind the key to one executor name.
+    /// Bind the key to one executor name (otherwise it binds at its first sync).
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     pub executor: Option<String>,
 }
 
@@ -40,8 +42,8 @@ pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req):
     if let Some(e) = req.executor.as_deref().filter(|e| !valid_name(e)) {
         return Err(ApiError::bad_request(format!("executor name {e:?} must be a lowercase DNS label")));
     }
-    if req.label.len() > 200 {
-        return Err(ApiError::bad_request("label must be at most 200 bytes"));
+    if req.label.chars().count() > 200 {
+        return Err(ApiError::bad_request("label must be at most 200 characters"));
     }
     let (full, record) = issue(&s.store, user.org(), req.label, req.executor, &user.user.username, s.now())?;
     Ok((StatusCode::CREATED, ApiJson(CreatedKey { key: full, record: ApiKeyView::new(&record, None) })))

@@ -44,8 +44,8 @@ pub fn check_user_fields(username: &str, password: &str) -> Result<(), ApiError>
     if password.chars().count() < 8 {
         return Err(ApiError::bad_request("password must be at least 8 characters"));
     }
-    if password.len() > crate::users::PASSWORD_BYTES_MAX {
-        return Err(ApiError::bad_request(format!("password must be at most {} bytes", crate::users::PASSWORD_BYTES_MAX)));
+    if password.chars().count() > crate::users::PASSWORD_CHARS_MAX {
+        return Err(ApiError::bad_request(format!("password must be at most {} characters", crate::users::PASSWORD_CHARS_MAX)));
     }
     Ok(())
 }

@@ -139,10 +139,10 @@ fn node_caller(s: &AppState, auth: &ExecutorKey, name: &str) -> Result<Executor,
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SpecQuery {
     pub executor: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::error::query_int")]
     pub since: u64,
     /// Seconds to wait for a change; 0 answers at once.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::error::query_int")]
     pub wait_secs: u64,
 }
 

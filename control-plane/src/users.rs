@@ -18,7 +18,9 @@ use std::sync::Arc;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     pub username: String,
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 
@@ -41,8 +43,8 @@ pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, ApiJson(req): Api
     if !valid_name(&req.username) {
         return Err(ApiError::bad_request("username must be lowercase letters, digits and '-' (at most 63)"));
     }
-    if req.password.len() > PASSWORD_BYTES_MAX {
-        return Err(ApiError::bad_request(format!("password longer than {PASSWORD_BYTES_MAX} bytes")));
+    if req.password.chars().count() > PASSWORD_CHARS_MAX {
+        return Err(ApiError::bad_request(format!("password longer than {PASSWORD_CHARS_MAX} characters")));
     }
     let now = s.now();
     let address = peer.0.map(|a| a.ip().to_string());
@@ -80,7 +82,7 @@ pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, ApiJson(req): Api
 }
 
 /// Longest password accepted (argon2 takes any length; a megabyte would only cost us).
-pub const PASSWORD_BYTES_MAX: usize = 1024;
+pub const PASSWORD_CHARS_MAX: usize = 1024;
 
 /// The client's address, when the request came through the server loop.
 pub struct Peer(pub Option<std::net::SocketAddr>);
@@ -117,7 +119,9 @@ pub async fn me(user: UserCtx) -> ApiResult<MeView> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     pub username: String,
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     pub role: Role,
 }

@@ -274,8 +274,9 @@ async fn bad_input_gets_json_4xx() {
     // duplicate deploy and edits that rename
     deploy(&alice, "edge-1", "n").await.unwrap();
     assert_eq!(deploy(&alice, "edge-1", "n").await.unwrap_err().status(), Some(409));
+    // well-formed, but not applicable to this node
     let renamed = alice.call::<_, Value>(Method::PUT, "/api/v1/nodes/n/spec", Some(&json!({"spec": spec("m")}))).await;
-    assert_eq!(renamed.unwrap_err().status(), Some(400));
+    assert_eq!(renamed.unwrap_err().status(), Some(422));
     cp.stop().await;
 }
 
@@ -296,7 +297,9 @@ async fn edit_and_client_upgrade_bump_revision_and_validate() {
     assert_eq!(up["revision"], 3);
     assert_eq!(up["spec"]["clients"][0]["version"], "1.15.0");
     let bad = alice.call::<_, Value>(Method::POST, "/api/v1/nodes/n/upgrade", Some(&json!({"role": "mev", "version": "1.0.0"}))).await;
-    assert_eq!(bad.unwrap_err().status(), Some(400));
+    assert_eq!(bad.unwrap_err().status(), Some(422), "no such role on this node");
+    let bad = alice.call::<_, Value>(Method::POST, "/api/v1/nodes/n/upgrade", Some(&json!({"role": "execution", "version": "latest"}))).await;
+    assert_eq!(bad.unwrap_err().status(), Some(400), "not a version: breaks the documented pattern");
     let specs = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap();
     assert_eq!(specs.nodes[0].revision, Revision(3));
     let updates = events(&alice, 0).await.into_iter().filter(|e| e["kind"] == "node.updated").count();

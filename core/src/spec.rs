@@ -135,8 +135,18 @@ pub struct NodeSpec {
     #[serde(default)]
     pub desired_state: DesiredState,
     /// Bumped by each restart request; the executor restarts processes started under an older one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int63")]
     pub restart_generation: u64,
+}
+
+/// Wire integers are at most 2^63-1 (what JSON tools and the API document
+/// call int64): a larger one is refused when decoded.
+fn int63<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    if v > i64::MAX as u64 {
+        return Err(serde::de::Error::custom(format!("{v} is larger than {}", i64::MAX)));
+    }
+    Ok(v)
 }
 
 impl NodeSpec {
@@ -210,6 +220,15 @@ mod tests {
         let mut bad = json.clone();
         bad["bogus"] = serde_json::json!(1);
         assert!(serde_json::from_value::<NodeSpec>(bad).is_err());
+    }
+
+    #[test]
+    fn integers_beyond_int64_are_refused() {
+        let mut json = serde_json::to_value(fixtures::eth_spec("n1")).unwrap();
+        json["restartGeneration"] = serde_json::json!(u64::MAX);
+        assert!(serde_json::from_value::<NodeSpec>(json.clone()).is_err());
+        json["restartGeneration"] = serde_json::json!(i64::MAX);
+        assert!(serde_json::from_value::<NodeSpec>(json).is_ok());
     }
 
     #[test]

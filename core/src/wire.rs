@@ -56,8 +56,8 @@ impl UpgradeSpec {
     /// What a release must pin for an executor of `kind` to accept it.
     pub fn check(&self, kind: crate::ExecutorKind) -> Result<(), String> {
         self.version.parse::<crate::Version>().map_err(|e| e.to_string())?;
-        if self.artifact.trim().is_empty() || self.artifact.chars().any(crate::validate::is_forbidden_control) {
-            return Err("artifact must name the release's file (agent) or image (operator)".into());
+        if self.artifact.is_empty() || self.artifact.chars().any(|c| c.is_whitespace() || crate::validate::is_forbidden_control(c)) {
+            return Err("artifact must name the release's file (agent) or image (operator), without spaces".into());
         }
         match kind {
             crate::ExecutorKind::Agent => match &self.sha256 {
@@ -65,11 +65,24 @@ impl UpgradeSpec {
                 _ => Err("sha256 (64 hex digits) of the agent binary is required: agents install nothing else".into()),
             },
             crate::ExecutorKind::Operator => match self.artifact.rsplit_once("@sha256:") {
-                Some((repo, digest)) if !repo.is_empty() && is_sha256_hex(digest) => Ok(()),
+                Some((repo, digest)) if !repo.is_empty() && !repo.contains('@') && is_sha256_hex(digest) => Ok(()),
                 _ => Err("an operator image must be pinned by digest: <repository>@sha256:<64 hex digits>".into()),
             },
         }
     }
+}
+
+/// The regular expressions the API document states, kept beside the rules they describe.
+pub mod patterns {
+    /// A DNS label: what `validate::valid_name` accepts.
+    pub const NAME: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+    /// What `Version` parses.
+    pub const VERSION: &str = "^v?[0-9]{1,18}\\.[0-9]{1,18}\\.[0-9]{1,18}(-[0-9A-Za-z.]+)?$";
+    pub const SHA256: &str = "^[0-9a-fA-F]{64}$";
+    /// A release file name or image reference: no spaces or control characters.
+    pub const ARTIFACT: &str = "^[^\\s\\x00-\\x1f\\x7f]+$";
+    /// An image pinned by digest.
+    pub const IMAGE_DIGEST: &str = "^[^\\s\\x00-\\x1f\\x7f@]+@sha256:[0-9a-fA-F]{64}$";
 }
 
 pub fn is_sha256_hex(s: &str) -> bool {
