@@ -419,7 +419,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sidecar_children_survive_stop_is_fixed() {
+    async fn a_sidecars_children_do_not_survive_stop() {
         // `sh -c 'sleep 1000; true'`: the shell forks sleep, which is no group
         // leader; stop must take both, and the node must not stick in stopping.
         let dir = tempfile::tempdir().unwrap();

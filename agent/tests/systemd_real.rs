@@ -90,7 +90,18 @@ impl RealSystemd {
     /// A driver on the namespace's system bus, once systemd has joined it.
     async fn driver(&self) -> (zbus::Connection, SystemdDriver) {
         let address = format!("unix:path={}", self.bus().display());
-        let conn = zbus::connection::Builder::address(address.as_str()).build().await.unwrap();
+        // The socket file can exist a moment before the bus accepts on it.
+        let mut attempts = 0;
+        let conn = loop {
+            match zbus::connection::Builder::address(address.as_str()).build().await {
+                Ok(c) => break c,
+                Err(_) if attempts < 100 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot connect to the namespace's system bus: {e}"),
+            }
+        };
         let d = SystemdDriver::with_connection(&conn, self.dir.path().join("data"), self.unit_dir()).await.unwrap();
         for _ in 0..100 {
             if d.unit_state("none", "none").await.is_ok() {

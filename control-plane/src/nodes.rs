@@ -174,6 +174,23 @@ pub fn finish_deletion(w: &mut Write, row: &mut NodeRow, now: Timestamp, actor: 
     save_write(w, row, now)
 }
 
+/// Two nodes of one executor must not derive the same object (a Kubernetes
+/// claim name, say): checked against the executor's other live nodes.
+fn check_names_free(w: &Write, org: &str, executor: &str, spec: &NodeSpec) -> Result<(), ApiError> {
+    let mut others = Vec::new();
+    for (node, _) in w.executor_nodes(org, executor)? {
+        if let Some(row) = w.get::<NodeRow>(NODES, &key(&[org, &node]))?.filter(|r| !r.removed && r.executor == executor) {
+            others.push(row.record.spec);
+        }
+    }
+    match novacula_core::naming::shared_object_name(spec, &others) {
+        Some((object, other)) => Err(ApiError::conflict(format!(
+            "the volume claim {object:?} of this node would be the same object as one of node {other:?} on executor {executor:?}; rename the node or the storage volume"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn validation_error(errs: Vec<ValidationError>) -> ApiError {
     ApiError::unprocessable("spec is not valid for the target executor")
         .with_details(errs.iter().map(ToString::to_string).collect())
@@ -218,6 +235,7 @@ pub async fn deploy(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req):
             )));
         }
         validate_spec(&spec, &exec.capabilities).map_err(validation_error)?;
+        check_names_free(w, &org, &exec.name, &spec)?;
         let k = key(&[&org, &spec.name]);
         let mut record = lifecycle::create(spec.clone());
         if let Some(old) = w.get::<NodeRow>(NODES, &k)? {
@@ -287,6 +305,7 @@ fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiRes
                 .get(EXECUTORS, &key(&[&org, &row.executor]))?
                 .ok_or_else(|| ApiError::conflict(format!("executor {:?} of this node no longer exists", row.executor)))?;
             validate_spec(&next.spec, &exec.capabilities).map_err(validation_error)?;
+            check_names_free(w, &org, &row.executor, &next.spec)?;
         }
         row.record = next;
         let mut seq = save_write(w, &mut row, now)?;

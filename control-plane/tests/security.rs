@@ -291,3 +291,48 @@ async fn events_read_newest_first_with_a_cursor() {
     assert_eq!(seqs(&second), older);
     cp.stop().await;
 }
+
+#[tokio::test]
+async fn nodes_of_one_executor_cannot_share_a_volume_claim() {
+    // node `a` with volume `data-b` and node `b-a` with volume `data` would both
+    // get the claim `data-b-a-0` on Kubernetes.
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, _exec) = cp.alice_and_edge().await;
+    let with_volume = |node: &str, volume: &str| {
+        let mut s = serde_json::to_value(spec(node)).unwrap();
+        s["storage"] = json!([{"name": volume, "sizeGib": 10, "mountPath": "/data"}]);
+        s
+    };
+    deploy_spec(&alice, with_volume("a", "data-b")).await.unwrap();
+    let err = deploy_spec(&alice, with_volume("b-a", "data")).await.unwrap_err();
+    assert_eq!(err.status(), Some(409));
+    assert!(err.to_string().contains("data-b-a-0"), "{err}");
+    // an edit that would collide is refused the same way
+    deploy_spec(&alice, with_volume("b-a", "other")).await.unwrap();
+    let edit = alice.call::<_, Value>(Method::PUT, "/api/v1/nodes/b-a/spec", Some(&json!({"spec": with_volume("b-a", "data")}))).await.unwrap_err();
+    assert_eq!(edit.status(), Some(409));
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_off_by_the_client() {
+    // Whatever answers in the control plane's place cannot make a client buffer without bound.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n").await;
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..(novacula_agent::client::ANSWER_BYTES_MAX >> 20) + 2 {
+            if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_err() || s.write_all(&chunk).await.is_err() || s.write_all(b"\r\n").await.is_err() {
+                return; // the client hung up: good
+            }
+        }
+    });
+    let client = novacula_agent::client::HttpApi::new(&url, None).unwrap();
+    let err = client.raw(Method::GET, "/api/v1/executors", None, Duration::from_secs(30)).await.unwrap_err();
+    assert!(err.to_string().contains("at most"), "{err}");
+}

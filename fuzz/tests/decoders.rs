@@ -37,7 +37,8 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
         prop::collection::vec(storage, 0..3),
         prop::collection::vec(sidecar, 0..2),
         any::<bool>(),
-        any::<u64>(),
+        // wire integers are at most 2^63-1 (larger ones are refused when decoded)
+        0..=i64::MAX as u64,
     )
         .prop_map(|((name, chain, network), node_type, clients, storage, sidecars, stopped, restart_generation)| NodeSpec {
             name,
