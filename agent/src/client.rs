@@ -24,6 +24,8 @@ use std::time::Duration;
 
 /// Largest API answer read (a spec poll for 10,000 nodes is a few MiB).
 pub const ANSWER_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Idle pooled connections are dropped after this (less than the server's header timeout).
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub use hyper::Method;
 
@@ -178,7 +180,9 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(ClientError::Transport(format!("control plane URL {base:?} must start with http:// or https://")));
         }
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        // Close idle connections well before the server would (it allows 30 s
+        // between requests), so a request never races the server's close.
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector);
         Ok(HttpApi { base, token, client, timeout: Duration::from_secs(15) })
     }
 

@@ -128,15 +128,30 @@ fn hand_over_fd(fd: &OwnedFd, uid: Uid, gid: Gid, depth: usize) -> std::io::Resu
 
 /// Hex SHA-256 of a file, read in chunks (blocking).
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
+    hash_through(std::fs::File::open(path)?, std::io::sink())
+}
+
+/// Copy `from` to a new file `to` (0755) and return the SHA-256 of the bytes
+/// written, which are fsynced before this returns (blocking).
+pub fn copy_hashing(from: &Path, to: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(to)?;
+    let hash = hash_through(std::fs::File::open(from)?, &mut dst)?;
+    dst.sync_all()?;
+    Ok(hash)
+}
+
+/// Stream `src` into `sink` in chunks, hashing what passes.
+fn hash_through(mut src: impl Read, mut sink: impl Write) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = f.read(&mut buf)?;
+        let n = src.read(&mut buf)?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
+        sink.write_all(&buf[..n])?;
     }
     Ok(hex::encode(h.finalize()))
 }

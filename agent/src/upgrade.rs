@@ -131,29 +131,6 @@ pub fn resolve_artifact(policy: &UpgradePolicy, artifact: &str) -> Result<PathBu
     Ok(real)
 }
 
-/// Copy `from` to a fresh `to` (0755), returning the SHA-256 of the bytes
-/// written, fsynced before it returns.
-fn copy_hashing(from: &Path, to: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::{Read, Write};
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::remove_file(to);
-    let mut src = std::fs::File::open(from)?;
-    let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(to)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = src.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        dst.write_all(&buf[..n])?;
-    }
-    dst.sync_all()?;
-    Ok(hex::encode(h.finalize()))
-}
-
 fn sync_dir(of: &Path) {
     if let Some(dir) = of.parent() {
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
@@ -171,7 +148,8 @@ pub fn apply(current: &Path, spec: &UpgradeSpec, policy: &UpgradePolicy) -> Resu
     let staged = current.with_extension("new");
     let previous = current.with_extension("prev");
     // Verify the bytes we copied, not the file we read: it may change under us.
-    let copied = copy_hashing(&artifact, &staged).map_err(|e| format!("stage {}: {e}", staged.display()))?;
+    let _ = std::fs::remove_file(&staged);
+    let copied = crate::files::copy_hashing(&artifact, &staged).map_err(|e| format!("stage {}: {e}", staged.display()))?;
     if !copied.eq_ignore_ascii_case(want) {
         let _ = std::fs::remove_file(&staged);
         return Err(format!("release {} has SHA-256 {copied}, the upgrade names {want}; not installed", artifact.display()));

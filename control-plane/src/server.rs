@@ -21,7 +21,9 @@ use tower::ServiceExt;
 pub struct HttpLimits {
     /// Open connections at most (executors hold one each for their long-poll).
     pub connections_max: usize,
-    /// From accepting a connection (or finishing a request) to a complete request head.
+    /// From accepting a connection (or finishing a request) to a complete
+    /// request head: this also bounds how long a keep-alive connection may sit
+    /// idle (clients drop theirs sooner, see `client::POOL_IDLE_TIMEOUT`).
     pub header_read_timeout: Duration,
     /// For a request body to arrive in full once its head has.
     pub body_read_timeout: Duration,
@@ -33,7 +35,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             connections_max: 16_384,
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
