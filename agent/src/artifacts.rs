@@ -3,7 +3,7 @@
 //! fetched when a node needs it and it is not in `data_dir/bin` yet; nothing
 //! whose checksum differs is ever installed.
 
-use crate::client::download;
+use novacula_client::download;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

@@ -1,27 +1,18 @@
-//! How an executor materializes nodes. The loops in `executor` are shared; the
-//! agent uses `Processes` (core `diff` applied unit by unit through a
-//! `ProcessDriver`), the operator a Kubernetes backend that applies one custom
-//! resource per node.
+//! The agent's backend: nodes as local processes (systemd units or child
+//! processes), core's reconcile diff applied unit by unit through a `ProcessDriver`.
 
-use crate::adapter::{is_executable, Adapters};
+pub use novacula_executor::backend::Backend;
+use crate::config::SidecarProgram;
+use crate::driver::{is_executable, UnitDef};
+use novacula_executor::adapter::{Adapters, Program};
+use std::path::PathBuf;
 use crate::artifacts::Artifacts;
 use crate::driver::ProcessDriver;
 use crate::probe::probe;
 use novacula_core::reconcile::{diff, plan, Action};
 use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Mutex;
-
-pub trait Backend: Send + Sync + 'static {
-    /// Chains and clients this executor can run, sent with every heartbeat.
-    fn capabilities(&self) -> ExecutorCapabilities;
-    /// Move the node one pass towards `d`; returns how many changes were made.
-    /// Failures are kept and surface in the next `observe`, never lost.
-    fn reconcile(&self, d: &DesiredNode) -> impl Future<Output = usize> + Send;
-    /// The node as it is now, with the revision fully materialized.
-    fn observe(&self, d: &DesiredNode) -> impl Future<Output = Result<ObservedNodeState, String>> + Send;
-}
 
 /// Nodes as local processes: the agent's backend (systemd or child processes).
 pub struct Processes<D> {
@@ -33,11 +24,38 @@ pub struct Processes<D> {
     errors: Mutex<HashMap<String, String>>,
     /// Where missing client binaries are fetched from, if anywhere.
     artifacts: Option<Artifacts>,
+    /// What each allowed sidecar name stands for on this host (agent.toml).
+    sidecars: Vec<SidecarProgram>,
 }
 
 impl<D: ProcessDriver> Processes<D> {
     pub fn new(driver: D, adapters: Adapters) -> Processes<D> {
-        Processes { driver, adapters, materialized: Mutex::new(HashMap::new()), errors: Mutex::new(HashMap::new()), artifacts: None }
+        Processes { driver, adapters, materialized: Mutex::new(HashMap::new()), errors: Mutex::new(HashMap::new()), artifacts: None, sidecars: vec![] }
+    }
+
+    /// Offer these sidecar programs (and only these) to specs.
+    pub fn with_sidecar_programs(mut self, programs: Vec<SidecarProgram>) -> Processes<D> {
+        self.adapters = self.adapters.with_sidecars(programs.iter().map(|p| p.name.clone()).collect());
+        self.sidecars = programs;
+        self
+    }
+
+    /// The file on this host that a logical program stands for.
+    fn resolve(&self, program: &Program) -> Result<PathBuf, String> {
+        match program {
+            Program::Client { client, version } => Ok(self.driver.bin_dir().join(client).join(version).join(client)),
+            Program::Sidecar { name } => self.sidecars.iter().find(|p| &p.name == name).map(|p| p.path.clone()).ok_or_else(|| format!("sidecar program {name:?} is not listed under [[sidecars]] in agent.toml")),
+            Program::Shell => Ok(PathBuf::from("/bin/sh")),
+        }
+    }
+
+    /// The unit as the driver writes it: rendered, its program resolved here.
+    fn unit_def(&self, d: &DesiredNode, unit: &str) -> Result<(UnitDef, PathBuf), String> {
+        let r = self.adapters.render(&d.spec, unit, &self.driver.paths(&d.spec.name))?;
+        let program = self.resolve(&r.program)?;
+        let mut command = vec![program.display().to_string()];
+        command.extend(r.args);
+        Ok((UnitDef { command, env: r.env, files: r.files }, program))
     }
 
     /// Fetch client binaries missing from `data_dir/bin` from this catalog.
@@ -52,20 +70,19 @@ impl<D: ProcessDriver> Processes<D> {
 
     async fn apply(&self, d: &DesiredNode, a: &Action) -> Result<(), String> {
         let node = d.spec.name.as_str();
-        let paths = self.driver.paths(node);
         let r = match a {
             Action::InstallBinary { unit, client, version } => {
-                let binary = self.adapters.binary(&d.spec, unit, &paths);
-                if let (Some(bin), Some(catalog)) = (&binary, &self.artifacts) {
-                    if let Some(artifact) = catalog.find(client, version).filter(|_| !is_executable(bin)) {
-                        catalog.fetch(artifact, bin).await?;
+                let (_, bin) = self.unit_def(d, unit)?;
+                if let Some(catalog) = &self.artifacts {
+                    if let Some(artifact) = catalog.find(client, version).filter(|_| !is_executable(&bin)) {
+                        catalog.fetch(artifact, &bin).await?;
                     }
                 }
-                self.driver.install(node, unit, client, version, binary).await
+                self.driver.install(node, unit, client, version, Some(bin)).await
             }
             Action::WriteConfig { unit, fingerprint } => {
                 self.verify_sidecar(d, unit).await?;
-                let def = self.adapters.render(&d.spec, unit, &paths)?;
+                let (def, _) = self.unit_def(d, unit)?;
                 self.driver.write_unit(node, unit, &def, *fingerprint).await
             }
             Action::Start { unit, fingerprint, generation } => {
@@ -88,9 +105,17 @@ impl<D: ProcessDriver> Processes<D> {
     /// A sidecar runs only a program agent.toml lists, and only while its file
     /// is the one pinned there (hashed off the async workers).
     async fn verify_sidecar(&self, d: &DesiredNode, unit: &str) -> Result<(), String> {
-        let Some(program) = self.adapters.sidecar_program(&d.spec, unit) else { return Ok(()) };
-        let program = program?.clone();
-        tokio::task::spawn_blocking(move || program.verify()).await.map_err(|e| format!("sidecar check failed: {e}"))?
+        let Some(name) = self.adapters.sidecar_program(&d.spec, unit) else { return Ok(()) };
+        let name = name?;
+        let program = self.sidecars.iter().find(|p| p.name == name).cloned().ok_or_else(|| format!("sidecar program {name:?} is not listed under [[sidecars]] in agent.toml"))?;
+        let check = move || -> Result<(), String> {
+            let actual = crate::files::sha256_file(&program.path).map_err(|e| format!("sidecar program {}: cannot read {}: {e}", program.name, program.path.display()))?;
+            if !actual.eq_ignore_ascii_case(&program.sha256) {
+                return Err(format!("sidecar program {}: {} has SHA-256 {actual}, agent.toml pins {}; not started", program.name, program.path.display(), program.sha256));
+            }
+            Ok(())
+        };
+        tokio::task::spawn_blocking(check).await.map_err(|e| format!("sidecar check failed: {e}"))?
     }
 }
 

@@ -1,10 +1,42 @@
 //! The agent's TOML configuration.
 
-use crate::adapter::{Adapters, SidecarProgram};
+use novacula_executor::adapter::Adapters;
 use crate::artifacts::Artifact;
 use novacula_core::Channel;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+
+/// A sidecar program this host trusts, from `[[sidecars]]`. A spec names it
+/// by `name` (the sidecar's `image`); the agent runs `path`, and only while the
+/// file's SHA-256 is `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarProgram {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+impl SidecarProgram {
+    /// Well-formed entries: DNS-label names, absolute paths, 64 hex digits, no name twice.
+    pub fn check(list: &[SidecarProgram]) -> Result<(), String> {
+        for (i, p) in list.iter().enumerate() {
+            if !novacula_core::validate::valid_name(&p.name) {
+                return Err(format!("sidecar program {:?}: name must be a lowercase DNS label", p.name));
+            }
+            if !p.path.is_absolute() {
+                return Err(format!("sidecar program {}: path {} must be absolute", p.name, p.path.display()));
+            }
+            if !novacula_core::wire::is_sha256_hex(&p.sha256) {
+                return Err(format!("sidecar program {}: sha256 must be 64 hex digits", p.name));
+            }
+            if list[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!("sidecar program {} is listed twice", p.name));
+            }
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,10 +124,10 @@ impl AgentConfig {
         Ok(())
     }
 
-    /// The chains and sidecar programs this configuration offers to specs.
+    /// The chains this configuration offers to specs (sidecar programs are
+    /// offered by the backend, which knows their paths: `Processes::with_sidecar_programs`).
     pub fn adapters(&self) -> Adapters {
-        let adapters = Adapters::standard().with_sidecars(self.sidecars.clone());
-        if self.enable_demo_chain { adapters.with_demo_chain() } else { adapters }
+        if self.enable_demo_chain { Adapters::standard().with_demo_chain() } else { Adapters::standard() }
     }
 
     /// What this host allows self-upgrades to install.
@@ -142,9 +174,8 @@ mod tests {
         assert!(c.adapters().capabilities().chain("demo").is_none(), "no demo chain unless enabled");
         let demo: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\nenable_demo_chain = true\n[[sidecars]]\nname = \"exporter\"\npath = \"/usr/local/bin/exporter\"\nsha256 = \"{}\"\n", "a".repeat(64))).unwrap();
         demo.check().unwrap();
-        let caps = demo.adapters().capabilities();
-        assert!(caps.chain("demo").is_some());
-        assert_eq!(caps.programs.sidecar_programs, ["exporter"]);
+        assert!(demo.adapters().capabilities().chain("demo").is_some());
+        assert_eq!(demo.sidecars[0].name, "exporter");
         let relative: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\n[[sidecars]]\nname = \"exporter\"\npath = \"exporter\"\nsha256 = \"{}\"\n", "a".repeat(64))).unwrap();
         assert!(relative.check().unwrap_err().contains("absolute"));
         let bad: AgentConfig = toml::from_str("control_plane_url = \"x\"\nname = \"Edge\"\napi_key = \"k\"").unwrap();

@@ -1,7 +1,7 @@
 //! Process drivers materialize units. The contract is `LocalNode::apply` in core:
 //! after an action succeeds, `observe` must show its effect.
 
-use crate::adapter::{is_executable, NodePaths, RenderedUnit};
+use novacula_executor::adapter::{NodePaths, RenderedFile};
 use crate::files::{agent_dir, hand_over, owner_uid, Account};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::{LocalNode, LocalProcess, RunningProcess};
@@ -18,12 +18,24 @@ pub enum DriverError {
 
 pub type Result<T> = std::result::Result<T, DriverError>;
 
+/// A unit as a driver materializes it: the program resolved to a file on
+/// this host, its arguments, environment and config files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitDef {
+    /// The resolved program first, then its arguments.
+    pub command: Vec<String>,
+    pub env: std::collections::BTreeMap<String, String>,
+    pub files: Vec<RenderedFile>,
+}
+
 pub trait ProcessDriver: Send + Sync + 'static {
     fn paths(&self, node: &str) -> NodePaths;
+    /// Where client releases live: `bin_dir/<client>/<version>/<client>`.
+    fn bin_dir(&self) -> PathBuf;
     fn observe(&self, node: &str) -> impl Future<Output = Result<LocalNode>> + Send;
     /// Make the client binary available (download-free: it must exist at `binary`).
     fn install(&self, node: &str, unit: &str, client: &str, version: &str, binary: Option<PathBuf>) -> impl Future<Output = Result<()>> + Send;
-    fn write_unit(&self, node: &str, unit: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> impl Future<Output = Result<()>> + Send;
+    fn write_unit(&self, node: &str, unit: &str, def: &UnitDef, fingerprint: Fingerprint) -> impl Future<Output = Result<()>> + Send;
     fn start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> impl Future<Output = Result<()>> + Send;
     fn stop(&self, node: &str, unit: &str) -> impl Future<Output = Result<()>> + Send;
     fn restart(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> impl Future<Output = Result<()>> + Send {
@@ -51,6 +63,12 @@ pub struct UnitFile {
     pub command: Vec<String>,
     pub env: std::collections::BTreeMap<String, String>,
     pub fingerprint: Fingerprint,
+}
+
+/// A regular file with an execute bit.
+pub fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The agent's bookkeeping (unit definitions, install markers): root's alone.
@@ -222,7 +240,11 @@ fn signal_unit(found: &[Found], sig: rustix::process::Signal) {
 
 impl ProcessDriver for LocalDriver {
     fn paths(&self, node: &str) -> NodePaths {
-        NodePaths { root: self.node_dir(node), bin_dir: self.data_dir.join("bin") }
+        NodePaths { root: self.node_dir(node) }
+    }
+
+    fn bin_dir(&self) -> PathBuf {
+        self.data_dir.join("bin")
     }
 
     async fn observe(&self, node: &str) -> Result<LocalNode> {
@@ -267,7 +289,7 @@ impl ProcessDriver for LocalDriver {
         Ok(())
     }
 
-    async fn write_unit(&self, node: &str, unit: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> Result<()> {
+    async fn write_unit(&self, node: &str, unit: &str, def: &UnitDef, fingerprint: Fingerprint) -> Result<()> {
         let paths = self.paths(node);
         let group = self.client_account.as_ref().map(|a| a.gid);
         // The node root, its config and the agent's bookkeeping stay the
@@ -386,15 +408,12 @@ impl ProcessDriver for LocalDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapter::Probe;
 
-    fn sleeper() -> RenderedUnit {
-        RenderedUnit {
+    fn sleeper() -> UnitDef {
+        UnitDef {
             command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()],
             env: Default::default(),
-            files: vec![],
-            probe: Probe::Alive,
-        }
+            files: vec![] }
     }
 
     #[tokio::test]
@@ -424,7 +443,7 @@ mod tests {
         // leader; stop must take both, and the node must not stick in stopping.
         let dir = tempfile::tempdir().unwrap();
         let d = LocalDriver::new(dir.path()).unwrap();
-        let def = RenderedUnit { command: vec!["/bin/sh".into(), "-c".into(), "sleep 1000; true".into()], env: Default::default(), files: vec![], probe: Probe::Alive };
+        let def = UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "sleep 1000; true".into()], env: Default::default(), files: vec![] };
         d.write_unit("n", "side", &def, Fingerprint(1)).await.unwrap();
         d.start("n", "side", Fingerprint(1), 0).await.unwrap();
         for _ in 0..100 {

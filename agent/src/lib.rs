@@ -1,19 +1,20 @@
-//! Novacula agent: the bare-metal executor.
+//! Novacula agent: the bare-metal executor. It runs the shared executor
+//! runtime (`novacula-executor`) over its own backend:
+//!
+//! - [`backend`]: `Processes`, nodes as processes, driven by core's reconcile diff;
+//! - [`driver`]: the `ProcessDriver` contract and the local-process driver;
+//! - [`systemd`]: the systemd driver over D-Bus (zbus);
+//! - [`files`]: link-safe, atomic file writes and the hand-over of directories to `run_as`;
+//! - [`artifacts`]: client binaries downloaded and pinned by SHA-256;
+//! - [`probe`]: health and sync probes of running clients;
+//! - [`upgrade`]: self-upgrade (release_dir, hash, rollback);
+//! - [`config`]: `agent.toml`.
 
-pub mod adapter;
 pub mod artifacts;
 pub mod backend;
-pub mod client;
 pub mod config;
 pub mod driver;
-pub mod executor;
 pub mod files;
 pub mod probe;
 pub mod systemd;
 pub mod upgrade;
-
-pub fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).expect("operating system RNG unavailable");
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}

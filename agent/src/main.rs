@@ -2,12 +2,12 @@
 
 use clap::{Parser, Subcommand};
 use novacula_agent::backend::Processes;
-use novacula_agent::client::HttpApi;
+use novacula_client::HttpApi;
 use novacula_agent::config::AgentConfig;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
 use novacula_agent::artifacts::Artifacts;
 use novacula_agent::systemd::{Account, SystemdDriver};
-use novacula_agent::executor::{Executor, Identity, Intervals};
+use novacula_executor::loops::{Executor, Identity, Intervals};
 use novacula_agent::upgrade::{self, Restart, UpgradePolicy};
 use novacula_core::ExecutorKind;
 use std::path::PathBuf;
@@ -63,7 +63,7 @@ async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), S
     let id = Identity { name: cfg.name.clone(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: cfg.channel };
     tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), driver = %cfg.driver, "agent starting");
     let artifacts = Artifacts::new(cfg.artifacts.clone(), cfg.ca_file.clone())?;
-    let exec = Executor::new(id, api, Processes::new(driver, cfg.adapters()).with_artifacts(artifacts), Intervals::default());
+    let exec = Executor::new(id, api, Processes::new(driver, cfg.adapters()).with_sidecar_programs(cfg.sidecars.clone()).with_artifacts(artifacts), Intervals::default());
     let (upgrades, syncs) = (exec.upgrades(), exec.syncs());
     let policy = cfg.upgrade_policy();
     exec.run(async move {

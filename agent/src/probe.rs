@@ -1,7 +1,7 @@
 //! Health and sync probes of running clients.
 
-use crate::adapter::Probe;
-use crate::client::{HttpApi, Method};
+use novacula_client::{HttpApi, Method};
+use novacula_executor::adapter::Probe;
 use novacula_core::{ObservedNodeStatus, SyncMetrics};
 use serde_json::Value;
 use std::time::Duration;

@@ -3,8 +3,8 @@
 //! as by the local driver, which this driver reuses for them; the running state
 //! is read back from the processes' environment markers, which the unit sets.
 
-use crate::adapter::{NodePaths, RenderedUnit};
-use crate::driver::{DriverError, LocalDriver, ProcessDriver, Result, ENV_FINGERPRINT, ENV_GENERATION, ENV_UNIT};
+use novacula_executor::adapter::NodePaths;
+use crate::driver::{DriverError, LocalDriver, ProcessDriver, Result, UnitDef, ENV_FINGERPRINT, ENV_GENERATION, ENV_UNIT};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::LocalNode;
 use std::path::PathBuf;
@@ -82,7 +82,7 @@ pub fn path_value(p: &str) -> String {
 }
 
 /// The unit file. The fingerprint comment lets `observe`-side tools see which spec wrote it.
-pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &RenderedUnit, fingerprint: Fingerprint, user: Option<&str>) -> String {
+pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &UnitDef, fingerprint: Fingerprint, user: Option<&str>) -> String {
     let exec: Vec<String> = def.command.iter().map(|a| quote(a, Directive::ExecStart)).collect();
     // The marker comes last: for a repeated variable systemd keeps the last assignment.
     let mut env: Vec<String> = def.env.iter().filter(|(k, _)| k.as_str() != ENV_UNIT).map(|(k, v)| quote(&format!("{k}={v}"), Directive::Environment)).collect();
@@ -176,6 +176,10 @@ impl ProcessDriver for SystemdDriver {
         self.files.paths(node)
     }
 
+    fn bin_dir(&self) -> PathBuf {
+        self.files.bin_dir()
+    }
+
     async fn observe(&self, node: &str) -> Result<LocalNode> {
         self.files.observe(node).await
     }
@@ -184,7 +188,7 @@ impl ProcessDriver for SystemdDriver {
         self.files.install(node, unit, client, version, binary).await
     }
 
-    async fn write_unit(&self, node: &str, unit: &str, def: &RenderedUnit, fingerprint: Fingerprint) -> Result<()> {
+    async fn write_unit(&self, node: &str, unit: &str, def: &UnitDef, fingerprint: Fingerprint) -> Result<()> {
         // Files, directories and their owners: as the local driver lays them out.
         self.files.write_unit(node, unit, def, fingerprint).await?;
         let paths = self.files.paths(node);
@@ -252,7 +256,6 @@ impl NotFoundOk for std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapter::Probe;
 
     #[test]
     fn accounts_resolve_or_fail_clearly() {
@@ -265,12 +268,10 @@ mod tests {
     fn unit_file_injection_through_control_characters_is_escaped() {
         // Defence in depth: even if a value with a newline reached the writer,
         // it could not start a directive of its own.
-        let def = RenderedUnit {
+        let def = UnitDef {
             command: vec!["/bin/geth".into(), "--x=1\nExecStartPre=/bin/sh -c id\r\0\u{7f}".into()],
             env: [("A".to_string(), "v\n[Service]\nUser=root".to_string())].into(),
-            files: vec![],
-            probe: Probe::Alive,
-        };
+            files: vec![] };
         let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(1), Some("eth"));
         assert!(!text.lines().any(|l| l.starts_with("ExecStartPre=") || l == "User=root"), "{text}");
         assert!(text.contains("--x=1\\x0aExecStartPre=/bin/sh -c id\\x0d\\x00\\x7f"), "{text}");
@@ -279,7 +280,7 @@ mod tests {
 
     #[test]
     fn environment_values_keep_dollars_and_exec_arguments_escape_them() {
-        let def = RenderedUnit { command: vec!["/bin/x".into(), "$HOME".into()], env: [("P".to_string(), "a$b".to_string())].into(), files: vec![], probe: Probe::Alive };
+        let def = UnitDef { command: vec!["/bin/x".into(), "$HOME".into()], env: [("P".to_string(), "a$b".to_string())].into(), files: vec![] };
         let text = render_unit("n", "main", "/d/n/main", "/d/n", &def, Fingerprint(1), None);
         assert!(text.contains("ExecStart=\"/bin/x\" \"$$HOME\"\n"), "{text}");
         assert!(text.contains("Environment=\"P=a$b\" "), "{text}");
@@ -287,12 +288,10 @@ mod tests {
 
     #[test]
     fn unit_file_quotes_arguments_and_carries_markers() {
-        let def = RenderedUnit {
+        let def = UnitDef {
             command: vec!["/bin/geth".into(), "--graphql.vhosts=a b".into(), "say \"hi\" 100%".into()],
             env: [("RUST_LOG".to_string(), "info".to_string())].into(),
-            files: vec![],
-            probe: Probe::Alive,
-        };
+            files: vec![] };
         let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), None);
         assert!(!text.contains("User="), "root unless configured");
         assert!(text.contains("\nNoNewPrivileges=yes\n"));

@@ -6,9 +6,10 @@
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use novacula_agent::adapter::Adapters;
+use novacula_executor::adapter::Adapters;
 use novacula_agent::artifacts::{Artifact, Artifacts};
-use novacula_agent::backend::{Backend, Processes};
+use novacula_agent::backend::Processes;
+use novacula_executor::backend::Backend;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
 use novacula_core::spec::{ClientSpec, NodeType};
 use novacula_core::{DesiredNode, DesiredState, NodeSpec, ObservedNodeStatus, Revision};
@@ -110,7 +111,7 @@ async fn missing_binaries_are_fetched_checked_and_run() {
     // behind a redirect, from a URL without .tar.gz: unpacked all the same
     let geth = dir.path().join("bin/geth/1.14.11/geth");
     assert_eq!(std::fs::read(&geth).unwrap(), SCRIPT, "the executable from inside the archive");
-    assert!(novacula_agent::adapter::is_executable(&geth));
+    assert!(novacula_agent::driver::is_executable(&geth));
     assert_eq!(std::fs::read(dir.path().join("bin/lighthouse/5.3.0/lighthouse")).unwrap(), SCRIPT);
     assert_eq!(running(&backend.driver().observe("eth").await.unwrap()), 2, "both clients run");
     assert_eq!(hits.load(Ordering::SeqCst), 2, "one download each");

@@ -2,7 +2,7 @@
 //! connection. The fake implements the Manager methods the driver uses, reads
 //! the unit files and drop-ins the driver writes, and runs their `ExecStart`.
 
-use novacula_agent::adapter::{Probe, RenderedUnit};
+use novacula_agent::driver::UnitDef;
 use novacula_agent::driver::ProcessDriver;
 use novacula_agent::systemd::SystemdDriver;
 use novacula_core::fingerprint::Fingerprint;
@@ -208,12 +208,10 @@ async fn systemd_driver_drives_units_over_dbus() {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let (_server, client) = connect(unit_dir.clone(), calls.clone()).await;
     let d = SystemdDriver::with_connection(&client, dir.path().join("data"), unit_dir.clone()).await.unwrap();
-    let def = RenderedUnit {
+    let def = UnitDef {
         command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()],
         env: Default::default(),
-        files: vec![],
-        probe: Probe::Alive,
-    };
+        files: vec![] };
     let fp = Fingerprint(7);
     d.write_unit("eth", "execution", &def, fp).await.unwrap();
     assert!(unit_dir.join("novacula-eth.execution.service").exists());
@@ -262,10 +260,19 @@ async fn crashing_unit_reports_systemd_failed_state() {
     let unit_dir = dir.path().join("units");
     let (_server, client) = connect(unit_dir.clone(), Arc::default()).await;
     let d = SystemdDriver::with_connection(&client, dir.path().join("data"), unit_dir).await.unwrap();
-    let def = RenderedUnit { command: vec!["/bin/sh".into(), "-c".into(), "exit 3".into()], env: Default::default(), files: vec![], probe: Probe::Alive };
+    let def = UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "exit 3".into()], env: Default::default(), files: vec![] };
     d.write_unit("bad", "main", &def, Fingerprint(1)).await.unwrap();
     assert_eq!(d.failed("bad", "main").await, None, "not failed before it ran");
-    let err = d.start("bad", "main", Fingerprint(1), 0).await.unwrap_err();
-    assert!(err.to_string().contains("novacula-bad.main.service failed"), "{err}");
+    // Under load, start may catch the shell alive before it exits; either way
+    // the failure shows within moments, from systemd's state.
+    if let Err(err) = d.start("bad", "main", Fingerprint(1), 0).await {
+        assert!(err.to_string().contains("novacula-bad.main.service failed"), "{err}");
+    }
+    let started = std::time::Instant::now();
+    while d.failed("bad", "main").await.is_none() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "no failure shown");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(d.failed("bad", "main").await.unwrap().contains("novacula-bad.main.service failed"));
     assert_eq!(d.unit_state("bad", "main").await.unwrap(), ("failed".to_string(), "failed".to_string()));
 }

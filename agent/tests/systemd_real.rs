@@ -8,8 +8,10 @@
 //! `SystemdDriver::system` does on a host. Killing `unshare` takes the whole
 //! namespace down.
 
-use novacula_agent::adapter::{Adapters, Probe, RenderedFile, RenderedUnit, StandIn};
-use novacula_agent::backend::{Backend, Processes};
+use novacula_agent::driver::UnitDef;
+use novacula_executor::adapter::{Adapters, RenderedFile, StandIn};
+use novacula_agent::backend::Processes;
+use novacula_executor::backend::Backend;
 use novacula_agent::driver::ProcessDriver;
 use novacula_agent::systemd::{Account, SystemdDriver};
 use novacula_core::fingerprint::Fingerprint;
@@ -121,8 +123,8 @@ impl Drop for RealSystemd {
     }
 }
 
-fn shell(script: &str) -> RenderedUnit {
-    RenderedUnit { command: vec!["/bin/sh".into(), "-c".into(), script.into()], env: Default::default(), files: vec![], probe: Probe::Alive }
+fn shell(script: &str) -> UnitDef {
+    UnitDef { command: vec!["/bin/sh".into(), "-c".into(), script.into()], env: Default::default(), files: vec![] }
 }
 
 #[tokio::test]
@@ -166,7 +168,7 @@ async fn a_crashing_unit_is_an_error_not_a_timeout() {
     let (_conn, d) = sd.driver().await;
 
     // A client that cannot even start never shows its markers: start fails, at once.
-    let missing = RenderedUnit { command: vec!["/nonexistent/geth".into()], env: Default::default(), files: vec![], probe: Probe::Alive };
+    let missing = UnitDef { command: vec!["/nonexistent/geth".into()], env: Default::default(), files: vec![] };
     d.write_unit("gone", "main", &missing, Fingerprint(1)).await.unwrap();
     assert_eq!(d.failed("gone", "main").await, None, "not failed before it ran");
     let started = std::time::Instant::now();

@@ -5,7 +5,7 @@
 //! a bounded pool off the async workers, so the flood must not reach the
 //! heartbeats. Prints p50/p99/max per phase; asserts nothing.
 
-use novacula_agent::client::{HttpApi, Method};
+use novacula_client::{HttpApi, Method};
 use novacula_control_plane::clock::SystemClock;
 use novacula_control_plane::{keys, orgs, AppState, Config, Store};
 use novacula_core::executor::ExecutorCapabilities;

@@ -1,12 +1,13 @@
 //! Novacula control plane: organizations, users, API keys, executors, nodes,
 //! events and alerts over HTTP (axum), stored in one redb file.
+//!
+//! A library: the `novacula` binary (the `cli` crate) serves it. It depends on
+//! `novacula-core` and its own IO crates only, never on an executor.
 
 pub mod api;
 pub mod auth;
-pub mod cli;
 pub mod clock;
 pub mod console;
-pub mod demo;
 pub mod error;
 pub mod events;
 pub mod executors;

@@ -4,7 +4,6 @@
 
 use axum::serve::Listener;
 use rustls::pki_types::pem::PemObject;
-use novacula_agent::client::pem_certificates;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::ServerConfig;
 use std::net::SocketAddr;
@@ -25,7 +24,11 @@ const HANDSHAKES_MAX: usize = 1024;
 
 /// The server's TLS settings from a PEM certificate chain and its PEM private key.
 pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, String> {
-    let certs = pem_certificates(cert_file)?;
+    let chain: Result<Vec<_>, _> = rustls::pki_types::CertificateDer::pem_file_iter(cert_file).and_then(|certs| certs.collect());
+    let certs = chain.map_err(|e| format!("cannot read certificates from {}: {e}", cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert_file.display()));
+    }
     let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("cannot read the private key from {}: {e}", key_file.display()))?;
     let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()

@@ -5,9 +5,9 @@ mod live;
 
 use common::lifecycle;
 use live::{control_plane, key_for, phase_is, start_agent, wait_for_node as wait_for};
-use novacula_agent::client::Method;
+use novacula_client::Method;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
-use novacula_control_plane::demo::demo_spec;
+use novacula_executor::adapter::StandIn;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ async fn agent_converges_through_lifecycle_and_after_crashes() {
 
     let agent = start_agent(&url, &key, &data, "local");
     tokio::time::sleep(Duration::from_millis(500)).await; // first sync registers the executor
-    let _: Value = user.call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": "local", "spec": demo_spec()}))).await.unwrap();
+    let _: Value = user.call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": "local", "spec": StandIn::spec("demo-node")}))).await.unwrap();
     wait_for(&user, "demo-node", phase_is("running")).await;
     assert_eq!(probe.process_count("demo-node"), 1);
     assert!(data.join("nodes/demo-node/config/standin.conf").exists());

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use novacula_agent::client::Method;
+use novacula_client::Method;
 use novacula_control_plane::{Config, Store};
 use novacula_control_plane::clock::ManualClock;
 use novacula_core::{ExecutorKind, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
@@ -152,11 +152,11 @@ async fn restart_on_same_redb_file_loses_nothing() {
 
     let cp = Cp::start(Store::open(&path).unwrap(), clock, Config::default()).await;
     // the session token, the API key, the node, its observed state and every event survive
-    let same_session = novacula_agent::client::HttpApi::new(&cp.url, alice.token().map(String::from)).unwrap();
+    let same_session = novacula_client::HttpApi::new(&cp.url, alice.token().map(String::from)).unwrap();
     assert_eq!(node(&same_session, "n1").await, before_node);
     let after_events = events(&cp.login("alice").await, 0).await;
     assert_eq!(after_events, before_events);
-    let exec2 = novacula_agent::client::HttpApi::new(&cp.url, Some(key["key"].as_str().unwrap().into())).unwrap();
+    let exec2 = novacula_client::HttpApi::new(&cp.url, Some(key["key"].as_str().unwrap().into())).unwrap();
     let again = exec2.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap();
     assert_eq!(again.cursor, cursor);
     assert_eq!(again.nodes[0].revision, Revision(2));

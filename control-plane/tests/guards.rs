@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use novacula_agent::client::{HttpApi, Method};
+use novacula_client::{HttpApi, Method};
 use novacula_control_plane::Config;
 use novacula_core::{ExecutorKind, ObservedNodeStatus, Revision, Version};
 use serde_json::{json, Value};
@@ -252,7 +252,7 @@ async fn bad_input_gets_json_4xx() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(422));
-    let novacula_agent::client::ClientError::Status { details, .. } = err else { panic!() };
+    let novacula_client::ClientError::Status { details, .. } = err else { panic!() };
     assert_eq!(details.len(), 3, "{details:?}");
     assert!(details.iter().any(|d| d.contains("erigon")));
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use novacula_agent::client::Method;
+use novacula_client::Method;
 use novacula_control_plane::Config;
 use novacula_core::ExecutorKind;
 use serde_json::{json, Value};

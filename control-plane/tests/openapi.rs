@@ -3,7 +3,7 @@
 mod common;
 
 use common::{deploy, Cp};
-use novacula_agent::client::Method;
+use novacula_client::Method;
 use novacula_control_plane::api::{openapi, OPENAPI_PATH};
 use novacula_control_plane::Config;
 use novacula_core::ObservedNodeStatus;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use novacula_agent::client::Method;
+use novacula_client::Method;
 use novacula_control_plane::auth::ExecutorKey;
 use novacula_control_plane::error::ApiJson;
 use novacula_control_plane::model::ApiKey;
@@ -16,13 +16,13 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::Duration;
 
-async fn deploy_spec(user: &novacula_agent::client::HttpApi, spec: Value) -> Result<Value, novacula_agent::client::ClientError> {
+async fn deploy_spec(user: &novacula_client::HttpApi, spec: Value) -> Result<Value, novacula_client::ClientError> {
     user.call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": "edge-1", "spec": spec}))).await
 }
 
-fn details(e: &novacula_agent::client::ClientError) -> Vec<String> {
+fn details(e: &novacula_client::ClientError) -> Vec<String> {
     match e {
-        novacula_agent::client::ClientError::Status { details, .. } => details.clone(),
+        novacula_client::ClientError::Status { details, .. } => details.clone(),
         other => panic!("not a status error: {other}"),
     }
 }
@@ -326,13 +326,13 @@ async fn an_endless_answer_is_cut_off_by_the_client() {
         let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n").await;
         let chunk = vec![b' '; 1 << 20];
-        for _ in 0..(novacula_agent::client::ANSWER_BYTES_MAX >> 20) + 2 {
+        for _ in 0..(novacula_client::ANSWER_BYTES_MAX >> 20) + 2 {
             if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_err() || s.write_all(&chunk).await.is_err() || s.write_all(b"\r\n").await.is_err() {
                 return; // the client hung up: good
             }
         }
     });
-    let client = novacula_agent::client::HttpApi::new(&url, None).unwrap();
+    let client = novacula_client::HttpApi::new(&url, None).unwrap();
     let err = client.raw(Method::GET, "/api/v1/executors", None, Duration::from_secs(30)).await.unwrap_err();
     assert!(err.to_string().contains("at most"), "{err}");
 }

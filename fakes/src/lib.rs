@@ -2,7 +2,8 @@
 //! in-memory process table (`FakeDriver`) whose behaviour is core's reference
 //! model (`LocalNode::apply`), with faults that tests can inject.
 
-use novacula_agent::adapter::{NodePaths, RenderedUnit};
+use novacula_agent::driver::UnitDef;
+use novacula_executor::adapter::NodePaths;
 use novacula_agent::driver::{DriverError, ProcessDriver, Result};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::{Action, LocalNode};
@@ -111,7 +112,11 @@ impl FakeDriver {
 
 impl ProcessDriver for FakeDriver {
     fn paths(&self, node: &str) -> NodePaths {
-        NodePaths { root: PathBuf::from("/fake/nodes").join(node), bin_dir: PathBuf::from("/fake/bin") }
+        NodePaths { root: PathBuf::from("/fake/nodes").join(node) }
+    }
+
+    fn bin_dir(&self) -> PathBuf {
+        PathBuf::from("/fake/bin")
     }
 
     async fn observe(&self, node: &str) -> Result<LocalNode> {
@@ -123,7 +128,7 @@ impl ProcessDriver for FakeDriver {
         Ok(())
     }
 
-    async fn write_unit(&self, node: &str, unit: &str, _def: &RenderedUnit, fingerprint: Fingerprint) -> Result<()> {
+    async fn write_unit(&self, node: &str, unit: &str, _def: &UnitDef, fingerprint: Fingerprint) -> Result<()> {
         self.apply(node, &Action::WriteConfig { unit: unit.into(), fingerprint });
         Ok(())
     }
@@ -163,7 +168,7 @@ mod tests {
     #[tokio::test]
     async fn follows_the_reference_model_and_injects_failures() {
         let d = FakeDriver::new();
-        d.write_unit("n", "main", &RenderedUnit { command: vec![], env: Default::default(), files: vec![], probe: novacula_agent::adapter::Probe::Alive }, Fingerprint(1))
+        d.write_unit("n", "main", &UnitDef { command: vec![], env: Default::default(), files: vec![] }, Fingerprint(1))
             .await
             .unwrap();
         d.fail_next_starts(1);

@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use novacula_agent::adapter::Adapters;
+use novacula_executor::adapter::Adapters;
 use novacula_core::spec::StorageVolume;
 use novacula_core::{ObservedNodeStatus, ObservedProcess};
 use std::sync::Arc;

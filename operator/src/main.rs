@@ -2,9 +2,9 @@
 
 use clap::{Parser, Subcommand};
 use kube::{Api, Client};
-use novacula_agent::adapter::Adapters;
-use novacula_agent::client::HttpApi;
-use novacula_agent::executor::{Executor, Identity, Intervals};
+use novacula_executor::adapter::Adapters;
+use novacula_client::HttpApi;
+use novacula_executor::loops::{Executor, Identity, Intervals};
 use novacula_core::wire::UpgradeSpec;
 use novacula_core::{Channel, ExecutorKind};
 use novacula_operator::crd::{crd_yaml, BlockchainNode};

@@ -3,8 +3,8 @@
 
 use crate::crd::{BlockchainNode, BlockchainNodeSpec, MANAGER};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use novacula_agent::adapter::Adapters;
-use novacula_agent::backend::Backend;
+use novacula_executor::adapter::Adapters;
+use novacula_executor::backend::Backend;
 use novacula_core::reconcile::plan;
 use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
 use std::collections::HashMap;

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
-use novacula_agent::adapter::{Adapters, NodePaths, Probe, RenderedUnit};
+use novacula_executor::adapter::{Adapters, NodePaths, Probe, Program, RenderedUnit};
 use novacula_core::fingerprint::fingerprint;
 use novacula_core::reconcile::plan;
 use novacula_core::spec::{NodeSpec, Resources};
@@ -66,7 +66,7 @@ pub fn labels(node: &str) -> BTreeMap<String, String> {
 }
 
 fn paths() -> NodePaths {
-    NodePaths { root: ROOT.into(), bin_dir: format!("{ROOT}/bin").into() }
+    NodePaths { root: ROOT.into() }
 }
 
 fn meta(cr: &BlockchainNode, name: String, owner: &OwnerReference) -> ObjectMeta {
@@ -117,17 +117,22 @@ fn mounts(spec: &NodeSpec) -> Vec<VolumeMount> {
     m
 }
 
-fn container(name: &str, image: String, unit: &RenderedUnit, spec: &NodeSpec, res: Option<ResourceRequirements>) -> Container {
-    let bin_dir = paths().bin_dir.display().to_string();
-    let mut command = unit.command.clone();
-    // The image carries the client on its PATH; the agent's host path means nothing here.
-    if let Some(first) = command.first_mut() {
-        if first.starts_with(&bin_dir) {
-            *first = first.rsplit('/').next().unwrap_or(first).to_string();
-        }
+/// The container command of a logical program: a client's image carries the
+/// client on its PATH under its own name.
+fn program_command(program: &Program) -> Result<String, String> {
+    match program {
+        Program::Client { client, .. } => Ok(client.clone()),
+        Program::Shell => Ok("/bin/sh".into()),
+        // sidecars are containers of their own image (`sidecar_container`)
+        Program::Sidecar { name } => Err(format!("sidecar program {name:?} cannot run inside a client's container")),
     }
+}
+
+fn container(name: &str, image: String, unit: &RenderedUnit, spec: &NodeSpec, res: Option<ResourceRequirements>) -> Result<Container, String> {
+    let mut command = vec![program_command(&unit.program)?];
+    command.extend(unit.args.iter().cloned());
     let env: Vec<EnvVar> = unit.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() }).collect();
-    Container {
+    Ok(Container {
         name: name.to_string(),
         image: Some(image),
         command: Some(command),
@@ -135,7 +140,7 @@ fn container(name: &str, image: String, unit: &RenderedUnit, spec: &NodeSpec, re
         resources: res,
         volume_mounts: Some(mounts(spec)),
         ..Default::default()
-    }
+    })
 }
 
 /// A sidecar is its image's own program (the allowlisted image is the
@@ -181,7 +186,7 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Stri
         }
         let c = spec.client(&u.unit).ok_or_else(|| format!("spec has no unit {:?}", u.unit))?;
         let image = c.image.clone().unwrap_or_else(|| default_image(&c.client, &c.version));
-        containers.push(container(&u.unit, image, &unit, spec, resources(&c.resources)));
+        containers.push(container(&u.unit, image, &unit, spec, resources(&c.resources))?);
     }
     let roles: Vec<String> = spec.clients.iter().map(|c| format!("{DATA_DIR}/{}", c.role)).collect();
     let init = Container {

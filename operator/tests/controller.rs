@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use novacula_agent::adapter::Adapters;
+use novacula_executor::adapter::Adapters;
 use novacula_core::DesiredState;
 use novacula_operator::controller::{reconcile, Context, RECREATE_WAIT, RESYNC};
 use novacula_operator::crd::BlockchainNode;

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use kube::Api;
-use novacula_agent::adapter::Adapters;
-use novacula_agent::backend::Backend;
+use novacula_executor::adapter::Adapters;
+use novacula_executor::backend::Backend;
 use novacula_core::{DesiredNode, ObservedNodeStatus, Revision};
 use novacula_operator::crd::BlockchainNode;
 use novacula_operator::nodes::KubeNodes;

@@ -1,10 +1,10 @@
 //! A fleet scenario: one control plane, N fake executors with M nodes each.
 
 use crate::{api, serve, SimClock, SimConnector, EPOCH};
-use novacula_agent::adapter::Adapters;
+use novacula_executor::adapter::Adapters;
 use novacula_agent::backend::Processes;
-use novacula_agent::client::{HttpApi, Method};
-use novacula_agent::executor::{Executor, Identity, Intervals, Jitter};
+use novacula_client::{HttpApi, Method};
+use novacula_executor::loops::{Executor, Identity, Intervals, Jitter};
 use novacula_control_plane::{keys, orgs, AppState, Config, Store};
 use novacula_core::{Channel, ExecutorKind};
 use novacula_fakes::FakeDriver;

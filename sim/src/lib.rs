@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub mod fleet;
 
-pub use novacula_agent::client::Method;
+pub use novacula_client::Method;
 
 pub const CP_HOST: &str = "cp";
 pub const CP_PORT: u16 = 8080;
@@ -81,8 +81,8 @@ impl tower::Service<hyper::Uri> for SimConnector {
     }
 }
 
-pub fn api(token: Option<String>) -> novacula_agent::client::HttpApi<SimConnector> {
-    novacula_agent::client::HttpApi::with_connector(&cp_url(), token, SimConnector).expect("valid sim URL")
+pub fn api(token: Option<String>) -> novacula_client::HttpApi<SimConnector> {
+    novacula_client::HttpApi::with_connector(&cp_url(), token, SimConnector).expect("valid sim URL")
 }
 
 /// Serve the control-plane router on a turmoil listener, with the sweeper beside it.

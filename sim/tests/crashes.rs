@@ -1,7 +1,7 @@
 //! Crash, restart and version-skew scenarios. The admin client signals a stage;
 //! the driver loop below acts on it (bounce a host, change the CP version).
 
-use novacula_agent::client::Method;
+use novacula_client::Method;
 use novacula_core::Version;
 use novacula_sim::fleet::{admin, all_converged, deploy_all, nodes, until, Fleet};
 use serde_json::{json, Value};
@@ -20,7 +20,7 @@ fn run(name: &str, seed: u64, f: impl FnOnce(u64)) {
     }
 }
 
-async fn act(admin: &novacula_agent::client::HttpApi<novacula_sim::SimConnector>, node: &str, action: &str) -> Value {
+async fn act(admin: &novacula_client::HttpApi<novacula_sim::SimConnector>, node: &str, action: &str) -> Value {
     admin.call(Method::POST, &format!("/api/v1/nodes/{node}/lifecycle"), Some(&json!({"action": action}))).await.expect("lifecycle")
 }
 
@@ -125,7 +125,7 @@ fn cp_major_bump_deprecates_then_drops_old_executors_while_heartbeats_continue()
         let mut sim = fleet.build();
         let stage = Arc::new(AtomicU32::new(0));
         let st = stage.clone();
-        let compat = |admin: novacula_agent::client::HttpApi<novacula_sim::SimConnector>, want: &'static str| async move {
+        let compat = |admin: novacula_client::HttpApi<novacula_sim::SimConnector>, want: &'static str| async move {
             loop {
                 if let Ok(ex) = admin.get::<Vec<Value>>("/api/v1/executors").await {
                     if ex.iter().all(|e| e["compat"] == want && e["online"] == true) {

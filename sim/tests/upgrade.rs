@@ -1,7 +1,7 @@
 //! Executor self-upgrade in the fleet: a release that fails its health check
 //! once installed is rolled back and the nodes keep running; a good one lands.
 
-use novacula_agent::client::Method;
+use novacula_client::Method;
 use novacula_sim::fleet::{admin, all_converged, deploy_all, until, Fleet};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;

@@ -1,8 +1,8 @@
 //! A control plane on loopback with a hand-driven clock.
 #![allow(dead_code)]
 
-use novacula_agent::client::Method;
-use novacula_agent::client::{ClientError, HttpApi};
+use novacula_client::Method;
+use novacula_client::{ClientError, HttpApi};
 use novacula_control_plane::clock::ManualClock;
 use novacula_control_plane::{orgs, AppState, Config, Store};
 use novacula_core::executor::{ChainSupport, ClientSupport};

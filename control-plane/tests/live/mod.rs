@@ -2,11 +2,11 @@
 //! process driver, fast intervals) for end-to-end tests.
 #![allow(dead_code)]
 
-use novacula_agent::adapter::Adapters;
+use novacula_executor::adapter::Adapters;
 use novacula_agent::backend::Processes;
-use novacula_agent::client::{HttpApi, Method};
+use novacula_client::{HttpApi, Method};
 use novacula_agent::driver::LocalDriver;
-use novacula_agent::executor::{Executor, Identity, Intervals};
+use novacula_executor::loops::{Executor, Identity, Intervals};
 use novacula_control_plane::clock::SystemClock;
 use novacula_control_plane::{orgs, AppState, Config, Store};
 use novacula_core::{Channel, ExecutorKind};

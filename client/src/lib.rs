@@ -1,6 +1,6 @@
 //! JSON-over-HTTP(S) client for the control plane API (hyper-util, rustls),
-//! used by the executor loops, the CLI and tests. Generic over the connector
-//! so the simulator can route it through its own network.
+//! used by the executor loops, the CLI, the simulator and tests. Generic over
+//! the connector so the simulator can route it through its own network.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -143,8 +143,7 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientError> {
     Ok(roots)
 }
 
-/// Every certificate in a PEM file; a file with none is an error. Shared by
-/// the clients' CA files and the control plane's own certificate chain.
+/// Every certificate in a PEM file (a CA file); a file with none is an error.
 pub fn pem_certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(file)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())

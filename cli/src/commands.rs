@@ -3,7 +3,7 @@
 //! `-o json` for scripts; errors go to stderr with a non-zero exit.
 
 use clap::{Args, Subcommand, ValueEnum};
-use novacula_agent::client::{ClientError, HttpApi, Method};
+use novacula_client::{ClientError, HttpApi, Method};
 use novacula_core::NodeSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -1,14 +1,14 @@
 //! `novacula demo`: the control plane and a local agent in one process.
 
-use crate::clock::{Clock, SystemClock};
-use crate::model::{ApiKey, Executor};
-use crate::store::{key, API_KEYS, EXECUTORS};
-use crate::{orgs, AppState, Config, Store};
-use novacula_agent::adapter::{Adapters, StandIn};
 use novacula_agent::backend::Processes;
-use novacula_agent::client::{HttpApi, Method};
 use novacula_agent::driver::LocalDriver;
-use novacula_agent::executor::{Executor as Agent, Identity, Intervals};
+use novacula_client::{HttpApi, Method};
+use novacula_control_plane::clock::{Clock, SystemClock};
+use novacula_control_plane::model::{ApiKey, Executor};
+use novacula_control_plane::store::{key, API_KEYS, EXECUTORS};
+use novacula_control_plane::{orgs, AppState, Config, Store};
+use novacula_executor::adapter::{Adapters, StandIn};
+use novacula_executor::loops::{Executor as Agent, Identity, Intervals};
 use novacula_core::{Channel, ExecutorKind, NodeSpec};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -33,7 +33,7 @@ pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), String> {
     }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-    tokio::spawn(crate::serve(listener, state.clone(), std::future::pending()));
+    tokio::spawn(novacula_control_plane::serve(listener, state.clone(), std::future::pending()));
 
     let user = login(&url).await?;
     let key = demo_key(&dir, &state, &user).await?;
@@ -41,7 +41,7 @@ pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), String> {
     let id = Identity { name: EXECUTOR.into(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: Channel::Stable };
     let agent = Agent::new(id, HttpApi::new(&url, Some(key)).map_err(|e| e.to_string())?, Processes::new(driver, Adapters::standard().with_demo_chain()), Intervals::default());
     agent.sync_once().await.map_err(|e| e.to_string())?;
-    let exists = state.store.read(|r| r.get::<crate::model::NodeRow>(crate::store::NODES, &key_of(NODE))).map_err(|e| e.to_string())?;
+    let exists = state.store.read(|r| r.get::<novacula_control_plane::model::NodeRow>(novacula_control_plane::store::NODES, &key_of(NODE))).map_err(|e| e.to_string())?;
     if exists.is_none_or(|n| n.removed) {
         let _: Value = user
             .call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": EXECUTOR, "spec": demo_spec()})))
@@ -90,7 +90,7 @@ async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Re
             .read(|r| {
                 let valid = r.get::<ApiKey>(API_KEYS, &id)?.is_some_and(|k| k.revoked_at.is_none());
                 let active = r.get::<Executor>(EXECUTORS, &key(&[ORG, EXECUTOR]))?.is_none_or(|e| !e.deactivated);
-                Ok::<_, crate::store::StoreError>(valid && active)
+                Ok::<_, novacula_control_plane::store::StoreError>(valid && active)
             })
             .map_err(|e| e.to_string())?;
         if usable {

@@ -1,6 +1,8 @@
 //! The `novacula` CLI, run as a binary against a control plane and a real agent:
 //! sign in, create a key, connect the agent, deploy, stop and follow events.
 
+// The end-to-end harness (control plane, real agents) the control plane's tests use too.
+#[path = "../../control-plane/tests/live/mod.rs"]
 mod live;
 
 use live::{add_user, control_plane, phase_is, start_agent, wait_for_node, OWNER, PASSWORD};

@@ -1,8 +1,14 @@
-//! `novacula`: the control plane server, and the client commands for its API.
+//! `novacula`: the control plane server, the demo (control plane plus a local
+//! agent), and the client commands for the control plane's API.
 
 use clap::{Parser, Subcommand};
 use novacula_control_plane::clock::{Clock, SystemClock};
-use novacula_control_plane::{cli, orgs, tls, AppState, Config, Store};
+use novacula_control_plane::{orgs, tls, AppState, Config, Store};
+
+mod commands;
+mod demo;
+
+use commands as cli;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -85,7 +91,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Serve(a) => serve(a).await,
-        Command::Demo(a) => novacula_control_plane::demo::run(a.dir, a.listen).await,
+        Command::Demo(a) => demo::run(a.dir, a.listen).await,
         Command::Client(c) => cli::run(cli.global, c).await,
     };
     match res {

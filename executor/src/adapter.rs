@@ -1,17 +1,19 @@
-//! Chain adapters: for a spec, render each process's command line and config
-//! files, and say how to probe its health and sync status.
+//! Chain adapters: for a spec, render each process (the program it runs,
+//! named logically, its arguments and config files) and say how to probe its
+//! health and sync status. Each backend resolves the program: the agent to a
+//! file on its host, the operator to a container's command. No backend undoes
+//! another's rendering.
 
 use novacula_core::executor::{ChainSupport, ClientSupport};
 use novacula_core::spec::{ClientSpec, NodeSpec, NodeType, Sidecar};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// Where a node's files live: `data_dir/nodes/<name>/`.
+/// Where a node's files live: `data_dir/nodes/<name>/` on an agent host,
+/// `/novacula` in a pod.
 #[derive(Debug, Clone)]
 pub struct NodePaths {
     pub root: PathBuf,
-    /// Client binaries: `bin_dir/<client>/<version>/<client>`.
-    pub bin_dir: PathBuf,
 }
 
 impl NodePaths {
@@ -42,9 +44,21 @@ pub enum Probe {
     BeaconApi { url: String },
 }
 
+/// What a process runs, named logically; the backend resolves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A chain client's release (`geth` at `1.14.11`).
+    Client { client: String, version: String },
+    /// A sidecar program the executor's configuration allows, by its name.
+    Sidecar { name: String },
+    /// The system shell (the stand-in demo chain only).
+    Shell,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedUnit {
-    pub command: Vec<String>,
+    pub program: Program,
+    pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub files: Vec<RenderedFile>,
     pub probe: Probe,
@@ -52,8 +66,6 @@ pub struct RenderedUnit {
 
 pub trait ChainAdapter: Send + Sync {
     fn support(&self) -> ChainSupport;
-    /// Path of the binary a client needs, so install can check it is there.
-    fn binary(&self, client: &ClientSpec, paths: &NodePaths) -> PathBuf;
     fn render_client(&self, spec: &NodeSpec, client: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, String>;
 }
 
@@ -64,10 +76,6 @@ fn flags(overrides: &BTreeMap<String, String>) -> impl Iterator<Item = String> +
 
 fn port(c: &ClientSpec, key: &str, default: u16) -> u16 {
     c.config_overrides.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-pub fn client_binary(c: &ClientSpec, paths: &NodePaths) -> PathBuf {
-    paths.bin_dir.join(&c.client).join(&c.version).join(&c.client)
 }
 
 /// Ethereum: geth (execution) + lighthouse (consensus), joined by an engine-API JWT.
@@ -88,19 +96,14 @@ impl ChainAdapter for Ethereum {
         }
     }
 
-    fn binary(&self, client: &ClientSpec, paths: &NodePaths) -> PathBuf {
-        client_binary(client, paths)
-    }
-
     fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, String> {
         let jwt = paths.config().join(JWT_FILE);
         let jwt_file = RenderedFile { name: JWT_FILE.into(), contents: crate::random_hex(32), overwrite: false };
-        let bin = self.binary(c, paths).display().to_string();
         let data = paths.data(&c.role).display().to_string();
         let (mut command, probe) = match c.client.as_str() {
             "geth" => {
                 let http = port(c, "http.port", 8545);
-                let mut cmd = vec![bin, format!("--{}", spec.network), format!("--datadir={data}")];
+                let mut cmd = vec![format!("--{}", spec.network), format!("--datadir={data}")];
                 cmd.extend([
                     "--http".into(),
                     "--http.addr=127.0.0.1".into(),
@@ -118,7 +121,6 @@ impl ChainAdapter for Ethereum {
                 let http = port(c, "http-port", 5052);
                 let engine = spec.client("execution").map_or(8551, |e| port(e, "authrpc.port", 8551));
                 let cmd = vec![
-                    bin,
                     "bn".into(),
                     format!("--network={}", spec.network),
                     format!("--datadir={data}"),
@@ -132,7 +134,8 @@ impl ChainAdapter for Ethereum {
             other => return Err(format!("ethereum adapter cannot run client {other:?}")),
         };
         command.extend(flags(&c.config_overrides));
-        Ok(RenderedUnit { command, env: BTreeMap::new(), files: vec![jwt_file], probe })
+        let program = Program::Client { client: c.client.clone(), version: c.version.clone() };
+        Ok(RenderedUnit { program, args: command, env: BTreeMap::new(), files: vec![jwt_file], probe })
     }
 }
 
@@ -173,14 +176,11 @@ impl ChainAdapter for StandIn {
         }
     }
 
-    fn binary(&self, _: &ClientSpec, _: &NodePaths) -> PathBuf {
-        PathBuf::from("/bin/sh")
-    }
-
     fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, _: &NodePaths) -> Result<RenderedUnit, String> {
         let script = format!("echo stand-in node {} client {} {} started; exec sleep 2147483647", spec.name, c.client, c.version);
         Ok(RenderedUnit {
-            command: vec!["/bin/sh".into(), "-c".into(), script],
+            program: Program::Shell,
+            args: vec!["-c".into(), script],
             env: BTreeMap::new(),
             files: vec![RenderedFile { name: "standin.conf".into(), contents: format!("{:?}\n", c.config_overrides), overwrite: true }],
             probe: Probe::Alive,
@@ -188,51 +188,11 @@ impl ChainAdapter for StandIn {
     }
 }
 
-/// A sidecar program this host trusts, from `[[sidecars]]` in agent.toml. A
-/// spec names it by `name` (the sidecar's `image`); the agent runs `path`, and
-/// only while the file's SHA-256 is `sha256`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SidecarProgram {
-    pub name: String,
-    pub path: PathBuf,
-    pub sha256: String,
-}
-
-impl SidecarProgram {
-    /// Well-formed entries: DNS-label names, absolute paths, 64 hex digits, no name twice.
-    pub fn check(list: &[SidecarProgram]) -> Result<(), String> {
-        for (i, p) in list.iter().enumerate() {
-            if !novacula_core::validate::valid_name(&p.name) {
-                return Err(format!("sidecar program {:?}: name must be a lowercase DNS label", p.name));
-            }
-            if !p.path.is_absolute() {
-                return Err(format!("sidecar program {}: path {} must be absolute", p.name, p.path.display()));
-            }
-            if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("sidecar program {}: sha256 must be 64 hex digits", p.name));
-            }
-            if list[..i].iter().any(|q| q.name == p.name) {
-                return Err(format!("sidecar program {} is listed twice", p.name));
-            }
-        }
-        Ok(())
-    }
-
-    /// The file at `path` is the one pinned (blocking: reads the whole file).
-    pub fn verify(&self) -> Result<(), String> {
-        let actual = crate::files::sha256_file(&self.path).map_err(|e| format!("sidecar program {}: cannot read {}: {e}", self.name, self.path.display()))?;
-        if !actual.eq_ignore_ascii_case(&self.sha256) {
-            return Err(format!("sidecar program {}: {} has SHA-256 {actual}, agent.toml pins {}; not started", self.name, self.path.display(), self.sha256));
-        }
-        Ok(())
-    }
-}
-
 /// Adapters by chain name, and the sidecar programs this host allows.
 pub struct Adapters {
     chains: Vec<Box<dyn ChainAdapter>>,
-    sidecars: Vec<SidecarProgram>,
+    /// Names of the sidecar programs the executor's configuration allows.
+    sidecars: Vec<String>,
 }
 
 impl Adapters {
@@ -247,9 +207,10 @@ impl Adapters {
         self
     }
 
-    /// Allow specs to run these sidecar programs (checked with [`SidecarProgram::check`]).
-    pub fn with_sidecars(mut self, programs: Vec<SidecarProgram>) -> Adapters {
-        self.sidecars = programs;
+    /// Allow specs to run the sidecar programs of these names (the backend
+    /// knows what each name stands for).
+    pub fn with_sidecars(mut self, names: Vec<String>) -> Adapters {
+        self.sidecars = names;
         self
     }
 
@@ -261,17 +222,17 @@ impl Adapters {
         novacula_core::ExecutorCapabilities {
             chains: self.chains.iter().map(|a| a.support()).collect(),
             programs: novacula_core::ProgramAllowlist {
-                sidecar_programs: self.sidecars.iter().map(|p| p.name.clone()).collect(),
+                sidecar_programs: self.sidecars.clone(),
                 image_prefixes: vec![],
             },
         }
     }
 
-    /// The trusted program a sidecar of the spec names, or why it may not run here.
-    pub fn sidecar_program(&self, spec: &NodeSpec, unit: &str) -> Option<Result<&SidecarProgram, String>> {
+    /// The allowed program a sidecar of the spec names, or why it may not run here.
+    pub fn sidecar_program(&self, spec: &NodeSpec, unit: &str) -> Option<Result<String, String>> {
         let s = spec.sidecars.iter().find(|s| s.name == unit)?;
-        Some(self.sidecars.iter().find(|p| p.name == s.image).ok_or_else(|| {
-            format!("sidecar {unit}: program {:?} is not listed under [[sidecars]] in this agent's configuration; not run", s.image)
+        Some(self.sidecars.iter().find(|p| **p == s.image).cloned().ok_or_else(|| {
+            format!("sidecar {unit}: program {:?} is not one this executor's configuration allows; not run", s.image)
         }))
     }
 
@@ -281,30 +242,17 @@ impl Adapters {
             let a = self.get(&spec.chain).ok_or_else(|| format!("no adapter for chain {:?}", spec.chain))?;
             return a.render_client(spec, c, paths);
         }
-        let program = self.sidecar_program(spec, unit).ok_or_else(|| format!("spec has no unit {unit:?}"))??;
+        let name = self.sidecar_program(spec, unit).ok_or_else(|| format!("spec has no unit {unit:?}"))??;
         let s = spec.sidecars.iter().find(|s| s.name == unit).ok_or_else(|| format!("spec has no unit {unit:?}"))?;
-        Ok(render_sidecar(s, program))
-    }
-
-    /// The binary a client unit needs; `None` for sidecars.
-    pub fn binary(&self, spec: &NodeSpec, unit: &str, paths: &NodePaths) -> Option<PathBuf> {
-        let c = spec.client(unit)?;
-        self.get(&spec.chain).map(|a| a.binary(c, paths))
+        Ok(render_sidecar(s, name))
     }
 }
 
-fn render_sidecar(s: &Sidecar, program: &SidecarProgram) -> RenderedUnit {
-    // The spec names the program; the host's configuration says where it is.
-    let mut command = vec![program.path.display().to_string()];
-    command.extend(s.command.iter().cloned());
+fn render_sidecar(s: &Sidecar, name: String) -> RenderedUnit {
+    // The spec names the program; the host's configuration says what it is.
     // Core validation refuses loader and marker variables; drop them here too.
     let env = s.env.iter().filter(|(k, _)| !novacula_core::validate::env_key_forbidden(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    RenderedUnit { command, env, files: vec![], probe: Probe::Alive }
-}
-
-pub fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    RenderedUnit { program: Program::Sidecar { name }, args: s.command.clone(), env, files: vec![], probe: Probe::Alive }
 }
 
 #[cfg(test)]
@@ -313,7 +261,7 @@ mod tests {
     use novacula_core::spec::Resources;
 
     fn paths() -> NodePaths {
-        NodePaths { root: "/var/lib/novacula/nodes/eth".into(), bin_dir: "/var/lib/novacula/bin".into() }
+        NodePaths { root: "/var/lib/novacula/nodes/eth".into() }
     }
 
     fn eth() -> NodeSpec {
@@ -345,13 +293,14 @@ mod tests {
         spec.clients[0].config_overrides.insert("cache".into(), "4096".into());
         let a = Adapters::standard();
         let geth = a.render(&spec, "execution", &paths()).unwrap();
-        assert_eq!(geth.command[0], "/var/lib/novacula/bin/geth/1.14.11/geth");
-        assert!(geth.command.contains(&"--holesky".to_string()));
-        assert!(geth.command.contains(&"--cache=4096".to_string()));
+        assert_eq!(geth.program, Program::Client { client: "geth".into(), version: "1.14.11".into() });
+        assert!(geth.args.contains(&"--holesky".to_string()));
+        assert!(geth.args.contains(&"--cache=4096".to_string()));
         assert_eq!(geth.probe, Probe::EthJsonRpc { url: "http://127.0.0.1:8545".into() });
         let lh = a.render(&spec, "consensus", &paths()).unwrap();
-        assert!(lh.command.contains(&"--execution-endpoint=http://127.0.0.1:9551".to_string()));
-        assert!(lh.command.contains(&"--execution-jwt=/var/lib/novacula/nodes/eth/config/jwt.hex".to_string()));
+        assert_eq!(lh.args[0], "bn");
+        assert!(lh.args.contains(&"--execution-endpoint=http://127.0.0.1:9551".to_string()));
+        assert!(lh.args.contains(&"--execution-jwt=/var/lib/novacula/nodes/eth/config/jwt.hex".to_string()));
         assert_eq!(lh.probe, Probe::BeaconApi { url: "http://127.0.0.1:5052".into() });
         assert!(!geth.files[0].overwrite, "the JWT is generated once");
     }
@@ -363,15 +312,15 @@ mod tests {
         spec.sidecars.push(Sidecar { name: "pwn".into(), image: "/bin/sh".into(), command: vec!["-c".into(), "id > /tmp/pwned".into()], env: Default::default() });
         let a = Adapters::standard();
         let err = a.render(&spec, "pwn", &paths()).unwrap_err();
-        assert!(err.contains("not listed under [[sidecars]]"), "{err}");
-        let exporter = SidecarProgram { name: "exporter".into(), path: "/usr/local/bin/exporter".into(), sha256: "0".repeat(64) };
-        let a = Adapters::standard().with_sidecars(vec![exporter]);
+        assert!(err.contains("not one this executor's configuration allows"), "{err}");
+        let a = Adapters::standard().with_sidecars(vec!["exporter".into()]);
         assert!(a.render(&spec, "pwn", &paths()).is_err());
         spec.sidecars[0].image = "exporter".into();
         spec.sidecars[0].env.insert("LD_PRELOAD".into(), "/tmp/evil.so".into());
         spec.sidecars[0].env.insert("LOG".into(), "info".into());
         let r = a.render(&spec, "pwn", &paths()).unwrap();
-        assert_eq!(r.command, ["/usr/local/bin/exporter", "-c", "id > /tmp/pwned"], "arguments go to the trusted program only");
+        assert_eq!(r.program, Program::Sidecar { name: "exporter".into() }, "the allowed program, by name");
+        assert_eq!(r.args, ["-c", "id > /tmp/pwned"], "arguments go to the trusted program only");
         assert_eq!(r.env.keys().collect::<Vec<_>>(), ["LOG"]);
         assert_eq!(a.capabilities().programs.sidecar_programs, ["exporter"]);
     }

@@ -5,7 +5,7 @@
 //! Agent and operator share these loops; only the backend differs.
 
 use crate::backend::Backend;
-use crate::client::{ClientError, HttpApi};
+use novacula_client::{ClientError, HttpApi};
 use hyper_util::client::legacy::connect::Connect;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{SyncExecutorRequest, UpgradeSpec};

@@ -1,10 +1,12 @@
 //! HTTPS end to end: `novacula serve --tls-cert/--tls-key` as a binary, the CLI
 //! with `--ca-file`, and a real agent trusting a private CA.
 
+// The end-to-end harness (control plane, real agents) the control plane's tests use too.
+#[path = "../../control-plane/tests/live/mod.rs"]
 mod live;
 
 use live::start_agent_with;
-use novacula_agent::client::{ClientError, HttpApi, Method};
+use novacula_client::{ClientError, HttpApi, Method};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
