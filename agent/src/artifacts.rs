@@ -90,7 +90,9 @@ impl Artifacts {
 
     async fn download_and_install(&self, a: &Artifact, dest: &Path) -> Result<(), String> {
         tracing::info!(client = %a.client, version = %a.version, url = %a.url, "downloading client binary");
-        let bytes = download(&a.url, self.ca_file.as_deref(), MAX_DOWNLOAD, DOWNLOAD_TIMEOUT).await.map_err(|e| format!("downloading {} {}: {e}", a.client, a.version))?;
+        let bytes = download(&a.url, self.ca_file.as_deref(), MAX_DOWNLOAD, DOWNLOAD_TIMEOUT)
+            .await
+            .map_err(|e| format!("downloading {} {}: {e}", a.client, a.version))?;
         let actual = hex::encode(Sha256::digest(&bytes));
         if !actual.eq_ignore_ascii_case(&a.sha256) {
             return Err(format!("{} {} from {}: sha256 is {actual}, the catalog pins {}; not installed", a.client, a.version, a.url, a.sha256));

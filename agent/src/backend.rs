@@ -1,17 +1,17 @@
 //! The agent's backend: nodes as local processes (systemd units or child
 //! processes), core's reconcile diff applied unit by unit through a `ProcessDriver`.
 
-pub use novacula_executor::backend::Backend;
-use crate::config::SidecarProgram;
-use crate::driver::{is_executable, UnitDef};
-use novacula_executor::adapter::{Adapters, Program};
-use std::path::PathBuf;
 use crate::artifacts::Artifacts;
+use crate::config::SidecarProgram;
 use crate::driver::ProcessDriver;
+use crate::driver::{is_executable, UnitDef};
 use crate::probe::probe;
 use novacula_core::reconcile::{diff, plan, Action};
 use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
+use novacula_executor::adapter::{Adapters, Program};
+pub use novacula_executor::backend::Backend;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Nodes as local processes: the agent's backend (systemd or child processes).
@@ -44,7 +44,12 @@ impl<D: ProcessDriver> Processes<D> {
     fn resolve(&self, program: &Program) -> Result<PathBuf, String> {
         match program {
             Program::Client { client, version } => Ok(self.driver.bin_dir().join(client).join(version).join(client)),
-            Program::Sidecar { name } => self.sidecars.iter().find(|p| &p.name == name).map(|p| p.path.clone()).ok_or_else(|| format!("sidecar program {name:?} is not listed under [[sidecars]] in agent.toml")),
+            Program::Sidecar { name } => self
+                .sidecars
+                .iter()
+                .find(|p| &p.name == name)
+                .map(|p| p.path.clone())
+                .ok_or_else(|| format!("sidecar program {name:?} is not listed under [[sidecars]] in agent.toml")),
             Program::Shell => Ok(PathBuf::from("/bin/sh")),
         }
     }
@@ -107,11 +112,22 @@ impl<D: ProcessDriver> Processes<D> {
     async fn verify_sidecar(&self, d: &DesiredNode, unit: &str) -> Result<(), String> {
         let Some(name) = self.adapters.sidecar_program(&d.spec, unit) else { return Ok(()) };
         let name = name?;
-        let program = self.sidecars.iter().find(|p| p.name == name).cloned().ok_or_else(|| format!("sidecar program {name:?} is not listed under [[sidecars]] in agent.toml"))?;
+        let program = self
+            .sidecars
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .ok_or_else(|| format!("sidecar program {name:?} is not listed under [[sidecars]] in agent.toml"))?;
         let check = move || -> Result<(), String> {
-            let actual = crate::files::sha256_file(&program.path).map_err(|e| format!("sidecar program {}: cannot read {}: {e}", program.name, program.path.display()))?;
+            let actual = crate::files::sha256_file(&program.path)
+                .map_err(|e| format!("sidecar program {}: cannot read {}: {e}", program.name, program.path.display()))?;
             if !actual.eq_ignore_ascii_case(&program.sha256) {
-                return Err(format!("sidecar program {}: {} has SHA-256 {actual}, agent.toml pins {}; not started", program.name, program.path.display(), program.sha256));
+                return Err(format!(
+                    "sidecar program {}: {} has SHA-256 {actual}, agent.toml pins {}; not started",
+                    program.name,
+                    program.path.display(),
+                    program.sha256
+                ));
             }
             Ok(())
         };

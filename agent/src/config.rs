@@ -1,8 +1,8 @@
 //! The agent's TOML configuration.
 
-use novacula_executor::adapter::Adapters;
 use crate::artifacts::Artifact;
 use novacula_core::Channel;
+use novacula_executor::adapter::Adapters;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -127,7 +127,11 @@ impl AgentConfig {
     /// The chains this configuration offers to specs (sidecar programs are
     /// offered by the backend, which knows their paths: `Processes::with_sidecar_programs`).
     pub fn adapters(&self) -> Adapters {
-        if self.enable_demo_chain { Adapters::standard().with_demo_chain() } else { Adapters::standard() }
+        if self.enable_demo_chain {
+            Adapters::standard().with_demo_chain()
+        } else {
+            Adapters::standard()
+        }
     }
 
     /// What this host allows self-upgrades to install.
@@ -169,14 +173,22 @@ mod tests {
         let pinned: AgentConfig = toml::from_str(&pinned).unwrap();
         pinned.check().unwrap();
         assert_eq!(pinned.artifacts[0].client, "geth");
-        let bad: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\n[[artifacts]]\nclient = \"geth\"\nversion = \"1\"\nurl = \"https://x\"\nsha256 = \"00\"\n")).unwrap();
+        let bad: AgentConfig =
+            toml::from_str(&format!("{base}driver = \"systemd\"\n[[artifacts]]\nclient = \"geth\"\nversion = \"1\"\nurl = \"https://x\"\nsha256 = \"00\"\n"))
+                .unwrap();
         assert!(bad.check().unwrap_err().contains("sha256"));
         assert!(c.adapters().capabilities().chain("demo").is_none(), "no demo chain unless enabled");
-        let demo: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\nenable_demo_chain = true\n[[sidecars]]\nname = \"exporter\"\npath = \"/usr/local/bin/exporter\"\nsha256 = \"{}\"\n", "a".repeat(64))).unwrap();
+        let demo: AgentConfig = toml::from_str(&format!(
+            "{base}driver = \"systemd\"\nenable_demo_chain = true\n[[sidecars]]\nname = \"exporter\"\npath = \"/usr/local/bin/exporter\"\nsha256 = \"{}\"\n",
+            "a".repeat(64)
+        ))
+        .unwrap();
         demo.check().unwrap();
         assert!(demo.adapters().capabilities().chain("demo").is_some());
         assert_eq!(demo.sidecars[0].name, "exporter");
-        let relative: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\n[[sidecars]]\nname = \"exporter\"\npath = \"exporter\"\nsha256 = \"{}\"\n", "a".repeat(64))).unwrap();
+        let relative: AgentConfig =
+            toml::from_str(&format!("{base}driver = \"systemd\"\n[[sidecars]]\nname = \"exporter\"\npath = \"exporter\"\nsha256 = \"{}\"\n", "a".repeat(64)))
+                .unwrap();
         assert!(relative.check().unwrap_err().contains("absolute"));
         let bad: AgentConfig = toml::from_str("control_plane_url = \"x\"\nname = \"Edge\"\napi_key = \"k\"").unwrap();
         assert!(bad.check().is_err());

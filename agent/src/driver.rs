@@ -1,10 +1,10 @@
 //! Process drivers materialize units. The contract is `LocalNode::apply` in core:
 //! after an action succeeds, `observe` must show its effect.
 
-use novacula_executor::adapter::{NodePaths, RenderedFile};
 use crate::files::{agent_dir, hand_over, owner_uid, Account};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::{LocalNode, LocalProcess, RunningProcess};
+use novacula_executor::adapter::{NodePaths, RenderedFile};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
@@ -140,9 +140,7 @@ impl LocalDriver {
             }
             let Some(environ) = read_environ(pid, &mut retries) else { continue };
             let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-            let get = |k: &str| {
-                vars.iter().find_map(|v| std::str::from_utf8(v).ok()?.strip_prefix(k)?.strip_prefix('=').map(str::to_string))
-            };
+            let get = |k: &str| vars.iter().find_map(|v| std::str::from_utf8(v).ok()?.strip_prefix(k)?.strip_prefix('=').map(str::to_string));
             let Some(unit) = get(ENV_UNIT).and_then(|u| u.strip_prefix(&prefix[ENV_UNIT.len() + 1..]).map(str::to_string)) else {
                 continue;
             };
@@ -266,12 +264,7 @@ impl ProcessDriver for LocalDriver {
                 let installed = std::fs::read_to_string(self.installed_file(node, &unit))
                     .ok()
                     .and_then(|s| s.trim().split_once(' ').map(|(c, v)| (c.to_string(), v.to_string())));
-                processes.push(LocalProcess {
-                    running: running.remove(&unit).map(|f| f.running),
-                    unit,
-                    installed,
-                    config: def.map(|d| d.fingerprint),
-                });
+                processes.push(LocalProcess { running: running.remove(&unit).map(|f| f.running), unit, installed, config: def.map(|d| d.fingerprint) });
             }
         }
         // A process whose unit file is gone is still ours to stop.
@@ -281,7 +274,10 @@ impl ProcessDriver for LocalDriver {
 
     async fn install(&self, node: &str, unit: &str, client: &str, version: &str, binary: Option<PathBuf>) -> Result<()> {
         if let Some(bin) = binary.filter(|b| !is_executable(b)) {
-            return Err(DriverError::Other(format!("binary for {client} {version} not found: place an executable at {} or pin a download under [[artifacts]] in agent.toml", bin.display())));
+            return Err(DriverError::Other(format!(
+                "binary for {client} {version} not found: place an executable at {} or pin a download under [[artifacts]] in agent.toml",
+                bin.display()
+            )));
         }
         let f = self.installed_file(node, unit);
         agent_dir(&self.node_dir(node).join("units"), 0o700, None)?;
@@ -322,8 +318,8 @@ impl ProcessDriver for LocalDriver {
         if self.found(node, unit).is_some() {
             return Ok(()); // already running: never start a duplicate
         }
-        let def: UnitFile = serde_json::from_slice(&std::fs::read(self.unit_file(node, unit))?)
-            .map_err(|e| DriverError::Other(format!("unit file of {node}/{unit}: {e}")))?;
+        let def: UnitFile =
+            serde_json::from_slice(&std::fs::read(self.unit_file(node, unit))?).map_err(|e| DriverError::Other(format!("unit file of {node}/{unit}: {e}")))?;
         let (program, args) = def.command.split_first().ok_or_else(|| DriverError::Other("empty command".into()))?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.node_dir(node).join("logs").join(format!("{unit}.log")))?;
         let mut cmd = tokio::process::Command::new(program);
@@ -350,7 +346,10 @@ impl ProcessDriver for LocalDriver {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(DriverError::Other(format!("{program} exited at once ({status}); see {}", self.node_dir(node).join("logs").join(format!("{unit}.log")).display())));
+                return Err(DriverError::Other(format!(
+                    "{program} exited at once ({status}); see {}",
+                    self.node_dir(node).join("logs").join(format!("{unit}.log")).display()
+                )));
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
@@ -410,10 +409,7 @@ mod tests {
     use super::*;
 
     fn sleeper() -> UnitDef {
-        UnitDef {
-            command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()],
-            env: Default::default(),
-            files: vec![] }
+        UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()], env: Default::default(), files: vec![] }
     }
 
     #[tokio::test]

@@ -1,19 +1,23 @@
 //! `novacula-agent`: the bare-metal executor.
 
 use clap::{Parser, Subcommand};
+use novacula_agent::artifacts::Artifacts;
 use novacula_agent::backend::Processes;
-use novacula_client::HttpApi;
 use novacula_agent::config::AgentConfig;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
-use novacula_agent::artifacts::Artifacts;
 use novacula_agent::systemd::{Account, SystemdDriver};
-use novacula_executor::loops::{Executor, Identity, Intervals};
 use novacula_agent::upgrade::{self, Restart, UpgradePolicy};
+use novacula_client::HttpApi;
 use novacula_core::ExecutorKind;
+use novacula_executor::loops::{Executor, Identity, Intervals};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "novacula-agent", version, about = "Novacula agent: runs the blockchain nodes a Novacula control plane assigns to this host. It only opens outbound connections.")]
+#[command(
+    name = "novacula-agent",
+    version,
+    about = "Novacula agent: runs the blockchain nodes a Novacula control plane assigns to this host. It only opens outbound connections."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,7 +67,12 @@ async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), S
     let id = Identity { name: cfg.name.clone(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: cfg.channel };
     tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), driver = %cfg.driver, "agent starting");
     let artifacts = Artifacts::new(cfg.artifacts.clone(), cfg.ca_file.clone())?;
-    let exec = Executor::new(id, api, Processes::new(driver, cfg.adapters()).with_sidecar_programs(cfg.sidecars.clone()).with_artifacts(artifacts), Intervals::default());
+    let exec = Executor::new(
+        id,
+        api,
+        Processes::new(driver, cfg.adapters()).with_sidecar_programs(cfg.sidecars.clone()).with_artifacts(artifacts),
+        Intervals::default(),
+    );
     let (upgrades, syncs) = (exec.upgrades(), exec.syncs());
     let policy = cfg.upgrade_policy();
     exec.run(async move {
@@ -78,7 +87,11 @@ async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), S
 
 /// Confirm (or roll back) an upgrade that just restarted us, then wait for
 /// the next one to land; either way, restart into the binary now in place.
-async fn self_upgrade(mut upgrades: tokio::sync::watch::Receiver<Option<novacula_core::wire::UpgradeSpec>>, syncs: tokio::sync::watch::Receiver<u64>, policy: UpgradePolicy) {
+async fn self_upgrade(
+    mut upgrades: tokio::sync::watch::Receiver<Option<novacula_core::wire::UpgradeSpec>>,
+    syncs: tokio::sync::watch::Receiver<u64>,
+    policy: UpgradePolicy,
+) {
     let Ok(current) = std::env::current_exe() else { return std::future::pending().await };
     match upgrade::process_life(&mut upgrades, syncs, &current, &policy, env!("CARGO_PKG_VERSION")).await {
         Restart::RolledBack => tracing::warn!("restarting into the previous binary"),

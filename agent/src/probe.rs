@@ -1,8 +1,8 @@
 //! Health and sync probes of running clients.
 
 use novacula_client::{HttpApi, Method};
-use novacula_executor::adapter::Probe;
 use novacula_core::{ObservedNodeStatus, SyncMetrics};
+use novacula_executor::adapter::Probe;
 use serde_json::Value;
 use std::time::Duration;
 

@@ -3,19 +3,15 @@
 //! as by the local driver, which this driver reuses for them; the running state
 //! is read back from the processes' environment markers, which the unit sets.
 
-use novacula_executor::adapter::NodePaths;
 use crate::driver::{DriverError, LocalDriver, ProcessDriver, Result, UnitDef, ENV_FINGERPRINT, ENV_GENERATION, ENV_UNIT};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::LocalNode;
+use novacula_executor::adapter::NodePaths;
 use std::path::PathBuf;
 use std::time::Duration;
 use zbus::OwnedObjectPath;
 
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Manager",
-    default_service = "org.freedesktop.systemd1",
-    default_path = "/org/freedesktop/systemd1"
-)]
+#[zbus::proxy(interface = "org.freedesktop.systemd1.Manager", default_service = "org.freedesktop.systemd1", default_path = "/org/freedesktop/systemd1")]
 pub trait Manager {
     fn reload(&self) -> zbus::Result<()>;
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
@@ -85,7 +81,8 @@ pub fn path_value(p: &str) -> String {
 pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &UnitDef, fingerprint: Fingerprint, user: Option<&str>) -> String {
     let exec: Vec<String> = def.command.iter().map(|a| quote(a, Directive::ExecStart)).collect();
     // The marker comes last: for a repeated variable systemd keeps the last assignment.
-    let mut env: Vec<String> = def.env.iter().filter(|(k, _)| k.as_str() != ENV_UNIT).map(|(k, v)| quote(&format!("{k}={v}"), Directive::Environment)).collect();
+    let mut env: Vec<String> =
+        def.env.iter().filter(|(k, _)| k.as_str() != ENV_UNIT).map(|(k, v)| quote(&format!("{k}={v}"), Directive::Environment)).collect();
     env.push(quote(&format!("{ENV_UNIT}={unit_id}"), Directive::Environment));
     // A client on the open p2p network never gains privileges, and runs unprivileged when configured.
     let user = user.map(|u| format!("User={}\n", path_value(u))).unwrap_or_default();
@@ -271,7 +268,8 @@ mod tests {
         let def = UnitDef {
             command: vec!["/bin/geth".into(), "--x=1\nExecStartPre=/bin/sh -c id\r\0\u{7f}".into()],
             env: [("A".to_string(), "v\n[Service]\nUser=root".to_string())].into(),
-            files: vec![] };
+            files: vec![],
+        };
         let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(1), Some("eth"));
         assert!(!text.lines().any(|l| l.starts_with("ExecStartPre=") || l == "User=root"), "{text}");
         assert!(text.contains("--x=1\\x0aExecStartPre=/bin/sh -c id\\x0d\\x00\\x7f"), "{text}");
@@ -291,7 +289,8 @@ mod tests {
         let def = UnitDef {
             command: vec!["/bin/geth".into(), "--graphql.vhosts=a b".into(), "say \"hi\" 100%".into()],
             env: [("RUST_LOG".to_string(), "info".to_string())].into(),
-            files: vec![] };
+            files: vec![],
+        };
         let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), None);
         assert!(!text.contains("User="), "root unless configured");
         assert!(text.contains("\nNoNewPrivileges=yes\n"));
@@ -303,9 +302,6 @@ mod tests {
         assert!(text.contains("\nWorkingDirectory=/d/nodes/eth\n"), "paths are not quoted: {text}");
         assert_eq!(path_value("/srv/100% data"), "/srv/100%% data");
         assert_eq!(unit_name("eth", "execution"), "novacula-eth.execution.service");
-        assert_eq!(
-            render_run_dropin(Fingerprint(1), 7),
-            "[Service]\nEnvironment=\"NOVACULA_FINGERPRINT=0000000000000001\" \"NOVACULA_GENERATION=7\"\n"
-        );
+        assert_eq!(render_run_dropin(Fingerprint(1), 7), "[Service]\nEnvironment=\"NOVACULA_FINGERPRINT=0000000000000001\" \"NOVACULA_GENERATION=7\"\n");
     }
 }

@@ -223,7 +223,13 @@ pub enum Probation {
 /// After a restart: if an upgrade is pending, wait for `heartbeat` (the first
 /// successful sync of this process) for at most `within`. Without one, put the
 /// previous binary back and refuse that release for good.
-pub async fn probation(current: &Path, policy: &UpgradePolicy, running_version: &str, heartbeat: impl std::future::Future<Output = ()>, within: Duration) -> Probation {
+pub async fn probation(
+    current: &Path,
+    policy: &UpgradePolicy,
+    running_version: &str,
+    heartbeat: impl std::future::Future<Output = ()>,
+    within: Duration,
+) -> Probation {
     let mut state = UpgradeState::load(&policy.state_dir);
     let Some(pending) = state.pending.clone() else { return Probation::Nothing };
     if !same_version(&pending.version, running_version) {

@@ -6,13 +6,13 @@
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use novacula_executor::adapter::Adapters;
 use novacula_agent::artifacts::{Artifact, Artifacts};
 use novacula_agent::backend::Processes;
-use novacula_executor::backend::Backend;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
 use novacula_core::spec::{ClientSpec, NodeType};
 use novacula_core::{DesiredNode, DesiredState, NodeSpec, ObservedNodeStatus, Revision};
+use novacula_executor::adapter::Adapters;
+use novacula_executor::backend::Backend;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -33,7 +33,8 @@ async fn a_listed_sidecar_runs_from_its_configured_path_and_a_swapped_file_does_
     std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
     let sha256 = novacula_agent::files::sha256_file(&program).unwrap();
     let listed = vec![SidecarProgram { name: "watcher".into(), path: program.clone(), sha256 }];
-    let backend = Processes::new(LocalDriver::new(dir.path().join("data")).unwrap(), Adapters::standard().with_demo_chain()).with_sidecar_programs(listed.clone());
+    let backend =
+        Processes::new(LocalDriver::new(dir.path().join("data")).unwrap(), Adapters::standard().with_demo_chain()).with_sidecar_programs(listed.clone());
     assert_eq!(backend.capabilities().programs.sidecar_programs, ["watcher"]);
     let node = DesiredNode { revision: Revision(1), spec: sidecar_spec(), deleted: false };
     converge(&backend, &node).await;
@@ -43,7 +44,11 @@ async fn a_listed_sidecar_runs_from_its_configured_path_and_a_swapped_file_does_
     assert_eq!(unit["command"], serde_json::json!([program.display().to_string(), "600"]), "the configured path, then the spec's arguments");
 
     // the file changes under the pin: a new start is refused
-    let stop = DesiredNode { revision: Revision(2), spec: novacula_core::NodeSpec { desired_state: novacula_core::DesiredState::Stopped, ..sidecar_spec() }, deleted: false };
+    let stop = DesiredNode {
+        revision: Revision(2),
+        spec: novacula_core::NodeSpec { desired_state: novacula_core::DesiredState::Stopped, ..sidecar_spec() },
+        deleted: false,
+    };
     converge(&backend, &stop).await;
     std::fs::write(&program, "#!/bin/sh\nid > /tmp/pwned\n").unwrap();
     let start = DesiredNode { revision: Revision(3), spec: sidecar_spec(), deleted: false };

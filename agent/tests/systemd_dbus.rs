@@ -2,8 +2,8 @@
 //! connection. The fake implements the Manager methods the driver uses, reads
 //! the unit files and drop-ins the driver writes, and runs their `ExecStart`.
 
-use novacula_agent::driver::UnitDef;
 use novacula_agent::driver::ProcessDriver;
+use novacula_agent::driver::UnitDef;
 use novacula_agent::systemd::SystemdDriver;
 use novacula_core::fingerprint::Fingerprint;
 use std::collections::HashMap;
@@ -191,11 +191,7 @@ impl FakeSystemd {
 async fn connect(unit_dir: PathBuf, calls: Arc<Mutex<Vec<String>>>) -> (zbus::Connection, zbus::Connection) {
     let (s0, s1) = std::os::unix::net::UnixStream::pair().unwrap();
     let fake = FakeSystemd { unit_dir, loaded: Mutex::default(), pids: Mutex::default(), exits: Arc::default(), calls };
-    let server = zbus::connection::Builder::unix_stream(s0)
-        .server(zbus::Guid::generate())
-        .p2p()
-        .serve_at("/org/freedesktop/systemd1", fake)
-        .build();
+    let server = zbus::connection::Builder::unix_stream(s0).server(zbus::Guid::generate()).p2p().serve_at("/org/freedesktop/systemd1", fake).build();
     let client = zbus::connection::Builder::unix_stream(s1).p2p().build();
     let (server, client) = tokio::join!(server, client);
     (server.unwrap(), client.unwrap())
@@ -208,10 +204,7 @@ async fn systemd_driver_drives_units_over_dbus() {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let (_server, client) = connect(unit_dir.clone(), calls.clone()).await;
     let d = SystemdDriver::with_connection(&client, dir.path().join("data"), unit_dir.clone()).await.unwrap();
-    let def = UnitDef {
-        command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()],
-        env: Default::default(),
-        files: vec![] };
+    let def = UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()], env: Default::default(), files: vec![] };
     let fp = Fingerprint(7);
     d.write_unit("eth", "execution", &def, fp).await.unwrap();
     assert!(unit_dir.join("novacula-eth.execution.service").exists());

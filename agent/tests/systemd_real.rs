@@ -8,14 +8,14 @@
 //! `SystemdDriver::system` does on a host. Killing `unshare` takes the whole
 //! namespace down.
 
-use novacula_agent::driver::UnitDef;
-use novacula_executor::adapter::{Adapters, RenderedFile, StandIn};
 use novacula_agent::backend::Processes;
-use novacula_executor::backend::Backend;
 use novacula_agent::driver::ProcessDriver;
+use novacula_agent::driver::UnitDef;
 use novacula_agent::systemd::{Account, SystemdDriver};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::{DesiredNode, DesiredState, NodeSpec, ObservedNodeState, ObservedNodeStatus, Revision};
+use novacula_executor::adapter::{Adapters, RenderedFile, StandIn};
+use novacula_executor::backend::Backend;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -37,10 +37,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("sync_executor", |b| b.iter(|| assert_eq!(call(sync()), StatusCode::OK)));
     g.bench_function("spec_poll", |b| {
         b.iter(|| {
-            let req = Request::get("/api/v1/executor/specs?executor=edge-1&since=1")
-                .header("authorization", format!("Bearer {key}"))
-                .body(Body::empty())
-                .unwrap();
+            let req =
+                Request::get("/api/v1/executor/specs?executor=edge-1&since=1").header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap();
             assert_eq!(call(req), StatusCode::OK)
         })
     });

@@ -19,10 +19,6 @@ fn main() {
             Ok(())
         });
         sim.run().expect("simulation");
-        println!(
-            "fleet {executors} executors x {per} nodes: converged in {:?} simulated, {:?} wall",
-            took.lock().unwrap().expect("converged"),
-            wall.elapsed()
-        );
+        println!("fleet {executors} executors x {per} nodes: converged in {:?} simulated, {:?} wall", took.lock().unwrap().expect("converged"), wall.elapsed());
     }
 }

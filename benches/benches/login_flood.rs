@@ -21,7 +21,13 @@ const INTERVAL: Duration = Duration::from_secs(5);
 const PHASE: Duration = Duration::from_secs(15);
 
 fn sync(name: &str) -> SyncExecutorRequest {
-    SyncExecutorRequest { name: name.into(), kind: ExecutorKind::Agent, version: "1.0.0".into(), channel: Channel::Stable, capabilities: ExecutorCapabilities::default() }
+    SyncExecutorRequest {
+        name: name.into(),
+        kind: ExecutorKind::Agent,
+        version: "1.0.0".into(),
+        channel: Channel::Stable,
+        capabilities: ExecutorCapabilities::default(),
+    }
 }
 
 async fn phase(url: &str, executors: &[HttpApi], flooders: usize) -> (Duration, Duration, Duration, usize) {
@@ -79,9 +85,13 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("bench.redb")).unwrap();
     orgs::create_org_with_owner(&store, Timestamp(0), "bench", "admin", "bench-password").unwrap();
-    let keys: Vec<String> = (0..EXECUTORS).map(|i| keys::issue(&store, "bench", "bench".into(), Some(format!("edge-{i}")), "admin", Timestamp(0)).unwrap().0).collect();
+    let keys: Vec<String> =
+        (0..EXECUTORS).map(|i| keys::issue(&store, "bench", "bench".into(), Some(format!("edge-{i}")), "admin", Timestamp(0)).unwrap().0).collect();
     // A distributed flood: many addresses, so the per-address throttle does not stop it here.
-    let config = Config { login_address_limit: novacula_core::throttle::Limit { failures_max: usize::MAX, ..novacula_core::throttle::ADDRESS_LIMIT }, ..Config::default() };
+    let config = Config {
+        login_address_limit: novacula_core::throttle::Limit { failures_max: usize::MAX, ..novacula_core::throttle::ADDRESS_LIMIT },
+        ..Config::default()
+    };
     let state = AppState::new(store, SystemClock, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -236,7 +236,13 @@ fn ago(v: &Value) -> String {
 
 fn executors_table(v: &Value) -> String {
     let rows = v.as_array().into_iter().flatten().map(|e| {
-        let status = if e["deactivated"] == true { "deactivated" } else if e["online"] == true { "online" } else { "offline" };
+        let status = if e["deactivated"] == true {
+            "deactivated"
+        } else if e["online"] == true {
+            "online"
+        } else {
+            "offline"
+        };
         vec![s(&e["name"]), s(&e["kind"]), status.into(), s(&e["version"]), s(&e["compat"]), s(&e["channel"]), s(&e["nodeCount"]), ago(&e["updatedAt"])]
     });
     table(&["NAME", "KIND", "STATUS", "VERSION", "COMPAT", "CHANNEL", "NODES", "LAST SYNC"], rows.collect())
@@ -247,20 +253,23 @@ fn nodes_table(v: &Value) -> String {
         let behind = n["drift"]["revisionsBehind"].as_u64().unwrap_or(0);
         let revision = if behind > 0 { format!("{} (pending {behind})", s(&n["revision"])) } else { s(&n["revision"]) };
         let down = if n["nodeDown"] == true { " (down)" } else { "" };
-        vec![s(&n["name"]), s(&n["executor"]), format!("{}/{}", s(&n["spec"]["chain"]), s(&n["spec"]["network"])), format!("{}{down}", s(&n["phase"])), s(&n["spec"]["desiredState"]), revision]
+        vec![
+            s(&n["name"]),
+            s(&n["executor"]),
+            format!("{}/{}", s(&n["spec"]["chain"]), s(&n["spec"]["network"])),
+            format!("{}{down}", s(&n["phase"])),
+            s(&n["spec"]["desiredState"]),
+            revision,
+        ]
     });
     table(&["NAME", "EXECUTOR", "CHAIN", "PHASE", "DESIRED", "REVISION"], rows.collect())
 }
 
 fn node_detail(n: &Value) -> String {
-    let mut out = table(&["NAME", "EXECUTOR", "PHASE", "DESIRED", "REVISION", "OBSERVED"], vec![vec![
-        s(&n["name"]),
-        s(&n["executor"]),
-        s(&n["phase"]),
-        s(&n["spec"]["desiredState"]),
-        s(&n["revision"]),
-        s(&n["observed"]["revision"]),
-    ]]);
+    let mut out = table(
+        &["NAME", "EXECUTOR", "PHASE", "DESIRED", "REVISION", "OBSERVED"],
+        vec![vec![s(&n["name"]), s(&n["executor"]), s(&n["phase"]), s(&n["spec"]["desiredState"]), s(&n["revision"]), s(&n["observed"]["revision"])]],
+    );
     let procs: Vec<Vec<String>> =
         n["observed"]["processes"].as_array().into_iter().flatten().map(|p| vec![s(&p["name"]), s(&p["status"]), s(&p["message"])]).collect();
     if !procs.is_empty() {

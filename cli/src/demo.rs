@@ -7,9 +7,9 @@ use novacula_control_plane::clock::{Clock, SystemClock};
 use novacula_control_plane::model::{ApiKey, Executor};
 use novacula_control_plane::store::{key, API_KEYS, EXECUTORS};
 use novacula_control_plane::{orgs, AppState, Config, Store};
+use novacula_core::{Channel, ExecutorKind, NodeSpec};
 use novacula_executor::adapter::{Adapters, StandIn};
 use novacula_executor::loops::{Executor as Agent, Identity, Intervals};
-use novacula_core::{Channel, ExecutorKind, NodeSpec};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,14 +39,19 @@ pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), String> {
     let key = demo_key(&dir, &state, &user).await?;
     let driver = LocalDriver::new(dir.join("agent")).map_err(|e| e.to_string())?;
     let id = Identity { name: EXECUTOR.into(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: Channel::Stable };
-    let agent = Agent::new(id, HttpApi::new(&url, Some(key)).map_err(|e| e.to_string())?, Processes::new(driver, Adapters::standard().with_demo_chain()), Intervals::default());
+    let agent = Agent::new(
+        id,
+        HttpApi::new(&url, Some(key)).map_err(|e| e.to_string())?,
+        Processes::new(driver, Adapters::standard().with_demo_chain()),
+        Intervals::default(),
+    );
     agent.sync_once().await.map_err(|e| e.to_string())?;
-    let exists = state.store.read(|r| r.get::<novacula_control_plane::model::NodeRow>(novacula_control_plane::store::NODES, &key_of(NODE))).map_err(|e| e.to_string())?;
+    let exists = state
+        .store
+        .read(|r| r.get::<novacula_control_plane::model::NodeRow>(novacula_control_plane::store::NODES, &key_of(NODE)))
+        .map_err(|e| e.to_string())?;
     if exists.is_none_or(|n| n.removed) {
-        let _: Value = user
-            .call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": EXECUTOR, "spec": demo_spec()})))
-            .await
-            .map_err(|e| e.to_string())?;
+        let _: Value = user.call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": EXECUTOR, "spec": demo_spec()}))).await.map_err(|e| e.to_string())?;
     }
     let token = user.token().unwrap_or_default().to_string();
     eprintln!(
@@ -97,10 +102,8 @@ async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Re
             return Ok(k.trim().to_string());
         }
     }
-    let created: Value = user
-        .call(Method::POST, "/api/v1/keys", Some(&json!({"label": "demo agent", "executor": EXECUTOR})))
-        .await
-        .map_err(|e| e.to_string())?;
+    let created: Value =
+        user.call(Method::POST, "/api/v1/keys", Some(&json!({"label": "demo agent", "executor": EXECUTOR}))).await.map_err(|e| e.to_string())?;
     let k = created["key"].as_str().ok_or("no key in response")?.to_string();
     std::fs::write(&file, &k).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(k)

@@ -81,7 +81,11 @@ async fn cli_connects_an_agent_deploys_and_stops_a_node() {
 
     // deploy from a TOML spec file
     let spec = dir.path().join("spec.toml");
-    std::fs::write(&spec, "name = \"cli-node\"\nchain = \"demo\"\nnetwork = \"local\"\n\n[[clients]]\nrole = \"main\"\nclient = \"standin\"\nversion = \"1.0.0\"\n").unwrap();
+    std::fs::write(
+        &spec,
+        "name = \"cli-node\"\nchain = \"demo\"\nnetwork = \"local\"\n\n[[clients]]\nrole = \"main\"\nclient = \"standin\"\nversion = \"1.0.0\"\n",
+    )
+    .unwrap();
     let deployed = json(&url, &cfg, &["nodes", "deploy", "-f", spec.to_str().unwrap(), "--executor", "edge-1"]).await;
     assert_eq!(deployed["revision"], 1);
     wait_for_node(&owner, "cli-node", phase_is("running")).await;

@@ -9,15 +9,13 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use novacula_core::wire::{
-    ApiError, ReportRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse,
-};
+use novacula_core::wire::{ApiError, ReportRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse};
 use novacula_core::ObservedNodeState;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,7 +99,11 @@ pub async fn download(url: &str, ca_file: Option<&Path>, limit: usize, timeout: 
             let resp = client.request(req).await.map_err(|e| transport_error(&e))?;
             let status = resp.status();
             if status.is_redirection() {
-                let location = resp.headers().get(hyper::header::LOCATION).and_then(|l| l.to_str().ok()).ok_or_else(|| ClientError::Decode(format!("{status} from {uri} without a Location")))?;
+                let location = resp
+                    .headers()
+                    .get(hyper::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or_else(|| ClientError::Decode(format!("{status} from {uri} without a Location")))?;
                 uri = resolve(&uri, location)?;
                 continue;
             }
@@ -207,15 +209,14 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(|e| ClientError::Transport(e.to_string()))?;
         let fut = async {
             let resp = self.client.request(req).await.map_err(|e| transport_error(&e))?;
             let status = resp.status();
             // A control plane (or whatever answers in its place) cannot make us buffer without bound.
             let body = http_body_util::Limited::new(resp.into_body(), ANSWER_BYTES_MAX);
-            let bytes = body.collect().await.map_err(|e| ClientError::Transport(format!("reading the answer (at most {ANSWER_BYTES_MAX} bytes): {e}")))?.to_bytes();
+            let bytes =
+                body.collect().await.map_err(|e| ClientError::Transport(format!("reading the answer (at most {ANSWER_BYTES_MAX} bytes): {e}")))?.to_bytes();
             Ok((status, bytes))
         };
         tokio::time::timeout(timeout, fut).await.map_err(|_| ClientError::Timeout(timeout))?
@@ -241,7 +242,8 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
             };
             return Err(ClientError::Status { status: status.as_u16(), error, details });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(format!("{e} in {}", String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>())))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Decode(format!("{e} in {}", String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>())))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

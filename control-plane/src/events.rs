@@ -1,7 +1,7 @@
 //! The append-only events feed.
 
 use crate::auth::UserCtx;
-use crate::error::{ApiError, ApiQuery, ApiResult, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::model::{Event, EventView};
 use crate::state::AppState;
 use crate::store::{self, Write};

@@ -167,12 +167,7 @@ pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(
     // The same rules as the document's patterns, in one place (core).
     spec.check(kind).map_err(ApiError::bad_request)?;
     let now = s.now();
-    let row = UpgradeRow {
-        kind,
-        spec,
-        set_at: now,
-        set_by: user.user.username.clone(),
-    };
+    let row = UpgradeRow { kind, spec, set_at: now, set_by: user.user.username.clone() };
     s.store.write(|w| {
         w.put(UPGRADES, &key(&[user.org(), row.spec.channel.as_str(), kind.as_str()]), &row)?;
         events::record(
@@ -184,11 +179,7 @@ pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(
                 node: None,
                 executor: None,
                 actor: &user.actor(),
-                data: data([
-                    ("channel", row.spec.channel.to_string()),
-                    ("kind", kind.to_string()),
-                    ("version", row.spec.version.clone()),
-                ]),
+                data: data([("channel", row.spec.channel.to_string()), ("kind", kind.to_string()), ("version", row.spec.version.clone())]),
             },
         )
     })?;

@@ -37,7 +37,11 @@ pub struct CreatedKey {
 }
 
 #[utoipa::path(post, path = "/api/v1/keys", tag = "keys", security(("session" = [])), request_body = CreateKeyRequest, responses((status = 201, description = "the key, shown this once", body = CreatedKey), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
-pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<CreateKeyRequest>) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
+pub async fn create(
+    State(s): State<Arc<AppState>>,
+    user: UserCtx,
+    ApiJson(req): ApiJson<CreateKeyRequest>,
+) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
     user.require(Permission::ManageExecutors)?;
     if let Some(e) = req.executor.as_deref().filter(|e| !valid_name(e)) {
         return Err(ApiError::bad_request(format!("executor name {e:?} must be a lowercase DNS label")));
@@ -112,13 +116,7 @@ pub fn revoke_in(w: &mut Write, key: &mut ApiKey, now: Timestamp, actor: &str) -
         w,
         &key.org_id.clone(),
         now,
-        NewEvent {
-            kind: ev::API_KEY_REVOKED,
-            node: None,
-            executor: key.executor.as_deref(),
-            actor,
-            data: data([("keyId", key.id.clone())]),
-        },
+        NewEvent { kind: ev::API_KEY_REVOKED, node: None, executor: key.executor.as_deref(), actor, data: data([("keyId", key.id.clone())]) },
     )?;
     Ok(true)
 }
@@ -128,10 +126,8 @@ pub async fn revoke(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(id): 
     user.require(Permission::ManageExecutors)?;
     let now = s.now();
     let key = s.store.write(|w| {
-        let mut key: ApiKey = w
-            .get(API_KEYS, &id)?
-            .filter(|k: &ApiKey| k.org_id == user.user.org_id)
-            .ok_or_else(|| ApiError::not_found(format!("API key {id:?} not found")))?;
+        let mut key: ApiKey =
+            w.get(API_KEYS, &id)?.filter(|k: &ApiKey| k.org_id == user.user.org_id).ok_or_else(|| ApiError::not_found(format!("API key {id:?} not found")))?;
         revoke_in(w, &mut key, now, &user.actor())?;
         let usage: Option<KeyUsage> = w.get(KEY_USAGE, &id)?;
         Ok::<_, ApiError>(ApiKeyView::new(&key, usage))

@@ -60,13 +60,7 @@ pub fn phase_of(row: &NodeRow, obs: Option<&ObservedNodeState>, online: bool) ->
 pub fn view(row: NodeRow, obs: Option<ObservedRow>, exec: Option<&Executor>, now: Timestamp, timeout: Duration) -> NodeView {
     let online = executor_online(exec, now, timeout);
     let phase = phase_of(&row, obs.as_ref().map(|o| &o.state), online);
-    let drift = detect_drift(
-        row.record.revision,
-        obs.as_ref().map(|o| o.state.revision),
-        now,
-        exec.filter(|e| !e.deactivated).map(|e| e.updated_at),
-        timeout,
-    );
+    let drift = detect_drift(row.record.revision, obs.as_ref().map(|o| o.state.revision), now, exec.filter(|e| !e.deactivated).map(|e| e.updated_at), timeout);
     NodeView {
         name: row.record.spec.name.clone(),
         executor: row.executor,
@@ -192,8 +186,7 @@ fn check_names_free(w: &Write, org: &str, executor: &str, spec: &NodeSpec) -> Re
 }
 
 fn validation_error(errs: Vec<ValidationError>) -> ApiError {
-    ApiError::unprocessable("spec is not valid for the target executor")
-        .with_details(errs.iter().map(ToString::to_string).collect())
+    ApiError::unprocessable("spec is not valid for the target executor").with_details(errs.iter().map(ToString::to_string).collect())
 }
 
 fn lifecycle_error(e: LifecycleError) -> ApiError {
@@ -229,10 +222,7 @@ pub async fn deploy(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req):
         }
         let major = exec.version.parse::<Version>().map(|v| v.major).unwrap_or(0);
         if !compat_window_status(cp_major, major).serves_nodes() {
-            return Err(ApiError::conflict(format!(
-                "executor {:?} runs {} which is out of support; upgrade it before deploying",
-                exec.name, exec.version
-            )));
+            return Err(ApiError::conflict(format!("executor {:?} runs {} which is out of support; upgrade it before deploying", exec.name, exec.version)));
         }
         validate_spec(&spec, &exec.capabilities).map_err(validation_error)?;
         check_names_free(w, &org, &exec.name, &spec)?;
@@ -284,19 +274,15 @@ fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiRes
     let now = s.now();
     let k = key(&[&org, name]);
     let (row, seq) = s.store.write(|w| {
-        let mut row: NodeRow = w
-            .get(NODES, &k)?
-            .filter(|r: &NodeRow| !r.removed)
-            .ok_or_else(|| ApiError::not_found(format!("node {name:?} not found")))?;
+        let mut row: NodeRow = w.get(NODES, &k)?.filter(|r: &NodeRow| !r.removed).ok_or_else(|| ApiError::not_found(format!("node {name:?} not found")))?;
         let Some(next) = apply_command(&row.record, &cmd).map_err(lifecycle_error)? else {
             return Ok::<_, ApiError>((row, None));
         };
         let (kind, detail) = match &cmd {
             NodeCommand::Edit(_) => (ev::NODE_UPDATED, data([("change", "config".to_string())])),
-            NodeCommand::UpgradeClient { role, version } => (
-                ev::NODE_UPDATED,
-                data([("change", "upgrade".to_string()), ("role", role.clone()), ("version", version.clone())]),
-            ),
+            NodeCommand::UpgradeClient { role, version } => {
+                (ev::NODE_UPDATED, data([("change", "upgrade".to_string()), ("role", role.clone()), ("version", version.clone())]))
+            }
             NodeCommand::Lifecycle(a) => (ev::NODE_LIFECYCLE_REQUESTED, data([("action", a.as_str().to_string())])),
             NodeCommand::Delete => (ev::NODE_LIFECYCLE_REQUESTED, data([("action", "delete".to_string())])),
         };
@@ -311,12 +297,7 @@ fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiRes
         let mut seq = save_write(w, &mut row, now)?;
         let mut detail = detail;
         detail.insert("revision".into(), row.record.revision.to_string());
-        events::record(
-            w,
-            &org,
-            now,
-            NewEvent { kind, node: Some(name), executor: Some(&row.executor.clone()), actor: &user.actor(), data: detail },
-        )?;
+        events::record(w, &org, now, NewEvent { kind, node: Some(name), executor: Some(&row.executor.clone()), actor: &user.actor(), data: detail })?;
         if matches!(cmd, NodeCommand::Delete) {
             // A deactivated (or vanished) executor will never confirm the teardown:
             // end the tombstone now so it does not block the name forever.
@@ -354,7 +335,12 @@ pub struct UpgradeRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/nodes/{name}/upgrade", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = UpgradeRequest, responses((status = 200, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
-pub async fn upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<UpgradeRequest>) -> ApiResult<NodeView> {
+pub async fn upgrade(
+    State(s): State<Arc<AppState>>,
+    user: UserCtx,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<UpgradeRequest>,
+) -> ApiResult<NodeView> {
     command(&s, &user, &name, NodeCommand::UpgradeClient { role: req.role, version: req.version })
 }
 
@@ -366,7 +352,12 @@ pub struct LifecycleRequest {
 
 /// `requestNodeLifecycleAction`.
 #[utoipa::path(post, path = "/api/v1/nodes/{name}/lifecycle", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = LifecycleRequest, responses((status = 200, body = NodeView), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
-pub async fn lifecycle_action(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<LifecycleRequest>) -> ApiResult<NodeView> {
+pub async fn lifecycle_action(
+    State(s): State<Arc<AppState>>,
+    user: UserCtx,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<LifecycleRequest>,
+) -> ApiResult<NodeView> {
     command(&s, &user, &name, NodeCommand::Lifecycle(req.action))
 }
 
@@ -436,10 +427,6 @@ pub async fn alerts(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<
     user.require(Permission::Read)?;
     let views = list_views(&s, user.org(), &ListQuery::default())?;
     Ok(ApiJson(
-        views
-            .into_iter()
-            .filter(|v| v.node_down)
-            .map(|v| Alert { rule: "node_down".into(), node: v.name, executor: v.executor, phase: v.phase })
-            .collect(),
+        views.into_iter().filter(|v| v.node_down).map(|v| Alert { rule: "node_down".into(), node: v.name, executor: v.executor, phase: v.phase }).collect(),
     ))
 }

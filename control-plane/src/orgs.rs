@@ -25,13 +25,7 @@ pub fn create_org_with_owner(store: &Store, now: Timestamp, org: &str, owner: &s
         w.put(
             USERS,
             owner,
-            &User {
-                username: owner.to_string(),
-                org_id: org.to_string(),
-                role: Role::Owner,
-                password_hash: hash_password(password),
-                created_at: now,
-            },
+            &User { username: owner.to_string(), org_id: org.to_string(), role: Role::Owner, password_hash: hash_password(password), created_at: now },
         )?;
         Ok(())
     })

@@ -7,8 +7,8 @@ use crate::model::{ApiKey, Executor, KeyUsage, NodeRow, ObservedRow, UpgradeRow}
 use crate::nodes::{evaluate, phase_of};
 use crate::state::AppState;
 use crate::store::{key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
-use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
 use axum::extract::State;
+use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{ReportRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse};
@@ -106,13 +106,7 @@ pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req
         .map(|u| u.spec)
         // Compared as versions: `v1.1.0` and `1.1.0` are the same release.
         .filter(|u| u.version.parse::<Version>().ok() != exec.version.parse::<Version>().ok());
-    Ok(ApiJson(SyncExecutorResponse {
-        executor_id: exec.id,
-        server_version: s.config.cp_version.to_string(),
-        compat,
-        upgrade,
-        server_time: now,
-    }))
+    Ok(ApiJson(SyncExecutorResponse { executor_id: exec.id, server_version: s.config.cp_version.to_string(), compat, upgrade, server_time: now }))
 }
 
 /// The executor behind a key for node queries: it must have synced, be active and in support.

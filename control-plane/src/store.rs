@@ -79,11 +79,7 @@ fn get_in<T: DeserializeOwned>(t: &impl ReadableTable<&'static str, &'static [u8
 }
 
 /// Every `(key, value)` whose key starts with `prefix`, in key order.
-fn scan_in<T: DeserializeOwned>(
-    t: &impl ReadableTable<&'static str, &'static [u8]>,
-    name: &str,
-    prefix: &str,
-) -> Result<Vec<(String, T)>> {
+fn scan_in<T: DeserializeOwned>(t: &impl ReadableTable<&'static str, &'static [u8]>, name: &str, prefix: &str) -> Result<Vec<(String, T)>> {
     let mut out = Vec::new();
     for entry in t.range(prefix..)? {
         let (k, v) = entry?;
@@ -108,12 +104,7 @@ fn index_scan(t: &impl ReadableTable<&'static str, u64>, prefix: &str) -> Result
     Ok(out)
 }
 
-fn events_in<T: DeserializeOwned>(
-    t: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
-    org: &str,
-    after: u64,
-    limit: usize,
-) -> Result<Vec<T>> {
+fn events_in<T: DeserializeOwned>(t: &impl ReadableTable<(&'static str, u64), &'static [u8]>, org: &str, after: u64, limit: usize) -> Result<Vec<T>> {
     let mut out = Vec::new();
     if after == u64::MAX {
         return Ok(out);
@@ -125,12 +116,7 @@ fn events_in<T: DeserializeOwned>(
 }
 
 /// Events with `seq < before`, newest first.
-fn events_desc_in<T: DeserializeOwned>(
-    t: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
-    org: &str,
-    before: u64,
-    limit: usize,
-) -> Result<Vec<T>> {
+fn events_desc_in<T: DeserializeOwned>(t: &impl ReadableTable<(&'static str, u64), &'static [u8]>, org: &str, before: u64, limit: usize) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for entry in t.range((org, 0)..(org, before))?.rev().take(limit) {
         out.push(decode("events", entry?.1.value())?);

@@ -127,7 +127,11 @@ pub struct CreateUserRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("session" = [])), request_body = CreateUserRequest, responses((status = 201, body = UserView), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
-pub async fn create(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<CreateUserRequest>) -> Result<(StatusCode, ApiJson<UserView>), ApiError> {
+pub async fn create(
+    State(s): State<Arc<AppState>>,
+    user: UserCtx,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, ApiJson<UserView>), ApiError> {
     user.require(Permission::ManageUsers)?;
     if !user.user.role.can_grant(req.role) {
         return Err(ApiError::forbidden(format!("role {} may not create a user with role {}", user.user.role.as_str(), req.role.as_str())));

@@ -5,8 +5,8 @@ mod live;
 
 use common::lifecycle;
 use live::{control_plane, key_for, phase_is, start_agent, wait_for_node as wait_for};
-use novacula_client::Method;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
+use novacula_client::Method;
 use novacula_executor::adapter::StandIn;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -50,7 +50,11 @@ async fn browser(profile: &std::path::Path) -> (Driver, Client) {
     });
     let caps: fantoccini::wd::Capabilities = caps.as_object().unwrap().clone();
     for _ in 0..100 {
-        if let Ok(c) = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(caps.clone()).connect(&format!("http://127.0.0.1:{port}")).await {
+        if let Ok(c) = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
             return (driver, c);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

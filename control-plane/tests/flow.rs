@@ -4,10 +4,10 @@ mod common;
 
 use common::*;
 use novacula_client::Method;
-use novacula_control_plane::{Config, Store};
 use novacula_control_plane::clock::ManualClock;
-use novacula_core::{ExecutorKind, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
+use novacula_control_plane::{Config, Store};
 use novacula_core::wire::SpecPollResponse;
+use novacula_core::{ExecutorKind, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +16,7 @@ fn observed(name: &str, rev: u64, status: ObservedNodeStatus) -> ObservedNodeSta
     ObservedNodeState {
         node: name.into(),
         revision: Revision(rev),
-        processes: ["execution", "consensus"]
-            .iter()
-            .map(|p| ObservedProcess { name: p.to_string(), status, sync: None, message: None })
-            .collect(),
+        processes: ["execution", "consensus"].iter().map(|p| ObservedProcess { name: p.to_string(), status, sync: None, message: None }).collect(),
         removed: false,
     }
 }
@@ -97,15 +94,8 @@ async fn node_lifecycle_end_to_end() {
     for k in ["executor.connected", "node.created", "node.lifecycle.requested", "node.lifecycle.transition", "node.deleted"] {
         assert!(kinds.iter().any(|x| x == k), "missing {k} in {kinds:?}");
     }
-    let requested: Vec<Value> = events(&alice, 0)
-        .await
-        .into_iter()
-        .filter(|e| e["kind"] == "node.lifecycle.requested")
-        .collect();
-    assert_eq!(
-        requested.iter().map(|e| e["data"]["action"].as_str().unwrap()).collect::<Vec<_>>(),
-        ["stop", "start", "restart", "delete"]
-    );
+    let requested: Vec<Value> = events(&alice, 0).await.into_iter().filter(|e| e["kind"] == "node.lifecycle.requested").collect();
+    assert_eq!(requested.iter().map(|e| e["data"]["action"].as_str().unwrap()).collect::<Vec<_>>(), ["stop", "start", "restart", "delete"]);
     assert!(requested.iter().all(|e| e["actor"] == "user:alice"));
     cp.stop().await;
 }

@@ -47,10 +47,7 @@ async fn roles_limit_what_users_may_do() {
     let cp = Cp::with_orgs(Config::default()).await;
     let alice = cp.login("alice").await;
     for (user, role) in [("vic", "viewer"), ("mem", "member"), ("ada", "admin")] {
-        let _: Value = alice
-            .call(Method::POST, "/api/v1/users", Some(&json!({"username": user, "password": PASSWORD, "role": role})))
-            .await
-            .unwrap();
+        let _: Value = alice.call(Method::POST, "/api/v1/users", Some(&json!({"username": user, "password": PASSWORD, "role": role}))).await.unwrap();
     }
     let (exec, _) = cp.executor_client(&alice, None).await;
     exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
@@ -157,7 +154,11 @@ async fn compat_window_deprecated_and_out_of_support() {
 
     // out of support: heartbeats and upgrade specs keep flowing, node queries are 409
     let _: Value = alice
-        .call(Method::PUT, "/api/v1/upgrades", Some(&json!({"channel": "stable", "kind": "agent", "version": "3.1.0", "artifact": "agent-3.1.0", "sha256": "ab".repeat(32)})))
+        .call(
+            Method::PUT,
+            "/api/v1/upgrades",
+            Some(&json!({"channel": "stable", "kind": "agent", "version": "3.1.0", "artifact": "agent-3.1.0", "sha256": "ab".repeat(32)})),
+        )
         .await
         .unwrap();
     let old = exec_old.sync_executor(&sync_req("old", ExecutorKind::Agent, "1.4.0")).await.unwrap();
@@ -169,8 +170,7 @@ async fn compat_window_deprecated_and_out_of_support() {
     assert_eq!(exec_old.report("old", vec![]).await.unwrap_err().status(), Some(409));
     assert_eq!(deploy(&alice, "old", "n").await.unwrap_err().status(), Some(409));
     let listed: Vec<Value> = alice.get("/api/v1/executors").await.unwrap();
-    let compat: Vec<(String, String)> =
-        listed.iter().map(|e| (e["name"].as_str().unwrap().into(), e["compat"].as_str().unwrap().into())).collect();
+    let compat: Vec<(String, String)> = listed.iter().map(|e| (e["name"].as_str().unwrap().into(), e["compat"].as_str().unwrap().into())).collect();
     assert!(compat.contains(&("old".into(), "out-of-support".into())));
     assert!(compat.contains(&("dep".into(), "deprecated".into())));
     // the executor already on the channel's version gets no upgrade
@@ -247,10 +247,7 @@ async fn bad_input_gets_json_4xx() {
     let mut bad = spec("Bad_Name");
     bad.clients[0].client = "erigon".into();
     bad.clients[1].version = "latest".into();
-    let err = alice
-        .call::<_, Value>(Method::POST, "/api/v1/nodes", Some(&json!({"executor": "edge-1", "spec": bad})))
-        .await
-        .unwrap_err();
+    let err = alice.call::<_, Value>(Method::POST, "/api/v1/nodes", Some(&json!({"executor": "edge-1", "spec": bad}))).await.unwrap_err();
     assert_eq!(err.status(), Some(422));
     let novacula_client::ClientError::Status { details, .. } = err else { panic!() };
     assert_eq!(details.len(), 3, "{details:?}");
@@ -264,11 +261,7 @@ async fn bad_input_gets_json_4xx() {
     assert_eq!(exec.sync_executor(&bad_sync).await.unwrap_err().status(), Some(400));
     // a key that never synced speaks for no executor yet
     assert_eq!(exec.poll_specs("never-synced", 0, Duration::ZERO).await.unwrap_err().status(), Some(403));
-    let wrong_login = cp
-        .anon()
-        .call::<_, Value>(Method::POST, "/api/v1/login", Some(&json!({"username": "alice", "password": "nope"})))
-        .await
-        .unwrap_err();
+    let wrong_login = cp.anon().call::<_, Value>(Method::POST, "/api/v1/login", Some(&json!({"username": "alice", "password": "nope"}))).await.unwrap_err();
     assert_eq!(wrong_login.status(), Some(401));
 
     // duplicate deploy and edits that rename
@@ -290,10 +283,7 @@ async fn edit_and_client_upgrade_bump_revision_and_validate() {
     let edited: Value = alice.call(Method::PUT, "/api/v1/nodes/n/spec", Some(&json!({"spec": s}))).await.unwrap();
     assert_eq!(edited["revision"], 2);
     assert_eq!(edited["spec"]["clients"][0]["configOverrides"]["cache"], "4096");
-    let up: Value = alice
-        .call(Method::POST, "/api/v1/nodes/n/upgrade", Some(&json!({"role": "execution", "version": "1.15.0"})))
-        .await
-        .unwrap();
+    let up: Value = alice.call(Method::POST, "/api/v1/nodes/n/upgrade", Some(&json!({"role": "execution", "version": "1.15.0"}))).await.unwrap();
     assert_eq!(up["revision"], 3);
     assert_eq!(up["spec"]["clients"][0]["version"], "1.15.0");
     let bad = alice.call::<_, Value>(Method::POST, "/api/v1/nodes/n/upgrade", Some(&json!({"role": "mev", "version": "1.0.0"}))).await;

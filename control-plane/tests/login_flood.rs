@@ -23,7 +23,10 @@ const FLOOD_DURATION: Duration = Duration::from_secs(6);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_flood_does_not_starve_heartbeats() {
     // A distributed flood: many addresses, so the per-address throttle does not save us here.
-    let config = Config { login_address_limit: novacula_core::throttle::Limit { failures_max: usize::MAX, ..novacula_core::throttle::ADDRESS_LIMIT }, ..Config::default() };
+    let config = Config {
+        login_address_limit: novacula_core::throttle::Limit { failures_max: usize::MAX, ..novacula_core::throttle::ADDRESS_LIMIT },
+        ..Config::default()
+    };
     let cp = Cp::with_orgs(config).await;
     let alice = cp.login("alice").await;
     let mut executors = Vec::new();
@@ -87,7 +90,13 @@ async fn login_flood_does_not_starve_heartbeats() {
     latencies.sort();
     let p99 = latencies[latencies.len() * 99 / 100];
     let (refused, busy) = (refused.load(Ordering::Relaxed), busy.load(Ordering::Relaxed));
-    println!("heartbeats: {} p50 {:?} p99 {:?} max {:?}; flood: {refused} refused after hashing, {busy} turned away busy", latencies.len(), latencies[latencies.len() / 2], p99, latencies.last().unwrap());
+    println!(
+        "heartbeats: {} p50 {:?} p99 {:?} max {:?}; flood: {refused} refused after hashing, {busy} turned away busy",
+        latencies.len(),
+        latencies[latencies.len() / 2],
+        p99,
+        latencies.last().unwrap()
+    );
     assert!(refused > 0, "the flood reached password checking");
     assert!(busy > 0, "the flood was more than the pool takes, and was turned away");
     assert!(p99 < Duration::from_millis(50), "heartbeat p99 {p99:?} under a sign-in flood");

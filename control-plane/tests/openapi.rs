@@ -112,10 +112,7 @@ async fn every_documented_operation_reaches_a_handler() {
             let body = matches!(method.as_str(), "post" | "put").then(|| b"{}".to_vec());
             let (status, bytes) = anon.raw(m, &concrete, body, Duration::from_secs(5)).await.unwrap();
             let answer = String::from_utf8_lossy(&bytes);
-            assert!(
-                status.as_u16() != 405 && !answer.contains("no such endpoint"),
-                "{method} {path} is documented but not routed: {status} {answer}"
-            );
+            assert!(status.as_u16() != 405 && !answer.contains("no such endpoint"), "{method} {path} is documented but not routed: {status} {answer}");
             // unauthenticated: refused as documented (login: bad input)
             let documented = item[method]["responses"].as_object().unwrap();
             assert!(documented.contains_key(status.as_str()), "{method} {path} answered {status}, documented {:?}", documented.keys());

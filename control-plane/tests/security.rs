@@ -327,7 +327,10 @@ async fn an_endless_answer_is_cut_off_by_the_client() {
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n").await;
         let chunk = vec![b' '; 1 << 20];
         for _ in 0..(novacula_client::ANSWER_BYTES_MAX >> 20) + 2 {
-            if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_err() || s.write_all(&chunk).await.is_err() || s.write_all(b"\r\n").await.is_err() {
+            if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_err()
+                || s.write_all(&chunk).await.is_err()
+                || s.write_all(b"\r\n").await.is_err()
+            {
                 return; // the client hung up: good
             }
         }

@@ -71,12 +71,8 @@ mod tests {
     fn permission_matrix() {
         use Permission::*;
         use Role::*;
-        let table = [
-            (Owner, [true, true, true, true]),
-            (Admin, [true, true, true, true]),
-            (Member, [true, true, false, false]),
-            (Viewer, [true, false, false, false]),
-        ];
+        let table =
+            [(Owner, [true, true, true, true]), (Admin, [true, true, true, true]), (Member, [true, true, false, false]), (Viewer, [true, false, false, false])];
         for (role, expect) in table {
             let got = [role.can(Read), role.can(OperateNodes), role.can(ManageExecutors), role.can(ManageUsers)];
             assert_eq!(got, expect, "{role:?}");

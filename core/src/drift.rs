@@ -28,18 +28,9 @@ impl Drift {
 
 /// `observed` is the revision the executor last reported for the node (`None`: never);
 /// `last_sync` is the executor's last heartbeat (`None`: never synced).
-pub fn detect_drift(
-    desired: Revision,
-    observed: Option<Revision>,
-    now: Timestamp,
-    last_sync: Option<Timestamp>,
-    timeout: Duration,
-) -> Drift {
+pub fn detect_drift(desired: Revision, observed: Option<Revision>, now: Timestamp, last_sync: Option<Timestamp>, timeout: Duration) -> Drift {
     let observed = observed.unwrap_or_default();
-    Drift {
-        revisions_behind: desired.0.saturating_sub(observed.0),
-        liveness: !last_sync.is_some_and(|t| is_online(now, t, timeout)),
-    }
+    Drift { revisions_behind: desired.0.saturating_sub(observed.0), liveness: !last_sync.is_some_and(|t| is_online(now, t, timeout)) }
 }
 
 #[cfg(test)]

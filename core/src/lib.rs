@@ -25,7 +25,7 @@ pub mod version;
 pub mod wire;
 
 pub use compat::{compat_window_status, CompatStatus};
-pub use drift::{Drift, detect_drift};
+pub use drift::{detect_drift, Drift};
 pub use executor::{Channel, ExecutorCapabilities, ExecutorKind, ProgramAllowlist};
 pub use heartbeat::{is_online, HEARTBEAT_TIMEOUT};
 pub use observed::{ObservedNodeState, ObservedNodeStatus, ObservedProcess, SyncMetrics};

@@ -37,7 +37,10 @@ impl LifecycleAction {
 pub enum NodeCommand {
     /// Replace the configuration; lifecycle fields are kept from the current spec.
     Edit(NodeSpec),
-    UpgradeClient { role: String, version: String },
+    UpgradeClient {
+        role: String,
+        version: String,
+    },
     Lifecycle(LifecycleAction),
     Delete,
 }
@@ -71,20 +74,11 @@ pub fn apply_command(current: &NodeRecord, cmd: &NodeCommand) -> Result<Option<N
             if spec.name != current.spec.name {
                 return Err(LifecycleError::Rename { from: current.spec.name.clone(), to: spec.name.clone() });
             }
-            next.spec = NodeSpec {
-                desired_state: current.spec.desired_state,
-                restart_generation: current.spec.restart_generation,
-                ..spec.clone()
-            };
+            next.spec = NodeSpec { desired_state: current.spec.desired_state, restart_generation: current.spec.restart_generation, ..spec.clone() };
         }
         NodeCommand::UpgradeClient { role, version } => {
             version.parse::<Version>().map_err(|e| LifecycleError::BadVersion(e.to_string()))?;
-            let c = next
-                .spec
-                .clients
-                .iter_mut()
-                .find(|c| &c.role == role)
-                .ok_or_else(|| LifecycleError::UnknownRole(role.clone()))?;
+            let c = next.spec.clients.iter_mut().find(|c| &c.role == role).ok_or_else(|| LifecycleError::UnknownRole(role.clone()))?;
             c.version = version.clone();
         }
         NodeCommand::Lifecycle(LifecycleAction::Start) => next.spec.desired_state = DesiredState::Running,
@@ -139,10 +133,7 @@ mod tests {
         let n = apply_command(&r, &NodeCommand::Lifecycle(LifecycleAction::Restart)).unwrap().unwrap();
         assert_eq!(n.spec.restart_generation, 1);
         let stopped = apply_command(&n, &NodeCommand::Lifecycle(LifecycleAction::Stop)).unwrap().unwrap();
-        assert_eq!(
-            apply_command(&stopped, &NodeCommand::Lifecycle(LifecycleAction::Restart)),
-            Err(LifecycleError::RestartWhileStopped)
-        );
+        assert_eq!(apply_command(&stopped, &NodeCommand::Lifecycle(LifecycleAction::Restart)), Err(LifecycleError::RestartWhileStopped));
     }
 
     #[test]
@@ -151,11 +142,7 @@ mod tests {
         let d = apply_command(&r, &NodeCommand::Delete).unwrap().unwrap();
         assert!(d.deleted);
         assert_eq!(d.revision, Revision(2));
-        for cmd in [
-            NodeCommand::Delete,
-            NodeCommand::Lifecycle(LifecycleAction::Start),
-            NodeCommand::Edit(r.spec.clone()),
-        ] {
+        for cmd in [NodeCommand::Delete, NodeCommand::Lifecycle(LifecycleAction::Start), NodeCommand::Edit(r.spec.clone())] {
             assert_eq!(apply_command(&d, &cmd), Err(LifecycleError::Deleted));
         }
     }

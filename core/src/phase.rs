@@ -117,23 +117,13 @@ mod tests {
         ObservedNodeState {
             node: "n".into(),
             revision: Revision(rev),
-            processes: statuses
-                .iter()
-                .enumerate()
-                .map(|(i, s)| ObservedProcess { name: format!("p{i}"), status: *s, sync: None, message: None })
-                .collect(),
+            processes: statuses.iter().enumerate().map(|(i, s)| ObservedProcess { name: format!("p{i}"), status: *s, sync: None, message: None }).collect(),
             removed: false,
         }
     }
 
     fn phase(desired: DesiredState, rev: u64, o: Option<&ObservedNodeState>) -> NodePhase {
-        derived_node_phase(&PhaseInput {
-            desired_state: desired,
-            desired_revision: Revision(rev),
-            observed: o,
-            deleting: false,
-            executor_online: true,
-        })
+        derived_node_phase(&PhaseInput { desired_state: desired, desired_revision: Revision(rev), observed: o, deleting: false, executor_online: true })
     }
 
     use DesiredState::{Running as R, Stopped as St};
@@ -147,26 +137,15 @@ mod tests {
     #[test]
     fn deleting_wins_over_everything() {
         let o = obs(1, &[S::Error]);
-        let p = derived_node_phase(&PhaseInput {
-            desired_state: R,
-            desired_revision: Revision(2),
-            observed: Some(&o),
-            deleting: true,
-            executor_online: false,
-        });
+        let p = derived_node_phase(&PhaseInput { desired_state: R, desired_revision: Revision(2), observed: Some(&o), deleting: true, executor_online: false });
         assert_eq!(p, NodePhase::Deleting);
     }
 
     #[test]
     fn offline_executor_is_error() {
         let o = obs(1, &[S::Running]);
-        let p = derived_node_phase(&PhaseInput {
-            desired_state: R,
-            desired_revision: Revision(1),
-            observed: Some(&o),
-            deleting: false,
-            executor_online: false,
-        });
+        let p =
+            derived_node_phase(&PhaseInput { desired_state: R, desired_revision: Revision(1), observed: Some(&o), deleting: false, executor_online: false });
         assert_eq!(p, NodePhase::Error);
     }
 

@@ -33,15 +33,8 @@ struct UnitInputs<'a, T: Serialize> {
 /// The processes of a spec, clients first in spec order, then sidecars.
 pub fn plan(spec: &NodeSpec) -> Vec<UnitPlan> {
     let base = |u: &dyn erased::Ser| -> Fingerprint { u.fp(spec) };
-    let mut out: Vec<UnitPlan> = spec
-        .clients
-        .iter()
-        .map(|c| UnitPlan {
-            unit: c.role.clone(),
-            binary: Some((c.client.clone(), c.version.clone())),
-            fingerprint: base(c),
-        })
-        .collect();
+    let mut out: Vec<UnitPlan> =
+        spec.clients.iter().map(|c| UnitPlan { unit: c.role.clone(), binary: Some((c.client.clone(), c.version.clone())), fingerprint: base(c) }).collect();
     out.extend(spec.sidecars.iter().map(|s| UnitPlan { unit: s.name.clone(), binary: None, fingerprint: base(s) }));
     out
 }
@@ -137,14 +130,33 @@ impl LocalNode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum Action {
-    InstallBinary { unit: String, client: String, version: String },
+    InstallBinary {
+        unit: String,
+        client: String,
+        version: String,
+    },
     /// Render config and the unit definition (creates the unit if absent).
-    WriteConfig { unit: String, fingerprint: Fingerprint },
-    Start { unit: String, fingerprint: Fingerprint, generation: u64 },
-    Restart { unit: String, fingerprint: Fingerprint, generation: u64 },
-    Stop { unit: String },
+    WriteConfig {
+        unit: String,
+        fingerprint: Fingerprint,
+    },
+    Start {
+        unit: String,
+        fingerprint: Fingerprint,
+        generation: u64,
+    },
+    Restart {
+        unit: String,
+        fingerprint: Fingerprint,
+        generation: u64,
+    },
+    Stop {
+        unit: String,
+    },
     /// Tear the unit definition down.
-    RemoveUnit { unit: String },
+    RemoveUnit {
+        unit: String,
+    },
     /// Remove the node's data directory (the operator keeps PVCs).
     RemoveData,
 }
@@ -195,17 +207,11 @@ pub fn diff(desired: Option<&DesiredNode>, local: &LocalNode) -> Vec<Action> {
         }
         let running = current.and_then(|p| p.running);
         match (spec.desired_state, running) {
-            (DesiredState::Running, None) => actions.push(Action::Start {
-                unit: u.unit.clone(),
-                fingerprint: u.fingerprint,
-                generation: spec.restart_generation,
-            }),
+            (DesiredState::Running, None) => {
+                actions.push(Action::Start { unit: u.unit.clone(), fingerprint: u.fingerprint, generation: spec.restart_generation })
+            }
             (DesiredState::Running, Some(r)) if r.fingerprint != u.fingerprint || r.generation != spec.restart_generation => {
-                actions.push(Action::Restart {
-                    unit: u.unit.clone(),
-                    fingerprint: u.fingerprint,
-                    generation: spec.restart_generation,
-                })
+                actions.push(Action::Restart { unit: u.unit.clone(), fingerprint: u.fingerprint, generation: spec.restart_generation })
             }
             // A restart bump that arrives with (or while) stopped is consumed by the next start.
             (DesiredState::Stopped, Some(_)) => actions.push(Action::Stop { unit: u.unit.clone() }),
@@ -268,17 +274,7 @@ mod tests {
     fn fresh_node_installs_configures_and_starts_in_order() {
         let d = desired(eth_spec("n"), 1);
         let acts = diff(Some(&d), &LocalNode::default());
-        assert_eq!(
-            kinds(&acts),
-            [
-                "install:execution",
-                "config:execution",
-                "start:execution",
-                "install:consensus",
-                "config:consensus",
-                "start:consensus"
-            ]
-        );
+        assert_eq!(kinds(&acts), ["install:execution", "config:execution", "start:execution", "install:consensus", "config:consensus", "start:consensus"]);
     }
 
     #[test]
@@ -362,10 +358,7 @@ mod tests {
         let mut d = desired(eth_spec("n"), 1);
         let local = converged(&d);
         d.deleted = true;
-        assert_eq!(
-            kinds(&diff(Some(&d), &local)),
-            ["stop:execution", "stop:consensus", "remove-unit:execution", "remove-unit:consensus", "remove-data"]
-        );
+        assert_eq!(kinds(&diff(Some(&d), &local)), ["stop:execution", "stop:consensus", "remove-unit:execution", "remove-unit:consensus", "remove-data"]);
         assert_eq!(diff(None, &local), diff(Some(&d), &local));
     }
 

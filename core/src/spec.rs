@@ -194,12 +194,7 @@ pub(crate) mod fixtures {
                     resources: Resources::default(),
                 },
             ],
-            storage: vec![StorageVolume {
-                name: "data".into(),
-                size_gib: 100,
-                mount_path: "/data".into(),
-                storage_class: None,
-            }],
+            storage: vec![StorageVolume { name: "data".into(), size_gib: 100, mount_path: "/data".into(), storage_class: None }],
             sidecars: vec![],
             desired_state: DesiredState::Running,
             restart_generation: 0,

@@ -79,11 +79,7 @@ impl ValidationError {
 /// A name usable as a systemd unit fragment, a directory, and a Kubernetes object (DNS-1123 label).
 pub fn valid_name(s: &str) -> bool {
     let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
+    !b.is_empty() && b.len() <= 63 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') && b[0] != b'-' && b[b.len() - 1] != b'-'
 }
 
 /// C0 controls (NUL, `\r`, `\n`, ESC...) and DEL: never data in a spec.
@@ -181,8 +177,25 @@ fn valid_override_key(k: &str) -> bool {
 /// else (the dynamic loader, interpreters' startup hooks), plus the executor's
 /// own process markers, which identify a process as a node's.
 pub fn env_key_forbidden(k: &str) -> bool {
-    const PREFIXES: &[&str] = &["LD_", "NOVACULA_", "DYLD_", "PYTHON", "PERL5", "PERLLIB", "RUBY", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "NODE_"];
-    const EXACT: &[&str] = &["PATH", "BASH_ENV", "ENV", "SHELLOPTS", "IFS", "GCONV_PATH", "GETCONF_DIR", "HOSTALIASES", "LOCPATH", "MALLOC_TRACE", "NLSPATH", "RESOLV_HOST_CONF", "TMPDIR", "GIT_EXEC_PATH", "HOME"];
+    const PREFIXES: &[&str] =
+        &["LD_", "NOVACULA_", "DYLD_", "PYTHON", "PERL5", "PERLLIB", "RUBY", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "NODE_"];
+    const EXACT: &[&str] = &[
+        "PATH",
+        "BASH_ENV",
+        "ENV",
+        "SHELLOPTS",
+        "IFS",
+        "GCONV_PATH",
+        "GETCONF_DIR",
+        "HOSTALIASES",
+        "LOCPATH",
+        "MALLOC_TRACE",
+        "NLSPATH",
+        "RESOLV_HOST_CONF",
+        "TMPDIR",
+        "GIT_EXEC_PATH",
+        "HOME",
+    ];
     PREFIXES.iter().any(|p| k.starts_with(p)) || EXACT.contains(&k)
 }
 
@@ -234,7 +247,10 @@ pub fn validate_structure(spec: &NodeSpec) -> Vec<ValidationError> {
         check_count(&mut errs, &format!("sidecars[{i}].env"), s.env.len(), limits::ENV_ENTRIES_MAX);
         for key in s.env.keys() {
             if !valid_env_key(key) {
-                errs.push(ValidationError::Invalid { field: format!("sidecars[{i}].env"), reason: format!("{key:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)") });
+                errs.push(ValidationError::Invalid {
+                    field: format!("sidecars[{i}].env"),
+                    reason: format!("{key:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+                });
             } else if env_key_forbidden(key) {
                 errs.push(ValidationError::Invalid {
                     field: format!("sidecars[{i}].env"),
@@ -293,10 +309,7 @@ pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities) -> Result<(),
         }
     }
     match caps.chain(&spec.chain) {
-        None => errs.push(ValidationError::UnknownChain {
-            chain: spec.chain.clone(),
-            supported: list(caps.chains.iter().map(|c| c.chain.as_str())),
-        }),
+        None => errs.push(ValidationError::UnknownChain { chain: spec.chain.clone(), supported: list(caps.chains.iter().map(|c| c.chain.as_str())) }),
         Some(chain) => {
             if !chain.networks.iter().any(|n| n == &spec.network) {
                 errs.push(ValidationError::UnknownNetwork {
@@ -306,10 +319,7 @@ pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities) -> Result<(),
                 });
             }
             if !chain.node_types.contains(&spec.node_type) {
-                errs.push(ValidationError::UnsupportedNodeType {
-                    chain: spec.chain.clone(),
-                    node_type: spec.node_type.as_str().into(),
-                });
+                errs.push(ValidationError::UnsupportedNodeType { chain: spec.chain.clone(), node_type: spec.node_type.as_str().into() });
             }
             for c in &spec.clients {
                 let Some(sup) = chain.clients.iter().find(|s| s.role == c.role && s.client == c.client) else {
@@ -331,12 +341,20 @@ pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities) -> Result<(),
             }
         }
     }
-    if errs.is_empty() { Ok(()) } else { Err(errs) }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
 }
 
 fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let v: Vec<&str> = items.collect();
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 #[cfg(test)]

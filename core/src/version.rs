@@ -33,9 +33,7 @@ impl FromStr for Version {
         let err = || VersionError { input: s.to_string() };
         let body = s.strip_prefix('v').unwrap_or(s);
         let (core, pre) = match body.split_once('-') {
-            Some((c, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') => {
-                (c, Some(p.to_string()))
-            }
+            Some((c, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') => (c, Some(p.to_string())),
             Some(_) => return Err(err()),
             None => (body, None),
         };

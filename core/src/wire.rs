@@ -123,7 +123,12 @@ mod tests {
 
     #[test]
     fn releases_must_pin_their_bytes() {
-        let spec = |artifact: &str, sha256: Option<&str>| UpgradeSpec { channel: Channel::Stable, version: "1.1.0".into(), artifact: artifact.into(), sha256: sha256.map(Into::into) };
+        let spec = |artifact: &str, sha256: Option<&str>| UpgradeSpec {
+            channel: Channel::Stable,
+            version: "1.1.0".into(),
+            artifact: artifact.into(),
+            sha256: sha256.map(Into::into),
+        };
         let h = "a".repeat(64);
         assert!(spec("novacula-agent-1.1.0", Some(&h)).check(crate::ExecutorKind::Agent).is_ok());
         assert!(spec("novacula-agent-1.1.0", None).check(crate::ExecutorKind::Agent).unwrap_err().contains("sha256"));
@@ -137,14 +142,8 @@ mod tests {
 
     #[test]
     fn sync_request_json_shape() {
-        let req: SyncExecutorRequest = serde_json::from_str(
-            r#"{"name":"edge-1","kind":"agent","version":"1.2.3","capabilities":{"chains":[]}}"#,
-        )
-        .unwrap();
+        let req: SyncExecutorRequest = serde_json::from_str(r#"{"name":"edge-1","kind":"agent","version":"1.2.3","capabilities":{"chains":[]}}"#).unwrap();
         assert_eq!(req.channel, Channel::Stable);
-        assert!(serde_json::from_str::<SyncExecutorRequest>(
-            r#"{"name":"e","kind":"robot","version":"1.2.3","capabilities":{"chains":[]}}"#
-        )
-        .is_err());
+        assert!(serde_json::from_str::<SyncExecutorRequest>(r#"{"name":"e","kind":"robot","version":"1.2.3","capabilities":{"chains":[]}}"#).is_err());
     }
 }

@@ -221,19 +221,20 @@ impl Adapters {
     pub fn capabilities(&self) -> novacula_core::ExecutorCapabilities {
         novacula_core::ExecutorCapabilities {
             chains: self.chains.iter().map(|a| a.support()).collect(),
-            programs: novacula_core::ProgramAllowlist {
-                sidecar_programs: self.sidecars.clone(),
-                image_prefixes: vec![],
-            },
+            programs: novacula_core::ProgramAllowlist { sidecar_programs: self.sidecars.clone(), image_prefixes: vec![] },
         }
     }
 
     /// The allowed program a sidecar of the spec names, or why it may not run here.
     pub fn sidecar_program(&self, spec: &NodeSpec, unit: &str) -> Option<Result<String, String>> {
         let s = spec.sidecars.iter().find(|s| s.name == unit)?;
-        Some(self.sidecars.iter().find(|p| **p == s.image).cloned().ok_or_else(|| {
-            format!("sidecar {unit}: program {:?} is not one this executor's configuration allows; not run", s.image)
-        }))
+        Some(
+            self.sidecars
+                .iter()
+                .find(|p| **p == s.image)
+                .cloned()
+                .ok_or_else(|| format!("sidecar {unit}: program {:?} is not one this executor's configuration allows; not run", s.image)),
+        )
     }
 
     /// Render a unit of the spec: a client role through its chain's adapter, or a sidecar.
@@ -309,7 +310,12 @@ mod tests {
     fn sidecar_running_a_shell_as_root_is_not_rendered_by_the_agent() {
         // Even a spec that got past the control plane cannot choose a program here.
         let mut spec = eth();
-        spec.sidecars.push(Sidecar { name: "pwn".into(), image: "/bin/sh".into(), command: vec!["-c".into(), "id > /tmp/pwned".into()], env: Default::default() });
+        spec.sidecars.push(Sidecar {
+            name: "pwn".into(),
+            image: "/bin/sh".into(),
+            command: vec!["-c".into(), "id > /tmp/pwned".into()],
+            env: Default::default(),
+        });
         let a = Adapters::standard();
         let err = a.render(&spec, "pwn", &paths()).unwrap_err();
         assert!(err.contains("not one this executor's configuration allows"), "{err}");

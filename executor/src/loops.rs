@@ -5,8 +5,8 @@
 //! Agent and operator share these loops; only the backend differs.
 
 use crate::backend::Backend;
-use novacula_client::{ClientError, HttpApi};
 use hyper_util::client::legacy::connect::Connect;
+use novacula_client::{ClientError, HttpApi};
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{SyncExecutorRequest, UpgradeSpec};
 use novacula_core::{Channel, DesiredNode, ExecutorKind};
@@ -24,12 +24,7 @@ pub struct Intervals {
 
 impl Default for Intervals {
     fn default() -> Self {
-        Intervals {
-            sync: Duration::from_secs(5),
-            poll_wait: Duration::from_secs(5),
-            reconcile: Duration::from_secs(5),
-            report: Duration::from_secs(10),
-        }
+        Intervals { sync: Duration::from_secs(5), poll_wait: Duration::from_secs(5), reconcile: Duration::from_secs(5), report: Duration::from_secs(10) }
     }
 }
 

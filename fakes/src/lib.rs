@@ -3,10 +3,10 @@
 //! model (`LocalNode::apply`), with faults that tests can inject.
 
 use novacula_agent::driver::UnitDef;
-use novacula_executor::adapter::NodePaths;
 use novacula_agent::driver::{DriverError, ProcessDriver, Result};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::{Action, LocalNode};
+use novacula_executor::adapter::NodePaths;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -168,9 +168,7 @@ mod tests {
     #[tokio::test]
     async fn follows_the_reference_model_and_injects_failures() {
         let d = FakeDriver::new();
-        d.write_unit("n", "main", &UnitDef { command: vec![], env: Default::default(), files: vec![] }, Fingerprint(1))
-            .await
-            .unwrap();
+        d.write_unit("n", "main", &UnitDef { command: vec![], env: Default::default(), files: vec![] }, Fingerprint(1)).await.unwrap();
         d.fail_next_starts(1);
         assert!(d.start("n", "main", Fingerprint(1), 0).await.is_err());
         d.start("n", "main", Fingerprint(1), 0).await.unwrap();

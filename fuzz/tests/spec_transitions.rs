@@ -4,7 +4,9 @@
 use novacula_core::lifecycle::{apply_command, create, LifecycleAction, LifecycleError, NodeCommand, NodeRecord};
 use novacula_core::reconcile::{diff, Action, LocalNode};
 use novacula_core::spec::{ClientSpec, NodeType, Resources};
-use novacula_core::{derived_node_phase, DesiredNode, DesiredState, NodePhase, NodeSpec, ObservedNodeState, ObservedNodeStatus, ObservedProcess, PhaseInput, Revision};
+use novacula_core::{
+    derived_node_phase, DesiredNode, DesiredState, NodePhase, NodeSpec, ObservedNodeState, ObservedNodeStatus, ObservedProcess, PhaseInput, Revision,
+};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 

@@ -11,9 +11,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use novacula_executor::adapter::Adapters;
 use novacula_core::spec::StorageVolume;
 use novacula_core::{ObservedNodeStatus, ObservedProcess};
+use novacula_executor::adapter::Adapters;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,7 +169,13 @@ async fn grow_claims(client: &Client, ns: &str, name: &str, storage: &[StorageVo
     for StorageVolume { name: volume, size_gib, .. } in storage {
         // claim name: <template>-<statefulset>-<ordinal>
         let Some(claim) = claims.get_opt(&format!("{volume}-{name}-0")).await? else { continue };
-        let current = claim.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).and_then(|q| quantity_bytes(&q.0));
+        let current = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .and_then(|q| quantity_bytes(&q.0));
         let wanted = u128::from(*size_gib) << 30;
         match current {
             Some(now) if now >= wanted => {
@@ -211,7 +217,12 @@ pub fn quantity_bytes(q: &str) -> Option<u128> {
 
 /// Every process in error with `why`; the revision last rolled out stays reported.
 async fn write_error(nodes: &Api<BlockchainNode>, cr: &BlockchainNode, why: &str) -> Result<(), Error> {
-    let processes = cr.spec.node.clients.iter().map(|c| ObservedProcess { name: c.role.clone(), status: ObservedNodeStatus::Error, sync: None, message: Some(why.to_string()) });
+    let processes = cr.spec.node.clients.iter().map(|c| ObservedProcess {
+        name: c.role.clone(),
+        status: ObservedNodeStatus::Error,
+        sync: None,
+        message: Some(why.to_string()),
+    });
     let previous = cr.status.as_ref().map_or(0, |s| s.observed_revision);
     write_status(nodes, cr, BlockchainNodeStatus { phase: "Error".into(), observed_revision: previous, processes: processes.collect() }).await
 }

@@ -2,11 +2,11 @@
 
 use clap::{Parser, Subcommand};
 use kube::{Api, Client};
-use novacula_executor::adapter::Adapters;
 use novacula_client::HttpApi;
-use novacula_executor::loops::{Executor, Identity, Intervals};
 use novacula_core::wire::UpgradeSpec;
 use novacula_core::{Channel, ExecutorKind};
+use novacula_executor::adapter::Adapters;
+use novacula_executor::loops::{Executor, Identity, Intervals};
 use novacula_operator::crd::{crd_yaml, BlockchainNode};
 use novacula_operator::nodes::KubeNodes;
 use novacula_operator::upgrade::{Outcome, SelfDeployment};

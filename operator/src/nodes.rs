@@ -3,10 +3,10 @@
 
 use crate::crd::{BlockchainNode, BlockchainNodeSpec, MANAGER};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use novacula_executor::adapter::Adapters;
-use novacula_executor::backend::Backend;
 use novacula_core::reconcile::plan;
 use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
+use novacula_executor::adapter::Adapters;
+use novacula_executor::backend::Backend;
 use std::collections::HashMap;
 use std::sync::Mutex;
 

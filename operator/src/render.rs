@@ -5,18 +5,17 @@
 use crate::crd::BlockchainNode;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapProjection, Container, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
-    ProjectedVolumeSource, Secret, SecretProjection, Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
-    VolumeResourceRequirements, ResourceRequirements,
+    ConfigMap, ConfigMapProjection, Container, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, ProjectedVolumeSource,
+    ResourceRequirements, Secret, SecretProjection, Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
-use novacula_executor::adapter::{Adapters, NodePaths, Probe, Program, RenderedUnit};
 use novacula_core::fingerprint::fingerprint;
 use novacula_core::reconcile::plan;
 use novacula_core::spec::{NodeSpec, Resources};
 use novacula_core::DesiredState;
+use novacula_executor::adapter::{Adapters, NodePaths, Probe, Program, RenderedUnit};
 use std::collections::BTreeMap;
 
 /// Inside the pod, the node's files live where the agent puts them on a host.

@@ -46,20 +46,14 @@ pub fn rolled_out(sts: &StatefulSet, running: bool) -> bool {
     if !running {
         return current && s.replicas == 0;
     }
-    current
-        && s.ready_replicas == Some(1)
-        && s.updated_replicas == Some(1)
-        && s.update_revision.is_some()
-        && s.update_revision == s.current_revision
+    current && s.ready_replicas == Some(1) && s.updated_replicas == Some(1) && s.update_revision.is_some() && s.update_revision == s.current_revision
 }
 
 pub fn status(cr: &BlockchainNode, sts: &StatefulSet, pod: Option<&Pod>) -> BlockchainNodeStatus {
     let running = cr.spec.node.desired_state == DesiredState::Running;
     let containers = pod.and_then(|p| p.status.as_ref()).and_then(|s| s.container_statuses.clone()).unwrap_or_default();
-    let processes: Vec<ObservedProcess> = plan(&cr.spec.node)
-        .iter()
-        .map(|u| process(&u.unit, containers.iter().find(|c| c.name == u.unit), pod.is_some() || running))
-        .collect();
+    let processes: Vec<ObservedProcess> =
+        plan(&cr.spec.node).iter().map(|u| process(&u.unit, containers.iter().find(|c| c.name == u.unit), pod.is_some() || running)).collect();
     let rolled = rolled_out(sts, running);
     let previous = cr.status.as_ref().map_or(0, |s| s.observed_revision);
     let phase = if processes.iter().any(|p| p.status == ObservedNodeStatus::Error) {

@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use novacula_executor::adapter::Adapters;
 use novacula_core::DesiredState;
+use novacula_executor::adapter::Adapters;
 use novacula_operator::controller::{reconcile, Context, RECREATE_WAIT, RESYNC};
 use novacula_operator::crd::BlockchainNode;
 use novacula_operator::render::{CONFIG_ANNOTATION, RESTART_ANNOTATION};
@@ -68,7 +68,12 @@ fn owned(kind: &str, api_version: &str, name: &str) -> Value {
 
 /// The reads that come before any write: each object either does not exist yet or is this node's.
 async fn ownership_reads(server: &mut ApiServer, exist: bool) {
-    for (path, kind, version, name) in [(SECRET, "Secret", "v1", "n1-secrets"), (CONFIG_MAP, "ConfigMap", "v1", "n1-config"), (STS, "StatefulSet", "apps/v1", "n1"), (SERVICE, "Service", "v1", "n1")] {
+    for (path, kind, version, name) in [
+        (SECRET, "Secret", "v1", "n1-secrets"),
+        (CONFIG_MAP, "ConfigMap", "v1", "n1-config"),
+        (STS, "StatefulSet", "apps/v1", "n1"),
+        (SERVICE, "Service", "v1", "n1"),
+    ] {
         if exist {
             server.answer("GET", path, 200, |_| owned(kind, version, name)).await;
         } else {
@@ -102,7 +107,8 @@ async fn reconcile_in(cr: BlockchainNode, world: World) -> Seen {
         };
     }
     let status = status_patch(&mut server, &cr_json).await;
-    let action = tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("reconcile made no further request").unwrap().expect("reconcile succeeds");
+    let action =
+        tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("reconcile made no further request").unwrap().expect("reconcile succeeds");
     assert_eq!(action, kube::runtime::controller::Action::requeue(RESYNC));
     server.done().await;
     Seen { secret, config_map, sts: sts.body, sts_query: sts.query, service, status }
@@ -152,10 +158,7 @@ async fn create_applies_config_secret_statefulset_and_service() {
 
 #[tokio::test]
 async fn ready_pod_reports_running_at_the_applied_revision() {
-    let ready = pod(json!([
-        container("execution", true, json!({"running": {}})),
-        container("consensus", true, json!({"running": {}})),
-    ]));
+    let ready = pod(json!([container("execution", true, json!({"running": {}})), container("consensus", true, json!({"running": {}})),]));
     let seen = reconcile_in(cr(eth_spec("n1"), 4), World { secret_exists: true, sts_status: sts_status(1, 1, 3), pod: Some(ready) }).await;
     assert!(seen.secret.is_none(), "an existing secret is never rewritten");
     assert_eq!(seen.status["phase"], "Running");
@@ -344,7 +347,14 @@ async fn objects_someone_else_made_are_never_adopted() {
     let node_json = serde_json::to_value(&node).unwrap();
     let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })));
     server.not_found("GET", SECRET).await;
-    server.answer("GET", CONFIG_MAP, 200, |_| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n1-config", "namespace": "default"}, "data": {"theirs": "1"}})).await;
+    server
+        .answer(
+            "GET",
+            CONFIG_MAP,
+            200,
+            |_| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n1-config", "namespace": "default"}, "data": {"theirs": "1"}}),
+        )
+        .await;
     // nothing is written: only the error status
     let status = status_patch(&mut server, &node_json).await;
     assert_eq!(status["phase"], "Error");

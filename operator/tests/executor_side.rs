@@ -5,9 +5,9 @@ mod common;
 
 use common::*;
 use kube::Api;
+use novacula_core::{DesiredNode, ObservedNodeStatus, Revision};
 use novacula_executor::adapter::Adapters;
 use novacula_executor::backend::Backend;
-use novacula_core::{DesiredNode, ObservedNodeStatus, Revision};
 use novacula_operator::crd::BlockchainNode;
 use novacula_operator::nodes::KubeNodes;
 use novacula_operator::upgrade::{Outcome, SelfDeployment};
@@ -131,7 +131,12 @@ fn pods(image: &str, waiting: &str) -> Value {
 }
 
 fn own(client: kube::Client) -> SelfDeployment {
-    SelfDeployment { deployments: Api::namespaced(client.clone(), "default"), pods: Api::namespaced(client, "default"), name: "novacula-operator".into(), container: "operator".into() }
+    SelfDeployment {
+        deployments: Api::namespaced(client.clone(), "default"),
+        pods: Api::namespaced(client, "default"),
+        name: "novacula-operator".into(),
+        container: "operator".into(),
+    }
 }
 
 const OLD: &str = "novacula/operator:1.0.0";
@@ -144,11 +149,15 @@ async fn upgrade_rolls_back_when_the_new_image_cannot_be_pulled() {
     server.answer("GET", DEPLOYMENT, 200, |_| deployment(OLD, 1, json!({"replicas": 1, "availableReplicas": 1}))).await;
     let patch = server.answer("PATCH", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({}))).await;
     assert_eq!(patch.body["spec"]["template"]["spec"]["containers"], json!([{"name": "operator", "image": NEW}]));
-    server.answer("GET", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}))).await;
+    server
+        .answer("GET", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1})))
+        .await;
     // first look: still creating; second: the pull fails
     let list = server.answer("GET", PODS, 200, |_| pods(NEW, "ContainerCreating")).await;
     assert!(list.query.contains("labelSelector=app.kubernetes.io%2Fname%3Dnovacula-operator"), "{}", list.query);
-    server.answer("GET", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}))).await;
+    server
+        .answer("GET", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1})))
+        .await;
     server.answer("GET", PODS, 200, |_| pods(NEW, "ImagePullBackOff")).await;
     let back = server.answer("PATCH", DEPLOYMENT, 200, |_| deployment(OLD, 3, json!({}))).await;
     assert_eq!(back.body["spec"]["template"]["spec"]["containers"][0]["image"], OLD);
@@ -192,8 +201,8 @@ async fn capabilities_offer_only_the_charts_allowed_images() {
     let (client, _server) = mock_client();
     let none = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), "default"), Adapters::standard());
     assert!(none.capabilities().programs.image_prefixes.is_empty(), "no images unless the chart allows them");
-    let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client, "default"), Adapters::standard())
-        .with_allowed_images(vec!["ghcr.io/ethpandaops/".into()]);
+    let nodes =
+        KubeNodes::new(Api::<BlockchainNode>::namespaced(client, "default"), Adapters::standard()).with_allowed_images(vec!["ghcr.io/ethpandaops/".into()]);
     let caps = nodes.capabilities();
     assert!(caps.programs.allows_sidecar("ghcr.io/ethpandaops/ethereum-metrics-exporter:0.24.0"));
     assert!(!caps.programs.allows_sidecar("/bin/sh"));

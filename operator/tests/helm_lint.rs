@@ -29,8 +29,7 @@ impl Helm {
     fn load() -> Helm {
         let path = std::env::var("NOVACULA_HELM_LIB").unwrap_or_else(|_| DEFAULT_LIB.into());
         // SAFETY: a Go c-shared library whose initialisers only start its runtime.
-        let lib = unsafe { Library::new(&path) }
-            .unwrap_or_else(|e| panic!("cannot load Helm's library at {path} ({e}); run .ci/prerequisites"));
+        let lib = unsafe { Library::new(&path) }.unwrap_or_else(|e| panic!("cannot load Helm's library at {path} ({e}); run .ci/prerequisites"));
         Helm { lib }
     }
 
@@ -38,7 +37,11 @@ impl Helm {
         unsafe {
             let f: Symbol<unsafe extern "C" fn() -> *mut c_char> = self.lib.get(b"helm_sdkpy_last_error").unwrap();
             let p = f();
-            if p.is_null() { String::new() } else { CStr::from_ptr(p).to_string_lossy().into_owned() }
+            if p.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
         }
     }
 
@@ -48,11 +51,9 @@ impl Helm {
         let chart = CString::new(chart.to_str().unwrap()).unwrap();
         // SAFETY: signatures as in the library's header (libhelm_sdkpy.h).
         let json = unsafe {
-            let create: Symbol<
-                unsafe extern "C" fn(*const c_char, *const c_char, *const c_char, *const c_char, *mut Handle) -> c_int,
-            > = self.lib.get(b"helm_sdkpy_config_create").unwrap();
-            let lint: Symbol<unsafe extern "C" fn(Handle, *const c_char, *mut *mut c_char) -> c_int> =
-                self.lib.get(b"helm_sdkpy_lint").unwrap();
+            let create: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *const c_char, *const c_char, *mut Handle) -> c_int> =
+                self.lib.get(b"helm_sdkpy_config_create").unwrap();
+            let lint: Symbol<unsafe extern "C" fn(Handle, *const c_char, *mut *mut c_char) -> c_int> = self.lib.get(b"helm_sdkpy_lint").unwrap();
             let free: Symbol<unsafe extern "C" fn(*mut c_char)> = self.lib.get(b"helm_sdkpy_free").unwrap();
             let destroy: Symbol<unsafe extern "C" fn(Handle)> = self.lib.get(b"helm_sdkpy_config_destroy").unwrap();
 
@@ -69,12 +70,8 @@ impl Helm {
         };
         let v: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("lint result {json}: {e}"));
         assert_eq!(v["TotalChartsLinted"], 1, "{json}");
-        let messages = v["Messages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|m| (m["Severity"].as_u64().unwrap(), m["Path"].as_str().unwrap_or("").to_string()))
-            .collect();
+        let messages =
+            v["Messages"].as_array().into_iter().flatten().map(|m| (m["Severity"].as_u64().unwrap(), m["Path"].as_str().unwrap_or("").to_string())).collect();
         let errors = v["Errors"].as_array().map_or(0, Vec::len);
         Lint { messages, errors }
     }
@@ -109,11 +106,7 @@ fn edited_copy(file: &str, edit: impl FnOnce(String) -> String) -> (tempfile::Te
 
 fn assert_rejected(lint: &Lint, path_prefix: &str) {
     assert!(lint.errors > 0, "helm lint accepted it: {:?}", lint.messages);
-    assert!(
-        lint.messages.iter().any(|(sev, path)| *sev > WARNING && path.starts_with(path_prefix)),
-        "no error on {path_prefix}: {:?}",
-        lint.messages
-    );
+    assert!(lint.messages.iter().any(|(sev, path)| *sev > WARNING && path.starts_with(path_prefix)), "no error on {path_prefix}: {:?}", lint.messages);
 }
 
 // One test function: the Go runtime inside the library is loaded once per process.

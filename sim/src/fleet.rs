@@ -1,12 +1,12 @@
 //! A fleet scenario: one control plane, N fake executors with M nodes each.
 
 use crate::{api, serve, SimClock, SimConnector, EPOCH};
-use novacula_executor::adapter::Adapters;
 use novacula_agent::backend::Processes;
 use novacula_client::{HttpApi, Method};
-use novacula_executor::loops::{Executor, Identity, Intervals, Jitter};
 use novacula_control_plane::{keys, orgs, AppState, Config, Store};
 use novacula_core::{Channel, ExecutorKind};
+use novacula_executor::adapter::Adapters;
+use novacula_executor::loops::{Executor, Identity, Intervals, Jitter};
 use novacula_fakes::FakeDriver;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -205,10 +205,7 @@ pub fn standin(name: &str) -> Value {
 
 pub async fn admin() -> HttpApi<SimConnector> {
     let anon = api(None);
-    let r: Value = anon
-        .call(Method::POST, "/api/v1/login", Some(&json!({"username": "admin", "password": PASSWORD})))
-        .await
-        .expect("login");
+    let r: Value = anon.call(Method::POST, "/api/v1/login", Some(&json!({"username": "admin", "password": PASSWORD}))).await.expect("login");
     anon.with_token(r["token"].as_str().map(String::from))
 }
 
@@ -260,7 +257,9 @@ pub async fn deploy_all(admin: &HttpApi<SimConnector>, executors: usize, per: us
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let calls = (0..executors)
-        .flat_map(|i| (0..per).map(move |j| ("/api/v1/nodes".to_string(), json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, j))}))))
+        .flat_map(|i| {
+            (0..per).map(move |j| ("/api/v1/nodes".to_string(), json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, j))})))
+        })
         .collect();
     post_all(admin, calls).await;
 }

@@ -151,7 +151,10 @@ fn cp_major_bump_deprecates_then_drops_old_executors_while_heartbeats_continue()
             assert_eq!(n["drift"]["revisionsBehind"], 1, "out-of-support executor must not get specs: {n}");
             assert_eq!(n["executorOnline"], true, "heartbeats continue");
             st.store(3, Ordering::SeqCst); // upgrade executor 0 to 3.0.0
-            until(&admin, "upgraded executor catches up", |ns| ns.iter().any(|n| n["name"] == "n-0-0" && n["phase"] == "running" && n["drift"]["revisionsBehind"] == 0)).await;
+            until(&admin, "upgraded executor catches up", |ns| {
+                ns.iter().any(|n| n["name"] == "n-0-0" && n["phase"] == "running" && n["drift"]["revisionsBehind"] == 0)
+            })
+            .await;
             Ok(())
         });
         drive(&mut sim, &stage, |sim, s| match s {

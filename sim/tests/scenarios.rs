@@ -36,7 +36,13 @@ fn converge_then_wave(mut fleet: Fleet) {
         let mut wave = Vec::new();
         for i in 0..executors {
             for j in 0..per {
-                let action = if j % 4 == 3 { "stop" } else if j % 2 == 0 { "restart" } else { continue };
+                let action = if j % 4 == 3 {
+                    "stop"
+                } else if j % 2 == 0 {
+                    "restart"
+                } else {
+                    continue;
+                };
                 wave.push((format!("/api/v1/nodes/{}/lifecycle", Fleet::node_name(i, j)), json!({"action": action})));
             }
         }
@@ -94,7 +100,10 @@ fn partition_takes_executors_offline_and_heal_recovers() {
             let ns = until(&admin, "partitioned nodes down", |ns| ns.iter().filter(|n| cut(n)).all(|n| n["nodeDown"] == true)).await;
             for n in &ns {
                 if cut(n) {
-                    assert_eq!((n["executorOnline"].as_bool(), n["drift"]["liveness"].as_bool(), n["phase"].as_str()), (Some(false), Some(true), Some("error")));
+                    assert_eq!(
+                        (n["executorOnline"].as_bool(), n["drift"]["liveness"].as_bool(), n["phase"].as_str()),
+                        (Some(false), Some(true), Some("error"))
+                    );
                 } else {
                     assert_eq!((n["phase"].as_str(), n["nodeDown"].as_bool()), (Some("running"), Some(false)), "{n}");
                 }

@@ -59,20 +59,13 @@ impl Cp {
     }
 
     pub async fn login(&self, user: &str) -> HttpApi {
-        let resp: Value = self
-            .anon()
-            .call(Method::POST, "/api/v1/login", Some(&json!({"username": user, "password": PASSWORD})))
-            .await
-            .unwrap();
+        let resp: Value = self.anon().call(Method::POST, "/api/v1/login", Some(&json!({"username": user, "password": PASSWORD}))).await.unwrap();
         HttpApi::new(&self.url, Some(resp["token"].as_str().unwrap().to_string())).unwrap()
     }
 
     /// Create an API key (as `admin`) and return a client authenticated with it.
     pub async fn executor_client(&self, admin: &HttpApi, executor: Option<&str>) -> (HttpApi, Value) {
-        let created: Value = admin
-            .call(Method::POST, "/api/v1/keys", Some(&json!({"label": "test", "executor": executor})))
-            .await
-            .unwrap();
+        let created: Value = admin.call(Method::POST, "/api/v1/keys", Some(&json!({"label": "test", "executor": executor}))).await.unwrap();
         let key = created["key"].as_str().unwrap().to_string();
         (HttpApi::new(&self.url, Some(key)).unwrap(), created)
     }

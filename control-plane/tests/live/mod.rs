@@ -2,14 +2,14 @@
 //! process driver, fast intervals) for end-to-end tests.
 #![allow(dead_code)]
 
-use novacula_executor::adapter::Adapters;
 use novacula_agent::backend::Processes;
-use novacula_client::{HttpApi, Method};
 use novacula_agent::driver::LocalDriver;
-use novacula_executor::loops::{Executor, Identity, Intervals};
+use novacula_client::{HttpApi, Method};
 use novacula_control_plane::clock::SystemClock;
 use novacula_control_plane::{orgs, AppState, Config, Store};
 use novacula_core::{Channel, ExecutorKind};
+use novacula_executor::adapter::Adapters;
+use novacula_executor::loops::{Executor, Identity, Intervals};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -30,12 +30,7 @@ impl Running {
 }
 
 pub fn fast() -> Intervals {
-    Intervals {
-        sync: Duration::from_millis(200),
-        poll_wait: Duration::from_secs(1),
-        reconcile: Duration::from_millis(200),
-        report: Duration::from_millis(200),
-    }
+    Intervals { sync: Duration::from_millis(200), poll_wait: Duration::from_secs(1), reconcile: Duration::from_millis(200), report: Duration::from_millis(200) }
 }
 
 /// A real agent named `name` with the local process driver on `data`.

@@ -65,7 +65,14 @@ pub fn not_found() -> Value {
 }
 
 pub fn client(role: &str, client: &str, version: &str) -> ClientSpec {
-    ClientSpec { role: role.into(), client: client.into(), version: version.into(), image: None, config_overrides: BTreeMap::new(), resources: Resources::default() }
+    ClientSpec {
+        role: role.into(),
+        client: client.into(),
+        version: version.into(),
+        image: None,
+        config_overrides: BTreeMap::new(),
+        resources: Resources::default(),
+    }
 }
 
 pub fn eth_spec(name: &str) -> NodeSpec {
