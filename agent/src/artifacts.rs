@@ -4,6 +4,7 @@
 //! whose checksum differs is ever installed.
 
 use novacula_client::download;
+use novacula_core::sync::LockExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -74,13 +75,13 @@ impl Artifacts {
     /// After a failure, the same error is answered for [`RETRY_AFTER`].
     pub async fn fetch(&self, a: &Artifact, dest: &Path) -> Result<(), String> {
         let key = (a.client.clone(), a.version.clone());
-        if let Some((at, why)) = self.failed.lock().expect("lock").get(&key) {
+        if let Some((at, why)) = self.failed.locked().get(&key) {
             if at.elapsed() < RETRY_AFTER {
                 return Err(why.clone());
             }
         }
         let result = self.download_and_install(a, dest).await;
-        let mut failed = self.failed.lock().expect("lock");
+        let mut failed = self.failed.locked();
         match &result {
             Ok(()) => failed.remove(&key),
             Err(why) => failed.insert(key, (Instant::now(), format!("{why} (next try in {} min)", RETRY_AFTER.as_secs() / 60))),
@@ -134,7 +135,9 @@ fn unpack(bytes: &[u8], a: &Artifact) -> Result<Vec<u8>, String> {
 
 fn install(exe: &[u8], dest: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dest.parent().expect("binary paths have a parent"))?;
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = dest.with_extension("download");
     std::fs::write(&tmp, exe)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;

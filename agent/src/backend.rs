@@ -7,6 +7,7 @@ use crate::driver::ProcessDriver;
 use crate::driver::{is_executable, UnitDef};
 use crate::probe::probe;
 use novacula_core::reconcile::{diff, plan, Action};
+use novacula_core::sync::LockExt;
 use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
 use novacula_executor::adapter::{Adapters, Program};
 pub use novacula_executor::backend::Backend;
@@ -155,13 +156,13 @@ impl<D: ProcessDriver> Backend for Processes<D> {
             tracing::info!(node = %name, revision = %d.revision, action = ?a, "apply");
             if let Err(e) = self.apply(d, a).await {
                 tracing::warn!(node = %name, action = ?a, error = %e, "action failed; will retry");
-                self.errors.lock().expect("lock").insert(name.clone(), e);
+                self.errors.locked().insert(name.clone(), e);
                 return applied;
             }
             applied += 1;
         }
-        self.errors.lock().expect("lock").remove(name);
-        self.materialized.lock().expect("lock").insert(name.clone(), d.revision);
+        self.errors.locked().remove(name);
+        self.materialized.locked().insert(name.clone(), d.revision);
         applied
     }
 
@@ -170,7 +171,7 @@ impl<D: ProcessDriver> Backend for Processes<D> {
         let local = self.driver.observe(name).await.map_err(|e| e.to_string())?;
         let converged = diff(Some(d), &local).is_empty();
         let revision = {
-            let mut m = self.materialized.lock().expect("lock");
+            let mut m = self.materialized.locked();
             if converged {
                 m.insert(name.clone(), d.revision);
             }
@@ -179,7 +180,7 @@ impl<D: ProcessDriver> Backend for Processes<D> {
         if d.deleted {
             return Ok(ObservedNodeState { node: name.clone(), revision, processes: vec![], removed: local.is_empty() && converged });
         }
-        let error = self.errors.lock().expect("lock").get(name).cloned();
+        let error = self.errors.locked().get(name).cloned();
         let paths = self.driver.paths(name);
         let mut processes = Vec::new();
         for u in plan(&d.spec) {

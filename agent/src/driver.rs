@@ -285,6 +285,7 @@ impl ProcessDriver for LocalDriver {
         Ok(())
     }
 
+    #[allow(clippy::expect_used, reason = "a unit definition is plain data; serializing it cannot fail")]
     async fn write_unit(&self, node: &str, unit: &str, def: &UnitDef, fingerprint: Fingerprint) -> Result<()> {
         let paths = self.paths(node);
         let group = self.client_account.as_ref().map(|a| a.gid);

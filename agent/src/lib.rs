@@ -8,7 +8,7 @@
 //! - [`artifacts`]: client binaries downloaded and pinned by SHA-256;
 //! - [`probe`]: health and sync probes of running clients;
 //! - [`upgrade`]: self-upgrade (release_dir, hash, rollback);
-//! - [`config`]: `agent.toml`.
+//! - [`config`]: the agent's configuration file, `agent.toml`.
 
 pub mod artifacts;
 pub mod backend;

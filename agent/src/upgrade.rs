@@ -67,6 +67,7 @@ impl UpgradeState {
         }
     }
 
+    #[allow(clippy::expect_used, reason = "the upgrade state is plain data; serializing it cannot fail")]
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
         crate::files::write_atomic(&Self::path(state_dir), &serde_json::to_vec_pretty(self).expect("plain data"), 0o600, None)

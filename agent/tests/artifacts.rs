@@ -2,6 +2,7 @@
 //! that needs geth and lighthouse gets them from a loopback server (an archive
 //! behind a redirect, a bare file), checked against their SHA-256, and runs;
 //! a download whose checksum differs is never installed.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

@@ -1,5 +1,6 @@
 //! Sidecars on an agent host run only the programs agent.toml lists, from
 //! their configured path, while the file is the one pinned by SHA-256.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_agent::backend::Processes;
 use novacula_agent::config::SidecarProgram;

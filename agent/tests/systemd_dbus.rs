@@ -1,6 +1,7 @@
 //! The systemd driver against a fake systemd manager on a private D-Bus
 //! connection. The fake implements the Manager methods the driver uses, reads
 //! the unit files and drop-ins the driver writes, and runs their `ExecStart`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_agent::driver::ProcessDriver;
 use novacula_agent::driver::UnitDef;

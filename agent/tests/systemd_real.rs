@@ -7,6 +7,7 @@
 //! manager on the system bus at `<tmp>/run/dbus/system_bus_socket`, the way
 //! `SystemdDriver::system` does on a host. Killing `unshare` takes the whole
 //! namespace down.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_agent::backend::Processes;
 use novacula_agent::driver::ProcessDriver;

@@ -1,5 +1,6 @@
 //! Control-plane `syncExecutor` and spec-poll throughput on a redb file in a temp dir
 //! (requests go through the real router, without a socket).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -39,8 +40,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let req =
                 Request::get("/api/v1/executor/specs?executor=edge-1&since=1").header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap();
-            assert_eq!(call(req), StatusCode::OK)
-        })
+            assert_eq!(call(req), StatusCode::OK);
+        });
     });
     g.finish();
 }

@@ -1,5 +1,6 @@
 //! Simulated fleet convergence: how much simulated time (and wall time) a fleet
 //! of fake executors takes from empty to every node running.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_sim::fleet::{admin, all_converged, deploy_all, until, Fleet};
 

@@ -4,6 +4,7 @@
 //! second each, as measured in the security issue). Password hashing runs on
 //! a bounded pool off the async workers, so the flood must not reach the
 //! heartbeats. Prints p50/p99/max per phase; asserts nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_client::{HttpApi, Method};
 use novacula_control_plane::clock::SystemClock;

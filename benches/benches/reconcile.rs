@@ -1,4 +1,5 @@
 //! Reconcile diff throughput (nodes/s) at 1k, 10k and 100k nodes.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use novacula_core::reconcile::{diff, simulate, LocalNode};
@@ -39,11 +40,11 @@ fn bench(c: &mut Criterion) {
         let converged: Vec<LocalNode> = desired.iter().map(|d| simulate(&LocalNode::default(), &diff(Some(d), &LocalNode::default()))).collect();
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("converged", n), &n, |b, _| {
-            b.iter(|| desired.iter().zip(&converged).map(|(d, l)| diff(Some(d), l).len()).sum::<usize>())
+            b.iter(|| desired.iter().zip(&converged).map(|(d, l)| diff(Some(d), l).len()).sum::<usize>());
         });
         g.bench_with_input(BenchmarkId::new("from_empty", n), &n, |b, _| {
             let empty = LocalNode::default();
-            b.iter(|| desired.iter().map(|d| diff(Some(d), &empty).len()).sum::<usize>())
+            b.iter(|| desired.iter().map(|d| diff(Some(d), &empty).len()).sum::<usize>());
         });
     }
     g.finish();

@@ -156,6 +156,7 @@ fn load_session() -> Option<Session> {
     serde_json::from_slice(&std::fs::read(session_path()).ok()?).ok()
 }
 
+#[allow(clippy::expect_used, reason = "a session is plain data; serializing it cannot fail")]
 fn save_session(s: &Session) -> Result<(), String> {
     let path = session_path();
     if let Some(dir) = path.parent() {
@@ -208,7 +209,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
         let s: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         s.join("   ").trim_end().to_string() + "\n"
     };
-    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    let mut out = line(headers.iter().map(std::string::ToString::to_string).collect());
     for r in rows {
         out.push_str(&line(r));
     }
@@ -304,6 +305,7 @@ fn read_spec(path: &Path) -> Result<NodeSpec, String> {
     }
 }
 
+#[allow(clippy::expect_used, reason = "a JSON value always serializes")]
 fn print(g: &Global, v: &Value, as_table: impl FnOnce(&Value) -> String) {
     match g.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(v).expect("JSON")),
@@ -339,11 +341,11 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), String> {
                 ExecutorsCmd::List => print(&g, &call(&api, Method::GET, "/api/v1/executors", None).await?, executors_table),
                 ExecutorsCmd::Get { name } => {
                     let e = call(&api, Method::GET, &format!("/api/v1/executors/{}", enc(&name)), None).await?;
-                    print(&g, &e, |e| executors_table(&json!([e])))
+                    print(&g, &e, |e| executors_table(&json!([e])));
                 }
                 ExecutorsCmd::Deactivate { name } => {
                     let e = call(&api, Method::POST, &format!("/api/v1/executors/{}/deactivate", enc(&name)), None).await?;
-                    print(&g, &e, |e| executors_table(&json!([e])))
+                    print(&g, &e, |e| executors_table(&json!([e])));
                 }
             }
         }
@@ -360,7 +362,7 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), String> {
                 }
                 KeysCmd::Revoke { id } => {
                     let k = call(&api, Method::DELETE, &format!("/api/v1/keys/{}", enc(&id)), None).await?;
-                    print(&g, &k, |k| keys_table(&json!([k])))
+                    print(&g, &k, |k| keys_table(&json!([k])));
                 }
             }
         }

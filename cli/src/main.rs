@@ -105,10 +105,12 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve(a: ServeArgs) -> Result<(), String> {
     let store = Store::open(&a.db).map_err(|e| format!("cannot open database {}: {e}", a.db.display()))?;
-    let mut config = Config::default();
-    config.event_retention = novacula_control_plane::events::Retention {
-        max_age: std::time::Duration::from_secs(a.event_retention_days * 24 * 3600),
-        max_count: a.event_retention_count,
+    let mut config = Config {
+        event_retention: novacula_control_plane::events::Retention {
+            max_age: std::time::Duration::from_secs(a.event_retention_days * 24 * 3600),
+            max_count: a.event_retention_count,
+        },
+        ..Config::default()
     };
     config.http.connections_max = a.max_connections as usize;
     let state = AppState::new(store, SystemClock, config);

@@ -1,5 +1,6 @@
 //! The `novacula` CLI, run as a binary against a control plane and a real agent:
 //! sign in, create a key, connect the agent, deploy, stop and follow events.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 // The end-to-end harness (control plane, real agents) the control plane's tests use too.
 #[path = "../../control-plane/tests/live/mod.rs"]

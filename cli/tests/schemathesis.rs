@@ -3,6 +3,7 @@
 //! requests refused and schema-violating ones accepted, answers that do not
 //! match their schemas. The run itself is `.ci/schemathesis` (also usable by
 //! hand); `.ci/prerequisites` installs schemathesis from PyPI.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 #[test]
 fn schemathesis_finds_no_failure_in_the_served_api() {

@@ -1,5 +1,6 @@
 //! HTTPS end to end: `novacula serve --tls-cert/--tls-key` as a binary, the CLI
 //! with `--ca-file`, and a real agent trusting a private CA.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 // The end-to-end harness (control plane, real agents) the control plane's tests use too.
 #[path = "../../control-plane/tests/live/mod.rs"]

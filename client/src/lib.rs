@@ -148,7 +148,7 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientError> {
 /// Every certificate in a PEM file (a CA file); a file with none is an error.
 pub fn pem_certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(file)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .and_then(std::iter::Iterator::collect::<Result<Vec<_>, _>>)
         .map_err(|e| format!("cannot read certificates from {}: {e}", file.display()))?;
     if certs.is_empty() {
         return Err(format!("{} holds no PEM certificate", file.display()));

@@ -21,6 +21,7 @@ pub const API_KEY_PREFIX: &str = "nvk";
 pub const SESSION_PREFIX: &str = "nvs";
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
+#[allow(clippy::expect_used, reason = "without the operating system's RNG no secret can be made; nothing can go on")]
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).expect("operating system RNG unavailable");
@@ -45,6 +46,7 @@ pub fn new_api_key() -> (String, String, String) {
     (id, full, sha256_hex(&secret))
 }
 
+#[allow(clippy::expect_used, reason = "without the operating system's RNG no secret can be made; the salt length and argon2's default parameters are valid")]
 pub fn hash_password(password: &str) -> String {
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw).expect("operating system RNG unavailable");
@@ -76,7 +78,7 @@ impl HashPool {
 
     /// Half the machine's cores (at least one), so hashing never takes them all.
     pub fn for_this_machine() -> HashPool {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         HashPool::new(cores / 2, 32)
     }
 

@@ -55,7 +55,10 @@ where
     loop {
         // Take a connection only when it may be served.
         let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break, // closed: never, as nothing closes it
+            },
             () = &mut shutdown => break,
         };
         let (io, peer) = tokio::select! {

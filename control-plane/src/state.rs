@@ -28,6 +28,7 @@ pub struct Config {
 }
 
 impl Default for Config {
+    #[allow(clippy::expect_used, reason = "the crate version is semver, checked by cargo")]
     fn default() -> Self {
         Config {
             cp_version: env!("CARGO_PKG_VERSION").parse().expect("crate version is semver"),

@@ -55,6 +55,7 @@ pub fn key(parts: &[&str]) -> String {
     parts.join("/")
 }
 
+#[allow(clippy::expect_used, reason = "stored records are plain data; encoding into a Vec cannot fail")]
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = vec![FORMAT];
     // Plain data into a Vec cannot fail.

@@ -24,7 +24,7 @@ const HANDSHAKES_MAX: usize = 1024;
 
 /// The server's TLS settings from a PEM certificate chain and its PEM private key.
 pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, String> {
-    let chain: Result<Vec<_>, _> = rustls::pki_types::CertificateDer::pem_file_iter(cert_file).and_then(|certs| certs.collect());
+    let chain: Result<Vec<_>, _> = rustls::pki_types::CertificateDer::pem_file_iter(cert_file).and_then(std::iter::Iterator::collect);
     let certs = chain.map_err(|e| format!("cannot read certificates from {}: {e}", cert_file.display()))?;
     if certs.is_empty() {
         return Err(format!("{} holds no PEM certificate", cert_file.display()));

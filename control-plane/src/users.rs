@@ -9,6 +9,7 @@ use crate::store::{SESSIONS, USERS};
 use axum::extract::State;
 use axum::http::StatusCode;
 use novacula_core::authz::{Permission, Role};
+use novacula_core::sync::LockExt;
 use novacula_core::throttle::LoginThrottle;
 use novacula_core::validate::valid_name;
 use novacula_core::Timestamp;
@@ -48,7 +49,7 @@ pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, ApiJson(req): Api
     }
     let now = s.now();
     let address = peer.0.map(|a| a.ip().to_string());
-    let locked = |t: &std::sync::Mutex<LoginThrottle>, key: &str| t.lock().expect("lock").check(key, now);
+    let locked = |t: &std::sync::Mutex<LoginThrottle>, key: &str| t.locked().check(key, now);
     let lockout = locked(&s.user_throttle, &req.username)
         .err()
         .map(|w| (w, "for this user"))
@@ -66,14 +67,14 @@ pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, ApiJson(req): Api
     let password = req.password.clone();
     let ok = s.hash_pool.run(move || verify_password(&password, hash.as_deref().unwrap_or_else(|| dummy_hash()))).await? && user.is_some();
     let Some(user) = user.filter(|_| ok) else {
-        s.user_throttle.lock().expect("lock").failed(&req.username, now);
+        s.user_throttle.locked().failed(&req.username, now);
         if let Some(a) = &address {
-            s.address_throttle.lock().expect("lock").failed(a, now);
+            s.address_throttle.locked().failed(a, now);
         }
         tracing::info!(user = %req.username, address = ?address, "sign-in failed");
         return Err(ApiError::unauthorized("wrong username or password"));
     };
-    s.user_throttle.lock().expect("lock").succeeded(&req.username);
+    s.user_throttle.locked().succeeded(&req.username);
     let token = format!("{SESSION_PREFIX}_{}", random_hex(32));
     let expires_at = now.plus(SESSION_TTL);
     s.store.write(|w| w.put(SESSIONS, &sha256_hex(&token), &Session { username: user.username.clone(), expires_at }))?;

@@ -1,4 +1,5 @@
 //! The real agent loops against a real control plane on loopback, with the local process driver.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod common;
 mod live;

@@ -2,6 +2,7 @@
 //! `chromium-driver`, which `.ci/run` installs), driven over WebDriver: an owner
 //! connects an agent, deploys a node, sees it run and stops it; a viewer cannot
 //! press the lifecycle buttons. Screenshots go to `target/browser-artifacts/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod live;
 

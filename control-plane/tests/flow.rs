@@ -1,4 +1,5 @@
 //! End to end over HTTP: deploy, sync, poll, report, lifecycle, delete, restart of the server.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Isolation, roles, keys, compatibility window, liveness, alerts and bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! A flood of wrong passwords must not starve executor heartbeats: password
 //! hashing runs on a bounded pool off the async workers. Its own test binary,
 //! so no other test shares the machine while it measures.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod common;
 

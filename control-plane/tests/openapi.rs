@@ -1,4 +1,5 @@
 //! The OpenAPI document: served, complete, and true to what the handlers answer.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod common;
 

@@ -33,6 +33,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Fingerprint of any serializable value.
+#[allow(clippy::expect_used, reason = "spec inputs are plain data; encoding into a Vec cannot fail")]
 pub fn fingerprint<T: Serialize>(value: &T) -> Fingerprint {
     // Serializing plain data types to a Vec cannot fail.
     let bytes = postcard::to_allocvec(value).expect("postcard serialization of plain data");

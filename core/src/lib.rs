@@ -18,6 +18,7 @@ pub mod observed;
 pub mod phase;
 pub mod reconcile;
 pub mod spec;
+pub mod sync;
 pub mod throttle;
 pub mod time;
 pub mod validate;

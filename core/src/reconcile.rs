@@ -94,8 +94,9 @@ impl LocalNode {
         if let Some(i) = self.processes.iter().position(|p| p.unit == unit) {
             return &mut self.processes[i];
         }
+        let i = self.processes.len();
         self.processes.push(LocalProcess { unit: unit.to_string(), ..Default::default() });
-        self.processes.last_mut().expect("just pushed")
+        &mut self.processes[i]
     }
 
     pub fn is_empty(&self) -> bool {
@@ -208,10 +209,10 @@ pub fn diff(desired: Option<&DesiredNode>, local: &LocalNode) -> Vec<Action> {
         let running = current.and_then(|p| p.running);
         match (spec.desired_state, running) {
             (DesiredState::Running, None) => {
-                actions.push(Action::Start { unit: u.unit.clone(), fingerprint: u.fingerprint, generation: spec.restart_generation })
+                actions.push(Action::Start { unit: u.unit.clone(), fingerprint: u.fingerprint, generation: spec.restart_generation });
             }
             (DesiredState::Running, Some(r)) if r.fingerprint != u.fingerprint || r.generation != spec.restart_generation => {
-                actions.push(Action::Restart { unit: u.unit.clone(), fingerprint: u.fingerprint, generation: spec.restart_generation })
+                actions.push(Action::Restart { unit: u.unit.clone(), fingerprint: u.fingerprint, generation: spec.restart_generation });
             }
             // A restart bump that arrives with (or while) stopped is consumed by the next start.
             (DesiredState::Stopped, Some(_)) => actions.push(Action::Stop { unit: u.unit.clone() }),

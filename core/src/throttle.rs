@@ -50,8 +50,9 @@ impl LoginThrottle {
 
     pub fn failed(&mut self, key: &str, now: Timestamp) {
         if let Some(recent) = self.failures.get(key) {
-            let last = *recent.back().expect("tracked keys have a failure");
-            self.by_last.remove(&(last, key.to_string()));
+            if let Some(last) = recent.back() {
+                self.by_last.remove(&(*last, key.to_string()));
+            }
         } else {
             while self.failures.len() >= self.limit.tracked_max {
                 let Some((_, stalest)) = self.by_last.pop_first() else { break };

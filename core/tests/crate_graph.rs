@@ -1,6 +1,7 @@
 //! The crate graph is the architecture: `core` <- `client` <- `executor` <-
 //! `agent` | `operator`; the control-plane library depends on no executor
 //! crate; the operator binary links no systemd, D-Bus or archive code.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use std::process::Command;
 

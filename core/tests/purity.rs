@@ -1,4 +1,5 @@
 //! Core must stay deterministic: no async runtime, no clock, no randomness.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use std::path::Path;
 use std::process::Command;

@@ -215,7 +215,7 @@ impl Adapters {
     }
 
     pub fn get(&self, chain: &str) -> Option<&dyn ChainAdapter> {
-        self.chains.iter().find(|a| a.support().chain == chain).map(|a| a.as_ref())
+        self.chains.iter().find(|a| a.support().chain == chain).map(std::convert::AsRef::as_ref)
     }
 
     pub fn capabilities(&self) -> novacula_core::ExecutorCapabilities {

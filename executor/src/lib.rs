@@ -15,6 +15,7 @@ pub mod backend;
 pub mod loops;
 
 /// A random hex string of `bytes` random bytes (secrets generated at render, e.g. the engine JWT).
+#[allow(clippy::expect_used, reason = "without the operating system's RNG no secret can be made; nothing can go on")]
 pub fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     getrandom::fill(&mut b).expect("operating system RNG unavailable");

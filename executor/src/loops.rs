@@ -7,6 +7,7 @@
 use crate::backend::Backend;
 use hyper_util::client::legacy::connect::Connect;
 use novacula_client::{ClientError, HttpApi};
+use novacula_core::sync::LockExt;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{SyncExecutorRequest, UpgradeSpec};
 use novacula_core::{Channel, DesiredNode, ExecutorKind};
@@ -74,7 +75,7 @@ impl Jitter {
     }
 
     pub fn next(&self) -> u64 {
-        let mut x = self.0.lock().expect("lock");
+        let mut x = self.0.locked();
         *x ^= *x >> 12;
         *x ^= *x << 25;
         *x ^= *x >> 27;
@@ -260,7 +261,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
                             p.message = Some(why.clone());
                         }
                     }
-                    states.push(s)
+                    states.push(s);
                 }
                 Err(e) => tracing::warn!(node = %d.spec.name, error = %e, "cannot observe node"),
             }

@@ -1,6 +1,7 @@
 //! Fake executors: the agent's real loops and core's reconcile diff, over an
 //! in-memory process table (`FakeDriver`) whose behaviour is core's reference
 //! model (`LocalNode::apply`), with faults that tests can inject.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test harness: failing loudly is its job")]
 
 use novacula_agent::driver::UnitDef;
 use novacula_agent::driver::{DriverError, ProcessDriver, Result};

@@ -7,6 +7,7 @@
 //! `cargo-fuzz/` drives these with libFuzzer (`cargo +nightly fuzz run ...`);
 //! `tests/decoders.rs` runs them under `cargo test` on garbage and on valid
 //! encodings. The property tests of spec transitions are in `tests/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test harness: failing loudly is its job")]
 
 use novacula_core::reconcile::{diff, LocalNode};
 use novacula_core::validate::validate_structure;

@@ -2,6 +2,7 @@
 //! random specs, and those encodings with bytes changed (what a fuzzer starts
 //! from). A panic in a decoder, a failed round trip or a panic while
 //! validating or planning a decoded spec fails these.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_core::spec::{ClientSpec, NodeType, Resources, Sidecar, StorageVolume};
 use novacula_core::{DesiredNode, DesiredState, NodeSpec, Revision};

@@ -1,5 +1,6 @@
 //! Random sequences of user commands and executor progress (including crashes
 //! part-way through a reconcile), checked against the invariants of the core.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_core::lifecycle::{apply_command, create, LifecycleAction, LifecycleError, NodeCommand, NodeRecord};
 use novacula_core::reconcile::{diff, Action, LocalNode};

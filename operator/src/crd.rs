@@ -47,6 +47,7 @@ pub struct BlockchainNodeStatus {
 }
 
 /// The CRD as YAML, exactly as shipped in the Helm chart.
+#[allow(clippy::expect_used, reason = "the generated CRD is plain data; it always serializes")]
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;
     let yaml = serde_yaml::to_string(&BlockchainNode::crd()).expect("CRD serializes");

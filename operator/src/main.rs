@@ -31,7 +31,7 @@ enum Command {
     /// Print the BlockchainNode CustomResourceDefinition as YAML (the Helm chart ships this output).
     Crd,
     /// Run the executor loops and the controller. Configured by environment, as the Helm chart sets it.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(clap::Args)]
@@ -75,7 +75,7 @@ async fn main() -> std::process::ExitCode {
             print!("{}", crd_yaml());
             Ok(())
         }
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

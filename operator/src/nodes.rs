@@ -4,6 +4,7 @@
 use crate::crd::{BlockchainNode, BlockchainNodeSpec, MANAGER};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use novacula_core::reconcile::plan;
+use novacula_core::sync::LockExt;
 use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
 use novacula_executor::adapter::Adapters;
 use novacula_executor::backend::Backend;
@@ -63,12 +64,12 @@ impl Backend for KubeNodes {
         let name = &d.spec.name;
         match self.apply(d).await {
             Ok(n) => {
-                self.errors.lock().expect("lock").remove(name);
+                self.errors.locked().remove(name);
                 n
             }
             Err(e) => {
                 tracing::warn!(node = %name, error = %e, "cannot apply BlockchainNode; will retry");
-                self.errors.lock().expect("lock").insert(name.clone(), e.to_string());
+                self.errors.locked().insert(name.clone(), e.to_string());
                 0
             }
         }
@@ -83,7 +84,7 @@ impl Backend for KubeNodes {
             let revision = if removed { d.revision } else { Revision(status.observed_revision) };
             return Ok(ObservedNodeState { node: name, revision, processes: vec![], removed });
         }
-        let error = self.errors.lock().expect("lock").get(&name).cloned();
+        let error = self.errors.locked().get(&name).cloned();
         let mut processes = status.processes;
         if processes.is_empty() {
             // Not reconciled yet by the controller: waiting, or failing to be applied.

@@ -29,8 +29,8 @@ fn process(name: &str, c: Option<&ContainerStatus>, starting: bool) -> ObservedP
             (Some(why), _) => (ObservedNodeStatus::Error, Some(why)),
             (None, Some(s)) if s.running.is_some() && c.ready => (ObservedNodeStatus::Running, None),
             (None, Some(s)) if s.terminated.as_ref().is_some_and(|t| t.exit_code != 0) => {
-                let t = s.terminated.as_ref().expect("checked");
-                (ObservedNodeStatus::Error, Some(format!("exited with code {}", t.exit_code)))
+                let code = s.terminated.as_ref().map_or(0, |t| t.exit_code);
+                (ObservedNodeStatus::Error, Some(format!("exited with code {code}")))
             }
             (None, Some(s)) if s.terminated.is_some() => (ObservedNodeStatus::Stopped, None),
             _ => (ObservedNodeStatus::Starting, None),

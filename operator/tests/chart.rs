@@ -4,6 +4,7 @@
 //! the templates use only `{{ .Values.x }}`, `{{ .Release.* }}`, `{{ .Chart.* }}`,
 //! `| quote` and `{{- if .Values.x }}`/`{{- end }}` on lines of their own,
 //! which this test renders. (`helm_lint.rs` runs Helm's own lint as well.)
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_operator::crd::crd_yaml;
 use novacula_operator::rbac::RULES;

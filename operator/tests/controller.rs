@@ -1,4 +1,5 @@
 //! The controller's reconcile, request by request, against a scripted API server.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod common;
 
@@ -88,7 +89,7 @@ async fn reconcile_in(cr: BlockchainNode, world: World) -> Seen {
     let cr_json = serde_json::to_value(&cr).unwrap();
     let task = tokio::spawn(reconcile(Arc::new(cr), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })));
     ownership_reads(&mut server, world.secret_exists).await;
-    let secret = if world.secret_exists { None } else { Some(server.answer("POST", SECRETS, 201, |b| b.clone()).await.body) };
+    let secret = if world.secret_exists { None } else { Some(server.answer("POST", SECRETS, 201, std::clone::Clone::clone).await.body) };
     let config_map = server.echo("PATCH", CONFIG_MAP).await.body;
     let status = world.sts_status.clone();
     let sts = server
@@ -278,7 +279,7 @@ async fn storage_growth_recreates_the_statefulset_keeping_pod_and_claims() {
     let deleted = server
         .answer("DELETE", STS, 200, |_| json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "n1", "namespace": "default", "deletionTimestamp": "2026-11-25T00:00:00Z"}}))
         .await;
-    assert_eq!(deleted.body["propagationPolicy"], "Orphan", "the pod and its volumes stay: {:?}", deleted);
+    assert_eq!(deleted.body["propagationPolicy"], "Orphan", "the pod and its volumes stay: {deleted:?}");
     // ...the grown volume's claim is raised, the other left alone...
     server.answer("GET", "/api/v1/namespaces/default/persistentvolumeclaims/chain-n1-0", 200, |_| pvc("chain-n1-0", "500Gi")).await;
     let grown = server.answer("PATCH", "/api/v1/namespaces/default/persistentvolumeclaims/chain-n1-0", 200, |_| pvc("chain-n1-0", "600Gi")).await;

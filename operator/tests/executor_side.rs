@@ -1,5 +1,6 @@
 //! The executor side (CRs from the control plane's specs) and self-upgrade,
 //! request by request against a scripted API server.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod common;
 

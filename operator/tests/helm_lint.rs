@@ -3,6 +3,7 @@
 //! `/usr/local/lib/novacula/libhelm_sdkpy.so`; `NOVACULA_HELM_LIB` points
 //! elsewhere). Lint renders every template with the chart's values, so a
 //! template that does not render, or renders to bad YAML, fails here.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use libloading::{Library, Symbol};
 use serde_json::Value;

@@ -1,5 +1,6 @@
 //! Deterministic simulation glue: the real control-plane router and the real
 //! executor loops talking over a turmoil network, with time from turmoil.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test harness: failing loudly is its job")]
 
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;

@@ -1,5 +1,6 @@
 //! Crash, restart and version-skew scenarios. The admin client signals a stage;
 //! the driver loop below acts on it (bounce a host, change the CP version).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_client::Method;
 use novacula_core::Version;
@@ -159,7 +160,7 @@ fn cp_major_bump_deprecates_then_drops_old_executors_while_heartbeats_continue()
         });
         drive(&mut sim, &stage, |sim, s| match s {
             1 | 2 => {
-                config.lock().unwrap().cp_version = Version::new(s as u64 + 1, 0, 0);
+                config.lock().unwrap().cp_version = Version::new(u64::from(s) + 1, 0, 0);
                 sim.bounce(novacula_sim::CP_HOST);
             }
             _ => {

@@ -1,5 +1,6 @@
 //! Fleet scenarios under turmoil. Each takes a seed (`NOVACULA_SIM_SEED` overrides
 //! it) and prints it on failure, so a failing run can be replayed exactly.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_sim::fleet::{admin, all_converged, deploy_all, nodes, post_all, until, Fleet};
 use serde_json::{json, Value};
@@ -77,7 +78,7 @@ fn fleet_converges_then_wave_of_lifecycle_actions() {
     run("fleet_converges_then_wave_of_lifecycle_actions", seed(7), |s| {
         let mut fleet = Fleet::new(100, 10, s);
         fleet.executors_per_host = 10;
-        converge_then_wave(fleet)
+        converge_then_wave(fleet);
     });
 }
 
@@ -133,7 +134,7 @@ fn large_fleet_of_1000_executors() {
         // 20 executors per simulated machine, 100 ms steps: turmoil's per-step cost grows with hosts cubed
         fleet.executors_per_host = 20;
         fleet.tick = Duration::from_millis(100);
-        converge_then_wave(fleet)
+        converge_then_wave(fleet);
     });
     eprintln!("{executors} executors x 2 nodes: wall time {:?}", wall.elapsed());
 }

@@ -1,5 +1,6 @@
 //! Executor self-upgrade in the fleet: a release that fails its health check
 //! once installed is rolled back and the nodes keep running; a good one lands.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 use novacula_client::Method;
 use novacula_sim::fleet::{admin, all_converged, deploy_all, until, Fleet};

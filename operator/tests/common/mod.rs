@@ -45,7 +45,7 @@ impl ApiServer {
 
     /// Answer with the request body itself (what an apply returns, give or take defaults).
     pub async fn echo(&mut self, method: &str, path: &str) -> Seen {
-        self.answer(method, path, 200, |b| b.clone()).await
+        self.answer(method, path, 200, std::clone::Clone::clone).await
     }
 
     pub async fn not_found(&mut self, method: &str, path: &str) -> Seen {
