@@ -84,12 +84,7 @@ impl UpgradeState {
     }
 }
 
-fn same_version(a: &str, b: &str) -> bool {
-    match (a.parse::<novacula_core::Version>(), b.parse::<novacula_core::Version>()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
+use novacula_core::version::same_release as same_version;
 
 /// The health check: the binary runs and reports the expected version.
 pub fn check_binary(bin: &Path, version: &str) -> Result<(), String> {

@@ -11,7 +11,7 @@ use crate::store::{key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, UPGRADES};
 use axum::extract::State;
 use novacula_core::authz::Permission;
 use novacula_core::wire::UpgradeSpec;
-use novacula_core::{compat_window_status, events as ev, Channel, CompatStatus, ExecutorKind, Timestamp, Version};
+use novacula_core::{events as ev, Channel, CompatStatus, ExecutorKind, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -27,10 +27,9 @@ pub struct ExecutorView {
 }
 
 fn view(s: &AppState, e: Executor, node_count: usize, key: Option<KeyUsage>) -> ExecutorView {
-    let major = e.version.parse::<Version>().map(|v| v.major).unwrap_or(0);
     ExecutorView {
         online: executor_online(Some(&e), s.now(), s.config.heartbeat_timeout),
-        compat: compat_window_status(s.config.cp_version.major, major),
+        compat: novacula_core::compat::compat_of_version(s.config.cp_version.major, &e.version),
         node_count,
         key_last_used_at: key.map(|k| k.at),
         executor: e,
@@ -131,7 +130,9 @@ pub enum SetUpgradeRequest {
     /// A file in the agents' own `release_dir`, and its SHA-256.
     Agent {
         channel: Channel,
-        #[schema(pattern = "^v?[0-9]{1,18}\\.[0-9]{1,18}\\.[0-9]{1,18}(-[0-9A-Za-z.]+)?$")]
+        #[schema(
+            pattern = "^v?(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"
+        )]
         version: String,
         #[schema(pattern = "^[^\\s\\x00-\\x1f\\x7f]+$")]
         artifact: String,
@@ -141,7 +142,9 @@ pub enum SetUpgradeRequest {
     /// An image of the operator's own repository, pinned by digest.
     Operator {
         channel: Channel,
-        #[schema(pattern = "^v?[0-9]{1,18}\\.[0-9]{1,18}\\.[0-9]{1,18}(-[0-9A-Za-z.]+)?$")]
+        #[schema(
+            pattern = "^v?(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"
+        )]
         version: String,
         #[schema(pattern = "^[^\\s\\x00-\\x1f\\x7f@]+@sha256:[0-9a-fA-F]{64}$")]
         artifact: String,

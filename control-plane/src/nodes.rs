@@ -13,8 +13,8 @@ use novacula_core::authz::Permission;
 use novacula_core::lifecycle::{self, apply_command, LifecycleAction, LifecycleError, NodeCommand};
 use novacula_core::phase::node_down;
 use novacula_core::validate::{validate_spec, ValidationError};
-use novacula_core::{compat_window_status, derived_node_phase, detect_drift, events as ev, is_online};
-use novacula_core::{Drift, NodePhase, NodeSpec, ObservedNodeState, PhaseInput, Revision, Timestamp, Version};
+use novacula_core::{derived_node_phase, detect_drift, events as ev, is_online};
+use novacula_core::{Drift, NodePhase, NodeSpec, ObservedNodeState, PhaseInput, Revision, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -220,8 +220,7 @@ pub async fn deploy(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req):
         if exec.deactivated {
             return Err(ApiError::conflict(format!("executor {:?} is deactivated", exec.name)));
         }
-        let major = exec.version.parse::<Version>().map(|v| v.major).unwrap_or(0);
-        if !compat_window_status(cp_major, major).serves_nodes() {
+        if !novacula_core::compat::compat_of_version(cp_major, &exec.version).serves_nodes() {
             return Err(ApiError::conflict(format!("executor {:?} runs {} which is out of support; upgrade it before deploying", exec.name, exec.version)));
         }
         validate_spec(&spec, &exec.capabilities).map_err(validation_error)?;
@@ -330,7 +329,9 @@ pub async fn edit(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): 
 pub struct UpgradeRequest {
     #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     pub role: String,
-    #[schema(pattern = "^v?[0-9]{1,18}\\.[0-9]{1,18}\\.[0-9]{1,18}(-[0-9A-Za-z.]+)?$")]
+    #[schema(
+        pattern = "^v?(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"
+    )]
     pub version: String,
 }
 

@@ -12,16 +12,13 @@ use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, Key
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{ReportRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse};
-use novacula_core::{compat_window_status, events as ev, is_online, CompatStatus, DesiredNode, Version};
+use novacula_core::{events as ev, is_online, CompatStatus, DesiredNode, Version};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
 fn compat_of(s: &AppState, version: &str) -> CompatStatus {
-    match version.parse::<Version>() {
-        Ok(v) => compat_window_status(s.config.cp_version.major, v.major),
-        Err(_) => CompatStatus::OutOfSupport,
-    }
+    novacula_core::compat::compat_of_version(s.config.cp_version.major, version)
 }
 
 /// `syncExecutor`: heartbeat and upsert keyed by (organization, name).
@@ -105,7 +102,7 @@ pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req
         .read(|r| r.get::<UpgradeRow>(UPGRADES, &key(&[&org, exec.channel.as_str(), exec.kind.as_str()])))?
         .map(|u| u.spec)
         // Compared as versions: `v1.1.0` and `1.1.0` are the same release.
-        .filter(|u| u.version.parse::<Version>().ok() != exec.version.parse::<Version>().ok());
+        .filter(|u| !novacula_core::version::same_release(&u.version, &exec.version));
     Ok(ApiJson(SyncExecutorResponse { executor_id: exec.id, server_version: s.config.cp_version.to_string(), compat, upgrade, server_time: now }))
 }
 

@@ -28,6 +28,16 @@ impl CompatStatus {
     }
 }
 
+/// The compatibility of an executor reporting `executor_version` with a control
+/// plane of major `cp_major`. A version that does not parse is out of support:
+/// nothing is known of what it speaks.
+pub fn compat_of_version(cp_major: u64, executor_version: &str) -> CompatStatus {
+    match executor_version.parse::<crate::Version>() {
+        Ok(v) => compat_window_status(cp_major, v.major),
+        Err(_) => CompatStatus::OutOfSupport,
+    }
+}
+
 /// Equal majors are in-window, one behind is deprecated, anything else is out of support.
 /// An executor *ahead* of the control plane speaks a protocol this control plane does
 /// not know, so it is out of support too until the control plane is upgraded.
@@ -44,6 +54,13 @@ pub fn compat_window_status(cp_major: u64, executor_major: u64) -> CompatStatus 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unparseable_version_is_out_of_support_everywhere() {
+        assert_eq!(compat_of_version(1, "garbage"), CompatStatus::OutOfSupport);
+        assert_eq!(compat_of_version(1, "0.9.0"), CompatStatus::Deprecated);
+        assert_eq!(compat_of_version(1, "v1.2.0"), CompatStatus::InWindow);
+    }
 
     #[test]
     fn same_major_in_window() {

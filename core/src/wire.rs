@@ -77,7 +77,7 @@ pub mod patterns {
     /// A DNS label: what `validate::valid_name` accepts.
     pub const NAME: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
     /// What `Version` parses.
-    pub const VERSION: &str = "^v?[0-9]{1,18}\\.[0-9]{1,18}\\.[0-9]{1,18}(-[0-9A-Za-z.]+)?$";
+    pub const VERSION: &str = "^v?(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$";
     pub const SHA256: &str = "^[0-9a-fA-F]{64}$";
     /// A release file name or image reference: no spaces or control characters.
     pub const ARTIFACT: &str = "^[^\\s\\x00-\\x1f\\x7f]+$";

@@ -87,8 +87,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
-    let channel: Channel = serde_json::from_value(serde_json::Value::String(args.channel.clone()))
-        .map_err(|_| format!("channel {:?}: expected stable, beta or dev", args.channel))?;
+    let channel: Channel = args.channel.parse()?;
     let client = Client::try_default().await.map_err(|e| format!("kubernetes client: {e}"))?;
     let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     let api = HttpApi::with_ca(&args.control_plane_url, Some(args.api_key.clone()), args.ca_file.as_deref()).map_err(|e| e.to_string())?;
