@@ -103,9 +103,8 @@ impl Default for Retention {
 /// Events removed per write transaction, so pruning never holds the writer long.
 const PRUNE_BATCH: usize = 5_000;
 
-/// Drop events past the retention of every organization; returns how many.
-pub fn prune(s: &AppState) -> store::Result<u64> {
-    let now = s.now();
+/// Drop events past the retention of every organization as of `now`; returns how many.
+pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
     let retention = s.config.event_retention;
     let orgs: Vec<(String, crate::model::Org)> = s.store.read(|r| r.scan(store::ORGS, ""))?;
     let mut removed = 0;

@@ -65,8 +65,9 @@ pub async fn run(s: Arc<AppState>) {
         if tokio::time::Instant::now() >= next_prune {
             next_prune = tokio::time::Instant::now() + s.config.prune_interval;
             // A large backlog is many write transactions: keep them off the async workers.
-            let state = s.clone();
-            match tokio::task::spawn_blocking(move || crate::events::prune(&state)).await {
+            // The clock is read here: a blocking thread may not see it (the simulator's does not).
+            let (state, now) = (s.clone(), s.now());
+            match tokio::task::spawn_blocking(move || crate::events::prune(&state, now)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "event retention failed"),
                 Err(e) => tracing::error!(error = %e, "event retention task failed"),

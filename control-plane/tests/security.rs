@@ -266,14 +266,14 @@ async fn events_past_their_retention_are_removed() {
     for i in 0..10 {
         deploy(&alice, "edge-1", &format!("new-{i}")).await.unwrap();
     }
-    let removed = novacula_control_plane::events::prune(&cp.state).unwrap();
+    let removed = novacula_control_plane::events::prune(&cp.state, cp.state.now()).unwrap();
     let left = events(&alice, 0).await;
     assert_eq!(left.len(), 8, "the count limit keeps the newest");
     assert_eq!(removed as usize, before + 10 - 8);
     assert!(left.iter().all(|e| e["node"] != "old"), "events older than the retention are gone");
     assert_eq!(left.last().unwrap()["node"], "new-9");
     // the other organization is untouched by acme's volume
-    assert_eq!(novacula_control_plane::events::prune(&cp.state).unwrap(), 0);
+    assert_eq!(novacula_control_plane::events::prune(&cp.state, cp.state.now()).unwrap(), 0);
     cp.stop().await;
 }
 

@@ -41,6 +41,8 @@ pub struct Fleet {
     pub tick: Duration,
     /// One API key per executor, bound to it (as a real fleet's keys are).
     keys: Vec<String>,
+    /// The control plane's state, for checks from outside the simulation (in-memory fleets).
+    pub state: Option<std::sync::Arc<AppState>>,
 }
 
 impl Fleet {
@@ -59,6 +61,7 @@ impl Fleet {
             executors_per_host: 1,
             tick: Duration::from_millis(10),
             keys: Vec::new(),
+            state: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl Fleet {
                 let store = Store::in_memory().expect("in-memory store");
                 self.keys = seed_store(&store);
                 let state = AppState::new(store, SimClock, config.lock().expect("config").clone());
+                self.state = Some(state.clone());
                 sim.host(crate::CP_HOST, move || serve(state.clone()));
             }
             Some(path) => {

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub mod fleet;
+pub mod hunt;
 
 pub use novacula_client::Method;
 

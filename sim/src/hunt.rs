@@ -1,0 +1,314 @@
+//! A bug hunter in the style of TigerBeetle's VOPR: one seed decides the
+//! fleet, the workload and the faults, and replays them exactly.
+//!
+//! A run has two phases. In the safety phase, an operator drives random
+//! lifecycle actions while the network partitions executors, executor hosts
+//! crash and restart, and processes die or fail to start; invariants are
+//! checked every simulated second. In the liveness phase the faults stop and
+//! every node must reach its desired state within a bound.
+
+use crate::fleet::{admin, deploy_all, Fleet};
+use crate::{Method, CP_HOST};
+use novacula_control_plane::model::{Executor, NodeRow, ObservedRow};
+use novacula_control_plane::store::{StoreError, EXECUTORS, NODES, OBSERVED};
+use novacula_control_plane::AppState;
+use novacula_core::is_online;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Simulated time the faults run for.
+pub const SAFETY_PHASE: Duration = Duration::from_secs(90);
+/// Simulated time the fleet has to converge once the faults stop.
+pub const LIVENESS_BOUND: Duration = Duration::from_secs(150);
+/// An executor cut off this long must show offline (30 s timeout plus one sweep).
+const OFFLINE_DEADLINE: Duration = Duration::from_secs(40);
+
+/// splitmix64: the one source of the run's choices.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `per_mille` / 1000.
+    pub fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+}
+
+/// What one seed did.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub executors: usize,
+    pub nodes_per_executor: usize,
+    /// `Err` names the first invariant or bound that failed.
+    pub result: Result<(), String>,
+    /// The control plane's event feed at the end, one line per event.
+    pub events: Vec<String>,
+    pub faults: Vec<String>,
+}
+
+/// Fault probabilities of a run, per simulated second, drawn from the seed.
+#[derive(Debug, Clone, Copy)]
+struct FaultRates {
+    partition: u64,
+    bounce: u64,
+    control_plane_bounce: u64,
+    lossy_link: u64,
+    kill: u64,
+    failing_starts: u64,
+    slow_starts: u64,
+    unhealthy: u64,
+}
+
+/// Run one seed to the end.
+pub fn hunt(seed: u64) -> Report {
+    let mut rng = Rng::new(seed);
+    let executors = 2 + rng.below(3) as usize;
+    let per = 1 + rng.below(2) as usize;
+    let rates = FaultRates {
+        partition: 10 + rng.below(40),
+        bounce: 5 + rng.below(20),
+        control_plane_bounce: rng.below(8),
+        lossy_link: rng.below(20),
+        kill: 20 + rng.below(60),
+        failing_starts: 5 + rng.below(30),
+        slow_starts: rng.below(20),
+        unhealthy: rng.below(20),
+    };
+    let mut fleet = Fleet::new(executors, per, seed);
+    fleet.tick = Duration::from_millis(50);
+    let mut sim = fleet.build();
+    let state = fleet.state.clone().expect("an in-memory fleet keeps its state");
+    // The operator's stage: 0 deploying, 1 safety phase, 2 liveness phase, 3 done.
+    let stage = Arc::new(AtomicU32::new(0));
+    let faults_off = Arc::new(AtomicBool::new(false));
+    let failure: Arc<Mutex<Option<String>>> = Arc::default();
+    {
+        let (stage, faults_off, failure) = (stage.clone(), faults_off.clone(), failure.clone());
+        let mut workload = Rng::new(seed ^ 0x5eed);
+        sim.client("operator", async move {
+            let admin = admin().await;
+            deploy_all(&admin, executors, per).await;
+            stage.store(1, Ordering::SeqCst);
+            let started = tokio::time::Instant::now();
+            while started.elapsed() < SAFETY_PHASE {
+                tokio::time::sleep(Duration::from_millis(500 + workload.below(5000))).await;
+                let node = Fleet::node_name(workload.below(executors as u64) as usize, workload.below(per as u64) as usize);
+                let action = ["start", "stop", "restart"][workload.below(3) as usize];
+                // refusals (restart of a stopped node) are part of the game
+                let _ = admin.call::<_, Value>(Method::POST, &format!("/api/v1/nodes/{node}/lifecycle"), Some(&json!({"action": action}))).await;
+            }
+            faults_off.store(true, Ordering::SeqCst);
+            stage.store(2, Ordering::SeqCst);
+            let deadline = tokio::time::Instant::now() + LIVENESS_BOUND;
+            loop {
+                let nodes: Vec<Value> = match admin.get("/api/v1/nodes").await {
+                    Ok(n) => n,
+                    Err(_) => continue,
+                };
+                let converged = nodes.len() == executors * per
+                    && nodes
+                        .iter()
+                        .all(|n| n["drift"]["revisionsBehind"] == 0 && n["phase"] == n["spec"]["desiredState"] && !n["nodeDown"].as_bool().unwrap_or(true));
+                if converged {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    let stuck: Vec<String> = nodes
+                        .iter()
+                        .filter(|n| n["phase"] != n["spec"]["desiredState"] || n["drift"]["revisionsBehind"] != 0)
+                        .map(|n| format!("{} {} (wants {}, {} behind)", n["name"], n["phase"], n["spec"]["desiredState"], n["drift"]["revisionsBehind"]))
+                        .collect();
+                    *failure.lock().expect("failure") = Some(format!("liveness: no convergence within {LIVENESS_BOUND:?} of the faults stopping: {stuck:?}"));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            stage.store(3, Ordering::SeqCst);
+            Ok(())
+        });
+    }
+
+    let mut faults = Vec::new();
+    let mut partitioned: BTreeMap<usize, Duration> = BTreeMap::new();
+    // Faults that end by themselves after a while: (until, what to undo).
+    let mut lossy: BTreeMap<usize, Duration> = BTreeMap::new();
+    let mut unhealthy: BTreeMap<(usize, String), Duration> = BTreeMap::new();
+    let mut slow: BTreeMap<usize, Duration> = BTreeMap::new();
+    let mut next_second = Duration::ZERO;
+    let result = loop {
+        match sim.step() {
+            Ok(true) => break Ok(()),
+            Ok(false) => {}
+            Err(e) => break Err(format!("simulation: {e}")),
+        }
+        if let Some(f) = failure.lock().expect("failure").take() {
+            break Err(f);
+        }
+        let now = sim.elapsed();
+        if now < next_second {
+            continue;
+        }
+        next_second = now + Duration::from_secs(1);
+        if let Err(e) = check_invariants(&state, &partitioned, now) {
+            break Err(format!("safety at {now:?}: {e}"));
+        }
+        if stage.load(Ordering::SeqCst) != 1 {
+            continue;
+        }
+        let off = faults_off.load(Ordering::SeqCst);
+        // End the faults whose time is up (all of them once the faults stop).
+        for (i, _) in take_due(&mut lossy, now, off) {
+            sim.set_link_fail_rate(Fleet::executor_name(i), CP_HOST, 0.0);
+            faults.push(format!("{now:?} exec-{i} link lossless again"));
+        }
+        for ((i, node), _) in take_due(&mut unhealthy, now, off) {
+            fleet.drivers[i].set_unhealthy(&node, "main", None);
+            faults.push(format!("{now:?} {node}/main healthy again"));
+        }
+        for (i, _) in take_due(&mut slow, now, off) {
+            fleet.drivers[i].slow_starts(Duration::ZERO);
+            faults.push(format!("{now:?} exec-{i} starts at full speed again"));
+        }
+        if off {
+            for (i, _) in std::mem::take(&mut partitioned) {
+                sim.repair(Fleet::executor_name(i), CP_HOST);
+                faults.push(format!("{now:?} repair exec-{i}"));
+            }
+            continue;
+        }
+        // Faults for this second, each drawn from the seed.
+        let i = rng.below(executors as u64) as usize;
+        let host = Fleet::executor_name(i);
+        if let Some(since) = partitioned.get(&i).copied() {
+            if now.saturating_sub(since) > Duration::from_secs(5 + rng.below(60)) {
+                sim.repair(host.as_str(), CP_HOST);
+                partitioned.remove(&i);
+                faults.push(format!("{now:?} repair {host}"));
+            }
+        } else if rng.chance(rates.partition) {
+            sim.partition(host.as_str(), CP_HOST);
+            partitioned.insert(i, now);
+            faults.push(format!("{now:?} partition {host}"));
+        }
+        if rng.chance(rates.bounce) {
+            sim.bounce(host.as_str());
+            faults.push(format!("{now:?} bounce {host}"));
+        }
+        if rng.chance(rates.control_plane_bounce) {
+            // the in-memory store survives: this is a restart, not a loss of the database
+            sim.bounce(CP_HOST);
+            faults.push(format!("{now:?} bounce the control plane"));
+        }
+        if !lossy.contains_key(&i) && rng.chance(rates.lossy_link) {
+            let rate = (1 + rng.below(20)) as f64 / 100.0;
+            sim.set_link_fail_rate(host.as_str(), CP_HOST, rate);
+            lossy.insert(i, now + Duration::from_secs(2 + rng.below(20)));
+            faults.push(format!("{now:?} {host} link drops {rate} of its messages"));
+        }
+        if !slow.contains_key(&i) && rng.chance(rates.slow_starts) {
+            let delay = Duration::from_millis(500 + rng.below(8000));
+            fleet.drivers[i].slow_starts(delay);
+            slow.insert(i, now + Duration::from_secs(5 + rng.below(30)));
+            faults.push(format!("{now:?} starts on {host} take {delay:?}"));
+        }
+        if rng.chance(rates.unhealthy) {
+            let node = Fleet::node_name(i, rng.below(per as u64) as usize);
+            if !unhealthy.contains_key(&(i, node.clone())) && fleet.drivers[i].node(&node).process("main").is_some() {
+                fleet.drivers[i].set_unhealthy(&node, "main", Some("injected health check failure"));
+                unhealthy.insert((i, node.clone()), now + Duration::from_secs(3 + rng.below(30)));
+                faults.push(format!("{now:?} {node}/main unhealthy"));
+            }
+        }
+        let driver = &fleet.drivers[i];
+        if rng.chance(rates.kill) {
+            let node = Fleet::node_name(i, rng.below(per as u64) as usize);
+            if driver.node(&node).process("main").is_some_and(|p| p.running.is_some()) {
+                driver.kill(&node, "main");
+                faults.push(format!("{now:?} kill {node}/main"));
+            }
+        }
+        if rng.chance(rates.failing_starts) {
+            let n = 1 + rng.below(3) as u32;
+            driver.fail_next_starts(n);
+            faults.push(format!("{now:?} fail the next {n} starts on {host}"));
+        }
+    };
+    let events = event_log(&state);
+    Report { seed, executors, nodes_per_executor: per, result, events, faults }
+}
+
+/// Remove and return the entries whose deadline has passed (every entry when `all`).
+fn take_due<K: Ord + Clone>(map: &mut BTreeMap<K, Duration>, now: Duration, all: bool) -> Vec<(K, Duration)> {
+    let due: Vec<K> = map.iter().filter(|(_, until)| all || **until <= now).map(|(k, _)| k.clone()).collect();
+    due.into_iter().filter_map(|k| map.remove(&k).map(|v| (k, v))).collect()
+}
+
+/// The invariants that hold at every moment, faults or not.
+fn check_invariants(state: &AppState, partitioned: &BTreeMap<usize, Duration>, now: Duration) -> Result<(), String> {
+    // the control plane's clock, read from outside the simulation
+    let cp_now = crate::EPOCH.plus(now);
+    state
+        .store
+        .read(|r| {
+            let nodes: Vec<(String, NodeRow)> = r.scan(NODES, "")?;
+            for (k, row) in &nodes {
+                if let Some(obs) = r.get::<ObservedRow>(OBSERVED, k)? {
+                    if obs.state.revision > row.record.revision {
+                        return Ok(Err(format!("{k}: observed revision {} ahead of desired {}", obs.state.revision, row.record.revision)));
+                    }
+                }
+            }
+            let execs: Vec<(String, Executor)> = r.scan(EXECUTORS, "")?;
+            for (i, since) in partitioned {
+                let name = Fleet::executor_name(*i);
+                let Some((_, e)) = execs.iter().find(|(_, e)| e.name == name) else { continue };
+                if now.saturating_sub(*since) > OFFLINE_DEADLINE && is_online(cp_now, e.updated_at, state.config.heartbeat_timeout) {
+                    return Ok(Err(format!("{name} is cut off since {since:?} but shown online (last sync {:?})", e.updated_at)));
+                }
+            }
+            Ok::<_, StoreError>(Ok(()))
+        })
+        .map_err(|e| format!("store: {e}"))?
+}
+
+/// The event feed, one line per event, in order.
+fn event_log(state: &AppState) -> Vec<String> {
+    let events: Vec<novacula_control_plane::model::Event> = state.store.read(|r| r.events("sim", 0, usize::MAX)).unwrap_or_default();
+    events
+        .iter()
+        .map(|e| {
+            // key ids are drawn from the OS when the fleet's keys are made, outside the seed
+            let data: Vec<String> = e.data.iter().filter(|(k, _)| k.as_str() != "keyId").map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "{} {} {} {} {} {} {}",
+                e.seq,
+                e.at.0,
+                e.kind,
+                e.node.as_deref().unwrap_or("-"),
+                e.executor.as_deref().unwrap_or("-"),
+                e.actor,
+                data.join(",")
+            )
+        })
+        .collect()
+}
