@@ -3,19 +3,18 @@
 //! fetched when a node needs it and it is not in `data_dir/bin` yet; nothing
 //! whose checksum differs is ever installed.
 
-use novacula_client::download;
+use novacula_client::download_to;
 use novacula_core::sync::LockExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// Larger downloads are refused (client releases are tens of MiB).
-const MAX_DOWNLOAD: usize = 1 << 30;
+const MAX_DOWNLOAD: u64 = 1 << 30;
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// A failed fetch is not tried again sooner: the reconciler runs every 5 s.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
@@ -91,17 +90,45 @@ impl Artifacts {
 
     async fn download_and_install(&self, a: &Artifact, dest: &Path) -> Result<(), String> {
         tracing::info!(client = %a.client, version = %a.version, url = %a.url, "downloading client binary");
-        let bytes = download(&a.url, self.ca_file.as_deref(), MAX_DOWNLOAD, DOWNLOAD_TIMEOUT)
+        let dir = dest.parent().ok_or_else(|| format!("{} has no parent directory", dest.display()))?.to_path_buf();
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        // Streamed to a temporary file beside the destination, hashed as it arrives:
+        // a release is never held in memory, and nothing unchecked is installed.
+        let download = tempfile::NamedTempFile::new_in(&dir).map_err(|e| format!("temporary file in {}: {e}", dir.display()))?;
+        let mut out = Hashing { inner: tokio::fs::File::from_std(download.reopen().map_err(|e| e.to_string())?), hash: Sha256::new() };
+        download_to(&a.url, self.ca_file.as_deref(), MAX_DOWNLOAD, DOWNLOAD_TIMEOUT, &mut out)
             .await
             .map_err(|e| format!("downloading {} {}: {e}", a.client, a.version))?;
-        let actual = hex::encode(Sha256::digest(&bytes));
+        let actual = hex::encode(out.hash.finalize());
         if !actual.eq_ignore_ascii_case(&a.sha256) {
             return Err(format!("{} {} from {}: sha256 is {actual}, the catalog pins {}; not installed", a.client, a.version, a.url, a.sha256));
         }
-        let exe = if is_gzip(&bytes) { unpack(&bytes, a)? } else { bytes.to_vec() };
-        install(&exe, dest).map_err(|e| format!("installing {}: {e}", dest.display()))?;
+        let (artifact, dest_owned) = (a.clone(), dest.to_path_buf());
+        // Decompressing and unpacking is CPU and disk work: off the async workers.
+        tokio::task::spawn_blocking(move || install(download, &artifact, &dest_owned)).await.map_err(|e| format!("installing: {e}"))??;
         tracing::info!(client = %a.client, version = %a.version, path = %dest.display(), "client binary installed");
         Ok(())
+    }
+}
+
+/// An `AsyncWrite` that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Hashing<W> {
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        let me = &mut *self;
+        let written = std::task::ready!(std::pin::Pin::new(&mut me.inner).poll_write(cx, buf))?;
+        me.hash.update(&buf[..written]);
+        std::task::Poll::Ready(Ok(written))
+    }
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -110,9 +137,34 @@ fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x1f, 0x8b])
 }
 
-/// The executable out of a gzipped tarball: `member`, or the file named like the client.
-fn unpack(bytes: &[u8], a: &Artifact) -> Result<Vec<u8>, String> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+/// Put the checked download (or, for a tar.gz, its executable) at `dest`:
+/// executable, fsynced, renamed into place (blocking).
+fn install(download: tempfile::NamedTempFile, a: &Artifact, dest: &Path) -> Result<(), String> {
+    use std::io::{Seek, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = dest.parent().ok_or_else(|| format!("{} has no parent directory", dest.display()))?;
+    let mut file = download.reopen().map_err(|e| e.to_string())?;
+    let mut magic = [0u8; 2];
+    let gzip = std::io::Read::read(&mut file, &mut magic).is_ok_and(|n| n == 2 && is_gzip(&magic));
+    file.rewind().map_err(|e| e.to_string())?;
+    let exe = if gzip {
+        let mut out = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+        unpack(file, a, out.as_file_mut())?;
+        out.as_file_mut().flush().map_err(|e| e.to_string())?;
+        out
+    } else {
+        download
+    };
+    let f = exe.as_file();
+    f.set_permissions(std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("installing {}: {e}", dest.display()))?;
+    f.sync_all().map_err(|e| format!("installing {}: {e}", dest.display()))?;
+    exe.persist(dest).map_err(|e| format!("installing {}: {}", dest.display(), e.error))?;
+    Ok(())
+}
+
+/// Copy the executable out of a gzipped tarball into `out`: `member`, or the file named like the client.
+fn unpack(archive: std::fs::File, a: &Artifact, out: &mut std::fs::File) -> Result<(), String> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(archive)));
     let entries = archive.entries().map_err(|e| format!("{}: not a tar.gz: {e}", a.url))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("{}: bad archive: {e}", a.url))?;
@@ -125,23 +177,11 @@ fn unpack(bytes: &[u8], a: &Artifact) -> Result<Vec<u8>, String> {
             None => path.file_name().is_some_and(|n| n == a.client.as_str()),
         };
         if wanted {
-            let mut out = Vec::new();
-            entry.read_to_end(&mut out).map_err(|e| format!("{}: reading {}: {e}", a.url, path.display()))?;
-            return Ok(out);
+            std::io::copy(&mut entry, out).map_err(|e| format!("{}: reading {}: {e}", a.url, path.display()))?;
+            return Ok(());
         }
     }
     Err(format!("{}: no {} in the archive", a.url, a.member.as_deref().unwrap_or(&a.client)))
-}
-
-fn install(exe: &[u8], dest: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = dest.with_extension("download");
-    std::fs::write(&tmp, exe)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-    std::fs::rename(&tmp, dest)
 }
 
 #[cfg(test)]

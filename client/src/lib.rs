@@ -88,9 +88,17 @@ fn connector(https: bool, ca_file: Option<&Path>) -> Result<Connector, ClientErr
     Ok(HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http))
 }
 
-/// GET `url` in full, following up to 5 redirects (release downloads redirect
-/// to a CDN), refusing bodies over `limit` bytes, within `timeout` overall.
-pub async fn download(url: &str, ca_file: Option<&Path>, limit: usize, timeout: Duration) -> Result<Bytes, ClientError> {
+/// GET `url` into `out` as it arrives, following up to 5 redirects (release
+/// downloads redirect to a CDN), refusing bodies over `limit` bytes, within
+/// `timeout` overall. Returns how many bytes were written.
+pub async fn download_to(
+    url: &str,
+    ca_file: Option<&Path>,
+    limit: u64,
+    timeout: Duration,
+    out: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> Result<u64, ClientError> {
+    use tokio::io::AsyncWriteExt;
     let fut = async {
         let client: Client<Connector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector(url.starts_with("https://"), ca_file)?);
         let mut uri: hyper::Uri = url.parse().map_err(|e| ClientError::Transport(format!("bad URL {url:?}: {e}")))?;
@@ -110,23 +118,35 @@ pub async fn download(url: &str, ca_file: Option<&Path>, limit: usize, timeout: 
             if !status.is_success() {
                 return Err(ClientError::Status { status: status.as_u16(), error: format!("GET {uri}"), details: vec![] });
             }
-            let body = http_body_util::Limited::new(resp.into_body(), limit);
-            return Ok(body.collect().await.map_err(|e| ClientError::Transport(format!("reading {uri}: {e}")))?.to_bytes());
+            let mut body = resp.into_body();
+            let mut written = 0u64;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| ClientError::Transport(format!("reading {uri}: {e}")))?;
+                let Ok(chunk) = frame.into_data() else { continue };
+                written += chunk.len() as u64;
+                if written > limit {
+                    return Err(ClientError::Transport(format!("{uri} is larger than {limit} bytes")));
+                }
+                out.write_all(&chunk).await.map_err(|e| ClientError::Transport(format!("storing {uri}: {e}")))?;
+            }
+            out.flush().await.map_err(|e| ClientError::Transport(format!("storing {uri}: {e}")))?;
+            return Ok(written);
         }
         Err(ClientError::Transport(format!("too many redirects from {url}")))
     };
     tokio::time::timeout(timeout, fut).await.map_err(|_| ClientError::Timeout(timeout))?
 }
 
-/// A redirect's Location, absolute or relative to `base`.
+/// A redirect's Location resolved against `base` as a browser would (RFC 3986:
+/// absolute, scheme-relative `//host/path`, absolute path, relative path).
 fn resolve(base: &hyper::Uri, location: &str) -> Result<hyper::Uri, ClientError> {
     let bad = |e: String| ClientError::Decode(format!("bad redirect {location:?}: {e}"));
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return location.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()));
+    let base = url::Url::parse(&base.to_string()).map_err(|e| bad(e.to_string()))?;
+    let next = base.join(location).map_err(|e| bad(e.to_string()))?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(bad(format!("scheme {} is not http(s)", next.scheme())));
     }
-    let mut parts = base.clone().into_parts();
-    parts.path_and_query = Some(location.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?);
-    hyper::Uri::from_parts(parts).map_err(|e| bad(e.to_string()))
+    next.as_str().parse().map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))
 }
 
 /// The system's root certificates plus those in `ca_file`.
@@ -264,5 +284,24 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
 
     pub async fn report(&self, executor: &str, nodes: Vec<ObservedNodeState>) -> Result<serde_json::Value, ClientError> {
         self.call(Method::POST, &format!("/api/v1/executor/report?executor={executor}"), Some(&ReportRequest { nodes })).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_resolve_as_a_browser_would() {
+        let base: hyper::Uri = "https://releases.example/v1/geth/download?arch=amd64".parse().unwrap();
+        let r = |l: &str| resolve(&base, l).map(|u| u.to_string());
+        assert_eq!(r("https://cdn.example/a/geth.tar.gz").unwrap(), "https://cdn.example/a/geth.tar.gz");
+        // scheme-relative: another host, same scheme (read as a path before)
+        assert_eq!(r("//cdn.example/a/geth.tar.gz").unwrap(), "https://cdn.example/a/geth.tar.gz");
+        assert_eq!(r("/files/geth.tar.gz").unwrap(), "https://releases.example/files/geth.tar.gz");
+        // relative: against the base's directory (replaced the whole path before)
+        assert_eq!(r("latest/geth.tar.gz").unwrap(), "https://releases.example/v1/geth/latest/geth.tar.gz");
+        assert_eq!(r("../lighthouse").unwrap(), "https://releases.example/v1/lighthouse");
+        assert!(r("ftp://files.example/geth").is_err());
     }
 }
