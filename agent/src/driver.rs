@@ -127,18 +127,59 @@ impl LocalDriver {
         self.node_dir(node).join("units").join(format!("{unit}.installed"))
     }
 
-    /// Live processes of this node, found by their environment markers.
-    fn scan_all(&self, node: &str) -> Vec<(String, Found)> {
-        let prefix = format!("{ENV_UNIT}={}/", self.node_dir(node).display());
+    fn scanner(&self, node: &str) -> Scanner {
+        Scanner { node_dir: self.node_dir(node), trusted_uids: self.trusted_uids.clone() }
+    }
+
+    /// Live processes of this node; the `/proc` walk runs off the async workers.
+    async fn scan_all(&self, node: &str) -> Vec<(String, Found)> {
+        let scanner = self.scanner(node);
+        tokio::task::spawn_blocking(move || scanner.scan()).await.unwrap_or_default()
+    }
+
+    async fn scan(&self, node: &str) -> std::collections::BTreeMap<String, Found> {
+        self.scan_all(node).await.into_iter().collect()
+    }
+
+    /// How the unit's live process was started, if it runs.
+    pub async fn running(&self, node: &str, unit: &str) -> Option<RunningProcess> {
+        self.found(node, unit).await.map(|f| f.running)
+    }
+
+    /// Live processes of a node, duplicates included (there should be none).
+    /// Blocking: for tests and tools, not for the async workers.
+    pub fn process_count(&self, node: &str) -> usize {
+        self.scanner(node).scan().len()
+    }
+
+    async fn found(&self, node: &str, unit: &str) -> Option<Found> {
+        self.scan(node).await.remove(unit)
+    }
+
+    /// Every live process of a unit (a client and the children that inherited its markers).
+    async fn unit_processes(&self, node: &str, unit: &str) -> Vec<Found> {
+        self.scan_all(node).await.into_iter().filter(|(u, _)| u == unit).map(|(_, f)| f).collect()
+    }
+}
+
+/// Finds a node's processes by their environment markers in `/proc` (blocking).
+struct Scanner {
+    node_dir: PathBuf,
+    trusted_uids: Vec<u32>,
+}
+
+impl Scanner {
+    fn scan(&self) -> Vec<(String, Found)> {
+        let prefix = format!("{ENV_UNIT}={}/", self.node_dir.display());
         let mut out = Vec::new();
-        let mut retries = MID_EXEC_RETRIES;
+        let mid_exec_deadline = std::time::Instant::now() + MID_EXEC_WAIT;
         let Ok(entries) = std::fs::read_dir("/proc") else { return out };
         for e in entries.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
             if is_zombie(pid) || !owner_uid(&e.path()).is_ok_and(|uid| self.trusted_uids.contains(&uid)) {
                 continue;
             }
-            let Some(environ) = read_environ(pid, &mut retries) else { continue };
+            let Some(environ) = read_environ(pid, mid_exec_deadline) else { continue };
             let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
             let get = |k: &str| vars.iter().find_map(|v| std::str::from_utf8(v).ok()?.strip_prefix(k)?.strip_prefix('=').map(str::to_string));
             let Some(unit) = get(ENV_UNIT).and_then(|u| u.strip_prefix(&prefix[ENV_UNIT.len() + 1..]).map(str::to_string)) else {
@@ -152,48 +193,28 @@ impl LocalDriver {
         }
         out
     }
-
-    fn scan(&self, node: &str) -> std::collections::BTreeMap<String, Found> {
-        self.scan_all(node).into_iter().collect()
-    }
-
-    /// How the unit's live process was started, if it runs.
-    pub fn running(&self, node: &str, unit: &str) -> Option<RunningProcess> {
-        self.found(node, unit).map(|f| f.running)
-    }
-
-    /// Live processes of a node, duplicates included (there should be none).
-    pub fn process_count(&self, node: &str) -> usize {
-        self.scan_all(node).len()
-    }
-
-    fn found(&self, node: &str, unit: &str) -> Option<Found> {
-        self.scan(node).remove(unit)
-    }
-
-    /// Every live process of a unit (a client and the children that inherited its markers).
-    fn unit_processes(&self, node: &str, unit: &str) -> Vec<Found> {
-        self.scan_all(node).into_iter().filter(|(u, _)| u == unit).map(|(_, f)| f).collect()
-    }
 }
 
 /// How long a stopping client may take before it is killed.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Re-reads of an empty environment allowed per scan (see `read_environ`).
-const MID_EXEC_RETRIES: u32 = 50;
+/// How long one scan may re-read empty environments (see `read_environ`).
+const MID_EXEC_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long a start waits to see the new process's markers.
+const START_VISIBLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often waits on processes look again.
+const PROCESS_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A process's environment. A process in the middle of `execve` (a wrapper
 /// like `sh -c 'exec client'`) briefly shows an empty one; missing it then
 /// would look like "not running" and start a duplicate, so an empty read of a
 /// user process is retried for a few milliseconds (kernel threads have none).
-fn read_environ(pid: i32, retries: &mut u32) -> Option<Vec<u8>> {
+fn read_environ(pid: i32, deadline: std::time::Instant) -> Option<Vec<u8>> {
     loop {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        if !environ.is_empty() || *retries == 0 || is_kernel_thread(pid) || is_zombie(pid) {
+        if !environ.is_empty() || std::time::Instant::now() >= deadline || is_kernel_thread(pid) || is_zombie(pid) {
             return Some(environ);
         }
-        *retries -= 1;
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
@@ -247,7 +268,7 @@ impl ProcessDriver for LocalDriver {
 
     async fn observe(&self, node: &str) -> Result<LocalNode> {
         let dir = self.node_dir(node);
-        let mut running = self.scan(node);
+        let mut running = self.scan(node).await;
         let mut processes = Vec::new();
         if let Ok(entries) = std::fs::read_dir(dir.join("units")) {
             let mut names: Vec<String> = entries
@@ -316,7 +337,7 @@ impl ProcessDriver for LocalDriver {
     }
 
     async fn start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
-        if self.found(node, unit).is_some() {
+        if self.found(node, unit).await.is_some() {
             return Ok(()); // already running: never start a duplicate
         }
         let def: UnitFile =
@@ -341,8 +362,9 @@ impl ProcessDriver for LocalDriver {
         // wrapper mid-exec, see `read_environ`), or report a client that exits
         // at once as this start's error, with where its output went.
         let mut visible = false;
-        for _ in 0..250 {
-            if self.found(node, unit).is_some() {
+        let deadline = tokio::time::Instant::now() + START_VISIBLE_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if self.found(node, unit).await.is_some() {
                 visible = true;
                 break;
             }
@@ -352,10 +374,10 @@ impl ProcessDriver for LocalDriver {
                     self.node_dir(node).join("logs").join(format!("{unit}.log")).display()
                 )));
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tokio::time::sleep(PROCESS_POLL_INTERVAL).await;
         }
         if !visible {
-            tracing::warn!(node, unit, "process started but not yet visible after 5 s");
+            tracing::warn!(node, unit, wait_secs = START_VISIBLE_WAIT.as_secs(), "process started but not yet visible");
         }
         // Reap it when it exits so it does not linger as a zombie while we live.
         tokio::spawn(async move {
@@ -365,7 +387,7 @@ impl ProcessDriver for LocalDriver {
     }
 
     async fn stop(&self, node: &str, unit: &str) -> Result<()> {
-        let found = self.unit_processes(node, unit);
+        let found = self.unit_processes(node, unit).await;
         if found.is_empty() {
             return Ok(());
         }
@@ -373,7 +395,7 @@ impl ProcessDriver for LocalDriver {
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            let left = self.unit_processes(node, unit);
+            let left = self.unit_processes(node, unit).await;
             if left.is_empty() {
                 tracing::info!(node, unit, processes = found.len(), "process stopped");
                 return Ok(());
@@ -381,7 +403,7 @@ impl ProcessDriver for LocalDriver {
             // A child started while we waited joins the list.
             signal_unit(&left, rustix::process::Signal::TERM);
         }
-        let left = self.unit_processes(node, unit);
+        let left = self.unit_processes(node, unit).await;
         signal_unit(&left, rustix::process::Signal::KILL);
         tracing::warn!(node, unit, processes = left.len(), grace_secs = STOP_GRACE.as_secs(), "processes killed after the stop grace period");
         Ok(())

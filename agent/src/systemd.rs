@@ -39,6 +39,10 @@ fn write_unit_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 pub use crate::files::Account;
 
+/// How long a start, restart or stop waits for systemd to get the process there.
+const UNIT_STATE_WAIT: Duration = Duration::from_secs(10);
+const UNIT_STATE_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 pub use novacula_core::naming::unit_name;
 
 /// Which directive a quoted word goes into: systemd expands `$VAR` in
@@ -141,8 +145,9 @@ impl SystemdDriver {
 
     /// Wait until the unit's process runs (or, with `None`, is gone); a failed unit ends the wait.
     async fn wait_for(&self, node: &str, unit: &str, want: Option<(Fingerprint, u64)>) -> Result<()> {
-        for _ in 0..100 {
-            let now = self.files.running(node, unit).map(|r| (r.fingerprint, r.generation));
+        let deadline = tokio::time::Instant::now() + UNIT_STATE_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            let now = self.files.running(node, unit).await.map(|r| (r.fingerprint, r.generation));
             if now == want {
                 return Ok(());
             }
@@ -151,9 +156,9 @@ impl SystemdDriver {
                     return Err(DriverError::Other(why));
                 }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(UNIT_STATE_POLL_INTERVAL).await;
         }
-        Err(DriverError::Other(format!("{} did not reach the expected state within 10 s", unit_name(node, unit))))
+        Err(DriverError::Other(format!("{} did not reach the expected state within {} s", unit_name(node, unit), UNIT_STATE_WAIT.as_secs())))
     }
 
     async fn prepare_start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {

@@ -15,6 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
+/// How long a spec poll waits at the control plane for a change.
+pub const POLL_WAIT: Duration = Duration::from_secs(5);
+/// How often every desired node is reconciled (and at once after a change).
+pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often observed state is reported (and at once after a reconcile changed something).
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct Intervals {
     pub sync: Duration,
@@ -25,7 +32,7 @@ pub struct Intervals {
 
 impl Default for Intervals {
     fn default() -> Self {
-        Intervals { sync: Duration::from_secs(5), poll_wait: Duration::from_secs(5), reconcile: Duration::from_secs(5), report: Duration::from_secs(10) }
+        Intervals { sync: novacula_core::heartbeat::SYNC_INTERVAL, poll_wait: POLL_WAIT, reconcile: RECONCILE_INTERVAL, report: REPORT_INTERVAL }
     }
 }
 
