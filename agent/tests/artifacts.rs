@@ -10,8 +10,7 @@ use axum::routing::get;
 use novacula_agent::artifacts::{Artifact, Artifacts};
 use novacula_agent::backend::Processes;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
-use novacula_core::spec::{ClientSpec, NodeType};
-use novacula_core::{DesiredNode, DesiredState, NodeSpec, ObservedNodeStatus, Revision};
+use novacula_core::{DesiredNode, NodeSpec, ObservedNodeStatus, Revision};
 use novacula_executor::adapter::Adapters;
 use novacula_executor::backend::Backend;
 use sha2::{Digest, Sha256};
@@ -57,26 +56,9 @@ async fn serve(archive: Vec<u8>, hits: Arc<AtomicUsize>) -> String {
     url
 }
 
+/// The shared Ethereum fixture, on a host that runs its clients as local processes.
 fn eth_spec() -> NodeSpec {
-    let c = |role: &str, client: &str, version: &str| ClientSpec {
-        role: role.into(),
-        client: client.into(),
-        version: version.into(),
-        image: None,
-        config_overrides: Default::default(),
-        resources: Default::default(),
-    };
-    NodeSpec {
-        name: "eth".into(),
-        chain: "ethereum".into(),
-        network: "holesky".into(),
-        node_type: NodeType::Full,
-        clients: vec![c("execution", "geth", "1.14.11"), c("consensus", "lighthouse", "5.3.0")],
-        storage: vec![],
-        sidecars: vec![],
-        desired_state: DesiredState::Running,
-        restart_generation: 0,
-    }
+    NodeSpec { storage: vec![], ..novacula_core::fixtures::eth_spec("eth") }
 }
 
 async fn converge<B: Backend>(b: &B, d: &DesiredNode) {
@@ -99,7 +81,7 @@ async fn missing_binaries_are_fetched_checked_and_run() {
     let catalog = Artifacts::new(
         vec![
             Artifact { client: "geth".into(), version: "1.14.11".into(), url: format!("{url}/latest/geth"), sha256: sha256(&archive), member: None },
-            Artifact { client: "lighthouse".into(), version: "5.3.0".into(), url: format!("{url}/lighthouse"), sha256: sha256(SCRIPT), member: None },
+            Artifact { client: "lighthouse".into(), version: "v5.3.0".into(), url: format!("{url}/lighthouse"), sha256: sha256(SCRIPT), member: None },
         ],
         None,
     )
@@ -113,7 +95,7 @@ async fn missing_binaries_are_fetched_checked_and_run() {
     let geth = dir.path().join("bin/geth/1.14.11/geth");
     assert_eq!(std::fs::read(&geth).unwrap(), SCRIPT, "the executable from inside the archive");
     assert!(novacula_agent::driver::is_executable(&geth));
-    assert_eq!(std::fs::read(dir.path().join("bin/lighthouse/5.3.0/lighthouse")).unwrap(), SCRIPT);
+    assert_eq!(std::fs::read(dir.path().join("bin/lighthouse/v5.3.0/lighthouse")).unwrap(), SCRIPT);
     assert_eq!(running(&backend.driver().observe("eth").await.unwrap()), 2, "both clients run");
     assert_eq!(hits.load(Ordering::SeqCst), 2, "one download each");
 

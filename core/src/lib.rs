@@ -11,6 +11,8 @@ pub mod drift;
 pub mod events;
 pub mod executor;
 pub mod fingerprint;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod heartbeat;
 pub mod lifecycle;
 pub mod naming;

@@ -101,7 +101,7 @@ pub fn apply_command(current: &NodeRecord, cmd: &NodeCommand) -> Result<Option<N
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::fixtures::eth_spec;
+    use crate::fixtures::eth_spec;
 
     fn rec() -> NodeRecord {
         create(eth_spec("n"))

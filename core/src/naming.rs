@@ -31,7 +31,7 @@ pub fn shared_object_name<'a>(spec: &NodeSpec, others: impl IntoIterator<Item = 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::fixtures::eth_spec;
+    use crate::fixtures::eth_spec;
 
     #[test]
     fn unit_names_of_different_nodes_never_collide() {

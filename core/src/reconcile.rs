@@ -243,7 +243,8 @@ pub fn simulate(local: &LocalNode, actions: &[Action]) -> LocalNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{fixtures::eth_spec, Revision, Sidecar};
+    use crate::fixtures::eth_spec;
+    use crate::spec::{Revision, Sidecar};
 
     fn desired(spec: NodeSpec, rev: u64) -> DesiredNode {
         DesiredNode { revision: Revision(rev), spec, deleted: false }

@@ -167,44 +167,9 @@ pub struct DesiredNode {
 }
 
 #[cfg(test)]
-pub(crate) mod fixtures {
-    use super::*;
-
-    pub fn eth_spec(name: &str) -> NodeSpec {
-        NodeSpec {
-            name: name.to_string(),
-            chain: "ethereum".into(),
-            network: "holesky".into(),
-            node_type: NodeType::Full,
-            clients: vec![
-                ClientSpec {
-                    role: "execution".into(),
-                    client: "geth".into(),
-                    version: "1.14.11".into(),
-                    image: None,
-                    config_overrides: BTreeMap::new(),
-                    resources: Resources::default(),
-                },
-                ClientSpec {
-                    role: "consensus".into(),
-                    client: "lighthouse".into(),
-                    version: "v5.3.0".into(),
-                    image: None,
-                    config_overrides: BTreeMap::new(),
-                    resources: Resources::default(),
-                },
-            ],
-            storage: vec![StorageVolume { name: "data".into(), size_gib: 100, mount_path: "/data".into(), storage_class: None }],
-            sidecars: vec![],
-            desired_state: DesiredState::Running,
-            restart_generation: 0,
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures;
 
     #[test]
     fn json_is_camel_case_and_rejects_unknown_fields() {

@@ -361,7 +361,8 @@ fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
 mod tests {
     use super::*;
     use crate::executor::{ChainSupport, ClientSupport};
-    use crate::spec::{fixtures::eth_spec, NodeType, Sidecar};
+    use crate::fixtures::eth_spec;
+    use crate::spec::{NodeType, Sidecar};
 
     fn caps() -> ExecutorCapabilities {
         ExecutorCapabilities {

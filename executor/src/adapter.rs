@@ -259,32 +259,13 @@ fn render_sidecar(s: &Sidecar, name: String) -> RenderedUnit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use novacula_core::spec::Resources;
 
     fn paths() -> NodePaths {
         NodePaths { root: "/var/lib/novacula/nodes/eth".into() }
     }
 
     fn eth() -> NodeSpec {
-        let c = |role: &str, client: &str, v: &str| ClientSpec {
-            role: role.into(),
-            client: client.into(),
-            version: v.into(),
-            image: None,
-            config_overrides: BTreeMap::new(),
-            resources: Resources::default(),
-        };
-        NodeSpec {
-            name: "eth".into(),
-            chain: "ethereum".into(),
-            network: "holesky".into(),
-            node_type: NodeType::Full,
-            clients: vec![c("execution", "geth", "1.14.11"), c("consensus", "lighthouse", "v5.3.0")],
-            storage: vec![],
-            sidecars: vec![],
-            desired_state: Default::default(),
-            restart_generation: 0,
-        }
+        NodeSpec { name: "eth".into(), ..novacula_core::fixtures::eth_spec("eth") }
     }
 
     #[test]

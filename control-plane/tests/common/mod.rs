@@ -6,9 +6,9 @@ use novacula_client::{ClientError, HttpApi};
 use novacula_control_plane::clock::ManualClock;
 use novacula_control_plane::{orgs, AppState, Config, Store};
 use novacula_core::executor::{ChainSupport, ClientSupport};
-use novacula_core::spec::{ClientSpec, NodeType, Resources};
+use novacula_core::spec::NodeType;
 use novacula_core::wire::SyncExecutorRequest;
-use novacula_core::{Channel, DesiredState, ExecutorCapabilities, ExecutorKind, NodeSpec, Timestamp};
+use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, NodeSpec, Timestamp};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,26 +107,9 @@ pub fn sync_req(name: &str, kind: ExecutorKind, version: &str) -> SyncExecutorRe
     SyncExecutorRequest { name: name.into(), kind, version: version.into(), channel: Channel::Stable, capabilities: caps() }
 }
 
+/// The shared Ethereum fixture without volumes.
 pub fn spec(name: &str) -> NodeSpec {
-    let client = |role: &str, client: &str, version: &str| ClientSpec {
-        role: role.into(),
-        client: client.into(),
-        version: version.into(),
-        image: None,
-        config_overrides: Default::default(),
-        resources: Resources::default(),
-    };
-    NodeSpec {
-        name: name.into(),
-        chain: "ethereum".into(),
-        network: "holesky".into(),
-        node_type: NodeType::Full,
-        clients: vec![client("execution", "geth", "1.14.11"), client("consensus", "lighthouse", "v5.3.0")],
-        storage: vec![],
-        sidecars: vec![],
-        desired_state: DesiredState::Running,
-        restart_generation: 0,
-    }
+    NodeSpec { storage: vec![], ..novacula_core::fixtures::eth_spec(name) }
 }
 
 pub async fn deploy(user: &HttpApi, executor: &str, name: &str) -> Result<Value, ClientError> {

@@ -7,7 +7,6 @@ use http::{Request, Response};
 use kube::client::Body;
 use kube::Client;
 use novacula_core::spec::{ClientSpec, NodeSpec, Resources, StorageVolume};
-use novacula_core::DesiredState;
 use novacula_operator::crd::{BlockchainNode, BlockchainNodeSpec};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -75,23 +74,15 @@ pub fn client(role: &str, client: &str, version: &str) -> ClientSpec {
     }
 }
 
+/// The shared Ethereum fixture with two volumes (one on a storage class) and geth's resources.
 pub fn eth_spec(name: &str) -> NodeSpec {
-    let mut geth = client("execution", "geth", "1.14.11");
-    geth.resources = Resources { cpu_millis: 2000, memory_mib: 8192 };
-    NodeSpec {
-        name: name.into(),
-        chain: "ethereum".into(),
-        network: "holesky".into(),
-        node_type: Default::default(),
-        clients: vec![geth, client("consensus", "lighthouse", "5.3.0")],
-        storage: vec![
-            StorageVolume { name: "chain".into(), size_gib: 500, mount_path: "/chain".into(), storage_class: Some("fast-ssd".into()) },
-            StorageVolume { name: "ancient".into(), size_gib: 1000, mount_path: "/ancient".into(), storage_class: None },
-        ],
-        sidecars: vec![],
-        desired_state: DesiredState::Running,
-        restart_generation: 0,
-    }
+    let mut spec = novacula_core::fixtures::eth_spec(name);
+    spec.clients[0].resources = Resources { cpu_millis: 2000, memory_mib: 8192 };
+    spec.storage = vec![
+        StorageVolume { name: "chain".into(), size_gib: 500, mount_path: "/chain".into(), storage_class: Some("fast-ssd".into()) },
+        StorageVolume { name: "ancient".into(), size_gib: 1000, mount_path: "/ancient".into(), storage_class: None },
+    ];
+    spec
 }
 
 /// A CR as the API server returns it: namespaced, with a uid.
