@@ -224,7 +224,12 @@ async fn write_error(nodes: &Api<BlockchainNode>, cr: &BlockchainNode, why: &str
         message: Some(why.to_string()),
     });
     let previous = cr.status.as_ref().map_or(0, |s| s.observed_revision);
-    write_status(nodes, cr, BlockchainNodeStatus { phase: "Error".into(), observed_revision: previous, processes: processes.collect() }).await
+    write_status(
+        nodes,
+        cr,
+        BlockchainNodeStatus { phase: novacula_core::NodePhase::Error.as_str().into(), observed_revision: previous, processes: processes.collect() },
+    )
+    .await
 }
 
 async fn write_status(nodes: &Api<BlockchainNode>, cr: &BlockchainNode, status: BlockchainNodeStatus) -> Result<(), Error> {

@@ -35,7 +35,7 @@ pub struct BlockchainNodeSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockchainNodeStatus {
-    /// Progressing, Running, Stopped or Error.
+    /// The node's phase, in the control plane's words (provisioning, configuring, starting, running, syncing, stopping, stopped, error, deleting).
     #[serde(default)]
     pub phase: String,
     /// The newest `spec.revision` fully rolled out (pods updated and ready, or scaled to 0).

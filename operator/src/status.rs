@@ -5,7 +5,7 @@ use crate::crd::{BlockchainNode, BlockchainNodeStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use novacula_core::reconcile::plan;
-use novacula_core::{DesiredState, ObservedNodeStatus, ObservedProcess};
+use novacula_core::{derived_node_phase, DesiredState, ObservedNodeState, ObservedNodeStatus, ObservedProcess, PhaseInput, Revision};
 
 /// Waiting reasons that will not fix themselves: the process is in error.
 pub const FAILING_REASONS: [&str; 6] =
@@ -56,14 +56,15 @@ pub fn status(cr: &BlockchainNode, sts: &StatefulSet, pod: Option<&Pod>) -> Bloc
         plan(&cr.spec.node).iter().map(|u| process(&u.unit, containers.iter().find(|c| c.name == u.unit), pod.is_some() || running)).collect();
     let rolled = rolled_out(sts, running);
     let previous = cr.status.as_ref().map_or(0, |s| s.observed_revision);
-    let phase = if processes.iter().any(|p| p.status == ObservedNodeStatus::Error) {
-        "Error"
-    } else if !rolled {
-        "Progressing"
-    } else if running {
-        "Running"
-    } else {
-        "Stopped"
-    };
-    BlockchainNodeStatus { phase: phase.into(), observed_revision: if rolled { cr.spec.revision } else { previous }, processes }
+    let observed_revision = if rolled { cr.spec.revision } else { previous };
+    // The control plane's rule and words for a node's phase, from what the cluster shows.
+    let observed = ObservedNodeState { node: cr.spec.node.name.clone(), revision: Revision(observed_revision), processes: processes.clone(), removed: false };
+    let phase = derived_node_phase(&PhaseInput {
+        desired_state: cr.spec.node.desired_state,
+        desired_revision: Revision(cr.spec.revision),
+        observed: Some(&observed),
+        deleting: cr.metadata.deletion_timestamp.is_some(),
+        executor_online: true,
+    });
+    BlockchainNodeStatus { phase: phase.as_str().into(), observed_revision, processes }
 }

@@ -152,7 +152,7 @@ async fn create_applies_config_secret_statefulset_and_service() {
     assert_eq!(seen.service["spec"]["clusterIP"], "None");
     assert_eq!(seen.service["spec"]["ports"].as_array().unwrap().len(), 2);
     // not rolled out yet: nothing observed, processes starting
-    assert_eq!(seen.status["phase"], "Progressing");
+    assert_eq!(seen.status["phase"], "configuring", "the control plane's words: still applying revision 1");
     assert_eq!(seen.status["observedRevision"], 0);
     assert_eq!(seen.status["processes"][0], json!({"name": "execution", "status": "starting", "sync": null, "message": null}));
 }
@@ -162,7 +162,7 @@ async fn ready_pod_reports_running_at_the_applied_revision() {
     let ready = pod(json!([container("execution", true, json!({"running": {}})), container("consensus", true, json!({"running": {}})),]));
     let seen = reconcile_in(cr(eth_spec("n1"), 4), World { secret_exists: true, sts_status: sts_status(1, 1, 3), pod: Some(ready) }).await;
     assert!(seen.secret.is_none(), "an existing secret is never rewritten");
-    assert_eq!(seen.status["phase"], "Running");
+    assert_eq!(seen.status["phase"], "running");
     assert_eq!(seen.status["observedRevision"], 4);
     assert!(seen.status["processes"].as_array().unwrap().iter().all(|p| p["status"] == "running"));
 }
@@ -174,7 +174,7 @@ async fn crash_looping_container_is_an_error_with_its_reason() {
         container("consensus", true, json!({"running": {}})),
     ]));
     let seen = reconcile_in(cr(eth_spec("n1"), 2), World { secret_exists: true, sts_status: sts_status(1, 0, 2), pod: Some(crashing) }).await;
-    assert_eq!(seen.status["phase"], "Error");
+    assert_eq!(seen.status["phase"], "error");
     assert_eq!(seen.status["observedRevision"], 0);
     assert_eq!(seen.status["processes"][0]["status"], "error");
     assert!(seen.status["processes"][0]["message"].as_str().unwrap().starts_with("CrashLoopBackOff"));
@@ -186,7 +186,7 @@ async fn stop_scales_to_zero_and_reports_stopped_without_reading_pods() {
     spec.desired_state = DesiredState::Stopped;
     let seen = reconcile_in(cr(spec, 5), World { secret_exists: true, sts_status: sts_status(0, 0, 6), pod: None }).await;
     assert_eq!(seen.sts["spec"]["replicas"], 0);
-    assert_eq!(seen.status["phase"], "Stopped");
+    assert_eq!(seen.status["phase"], "stopped");
     assert_eq!(seen.status["observedRevision"], 5);
     assert!(seen.status["processes"].as_array().unwrap().iter().all(|p| p["status"] == "stopped"));
 }
@@ -251,7 +251,7 @@ async fn unrenderable_spec_reports_error_status_and_applies_nothing() {
     let status = status_patch(&mut server, &cr_json).await;
     tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("no further request").unwrap().unwrap();
     server.done().await;
-    assert_eq!(status["phase"], "Error");
+    assert_eq!(status["phase"], "error");
     assert!(status["processes"][0]["message"].as_str().unwrap().contains("nethermind"));
 }
 
@@ -295,14 +295,14 @@ async fn storage_growth_recreates_the_statefulset_keeping_pod_and_claims() {
 async fn objects_the_api_server_refuses_put_the_reason_in_the_status() {
     let (client, mut server) = mock_client();
     let mut node = cr(eth_spec("n1"), 3);
-    node.status = Some(novacula_operator::crd::BlockchainNodeStatus { phase: "Running".into(), observed_revision: 2, processes: vec![] });
+    node.status = Some(novacula_operator::crd::BlockchainNodeStatus { phase: "running".into(), observed_revision: 2, processes: vec![] });
     let node_json = serde_json::to_value(&node).unwrap();
     let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })));
     ownership_reads(&mut server, true).await;
     server.echo("PATCH", CONFIG_MAP).await;
     server.answer("PATCH", STS, 422, |_| invalid("StatefulSet.apps \"n1\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: \"9\": must be less than or equal to memory limit")).await;
     let status = status_patch(&mut server, &node_json).await;
-    assert_eq!(status["phase"], "Error");
+    assert_eq!(status["phase"], "error");
     assert_eq!(status["observedRevision"], 2, "the revision that did apply stays reported");
     assert!(status["processes"][0]["message"].as_str().unwrap().contains("must be less than or equal to memory limit"), "{status}");
     let action = tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap().expect("handled, not retried as a failure");
@@ -358,7 +358,7 @@ async fn objects_someone_else_made_are_never_adopted() {
         .await;
     // nothing is written: only the error status
     let status = status_patch(&mut server, &node_json).await;
-    assert_eq!(status["phase"], "Error");
+    assert_eq!(status["phase"], "error");
     let message = status["processes"][0]["message"].as_str().unwrap();
     assert!(message.contains("ConfigMap \"n1-config\" already exists and does not belong"), "{message}");
     let action = tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap().expect("handled");

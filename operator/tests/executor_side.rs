@@ -73,7 +73,7 @@ async fn observe_reports_the_controller_status() {
     let (client, mut server) = mock_client();
     let backend = nodes(client);
     let mut cr = serde_json::to_value(cr(eth_spec("n1"), 7)).unwrap();
-    cr["status"] = json!({"phase": "Running", "observedRevision": 6, "processes": [
+    cr["status"] = json!({"phase": "running", "observedRevision": 6, "processes": [
         {"name": "execution", "status": "running"},
         {"name": "consensus", "status": "error", "message": "CrashLoopBackOff"}
     ]});
