@@ -141,21 +141,22 @@ impl<D: ProcessDriver> Backend for Processes<D> {
         self.adapters.capabilities()
     }
 
+    #[tracing::instrument(name = "reconcile", skip_all, fields(node = %d.spec.name, revision = %d.revision))]
     async fn reconcile(&self, d: &DesiredNode) -> usize {
         let name = &d.spec.name;
         let local = match self.driver.observe(name).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(node = %name, error = %e, "cannot observe node");
+                tracing::warn!(error = %e, "cannot observe node");
                 return 0;
             }
         };
         let actions = diff(Some(d), &local);
         let mut applied = 0;
         for a in &actions {
-            tracing::info!(node = %name, revision = %d.revision, action = ?a, "apply");
+            tracing::info!(action = ?a, "apply");
             if let Err(e) = self.apply(d, a).await {
-                tracing::warn!(node = %name, action = ?a, error = %e, "action failed; will retry");
+                tracing::warn!(action = ?a, error = %e, "action failed; will retry");
                 self.errors.locked().insert(name.clone(), e);
                 return applied;
             }
@@ -166,6 +167,7 @@ impl<D: ProcessDriver> Backend for Processes<D> {
         applied
     }
 
+    #[tracing::instrument(name = "observe", skip_all, fields(node = %d.spec.name, revision = %d.revision))]
     async fn observe(&self, d: &DesiredNode) -> Result<ObservedNodeState, String> {
         let name = &d.spec.name;
         let local = self.driver.observe(name).await.map_err(|e| e.to_string())?;

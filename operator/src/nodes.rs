@@ -47,7 +47,7 @@ impl KubeNodes {
         }
         let cr = BlockchainNode::new(name, want);
         self.api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&cr)).await?;
-        tracing::info!(node = %name, revision = %d.revision, "applied BlockchainNode");
+        tracing::info!("applied BlockchainNode");
         Ok(1)
     }
 }
@@ -60,6 +60,7 @@ impl Backend for KubeNodes {
         caps
     }
 
+    #[tracing::instrument(name = "reconcile", skip_all, fields(node = %d.spec.name, revision = %d.revision))]
     async fn reconcile(&self, d: &DesiredNode) -> usize {
         let name = &d.spec.name;
         match self.apply(d).await {
@@ -68,13 +69,14 @@ impl Backend for KubeNodes {
                 n
             }
             Err(e) => {
-                tracing::warn!(node = %name, error = %e, "cannot apply BlockchainNode; will retry");
+                tracing::warn!(error = %e, "cannot apply BlockchainNode; will retry");
                 self.errors.locked().insert(name.clone(), e.to_string());
                 0
             }
         }
     }
 
+    #[tracing::instrument(name = "observe", skip_all, fields(node = %d.spec.name, revision = %d.revision))]
     async fn observe(&self, d: &DesiredNode) -> Result<ObservedNodeState, String> {
         let name = d.spec.name.clone();
         let cr = self.api.get_opt(&name).await.map_err(|e| e.to_string())?;
