@@ -105,7 +105,8 @@ async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Re
     let created: Value =
         user.call(Method::POST, "/api/v1/keys", Some(&json!({"label": "demo agent", "executor": EXECUTOR}))).await.map_err(|e| e.to_string())?;
     let k = created["key"].as_str().ok_or("no key in response")?.to_string();
-    std::fs::write(&file, &k).map_err(|e| format!("{}: {e}", file.display()))?;
+    // A credential: private from its creation, complete or absent.
+    novacula_agent::files::write_atomic(&file, k.as_bytes(), 0o600, None).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(k)
 }
 

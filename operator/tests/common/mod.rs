@@ -6,10 +6,9 @@
 use http::{Request, Response};
 use kube::client::Body;
 use kube::Client;
-use novacula_core::spec::{ClientSpec, NodeSpec, Resources, StorageVolume};
+use novacula_core::spec::{NodeSpec, Resources, StorageVolume};
 use novacula_operator::crd::{BlockchainNode, BlockchainNodeSpec};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tower_test::mock::{self, Handle};
 
@@ -63,16 +62,8 @@ pub fn not_found() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "not found", "reason": "NotFound", "code": 404})
 }
 
-pub fn client(role: &str, client: &str, version: &str) -> ClientSpec {
-    ClientSpec {
-        role: role.into(),
-        client: client.into(),
-        version: version.into(),
-        image: None,
-        config_overrides: BTreeMap::new(),
-        resources: Resources::default(),
-    }
-}
+#[allow(unused_imports, reason = "not every test binary builds a client by hand")]
+pub use novacula_core::fixtures::client;
 
 /// The shared Ethereum fixture with two volumes (one on a storage class) and geth's resources.
 pub fn eth_spec(name: &str) -> NodeSpec {
