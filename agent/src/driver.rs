@@ -4,7 +4,7 @@
 use crate::files::{agent_dir, hand_over, owner_uid, Account};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::{LocalNode, LocalProcess, RunningProcess};
-use novacula_executor::adapter::{NodePaths, RenderedFile};
+use novacula_executor::adapter::{FileContents, NodePaths, RenderedFile};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
@@ -317,8 +317,13 @@ impl ProcessDriver for LocalDriver {
         agent_dir(&paths.root.join("units"), 0o700, None)?;
         for f in &def.files {
             let p = paths.config().join(&f.name);
-            if f.overwrite || std::fs::symlink_metadata(&p).is_err() {
-                crate::files::write_atomic(&p, f.contents.as_bytes(), 0o640, group)?;
+            match &f.contents {
+                FileContents::Text(text) => crate::files::write_atomic(&p, text.as_bytes(), 0o640, group)?,
+                // generated once, here: a rewrite would split the clients that share it
+                FileContents::Secret { random_bytes } if std::fs::symlink_metadata(&p).is_err() => {
+                    crate::files::write_atomic(&p, novacula_executor::random_hex(*random_bytes).as_bytes(), 0o640, group)?;
+                }
+                FileContents::Secret { .. } => {}
             }
         }
         for dir in [paths.data(unit), paths.root.join("logs")] {

@@ -15,7 +15,7 @@ use novacula_agent::driver::UnitDef;
 use novacula_agent::systemd::{Account, SystemdDriver};
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::{DesiredNode, DesiredState, NodeSpec, ObservedNodeState, ObservedNodeStatus, Revision};
-use novacula_executor::adapter::{Adapters, RenderedFile, StandIn};
+use novacula_executor::adapter::{Adapters, FileContents, RenderedFile, StandIn};
 use novacula_executor::backend::Backend;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -246,10 +246,8 @@ async fn run_as_runs_clients_unprivileged_in_directories_they_own() {
     let (_conn, d) = sd.driver().await;
     let d = d.run_as(nobody.clone());
     let mut def = shell("cat config/client.toml > data/main/config-seen && id -u > data/main/whoami && exec sleep 600");
-    def.files = vec![
-        RenderedFile { name: "client.toml".into(), contents: "x = 1\n".into(), overwrite: true },
-        RenderedFile { name: "jwt.hex".into(), contents: "ab".repeat(32), overwrite: false },
-    ];
+    def.files =
+        vec![RenderedFile::text("client.toml", "x = 1\n"), RenderedFile { name: "jwt.hex".into(), contents: FileContents::Secret { random_bytes: 32 } }];
     d.write_unit("svc", "main", &def, Fingerprint(3)).await.unwrap();
     d.start("svc", "main", Fingerprint(3), 0).await.unwrap();
 
@@ -297,7 +295,7 @@ async fn client_user_planting_symlinks_cannot_redirect_root_writes_or_chowns() {
     let (_conn, d) = sd.driver().await;
     let d = d.run_as(nobody.clone());
     let mut def = shell("exec sleep 600");
-    def.files = vec![RenderedFile { name: "client.toml".into(), contents: "x = 1\n".into(), overwrite: true }];
+    def.files = vec![RenderedFile::text("client.toml", "x = 1\n")];
     d.write_unit("svc", "main", &def, Fingerprint(1)).await.unwrap();
 
     // Root's files outside the node, which the client must never get.
@@ -325,7 +323,7 @@ async fn client_user_planting_symlinks_cannot_redirect_root_writes_or_chowns() {
 
     // Make the agent walk data/main again (as after a run_as change) and rewrite config.
     std::os::unix::fs::chown(&data, Some(0), Some(0)).unwrap();
-    def.files[0].contents = "x = 2\n".into();
+    def.files[0] = RenderedFile::text("client.toml", "x = 2\n");
     d.write_unit("svc", "main", &def, Fingerprint(2)).await.unwrap();
 
     for p in [victim.clone(), outside.join("dir"), outside.join("dir/inner")] {

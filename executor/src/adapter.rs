@@ -29,9 +29,24 @@ impl NodePaths {
 pub struct RenderedFile {
     /// Relative to the node's config directory.
     pub name: String,
-    pub contents: String,
-    /// Secrets generated once (JWT) are written only when absent.
-    pub overwrite: bool,
+    pub contents: FileContents,
+}
+
+/// What a rendered file holds. Rendering is pure: a secret is described,
+/// and the backend generates it where the file is kept, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileContents {
+    /// Written (again) at every change of the node's config.
+    Text(String),
+    /// `random_bytes` random bytes, hex-encoded, generated when the file is first
+    /// written and never replaced (e.g. the engine JWT both clients share).
+    Secret { random_bytes: usize },
+}
+
+impl RenderedFile {
+    pub fn text(name: &str, contents: impl Into<String>) -> RenderedFile {
+        RenderedFile { name: name.into(), contents: FileContents::Text(contents.into()) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -98,7 +113,7 @@ impl ChainAdapter for Ethereum {
 
     fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, String> {
         let jwt = paths.config().join(JWT_FILE);
-        let jwt_file = RenderedFile { name: JWT_FILE.into(), contents: crate::random_hex(32), overwrite: false };
+        let jwt_file = RenderedFile { name: JWT_FILE.into(), contents: FileContents::Secret { random_bytes: 32 } };
         let data = paths.data(&c.role).display().to_string();
         let (mut command, probe) = match c.client.as_str() {
             "geth" => {
@@ -182,7 +197,7 @@ impl ChainAdapter for StandIn {
             program: Program::Shell,
             args: vec!["-c".into(), script],
             env: BTreeMap::new(),
-            files: vec![RenderedFile { name: "standin.conf".into(), contents: format!("{:?}\n", c.config_overrides), overwrite: true }],
+            files: vec![RenderedFile::text("standin.conf", format!("{:?}\n", c.config_overrides))],
             probe: Probe::Alive,
         })
     }
@@ -284,7 +299,8 @@ mod tests {
         assert!(lh.args.contains(&"--execution-endpoint=http://127.0.0.1:9551".to_string()));
         assert!(lh.args.contains(&"--execution-jwt=/var/lib/novacula/nodes/eth/config/jwt.hex".to_string()));
         assert_eq!(lh.probe, Probe::BeaconApi { url: "http://127.0.0.1:5052".into() });
-        assert!(!geth.files[0].overwrite, "the JWT is generated once");
+        assert_eq!(geth.files[0].contents, FileContents::Secret { random_bytes: 32 }, "the JWT is described, not generated: rendering is pure");
+        assert_eq!(a.render(&spec, "execution", &paths()).unwrap(), geth, "the same spec renders the same unit");
     }
 
     #[test]

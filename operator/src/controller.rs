@@ -135,7 +135,9 @@ async fn apply(client: &Client, ns: &str, name: &str, uid: &str, r: Rendered, st
     ours(&Api::<Service>::namespaced(client.clone(), ns), name, uid, "Service").await?;
     // Generated once: never overwrite a secret the pod may already be using.
     if !secret_exists {
-        match secrets.create(&PostParams::default(), &r.secret).await {
+        let mut secret = r.secret.clone();
+        secret.string_data = Some(r.secret_files.iter().map(|(key, bytes)| (key.clone(), novacula_executor::random_hex(*bytes))).collect());
+        match secrets.create(&PostParams::default(), &secret).await {
             Ok(_) => {}
             Err(e) if is_status(&e, 409) => {}
             Err(e) => return Err(e.into()),
