@@ -57,7 +57,7 @@ impl<D: ProcessDriver> Processes<D> {
 
     /// The unit as the driver writes it: rendered, its program resolved here.
     fn unit_def(&self, d: &DesiredNode, unit: &str) -> Result<(UnitDef, PathBuf), String> {
-        let r = self.adapters.render(&d.spec, unit, &self.driver.paths(&d.spec.name))?;
+        let r = self.adapters.render(&d.spec, unit, &self.driver.paths(&d.spec.name)).map_err(|e| e.to_string())?;
         let program = self.resolve(&r.program)?;
         let mut command = vec![program.display().to_string()];
         command.extend(r.args);
@@ -112,7 +112,7 @@ impl<D: ProcessDriver> Processes<D> {
     /// is the one pinned there (hashed off the async workers).
     async fn verify_sidecar(&self, d: &DesiredNode, unit: &str) -> Result<(), String> {
         let Some(name) = self.adapters.sidecar_program(&d.spec, unit) else { return Ok(()) };
-        let name = name?;
+        let name = name.map_err(|e| e.to_string())?;
         let program = self
             .sidecars
             .iter()

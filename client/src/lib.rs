@@ -46,6 +46,18 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// What the failure means for a retry: the network, a busy or failing
+    /// server, or an answer that is not the API's will pass; a refusal
+    /// (authentication, permission, out of support, bad request) will not
+    /// until someone acts.
+    pub fn category(&self) -> novacula_core::error::ErrorCategory {
+        use novacula_core::error::ErrorCategory;
+        match self {
+            ClientError::Status { status, .. } if (400..500).contains(status) && !matches!(status, 408 | 429) => ErrorCategory::Refused,
+            _ => ErrorCategory::Transient,
+        }
+    }
 }
 
 /// The production connector: plain HTTP for `http://` URLs, TLS for `https://`.

@@ -79,9 +79,28 @@ pub struct RenderedUnit {
     pub probe: Probe,
 }
 
+/// Why a unit could not be rendered: always the spec's doing here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("no adapter for chain {0:?}")]
+    UnknownChain(String),
+    #[error("spec has no process {0:?}")]
+    UnknownProcess(String),
+    #[error("the {chain} adapter cannot run client {client:?}")]
+    UnsupportedClient { chain: &'static str, client: String },
+    #[error("sidecar {process}: program {program:?} is not one this executor's configuration allows; not run")]
+    ProgramNotAllowed { process: String, program: String },
+}
+
+impl RenderError {
+    pub fn category(&self) -> novacula_core::error::ErrorCategory {
+        novacula_core::error::ErrorCategory::InvalidSpec
+    }
+}
+
 pub trait ChainAdapter: Send + Sync {
     fn support(&self) -> ChainSupport;
-    fn render_client(&self, spec: &NodeSpec, client: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, String>;
+    fn render_client(&self, spec: &NodeSpec, client: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, RenderError>;
 }
 
 /// Overrides become `--key=value` flags, after the adapter's defaults so they win.
@@ -111,7 +130,7 @@ impl ChainAdapter for Ethereum {
         }
     }
 
-    fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, String> {
+    fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, RenderError> {
         let jwt = paths.config().join(JWT_FILE);
         let jwt_file = RenderedFile { name: JWT_FILE.into(), contents: FileContents::Secret { random_bytes: 32 } };
         let data = paths.data(&c.role).display().to_string();
@@ -146,7 +165,7 @@ impl ChainAdapter for Ethereum {
                 ];
                 (cmd, Probe::BeaconApi { url: format!("http://127.0.0.1:{http}") })
             }
-            other => return Err(format!("ethereum adapter cannot run client {other:?}")),
+            other => return Err(RenderError::UnsupportedClient { chain: "ethereum", client: other.to_string() }),
         };
         command.extend(flags(&c.config_overrides));
         let program = Program::Client { client: c.client.clone(), version: c.version.clone() };
@@ -191,7 +210,7 @@ impl ChainAdapter for StandIn {
         }
     }
 
-    fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, _: &NodePaths) -> Result<RenderedUnit, String> {
+    fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, _: &NodePaths) -> Result<RenderedUnit, RenderError> {
         let script = format!("echo stand-in node {} client {} {} started; exec sleep 2147483647", spec.name, c.client, c.version);
         Ok(RenderedUnit {
             program: Program::Shell,
@@ -241,25 +260,25 @@ impl Adapters {
     }
 
     /// The allowed program a sidecar of the spec names, or why it may not run here.
-    pub fn sidecar_program(&self, spec: &NodeSpec, unit: &str) -> Option<Result<String, String>> {
+    pub fn sidecar_program(&self, spec: &NodeSpec, unit: &str) -> Option<Result<String, RenderError>> {
         let s = spec.sidecars.iter().find(|s| s.name == unit)?;
         Some(
             self.sidecars
                 .iter()
                 .find(|p| **p == s.image)
                 .cloned()
-                .ok_or_else(|| format!("sidecar {unit}: program {:?} is not one this executor's configuration allows; not run", s.image)),
+                .ok_or_else(|| RenderError::ProgramNotAllowed { process: unit.to_string(), program: s.image.clone() }),
         )
     }
 
     /// Render a unit of the spec: a client role through its chain's adapter, or a sidecar.
-    pub fn render(&self, spec: &NodeSpec, unit: &str, paths: &NodePaths) -> Result<RenderedUnit, String> {
+    pub fn render(&self, spec: &NodeSpec, unit: &str, paths: &NodePaths) -> Result<RenderedUnit, RenderError> {
         if let Some(c) = spec.client(unit) {
-            let a = self.get(&spec.chain).ok_or_else(|| format!("no adapter for chain {:?}", spec.chain))?;
+            let a = self.get(&spec.chain).ok_or_else(|| RenderError::UnknownChain(spec.chain.clone()))?;
             return a.render_client(spec, c, paths);
         }
-        let name = self.sidecar_program(spec, unit).ok_or_else(|| format!("spec has no unit {unit:?}"))??;
-        let s = spec.sidecars.iter().find(|s| s.name == unit).ok_or_else(|| format!("spec has no unit {unit:?}"))?;
+        let name = self.sidecar_program(spec, unit).ok_or_else(|| RenderError::UnknownProcess(unit.to_string()))??;
+        let s = spec.sidecars.iter().find(|s| s.name == unit).ok_or_else(|| RenderError::UnknownProcess(unit.to_string()))?;
         Ok(render_sidecar(s, name))
     }
 }
@@ -315,7 +334,8 @@ mod tests {
         });
         let a = Adapters::standard();
         let err = a.render(&spec, "pwn", &paths()).unwrap_err();
-        assert!(err.contains("not one this executor's configuration allows"), "{err}");
+        assert!(matches!(&err, RenderError::ProgramNotAllowed { program, .. } if program == "/bin/sh"), "{err}");
+        assert_eq!(err.category(), novacula_core::error::ErrorCategory::InvalidSpec);
         let a = Adapters::standard().with_sidecars(vec!["exporter".into()]);
         assert!(a.render(&spec, "pwn", &paths()).is_err());
         spec.sidecars[0].image = "exporter".into();
@@ -343,6 +363,6 @@ mod tests {
         assert!(a.render(&eth(), "nope", &paths()).is_err());
         let mut s = eth();
         s.clients[0].client = "erigon".into();
-        assert!(a.render(&s, "execution", &paths()).unwrap_err().contains("erigon"));
+        assert!(a.render(&s, "execution", &paths()).unwrap_err().to_string().contains("erigon"));
     }
 }

@@ -7,6 +7,7 @@
 use crate::backend::Backend;
 use hyper_util::client::legacy::connect::Connect;
 use novacula_client::{ClientError, HttpApi};
+use novacula_core::error::ErrorCategory;
 use novacula_core::sync::LockExt;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{SyncExecutorRequest, UpgradeSpec};
@@ -100,8 +101,18 @@ fn next_wait(failures: &mut u32, result: Result<(), ClientError>, interval: Dura
         }
         Err(e) => {
             *failures += 1;
-            tracing::warn!(error = %e, "{what} failed");
-            backoff(*failures, jitter.next()).min(interval)
+            let wait = backoff(*failures, jitter.next());
+            match e.category() {
+                // a refusal will not pass by itself: back off past the interval, up to a minute
+                ErrorCategory::Refused | ErrorCategory::InvalidSpec => {
+                    tracing::error!(error = %e, "{what} refused");
+                    wait.max(interval)
+                }
+                ErrorCategory::Transient => {
+                    tracing::warn!(error = %e, "{what} failed");
+                    wait.min(interval)
+                }
+            }
         }
     }
 }
@@ -283,6 +294,25 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_back_off_past_the_interval_and_hiccups_within_it() {
+        let jitter = Jitter::seeded(1);
+        let interval = Duration::from_secs(5);
+        let refused = ClientError::Status { status: 401, error: "API key has been revoked".into(), details: vec![] };
+        let (mut a, mut b) = (0, 0);
+        let mut slow = Duration::ZERO;
+        let mut fast = Duration::ZERO;
+        for _ in 0..8 {
+            slow = next_wait(&mut a, Err(refused.clone()), interval, "sync", &jitter);
+            fast = next_wait(&mut b, Err(ClientError::Transport("connection refused".into())), interval, "sync", &jitter);
+        }
+        assert!(slow >= Duration::from_secs(30) && slow <= Duration::from_secs(60), "{slow:?}");
+        assert!(fast <= interval, "{fast:?}");
+        assert_eq!(next_wait(&mut a, Ok(()), interval, "sync", &jitter), interval);
+        assert_eq!(a, 0, "a success resets the count");
+        assert_eq!(ClientError::Status { status: 503, error: String::new(), details: vec![] }.category(), ErrorCategory::Transient);
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_caps() {

@@ -178,7 +178,7 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Stri
             containers.push(sidecar_container(s, spec));
             continue;
         }
-        let unit = adapters.render(spec, &u.unit, &paths())?;
+        let unit = adapters.render(spec, &u.unit, &paths()).map_err(|e| e.to_string())?;
         for f in &unit.files {
             match &f.contents {
                 FileContents::Text(text) => {
