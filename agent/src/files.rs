@@ -156,11 +156,6 @@ fn hash_through(mut src: impl Read, mut sink: impl Write) -> std::io::Result<Str
     Ok(hex::encode(h.finalize()))
 }
 
-/// Whether a file descriptor-based check can see `path` as a directory of its own (not a link).
-pub fn is_real_dir(path: &Path) -> bool {
-    open_dir_nofollow(path).is_ok_and(|fd| rustix::fs::fstat(fd.as_fd()).is_ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,7 +194,6 @@ mod tests {
         let link = dir.path().join("config");
         std::os::unix::fs::symlink(&real, &link).unwrap();
         assert!(agent_dir(&link, 0o750, None).is_err());
-        assert!(!is_real_dir(&link));
         agent_dir(&dir.path().join("fresh"), 0o750, None).unwrap();
         assert_eq!(std::fs::metadata(dir.path().join("fresh")).unwrap().permissions().mode() & 0o777, 0o750);
     }

@@ -160,3 +160,20 @@ async fn real_answers_match_their_documented_schemas() {
     bad.as_object_mut().unwrap().remove("phase");
     assert!(conforms(&doc, response_schema(&doc, "/api/v1/nodes/{name}", "get", "200"), &bad, "x").unwrap_err().contains("phase"));
 }
+
+#[test]
+fn the_document_states_the_patterns_core_enforces() {
+    // The schema attributes are literals; this keeps them equal to the rules' own.
+    use novacula_core::wire::patterns;
+    let doc = serde_json::to_string(&openapi()).unwrap();
+    for (what, pattern) in [
+        ("name", patterns::NAME),
+        ("version", patterns::VERSION),
+        ("sha256", patterns::SHA256),
+        ("artifact", patterns::ARTIFACT),
+        ("image digest", patterns::IMAGE_DIGEST),
+    ] {
+        let quoted = serde_json::to_string(pattern).unwrap();
+        assert!(doc.contains(&format!("\"pattern\":{quoted}")), "the document does not state the {what} pattern {pattern}");
+    }
+}
