@@ -11,7 +11,7 @@
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 /// Directories below a handed-over one deeper than this are refused (chain
