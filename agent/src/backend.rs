@@ -41,16 +41,16 @@ impl<D: ProcessDriver> Processes<D> {
         self
     }
 
+    /// The `[[sidecars]]` entry of agent.toml named `name`.
+    fn listed_sidecar(&self, name: &str) -> Result<&SidecarProgram, String> {
+        self.sidecars.iter().find(|p| p.name == name).ok_or_else(|| format!("sidecar program {name:?} is not listed under [[sidecars]] in agent.toml"))
+    }
+
     /// The file on this host that a logical program stands for.
     fn resolve(&self, program: &Program) -> Result<PathBuf, String> {
         match program {
             Program::Client { client, version } => Ok(self.driver.bin_dir().join(client).join(version).join(client)),
-            Program::Sidecar { name } => self
-                .sidecars
-                .iter()
-                .find(|p| &p.name == name)
-                .map(|p| p.path.clone())
-                .ok_or_else(|| format!("sidecar program {name:?} is not listed under [[sidecars]] in agent.toml")),
+            Program::Sidecar { name } => self.listed_sidecar(name).map(|p| p.path.clone()),
             Program::Shell => Ok(PathBuf::from("/bin/sh")),
         }
     }
@@ -113,12 +113,7 @@ impl<D: ProcessDriver> Processes<D> {
     async fn verify_sidecar(&self, d: &DesiredNode, unit: &str) -> Result<(), String> {
         let Some(name) = self.adapters.sidecar_program(&d.spec, unit) else { return Ok(()) };
         let name = name.map_err(|e| e.to_string())?;
-        let program = self
-            .sidecars
-            .iter()
-            .find(|p| p.name == name)
-            .cloned()
-            .ok_or_else(|| format!("sidecar program {name:?} is not listed under [[sidecars]] in agent.toml"))?;
+        let program = self.listed_sidecar(&name)?.clone();
         let check = move || -> Result<(), String> {
             let actual = crate::files::sha256_file(&program.path)
                 .map_err(|e| format!("sidecar program {}: cannot read {}: {e}", program.name, program.path.display()))?;

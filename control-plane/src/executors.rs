@@ -111,7 +111,7 @@ fn set_active(s: &AppState, user: &UserCtx, name: &str, active: bool) -> Result<
         for (node, _) in w.executor_nodes(&org, name)? {
             let Some(mut row) = w.get::<NodeRow>(NODES, &key(&[&org, &node]))? else { continue };
             if row.record.deleted && !row.removed && row.executor == name {
-                seq = Some(finish_deletion(w, &mut row, now, &actor, "not confirmed: the executor is deactivated")?);
+                seq = Some(finish_deletion(w, &mut row, now, &actor, crate::nodes::NOT_CONFIRMED_DEACTIVATED)?);
             }
         }
         Ok::<_, ApiError>(seq)

@@ -145,6 +145,9 @@ pub fn save_write(w: &mut Write, row: &mut NodeRow, now: Timestamp) -> store::Re
     Ok(seq)
 }
 
+/// How a deletion ends when its executor is deactivated (it will never confirm).
+pub const NOT_CONFIRMED_DEACTIVATED: &str = "not confirmed: the executor is deactivated";
+
 /// A deleted node is gone: its tombstone is final, `node.deleted` is written.
 /// `how` says who ended it (the executor's confirmed teardown, or that no
 /// executor will ever confirm it). Returns the change sequence.
@@ -302,7 +305,7 @@ fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiRes
             // end the tombstone now so it does not block the name forever.
             let exec: Option<Executor> = w.get(EXECUTORS, &key(&[&org, &row.executor]))?;
             if exec.is_none_or(|e| e.deactivated) {
-                seq = finish_deletion(w, &mut row, now, &user.actor(), "not confirmed: the executor is deactivated")?;
+                seq = finish_deletion(w, &mut row, now, &user.actor(), NOT_CONFIRMED_DEACTIVATED)?;
             }
         }
         Ok((row, Some(seq)))
