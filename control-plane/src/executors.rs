@@ -130,23 +130,19 @@ pub enum SetUpgradeRequest {
     /// A file in the agents' own `release_dir`, and its SHA-256.
     Agent {
         channel: Channel,
-        #[schema(
-            pattern = "^v?(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"
-        )]
+        #[schema(schema_with = crate::api::text::version)]
         version: String,
-        #[schema(pattern = "^[^\\s\\x00-\\x1f\\x7f]+$")]
+        #[schema(schema_with = crate::api::text::artifact)]
         artifact: String,
-        #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+        #[schema(schema_with = crate::api::text::sha256)]
         sha256: String,
     },
     /// An image of the operator's own repository, pinned by digest.
     Operator {
         channel: Channel,
-        #[schema(
-            pattern = "^v?(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"
-        )]
+        #[schema(schema_with = crate::api::text::version)]
         version: String,
-        #[schema(pattern = "^[^\\s\\x00-\\x1f\\x7f@]+@sha256:[0-9a-fA-F]{64}$")]
+        #[schema(schema_with = crate::api::text::image_digest)]
         artifact: String,
     },
 }

@@ -23,7 +23,7 @@ pub struct CreateKeyRequest {
     pub label: String,
     /// Bind the key to one executor name (otherwise it binds at its first sync).
     #[serde(default)]
-    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    #[schema(schema_with = crate::api::text::key_executor)]
     pub executor: Option<String>,
 }
 

@@ -330,11 +330,9 @@ pub async fn edit(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpgradeRequest {
-    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    #[schema(schema_with = crate::api::text::name)]
     pub role: String,
-    #[schema(
-        pattern = "^v?(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"
-    )]
+    #[schema(schema_with = crate::api::text::version)]
     pub version: String,
 }
 

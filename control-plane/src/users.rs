@@ -19,7 +19,7 @@ use std::sync::Arc;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    #[schema(schema_with = crate::api::text::name)]
     pub username: String,
     #[schema(max_length = 1024)]
     pub password: String,
@@ -120,7 +120,7 @@ pub async fn me(user: UserCtx) -> ApiResult<MeView> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
-    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    #[schema(schema_with = crate::api::text::name)]
     pub username: String,
     #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
