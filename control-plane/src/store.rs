@@ -203,11 +203,6 @@ impl Read {
         events_desc_in(&self.txn.open_table(EVENTS)?, org, before, limit)
     }
 
-    /// How many events `org` has.
-    pub fn event_count(&self, org: &str) -> Result<u64> {
-        Ok(self.txn.open_table(EVENTS)?.range((org, 0)..=(org, u64::MAX))?.count() as u64)
-    }
-
     pub fn counter(&self, name: &str) -> Result<u64> {
         Ok(self.txn.open_table(META)?.get(name)?.map(|v| v.value()).unwrap_or(0))
     }
