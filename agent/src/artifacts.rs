@@ -3,7 +3,9 @@
 //! fetched when a node needs it and it is not in `data_dir/bin` yet; nothing
 //! whose checksum differs is ever installed.
 
+use crate::config::ConfigError;
 use novacula_client::download_to;
+use novacula_core::error::ErrorCategory;
 use novacula_core::sync::LockExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -44,23 +46,23 @@ pub struct Artifacts {
 
 impl Artifacts {
     /// A checked catalog (see [`Artifacts::check`]).
-    pub fn new(list: Vec<Artifact>, ca_file: Option<PathBuf>) -> Result<Artifacts, String> {
+    pub fn new(list: Vec<Artifact>, ca_file: Option<PathBuf>) -> Result<Artifacts, ConfigError> {
         Self::check(&list)?;
         Ok(Artifacts { list, ca_file, failed: Mutex::default() })
     }
 
     /// Well-formed URLs and checksums, one entry per client version.
-    pub fn check(list: &[Artifact]) -> Result<(), String> {
+    pub fn check(list: &[Artifact]) -> Result<(), ConfigError> {
         for (i, a) in list.iter().enumerate() {
             let what = format!("artifact {} {}", a.client, a.version);
             if !(a.url.starts_with("https://") || a.url.starts_with("http://")) {
-                return Err(format!("{what}: url {:?} must start with https:// (or http://)", a.url));
+                return Err(ConfigError::Invalid(format!("{what}: url {:?} must start with https:// (or http://)", a.url)));
             }
-            if a.sha256.len() != 64 || !a.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("{what}: sha256 must be 64 hex digits"));
+            if !novacula_core::wire::is_sha256_hex(&a.sha256) {
+                return Err(ConfigError::Invalid(format!("{what}: sha256 must be 64 hex digits")));
             }
             if list[..i].iter().any(|b| b.client == a.client && b.version == a.version) {
-                return Err(format!("{what} is listed twice"));
+                return Err(ConfigError::Invalid(format!("{what} is listed twice")));
             }
         }
         Ok(())
@@ -72,40 +74,42 @@ impl Artifacts {
 
     /// Download `a`, check it, and install its executable at `dest` atomically.
     /// After a failure, the same error is answered for [`RETRY_AFTER`].
-    pub async fn fetch(&self, a: &Artifact, dest: &Path) -> Result<(), String> {
+    pub async fn fetch(&self, a: &Artifact, dest: &Path) -> Result<(), ArtifactError> {
         let key = (a.client.clone(), a.version.clone());
         if let Some((at, why)) = self.failed.locked().get(&key) {
             if at.elapsed() < RETRY_AFTER {
-                return Err(why.clone());
+                return Err(ArtifactError::Cooling { why: why.clone(), retry_min: RETRY_AFTER.as_secs() / 60 });
             }
         }
         let result = self.download_and_install(a, dest).await;
         let mut failed = self.failed.locked();
         match &result {
             Ok(()) => failed.remove(&key),
-            Err(why) => failed.insert(key, (Instant::now(), format!("{why} (next try in {} min)", RETRY_AFTER.as_secs() / 60))),
+            Err(why) => failed.insert(key, (Instant::now(), why.to_string())),
         };
         result
     }
 
-    async fn download_and_install(&self, a: &Artifact, dest: &Path) -> Result<(), String> {
+    async fn download_and_install(&self, a: &Artifact, dest: &Path) -> Result<(), ArtifactError> {
         tracing::info!(client = %a.client, version = %a.version, url = %a.url, "downloading client binary");
-        let dir = dest.parent().ok_or_else(|| format!("{} has no parent directory", dest.display()))?.to_path_buf();
-        tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let dir = dest.parent().ok_or_else(|| io_error("installing", dest)(std::io::ErrorKind::InvalidInput.into()))?.to_path_buf();
+        tokio::fs::create_dir_all(&dir).await.map_err(io_error("creating", &dir))?;
         // Streamed to a temporary file beside the destination, hashed as it arrives:
         // a release is never held in memory, and nothing unchecked is installed.
-        let download = tempfile::NamedTempFile::new_in(&dir).map_err(|e| format!("temporary file in {}: {e}", dir.display()))?;
-        let mut out = Hashing { inner: tokio::fs::File::from_std(download.reopen().map_err(|e| e.to_string())?), hash: Sha256::new() };
-        download_to(&a.url, self.ca_file.as_deref(), MAX_DOWNLOAD, DOWNLOAD_TIMEOUT, &mut out)
-            .await
-            .map_err(|e| format!("downloading {} {}: {e}", a.client, a.version))?;
+        let download = tempfile::NamedTempFile::new_in(&dir).map_err(io_error("temporary file in", &dir))?;
+        let mut out = Hashing { inner: tokio::fs::File::from_std(download.reopen().map_err(io_error("temporary file in", &dir))?), hash: Sha256::new() };
+        download_to(&a.url, self.ca_file.as_deref(), MAX_DOWNLOAD, DOWNLOAD_TIMEOUT, &mut out).await.map_err(|source| ArtifactError::Download {
+            client: a.client.clone(),
+            version: a.version.clone(),
+            source,
+        })?;
         let actual = hex::encode(out.hash.finalize());
         if !actual.eq_ignore_ascii_case(&a.sha256) {
-            return Err(format!("{} {} from {}: sha256 is {actual}, the catalog pins {}; not installed", a.client, a.version, a.url, a.sha256));
+            return Err(ArtifactError::Checksum { artifact: Box::new(a.clone()), actual });
         }
         let (artifact, dest_owned) = (a.clone(), dest.to_path_buf());
         // Decompressing and unpacking is CPU and disk work: off the async workers.
-        tokio::task::spawn_blocking(move || install(download, &artifact, &dest_owned)).await.map_err(|e| format!("installing: {e}"))??;
+        tokio::task::spawn_blocking(move || install(download, &artifact, &dest_owned)).await??;
         tracing::info!(client = %a.client, version = %a.version, path = %dest.display(), "client binary installed");
         Ok(())
     }
@@ -139,49 +143,86 @@ fn is_gzip(bytes: &[u8]) -> bool {
 
 /// Put the checked download (or, for a tar.gz, its executable) at `dest`:
 /// executable, fsynced, renamed into place (blocking).
-fn install(download: tempfile::NamedTempFile, a: &Artifact, dest: &Path) -> Result<(), String> {
+fn install(download: tempfile::NamedTempFile, a: &Artifact, dest: &Path) -> Result<(), ArtifactError> {
     use std::io::{Seek, Write};
     use std::os::unix::fs::PermissionsExt;
-    let dir = dest.parent().ok_or_else(|| format!("{} has no parent directory", dest.display()))?;
-    let mut file = download.reopen().map_err(|e| e.to_string())?;
+    let installing = io_error("installing", dest);
+    let dir = dest.parent().ok_or_else(|| io_error("installing", dest)(std::io::ErrorKind::InvalidInput.into()))?;
+    let mut file = download.reopen().map_err(io_error("installing", dest))?;
     let mut magic = [0u8; 2];
     let gzip = std::io::Read::read(&mut file, &mut magic).is_ok_and(|n| n == 2 && is_gzip(&magic));
-    file.rewind().map_err(|e| e.to_string())?;
+    file.rewind().map_err(io_error("installing", dest))?;
     let exe = if gzip {
-        let mut out = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+        let mut out = tempfile::NamedTempFile::new_in(dir).map_err(io_error("temporary file in", dir))?;
         unpack(file, a, out.as_file_mut())?;
-        out.as_file_mut().flush().map_err(|e| e.to_string())?;
+        out.as_file_mut().flush().map_err(io_error("installing", dest))?;
         out
     } else {
         download
     };
     let f = exe.as_file();
-    f.set_permissions(std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("installing {}: {e}", dest.display()))?;
-    f.sync_all().map_err(|e| format!("installing {}: {e}", dest.display()))?;
-    exe.persist(dest).map_err(|e| format!("installing {}: {}", dest.display(), e.error))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o755)).map_err(io_error("installing", dest))?;
+    f.sync_all().map_err(io_error("installing", dest))?;
+    exe.persist(dest).map_err(|e| installing(e.error))?;
     Ok(())
 }
 
 /// Copy the executable out of a gzipped tarball into `out`: `member`, or the file named like the client.
-fn unpack(archive: std::fs::File, a: &Artifact, out: &mut std::fs::File) -> Result<(), String> {
+fn unpack(archive: std::fs::File, a: &Artifact, out: &mut std::fs::File) -> Result<(), ArtifactError> {
+    let bad = |what: &'static str| move |source| ArtifactError::Archive { url: a.url.clone(), what, source };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(archive)));
-    let entries = archive.entries().map_err(|e| format!("{}: not a tar.gz: {e}", a.url))?;
+    let entries = archive.entries().map_err(bad("not a tar.gz"))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| format!("{}: bad archive: {e}", a.url))?;
+        let mut entry = entry.map_err(bad("bad archive"))?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = entry.path().map_err(|e| format!("{}: bad entry name: {e}", a.url))?.into_owned();
+        let path = entry.path().map_err(bad("bad entry name"))?.into_owned();
         let wanted = match &a.member {
             Some(m) => path == Path::new(m),
             None => path.file_name().is_some_and(|n| n == a.client.as_str()),
         };
         if wanted {
-            std::io::copy(&mut entry, out).map_err(|e| format!("{}: reading {}: {e}", a.url, path.display()))?;
+            std::io::copy(&mut entry, out).map_err(bad("reading the executable"))?;
             return Ok(());
         }
     }
-    Err(format!("{}: no {} in the archive", a.url, a.member.as_deref().unwrap_or(&a.client)))
+    Err(ArtifactError::NotInArchive { url: a.url.clone(), member: a.member.clone().unwrap_or_else(|| a.client.clone()) })
+}
+
+/// Why a client binary could not be installed from the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("downloading {client} {version}: {source}")]
+    Download { client: String, version: String, source: novacula_client::ClientError },
+    #[error("{} {} from {}: sha256 is {actual}, the catalog pins {}; not installed", artifact.client, artifact.version, artifact.url, artifact.sha256)]
+    Checksum { artifact: Box<Artifact>, actual: String },
+    #[error("{url}: {what}: {source}")]
+    Archive { url: String, what: &'static str, source: std::io::Error },
+    #[error("{url}: no {member} in the archive")]
+    NotInArchive { url: String, member: String },
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("installing: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The last try failed a moment ago; not retried before [`RETRY_AFTER`].
+    #[error("{why} (next try in {retry_min} min)")]
+    Cooling { why: String, retry_min: u64 },
+}
+
+impl ArtifactError {
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            ArtifactError::Download { source, .. } => source.category(),
+            ArtifactError::Io { .. } | ArtifactError::Task(_) | ArtifactError::Cooling { .. } => ErrorCategory::Transient,
+            // The catalog's pin and the published file disagree: someone must look.
+            ArtifactError::Checksum { .. } | ArtifactError::Archive { .. } | ArtifactError::NotInArchive { .. } => ErrorCategory::Refused,
+        }
+    }
+}
+
+fn io_error<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> ArtifactError + 'a {
+    move |source| ArtifactError::Io { what, path: path.to_path_buf(), source }
 }
 
 #[cfg(test)]
@@ -196,11 +237,11 @@ mod tests {
     fn catalog_is_checked() {
         let ok = "ab".repeat(32);
         assert!(Artifacts::new(vec![art("geth", "1", &ok), art("geth", "2", &ok)], None).is_ok());
-        assert!(Artifacts::new(vec![art("geth", "1", "abc")], None).unwrap_err().contains("64 hex"));
-        assert!(Artifacts::new(vec![art("geth", "1", &ok), art("geth", "1", &ok)], None).unwrap_err().contains("twice"));
+        assert!(Artifacts::new(vec![art("geth", "1", "abc")], None).unwrap_err().to_string().contains("64 hex"));
+        assert!(Artifacts::new(vec![art("geth", "1", &ok), art("geth", "1", &ok)], None).unwrap_err().to_string().contains("twice"));
         let mut ftp = art("geth", "1", &ok);
         ftp.url = "ftp://x".into();
-        assert!(Artifacts::new(vec![ftp], None).unwrap_err().contains("https://"));
+        assert!(Artifacts::new(vec![ftp], None).unwrap_err().to_string().contains("https://"));
         assert!(is_gzip(&[0x1f, 0x8b, 8]) && !is_gzip(b"\x7fELF") && !is_gzip(b"#!/bin/sh"));
     }
 }

@@ -1,19 +1,57 @@
 //! The agent's backend: nodes as local processes (systemd units or child
 //! processes), core's reconcile diff applied unit by unit through a `ProcessDriver`.
 
-use crate::artifacts::Artifacts;
+use crate::artifacts::{ArtifactError, Artifacts};
 use crate::config::SidecarProgram;
-use crate::driver::ProcessDriver;
-use crate::driver::{is_executable, UnitDef};
+use crate::driver::{is_executable, DriverError, ProcessDriver, UnitDef};
 use crate::probe::probe;
+use novacula_core::error::ErrorCategory;
 use novacula_core::reconcile::{diff, plan, Action};
 use novacula_core::sync::LockExt;
 use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
-use novacula_executor::adapter::{Adapters, Program};
-pub use novacula_executor::backend::Backend;
+use novacula_executor::adapter::{Adapters, Program, RenderError};
+pub use novacula_executor::backend::{Backend, BackendError};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
+
+/// Why one reconcile step failed; kept, and reported as the node's message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
+}
+
+impl ApplyError {
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            ApplyError::Render(e) => e.category(),
+            ApplyError::Driver(_) => ErrorCategory::Transient,
+            ApplyError::Artifact(e) => e.category(),
+            ApplyError::Sidecar(SidecarError::Task(_)) => ErrorCategory::Transient,
+            ApplyError::Sidecar(_) => ErrorCategory::Refused,
+        }
+    }
+}
+
+/// Why a sidecar program may not start on this host.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error("sidecar program {0:?} is not listed under [[sidecars]] in agent.toml")]
+    NotListed(String),
+    #[error("sidecar program {name}: cannot read {}: {source}", path.display())]
+    Unreadable { name: String, path: PathBuf, source: std::io::Error },
+    #[error("sidecar program {name}: {} has SHA-256 {actual}, agent.toml pins {pinned}; not started", path.display())]
+    Changed { name: String, path: PathBuf, actual: String, pinned: String },
+    #[error("sidecar check failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// Nodes as local processes: the agent's backend (systemd or child processes).
 pub struct Processes<D> {
@@ -42,12 +80,12 @@ impl<D: ProcessDriver> Processes<D> {
     }
 
     /// The `[[sidecars]]` entry of agent.toml named `name`.
-    fn listed_sidecar(&self, name: &str) -> Result<&SidecarProgram, String> {
-        self.sidecars.iter().find(|p| p.name == name).ok_or_else(|| format!("sidecar program {name:?} is not listed under [[sidecars]] in agent.toml"))
+    fn listed_sidecar(&self, name: &str) -> Result<&SidecarProgram, SidecarError> {
+        self.sidecars.iter().find(|p| p.name == name).ok_or_else(|| SidecarError::NotListed(name.to_string()))
     }
 
     /// The file on this host that a logical program stands for.
-    fn resolve(&self, program: &Program) -> Result<PathBuf, String> {
+    fn resolve(&self, program: &Program) -> Result<PathBuf, SidecarError> {
         match program {
             Program::Client { client, version } => Ok(self.driver.bin_dir().join(client).join(version).join(client)),
             Program::Sidecar { name } => self.listed_sidecar(name).map(|p| p.path.clone()),
@@ -56,8 +94,8 @@ impl<D: ProcessDriver> Processes<D> {
     }
 
     /// The unit as the driver writes it: rendered, its program resolved here.
-    fn unit_def(&self, d: &DesiredNode, unit: &str) -> Result<(UnitDef, PathBuf), String> {
-        let r = self.adapters.render(&d.spec, unit, &self.driver.paths(&d.spec.name)).map_err(|e| e.to_string())?;
+    fn unit_def(&self, d: &DesiredNode, unit: &str) -> Result<(UnitDef, PathBuf), ApplyError> {
+        let r = self.adapters.render(&d.spec, unit, &self.driver.paths(&d.spec.name))?;
         let program = self.resolve(&r.program)?;
         let mut command = vec![program.display().to_string()];
         command.extend(r.args);
@@ -74,7 +112,7 @@ impl<D: ProcessDriver> Processes<D> {
         &self.driver
     }
 
-    async fn apply(&self, d: &DesiredNode, a: &Action) -> Result<(), String> {
+    async fn apply(&self, d: &DesiredNode, a: &Action) -> Result<(), ApplyError> {
         let node = d.spec.name.as_str();
         let r = match a {
             Action::InstallBinary { unit, client, version } => {
@@ -103,31 +141,28 @@ impl<D: ProcessDriver> Processes<D> {
             Action::RemoveUnit { unit } => self.driver.remove_unit(node, unit).await,
             Action::RemoveData => self.driver.remove_data(node).await,
         };
-        r.map_err(|e| e.to_string())
+        Ok(r?)
     }
 }
 
 impl<D: ProcessDriver> Processes<D> {
     /// A sidecar runs only a program agent.toml lists, and only while its file
     /// is the one pinned there (hashed off the async workers).
-    async fn verify_sidecar(&self, d: &DesiredNode, unit: &str) -> Result<(), String> {
+    async fn verify_sidecar(&self, d: &DesiredNode, unit: &str) -> Result<(), ApplyError> {
         let Some(name) = self.adapters.sidecar_program(&d.spec, unit) else { return Ok(()) };
-        let name = name.map_err(|e| e.to_string())?;
-        let program = self.listed_sidecar(&name)?.clone();
-        let check = move || -> Result<(), String> {
-            let actual = crate::files::sha256_file(&program.path)
-                .map_err(|e| format!("sidecar program {}: cannot read {}: {e}", program.name, program.path.display()))?;
+        let program = self.listed_sidecar(&name?)?.clone();
+        let check = move || -> Result<(), SidecarError> {
+            let actual = crate::files::sha256_file(&program.path).map_err(|source| SidecarError::Unreadable {
+                name: program.name.clone(),
+                path: program.path.clone(),
+                source,
+            })?;
             if !actual.eq_ignore_ascii_case(&program.sha256) {
-                return Err(format!(
-                    "sidecar program {}: {} has SHA-256 {actual}, agent.toml pins {}; not started",
-                    program.name,
-                    program.path.display(),
-                    program.sha256
-                ));
+                return Err(SidecarError::Changed { name: program.name, path: program.path, actual, pinned: program.sha256 });
             }
             Ok(())
         };
-        tokio::task::spawn_blocking(check).await.map_err(|e| format!("sidecar check failed: {e}"))?
+        Ok(tokio::task::spawn_blocking(check).await.map_err(SidecarError::from)??)
     }
 }
 
@@ -151,8 +186,8 @@ impl<D: ProcessDriver> Backend for Processes<D> {
         for a in &actions {
             tracing::info!(action = ?a, "apply");
             if let Err(e) = self.apply(d, a).await {
-                tracing::warn!(action = ?a, error = %e, "action failed; will retry");
-                self.errors.locked().insert(name.clone(), e);
+                tracing::warn!(action = ?a, error = %e, category = ?e.category(), "action failed; will retry");
+                self.errors.locked().insert(name.clone(), e.to_string());
                 return applied;
             }
             applied += 1;
@@ -163,9 +198,9 @@ impl<D: ProcessDriver> Backend for Processes<D> {
     }
 
     #[tracing::instrument(name = "observe", skip_all, fields(node = %d.spec.name, revision = %d.revision))]
-    async fn observe(&self, d: &DesiredNode) -> Result<ObservedNodeState, String> {
+    async fn observe(&self, d: &DesiredNode) -> Result<ObservedNodeState, BackendError> {
         let name = &d.spec.name;
-        let local = self.driver.observe(name).await.map_err(|e| e.to_string())?;
+        let local = self.driver.observe(name).await.map_err(|e| BackendError::platform(ErrorCategory::Transient, e))?;
         let converged = diff(Some(d), &local).is_empty();
         let revision = {
             let mut m = self.materialized.locked();

@@ -17,21 +17,37 @@ pub struct SidecarProgram {
     pub sha256: String,
 }
 
+/// Why agent.toml cannot be used; the agent refuses to start on any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {}: {source}", path.display())]
+    Parse { path: PathBuf, source: toml::de::Error },
+    /// A setting's value, named in the message.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: String) -> ConfigError {
+    ConfigError::Invalid(message)
+}
+
 impl SidecarProgram {
     /// Well-formed entries: DNS-label names, absolute paths, 64 hex digits, no name twice.
-    pub fn check(list: &[SidecarProgram]) -> Result<(), String> {
+    pub fn check(list: &[SidecarProgram]) -> Result<(), ConfigError> {
         for (i, p) in list.iter().enumerate() {
             if !novacula_core::validate::valid_name(&p.name) {
-                return Err(format!("sidecar program {:?}: name must be a lowercase DNS label", p.name));
+                return Err(invalid(format!("sidecar program {:?}: name must be a lowercase DNS label", p.name)));
             }
             if !p.path.is_absolute() {
-                return Err(format!("sidecar program {}: path {} must be absolute", p.name, p.path.display()));
+                return Err(invalid(format!("sidecar program {}: path {} must be absolute", p.name, p.path.display())));
             }
             if !novacula_core::wire::is_sha256_hex(&p.sha256) {
-                return Err(format!("sidecar program {}: sha256 must be 64 hex digits", p.name));
+                return Err(invalid(format!("sidecar program {}: sha256 must be 64 hex digits", p.name)));
             }
             if list[..i].iter().any(|q| q.name == p.name) {
-                return Err(format!("sidecar program {} is listed twice", p.name));
+                return Err(invalid(format!("sidecar program {} is listed twice", p.name)));
             }
         }
         Ok(())
@@ -99,27 +115,27 @@ fn default_driver() -> String {
 }
 
 impl AgentConfig {
-    pub fn load(path: &Path) -> Result<AgentConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let cfg: AgentConfig = toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let cfg: AgentConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
         cfg.check()?;
         Ok(cfg)
     }
 
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         if !novacula_core::validate::valid_name(&self.name) {
-            return Err(format!("name {:?} must be a lowercase DNS label", self.name));
+            return Err(invalid(format!("name {:?} must be a lowercase DNS label", self.name)));
         }
         if self.api_key.is_none() && self.api_key_file.is_none() {
-            return Err("set api_key or api_key_file".into());
+            return Err(invalid("set api_key or api_key_file".into()));
         }
         if !matches!(self.driver.as_str(), "local" | "systemd") {
-            return Err(format!("driver {:?} is not one of: local, systemd", self.driver));
+            return Err(invalid(format!("driver {:?} is not one of: local, systemd", self.driver)));
         }
         crate::artifacts::Artifacts::check(&self.artifacts)?;
         SidecarProgram::check(&self.sidecars)?;
         if self.run_as.is_some() && self.driver != "systemd" {
-            return Err("run_as needs driver = \"systemd\" (the local driver runs clients as the agent's user)".into());
+            return Err(invalid("run_as needs driver = \"systemd\" (the local driver runs clients as the agent's user)".into()));
         }
         Ok(())
     }
@@ -139,11 +155,11 @@ impl AgentConfig {
         crate::upgrade::UpgradePolicy { release_dir: self.release_dir.clone(), state_dir: self.data_dir.join("agent") }
     }
 
-    pub fn api_key(&self) -> Result<String, String> {
+    pub fn api_key(&self) -> Result<String, ConfigError> {
         match (&self.api_key, &self.api_key_file) {
             (Some(k), _) => Ok(k.trim().to_string()),
-            (None, Some(f)) => std::fs::read_to_string(f).map(|k| k.trim().to_string()).map_err(|e| format!("cannot read {}: {e}", f.display())),
-            (None, None) => Err("no API key configured".into()),
+            (None, Some(f)) => std::fs::read_to_string(f).map(|k| k.trim().to_string()).map_err(|source| ConfigError::Read { path: f.clone(), source }),
+            (None, None) => Err(invalid("no API key configured".into())),
         }
     }
 }
@@ -165,7 +181,7 @@ mod tests {
         assert_eq!(tls.ca_file, Some(PathBuf::from("/etc/novacula/ca.pem")));
         let base = "control_plane_url = \"http://cp\"\napi_key = \"k\"\nname = \"edge-1\"\nrun_as = \"novacula\"\n";
         let local: AgentConfig = toml::from_str(base).unwrap();
-        assert!(local.check().unwrap_err().contains("run_as needs driver"));
+        assert!(local.check().unwrap_err().to_string().contains("run_as needs driver"));
         let systemd: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"")).unwrap();
         systemd.check().unwrap();
         assert_eq!(systemd.run_as.as_deref(), Some("novacula"));
@@ -176,7 +192,7 @@ mod tests {
         let bad: AgentConfig =
             toml::from_str(&format!("{base}driver = \"systemd\"\n[[artifacts]]\nclient = \"geth\"\nversion = \"1\"\nurl = \"https://x\"\nsha256 = \"00\"\n"))
                 .unwrap();
-        assert!(bad.check().unwrap_err().contains("sha256"));
+        assert!(bad.check().unwrap_err().to_string().contains("sha256"));
         assert!(c.adapters().capabilities().chain("demo").is_none(), "no demo chain unless enabled");
         let demo: AgentConfig = toml::from_str(&format!(
             "{base}driver = \"systemd\"\nenable_demo_chain = true\n[[sidecars]]\nname = \"exporter\"\npath = \"/usr/local/bin/exporter\"\nsha256 = \"{}\"\n",
@@ -189,7 +205,7 @@ mod tests {
         let relative: AgentConfig =
             toml::from_str(&format!("{base}driver = \"systemd\"\n[[sidecars]]\nname = \"exporter\"\npath = \"exporter\"\nsha256 = \"{}\"\n", "a".repeat(64)))
                 .unwrap();
-        assert!(relative.check().unwrap_err().contains("absolute"));
+        assert!(relative.check().unwrap_err().to_string().contains("absolute"));
         let bad: AgentConfig = toml::from_str("control_plane_url = \"x\"\nname = \"Edge\"\napi_key = \"k\"").unwrap();
         assert!(bad.check().is_err());
         assert!(toml::from_str::<AgentConfig>("control_plane_url = \"x\"\nname = \"e\"\nbogus = 1").is_err());

@@ -26,23 +26,22 @@ pub struct Account {
     pub gid: u32,
 }
 
+/// Why `run_as` names no usable account.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("run_as: no such user {0:?} on this host (create it, e.g. useradd --system {0})")]
+    NoSuchUser(String),
+    #[error("run_as: cannot look up user {name:?}: {source}")]
+    Lookup { name: String, source: nix::errno::Errno },
+}
+
 impl Account {
-    pub fn lookup(name: &str) -> Result<Account, String> {
-        let c_name = std::ffi::CString::new(name).map_err(|_| format!("user name {name:?} contains NUL"))?;
-        // getpwnam_r answers ERANGE while the buffer is too small for the entry: grow it.
-        let mut size = 16 * 1024;
-        loop {
-            let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-            let mut buf = vec![0 as libc::c_char; size];
-            let mut found: *mut libc::passwd = std::ptr::null_mut();
-            // SAFETY: getpwnam_r writes into pwd and buf, which outlive the call; found points at pwd or is null.
-            let rc = unsafe { libc::getpwnam_r(c_name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
-            match rc {
-                0 if found.is_null() => return Err(format!("run_as: no such user {name:?} on this host (create it, e.g. useradd --system {name})")),
-                0 => return Ok(Account { name: name.to_string(), uid: pwd.pw_uid, gid: pwd.pw_gid }),
-                libc::ERANGE if size < 1 << 20 => size *= 4,
-                err => return Err(format!("run_as: cannot look up user {name:?}: {}", std::io::Error::from_raw_os_error(err))),
-            }
+    pub fn lookup(name: &str) -> Result<Account, AccountError> {
+        // nix grows getpwnam_r's buffer on ERANGE, so a large entry is not "no such user".
+        match nix::unistd::User::from_name(name) {
+            Ok(Some(u)) => Ok(Account { name: name.to_string(), uid: u.uid.as_raw(), gid: u.gid.as_raw() }),
+            Ok(None) => Err(AccountError::NoSuchUser(name.to_string())),
+            Err(source) => Err(AccountError::Lookup { name: name.to_string(), source }),
         }
     }
 }

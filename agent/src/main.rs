@@ -12,6 +12,9 @@ use novacula_core::ExecutorKind;
 use novacula_executor::loops::{Executor, Identity, Intervals};
 use std::path::PathBuf;
 
+/// A command's failure, printed to the user as it reads.
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Parser)]
 #[command(
     name = "novacula-agent",
@@ -49,7 +52,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(path: PathBuf) -> Result<(), String> {
+async fn run(path: PathBuf) -> Result<(), Failure> {
     let cfg = AgentConfig::load(&path)?;
     if cfg.driver == "systemd" {
         let mut driver = SystemdDriver::system(cfg.data_dir.clone(), cfg.unit_dir.clone()).await.map_err(|e| e.to_string())?;
@@ -62,7 +65,7 @@ async fn run(path: PathBuf) -> Result<(), String> {
     run_with(cfg, driver).await
 }
 
-async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), String> {
+async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), Failure> {
     let api = HttpApi::with_ca(&cfg.control_plane_url, Some(cfg.api_key()?), cfg.ca_file.as_deref()).map_err(|e| e.to_string())?;
     let id = Identity { name: cfg.name.clone(), kind: ExecutorKind::Agent, version: env!("CARGO_PKG_VERSION").into(), channel: cfg.channel };
     tracing::info!(name = %cfg.name, url = %cfg.control_plane_url, data_dir = %cfg.data_dir.display(), driver = %cfg.driver, "agent starting");

@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn accounts_resolve_or_fail_clearly() {
         assert_eq!(Account::lookup("root").unwrap(), Account { name: "root".into(), uid: 0, gid: 0 });
-        let err = Account::lookup("no-such-novacula-user").unwrap_err();
+        let err = Account::lookup("no-such-novacula-user").unwrap_err().to_string();
         assert!(err.contains("no such user") && err.contains("useradd"), "{err}");
     }
 

@@ -22,7 +22,49 @@ pub enum Outcome {
     /// The new binary is in place; restart into it.
     Upgraded { previous: PathBuf },
     /// The new binary failed its check; the old one is back.
-    RolledBack { reason: String },
+    RolledBack { reason: BinaryCheckError },
+}
+
+/// Why a binary is not the release it claims to be.
+#[derive(Debug, thiserror::Error)]
+pub enum BinaryCheckError {
+    #[error("cannot run {}: {source}", path.display())]
+    Run { path: PathBuf, source: std::io::Error },
+    #[error("{} --version exited with {status}", path.display())]
+    Exit { path: PathBuf, status: std::process::ExitStatus },
+    #[error("{} reports {reported:?}, expected version {expected}", path.display())]
+    WrongVersion { path: PathBuf, reported: String, expected: String },
+}
+
+impl PartialEq for BinaryCheckError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+impl Eq for BinaryCheckError {}
+
+/// Why a self-upgrade was not installed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error("self-upgrade is off on this host (set release_dir in agent.toml)")]
+    Off,
+    #[error("the release names no sha256; not installed")]
+    NoChecksum,
+    #[error("release {artifact:?} is not a file in this host's release_dir {}", dir.display())]
+    OutsideReleaseDir { artifact: String, dir: PathBuf },
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("upgrade artifact rejected: {0}")]
+    Rejected(BinaryCheckError),
+    #[error("release {} has SHA-256 {actual}, the upgrade names {want}; not installed", path.display())]
+    Checksum { path: PathBuf, actual: String, want: String },
+    /// The old binary could not be put back: the host needs a person.
+    #[error("ROLLBACK FAILED for {}: {source}", path.display())]
+    RollBack { path: PathBuf, source: std::io::Error },
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> UpgradeError + 'a {
+    move |source| UpgradeError::Io { what, path: path.to_path_buf(), source }
 }
 
 /// What the host allows, from agent.toml.
@@ -87,14 +129,14 @@ impl UpgradeState {
 use novacula_core::version::same_release as same_version;
 
 /// The health check: the binary runs and reports the expected version.
-pub fn check_binary(bin: &Path, version: &str) -> Result<(), String> {
-    let out = run_version(bin).map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+pub fn check_binary(bin: &Path, version: &str) -> Result<(), BinaryCheckError> {
+    let out = run_version(bin).map_err(|source| BinaryCheckError::Run { path: bin.to_path_buf(), source })?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(format!("{} --version exited with {}", bin.display(), out.status));
+        return Err(BinaryCheckError::Exit { path: bin.to_path_buf(), status: out.status });
     }
     if !text.split_whitespace().any(|w| same_version(w, version)) {
-        return Err(format!("{} reports {:?}, expected version {version}", bin.display(), text.trim()));
+        return Err(BinaryCheckError::WrongVersion { path: bin.to_path_buf(), reported: text.trim().to_string(), expected: version.to_string() });
     }
     Ok(())
 }
@@ -115,14 +157,14 @@ fn run_version(bin: &Path) -> std::io::Result<std::process::Output> {
 }
 
 /// The artifact's path, if the host allows it: a file directly in `release_dir`.
-pub fn resolve_artifact(policy: &UpgradePolicy, artifact: &str) -> Result<PathBuf, String> {
-    let dir = policy.release_dir.as_ref().ok_or("self-upgrade is off on this host (set release_dir in agent.toml)")?;
-    let dir = std::fs::canonicalize(dir).map_err(|e| format!("release_dir {}: {e}", dir.display()))?;
+pub fn resolve_artifact(policy: &UpgradePolicy, artifact: &str) -> Result<PathBuf, UpgradeError> {
+    let dir = policy.release_dir.as_ref().ok_or(UpgradeError::Off)?;
+    let dir = std::fs::canonicalize(dir).map_err(io_err("release_dir", dir))?;
     let name = Path::new(artifact);
     let candidate = if name.is_absolute() { name.to_path_buf() } else { dir.join(name) };
-    let real = std::fs::canonicalize(&candidate).map_err(|e| format!("release {}: {e}", candidate.display()))?;
+    let real = std::fs::canonicalize(&candidate).map_err(io_err("release", &candidate))?;
     if real.parent() != Some(dir.as_path()) {
-        return Err(format!("release {artifact:?} is not a file in this host's release_dir {}", dir.display()));
+        return Err(UpgradeError::OutsideReleaseDir { artifact: artifact.to_string(), dir });
     }
     Ok(real)
 }
@@ -136,23 +178,23 @@ fn sync_dir(of: &Path) {
 /// Swap `current` for the artifact of `spec`. Every step is a rename within one
 /// directory, so a crash leaves either the old or the new binary in place, and
 /// the previous one stays at `<current>.prev` for rollback.
-pub fn apply(current: &Path, spec: &UpgradeSpec, policy: &UpgradePolicy) -> Result<Outcome, String> {
-    let want = spec.sha256.as_deref().filter(|h| novacula_core::wire::is_sha256_hex(h)).ok_or("the release names no sha256; not installed")?;
+pub fn apply(current: &Path, spec: &UpgradeSpec, policy: &UpgradePolicy) -> Result<Outcome, UpgradeError> {
+    let want = spec.sha256.as_deref().filter(|h| novacula_core::wire::is_sha256_hex(h)).ok_or(UpgradeError::NoChecksum)?;
     let artifact = resolve_artifact(policy, &spec.artifact)?;
     // Refuse before touching anything if the artifact itself is bad.
-    check_binary(&artifact, &spec.version).map_err(|e| format!("upgrade artifact rejected: {e}"))?;
+    check_binary(&artifact, &spec.version).map_err(UpgradeError::Rejected)?;
     let staged = current.with_extension("new");
     let previous = current.with_extension("prev");
     // Verify the bytes we copied, not the file we read: it may change under us.
     let _ = std::fs::remove_file(&staged);
-    let copied = crate::files::copy_hashing(&artifact, &staged).map_err(|e| format!("stage {}: {e}", staged.display()))?;
+    let copied = crate::files::copy_hashing(&artifact, &staged).map_err(io_err("stage", &staged))?;
     if !copied.eq_ignore_ascii_case(want) {
         let _ = std::fs::remove_file(&staged);
-        return Err(format!("release {} has SHA-256 {copied}, the upgrade names {want}; not installed", artifact.display()));
+        return Err(UpgradeError::Checksum { path: artifact, actual: copied, want: want.to_string() });
     }
     let _ = std::fs::remove_file(&previous);
-    std::fs::hard_link(current, &previous).map_err(|e| format!("keep {}: {e}", previous.display()))?;
-    std::fs::rename(&staged, current).map_err(|e| format!("swap {}: {e}", current.display()))?;
+    std::fs::hard_link(current, &previous).map_err(io_err("keep", &previous))?;
+    std::fs::rename(&staged, current).map_err(io_err("swap", current))?;
     sync_dir(current);
     match check_binary(current, &spec.version) {
         Ok(()) => Ok(Outcome::Upgraded { previous }),
@@ -164,8 +206,8 @@ pub fn apply(current: &Path, spec: &UpgradeSpec, policy: &UpgradePolicy) -> Resu
 }
 
 /// Put `<binary>.prev` back in place.
-pub fn roll_back(current: &Path, previous: &Path) -> Result<(), String> {
-    std::fs::rename(previous, current).map_err(|e| format!("ROLLBACK FAILED for {}: {e}", current.display()))?;
+pub fn roll_back(current: &Path, previous: &Path) -> Result<(), UpgradeError> {
+    std::fs::rename(previous, current).map_err(|source| UpgradeError::RollBack { path: current.to_path_buf(), source })?;
     sync_dir(current);
     Ok(())
 }
@@ -330,7 +372,7 @@ mod tests {
     fn bad_artifact_is_refused_without_touching_the_binary() {
         let h = host();
         let hash = script(&h.releases.join("broken"), "exit 3");
-        assert!(apply(&h.current, &spec("broken", "1.1.0", &hash), &h.policy).unwrap_err().contains("rejected"));
+        assert!(apply(&h.current, &spec("broken", "1.1.0", &hash), &h.policy).unwrap_err().to_string().contains("rejected"));
         assert!(apply(&h.current, &spec("missing", "1.1.0", &hash), &h.policy).is_err());
         check_binary(&h.current, "1.0.0").unwrap();
     }
@@ -343,13 +385,13 @@ mod tests {
         let hash = script(&elsewhere, "echo novacula-agent 1.1.0");
         for artifact in [elsewhere.display().to_string(), "../evil".to_string()] {
             let err = apply(&h.current, &spec(&artifact, "1.1.0", &hash), &h.policy).unwrap_err();
-            assert!(err.contains("release_dir"), "{artifact}: {err}");
+            assert!(err.to_string().contains("release_dir"), "{artifact}: {err}");
         }
         // a link in the release dir pointing out of it is no release either
         std::os::unix::fs::symlink(&elsewhere, h.releases.join("link")).unwrap();
-        assert!(apply(&h.current, &spec("link", "1.1.0", &hash), &h.policy).unwrap_err().contains("release_dir"));
+        assert!(apply(&h.current, &spec("link", "1.1.0", &hash), &h.policy).unwrap_err().to_string().contains("release_dir"));
         let off = UpgradePolicy { release_dir: None, ..h.policy.clone() };
-        assert!(apply(&h.current, &spec("agent", "1.1.0", &hash), &off).unwrap_err().contains("off"));
+        assert!(apply(&h.current, &spec("agent", "1.1.0", &hash), &off).unwrap_err().to_string().contains("off"));
         check_binary(&h.current, "1.0.0").unwrap();
     }
 
@@ -358,7 +400,7 @@ mod tests {
         let h = host();
         script(&h.releases.join("agent-1.1.0"), "echo novacula-agent 1.1.0");
         let err = apply(&h.current, &spec("agent-1.1.0", "1.1.0", &"0".repeat(64)), &h.policy).unwrap_err();
-        assert!(err.contains("SHA-256"), "{err}");
+        assert!(matches!(err, UpgradeError::Checksum { .. }), "{err}");
         check_binary(&h.current, "1.0.0").unwrap();
         assert!(!h.current.with_extension("new").exists());
     }

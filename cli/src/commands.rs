@@ -2,6 +2,7 @@
 //! HTTP API from a shell, with kubectl-like habits. Table output by default,
 //! `-o json` for scripts; errors go to stderr with a non-zero exit.
 
+use crate::Failure;
 use clap::{Args, Subcommand, ValueEnum};
 use novacula_client::{ClientError, HttpApi, Method};
 use novacula_core::NodeSpec;
@@ -157,24 +158,24 @@ fn load_session() -> Option<Session> {
 }
 
 #[allow(clippy::expect_used, reason = "a session is plain data; serializing it cannot fail")]
-fn save_session(s: &Session) -> Result<(), String> {
+fn save_session(s: &Session) -> Result<(), Failure> {
     let path = session_path();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     // The token is a credential: the file is 0600 from its creation, and complete or absent.
     novacula_agent::files::write_atomic(&path, &serde_json::to_vec_pretty(s).expect("session serializes"), 0o600, None)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
-fn client(g: &Global, need_token: bool) -> Result<HttpApi, String> {
+fn client(g: &Global, need_token: bool) -> Result<HttpApi, Failure> {
     let saved = load_session();
     let server = g.server.clone().or_else(|| saved.as_ref().map(|s| s.server.clone())).unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let token = g.token.clone().or_else(|| saved.filter(|s| s.server.trim_end_matches('/') == server.trim_end_matches('/')).map(|s| s.token));
     if need_token && token.is_none() {
-        return Err(format!("not signed in to {server}; run `novacula login` (or set NOVACULA_TOKEN)"));
+        return Err(format!("not signed in to {server}; run `novacula login` (or set NOVACULA_TOKEN)").into());
     }
-    HttpApi::with_ca(&server, token, g.ca_file.as_deref()).map_err(|e| e.to_string())
+    Ok(HttpApi::with_ca(&server, token, g.ca_file.as_deref())?)
 }
 
 fn api_err(e: ClientError) -> String {
@@ -184,8 +185,8 @@ fn api_err(e: ClientError) -> String {
     }
 }
 
-async fn call(api: &HttpApi, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
-    api.call(method, path, body.as_ref()).await.map_err(api_err)
+async fn call(api: &HttpApi, method: Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+    Ok(api.call(method, path, body.as_ref()).await.map_err(api_err)?)
 }
 
 fn enc(s: &str) -> String {
@@ -296,12 +297,12 @@ fn keys_table(v: &Value) -> String {
     table(&["ID", "LABEL", "EXECUTOR", "STATE", "LAST USED"], rows.collect())
 }
 
-fn read_spec(path: &Path) -> Result<NodeSpec, String> {
+fn read_spec(path: &Path) -> Result<NodeSpec, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()).into())
     } else {
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()).into())
     }
 }
 
@@ -313,7 +314,7 @@ fn print(g: &Global, v: &Value, as_table: impl FnOnce(&Value) -> String) {
     }
 }
 
-pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), String> {
+pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
     match cmd {
         ClientCommand::Login { username, password } => {
             let password = match password {
@@ -333,7 +334,7 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), String> {
         ClientCommand::Logout => match std::fs::remove_file(session_path()) {
             Ok(()) => eprintln!("signed out"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("not signed in"),
-            Err(e) => return Err(format!("{}: {e}", session_path().display())),
+            Err(e) => return Err(format!("{}: {e}", session_path().display()).into()),
         },
         ClientCommand::Executors(c) => {
             let api = client(&g, true)?;
@@ -392,7 +393,7 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), String> {
                 NodesCmd::Restart { name } => lifecycle(name, "restart").await?,
                 NodesCmd::Delete { name, yes } => {
                     if !yes {
-                        return Err(format!("deleting {name} removes its processes and data and cannot be undone; pass --yes to confirm"));
+                        return Err(format!("deleting {name} removes its processes and data and cannot be undone; pass --yes to confirm").into());
                     }
                     call(&api, Method::DELETE, &format!("/api/v1/nodes/{}", enc(&name)), None).await?
                 }

@@ -1,5 +1,6 @@
 //! `novacula demo`: the control plane and a local agent in one process.
 
+use crate::Failure;
 use novacula_agent::backend::Processes;
 use novacula_agent::driver::LocalDriver;
 use novacula_client::{HttpApi, Method};
@@ -24,7 +25,7 @@ pub fn demo_spec() -> NodeSpec {
     StandIn::spec(NODE)
 }
 
-pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), String> {
+pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), Failure> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let store = Store::open(&dir.join("novacula.redb")).map_err(|e| e.to_string())?;
     let state = AppState::new(store, SystemClock, Config::default());
@@ -76,7 +77,7 @@ fn key_of(node: &str) -> String {
     key(&[ORG, node])
 }
 
-async fn login(url: &str) -> Result<HttpApi, String> {
+async fn login(url: &str) -> Result<HttpApi, Failure> {
     let anon = HttpApi::new(url, None).map_err(|e| e.to_string())?;
     let resp: Value = anon
         .call(Method::POST, "/api/v1/login", Some(&json!({"username": OWNER, "password": PASSWORD})))
@@ -86,7 +87,7 @@ async fn login(url: &str) -> Result<HttpApi, String> {
 }
 
 /// Reuse the demo key across runs; it is stored beside the database.
-async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Result<String, String> {
+async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Result<String, Failure> {
     let file = dir.join("agent.key");
     if let Ok(k) = std::fs::read_to_string(&file) {
         let id = k.trim().split('_').nth(1).unwrap_or_default().to_string();

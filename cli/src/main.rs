@@ -12,6 +12,9 @@ use commands as cli;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// A command's failure, printed to the user as it reads.
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Parser)]
 #[command(
     name = "novacula",
@@ -103,7 +106,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve(a: ServeArgs) -> Result<(), String> {
+async fn serve(a: ServeArgs) -> Result<(), Failure> {
     let store = Store::open(&a.db).map_err(|e| format!("cannot open database {}: {e}", a.db.display()))?;
     let mut config = Config {
         event_retention: novacula_control_plane::events::Retention {
@@ -137,7 +140,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         Some(config) => novacula_control_plane::serve(tls::TlsListener::new(listener, config).map_err(|e| e.to_string())?, state, shutdown_signal()).await,
         None => novacula_control_plane::serve(listener, state, shutdown_signal()).await,
     };
-    res.map_err(|e| e.to_string())
+    Ok(res?)
 }
 
 async fn shutdown_signal() {

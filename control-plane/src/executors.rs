@@ -164,7 +164,7 @@ pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(
     user.require(Permission::ManageExecutors)?;
     let (kind, spec) = req.into_spec();
     // The same rules as the document's patterns, in one place (core).
-    spec.check(kind).map_err(ApiError::bad_request)?;
+    spec.check(kind).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let now = s.now();
     let row = UpgradeRow { kind, spec, set_at: now, set_by: user.user.username.clone() };
     s.store.write(|w| {

@@ -108,7 +108,8 @@ pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req
 
 /// The executor behind a key for node queries: it must have synced, be active and in support.
 fn node_caller(s: &AppState, auth: &ExecutorKey, name: &str) -> Result<Executor, ApiError> {
-    key_speaks_for(KeyState { revoked: auth.key.revoked_at.is_some(), bound_to: auth.key.executor.as_deref() }, name).map_err(ApiError::forbidden)?;
+    key_speaks_for(KeyState { revoked: auth.key.revoked_at.is_some(), bound_to: auth.key.executor.as_deref() }, name)
+        .map_err(|e| ApiError::forbidden(e.to_string()))?;
     let exec: Executor = s
         .store
         .read(|r| r.get(EXECUTORS, &key(&[&auth.key.org_id, name])))?

@@ -61,13 +61,24 @@ pub fn admit_sync(key: KeyState<'_>, existing: Option<ExistingExecutor>, name: &
     Ok(Admission { bind_key: key.bound_to.is_none(), first_sync: existing.is_none() })
 }
 
+/// Why a key may not speak for an executor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRefusal {
+    #[error("API key has been revoked")]
+    Revoked,
+    #[error("this API key belongs to executor {bound:?}, not {name:?}")]
+    BoundElsewhere { bound: String, name: String },
+    #[error("this API key has not synced as an executor yet; call syncExecutor as {name:?} first")]
+    Unbound { name: String },
+}
+
 /// Whether a key may poll specs or report as `name`: only once bound to it.
-pub fn key_speaks_for(key: KeyState<'_>, name: &str) -> Result<(), String> {
+pub fn key_speaks_for(key: KeyState<'_>, name: &str) -> Result<(), KeyRefusal> {
     match key.bound_to {
-        _ if key.revoked => Err("API key has been revoked".into()),
+        _ if key.revoked => Err(KeyRefusal::Revoked),
         Some(b) if b == name => Ok(()),
-        Some(b) => Err(format!("this API key belongs to executor {b:?}, not {name:?}")),
-        None => Err(format!("this API key has not synced as an executor yet; call syncExecutor as {name:?} first")),
+        Some(b) => Err(KeyRefusal::BoundElsewhere { bound: b.to_string(), name: name.to_string() }),
+        None => Err(KeyRefusal::Unbound { name: name.to_string() }),
     }
 }
 
@@ -92,7 +103,7 @@ mod tests {
         assert!(matches!(admit_sync(bound, None, "e2", Agent), Err(SyncRefusal::KeyBoundElsewhere { .. })));
         assert!(key_speaks_for(bound, "e1").is_ok());
         assert!(key_speaks_for(bound, "e2").is_err());
-        assert!(key_speaks_for(FRESH, "e1").unwrap_err().contains("syncExecutor"));
+        assert!(key_speaks_for(FRESH, "e1").unwrap_err().to_string().contains("syncExecutor"));
     }
 
     #[test]

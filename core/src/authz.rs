@@ -51,14 +51,14 @@ impl Role {
 }
 
 impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::error::UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "owner" => Ok(Role::Owner),
             "admin" => Ok(Role::Admin),
             "member" => Ok(Role::Member),
             "viewer" => Ok(Role::Viewer),
-            _ => Err(format!("unknown role {s:?}; expected owner, admin, member or viewer")),
+            _ => Err(crate::error::UnknownValue { what: "role", got: s.to_string(), expected: &["owner", "admin", "member", "viewer"] }),
         }
     }
 }

@@ -12,3 +12,14 @@ pub enum ErrorCategory {
     /// retrying at once cannot help; retry slowly, an operator must act.
     Refused,
 }
+
+/// A word that names none of an enum's values (a role, a kind, a channel).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {got:?}; expected one of: {}", expected.join(", "))]
+pub struct UnknownValue {
+    /// What was being parsed ("role", "release channel").
+    pub what: &'static str,
+    pub got: String,
+    /// The accepted words.
+    pub expected: &'static [&'static str],
+}

@@ -39,11 +39,11 @@ macro_rules! str_enum {
             }
         }
         impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
+            type Err = crate::error::UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($s => Ok($variant),)+
-                    other => Err(format!(concat!("unknown ", $what, " {:?}; expected one of: {}"), other, [$($s),+].join(", "))),
+                    other => Err(crate::error::UnknownValue { what: $what, got: other.to_string(), expected: &[$($s),+] }),
                 }
             }
         }
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(ExecutorKind::Operator.to_string(), "operator");
         assert_eq!("beta".parse::<Channel>().unwrap(), Channel::Beta);
         let err = "nightly".parse::<Channel>().unwrap_err();
-        assert!(err.contains("stable, beta, dev"), "{err}");
+        assert!(err.to_string().contains("expected one of: stable, beta, dev"), "{err}");
     }
 
     #[test]

@@ -55,10 +55,18 @@ pub struct ObservedNodeState {
     pub removed: bool,
 }
 
+/// A report that claims a revision the control plane never wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("reported revision {reported} is ahead of desired revision {desired}")]
+pub struct RevisionAhead {
+    pub desired: Revision,
+    pub reported: Revision,
+}
+
 /// An executor may not claim a revision the control plane never wrote.
-pub fn check_reported_revision(desired: Revision, reported: Revision) -> Result<(), String> {
+pub fn check_reported_revision(desired: Revision, reported: Revision) -> Result<(), RevisionAhead> {
     if reported > desired {
-        Err(format!("reported revision {reported} is ahead of desired revision {desired}"))
+        Err(RevisionAhead { desired, reported })
     } else {
         Ok(())
     }

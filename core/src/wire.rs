@@ -52,21 +52,34 @@ pub struct UpgradeSpec {
     pub sha256: Option<String>,
 }
 
+/// Why an upgrade spec cannot be offered to an executor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpgradeSpecError {
+    #[error(transparent)]
+    Version(#[from] crate::version::VersionError),
+    #[error("artifact must name the release's file (agent) or image (operator), without spaces")]
+    Artifact,
+    #[error("sha256 (64 hex digits) of the agent binary is required: agents install nothing else")]
+    Sha256Required,
+    #[error("an operator image must be pinned by digest: <repository>@sha256:<64 hex digits>")]
+    ImageNotPinned,
+}
+
 impl UpgradeSpec {
     /// What a release must pin for an executor of `kind` to accept it.
-    pub fn check(&self, kind: crate::ExecutorKind) -> Result<(), String> {
-        self.version.parse::<crate::Version>().map_err(|e| e.to_string())?;
+    pub fn check(&self, kind: crate::ExecutorKind) -> Result<(), UpgradeSpecError> {
+        self.version.parse::<crate::Version>()?;
         if self.artifact.is_empty() || self.artifact.chars().any(|c| c.is_whitespace() || crate::validate::is_forbidden_control(c)) {
-            return Err("artifact must name the release's file (agent) or image (operator), without spaces".into());
+            return Err(UpgradeSpecError::Artifact);
         }
         match kind {
             crate::ExecutorKind::Agent => match &self.sha256 {
                 Some(h) if is_sha256_hex(h) => Ok(()),
-                _ => Err("sha256 (64 hex digits) of the agent binary is required: agents install nothing else".into()),
+                _ => Err(UpgradeSpecError::Sha256Required),
             },
             crate::ExecutorKind::Operator => match self.artifact.rsplit_once("@sha256:") {
                 Some((repo, digest)) if !repo.is_empty() && !repo.contains('@') && is_sha256_hex(digest) => Ok(()),
-                _ => Err("an operator image must be pinned by digest: <repository>@sha256:<64 hex digits>".into()),
+                _ => Err(UpgradeSpecError::ImageNotPinned),
             },
         }
     }
@@ -131,13 +144,14 @@ mod tests {
         };
         let h = "a".repeat(64);
         assert!(spec("novacula-agent-1.1.0", Some(&h)).check(crate::ExecutorKind::Agent).is_ok());
-        assert!(spec("novacula-agent-1.1.0", None).check(crate::ExecutorKind::Agent).unwrap_err().contains("sha256"));
-        assert!(spec("novacula-agent-1.1.0", Some("abc")).check(crate::ExecutorKind::Agent).is_err());
+        assert_eq!(spec("novacula-agent-1.1.0", None).check(crate::ExecutorKind::Agent), Err(UpgradeSpecError::Sha256Required));
+        assert_eq!(spec("novacula-agent-1.1.0", Some("abc")).check(crate::ExecutorKind::Agent), Err(UpgradeSpecError::Sha256Required));
         assert!(spec(&format!("ghcr.io/novacula/novacula-operator@sha256:{h}"), None).check(crate::ExecutorKind::Operator).is_ok());
-        assert!(spec("ghcr.io/novacula/novacula-operator:1.1.0", None).check(crate::ExecutorKind::Operator).unwrap_err().contains("digest"));
+        assert_eq!(spec("ghcr.io/novacula/novacula-operator:1.1.0", None).check(crate::ExecutorKind::Operator), Err(UpgradeSpecError::ImageNotPinned));
+        assert_eq!(spec("a b", None).check(crate::ExecutorKind::Operator), Err(UpgradeSpecError::Artifact));
         let mut bad = spec("x", Some(&h));
         bad.version = "latest".into();
-        assert!(bad.check(crate::ExecutorKind::Agent).is_err());
+        assert!(matches!(bad.check(crate::ExecutorKind::Agent), Err(UpgradeSpecError::Version(_))));
     }
 
     #[test]

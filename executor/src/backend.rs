@@ -3,8 +3,34 @@
 //! unit through a process driver) or the operator's `KubeNodes` (one custom
 //! resource per node).
 
+use crate::adapter::RenderError;
+use novacula_core::error::ErrorCategory;
 use novacula_core::{DesiredNode, ExecutorCapabilities, ObservedNodeState};
 use std::future::Future;
+
+/// Why a backend could not read or change a node, and what that means for retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The spec cannot be rendered for this executor.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The platform underneath (process driver, systemd, the Kubernetes API) failed or refused.
+    #[error("{source}")]
+    Platform { category: ErrorCategory, source: Box<dyn std::error::Error + Send + Sync> },
+}
+
+impl BackendError {
+    pub fn platform(category: ErrorCategory, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> BackendError {
+        BackendError::Platform { category, source: source.into() }
+    }
+
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            BackendError::Render(e) => e.category(),
+            BackendError::Platform { category, .. } => *category,
+        }
+    }
+}
 
 pub trait Backend: Send + Sync + 'static {
     /// Chains and clients this executor can run, sent with every heartbeat.
@@ -13,5 +39,5 @@ pub trait Backend: Send + Sync + 'static {
     /// Failures are kept and surface in the next `observe`, never lost.
     fn reconcile(&self, d: &DesiredNode) -> impl Future<Output = usize> + Send;
     /// The node as it is now, with the revision fully materialized.
-    fn observe(&self, d: &DesiredNode) -> impl Future<Output = Result<ObservedNodeState, String>> + Send;
+    fn observe(&self, d: &DesiredNode) -> impl Future<Output = Result<ObservedNodeState, BackendError>> + Send;
 }

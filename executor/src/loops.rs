@@ -281,7 +281,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
                     }
                     states.push(s);
                 }
-                Err(e) => tracing::warn!(node = %d.spec.name, error = %e, "cannot observe node"),
+                Err(e) => tracing::warn!(node = %d.spec.name, error = %e, category = ?e.category(), "cannot observe node"),
             }
         }
         if !states.is_empty() {

@@ -29,6 +29,9 @@ struct Table {
     faults: Faults,
     /// (node, unit, generation) -> how many times a process was (re)started into it.
     launches: HashMap<(String, String, u64), u32>,
+    /// (node, unit, generation) -> how many restarts (not starts) launched it:
+    /// a restart generation must be launched by a restart once, never twice.
+    restarts: HashMap<(String, String, u64), u32>,
 }
 
 /// An in-memory host. Clones share the table, so it survives an executor "crash".
@@ -91,6 +94,11 @@ impl FakeDriver {
         self.with(|t| t.launches.clone())
     }
 
+    /// Restarts per (node, unit, generation); more than one is a doubled restart.
+    pub fn restarts(&self) -> HashMap<(String, String, u64), u32> {
+        self.with(|t| t.restarts.clone())
+    }
+
     async fn launch(&self, node: &str, a: Action, unit: &str, generation: u64) -> Result<()> {
         let delay = self.with(|t| t.faults.start_delay);
         if !delay.is_zero() {
@@ -105,6 +113,9 @@ impl FakeDriver {
                 return Err(DriverError::Other(format!("injected start failure of {node}/{unit}")));
             }
             *t.launches.entry((node.to_string(), unit.to_string(), generation)).or_default() += 1;
+            if matches!(a, Action::Restart { .. }) {
+                *t.restarts.entry((node.to_string(), unit.to_string(), generation)).or_default() += 1;
+            }
             t.nodes.entry(node.to_string()).or_default().apply(&a);
             Ok(())
         })
@@ -184,5 +195,10 @@ mod tests {
         d.slow_starts(std::time::Duration::from_millis(20));
         d.start("n", "main", Fingerprint(1), 0).await.unwrap();
         assert_eq!(d.running_processes(), 1);
+        // starts (after a crash) are not restarts; a second restart into one generation is counted
+        assert!(d.restarts().is_empty());
+        d.restart("n", "main", Fingerprint(1), 1).await.unwrap();
+        d.restart("n", "main", Fingerprint(1), 1).await.unwrap();
+        assert_eq!(d.restarts()[&("n".to_string(), "main".to_string(), 1)], 2);
     }
 }

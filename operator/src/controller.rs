@@ -11,6 +11,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
+use novacula_core::error::ErrorCategory;
 use novacula_core::spec::StorageVolume;
 use novacula_core::{ObservedNodeStatus, ObservedProcess};
 use novacula_executor::adapter::Adapters;
@@ -37,6 +38,32 @@ pub enum Error {
     #[error("{kind} {name:?} already exists and does not belong to this BlockchainNode (no owner reference to it); remove or rename it")]
     NotOurs { kind: &'static str, name: String },
 }
+
+impl Error {
+    /// What the failure means for retrying: the API server refusing the
+    /// objects, or someone else's object in the way, needs a person;
+    /// anything else is a hiccup.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::Kube(e) => kube_category(e),
+            Error::NotOurs { .. } => ErrorCategory::Refused,
+        }
+    }
+}
+
+/// A refusal by the API server (bad input, forbidden) needs a person; anything else is a hiccup.
+pub fn kube_category(e: &kube::Error) -> ErrorCategory {
+    if is_refusal(e) {
+        ErrorCategory::Refused
+    } else {
+        ErrorCategory::Transient
+    }
+}
+
+/// Retry after a hiccup (API server busy or unreachable).
+pub const RETRY_TRANSIENT: Duration = Duration::from_secs(5);
+/// Retry after a refusal: nothing changes until someone acts, so slowly.
+pub const RETRY_REFUSED: Duration = Duration::from_secs(60);
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
@@ -72,8 +99,11 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
         Ok(r) => r,
         Err(why) => {
             tracing::warn!(node = %name, error = %why, "cannot render node");
-            write_error(&nodes, &cr, &why).await?;
-            return Ok(Action::requeue(RESYNC));
+            write_error(&nodes, &cr, &why.to_string()).await?;
+            return Ok(Action::requeue(match why.category() {
+                ErrorCategory::Transient => RETRY_TRANSIENT,
+                _ => RESYNC,
+            }));
         }
     };
     let uid = cr.uid().unwrap_or_default();
@@ -244,8 +274,17 @@ async fn write_status(nodes: &Api<BlockchainNode>, cr: &BlockchainNode, status: 
 }
 
 pub fn error_policy(cr: Arc<BlockchainNode>, e: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(node = %cr.name_any(), error = %e, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(15))
+    let wait = retry_after(e.category());
+    tracing::warn!(node = %cr.name_any(), error = %e, category = ?e.category(), retry_secs = wait.as_secs(), "reconcile failed; retrying");
+    Action::requeue(wait)
+}
+
+/// How long to wait before retrying a failure of `category`.
+pub fn retry_after(category: ErrorCategory) -> Duration {
+    match category {
+        ErrorCategory::Transient => RETRY_TRANSIENT,
+        ErrorCategory::InvalidSpec | ErrorCategory::Refused => RETRY_REFUSED,
+    }
 }
 
 /// Run the controller over the namespace's `BlockchainNode`s until the stream ends.

@@ -15,6 +15,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// A command's failure, printed to the user as it reads.
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Parser)]
 #[command(
     name = "novacula-operator",
@@ -86,7 +89,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(args: RunArgs) -> Result<(), String> {
+async fn run(args: RunArgs) -> Result<(), Failure> {
     let channel: Channel = args.channel.parse()?;
     let client = Client::try_default().await.map_err(|e| format!("kubernetes client: {e}"))?;
     let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());

@@ -1,13 +1,14 @@
 //! The executor side: nodes as `BlockchainNode` CRs. Reconcile applies the CR
 //! (server-side apply) or deletes it; observe reads the status the controller wrote.
 
+use crate::controller::kube_category;
 use crate::crd::{BlockchainNode, BlockchainNodeSpec, MANAGER};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use novacula_core::reconcile::plan;
 use novacula_core::sync::LockExt;
 use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
 use novacula_executor::adapter::Adapters;
-use novacula_executor::backend::Backend;
+use novacula_executor::backend::{Backend, BackendError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -77,9 +78,9 @@ impl Backend for KubeNodes {
     }
 
     #[tracing::instrument(name = "observe", skip_all, fields(node = %d.spec.name, revision = %d.revision))]
-    async fn observe(&self, d: &DesiredNode) -> Result<ObservedNodeState, String> {
+    async fn observe(&self, d: &DesiredNode) -> Result<ObservedNodeState, BackendError> {
         let name = d.spec.name.clone();
-        let cr = self.api.get_opt(&name).await.map_err(|e| e.to_string())?;
+        let cr = self.api.get_opt(&name).await.map_err(|e| BackendError::platform(kube_category(&e), e))?;
         let status = cr.as_ref().and_then(|c| c.status.clone()).unwrap_or_default();
         if d.deleted {
             let removed = cr.is_none();

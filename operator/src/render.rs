@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
+use novacula_core::error::ErrorCategory;
 use novacula_core::fingerprint::fingerprint;
 use novacula_core::reconcile::plan;
 use novacula_core::spec::{NodeSpec, Resources};
@@ -119,18 +120,42 @@ fn mounts(spec: &NodeSpec) -> Vec<VolumeMount> {
     m
 }
 
+/// Why a node's objects cannot be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Adapter(#[from] novacula_executor::adapter::RenderError),
+    /// The API server has not assigned the CR a uid yet (owner references need one).
+    #[error("BlockchainNode has no uid yet")]
+    NoUid,
+    #[error("sidecar program {0:?} cannot run inside a client's container")]
+    SidecarInClient(String),
+    #[error("spec has no unit {0:?}")]
+    UnknownUnit(String),
+}
+
+impl RenderError {
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            RenderError::NoUid => ErrorCategory::Transient,
+            RenderError::Adapter(e) => e.category(),
+            RenderError::SidecarInClient(_) | RenderError::UnknownUnit(_) => ErrorCategory::InvalidSpec,
+        }
+    }
+}
+
 /// The container command of a logical program: a client's image carries the
 /// client on its PATH under its own name.
-fn program_command(program: &Program) -> Result<String, String> {
+fn program_command(program: &Program) -> Result<String, RenderError> {
     match program {
         Program::Client { client, .. } => Ok(client.clone()),
         Program::Shell => Ok("/bin/sh".into()),
         // sidecars are containers of their own image (`sidecar_container`)
-        Program::Sidecar { name } => Err(format!("sidecar program {name:?} cannot run inside a client's container")),
+        Program::Sidecar { name } => Err(RenderError::SidecarInClient(name.clone())),
     }
 }
 
-fn container(name: &str, image: String, unit: &RenderedUnit, spec: &NodeSpec, res: Option<ResourceRequirements>) -> Result<Container, String> {
+fn container(name: &str, image: String, unit: &RenderedUnit, spec: &NodeSpec, res: Option<ResourceRequirements>) -> Result<Container, RenderError> {
     let mut command = vec![program_command(&unit.program)?];
     command.extend(unit.args.iter().cloned());
     let env: Vec<EnvVar> = unit.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() }).collect();
@@ -165,10 +190,10 @@ fn sidecar_container(s: &novacula_core::spec::Sidecar, spec: &NodeSpec) -> Conta
 }
 
 /// Render every object for `cr`. Fails only when the adapter cannot render the spec.
-pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, String> {
+pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, RenderError> {
     let name = cr.name_any();
     let spec = &cr.spec.node;
-    let owner = cr.controller_owner_ref(&()).ok_or("BlockchainNode has no uid yet")?;
+    let owner = cr.controller_owner_ref(&()).ok_or(RenderError::NoUid)?;
     let mut config = BTreeMap::new();
     let mut once = BTreeMap::new();
     let mut containers = Vec::new();
@@ -178,7 +203,7 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Stri
             containers.push(sidecar_container(s, spec));
             continue;
         }
-        let unit = adapters.render(spec, &u.unit, &paths()).map_err(|e| e.to_string())?;
+        let unit = adapters.render(spec, &u.unit, &paths())?;
         for f in &unit.files {
             match &f.contents {
                 FileContents::Text(text) => {
@@ -192,7 +217,7 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Stri
         if let Some(port) = probe_port(&unit.probe) {
             ports.push(ServicePort { name: Some(format!("{}-http", u.unit)), port, ..Default::default() });
         }
-        let c = spec.client(&u.unit).ok_or_else(|| format!("spec has no unit {:?}", u.unit))?;
+        let c = spec.client(&u.unit).ok_or_else(|| RenderError::UnknownUnit(u.unit.clone()))?;
         let image = c.image.clone().unwrap_or_else(|| default_image(&c.client, &c.version));
         containers.push(container(&u.unit, image, &unit, spec, resources(&c.resources))?);
     }

@@ -34,7 +34,16 @@ pub enum Error {
     #[error("deployment {0} has no container {1:?}")]
     NoContainer(String, String),
     #[error("image {new:?} refused: {why}")]
-    Refused { new: String, why: String },
+    Refused { new: String, why: ImageRefusal },
+}
+
+/// Why a self-upgrade image is not one the operator will run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageRefusal {
+    #[error("not pinned by digest (repository@sha256:...)")]
+    NotPinned,
+    #[error("not the operator's own repository {own:?}")]
+    OtherRepository { own: String },
 }
 
 /// The repository of an image reference (`registry/path` without tag or digest).
@@ -49,13 +58,13 @@ pub fn repository(image: &str) -> &str {
 
 /// The cluster trusts its own Helm values, not the control plane: a self-upgrade
 /// may only move to another digest of the repository the operator runs from.
-pub fn check_upgrade_image(current: &str, new: &str) -> Result<(), String> {
+pub fn check_upgrade_image(current: &str, new: &str) -> Result<(), ImageRefusal> {
     let digest_ok = new.rsplit_once("@sha256:").is_some_and(|(_, d)| novacula_core::wire::is_sha256_hex(d));
     if !digest_ok {
-        return Err("not pinned by digest (repository@sha256:...)".into());
+        return Err(ImageRefusal::NotPinned);
     }
     if repository(current) != repository(new) {
-        return Err(format!("not the operator's own repository {:?}", repository(current)));
+        return Err(ImageRefusal::OtherRepository { own: repository(current).to_string() });
     }
     Ok(())
 }
@@ -138,8 +147,8 @@ mod tests {
         let current = "ghcr.io/novacula/novacula-operator:1.0.0";
         assert!(check_upgrade_image(current, &format!("ghcr.io/novacula/novacula-operator@sha256:{d}")).is_ok());
         assert!(check_upgrade_image(current, &format!("ghcr.io/novacula/novacula-operator:1.1.0@sha256:{d}")).is_ok());
-        assert!(check_upgrade_image(current, "ghcr.io/novacula/novacula-operator:1.1.0").unwrap_err().contains("digest"));
-        assert!(check_upgrade_image(current, &format!("evil.example/novacula-operator@sha256:{d}")).unwrap_err().contains("repository"));
+        assert_eq!(check_upgrade_image(current, "ghcr.io/novacula/novacula-operator:1.1.0").unwrap_err(), ImageRefusal::NotPinned);
+        assert!(matches!(check_upgrade_image(current, &format!("evil.example/novacula-operator@sha256:{d}")), Err(ImageRefusal::OtherRepository { .. })));
         assert!(check_upgrade_image("registry:5000/ops/op:1", &format!("registry:5000/ops/op@sha256:{d}")).is_ok());
         assert_eq!(repository("registry:5000/ops/op:1"), "registry:5000/ops/op");
     }

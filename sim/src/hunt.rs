@@ -13,6 +13,7 @@ use novacula_control_plane::model::{Executor, NodeRow, ObservedRow};
 use novacula_control_plane::store::{StoreError, EXECUTORS, NODES, OBSERVED};
 use novacula_control_plane::AppState;
 use novacula_core::is_online;
+use novacula_fakes::FakeDriver;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -60,10 +61,34 @@ pub struct Report {
     pub executors: usize,
     pub nodes_per_executor: usize,
     /// `Err` names the first invariant or bound that failed.
-    pub result: Result<(), String>,
+    pub result: Result<(), Failure>,
     /// The control plane's event feed at the end, one line per event.
     pub events: Vec<String>,
     pub faults: Vec<String>,
+}
+
+/// How a seed failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("simulation: {0}")]
+    Simulation(String),
+    #[error("safety at {at:?}: {violation}")]
+    Safety { at: Duration, violation: Violation },
+    #[error("liveness: no convergence within {LIVENESS_BOUND:?} of the faults stopping: {stuck:?}")]
+    Liveness { stuck: Vec<String> },
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// An invariant broken at some moment of a run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("{node}: observed revision {observed} ahead of desired {desired}")]
+    RevisionAhead { node: String, observed: u64, desired: u64 },
+    #[error("{executor} is cut off since {since:?} but shown online (last sync {last_sync:?})")]
+    ShownOnline { executor: String, since: Duration, last_sync: novacula_core::Timestamp },
+    #[error("{node}/{unit}: restart generation {generation} launched by {times} restarts")]
+    RestartedTwice { node: String, unit: String, generation: u64, times: u32 },
 }
 
 /// Fault probabilities of a run, per simulated second, drawn from the seed.
@@ -101,9 +126,10 @@ pub fn hunt(seed: u64) -> Report {
     // The operator's stage: 0 deploying, 1 safety phase, 2 liveness phase, 3 done.
     let stage = Arc::new(AtomicU32::new(0));
     let faults_off = Arc::new(AtomicBool::new(false));
-    let failure: Arc<Mutex<Option<String>>> = Arc::default();
+    let failure: Arc<Mutex<Option<Failure>>> = Arc::default();
     {
         let (stage, faults_off, failure) = (stage.clone(), faults_off.clone(), failure.clone());
+        let drivers = fleet.drivers.clone();
         let mut workload = Rng::new(seed ^ 0x5eed);
         sim.client("operator", async move {
             let admin = admin().await;
@@ -125,10 +151,19 @@ pub fn hunt(seed: u64) -> Report {
                     Ok(n) => n,
                     Err(_) => continue,
                 };
+                // a running node runs the restart generation its spec asks for
+                let generation_ok = |n: &Value| {
+                    let (name, want) = (n["name"].as_str().unwrap_or_default(), n["spec"]["restartGeneration"].as_u64());
+                    n["spec"]["desiredState"] != "running"
+                        || drivers.iter().any(|d| d.node(name).process("main").and_then(|p| p.running.as_ref()).is_some_and(|r| Some(r.generation) == want))
+                };
                 let converged = nodes.len() == executors * per
-                    && nodes
-                        .iter()
-                        .all(|n| n["drift"]["revisionsBehind"] == 0 && n["phase"] == n["spec"]["desiredState"] && !n["nodeDown"].as_bool().unwrap_or(true));
+                    && nodes.iter().all(|n| {
+                        n["drift"]["revisionsBehind"] == 0
+                            && n["phase"] == n["spec"]["desiredState"]
+                            && !n["nodeDown"].as_bool().unwrap_or(true)
+                            && generation_ok(n)
+                    });
                 if converged {
                     break;
                 }
@@ -138,7 +173,7 @@ pub fn hunt(seed: u64) -> Report {
                         .filter(|n| n["phase"] != n["spec"]["desiredState"] || n["drift"]["revisionsBehind"] != 0)
                         .map(|n| format!("{} {} (wants {}, {} behind)", n["name"], n["phase"], n["spec"]["desiredState"], n["drift"]["revisionsBehind"]))
                         .collect();
-                    *failure.lock().expect("failure") = Some(format!("liveness: no convergence within {LIVENESS_BOUND:?} of the faults stopping: {stuck:?}"));
+                    *failure.lock().expect("failure") = Some(Failure::Liveness { stuck });
                     break;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -159,7 +194,7 @@ pub fn hunt(seed: u64) -> Report {
         match sim.step() {
             Ok(true) => break Ok(()),
             Ok(false) => {}
-            Err(e) => break Err(format!("simulation: {e}")),
+            Err(e) => break Err(Failure::Simulation(e.to_string())),
         }
         if let Some(f) = failure.lock().expect("failure").take() {
             break Err(f);
@@ -169,8 +204,10 @@ pub fn hunt(seed: u64) -> Report {
             continue;
         }
         next_second = now + Duration::from_secs(1);
-        if let Err(e) = check_invariants(&state, &partitioned, now) {
-            break Err(format!("safety at {now:?}: {e}"));
+        match check_invariants(&state, &fleet.drivers, &partitioned, now) {
+            Ok(None) => {}
+            Ok(Some(violation)) => break Err(Failure::Safety { at: now, violation }),
+            Err(e) => break Err(Failure::Store(e.to_string())),
         }
         if stage.load(Ordering::SeqCst) != 1 {
             continue;
@@ -263,32 +300,34 @@ fn take_due<K: Ord + Clone>(map: &mut BTreeMap<K, Duration>, now: Duration, all:
     due.into_iter().filter_map(|k| map.remove(&k).map(|v| (k, v))).collect()
 }
 
-/// The invariants that hold at every moment, faults or not.
-fn check_invariants(state: &AppState, partitioned: &BTreeMap<usize, Duration>, now: Duration) -> Result<(), String> {
+/// The invariants that hold at every moment, faults or not: the first one broken.
+fn check_invariants(state: &AppState, drivers: &[FakeDriver], partitioned: &BTreeMap<usize, Duration>, now: Duration) -> Result<Option<Violation>, StoreError> {
+    for d in drivers {
+        if let Some(((node, unit, generation), times)) = d.restarts().into_iter().find(|(_, n)| *n > 1) {
+            return Ok(Some(Violation::RestartedTwice { node, unit, generation, times }));
+        }
+    }
     // the control plane's clock, read from outside the simulation
     let cp_now = crate::EPOCH.plus(now);
-    state
-        .store
-        .read(|r| {
-            let nodes: Vec<(String, NodeRow)> = r.scan(NODES, "")?;
-            for (k, row) in &nodes {
-                if let Some(obs) = r.get::<ObservedRow>(OBSERVED, k)? {
-                    if obs.state.revision > row.record.revision {
-                        return Ok(Err(format!("{k}: observed revision {} ahead of desired {}", obs.state.revision, row.record.revision)));
-                    }
+    state.store.read(|r| {
+        let nodes: Vec<(String, NodeRow)> = r.scan(NODES, "")?;
+        for (k, row) in &nodes {
+            if let Some(obs) = r.get::<ObservedRow>(OBSERVED, k)? {
+                if obs.state.revision > row.record.revision {
+                    return Ok(Some(Violation::RevisionAhead { node: k.clone(), observed: obs.state.revision.0, desired: row.record.revision.0 }));
                 }
             }
-            let execs: Vec<(String, Executor)> = r.scan(EXECUTORS, "")?;
-            for (i, since) in partitioned {
-                let name = Fleet::executor_name(*i);
-                let Some((_, e)) = execs.iter().find(|(_, e)| e.name == name) else { continue };
-                if now.saturating_sub(*since) > OFFLINE_DEADLINE && is_online(cp_now, e.updated_at, state.config.heartbeat_timeout) {
-                    return Ok(Err(format!("{name} is cut off since {since:?} but shown online (last sync {:?})", e.updated_at)));
-                }
+        }
+        let execs: Vec<(String, Executor)> = r.scan(EXECUTORS, "")?;
+        for (i, since) in partitioned {
+            let name = Fleet::executor_name(*i);
+            let Some((_, e)) = execs.iter().find(|(_, e)| e.name == name) else { continue };
+            if now.saturating_sub(*since) > OFFLINE_DEADLINE && is_online(cp_now, e.updated_at, state.config.heartbeat_timeout) {
+                return Ok(Some(Violation::ShownOnline { executor: name, since: *since, last_sync: e.updated_at }));
             }
-            Ok::<_, StoreError>(Ok(()))
-        })
-        .map_err(|e| format!("store: {e}"))?
+        }
+        Ok(None)
+    })
 }
 
 /// The event feed, one line per event, in order.
