@@ -7,6 +7,7 @@ use axum::http::{Request, StatusCode};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use novacula_control_plane::clock::SystemClock;
 use novacula_control_plane::{keys, orgs, router, AppState, Config, Store};
+use novacula_core::entropy::OsEntropy;
 use novacula_core::Timestamp;
 use serde_json::json;
 use tower::ServiceExt;
@@ -14,8 +15,8 @@ use tower::ServiceExt;
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("bench.redb")).unwrap();
-    orgs::create_org_with_owner(&store, Timestamp(0), "bench", "admin", "bench-password").unwrap();
-    let key = keys::issue(&store, "bench", "bench".into(), None, "admin", Timestamp(0)).unwrap().0;
+    orgs::create_org_with_owner(&store, &OsEntropy, Timestamp(0), "bench", "admin", "bench-password").unwrap();
+    let key = keys::issue(&store, &OsEntropy, "bench", "bench".into(), None, "admin", Timestamp(0)).unwrap().0;
     let app = router(AppState::new(store, SystemClock, Config::default()));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let body = json!({"name": "edge-1", "kind": "agent", "version": "1.0.0", "capabilities": {"chains": []}}).to_string();

@@ -15,7 +15,7 @@ fn main() {
             let admin = admin().await;
             let t0 = turmoil::elapsed();
             deploy_all(&admin, executors, per).await;
-            until(&admin, "running", |ns| ns.len() == executors * per && all_converged(ns, "running")).await;
+            until(&admin, "running", |ns| ns.len() == executors * per && all_converged(ns, novacula_core::NodePhase::Running)).await;
             *t.lock().unwrap() = Some(turmoil::elapsed() - t0);
             Ok(())
         });

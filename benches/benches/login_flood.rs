@@ -6,13 +6,13 @@
 //! heartbeats. Prints p50/p99/max per phase; asserts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
-use novacula_client::{HttpApi, Method};
+use novacula_client::HttpApi;
 use novacula_control_plane::clock::SystemClock;
 use novacula_control_plane::{keys, orgs, AppState, Config, Store};
+use novacula_core::entropy::OsEntropy;
 use novacula_core::executor::ExecutorCapabilities;
 use novacula_core::wire::SyncExecutorRequest;
 use novacula_core::{Channel, ExecutorKind, Timestamp};
-use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,8 +41,7 @@ async fn phase(url: &str, executors: &[HttpApi], flooders: usize) -> (Duration, 
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let next = tokio::time::Instant::now() + Duration::from_secs(1);
-                    let body = json!({"username": format!("flood-{f}-{n}"), "password": "not-the-password"});
-                    let _ = anon.call::<_, serde_json::Value>(Method::POST, "/api/v1/login", Some(&body)).await;
+                    let _ = anon.login(&format!("flood-{f}-{n}"), "not-the-password").await;
                     tokio::time::sleep_until(next).await;
                 }
             })
@@ -85,9 +84,9 @@ async fn phase(url: &str, executors: &[HttpApi], flooders: usize) -> (Duration, 
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("bench.redb")).unwrap();
-    orgs::create_org_with_owner(&store, Timestamp(0), "bench", "admin", "bench-password").unwrap();
+    orgs::create_org_with_owner(&store, &OsEntropy, Timestamp(0), "bench", "admin", "bench-password").unwrap();
     let keys: Vec<String> =
-        (0..EXECUTORS).map(|i| keys::issue(&store, "bench", "bench".into(), Some(format!("edge-{i}")), "admin", Timestamp(0)).unwrap().0).collect();
+        (0..EXECUTORS).map(|i| keys::issue(&store, &OsEntropy, "bench", "bench".into(), Some(format!("edge-{i}")), "admin", Timestamp(0)).unwrap().0).collect();
     // A distributed flood: many addresses, so the per-address throttle does not stop it here.
     let config = Config {
         login_address_limit: novacula_core::throttle::Limit { failures_max: usize::MAX, ..novacula_core::throttle::ADDRESS_LIMIT },

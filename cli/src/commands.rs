@@ -4,10 +4,11 @@
 
 use crate::Failure;
 use clap::{Args, Subcommand, ValueEnum};
-use novacula_client::{ClientError, HttpApi, Method};
-use novacula_core::NodeSpec;
+use novacula_client::{ClientError, HttpApi};
+use novacula_core::lifecycle::LifecycleAction;
+use novacula_core::wire::{ApiKeyView, CreateKeyRequest, EventView, ExecutorView, NodeView};
+use novacula_core::{NodeSpec, Timestamp};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -185,17 +186,9 @@ fn api_err(e: ClientError) -> String {
     }
 }
 
-async fn call(api: &HttpApi, method: Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
-    Ok(api.call(method, path, body.as_ref()).await.map_err(api_err)?)
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// A failed call as the user should read it.
+fn api_failed(e: ClientError) -> Failure {
+    api_err(e).into()
 }
 
 /// Columns aligned to the widest cell, kubectl style.
@@ -217,16 +210,13 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+/// An optional cell: `-` when absent.
+fn opt(v: Option<&str>) -> String {
+    v.map_or_else(|| "-".into(), str::to_string)
 }
 
-fn ago(v: &Value) -> String {
-    let Some(ms) = v.as_u64() else { return "never".into() };
+fn ago(at: Option<Timestamp>) -> String {
+    let Some(Timestamp(ms)) = at else { return "never".into() };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let secs = now.saturating_sub(ms) / 1000;
     match secs {
@@ -236,44 +226,61 @@ fn ago(v: &Value) -> String {
     }
 }
 
-fn executors_table(v: &Value) -> String {
-    let rows = v.as_array().into_iter().flatten().map(|e| {
-        let status = if e["deactivated"] == true {
+fn executors_table(list: &[ExecutorView]) -> String {
+    let rows = list.iter().map(|e| {
+        let status = if e.deactivated {
             "deactivated"
-        } else if e["online"] == true {
+        } else if e.online {
             "online"
         } else {
             "offline"
         };
-        vec![s(&e["name"]), s(&e["kind"]), status.into(), s(&e["version"]), s(&e["compat"]), s(&e["channel"]), s(&e["nodeCount"]), ago(&e["updatedAt"])]
+        vec![
+            e.name.clone(),
+            e.kind.to_string(),
+            status.into(),
+            e.version.clone(),
+            e.compat.as_str().into(),
+            e.channel.to_string(),
+            e.node_count.to_string(),
+            ago(Some(e.updated_at)),
+        ]
     });
     table(&["NAME", "KIND", "STATUS", "VERSION", "COMPAT", "CHANNEL", "NODES", "LAST SYNC"], rows.collect())
 }
 
-fn nodes_table(v: &Value) -> String {
-    let rows = v.as_array().into_iter().flatten().map(|n| {
-        let behind = n["drift"]["revisionsBehind"].as_u64().unwrap_or(0);
-        let revision = if behind > 0 { format!("{} (pending {behind})", s(&n["revision"])) } else { s(&n["revision"]) };
-        let down = if n["nodeDown"] == true { " (down)" } else { "" };
+fn nodes_table(list: &[NodeView]) -> String {
+    let rows = list.iter().map(|n| {
+        let behind = n.drift.revisions_behind;
+        let revision = if behind > 0 { format!("{} (pending {behind})", n.revision) } else { n.revision.to_string() };
+        let down = if n.node_down { " (down)" } else { "" };
         vec![
-            s(&n["name"]),
-            s(&n["executor"]),
-            format!("{}/{}", s(&n["spec"]["chain"]), s(&n["spec"]["network"])),
-            format!("{}{down}", s(&n["phase"])),
-            s(&n["spec"]["desiredState"]),
+            n.name.clone(),
+            n.executor.clone(),
+            format!("{}/{}", n.spec.chain, n.spec.network),
+            format!("{}{down}", n.phase.as_str()),
+            n.spec.desired_state.as_str().into(),
             revision,
         ]
     });
     table(&["NAME", "EXECUTOR", "CHAIN", "PHASE", "DESIRED", "REVISION"], rows.collect())
 }
 
-fn node_detail(n: &Value) -> String {
+fn node_detail(n: &NodeView) -> String {
+    let observed = n.observed.as_ref().map(|o| o.revision.to_string());
     let mut out = table(
         &["NAME", "EXECUTOR", "PHASE", "DESIRED", "REVISION", "OBSERVED"],
-        vec![vec![s(&n["name"]), s(&n["executor"]), s(&n["phase"]), s(&n["spec"]["desiredState"]), s(&n["revision"]), s(&n["observed"]["revision"])]],
+        vec![vec![
+            n.name.clone(),
+            n.executor.clone(),
+            n.phase.as_str().into(),
+            n.spec.desired_state.as_str().into(),
+            n.revision.to_string(),
+            opt(observed.as_deref()),
+        ]],
     );
     let procs: Vec<Vec<String>> =
-        n["observed"]["processes"].as_array().into_iter().flatten().map(|p| vec![s(&p["name"]), s(&p["status"]), s(&p["message"])]).collect();
+        n.observed.iter().flat_map(|o| &o.processes).map(|p| vec![p.name.clone(), p.status.as_str().into(), opt(p.message.as_deref())]).collect();
     if !procs.is_empty() {
         out.push('\n');
         out.push_str(&table(&["PROCESS", "STATUS", "MESSAGE"], procs));
@@ -281,18 +288,18 @@ fn node_detail(n: &Value) -> String {
     out
 }
 
-fn events_table(events: &[Value]) -> String {
+fn events_table(events: &[EventView]) -> String {
     let rows = events.iter().map(|e| {
-        let data: Vec<String> = e["data"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", s(v))).collect();
-        vec![s(&e["seq"]), s(&e["kind"]), s(&e["node"]), s(&e["executor"]), s(&e["actor"]), data.join(" ")]
+        let data: Vec<String> = e.data.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        vec![e.seq.to_string(), e.kind.clone(), opt(e.node.as_deref()), opt(e.executor.as_deref()), e.actor.clone(), data.join(" ")]
     });
     table(&["SEQ", "KIND", "NODE", "EXECUTOR", "ACTOR", "DATA"], rows.collect())
 }
 
-fn keys_table(v: &Value) -> String {
-    let rows = v.as_array().into_iter().flatten().map(|k| {
-        let state = if k["revokedAt"].is_null() { "active" } else { "revoked" };
-        vec![s(&k["id"]), s(&k["label"]), s(&k["executor"]), state.into(), ago(&k["lastUsedAt"])]
+fn keys_table(list: &[ApiKeyView]) -> String {
+    let rows = list.iter().map(|k| {
+        let state = if k.revoked_at.is_none() { "active" } else { "revoked" };
+        vec![k.id.clone(), k.label.clone(), opt(k.executor.as_deref()), state.into(), ago(k.last_used_at)]
     });
     table(&["ID", "LABEL", "EXECUTOR", "STATE", "LAST USED"], rows.collect())
 }
@@ -306,8 +313,8 @@ fn read_spec(path: &Path) -> Result<NodeSpec, Failure> {
     }
 }
 
-#[allow(clippy::expect_used, reason = "a JSON value always serializes")]
-fn print(g: &Global, v: &Value, as_table: impl FnOnce(&Value) -> String) {
+#[allow(clippy::expect_used, reason = "the API's views always serialize")]
+fn print<T: Serialize>(g: &Global, v: &T, as_table: impl FnOnce(&T) -> String) {
     match g.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(v).expect("JSON")),
         Output::Table => print!("{}", as_table(v)),
@@ -326,10 +333,9 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
                 }
             };
             let api = client(&g, false)?;
-            let r = call(&api, Method::POST, "/api/v1/login", Some(json!({"username": username, "password": password}))).await?;
-            let token = r["token"].as_str().ok_or("the control plane returned no token")?.to_string();
-            save_session(&Session { server: api.base().to_string(), token })?;
-            eprintln!("signed in to {} as {username} ({})", api.base(), s(&r["user"]["role"]));
+            let r = api.login(&username, &password).await.map_err(api_failed)?;
+            save_session(&Session { server: api.base().to_string(), token: r.token })?;
+            eprintln!("signed in to {} as {username} ({})", api.base(), r.user.role.as_str());
         }
         ClientCommand::Logout => match std::fs::remove_file(session_path()) {
             Ok(()) => eprintln!("signed out"),
@@ -338,85 +344,63 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
         },
         ClientCommand::Executors(c) => {
             let api = client(&g, true)?;
-            match c {
-                ExecutorsCmd::List => print(&g, &call(&api, Method::GET, "/api/v1/executors", None).await?, executors_table),
-                ExecutorsCmd::Get { name } => {
-                    let e = call(&api, Method::GET, &format!("/api/v1/executors/{}", enc(&name)), None).await?;
-                    print(&g, &e, |e| executors_table(&json!([e])));
+            let one = match c {
+                ExecutorsCmd::List => {
+                    print(&g, &api.executors().await.map_err(api_failed)?, |l| executors_table(l));
+                    return Ok(());
                 }
-                ExecutorsCmd::Deactivate { name } => {
-                    let e = call(&api, Method::POST, &format!("/api/v1/executors/{}/deactivate", enc(&name)), None).await?;
-                    print(&g, &e, |e| executors_table(&json!([e])));
-                }
-            }
+                ExecutorsCmd::Get { name } => api.executor(&name).await,
+                ExecutorsCmd::Deactivate { name } => api.deactivate_executor(&name).await,
+            };
+            print(&g, &one.map_err(api_failed)?, |e| executors_table(std::slice::from_ref(e)));
         }
         ClientCommand::Keys(c) => {
             let api = client(&g, true)?;
             match c {
-                KeysCmd::List => print(&g, &call(&api, Method::GET, "/api/v1/keys", None).await?, keys_table),
+                KeysCmd::List => print(&g, &api.keys().await.map_err(api_failed)?, |l| keys_table(l)),
                 KeysCmd::Create { executor, label } => {
-                    let k = call(&api, Method::POST, "/api/v1/keys", Some(json!({"executor": executor, "label": label}))).await?;
-                    print(&g, &k, |k| format!("{}\n", s(&k["key"])));
+                    let k = api.create_key(&CreateKeyRequest { label, executor }).await.map_err(api_failed)?;
+                    print(&g, &k, |k| format!("{}\n", k.key));
                     if g.output == Output::Table {
-                        eprintln!("API key {} created; it is shown this once.", s(&k["id"]));
+                        eprintln!("API key {} created; it is shown this once.", k.record.id);
                     }
                 }
-                KeysCmd::Revoke { id } => {
-                    let k = call(&api, Method::DELETE, &format!("/api/v1/keys/{}", enc(&id)), None).await?;
-                    print(&g, &k, |k| keys_table(&json!([k])));
-                }
+                KeysCmd::Revoke { id } => print(&g, &api.revoke_key(&id).await.map_err(api_failed)?, |k| keys_table(std::slice::from_ref(k))),
             }
         }
         ClientCommand::Nodes(c) => {
             let api = client(&g, true)?;
-            let lifecycle = |name: String, action: &'static str| {
-                let api = api.clone();
-                async move { call(&api, Method::POST, &format!("/api/v1/nodes/{}/lifecycle", enc(&name)), Some(json!({"action": action}))).await }
-            };
             let node = match c {
                 NodesCmd::List { executor } => {
-                    let q = executor.map(|e| format!("?executor={}", enc(&e))).unwrap_or_default();
-                    print(&g, &call(&api, Method::GET, &format!("/api/v1/nodes{q}"), None).await?, nodes_table);
+                    print(&g, &api.nodes(executor.as_deref()).await.map_err(api_failed)?, |l| nodes_table(l));
                     return Ok(());
                 }
-                NodesCmd::Get { name } => call(&api, Method::GET, &format!("/api/v1/nodes/{}", enc(&name)), None).await?,
-                NodesCmd::Deploy { file, executor } => {
-                    let spec = read_spec(&file)?;
-                    call(&api, Method::POST, "/api/v1/nodes", Some(json!({"executor": executor, "spec": spec}))).await?
-                }
-                NodesCmd::Edit { name, file } => {
-                    let spec = read_spec(&file)?;
-                    call(&api, Method::PUT, &format!("/api/v1/nodes/{}/spec", enc(&name)), Some(json!({"spec": spec}))).await?
-                }
-                NodesCmd::Start { name } => lifecycle(name, "start").await?,
-                NodesCmd::Stop { name } => lifecycle(name, "stop").await?,
-                NodesCmd::Restart { name } => lifecycle(name, "restart").await?,
+                NodesCmd::Get { name } => api.node(&name).await,
+                NodesCmd::Deploy { file, executor } => api.deploy(&executor, read_spec(&file)?).await,
+                NodesCmd::Edit { name, file } => api.edit_spec(&name, read_spec(&file)?).await,
+                NodesCmd::Start { name } => api.lifecycle(&name, LifecycleAction::Start).await,
+                NodesCmd::Stop { name } => api.lifecycle(&name, LifecycleAction::Stop).await,
+                NodesCmd::Restart { name } => api.lifecycle(&name, LifecycleAction::Restart).await,
                 NodesCmd::Delete { name, yes } => {
                     if !yes {
                         return Err(format!("deleting {name} removes its processes and data and cannot be undone; pass --yes to confirm").into());
                     }
-                    call(&api, Method::DELETE, &format!("/api/v1/nodes/{}", enc(&name)), None).await?
+                    api.delete_node(&name).await
                 }
             };
-            print(&g, &node, node_detail);
+            print(&g, &node.map_err(api_failed)?, node_detail);
         }
         ClientCommand::Events { node, kind, limit, follow } => {
             let api = client(&g, true)?;
-            let mut filter = String::new();
-            for (k, v) in [("node", node), ("kind", kind)] {
-                if let Some(v) = v {
-                    filter.push_str(&format!("&{k}={}", enc(&v)));
-                }
-            }
+            let (node, kind) = (node.as_deref(), kind.as_deref());
             // read to the end of the feed, keeping the latest `limit`
             let mut after = 0;
-            let mut latest: Vec<Value> = Vec::new();
+            let mut latest: Vec<EventView> = Vec::new();
             loop {
-                let page = call(&api, Method::GET, &format!("/api/v1/events?after={after}&limit=1000{filter}"), None).await?;
-                let events = page["events"].as_array().cloned().unwrap_or_default();
-                after = page["next"].as_u64().unwrap_or(after);
-                let done = events.len() < 1000;
-                latest.extend(events);
+                let page = api.events(after, PAGE, node, kind).await.map_err(api_failed)?;
+                after = page.next.max(after);
+                let done = page.events.len() < PAGE;
+                latest.extend(page.events);
                 let excess = latest.len().saturating_sub(limit);
                 latest.drain(..excess);
                 if done {
@@ -430,23 +414,26 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
             // --follow: poll for new events until interrupted
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let page = call(&api, Method::GET, &format!("/api/v1/events?after={after}&limit=1000{filter}"), None).await?;
-                let events = page["events"].as_array().cloned().unwrap_or_default();
-                after = page["next"].as_u64().unwrap_or(after);
-                emit_events(&g, &events, false);
+                let page = api.events(after, PAGE, node, kind).await.map_err(api_failed)?;
+                after = page.next.max(after);
+                emit_events(&g, &page.events, false);
             }
         }
     }
     Ok(())
 }
 
+/// The events feed's largest page.
+const PAGE: usize = 1000;
+
 /// Events as a table (header only on the first batch) or one JSON object per line.
-fn emit_events(g: &Global, events: &[Value], header: bool) {
+#[allow(clippy::expect_used, reason = "the API's views always serialize")]
+fn emit_events(g: &Global, events: &[EventView], header: bool) {
     use std::io::Write;
     match g.output {
         Output::Json => {
             for e in events {
-                println!("{e}");
+                println!("{}", serde_json::to_string(e).expect("JSON"));
             }
         }
         Output::Table => {

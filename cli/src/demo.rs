@@ -3,15 +3,15 @@
 use crate::Failure;
 use novacula_agent::backend::Processes;
 use novacula_agent::driver::LocalDriver;
-use novacula_client::{HttpApi, Method};
+use novacula_client::HttpApi;
 use novacula_control_plane::clock::{Clock, SystemClock};
 use novacula_control_plane::model::{ApiKey, Executor};
 use novacula_control_plane::store::{key, API_KEYS, EXECUTORS};
 use novacula_control_plane::{orgs, AppState, Config, Store};
+use novacula_core::wire::CreateKeyRequest;
 use novacula_core::{Channel, ExecutorKind, NodeSpec};
 use novacula_executor::adapter::{Adapters, StandIn};
 use novacula_executor::loops::{Executor as Agent, Identity, Intervals};
-use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -30,7 +30,7 @@ pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), Failure> {
     let store = Store::open(&dir.join("novacula.redb")).map_err(|e| e.to_string())?;
     let state = AppState::new(store, SystemClock, Config::default());
     if !orgs::org_exists(&state.store, ORG).map_err(|e| e.message)? {
-        orgs::create_org_with_owner(&state.store, SystemClock.now(), ORG, OWNER, PASSWORD).map_err(|e| e.message)?;
+        orgs::create_org_with_owner(&state.store, state.entropy.as_ref(), SystemClock.now(), ORG, OWNER, PASSWORD).map_err(|e| e.message)?;
     }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
@@ -52,7 +52,7 @@ pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), Failure> {
         .read(|r| r.get::<novacula_control_plane::model::NodeRow>(novacula_control_plane::store::NODES, &key_of(NODE)))
         .map_err(|e| e.to_string())?;
     if exists.is_none_or(|n| n.removed) {
-        let _: Value = user.call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": EXECUTOR, "spec": demo_spec()}))).await.map_err(|e| e.to_string())?;
+        user.deploy(EXECUTOR, demo_spec()).await?;
     }
     let token = user.token().unwrap_or_default().to_string();
     eprintln!(
@@ -79,11 +79,8 @@ fn key_of(node: &str) -> String {
 
 async fn login(url: &str) -> Result<HttpApi, Failure> {
     let anon = HttpApi::new(url, None).map_err(|e| e.to_string())?;
-    let resp: Value = anon
-        .call(Method::POST, "/api/v1/login", Some(&json!({"username": OWNER, "password": PASSWORD})))
-        .await
-        .map_err(|e| format!("demo login failed (was {ORG:?} created with another password?): {e}"))?;
-    Ok(anon.with_token(resp["token"].as_str().map(str::to_string)))
+    let resp = anon.login(OWNER, PASSWORD).await.map_err(|e| format!("demo login failed (was {ORG:?} created with another password?): {e}"))?;
+    Ok(anon.with_token(Some(resp.token)))
 }
 
 /// Reuse the demo key across runs; it is stored beside the database.
@@ -103,9 +100,7 @@ async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Re
             return Ok(k.trim().to_string());
         }
     }
-    let created: Value =
-        user.call(Method::POST, "/api/v1/keys", Some(&json!({"label": "demo agent", "executor": EXECUTOR}))).await.map_err(|e| e.to_string())?;
-    let k = created["key"].as_str().ok_or("no key in response")?.to_string();
+    let k = user.create_key(&CreateKeyRequest { label: "demo agent".into(), executor: Some(EXECUTOR.into()) }).await?.key;
     // A credential: private from its creation, complete or absent.
     novacula_agent::files::write_atomic(&file, k.as_bytes(), 0o600, None).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(k)
@@ -115,8 +110,8 @@ async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Re
 async fn watch_phase(user: HttpApi) {
     let mut last = String::new();
     loop {
-        let now = match user.get::<Value>(&format!("/api/v1/nodes/{NODE}")).await {
-            Ok(n) => Some(format!("{} (revision {})", n["phase"].as_str().unwrap_or("?"), n["revision"])),
+        let now = match user.node(NODE).await {
+            Ok(n) => Some(format!("{} (revision {})", n.phase.as_str(), n.revision)),
             Err(e) if e.status() == Some(404) => Some("deleted".to_string()),
             Err(_) => None,
         };

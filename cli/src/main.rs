@@ -119,8 +119,9 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
     let state = AppState::new(store, SystemClock, config);
     if !orgs::org_exists(&state.store, &a.bootstrap_org).map_err(|e| e.message)? {
         let generated = a.bootstrap_password.is_none();
-        let password = a.bootstrap_password.unwrap_or_else(|| novacula_control_plane::auth::random_hex(12));
-        orgs::create_org_with_owner(&state.store, SystemClock.now(), &a.bootstrap_org, &a.bootstrap_owner, &password).map_err(|e| e.message)?;
+        let password = a.bootstrap_password.unwrap_or_else(|| state.random_hex(12));
+        orgs::create_org_with_owner(&state.store, state.entropy.as_ref(), SystemClock.now(), &a.bootstrap_org, &a.bootstrap_owner, &password)
+            .map_err(|e| e.message)?;
         if generated {
             eprintln!(
                 "created organization {:?} with owner {:?}, password: {password}\n(shown once; set NOVACULA_BOOTSTRAP_PASSWORD to choose it)",

@@ -9,7 +9,13 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use novacula_core::wire::{ApiError, ReportRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse};
+use novacula_core::lifecycle::LifecycleAction;
+use novacula_core::wire::{
+    Alert, ApiError, ApiKeyView, CreateKeyRequest, CreateUserRequest, CreatedKey, DeployRequest, EditRequest, EventsPage, ExecutorView, LifecycleRequest,
+    LoginRequest, LoginResponse, MeView, NodeView, ReportRequest, ReportResponse, SetUpgradeRequest, SpecPollResponse, SyncExecutorRequest,
+    SyncExecutorResponse, UpgradeRequest, UpgradeRow, UserView,
+};
+use novacula_core::NodeSpec;
 use novacula_core::ObservedNodeState;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -167,7 +173,7 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientError> {
     // Unreadable system certificates are skipped: a private CA may be all there is.
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     if let Some(file) = ca_file {
-        for cert in pem_certificates(file).map_err(ClientError::Transport)? {
+        for cert in pem_certificates(file).map_err(|e| ClientError::Transport(e.to_string()))? {
             roots.add(cert).map_err(|e| ClientError::Transport(format!("bad CA certificate in {}: {e}", file.display())))?;
         }
     }
@@ -177,13 +183,22 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientError> {
     Ok(roots)
 }
 
+/// Why a CA file gives no certificate to trust.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("cannot read certificates from {}: {source}", file.display())]
+    Read { file: std::path::PathBuf, source: rustls::pki_types::pem::Error },
+    #[error("{} holds no PEM certificate", file.display())]
+    Empty { file: std::path::PathBuf },
+}
+
 /// Every certificate in a PEM file (a CA file); a file with none is an error.
-pub fn pem_certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn pem_certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, PemError> {
     let certs = CertificateDer::pem_file_iter(file)
         .and_then(std::iter::Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|e| format!("cannot read certificates from {}: {e}", file.display()))?;
+        .map_err(|source| PemError::Read { file: file.to_path_buf(), source })?;
     if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", file.display()));
+        return Err(PemError::Empty { file: file.to_path_buf() });
     }
     Ok(certs)
 }
@@ -294,14 +309,131 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         self.call_with_timeout::<(), _>(Method::GET, &path, None, wait + self.timeout).await
     }
 
-    pub async fn report(&self, executor: &str, nodes: Vec<ObservedNodeState>) -> Result<serde_json::Value, ClientError> {
-        self.call(Method::POST, &format!("/api/v1/executor/report?executor={executor}"), Some(&ReportRequest { nodes })).await
+    pub async fn report(&self, executor: &str, nodes: Vec<ObservedNodeState>) -> Result<ReportResponse, ClientError> {
+        self.call(Method::POST, &format!("/api/v1/executor/report?executor={}", segment(executor)), Some(&ReportRequest { nodes })).await
     }
+
+    // --- user API: every route, typed by core::wire ---
+
+    /// Sign in; the answer's token is what later calls send (see [`Self::with_token`]).
+    pub async fn login(&self, username: &str, password: &str) -> Result<LoginResponse, ClientError> {
+        self.call(Method::POST, "/api/v1/login", Some(&LoginRequest { username: username.into(), password: password.into() })).await
+    }
+
+    pub async fn me(&self) -> Result<MeView, ClientError> {
+        self.get("/api/v1/me").await
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserView>, ClientError> {
+        self.get("/api/v1/users").await
+    }
+
+    pub async fn create_user(&self, req: &CreateUserRequest) -> Result<UserView, ClientError> {
+        self.call(Method::POST, "/api/v1/users", Some(req)).await
+    }
+
+    pub async fn keys(&self) -> Result<Vec<ApiKeyView>, ClientError> {
+        self.get("/api/v1/keys").await
+    }
+
+    pub async fn create_key(&self, req: &CreateKeyRequest) -> Result<CreatedKey, ClientError> {
+        self.call(Method::POST, "/api/v1/keys", Some(req)).await
+    }
+
+    pub async fn revoke_key(&self, id: &str) -> Result<ApiKeyView, ClientError> {
+        self.call::<(), _>(Method::DELETE, &format!("/api/v1/keys/{}", segment(id)), None).await
+    }
+
+    pub async fn executors(&self) -> Result<Vec<ExecutorView>, ClientError> {
+        self.get("/api/v1/executors").await
+    }
+
+    pub async fn executor(&self, name: &str) -> Result<ExecutorView, ClientError> {
+        self.get(&format!("/api/v1/executors/{}", segment(name))).await
+    }
+
+    pub async fn deactivate_executor(&self, name: &str) -> Result<ExecutorView, ClientError> {
+        self.call::<(), _>(Method::POST, &format!("/api/v1/executors/{}/deactivate", segment(name)), None).await
+    }
+
+    pub async fn reactivate_executor(&self, name: &str) -> Result<ExecutorView, ClientError> {
+        self.call::<(), _>(Method::POST, &format!("/api/v1/executors/{}/reactivate", segment(name)), None).await
+    }
+
+    pub async fn upgrades(&self) -> Result<Vec<UpgradeRow>, ClientError> {
+        self.get("/api/v1/upgrades").await
+    }
+
+    pub async fn set_upgrade(&self, req: &SetUpgradeRequest) -> Result<UpgradeRow, ClientError> {
+        self.call(Method::PUT, "/api/v1/upgrades", Some(req)).await
+    }
+
+    /// The organization's nodes, or one executor's.
+    pub async fn nodes(&self, executor: Option<&str>) -> Result<Vec<NodeView>, ClientError> {
+        let q = executor.map(|e| format!("?executor={}", segment(e))).unwrap_or_default();
+        self.get(&format!("/api/v1/nodes{q}")).await
+    }
+
+    pub async fn node(&self, name: &str) -> Result<NodeView, ClientError> {
+        self.get(&format!("/api/v1/nodes/{}", segment(name))).await
+    }
+
+    pub async fn deploy(&self, executor: &str, spec: NodeSpec) -> Result<NodeView, ClientError> {
+        self.call(Method::POST, "/api/v1/nodes", Some(&DeployRequest { executor: executor.into(), spec })).await
+    }
+
+    pub async fn edit_spec(&self, name: &str, spec: NodeSpec) -> Result<NodeView, ClientError> {
+        self.call(Method::PUT, &format!("/api/v1/nodes/{}/spec", segment(name)), Some(&EditRequest { spec })).await
+    }
+
+    pub async fn upgrade_client(&self, name: &str, req: &UpgradeRequest) -> Result<NodeView, ClientError> {
+        self.call(Method::POST, &format!("/api/v1/nodes/{}/upgrade", segment(name)), Some(req)).await
+    }
+
+    pub async fn lifecycle(&self, name: &str, action: LifecycleAction) -> Result<NodeView, ClientError> {
+        self.call(Method::POST, &format!("/api/v1/nodes/{}/lifecycle", segment(name)), Some(&LifecycleRequest { action })).await
+    }
+
+    /// Irreversible: the executor removes the node's processes (and, on an agent, its data).
+    pub async fn delete_node(&self, name: &str) -> Result<NodeView, ClientError> {
+        self.call::<(), _>(Method::DELETE, &format!("/api/v1/nodes/{}", segment(name)), None).await
+    }
+
+    pub async fn alerts(&self) -> Result<Vec<Alert>, ClientError> {
+        self.get("/api/v1/alerts").await
+    }
+
+    /// One page of the events feed, oldest first, after the cursor `after`.
+    pub async fn events(&self, after: u64, limit: usize, node: Option<&str>, kind: Option<&str>) -> Result<EventsPage, ClientError> {
+        let mut q = format!("/api/v1/events?after={after}&limit={limit}");
+        for (k, v) in [("node", node), ("kind", kind)] {
+            if let Some(v) = v {
+                q.push_str(&format!("&{k}={}", segment(v)));
+            }
+        }
+        self.get(&q).await
+    }
+}
+
+/// `s` percent-encoded for a path segment or a query value.
+pub fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_encoded_into_one_segment() {
+        assert_eq!(segment("edge-1.a_b"), "edge-1.a_b");
+        assert_eq!(segment("../x y"), "..%2Fx%20y");
+    }
 
     #[test]
     fn redirects_resolve_as_a_browser_would() {

@@ -61,40 +61,6 @@ impl utoipa::Modify for Security {
     }
 }
 
-/// Schemas of strings the API constrains, from the patterns core enforces
-/// (`novacula_core::wire::patterns`): the document and the rules never drift.
-pub(crate) mod text {
-    use novacula_core::wire::patterns;
-    use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
-
-    fn string(pattern: &str) -> Object {
-        ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).build()
-    }
-    pub fn name() -> Object {
-        string(patterns::NAME)
-    }
-    /// The executor a new key is bound to: a name, or null.
-    pub fn key_executor() -> Object {
-        ObjectBuilder::new()
-            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-            .pattern(Some(patterns::NAME))
-            .description(Some("Bind the key to one executor name (otherwise it binds at its first sync)."))
-            .build()
-    }
-    pub fn version() -> Object {
-        string(patterns::VERSION)
-    }
-    pub fn sha256() -> Object {
-        string(patterns::SHA256)
-    }
-    pub fn artifact() -> Object {
-        string(patterns::ARTIFACT)
-    }
-    pub fn image_digest() -> Object {
-        string(patterns::IMAGE_DIGEST)
-    }
-}
-
 /// Every API route with its OpenAPI operation; the router and the document come from this one list.
 fn api_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())

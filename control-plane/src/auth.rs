@@ -21,12 +21,8 @@ pub const API_KEY_PREFIX: &str = "nvk";
 pub const SESSION_PREFIX: &str = "nvs";
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-#[allow(clippy::expect_used, reason = "without the operating system's RNG no secret can be made; nothing can go on")]
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).expect("operating system RNG unavailable");
-    hex::encode(buf)
-}
+use novacula_core::entropy::random_hex;
+use novacula_core::entropy::Entropy;
 
 pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
@@ -39,17 +35,22 @@ fn ct_eq(a: &str, b: &str) -> bool {
 }
 
 /// A fresh key: `(id, full secret shown once, hash to store)`.
-pub fn new_api_key() -> (String, String, String) {
-    let id = random_hex(6);
-    let secret = random_hex(32);
+pub fn new_api_key(e: &dyn Entropy) -> (String, String, String) {
+    let id = random_hex(e, 6);
+    let secret = random_hex(e, 32);
     let full = format!("{API_KEY_PREFIX}_{id}_{secret}");
     (id, full, sha256_hex(&secret))
 }
 
-#[allow(clippy::expect_used, reason = "without the operating system's RNG no secret can be made; the salt length and argon2's default parameters are valid")]
-pub fn hash_password(password: &str) -> String {
+/// A fresh salt for [`hash_password`].
+pub fn new_salt(e: &dyn Entropy) -> [u8; 16] {
     let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw).expect("operating system RNG unavailable");
+    e.fill(&mut raw);
+    raw
+}
+
+#[allow(clippy::expect_used, reason = "the salt length and argon2's default parameters are valid")]
+pub fn hash_password(password: &str, raw: [u8; 16]) -> String {
     let salt = SaltString::encode_b64(&raw).expect("16-byte salt");
     Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 with default params").to_string()
 }
@@ -180,11 +181,12 @@ impl FromRequestParts<Arc<AppState>> for ExecutorKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use novacula_core::entropy::OsEntropy;
 
     #[test]
     fn api_keys_are_unique_and_hash_only_the_secret() {
-        let (id, full, hash) = new_api_key();
-        let (_, other, _) = new_api_key();
+        let (id, full, hash) = new_api_key(&OsEntropy);
+        let (_, other, _) = new_api_key(&OsEntropy);
         assert_ne!(full, other);
         assert!(full.starts_with(&format!("nvk_{id}_")));
         let secret = full.rsplit('_').next().unwrap();
@@ -194,7 +196,7 @@ mod tests {
 
     #[test]
     fn password_round_trip() {
-        let h = hash_password("correct horse");
+        let h = hash_password("correct horse", new_salt(&OsEntropy));
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a hash"));

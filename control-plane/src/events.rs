@@ -7,8 +7,9 @@ use crate::state::AppState;
 use crate::store::{self, Write};
 use axum::extract::State;
 use novacula_core::authz::Permission;
+pub use novacula_core::wire::EventsPage;
 use novacula_core::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -75,14 +76,6 @@ pub enum Order {
     #[default]
     Asc,
     Desc,
-}
-
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventsPage {
-    pub events: Vec<EventView>,
-    /// The cursor of the next page in the same order: pass as `after` (asc) or `before` (desc).
-    pub next: u64,
 }
 
 pub const MAX_PAGE: usize = 1000;

@@ -10,21 +10,9 @@ use crate::state::AppState;
 use crate::store::{key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, UPGRADES};
 use axum::extract::State;
 use novacula_core::authz::Permission;
-use novacula_core::wire::UpgradeSpec;
-use novacula_core::{events as ev, Channel, CompatStatus, ExecutorKind, Timestamp};
-use serde::{Deserialize, Serialize};
+use novacula_core::events as ev;
+use novacula_core::wire::{ExecutorView, SetUpgradeRequest};
 use std::sync::Arc;
-
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutorView {
-    #[serde(flatten)]
-    pub executor: Executor,
-    pub online: bool,
-    pub compat: CompatStatus,
-    pub node_count: usize,
-    pub key_last_used_at: Option<Timestamp>,
-}
 
 fn view(s: &AppState, e: Executor, node_count: usize, key: Option<KeyUsage>) -> ExecutorView {
     ExecutorView {
@@ -32,7 +20,17 @@ fn view(s: &AppState, e: Executor, node_count: usize, key: Option<KeyUsage>) -> 
         compat: novacula_core::compat::compat_of_version(s.config.cp_version.major, &e.version),
         node_count,
         key_last_used_at: key.map(|k| k.at),
-        executor: e,
+        id: e.id,
+        org_id: e.org_id,
+        name: e.name,
+        kind: e.kind,
+        version: e.version,
+        channel: e.channel,
+        capabilities: e.capabilities,
+        created_at: e.created_at,
+        updated_at: e.updated_at,
+        deactivated: e.deactivated,
+        api_key_id: e.api_key_id,
     }
 }
 
@@ -63,7 +61,7 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
     user.require(Permission::Read)?;
     load(&s, user.org(), &key(&[user.org(), &name]))?
         .into_iter()
-        .find(|v| v.executor.name == name)
+        .find(|v| v.name == name)
         .map(ApiJson)
         .ok_or_else(|| ApiError::not_found(format!("executor {name:?} not found")))
 }
@@ -120,42 +118,6 @@ fn set_active(s: &AppState, user: &UserCtx, name: &str, active: bool) -> Result<
         s.notify_change(seq);
     }
     Ok(())
-}
-
-/// A release for the executors of one kind on one channel. Each kind pins
-/// its bytes its own way, so the document states what each must carry.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum SetUpgradeRequest {
-    /// A file in the agents' own `release_dir`, and its SHA-256.
-    Agent {
-        channel: Channel,
-        #[schema(schema_with = crate::api::text::version)]
-        version: String,
-        #[schema(schema_with = crate::api::text::artifact)]
-        artifact: String,
-        #[schema(schema_with = crate::api::text::sha256)]
-        sha256: String,
-    },
-    /// An image of the operator's own repository, pinned by digest.
-    Operator {
-        channel: Channel,
-        #[schema(schema_with = crate::api::text::version)]
-        version: String,
-        #[schema(schema_with = crate::api::text::image_digest)]
-        artifact: String,
-    },
-}
-
-impl SetUpgradeRequest {
-    fn into_spec(self) -> (ExecutorKind, UpgradeSpec) {
-        match self {
-            SetUpgradeRequest::Agent { channel, version, artifact, sha256 } => {
-                (ExecutorKind::Agent, UpgradeSpec { channel, version, artifact, sha256: Some(sha256.to_ascii_lowercase()) })
-            }
-            SetUpgradeRequest::Operator { channel, version, artifact } => (ExecutorKind::Operator, UpgradeSpec { channel, version, artifact, sha256: None }),
-        }
-    }
 }
 
 /// Record the release executors of a channel and kind should run.

@@ -4,37 +4,16 @@
 use crate::auth::{new_api_key, UserCtx};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::events::{self, data, NewEvent};
-use crate::model::{ApiKey, ApiKeyView, KeyUsage};
+use crate::model::{key_view, ApiKey, ApiKeyView, KeyUsage};
 use crate::state::AppState;
 use crate::store::{Write, API_KEYS, KEY_USAGE};
 use axum::extract::State;
 use axum::http::StatusCode;
 use novacula_core::authz::Permission;
 use novacula_core::validate::valid_name;
+use novacula_core::wire::{CreateKeyRequest, CreatedKey};
 use novacula_core::{events as ev, Timestamp};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateKeyRequest {
-    #[serde(default)]
-    #[schema(max_length = 200)]
-    pub label: String,
-    /// Bind the key to one executor name (otherwise it binds at its first sync).
-    #[serde(default)]
-    #[schema(schema_with = crate::api::text::key_executor)]
-    pub executor: Option<String>,
-}
-
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CreatedKey {
-    /// The full key. It is shown only in this response.
-    pub key: String,
-    #[serde(flatten)]
-    pub record: ApiKeyView,
-}
 
 #[utoipa::path(post, path = "/api/v1/keys", tag = "keys", security(("session" = [])), request_body = CreateKeyRequest, responses((status = 201, description = "the key, shown this once", body = CreatedKey), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
 pub async fn create(
@@ -49,20 +28,21 @@ pub async fn create(
     if req.label.chars().count() > 200 {
         return Err(ApiError::bad_request("label must be at most 200 characters"));
     }
-    let (full, record) = issue(&s.store, user.org(), req.label, req.executor, &user.user.username, s.now())?;
-    Ok((StatusCode::CREATED, ApiJson(CreatedKey { key: full, record: ApiKeyView::new(&record, None) })))
+    let (full, record) = issue(&s.store, s.entropy.as_ref(), user.org(), req.label, req.executor, &user.user.username, s.now())?;
+    Ok((StatusCode::CREATED, ApiJson(CreatedKey { key: full, record: key_view(&record, None) })))
 }
 
 /// Create and store a key; returns the full secret (never stored) and the record.
 pub fn issue(
     store: &crate::Store,
+    entropy: &dyn novacula_core::entropy::Entropy,
     org: &str,
     label: String,
     executor: Option<String>,
     created_by: &str,
     now: Timestamp,
 ) -> Result<(String, ApiKey), crate::store::StoreError> {
-    let (id, full, hash) = new_api_key();
+    let (id, full, hash) = new_api_key(entropy);
     let record = ApiKey {
         id: id.clone(),
         org_id: org.to_string(),
@@ -99,7 +79,7 @@ pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Ve
         all.into_iter()
             .map(|(_, k)| k)
             .filter(|k| k.org_id == user.user.org_id)
-            .map(|k| Ok(ApiKeyView::new(&k, r.get::<KeyUsage>(KEY_USAGE, &k.id)?)))
+            .map(|k| Ok(key_view(&k, r.get::<KeyUsage>(KEY_USAGE, &k.id)?)))
             .collect::<crate::store::Result<Vec<_>>>()
     })?;
     Ok(ApiJson(views))
@@ -130,7 +110,7 @@ pub async fn revoke(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(id): 
             w.get(API_KEYS, &id)?.filter(|k: &ApiKey| k.org_id == user.user.org_id).ok_or_else(|| ApiError::not_found(format!("API key {id:?} not found")))?;
         revoke_in(w, &mut key, now, &user.actor())?;
         let usage: Option<KeyUsage> = w.get(KEY_USAGE, &id)?;
-        Ok::<_, ApiError>(ApiKeyView::new(&key, usage))
+        Ok::<_, ApiError>(key_view(&key, usage))
     })?;
     Ok(ApiJson(key))
 }

@@ -5,7 +5,7 @@
 
 use novacula_core::authz::Role;
 use novacula_core::lifecycle::NodeRecord;
-use novacula_core::wire::UpgradeSpec;
+pub use novacula_core::wire::{ApiKeyView, EventView, UpgradeRow, UserView};
 use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, ObservedNodeState, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -110,47 +110,15 @@ pub struct Event {
     pub data: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UpgradeRow {
-    pub kind: ExecutorKind,
-    pub spec: UpgradeSpec,
-    pub set_at: Timestamp,
-    pub set_by: String,
-}
-
-/// A user as the API shows it (no password hash).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UserView {
-    pub username: String,
-    pub org_id: String,
-    pub role: Role,
-    pub created_at: Timestamp,
-}
-
 impl From<&User> for UserView {
     fn from(u: &User) -> Self {
         UserView { username: u.username.clone(), org_id: u.org_id.clone(), role: u.role, created_at: u.created_at }
     }
 }
 
-/// An API key as the API shows it (no secret, no hash).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ApiKeyView {
-    pub id: String,
-    pub label: String,
-    pub executor: Option<String>,
-    pub created_at: Timestamp,
-    pub created_by: String,
-    pub revoked_at: Option<Timestamp>,
-    pub last_used_at: Option<Timestamp>,
-    pub last_used_by: Option<String>,
-}
-
-impl ApiKeyView {
-    pub fn new(k: &ApiKey, usage: Option<KeyUsage>) -> Self {
+/// How the API shows a stored key and its last use.
+pub fn key_view(k: &ApiKey, usage: Option<KeyUsage>) -> ApiKeyView {
+    {
         ApiKeyView {
             id: k.id.clone(),
             label: k.label.clone(),
@@ -162,19 +130,6 @@ impl ApiKeyView {
             last_used_by: usage.map(|u| u.by),
         }
     }
-}
-
-/// An event as the feed shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventView {
-    pub seq: u64,
-    pub at: Timestamp,
-    pub kind: String,
-    pub node: Option<String>,
-    pub executor: Option<String>,
-    pub actor: String,
-    pub data: BTreeMap<String, String>,
 }
 
 impl From<Event> for EventView {

@@ -10,37 +10,18 @@ use crate::store::{self, key, Read, Write, EXECUTORS, NODES, OBSERVED};
 use axum::extract::State;
 use axum::http::StatusCode;
 use novacula_core::authz::Permission;
-use novacula_core::lifecycle::{self, apply_command, LifecycleAction, LifecycleError, NodeCommand};
+use novacula_core::lifecycle::{self, apply_command, LifecycleError, NodeCommand};
 use novacula_core::phase::node_down;
 use novacula_core::validate::{validate_spec, ValidationError};
+use novacula_core::wire::{Alert, DeployRequest, EditRequest, LifecycleRequest, NodeView, UpgradeRequest};
 use novacula_core::{derived_node_phase, detect_drift, events as ev, is_online};
-use novacula_core::{Drift, NodePhase, NodeSpec, ObservedNodeState, PhaseInput, Revision, Timestamp};
-use serde::{Deserialize, Serialize};
+use novacula_core::{NodePhase, NodeSpec, ObservedNodeState, PhaseInput, Timestamp};
+use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Counter of node writes; each node remembers the value of its last write.
 pub const NODE_SEQ: &str = "node_seq";
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeView {
-    pub name: String,
-    pub executor: String,
-    pub revision: Revision,
-    pub spec: NodeSpec,
-    pub phase: NodePhase,
-    pub drift: Drift,
-    /// The `node_down` alert is firing.
-    pub node_down: bool,
-    pub executor_online: bool,
-    pub deleted: bool,
-    pub removed: bool,
-    pub observed: Option<ObservedNodeState>,
-    pub observed_at: Option<Timestamp>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
 
 pub fn executor_online(exec: Option<&Executor>, now: Timestamp, timeout: Duration) -> bool {
     exec.is_some_and(|e| !e.deactivated && is_online(now, e.updated_at, timeout))
@@ -201,13 +182,6 @@ fn lifecycle_error(e: LifecycleError) -> ApiError {
     }
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DeployRequest {
-    pub executor: String,
-    pub spec: NodeSpec,
-}
-
 #[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), request_body = DeployRequest, responses((status = 201, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn deploy(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<DeployRequest>) -> Result<(StatusCode, ApiJson<NodeView>), ApiError> {
     user.require(Permission::OperateNodes)?;
@@ -316,24 +290,9 @@ fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiRes
     Ok(ApiJson(s.store.read(|r| load_view(r, &org, row, now, s.config.heartbeat_timeout))?))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EditRequest {
-    pub spec: NodeSpec,
-}
-
 #[utoipa::path(put, path = "/api/v1/nodes/{name}/spec", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = EditRequest, responses((status = 200, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn edit(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<EditRequest>) -> ApiResult<NodeView> {
     command(&s, &user, &name, NodeCommand::Edit(req.spec))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UpgradeRequest {
-    #[schema(schema_with = crate::api::text::name)]
-    pub role: String,
-    #[schema(schema_with = crate::api::text::version)]
-    pub version: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/nodes/{name}/upgrade", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = UpgradeRequest, responses((status = 200, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
@@ -344,12 +303,6 @@ pub async fn upgrade(
     ApiJson(req): ApiJson<UpgradeRequest>,
 ) -> ApiResult<NodeView> {
     command(&s, &user, &name, NodeCommand::UpgradeClient { role: req.role, version: req.version })
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LifecycleRequest {
-    pub action: LifecycleAction,
 }
 
 /// `requestNodeLifecycleAction`.
@@ -412,15 +365,6 @@ pub fn list_views(s: &AppState, org: &str, q: &ListQuery) -> Result<Vec<NodeView
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<NodeView>> {
     user.require(Permission::Read)?;
     Ok(ApiJson(list_views(&s, user.org(), &q)?))
-}
-
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Alert {
-    pub rule: String,
-    pub node: String,
-    pub executor: String,
-    pub phase: NodePhase,
 }
 
 /// Firing alerts of the built-in `node_down` rule.

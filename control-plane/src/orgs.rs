@@ -1,15 +1,16 @@
 //! Organizations and their first owner.
 
-use crate::auth::hash_password;
+use crate::auth::{hash_password, new_salt};
 use crate::error::ApiError;
 use crate::model::{Org, User};
 use crate::store::{Store, ORGS, USERS};
 use novacula_core::authz::Role;
+use novacula_core::entropy::Entropy;
 use novacula_core::validate::valid_name;
 use novacula_core::Timestamp;
 
 /// Create an organization with an owner; refuses to overwrite an existing org or user.
-pub fn create_org_with_owner(store: &Store, now: Timestamp, org: &str, owner: &str, password: &str) -> Result<(), ApiError> {
+pub fn create_org_with_owner(store: &Store, entropy: &dyn Entropy, now: Timestamp, org: &str, owner: &str, password: &str) -> Result<(), ApiError> {
     if !valid_name(org) {
         return Err(ApiError::bad_request(format!("organization name {org:?} must be a lowercase DNS label")));
     }
@@ -25,7 +26,13 @@ pub fn create_org_with_owner(store: &Store, now: Timestamp, org: &str, owner: &s
         w.put(
             USERS,
             owner,
-            &User { username: owner.to_string(), org_id: org.to_string(), role: Role::Owner, password_hash: hash_password(password), created_at: now },
+            &User {
+                username: owner.to_string(),
+                org_id: org.to_string(),
+                role: Role::Owner,
+                password_hash: hash_password(password, new_salt(entropy)),
+                created_at: now,
+            },
         )?;
         Ok(())
     })

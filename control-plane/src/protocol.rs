@@ -1,6 +1,6 @@
 //! The executor-facing API: `syncExecutor`, spec long-poll, observed-state report.
 
-use crate::auth::{random_hex, ExecutorKey};
+use crate::auth::ExecutorKey;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::events::{self, data, NewEvent};
 use crate::model::{ApiKey, Executor, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
@@ -11,9 +11,10 @@ use axum::extract::State;
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
+use novacula_core::wire::ReportResponse;
 use novacula_core::wire::{ReportRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse};
 use novacula_core::{events as ev, is_online, CompatStatus, DesiredNode, Version};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +63,7 @@ pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req
         }
         let reconnect = existing.as_ref().is_none_or(|e| !is_online(now, e.updated_at, timeout));
         let exec = Executor {
-            id: existing.as_ref().map_or_else(|| random_hex(8), |e| e.id.clone()),
+            id: existing.as_ref().map_or_else(|| s.random_hex(8), |e| e.id.clone()),
             org_id: org.clone(),
             name: req.name.clone(),
             kind: req.kind,
@@ -179,14 +180,6 @@ pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportQuery {
     pub executor: String,
-}
-
-#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReportResponse {
-    pub accepted: usize,
-    /// One message per rejected node state.
-    pub rejected: Vec<String>,
 }
 
 /// Store each `ObservedNodeState`; record transitions, alerts and completed deletions.

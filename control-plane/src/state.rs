@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::store::Store;
+use novacula_core::entropy::{Entropy, OsEntropy};
 use novacula_core::throttle::{self, LoginThrottle};
 use novacula_core::{Timestamp, Version};
 use std::sync::Arc;
@@ -46,6 +47,8 @@ impl Default for Config {
 pub struct AppState {
     pub store: Store,
     pub clock: Box<dyn Clock>,
+    /// Where every secret and id comes from (the OS; a seed in the simulator).
+    pub entropy: Box<dyn Entropy>,
     pub config: Config,
     /// Latest node change sequence; spec long-polls wait on it.
     changes: watch::Sender<u64>,
@@ -58,11 +61,17 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, clock: impl Clock, config: Config) -> Arc<AppState> {
+        AppState::with_entropy(store, clock, OsEntropy, config)
+    }
+
+    /// A control plane whose secrets and ids come from `entropy` (seeded in the simulator).
+    pub fn with_entropy(store: Store, clock: impl Clock, entropy: impl Entropy, config: Config) -> Arc<AppState> {
         let seq = store.read(|r| r.counter(crate::nodes::NODE_SEQ)).unwrap_or(0);
         let address_limit = config.login_address_limit;
         Arc::new(AppState {
             store,
             clock: Box::new(clock),
+            entropy: Box::new(entropy),
             config,
             changes: watch::channel(seq).0,
             user_throttle: std::sync::Mutex::new(LoginThrottle::new(throttle::USER_LIMIT)),
@@ -73,6 +82,11 @@ impl AppState {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// `bytes` random bytes as hex, from this control plane's entropy.
+    pub fn random_hex(&self, bytes: usize) -> String {
+        novacula_core::entropy::random_hex(self.entropy.as_ref(), bytes)
     }
 
     /// Call after a committed write that changed any node.

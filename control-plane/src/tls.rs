@@ -7,7 +7,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::ServerConfig;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -22,20 +22,35 @@ const BACKLOG: usize = 128;
 /// Handshakes in progress at most; beyond it, new connections wait in the kernel's backlog.
 const HANDSHAKES_MAX: usize = 1024;
 
+/// Why the server's certificate and key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot read certificates from {}: {source}", file.display())]
+    Certificates { file: PathBuf, source: rustls::pki_types::pem::Error },
+    #[error("{} holds no PEM certificate", file.display())]
+    NoCertificate { file: PathBuf },
+    #[error("cannot read the private key from {}: {source}", file.display())]
+    Key { file: PathBuf, source: rustls::pki_types::pem::Error },
+    #[error("certificate {} and key {} do not go together: {source}", cert.display(), key.display())]
+    Mismatch { cert: PathBuf, key: PathBuf, source: rustls::Error },
+    #[error("TLS setup: {0}")]
+    Rustls(rustls::Error),
+}
+
 /// The server's TLS settings from a PEM certificate chain and its PEM private key.
-pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let chain: Result<Vec<_>, _> = rustls::pki_types::CertificateDer::pem_file_iter(cert_file).and_then(std::iter::Iterator::collect);
-    let certs = chain.map_err(|e| format!("cannot read certificates from {}: {e}", cert_file.display()))?;
+    let certs = chain.map_err(|source| TlsSetupError::Certificates { file: cert_file.to_path_buf(), source })?;
     if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", cert_file.display()));
+        return Err(TlsSetupError::NoCertificate { file: cert_file.to_path_buf() });
     }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("cannot read the private key from {}: {e}", key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|source| TlsSetupError::Key { file: key_file.to_path_buf(), source })?;
     let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(TlsSetupError::Rustls)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate {} and key {} do not go together: {e}", cert_file.display(), key_file.display()))?;
+        .map_err(|source| TlsSetupError::Mismatch { cert: cert_file.to_path_buf(), key: key_file.to_path_buf(), source })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

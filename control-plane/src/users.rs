@@ -1,6 +1,6 @@
 //! Login and user management.
 
-use crate::auth::{hash_password, random_hex, sha256_hex, verify_password, UserCtx, SESSION_PREFIX, SESSION_TTL};
+use crate::auth::{hash_password, new_salt, sha256_hex, verify_password, UserCtx, SESSION_PREFIX, SESSION_TTL};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::model::{Session, User, UserView};
 use crate::orgs::check_user_fields;
@@ -8,34 +8,16 @@ use crate::state::AppState;
 use crate::store::{SESSIONS, USERS};
 use axum::extract::State;
 use axum::http::StatusCode;
-use novacula_core::authz::{Permission, Role};
+use novacula_core::authz::Permission;
 use novacula_core::sync::LockExt;
 use novacula_core::throttle::LoginThrottle;
 use novacula_core::validate::valid_name;
-use novacula_core::Timestamp;
-use serde::{Deserialize, Serialize};
+use novacula_core::wire::{CreateUserRequest, LoginRequest, LoginResponse, MeView};
 use std::sync::Arc;
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    #[schema(schema_with = crate::api::text::name)]
-    pub username: String,
-    #[schema(max_length = 1024)]
-    pub password: String,
-}
-
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LoginResponse {
-    pub token: String,
-    pub expires_at: Timestamp,
-    pub user: UserView,
-}
 
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| hash_password("no user has this password"))
+    HASH.get_or_init(|| hash_password("no user has this password", [0; 16]))
 }
 
 #[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 429, description = "too many failed sign-ins for this user (5 in 15 min) or from this address (20 in 15 min)", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
@@ -75,7 +57,7 @@ pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, ApiJson(req): Api
         return Err(ApiError::unauthorized("wrong username or password"));
     };
     s.user_throttle.locked().succeeded(&req.username);
-    let token = format!("{SESSION_PREFIX}_{}", random_hex(32));
+    let token = format!("{SESSION_PREFIX}_{}", s.random_hex(32));
     let expires_at = now.plus(SESSION_TTL);
     s.store.write(|w| w.put(SESSIONS, &sha256_hex(&token), &Session { username: user.username.clone(), expires_at }))?;
     tracing::info!(user = %user.username, org = %user.org_id, "login");
@@ -95,17 +77,6 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
-/// The signed-in user and what the role lets them do (the console greys out the rest).
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MeView {
-    #[serde(flatten)]
-    pub user: UserView,
-    pub can_operate_nodes: bool,
-    pub can_manage_executors: bool,
-    pub can_manage_users: bool,
-}
-
 #[utoipa::path(get, path = "/api/v1/me", tag = "users", security(("session" = [])), responses((status = 200, body = MeView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError)))]
 pub async fn me(user: UserCtx) -> ApiResult<MeView> {
     let role = user.user.role;
@@ -115,16 +86,6 @@ pub async fn me(user: UserCtx) -> ApiResult<MeView> {
         can_manage_executors: role.can(Permission::ManageExecutors),
         can_manage_users: role.can(Permission::ManageUsers),
     }))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUserRequest {
-    #[schema(schema_with = crate::api::text::name)]
-    pub username: String,
-    #[schema(min_length = 8, max_length = 1024)]
-    pub password: String,
-    pub role: Role,
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("session" = [])), request_body = CreateUserRequest, responses((status = 201, body = UserView), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
@@ -138,8 +99,8 @@ pub async fn create(
         return Err(ApiError::forbidden(format!("role {} may not create a user with role {}", user.user.role.as_str(), req.role.as_str())));
     }
     check_user_fields(&req.username, &req.password)?;
-    let password = req.password.clone();
-    let password_hash = s.hash_pool.run(move || hash_password(&password)).await?;
+    let (password, salt) = (req.password.clone(), new_salt(s.entropy.as_ref()));
+    let password_hash = s.hash_pool.run(move || hash_password(&password, salt)).await?;
     let new = User { username: req.username.clone(), org_id: user.org().to_string(), role: req.role, password_hash, created_at: s.now() };
     s.store.write(|w| {
         if w.get::<User>(USERS, &req.username)?.is_some() {

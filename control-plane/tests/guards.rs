@@ -38,7 +38,7 @@ async fn organizations_are_isolated() {
     globex_exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
     assert!(globex_exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap().nodes.is_empty());
     let r = globex_exec.report("edge-1", vec![obs("secret-node", 1, ObservedNodeStatus::Error)]).await.unwrap();
-    assert_eq!(r["accepted"], 0);
+    assert_eq!(r.accepted, 0);
     assert_eq!(node(&alice, "secret-node").await["phase"], "provisioning");
     cp.stop().await;
 }

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod authz;
 pub mod compat;
 pub mod drift;
+pub mod entropy;
 pub mod error;
 pub mod events;
 pub mod executor;

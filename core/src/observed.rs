@@ -15,6 +15,19 @@ pub enum ObservedNodeStatus {
     Error,
 }
 
+impl ObservedNodeStatus {
+    /// The word the API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObservedNodeStatus::Starting => "starting",
+            ObservedNodeStatus::Running => "running",
+            ObservedNodeStatus::Syncing => "syncing",
+            ObservedNodeStatus::Stopped => "stopped",
+            ObservedNodeStatus::Error => "error",
+        }
+    }
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

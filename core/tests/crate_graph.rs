@@ -48,3 +48,48 @@ fn runtime_and_client_sit_below_the_backends() {
     let agent = normal_dependencies("novacula-agent");
     assert!(agent.iter().any(|d| d == "novacula-executor") && !agent.iter().any(|d| d == "kube"), "the agent runs the runtime, without Kubernetes code");
 }
+
+/// Every `.rs` file under the workspace's crates' `src/` folders.
+fn workspace_sources() -> Vec<(std::path::PathBuf, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let mut out = Vec::new();
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path().join("src")).filter(|p| p.is_dir()).collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    assert!(out.len() > 40, "expected the workspace's sources under {}", root.display());
+    out
+}
+
+/// Errors are typed, with a category where someone retries them: a bare
+/// `String` error cannot be matched on, only read.
+#[test]
+fn no_public_function_returns_a_string_error() {
+    for (path, text) in workspace_sources() {
+        for (n, line) in text.lines().enumerate() {
+            let l = line.trim_start();
+            let public = l.starts_with("pub fn") || l.starts_with("pub async fn") || l.starts_with("fn ") && text.contains("pub trait");
+            if public && l.contains("-> Result<") && l.contains(", String>") {
+                panic!("{}:{}: returns Result<_, String>: {l}", path.display(), n + 1);
+            }
+        }
+    }
+}
+
+/// Randomness is injected like the clock: the OS generator is read in one place.
+#[test]
+fn the_operating_systems_generator_is_read_once() {
+    let readers: Vec<String> = workspace_sources()
+        .into_iter()
+        .filter(|(_, text)| text.contains("getrandom::") || text.contains("rand::"))
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    assert!(readers.len() == 1 && readers[0].ends_with("core/src/entropy.rs"), "OS randomness read outside core::entropy: {readers:?}");
+}

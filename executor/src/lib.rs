@@ -13,12 +13,3 @@
 pub mod adapter;
 pub mod backend;
 pub mod loops;
-
-/// A random hex string of `bytes` random bytes: the secrets a backend generates
-/// for a rendered `FileContents::Secret` (the engine JWT).
-#[allow(clippy::expect_used, reason = "without the operating system's RNG no secret can be made; nothing can go on")]
-pub fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).expect("operating system RNG unavailable");
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}

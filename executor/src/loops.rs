@@ -78,7 +78,7 @@ impl Jitter {
 
     pub fn from_os() -> Jitter {
         let mut b = [0u8; 8];
-        let _ = getrandom::fill(&mut b);
+        novacula_core::entropy::Entropy::fill(&novacula_core::entropy::OsEntropy, &mut b);
         Jitter::seeded(u64::from_le_bytes(b))
     }
 

@@ -123,7 +123,7 @@ async fn self_upgrade(mut rx: watch::Receiver<Option<UpgradeSpec>>, own: Option<
     let mut failed = HashSet::new();
     loop {
         let spec = rx.borrow_and_update().clone();
-        if let Some(spec) = spec.filter(|s| s.version != env!("CARGO_PKG_VERSION") && !failed.contains(&s.artifact)) {
+        if let Some(spec) = spec.filter(|s| !novacula_core::version::same_release(&s.version, env!("CARGO_PKG_VERSION")) && !failed.contains(&s.artifact)) {
             match own.upgrade(&spec.artifact, Duration::from_secs(5), Duration::from_secs(600)).await {
                 Ok(Outcome::RolledBack { reason }) => {
                     tracing::error!(image = %spec.artifact, reason = %reason, "upgrade rolled back");

@@ -2,14 +2,18 @@
 
 use crate::{api, serve, SimClock, SimConnector, EPOCH};
 use novacula_agent::backend::Processes;
-use novacula_client::{HttpApi, Method};
+use novacula_client::HttpApi;
 use novacula_control_plane::{keys, orgs, AppState, Config, Store};
-use novacula_core::{Channel, ExecutorKind};
+use novacula_core::entropy::Seeded;
+use novacula_core::lifecycle::LifecycleAction;
+use novacula_core::wire::NodeView;
+use novacula_core::{Channel, ExecutorKind, NodePhase, NodeSpec, Revision};
 use novacula_executor::adapter::Adapters;
 use novacula_executor::loops::{Executor, Identity, Intervals, Jitter};
 use novacula_fakes::FakeDriver;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,10 +87,16 @@ impl Fleet {
             .tcp_capacity(1 << 16)
             .build();
         let executors = self.executors;
+        // Every id and secret comes from the seed; each start of the control
+        // plane draws from its own stream (a restart must not repeat tokens).
+        let seed = self.seed;
+        let starts = Arc::new(AtomicU64::new(0));
+        let entropy = move || Seeded::new(seed ^ 0x00e7_7a0b ^ starts.fetch_add(1, Ordering::SeqCst).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let seed_store = |store: &Store| {
-            orgs::create_org_with_owner(store, EPOCH, "sim", "admin", PASSWORD).expect("org");
+            let e = Seeded::new(seed ^ 0x5eed_0001);
+            orgs::create_org_with_owner(store, &e, EPOCH, "sim", "admin", PASSWORD).expect("org");
             (0..executors)
-                .map(|i| keys::issue(store, "sim", "fleet".into(), Some(Self::executor_name(i)), "admin", EPOCH).expect("key").0)
+                .map(|i| keys::issue(store, &e, "sim", "fleet".into(), Some(Self::executor_name(i)), "admin", EPOCH).expect("key").0)
                 .collect::<Vec<String>>()
         };
         let config = self.config.clone();
@@ -94,17 +104,17 @@ impl Fleet {
             None => {
                 let store = Store::in_memory().expect("in-memory store");
                 self.keys = seed_store(&store);
-                let state = AppState::new(store, SimClock, config.lock().expect("config").clone());
+                let state = AppState::with_entropy(store, SimClock, entropy(), config.lock().expect("config").clone());
                 self.state = Some(state.clone());
                 sim.host(crate::CP_HOST, move || serve(state.clone()));
             }
             Some(path) => {
                 self.keys = seed_store(&Store::open(&path).expect("redb file"));
                 sim.host(crate::CP_HOST, move || {
-                    let (path, config) = (path.clone(), config.lock().expect("config").clone());
+                    let (path, config, entropy) = (path.clone(), config.lock().expect("config").clone(), entropy());
                     async move {
                         let store = Store::open(&path).map_err(|e| e.to_string())?;
-                        serve(AppState::new(store, SimClock, config)).await
+                        serve(AppState::with_entropy(store, SimClock, entropy, config)).await
                     }
                 });
             }
@@ -200,30 +210,33 @@ impl ExecutorCtx {
     }
 }
 
-pub fn standin(name: &str) -> Value {
-    json!({
+/// A stand-in node: the demo chain's process that only sleeps.
+#[allow(clippy::expect_used, reason = "a fixed, valid spec")]
+pub fn standin(name: &str) -> NodeSpec {
+    serde_json::from_value(json!({
         "name": name, "chain": "demo", "network": "local",
         "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]
-    })
+    }))
+    .expect("stand-in spec")
 }
 
 pub async fn admin() -> HttpApi<SimConnector> {
     let anon = api(None);
-    let r: Value = anon.call(Method::POST, "/api/v1/login", Some(&json!({"username": "admin", "password": PASSWORD}))).await.expect("login");
-    anon.with_token(r["token"].as_str().map(String::from))
+    let r = anon.login("admin", PASSWORD).await.expect("login");
+    anon.with_token(Some(r.token))
 }
 
-pub async fn nodes(admin: &HttpApi<SimConnector>) -> Vec<Value> {
-    admin.get("/api/v1/nodes").await.expect("list nodes")
+pub async fn nodes(admin: &HttpApi<SimConnector>) -> Vec<NodeView> {
+    admin.nodes(None).await.expect("list nodes")
 }
 
 /// Poll every 5 simulated seconds until `done` holds for the node list; returns the nodes.
-pub async fn until(admin: &HttpApi<SimConnector>, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+pub async fn until(admin: &HttpApi<SimConnector>, what: &str, done: impl Fn(&[NodeView]) -> bool) -> Vec<NodeView> {
     for _ in 0..240 {
         let ns = nodes(admin).await;
         for n in &ns {
-            let observed = n["observed"]["revision"].as_u64().unwrap_or(0);
-            assert!(observed <= n["revision"].as_u64().unwrap(), "observed ahead of desired: {n}");
+            let observed = n.observed.as_ref().map_or(Revision(0), |o| o.revision);
+            assert!(observed <= n.revision, "observed ahead of desired: {n:?}");
         }
         if done(&ns) {
             return ns;
@@ -233,21 +246,36 @@ pub async fn until(admin: &HttpApi<SimConnector>, what: &str, done: impl Fn(&[Va
     panic!("never reached: {what}");
 }
 
-pub fn all_converged(ns: &[Value], phase: &str) -> bool {
-    ns.iter().all(|n| n["phase"] == phase && n["drift"]["revisionsBehind"] == 0)
+pub fn all_converged(ns: &[NodeView], phase: NodePhase) -> bool {
+    ns.iter().all(|n| n.phase == phase && n.drift.revisions_behind == 0)
 }
 
-/// Send `calls` (path, body) as POSTs, at most 32 in flight, as a fleet's API clients do.
-pub async fn post_all(admin: &HttpApi<SimConnector>, calls: Vec<(String, Value)>) {
+/// The node is where its spec wants it: the phase of its desired state, nothing pending.
+pub fn settled(n: &NodeView) -> bool {
+    n.phase.as_str() == n.spec.desired_state.as_str() && n.drift.revisions_behind == 0
+}
+
+/// One write of the API, as a fleet's users send them.
+#[derive(Debug, Clone)]
+pub enum Call {
+    Deploy { executor: String, spec: NodeSpec },
+    Lifecycle { node: String, action: LifecycleAction },
+}
+
+/// Send `calls`, at most 32 in flight, as a fleet's API clients do.
+pub async fn post_all(admin: &HttpApi<SimConnector>, calls: Vec<Call>) {
     let mut inflight = tokio::task::JoinSet::new();
-    for (path, body) in calls {
+    for call in calls {
         if inflight.len() == 32 {
             inflight.join_next().await.expect("task").expect("call");
         }
         let admin = admin.clone();
         inflight.spawn(async move {
-            let r: Result<Value, _> = admin.call(Method::POST, &path, Some(&body)).await;
-            r.unwrap_or_else(|e| panic!("POST {path}: {e}"));
+            let r = match &call {
+                Call::Deploy { executor, spec } => admin.deploy(executor, spec.clone()).await,
+                Call::Lifecycle { node, action } => admin.lifecycle(node, *action).await,
+            };
+            r.unwrap_or_else(|e| panic!("{call:?}: {e}"));
         });
     }
     while let Some(r) = inflight.join_next().await {
@@ -257,13 +285,11 @@ pub async fn post_all(admin: &HttpApi<SimConnector>, calls: Vec<(String, Value)>
 
 /// Wait until `executors` executors have synced, then deploy `per` stand-in nodes on each.
 pub async fn deploy_all(admin: &HttpApi<SimConnector>, executors: usize, per: usize) {
-    while admin.get::<Vec<Value>>("/api/v1/executors").await.map(|e| e.len()).unwrap_or(0) < executors {
+    while admin.executors().await.map(|e| e.len()).unwrap_or(0) < executors {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let calls = (0..executors)
-        .flat_map(|i| {
-            (0..per).map(move |j| ("/api/v1/nodes".to_string(), json!({"executor": Fleet::executor_name(i), "spec": standin(&Fleet::node_name(i, j))})))
-        })
+        .flat_map(|i| (0..per).map(move |j| Call::Deploy { executor: Fleet::executor_name(i), spec: standin(&Fleet::node_name(i, j)) }))
         .collect();
     post_all(admin, calls).await;
 }

@@ -7,14 +7,16 @@
 //! checked every simulated second. In the liveness phase the faults stop and
 //! every node must reach its desired state within a bound.
 
-use crate::fleet::{admin, deploy_all, Fleet};
-use crate::{Method, CP_HOST};
+use crate::fleet::{admin, deploy_all, settled, Fleet};
+use crate::CP_HOST;
 use novacula_control_plane::model::{Executor, NodeRow, ObservedRow};
 use novacula_control_plane::store::{StoreError, EXECUTORS, NODES, OBSERVED};
 use novacula_control_plane::AppState;
 use novacula_core::is_online;
+use novacula_core::lifecycle::LifecycleAction;
+use novacula_core::wire::NodeView;
+use novacula_core::DesiredState;
 use novacula_fakes::FakeDriver;
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -139,39 +141,43 @@ pub fn hunt(seed: u64) -> Report {
             while started.elapsed() < SAFETY_PHASE {
                 tokio::time::sleep(Duration::from_millis(500 + workload.below(5000))).await;
                 let node = Fleet::node_name(workload.below(executors as u64) as usize, workload.below(per as u64) as usize);
-                let action = ["start", "stop", "restart"][workload.below(3) as usize];
+                let action = [LifecycleAction::Start, LifecycleAction::Stop, LifecycleAction::Restart][workload.below(3) as usize];
                 // refusals (restart of a stopped node) are part of the game
-                let _ = admin.call::<_, Value>(Method::POST, &format!("/api/v1/nodes/{node}/lifecycle"), Some(&json!({"action": action}))).await;
+                let _ = admin.lifecycle(&node, action).await;
             }
             faults_off.store(true, Ordering::SeqCst);
             stage.store(2, Ordering::SeqCst);
             let deadline = tokio::time::Instant::now() + LIVENESS_BOUND;
             loop {
-                let nodes: Vec<Value> = match admin.get("/api/v1/nodes").await {
+                let nodes = match admin.nodes(None).await {
                     Ok(n) => n,
                     Err(_) => continue,
                 };
                 // a running node runs the restart generation its spec asks for
-                let generation_ok = |n: &Value| {
-                    let (name, want) = (n["name"].as_str().unwrap_or_default(), n["spec"]["restartGeneration"].as_u64());
-                    n["spec"]["desiredState"] != "running"
-                        || drivers.iter().any(|d| d.node(name).process("main").and_then(|p| p.running.as_ref()).is_some_and(|r| Some(r.generation) == want))
+                let generation_ok = |n: &NodeView| {
+                    n.spec.desired_state != DesiredState::Running
+                        || drivers.iter().any(|d| {
+                            d.node(&n.name).process("main").and_then(|p| p.running.as_ref()).is_some_and(|r| r.generation == n.spec.restart_generation)
+                        })
                 };
-                let converged = nodes.len() == executors * per
-                    && nodes.iter().all(|n| {
-                        n["drift"]["revisionsBehind"] == 0
-                            && n["phase"] == n["spec"]["desiredState"]
-                            && !n["nodeDown"].as_bool().unwrap_or(true)
-                            && generation_ok(n)
-                    });
+                let converged = nodes.len() == executors * per && nodes.iter().all(|n| settled(n) && !n.node_down && generation_ok(n));
                 if converged {
                     break;
                 }
                 if tokio::time::Instant::now() > deadline {
                     let stuck: Vec<String> = nodes
                         .iter()
-                        .filter(|n| n["phase"] != n["spec"]["desiredState"] || n["drift"]["revisionsBehind"] != 0)
-                        .map(|n| format!("{} {} (wants {}, {} behind)", n["name"], n["phase"], n["spec"]["desiredState"], n["drift"]["revisionsBehind"]))
+                        .filter(|n| !settled(n) || !generation_ok(n))
+                        .map(|n| {
+                            format!(
+                                "{} {} (wants {} generation {}, {} behind)",
+                                n.name,
+                                n.phase.as_str(),
+                                n.spec.desired_state.as_str(),
+                                n.spec.restart_generation,
+                                n.drift.revisions_behind
+                            )
+                        })
                         .collect();
                     *failure.lock().expect("failure") = Some(Failure::Liveness { stuck });
                     break;
@@ -336,8 +342,7 @@ fn event_log(state: &AppState) -> Vec<String> {
     events
         .iter()
         .map(|e| {
-            // key ids are drawn from the OS when the fleet's keys are made, outside the seed
-            let data: Vec<String> = e.data.iter().filter(|(k, _)| k.as_str() != "keyId").map(|(k, v)| format!("{k}={v}")).collect();
+            let data: Vec<String> = e.data.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!(
                 "{} {} {} {} {} {} {}",
                 e.seq,

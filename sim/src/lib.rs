@@ -14,8 +14,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub mod fleet;
 pub mod hunt;
 
-pub use novacula_client::Method;
-
 pub const CP_HOST: &str = "cp";
 pub const CP_PORT: u16 = 8080;
 /// Simulated wall clock starts here (2025-06-15).

@@ -2,10 +2,10 @@
 //! the driver loop below acts on it (bounce a host, change the CP version).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
-use novacula_client::Method;
-use novacula_core::Version;
-use novacula_sim::fleet::{admin, all_converged, deploy_all, nodes, until, Fleet};
-use serde_json::{json, Value};
+use novacula_core::lifecycle::LifecycleAction;
+use novacula_core::wire::NodeView;
+use novacula_core::{CompatStatus, NodePhase, Version};
+use novacula_sim::fleet::{admin, all_converged, deploy_all, nodes, settled, until, Fleet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +21,8 @@ fn run(name: &str, seed: u64, f: impl FnOnce(u64)) {
     }
 }
 
-async fn act(admin: &novacula_client::HttpApi<novacula_sim::SimConnector>, node: &str, action: &str) -> Value {
-    admin.call(Method::POST, &format!("/api/v1/nodes/{node}/lifecycle"), Some(&json!({"action": action}))).await.expect("lifecycle")
+async fn act(admin: &novacula_client::HttpApi<novacula_sim::SimConnector>, node: &str, action: LifecycleAction) -> NodeView {
+    admin.lifecycle(node, action).await.expect("lifecycle")
 }
 
 /// Step the simulation, calling `on_stage` once for each new stage the client signals.
@@ -47,14 +47,14 @@ fn executor_crash_mid_reconcile_converges_without_doubled_restarts() {
         sim.client("admin", async move {
             let admin = admin().await;
             deploy_all(&admin, 3, 3).await;
-            until(&admin, "running", |ns| ns.len() == 9 && all_converged(ns, "running")).await;
+            until(&admin, "running", |ns| ns.len() == 9 && all_converged(ns, NodePhase::Running)).await;
             for n in nodes(&admin).await {
-                act(&admin, n["name"].as_str().unwrap(), "restart").await;
+                act(&admin, &n.name, LifecycleAction::Restart).await;
             }
             st.store(1, Ordering::SeqCst); // crash every executor now, wherever it is
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let ns = until(&admin, "converged after crash", |ns| all_converged(ns, "running")).await;
-            assert!(ns.iter().all(|n| n["spec"]["restartGeneration"] == 1));
+            let ns = until(&admin, "converged after crash", |ns| all_converged(ns, NodePhase::Running)).await;
+            assert!(ns.iter().all(|n| n.spec.restart_generation == 1));
             Ok(())
         });
         drive(&mut sim, &stage, |sim, _| {
@@ -86,29 +86,22 @@ fn control_plane_crash_on_same_redb_file_loses_no_acknowledged_write() {
             // acknowledged writes: revision per node as the API confirmed it
             let mut acked = std::collections::BTreeMap::new();
             for (k, n) in nodes(&admin).await.iter().enumerate() {
-                let name = n["name"].as_str().unwrap().to_string();
-                let v = act(&admin, &name, if k % 2 == 0 { "stop" } else { "restart" }).await;
-                acked.insert(name, v["revision"].as_u64().unwrap());
+                let v = act(&admin, &n.name, if k % 2 == 0 { LifecycleAction::Stop } else { LifecycleAction::Restart }).await;
+                acked.insert(n.name.clone(), v.revision);
             }
             st.store(1, Ordering::SeqCst); // crash the control plane right after the acks
             tokio::time::sleep(Duration::from_secs(2)).await;
             // the same session token still works: sessions are stored too
             let ns = loop {
-                match admin.get::<Vec<Value>>("/api/v1/nodes").await {
+                match admin.nodes(None).await {
                     Ok(ns) => break ns,
                     Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
                 }
             };
             for n in &ns {
-                assert_eq!(n["revision"].as_u64(), acked.get(n["name"].as_str().unwrap()).copied(), "{n}");
+                assert_eq!(Some(n.revision), acked.get(&n.name).copied(), "{n:?}");
             }
-            until(&admin, "converged after restart", |ns| {
-                ns.iter().all(|n| {
-                    let want = if n["spec"]["desiredState"] == "stopped" { "stopped" } else { "running" };
-                    n["phase"] == want && n["drift"]["revisionsBehind"] == 0
-                })
-            })
-            .await;
+            until(&admin, "converged after restart", |ns| ns.iter().all(settled)).await;
             Ok(())
         });
         drive(&mut sim, &stage, |sim, _| sim.bounce(novacula_sim::CP_HOST));
@@ -126,10 +119,10 @@ fn cp_major_bump_deprecates_then_drops_old_executors_while_heartbeats_continue()
         let mut sim = fleet.build();
         let stage = Arc::new(AtomicU32::new(0));
         let st = stage.clone();
-        let compat = |admin: novacula_client::HttpApi<novacula_sim::SimConnector>, want: &'static str| async move {
+        let compat = |admin: novacula_client::HttpApi<novacula_sim::SimConnector>, want: CompatStatus| async move {
             loop {
-                if let Ok(ex) = admin.get::<Vec<Value>>("/api/v1/executors").await {
-                    if ex.iter().all(|e| e["compat"] == want && e["online"] == true) {
+                if let Ok(ex) = admin.executors().await {
+                    if ex.iter().all(|e| e.compat == want && e.online) {
                         return admin;
                     }
                 }
@@ -139,21 +132,21 @@ fn cp_major_bump_deprecates_then_drops_old_executors_while_heartbeats_continue()
         sim.client("admin", async move {
             let admin = admin().await;
             deploy_all(&admin, 2, 1).await;
-            until(&admin, "running", |ns| ns.len() == 2 && all_converged(ns, "running")).await;
+            until(&admin, "running", |ns| ns.len() == 2 && all_converged(ns, NodePhase::Running)).await;
             st.store(1, Ordering::SeqCst); // control plane 2.0.0: executors one major behind
-            let admin = compat(admin, "deprecated").await;
-            act(&admin, "n-0-0", "stop").await;
-            until(&admin, "deprecated executor still served", |ns| ns.iter().any(|n| n["name"] == "n-0-0" && n["phase"] == "stopped")).await;
+            let admin = compat(admin, CompatStatus::Deprecated).await;
+            act(&admin, "n-0-0", LifecycleAction::Stop).await;
+            until(&admin, "deprecated executor still served", |ns| ns.iter().any(|n| n.name == "n-0-0" && n.phase == NodePhase::Stopped)).await;
             st.store(2, Ordering::SeqCst); // control plane 3.0.0: two majors behind
-            let admin = compat(admin, "out-of-support").await;
-            act(&admin, "n-0-0", "start").await;
+            let admin = compat(admin, CompatStatus::OutOfSupport).await;
+            act(&admin, "n-0-0", LifecycleAction::Start).await;
             tokio::time::sleep(Duration::from_secs(40)).await;
-            let n: Value = admin.get("/api/v1/nodes/n-0-0").await?;
-            assert_eq!(n["drift"]["revisionsBehind"], 1, "out-of-support executor must not get specs: {n}");
-            assert_eq!(n["executorOnline"], true, "heartbeats continue");
+            let n = admin.node("n-0-0").await?;
+            assert_eq!(n.drift.revisions_behind, 1, "out-of-support executor must not get specs: {n:?}");
+            assert!(n.executor_online, "heartbeats continue");
             st.store(3, Ordering::SeqCst); // upgrade executor 0 to 3.0.0
             until(&admin, "upgraded executor catches up", |ns| {
-                ns.iter().any(|n| n["name"] == "n-0-0" && n["phase"] == "running" && n["drift"]["revisionsBehind"] == 0)
+                ns.iter().any(|n| n.name == "n-0-0" && n.phase == NodePhase::Running && n.drift.revisions_behind == 0)
             })
             .await;
             Ok(())

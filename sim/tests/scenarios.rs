@@ -2,8 +2,10 @@
 //! it) and prints it on failure, so a failing run can be replayed exactly.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
-use novacula_sim::fleet::{admin, all_converged, deploy_all, nodes, post_all, until, Fleet};
-use serde_json::{json, Value};
+use novacula_core::lifecycle::LifecycleAction;
+use novacula_core::wire::NodeView;
+use novacula_core::{DesiredState, NodePhase};
+use novacula_sim::fleet::{admin, all_converged, deploy_all, nodes, post_all, settled, until, Call, Fleet};
 use std::time::Duration;
 
 fn seed(default: u64) -> u64 {
@@ -30,7 +32,7 @@ fn converge_then_wave(mut fleet: Fleet) {
         let admin = admin().await;
         deploy_all(&admin, executors, per).await;
         let t0 = turmoil::elapsed();
-        let ns = until(&admin, "all running", |ns| ns.len() == executors * per && all_converged(ns, "running")).await;
+        let ns = until(&admin, "all running", |ns| ns.len() == executors * per && all_converged(ns, NodePhase::Running)).await;
         eprintln!("{} nodes running after {:?} simulated", ns.len(), turmoil::elapsed() - t0);
 
         // a wave: restart every other node, stop every fourth
@@ -38,25 +40,20 @@ fn converge_then_wave(mut fleet: Fleet) {
         for i in 0..executors {
             for j in 0..per {
                 let action = if j % 4 == 3 {
-                    "stop"
+                    LifecycleAction::Stop
                 } else if j % 2 == 0 {
-                    "restart"
+                    LifecycleAction::Restart
                 } else {
                     continue;
                 };
-                wave.push((format!("/api/v1/nodes/{}/lifecycle", Fleet::node_name(i, j)), json!({"action": action})));
+                wave.push(Call::Lifecycle { node: Fleet::node_name(i, j), action });
             }
         }
         post_all(&admin, wave).await;
-        until(&admin, "wave converged", |ns| {
-            ns.iter().all(|n| {
-                let want = if n["spec"]["desiredState"] == "stopped" { "stopped" } else { "running" };
-                n["phase"] == want && n["drift"]["revisionsBehind"] == 0
-            })
-        })
-        .await;
+        until(&admin, "wave converged", |ns| ns.iter().all(settled)).await;
         let ns = nodes(&admin).await;
-        assert!(ns.iter().filter(|n| n["spec"]["restartGeneration"] == 1).count() >= executors);
+        assert!(ns.iter().filter(|n| n.spec.restart_generation == 1).count() >= executors);
+        assert!(ns.iter().filter(|n| n.spec.desired_state == DesiredState::Stopped).all(|n| n.phase == NodePhase::Stopped));
         eprintln!("simulated time at the end of the scenario: {:?}", turmoil::elapsed());
         Ok(())
     });
@@ -90,30 +87,27 @@ fn partition_takes_executors_offline_and_heal_recovers() {
         sim.client("admin", async move {
             let admin = admin().await;
             deploy_all(&admin, 4, 2).await;
-            until(&admin, "all running", |ns| ns.len() == 8 && all_converged(ns, "running")).await;
+            until(&admin, "all running", |ns| ns.len() == 8 && all_converged(ns, NodePhase::Running)).await;
             turmoil::partition("cp", "exec-0");
             turmoil::partition("cp", "exec-1");
-            let cut = |n: &Value| n["executor"] == "exec-0" || n["executor"] == "exec-1";
+            let cut = |n: &NodeView| n.executor == "exec-0" || n.executor == "exec-1";
             // not before 30 s of silence...
             tokio::time::sleep(Duration::from_secs(20)).await;
-            assert!(nodes(&admin).await.iter().all(|n| n["executorOnline"] == true));
+            assert!(nodes(&admin).await.iter().all(|n| n.executor_online));
             // ...but after it: offline, liveness drift, node_down; the others are untouched
-            let ns = until(&admin, "partitioned nodes down", |ns| ns.iter().filter(|n| cut(n)).all(|n| n["nodeDown"] == true)).await;
+            let ns = until(&admin, "partitioned nodes down", |ns| ns.iter().filter(|n| cut(n)).all(|n| n.node_down)).await;
             for n in &ns {
                 if cut(n) {
-                    assert_eq!(
-                        (n["executorOnline"].as_bool(), n["drift"]["liveness"].as_bool(), n["phase"].as_str()),
-                        (Some(false), Some(true), Some("error"))
-                    );
+                    assert_eq!((n.executor_online, n.drift.liveness, n.phase), (false, true, NodePhase::Error));
                 } else {
-                    assert_eq!((n["phase"].as_str(), n["nodeDown"].as_bool()), (Some("running"), Some(false)), "{n}");
+                    assert_eq!((n.phase, n.node_down), (NodePhase::Running, false), "{n:?}");
                 }
             }
-            let alerts: Vec<Value> = admin.get("/api/v1/alerts").await?;
+            let alerts = admin.alerts().await?;
             assert_eq!(alerts.len(), 4);
             turmoil::repair("cp", "exec-0");
             turmoil::repair("cp", "exec-1");
-            until(&admin, "healed", |ns| all_converged(ns, "running") && ns.iter().all(|n| n["nodeDown"] == false)).await;
+            until(&admin, "healed", |ns| all_converged(ns, NodePhase::Running) && ns.iter().all(|n| !n.node_down)).await;
             Ok(())
         });
         sim.run().expect("simulation");
@@ -150,23 +144,24 @@ fn process_faults_raise_node_down_and_recover() {
         sim.client("admin", async move {
             let admin = admin().await;
             deploy_all(&admin, 2, 1).await;
-            until(&admin, "running despite slow starts", |ns| ns.len() == 2 && all_converged(ns, "running")).await;
+            until(&admin, "running despite slow starts", |ns| ns.len() == 2 && all_converged(ns, NodePhase::Running)).await;
             // the process exits: the executor starts it again
             d0.kill("n-0-0", "main");
             let key = ("n-0-0".to_string(), "main".to_string(), 0);
             while d0.launches().get(&key) != Some(&2) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            until(&admin, "restarted after exit", |ns| all_converged(ns, "running")).await;
+            until(&admin, "restarted after exit", |ns| all_converged(ns, NodePhase::Running)).await;
             // its health check fails: error, node_down, message from the driver
             d0.set_unhealthy("n-0-0", "main", Some("rpc not answering"));
-            let ns = until(&admin, "node down", |ns| ns.iter().any(|n| n["name"] == "n-0-0" && n["nodeDown"] == true)).await;
-            let n = ns.iter().find(|n| n["name"] == "n-0-0").unwrap();
-            assert_eq!(n["phase"], "error");
-            assert!(n["observed"]["processes"][0]["message"].as_str().unwrap().contains("rpc not answering"), "{n}");
-            assert!(ns.iter().any(|n| n["name"] == "n-1-0" && n["phase"] == "running"), "other executors unaffected");
+            let ns = until(&admin, "node down", |ns| ns.iter().any(|n| n.name == "n-0-0" && n.node_down)).await;
+            let n = ns.iter().find(|n| n.name == "n-0-0").unwrap();
+            assert_eq!(n.phase, NodePhase::Error);
+            let message = n.observed.as_ref().and_then(|o| o.processes[0].message.as_deref()).unwrap_or_default();
+            assert!(message.contains("rpc not answering"), "{n:?}");
+            assert!(ns.iter().any(|n| n.name == "n-1-0" && n.phase == NodePhase::Running), "other executors unaffected");
             d0.set_unhealthy("n-0-0", "main", None);
-            until(&admin, "recovered", |ns| all_converged(ns, "running") && ns.iter().all(|n| n["nodeDown"] == false)).await;
+            until(&admin, "recovered", |ns| all_converged(ns, NodePhase::Running) && ns.iter().all(|n| !n.node_down)).await;
             Ok(())
         });
         sim.run().expect("simulation");

@@ -2,9 +2,9 @@
 //! once installed is rolled back and the nodes keep running; a good one lands.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
-use novacula_client::Method;
+use novacula_core::wire::{ExecutorView, SetUpgradeRequest};
+use novacula_core::{Channel, NodePhase};
 use novacula_sim::fleet::{admin, all_converged, deploy_all, until, Fleet};
-use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -15,8 +15,8 @@ fn script(path: &Path, body: &str) -> String {
     novacula_agent::files::sha256_file(path).unwrap()
 }
 
-fn versions(ex: &[Value]) -> Vec<String> {
-    ex.iter().map(|e| e["version"].as_str().unwrap().to_string()).collect()
+fn versions(ex: &[ExecutorView]) -> Vec<String> {
+    ex.iter().map(|e| e.version.clone()).collect()
 }
 
 #[test]
@@ -42,24 +42,29 @@ fn failed_self_upgrade_rolls_back_and_nodes_keep_running() {
     sim.client("admin", async move {
         let admin = admin().await;
         deploy_all(&admin, 2, 2).await;
-        until(&admin, "running", |ns| ns.len() == 4 && all_converged(ns, "running")).await;
+        until(&admin, "running", |ns| ns.len() == 4 && all_converged(ns, NodePhase::Running)).await;
 
-        let set = |version: &str, artifact: &str, sha256: &str| json!({"channel": "stable", "kind": "agent", "version": version, "artifact": artifact, "sha256": sha256});
-        let _: Value = admin.call(Method::PUT, "/api/v1/upgrades", Some(&set("1.1.0", "agent-1.1.0", &broken_hash))).await?;
+        let set = |version: &str, artifact: &str, sha256: &str| SetUpgradeRequest::Agent {
+            channel: Channel::Stable,
+            version: version.into(),
+            artifact: artifact.into(),
+            sha256: sha256.into(),
+        };
+        admin.set_upgrade(&set("1.1.0", "agent-1.1.0", &broken_hash)).await?;
         tokio::time::sleep(Duration::from_secs(30)).await;
-        let ex: Vec<Value> = admin.get("/api/v1/executors").await?;
+        let ex = admin.executors().await?;
         assert_eq!(versions(&ex), ["1.0.0", "1.0.0"], "rolled back");
-        until(&admin, "still running", |ns| all_converged(ns, "running")).await;
+        until(&admin, "still running", |ns| all_converged(ns, NodePhase::Running)).await;
 
-        let _: Value = admin.call(Method::PUT, "/api/v1/upgrades", Some(&set("1.2.0", "agent-1.2.0", &good_hash))).await?;
+        admin.set_upgrade(&set("1.2.0", "agent-1.2.0", &good_hash)).await?;
         loop {
-            let ex: Vec<Value> = admin.get("/api/v1/executors").await?;
+            let ex = admin.executors().await?;
             if versions(&ex) == ["1.2.0", "1.2.0"] {
                 break;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        until(&admin, "running after upgrade", |ns| all_converged(ns, "running")).await;
+        until(&admin, "running after upgrade", |ns| all_converged(ns, NodePhase::Running)).await;
         Ok(())
     });
     if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run().expect("simulation"))) {

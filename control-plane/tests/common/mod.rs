@@ -5,6 +5,7 @@ use novacula_client::Method;
 use novacula_client::{ClientError, HttpApi};
 use novacula_control_plane::clock::ManualClock;
 use novacula_control_plane::{orgs, AppState, Config, Store};
+use novacula_core::entropy::OsEntropy;
 use novacula_core::executor::{ChainSupport, ClientSupport};
 use novacula_core::spec::NodeType;
 use novacula_core::wire::SyncExecutorRequest;
@@ -84,8 +85,8 @@ impl Cp {
 }
 
 pub fn seed(store: &Store) {
-    orgs::create_org_with_owner(store, T0, "acme", "alice", PASSWORD).unwrap();
-    orgs::create_org_with_owner(store, T0, "globex", "bob", PASSWORD).unwrap();
+    orgs::create_org_with_owner(store, &OsEntropy, T0, "acme", "alice", PASSWORD).unwrap();
+    orgs::create_org_with_owner(store, &OsEntropy, T0, "globex", "bob", PASSWORD).unwrap();
 }
 
 pub fn caps() -> ExecutorCapabilities {

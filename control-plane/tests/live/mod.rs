@@ -7,6 +7,7 @@ use novacula_agent::driver::LocalDriver;
 use novacula_client::{HttpApi, Method};
 use novacula_control_plane::clock::SystemClock;
 use novacula_control_plane::{orgs, AppState, Config, Store};
+use novacula_core::entropy::OsEntropy;
 use novacula_core::{Channel, ExecutorKind};
 use novacula_executor::adapter::Adapters;
 use novacula_executor::loops::{Executor, Identity, Intervals};
@@ -53,7 +54,7 @@ pub fn start_agent_with(api: HttpApi, data: &Path, name: &str) -> Running {
 /// A control plane with org `acme` (owner `alice`); returns its URL and alice's session.
 pub async fn control_plane() -> (String, HttpApi) {
     let store = Store::in_memory().unwrap();
-    orgs::create_org_with_owner(&store, novacula_control_plane::clock::Clock::now(&SystemClock), "acme", OWNER, PASSWORD).unwrap();
+    orgs::create_org_with_owner(&store, &OsEntropy, novacula_control_plane::clock::Clock::now(&SystemClock), "acme", OWNER, PASSWORD).unwrap();
     let state = AppState::new(store, SystemClock, Config::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -1,4 +1,9 @@
-//! Messages between executors and the control plane (JSON over HTTP).
+//! Every message of the HTTP API: the executor protocol here, the user API in [`api`] (re-exported).
+
+mod api;
+#[cfg(feature = "openapi")]
+pub mod text;
+pub use api::*;
 
 use crate::compat::CompatStatus;
 use crate::executor::{Channel, ExecutorCapabilities, ExecutorKind};

@@ -1,0 +1,278 @@
+//! The user API's requests, responses and views (`/api/v1/...`): what the
+//! control plane serves and the typed client, the CLI, the console's tests and
+//! the simulator read. Stored rows stay in the control plane; these are their
+//! shapes on the wire.
+
+use super::UpgradeSpec;
+use crate::authz::Role;
+use crate::compat::CompatStatus;
+use crate::executor::{Channel, ExecutorCapabilities, ExecutorKind};
+use crate::lifecycle::LifecycleAction;
+use crate::{Drift, NodePhase, NodeSpec, ObservedNodeState, Revision, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::name))]
+    pub username: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub password: String,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    pub token: String,
+    pub expires_at: Timestamp,
+    pub user: UserView,
+}
+
+/// A user as the API shows it (no password hash).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub username: String,
+    pub org_id: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+}
+
+/// The signed-in user and what the role lets them do (the console greys out the rest).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeView {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub can_operate_nodes: bool,
+    pub can_manage_executors: bool,
+    pub can_manage_users: bool,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::name))]
+    pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
+    pub password: String,
+    pub role: Role,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
+    pub label: String,
+    /// Bind the key to one executor name (otherwise it binds at its first sync).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::key_executor))]
+    pub executor: Option<String>,
+}
+
+/// An API key as the API shows it (no secret, no hash).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    pub id: String,
+    pub label: String,
+    pub executor: Option<String>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_by: Option<String>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedKey {
+    /// The full key. It is shown only in this response.
+    pub key: String,
+    #[serde(flatten)]
+    pub record: ApiKeyView,
+}
+
+/// An event as the feed shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub kind: String,
+    pub node: Option<String>,
+    pub executor: Option<String>,
+    pub actor: String,
+    pub data: BTreeMap<String, String>,
+}
+
+/// A node as the API shows it: its spec, and what is derived from what the
+/// executor reported (phase, drift, the `node_down` alert).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    pub name: String,
+    pub executor: String,
+    pub revision: Revision,
+    pub spec: NodeSpec,
+    pub phase: NodePhase,
+    pub drift: Drift,
+    /// The `node_down` alert is firing.
+    pub node_down: bool,
+    pub executor_online: bool,
+    pub deleted: bool,
+    pub removed: bool,
+    pub observed: Option<ObservedNodeState>,
+    pub observed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeployRequest {
+    pub executor: String,
+    pub spec: NodeSpec,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EditRequest {
+    pub spec: NodeSpec,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::name))]
+    pub role: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::version))]
+    pub version: String,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LifecycleRequest {
+    pub action: LifecycleAction,
+}
+
+/// The control plane's answer to an executor's report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportResponse {
+    pub accepted: usize,
+    /// One message per rejected node state.
+    pub rejected: Vec<String>,
+}
+
+/// A page of the events feed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsPage {
+    pub events: Vec<EventView>,
+    /// The cursor of the next page in the same order: pass as `after` (asc) or `before` (desc).
+    pub next: u64,
+}
+
+/// A firing alert.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub rule: String,
+    pub node: String,
+    pub executor: String,
+    pub phase: NodePhase,
+}
+
+/// An executor as the API shows it: what its last sync said, and what the
+/// control plane derives (online, compatibility window).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorView {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub kind: ExecutorKind,
+    pub version: String,
+    pub channel: Channel,
+    pub capabilities: ExecutorCapabilities,
+    pub created_at: Timestamp,
+    /// Last successful `syncExecutor`.
+    pub updated_at: Timestamp,
+    pub deactivated: bool,
+    /// The key used by the last sync.
+    pub api_key_id: String,
+    pub online: bool,
+    pub compat: CompatStatus,
+    pub node_count: usize,
+    pub key_last_used_at: Option<Timestamp>,
+}
+
+/// The release executors of one kind on one channel should run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeRow {
+    pub kind: ExecutorKind,
+    pub spec: UpgradeSpec,
+    pub set_at: Timestamp,
+    pub set_by: String,
+}
+
+/// A release for the executors of one kind on one channel. Each kind pins
+/// its bytes its own way, so the document states what each must carry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SetUpgradeRequest {
+    /// A file in the agents' own `release_dir`, and its SHA-256.
+    Agent {
+        channel: Channel,
+        #[cfg_attr(feature = "openapi", schema(schema_with = super::text::version))]
+        version: String,
+        #[cfg_attr(feature = "openapi", schema(schema_with = super::text::artifact))]
+        artifact: String,
+        #[cfg_attr(feature = "openapi", schema(schema_with = super::text::sha256))]
+        sha256: String,
+    },
+    /// An image of the operator's own repository, pinned by digest.
+    Operator {
+        channel: Channel,
+        #[cfg_attr(feature = "openapi", schema(schema_with = super::text::version))]
+        version: String,
+        #[cfg_attr(feature = "openapi", schema(schema_with = super::text::image_digest))]
+        artifact: String,
+    },
+}
+
+impl SetUpgradeRequest {
+    /// The kind it is for, and the upgrade spec executors of that kind are offered.
+    pub fn into_spec(self) -> (ExecutorKind, UpgradeSpec) {
+        match self {
+            SetUpgradeRequest::Agent { channel, version, artifact, sha256 } => {
+                (ExecutorKind::Agent, UpgradeSpec { channel, version, artifact, sha256: Some(sha256.to_ascii_lowercase()) })
+            }
+            SetUpgradeRequest::Operator { channel, version, artifact } => (ExecutorKind::Operator, UpgradeSpec { channel, version, artifact, sha256: None }),
+        }
+    }
+}
