@@ -5,7 +5,7 @@ use novacula_agent::backend::Processes;
 use novacula_agent::driver::LocalDriver;
 use novacula_client::HttpApi;
 use novacula_control_plane::clock::{Clock, SystemClock};
-use novacula_control_plane::model::{ApiKey, Executor};
+use novacula_control_plane::store::model::{ApiKey, Executor};
 use novacula_control_plane::store::{key, API_KEYS, EXECUTORS};
 use novacula_control_plane::{orgs, AppState, Config, Store};
 use novacula_core::wire::CreateKeyRequest;
@@ -49,7 +49,7 @@ pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), Failure> {
     agent.sync_once().await.map_err(|e| e.to_string())?;
     let exists = state
         .store
-        .read(|r| r.get::<novacula_control_plane::model::NodeRow>(novacula_control_plane::store::NODES, &key_of(NODE)))
+        .read(|r| r.get::<novacula_control_plane::store::model::NodeRow>(novacula_control_plane::store::NODES, &key_of(NODE)))
         .map_err(|e| e.to_string())?;
     if exists.is_none_or(|n| n.removed) {
         user.deploy(EXECUTOR, demo_spec()).await?;

@@ -5,8 +5,8 @@
 //! is enough). Passwords, which are low-entropy, use argon2.
 
 use crate::error::ApiError;
-use crate::model::{ApiKey, Session, User};
 use crate::state::AppState;
+use crate::store::model::{ApiKey, Session, User};
 use crate::store::{API_KEYS, SESSIONS, USERS};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;

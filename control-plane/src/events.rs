@@ -2,8 +2,8 @@
 
 use crate::auth::UserCtx;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::model::{Event, EventView};
 use crate::state::AppState;
+use crate::store::model::{Event, EventView};
 use crate::store::{self, Write};
 use axum::extract::State;
 use novacula_core::authz::Permission;
@@ -99,7 +99,7 @@ const PRUNE_BATCH: usize = 5_000;
 /// Drop events past the retention of every organization as of `now`; returns how many.
 pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
     let retention = s.config.event_retention;
-    let orgs: Vec<(String, crate::model::Org)> = s.store.read(|r| r.scan(store::ORGS, ""))?;
+    let orgs: Vec<(String, crate::store::model::Org)> = s.store.read(|r| r.scan(store::ORGS, ""))?;
     let mut removed = 0;
     for (org, _) in orgs {
         loop {

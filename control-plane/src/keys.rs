@@ -4,8 +4,8 @@
 use crate::auth::{new_api_key, UserCtx};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::events::{self, data, NewEvent};
-use crate::model::{key_view, ApiKey, ApiKeyView, KeyUsage};
 use crate::state::AppState;
+use crate::store::model::{key_view, ApiKey, ApiKeyView, KeyUsage};
 use crate::store::{Write, API_KEYS, KEY_USAGE};
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -12,8 +12,6 @@ pub mod error;
 pub mod events;
 pub mod executors;
 pub mod keys;
-pub mod migrate;
-pub mod model;
 pub mod nodes;
 pub mod orgs;
 pub mod protocol;

@@ -4,8 +4,8 @@
 use crate::auth::UserCtx;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::events::{self, data, NewEvent};
-use crate::model::{Executor, NodeRow, ObservedRow};
 use crate::state::AppState;
+use crate::store::model::{Executor, NodeRow, ObservedRow};
 use crate::store::{self, key, Read, Write, EXECUTORS, NODES, OBSERVED};
 use axum::extract::State;
 use axum::http::StatusCode;

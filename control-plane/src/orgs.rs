@@ -2,7 +2,7 @@
 
 use crate::auth::{hash_password, new_salt};
 use crate::error::ApiError;
-use crate::model::{Org, User};
+use crate::store::model::{Org, User};
 use crate::store::{Store, ORGS, USERS};
 use novacula_core::authz::Role;
 use novacula_core::entropy::Entropy;

@@ -3,9 +3,9 @@
 use crate::auth::ExecutorKey;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::events::{self, data, NewEvent};
-use crate::model::{ApiKey, Executor, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
 use crate::nodes::{evaluate, phase_of};
 use crate::state::AppState;
+use crate::store::model::{ApiKey, Executor, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
 use crate::store::{key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
 use axum::extract::State;
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};

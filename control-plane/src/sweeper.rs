@@ -2,9 +2,9 @@
 //! sends nothing. The sweeper re-derives every node's phase on a timer and
 //! records transitions and `node_down` alerts that silence caused.
 
-use crate::model::{Executor, NodeRow, ObservedRow};
 use crate::nodes::{alert_fires, evaluate, executor_online, phase_of};
 use crate::state::AppState;
+use crate::store::model::{Executor, NodeRow, ObservedRow};
 use crate::store::{key, StoreError, EXECUTORS, NODES, OBSERVED};
 use novacula_core::{NodePhase, Timestamp};
 use std::sync::Arc;

@@ -2,9 +2,9 @@
 
 use crate::auth::{hash_password, new_salt, sha256_hex, verify_password, UserCtx, SESSION_PREFIX, SESSION_TTL};
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::model::{Session, User, UserView};
 use crate::orgs::check_user_fields;
 use crate::state::AppState;
+use crate::store::model::{Session, User, UserView};
 use crate::store::{SESSIONS, USERS};
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -8,7 +8,7 @@ use common::*;
 use novacula_client::Method;
 use novacula_control_plane::auth::ExecutorKey;
 use novacula_control_plane::error::ApiJson;
-use novacula_control_plane::model::ApiKey;
+use novacula_control_plane::store::model::ApiKey;
 use novacula_control_plane::store::API_KEYS;
 use novacula_control_plane::Config;
 use novacula_core::wire::SyncExecutorRequest;

@@ -93,3 +93,14 @@ fn the_operating_systems_generator_is_read_once() {
         .collect();
     assert!(readers.len() == 1 && readers[0].ends_with("core/src/entropy.rs"), "OS randomness read outside core::entropy: {readers:?}");
 }
+
+/// The control plane's layers: only its `store` folder names the storage engine.
+#[test]
+fn only_the_store_names_the_engine() {
+    for (path, text) in workspace_sources() {
+        let p = path.display().to_string();
+        if p.contains("control-plane/src/") && !p.contains("control-plane/src/store/") {
+            assert!(!text.contains("redb::") && !text.contains("use redb"), "{p} names redb; go through store::Store");
+        }
+    }
+}

@@ -9,7 +9,7 @@
 
 use crate::fleet::{admin, deploy_all, settled, Fleet};
 use crate::CP_HOST;
-use novacula_control_plane::model::{Executor, NodeRow, ObservedRow};
+use novacula_control_plane::store::model::{Executor, NodeRow, ObservedRow};
 use novacula_control_plane::store::{StoreError, EXECUTORS, NODES, OBSERVED};
 use novacula_control_plane::AppState;
 use novacula_core::is_online;
@@ -338,7 +338,7 @@ fn check_invariants(state: &AppState, drivers: &[FakeDriver], partitioned: &BTre
 
 /// The event feed, one line per event, in order.
 fn event_log(state: &AppState) -> Vec<String> {
-    let events: Vec<novacula_control_plane::model::Event> = state.store.read(|r| r.events("sim", 0, usize::MAX)).unwrap_or_default();
+    let events: Vec<novacula_control_plane::store::model::Event> = state.store.read(|r| r.events("sim", 0, usize::MAX)).unwrap_or_default();
     events
         .iter()
         .map(|e| {

@@ -4,7 +4,7 @@
 //! written before the change: each schema version keeps the shapes it
 //! replaced here, and `run` rewrites old rows into the current ones.
 
-use crate::model::{ApiKey, Executor, KeyUsage, UpgradeRow};
+use crate::store::model::{ApiKey, Executor, KeyUsage, UpgradeRow};
 use crate::store::{Result, Write, API_KEYS, EXECUTORS, KEY_USAGE, UPGRADES};
 use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, Timestamp};
 use serde::{Deserialize, Serialize};

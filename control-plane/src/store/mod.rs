@@ -1,0 +1,295 @@
+//! Typed, transactional access to the control plane's records. Every
+//! mutation runs inside one write transaction (`Store::write`) that commits
+//! only when the closure succeeds; the engine commits durably, so an
+//! acknowledged write survives a crash.
+//!
+//! Records are ordered key-value tables ([`Table`]) of postcard values, plus
+//! three fixed structures: the executor-to-node index, the per-organization
+//! event log and named counters. An [`Engine`] provides them; redb is the one
+//! in [`redb`], and nothing outside this folder names it.
+
+pub mod migrate;
+pub mod model;
+mod redb;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::Path;
+
+/// A table of `key -> record`, keys ordered as strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table(&'static str);
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+pub const ORGS: Table = Table("orgs");
+/// Keyed by username (globally unique).
+pub const USERS: Table = Table("users");
+/// Keyed by the SHA-256 of the session token.
+pub const SESSIONS: Table = Table("sessions");
+/// Keyed by key id (the public half of an API key).
+pub const API_KEYS: Table = Table("api_keys");
+/// Keyed by key id: last use of the key (see `model::KeyUsage`).
+pub const KEY_USAGE: Table = Table("key_usage");
+/// `org/executor`.
+pub const EXECUTORS: Table = Table("executors");
+/// `org/node`.
+pub const NODES: Table = Table("nodes");
+/// `org/node`: the executor's latest `ObservedNodeState`.
+pub const OBSERVED: Table = Table("observed");
+/// `org/channel/kind`.
+pub const UPGRADES: Table = Table("upgrades");
+/// Every record table, created when a store is opened.
+pub const TABLES: [Table; 9] = [ORGS, USERS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, NODES, OBSERVED, UPGRADES];
+
+/// Leading byte of every stored value, so the format can evolve.
+const FORMAT: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine failed (I/O, a full disk, a damaged file).
+    #[error("database: {0}")]
+    Engine(Box<dyn std::error::Error + Send + Sync>),
+    #[error("corrupt record in {table}: {reason}")]
+    Decode { table: String, reason: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub fn key(parts: &[&str]) -> String {
+    parts.join("/")
+}
+
+#[allow(clippy::expect_used, reason = "stored records are plain data; encoding into a Vec cannot fail")]
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT];
+    out.extend(postcard::to_allocvec(v).expect("postcard encode"));
+    out
+}
+
+fn decode<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T> {
+    let err = |reason: String| StoreError::Decode { table: table.to_string(), reason };
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| err(e.to_string())),
+        Some((v, _)) => Err(err(format!("unknown format version {v}"))),
+        None => Err(err("empty value".into())),
+    }
+}
+
+/// A storage engine: serializable transactions over the tables above.
+pub trait Engine: Send + Sync + 'static {
+    fn begin_read(&self) -> Result<Box<dyn ReadTxn>>;
+    fn begin_write(&self) -> Result<Box<dyn WriteTxn>>;
+}
+
+/// What a transaction reads, as raw bytes (encoding is this module's).
+pub trait ReadTxn {
+    fn get(&self, t: Table, k: &str) -> Result<Option<Vec<u8>>>;
+    /// Every `(key, value)` whose key starts with `prefix`, in key order.
+    fn scan(&self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// `(rest of key, value)` of the index entries under `prefix`.
+    fn index_scan(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
+    fn counter(&self, name: &str) -> Result<u64>;
+    /// Up to `limit` events of `org` with `seq > after`, oldest first.
+    fn events_after(&self, org: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// Up to `limit` events of `org` with `seq < before`, newest first.
+    fn events_before(&self, org: &str, before: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+    fn event_count(&self, org: &str) -> Result<u64>;
+}
+
+/// What a write transaction changes; nothing is visible before `commit`.
+pub trait WriteTxn: ReadTxn {
+    fn put(&mut self, t: Table, k: &str, v: &[u8]) -> Result<()>;
+    fn remove(&mut self, t: Table, k: &str) -> Result<()>;
+    fn index_put(&mut self, k: &str, seq: u64) -> Result<()>;
+    fn set_counter(&mut self, name: &str, value: u64) -> Result<()>;
+    fn append_event(&mut self, org: &str, seq: u64, v: &[u8]) -> Result<()>;
+    fn remove_event(&mut self, org: &str, seq: u64) -> Result<()>;
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// The control plane's records, on some engine.
+pub struct Store {
+    engine: Box<dyn Engine>,
+}
+
+impl Store {
+    /// Open (or create) the redb file at `path`, migrated to the current schema.
+    pub fn open(path: &Path) -> Result<Store> {
+        Self::init(Box::new(redb::RedbEngine::open(path)?))
+    }
+
+    /// A throwaway database in memory (tests and simulation).
+    pub fn in_memory() -> Result<Store> {
+        Self::init(Box::new(redb::RedbEngine::in_memory()?))
+    }
+
+    fn init(engine: Box<dyn Engine>) -> Result<Store> {
+        let store = Store { engine };
+        store.write(|w| migrate::run(w))?;
+        Ok(store)
+    }
+
+    pub fn read<R, E: From<StoreError>>(&self, f: impl FnOnce(&Read) -> Result<R, E>) -> Result<R, E> {
+        f(&Read { txn: self.engine.begin_read()? })
+    }
+
+    /// Runs `f` in one write transaction; commits iff it returns `Ok`.
+    pub fn write<R, E: From<StoreError>>(&self, f: impl FnOnce(&mut Write) -> Result<R, E>) -> Result<R, E> {
+        let mut w = Write { txn: self.engine.begin_write()? };
+        let out = f(&mut w)?;
+        w.txn.commit()?;
+        Ok(out)
+    }
+}
+
+/// The typed reads every transaction offers.
+macro_rules! typed_reads {
+    () => {
+        pub fn get<T: DeserializeOwned>(&self, t: Table, k: &str) -> Result<Option<T>> {
+            self.txn.get(t, k)?.map(|v| decode(t.name(), &v)).transpose()
+        }
+
+        /// Every `(key, record)` whose key starts with `prefix`, in key order.
+        pub fn scan<T: DeserializeOwned>(&self, t: Table, prefix: &str) -> Result<Vec<(String, T)>> {
+            self.txn.scan(t, prefix)?.into_iter().map(|(k, v)| Ok((k, decode(t.name(), &v)?))).collect()
+        }
+
+        /// `(node, seq)` for every node indexed under `org/executor/`.
+        pub fn executor_nodes(&self, org: &str, executor: &str) -> Result<Vec<(String, u64)>> {
+            self.txn.index_scan(&format!("{org}/{executor}/"))
+        }
+
+        pub fn events<T: DeserializeOwned>(&self, org: &str, after: u64, limit: usize) -> Result<Vec<T>> {
+            self.txn.events_after(org, after, limit)?.iter().map(|(_, v)| decode("events", v)).collect()
+        }
+
+        /// Up to `limit` events older than `before` (a sequence number), newest first.
+        pub fn events_before<T: DeserializeOwned>(&self, org: &str, before: u64, limit: usize) -> Result<Vec<T>> {
+            self.txn.events_before(org, before, limit)?.iter().map(|(_, v)| decode("events", v)).collect()
+        }
+
+        pub fn counter(&self, name: &str) -> Result<u64> {
+            self.txn.counter(name)
+        }
+    };
+}
+
+pub struct Read {
+    txn: Box<dyn ReadTxn>,
+}
+
+impl Read {
+    typed_reads!();
+}
+
+pub struct Write {
+    txn: Box<dyn WriteTxn>,
+}
+
+impl Write {
+    typed_reads!();
+
+    pub fn put<T: Serialize>(&mut self, t: Table, k: &str, v: &T) -> Result<()> {
+        self.txn.put(t, k, &encode(v))
+    }
+
+    pub fn remove(&mut self, t: Table, k: &str) -> Result<()> {
+        self.txn.remove(t, k)
+    }
+
+    pub fn index_node(&mut self, org: &str, executor: &str, node: &str, seq: u64) -> Result<()> {
+        self.txn.index_put(&key(&[org, executor, node]), seq)
+    }
+
+    pub fn set_counter(&mut self, name: &str, value: u64) -> Result<()> {
+        self.txn.set_counter(name, value)
+    }
+
+    /// Increments and returns the named counter.
+    pub fn next(&mut self, name: &str) -> Result<u64> {
+        let n = self.txn.counter(name)? + 1;
+        self.txn.set_counter(name, n)?;
+        Ok(n)
+    }
+
+    pub fn append_event<T: Serialize>(&mut self, org: &str, seq: u64, event: &T) -> Result<()> {
+        self.txn.append_event(org, seq, &encode(event))
+    }
+
+    /// The oldest `limit` events of `org`, oldest first, with their sequence numbers.
+    pub fn oldest_events<T: DeserializeOwned>(&self, org: &str, limit: usize) -> Result<Vec<(u64, T)>> {
+        self.txn.events_after(org, 0, limit)?.into_iter().map(|(seq, v)| Ok((seq, decode("events", &v)?))).collect()
+    }
+
+    pub fn event_count(&self, org: &str) -> Result<u64> {
+        self.txn.event_count(org)
+    }
+
+    pub fn remove_event(&mut self, org: &str, seq: u64) -> Result<()> {
+        self.txn.remove_event(org, seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_commits_only_on_ok_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.redb");
+        {
+            let s = Store::open(&path).unwrap();
+            s.write(|w| w.put(ORGS, "a", &"kept".to_string())).unwrap();
+            let r: Result<()> = s.write(|w| {
+                w.put(ORGS, "b", &"dropped".to_string())?;
+                Err(StoreError::Decode { table: "x".into(), reason: "abort".into() })
+            });
+            assert!(r.is_err());
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.read(|r| r.get::<String>(ORGS, "a")).unwrap().as_deref(), Some("kept"));
+        assert_eq!(s.read(|r| r.get::<String>(ORGS, "b")).unwrap(), None);
+    }
+
+    #[test]
+    fn scan_is_prefix_bounded_and_events_paginate_per_org() {
+        let s = Store::in_memory().unwrap();
+        s.write(|w| {
+            for k in ["o1/a", "o1/b", "o10/c", "o2/d"] {
+                w.put(NODES, k, &k.to_string())?;
+            }
+            for i in 1..=5 {
+                w.append_event("o1", i, &i)?;
+                w.append_event("o2", 100 + i, &(100 + i))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        let keys: Vec<String> = s.read(|r| r.scan::<String>(NODES, "o1/")).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["o1/a", "o1/b"]);
+        assert_eq!(s.read(|r| r.events::<u64>("o1", 2, 2)).unwrap(), [3, 4]);
+        assert_eq!(s.read(|r| r.events::<u64>("o1", 5, 10)).unwrap(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn database_file_is_private_from_creation() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.redb");
+        drop(Store::open(&path).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn corrupt_value_is_an_error_not_a_panic() {
+        let s = Store::in_memory().unwrap();
+        s.write(|w| w.txn.put(ORGS, "x", &[9u8, 1, 2])).unwrap();
+        assert!(matches!(s.read(|r| r.get::<String>(ORGS, "x")), Err(StoreError::Decode { .. })));
+    }
+}
