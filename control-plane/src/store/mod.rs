@@ -130,7 +130,7 @@ impl Store {
 
     fn init(engine: Box<dyn Engine>) -> Result<Store> {
         let store = Store { engine };
-        store.write(|w| migrate::run(w))?;
+        store.write(migrate::run)?;
         Ok(store)
     }
 
