@@ -8,7 +8,8 @@
 
 use novacula_client::HttpApi;
 use novacula_control_plane::clock::SystemClock;
-use novacula_control_plane::{keys, orgs, AppState, Config, Store};
+use novacula_control_plane::services::{keys, orgs};
+use novacula_control_plane::{AppState, Config, Store};
 use novacula_core::entropy::OsEntropy;
 use novacula_core::executor::ExecutorCapabilities;
 use novacula_core::wire::SyncExecutorRequest;

@@ -5,9 +5,10 @@ use novacula_agent::backend::Processes;
 use novacula_agent::driver::LocalDriver;
 use novacula_client::HttpApi;
 use novacula_control_plane::clock::{Clock, SystemClock};
+use novacula_control_plane::services::orgs;
 use novacula_control_plane::store::model::{ApiKey, Executor};
 use novacula_control_plane::store::{key, API_KEYS, EXECUTORS};
-use novacula_control_plane::{orgs, AppState, Config, Store};
+use novacula_control_plane::{AppState, Config, Store};
 use novacula_core::wire::CreateKeyRequest;
 use novacula_core::{Channel, ExecutorKind, NodeSpec};
 use novacula_executor::adapter::{Adapters, StandIn};
@@ -29,8 +30,8 @@ pub async fn run(dir: PathBuf, listen: SocketAddr) -> Result<(), Failure> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let store = Store::open(&dir.join("novacula.redb")).map_err(|e| e.to_string())?;
     let state = AppState::new(store, SystemClock, Config::default());
-    if !orgs::org_exists(&state.store, ORG).map_err(|e| e.message)? {
-        orgs::create_org_with_owner(&state.store, state.entropy.as_ref(), SystemClock.now(), ORG, OWNER, PASSWORD).map_err(|e| e.message)?;
+    if !orgs::org_exists(&state.store, ORG)? {
+        orgs::create_org_with_owner(&state.store, state.entropy.as_ref(), SystemClock.now(), ORG, OWNER, PASSWORD)?;
     }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);

@@ -3,7 +3,8 @@
 
 use clap::{Parser, Subcommand};
 use novacula_control_plane::clock::{Clock, SystemClock};
-use novacula_control_plane::{orgs, tls, AppState, Config, Store};
+use novacula_control_plane::services::orgs;
+use novacula_control_plane::{tls, AppState, Config, Store};
 
 mod commands;
 mod demo;
@@ -109,7 +110,7 @@ async fn main() -> std::process::ExitCode {
 async fn serve(a: ServeArgs) -> Result<(), Failure> {
     let store = Store::open(&a.db).map_err(|e| format!("cannot open database {}: {e}", a.db.display()))?;
     let mut config = Config {
-        event_retention: novacula_control_plane::events::Retention {
+        event_retention: novacula_control_plane::services::events::Retention {
             max_age: std::time::Duration::from_secs(a.event_retention_days * 24 * 3600),
             max_count: a.event_retention_count,
         },
@@ -117,11 +118,10 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
     };
     config.http.connections_max = a.max_connections as usize;
     let state = AppState::new(store, SystemClock, config);
-    if !orgs::org_exists(&state.store, &a.bootstrap_org).map_err(|e| e.message)? {
+    if !orgs::org_exists(&state.store, &a.bootstrap_org)? {
         let generated = a.bootstrap_password.is_none();
         let password = a.bootstrap_password.unwrap_or_else(|| state.random_hex(12));
-        orgs::create_org_with_owner(&state.store, state.entropy.as_ref(), SystemClock.now(), &a.bootstrap_org, &a.bootstrap_owner, &password)
-            .map_err(|e| e.message)?;
+        orgs::create_org_with_owner(&state.store, state.entropy.as_ref(), SystemClock.now(), &a.bootstrap_org, &a.bootstrap_owner, &password)?;
         if generated {
             eprintln!(
                 "created organization {:?} with owner {:?}, password: {password}\n(shown once; set NOVACULA_BOOTSTRAP_PASSWORD to choose it)",

@@ -3,24 +3,25 @@
 //!
 //! A library: the `novacula` binary (the `cli` crate) serves it. It depends on
 //! `novacula-core` and its own IO crates only, never on an executor.
+//!
+//! Three layers, each using only the ones below it:
+//! - [`api`]: REST handlers (parse, authorize, call a service, encode), the
+//!   router with its OpenAPI document, the web console's files;
+//! - [`services`]: one module per concept, each operation a transaction over
+//!   the store that applies core's rules;
+//! - [`store`]: the records, behind an engine trait (redb).
+//!
+//! Beside them: the server loop ([`server`], [`tls`]), the shared state
+//! ([`state`], [`clock`]) and the background [`sweeper`].
 
 pub mod api;
-pub mod auth;
 pub mod clock;
-pub mod console;
-pub mod error;
-pub mod events;
-pub mod executors;
-pub mod keys;
-pub mod nodes;
-pub mod orgs;
-pub mod protocol;
 pub mod server;
+pub mod services;
 pub mod state;
 pub mod store;
 pub mod sweeper;
 pub mod tls;
-pub mod users;
 
 pub use api::{router, serve};
 pub use state::{AppState, Config};

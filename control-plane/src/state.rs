@@ -23,7 +23,7 @@ pub struct Config {
     /// Failed sign-ins allowed per client address.
     pub login_address_limit: throttle::Limit,
     /// How long and how many events each organization keeps.
-    pub event_retention: crate::events::Retention,
+    pub event_retention: crate::services::events::Retention,
     /// How often events past their retention are removed.
     pub prune_interval: Duration,
 }
@@ -56,7 +56,7 @@ pub struct AppState {
     pub user_throttle: std::sync::Mutex<LoginThrottle>,
     pub address_throttle: std::sync::Mutex<LoginThrottle>,
     /// Password hashing, off the async workers.
-    pub hash_pool: crate::auth::HashPool,
+    pub hash_pool: crate::services::credentials::HashPool,
 }
 
 impl AppState {
@@ -66,7 +66,7 @@ impl AppState {
 
     /// A control plane whose secrets and ids come from `entropy` (seeded in the simulator).
     pub fn with_entropy(store: Store, clock: impl Clock, entropy: impl Entropy, config: Config) -> Arc<AppState> {
-        let seq = store.read(|r| r.counter(crate::nodes::NODE_SEQ)).unwrap_or(0);
+        let seq = store.read(|r| r.counter(crate::services::nodes::NODE_SEQ)).unwrap_or(0);
         let address_limit = config.login_address_limit;
         Arc::new(AppState {
             store,
@@ -76,7 +76,7 @@ impl AppState {
             changes: watch::channel(seq).0,
             user_throttle: std::sync::Mutex::new(LoginThrottle::new(throttle::USER_LIMIT)),
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
-            hash_pool: crate::auth::HashPool::for_this_machine(),
+            hash_pool: crate::services::credentials::HashPool::for_this_machine(),
         })
     }
 

@@ -2,7 +2,7 @@
 //! sends nothing. The sweeper re-derives every node's phase on a timer and
 //! records transitions and `node_down` alerts that silence caused.
 
-use crate::nodes::{alert_fires, evaluate, executor_online, phase_of};
+use crate::services::nodes::{alert_fires, evaluate, executor_online, phase_of};
 use crate::state::AppState;
 use crate::store::model::{Executor, NodeRow, ObservedRow};
 use crate::store::{key, StoreError, EXECUTORS, NODES, OBSERVED};
@@ -67,7 +67,7 @@ pub async fn run(s: Arc<AppState>) {
             // A large backlog is many write transactions: keep them off the async workers.
             // The clock is read here: a blocking thread may not see it (the simulator's does not).
             let (state, now) = (s.clone(), s.now());
-            match tokio::task::spawn_blocking(move || crate::events::prune(&state, now)).await {
+            match tokio::task::spawn_blocking(move || crate::services::events::prune(&state, now)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "event retention failed"),
                 Err(e) => tracing::error!(error = %e, "event retention task failed"),

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use novacula_client::Method;
-use novacula_control_plane::auth::ExecutorKey;
-use novacula_control_plane::error::ApiJson;
+use novacula_control_plane::api::auth::ExecutorKey;
+use novacula_control_plane::api::error::ApiJson;
 use novacula_control_plane::store::model::ApiKey;
 use novacula_control_plane::store::API_KEYS;
 use novacula_control_plane::Config;
@@ -85,7 +85,7 @@ async fn revoked_key_stays_revoked_after_inflight_sync() {
     let authenticated: ApiKey = cp.state.store.read(|r| r.get(API_KEYS, &id)).unwrap().unwrap();
     let _: Value = alice.call::<(), _>(Method::DELETE, &format!("/api/v1/keys/{id}"), None).await.unwrap();
     let req: SyncExecutorRequest = sync_req("edge-1", ExecutorKind::Agent, "1.0.0");
-    let answer = novacula_control_plane::protocol::sync(axum::extract::State(cp.state.clone()), ExecutorKey { key: authenticated }, ApiJson(req)).await;
+    let answer = novacula_control_plane::api::protocol::sync(axum::extract::State(cp.state.clone()), ExecutorKey { key: authenticated }, ApiJson(req)).await;
     let err = answer.err().expect("the in-flight sync must fail");
     assert_eq!(err.status.as_u16(), 401, "{}", err.message);
 
@@ -252,7 +252,7 @@ async fn connections_beyond_the_limit_wait_for_a_free_one() {
 #[tokio::test]
 async fn events_past_their_retention_are_removed() {
     let config = Config {
-        event_retention: novacula_control_plane::events::Retention { max_age: Duration::from_secs(90 * 24 * 3600), max_count: 8 },
+        event_retention: novacula_control_plane::services::events::Retention { max_age: Duration::from_secs(90 * 24 * 3600), max_count: 8 },
         sweep_interval: Duration::from_secs(24 * 3600), // only the events this test writes
         ..Config::default()
     };
@@ -266,14 +266,14 @@ async fn events_past_their_retention_are_removed() {
     for i in 0..10 {
         deploy(&alice, "edge-1", &format!("new-{i}")).await.unwrap();
     }
-    let removed = novacula_control_plane::events::prune(&cp.state, cp.state.now()).unwrap();
+    let removed = novacula_control_plane::services::events::prune(&cp.state, cp.state.now()).unwrap();
     let left = events(&alice, 0).await;
     assert_eq!(left.len(), 8, "the count limit keeps the newest");
     assert_eq!(removed as usize, before + 10 - 8);
     assert!(left.iter().all(|e| e["node"] != "old"), "events older than the retention are gone");
     assert_eq!(left.last().unwrap()["node"], "new-9");
     // the other organization is untouched by acme's volume
-    assert_eq!(novacula_control_plane::events::prune(&cp.state, cp.state.now()).unwrap(), 0);
+    assert_eq!(novacula_control_plane::services::events::prune(&cp.state, cp.state.now()).unwrap(), 0);
     cp.stop().await;
 }
 

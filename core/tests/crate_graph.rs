@@ -104,3 +104,17 @@ fn only_the_store_names_the_engine() {
         }
     }
 }
+
+/// The control plane's layers point down only: `api` -> `services` -> `store`.
+#[test]
+fn control_plane_layers_point_down() {
+    for (path, text) in workspace_sources() {
+        let p = path.display().to_string();
+        if p.contains("control-plane/src/services/") {
+            assert!(!text.contains("crate::api"), "{p}: a service uses the HTTP layer");
+        }
+        if p.contains("control-plane/src/store/") {
+            assert!(!text.contains("crate::api") && !text.contains("crate::services"), "{p}: the store uses a layer above it");
+        }
+    }
+}

@@ -3,7 +3,8 @@
 use crate::{api, serve, SimClock, SimConnector, EPOCH};
 use novacula_agent::backend::Processes;
 use novacula_client::HttpApi;
-use novacula_control_plane::{keys, orgs, AppState, Config, Store};
+use novacula_control_plane::services::{keys, orgs};
+use novacula_control_plane::{AppState, Config, Store};
 use novacula_core::entropy::Seeded;
 use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::NodeView;

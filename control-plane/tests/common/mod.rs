@@ -4,7 +4,8 @@
 use novacula_client::Method;
 use novacula_client::{ClientError, HttpApi};
 use novacula_control_plane::clock::ManualClock;
-use novacula_control_plane::{orgs, AppState, Config, Store};
+use novacula_control_plane::services::orgs;
+use novacula_control_plane::{AppState, Config, Store};
 use novacula_core::entropy::OsEntropy;
 use novacula_core::executor::{ChainSupport, ClientSupport};
 use novacula_core::spec::NodeType;

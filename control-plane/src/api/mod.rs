@@ -1,11 +1,21 @@
-//! HTTP routes.
+//! The REST API: handlers per concept that parse, authorize, call a service
+//! and encode; the router and its OpenAPI document come from one list.
 
-use crate::error::ApiError;
+pub mod auth;
+pub mod console;
+pub mod error;
+pub mod events;
+pub mod executors;
+pub mod keys;
+pub mod nodes;
+pub mod protocol;
+pub mod users;
+
 use crate::state::AppState;
-use crate::{events, executors, keys, nodes, protocol, users};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
+use error::ApiError;
 use std::sync::Arc;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -104,7 +114,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let doc = Arc::new(doc);
     api.route("/healthz", get(|| async { "ok" }))
         .route(OPENAPI_PATH, get(move || async move { axum::Json(doc.as_ref().clone()) }))
-        .merge(crate::console::routes())
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))

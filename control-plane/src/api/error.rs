@@ -1,5 +1,6 @@
 //! One error type for the API: every failure is a JSON body with a status.
 
+use crate::services::ServiceError;
 use crate::store::StoreError;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -43,6 +44,28 @@ impl ApiError {
     }
     pub fn unprocessable(m: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, m)
+    }
+}
+
+/// Each service outcome as its HTTP status.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let status = match &e {
+            ServiceError::BadInput(_) => StatusCode::BAD_REQUEST,
+            ServiceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        match e {
+            ServiceError::Store(s) => ApiError::from(s),
+            ServiceError::Invalid { message, details } => ApiError::new(status, message).with_details(details),
+            other => ApiError::new(status, other.to_string()),
+        }
     }
 }
 

@@ -1,35 +1,28 @@
-//! Secrets and who is calling: user sessions and executor API keys.
+//! Secrets: API keys, session tokens and password hashes.
 //!
 //! API keys look like `nvk_<id>_<secret>`: the id finds the record, the secret
 //! is checked against its SHA-256 (secrets are 256 random bits, so a fast hash
-//! is enough). Passwords, which are low-entropy, use argon2.
+//! is enough). Passwords, which are low-entropy, use argon2, on a bounded pool
+//! of blocking threads.
 
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::store::model::{ApiKey, Session, User};
-use crate::store::{API_KEYS, SESSIONS, USERS};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use novacula_core::authz::Permission;
+use novacula_core::entropy::{random_hex, Entropy};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const API_KEY_PREFIX: &str = "nvk";
-pub const SESSION_PREFIX: &str = "nvs";
-pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-use novacula_core::entropy::random_hex;
-use novacula_core::entropy::Entropy;
+pub const SESSION_PREFIX: &str = "nvs";
+
+pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 /// Constant-time comparison, so key checks leak no timing.
-fn ct_eq(a: &str, b: &str) -> bool {
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
@@ -96,88 +89,7 @@ impl HashPool {
     }
 }
 
-impl From<HashPoolBusy> for ApiError {
-    fn from(_: HashPoolBusy) -> Self {
-        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "too many sign-ins in progress; retry in a second")
-    }
-}
-
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let h = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization header (expected 'Bearer <token>')"))?;
-    h.to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("malformed Authorization header (expected 'Bearer <token>')"))
-}
-
-/// A logged-in user (session token).
-pub struct UserCtx {
-    pub user: User,
-}
-
-impl UserCtx {
-    pub fn org(&self) -> &str {
-        &self.user.org_id
-    }
-    pub fn actor(&self) -> String {
-        format!("user:{}", self.user.username)
-    }
-    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
-        if self.user.role.can(p) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!("role {} may not do this", self.user.role.as_str())))
-        }
-    }
-}
-
-impl FromRequestParts<Arc<AppState>> for UserCtx {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        if token.starts_with(API_KEY_PREFIX) {
-            return Err(ApiError::forbidden("API keys authenticate executors; log in as a user for this endpoint"));
-        }
-        let now = state.now();
-        let user = state.store.read(|r| {
-            let Some(s) = r.get::<Session>(SESSIONS, &sha256_hex(token))? else { return Ok(None) };
-            if s.expires_at <= now {
-                return Ok(None);
-            }
-            r.get::<User>(USERS, &s.username)
-        })?;
-        user.map(|user| UserCtx { user }).ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))
-    }
-}
-
-/// An executor authenticated by an active API key.
-pub struct ExecutorKey {
-    pub key: ApiKey,
-}
-
-impl FromRequestParts<Arc<AppState>> for ExecutorKey {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        let invalid = || ApiError::unauthorized("invalid API key");
-        let rest = token.strip_prefix(API_KEY_PREFIX).and_then(|r| r.strip_prefix('_')).ok_or_else(invalid)?;
-        let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
-        let key = state.store.read(|r| r.get::<ApiKey>(API_KEYS, id))?.ok_or_else(invalid)?;
-        if !ct_eq(&key.secret_hash, &sha256_hex(secret)) {
-            return Err(invalid());
-        }
-        if key.revoked_at.is_some() {
-            return Err(ApiError::unauthorized("API key has been revoked"));
-        }
-        Ok(ExecutorKey { key })
-    }
-}
-
+#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;

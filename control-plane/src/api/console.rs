@@ -7,9 +7,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-const INDEX: &str = include_str!("../console/index.html");
-const SCRIPT: &str = include_str!("../console/console.js");
-const STYLE: &str = include_str!("../console/console.css");
+const INDEX: &str = include_str!("../../console/index.html");
+const SCRIPT: &str = include_str!("../../console/console.js");
+const STYLE: &str = include_str!("../../console/console.css");
 
 /// Only the console's own files run, and it is never framed (no clickjacking
 /// of the lifecycle buttons); user data reaches the page escaped, never as code.

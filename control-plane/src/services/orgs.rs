@@ -1,7 +1,7 @@
 //! Organizations and their first owner.
 
-use crate::auth::{hash_password, new_salt};
-use crate::error::ApiError;
+use crate::services::credentials::{hash_password, new_salt};
+use crate::services::{Result, ServiceError};
 use crate::store::model::{Org, User};
 use crate::store::{Store, ORGS, USERS};
 use novacula_core::authz::Role;
@@ -10,17 +10,17 @@ use novacula_core::validate::valid_name;
 use novacula_core::Timestamp;
 
 /// Create an organization with an owner; refuses to overwrite an existing org or user.
-pub fn create_org_with_owner(store: &Store, entropy: &dyn Entropy, now: Timestamp, org: &str, owner: &str, password: &str) -> Result<(), ApiError> {
+pub fn create_org_with_owner(store: &Store, entropy: &dyn Entropy, now: Timestamp, org: &str, owner: &str, password: &str) -> Result<()> {
     if !valid_name(org) {
-        return Err(ApiError::bad_request(format!("organization name {org:?} must be a lowercase DNS label")));
+        return Err(ServiceError::BadInput(format!("organization name {org:?} must be a lowercase DNS label")));
     }
     check_user_fields(owner, password)?;
     store.write(|w| {
         if w.get::<Org>(ORGS, org)?.is_some() {
-            return Err(ApiError::conflict(format!("organization {org:?} already exists")));
+            return Err(ServiceError::Conflict(format!("organization {org:?} already exists")));
         }
         if w.get::<User>(USERS, owner)?.is_some() {
-            return Err(ApiError::conflict(format!("user {owner:?} already exists")));
+            return Err(ServiceError::Conflict(format!("user {owner:?} already exists")));
         }
         w.put(ORGS, org, &Org { id: org.to_string(), created_at: now })?;
         w.put(
@@ -38,19 +38,19 @@ pub fn create_org_with_owner(store: &Store, entropy: &dyn Entropy, now: Timestam
     })
 }
 
-pub fn check_user_fields(username: &str, password: &str) -> Result<(), ApiError> {
+pub fn check_user_fields(username: &str, password: &str) -> Result<()> {
     if !valid_name(username) {
-        return Err(ApiError::bad_request(format!("username {username:?} must be lowercase letters, digits and '-'")));
+        return Err(ServiceError::BadInput(format!("username {username:?} must be lowercase letters, digits and '-'")));
     }
     if password.chars().count() < 8 {
-        return Err(ApiError::bad_request("password must be at least 8 characters"));
+        return Err(ServiceError::BadInput("password must be at least 8 characters".into()));
     }
-    if password.chars().count() > crate::users::PASSWORD_CHARS_MAX {
-        return Err(ApiError::bad_request(format!("password must be at most {} characters", crate::users::PASSWORD_CHARS_MAX)));
+    if password.chars().count() > crate::services::users::PASSWORD_CHARS_MAX {
+        return Err(ServiceError::BadInput(format!("password must be at most {} characters", crate::services::users::PASSWORD_CHARS_MAX)));
     }
     Ok(())
 }
 
-pub fn org_exists(store: &Store, org: &str) -> Result<bool, ApiError> {
+pub fn org_exists(store: &Store, org: &str) -> Result<bool> {
     Ok(store.read(|r| r.get::<Org>(ORGS, org))?.is_some())
 }

@@ -1,17 +1,12 @@
-//! The append-only events feed.
+//! The append-only events feed: recording inside a caller's transaction,
+//! reading pages, and pruning past the retention.
 
-use crate::auth::UserCtx;
-use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 use crate::store::model::{Event, EventView};
 use crate::store::{self, Write};
-use axum::extract::State;
-use novacula_core::authz::Permission;
-pub use novacula_core::wire::EventsPage;
+use novacula_core::wire::EventsPage;
 use novacula_core::Timestamp;
-use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 pub const EVENT_SEQ: &str = "event_seq";
 
@@ -44,38 +39,6 @@ pub fn record(w: &mut Write, org: &str, at: Timestamp, e: NewEvent<'_>) -> store
     w.append_event(org, seq, &event)?;
     tracing::info!(org, seq, kind = e.kind, node = e.node, executor = e.executor, actor = e.actor, "event");
     Ok(event)
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EventsQuery {
-    /// Return events with a sequence number greater than this.
-    #[serde(default, deserialize_with = "crate::error::query_int")]
-    after: u64,
-    /// Page size (default 100).
-    #[serde(default)]
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<usize>,
-    #[serde(default)]
-    node: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    /// `asc` (default: oldest first, page on with `after`) or `desc` (newest first, page on with `before`).
-    #[serde(default)]
-    #[param(inline)]
-    order: Order,
-    /// With `order=desc`: return events with a sequence number smaller than this (default: the newest).
-    #[serde(default, deserialize_with = "crate::error::query_int_opt")]
-    before: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Order {
-    #[default]
-    Asc,
-    Desc,
 }
 
 pub const MAX_PAGE: usize = 1000;
@@ -129,32 +92,35 @@ pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
     Ok(removed)
 }
 
-#[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("session" = [])), params(EventsQuery), responses((status = 200, body = EventsPage), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
-pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult<EventsPage> {
-    user.require(Permission::Read)?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}")));
-    }
-    // Filters apply within a scanned window, so a page may be short but `next` always advances.
-    let (scanned, next): (Vec<Event>, u64) = match q.order {
-        Order::Asc => {
-            let page: Vec<Event> = s.store.read(|r| r.events(user.org(), q.after, limit))?;
-            let next = page.last().map_or(q.after, |e| e.seq);
+/// Which way a page of the feed runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Direction {
+    /// Oldest first, events with `seq > after`.
+    After(u64),
+    /// Newest first, events with `seq < before`.
+    Before(u64),
+}
+
+/// A page of `org`'s feed. Filters apply within the scanned window, so a page
+/// may be short, but `next` always advances.
+pub fn page(s: &AppState, org: &str, from: Direction, limit: usize, node: Option<&str>, kind: Option<&str>) -> store::Result<EventsPage> {
+    let (scanned, next): (Vec<Event>, u64) = match from {
+        Direction::After(after) => {
+            let page: Vec<Event> = s.store.read(|r| r.events(org, after, limit))?;
+            let next = page.last().map_or(after, |e| e.seq);
             (page, next)
         }
-        Order::Desc => {
-            let before = q.before.unwrap_or(u64::MAX);
-            let page: Vec<Event> = s.store.read(|r| r.events_before(user.org(), before, limit))?;
+        Direction::Before(before) => {
+            let page: Vec<Event> = s.store.read(|r| r.events_before(org, before, limit))?;
             let next = page.last().map_or(before, |e| e.seq);
             (page, next)
         }
     };
     let events = scanned
         .into_iter()
-        .filter(|e| q.node.as_ref().is_none_or(|n| e.node.as_ref() == Some(n)))
-        .filter(|e| q.kind.as_ref().is_none_or(|k| &e.kind == k))
+        .filter(|e| node.is_none_or(|n| e.node.as_deref() == Some(n)))
+        .filter(|e| kind.is_none_or(|k| e.kind == k))
         .map(EventView::from)
         .collect();
-    Ok(ApiJson(EventsPage { events, next }))
+    Ok(EventsPage { events, next })
 }

@@ -1,0 +1,68 @@
+//! The executor-facing API: `syncExecutor`, spec long-poll, observed-state report.
+
+use super::auth::ExecutorKey;
+use super::error::{ApiJson, ApiQuery, ApiResult};
+use crate::services::protocol;
+use crate::state::AppState;
+use axum::extract::State;
+use novacula_core::wire::{ReportRequest, ReportResponse, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `syncExecutor`: heartbeat and upsert keyed by (organization, name).
+#[utoipa::path(post, path = "/api/v1/executor/sync", tag = "executor protocol", security(("apiKey" = [])), request_body = SyncExecutorRequest, responses((status = 200, body = SyncExecutorResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req): ApiJson<SyncExecutorRequest>) -> ApiResult<SyncExecutorResponse> {
+    Ok(ApiJson(protocol::sync(&s, &auth.key, &req)?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpecQuery {
+    pub executor: String,
+    #[serde(default, deserialize_with = "crate::api::error::query_int")]
+    pub since: u64,
+    /// Seconds to wait for a change; 0 answers at once.
+    #[serde(default, deserialize_with = "crate::api::error::query_int")]
+    pub wait_secs: u64,
+}
+
+/// Long-poll: answers as soon as the executor's cursor differs from `since`, or at the deadline.
+#[utoipa::path(get, path = "/api/v1/executor/specs", tag = "executor protocol", security(("apiKey" = [])), params(SpecQuery), responses((status = 200, description = "the executor's nodes, when they change or after waitSecs", body = SpecPollResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q): ApiQuery<SpecQuery>) -> ApiResult<SpecPollResponse> {
+    let exec = protocol::node_caller(&s, &auth.key, &q.executor)?;
+    let wait = Duration::from_secs(q.wait_secs).min(s.config.max_poll_wait);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = s.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let resp = protocol::current_specs(&s, &exec.org_id, &exec.name)?;
+        if resp.cursor != q.since || tokio::time::Instant::now() >= deadline {
+            return Ok(ApiJson(resp));
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(ApiJson(resp)),
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportQuery {
+    pub executor: String,
+}
+
+/// Store each `ObservedNodeState`; record transitions, alerts and completed deletions.
+#[utoipa::path(post, path = "/api/v1/executor/report", tag = "executor protocol", security(("apiKey" = [])), params(ReportQuery), request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 422, description = "a node is listed twice", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+pub async fn report(
+    State(s): State<Arc<AppState>>,
+    auth: ExecutorKey,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+    ApiJson(req): ApiJson<ReportRequest>,
+) -> ApiResult<ReportResponse> {
+    let exec = protocol::node_caller(&s, &auth.key, &q.executor)?;
+    Ok(ApiJson(protocol::report(&s, &exec, req)?))
+}

@@ -1,0 +1,130 @@
+//! Executors as their users manage them: views, deactivation, and the
+//! upgrade spec per channel and kind.
+
+use super::events::{self, data, NewEvent};
+use super::keys::revoke_in;
+use super::nodes::{executor_online, finish_deletion, NOT_CONFIRMED_DEACTIVATED};
+use super::{Result, ServiceError};
+use crate::state::AppState;
+use crate::store::model::{ApiKey, Executor, KeyUsage, NodeRow, UpgradeRow};
+use crate::store::{key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, UPGRADES};
+use novacula_core::events as ev;
+use novacula_core::wire::{ExecutorView, SetUpgradeRequest};
+
+fn view(s: &AppState, e: Executor, node_count: usize, key: Option<KeyUsage>) -> ExecutorView {
+    ExecutorView {
+        online: executor_online(Some(&e), s.now(), s.config.heartbeat_timeout),
+        compat: novacula_core::compat::compat_of_version(s.config.cp_version.major, &e.version),
+        node_count,
+        key_last_used_at: key.map(|k| k.at),
+        id: e.id,
+        org_id: e.org_id,
+        name: e.name,
+        kind: e.kind,
+        version: e.version,
+        channel: e.channel,
+        capabilities: e.capabilities,
+        created_at: e.created_at,
+        updated_at: e.updated_at,
+        deactivated: e.deactivated,
+        api_key_id: e.api_key_id,
+    }
+}
+
+fn load(s: &AppState, org: &str, prefix: &str) -> Result<Vec<ExecutorView>> {
+    let rows = s.store.read(|r| {
+        let execs: Vec<(String, Executor)> = r.scan(EXECUTORS, prefix)?;
+        execs
+            .into_iter()
+            .filter(|(_, e)| e.org_id == org)
+            .map(|(_, e)| {
+                let n = r.executor_nodes(org, &e.name)?.len();
+                let k: Option<KeyUsage> = r.get(KEY_USAGE, &e.api_key_id)?;
+                Ok((e, n, k))
+            })
+            .collect::<crate::store::Result<Vec<_>>>()
+    })?;
+    Ok(rows.into_iter().map(|(e, n, k)| view(s, e, n, k)).collect())
+}
+
+/// The executors of `org`.
+pub fn list(s: &AppState, org: &str) -> Result<Vec<ExecutorView>> {
+    load(s, org, &format!("{org}/"))
+}
+
+/// Executor `name` of `org`.
+pub fn get(s: &AppState, org: &str, name: &str) -> Result<ExecutorView> {
+    load(s, org, &key(&[org, name]))?.into_iter().find(|v| v.name == name).ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} not found")))
+}
+
+/// Deactivate (`active == false`) or reactivate executor `name` of `org`.
+/// Deactivating refuses its syncs, revokes its own keys (no other
+/// executor's) and ends the deletions it can no longer confirm.
+pub fn set_active(s: &AppState, org: &str, actor: &str, name: &str, active: bool) -> Result<()> {
+    let org = org.to_string();
+    let now = s.now();
+    let seq = s.store.write(|w| {
+        let k = key(&[&org, name]);
+        let mut e: Executor = w.get(EXECUTORS, &k)?.ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} not found")))?;
+        if e.deactivated != active {
+            return Ok(None); // already so
+        }
+        e.deactivated = !active;
+        w.put(EXECUTORS, &k, &e)?;
+        let kind = if active { ev::EXECUTOR_REACTIVATED } else { ev::EXECUTOR_DEACTIVATED };
+        events::record(w, &org, now, NewEvent { kind, node: None, executor: Some(name), actor, data: data([]) })?;
+        if active {
+            return Ok(None);
+        }
+        let keys: Vec<(String, ApiKey)> = w.scan(API_KEYS, "")?;
+        for (_, mut kr) in keys {
+            if kr.org_id == org && kr.executor.as_deref() == Some(name) {
+                revoke_in(w, &mut kr, now, actor)?;
+            }
+        }
+        let mut seq = None;
+        for (node, _) in w.executor_nodes(&org, name)? {
+            let Some(mut row) = w.get::<NodeRow>(NODES, &key(&[&org, &node]))? else { continue };
+            if row.record.deleted && !row.removed && row.executor == name {
+                seq = Some(finish_deletion(w, &mut row, now, actor, NOT_CONFIRMED_DEACTIVATED)?);
+            }
+        }
+        Ok::<_, ServiceError>(seq)
+    })?;
+    if let Some(seq) = seq {
+        s.notify_change(seq);
+    }
+    Ok(())
+}
+
+/// Record the release executors of a channel and kind should run.
+pub fn set_upgrade(s: &AppState, org: &str, username: &str, req: SetUpgradeRequest) -> Result<UpgradeRow> {
+    let (kind, spec) = req.into_spec();
+    // The same rules as the document's patterns, in one place (core).
+    spec.check(kind).map_err(|e| ServiceError::BadInput(e.to_string()))?;
+    let now = s.now();
+    let row = UpgradeRow { kind, spec, set_at: now, set_by: username.to_string() };
+    let actor = format!("user:{username}");
+    s.store.write(|w| {
+        w.put(UPGRADES, &key(&[org, row.spec.channel.as_str(), kind.as_str()]), &row)?;
+        events::record(
+            w,
+            org,
+            now,
+            NewEvent {
+                kind: ev::EXECUTOR_UPGRADE_SET,
+                node: None,
+                executor: None,
+                actor: &actor,
+                data: data([("channel", row.spec.channel.to_string()), ("kind", kind.to_string()), ("version", row.spec.version.clone())]),
+            },
+        )
+    })?;
+    Ok(row)
+}
+
+/// The upgrade specs of `org`.
+pub fn list_upgrades(s: &AppState, org: &str) -> Result<Vec<UpgradeRow>> {
+    let rows: Vec<(String, UpgradeRow)> = s.store.read(|r| r.scan(UPGRADES, &format!("{org}/")))?;
+    Ok(rows.into_iter().map(|(_, r)| r).collect())
+}

@@ -1,0 +1,314 @@
+//! Nodes: deploy, commands (edit, upgrade, lifecycle, delete), reads, and
+//! the health evaluation shared with executor reports and the sweeper.
+
+use super::events::{self, data, NewEvent};
+use super::{Result, ServiceError};
+use crate::state::AppState;
+use crate::store::model::{Executor, NodeRow, ObservedRow};
+use crate::store::{self, key, Read, Write, EXECUTORS, NODES, OBSERVED};
+use novacula_core::lifecycle::{self, apply_command, LifecycleError, NodeCommand};
+use novacula_core::phase::node_down;
+use novacula_core::validate::{validate_spec, ValidationError};
+use novacula_core::wire::{Alert, DeployRequest, NodeView};
+use novacula_core::{derived_node_phase, detect_drift, events as ev, is_online};
+use novacula_core::{NodePhase, NodeSpec, ObservedNodeState, PhaseInput, Timestamp};
+use std::time::Duration;
+
+/// Counter of node writes; each node remembers the value of its last write.
+pub const NODE_SEQ: &str = "node_seq";
+
+pub fn executor_online(exec: Option<&Executor>, now: Timestamp, timeout: Duration) -> bool {
+    exec.is_some_and(|e| !e.deactivated && is_online(now, e.updated_at, timeout))
+}
+
+/// Phase of a node given what is known now.
+pub fn phase_of(row: &NodeRow, obs: Option<&ObservedNodeState>, online: bool) -> NodePhase {
+    derived_node_phase(&PhaseInput {
+        desired_state: row.record.spec.desired_state,
+        desired_revision: row.record.revision,
+        observed: obs,
+        deleting: row.record.deleted && !row.removed,
+        executor_online: online,
+    })
+}
+
+pub fn view(row: NodeRow, obs: Option<ObservedRow>, exec: Option<&Executor>, now: Timestamp, timeout: Duration) -> NodeView {
+    let online = executor_online(exec, now, timeout);
+    let phase = phase_of(&row, obs.as_ref().map(|o| &o.state), online);
+    let drift = detect_drift(row.record.revision, obs.as_ref().map(|o| o.state.revision), now, exec.filter(|e| !e.deactivated).map(|e| e.updated_at), timeout);
+    NodeView {
+        name: row.record.spec.name.clone(),
+        executor: row.executor,
+        revision: row.record.revision,
+        phase,
+        drift,
+        node_down: row.alert_firing,
+        executor_online: online,
+        deleted: row.record.deleted,
+        removed: row.removed,
+        observed: obs.as_ref().map(|o| o.state.clone()),
+        observed_at: obs.map(|o| o.reported_at),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        spec: row.record.spec,
+    }
+}
+
+fn load_view(r: &Read, org: &str, row: NodeRow, now: Timestamp, timeout: Duration) -> store::Result<NodeView> {
+    let exec: Option<Executor> = r.get(EXECUTORS, &key(&[org, &row.executor]))?;
+    let obs: Option<ObservedRow> = r.get(OBSERVED, &key(&[org, &row.record.spec.name]))?;
+    Ok(view(row, obs, exec.as_ref(), now, timeout))
+}
+
+/// Whether `node_down` should be firing for this node in this phase (never for a deleted node).
+pub fn alert_fires(row: &NodeRow, phase: NodePhase) -> bool {
+    !row.record.deleted && node_down(row.record.spec.desired_state, phase)
+}
+
+/// Record a phase transition and fire/resolve `node_down` if the phase changed
+/// what they say. Returns whether `row` changed (the caller persists it).
+pub fn evaluate(w: &mut Write, row: &mut NodeRow, phase: NodePhase, now: Timestamp, actor: &str) -> store::Result<bool> {
+    if row.removed {
+        return Ok(false);
+    }
+    let name = row.record.spec.name.clone();
+    let mut changed = false;
+    if row.last_phase != Some(phase) {
+        let from = row.last_phase.map_or("none", NodePhase::as_str).to_string();
+        events::record(
+            w,
+            &row.org_id.clone(),
+            now,
+            NewEvent {
+                kind: ev::NODE_LIFECYCLE_TRANSITION,
+                node: Some(&name),
+                executor: Some(&row.executor.clone()),
+                actor,
+                data: data([("from", from), ("to", phase.as_str().to_string())]),
+            },
+        )?;
+        row.last_phase = Some(phase);
+        changed = true;
+    }
+    let down = alert_fires(row, phase);
+    if down != row.alert_firing {
+        events::record(
+            w,
+            &row.org_id.clone(),
+            now,
+            NewEvent {
+                kind: if down { ev::NODE_DOWN } else { ev::NODE_RECOVERED },
+                node: Some(&name),
+                executor: Some(&row.executor.clone()),
+                actor: "system",
+                data: data([("phase", phase.as_str().to_string())]),
+            },
+        )?;
+        row.alert_firing = down;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Persist a node write: bump the change sequence, store, index for its executor.
+pub fn save_write(w: &mut Write, row: &mut NodeRow, now: Timestamp) -> store::Result<u64> {
+    let seq = w.next(NODE_SEQ)?;
+    row.seq = seq;
+    row.updated_at = now;
+    w.put(NODES, &key(&[&row.org_id, &row.record.spec.name]), &*row)?;
+    w.index_node(&row.org_id, &row.executor, &row.record.spec.name, seq)?;
+    Ok(seq)
+}
+
+/// How a deletion ends when its executor is deactivated (it will never confirm).
+pub const NOT_CONFIRMED_DEACTIVATED: &str = "not confirmed: the executor is deactivated";
+
+/// A deleted node is gone: its tombstone is final, `node.deleted` is written.
+/// `how` says who ended it (the executor's confirmed teardown, or that no
+/// executor will ever confirm it). Returns the change sequence.
+pub fn finish_deletion(w: &mut Write, row: &mut NodeRow, now: Timestamp, actor: &str, how: &str) -> store::Result<u64> {
+    let (org, name) = (row.org_id.clone(), row.record.spec.name.clone());
+    row.removed = true;
+    row.alert_firing = false;
+    w.remove(OBSERVED, &key(&[&org, &name]))?;
+    events::record(
+        w,
+        &org,
+        now,
+        NewEvent {
+            kind: ev::NODE_DELETED,
+            node: Some(&name),
+            executor: Some(&row.executor.clone()),
+            actor,
+            data: data([("revision", row.record.revision.to_string()), ("teardown", how.to_string())]),
+        },
+    )?;
+    save_write(w, row, now)
+}
+
+/// Two nodes of one executor must not derive the same object (a Kubernetes
+/// claim name, say): checked against the executor's other live nodes.
+fn check_names_free(w: &Write, org: &str, executor: &str, spec: &NodeSpec) -> Result<()> {
+    let mut others = Vec::new();
+    for (node, _) in w.executor_nodes(org, executor)? {
+        if let Some(row) = w.get::<NodeRow>(NODES, &key(&[org, &node]))?.filter(|r| !r.removed && r.executor == executor) {
+            others.push(row.record.spec);
+        }
+    }
+    match novacula_core::naming::shared_object_name(spec, &others) {
+        Some((object, other)) => Err(ServiceError::Conflict(format!(
+            "the volume claim {object:?} of this node would be the same object as one of node {other:?} on executor {executor:?}; rename the node or the storage volume"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn validation_error(errs: Vec<ValidationError>) -> ServiceError {
+    ServiceError::Invalid { message: "spec is not valid for the target executor".into(), details: errs.iter().map(ToString::to_string).collect() }
+}
+
+fn lifecycle_error(e: LifecycleError) -> ServiceError {
+    match e {
+        LifecycleError::Deleted | LifecycleError::RestartWhileStopped => ServiceError::Conflict(e.to_string()),
+        // Well-formed, but not applicable to this node.
+        LifecycleError::Rename { .. } | LifecycleError::UnknownRole(_) => ServiceError::Invalid { message: e.to_string(), details: vec![] },
+        LifecycleError::BadVersion(_) => ServiceError::BadInput(e.to_string()),
+    }
+}
+
+/// Apply a command to a node of `org`: revision bump, event, change notification.
+pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeCommand) -> Result<NodeView> {
+    let org = org.to_string();
+    let now = s.now();
+    let k = key(&[&org, name]);
+    let (row, seq) = s.store.write(|w| {
+        let mut row: NodeRow = w.get(NODES, &k)?.filter(|r: &NodeRow| !r.removed).ok_or_else(|| ServiceError::NotFound(format!("node {name:?} not found")))?;
+        let Some(next) = apply_command(&row.record, &cmd).map_err(lifecycle_error)? else {
+            return Ok::<_, ServiceError>((row, None));
+        };
+        let (kind, detail) = match &cmd {
+            NodeCommand::Edit(_) => (ev::NODE_UPDATED, data([("change", "config".to_string())])),
+            NodeCommand::UpgradeClient { role, version } => {
+                (ev::NODE_UPDATED, data([("change", "upgrade".to_string()), ("role", role.clone()), ("version", version.clone())]))
+            }
+            NodeCommand::Lifecycle(a) => (ev::NODE_LIFECYCLE_REQUESTED, data([("action", a.as_str().to_string())])),
+            NodeCommand::Delete => (ev::NODE_LIFECYCLE_REQUESTED, data([("action", "delete".to_string())])),
+        };
+        if matches!(cmd, NodeCommand::Edit(_) | NodeCommand::UpgradeClient { .. }) {
+            let exec: Executor = w
+                .get(EXECUTORS, &key(&[&org, &row.executor]))?
+                .ok_or_else(|| ServiceError::Conflict(format!("executor {:?} of this node no longer exists", row.executor)))?;
+            validate_spec(&next.spec, &exec.capabilities).map_err(validation_error)?;
+            check_names_free(w, &org, &row.executor, &next.spec)?;
+        }
+        row.record = next;
+        let mut seq = save_write(w, &mut row, now)?;
+        let mut detail = detail;
+        detail.insert("revision".into(), row.record.revision.to_string());
+        events::record(w, &org, now, NewEvent { kind, node: Some(name), executor: Some(&row.executor.clone()), actor, data: detail })?;
+        if matches!(cmd, NodeCommand::Delete) {
+            // A deactivated (or vanished) executor will never confirm the teardown:
+            // end the tombstone now so it does not block the name forever.
+            let exec: Option<Executor> = w.get(EXECUTORS, &key(&[&org, &row.executor]))?;
+            if exec.is_none_or(|e| e.deactivated) {
+                seq = finish_deletion(w, &mut row, now, actor, NOT_CONFIRMED_DEACTIVATED)?;
+            }
+        }
+        Ok((row, Some(seq)))
+    })?;
+    if let Some(seq) = seq {
+        s.notify_change(seq);
+    }
+    Ok(s.store.read(|r| load_view(r, &org, row, now, s.config.heartbeat_timeout))?)
+}
+
+/// A new node of `org` on `req.executor`, checked against what the executor can run.
+pub fn deploy(s: &AppState, org: &str, actor: &str, req: DeployRequest) -> Result<NodeView> {
+    let org = org.to_string();
+    let now = s.now();
+    let cp_major = s.config.cp_version.major;
+    let mut spec = req.spec;
+    spec.restart_generation = 0;
+    let (row, seq) = s.store.write(|w| {
+        let exec: Executor = w
+            .get(EXECUTORS, &key(&[&org, &req.executor]))?
+            .ok_or_else(|| ServiceError::NotFound(format!("executor {:?} not found; it appears after its first sync", req.executor)))?;
+        if exec.deactivated {
+            return Err(ServiceError::Conflict(format!("executor {:?} is deactivated", exec.name)));
+        }
+        if !novacula_core::compat::compat_of_version(cp_major, &exec.version).serves_nodes() {
+            return Err(ServiceError::Conflict(format!("executor {:?} runs {} which is out of support; upgrade it before deploying", exec.name, exec.version)));
+        }
+        validate_spec(&spec, &exec.capabilities).map_err(validation_error)?;
+        check_names_free(w, &org, &exec.name, &spec)?;
+        let k = key(&[&org, &spec.name]);
+        let mut record = lifecycle::create(spec.clone());
+        if let Some(old) = w.get::<NodeRow>(NODES, &k)? {
+            if !old.removed {
+                return Err(ServiceError::Conflict(format!("node {:?} already exists", spec.name)));
+            }
+            // Reusing a removed node's name: keep revisions monotonic for any executor that saw it.
+            record.revision = old.record.revision.next();
+        }
+        let mut row = NodeRow {
+            org_id: org.clone(),
+            executor: exec.name.clone(),
+            record,
+            created_at: now,
+            updated_at: now,
+            seq: 0,
+            removed: false,
+            alert_firing: false,
+            last_phase: None,
+        };
+        let seq = save_write(w, &mut row, now)?;
+        w.remove(OBSERVED, &k)?;
+        events::record(
+            w,
+            &org,
+            now,
+            NewEvent {
+                kind: ev::NODE_CREATED,
+                node: Some(&spec.name),
+                executor: Some(&exec.name),
+                actor,
+                data: data([("revision", row.record.revision.to_string())]),
+            },
+        )?;
+        Ok((row, seq))
+    })?;
+    s.notify_change(seq);
+    Ok(s.store.read(|r| load_view(r, &org, row, now, s.config.heartbeat_timeout))?)
+}
+
+/// Node `name` of `org`, as the API shows it.
+pub fn get(s: &AppState, org: &str, name: &str) -> Result<NodeView> {
+    let now = s.now();
+    s.store.read(|r| {
+        let row: NodeRow = r.get(NODES, &key(&[org, name]))?.ok_or_else(|| ServiceError::NotFound(format!("node {name:?} not found")))?;
+        if row.removed {
+            return Err(ServiceError::NotFound(format!("node {name:?} was deleted")));
+        }
+        Ok(load_view(r, org, row, now, s.config.heartbeat_timeout)?)
+    })
+}
+
+/// The nodes of `org` (of one executor, and with removed ones, when asked).
+pub fn list(s: &AppState, org: &str, executor: Option<&str>, include_removed: bool) -> Result<Vec<NodeView>> {
+    let now = s.now();
+    Ok(s.store.read(|r| {
+        let rows: Vec<(String, NodeRow)> = r.scan(NODES, &format!("{org}/"))?;
+        rows.into_iter()
+            .map(|(_, row)| row)
+            .filter(|row| include_removed || !row.removed)
+            .filter(|row| executor.is_none_or(|e| row.executor == e))
+            .map(|row| load_view(r, org, row, now, s.config.heartbeat_timeout))
+            .collect::<store::Result<Vec<_>>>()
+    })?)
+}
+
+/// Firing alerts of the built-in `node_down` rule.
+pub fn alerts(s: &AppState, org: &str) -> Result<Vec<Alert>> {
+    let views = list(s, org, None, false)?;
+    Ok(views.into_iter().filter(|v| v.node_down).map(|v| Alert { rule: "node_down".into(), node: v.name, executor: v.executor, phase: v.phase }).collect())
+}

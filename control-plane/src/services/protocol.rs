@@ -1,0 +1,188 @@
+//! The executor protocol: `syncExecutor` (admission, heartbeat, upgrade
+//! offer), the specs an executor should run, and its reports.
+
+use super::events::{self, data, NewEvent};
+use super::nodes::{evaluate, finish_deletion, phase_of};
+use super::{Result, ServiceError};
+use crate::state::AppState;
+use crate::store::model::{ApiKey, Executor, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
+use crate::store::{key as store_key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
+use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
+use novacula_core::observed::check_reported_revision;
+use novacula_core::validate::valid_name;
+use novacula_core::wire::{ReportRequest, ReportResponse, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse};
+use novacula_core::{events as ev, is_online, CompatStatus, DesiredNode, Version};
+
+fn compat_of(s: &AppState, version: &str) -> CompatStatus {
+    novacula_core::compat::compat_of_version(s.config.cp_version.major, version)
+}
+
+/// `syncExecutor` with API key `key`: heartbeat and upsert keyed by (organization, name).
+pub fn sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest) -> Result<SyncExecutorResponse> {
+    if !valid_name(&req.name) {
+        return Err(ServiceError::BadInput(format!("executor name {:?} must be a lowercase DNS label", req.name)));
+    }
+    req.version.parse::<Version>().map_err(|e| ServiceError::BadInput(e.to_string()))?;
+    let org = key.org_id.clone();
+    let now = s.now();
+    let timeout = s.config.heartbeat_timeout;
+    let compat = compat_of(s, &req.version);
+    let exec = s.store.write(|w| {
+        let k = store_key(&[&org, &req.name]);
+        // The key as it is now, not as the extractor read it before this
+        // transaction: a revocation that committed in between wins.
+        let mut key_row: ApiKey = w.get(API_KEYS, &key.id)?.ok_or_else(|| ServiceError::Unauthenticated("invalid API key".into()))?;
+        let existing: Option<Executor> = w.get(EXECUTORS, &k)?;
+        let actor = format!("executor:{}", req.name);
+        let admission = admit_sync(
+            KeyState { revoked: key_row.revoked_at.is_some(), bound_to: key_row.executor.as_deref() },
+            existing.as_ref().map(|e| ExistingExecutor { kind: e.kind, deactivated: e.deactivated }),
+            &req.name,
+            req.kind,
+        )
+        .map_err(|e| match e {
+            SyncRefusal::KeyRevoked => ServiceError::Unauthenticated(e.to_string()),
+            SyncRefusal::KindChanged { .. } => ServiceError::Conflict(e.to_string()),
+            SyncRefusal::KeyBoundElsewhere { .. } | SyncRefusal::Deactivated { .. } => ServiceError::Forbidden(e.to_string()),
+        })?;
+        if admission.bind_key {
+            key_row.executor = Some(req.name.clone());
+            w.put(API_KEYS, &key_row.id.clone(), &key_row)?;
+            events::record(
+                w,
+                &org,
+                now,
+                NewEvent { kind: ev::API_KEY_BOUND, node: None, executor: Some(&req.name), actor: &actor, data: data([("keyId", key_row.id.clone())]) },
+            )?;
+        }
+        let reconnect = existing.as_ref().is_none_or(|e| !is_online(now, e.updated_at, timeout));
+        let exec = Executor {
+            id: existing.as_ref().map_or_else(|| s.random_hex(8), |e| e.id.clone()),
+            org_id: org.clone(),
+            name: req.name.clone(),
+            kind: req.kind,
+            version: req.version.clone(),
+            channel: req.channel,
+            capabilities: req.capabilities.clone(),
+            created_at: existing.as_ref().map_or(now, |e| e.created_at),
+            updated_at: now,
+            deactivated: false,
+            api_key_id: key.id.clone(),
+        };
+        w.put(EXECUTORS, &k, &exec)?;
+        w.put(KEY_USAGE, &key_row.id, &KeyUsage { at: now, by: req.name.clone() })?;
+        if reconnect {
+            events::record(
+                w,
+                &org,
+                now,
+                NewEvent {
+                    kind: ev::EXECUTOR_CONNECTED,
+                    node: None,
+                    executor: Some(&req.name),
+                    actor: &actor,
+                    data: data([
+                        ("kind", req.kind.to_string()),
+                        ("version", req.version.clone()),
+                        ("compat", compat.as_str().to_string()),
+                        ("first", admission.first_sync.to_string()),
+                    ]),
+                },
+            )?;
+        }
+        Ok::<_, ServiceError>(exec)
+    })?;
+    let upgrade = s
+        .store
+        .read(|r| r.get::<UpgradeRow>(UPGRADES, &store_key(&[&org, exec.channel.as_str(), exec.kind.as_str()])))?
+        .map(|u| u.spec)
+        // Compared as versions: `v1.1.0` and `1.1.0` are the same release.
+        .filter(|u| !novacula_core::version::same_release(&u.version, &exec.version));
+    Ok(SyncExecutorResponse { executor_id: exec.id, server_version: s.config.cp_version.to_string(), compat, upgrade, server_time: now })
+}
+
+/// The executor behind a key for node queries: it must have synced, be active and in support.
+pub fn node_caller(s: &AppState, key: &ApiKey, name: &str) -> Result<Executor> {
+    key_speaks_for(KeyState { revoked: key.revoked_at.is_some(), bound_to: key.executor.as_deref() }, name)
+        .map_err(|e| ServiceError::Forbidden(e.to_string()))?;
+    let exec: Executor = s
+        .store
+        .read(|r| r.get(EXECUTORS, &store_key(&[&key.org_id, name])))?
+        .ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} is unknown; call syncExecutor first")))?;
+    if exec.deactivated {
+        return Err(ServiceError::Forbidden(format!("executor {name:?} has been deactivated")));
+    }
+    if !compat_of(s, &exec.version).serves_nodes() {
+        return Err(ServiceError::Conflict(format!(
+            "executor version {} is out of support for control plane {}; upgrade the executor",
+            exec.version, s.config.cp_version
+        )));
+    }
+    Ok(exec)
+}
+
+/// What executor `executor` of `org` should run now, with the change cursor.
+pub fn current_specs(s: &AppState, org: &str, executor: &str) -> Result<SpecPollResponse> {
+    Ok(s.store.read(|r| {
+        let index = r.executor_nodes(org, executor)?;
+        let cursor = index.iter().map(|(_, seq)| *seq).max().unwrap_or(0);
+        let mut nodes = Vec::new();
+        for (name, _) in index {
+            if let Some(row) = r.get::<NodeRow>(NODES, &store_key(&[org, &name]))? {
+                if !row.removed && row.executor == executor {
+                    nodes.push(DesiredNode { revision: row.record.revision, spec: row.record.spec, deleted: row.record.deleted });
+                }
+            }
+        }
+        Ok::<_, crate::store::StoreError>(SpecPollResponse { cursor, nodes })
+    })?)
+}
+
+/// Store each `ObservedNodeState` of executor `exec`; record transitions,
+/// alerts and completed deletions.
+pub fn report(s: &AppState, exec: &Executor, req: ReportRequest) -> Result<ReportResponse> {
+    // One state per node: a second one would be applied over the first in the same commit.
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = req.nodes.iter().find(|o| !seen.insert(o.node.as_str())) {
+        return Err(ServiceError::Invalid { message: format!("report lists node {:?} more than once", dup.node), details: vec![] });
+    }
+    let org = exec.org_id.clone();
+    let now = s.now();
+    let actor = format!("executor:{}", exec.name);
+    let (resp, seq) = s.store.write(|w| {
+        let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
+        let mut last_seq = None;
+        for obs in req.nodes {
+            let k = store_key(&[&org, &obs.node]);
+            let Some(mut row) = w.get::<NodeRow>(NODES, &k)?.filter(|r: &NodeRow| r.executor == exec.name) else {
+                resp.rejected.push(format!("{}: no such node on this executor", obs.node));
+                continue;
+            };
+            if let Err(e) = check_reported_revision(row.record.revision, obs.revision) {
+                resp.rejected.push(format!("{}: {e}", obs.node));
+                continue;
+            }
+            if row.removed {
+                resp.accepted += 1;
+                continue;
+            }
+            let mut changed = false;
+            if obs.removed && row.record.deleted && obs.revision == row.record.revision {
+                last_seq = Some(finish_deletion(w, &mut row, now, &actor, "confirmed by the executor")?);
+            } else {
+                let phase = phase_of(&row, Some(&obs), true);
+                changed |= evaluate(w, &mut row, phase, now, &actor)?;
+                w.put(OBSERVED, &k, &ObservedRow { state: obs, reported_at: now })?;
+            }
+            if changed {
+                w.put(NODES, &k, &row)?;
+            }
+            resp.accepted += 1;
+        }
+        Ok::<_, ServiceError>((resp, last_seq))
+    })?;
+    if let Some(seq) = seq {
+        s.notify_change(seq);
+    }
+    Ok(resp)
+}
