@@ -122,6 +122,25 @@ async fn every_documented_operation_reaches_a_handler() {
     assert_eq!(operations, 25, "the API has 25 operations; update this count with the README's API table");
 }
 
+/// The answers that follow from an operation's shape are stated for every one of them.
+#[test]
+fn every_operation_documents_the_answers_of_its_shape() {
+    let doc = serde_json::to_value(openapi()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let documented = op["responses"].as_object().unwrap();
+            let has = |code: &str| documented.contains_key(code);
+            assert!(has("500"), "{method} {path}: no 500");
+            if op.get("security").is_some_and(|s| !s.as_array().unwrap().is_empty()) {
+                assert!(has("401") && has("403"), "{method} {path} is authenticated but documents {:?}", documented.keys());
+            }
+            if op.get("requestBody").is_some() {
+                assert!(has("400") && has("413") && has("415"), "{method} {path} takes a body but documents {:?}", documented.keys());
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn real_answers_match_their_documented_schemas() {
     let cp = Cp::with_orgs(Config::default()).await;

@@ -42,7 +42,7 @@ pub enum Order {
     Desc,
 }
 
-#[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("session" = [])), params(EventsQuery), responses((status = 200, body = EventsPage), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("session" = [])), params(EventsQuery), responses((status = 200, body = EventsPage)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult<EventsPage> {
     user.require(Permission::Read)?;
     let limit = q.limit.unwrap_or(100);

@@ -10,13 +10,13 @@ use novacula_core::authz::Permission;
 use novacula_core::wire::{ExecutorView, SetUpgradeRequest};
 use std::sync::Arc;
 
-#[utoipa::path(get, path = "/api/v1/executors", tag = "executors", security(("session" = [])), responses((status = 200, body = Vec<ExecutorView>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/executors", tag = "executors", security(("session" = [])), responses((status = 200, body = Vec<ExecutorView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<ExecutorView>> {
     user.require(Permission::Read)?;
     Ok(ApiJson(executors::list(&s, user.org())?))
 }
 
-#[utoipa::path(get, path = "/api/v1/executors/{name}", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/executors/{name}", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
     user.require(Permission::Read)?;
     Ok(ApiJson(executors::get(&s, user.org(), &name)?))
@@ -24,7 +24,7 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
 
 /// Deactivate: the executor's syncs are refused and its own keys revoked (no
 /// other executor's); deletions it can no longer confirm are ended.
-#[utoipa::path(post, path = "/api/v1/executors/{name}/deactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/executors/{name}/deactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
     user.require(Permission::ManageExecutors)?;
     executors::set_active(&s, user.org(), &user.actor(), &name, false)?;
@@ -32,7 +32,7 @@ pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(n
 }
 
 /// Undo a deactivation. Its keys stay revoked: reconnect it with a fresh key.
-#[utoipa::path(post, path = "/api/v1/executors/{name}/reactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/executors/{name}/reactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn reactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
     user.require(Permission::ManageExecutors)?;
     executors::set_active(&s, user.org(), &user.actor(), &name, true)?;
@@ -40,13 +40,13 @@ pub async fn reactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(n
 }
 
 /// Record the release executors of a channel and kind should run.
-#[utoipa::path(put, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), request_body = SetUpgradeRequest, responses((status = 200, body = UpgradeRow), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(put, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), request_body = SetUpgradeRequest, responses((status = 200, body = UpgradeRow)))]
 pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<SetUpgradeRequest>) -> ApiResult<UpgradeRow> {
     user.require(Permission::ManageExecutors)?;
     Ok(ApiJson(executors::set_upgrade(&s, user.org(), &user.user.username, req)?))
 }
 
-#[utoipa::path(get, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), responses((status = 200, body = Vec<UpgradeRow>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), responses((status = 200, body = Vec<UpgradeRow>)))]
 pub async fn list_upgrades(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<UpgradeRow>> {
     user.require(Permission::Read)?;
     Ok(ApiJson(executors::list_upgrades(&s, user.org())?))

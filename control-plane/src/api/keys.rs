@@ -12,7 +12,7 @@ use novacula_core::authz::Permission;
 use novacula_core::wire::{CreateKeyRequest, CreatedKey};
 use std::sync::Arc;
 
-#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", security(("session" = [])), request_body = CreateKeyRequest, responses((status = 201, description = "the key, shown this once", body = CreatedKey), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", security(("session" = [])), request_body = CreateKeyRequest, responses((status = 201, description = "the key, shown this once", body = CreatedKey)))]
 pub async fn create(
     State(s): State<Arc<AppState>>,
     user: UserCtx,
@@ -22,13 +22,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, ApiJson(keys::create(&s, user.org(), &user.user.username, req)?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/keys", tag = "keys", security(("session" = [])), responses((status = 200, body = Vec<ApiKeyView>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys", security(("session" = [])), responses((status = 200, body = Vec<ApiKeyView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<ApiKeyView>> {
     user.require(Permission::Read)?;
     Ok(ApiJson(keys::list(&s, user.org())?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "key id")), responses((status = 200, body = ApiKeyView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "key id")), responses((status = 200, body = ApiKeyView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn revoke(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(id): ApiPath<String>) -> ApiResult<ApiKeyView> {
     user.require(Permission::ManageExecutors)?;
     Ok(ApiJson(keys::revoke(&s, user.org(), &id, &user.actor())?))

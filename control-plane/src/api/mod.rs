@@ -34,8 +34,11 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 )]
 struct ApiDoc;
 
-/// Answers every operation can give, stated once: a request body can be too
-/// large (413) or not JSON (415), and a storage failure is a 500.
+/// Answers that follow from an operation's shape, stated once here instead of
+/// on every route: an authenticated operation can answer 401 and 403; one that
+/// takes a body or query parameters, 400; a body can be too large (413) or not
+/// JSON (415); and a storage failure is a 500. Routes state only the answers
+/// particular to them (404, 409, 422, 429, 503).
 struct CommonResponses;
 
 impl utoipa::Modify for CommonResponses {
@@ -48,7 +51,16 @@ impl utoipa::Modify for CommonResponses {
         for item in doc.paths.paths.values_mut() {
             for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
                 let with_body = op.request_body.is_some();
+                let with_query = op.parameters.iter().flatten().any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
+                let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let responses = &mut op.responses.responses;
+                if authenticated {
+                    responses.entry("401".into()).or_insert_with(|| error("not authenticated"));
+                    responses.entry("403".into()).or_insert_with(|| error("role or key may not do this"));
+                }
+                if with_body || with_query {
+                    responses.entry("400".into()).or_insert_with(|| error("invalid input"));
+                }
                 if with_body {
                     responses.entry("413".into()).or_insert_with(|| error("request body larger than 1 MiB"));
                     responses.entry("415".into()).or_insert_with(|| error("request body is not application/json"));

@@ -12,7 +12,7 @@ use novacula_core::wire::{Alert, DeployRequest, EditRequest, LifecycleRequest, N
 use serde::Deserialize;
 use std::sync::Arc;
 
-#[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), request_body = DeployRequest, responses((status = 201, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), request_body = DeployRequest, responses((status = 201, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn deploy(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<DeployRequest>) -> Result<(StatusCode, ApiJson<NodeView>), ApiError> {
     user.require(Permission::OperateNodes)?;
     Ok((StatusCode::CREATED, ApiJson(nodes::deploy(&s, user.org(), &user.actor(), req)?)))
@@ -24,12 +24,12 @@ fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiRes
     Ok(ApiJson(nodes::command(s, user.org(), &user.actor(), name, cmd)?))
 }
 
-#[utoipa::path(put, path = "/api/v1/nodes/{name}/spec", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = EditRequest, responses((status = 200, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(put, path = "/api/v1/nodes/{name}/spec", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = EditRequest, responses((status = 200, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn edit(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<EditRequest>) -> ApiResult<NodeView> {
     command(&s, &user, &name, NodeCommand::Edit(req.spec))
 }
 
-#[utoipa::path(post, path = "/api/v1/nodes/{name}/upgrade", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = UpgradeRequest, responses((status = 200, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/nodes/{name}/upgrade", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = UpgradeRequest, responses((status = 200, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn upgrade(
     State(s): State<Arc<AppState>>,
     user: UserCtx,
@@ -40,7 +40,7 @@ pub async fn upgrade(
 }
 
 /// `requestNodeLifecycleAction`.
-#[utoipa::path(post, path = "/api/v1/nodes/{name}/lifecycle", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = LifecycleRequest, responses((status = 200, body = NodeView), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/nodes/{name}/lifecycle", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = LifecycleRequest, responses((status = 200, body = NodeView), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn lifecycle_action(
     State(s): State<Arc<AppState>>,
     user: UserCtx,
@@ -51,12 +51,12 @@ pub async fn lifecycle_action(
 }
 
 /// `deleteNode`: irreversible.
-#[utoipa::path(delete, path = "/api/v1/nodes/{name}", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), responses((status = 200, description = "deletion requested (irreversible)", body = NodeView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(delete, path = "/api/v1/nodes/{name}", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), responses((status = 200, description = "deletion requested (irreversible)", body = NodeView), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn delete(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<NodeView> {
     command(&s, &user, &name, NodeCommand::Delete)
 }
 
-#[utoipa::path(get, path = "/api/v1/nodes/{name}", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), responses((status = 200, body = NodeView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/nodes/{name}", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), responses((status = 200, body = NodeView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<NodeView> {
     user.require(Permission::Read)?;
     Ok(ApiJson(nodes::get(&s, user.org(), &name)?))
@@ -73,14 +73,14 @@ pub struct ListQuery {
     pub include_removed: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), params(ListQuery), responses((status = 200, body = Vec<NodeView>), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), params(ListQuery), responses((status = 200, body = Vec<NodeView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<NodeView>> {
     user.require(Permission::Read)?;
     Ok(ApiJson(nodes::list(&s, user.org(), q.executor.as_deref(), q.include_removed)?))
 }
 
 /// Firing alerts of the built-in `node_down` rule.
-#[utoipa::path(get, path = "/api/v1/alerts", tag = "nodes", security(("session" = [])), responses((status = 200, description = "firing node_down alerts", body = Vec<Alert>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "nodes", security(("session" = [])), responses((status = 200, description = "firing node_down alerts", body = Vec<Alert>)))]
 pub async fn alerts(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<Alert>> {
     user.require(Permission::Read)?;
     Ok(ApiJson(nodes::alerts(&s, user.org())?))

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `syncExecutor`: heartbeat and upsert keyed by (organization, name).
-#[utoipa::path(post, path = "/api/v1/executor/sync", tag = "executor protocol", security(("apiKey" = [])), request_body = SyncExecutorRequest, responses((status = 200, body = SyncExecutorResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/executor/sync", tag = "executor protocol", security(("apiKey" = [])), request_body = SyncExecutorRequest, responses((status = 200, body = SyncExecutorResponse), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req): ApiJson<SyncExecutorRequest>) -> ApiResult<SyncExecutorResponse> {
     Ok(ApiJson(protocol::sync(&s, &auth.key, &req)?))
 }
@@ -29,7 +29,7 @@ pub struct SpecQuery {
 }
 
 /// Long-poll: answers as soon as the executor's cursor differs from `since`, or at the deadline.
-#[utoipa::path(get, path = "/api/v1/executor/specs", tag = "executor protocol", security(("apiKey" = [])), params(SpecQuery), responses((status = 200, description = "the executor's nodes, when they change or after waitSecs", body = SpecPollResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/executor/specs", tag = "executor protocol", security(("apiKey" = [])), params(SpecQuery), responses((status = 200, description = "the executor's nodes, when they change or after waitSecs", body = SpecPollResponse), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q): ApiQuery<SpecQuery>) -> ApiResult<SpecPollResponse> {
     let exec = protocol::node_caller(&s, &auth.key, &q.executor)?;
     let wait = Duration::from_secs(q.wait_secs).min(s.config.max_poll_wait);
@@ -56,7 +56,7 @@ pub struct ReportQuery {
 }
 
 /// Store each `ObservedNodeState`; record transitions, alerts and completed deletions.
-#[utoipa::path(post, path = "/api/v1/executor/report", tag = "executor protocol", security(("apiKey" = [])), params(ReportQuery), request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 422, description = "a node is listed twice", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/executor/report", tag = "executor protocol", security(("apiKey" = [])), params(ReportQuery), request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 422, description = "a node is listed twice", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn report(
     State(s): State<Arc<AppState>>,
     auth: ExecutorKey,

@@ -11,7 +11,7 @@ use novacula_core::authz::Permission;
 use novacula_core::wire::{CreateUserRequest, LoginRequest, LoginResponse, MeView};
 use std::sync::Arc;
 
-#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 429, description = "too many failed sign-ins for this user (5 in 15 min) or from this address (20 in 15 min)", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 429, description = "too many failed sign-ins for this user (5 in 15 min) or from this address (20 in 15 min)", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
 pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
     Ok(ApiJson(users::login(&s, peer.0.map(|a| a.ip().to_string()), &req).await?))
 }
@@ -26,7 +26,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "users", security(("session" = [])), responses((status = 200, body = MeView), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/me", tag = "users", security(("session" = [])), responses((status = 200, body = MeView)))]
 pub async fn me(user: UserCtx) -> ApiResult<MeView> {
     let role = user.user.role;
     Ok(ApiJson(MeView {
@@ -37,7 +37,7 @@ pub async fn me(user: UserCtx) -> ApiResult<MeView> {
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("session" = [])), request_body = CreateUserRequest, responses((status = 201, body = UserView), (status = 400, description = "invalid input", body = novacula_core::wire::ApiError), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("session" = [])), request_body = CreateUserRequest, responses((status = 201, body = UserView), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn create(
     State(s): State<Arc<AppState>>,
     user: UserCtx,
@@ -47,7 +47,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, ApiJson(users::create(&s, user.org(), user.user.role, &req).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("session" = [])), responses((status = 200, body = Vec<UserView>), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 403, description = "role or key may not do this", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("session" = [])), responses((status = 200, body = Vec<UserView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<UserView>> {
     user.require(Permission::Read)?;
     Ok(ApiJson(users::list(&s, user.org())?))
