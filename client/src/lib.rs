@@ -368,10 +368,29 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         self.call(Method::PUT, "/api/v1/upgrades", Some(req)).await
     }
 
-    /// The organization's nodes, or one executor's.
+    /// The organization's nodes, or one executor's, page by page.
     pub async fn nodes(&self, executor: Option<&str>) -> Result<Vec<NodeView>, ClientError> {
-        let q = executor.map(|e| format!("?executor={}", segment(e))).unwrap_or_default();
-        self.get(&format!("/api/v1/nodes{q}")).await
+        let mut all: Vec<NodeView> = Vec::new();
+        loop {
+            let page = self.nodes_page(executor, all.last().map(|n| n.name.as_str()), NODE_PAGE).await?;
+            let done = page.len() < NODE_PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// One page of nodes by name: at most `limit`, after the name `after`.
+    pub async fn nodes_page(&self, executor: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<NodeView>, ClientError> {
+        let mut q = format!("/api/v1/nodes?limit={limit}");
+        if let Some(e) = executor {
+            q.push_str(&format!("&executor={}", segment(e)));
+        }
+        if let Some(a) = after {
+            q.push_str(&format!("&after={}", segment(a)));
+        }
+        self.get(&q).await
     }
 
     pub async fn node(&self, name: &str) -> Result<NodeView, ClientError> {
@@ -414,6 +433,9 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         self.get(&q).await
     }
 }
+
+/// The largest page of nodes the API answers.
+pub const NODE_PAGE: usize = 1000;
 
 /// `s` percent-encoded for a path segment or a query value.
 pub fn segment(s: &str) -> String {

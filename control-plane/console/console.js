@@ -161,7 +161,7 @@ async function executorsView() {
 async function executorView(name) {
   const [e, nodes, events, upgrades] = await Promise.all([
     api("GET", "/executors/" + encodeURIComponent(name)),
-    api("GET", "/nodes?executor=" + encodeURIComponent(name)),
+    allNodes("executor=" + encodeURIComponent(name)),
     api("GET", "/events?order=desc&limit=1000"),
     api("GET", "/upgrades"),
   ]);
@@ -272,8 +272,19 @@ function nodesSetup() {
   };
 }
 
+// The node list comes in pages of at most 1000, by name; a short page is the last.
+async function allNodes(query) {
+  const all = [];
+  for (;;) {
+    const after = all.length ? "&after=" + encodeURIComponent(all[all.length - 1].name) : "";
+    const page = await api("GET", "/nodes?limit=1000" + (query ? "&" + query : "") + after);
+    all.push(...page);
+    if (page.length < 1000) return all;
+  }
+}
+
 async function nodesView() {
-  const nodes = await api("GET", "/nodes");
+  const nodes = await allNodes("");
   live().innerHTML = `<h1>Nodes</h1>${nodesTable(nodes)}`;
 }
 

@@ -3,6 +3,7 @@
 use crate::clock::Clock;
 use crate::store::Store;
 use novacula_core::entropy::{Entropy, OsEntropy};
+use novacula_core::sync::LockExt;
 use novacula_core::throttle::{self, LoginThrottle};
 use novacula_core::{Timestamp, Version};
 use std::sync::Arc;
@@ -50,8 +51,10 @@ pub struct AppState {
     /// Where every secret and id comes from (the OS; a seed in the simulator).
     pub entropy: Box<dyn Entropy>,
     pub config: Config,
-    /// Latest node change sequence; spec long-polls wait on it.
-    changes: watch::Sender<u64>,
+    /// Spec long-poll wakeups, one channel per executor (`org/executor`),
+    /// carrying the latest node change sequence: a node write wakes only the
+    /// executor that runs the node, never the whole fleet's pollers.
+    changes: std::sync::Mutex<std::collections::HashMap<String, watch::Sender<u64>>>,
     /// Failed sign-ins per username and per client address (in memory: a restart forgives).
     pub user_throttle: std::sync::Mutex<LoginThrottle>,
     pub address_throttle: std::sync::Mutex<LoginThrottle>,
@@ -66,14 +69,13 @@ impl AppState {
 
     /// A control plane whose secrets and ids come from `entropy` (seeded in the simulator).
     pub fn with_entropy(store: Store, clock: impl Clock, entropy: impl Entropy, config: Config) -> Arc<AppState> {
-        let seq = store.read(|r| r.counter(crate::services::nodes::NODE_SEQ)).unwrap_or(0);
         let address_limit = config.login_address_limit;
         Arc::new(AppState {
             store,
             clock: Box::new(clock),
             entropy: Box::new(entropy),
             config,
-            changes: watch::channel(seq).0,
+            changes: Default::default(),
             user_throttle: std::sync::Mutex::new(LoginThrottle::new(throttle::USER_LIMIT)),
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
@@ -89,16 +91,26 @@ impl AppState {
         novacula_core::entropy::random_hex(self.entropy.as_ref(), bytes)
     }
 
-    /// Call after a committed write that changed any node.
-    pub fn notify_change(&self, seq: u64) {
-        self.changes.send_if_modified(|cur| {
-            let changed = seq > *cur;
-            *cur = (*cur).max(seq);
-            changed
-        });
+    /// Call after a committed write that changed a node of `executor`.
+    pub fn notify_change(&self, org: &str, executor: &str, seq: u64) {
+        let mut changes = self.changes.locked();
+        let k = crate::store::key(&[org, executor]);
+        if let Some(tx) = changes.get(&k) {
+            if tx.receiver_count() == 0 {
+                changes.remove(&k); // nobody polls: the next poller reads the store first
+                return;
+            }
+            tx.send_if_modified(|cur| {
+                let changed = seq > *cur;
+                *cur = (*cur).max(seq);
+                changed
+            });
+        }
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
+    /// Wakeups for `executor`'s node changes. Subscribe before reading the
+    /// store, so a write that commits in between is not missed.
+    pub fn subscribe(&self, org: &str, executor: &str) -> watch::Receiver<u64> {
+        self.changes.locked().entry(crate::store::key(&[org, executor])).or_insert_with(|| watch::channel(0).0).subscribe()
     }
 }

@@ -122,6 +122,53 @@ async fn long_poll_wakes_on_change() {
 }
 
 #[tokio::test]
+async fn a_change_wakes_only_the_executor_that_runs_the_node() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, edge1) = cp.alice_and_edge().await;
+    let (edge2, _) = cp.executor_client(&alice, None).await;
+    edge2.sync_executor(&sync_req("edge-2", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    deploy(&alice, "edge-1", "a").await.unwrap();
+    deploy(&alice, "edge-2", "b").await.unwrap();
+    let (c1, c2) = (edge1.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap().cursor, edge2.poll_specs("edge-2", 0, Duration::ZERO).await.unwrap().cursor);
+    let (e1, e2) = (edge1.clone(), edge2.clone());
+    let w1 = tokio::spawn(async move { e1.poll_specs("edge-1", c1, Duration::from_secs(30)).await.unwrap() });
+    let w2 = tokio::spawn(async move { e2.poll_specs("edge-2", c2, Duration::from_secs(2)).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    lifecycle(&alice, "a", "stop").await.unwrap();
+    let woke = tokio::time::timeout(Duration::from_secs(10), w1).await.expect("edge-1's poll woke").unwrap();
+    assert!(woke.cursor > c1);
+    // edge-2's poll ran to its own deadline: nothing of its nodes changed
+    let slept = w2.await.unwrap();
+    assert_eq!(slept.cursor, c2);
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn nodes_list_in_pages_by_name() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, _exec) = cp.alice_and_edge().await;
+    let (edge2, _) = cp.executor_client(&alice, None).await;
+    edge2.sync_executor(&sync_req("edge-2", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    for i in [3, 0, 4, 1, 2] {
+        deploy(&alice, if i % 2 == 0 { "edge-1" } else { "edge-2" }, &format!("n{i}")).await.unwrap();
+    }
+    let names = |page: Vec<novacula_core::wire::NodeView>| page.into_iter().map(|n| n.name).collect::<Vec<_>>();
+    assert_eq!(names(alice.nodes_page(None, None, 2).await.unwrap()), ["n0", "n1"]);
+    assert_eq!(names(alice.nodes_page(None, Some("n1"), 2).await.unwrap()), ["n2", "n3"]);
+    assert_eq!(names(alice.nodes_page(None, Some("n3"), 2).await.unwrap()), ["n4"]);
+    // a filter skips rows, and the page still fills from the ones after them
+    assert_eq!(names(alice.nodes_page(Some("edge-1"), None, 2).await.unwrap()), ["n0", "n2"]);
+    assert_eq!(names(alice.nodes_page(Some("edge-1"), Some("n2"), 2).await.unwrap()), ["n4"]);
+    assert!(alice.nodes_page(Some("edge-9"), None, 2).await.unwrap().is_empty());
+    assert_eq!(names(alice.nodes(Some("edge-2")).await.unwrap()), ["n1", "n3"]);
+    assert_eq!(alice.nodes(None).await.unwrap().len(), 5);
+    for bad in [0, 1001] {
+        assert_eq!(alice.nodes_page(None, None, bad).await.unwrap_err().status(), Some(400), "limit {bad}");
+    }
+    cp.stop().await;
+}
+
+#[tokio::test]
 async fn restart_on_same_redb_file_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cp.redb");

@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 pub struct Faults {
     /// Fail the next `n` starts/restarts of any unit.
     pub failing_starts: u32,
+    /// Fail the next `n` client installs (a download that breaks off, a full disk).
+    pub failing_installs: u32,
     /// Each start/restart takes this long (simulated).
     pub start_delay: std::time::Duration,
     /// Units whose health check fails: `(node, unit)` -> reason.
@@ -58,6 +60,10 @@ impl FakeDriver {
 
     pub fn fail_next_starts(&self, n: u32) {
         self.with(|t| t.faults.failing_starts = n);
+    }
+
+    pub fn fail_next_installs(&self, n: u32) {
+        self.with(|t| t.faults.failing_installs = n);
     }
 
     pub fn slow_starts(&self, delay: std::time::Duration) {
@@ -136,6 +142,14 @@ impl ProcessDriver for FakeDriver {
     }
 
     async fn install(&self, node: &str, unit: &str, client: &str, version: &str, _binary: Option<PathBuf>) -> Result<()> {
+        let failing = self.with(|t| {
+            let fail = t.faults.failing_installs > 0;
+            t.faults.failing_installs = t.faults.failing_installs.saturating_sub(1);
+            fail
+        });
+        if failing {
+            return Err(DriverError::Other(format!("injected install failure of {client} {version} for {node}/{unit}")));
+        }
         self.apply(node, &Action::InstallBinary { unit: unit.into(), client: client.into(), version: version.into() });
         Ok(())
     }

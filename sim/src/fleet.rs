@@ -48,6 +48,10 @@ pub struct Fleet {
     keys: Vec<String>,
     /// The control plane's state, for checks from outside the simulation (in-memory fleets).
     pub state: Option<std::sync::Arc<AppState>>,
+    /// The control plane's clock (its skew can be stepped).
+    pub clock: SimClock,
+    /// A slow disk under the control plane: each write request waits this many ms.
+    pub write_delay: crate::WriteDelay,
 }
 
 impl Fleet {
@@ -67,6 +71,8 @@ impl Fleet {
             tick: Duration::from_millis(10),
             keys: Vec::new(),
             state: None,
+            clock: SimClock::default(),
+            write_delay: Default::default(),
         }
     }
 
@@ -105,17 +111,20 @@ impl Fleet {
             None => {
                 let store = Store::in_memory().expect("in-memory store");
                 self.keys = seed_store(&store);
-                let state = AppState::with_entropy(store, SimClock, entropy(), config.lock().expect("config").clone());
+                let state = AppState::with_entropy(store, self.clock.clone(), entropy(), config.lock().expect("config").clone());
                 self.state = Some(state.clone());
-                sim.host(crate::CP_HOST, move || serve(state.clone()));
+                let delay = self.write_delay.clone();
+                sim.host(crate::CP_HOST, move || serve(state.clone(), delay.clone()));
             }
             Some(path) => {
                 self.keys = seed_store(&Store::open(&path).expect("redb file"));
+                let (clock, delay) = (self.clock.clone(), self.write_delay.clone());
                 sim.host(crate::CP_HOST, move || {
                     let (path, config, entropy) = (path.clone(), config.lock().expect("config").clone(), entropy());
+                    let (clock, delay) = (clock.clone(), delay.clone());
                     async move {
                         let store = Store::open(&path).map_err(|e| e.to_string())?;
-                        serve(AppState::with_entropy(store, SimClock, entropy, config)).await
+                        serve(AppState::with_entropy(store, clock, entropy, config), delay).await
                     }
                 });
             }
@@ -231,10 +240,38 @@ pub async fn nodes(admin: &HttpApi<SimConnector>) -> Vec<NodeView> {
     admin.nodes(None).await.expect("list nodes")
 }
 
+/// Every node of the fleet's `executors`, read executor by executor, many at
+/// once: a large fleet's list in one sequence of pages would take a long
+/// while in simulated time.
+pub async fn nodes_by_executor(admin: &HttpApi<SimConnector>, executors: usize) -> Vec<NodeView> {
+    let mut inflight = tokio::task::JoinSet::new();
+    let mut all = Vec::new();
+    for i in 0..executors {
+        if inflight.len() == CALLS_IN_FLIGHT {
+            all.extend(inflight.join_next().await.expect("task").expect("list"));
+        }
+        let admin = admin.clone();
+        inflight.spawn(async move { admin.nodes(Some(&Fleet::executor_name(i))).await.expect("list an executor's nodes") });
+    }
+    while let Some(r) = inflight.join_next().await {
+        all.extend(r.expect("list"));
+    }
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
 /// Poll every 5 simulated seconds until `done` holds for the node list; returns the nodes.
 pub async fn until(admin: &HttpApi<SimConnector>, what: &str, done: impl Fn(&[NodeView]) -> bool) -> Vec<NodeView> {
+    until_listed(admin, None, what, done).await
+}
+
+/// [`until`], reading the list per executor when `executors` is given (large fleets).
+pub async fn until_listed(admin: &HttpApi<SimConnector>, executors: Option<usize>, what: &str, done: impl Fn(&[NodeView]) -> bool) -> Vec<NodeView> {
     for _ in 0..240 {
-        let ns = nodes(admin).await;
+        let ns = match executors {
+            Some(n) => nodes_by_executor(admin, n).await,
+            None => nodes(admin).await,
+        };
         for n in &ns {
             let observed = n.observed.as_ref().map_or(Revision(0), |o| o.revision);
             assert!(observed <= n.revision, "observed ahead of desired: {n:?}");
@@ -256,6 +293,9 @@ pub fn settled(n: &NodeView) -> bool {
     n.phase.as_str() == n.spec.desired_state.as_str() && n.drift.revisions_behind == 0
 }
 
+/// Concurrent API calls of the simulated users (a wave over a large fleet).
+pub const CALLS_IN_FLIGHT: usize = 2048;
+
 /// One write of the API, as a fleet's users send them.
 #[derive(Debug, Clone)]
 pub enum Call {
@@ -263,11 +303,11 @@ pub enum Call {
     Lifecycle { node: String, action: LifecycleAction },
 }
 
-/// Send `calls`, at most 32 in flight, as a fleet's API clients do.
+/// Send `calls`, at most [`CALLS_IN_FLIGHT`] at once, as a fleet's API clients do.
 pub async fn post_all(admin: &HttpApi<SimConnector>, calls: Vec<Call>) {
     let mut inflight = tokio::task::JoinSet::new();
     for call in calls {
-        if inflight.len() == 32 {
+        if inflight.len() == CALLS_IN_FLIGHT {
             inflight.join_next().await.expect("task").expect("call");
         }
         let admin = admin.clone();

@@ -12,11 +12,10 @@ use crate::CP_HOST;
 use novacula_control_plane::store::model::{Executor, NodeRow, ObservedRow};
 use novacula_control_plane::store::{StoreError, EXECUTORS, NODES, OBSERVED};
 use novacula_control_plane::AppState;
-use novacula_core::is_online;
 use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::NodeView;
 use novacula_core::DesiredState;
-use novacula_fakes::FakeDriver;
+use novacula_core::{is_online, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,9 +87,11 @@ pub enum Violation {
     #[error("{node}: observed revision {observed} ahead of desired {desired}")]
     RevisionAhead { node: String, observed: u64, desired: u64 },
     #[error("{executor} is cut off since {since:?} but shown online (last sync {last_sync:?})")]
-    ShownOnline { executor: String, since: Duration, last_sync: novacula_core::Timestamp },
+    ShownOnline { executor: String, since: Duration, last_sync: Timestamp },
     #[error("{node}/{unit}: restart generation {generation} launched by {times} restarts")]
     RestartedTwice { node: String, unit: String, generation: u64, times: u32 },
+    #[error("{node}: the API acknowledged revision {acked}, the store holds {stored}")]
+    AckedWriteLost { node: String, acked: u64, stored: u64 },
 }
 
 /// Fault probabilities of a run, per simulated second, drawn from the seed.
@@ -104,6 +105,9 @@ struct FaultRates {
     failing_starts: u64,
     slow_starts: u64,
     unhealthy: u64,
+    failing_installs: u64,
+    clock_step: u64,
+    slow_disk: u64,
 }
 
 /// Run one seed to the end.
@@ -120,6 +124,9 @@ pub fn hunt(seed: u64) -> Report {
         failing_starts: 5 + rng.below(30),
         slow_starts: rng.below(20),
         unhealthy: rng.below(20),
+        failing_installs: rng.below(20),
+        clock_step: rng.below(10),
+        slow_disk: rng.below(15),
     };
     let mut fleet = Fleet::new(executors, per, seed);
     fleet.tick = Duration::from_millis(50);
@@ -129,8 +136,10 @@ pub fn hunt(seed: u64) -> Report {
     let stage = Arc::new(AtomicU32::new(0));
     let faults_off = Arc::new(AtomicBool::new(false));
     let failure: Arc<Mutex<Option<Failure>>> = Arc::default();
+    // node -> the newest revision the API acknowledged to the operator
+    let acked: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     {
-        let (stage, faults_off, failure) = (stage.clone(), faults_off.clone(), failure.clone());
+        let (stage, faults_off, failure, acked) = (stage.clone(), faults_off.clone(), failure.clone(), acked.clone());
         let drivers = fleet.drivers.clone();
         let mut workload = Rng::new(seed ^ 0x5eed);
         sim.client("operator", async move {
@@ -143,7 +152,11 @@ pub fn hunt(seed: u64) -> Report {
                 let node = Fleet::node_name(workload.below(executors as u64) as usize, workload.below(per as u64) as usize);
                 let action = [LifecycleAction::Start, LifecycleAction::Stop, LifecycleAction::Restart][workload.below(3) as usize];
                 // refusals (restart of a stopped node) are part of the game
-                let _ = admin.lifecycle(&node, action).await;
+                if let Ok(v) = admin.lifecycle(&node, action).await {
+                    let mut acked = acked.lock().expect("acked");
+                    let rev = acked.entry(node).or_default();
+                    *rev = (*rev).max(v.revision.0);
+                }
             }
             faults_off.store(true, Ordering::SeqCst);
             stage.store(2, Ordering::SeqCst);
@@ -196,6 +209,9 @@ pub fn hunt(seed: u64) -> Report {
     let mut unhealthy: BTreeMap<(usize, String), Duration> = BTreeMap::new();
     let mut slow: BTreeMap<usize, Duration> = BTreeMap::new();
     let mut next_second = Duration::ZERO;
+    let mut slow_disk: Option<Duration> = None;
+    // How far the control plane's clock has been stepped back in all.
+    let mut backward = Duration::ZERO;
     let result = loop {
         match sim.step() {
             Ok(true) => break Ok(()),
@@ -210,7 +226,8 @@ pub fn hunt(seed: u64) -> Report {
             continue;
         }
         next_second = now + Duration::from_secs(1);
-        match check_invariants(&state, &fleet.drivers, &partitioned, now) {
+        let acked_now = acked.lock().expect("acked").clone();
+        match check_invariants(&state, &fleet, &acked_now, &partitioned, now, backward) {
             Ok(None) => {}
             Ok(Some(violation)) => break Err(Failure::Safety { at: now, violation }),
             Err(e) => break Err(Failure::Store(e.to_string())),
@@ -231,6 +248,11 @@ pub fn hunt(seed: u64) -> Report {
         for (i, _) in take_due(&mut slow, now, off) {
             fleet.drivers[i].slow_starts(Duration::ZERO);
             faults.push(format!("{now:?} exec-{i} starts at full speed again"));
+        }
+        if slow_disk.is_some_and(|until| off || until <= now) {
+            fleet.write_delay.store(0, Ordering::SeqCst);
+            slow_disk = None;
+            faults.push(format!("{now:?} the control plane's disk is fast again"));
         }
         if off {
             for (i, _) in std::mem::take(&mut partitioned) {
@@ -290,6 +312,26 @@ pub fn hunt(seed: u64) -> Report {
                 faults.push(format!("{now:?} kill {node}/main"));
             }
         }
+        if rng.chance(rates.failing_installs) {
+            driver.fail_next_installs(1 + rng.below(2) as u32);
+            faults.push(format!("{now:?} fail the next installs on {host}"));
+        }
+        if rng.chance(rates.clock_step) {
+            // NTP-sized steps either way; a backward step delays offline detection by as much
+            let ms = 1 + rng.below(5000) as i64;
+            let ms = if rng.chance(500) { -ms } else { ms };
+            fleet.clock.step(ms);
+            if ms < 0 {
+                backward += Duration::from_millis(ms.unsigned_abs());
+            }
+            faults.push(format!("{now:?} the control plane's clock steps {ms} ms"));
+        }
+        if slow_disk.is_none() && rng.chance(rates.slow_disk) {
+            let ms = 50 + rng.below(2000);
+            fleet.write_delay.store(ms, Ordering::SeqCst);
+            slow_disk = Some(now + Duration::from_secs(2 + rng.below(20)));
+            faults.push(format!("{now:?} the control plane's writes take {ms} ms more"));
+        }
         if rng.chance(rates.failing_starts) {
             let n = 1 + rng.below(3) as u32;
             driver.fail_next_starts(n);
@@ -307,15 +349,31 @@ fn take_due<K: Ord + Clone>(map: &mut BTreeMap<K, Duration>, now: Duration, all:
 }
 
 /// The invariants that hold at every moment, faults or not: the first one broken.
-fn check_invariants(state: &AppState, drivers: &[FakeDriver], partitioned: &BTreeMap<usize, Duration>, now: Duration) -> Result<Option<Violation>, StoreError> {
-    for d in drivers {
+/// Liveness is judged by the control plane's clock, so its steps back (`backward`
+/// in all) show a silent executor online that much longer.
+fn check_invariants(
+    state: &AppState,
+    fleet: &Fleet,
+    acked: &BTreeMap<String, u64>,
+    partitioned: &BTreeMap<usize, Duration>,
+    now: Duration,
+    backward: Duration,
+) -> Result<Option<Violation>, StoreError> {
+    for d in &fleet.drivers {
         if let Some(((node, unit, generation), times)) = d.restarts().into_iter().find(|(_, n)| *n > 1) {
             return Ok(Some(Violation::RestartedTwice { node, unit, generation, times }));
         }
     }
     // the control plane's clock, read from outside the simulation
-    let cp_now = crate::EPOCH.plus(now);
+    let cp_now = Timestamp(crate::EPOCH.plus(now).0.saturating_add_signed(fleet.clock.skew_ms()));
+    let silent_for = |since: Duration| now.saturating_sub(since).saturating_sub(backward);
     state.store.read(|r| {
+        for (node, acked) in acked {
+            let stored = r.get::<NodeRow>(NODES, &novacula_control_plane::store::key(&["sim", node]))?.map_or(0, |row| row.record.revision.0);
+            if stored < *acked {
+                return Ok(Some(Violation::AckedWriteLost { node: node.clone(), acked: *acked, stored }));
+            }
+        }
         let nodes: Vec<(String, NodeRow)> = r.scan(NODES, "")?;
         for (k, row) in &nodes {
             if let Some(obs) = r.get::<ObservedRow>(OBSERVED, k)? {
@@ -328,7 +386,7 @@ fn check_invariants(state: &AppState, drivers: &[FakeDriver], partitioned: &BTre
         for (i, since) in partitioned {
             let name = Fleet::executor_name(*i);
             let Some((_, e)) = execs.iter().find(|(_, e)| e.name == name) else { continue };
-            if now.saturating_sub(*since) > OFFLINE_DEADLINE && is_online(cp_now, e.updated_at, state.config.heartbeat_timeout) {
+            if silent_for(*since) > OFFLINE_DEADLINE && is_online(cp_now, e.updated_at, state.config.heartbeat_timeout) {
                 return Ok(Some(Violation::ShownOnline { executor: name, since: *since, last_sync: e.updated_at }));
             }
         }

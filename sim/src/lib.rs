@@ -24,13 +24,37 @@ pub fn cp_url() -> String {
 }
 
 /// Control-plane time inside the simulation.
-pub struct SimClock;
+/// The control plane's clock in the simulation: simulated time plus a skew
+/// the hunter can step, as NTP or a resumed VM steps a real one. Executors
+/// never read a wall clock (their loops wait on durations), so skew between
+/// hosts comes down to this clock's steps.
+#[derive(Debug, Clone, Default)]
+pub struct SimClock {
+    skew_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl SimClock {
+    /// Step the clock by `ms` (backwards when negative).
+    pub fn step(&self, ms: i64) {
+        self.skew_ms.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How far it has been stepped in all.
+    pub fn skew_ms(&self) -> i64 {
+        self.skew_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
 
 impl Clock for SimClock {
     fn now(&self) -> Timestamp {
-        EPOCH.plus(turmoil::elapsed())
+        let skew = self.skew_ms.load(std::sync::atomic::Ordering::SeqCst);
+        Timestamp(EPOCH.plus(turmoil::elapsed()).0.saturating_add_signed(skew))
     }
 }
+
+/// Milliseconds every write request waits before it is handled: a slow disk
+/// under the control plane's store, in simulated time.
+pub type WriteDelay = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
 /// A turmoil TCP stream usable by hyper-util's client.
 pub struct SimStream(turmoil::net::TcpStream);
@@ -86,9 +110,18 @@ pub fn api(token: Option<String>) -> novacula_client::HttpApi<SimConnector> {
 }
 
 /// Serve the control-plane router on a turmoil listener, with the sweeper beside it.
-pub async fn serve(state: std::sync::Arc<novacula_control_plane::AppState>) -> turmoil::Result {
+pub async fn serve(state: std::sync::Arc<novacula_control_plane::AppState>, write_delay: WriteDelay) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", CP_PORT)).await?;
-    let router = novacula_control_plane::router(state.clone());
+    let slow_writes = move |req: axum::extract::Request, next: axum::middleware::Next| {
+        let ms = write_delay.load(std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if req.method() != axum::http::Method::GET && ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            next.run(req).await
+        }
+    };
+    let router = novacula_control_plane::router(state.clone()).layer(axum::middleware::from_fn(slow_writes));
     tokio::spawn(novacula_control_plane::sweeper::run(state));
     loop {
         let (stream, _) = listener.accept().await?;

@@ -71,12 +71,20 @@ pub struct ListQuery {
     /// Include nodes whose deletion has completed.
     #[serde(default)]
     pub include_removed: bool,
+    /// Return nodes whose name sorts after this one (the last name of the previous page).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Page size (default and most: 1000); a shorter page is the last.
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), params(ListQuery), responses((status = 200, body = Vec<NodeView>)))]
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), params(ListQuery), responses((status = 200, description = "a page of nodes by name", body = Vec<NodeView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<NodeView>> {
     user.require(Permission::Read)?;
-    Ok(ApiJson(nodes::list(&s, user.org(), q.executor.as_deref(), q.include_removed)?))
+    let filter = nodes::NodeFilter { executor: q.executor, include_removed: q.include_removed };
+    Ok(ApiJson(nodes::list(&s, user.org(), &filter, q.after.as_deref(), q.limit.unwrap_or(nodes::NODE_PAGE_MAX))?))
 }
 
 /// Firing alerts of the built-in `node_down` rule.

@@ -34,7 +34,7 @@ pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q
     let exec = protocol::node_caller(&s, &auth.key, &q.executor)?;
     let wait = Duration::from_secs(q.wait_secs).min(s.config.max_poll_wait);
     let deadline = tokio::time::Instant::now() + wait;
-    let mut changes = s.subscribe();
+    let mut changes = s.subscribe(&exec.org_id, &exec.name);
     loop {
         changes.borrow_and_update();
         let resp = protocol::current_specs(&s, &exec.org_id, &exec.name)?;

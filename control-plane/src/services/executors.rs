@@ -92,7 +92,7 @@ pub fn set_active(s: &AppState, org: &str, actor: &str, name: &str, active: bool
         Ok::<_, ServiceError>(seq)
     })?;
     if let Some(seq) = seq {
-        s.notify_change(seq);
+        s.notify_change(&org, name, seq);
     }
     Ok(())
 }

@@ -217,7 +217,7 @@ pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeComman
         Ok((row, Some(seq)))
     })?;
     if let Some(seq) = seq {
-        s.notify_change(seq);
+        s.notify_change(&org, &row.executor, seq);
     }
     Ok(s.store.read(|r| load_view(r, &org, row, now, s.config.heartbeat_timeout))?)
 }
@@ -277,7 +277,7 @@ pub fn deploy(s: &AppState, org: &str, actor: &str, req: DeployRequest) -> Resul
         )?;
         Ok((row, seq))
     })?;
-    s.notify_change(seq);
+    s.notify_change(&org, &row.executor, seq);
     Ok(s.store.read(|r| load_view(r, &org, row, now, s.config.heartbeat_timeout))?)
 }
 
@@ -293,22 +293,70 @@ pub fn get(s: &AppState, org: &str, name: &str) -> Result<NodeView> {
     })
 }
 
-/// The nodes of `org` (of one executor, and with removed ones, when asked).
-pub fn list(s: &AppState, org: &str, executor: Option<&str>, include_removed: bool) -> Result<Vec<NodeView>> {
+/// Which nodes a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFilter {
+    /// Only this executor's.
+    pub executor: Option<String>,
+    /// With the nodes whose deletion has completed.
+    pub include_removed: bool,
+}
+
+/// Most nodes in one page of a listing (a fleet holds 100,000; one answer must not).
+pub const NODE_PAGE_MAX: usize = 1000;
+
+/// Up to `limit` nodes of `org` matching `filter`, by name, after the name
+/// `after`: a page shorter than `limit` is the last one.
+pub fn list(s: &AppState, org: &str, filter: &NodeFilter, after: Option<&str>, limit: usize) -> Result<Vec<NodeView>> {
+    if limit == 0 || limit > NODE_PAGE_MAX {
+        return Err(ServiceError::BadInput(format!("limit must be between 1 and {NODE_PAGE_MAX}")));
+    }
     let now = s.now();
+    let wanted = |row: &NodeRow| filter.include_removed || !row.removed;
     Ok(s.store.read(|r| {
-        let rows: Vec<(String, NodeRow)> = r.scan(NODES, &format!("{org}/"))?;
-        rows.into_iter()
-            .map(|(_, row)| row)
-            .filter(|row| include_removed || !row.removed)
-            .filter(|row| executor.is_none_or(|e| row.executor == e))
-            .map(|row| load_view(r, org, row, now, s.config.heartbeat_timeout))
-            .collect::<store::Result<Vec<_>>>()
+        let mut out = Vec::new();
+        if let Some(executor) = &filter.executor {
+            // One executor's nodes come from its index, not a scan of the organization.
+            for (name, _) in r.executor_nodes(org, executor)?.into_iter().filter(|(name, _)| after.is_none_or(|a| name.as_str() > a)) {
+                if out.len() == limit {
+                    break;
+                }
+                if let Some(row) = r.get::<NodeRow>(NODES, &key(&[org, &name]))?.filter(|row| &row.executor == executor && wanted(row)) {
+                    out.push(load_view(r, org, row, now, s.config.heartbeat_timeout)?);
+                }
+            }
+            return Ok::<_, store::StoreError>(out);
+        }
+        let prefix = format!("{org}/");
+        let mut cursor = after.map(|a| key(&[org, a]));
+        // Removed nodes are skipped: read on until the page is full or the table ends.
+        loop {
+            let rows: Vec<(String, NodeRow)> = r.scan_page(NODES, &prefix, cursor.as_deref(), limit)?;
+            let end = rows.len() < limit;
+            cursor = rows.last().map(|(k, _)| k.clone());
+            for (_, row) in rows {
+                if wanted(&row) && out.len() < limit {
+                    out.push(load_view(r, org, row, now, s.config.heartbeat_timeout)?);
+                }
+            }
+            if end || out.len() == limit {
+                return Ok(out);
+            }
+        }
     })?)
 }
 
 /// Firing alerts of the built-in `node_down` rule.
 pub fn alerts(s: &AppState, org: &str) -> Result<Vec<Alert>> {
-    let views = list(s, org, None, false)?;
-    Ok(views.into_iter().filter(|v| v.node_down).map(|v| Alert { rule: "node_down".into(), node: v.name, executor: v.executor, phase: v.phase }).collect())
+    let now = s.now();
+    Ok(s.store.read(|r| {
+        let rows: Vec<(String, NodeRow)> = r.scan(NODES, &format!("{org}/"))?;
+        // Only the firing ones are worth a view (a fleet has 100,000 nodes).
+        rows.into_iter()
+            .map(|(_, row)| row)
+            .filter(|row| row.alert_firing && !row.removed)
+            .map(|row| load_view(r, org, row, now, s.config.heartbeat_timeout))
+            .map(|v| v.map(|v| Alert { rule: "node_down".into(), node: v.name, executor: v.executor, phase: v.phase }))
+            .collect::<store::Result<Vec<_>>>()
+    })?)
 }

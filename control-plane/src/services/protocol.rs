@@ -182,7 +182,7 @@ pub fn report(s: &AppState, exec: &Executor, req: ReportRequest) -> Result<Repor
         Ok::<_, ServiceError>((resp, last_seq))
     })?;
     if let Some(seq) = seq {
-        s.notify_change(seq);
+        s.notify_change(&org, &exec.name, seq);
     }
     Ok(resp)
 }

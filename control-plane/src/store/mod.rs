@@ -91,6 +91,9 @@ pub trait ReadTxn {
     fn get(&self, t: Table, k: &str) -> Result<Option<Vec<u8>>>;
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
     fn scan(&self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Up to `limit` of the entries under `prefix` whose key sorts after `after`
+    /// (a whole key), in key order.
+    fn scan_page(&self, t: Table, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>>;
     /// `(rest of key, value)` of the index entries under `prefix`.
     fn index_scan(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
     fn counter(&self, name: &str) -> Result<u64>;
@@ -157,6 +160,11 @@ macro_rules! typed_reads {
         /// Every `(key, record)` whose key starts with `prefix`, in key order.
         pub fn scan<T: DeserializeOwned>(&self, t: Table, prefix: &str) -> Result<Vec<(String, T)>> {
             self.txn.scan(t, prefix)?.into_iter().map(|(k, v)| Ok((k, decode(t.name(), &v)?))).collect()
+        }
+
+        /// A page of [`Self::scan`]: up to `limit` records after the key `after`.
+        pub fn scan_page<T: DeserializeOwned>(&self, t: Table, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, T)>> {
+            self.txn.scan_page(t, prefix, after, limit)?.into_iter().map(|(k, v)| Ok((k, decode(t.name(), &v)?))).collect()
         }
 
         /// `(node, seq)` for every node indexed under `org/executor/`.
@@ -273,6 +281,10 @@ mod tests {
         .unwrap();
         let keys: Vec<String> = s.read(|r| r.scan::<String>(NODES, "o1/")).unwrap().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["o1/a", "o1/b"]);
+        let page: Vec<String> = s.read(|r| r.scan_page::<String>(NODES, "o1/", Some("o1/a"), 5)).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(page, ["o1/b"]);
+        let first: Vec<String> = s.read(|r| r.scan_page::<String>(NODES, "o1", None, 2)).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(first, ["o1/a", "o1/b"]);
         assert_eq!(s.read(|r| r.events::<u64>("o1", 2, 2)).unwrap(), [3, 4]);
         assert_eq!(s.read(|r| r.events::<u64>("o1", 5, 10)).unwrap(), Vec::<u64>::new());
     }

@@ -88,6 +88,20 @@ fn scan_in(t: &impl ReadableTable<&'static str, &'static [u8]>, prefix: &str) ->
     Ok(out)
 }
 
+fn scan_page_in(t: &impl ReadableTable<&'static str, &'static [u8]>, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+    use std::ops::Bound;
+    let start = after.map_or(Bound::Included(prefix), Bound::Excluded);
+    let mut out = Vec::new();
+    for entry in t.range::<&str>((start, Bound::Unbounded))?.take(limit) {
+        let (k, v) = entry?;
+        if !k.value().starts_with(prefix) {
+            break;
+        }
+        out.push((k.value().to_string(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
 fn index_scan_in(t: &impl ReadableTable<&'static str, u64>, prefix: &str) -> Result<Vec<(String, u64)>> {
     let mut out = Vec::new();
     for entry in t.range(prefix..)? {
@@ -134,6 +148,9 @@ macro_rules! reads {
         }
         fn scan(&self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
             scan_in(&self.0.open_table(records(t))?, prefix)
+        }
+        fn scan_page(&self, t: Table, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+            scan_page_in(&self.0.open_table(records(t))?, prefix, after, limit)
         }
         fn index_scan(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
             index_scan_in(&self.0.open_table(EXEC_NODES)?, prefix)
