@@ -31,8 +31,10 @@ struct Table {
     faults: Faults,
     /// (node, unit, generation) -> how many times a process was (re)started into it.
     launches: HashMap<(String, String, u64), u32>,
-    /// (node, unit, generation) -> how many restarts (not starts) launched it:
-    /// a restart generation must be launched by a restart once, never twice.
+    /// (node, unit, generation) -> how many restarts moved a running process
+    /// into that generation from an older one: a restart request is carried
+    /// out once, never twice (restarts for a new configuration keep the
+    /// generation and are not counted).
     restarts: HashMap<(String, String, u64), u32>,
 }
 
@@ -100,7 +102,7 @@ impl FakeDriver {
         self.with(|t| t.launches.clone())
     }
 
-    /// Restarts per (node, unit, generation); more than one is a doubled restart.
+    /// Restarts into each (node, unit, generation); more than one is a doubled restart.
     pub fn restarts(&self) -> HashMap<(String, String, u64), u32> {
         self.with(|t| t.restarts.clone())
     }
@@ -119,7 +121,8 @@ impl FakeDriver {
                 return Err(DriverError::Other(format!("injected start failure of {node}/{unit}")));
             }
             *t.launches.entry((node.to_string(), unit.to_string(), generation)).or_default() += 1;
-            if matches!(a, Action::Restart { .. }) {
+            let running = t.nodes.get(node).and_then(|n| n.process(unit)).and_then(|p| p.running.as_ref()).map(|r| r.generation);
+            if matches!(a, Action::Restart { .. }) && running.is_some_and(|g| g < generation) {
                 *t.restarts.entry((node.to_string(), unit.to_string(), generation)).or_default() += 1;
             }
             t.nodes.entry(node.to_string()).or_default().apply(&a);
@@ -209,10 +212,16 @@ mod tests {
         d.slow_starts(std::time::Duration::from_millis(20));
         d.start("n", "main", Fingerprint(1), 0).await.unwrap();
         assert_eq!(d.running_processes(), 1);
-        // starts (after a crash) are not restarts; a second restart into one generation is counted
+        // starts (after a crash) are not restarts
         assert!(d.restarts().is_empty());
         d.restart("n", "main", Fingerprint(1), 1).await.unwrap();
-        d.restart("n", "main", Fingerprint(1), 1).await.unwrap();
+        assert_eq!(d.restarts()[&("n".to_string(), "main".to_string(), 1)], 1);
+        // a restart for a new configuration keeps the generation: not a second restart into it
+        d.restart("n", "main", Fingerprint(2), 1).await.unwrap();
+        assert_eq!(d.restarts()[&("n".to_string(), "main".to_string(), 1)], 1);
+        // a stale start back into generation 0, then generation 1's restart again: counted twice
+        d.start("n", "main", Fingerprint(2), 0).await.unwrap();
+        d.restart("n", "main", Fingerprint(2), 1).await.unwrap();
         assert_eq!(d.restarts()[&("n".to_string(), "main".to_string(), 1)], 2);
     }
 }

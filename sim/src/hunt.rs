@@ -13,7 +13,7 @@ use novacula_control_plane::store::model::{Executor, NodeRow, ObservedRow};
 use novacula_control_plane::store::{StoreError, EXECUTORS, NODES, OBSERVED};
 use novacula_control_plane::AppState;
 use novacula_core::lifecycle::LifecycleAction;
-use novacula_core::wire::NodeView;
+use novacula_core::wire::{NodeView, UpgradeRequest};
 use novacula_core::DesiredState;
 use novacula_core::{is_online, Timestamp};
 use std::collections::BTreeMap;
@@ -150,9 +150,16 @@ pub fn hunt(seed: u64) -> Report {
             while started.elapsed() < SAFETY_PHASE {
                 tokio::time::sleep(Duration::from_millis(500 + workload.below(5000))).await;
                 let node = Fleet::node_name(workload.below(executors as u64) as usize, workload.below(per as u64) as usize);
-                let action = [LifecycleAction::Start, LifecycleAction::Stop, LifecycleAction::Restart][workload.below(3) as usize];
                 // refusals (restart of a stopped node) are part of the game
-                if let Ok(v) = admin.lifecycle(&node, action).await {
+                let answer = match workload.below(4) {
+                    3 => {
+                        // a client upgrade: a new binary to install (which may fail), a new config, a restart
+                        let version = format!("1.{}.0", workload.below(5));
+                        admin.upgrade_client(&node, &UpgradeRequest { role: "main".into(), version }).await
+                    }
+                    k => admin.lifecycle(&node, [LifecycleAction::Start, LifecycleAction::Stop, LifecycleAction::Restart][k as usize]).await,
+                };
+                if let Ok(v) = answer {
                     let mut acked = acked.lock().expect("acked");
                     let rev = acked.entry(node).or_default();
                     *rev = (*rev).max(v.revision.0);
