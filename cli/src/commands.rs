@@ -227,10 +227,11 @@ fn ago(at: Option<Timestamp>) -> String {
 }
 
 fn executors_table(list: &[ExecutorView]) -> String {
-    let rows = list.iter().map(|e| {
+    let rows = list.iter().map(|v| {
+        let e = &v.executor;
         let status = if e.deactivated {
             "deactivated"
-        } else if e.online {
+        } else if v.online {
             "online"
         } else {
             "offline"
@@ -240,9 +241,9 @@ fn executors_table(list: &[ExecutorView]) -> String {
             e.kind.to_string(),
             status.into(),
             e.version.clone(),
-            e.compat.as_str().into(),
+            v.compat.as_str().into(),
             e.channel.to_string(),
-            e.node_count.to_string(),
+            v.node_count.to_string(),
             ago(Some(e.updated_at)),
         ]
     });

@@ -45,6 +45,25 @@ pub enum NodeCommand {
     Delete,
 }
 
+impl NodeCommand {
+    /// The event an accepted command writes, and its data (the writer adds the new revision).
+    pub fn event(&self) -> (&'static str, Vec<(&'static str, String)>) {
+        match self {
+            NodeCommand::Edit(_) => (crate::events::NODE_UPDATED, vec![("change", "config".into())]),
+            NodeCommand::UpgradeClient { role, version } => {
+                (crate::events::NODE_UPDATED, vec![("change", "upgrade".into()), ("role", role.clone()), ("version", version.clone())])
+            }
+            NodeCommand::Lifecycle(a) => (crate::events::NODE_LIFECYCLE_REQUESTED, vec![("action", a.as_str().into())]),
+            NodeCommand::Delete => (crate::events::NODE_LIFECYCLE_REQUESTED, vec![("action", "delete".into())]),
+        }
+    }
+
+    /// Whether the command changes what runs, so the executor must be able to run the result.
+    pub fn changes_spec(&self) -> bool {
+        matches!(self, NodeCommand::Edit(_) | NodeCommand::UpgradeClient { .. })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LifecycleError {
     #[error("node has been deleted; deletion is irreversible")]
@@ -102,6 +121,17 @@ pub fn apply_command(current: &NodeRecord, cmd: &NodeCommand) -> Result<Option<N
 mod tests {
     use super::*;
     use crate::fixtures::eth_spec;
+
+    #[test]
+    fn each_command_names_its_event_and_whether_it_changes_what_runs() {
+        let restart = NodeCommand::Lifecycle(LifecycleAction::Restart);
+        assert_eq!(restart.event(), (crate::events::NODE_LIFECYCLE_REQUESTED, vec![("action", "restart".to_string())]));
+        assert_eq!(NodeCommand::Delete.event().1, vec![("action", "delete".to_string())]);
+        let upgrade = NodeCommand::UpgradeClient { role: "execution".into(), version: "1.15.6".into() };
+        assert_eq!(upgrade.event().0, crate::events::NODE_UPDATED);
+        assert!(upgrade.changes_spec() && NodeCommand::Edit(eth_spec("n")).changes_spec());
+        assert!(!restart.changes_spec() && !NodeCommand::Delete.changes_spec());
+    }
 
     fn rec() -> NodeRecord {
         create(eth_spec("n"))

@@ -16,7 +16,7 @@ fn script(path: &Path, body: &str) -> String {
 }
 
 fn versions(ex: &[ExecutorView]) -> Vec<String> {
-    ex.iter().map(|e| e.version.clone()).collect()
+    ex.iter().map(|e| e.executor.version.clone()).collect()
 }
 
 #[test]

@@ -17,17 +17,7 @@ fn view(s: &AppState, e: Executor, node_count: usize, key: Option<KeyUsage>) -> 
         compat: novacula_core::compat::compat_of_version(s.config.cp_version.major, &e.version),
         node_count,
         key_last_used_at: key.map(|k| k.at),
-        id: e.id,
-        org_id: e.org_id,
-        name: e.name,
-        kind: e.kind,
-        version: e.version,
-        channel: e.channel,
-        capabilities: e.capabilities,
-        created_at: e.created_at,
-        updated_at: e.updated_at,
-        deactivated: e.deactivated,
-        api_key_id: e.api_key_id,
+        executor: e,
     }
 }
 
@@ -54,7 +44,10 @@ pub fn list(s: &AppState, org: &str) -> Result<Vec<ExecutorView>> {
 
 /// Executor `name` of `org`.
 pub fn get(s: &AppState, org: &str, name: &str) -> Result<ExecutorView> {
-    load(s, org, &key(&[org, name]))?.into_iter().find(|v| v.name == name).ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} not found")))
+    load(s, org, &key(&[org, name]))?
+        .into_iter()
+        .find(|v| v.executor.name == name)
+        .ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} not found")))
 }
 
 /// Deactivate (`active == false`) or reactivate executor `name` of `org`.

@@ -186,15 +186,8 @@ pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeComman
         let Some(next) = apply_command(&row.record, &cmd).map_err(lifecycle_error)? else {
             return Ok::<_, ServiceError>((row, None));
         };
-        let (kind, detail) = match &cmd {
-            NodeCommand::Edit(_) => (ev::NODE_UPDATED, data([("change", "config".to_string())])),
-            NodeCommand::UpgradeClient { role, version } => {
-                (ev::NODE_UPDATED, data([("change", "upgrade".to_string()), ("role", role.clone()), ("version", version.clone())]))
-            }
-            NodeCommand::Lifecycle(a) => (ev::NODE_LIFECYCLE_REQUESTED, data([("action", a.as_str().to_string())])),
-            NodeCommand::Delete => (ev::NODE_LIFECYCLE_REQUESTED, data([("action", "delete".to_string())])),
-        };
-        if matches!(cmd, NodeCommand::Edit(_) | NodeCommand::UpgradeClient { .. }) {
+        let (kind, detail) = cmd.event();
+        if cmd.changes_spec() {
             let exec: Executor = w
                 .get(EXECUTORS, &key(&[&org, &row.executor]))?
                 .ok_or_else(|| ServiceError::Conflict(format!("executor {:?} of this node no longer exists", row.executor)))?;
@@ -203,7 +196,7 @@ pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeComman
         }
         row.record = next;
         let mut seq = save_write(w, &mut row, now)?;
-        let mut detail = detail;
+        let mut detail: std::collections::BTreeMap<String, String> = detail.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         detail.insert("revision".into(), row.record.revision.to_string());
         events::record(w, &org, now, NewEvent { kind, node: Some(name), executor: Some(&row.executor.clone()), actor, data: detail })?;
         if matches!(cmd, NodeCommand::Delete) {

@@ -5,8 +5,8 @@
 
 use novacula_core::authz::Role;
 use novacula_core::lifecycle::NodeRecord;
-pub use novacula_core::wire::{ApiKeyView, EventView, UpgradeRow, UserView};
-use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, ObservedNodeState, Timestamp};
+pub use novacula_core::wire::{ApiKeyView, EventView, Executor, UpgradeRow, UserView};
+use novacula_core::{ObservedNodeState, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -53,24 +53,6 @@ pub struct ApiKey {
 pub struct KeyUsage {
     pub at: Timestamp,
     pub by: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Executor {
-    pub id: String,
-    pub org_id: String,
-    pub name: String,
-    pub kind: ExecutorKind,
-    pub version: String,
-    pub channel: Channel,
-    pub capabilities: ExecutorCapabilities,
-    pub created_at: Timestamp,
-    /// Last successful `syncExecutor`.
-    pub updated_at: Timestamp,
-    pub deactivated: bool,
-    /// The key used by the last sync.
-    pub api_key_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -203,12 +203,12 @@ pub struct Alert {
     pub phase: NodePhase,
 }
 
-/// An executor as the API shows it: what its last sync said, and what the
-/// control plane derives (online, compatibility window).
+/// An executor as the control plane records it from its syncs (the stored
+/// row, and the first part of its view).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExecutorView {
+pub struct Executor {
     pub id: String,
     pub org_id: String,
     pub name: String,
@@ -222,6 +222,16 @@ pub struct ExecutorView {
     pub deactivated: bool,
     /// The key used by the last sync.
     pub api_key_id: String,
+}
+
+/// An executor as the API shows it: what its last sync said, and what the
+/// control plane derives (online, compatibility window).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorView {
+    #[serde(flatten)]
+    pub executor: Executor,
     pub online: bool,
     pub compat: CompatStatus,
     pub node_count: usize,
