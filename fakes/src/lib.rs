@@ -121,8 +121,11 @@ impl FakeDriver {
                 return Err(DriverError::Other(format!("injected start failure of {node}/{unit}")));
             }
             *t.launches.entry((node.to_string(), unit.to_string(), generation)).or_default() += 1;
-            let running = t.nodes.get(node).and_then(|n| n.process(unit)).and_then(|p| p.running.as_ref()).map(|r| r.generation);
-            if matches!(a, Action::Restart { .. }) && running.is_some_and(|g| g < generation) {
+            let running = t.nodes.get(node).and_then(|n| n.process(unit)).and_then(|p| p.running.as_ref()).map(|r| (r.generation, r.fingerprint));
+            // a restart into a newer generation, or one that changes nothing at all (a doubled restart)
+            let counted =
+                |&(g, f): &(u64, Fingerprint)| g < generation || matches!(a, Action::Restart { fingerprint, .. } if g == generation && f == fingerprint);
+            if matches!(a, Action::Restart { .. }) && running.is_some_and(|r| counted(&r)) {
                 *t.restarts.entry((node.to_string(), unit.to_string(), generation)).or_default() += 1;
             }
             t.nodes.entry(node.to_string()).or_default().apply(&a);
@@ -219,9 +222,12 @@ mod tests {
         // a restart for a new configuration keeps the generation: not a second restart into it
         d.restart("n", "main", Fingerprint(2), 1).await.unwrap();
         assert_eq!(d.restarts()[&("n".to_string(), "main".to_string(), 1)], 1);
-        // a stale start back into generation 0, then generation 1's restart again: counted twice
-        d.start("n", "main", Fingerprint(2), 0).await.unwrap();
+        // but a restart that changes nothing is a doubled one
         d.restart("n", "main", Fingerprint(2), 1).await.unwrap();
         assert_eq!(d.restarts()[&("n".to_string(), "main".to_string(), 1)], 2);
+        // a stale start back into generation 0, then generation 1's restart again: counted again
+        d.start("n", "main", Fingerprint(2), 0).await.unwrap();
+        d.restart("n", "main", Fingerprint(2), 1).await.unwrap();
+        assert_eq!(d.restarts()[&("n".to_string(), "main".to_string(), 1)], 3);
     }
 }

@@ -219,6 +219,8 @@ pub fn hunt(seed: u64) -> Report {
     let mut slow_disk: Option<Duration> = None;
     // How far the control plane's clock has been stepped back in all.
     let mut backward = Duration::ZERO;
+    // `backward` when each executor was cut off: only later steps delay its detection.
+    let mut backward_at_cut: BTreeMap<usize, Duration> = BTreeMap::new();
     let result = loop {
         match sim.step() {
             Ok(true) => break Ok(()),
@@ -234,7 +236,9 @@ pub fn hunt(seed: u64) -> Report {
         }
         next_second = now + Duration::from_secs(1);
         let acked_now = acked.lock().expect("acked").clone();
-        match check_invariants(&state, &fleet, &acked_now, &partitioned, now, backward) {
+        let tolerance: BTreeMap<usize, Duration> =
+            partitioned.keys().map(|i| (*i, backward.saturating_sub(backward_at_cut.get(i).copied().unwrap_or_default()))).collect();
+        match check_invariants(&state, &fleet, &acked_now, &partitioned, now, &tolerance) {
             Ok(None) => {}
             Ok(Some(violation)) => break Err(Failure::Safety { at: now, violation }),
             Err(e) => break Err(Failure::Store(e.to_string())),
@@ -280,6 +284,7 @@ pub fn hunt(seed: u64) -> Report {
         } else if rng.chance(rates.partition) {
             sim.partition(host.as_str(), CP_HOST);
             partitioned.insert(i, now);
+            backward_at_cut.insert(i, backward);
             faults.push(format!("{now:?} partition {host}"));
         }
         if rng.chance(rates.bounce) {
@@ -356,15 +361,15 @@ fn take_due<K: Ord + Clone>(map: &mut BTreeMap<K, Duration>, now: Duration, all:
 }
 
 /// The invariants that hold at every moment, faults or not: the first one broken.
-/// Liveness is judged by the control plane's clock, so its steps back (`backward`
-/// in all) show a silent executor online that much longer.
+/// Liveness is judged by the control plane's clock, so its steps back since an
+/// executor was cut off (`stepped_back`) show it online that much longer.
 fn check_invariants(
     state: &AppState,
     fleet: &Fleet,
     acked: &BTreeMap<String, u64>,
     partitioned: &BTreeMap<usize, Duration>,
     now: Duration,
-    backward: Duration,
+    stepped_back: &BTreeMap<usize, Duration>,
 ) -> Result<Option<Violation>, StoreError> {
     for d in &fleet.drivers {
         if let Some(((node, unit, generation), times)) = d.restarts().into_iter().find(|(_, n)| *n > 1) {
@@ -373,7 +378,7 @@ fn check_invariants(
     }
     // the control plane's clock, read from outside the simulation
     let cp_now = Timestamp(crate::EPOCH.plus(now).0.saturating_add_signed(fleet.clock.skew_ms()));
-    let silent_for = |since: Duration| now.saturating_sub(since).saturating_sub(backward);
+    let silent_for = |i: usize, since: Duration| now.saturating_sub(since).saturating_sub(stepped_back.get(&i).copied().unwrap_or_default());
     state.store.read(|r| {
         for (node, acked) in acked {
             let stored = r.get::<NodeRow>(NODES, &novacula_control_plane::store::key(&["sim", node]))?.map_or(0, |row| row.record.revision.0);
@@ -393,7 +398,7 @@ fn check_invariants(
         for (i, since) in partitioned {
             let name = Fleet::executor_name(*i);
             let Some((_, e)) = execs.iter().find(|(_, e)| e.name == name) else { continue };
-            if silent_for(*since) > OFFLINE_DEADLINE && is_online(cp_now, e.updated_at, state.config.heartbeat_timeout) {
+            if silent_for(*i, *since) > OFFLINE_DEADLINE && is_online(cp_now, e.updated_at, state.config.heartbeat_timeout) {
                 return Ok(Some(Violation::ShownOnline { executor: name, since: *since, last_sync: e.updated_at }));
             }
         }

@@ -285,6 +285,8 @@ mod tests {
         assert_eq!(page, ["o1/b"]);
         let first: Vec<String> = s.read(|r| r.scan_page::<String>(NODES, "o1", None, 2)).unwrap().into_iter().map(|(k, _)| k).collect();
         assert_eq!(first, ["o1/a", "o1/b"]);
+        let before: Vec<String> = s.read(|r| r.scan_page::<String>(NODES, "o1/", Some("a"), 5)).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(before, ["o1/a", "o1/b"], "a cursor before the prefix starts at the prefix");
         assert_eq!(s.read(|r| r.events::<u64>("o1", 2, 2)).unwrap(), [3, 4]);
         assert_eq!(s.read(|r| r.events::<u64>("o1", 5, 10)).unwrap(), Vec::<u64>::new());
     }

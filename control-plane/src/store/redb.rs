@@ -90,7 +90,8 @@ fn scan_in(t: &impl ReadableTable<&'static str, &'static [u8]>, prefix: &str) ->
 
 fn scan_page_in(t: &impl ReadableTable<&'static str, &'static [u8]>, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
     use std::ops::Bound;
-    let start = after.map_or(Bound::Included(prefix), Bound::Excluded);
+    // A cursor before the prefix starts the page at the prefix.
+    let start = after.filter(|a| *a >= prefix).map_or(Bound::Included(prefix), Bound::Excluded);
     let mut out = Vec::new();
     for entry in t.range::<&str>((start, Bound::Unbounded))?.take(limit) {
         let (k, v) = entry?;
