@@ -147,22 +147,22 @@ fn install(download: tempfile::NamedTempFile, a: &Artifact, dest: &Path) -> Resu
     use std::io::{Seek, Write};
     use std::os::unix::fs::PermissionsExt;
     let installing = io_error("installing", dest);
-    let dir = dest.parent().ok_or_else(|| io_error("installing", dest)(std::io::ErrorKind::InvalidInput.into()))?;
-    let mut file = download.reopen().map_err(io_error("installing", dest))?;
+    let dir = dest.parent().ok_or_else(|| installing(std::io::ErrorKind::InvalidInput.into()))?;
+    let mut file = download.reopen().map_err(&installing)?;
     let mut magic = [0u8; 2];
     let gzip = std::io::Read::read(&mut file, &mut magic).is_ok_and(|n| n == 2 && is_gzip(&magic));
-    file.rewind().map_err(io_error("installing", dest))?;
+    file.rewind().map_err(&installing)?;
     let exe = if gzip {
         let mut out = tempfile::NamedTempFile::new_in(dir).map_err(io_error("temporary file in", dir))?;
         unpack(file, a, out.as_file_mut())?;
-        out.as_file_mut().flush().map_err(io_error("installing", dest))?;
+        out.as_file_mut().flush().map_err(&installing)?;
         out
     } else {
         download
     };
     let f = exe.as_file();
-    f.set_permissions(std::fs::Permissions::from_mode(0o755)).map_err(io_error("installing", dest))?;
-    f.sync_all().map_err(io_error("installing", dest))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o755)).map_err(&installing)?;
+    f.sync_all().map_err(&installing)?;
     exe.persist(dest).map_err(|e| installing(e.error))?;
     Ok(())
 }

@@ -100,17 +100,15 @@ impl From<&User> for UserView {
 
 /// How the API shows a stored key and its last use.
 pub fn key_view(k: &ApiKey, usage: Option<KeyUsage>) -> ApiKeyView {
-    {
-        ApiKeyView {
-            id: k.id.clone(),
-            label: k.label.clone(),
-            executor: k.executor.clone(),
-            created_at: k.created_at,
-            created_by: k.created_by.clone(),
-            revoked_at: k.revoked_at,
-            last_used_at: usage.as_ref().map(|u| u.at),
-            last_used_by: usage.map(|u| u.by),
-        }
+    ApiKeyView {
+        id: k.id.clone(),
+        label: k.label.clone(),
+        executor: k.executor.clone(),
+        created_at: k.created_at,
+        created_by: k.created_by.clone(),
+        revoked_at: k.revoked_at,
+        last_used_at: usage.as_ref().map(|u| u.at),
+        last_used_by: usage.map(|u| u.by),
     }
 }
 
