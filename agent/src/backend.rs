@@ -65,11 +65,20 @@ pub struct Processes<D> {
     artifacts: Option<Artifacts>,
     /// What each allowed sidecar name stands for on this host (agent.toml).
     sidecars: Vec<SidecarProgram>,
+    disk: crate::disk::DiskMeter,
 }
 
 impl<D: ProcessDriver> Processes<D> {
     pub fn new(driver: D, adapters: Adapters) -> Processes<D> {
-        Processes { driver, adapters, materialized: Mutex::new(HashMap::new()), errors: Mutex::new(HashMap::new()), artifacts: None, sidecars: vec![] }
+        Processes {
+            driver,
+            adapters,
+            materialized: Mutex::new(HashMap::new()),
+            errors: Mutex::new(HashMap::new()),
+            artifacts: None,
+            sidecars: vec![],
+            disk: Default::default(),
+        }
     }
 
     /// Offer these sidecar programs (and only these) to specs.
@@ -209,16 +218,22 @@ impl<D: ProcessDriver> Backend for Processes<D> {
             }
             m.get(name).copied().unwrap_or_default()
         };
+        let paths = self.driver.paths(name);
         if d.deleted {
-            return Ok(ObservedNodeState { node: name.clone(), revision, processes: vec![], removed: local.is_empty() && converged });
+            self.disk.forget(&paths.root);
+            return Ok(ObservedNodeState { node: name.clone(), revision, processes: vec![], removed: local.is_empty() && converged, disk: None });
         }
         let error = self.errors.locked().get(name).cloned();
-        let paths = self.driver.paths(name);
         let mut processes = Vec::new();
+        let mut needs = Vec::new();
         for u in plan(&d.spec) {
+            let rendered = self.adapters.render(&d.spec, &u.unit, &paths);
+            if let Ok(r) = &rendered {
+                needs.push((u.unit.clone(), r.needs.clone()));
+            }
             let running = local.process(&u.unit).and_then(|p| p.running).is_some();
             let (status, sync) = if running {
-                match self.adapters.render(&d.spec, &u.unit, &paths) {
+                match &rendered {
                     Ok(def) => probe(&def.probe).await,
                     Err(_) => (ObservedNodeStatus::Error, None),
                 }
@@ -232,6 +247,10 @@ impl<D: ProcessDriver> Backend for Processes<D> {
             };
             processes.push(ObservedProcess { name: u.unit, status, sync, message: error.clone() });
         }
-        Ok(ObservedNodeState { node: name.clone(), revision, processes, removed: false })
+        if d.spec.desired_state == DesiredState::Running {
+            novacula_core::observed::combine(&mut processes, &needs);
+        }
+        let disk = self.disk.measure(&paths.root).await;
+        Ok(ObservedNodeState { node: name.clone(), revision, processes, removed: false, disk })
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::artifacts::Artifact;
 use novacula_core::Channel;
-use novacula_executor::adapter::Adapters;
+use novacula_executor::adapter::{Adapters, Ethereum};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -100,6 +100,10 @@ pub struct AgentConfig {
     /// demo and tests; production agents leave it off.
     #[serde(default)]
     pub enable_demo_chain: bool,
+    /// Checkpoint-sync URLs by Ethereum network (`mainnet = "https://..."`),
+    /// instead of the public defaults; a spec can still set its own.
+    #[serde(default)]
+    pub checkpoint_sync_urls: std::collections::BTreeMap<String, String>,
 }
 
 fn default_unit_dir() -> PathBuf {
@@ -137,16 +141,23 @@ impl AgentConfig {
         if self.run_as.is_some() && self.driver != "systemd" {
             return Err(invalid("run_as needs driver = \"systemd\" (the local driver runs clients as the agent's user)".into()));
         }
+        self.ethereum()?;
         Ok(())
+    }
+
+    fn ethereum(&self) -> Result<Ethereum, ConfigError> {
+        Ethereum::default().with_checkpoint_urls(self.checkpoint_sync_urls.iter().map(|(n, u)| (n.as_str(), u.as_str()))).map_err(|e| invalid(e.to_string()))
     }
 
     /// The chains this configuration offers to specs (sidecar programs are
     /// offered by the backend, which knows their paths: `Processes::with_sidecar_programs`).
     pub fn adapters(&self) -> Adapters {
+        // `check` has refused a bad URL already; the defaults are the fallback.
+        let adapters = Adapters::standard().with_ethereum(self.ethereum().unwrap_or_default());
         if self.enable_demo_chain {
-            Adapters::standard().with_demo_chain()
+            adapters.with_demo_chain()
         } else {
-            Adapters::standard()
+            adapters
         }
     }
 
@@ -206,6 +217,13 @@ mod tests {
             toml::from_str(&format!("{base}driver = \"systemd\"\n[[sidecars]]\nname = \"exporter\"\npath = \"exporter\"\nsha256 = \"{}\"\n", "a".repeat(64)))
                 .unwrap();
         assert!(relative.check().unwrap_err().to_string().contains("absolute"));
+        let own: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\n[checkpoint_sync_urls]\nmainnet = \"https://cp.internal\"\n")).unwrap();
+        own.check().unwrap();
+        let caps = own.adapters().capabilities();
+        let eth = caps.chain("ethereum").unwrap();
+        assert_eq!(eth.defaults("mainnet").unwrap().checkpoint_sync_url.as_deref(), Some("https://cp.internal"));
+        let wrong: AgentConfig = toml::from_str(&format!("{base}driver = \"systemd\"\n[checkpoint_sync_urls]\ndevnet = \"https://x\"\n")).unwrap();
+        assert!(wrong.check().unwrap_err().to_string().contains("not a public Ethereum network"));
         let bad: AgentConfig = toml::from_str("control_plane_url = \"x\"\nname = \"Edge\"\napi_key = \"k\"").unwrap();
         assert!(bad.check().is_err());
         assert!(toml::from_str::<AgentConfig>("control_plane_url = \"x\"\nname = \"e\"\nbogus = 1").is_err());

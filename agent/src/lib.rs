@@ -13,6 +13,7 @@
 pub mod artifacts;
 pub mod backend;
 pub mod config;
+pub mod disk;
 pub mod driver;
 pub mod files;
 pub mod probe;

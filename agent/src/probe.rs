@@ -18,40 +18,57 @@ pub async fn probe(p: &Probe) -> (ObservedNodeStatus, Option<SyncMetrics>) {
         Probe::Alive => (ObservedNodeStatus::Running, None),
         Probe::EthJsonRpc { url } => {
             let Ok(api) = HttpApi::new(url, None) else { return (ObservedNodeStatus::Error, None) };
-            let body = br#"{"jsonrpc":"2.0","method":"eth_syncing","params":[],"id":1}"#.to_vec();
-            match api.raw(Method::POST, "/", Some(body), PROBE_TIMEOUT).await {
-                Ok((s, bytes)) if s.is_success() => parse_eth_syncing(&bytes),
-                _ => (ObservedNodeStatus::Starting, None),
-            }
+            let Some(syncing) = rpc(&api, "eth_syncing").await else { return (ObservedNodeStatus::Starting, None) };
+            let head = rpc(&api, "eth_blockNumber").await.map(|v| hex_u64(&v));
+            let peers = rpc(&api, "net_peerCount").await.map(|v| u32::try_from(hex_u64(&v)).unwrap_or(u32::MAX));
+            execution_status(&syncing, head, peers.unwrap_or(0))
         }
         Probe::BeaconApi { url } => {
             let Ok(api) = HttpApi::new(url, None) else { return (ObservedNodeStatus::Error, None) };
-            match api.raw(Method::GET, "/eth/v1/node/syncing", None, PROBE_TIMEOUT).await {
-                Ok((s, bytes)) if s.is_success() => parse_beacon_syncing(&bytes),
-                _ => (ObservedNodeStatus::Starting, None),
-            }
+            let Some(syncing) = get(&api, "/eth/v1/node/syncing").await else { return (ObservedNodeStatus::Starting, None) };
+            let peers = get(&api, "/eth/v1/node/peer_count").await.and_then(|v| v["data"]["connected"].as_str()?.parse().ok());
+            beacon_status(&syncing, peers.unwrap_or(0))
         }
     }
 }
 
-pub fn parse_eth_syncing(bytes: &[u8]) -> (ObservedNodeStatus, Option<SyncMetrics>) {
-    let Ok(v) = serde_json::from_slice::<Value>(bytes) else { return (ObservedNodeStatus::Error, None) };
-    match &v["result"] {
-        Value::Bool(false) => (ObservedNodeStatus::Running, None),
-        r @ Value::Object(_) => (
-            ObservedNodeStatus::Syncing,
-            Some(SyncMetrics { current_block: hex_u64(&r["currentBlock"]), highest_block: hex_u64(&r["highestBlock"]), peers: 0 }),
-        ),
+/// The `result` of a JSON-RPC call without parameters, if it answered one.
+async fn rpc(api: &HttpApi, method: &str) -> Option<Value> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "method": method, "params": [], "id": 1});
+    let (status, bytes) = api.raw(Method::POST, "/", Some(body.to_string().into_bytes()), PROBE_TIMEOUT).await.ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok().filter(|_| status.is_success())?;
+    v.get("result").cloned()
+}
+
+async fn get(api: &HttpApi, path: &str) -> Option<Value> {
+    let (status, bytes) = api.raw(Method::GET, path, None, PROBE_TIMEOUT).await.ok()?;
+    serde_json::from_slice(&bytes).ok().filter(|_| status.is_success())
+}
+
+/// An execution client from `eth_syncing` (false, or how far it is), its
+/// block number and its peers.
+pub fn execution_status(syncing: &Value, head: Option<u64>, peers: u32) -> (ObservedNodeStatus, Option<SyncMetrics>) {
+    match syncing {
+        Value::Bool(false) => {
+            let head = head.unwrap_or(0);
+            (ObservedNodeStatus::Running, Some(SyncMetrics::new(head, head, peers)))
+        }
+        r @ Value::Object(_) => {
+            let current = hex_u64(&r["currentBlock"]).max(head.unwrap_or(0));
+            (ObservedNodeStatus::Syncing, Some(SyncMetrics::new(current, hex_u64(&r["highestBlock"]), peers)))
+        }
         _ => (ObservedNodeStatus::Error, None),
     }
 }
 
-pub fn parse_beacon_syncing(bytes: &[u8]) -> (ObservedNodeStatus, Option<SyncMetrics>) {
-    let Ok(v) = serde_json::from_slice::<Value>(bytes) else { return (ObservedNodeStatus::Error, None) };
+/// A consensus client from `/eth/v1/node/syncing` (head slot, distance,
+/// whether it syncs, and `el_offline` where the client reports it) and its peers.
+pub fn beacon_status(v: &Value, peers: u32) -> (ObservedNodeStatus, Option<SyncMetrics>) {
     let d = &v["data"];
     let num = |k: &str| d[k].as_str().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
     let head = num("head_slot");
-    let metrics = SyncMetrics { current_block: head, highest_block: head + num("sync_distance"), peers: 0 };
+    let metrics =
+        SyncMetrics { execution_online: d["el_offline"].as_bool().map(|offline| !offline), ..SyncMetrics::new(head, head + num("sync_distance"), peers) };
     match d["is_syncing"].as_bool() {
         Some(false) => (ObservedNodeStatus::Running, Some(metrics)),
         Some(true) => (ObservedNodeStatus::Syncing, Some(metrics)),
@@ -62,22 +79,31 @@ pub fn parse_beacon_syncing(bytes: &[u8]) -> (ObservedNodeStatus, Option<SyncMet
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn eth_syncing_shapes() {
-        assert_eq!(parse_eth_syncing(br#"{"result":false}"#).0, ObservedNodeStatus::Running);
-        let (s, m) = parse_eth_syncing(br#"{"result":{"currentBlock":"0x10","highestBlock":"0x20"}}"#);
+    fn execution_client_answers() {
+        let (s, m) = execution_status(&json!(false), Some(0x2a), 3);
+        assert_eq!(s, ObservedNodeStatus::Running);
+        assert_eq!(m.map(|m| (m.current_block, m.sync_distance, m.peers)), Some((42, 0, 3)));
+        let (s, m) = execution_status(&json!({"currentBlock":"0x10","highestBlock":"0x20"}), Some(0x10), 5);
         assert_eq!(s, ObservedNodeStatus::Syncing);
-        assert_eq!(m.unwrap().highest_block, 32);
-        assert_eq!(parse_eth_syncing(b"garbage").0, ObservedNodeStatus::Error);
+        let m = m.unwrap();
+        assert_eq!((m.highest_block, m.sync_distance, m.progress_percent, m.peers), (32, 16, 50.0, 5));
+        assert_eq!(execution_status(&json!("garbage"), None, 0).0, ObservedNodeStatus::Error);
     }
 
     #[test]
-    fn beacon_syncing_shapes() {
-        let (s, m) = parse_beacon_syncing(br#"{"data":{"is_syncing":true,"head_slot":"100","sync_distance":"50"}}"#);
+    fn consensus_client_answers() {
+        let (s, m) = beacon_status(&json!({"data":{"is_syncing":true,"head_slot":"100","sync_distance":"50","el_offline":false}}), 12);
         assert_eq!(s, ObservedNodeStatus::Syncing);
-        assert_eq!(m.unwrap().highest_block, 150);
-        assert_eq!(parse_beacon_syncing(br#"{"data":{"is_syncing":false,"head_slot":"1","sync_distance":"0"}}"#).0, ObservedNodeStatus::Running);
+        let m = m.unwrap();
+        assert_eq!((m.highest_block, m.sync_distance, m.peers, m.execution_online), (150, 50, 12, Some(true)));
+        // Lodestar 1.5.1 has no el_offline: unknown, not "online".
+        let (s, m) = beacon_status(&json!({"data":{"is_syncing":false,"head_slot":"1","sync_distance":"0","is_optimistic":false}}), 0);
+        assert_eq!((s, m.unwrap().execution_online), (ObservedNodeStatus::Running, None));
+        let (_, m) = beacon_status(&json!({"data":{"is_syncing":false,"head_slot":"1","sync_distance":"0","el_offline":true}}), 0);
+        assert_eq!(m.unwrap().execution_online, Some(false));
     }
 
     #[tokio::test]

@@ -88,7 +88,7 @@ async fn missing_binaries_are_fetched_checked_and_run() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let backend = Processes::new(LocalDriver::new(dir.path()).unwrap(), Adapters::standard()).with_artifacts(catalog);
-    let node = DesiredNode { revision: Revision(1), spec: eth_spec(), deleted: false };
+    let node = DesiredNode::new(Revision(1), eth_spec(), false);
     converge(&backend, &node).await;
 
     // behind a redirect, from a URL without .tar.gz: unpacked all the same
@@ -100,11 +100,11 @@ async fn missing_binaries_are_fetched_checked_and_run() {
     assert_eq!(hits.load(Ordering::SeqCst), 2, "one download each");
 
     // a restart does not download again
-    let restarted = DesiredNode { revision: Revision(2), spec: NodeSpec { restart_generation: 1, ..eth_spec() }, deleted: false };
+    let restarted = DesiredNode::new(Revision(2), NodeSpec { restart_generation: 1, ..eth_spec() }, false);
     converge(&backend, &restarted).await;
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 
-    let gone = DesiredNode { revision: Revision(3), spec: eth_spec(), deleted: true };
+    let gone = DesiredNode::new(Revision(3), eth_spec(), true);
     converge(&backend, &gone).await;
     assert!(backend.driver().observe("eth").await.unwrap().is_empty());
 }
@@ -124,7 +124,7 @@ async fn a_download_with_another_checksum_is_not_installed() {
     let backend = Processes::new(LocalDriver::new(dir.path()).unwrap(), Adapters::standard()).with_artifacts(catalog);
     let mut spec = eth_spec();
     spec.clients.truncate(1);
-    let node = DesiredNode { revision: Revision(1), spec, deleted: false };
+    let node = DesiredNode::new(Revision(1), spec, false);
     converge(&backend, &node).await;
 
     assert!(!Path::new(&dir.path().join("bin/geth/1.14.11/geth")).exists(), "nothing installed");

@@ -37,7 +37,7 @@ async fn a_listed_sidecar_runs_from_its_configured_path_and_a_swapped_file_does_
     let backend =
         Processes::new(LocalDriver::new(dir.path().join("data")).unwrap(), Adapters::standard().with_demo_chain()).with_sidecar_programs(listed.clone());
     assert_eq!(backend.capabilities().programs.sidecar_programs, ["watcher"]);
-    let node = DesiredNode { revision: Revision(1), spec: sidecar_spec(), deleted: false };
+    let node = DesiredNode::new(Revision(1), sidecar_spec(), false);
     converge(&backend, &node).await;
     let seen = backend.observe(&node).await.unwrap();
     assert!(seen.processes.iter().all(|p| p.status == ObservedNodeStatus::Running), "{seen:?}");
@@ -52,13 +52,13 @@ async fn a_listed_sidecar_runs_from_its_configured_path_and_a_swapped_file_does_
     };
     converge(&backend, &stop).await;
     std::fs::write(&program, "#!/bin/sh\nid > /tmp/pwned\n").unwrap();
-    let start = DesiredNode { revision: Revision(3), spec: sidecar_spec(), deleted: false };
+    let start = DesiredNode::new(Revision(3), sidecar_spec(), false);
     converge(&backend, &start).await;
     let seen = backend.observe(&start).await.unwrap();
     let watch = seen.processes.iter().find(|p| p.name == "watch").unwrap();
     assert_eq!(watch.status, ObservedNodeStatus::Error, "{seen:?}");
     assert!(watch.message.as_deref().unwrap_or_default().contains("SHA-256"), "{watch:?}");
     assert_eq!(backend.driver().observe("side").await.unwrap().process("watch").and_then(|p| p.running), None, "not started");
-    let gone = DesiredNode { revision: Revision(4), spec: sidecar_spec(), deleted: true };
+    let gone = DesiredNode::new(Revision(4), sidecar_spec(), true);
     converge(&backend, &gone).await;
 }

@@ -214,7 +214,7 @@ async fn agent_backend_runs_a_node_lifecycle_on_real_systemd() {
     let (_conn, driver) = sd.driver().await;
     let backend = Processes::new(driver, Adapters::standard().with_demo_chain());
     let unit = sd.unit_dir().join("novacula-demo.main.service");
-    let desired = |rev: u64, spec: NodeSpec, deleted: bool| DesiredNode { revision: Revision(rev), spec, deleted };
+    let desired = |rev: u64, spec: NodeSpec, deleted: bool| DesiredNode::new(Revision(rev), spec, deleted);
 
     let seen = converge(&backend, &desired(1, stand_in(DesiredState::Running, 0), false)).await;
     assert_eq!((seen.revision, seen.processes[0].status), (Revision(1), ObservedNodeStatus::Running), "{seen:?}");

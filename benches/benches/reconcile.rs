@@ -14,6 +14,7 @@ fn node(i: usize) -> DesiredNode {
         image: None,
         config_overrides: [("cache".to_string(), i.to_string())].into(),
         resources: Resources::default(),
+        ports: Default::default(),
     };
     DesiredNode {
         revision: Revision(3),

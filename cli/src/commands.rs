@@ -280,13 +280,50 @@ fn node_detail(n: &NodeView) -> String {
             opt(observed.as_deref()),
         ]],
     );
-    let procs: Vec<Vec<String>> =
-        n.observed.iter().flat_map(|o| &o.processes).map(|p| vec![p.name.clone(), p.status.as_str().into(), opt(p.message.as_deref())]).collect();
+    let procs: Vec<Vec<String>> = n
+        .observed
+        .iter()
+        .flat_map(|o| &o.processes)
+        .map(|p| {
+            let ports = n.spec.client(&p.name).map(|c| c.ports.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+            let sync = |f: fn(&novacula_core::SyncMetrics) -> String| p.sync.as_ref().map_or_else(|| "-".to_string(), f);
+            vec![
+                p.name.clone(),
+                p.status.as_str().into(),
+                sync(|m| m.current_block.to_string()),
+                sync(|m| m.sync_distance.to_string()),
+                sync(|m| format!("{:.2}%", m.progress_percent)),
+                sync(|m| m.peers.to_string()),
+                sync(|m| m.execution_online.map_or("-", |up| if up { "up" } else { "down" }).to_string()),
+                opt(ports.as_deref().filter(|p| !p.is_empty())),
+                opt(p.message.as_deref()),
+            ]
+        })
+        .collect();
     if !procs.is_empty() {
         out.push('\n');
-        out.push_str(&table(&["PROCESS", "STATUS", "MESSAGE"], procs));
+        out.push_str(&table(&["PROCESS", "STATUS", "HEAD", "BEHIND", "SYNCED", "PEERS", "EL", "PORTS", "MESSAGE"], procs));
+    }
+    if let Some(d) = n.observed.as_ref().and_then(|o| o.disk) {
+        out.push_str(&format!("\ndisk: {} used by the node, {} free of {}\n", bytes(d.used_bytes), bytes(d.free_bytes), bytes(d.total_bytes)));
     }
     out
+}
+
+/// Bytes in binary units, one decimal.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 fn events_table(events: &[EventView]) -> String {
@@ -444,4 +481,33 @@ fn emit_events(g: &Global, events: &[EventView], header: bool) {
         }
     }
     let _ = std::io::stdout().flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_detail_shows_metrics_ports_and_disk() {
+        let mut spec = novacula_core::fixtures::eth_spec("eth-1");
+        spec.clients[0].ports = [("http".to_string(), 8545), ("p2p".to_string(), 30303)].into();
+        let view = serde_json::json!({
+            "name": "eth-1", "executor": "edge-1", "revision": 3, "spec": spec, "phase": "syncing",
+            "drift": {"revisionsBehind": 0, "liveness": false}, "nodeDown": false, "executorOnline": true,
+            "deleted": false, "removed": false, "observedAt": 1, "createdAt": 1, "updatedAt": 1,
+            "observed": {"node": "eth-1", "revision": 3, "removed": false,
+                "disk": {"usedBytes": 1_610_612_736u64, "freeBytes": 1024, "totalBytes": 2_199_023_255_552u64},
+                "processes": [
+                    {"name": "execution", "status": "syncing", "sync": {"currentBlock": 50, "highestBlock": 200, "peers": 7, "syncDistance": 150, "progressPercent": 25.0}},
+                    {"name": "consensus", "status": "error", "message": "its execution client is stopped",
+                     "sync": {"currentBlock": 9, "highestBlock": 9, "peers": 0, "syncDistance": 0, "progressPercent": 100.0, "executionOnline": false}}
+                ]}
+        });
+        let n: NodeView = serde_json::from_value(view).unwrap();
+        let out = node_detail(&n);
+        let row = |name: &str| out.lines().find(|l| l.starts_with(name)).unwrap().split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(row("execution")[..8], ["execution", "syncing", "50", "150", "25.00%", "7", "-", "http=8545"], "{out}");
+        assert!(out.contains("consensus") && out.contains("down") && out.contains("its execution client is stopped"), "{out}");
+        assert!(out.contains("disk: 1.5 GiB used by the node, 1.0 KiB free of 2.0 TiB"), "{out}");
+    }
 }

@@ -92,6 +92,17 @@ async fn cli_connects_an_agent_deploys_and_stops_a_node() {
     wait_for_node(&owner, "cli-node", phase_is("running")).await;
     let table = ok(&url, &cfg, &["nodes", "list"]).await;
     assert!(table.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>()[..4] == ["cli-node", "edge-1", "demo/local", "running"], "{table}");
+    // the detail shows each process's sync metrics and ports, and the disk under the node
+    let mut detail = String::new();
+    for _ in 0..50 {
+        detail = ok(&url, &cfg, &["nodes", "get", "cli-node"]).await;
+        if detail.contains("disk: ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(detail.contains("PROCESS") && detail.contains("HEAD") && detail.contains("PEERS") && detail.contains("PORTS"), "{detail}");
+    assert!(detail.contains("disk: ") && detail.contains(" used by the node, "), "{detail}");
 
     // stop: revision 2, then observed stopped
     let stopped = json(&url, &cfg, &["nodes", "stop", "cli-node"]).await;

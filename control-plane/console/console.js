@@ -288,11 +288,27 @@ async function nodesView() {
   live().innerHTML = `<h1>Nodes</h1>${nodesTable(nodes)}`;
 }
 
+/** Bytes in binary units, one decimal. */
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = n, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
 async function nodeView(name) {
   const [n, events] = await Promise.all([api("GET", "/nodes/" + encodeURIComponent(name)), api("GET", "/events?order=desc&limit=1000&node=" + encodeURIComponent(name))]);
+  const client = (role) => n.spec.clients.find((c) => c.role === role);
+  const ports = (role) => Object.entries((client(role) || {}).ports || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+  const sync = (s) =>
+    s
+      ? `head ${s.currentBlock}, ${s.syncDistance} behind (${s.progressPercent.toFixed(2)}%), ${s.peers} peers` +
+        (s.executionOnline === false ? ", execution client unreachable" : "")
+      : "";
   const procs = ((n.observed && n.observed.processes) || [])
-    .map((p) => `<tr data-process="${esc(p.name)}"><td>${esc(p.name)}</td><td>${badge(p.status)}</td><td>${p.sync ? esc(p.sync.currentBlock + " / " + p.sync.highestBlock + ", " + p.sync.peers + " peers") : ""}</td><td>${esc(p.message)}</td></tr>`)
+    .map((p) => `<tr data-process="${esc(p.name)}"><td>${esc(p.name)}</td><td>${badge(p.status)}</td><td class="sync">${esc(sync(p.sync))}</td><td class="ports">${esc(ports(p.name))}</td><td>${esc(p.message)}</td></tr>`)
     .join("");
+  const disk = n.observed && n.observed.disk;
   const can = me.canOperateNodes && !n.deleted;
   const button = (action, cls) =>
     `<button id="action-${action}" class="${cls}" ${can ? "" : "disabled"} title="${can ? "" : "your role may not operate nodes"}">${action[0].toUpperCase() + action.slice(1)}</button>`;
@@ -303,9 +319,10 @@ async function nodeView(name) {
       <dt>Revision</dt><dd>desired ${n.revision}, observed ${n.observed ? n.observed.revision : "none"} <span id="node-pending">${pending(n)}</span>${n.drift.liveness ? ' <span class="error">executor unreachable</span>' : ""}</dd>
       <dt>Restart generation</dt><dd>${n.spec.restartGeneration}</dd>
       <dt>Last report</dt><dd>${ago(n.observedAt)}</dd>
+      <dt>Disk</dt><dd id="node-disk">${disk ? `${bytes(disk.usedBytes)} used by the node, ${bytes(disk.freeBytes)} free of ${bytes(disk.totalBytes)}` : "not reported"}</dd>
     </dl>
     <div class="actions">${button("start", "secondary")}${button("stop", "secondary")}${button("restart", "secondary")}${button("delete", "danger")}</div></div>
-    <h2>Processes</h2><table><thead><tr><th>Process</th><th>Status</th><th>Sync</th><th>Message</th></tr></thead><tbody>${procs || `<tr><td colspan="4" class="muted">No report yet.</td></tr>`}</tbody></table>
+    <h2>Processes</h2><table><thead><tr><th>Process</th><th>Status</th><th>Sync</th><th>Ports</th><th>Message</th></tr></thead><tbody>${procs || `<tr><td colspan="5" class="muted">No report yet.</td></tr>`}</tbody></table>
     <h2>Spec</h2><pre id="node-spec">${esc(JSON.stringify(n.spec, null, 2))}</pre>
     <h2>Events</h2>${eventsTable(events.events.slice(0, 20))}`;
   for (const action of ["start", "stop", "restart"]) {

@@ -128,6 +128,7 @@ async fn console_connects_an_agent_deploys_stops_and_limits_viewers() {
 
     // its badge turns running
     value_is(&c, "#node-phase", "running").await;
+    until(&c, "#node-disk", "shows the disk under the node", async |e| e.text().await.unwrap_or_default().contains(" used by the node, ")).await;
     shot(&c, "3-node-running").await;
 
     // stop, confirmed in the dialog: the badge turns stopped

@@ -19,6 +19,7 @@ fn observed(name: &str, rev: u64, status: ObservedNodeStatus) -> ObservedNodeSta
         revision: Revision(rev),
         processes: ["execution", "consensus"].iter().map(|p| ObservedProcess { name: p.to_string(), status, sync: None, message: None }).collect(),
         removed: false,
+        disk: None,
     }
 }
 

@@ -55,7 +55,7 @@ str_enum!(Channel, "release channel", Channel::Stable => "stable", Channel::Beta
 
 /// A client an executor can run for a role, and which versions.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientSupport {
     pub role: String,
@@ -63,16 +63,97 @@ pub struct ClientSupport {
     /// Exact versions offered; empty means any well-formed version.
     #[serde(default)]
     pub versions: Vec<String>,
+    /// The networks this client can run; empty means every network of the chain.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// The oldest release that follows a network (`hoodi` needs geth >= 1.15.6).
+    #[serde(default)]
+    pub min_versions: Vec<MinVersion>,
+    /// The ports the client listens on, each allocated per executor host.
+    #[serde(default)]
+    pub ports: Vec<PortSupport>,
+    /// Settings the adapter sets itself (network, data dir, JWT, engine API,
+    /// ports): refused as config overrides. Every other key may be overridden.
+    #[serde(default)]
+    pub managed_keys: Vec<String>,
+}
+
+/// The oldest version of a client that runs `network`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MinVersion {
+    pub network: String,
+    pub version: String,
+}
+
+/// A port a client listens on: its name in the spec's `ports` and the
+/// client's own default, which the control plane picks when it is free.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortSupport {
+    pub name: String,
+    pub default: u16,
+}
+
+/// What a node of a network gets when the spec does not say.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkDefaults {
+    pub network: String,
+    /// Requests per client role, applied at deploy to clients that set none.
+    #[serde(default)]
+    pub resources: Vec<RoleResources>,
+    /// Disk a node of this network needs, all clients together.
+    #[serde(default)]
+    pub disk_gib: u32,
+    /// Where consensus clients fetch a recent finalized state (checkpoint
+    /// sync); a spec overrides it through the client's own flag.
+    #[serde(default)]
+    pub checkpoint_sync_url: Option<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleResources {
+    pub role: String,
+    pub resources: crate::spec::Resources,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChainSupport {
     pub chain: String,
     pub networks: Vec<String>,
     pub node_types: Vec<NodeType>,
     pub clients: Vec<ClientSupport>,
+    /// Per-network defaults and constraints.
+    #[serde(default)]
+    pub network_defaults: Vec<NetworkDefaults>,
+}
+
+impl ChainSupport {
+    pub fn client(&self, role: &str, client: &str) -> Option<&ClientSupport> {
+        self.clients.iter().find(|c| c.role == role && c.client == client)
+    }
+
+    pub fn defaults(&self, network: &str) -> Option<&NetworkDefaults> {
+        self.network_defaults.iter().find(|d| d.network == network)
+    }
+}
+
+impl ClientSupport {
+    pub fn runs_network(&self, network: &str) -> bool {
+        self.networks.is_empty() || self.networks.iter().any(|n| n == network)
+    }
+
+    pub fn min_version(&self, network: &str) -> Option<&str> {
+        self.min_versions.iter().find(|m| m.network == network).map(|m| m.version.as_str())
+    }
 }
 
 /// The programs a spec may name beyond the chain clients of the adapters,

@@ -1,5 +1,5 @@
 //! The one Ethereum node spec the tests of every crate start from (geth
-//! 1.14.11 and lighthouse v5.3.0 on holesky, one 100 GiB volume). Tests that
+//! 1.14.11 and lighthouse v5.3.0 on sepolia, one 100 GiB volume). Tests that
 //! need something else change a copy, so the differences show where they matter.
 
 use crate::spec::{ClientSpec, DesiredState, NodeSpec, NodeType, Resources, StorageVolume};
@@ -14,6 +14,7 @@ pub fn client(role: &str, client: &str, version: &str) -> ClientSpec {
         image: None,
         config_overrides: BTreeMap::new(),
         resources: Resources::default(),
+        ports: BTreeMap::new(),
     }
 }
 
@@ -21,7 +22,7 @@ pub fn eth_spec(name: &str) -> NodeSpec {
     NodeSpec {
         name: name.to_string(),
         chain: "ethereum".into(),
-        network: "holesky".into(),
+        network: "sepolia".into(),
         node_type: NodeType::Full,
         clients: vec![client("execution", "geth", "1.14.11"), client("consensus", "lighthouse", "v5.3.0")],
         storage: vec![StorageVolume { name: "data".into(), size_gib: 100, mount_path: "/data".into(), storage_class: None }],

@@ -119,6 +119,7 @@ mod tests {
             revision: Revision(rev),
             processes: statuses.iter().enumerate().map(|(i, s)| ObservedProcess { name: format!("p{i}"), status: *s, sync: None, message: None }).collect(),
             removed: false,
+            disk: None,
         }
     }
 

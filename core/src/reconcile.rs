@@ -247,7 +247,7 @@ mod tests {
     use crate::spec::{Revision, Sidecar};
 
     fn desired(spec: NodeSpec, rev: u64) -> DesiredNode {
-        DesiredNode { revision: Revision(rev), spec, deleted: false }
+        DesiredNode::new(Revision(rev), spec, false)
     }
 
     fn converged(d: &DesiredNode) -> LocalNode {

@@ -86,6 +86,13 @@ pub struct ClientSpec {
     pub config_overrides: BTreeMap<String, String>,
     #[serde(default)]
     pub resources: Resources,
+    /// The ports this client listens on, by the names the executor declares
+    /// (`p2p`, `http`, `engine`, `metrics`...). Allocated by the control plane
+    /// at deploy so that no two nodes of an executor share one; a port set
+    /// here is pinned.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::text::ports))]
+    pub ports: BTreeMap<String, u16>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -162,6 +169,12 @@ fn int63<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 impl NodeSpec {
     pub fn client(&self, role: &str) -> Option<&ClientSpec> {
         self.clients.iter().find(|c| c.role == role)
+    }
+}
+
+impl DesiredNode {
+    pub fn new(revision: Revision, spec: NodeSpec, deleted: bool) -> DesiredNode {
+        DesiredNode { revision, spec, deleted }
     }
 }
 

@@ -56,6 +56,12 @@ pub enum ValidationError {
     UnknownClient { chain: String, role: String, client: String, supported: String },
     #[error("version {version:?} of {client:?} is not offered by this executor (offered: {offered})")]
     UnknownVersion { client: String, version: String, offered: String },
+    #[error("{client} does not run network {network:?} on this executor (its networks: {supported})")]
+    ClientNetwork { client: String, network: String, supported: String },
+    #[error("{field}: {network} needs {client} >= {min} (the spec has {version})")]
+    TooOld { field: String, client: String, network: String, version: String, min: String },
+    #[error("{field}: {key:?} is set by the adapter ({why}) and cannot be overridden")]
+    ManagedKey { field: String, key: String, why: &'static str },
 }
 
 impl ValidationError {
@@ -70,7 +76,9 @@ impl ValidationError {
             | ValidationError::ControlCharacter { field, .. }
             | ValidationError::TooMany { field, .. }
             | ValidationError::TooLong { field, .. }
-            | ValidationError::ProgramNotAllowed { field, .. } => Some(field),
+            | ValidationError::ProgramNotAllowed { field, .. }
+            | ValidationError::TooOld { field, .. }
+            | ValidationError::ManagedKey { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -129,7 +137,7 @@ fn check_all_text(errs: &mut Vec<ValidationError>, spec: &NodeSpec) {
     t.check(|| "chain".into(), chain);
     t.check(|| "network".into(), network);
     for (i, c) in clients.iter().enumerate() {
-        let ClientSpec { role, client, version, image, config_overrides, resources: _ } = c;
+        let ClientSpec { role, client, version, image, config_overrides, resources: _, ports } = c;
         t.check(|| format!("clients[{i}].role"), role);
         t.check(|| format!("clients[{i}].client"), client);
         t.check(|| format!("clients[{i}].version"), version);
@@ -137,6 +145,9 @@ fn check_all_text(errs: &mut Vec<ValidationError>, spec: &NodeSpec) {
             t.check(|| format!("clients[{i}].image"), image);
         }
         t.map(&format!("clients[{i}].configOverrides"), config_overrides);
+        for name in ports.keys() {
+            t.check(|| format!("clients[{i}].ports[{name:?}] (key)"), name);
+        }
     }
     for (i, v) in storage.iter().enumerate() {
         let StorageVolume { name, size_gib: _, mount_path, storage_class } = v;
@@ -321,8 +332,8 @@ pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities) -> Result<(),
             if !chain.node_types.contains(&spec.node_type) {
                 errs.push(ValidationError::UnsupportedNodeType { chain: spec.chain.clone(), node_type: spec.node_type.as_str().into() });
             }
-            for c in &spec.clients {
-                let Some(sup) = chain.clients.iter().find(|s| s.role == c.role && s.client == c.client) else {
+            for (i, c) in spec.clients.iter().enumerate() {
+                let Some(sup) = chain.client(&c.role, &c.client) else {
                     errs.push(ValidationError::UnknownClient {
                         chain: spec.chain.clone(),
                         role: c.role.clone(),
@@ -338,6 +349,7 @@ pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities) -> Result<(),
                         offered: list(sup.versions.iter().map(String::as_str)),
                     });
                 }
+                check_client_rules(&mut errs, i, c, sup, &spec.network);
             }
         }
     }
@@ -345,6 +357,38 @@ pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities) -> Result<(),
         Ok(())
     } else {
         Err(errs)
+    }
+}
+
+/// What the executor says of one client: the networks it runs, the oldest
+/// release per network, and the settings its adapter owns.
+fn check_client_rules(errs: &mut Vec<ValidationError>, i: usize, c: &ClientSpec, sup: &crate::executor::ClientSupport, network: &str) {
+    if !sup.runs_network(network) {
+        errs.push(ValidationError::ClientNetwork {
+            client: c.client.clone(),
+            network: network.into(),
+            supported: list(sup.networks.iter().map(String::as_str)),
+        });
+    }
+    if let (Some(min), Ok(have)) = (sup.min_version(network), c.version.parse::<Version>()) {
+        if min.parse::<Version>().is_ok_and(|min| have < min) {
+            errs.push(ValidationError::TooOld {
+                field: format!("clients[{i}].version"),
+                client: c.client.clone(),
+                network: network.into(),
+                version: c.version.clone(),
+                min: min.into(),
+            });
+        }
+    }
+    for key in c.config_overrides.keys() {
+        if sup.managed_keys.iter().any(|m| m.eq_ignore_ascii_case(key)) {
+            errs.push(ValidationError::ManagedKey {
+                field: format!("clients[{i}].configOverrides"),
+                key: key.clone(),
+                why: "network, data directory, JWT, engine API or a port: set ports in `ports`",
+            });
+        }
     }
 }
 
@@ -368,12 +412,13 @@ mod tests {
         ExecutorCapabilities {
             chains: vec![ChainSupport {
                 chain: "ethereum".into(),
-                networks: vec!["mainnet".into(), "holesky".into()],
+                networks: vec!["mainnet".into(), "sepolia".into()],
                 node_types: vec![NodeType::Full, NodeType::Archive],
                 clients: vec![
-                    ClientSupport { role: "execution".into(), client: "geth".into(), versions: vec![] },
-                    ClientSupport { role: "consensus".into(), client: "lighthouse".into(), versions: vec!["v5.3.0".into()] },
+                    ClientSupport { role: "execution".into(), client: "geth".into(), versions: vec![], ..Default::default() },
+                    ClientSupport { role: "consensus".into(), client: "lighthouse".into(), versions: vec!["v5.3.0".into()], ..Default::default() },
                 ],
+                network_defaults: vec![],
             }],
             programs: crate::ProgramAllowlist { sidecar_programs: vec!["metrics-exporter".into()], image_prefixes: vec![] },
         }
@@ -399,6 +444,30 @@ mod tests {
         let mut ok = eth_spec("n");
         ok.sidecars.push(sidecar("exporter", "metrics-exporter"));
         assert_eq!(validate_spec(&ok, &caps()), Ok(()));
+    }
+
+    #[test]
+    fn per_network_rules_refuse_old_releases_other_networks_and_managed_flags() {
+        let mut caps = caps();
+        caps.chains[0].networks.push("hoodi".into());
+        let geth = &mut caps.chains[0].clients[0];
+        geth.min_versions = vec![crate::executor::MinVersion { network: "hoodi".into(), version: "1.15.6".into() }];
+        geth.managed_keys = vec!["datadir".into(), "http.port".into()];
+        caps.chains[0].clients[1].networks = vec!["mainnet".into(), "sepolia".into()];
+        let mut s = eth_spec("n");
+        s.network = "hoodi".into();
+        s.clients[0].config_overrides.insert("HTTP.port".into(), "1".into());
+        s.clients[0].config_overrides.insert("cache".into(), "4096".into());
+        let errs = validate_spec(&s, &caps).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 3, "{text:?}");
+        assert!(text.contains(&"clients[0].version: hoodi needs geth >= 1.15.6 (the spec has 1.14.11)".to_string()), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("clients[0].configOverrides: \"HTTP.port\" is set by the adapter")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("lighthouse does not run network \"hoodi\"")), "{text:?}");
+        s.clients[0].version = "1.15.6".into();
+        s.clients[0].config_overrides.remove("HTTP.port");
+        s.network = "mainnet".into();
+        assert_eq!(validate_spec(&s, &caps), Ok(()), "the floor is per network; other keys may be overridden");
     }
 
     #[test]
@@ -556,7 +625,7 @@ mod tests {
     #[test]
     fn unknown_network_and_node_type_reported() {
         let mut s = eth_spec("n");
-        s.network = "sepolia".into();
+        s.network = "goerli".into();
         s.node_type = NodeType::Validator;
         let errs = validate_spec(&s, &caps()).unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");

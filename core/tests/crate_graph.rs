@@ -76,7 +76,8 @@ fn no_public_function_returns_a_string_error() {
         for (n, line) in text.lines().enumerate() {
             let l = line.trim_start();
             let public = l.starts_with("pub fn") || l.starts_with("pub async fn") || l.starts_with("fn ") && text.contains("pub trait");
-            if public && l.contains("-> Result<") && l.contains(", String>") {
+            let returns = l.split_once("->").map_or("", |(_, r)| r);
+            if public && returns.contains("Result<") && returns.contains(", String>") {
                 panic!("{}:{}: returns Result<_, String>: {l}", path.display(), n + 1);
             }
         }

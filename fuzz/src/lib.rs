@@ -35,7 +35,7 @@ fn postcard_round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(data
 /// what an executor does: plan the node's units from empty.
 fn use_spec(spec: &NodeSpec) {
     let _ = validate_structure(spec);
-    let desired = DesiredNode { revision: novacula_core::Revision(1), spec: spec.clone(), deleted: false };
+    let desired = DesiredNode::new(novacula_core::Revision(1), spec.clone(), false);
     let _ = diff(Some(&desired), &LocalNode::default());
 }
 

@@ -14,14 +14,16 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn client() -> impl Strategy<Value = ClientSpec> {
-    (text(), text(), text(), proptest::option::of(text()), prop::collection::btree_map(text(), text(), 0..3), any::<(u32, u32)>()).prop_map(
-        |(role, client, version, image, config_overrides, (cpu_millis, memory_mib))| ClientSpec {
+    let ports = prop::collection::btree_map(text(), any::<u16>(), 0..3);
+    (text(), text(), text(), proptest::option::of(text()), prop::collection::btree_map(text(), text(), 0..3), any::<(u32, u32)>(), ports).prop_map(
+        |(role, client, version, image, config_overrides, (cpu_millis, memory_mib), ports)| ClientSpec {
             role,
             client,
             version,
             image,
             config_overrides,
             resources: Resources { cpu_millis, memory_mib },
+            ports,
         },
     )
 }
@@ -86,7 +88,7 @@ proptest! {
         edits in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
     ) {
         let json = serde_json::to_vec(&spec).unwrap();
-        let desired = DesiredNode { revision: Revision(revision), spec, deleted };
+        let desired = DesiredNode::new(Revision(revision), spec, deleted);
         let record = postcard::to_stdvec(&desired).unwrap();
         wire_json(&json);
         postcard_records(&record);

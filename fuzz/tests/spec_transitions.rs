@@ -44,11 +44,12 @@ fn spec() -> NodeSpec {
         image: None,
         config_overrides: BTreeMap::new(),
         resources: Resources::default(),
+        ports: Default::default(),
     };
     NodeSpec {
         name: "n".into(),
         chain: "ethereum".into(),
-        network: "holesky".into(),
+        network: "sepolia".into(),
         node_type: NodeType::Full,
         clients: vec![c("execution", "geth"), c("consensus", "lighthouse")],
         storage: vec![],
@@ -59,7 +60,7 @@ fn spec() -> NodeSpec {
 }
 
 fn desired(r: &NodeRecord) -> DesiredNode {
-    DesiredNode { revision: r.revision, spec: r.spec.clone(), deleted: r.deleted }
+    DesiredNode::new(r.revision, r.spec.clone(), r.deleted)
 }
 
 /// What an executor reports: the desired revision once converged, else the last one it had.
@@ -75,7 +76,13 @@ fn observed(d: &DesiredNode, local: &LocalNode, last: Revision) -> ObservedNodeS
             message: None,
         })
         .collect();
-    ObservedNodeState { node: d.spec.name.clone(), revision: if converged { d.revision } else { last }, processes, removed: d.deleted && local.is_empty() }
+    ObservedNodeState {
+        node: d.spec.name.clone(),
+        revision: if converged { d.revision } else { last },
+        processes,
+        removed: d.deleted && local.is_empty(),
+        disk: None,
+    }
 }
 
 proptest! {
@@ -161,7 +168,7 @@ proptest! {
         s.clients[1].config_overrides.insert("k".into(), edit.to_string());
         s.restart_generation = gen;
         if stopped { s.desired_state = DesiredState::Stopped; }
-        let d = DesiredNode { revision: Revision(gen + 1), spec: s, deleted: stopped };
+        let d = DesiredNode::new(Revision(gen + 1), s, stopped);
         let json = serde_json::to_string(&d).unwrap();
         prop_assert_eq!(serde_json::from_str::<DesiredNode>(&json).unwrap(), d.clone());
         let bytes = postcard::to_allocvec(&d).unwrap();

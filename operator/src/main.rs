@@ -5,7 +5,7 @@ use kube::{Api, Client};
 use novacula_client::HttpApi;
 use novacula_core::wire::UpgradeSpec;
 use novacula_core::{Channel, ExecutorKind};
-use novacula_executor::adapter::Adapters;
+use novacula_executor::adapter::{Adapters, Ethereum};
 use novacula_executor::loops::{Executor, Identity, Intervals};
 use novacula_operator::crd::{crd_yaml, BlockchainNode};
 use novacula_operator::nodes::KubeNodes;
@@ -67,6 +67,11 @@ struct RunArgs {
     /// an entry ending in '/' or ':' allows every image it prefixes. Empty: none.
     #[arg(long, env = "NOVACULA_ALLOWED_IMAGES", value_delimiter = ',', default_value = "")]
     allowed_images: Vec<String>,
+    /// Checkpoint-sync URLs for Ethereum consensus clients instead of the
+    /// public defaults, comma-separated NETWORK=URL pairs (e.g.
+    /// `mainnet=https://beacon.internal`); a spec can still set its own.
+    #[arg(long, env = "NOVACULA_CHECKPOINT_SYNC_URLS", value_delimiter = ',', default_value = "")]
+    checkpoint_sync_urls: Vec<String>,
 }
 
 #[tokio::main]
@@ -97,7 +102,10 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
     let id = Identity { name: args.name.clone(), kind: ExecutorKind::Operator, version: env!("CARGO_PKG_VERSION").into(), channel };
     tracing::info!(name = %args.name, url = %args.control_plane_url, namespace = %namespace, "operator starting");
     let allowed_images: Vec<String> = args.allowed_images.iter().map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect();
-    let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), &namespace), Adapters::standard()).with_allowed_images(allowed_images);
+    let checkpoints = Ethereum::parse_checkpoint_pairs(&args.checkpoint_sync_urls)?;
+    let ethereum = Ethereum::default().with_checkpoint_urls(checkpoints.iter().map(|(n, u)| (n.as_str(), u.as_str())))?;
+    let adapters = || Adapters::standard().with_ethereum(ethereum.clone());
+    let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), &namespace), adapters()).with_allowed_images(allowed_images);
     let exec = Executor::new(id, api, nodes, Intervals::default());
     let upgrades = exec.upgrades();
     let own = args.deployment.clone().map(|name| SelfDeployment {
@@ -106,7 +114,7 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
         name,
         container: args.container.clone(),
     });
-    let controller = novacula_operator::controller::run(client, &namespace, Adapters::standard());
+    let controller = novacula_operator::controller::run(client, &namespace, adapters());
     exec.run(async move {
         tokio::select! {
             _ = controller => tracing::info!("controller stopped"),

@@ -85,7 +85,7 @@ impl Backend for KubeNodes {
         if d.deleted {
             let removed = cr.is_none();
             let revision = if removed { d.revision } else { Revision(status.observed_revision) };
-            return Ok(ObservedNodeState { node: name, revision, processes: vec![], removed });
+            return Ok(ObservedNodeState { node: name, revision, processes: vec![], removed, disk: None });
         }
         let error = self.errors.locked().get(&name).cloned();
         let mut processes = status.processes;
@@ -99,6 +99,6 @@ impl Backend for KubeNodes {
                 p.message.get_or_insert_with(|| e.clone());
             }
         }
-        Ok(ObservedNodeState { node: name, revision: Revision(status.observed_revision), processes, removed: false })
+        Ok(ObservedNodeState { node: name, revision: Revision(status.observed_revision), processes, removed: false, disk: None })
     }
 }

@@ -16,7 +16,7 @@ use novacula_core::fingerprint::fingerprint;
 use novacula_core::reconcile::plan;
 use novacula_core::spec::{NodeSpec, Resources};
 use novacula_core::DesiredState;
-use novacula_executor::adapter::{Adapters, FileContents, NodePaths, Probe, Program, RenderedUnit};
+use novacula_executor::adapter::{Adapters, ContainerImage, FileContents, NodePaths, Probe, Program, RenderedUnit};
 use std::collections::BTreeMap;
 
 /// Inside the pod, the node's files live where the agent puts them on a host.
@@ -48,16 +48,6 @@ pub fn config_map_name(node: &str) -> String {
 
 pub fn secret_name(node: &str) -> String {
     format!("{node}-secrets")
-}
-
-/// The container image of a client when the spec names none.
-pub fn default_image(client: &str, version: &str) -> String {
-    match client {
-        "geth" => format!("ethereum/client-go:v{}", version.trim_start_matches('v')),
-        "lighthouse" => format!("sigp/lighthouse:v{}", version.trim_start_matches('v')),
-        "standin" => INIT_IMAGE.to_string(),
-        other => format!("{other}:{version}"),
-    }
 }
 
 pub fn labels(node: &str) -> BTreeMap<String, String> {
@@ -132,6 +122,8 @@ pub enum RenderError {
     SidecarInClient(String),
     #[error("spec has no unit {0:?}")]
     UnknownUnit(String),
+    #[error("no image is known for client {0:?}")]
+    NoImage(String),
 }
 
 impl RenderError {
@@ -139,30 +131,25 @@ impl RenderError {
         match self {
             RenderError::NoUid => ErrorCategory::Transient,
             RenderError::Adapter(e) => e.category(),
-            RenderError::SidecarInClient(_) | RenderError::UnknownUnit(_) => ErrorCategory::InvalidSpec,
+            RenderError::SidecarInClient(_) | RenderError::UnknownUnit(_) | RenderError::NoImage(_) => ErrorCategory::InvalidSpec,
         }
     }
 }
 
-/// The container command of a logical program: a client's image carries the
-/// client on its PATH under its own name.
-fn program_command(program: &Program) -> Result<String, RenderError> {
-    match program {
-        Program::Client { client, .. } => Ok(client.clone()),
-        Program::Shell => Ok("/bin/sh".into()),
+/// A client's container: its official image (or the allowlisted one the
+/// spec names) running the adapter's arguments, through the image's own
+/// entrypoint unless the adapter says the image has none.
+fn container(name: &str, image: ContainerImage, unit: &RenderedUnit, spec: &NodeSpec, res: Option<ResourceRequirements>) -> Result<Container, RenderError> {
+    if let Program::Sidecar { name } = &unit.program {
         // sidecars are containers of their own image (`sidecar_container`)
-        Program::Sidecar { name } => Err(RenderError::SidecarInClient(name.clone())),
+        return Err(RenderError::SidecarInClient(name.clone()));
     }
-}
-
-fn container(name: &str, image: String, unit: &RenderedUnit, spec: &NodeSpec, res: Option<ResourceRequirements>) -> Result<Container, RenderError> {
-    let mut command = vec![program_command(&unit.program)?];
-    command.extend(unit.args.iter().cloned());
     let env: Vec<EnvVar> = unit.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() }).collect();
     Ok(Container {
         name: name.to_string(),
-        image: Some(image),
-        command: Some(command),
+        image: Some(image.reference),
+        command: (!image.command.is_empty()).then_some(image.command),
+        args: (!unit.args.is_empty()).then(|| unit.args.clone()),
         env: (!env.is_empty()).then_some(env),
         resources: res,
         volume_mounts: Some(mounts(spec)),
@@ -218,7 +205,11 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
             ports.push(ServicePort { name: Some(format!("{}-http", u.unit)), port, ..Default::default() });
         }
         let c = spec.client(&u.unit).ok_or_else(|| RenderError::UnknownUnit(u.unit.clone()))?;
-        let image = c.image.clone().unwrap_or_else(|| default_image(&c.client, &c.version));
+        let official = adapters.image(&spec.chain, &c.client, &c.version).ok_or_else(|| RenderError::NoImage(c.client.clone()))?;
+        let image = match &c.image {
+            Some(reference) => ContainerImage { reference: reference.clone(), ..official },
+            None => official,
+        };
         containers.push(container(&u.unit, image, &unit, spec, resources(&c.resources))?);
     }
     let roles: Vec<String> = spec.clients.iter().map(|c| format!("{DATA_DIR}/{}", c.role)).collect();

@@ -58,7 +58,8 @@ pub fn status(cr: &BlockchainNode, sts: &StatefulSet, pod: Option<&Pod>) -> Bloc
     let previous = cr.status.as_ref().map_or(0, |s| s.observed_revision);
     let observed_revision = if rolled { cr.spec.revision } else { previous };
     // The control plane's rule and words for a node's phase, from what the cluster shows.
-    let observed = ObservedNodeState { node: cr.spec.node.name.clone(), revision: Revision(observed_revision), processes: processes.clone(), removed: false };
+    let observed =
+        ObservedNodeState { node: cr.spec.node.name.clone(), revision: Revision(observed_revision), processes: processes.clone(), removed: false, disk: None };
     let phase = derived_node_phase(&PhaseInput {
         desired_state: cr.spec.node.desired_state,
         desired_revision: Revision(cr.spec.revision),

@@ -181,6 +181,26 @@ fn allowed_images_reach_the_operator_as_one_list() {
 }
 
 #[test]
+fn checkpoint_sync_urls_reach_the_operator_as_pairs() {
+    let dir = chart();
+    let mut values: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("values.yaml")).unwrap()).unwrap();
+    let chart_meta: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("Chart.yaml")).unwrap()).unwrap();
+    let env_of = |values: &Value| {
+        let text = render(&std::fs::read_to_string(dir.join("templates/deployment.yaml")).unwrap(), values, &chart_meta);
+        let d: Value = serde_yaml::from_str(&text).unwrap();
+        let env = d["spec"]["template"]["spec"]["containers"][0]["env"].as_sequence().unwrap().clone();
+        scalar(&env.iter().find(|e| e["name"] == "NOVACULA_CHECKPOINT_SYNC_URLS").unwrap()["value"])
+    };
+    assert_eq!(env_of(&values), "", "the public defaults unless set");
+    values["checkpointSyncUrls"] = serde_yaml::from_str("[\"mainnet=https://beacon.internal\", \"hoodi=https://hoodi.internal\"]").unwrap();
+    let pairs = env_of(&values);
+    assert_eq!(pairs, "mainnet=https://beacon.internal,hoodi=https://hoodi.internal");
+    // What the operator makes of them (its --checkpoint-sync-urls parser).
+    let parsed = novacula_executor::adapter::Ethereum::parse_checkpoint_pairs(&pairs.split(',').map(String::from).collect::<Vec<_>>()).unwrap();
+    assert_eq!(parsed[0], ("mainnet".to_string(), "https://beacon.internal".to_string()));
+}
+
+#[test]
 fn deployment_configures_the_operator_by_env_with_the_key_from_a_secret() {
     let docs = rendered();
     let d = kind(&docs, "Deployment");

@@ -144,9 +144,12 @@ async fn create_applies_config_secret_statefulset_and_service() {
     assert_eq!(pod["initContainers"][0]["command"], json!(["mkdir", "-p", "/novacula/data/execution", "/novacula/data/consensus"]));
     let geth = &pod["containers"][0];
     assert_eq!((geth["name"].as_str(), geth["image"].as_str()), (Some("execution"), Some("ethereum/client-go:v1.14.11")));
-    assert_eq!(geth["command"][0], "geth", "the image's binary, not the agent's host path");
+    assert_eq!(geth["command"], Value::Null, "the image's own entrypoint (geth), not the agent's host path");
+    assert_eq!(geth["args"][0], "--sepolia");
     assert_eq!(geth["resources"], json!({"requests": {"cpu": "2000m", "memory": "8192Mi"}, "limits": {"memory": "8192Mi"}}));
     assert_eq!(pod["containers"][1]["image"], "sigp/lighthouse:v5.3.0");
+    assert_eq!(pod["containers"][1]["command"], json!(["lighthouse"]), "the lighthouse image has no entrypoint");
+    assert_eq!(pod["containers"][1]["args"][0], "bn");
     assert_eq!(pod_annotations(sts)[RESTART_ANNOTATION], "0");
 
     assert_eq!(seen.service["spec"]["clusterIP"], "None");
@@ -243,7 +246,7 @@ async fn a_cr_being_deleted_is_left_to_garbage_collection() {
 #[tokio::test]
 async fn unrenderable_spec_reports_error_status_and_applies_nothing() {
     let mut spec = eth_spec("n1");
-    spec.clients[0].client = "nethermind".into();
+    spec.clients[0].client = "besu-classic".into();
     let (client, mut server) = mock_client();
     let node = cr(spec, 2);
     let cr_json = serde_json::to_value(&node).unwrap();
@@ -252,7 +255,7 @@ async fn unrenderable_spec_reports_error_status_and_applies_nothing() {
     tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("no further request").unwrap().unwrap();
     server.done().await;
     assert_eq!(status["phase"], "error");
-    assert!(status["processes"][0]["message"].as_str().unwrap().contains("nethermind"));
+    assert!(status["processes"][0]["message"].as_str().unwrap().contains("besu-classic"));
 }
 
 fn pvc(name: &str, size: &str) -> Value {

@@ -18,7 +18,7 @@ use std::time::Duration;
 const CR: &str = "/apis/validatoros.com/v1alpha1/namespaces/default/blockchainnodes/n1";
 
 fn desired(revision: u64, deleted: bool) -> DesiredNode {
-    DesiredNode { revision: Revision(revision), spec: eth_spec("n1"), deleted }
+    DesiredNode::new(Revision(revision), eth_spec("n1"), deleted)
 }
 
 fn nodes(client: kube::Client) -> KubeNodes {

@@ -146,18 +146,48 @@ pub fn finish_deletion(w: &mut Write, row: &mut NodeRow, now: Timestamp, actor: 
     save_write(w, row, now)
 }
 
-/// Two nodes of one executor must not derive the same object (a Kubernetes
-/// claim name, say): checked against the executor's other live nodes.
-fn check_names_free(w: &Write, org: &str, executor: &str, spec: &NodeSpec) -> Result<()> {
+/// The specs of the executor's other live nodes (deleted ones still hold
+/// their ports until the executor has torn them down).
+fn neighbours(w: &Write, org: &str, executor: &str, name: &str) -> Result<Vec<NodeSpec>> {
     let mut others = Vec::new();
     for (node, _) in w.executor_nodes(org, executor)? {
+        if node == name {
+            continue;
+        }
         if let Some(row) = w.get::<NodeRow>(NODES, &key(&[org, &node]))?.filter(|r| !r.removed && r.executor == executor) {
             others.push(row.record.spec);
         }
     }
+    Ok(others)
+}
+
+/// Fit a spec onto its executor beside the other nodes there: defaults of
+/// its network for what it leaves unset, ports allocated (kept from
+/// `previous` on an edit), and no object or port shared with another node.
+fn place(w: &Write, org: &str, exec: &Executor, spec: &mut NodeSpec, previous: Option<&NodeSpec>) -> Result<()> {
+    let Some(chain) = exec.capabilities.chain(&spec.chain) else { return Ok(()) };
+    if let Some(defaults) = chain.defaults(&spec.network) {
+        for c in &mut spec.clients {
+            if c.resources == novacula_core::spec::Resources::default() {
+                if let Some(r) = defaults.resources.iter().find(|r| r.role == c.role) {
+                    c.resources = r.resources;
+                }
+            }
+        }
+    }
+    if let Some(previous) = previous {
+        novacula_core::ports::carry_over(spec, previous);
+    }
+    let others = neighbours(w, org, &exec.name, &spec.name)?;
+    novacula_core::ports::assign(spec, chain, &novacula_core::ports::holders(&others)).map_err(|e| match e {
+        e if e.is_invalid_spec() => ServiceError::Invalid { message: "spec is not valid for the target executor".into(), details: vec![e.to_string()] },
+        e => ServiceError::Conflict(e.to_string()),
+    })?;
+    // Two nodes of one executor must not derive the same object (a Kubernetes claim name, say).
     match novacula_core::naming::shared_object_name(spec, &others) {
         Some((object, other)) => Err(ServiceError::Conflict(format!(
-            "the volume claim {object:?} of this node would be the same object as one of node {other:?} on executor {executor:?}; rename the node or the storage volume"
+            "the volume claim {object:?} of this node would be the same object as one of node {other:?} on executor {:?}; rename the node or the storage volume",
+            exec.name
         ))),
         None => Ok(()),
     }
@@ -187,12 +217,13 @@ pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeComman
             return Ok::<_, ServiceError>((row, None));
         };
         let (kind, detail) = cmd.event();
+        let mut next = next;
         if cmd.changes_spec() {
             let exec: Executor = w
                 .get(EXECUTORS, &key(&[&org, &row.executor]))?
                 .ok_or_else(|| ServiceError::Conflict(format!("executor {:?} of this node no longer exists", row.executor)))?;
             validate_spec(&next.spec, &exec.capabilities).map_err(validation_error)?;
-            check_names_free(w, &org, &row.executor, &next.spec)?;
+            place(w, &org, &exec, &mut next.spec, Some(&row.record.spec))?;
         }
         row.record = next;
         let mut seq = save_write(w, &mut row, now)?;
@@ -233,7 +264,8 @@ pub fn deploy(s: &AppState, org: &str, actor: &str, req: DeployRequest) -> Resul
             return Err(ServiceError::Conflict(format!("executor {:?} runs {} which is out of support; upgrade it before deploying", exec.name, exec.version)));
         }
         validate_spec(&spec, &exec.capabilities).map_err(validation_error)?;
-        check_names_free(w, &org, &exec.name, &spec)?;
+        let mut spec = spec.clone();
+        place(w, &org, &exec, &mut spec, None)?;
         let k = key(&[&org, &spec.name]);
         let mut record = lifecycle::create(spec.clone());
         if let Some(old) = w.get::<NodeRow>(NODES, &k)? {

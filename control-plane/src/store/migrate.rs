@@ -4,20 +4,25 @@
 //! written before the change: each schema version keeps the shapes it
 //! replaced here, and `run` rewrites old rows into the current ones.
 
-use crate::store::model::{ApiKey, Executor, KeyUsage, UpgradeRow};
-use crate::store::{Result, Write, API_KEYS, EXECUTORS, KEY_USAGE, UPGRADES};
+use crate::store::model::{ApiKey, Executor, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
+use crate::store::{Result, Write, API_KEYS, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
 use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
 const SCHEMA_VERSION: &str = "schema_version";
 /// 1: the first release. 2: key usage in its own table, keys bound to one
 /// executor, program allowlists in capabilities, releases pinned by hash.
-pub const CURRENT: u64 = 2;
+/// 3: client ports in specs, per-network client rules in capabilities, sync
+/// metrics and disk usage in reports.
+pub const CURRENT: u64 = 3;
 
 pub fn run(w: &mut Write) -> Result<()> {
     let version = w.counter(SCHEMA_VERSION)?.max(1);
     if version < 2 {
         v1_to_v2(w)?;
+    }
+    if version < 3 {
+        v2_to_v3(w)?;
     }
     w.set_counter(SCHEMA_VERSION, CURRENT)
 }
@@ -57,7 +62,7 @@ pub mod v1 {
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
     pub struct Capabilities {
-        pub chains: Vec<novacula_core::executor::ChainSupport>,
+        pub chains: Vec<super::v2::ChainSupport>,
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +79,229 @@ pub mod v1 {
         pub deactivated: bool,
         pub api_key_id: String,
     }
+}
+
+/// Shapes of schema version 2 (those of version 1 that it kept as they were, too).
+pub mod v2 {
+    use super::*;
+    use novacula_core::lifecycle::NodeRecord;
+    use novacula_core::spec::{DesiredState, NodeType, Resources, Sidecar, StorageVolume};
+    use novacula_core::{ObservedNodeStatus, Revision};
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ClientSupport {
+        pub role: String,
+        pub client: String,
+        pub versions: Vec<String>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ChainSupport {
+        pub chain: String,
+        pub networks: Vec<String>,
+        pub node_types: Vec<NodeType>,
+        pub clients: Vec<ClientSupport>,
+    }
+
+    impl From<ChainSupport> for novacula_core::executor::ChainSupport {
+        fn from(c: ChainSupport) -> Self {
+            let clients = c
+                .clients
+                .into_iter()
+                .map(|s| novacula_core::executor::ClientSupport { role: s.role, client: s.client, versions: s.versions, ..Default::default() })
+                .collect();
+            novacula_core::executor::ChainSupport { chain: c.chain, networks: c.networks, node_types: c.node_types, clients, network_defaults: vec![] }
+        }
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Capabilities {
+        pub chains: Vec<ChainSupport>,
+        pub programs: novacula_core::ProgramAllowlist,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Executor {
+        pub id: String,
+        pub org_id: String,
+        pub name: String,
+        pub kind: ExecutorKind,
+        pub version: String,
+        pub channel: Channel,
+        pub capabilities: Capabilities,
+        pub created_at: Timestamp,
+        pub updated_at: Timestamp,
+        pub deactivated: bool,
+        pub api_key_id: String,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ClientSpec {
+        pub role: String,
+        pub client: String,
+        pub version: String,
+        pub image: Option<String>,
+        pub config_overrides: BTreeMap<String, String>,
+        pub resources: Resources,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct NodeSpec {
+        pub name: String,
+        pub chain: String,
+        pub network: String,
+        pub node_type: NodeType,
+        pub clients: Vec<ClientSpec>,
+        pub storage: Vec<StorageVolume>,
+        pub sidecars: Vec<Sidecar>,
+        pub desired_state: DesiredState,
+        pub restart_generation: u64,
+    }
+
+    impl From<NodeSpec> for novacula_core::NodeSpec {
+        fn from(s: NodeSpec) -> Self {
+            let clients = s
+                .clients
+                .into_iter()
+                .map(|c| novacula_core::spec::ClientSpec {
+                    role: c.role,
+                    client: c.client,
+                    version: c.version,
+                    image: c.image,
+                    config_overrides: c.config_overrides,
+                    resources: c.resources,
+                    ports: BTreeMap::new(),
+                })
+                .collect();
+            novacula_core::NodeSpec {
+                name: s.name,
+                chain: s.chain,
+                network: s.network,
+                node_type: s.node_type,
+                clients,
+                storage: s.storage,
+                sidecars: s.sidecars,
+                desired_state: s.desired_state,
+                restart_generation: s.restart_generation,
+            }
+        }
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Record {
+        pub spec: NodeSpec,
+        pub revision: Revision,
+        pub deleted: bool,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct NodeRow {
+        pub org_id: String,
+        pub executor: String,
+        pub record: Record,
+        pub created_at: Timestamp,
+        pub updated_at: Timestamp,
+        pub seq: u64,
+        pub removed: bool,
+        pub alert_firing: bool,
+        pub last_phase: Option<novacula_core::NodePhase>,
+    }
+
+    impl From<NodeRow> for super::NodeRow {
+        fn from(r: NodeRow) -> Self {
+            super::NodeRow {
+                org_id: r.org_id,
+                executor: r.executor,
+                record: NodeRecord { spec: r.record.spec.into(), revision: r.record.revision, deleted: r.record.deleted },
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+                seq: r.seq,
+                removed: r.removed,
+                alert_firing: r.alert_firing,
+                last_phase: r.last_phase,
+            }
+        }
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct SyncMetrics {
+        pub current_block: u64,
+        pub highest_block: u64,
+        pub peers: u32,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ObservedProcess {
+        pub name: String,
+        pub status: ObservedNodeStatus,
+        pub sync: Option<SyncMetrics>,
+        pub message: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ObservedRow {
+        pub node: String,
+        pub revision: Revision,
+        pub processes: Vec<ObservedProcess>,
+        pub removed: bool,
+        pub reported_at: Timestamp,
+    }
+
+    impl From<ObservedRow> for super::ObservedRow {
+        fn from(o: ObservedRow) -> Self {
+            let processes = o
+                .processes
+                .into_iter()
+                .map(|p| novacula_core::ObservedProcess {
+                    name: p.name,
+                    status: p.status,
+                    sync: p.sync.map(|m| novacula_core::SyncMetrics::new(m.current_block, m.highest_block, m.peers)),
+                    message: p.message,
+                })
+                .collect();
+            let state = novacula_core::ObservedNodeState { node: o.node, revision: o.revision, processes, removed: o.removed, disk: None };
+            super::ObservedRow { state, reported_at: o.reported_at }
+        }
+    }
+}
+
+fn v2_to_v3(w: &mut Write) -> Result<()> {
+    let executors: Vec<(String, v2::Executor)> = w.scan(EXECUTORS, "")?;
+    for (k, e) in executors {
+        let capabilities = ExecutorCapabilities { chains: e.capabilities.chains.into_iter().map(Into::into).collect(), programs: e.capabilities.programs };
+        let exec = Executor {
+            id: e.id,
+            org_id: e.org_id,
+            name: e.name,
+            kind: e.kind,
+            version: e.version,
+            channel: e.channel,
+            capabilities,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            deactivated: e.deactivated,
+            api_key_id: e.api_key_id,
+        };
+        w.put(EXECUTORS, &k, &exec)?;
+    }
+    // Nodes written before keep no ports: the adapters' defaults, as before,
+    // until the next edit allocates them.
+    let nodes: Vec<(String, v2::NodeRow)> = w.scan(NODES, "")?;
+    let migrated = nodes.len();
+    for (k, n) in nodes {
+        w.put(NODES, &k, &NodeRow::from(n))?;
+    }
+    // ObservedRow was one struct with the state inline in version 2 too:
+    // postcard lays a nested struct out flat, so the shapes line up.
+    let observed: Vec<(String, v2::ObservedRow)> = w.scan(OBSERVED, "")?;
+    for (k, o) in observed {
+        w.put(OBSERVED, &k, &ObservedRow::from(o))?;
+    }
+    if migrated > 0 {
+        tracing::info!(nodes = migrated, "migrated the database to schema version 3 (client ports, per-network client rules, sync metrics)");
+    }
+    Ok(())
 }
 
 fn v1_to_v2(w: &mut Write) -> Result<()> {
@@ -99,7 +327,7 @@ fn v1_to_v2(w: &mut Write) -> Result<()> {
     }
     let executors: Vec<(String, v1::Executor)> = w.scan(EXECUTORS, "")?;
     for (k, e) in executors {
-        let exec = Executor {
+        let exec = v2::Executor {
             id: e.id,
             org_id: e.org_id,
             name: e.name,
@@ -107,7 +335,7 @@ fn v1_to_v2(w: &mut Write) -> Result<()> {
             version: e.version,
             channel: e.channel,
             // Reported again at the next heartbeat; until then, no sidecar or image is allowed.
-            capabilities: ExecutorCapabilities { chains: e.capabilities.chains, programs: Default::default() },
+            capabilities: v2::Capabilities { chains: e.capabilities.chains, programs: Default::default() },
             created_at: e.created_at,
             updated_at: e.updated_at,
             deactivated: e.deactivated,
@@ -199,5 +427,99 @@ mod tests {
         drop(s);
         let s = Store::open(&path).unwrap();
         assert_eq!(s.read(|r| r.get::<ApiKey>(API_KEYS, "k1")).unwrap().unwrap().executor.as_deref(), Some("edge-1"));
+    }
+
+    #[test]
+    fn a_version_2_file_keeps_its_executors_nodes_and_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.redb");
+        let t = Timestamp(1_700_000_000_000);
+        {
+            let s = Store::open(&path).unwrap();
+            s.write(|w| {
+                w.set_counter(SCHEMA_VERSION, 2)?;
+                let chains = vec![v2::ChainSupport {
+                    chain: "ethereum".into(),
+                    networks: vec!["mainnet".into()],
+                    node_types: vec![novacula_core::spec::NodeType::Full],
+                    clients: vec![v2::ClientSupport { role: "execution".into(), client: "geth".into(), versions: vec![] }],
+                }];
+                let programs = novacula_core::ProgramAllowlist { sidecar_programs: vec!["exporter".into()], image_prefixes: vec![] };
+                let exec = v2::Executor {
+                    id: "x".into(),
+                    org_id: "acme".into(),
+                    name: "edge-1".into(),
+                    kind: ExecutorKind::Agent,
+                    version: "1.0.0".into(),
+                    channel: Channel::Stable,
+                    capabilities: v2::Capabilities { chains, programs },
+                    created_at: t,
+                    updated_at: t,
+                    deactivated: false,
+                    api_key_id: "k1".into(),
+                };
+                w.put(EXECUTORS, "acme/edge-1", &exec)?;
+                let spec = v2::NodeSpec {
+                    name: "n1".into(),
+                    chain: "ethereum".into(),
+                    network: "mainnet".into(),
+                    node_type: novacula_core::spec::NodeType::Full,
+                    clients: vec![v2::ClientSpec {
+                        role: "execution".into(),
+                        client: "geth".into(),
+                        version: "1.16.7".into(),
+                        image: None,
+                        config_overrides: [("cache".to_string(), "4096".to_string())].into(),
+                        resources: Default::default(),
+                    }],
+                    storage: vec![],
+                    sidecars: vec![],
+                    desired_state: novacula_core::DesiredState::Running,
+                    restart_generation: 2,
+                };
+                let row = v2::NodeRow {
+                    org_id: "acme".into(),
+                    executor: "edge-1".into(),
+                    record: v2::Record { spec, revision: novacula_core::Revision(4), deleted: false },
+                    created_at: t,
+                    updated_at: t,
+                    seq: 9,
+                    removed: false,
+                    alert_firing: true,
+                    last_phase: Some(novacula_core::NodePhase::Syncing),
+                };
+                w.put(NODES, "acme/n1", &row)?;
+                let process = v2::ObservedProcess {
+                    name: "execution".into(),
+                    status: novacula_core::ObservedNodeStatus::Syncing,
+                    sync: Some(v2::SyncMetrics { current_block: 50, highest_block: 100, peers: 7 }),
+                    message: None,
+                };
+                let obs = v2::ObservedRow { node: "n1".into(), revision: novacula_core::Revision(4), processes: vec![process], removed: false, reported_at: t };
+                w.put(OBSERVED, "acme/n1", &obs)?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let (exec, node, obs) = s
+            .read(|r| {
+                Ok::<_, StoreError>((
+                    r.get::<Executor>(EXECUTORS, "acme/edge-1")?.unwrap(),
+                    r.get::<NodeRow>(NODES, "acme/n1")?.unwrap(),
+                    r.get::<ObservedRow>(OBSERVED, "acme/n1")?.unwrap(),
+                ))
+            })
+            .unwrap();
+        assert_eq!(exec.capabilities.chains[0].clients[0].client, "geth");
+        assert!(exec.capabilities.chains[0].clients[0].ports.is_empty());
+        assert_eq!(exec.capabilities.programs.sidecar_programs, ["exporter"]);
+        let spec = &node.record.spec;
+        assert_eq!((spec.restart_generation, spec.clients[0].config_overrides["cache"].as_str()), (2, "4096"));
+        assert!(spec.clients[0].ports.is_empty(), "no ports were allocated before version 3");
+        assert_eq!((node.seq, node.alert_firing, node.record.revision), (9, true, novacula_core::Revision(4)));
+        let m = obs.state.processes[0].sync.unwrap();
+        assert_eq!((m.current_block, m.highest_block, m.peers, m.sync_distance, m.progress_percent), (50, 100, 7, 50, 50.0));
+        assert_eq!(obs.reported_at, t);
     }
 }

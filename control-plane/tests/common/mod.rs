@@ -94,12 +94,13 @@ pub fn caps() -> ExecutorCapabilities {
     ExecutorCapabilities {
         chains: vec![ChainSupport {
             chain: "ethereum".into(),
-            networks: vec!["holesky".into(), "mainnet".into()],
+            networks: vec!["sepolia".into(), "mainnet".into()],
             node_types: vec![NodeType::Full],
             clients: vec![
-                ClientSupport { role: "execution".into(), client: "geth".into(), versions: vec![] },
-                ClientSupport { role: "consensus".into(), client: "lighthouse".into(), versions: vec![] },
+                ClientSupport { role: "execution".into(), client: "geth".into(), versions: vec![], ..Default::default() },
+                ClientSupport { role: "consensus".into(), client: "lighthouse".into(), versions: vec![], ..Default::default() },
             ],
+            network_defaults: vec![],
         }],
         programs: novacula_core::ProgramAllowlist { sidecar_programs: vec!["metrics-exporter".into()], image_prefixes: vec![] },
     }
@@ -142,5 +143,6 @@ pub fn obs(name: &str, rev: u64, status: novacula_core::ObservedNodeStatus) -> n
         revision: novacula_core::Revision(rev),
         processes: vec![novacula_core::ObservedProcess { name: "execution".into(), status, sync: None, message: None }],
         removed: false,
+        disk: None,
     }
 }

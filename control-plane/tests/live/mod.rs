@@ -42,9 +42,18 @@ pub fn start_agent(url: &str, key: &str, data: &Path, name: &str) -> Running {
 
 /// The same, talking to the control plane through `api`.
 pub fn start_agent_with(api: HttpApi, data: &Path, name: &str) -> Running {
+    run_agent(api, data, name, fast())
+}
+
+/// A real agent with its own loop intervals.
+pub fn start_agent_with_intervals(url: &str, key: &str, data: &Path, name: &str, intervals: Intervals) -> Running {
+    run_agent(HttpApi::new(url, Some(key.into())).unwrap(), data, name, intervals)
+}
+
+fn run_agent(api: HttpApi, data: &Path, name: &str, intervals: Intervals) -> Running {
     let id = Identity { name: name.into(), kind: ExecutorKind::Agent, version: "1.0.0".into(), channel: Channel::Stable };
     let backend = Processes::new(LocalDriver::new(data).unwrap(), Adapters::standard().with_demo_chain());
-    let exec = Executor::new(id, api, backend, fast());
+    let exec = Executor::new(id, api, backend, intervals);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(exec.run(async {
         let _ = rx.await;

@@ -120,7 +120,7 @@ pub struct SpecPollResponse {
 
 /// `POST /api/v1/executors/report`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportRequest {
     pub nodes: Vec<ObservedNodeState>,

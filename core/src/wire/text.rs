@@ -2,7 +2,7 @@
 //! the document and the rules never drift.
 
 use super::patterns;
-use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, SchemaType, Type};
 
 fn string(pattern: &str) -> Object {
     ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).build()
@@ -29,4 +29,14 @@ pub fn artifact() -> Object {
 }
 pub fn image_digest() -> Object {
     string(patterns::IMAGE_DIGEST)
+}
+
+/// A client's ports by name: TCP/UDP port numbers.
+pub fn ports() -> Object {
+    let port = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(65535)).build();
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::RefOr(port.into())))
+        .description(Some("Port numbers by name (`p2p`, `http`, `engine`, `metrics`...); those left out are allocated by the control plane."))
+        .build()
 }

@@ -3,9 +3,20 @@
 //! health and sync status. Each backend resolves the program: the agent to a
 //! file on its host, the operator to a container's command. No backend undoes
 //! another's rendering.
+//!
+//! - [`ethereum`]: the execution and consensus clients, networks and their rules.
+//! - [`standin`]: the harmless `demo` chain of the demo and the tests.
+//! - [`flags`]: command lines as ordered flags that overrides replace.
 
-use novacula_core::executor::{ChainSupport, ClientSupport};
-use novacula_core::spec::{ClientSpec, NodeSpec, NodeType, Sidecar};
+pub mod ethereum;
+pub mod flags;
+pub mod standin;
+
+pub use ethereum::Ethereum;
+pub use standin::StandIn;
+
+use novacula_core::executor::ChainSupport;
+use novacula_core::spec::{ClientSpec, NodeSpec, Sidecar};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -53,10 +64,19 @@ impl RenderedFile {
 pub enum Probe {
     /// Healthy while the process lives.
     Alive,
-    /// Execution client JSON-RPC (`eth_syncing`).
+    /// Execution client JSON-RPC: `eth_syncing`, `eth_blockNumber`, `net_peerCount`.
     EthJsonRpc { url: String },
-    /// Consensus client beacon API (`/eth/v1/node/syncing`).
+    /// Consensus client beacon API: `/eth/v1/node/syncing` and `/eth/v1/node/peer_count`.
     BeaconApi { url: String },
+}
+
+/// Where the operator finds a client: its official image, and the command
+/// to run when the image has no entrypoint of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerImage {
+    pub reference: String,
+    /// Empty: the image's entrypoint, given the rendered arguments.
+    pub command: Vec<String>,
 }
 
 /// What a process runs, named logically; the backend resolves it.
@@ -77,6 +97,9 @@ pub struct RenderedUnit {
     pub env: BTreeMap<String, String>,
     pub files: Vec<RenderedFile>,
     pub probe: Probe,
+    /// Processes of the node this one cannot work without (a consensus
+    /// client needs its execution client): its health includes theirs.
+    pub needs: Vec<String>,
 }
 
 /// Why a unit could not be rendered: always the spec's doing here.
@@ -90,6 +113,10 @@ pub enum RenderError {
     UnsupportedClient { chain: &'static str, client: String },
     #[error("sidecar {process}: program {program:?} is not one this executor's configuration allows; not run")]
     ProgramNotAllowed { process: String, program: String },
+    #[error("the {chain} adapter does not run network {network:?} with {client}")]
+    UnsupportedNetwork { chain: &'static str, network: String, client: String },
+    #[error("{client}: {key:?} is set by the adapter and cannot be overridden")]
+    ManagedKey { client: String, key: String },
 }
 
 impl RenderError {
@@ -101,125 +128,8 @@ impl RenderError {
 pub trait ChainAdapter: Send + Sync {
     fn support(&self) -> ChainSupport;
     fn render_client(&self, spec: &NodeSpec, client: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, RenderError>;
-}
-
-/// Overrides become `--key=value` flags, after the adapter's defaults so they win.
-fn flags(overrides: &BTreeMap<String, String>) -> impl Iterator<Item = String> + '_ {
-    overrides.iter().map(|(k, v)| if v.is_empty() { format!("--{k}") } else { format!("--{k}={v}") })
-}
-
-fn port(c: &ClientSpec, key: &str, default: u16) -> u16 {
-    c.config_overrides.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Ethereum: geth (execution) + lighthouse (consensus), joined by an engine-API JWT.
-pub struct Ethereum;
-
-const JWT_FILE: &str = "jwt.hex";
-
-impl ChainAdapter for Ethereum {
-    fn support(&self) -> ChainSupport {
-        ChainSupport {
-            chain: "ethereum".into(),
-            networks: vec!["mainnet".into(), "holesky".into(), "sepolia".into(), "hoodi".into()],
-            node_types: vec![NodeType::Full, NodeType::Archive],
-            clients: vec![
-                ClientSupport { role: "execution".into(), client: "geth".into(), versions: vec![] },
-                ClientSupport { role: "consensus".into(), client: "lighthouse".into(), versions: vec![] },
-            ],
-        }
-    }
-
-    fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, RenderError> {
-        let jwt = paths.config().join(JWT_FILE);
-        let jwt_file = RenderedFile { name: JWT_FILE.into(), contents: FileContents::Secret { random_bytes: 32 } };
-        let data = paths.data(&c.role).display().to_string();
-        let (mut command, probe) = match c.client.as_str() {
-            "geth" => {
-                let http = port(c, "http.port", 8545);
-                let mut cmd = vec![format!("--{}", spec.network), format!("--datadir={data}")];
-                cmd.extend([
-                    "--http".into(),
-                    "--http.addr=127.0.0.1".into(),
-                    format!("--http.port={http}"),
-                    format!("--authrpc.port={}", port(c, "authrpc.port", 8551)),
-                    format!("--authrpc.jwtsecret={}", jwt.display()),
-                    format!("--syncmode={}", if spec.node_type == NodeType::Archive { "full" } else { "snap" }),
-                ]);
-                if spec.node_type == NodeType::Archive {
-                    cmd.push("--gcmode=archive".into());
-                }
-                (cmd, Probe::EthJsonRpc { url: format!("http://127.0.0.1:{http}") })
-            }
-            "lighthouse" => {
-                let http = port(c, "http-port", 5052);
-                let engine = spec.client("execution").map_or(8551, |e| port(e, "authrpc.port", 8551));
-                let cmd = vec![
-                    "bn".into(),
-                    format!("--network={}", spec.network),
-                    format!("--datadir={data}"),
-                    format!("--execution-endpoint=http://127.0.0.1:{engine}"),
-                    format!("--execution-jwt={}", jwt.display()),
-                    "--http".into(),
-                    format!("--http-port={http}"),
-                ];
-                (cmd, Probe::BeaconApi { url: format!("http://127.0.0.1:{http}") })
-            }
-            other => return Err(RenderError::UnsupportedClient { chain: "ethereum", client: other.to_string() }),
-        };
-        command.extend(flags(&c.config_overrides));
-        let program = Program::Client { client: c.client.clone(), version: c.version.clone() };
-        Ok(RenderedUnit { program, args: command, env: BTreeMap::new(), files: vec![jwt_file], probe })
-    }
-}
-
-/// A harmless stand-in chain for demos and tests: the "client" just sleeps.
-pub struct StandIn;
-
-impl StandIn {
-    /// A running stand-in node named `name`: chain `demo`, one `main` client.
-    pub fn spec(name: &str) -> NodeSpec {
-        NodeSpec {
-            name: name.into(),
-            chain: "demo".into(),
-            network: "local".into(),
-            node_type: NodeType::Full,
-            clients: vec![ClientSpec {
-                role: "main".into(),
-                client: "standin".into(),
-                version: "1.0.0".into(),
-                image: None,
-                config_overrides: Default::default(),
-                resources: Default::default(),
-            }],
-            storage: vec![],
-            sidecars: vec![],
-            desired_state: novacula_core::DesiredState::Running,
-            restart_generation: 0,
-        }
-    }
-}
-
-impl ChainAdapter for StandIn {
-    fn support(&self) -> ChainSupport {
-        ChainSupport {
-            chain: "demo".into(),
-            networks: vec!["local".into()],
-            node_types: vec![NodeType::Full],
-            clients: vec![ClientSupport { role: "main".into(), client: "standin".into(), versions: vec![] }],
-        }
-    }
-
-    fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, _: &NodePaths) -> Result<RenderedUnit, RenderError> {
-        let script = format!("echo stand-in node {} client {} {} started; exec sleep 2147483647", spec.name, c.client, c.version);
-        Ok(RenderedUnit {
-            program: Program::Shell,
-            args: vec!["-c".into(), script],
-            env: BTreeMap::new(),
-            files: vec![RenderedFile::text("standin.conf", format!("{:?}\n", c.config_overrides))],
-            probe: Probe::Alive,
-        })
-    }
+    /// The official image of a client release, for the operator.
+    fn image(&self, client: &str, version: &str) -> Option<ContainerImage>;
 }
 
 /// Adapters by chain name, and the sidecar programs this host allows.
@@ -232,7 +142,7 @@ pub struct Adapters {
 impl Adapters {
     /// The real chains. The stand-in `demo` chain is not among them: see [`Adapters::with_demo_chain`].
     pub fn standard() -> Adapters {
-        Adapters { chains: vec![Box::new(Ethereum)], sidecars: vec![] }
+        Adapters { chains: vec![Box::new(Ethereum::default())], sidecars: vec![] }
     }
 
     /// Also offer the stand-in `demo` chain (the demo and tests; `enable_demo_chain` in agent.toml).
@@ -250,6 +160,18 @@ impl Adapters {
 
     pub fn get(&self, chain: &str) -> Option<&dyn ChainAdapter> {
         self.chains.iter().find(|a| a.support().chain == chain).map(std::convert::AsRef::as_ref)
+    }
+
+    /// Use this Ethereum adapter (checkpoint URLs from the executor's configuration) instead of the default one.
+    pub fn with_ethereum(mut self, eth: Ethereum) -> Adapters {
+        self.chains.retain(|a| a.support().chain != ethereum::CHAIN);
+        self.chains.insert(0, Box::new(eth));
+        self
+    }
+
+    /// The official image of a spec's client, when its adapter knows one.
+    pub fn image(&self, chain: &str, client: &str, version: &str) -> Option<ContainerImage> {
+        self.get(chain)?.image(client, version)
     }
 
     pub fn capabilities(&self) -> novacula_core::ExecutorCapabilities {
@@ -287,7 +209,7 @@ fn render_sidecar(s: &Sidecar, name: String) -> RenderedUnit {
     // The spec names the program; the host's configuration says what it is.
     // Core validation refuses loader and marker variables; drop them here too.
     let env = s.env.iter().filter(|(k, _)| !novacula_core::validate::env_key_forbidden(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    RenderedUnit { program: Program::Sidecar { name }, args: s.command.clone(), env, files: vec![], probe: Probe::Alive }
+    RenderedUnit { program: Program::Sidecar { name }, args: s.command.clone(), env, files: vec![], probe: Probe::Alive, needs: vec![] }
 }
 
 #[cfg(test)]
@@ -303,23 +225,33 @@ mod tests {
     }
 
     #[test]
-    fn geth_and_lighthouse_share_engine_port_and_jwt() {
+    fn execution_and_consensus_share_the_engine_port_and_jwt() {
         let mut spec = eth();
-        spec.clients[0].config_overrides.insert("authrpc.port".into(), "9551".into());
+        spec.clients[0].ports.insert("engine".into(), 9551);
         spec.clients[0].config_overrides.insert("cache".into(), "4096".into());
         let a = Adapters::standard();
         let geth = a.render(&spec, "execution", &paths()).unwrap();
         assert_eq!(geth.program, Program::Client { client: "geth".into(), version: "1.14.11".into() });
-        assert!(geth.args.contains(&"--holesky".to_string()));
-        assert!(geth.args.contains(&"--cache=4096".to_string()));
+        assert!(geth.args.contains(&"--sepolia".to_string()));
+        assert!(geth.args.contains(&"--authrpc.port=9551".to_string()));
+        assert_eq!(geth.args.last().map(String::as_str), Some("--cache=4096"), "overrides come after the adapter's flags");
         assert_eq!(geth.probe, Probe::EthJsonRpc { url: "http://127.0.0.1:8545".into() });
         let lh = a.render(&spec, "consensus", &paths()).unwrap();
         assert_eq!(lh.args[0], "bn");
         assert!(lh.args.contains(&"--execution-endpoint=http://127.0.0.1:9551".to_string()));
         assert!(lh.args.contains(&"--execution-jwt=/var/lib/novacula/nodes/eth/config/jwt.hex".to_string()));
         assert_eq!(lh.probe, Probe::BeaconApi { url: "http://127.0.0.1:5052".into() });
+        assert_eq!(lh.needs, ["execution"], "a consensus client is only as healthy as its execution client");
         assert_eq!(geth.files[0].contents, FileContents::Secret { random_bytes: 32 }, "the JWT is described, not generated: rendering is pure");
         assert_eq!(a.render(&spec, "execution", &paths()).unwrap(), geth, "the same spec renders the same unit");
+    }
+
+    #[test]
+    fn managed_flags_are_refused_even_past_the_control_plane() {
+        let mut spec = eth();
+        spec.clients[0].config_overrides.insert("authrpc.port".into(), "9551".into());
+        let err = Adapters::standard().render(&spec, "execution", &paths()).unwrap_err();
+        assert!(matches!(&err, RenderError::ManagedKey { key, .. } if key == "authrpc.port"), "{err}");
     }
 
     #[test]
@@ -362,7 +294,10 @@ mod tests {
         assert!(caps.chain("ethereum").is_some() && caps.chain("demo").is_some());
         assert!(a.render(&eth(), "nope", &paths()).is_err());
         let mut s = eth();
-        s.clients[0].client = "erigon".into();
-        assert!(a.render(&s, "execution", &paths()).unwrap_err().to_string().contains("erigon"));
+        s.clients[0].client = "lighthouse".into();
+        assert!(a.render(&s, "execution", &paths()).unwrap_err().to_string().contains("lighthouse"), "a client runs its own role only");
+        s.clients[0].client = "ethereumjs".into();
+        s.network = "holesky".into();
+        assert!(a.render(&s, "execution", &paths()).unwrap_err().to_string().contains("holesky"));
     }
 }

@@ -1,0 +1,129 @@
+//! The control plane applies what an agent's Ethereum adapter declares:
+//! ports allocated per executor (three nodes on one host share none, as the
+//! units the agent renders show), pinned ports checked, per-network client
+//! floors and managed flags refused, network defaults filled in.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
+
+mod common;
+
+use common::*;
+use novacula_client::ClientError;
+use novacula_control_plane::Config;
+use novacula_core::fixtures::client;
+use novacula_core::wire::SyncExecutorRequest;
+use novacula_core::{Channel, ExecutorKind, NodeSpec};
+use novacula_executor::adapter::{Adapters, NodePaths};
+use std::collections::BTreeSet;
+
+fn node(name: &str, network: &str, el: (&str, &str), cl: (&str, &str)) -> NodeSpec {
+    let mut s = spec(name);
+    s.network = network.into();
+    s.clients = vec![client("execution", el.0, el.1), client("consensus", cl.0, cl.1)];
+    s
+}
+
+/// Every number a rendered unit listens on: the value of each flag that
+/// names a port or an address with one.
+fn listened_ports(args: &[String]) -> BTreeSet<u16> {
+    args.iter()
+        .filter_map(|a| a.strip_prefix("--")?.split_once('='))
+        .filter(|(k, _)| k.to_ascii_lowercase().contains("port") || matches!(*k, "metrics" | "private.api.addr"))
+        .flat_map(|(_, v)| v.split([',', ':']).filter_map(|p| p.parse::<u16>().ok()).collect::<Vec<_>>())
+        .collect()
+}
+
+fn status(e: &ClientError) -> u16 {
+    e.status().unwrap_or(0)
+}
+
+/// The error's message and details, one string.
+fn text(e: &ClientError) -> String {
+    match e {
+        ClientError::Status { error, details, .. } => format!("{error}: {}", details.join("; ")),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn three_nodes_on_one_agent_share_no_port_and_the_network_rules_hold() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, Some("edge-1")).await;
+    let adapters = Adapters::standard();
+    let req = SyncExecutorRequest {
+        name: "edge-1".into(),
+        kind: ExecutorKind::Agent,
+        version: "1.0.0".into(),
+        channel: Channel::Stable,
+        capabilities: adapters.capabilities(),
+    };
+    exec.sync_executor(&req).await.unwrap();
+
+    let specs = [
+        node("eth-a", "mainnet", ("geth", "1.16.7"), ("lighthouse", "v8.0.0")),
+        node("eth-b", "mainnet", ("geth", "1.16.7"), ("lighthouse", "v8.0.0")),
+        node("eth-c", "hoodi", ("reth", "2.5.1"), ("teku", "26.8.0")),
+    ];
+    let mut seen: Vec<(String, BTreeSet<u16>)> = Vec::new();
+    for s in specs {
+        let view = alice.deploy("edge-1", s).await.unwrap();
+        let mut mine = BTreeSet::new();
+        for c in &view.spec.clients {
+            assert!(!c.ports.is_empty(), "{}: ports are allocated and shown", view.name);
+            let paths = NodePaths { root: format!("/var/lib/novacula/nodes/{}", view.name).into() };
+            let unit = adapters.render(&view.spec, &c.role, &paths).unwrap();
+            let listened = listened_ports(&unit.args);
+            for p in c.ports.values() {
+                assert!(listened.contains(p), "{} {}: port {p} allocated but not rendered in {:?}", view.name, c.role, unit.args);
+            }
+            mine.extend(listened);
+        }
+        for (other, theirs) in &seen {
+            assert!(mine.is_disjoint(theirs), "{} and {other} share ports: {:?}", view.name, mine.intersection(theirs).collect::<Vec<_>>());
+        }
+        seen.push((view.name.clone(), mine));
+    }
+    // The first node got the clients' own defaults; the defaults of mainnet filled in its resources.
+    let a = alice.node("eth-a").await.unwrap();
+    assert_eq!(a.spec.clients[0].ports["http"], 8545);
+    assert_eq!(a.spec.clients[1].ports["http"], 5052);
+    assert_eq!(a.spec.clients[0].resources.memory_mib, 12288);
+
+    // A pinned port another node holds: 409, naming the holder.
+    let mut clash = node("eth-d", "mainnet", ("besu", "26.8.0"), ("nimbus", "25.11.0"));
+    clash.clients[1].ports.insert("http".into(), 8545);
+    let err = alice.deploy("edge-1", clash.clone()).await.unwrap_err();
+    assert_eq!(status(&err), 409, "{err}");
+    assert!(text(&err).contains("eth-a"), "{err}");
+    // Free, it is kept as pinned.
+    clash.clients[1].ports.insert("http".into(), 15052);
+    let d = alice.deploy("edge-1", clash).await.unwrap();
+    assert_eq!(d.spec.clients[1].ports["http"], 15052);
+
+    // An edit keeps every port it does not change.
+    let mut edited = a.spec.clone();
+    edited.clients[0].ports.clear();
+    edited.clients[0].config_overrides.insert("cache".into(), "4096".into());
+    let e = alice.edit_spec("eth-a", edited).await.unwrap();
+    assert_eq!(e.spec.clients[0].ports, a.spec.clients[0].ports);
+
+    // Hoodi needs a newer geth: 422 with the floor in the message.
+    let old = node("eth-e", "hoodi", ("geth", "1.14.11"), ("lighthouse", "v8.0.0"));
+    let err = alice.deploy("edge-1", old).await.unwrap_err();
+    assert_eq!(status(&err), 422, "{err}");
+    assert!(text(&err).contains("hoodi needs geth >= 1.15.6"), "{err:?}");
+    // A managed flag as an override: 422 naming it, not a second --datadir.
+    let mut managed = node("eth-f", "sepolia", ("geth", "1.16.7"), ("lighthouse", "v8.0.0"));
+    managed.clients[0].config_overrides.insert("datadir".into(), "/tmp/x".into());
+    let err = alice.deploy("edge-1", managed).await.unwrap_err();
+    assert_eq!(status(&err), 422, "{err}");
+    assert!(text(&err).contains("\"datadir\" is set by the adapter"), "{err:?}");
+    // A port name the client does not have: 422.
+    let mut unknown = node("eth-g", "sepolia", ("geth", "1.16.7"), ("lighthouse", "v8.0.0"));
+    unknown.clients[0].ports.insert("grpc".into(), 31000);
+    assert_eq!(status(&alice.deploy("edge-1", unknown).await.unwrap_err()), 422);
+    // The devnet runs only the clients that support it.
+    let devnet = node("eth-h", "devnet", ("geth", "1.16.7"), ("lodestar", "1.5.1"));
+    let err = alice.deploy("edge-1", devnet).await.unwrap_err();
+    assert!(text(&err).contains("geth does not run network \"devnet\""), "{err:?}");
+}

@@ -1,0 +1,210 @@
+//! Real Ethereum clients under the real agent and control plane: a `devnet`
+//! node of EthereumJS (execution) and Lodestar (consensus), installed by
+//! `.ci/prerequisites` from the npm registry (see shared/realclients).
+//! One test runs the scenarios in sequence: deploy, running with the head
+//! advancing, stop, start from disk, restart, the execution client killed
+//! behind the agent's back, delete.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
+
+mod common;
+mod live;
+
+use live::{control_plane, key_for, start_agent_with_intervals};
+use novacula_agent::driver::{LocalDriver, ProcessDriver};
+use novacula_client::HttpApi;
+use novacula_core::fixtures::client;
+use novacula_core::wire::NodeView;
+use novacula_core::{NodeSpec, ObservedNodeStatus, SyncMetrics};
+use novacula_executor::loops::Intervals;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const NODE: &str = "devnet-1";
+const EL_VERSION: &str = "0.10.5";
+const CL_VERSION: &str = "1.5.1";
+
+/// Where `.ci/prerequisites` installs the clients.
+fn clients_dir() -> PathBuf {
+    std::env::var_os("NOVACULA_REALCLIENTS").map_or_else(|| PathBuf::from("/opt/novacula-clients"), PathBuf::from)
+}
+
+/// The clients' executables, or why the test cannot run here.
+fn installed() -> Option<(PathBuf, PathBuf)> {
+    let dir = clients_dir();
+    let el = dir.join(format!("ethereumjs-{EL_VERSION}/node_modules/.bin/ethereumjs"));
+    let cl = dir.join(format!("lodestar-{CL_VERSION}/node_modules/.bin/lodestar"));
+    (el.exists() && cl.exists()).then_some((el, cl))
+}
+
+/// Put the clients where the agent looks for them: `data_dir/bin/<client>/<version>/<client>`.
+fn install(data: &Path, el: &Path, cl: &Path) {
+    for (client, version, exe) in [("ethereumjs", EL_VERSION, el), ("lodestar", CL_VERSION, cl)] {
+        let dir = data.join("bin").join(client).join(version);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(exe, dir.join(client)).unwrap();
+    }
+}
+
+fn devnet_spec() -> NodeSpec {
+    let mut s = common::spec(NODE);
+    s.network = "devnet".into();
+    s.clients = vec![client("execution", "ethereumjs", EL_VERSION), client("consensus", "lodestar", CL_VERSION)];
+    s
+}
+
+async fn get(user: &HttpApi) -> NodeView {
+    user.node(NODE).await.unwrap()
+}
+
+fn metrics(n: &NodeView, process: &str) -> Option<SyncMetrics> {
+    n.observed.as_ref()?.processes.iter().find(|p| p.name == process)?.sync
+}
+
+fn status(n: &NodeView, process: &str) -> Option<ObservedNodeStatus> {
+    Some(n.observed.as_ref()?.processes.iter().find(|p| p.name == process)?.status)
+}
+
+/// Poll the node every 250 ms until `what` holds, for at most `secs`.
+async fn until(user: &HttpApi, secs: u64, what: &str, ok: impl Fn(&NodeView) -> bool) -> NodeView {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let n = get(user).await;
+        if ok(&n) {
+            return n;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {secs} s; the node is {}", serde_json::to_string_pretty(&n).unwrap());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The node runs, the revision is applied, and both heads have moved past `el`/`cl`.
+async fn advancing(user: &HttpApi, what: &str, el: u64, cl: u64) -> NodeView {
+    until(user, 120, what, |n| {
+        n.phase.as_str() == "running"
+            && n.drift.revisions_behind == 0
+            && metrics(n, "execution").is_some_and(|m| m.current_block > el)
+            && metrics(n, "consensus").is_some_and(|m| m.current_block > cl)
+    })
+    .await
+}
+
+/// The execution client's block number, asked directly on its RPC port.
+async fn el_block(port: u16) -> Option<u64> {
+    let api = HttpApi::new(&format!("http://127.0.0.1:{port}"), None).ok()?;
+    let body = br#"{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}"#.to_vec();
+    let (_, bytes) = api.raw(novacula_client::Method::POST, "/", Some(body), Duration::from_secs(2)).await.ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    u64::from_str_radix(v["result"].as_str()?.trim_start_matches("0x"), 16).ok()
+}
+
+/// Processes whose command line names `needle` (the unit's own data dir).
+fn pids_with(needle: &str) -> Vec<i32> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ethereumjs_and_lodestar_devnet_through_the_real_control_plane_and_agent() {
+    let Some((el, cl)) = installed() else {
+        assert!(std::env::var_os("CI").is_none(), "the real clients are missing under {}; run .ci/prerequisites", clients_dir().display());
+        eprintln!("skipped: no real clients under {} (run .ci/prerequisites)", clients_dir().display());
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("agent");
+    install(&data, &el, &cl);
+    let (url, user) = control_plane().await;
+    let key = key_for(&user, "edge").await;
+    // Reports often, reconciles slowly: a process killed behind the agent's
+    // back shows in a report before the agent starts it again.
+    let intervals = Intervals {
+        sync: Duration::from_millis(500),
+        poll_wait: Duration::from_secs(1),
+        reconcile: Duration::from_secs(4),
+        report: Duration::from_millis(500),
+    };
+    let agent = start_agent_with_intervals(&url, &key, &data, "edge", intervals);
+    let local = LocalDriver::new(&data).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Deploy: the control plane allocates the ports; both layers produce blocks.
+    let deployed = user.deploy("edge", devnet_spec()).await.unwrap();
+    let rpc = deployed.spec.clients[0].ports["http"];
+    let n = advancing(&user, "deployed devnet producing blocks", 1, 1).await;
+    let first = metrics(&n, "execution").unwrap().current_block;
+    let n = advancing(&user, "the head advancing", first, 0).await;
+    let el_m = metrics(&n, "execution").unwrap();
+    assert_eq!((el_m.sync_distance, el_m.progress_percent, el_m.peers), (0, 100.0, 0), "a synced chain of its own");
+    let disk = n.observed.as_ref().unwrap().disk.expect("disk usage is reported");
+    assert!(disk.used_bytes > 0 && disk.total_bytes >= disk.free_bytes, "{disk:?}");
+    let node_dir = data.join("nodes").join(NODE);
+    assert!(node_dir.join("config/genesis.json").exists() && node_dir.join("config/jwt.hex").exists());
+
+    // Stop: processes gone, data kept.
+    let before_stop = el_block(rpc).await.unwrap();
+    user.lifecycle(NODE, novacula_core::lifecycle::LifecycleAction::Stop).await.unwrap();
+    until(&user, 60, "stopped", |n| n.phase.as_str() == "stopped" && n.drift.revisions_behind == 0).await;
+    assert_eq!(local.process_count(NODE), 0);
+    assert!(node_dir.join("data/execution").read_dir().unwrap().next().is_some(), "the chain stays on disk");
+
+    // Start: the execution client serves its chain from disk, and the chain goes on.
+    user.lifecycle(NODE, novacula_core::lifecycle::LifecycleAction::Start).await.unwrap();
+    let mut from_disk = None;
+    for _ in 0..240 {
+        if let Some(b) = el_block(rpc).await {
+            from_disk = Some(b);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let from_disk = from_disk.expect("the execution client answers after start");
+    assert!(from_disk >= before_stop, "started from disk at block {from_disk}, it had {before_stop}");
+    let n = advancing(&user, "started again", 0, 1).await;
+    let slot = metrics(&n, "consensus").unwrap().current_block;
+    advancing(&user, "the chain going on after start", 0, slot).await;
+
+    // Restart: exactly one new generation of each process.
+    user.lifecycle(NODE, novacula_core::lifecycle::LifecycleAction::Restart).await.unwrap();
+    advancing(&user, "restarted", 0, 1).await;
+    let observed = local.observe(NODE).await.unwrap();
+    for p in &observed.processes {
+        assert_eq!(p.running.map(|r| r.generation), Some(1), "{}: one restart, one generation", p.unit);
+    }
+
+    // The execution client dies behind the agent's back: the node leaves
+    // running, the consensus client says why, and the agent brings it back.
+    let el_dir = node_dir.join("data/execution").display().to_string();
+    let victims = pids_with(&el_dir);
+    assert!(!victims.is_empty(), "the execution client runs");
+    for pid in victims {
+        rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::KILL).ok();
+    }
+    let down = until(&user, 30, "the node leaving running", |n| n.phase.as_str() != "running").await;
+    let cl_p = down.observed.as_ref().unwrap().processes.iter().find(|p| p.name == "consensus").unwrap().clone();
+    assert_eq!(cl_p.status, ObservedNodeStatus::Error, "{down:?}");
+    assert!(cl_p.message.as_deref().unwrap_or_default().contains("execution client"), "{cl_p:?}");
+    assert_ne!(status(&down, "execution"), Some(ObservedNodeStatus::Running));
+    advancing(&user, "recovered after the crash", 0, 1).await;
+
+    // Delete: processes and data gone.
+    user.delete_node(NODE).await.unwrap();
+    let mut gone = false;
+    for _ in 0..240 {
+        if user.node(NODE).await.is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(gone, "the deletion completes");
+    assert_eq!(local.process_count(NODE), 0);
+    assert!(!node_dir.exists(), "the node's data is removed");
+    agent.kill().await;
+}

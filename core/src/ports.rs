@@ -1,0 +1,200 @@
+//! Per-executor port allocation. Nodes on one agent host share its network:
+//! every port a client listens on is chosen by the control plane when the
+//! node is written, kept in the spec (so it survives restarts and executor
+//! crashes, and shows in the node's detail), and never given to two nodes of
+//! one executor. A port the spec sets is pinned: taken already, it is refused.
+
+use crate::executor::ChainSupport;
+use crate::spec::NodeSpec;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Ports handed out when a client's default is taken start here and go up.
+pub const FIRST_DYNAMIC: u16 = 20000;
+
+/// Who holds a port on an executor: `node/role.port`.
+pub type Holders = BTreeMap<u16, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// A pinned port another node of the executor already holds (409).
+    #[error("clients[{index}].ports[{name:?}]: port {port} is already used by {holder} on this executor")]
+    Taken { index: usize, name: String, port: u16, holder: String },
+    /// The spec is wrong whatever else runs on the executor (422).
+    #[error("clients[{index}].ports[{name:?}]: {reason}")]
+    Invalid { index: usize, name: String, reason: String },
+    #[error("no free port is left on this executor for clients[{index}].ports[{name:?}]")]
+    Exhausted { index: usize, name: String },
+}
+
+impl PortError {
+    /// Whether the spec itself is at fault, rather than what else runs on the executor.
+    pub fn is_invalid_spec(&self) -> bool {
+        matches!(self, PortError::Invalid { .. })
+    }
+}
+
+/// Every port the nodes of `specs` hold, by holder, for [`assign`].
+pub fn holders<'a>(specs: impl IntoIterator<Item = &'a NodeSpec>) -> Holders {
+    let mut taken = Holders::new();
+    for spec in specs {
+        for c in &spec.clients {
+            for (name, port) in &c.ports {
+                taken.entry(*port).or_insert_with(|| format!("node {:?} ({}.{name})", spec.name, c.role));
+            }
+        }
+    }
+    taken
+}
+
+/// Fill in every port the executor declares for the spec's clients: a port
+/// the spec sets is kept (pinned), a missing one gets the client's default
+/// when free, else the first free port from [`FIRST_DYNAMIC`] up. `taken`
+/// holds the ports of the executor's other nodes. Clients whose executor
+/// declares no ports (and ports it does not declare) are left alone only if
+/// the spec sets none.
+pub fn assign(spec: &mut NodeSpec, chain: &ChainSupport, taken: &Holders) -> Result<(), PortError> {
+    let mut mine = BTreeSet::new();
+    // Pinned first, so that a default handed out below never takes a port pinned further down.
+    for (index, c) in spec.clients.iter().enumerate() {
+        let declared = chain.client(&c.role, &c.client).map(|s| s.ports.as_slice()).unwrap_or_default();
+        for (name, port) in &c.ports {
+            let invalid = |reason: String| PortError::Invalid { index, name: name.clone(), reason };
+            if !declared.iter().any(|p| &p.name == name) {
+                let known: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
+                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                return Err(invalid(format!("{} {} has no port named so (its ports: {known})", c.role, c.client)));
+            }
+            if *port == 0 {
+                return Err(invalid("port 0 is not a port".into()));
+            }
+            if !mine.insert(*port) {
+                return Err(invalid(format!("port {port} is set twice in this node")));
+            }
+            if let Some(holder) = taken.get(port) {
+                return Err(PortError::Taken { index, name: name.clone(), port: *port, holder: holder.clone() });
+            }
+        }
+    }
+    for (index, c) in spec.clients.iter_mut().enumerate() {
+        let declared = chain.client(&c.role, &c.client).map(|s| s.ports.clone()).unwrap_or_default();
+        for p in declared {
+            if c.ports.contains_key(&p.name) {
+                continue;
+            }
+            let free = |port: &u16| !taken.contains_key(port) && !mine.contains(port);
+            let port = std::iter::once(p.default)
+                .filter(|d| *d != 0)
+                .chain(FIRST_DYNAMIC..=u16::MAX)
+                .find(free)
+                .ok_or_else(|| PortError::Exhausted { index, name: p.name.clone() })?;
+            mine.insert(port);
+            c.ports.insert(p.name, port);
+        }
+    }
+    Ok(())
+}
+
+/// An edit keeps the ports a client had, unless the new spec sets them or
+/// the client changed: what an operator opened in a firewall stays valid.
+pub fn carry_over(new: &mut NodeSpec, old: &NodeSpec) {
+    for c in &mut new.clients {
+        let Some(before) = old.client(&c.role).filter(|o| o.client == c.client) else { continue };
+        for (name, port) in &before.ports {
+            c.ports.entry(name.clone()).or_insert(*port);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::{ClientSupport, PortSupport};
+    use crate::fixtures::eth_spec;
+
+    fn chain() -> ChainSupport {
+        let port = |name: &str, default| PortSupport { name: name.into(), default };
+        ChainSupport {
+            chain: "ethereum".into(),
+            clients: vec![
+                ClientSupport {
+                    role: "execution".into(),
+                    client: "geth".into(),
+                    ports: vec![port("p2p", 30303), port("http", 8545), port("engine", 8551)],
+                    ..Default::default()
+                },
+                ClientSupport {
+                    role: "consensus".into(),
+                    client: "lighthouse".into(),
+                    ports: vec![port("p2p", 9000), port("http", 5052)],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn all_ports(spec: &NodeSpec) -> Vec<u16> {
+        spec.clients.iter().flat_map(|c| c.ports.values().copied()).collect()
+    }
+
+    #[test]
+    fn first_node_gets_defaults_and_the_next_ones_share_nothing() {
+        let mut placed: Vec<NodeSpec> = Vec::new();
+        for i in 0..3 {
+            let mut s = eth_spec(&format!("n{i}"));
+            assign(&mut s, &chain(), &holders(&placed)).unwrap();
+            placed.push(s);
+        }
+        assert_eq!(all_ports(&placed[0]), [8551, 8545, 30303, 5052, 9000], "defaults first");
+        let every: Vec<u16> = placed.iter().flat_map(all_ports).collect();
+        let distinct: BTreeSet<u16> = every.iter().copied().collect();
+        assert_eq!(every.len(), distinct.len(), "no port twice on one executor: {every:?}");
+        assert!(all_ports(&placed[1]).iter().all(|p| *p >= FIRST_DYNAMIC));
+        // The same inputs give the same ports: allocation is a pure function.
+        let mut again = eth_spec("n1");
+        assign(&mut again, &chain(), &holders(&placed[..1])).unwrap();
+        assert_eq!(again, placed[1]);
+    }
+
+    #[test]
+    fn pinned_ports_are_kept_checked_and_never_handed_out() {
+        let mut first = eth_spec("a");
+        assign(&mut first, &chain(), &Holders::new()).unwrap();
+        let taken = holders([&first]);
+        let mut clash = eth_spec("b");
+        clash.clients[1].ports.insert("http".into(), 8545);
+        let err = assign(&mut clash, &chain(), &taken).unwrap_err();
+        assert!(matches!(&err, PortError::Taken { port: 8545, holder, .. } if holder.contains("\"a\"")), "{err}");
+        assert!(!err.is_invalid_spec());
+        // A port pinned on the second client is not handed to the first one.
+        let mut b = eth_spec("b");
+        b.clients[1].ports.insert("p2p".into(), FIRST_DYNAMIC);
+        assign(&mut b, &chain(), &taken).unwrap();
+        assert_eq!(b.clients[1].ports["p2p"], FIRST_DYNAMIC);
+        assert!(!b.clients[0].ports.values().any(|p| *p == FIRST_DYNAMIC));
+        let mut twice = eth_spec("c");
+        twice.clients[0].ports.insert("http".into(), 7000);
+        twice.clients[1].ports.insert("http".into(), 7000);
+        assert!(assign(&mut twice, &chain(), &Holders::new()).unwrap_err().is_invalid_spec());
+        let mut unknown = eth_spec("d");
+        unknown.clients[0].ports.insert("grpc".into(), 7000);
+        let err = assign(&mut unknown, &chain(), &Holders::new()).unwrap_err();
+        assert!(err.to_string().contains("its ports: p2p, http, engine"), "{err}");
+    }
+
+    #[test]
+    fn an_edit_keeps_ports_unless_the_client_changes() {
+        let mut old = eth_spec("a");
+        assign(&mut old, &chain(), &Holders::new()).unwrap();
+        let mut edited = eth_spec("a");
+        edited.clients[0].ports.insert("http".into(), 18545);
+        carry_over(&mut edited, &old);
+        assert_eq!(edited.clients[0].ports["http"], 18545, "what the edit sets wins");
+        assert_eq!(edited.clients[0].ports["p2p"], 30303);
+        assert_eq!(edited.clients[1].ports, old.clients[1].ports);
+        let mut switched = eth_spec("a");
+        switched.clients[1].client = "teku".into();
+        carry_over(&mut switched, &old);
+        assert!(switched.clients[1].ports.is_empty(), "another client has other ports");
+    }
+}

@@ -1,0 +1,330 @@
+//! Execution clients. Sources per client: docs/clients/eth-execution-clients.md.
+//! Every client: its network, data dir, P2P (TCP and UDP on one number),
+//! JSON-RPC on localhost with eth/net/web3, the engine API on localhost with
+//! the node's JWT, and metrics on localhost.
+
+use super::devnet::GENESIS_FILE;
+use super::{ClientDef, Ctx, EXECUTION, LOCALHOST};
+use crate::adapter::flags::Flags;
+
+pub const CLIENTS: [ClientDef; 6] = [GETH, RETH, NETHERMIND, ERIGON, BESU, ETHEREUMJS];
+
+const GETH: ClientDef = ClientDef {
+    name: "geth",
+    role: EXECUTION,
+    ports: &[("p2p", 30303), ("http", 8545), ("engine", 8551), ("metrics", 6060)],
+    devnet: false,
+    // `--hoodi` first shipped in 1.15.6 (the Novacula docs say 1.15.0).
+    min_versions: &[("hoodi", "1.15.6")],
+    managed: &[
+        "mainnet",
+        "sepolia",
+        "hoodi",
+        "holesky",
+        "dev",
+        "networkid",
+        "datadir",
+        "port",
+        "discovery.port",
+        "http.port",
+        "authrpc.addr",
+        "authrpc.port",
+        "authrpc.jwtsecret",
+        "authrpc.vhosts",
+        "metrics.port",
+    ],
+    checkpoint: None,
+    image: "ethereum/client-go",
+    tag_prefix: "v",
+    image_command: &[],
+    render: geth,
+};
+
+fn geth(x: &Ctx) -> Flags {
+    let f = Flags::new()
+        .on(x.network)
+        .set("datadir", &x.data)
+        .set("port", x.port("p2p"))
+        .set("discovery.port", x.port("p2p"))
+        .on("http")
+        .set("http.addr", LOCALHOST)
+        .set("http.port", x.port("http"))
+        .set("http.api", "eth,net,web3")
+        .set("authrpc.addr", LOCALHOST)
+        .set("authrpc.port", x.port("engine"))
+        .set("authrpc.jwtsecret", &x.jwt)
+        .on("metrics")
+        .set("metrics.addr", LOCALHOST)
+        .set("metrics.port", x.port("metrics"));
+    if x.archive() {
+        f.set("syncmode", "full").set("gcmode", "archive")
+    } else {
+        f.set("syncmode", "snap")
+    }
+}
+
+const RETH: ClientDef = ClientDef {
+    name: "reth",
+    role: EXECUTION,
+    // discv5 listens on its own UDP port (9200), which would collide too.
+    ports: &[("p2p", 30303), ("discv5", 9200), ("http", 8545), ("engine", 8551), ("metrics", 9001)],
+    devnet: false,
+    min_versions: &[("hoodi", "2.0.0")],
+    managed: &[
+        "chain",
+        "dev",
+        "datadir",
+        "port",
+        "discovery.port",
+        "discovery.v5.port",
+        "http.port",
+        "authrpc.addr",
+        "authrpc.port",
+        "authrpc.jwtsecret",
+        "metrics",
+        "ipcpath",
+        "ipcdisable",
+    ],
+    checkpoint: None,
+    image: "ghcr.io/paradigmxyz/reth",
+    tag_prefix: "v",
+    image_command: &[],
+    render: reth,
+};
+
+fn reth(x: &Ctx) -> Flags {
+    let f = Flags::new()
+        .word("node")
+        .set("chain", x.network)
+        .set("datadir", &x.data)
+        .set("port", x.port("p2p"))
+        .set("discovery.port", x.port("p2p"))
+        .set("discovery.v5.port", x.port("discv5"))
+        .on("http")
+        .set("http.addr", LOCALHOST)
+        .set("http.port", x.port("http"))
+        .set("http.api", "eth,net,web3")
+        .set("authrpc.addr", LOCALHOST)
+        .set("authrpc.port", x.port("engine"))
+        .set("authrpc.jwtsecret", &x.jwt)
+        .set("metrics", format!("{LOCALHOST}:{}", x.port("metrics")))
+        // The IPC socket defaults to /tmp/reth.ipc, shared by every instance on a host.
+        .on("ipcdisable");
+    // reth keeps everything (archive) unless told to prune.
+    if x.archive() {
+        f
+    } else {
+        f.on("full")
+    }
+}
+
+const NETHERMIND: ClientDef = ClientDef {
+    name: "nethermind",
+    role: EXECUTION,
+    ports: &[("p2p", 30303), ("http", 8545), ("engine", 8551), ("metrics", 6060)],
+    devnet: false,
+    min_versions: &[("hoodi", "1.31.9")],
+    // Each option has a PascalCase and a kebab-case spelling; both are managed.
+    managed: &[
+        "config",
+        "data-dir",
+        "datadir",
+        "JsonRpc.Port",
+        "JsonRpc.WebSocketsPort",
+        "JsonRpc.EngineHost",
+        "JsonRpc.EnginePort",
+        "JsonRpc.JwtSecretFile",
+        "Network.P2PPort",
+        "Network.DiscoveryPort",
+        "Metrics.ExposePort",
+        "jsonrpc-port",
+        "jsonrpc-websocketsport",
+        "jsonrpc-enginehost",
+        "jsonrpc-engineport",
+        "jsonrpc-jwtsecretfile",
+        "network-p2pport",
+        "network-discoveryport",
+        "metrics-exposeport",
+    ],
+    checkpoint: None,
+    image: "nethermind/nethermind",
+    tag_prefix: "",
+    image_command: &[],
+    render: nethermind,
+};
+
+fn nethermind(x: &Ctx) -> Flags {
+    let config = if x.archive() { format!("{}_archive", x.network) } else { x.network.to_string() };
+    Flags::new()
+        .set("config", config)
+        .set("data-dir", &x.data)
+        .set("JsonRpc.Enabled", "true")
+        .set("JsonRpc.Host", LOCALHOST)
+        .set("JsonRpc.Port", x.port("http"))
+        // The WebSocket listener defaults to 8545 whatever JsonRpc.Port says.
+        .set("JsonRpc.WebSocketsPort", x.port("http"))
+        .set("JsonRpc.EngineHost", LOCALHOST)
+        .set("JsonRpc.EnginePort", x.port("engine"))
+        .set("JsonRpc.JwtSecretFile", &x.jwt)
+        .set("Network.P2PPort", x.port("p2p"))
+        .set("Network.DiscoveryPort", x.port("p2p"))
+        .set("Metrics.Enabled", "true")
+        .set("Metrics.ExposeHost", LOCALHOST)
+        .set("Metrics.ExposePort", x.port("metrics"))
+        .set("HealthChecks.Enabled", "true")
+}
+
+const ERIGON: ClientDef = ClientDef {
+    name: "erigon",
+    role: EXECUTION,
+    // Erigon takes a second P2P port for its other eth protocol version, and
+    // listens for torrents and on a private gRPC API too.
+    ports: &[("p2p", 30303), ("p2p-alt", 30304), ("http", 8545), ("engine", 8551), ("metrics", 6061), ("torrent", 42069), ("grpc", 9090)],
+    devnet: false,
+    min_versions: &[("hoodi", "3.0.2")],
+    managed: &[
+        "chain",
+        "datadir",
+        "port",
+        "p2p.allowed-ports",
+        "http.port",
+        "authrpc.addr",
+        "authrpc.port",
+        "authrpc.jwtsecret",
+        "authrpc.vhosts",
+        "metrics.port",
+        "torrent.port",
+        "private.api.addr",
+        "externalcl",
+    ],
+    checkpoint: None,
+    image: "erigontech/erigon",
+    tag_prefix: "v",
+    image_command: &[],
+    render: erigon,
+};
+
+fn erigon(x: &Ctx) -> Flags {
+    Flags::new()
+        .set("chain", x.network)
+        .set("datadir", &x.data)
+        .set("prune.mode", if x.archive() { "archive" } else { "full" })
+        // Without it Erigon runs its own consensus layer (Caplin) beside ours.
+        .on("externalcl")
+        .set("port", x.port("p2p"))
+        .set("p2p.allowed-ports", format!("{},{}", x.port("p2p"), x.port("p2p-alt")))
+        .on("http")
+        .set("http.addr", LOCALHOST)
+        .set("http.port", x.port("http"))
+        // Erigon's default API set has no `net`, which the peer probe needs.
+        .set("http.api", "eth,erigon,engine,net,web3")
+        .set("authrpc.addr", LOCALHOST)
+        .set("authrpc.port", x.port("engine"))
+        .set("authrpc.jwtsecret", &x.jwt)
+        .set("torrent.port", x.port("torrent"))
+        .set("private.api.addr", format!("{LOCALHOST}:{}", x.port("grpc")))
+        .on("metrics")
+        .set("metrics.addr", LOCALHOST)
+        .set("metrics.port", x.port("metrics"))
+}
+
+const BESU: ClientDef = ClientDef {
+    name: "besu",
+    role: EXECUTION,
+    ports: &[("p2p", 30303), ("http", 8545), ("engine", 8551), ("metrics", 9545)],
+    devnet: false,
+    min_versions: &[("hoodi", "25.3.0")],
+    // Besu's engine API listens on the JSON-RPC host: that host is the adapter's too.
+    managed: &[
+        "network",
+        "data-path",
+        "p2p-port",
+        "rpc-http-host",
+        "rpc-http-port",
+        "engine-rpc-port",
+        "engine-jwt-secret",
+        "engine-host-allowlist",
+        "metrics-port",
+    ],
+    checkpoint: None,
+    image: "hyperledger/besu",
+    tag_prefix: "",
+    image_command: &[],
+    render: besu,
+};
+
+fn besu(x: &Ctx) -> Flags {
+    let f = Flags::new()
+        .set("network", x.network)
+        .set("data-path", &x.data)
+        .set("p2p-port", x.port("p2p"))
+        .set("rpc-http-enabled", "true")
+        .set("rpc-http-host", LOCALHOST)
+        .set("rpc-http-port", x.port("http"))
+        .set("rpc-http-api", "ETH,NET,WEB3")
+        .set("engine-rpc-port", x.port("engine"))
+        .set("engine-jwt-secret", &x.jwt)
+        .set("engine-host-allowlist", "localhost,127.0.0.1")
+        .set("metrics-enabled", "true")
+        .set("metrics-host", LOCALHOST)
+        .set("metrics-port", x.port("metrics"));
+    if x.archive() {
+        f.set("sync-mode", "FULL").set("data-storage-format", "FOREST")
+    } else {
+        f.set("sync-mode", "SNAP").set("data-storage-format", "BONSAI")
+    }
+}
+
+const ETHEREUMJS: ClientDef = ClientDef {
+    name: "ethereumjs",
+    role: EXECUTION,
+    ports: &[("p2p", 30303), ("http", 8545), ("engine", 8551), ("metrics", 8000)],
+    devnet: true,
+    min_versions: &[("hoodi", "0.10.4")],
+    // yargs accepts camelCase and kebab-case spellings; both are managed.
+    managed: &[
+        "network",
+        "gethGenesis",
+        "dataDir",
+        "port",
+        "rpcPort",
+        "rpcEngine",
+        "rpcEngineAddr",
+        "rpcEnginePort",
+        "jwtSecret",
+        "prometheusPort",
+        "geth-genesis",
+        "data-dir",
+        "rpc-port",
+        "rpc-engine",
+        "rpc-engine-addr",
+        "rpc-engine-port",
+        "jwt-secret",
+        "prometheus-port",
+    ],
+    checkpoint: None,
+    image: "ethpandaops/ethereumjs",
+    tag_prefix: "",
+    image_command: &[],
+    render: ethereumjs,
+};
+
+fn ethereumjs(x: &Ctx) -> Flags {
+    let f = if x.devnet() {
+        // A chain of its own: the generated genesis, no peers to look for.
+        Flags::new().set("gethGenesis", format!("{}/{GENESIS_FILE}", x.config)).on("isSingleNode").set("discV4", "false").set("discDns", "false")
+    } else {
+        Flags::new().set("network", x.network)
+    };
+    f.set("dataDir", &x.data)
+        .set("port", x.port("p2p"))
+        .on("rpc")
+        .set("rpcAddr", LOCALHOST)
+        .set("rpcPort", x.port("http"))
+        .on("rpcEngine")
+        .set("rpcEngineAddr", LOCALHOST)
+        .set("rpcEnginePort", x.port("engine"))
+        .set("jwtSecret", &x.jwt)
+        .on("prometheus")
+        .set("prometheusPort", x.port("metrics"))
+}

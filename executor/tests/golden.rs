@@ -1,0 +1,149 @@
+//! One rendered command line per (client, network, node type), pinned in
+//! `tests/golden/<client>.txt` so that a change to a flag shows as a diff to
+//! review against the client's documentation (docs/clients/).
+//! Regenerate with `NOVACULA_BLESS=1 cargo test -p novacula-executor --test golden`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
+
+use novacula_core::fixtures::{client, eth_spec};
+use novacula_core::spec::NodeType;
+use novacula_executor::adapter::{ethereum, Adapters, NodePaths};
+use std::fmt::Write;
+use std::path::PathBuf;
+
+/// A release of each client that runs every public network (above each hoodi floor).
+fn version(name: &str) -> &'static str {
+    match name {
+        "geth" => "1.16.7",
+        "reth" => "2.5.1",
+        "nethermind" => "1.35.3",
+        "erigon" => "3.3.0",
+        "besu" => "26.8.0",
+        "ethereumjs" => "0.10.5",
+        "lighthouse" => "8.0.0",
+        "prysm" => "7.1.6",
+        "lodestar" => "1.36.0",
+        "teku" => "26.8.0",
+        "nimbus" => "25.11.0",
+        other => panic!("no version for {other}"),
+    }
+}
+
+fn golden(name: &str) -> String {
+    let adapters = Adapters::standard();
+    let def = ethereum::client(name).unwrap();
+    let mut out = format!("# {name} {} ({}): one rendered command per network and node type.\n", version(name), def.role);
+    let image = adapters.image("ethereum", name, version(name)).unwrap();
+    writeln!(out, "# operator image: {}{}", image.reference, if image.command.is_empty() { String::new() } else { format!(" (command {:?})", image.command) })
+        .unwrap();
+    let support = adapters.capabilities();
+    let support = support.chain("ethereum").unwrap();
+    let cs = support.client(def.role, name).unwrap();
+    for network in &cs.networks {
+        for node_type in [NodeType::Full, NodeType::Archive] {
+            let mut spec = eth_spec("eth-1");
+            spec.network = network.clone();
+            spec.node_type = node_type;
+            let (el, cl) = match def.role {
+                "execution" => (name, if network == "devnet" { "lodestar" } else { "lighthouse" }),
+                _ => (if network == "devnet" { "ethereumjs" } else { "geth" }, name),
+            };
+            spec.clients = vec![client("execution", el, version(el)), client("consensus", cl, version(cl))];
+            let paths = NodePaths { root: "/var/lib/novacula/nodes/eth-1".into() };
+            let unit = adapters.render(&spec, def.role, &paths).unwrap();
+            writeln!(out, "\n## {network} {}", node_type.as_str()).unwrap();
+            for arg in &unit.args {
+                writeln!(out, "{arg}").unwrap();
+            }
+            for f in &unit.files {
+                writeln!(out, "file: {}", f.name).unwrap();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_client_renders_as_pinned() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let bless = std::env::var_os("NOVACULA_BLESS").is_some();
+    let mut stale = vec![];
+    for def in ethereum::clients() {
+        let path = dir.join(format!("{}.txt", def.name));
+        let now = golden(def.name);
+        if bless {
+            std::fs::write(&path, &now).unwrap();
+            continue;
+        }
+        let pinned = std::fs::read_to_string(&path).unwrap_or_default();
+        if pinned != now {
+            stale.push(format!("{}:\n{}", path.display(), diff(&pinned, &now)));
+        }
+    }
+    assert!(stale.is_empty(), "rendered commands changed (review against the clients' docs, then NOVACULA_BLESS=1):\n{}", stale.join("\n"));
+}
+
+/// The lines only one side has, enough to see what changed.
+fn diff(old: &str, new: &str) -> String {
+    let gone = old.lines().filter(|l| !new.lines().any(|n| n == *l)).map(|l| format!("- {l}"));
+    let added = new.lines().filter(|l| !old.lines().any(|o| o == *l)).map(|l| format!("+ {l}"));
+    gone.chain(added).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn consensus_clients_always_get_a_checkpoint_url_on_public_networks_unless_opted_out() {
+    let adapters = Adapters::standard();
+    let paths = NodePaths { root: "/n".into() };
+    for def in ethereum::clients().filter(|d| d.role == "consensus") {
+        let cp = def.checkpoint.as_ref().unwrap();
+        for (network, url) in ethereum::CHECKPOINT_URLS {
+            let mut spec = eth_spec("n");
+            spec.network = network.into();
+            spec.clients[1] = client("consensus", def.name, version(def.name));
+            let args = adapters.render(&spec, "consensus", &paths).unwrap().args;
+            assert!(args.contains(&format!("--{}={url}", cp.flag)), "{} on {network}: {args:?}", def.name);
+            // The spec's own URL replaces the default, never beside it.
+            spec.clients[1].config_overrides.insert(cp.flag.into(), "https://mine.example".into());
+            let args = adapters.render(&spec, "consensus", &paths).unwrap().args;
+            assert_eq!(args.iter().filter(|a| a.starts_with(&format!("--{}=", cp.flag))).count(), 1);
+            assert!(args.contains(&format!("--{}=https://mine.example", cp.flag)));
+            if let Some(opt_out) = cp.opt_out {
+                spec.clients[1].config_overrides.clear();
+                spec.clients[1].config_overrides.insert(opt_out.into(), String::new());
+                let args = adapters.render(&spec, "consensus", &paths).unwrap().args;
+                assert!(!args.iter().any(|a| a.starts_with(&format!("--{}=", cp.flag))), "{}: opted out", def.name);
+                assert!(args.contains(&format!("--{opt_out}")));
+            }
+        }
+    }
+    // The executor's configuration can point a network elsewhere.
+    let own = Adapters::standard().with_ethereum(ethereum::Ethereum::default().with_checkpoint_url("mainnet", "https://cp.internal"));
+    let mut spec = eth_spec("n");
+    spec.network = "mainnet".into();
+    assert!(own.render(&spec, "consensus", &paths).unwrap().args.contains(&"--checkpoint-sync-url=https://cp.internal".to_string()));
+    let caps = own.capabilities();
+    let d = caps.chain("ethereum").unwrap().defaults("mainnet").unwrap();
+    assert_eq!(d.checkpoint_sync_url.as_deref(), Some("https://cp.internal"), "capabilities say what the executor will use");
+}
+
+/// The README's mainnet spec is valid, and the agent renders it to exactly
+/// the command lines the README shows.
+#[test]
+fn the_readme_mainnet_example_renders_as_shown() {
+    let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let section = readme.split("A mainnet node that starts as it is").nth(1).expect("the README's mainnet example");
+    // Between the fences: [1] the spec (```toml), [3] the command lines.
+    let fenced: Vec<&str> = section.split("```").collect();
+    let spec: novacula_core::NodeSpec = toml::from_str(fenced[1].trim_start_matches("toml")).unwrap();
+    let shown: Vec<Vec<String>> =
+        fenced[3].replace("\n     ", " ").lines().map(|l| l.split_whitespace().map(String::from).collect()).filter(|l: &Vec<String>| !l.is_empty()).collect();
+    let adapters = Adapters::standard();
+    let caps = adapters.capabilities();
+    novacula_core::validate::validate_spec(&spec, &caps).unwrap();
+    let paths = NodePaths { root: format!("/var/lib/novacula/nodes/{}", spec.name).into() };
+    for (line, role) in shown.iter().zip(["execution", "consensus"]) {
+        let unit = adapters.render(&spec, role, &paths).unwrap();
+        assert_eq!(line[0], spec.client(role).unwrap().client, "the README names the program first");
+        assert_eq!(line[1..], unit.args[..], "{role}: the README's command line is what the agent renders");
+    }
+}
