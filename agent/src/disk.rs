@@ -1,6 +1,7 @@
 //! Disk usage of a node's data: what its files take (walked at most once a
-//! minute per node, off the async workers, since a mainnet data dir holds
-//! hundreds of thousands of files) and what the filesystem under it has.
+//! minute per node, off the async workers and, after the first time, off the
+//! report's path, since a mainnet data dir holds hundreds of thousands of
+//! files) and what the filesystem under it has.
 
 use novacula_core::sync::LockExt;
 use novacula_core::DiskUsage;
@@ -14,24 +15,55 @@ const REUSE: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 pub struct DiskMeter {
-    walked: Mutex<HashMap<PathBuf, (Instant, u64)>>,
+    /// Per data dir: when it was last walked and what it held, and whether a walk is under way.
+    walked: std::sync::Arc<Mutex<HashMap<PathBuf, Walked>>>,
+}
+
+#[derive(Clone, Copy)]
+struct Walked {
+    at: Instant,
+    used: u64,
+    walking: bool,
 }
 
 impl DiskMeter {
-    /// Usage under `dir`, or `None` when it does not exist (yet).
+    /// Usage under `dir`, or `None` when it does not exist (yet). The first
+    /// measure of a dir walks it before answering; later ones answer at once
+    /// with the last size and walk again in the background once it is a minute old.
     pub async fn measure(&self, dir: &Path) -> Option<DiskUsage> {
-        let fresh = self.walked.locked().get(dir).filter(|(at, _)| at.elapsed() < REUSE).map(|(_, used)| *used);
         let owned = dir.to_path_buf();
-        let (used, (free, total)) = tokio::task::spawn_blocking(move || {
-            let fs = filesystem(&owned)?;
-            Some((fresh.unwrap_or_else(|| used_bytes(&owned)), fs))
-        })
-        .await
-        .ok()??;
-        if fresh.is_none() {
-            self.walked.locked().insert(dir.to_path_buf(), (Instant::now(), used));
-        }
+        let (free, total) = tokio::task::spawn_blocking(move || filesystem(&owned)).await.ok()??;
+        let known = self.walked.locked().get(dir).copied();
+        let used = match known {
+            None => {
+                let owned = dir.to_path_buf();
+                let used = tokio::task::spawn_blocking(move || used_bytes(&owned)).await.ok()?;
+                self.walked.locked().insert(dir.to_path_buf(), Walked { at: Instant::now(), used, walking: false });
+                used
+            }
+            Some(w) => {
+                if w.at.elapsed() >= REUSE && !w.walking {
+                    self.walk_in_background(dir);
+                }
+                w.used
+            }
+        };
         Some(DiskUsage { used_bytes: used, free_bytes: free, total_bytes: total })
+    }
+
+    fn walk_in_background(&self, dir: &Path) {
+        let dir = dir.to_path_buf();
+        if let Some(w) = self.walked.locked().get_mut(&dir) {
+            w.walking = true;
+        }
+        let walked = self.walked.clone();
+        tokio::task::spawn_blocking(move || {
+            let used = used_bytes(&dir);
+            // A node deleted meanwhile was forgotten: do not bring it back.
+            if let Some(w) = walked.locked().get_mut(&dir) {
+                *w = Walked { at: Instant::now(), used, walking: false };
+            }
+        });
     }
 
     /// Forget a node's walked size (its data was removed).
@@ -81,6 +113,18 @@ mod tests {
         // Within a minute the walked size is reused; the filesystem is read again.
         std::fs::write(dir.path().join("more"), vec![1u8; 512 * 1024]).unwrap();
         assert_eq!(meter.measure(dir.path()).await.unwrap().used_bytes, u.used_bytes);
+        // Once stale, the last size answers while a walk runs in the background.
+        meter.walked.locked().get_mut(dir.path()).unwrap().at -= REUSE;
+        assert_eq!(meter.measure(dir.path()).await.unwrap().used_bytes, u.used_bytes);
+        let mut grown = 0;
+        for _ in 0..100 {
+            grown = meter.measure(dir.path()).await.unwrap().used_bytes;
+            if grown > u.used_bytes {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(grown >= u.used_bytes + 512 * 1024, "the background walk saw the new file");
         meter.forget(dir.path());
         assert!(meter.measure(dir.path()).await.unwrap().used_bytes >= u.used_bytes + 512 * 1024);
         assert_eq!(meter.measure(&dir.path().join("absent")).await, None);

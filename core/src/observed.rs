@@ -106,18 +106,18 @@ pub struct ObservedNodeState {
     pub disk: Option<DiskUsage>,
 }
 
-/// A process whose peer is not healthy is not healthy either: a consensus
-/// client without its execution client produces nothing, even while its own
-/// API answers (Lodestar's health stays 200). `needs` names, per process,
-/// the processes it depends on.
+/// A process whose peer is down is not healthy either: a consensus client
+/// without its execution client produces nothing, even while its own API
+/// answers (Lodestar's health stays 200). One whose peer is still starting
+/// is starting too. `needs` names, per process, the processes it depends on.
 pub fn combine(processes: &mut [ObservedProcess], needs: &[(String, Vec<String>)]) {
     let healthy = |p: &ObservedProcess| matches!(p.status, ObservedNodeStatus::Running | ObservedNodeStatus::Syncing);
-    let down: Vec<(String, ObservedNodeStatus)> = processes.iter().filter(|p| !healthy(p)).map(|p| (p.name.clone(), p.status)).collect();
+    let others: Vec<(String, ObservedNodeStatus)> = processes.iter().filter(|p| !healthy(p)).map(|p| (p.name.clone(), p.status)).collect();
     for p in processes.iter_mut().filter(|p| healthy(p)) {
         let Some((_, deps)) = needs.iter().find(|(name, _)| *name == p.name) else { continue };
         let offline = p.sync.and_then(|s| s.execution_online) == Some(false);
-        if let Some((dep, status)) = down.iter().find(|(name, _)| deps.contains(name)) {
-            p.status = ObservedNodeStatus::Error;
+        if let Some((dep, status)) = others.iter().find(|(name, _)| deps.contains(name)) {
+            p.status = if *status == ObservedNodeStatus::Starting { ObservedNodeStatus::Starting } else { ObservedNodeStatus::Error };
             p.message = Some(format!("its {dep} client is {}", status.as_str()));
         } else if offline {
             p.status = ObservedNodeStatus::Error;
@@ -175,6 +175,9 @@ mod tests {
         ps[1].sync = Some(SyncMetrics { execution_online: Some(false), ..SyncMetrics::new(1, 1, 0) });
         combine(&mut ps, &needs);
         assert_eq!(ps[1].status, ObservedNodeStatus::Error, "the client's own el_offline counts too");
+        let mut starting = vec![process("execution", ObservedNodeStatus::Starting), process("consensus", ObservedNodeStatus::Running)];
+        combine(&mut starting, &needs);
+        assert_eq!(starting[1].status, ObservedNodeStatus::Starting, "a node coming up is starting, not in error (no node_down)");
         let mut alone = vec![process("consensus", ObservedNodeStatus::Running)];
         combine(&mut alone, &[]);
         assert_eq!(alone[0].status, ObservedNodeStatus::Running);

@@ -8,8 +8,11 @@ use crate::executor::ChainSupport;
 use crate::spec::NodeSpec;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Ports handed out when a client's default is taken start here and go up.
+/// Ports handed out when a client's default is taken come from here, below
+/// Linux's ephemeral range (32768-60999), where outgoing connections would
+/// take them at random.
 pub const FIRST_DYNAMIC: u16 = 20000;
+pub const LAST_DYNAMIC: u16 = 32767;
 
 /// Who holds a port on an executor: `node/role.port`.
 pub type Holders = BTreeMap<u16, String>;
@@ -33,12 +36,16 @@ impl PortError {
     }
 }
 
-/// Every port the nodes of `specs` hold, by holder, for [`assign`].
-pub fn holders<'a>(specs: impl IntoIterator<Item = &'a NodeSpec>) -> Holders {
+/// Every port the nodes of `specs` hold, by holder, for [`assign`]. A port
+/// the executor declares that a spec leaves out (a node written before ports
+/// were allocated) holds the client's default, which its process uses.
+pub fn holders<'a>(specs: impl IntoIterator<Item = &'a NodeSpec>, chain: Option<&ChainSupport>) -> Holders {
     let mut taken = Holders::new();
     for spec in specs {
         for c in &spec.clients {
-            for (name, port) in &c.ports {
+            let declared = chain.and_then(|ch| ch.client(&c.role, &c.client)).map(|s| s.ports.as_slice()).unwrap_or_default();
+            let defaults = declared.iter().filter(|p| !c.ports.contains_key(&p.name)).map(|p| (&p.name, &p.default));
+            for (name, port) in c.ports.iter().chain(defaults) {
                 taken.entry(*port).or_insert_with(|| format!("node {:?} ({}.{name})", spec.name, c.role));
             }
         }
@@ -84,7 +91,7 @@ pub fn assign(spec: &mut NodeSpec, chain: &ChainSupport, taken: &Holders) -> Res
             let free = |port: &u16| !taken.contains_key(port) && !mine.contains(port);
             let port = std::iter::once(p.default)
                 .filter(|d| *d != 0)
-                .chain(FIRST_DYNAMIC..=u16::MAX)
+                .chain(FIRST_DYNAMIC..=LAST_DYNAMIC)
                 .find(free)
                 .ok_or_else(|| PortError::Exhausted { index, name: p.name.clone() })?;
             mine.insert(port);
@@ -97,10 +104,14 @@ pub fn assign(spec: &mut NodeSpec, chain: &ChainSupport, taken: &Holders) -> Res
 /// An edit keeps the ports a client had, unless the new spec sets them or
 /// the client changed: what an operator opened in a firewall stays valid.
 pub fn carry_over(new: &mut NodeSpec, old: &NodeSpec) {
+    let pinned: BTreeSet<u16> = new.clients.iter().flat_map(|c| c.ports.values().copied()).collect();
     for c in &mut new.clients {
         let Some(before) = old.client(&c.role).filter(|o| o.client == c.client) else { continue };
         for (name, port) in &before.ports {
-            c.ports.entry(name.clone()).or_insert(*port);
+            // A port the edit pins under another name is that name's now.
+            if !pinned.contains(port) {
+                c.ports.entry(name.clone()).or_insert(*port);
+            }
         }
     }
 }
@@ -142,7 +153,7 @@ mod tests {
         let mut placed: Vec<NodeSpec> = Vec::new();
         for i in 0..3 {
             let mut s = eth_spec(&format!("n{i}"));
-            assign(&mut s, &chain(), &holders(&placed)).unwrap();
+            assign(&mut s, &chain(), &holders(&placed, None)).unwrap();
             placed.push(s);
         }
         assert_eq!(all_ports(&placed[0]), [8551, 8545, 30303, 5052, 9000], "defaults first");
@@ -152,7 +163,7 @@ mod tests {
         assert!(all_ports(&placed[1]).iter().all(|p| *p >= FIRST_DYNAMIC));
         // The same inputs give the same ports: allocation is a pure function.
         let mut again = eth_spec("n1");
-        assign(&mut again, &chain(), &holders(&placed[..1])).unwrap();
+        assign(&mut again, &chain(), &holders(&placed[..1], None)).unwrap();
         assert_eq!(again, placed[1]);
     }
 
@@ -160,7 +171,7 @@ mod tests {
     fn pinned_ports_are_kept_checked_and_never_handed_out() {
         let mut first = eth_spec("a");
         assign(&mut first, &chain(), &Holders::new()).unwrap();
-        let taken = holders([&first]);
+        let taken = holders([&first], None);
         let mut clash = eth_spec("b");
         clash.clients[1].ports.insert("http".into(), 8545);
         let err = assign(&mut clash, &chain(), &taken).unwrap_err();
@@ -196,5 +207,23 @@ mod tests {
         switched.clients[1].client = "teku".into();
         carry_over(&mut switched, &old);
         assert!(switched.clients[1].ports.is_empty(), "another client has other ports");
+        // Swapping two ports: the pinned numbers are not carried back under their old names.
+        let mut swapped = eth_spec("a");
+        swapped.clients[0].ports.insert("http".into(), old.clients[0].ports["engine"]);
+        swapped.clients[0].ports.insert("engine".into(), old.clients[0].ports["http"]);
+        carry_over(&mut swapped, &old);
+        assign(&mut swapped, &chain(), &Holders::new()).unwrap();
+        assert_eq!(swapped.clients[0].ports["http"], 8551);
+    }
+
+    #[test]
+    fn a_node_without_ports_holds_its_clients_defaults() {
+        let legacy = eth_spec("old");
+        let taken = holders([&legacy], Some(&chain()));
+        assert!(taken.contains_key(&8545) && taken.contains_key(&9000), "{taken:?}");
+        let mut next = eth_spec("new");
+        assign(&mut next, &chain(), &taken).unwrap();
+        assert!(!next.clients[0].ports.values().any(|p| [30303, 8545, 8551].contains(p)), "{:?}", next.clients[0].ports);
+        assert!(next.clients.iter().flat_map(|c| c.ports.values()).all(|p| *p < 32768), "below the ephemeral range");
     }
 }

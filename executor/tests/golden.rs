@@ -147,3 +147,38 @@ fn the_readme_mainnet_example_renders_as_shown() {
         assert_eq!(line[1..], unit.args[..], "{role}: the README's command line is what the agent renders");
     }
 }
+
+/// Every flag the adapter renders that carries the network, a path of the
+/// node, the JWT, the engine API or one of the client's ports is one a spec
+/// may not override: derived from the rendered commands, so a new flag of
+/// that kind cannot be left out of a client's managed list.
+#[test]
+fn every_flag_that_carries_what_the_adapter_owns_is_managed() {
+    let adapters = Adapters::standard();
+    let paths = NodePaths { root: "/var/lib/novacula/nodes/eth-1".into() };
+    for def in ethereum::clients() {
+        let support = adapters.capabilities();
+        let cs = support.chain("ethereum").unwrap().client(def.role, def.name).unwrap().clone();
+        for network in &cs.networks {
+            let mut spec = eth_spec("eth-1");
+            spec.network = network.clone();
+            let (el, cl) = match def.role {
+                "execution" => (def.name, if network == "devnet" { "lodestar" } else { "lighthouse" }),
+                _ => (if network == "devnet" { "ethereumjs" } else { "geth" }, def.name),
+            };
+            spec.clients = vec![client("execution", el, version(el)), client("consensus", cl, version(cl))];
+            let unit = adapters.render(&spec, def.role, &paths).unwrap();
+            let ports: Vec<String> = cs.ports.iter().map(|p| p.default.to_string()).chain(["8551".to_string()]).collect();
+            for arg in unit.args.iter().filter_map(|a| a.strip_prefix("--")) {
+                let (key, value) = arg.split_once('=').unwrap_or((arg, ""));
+                let owned = key == network.as_str()
+                    || value == network.as_str()
+                    || value.contains("/var/lib/novacula")
+                    || value.contains("127.0.0.1:8551")
+                    || value.split([',', ':']).any(|v| ports.iter().any(|p| p == v));
+                let managed = cs.managed_keys.iter().any(|m| m.eq_ignore_ascii_case(key));
+                assert!(!owned || managed, "{} on {network}: --{arg} carries what the adapter owns but {key:?} is not managed", def.name);
+            }
+        }
+    }
+}

@@ -25,7 +25,7 @@ fn each_client_runs_its_official_image_with_the_adapters_flags() {
         ("prysm", "gcr.io/offchainlabs/prysm/beacon-chain:v1.16.7"),
         ("lodestar", "chainsafe/lodestar:v1.16.7"),
         ("teku", "consensys/teku:1.16.7"),
-        ("nimbus", "statusim/nimbus-eth2:multiarch-v1.16.7"),
+        ("nimbus", "statusim/nimbus-eth2:amd64-v1.16.7"),
     ];
     for def in ethereum::clients() {
         let mut spec = eth_spec("eth-1");

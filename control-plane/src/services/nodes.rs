@@ -179,7 +179,7 @@ fn place(w: &Write, org: &str, exec: &Executor, spec: &mut NodeSpec, previous: O
         novacula_core::ports::carry_over(spec, previous);
     }
     let others = neighbours(w, org, &exec.name, &spec.name)?;
-    novacula_core::ports::assign(spec, chain, &novacula_core::ports::holders(&others)).map_err(|e| match e {
+    novacula_core::ports::assign(spec, chain, &novacula_core::ports::holders(&others, Some(chain))).map_err(|e| match e {
         e if e.is_invalid_spec() => ServiceError::Invalid { message: "spec is not valid for the target executor".into(), details: vec![e.to_string()] },
         e => ServiceError::Conflict(e.to_string()),
     })?;

@@ -159,19 +159,34 @@ pub mod v2 {
         pub restart_generation: u64,
     }
 
+    /// Version 2 chose some ports through config overrides, which are the
+    /// adapter's own flags now (a second one would be refused): they move to `ports`.
+    const PORT_OVERRIDES: [(&str, &str, &str); 3] = [("geth", "http.port", "http"), ("geth", "authrpc.port", "engine"), ("lighthouse", "http-port", "http")];
+
     impl From<NodeSpec> for novacula_core::NodeSpec {
         fn from(s: NodeSpec) -> Self {
             let clients = s
                 .clients
                 .into_iter()
-                .map(|c| novacula_core::spec::ClientSpec {
-                    role: c.role,
-                    client: c.client,
-                    version: c.version,
-                    image: c.image,
-                    config_overrides: c.config_overrides,
-                    resources: c.resources,
-                    ports: BTreeMap::new(),
+                .map(|mut c| {
+                    let mut ports = BTreeMap::new();
+                    for (client, key, port) in PORT_OVERRIDES.iter().filter(|(client, ..)| *client == c.client) {
+                        let _ = client;
+                        if let Some(value) = c.config_overrides.remove(*key) {
+                            if let Ok(n) = value.parse::<u16>() {
+                                ports.insert((*port).to_string(), n);
+                            }
+                        }
+                    }
+                    novacula_core::spec::ClientSpec {
+                        role: c.role,
+                        client: c.client,
+                        version: c.version,
+                        image: c.image,
+                        config_overrides: c.config_overrides,
+                        resources: c.resources,
+                        ports,
+                    }
                 })
                 .collect();
             novacula_core::NodeSpec {
@@ -469,7 +484,7 @@ mod tests {
                         client: "geth".into(),
                         version: "1.16.7".into(),
                         image: None,
-                        config_overrides: [("cache".to_string(), "4096".to_string())].into(),
+                        config_overrides: [("cache".to_string(), "4096".to_string()), ("http.port".to_string(), "18545".to_string())].into(),
                         resources: Default::default(),
                     }],
                     storage: vec![],
@@ -516,7 +531,8 @@ mod tests {
         assert_eq!(exec.capabilities.programs.sidecar_programs, ["exporter"]);
         let spec = &node.record.spec;
         assert_eq!((spec.restart_generation, spec.clients[0].config_overrides["cache"].as_str()), (2, "4096"));
-        assert!(spec.clients[0].ports.is_empty(), "no ports were allocated before version 3");
+        assert_eq!(spec.clients[0].ports, [("http".to_string(), 18545)].into(), "a port chosen by override moves to ports");
+        assert!(!spec.clients[0].config_overrides.contains_key("http.port"), "and is no longer an override");
         assert_eq!((node.seq, node.alert_firing, node.record.revision), (9, true, novacula_core::Revision(4)));
         let m = obs.state.processes[0].sync.unwrap();
         assert_eq!((m.current_block, m.highest_block, m.peers, m.sync_distance, m.progress_percent), (50, 100, 7, 50, 50.0));

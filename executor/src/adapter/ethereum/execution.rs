@@ -14,7 +14,9 @@ const GETH: ClientDef = ClientDef {
     role: EXECUTION,
     ports: &[("p2p", 30303), ("http", 8545), ("engine", 8551), ("metrics", 6060)],
     devnet: false,
-    // `--hoodi` first shipped in 1.15.6 (the Novacula docs say 1.15.0).
+    // `--hoodi` first shipped in 1.15.6 (the Novacula docs say 1.15.0); the
+    // other floors are the Novacula docs' (see docs/clients/ for what each
+    // client's changelog confirms).
     min_versions: &[("hoodi", "1.15.6")],
     managed: &[
         "mainnet",
@@ -24,6 +26,8 @@ const GETH: ClientDef = ClientDef {
         "dev",
         "networkid",
         "datadir",
+        "datadir.ancient",
+        "datadir.era",
         "port",
         "discovery.port",
         "http.port",
@@ -73,6 +77,7 @@ const RETH: ClientDef = ClientDef {
     managed: &[
         "chain",
         "dev",
+        "instance",
         "datadir",
         "port",
         "discovery.port",
@@ -129,19 +134,28 @@ const NETHERMIND: ClientDef = ClientDef {
         "config",
         "data-dir",
         "datadir",
+        "db-dir",
+        "Init.BaseDbPath",
+        "Init.ChainSpecPath",
         "JsonRpc.Port",
         "JsonRpc.WebSocketsPort",
         "JsonRpc.EngineHost",
         "JsonRpc.EnginePort",
         "JsonRpc.JwtSecretFile",
+        "JsonRpc.AdditionalRpcUrls",
+        "JsonRpc.UnsecureDevNoRpcAuthentication",
         "Network.P2PPort",
         "Network.DiscoveryPort",
         "Metrics.ExposePort",
+        "init-basedbpath",
+        "init-chainspecpath",
         "jsonrpc-port",
         "jsonrpc-websocketsport",
         "jsonrpc-enginehost",
         "jsonrpc-engineport",
         "jsonrpc-jwtsecretfile",
+        "jsonrpc-additionalrpcurls",
+        "jsonrpc-unsecuredevnorpcauthentication",
         "network-p2pport",
         "network-discoveryport",
         "metrics-exposeport",
@@ -184,10 +198,12 @@ const ERIGON: ClientDef = ClientDef {
     min_versions: &[("hoodi", "3.0.2")],
     managed: &[
         "chain",
+        "networkid",
         "datadir",
         "port",
         "p2p.allowed-ports",
         "http.port",
+        "http.api",
         "authrpc.addr",
         "authrpc.port",
         "authrpc.jwtsecret",
@@ -216,8 +232,9 @@ fn erigon(x: &Ctx) -> Flags {
         .on("http")
         .set("http.addr", LOCALHOST)
         .set("http.port", x.port("http"))
-        // Erigon's default API set has no `net`, which the peer probe needs.
-        .set("http.api", "eth,erigon,engine,net,web3")
+        // Erigon's default API set has no `net` (the peer probe needs it) and
+        // has `engine`, which stays on the authenticated port only.
+        .set("http.api", "eth,erigon,net,web3")
         .set("authrpc.addr", LOCALHOST)
         .set("authrpc.port", x.port("engine"))
         .set("authrpc.jwtsecret", &x.jwt)
@@ -237,12 +254,16 @@ const BESU: ClientDef = ClientDef {
     // Besu's engine API listens on the JSON-RPC host: that host is the adapter's too.
     managed: &[
         "network",
+        "network-id",
+        "genesis-file",
         "data-path",
         "p2p-port",
         "rpc-http-host",
         "rpc-http-port",
         "engine-rpc-port",
+        "engine-rpc-http-port",
         "engine-jwt-secret",
+        "engine-jwt-disabled",
         "engine-host-allowlist",
         "metrics-port",
     ],
@@ -278,28 +299,44 @@ fn besu(x: &Ctx) -> Flags {
 const ETHEREUMJS: ClientDef = ClientDef {
     name: "ethereumjs",
     role: EXECUTION,
-    ports: &[("p2p", 30303), ("http", 8545), ("engine", 8551), ("metrics", 8000)],
+    // No metrics: its Prometheus endpoint binds every interface and serves only process metrics.
+    ports: &[("p2p", 30303), ("http", 8545), ("engine", 8551)],
     devnet: true,
     min_versions: &[("hoodi", "0.10.4")],
     // yargs accepts camelCase and kebab-case spellings; both are managed.
     managed: &[
         "network",
+        "chainId",
+        "customChain",
+        "customGenesisState",
         "gethGenesis",
+        "dev",
         "dataDir",
         "port",
         "rpcPort",
         "rpcEngine",
         "rpcEngineAddr",
         "rpcEnginePort",
+        "rpcEngineAuth",
         "jwtSecret",
+        "ws",
+        "wsEngineAddr",
+        "wsEnginePort",
+        "prometheus",
         "prometheusPort",
+        "chain-id",
+        "custom-chain",
+        "custom-genesis-state",
         "geth-genesis",
         "data-dir",
         "rpc-port",
         "rpc-engine",
         "rpc-engine-addr",
         "rpc-engine-port",
+        "rpc-engine-auth",
         "jwt-secret",
+        "ws-engine-addr",
+        "ws-engine-port",
         "prometheus-port",
     ],
     checkpoint: None,
@@ -325,6 +362,4 @@ fn ethereumjs(x: &Ctx) -> Flags {
         .set("rpcEngineAddr", LOCALHOST)
         .set("rpcEnginePort", x.port("engine"))
         .set("jwtSecret", &x.jwt)
-        .on("prometheus")
-        .set("prometheusPort", x.port("metrics"))
 }
