@@ -338,3 +338,46 @@ async fn client_user_planting_symlinks_cannot_redirect_root_writes_or_chowns() {
     assert!(client_toml.file_type().is_file(), "the planted link was replaced");
     assert_eq!(std::fs::read_to_string(config.join("client.toml")).unwrap(), "x = 2\n");
 }
+
+#[path = "../../control-plane/tests/realclients/mod.rs"]
+mod realclients;
+
+/// The real Ethereum clients as real systemd units: a devnet node converges,
+/// both heads advance, and deleting it removes units and data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_ethereum_devnet_runs_as_systemd_units() {
+    if !realclients::installed() {
+        return;
+    }
+    let sd = RealSystemd::boot();
+    let (_conn, driver) = sd.driver().await;
+    realclients::install(&sd.dir.path().join("data"));
+    let backend = Processes::new(driver, Adapters::standard());
+    let mut spec = realclients::devnet_spec("devnet");
+    // Ports of its own, as the control plane would allocate them.
+    let ports = |list: &[(&str, u16)]| list.iter().map(|(n, p)| (n.to_string(), *p)).collect();
+    spec.clients[0].ports = ports(&[("p2p", 30420), ("http", 38545), ("engine", 38551)]);
+    spec.clients[1].ports = ports(&[("p2p", 39010), ("http", 39596), ("metrics", 38008)]);
+    let running = DesiredNode::new(Revision(1), spec.clone(), false);
+    converge(&backend, &running).await;
+    assert_eq!(backend.driver().unit_state("devnet", "execution").await.unwrap().0, "active");
+    let head = |s: &ObservedNodeState, p: &str| s.processes.iter().find(|x| x.name == p).and_then(|x| x.sync).map_or(0, |m| m.current_block);
+    let mut first = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let seen = backend.observe(&running).await.unwrap();
+        let all_running = seen.processes.iter().all(|p| p.status == ObservedNodeStatus::Running);
+        match first {
+            None if all_running && head(&seen, "execution") > 0 && head(&seen, "consensus") > 0 => first = Some(head(&seen, "execution")),
+            Some(f) if all_running && head(&seen, "execution") > f => break,
+            _ => {}
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the devnet under systemd did not advance: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(realclients::el_block(38545).await.is_some_and(|b| b > 1), "the execution client answers on its allocated port");
+    let seen = converge(&backend, &DesiredNode::new(Revision(2), spec, true)).await;
+    assert!(seen.removed, "{seen:?}");
+    assert!(!sd.unit_dir().join("novacula-devnet.execution.service").exists());
+    assert!(!sd.dir.path().join("data/nodes/devnet").exists(), "the chain data is gone");
+}

@@ -8,49 +8,18 @@
 
 mod common;
 mod live;
+mod realclients;
 
 use live::{control_plane, key_for, start_agent_with_intervals};
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
 use novacula_client::HttpApi;
-use novacula_core::fixtures::client;
 use novacula_core::wire::NodeView;
-use novacula_core::{NodeSpec, ObservedNodeStatus, SyncMetrics};
+use novacula_core::{ObservedNodeStatus, SyncMetrics};
 use novacula_executor::loops::Intervals;
-use std::path::{Path, PathBuf};
+use realclients::{devnet_spec, el_block, install, installed};
 use std::time::Duration;
 
 const NODE: &str = "devnet-1";
-const EL_VERSION: &str = "0.10.5";
-const CL_VERSION: &str = "1.5.1";
-
-/// Where `.ci/prerequisites` installs the clients.
-fn clients_dir() -> PathBuf {
-    std::env::var_os("NOVACULA_REALCLIENTS").map_or_else(|| PathBuf::from("/opt/novacula-clients"), PathBuf::from)
-}
-
-/// The clients' executables, or why the test cannot run here.
-fn installed() -> Option<(PathBuf, PathBuf)> {
-    let dir = clients_dir();
-    let el = dir.join(format!("ethereumjs-{EL_VERSION}/node_modules/.bin/ethereumjs"));
-    let cl = dir.join(format!("lodestar-{CL_VERSION}/node_modules/.bin/lodestar"));
-    (el.exists() && cl.exists()).then_some((el, cl))
-}
-
-/// Put the clients where the agent looks for them: `data_dir/bin/<client>/<version>/<client>`.
-fn install(data: &Path, el: &Path, cl: &Path) {
-    for (client, version, exe) in [("ethereumjs", EL_VERSION, el), ("lodestar", CL_VERSION, cl)] {
-        let dir = data.join("bin").join(client).join(version);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::os::unix::fs::symlink(exe, dir.join(client)).unwrap();
-    }
-}
-
-fn devnet_spec() -> NodeSpec {
-    let mut s = common::spec(NODE);
-    s.network = "devnet".into();
-    s.clients = vec![client("execution", "ethereumjs", EL_VERSION), client("consensus", "lodestar", CL_VERSION)];
-    s
-}
 
 async fn get(user: &HttpApi) -> NodeView {
     user.node(NODE).await.unwrap()
@@ -88,15 +57,6 @@ async fn advancing(user: &HttpApi, what: &str, el: u64, cl: u64) -> NodeView {
     .await
 }
 
-/// The execution client's block number, asked directly on its RPC port.
-async fn el_block(port: u16) -> Option<u64> {
-    let api = HttpApi::new(&format!("http://127.0.0.1:{port}"), None).ok()?;
-    let body = br#"{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}"#.to_vec();
-    let (_, bytes) = api.raw(novacula_client::Method::POST, "/", Some(body), Duration::from_secs(2)).await.ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    u64::from_str_radix(v["result"].as_str()?.trim_start_matches("0x"), 16).ok()
-}
-
 /// Processes whose command line names `needle` (the unit's own data dir).
 fn pids_with(needle: &str) -> Vec<i32> {
     let mut out = vec![];
@@ -110,16 +70,27 @@ fn pids_with(needle: &str) -> Vec<i32> {
     out
 }
 
+/// Kills the node processes started under `dir` when dropped: a failing
+/// assertion must not leave clients holding ports for the next run.
+struct Reaper(String);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for pid in pids_with(&self.0) {
+            rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::KILL).ok();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ethereumjs_and_lodestar_devnet_through_the_real_control_plane_and_agent() {
-    let Some((el, cl)) = installed() else {
-        assert!(std::env::var_os("CI").is_none(), "the real clients are missing under {}; run .ci/prerequisites", clients_dir().display());
-        eprintln!("skipped: no real clients under {} (run .ci/prerequisites)", clients_dir().display());
+    if !installed() {
         return;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("agent");
-    install(&data, &el, &cl);
+    let _reaper = Reaper(data.display().to_string());
+    install(&data);
     let (url, user) = control_plane().await;
     let key = key_for(&user, "edge").await;
     // Reports often, reconciles slowly: a process killed behind the agent's
@@ -135,7 +106,7 @@ async fn ethereumjs_and_lodestar_devnet_through_the_real_control_plane_and_agent
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Deploy: the control plane allocates the ports; both layers produce blocks.
-    let deployed = user.deploy("edge", devnet_spec()).await.unwrap();
+    let deployed = user.deploy("edge", devnet_spec(NODE)).await.unwrap();
     let rpc = deployed.spec.clients[0].ports["http"];
     let n = advancing(&user, "deployed devnet producing blocks", 1, 1).await;
     let first = metrics(&n, "execution").unwrap().current_block;
@@ -188,7 +159,8 @@ async fn ethereumjs_and_lodestar_devnet_through_the_real_control_plane_and_agent
     }
     let down = until(&user, 30, "the node leaving running", |n| n.phase.as_str() != "running").await;
     let cl_p = down.observed.as_ref().unwrap().processes.iter().find(|p| p.name == "consensus").unwrap().clone();
-    assert_eq!(cl_p.status, ObservedNodeStatus::Error, "{down:?}");
+    // Error while the execution client is down; starting once the agent has started it again.
+    assert!(matches!(cl_p.status, ObservedNodeStatus::Error | ObservedNodeStatus::Starting), "{down:?}");
     assert!(cl_p.message.as_deref().unwrap_or_default().contains("execution client"), "{cl_p:?}");
     assert_ne!(status(&down, "execution"), Some(ObservedNodeStatus::Running));
     advancing(&user, "recovered after the crash", 0, 1).await;

@@ -1,0 +1,60 @@
+//! The real Ethereum clients `.ci/prerequisites` installs (EthereumJS and
+//! Lodestar from the npm registry), for the tests that run them: through the
+//! control plane and the local driver (`control-plane/tests/real_ethereum.rs`)
+//! and under the real systemd (`agent/tests/systemd_real.rs`).
+#![allow(dead_code)]
+
+use novacula_client::HttpApi;
+use novacula_core::fixtures::{client, eth_spec};
+use novacula_core::NodeSpec;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const EL: (&str, &str) = ("ethereumjs", "0.10.5");
+pub const CL: (&str, &str) = ("lodestar", "1.5.1");
+
+/// Where `.ci/prerequisites` installs the clients.
+pub fn clients_dir() -> PathBuf {
+    std::env::var_os("NOVACULA_REALCLIENTS").map_or_else(|| PathBuf::from("/opt/novacula-clients"), PathBuf::from)
+}
+
+fn executable(client: (&str, &str)) -> PathBuf {
+    clients_dir().join(format!("{}-{}/node_modules/.bin/{}", client.0, client.1, client.0))
+}
+
+/// Whether the clients are installed. Under CI they must be: a missing one fails the test.
+pub fn installed() -> bool {
+    let here = executable(EL).exists() && executable(CL).exists();
+    if !here {
+        assert!(std::env::var_os("CI").is_none(), "the real clients are missing under {}; run .ci/prerequisites", clients_dir().display());
+        eprintln!("skipped: no real clients under {} (run .ci/prerequisites)", clients_dir().display());
+    }
+    here
+}
+
+/// Put the clients where an agent looks for them: `data_dir/bin/<client>/<version>/<client>`.
+pub fn install(data: &Path) {
+    for c in [EL, CL] {
+        let dir = data.join("bin").join(c.0).join(c.1);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(executable(c), dir.join(c.0)).unwrap();
+    }
+}
+
+/// A devnet node of both clients.
+pub fn devnet_spec(name: &str) -> NodeSpec {
+    let mut s = eth_spec(name);
+    s.storage = vec![];
+    s.network = "devnet".into();
+    s.clients = vec![client("execution", EL.0, EL.1), client("consensus", CL.0, CL.1)];
+    s
+}
+
+/// The execution client's block number, asked directly on its RPC port.
+pub async fn el_block(port: u16) -> Option<u64> {
+    let api = HttpApi::new(&format!("http://127.0.0.1:{port}"), None).ok()?;
+    let body = br#"{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}"#.to_vec();
+    let (_, bytes) = api.raw(novacula_client::Method::POST, "/", Some(body), Duration::from_secs(2)).await.ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    u64::from_str_radix(v["result"].as_str()?.trim_start_matches("0x"), 16).ok()
+}
