@@ -260,7 +260,7 @@ fn signal_unit(found: &[Found], sig: rustix::process::Signal) {
 
 impl ProcessDriver for LocalDriver {
     fn paths(&self, node: &str) -> NodePaths {
-        NodePaths { root: self.node_dir(node) }
+        NodePaths::host(self.node_dir(node))
     }
 
     fn bin_dir(&self) -> PathBuf {

@@ -70,7 +70,7 @@ async fn three_nodes_on_one_agent_share_no_port_and_the_network_rules_hold() {
         let mut mine = BTreeSet::new();
         for c in &view.spec.clients {
             assert!(!c.ports.is_empty(), "{}: ports are allocated and shown", view.name);
-            let paths = NodePaths { root: format!("/var/lib/novacula/nodes/{}", view.name).into() };
+            let paths = NodePaths::host(format!("/var/lib/novacula/nodes/{}", view.name));
             let unit = adapters.render(&view.spec, &c.role, &paths).unwrap();
             let listened = listened_ports(&unit.args);
             for p in c.ports.values() {
@@ -122,6 +122,13 @@ async fn three_nodes_on_one_agent_share_no_port_and_the_network_rules_hold() {
     let mut unknown = node("eth-g", "sepolia", ("geth", "1.16.7"), ("lighthouse", "v8.0.0"));
     unknown.clients[0].ports.insert("grpc".into(), 31000);
     assert_eq!(status(&alice.deploy("edge-1", unknown).await.unwrap_err()), 422);
+    // Names a Service or a StatefulSet's pods could not carry: 422 naming the rule.
+    let digit = node("1eth", "sepolia", ("geth", "1.16.7"), ("lighthouse", "v8.0.0"));
+    let err = alice.deploy("edge-1", digit).await.unwrap_err();
+    assert_eq!(status(&err), 422);
+    assert!(text(&err).contains("must start with a letter"), "{err:?}");
+    let long = node(&"e".repeat(53), "sepolia", ("geth", "1.16.7"), ("lighthouse", "v8.0.0"));
+    assert!(text(&alice.deploy("edge-1", long).await.unwrap_err()).contains("longer than 52"));
     // The devnet runs only the clients that support it.
     let devnet = node("eth-h", "devnet", ("geth", "1.16.7"), ("lodestar", "1.5.1"));
     let err = alice.deploy("edge-1", devnet).await.unwrap_err();

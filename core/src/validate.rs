@@ -292,6 +292,24 @@ pub fn validate_structure(spec: &NodeSpec) -> Vec<ValidationError> {
     errs
 }
 
+/// Longest node name: a StatefulSet's pods carry a `controller-revision-hash`
+/// label of the name plus 11 characters, and a label value holds 63.
+pub const NODE_NAME_MAX: usize = 52;
+
+/// What a new node's name must also be, on every backend: a DNS-1035 label
+/// (a Service name: starting with a letter) of at most [`NODE_NAME_MAX`]
+/// characters. Checked when a node is created; names are never changed after.
+pub fn new_node_name(name: &str) -> Result<(), ValidationError> {
+    let invalid = |reason: &str| Err(ValidationError::Invalid { field: "name".into(), reason: format!("{name:?} {reason}") });
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return invalid("must start with a letter (a Kubernetes Service name is a DNS-1035 label)");
+    }
+    if name.len() > NODE_NAME_MAX {
+        return invalid(&format!("is longer than {NODE_NAME_MAX} characters (a StatefulSet's pod labels must fit in 63)"));
+    }
+    Ok(())
+}
+
 /// A DNS-1123 subdomain (Kubernetes object names such as StorageClasses).
 fn valid_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(valid_name)
@@ -468,6 +486,15 @@ mod tests {
         s.clients[0].config_overrides.remove("HTTP.port");
         s.network = "mainnet".into();
         assert_eq!(validate_spec(&s, &caps), Ok(()), "the floor is per network; other keys may be overridden");
+    }
+
+    #[test]
+    fn new_node_names_are_what_kubernetes_accepts() {
+        assert!(new_node_name("eth-1").is_ok());
+        assert!(new_node_name(&"a".repeat(NODE_NAME_MAX)).is_ok());
+        let digit = new_node_name("1eth").unwrap_err().to_string();
+        assert!(digit.starts_with("name: \"1eth\" must start with a letter"), "{digit}");
+        assert!(new_node_name(&"a".repeat(NODE_NAME_MAX + 1)).unwrap_err().to_string().contains("longer than 52"));
     }
 
     #[test]

@@ -40,7 +40,12 @@ fn golden(name: &str) -> String {
     let support = support.chain("ethereum").unwrap();
     let cs = support.client(def.role, name).unwrap();
     for network in &cs.networks {
-        for node_type in [NodeType::Full, NodeType::Archive] {
+        // Every network and node type on a host; mainnet in a pod too (what the operator runs).
+        let mut cases = vec![(NodeType::Full, "host"), (NodeType::Archive, "host")];
+        if network == "mainnet" {
+            cases.push((NodeType::Full, "pod"));
+        }
+        for (node_type, place) in cases {
             let mut spec = eth_spec("eth-1");
             spec.network = network.clone();
             spec.node_type = node_type;
@@ -49,9 +54,12 @@ fn golden(name: &str) -> String {
                 _ => (if network == "devnet" { "ethereumjs" } else { "geth" }, name),
             };
             spec.clients = vec![client("execution", el, version(el)), client("consensus", cl, version(cl))];
-            let paths = NodePaths { root: "/var/lib/novacula/nodes/eth-1".into() };
+            let (paths, heading) = match place {
+                "pod" => (NodePaths::pod("/novacula"), format!("{network} {} in a pod (operator)", node_type.as_str())),
+                _ => (NodePaths::host("/var/lib/novacula/nodes/eth-1"), format!("{network} {}", node_type.as_str())),
+            };
             let unit = adapters.render(&spec, def.role, &paths).unwrap();
-            writeln!(out, "\n## {network} {}", node_type.as_str()).unwrap();
+            writeln!(out, "\n## {heading}").unwrap();
             for arg in &unit.args {
                 writeln!(out, "{arg}").unwrap();
             }
@@ -93,7 +101,7 @@ fn diff(old: &str, new: &str) -> String {
 #[test]
 fn consensus_clients_always_get_a_checkpoint_url_on_public_networks_unless_opted_out() {
     let adapters = Adapters::standard();
-    let paths = NodePaths { root: "/n".into() };
+    let paths = NodePaths::host("/n");
     for def in ethereum::clients().filter(|d| d.role == "consensus") {
         let cp = def.checkpoint.as_ref().unwrap();
         for (network, url) in ethereum::CHECKPOINT_URLS {
@@ -140,7 +148,7 @@ fn the_readme_mainnet_example_renders_as_shown() {
     let adapters = Adapters::standard();
     let caps = adapters.capabilities();
     novacula_core::validate::validate_spec(&spec, &caps).unwrap();
-    let paths = NodePaths { root: format!("/var/lib/novacula/nodes/{}", spec.name).into() };
+    let paths = NodePaths::host(format!("/var/lib/novacula/nodes/{}", spec.name));
     for (line, role) in shown.iter().zip(["execution", "consensus"]) {
         let unit = adapters.render(&spec, role, &paths).unwrap();
         assert_eq!(line[0], spec.client(role).unwrap().client, "the README names the program first");
@@ -155,7 +163,7 @@ fn the_readme_mainnet_example_renders_as_shown() {
 #[test]
 fn every_flag_that_carries_what_the_adapter_owns_is_managed() {
     let adapters = Adapters::standard();
-    let paths = NodePaths { root: "/var/lib/novacula/nodes/eth-1".into() };
+    let paths = NodePaths::host("/var/lib/novacula/nodes/eth-1");
     for def in ethereum::clients() {
         let support = adapters.capabilities();
         let cs = support.chain("ethereum").unwrap().client(def.role, def.name).unwrap().clone();

@@ -136,7 +136,7 @@ impl FakeDriver {
 
 impl ProcessDriver for FakeDriver {
     fn paths(&self, node: &str) -> NodePaths {
-        NodePaths { root: PathBuf::from("/fake/nodes").join(node) }
+        NodePaths::host(PathBuf::from("/fake/nodes").join(node))
     }
 
     fn bin_dir(&self) -> PathBuf {

@@ -5,11 +5,13 @@
 use crate::crd::BlockchainNode;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapProjection, Container, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, ProjectedVolumeSource,
-    ResourceRequirements, Secret, SecretProjection, Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EnvVar, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe as KubeProbe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, Secret, SecretProjection,
+    SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use novacula_core::error::ErrorCategory;
 use novacula_core::fingerprint::fingerprint;
@@ -29,6 +31,13 @@ pub const RESTART_ANNOTATION: &str = "validatoros.com/restart-generation";
 pub const CONFIG_ANNOTATION: &str = "validatoros.com/config-fingerprint";
 /// Image of the init container that prepares the data directories.
 pub const INIT_IMAGE: &str = "busybox:1.36";
+/// Node pods run as this user and group, never root (the "restricted" Pod
+/// Security Standard); volumes are group-owned through `fsGroup`.
+pub const NODE_UID: i64 = 10001;
+/// Memory limit above the spec's request: clients' caches overshoot, and an
+/// out-of-memory kill costs a resync. No CPU limit: throttling a syncing
+/// client slows it without protecting anyone (requests already share CPU).
+const MEMORY_HEADROOM_PERCENT: u32 = 25;
 
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -59,7 +68,7 @@ pub fn labels(node: &str) -> BTreeMap<String, String> {
 }
 
 fn paths() -> NodePaths {
-    NodePaths { root: ROOT.into() }
+    NodePaths::pod(ROOT)
 }
 
 fn meta(cr: &BlockchainNode, name: String, owner: &OwnerReference) -> ObjectMeta {
@@ -72,25 +81,122 @@ fn meta(cr: &BlockchainNode, name: String, owner: &OwnerReference) -> ObjectMeta
     }
 }
 
-fn resources(r: &Resources) -> Option<ResourceRequirements> {
-    let mut requests = BTreeMap::new();
-    let mut limits = BTreeMap::new();
-    if r.cpu_millis > 0 {
-        requests.insert("cpu".to_string(), Quantity(format!("{}m", r.cpu_millis)));
-    }
-    if r.memory_mib > 0 {
-        // Memory is not compressible: the limit equals the request so the node is never overcommitted.
-        requests.insert("memory".to_string(), Quantity(format!("{}Mi", r.memory_mib)));
-        limits.insert("memory".to_string(), Quantity(format!("{}Mi", r.memory_mib)));
-    }
-    (!requests.is_empty()).then(|| ResourceRequirements { requests: Some(requests), limits: (!limits.is_empty()).then_some(limits), ..Default::default() })
+fn quantity(map: &[(&str, String)]) -> Option<BTreeMap<String, Quantity>> {
+    (!map.is_empty()).then(|| map.iter().map(|(k, v)| ((*k).to_string(), Quantity(v.clone()))).collect())
 }
 
-fn probe_port(p: &Probe) -> Option<i32> {
-    match p {
-        Probe::Alive => None,
-        Probe::EthJsonRpc { url } | Probe::BeaconApi { url } => url.rsplit(':').next()?.trim_end_matches('/').parse().ok(),
+/// What a client without resources in its spec gets (the control plane fills
+/// the network's in at deploy; this covers specs written before it did).
+const CLIENT_FLOOR: Resources = Resources { cpu_millis: 500, memory_mib: 1024 };
+
+/// A client's requests from its spec, the memory limit with headroom, no CPU limit.
+fn resources(r: &Resources) -> Option<ResourceRequirements> {
+    let r = if *r == Resources::default() { &CLIENT_FLOOR } else { r };
+    let mut requests = vec![];
+    let mut limits = vec![];
+    if r.cpu_millis > 0 {
+        requests.push(("cpu", format!("{}m", r.cpu_millis)));
     }
+    if r.memory_mib > 0 {
+        requests.push(("memory", format!("{}Mi", r.memory_mib)));
+        limits.push(("memory", format!("{}Mi", r.memory_mib + r.memory_mib * MEMORY_HEADROOM_PERCENT / 100)));
+    }
+    (!requests.is_empty()).then(|| ResourceRequirements { requests: quantity(&requests), limits: quantity(&limits), ..Default::default() })
+}
+
+/// Small fixed resources for the init container and sidecars (which the spec gives none).
+fn small(cpu_millis: u32, memory_mib: u32, limit_mib: u32) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: quantity(&[("cpu", format!("{cpu_millis}m")), ("memory", format!("{memory_mib}Mi"))]),
+        limits: quantity(&[("memory", format!("{limit_mib}Mi"))]),
+        ..Default::default()
+    }
+}
+
+/// The restricted profile for every container: no privilege escalation, no
+/// capabilities, the runtime's seccomp profile, a read-only root filesystem
+/// (writes go to volumes and `/tmp`) unless the client's image needs one.
+fn restricted(writable_root: bool) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+        read_only_root_filesystem: Some(!writable_root),
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        ..Default::default()
+    }
+}
+
+fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(NODE_UID),
+        run_as_group: Some(NODE_UID),
+        fs_group: Some(NODE_UID),
+        // A multi-terabyte volume is re-owned only when its root is not the group's yet.
+        fs_group_change_policy: Some("OnRootMismatch".into()),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        ..Default::default()
+    }
+}
+
+/// A container port's name: at most 15 characters, unique in the pod.
+pub fn port_name(role: &str, port: &str, udp: bool) -> String {
+    let prefix = match role {
+        "execution" => "el",
+        "consensus" => "cl",
+        other => &other[..other.len().min(3)],
+    };
+    let mut name = format!("{prefix}-{port}{}", if udp { "-u" } else { "" });
+    name.truncate(15);
+    name.trim_end_matches('-').to_string()
+}
+
+fn container_ports(role: &str, unit: &RenderedUnit) -> Vec<ContainerPort> {
+    let mut out = vec![];
+    for p in &unit.ports {
+        for (on, udp) in [(p.tcp, false), (p.udp, true)] {
+            if on {
+                out.push(ContainerPort {
+                    name: Some(port_name(role, &p.name, udp)),
+                    container_port: i32::from(p.port),
+                    protocol: Some(if udp { "UDP" } else { "TCP" }.into()),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Startup, readiness and liveness from what the adapter knows of the
+/// client. Startup allows ten minutes (a database opening); liveness is
+/// lenient (five minutes of silence), so a syncing client is never killed;
+/// readiness asks a consensus client's health (syncing answers 206, which
+/// counts as ready: it serves), else whether the port takes connections.
+fn probes(unit: &RenderedUnit) -> (Option<KubeProbe>, Option<KubeProbe>, Option<KubeProbe>) {
+    let port = |name: &str| unit.ports.iter().find(|p| p.name == name && p.exposed && p.tcp).map(|p| i32::from(p.port));
+    let Some(target) = port("http").or_else(|| port("p2p")) else { return (None, None, None) };
+    let tcp = |period: i32, failures: i32| KubeProbe {
+        tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(target), ..Default::default() }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    };
+    let readiness = match (&unit.probe, port("http")) {
+        (Probe::BeaconApi { .. }, Some(http)) => KubeProbe {
+            http_get: Some(HTTPGetAction { path: Some("/eth/v1/node/health".into()), port: IntOrString::Int(http), ..Default::default() }),
+            period_seconds: Some(10),
+            failure_threshold: Some(3),
+            ..Default::default()
+        },
+        _ => tcp(10, 3),
+    };
+    (Some(tcp(10, 60)), Some(readiness), Some(tcp(30, 10)))
+}
+
+fn tmp_mount() -> VolumeMount {
+    VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() }
 }
 
 fn mounts(spec: &NodeSpec) -> Vec<VolumeMount> {
@@ -107,6 +213,7 @@ fn mounts(spec: &NodeSpec) -> Vec<VolumeMount> {
     if let Some(first) = spec.storage.first() {
         m[0].name = first.name.clone();
     }
+    m.push(tmp_mount());
     m
 }
 
@@ -138,20 +245,28 @@ impl RenderError {
 
 /// A client's container: its official image (or the allowlisted one the
 /// spec names) running the adapter's arguments, through the image's own
-/// entrypoint unless the adapter says the image has none.
-fn container(name: &str, image: ContainerImage, unit: &RenderedUnit, spec: &NodeSpec, res: Option<ResourceRequirements>) -> Result<Container, RenderError> {
+/// entrypoint unless the adapter says the image has none; its ports named,
+/// its probes, the restricted profile.
+fn container(role: &str, image: ContainerImage, unit: &RenderedUnit, spec: &NodeSpec, res: Option<ResourceRequirements>) -> Result<Container, RenderError> {
     if let Program::Sidecar { name } = &unit.program {
         // sidecars are containers of their own image (`sidecar_container`)
         return Err(RenderError::SidecarInClient(name.clone()));
     }
     let env: Vec<EnvVar> = unit.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() }).collect();
+    let ports = container_ports(role, unit);
+    let (startup, readiness, liveness) = probes(unit);
     Ok(Container {
-        name: name.to_string(),
+        name: role.to_string(),
         image: Some(image.reference),
         command: (!image.command.is_empty()).then_some(image.command),
         args: (!unit.args.is_empty()).then(|| unit.args.clone()),
         env: (!env.is_empty()).then_some(env),
+        ports: (!ports.is_empty()).then_some(ports),
         resources: res,
+        security_context: Some(restricted(image.writable_root)),
+        startup_probe: startup,
+        readiness_probe: readiness,
+        liveness_probe: liveness,
         volume_mounts: Some(mounts(spec)),
         ..Default::default()
     })
@@ -159,7 +274,8 @@ fn container(name: &str, image: ContainerImage, unit: &RenderedUnit, spec: &Node
 
 /// A sidecar is its image's own program (the allowlisted image is the
 /// program), given the spec's arguments; never a command line of the spec's.
-fn sidecar_container(s: &novacula_core::spec::Sidecar, spec: &NodeSpec) -> Container {
+/// It sees no chain volume and not the node's config (the engine JWT): only a `/tmp`.
+fn sidecar_container(s: &novacula_core::spec::Sidecar) -> Container {
     let env: Vec<EnvVar> = s
         .env
         .iter()
@@ -171,7 +287,9 @@ fn sidecar_container(s: &novacula_core::spec::Sidecar, spec: &NodeSpec) -> Conta
         image: Some(s.image.clone()),
         args: (!s.command.is_empty()).then(|| s.command.clone()),
         env: (!env.is_empty()).then_some(env),
-        volume_mounts: Some(mounts(spec)),
+        resources: Some(small(50, 64, 256)),
+        security_context: Some(restricted(false)),
+        volume_mounts: Some(vec![tmp_mount()]),
         ..Default::default()
     }
 }
@@ -185,9 +303,10 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
     let mut once = BTreeMap::new();
     let mut containers = Vec::new();
     let mut ports = Vec::new();
+    let mut grace = i64::from(novacula_executor::adapter::DEFAULT_STOP_GRACE_SECS);
     for u in plan(spec) {
         if let Some(s) = spec.sidecars.iter().find(|s| s.name == u.unit) {
-            containers.push(sidecar_container(s, spec));
+            containers.push(sidecar_container(s));
             continue;
         }
         let unit = adapters.render(spec, &u.unit, &paths())?;
@@ -201,9 +320,22 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
                 }
             }
         }
-        if let Some(port) = probe_port(&unit.probe) {
-            ports.push(ServicePort { name: Some(format!("{}-http", u.unit)), port, ..Default::default() });
+        // The headless Service names every port reached from outside the node (never the engine API).
+        for p in unit.ports.iter().filter(|p| p.exposed) {
+            for (on, udp) in [(p.tcp, false), (p.udp, true)] {
+                if on {
+                    let name = port_name(&u.unit, &p.name, udp);
+                    ports.push(ServicePort {
+                        name: Some(name.clone()),
+                        port: i32::from(p.port),
+                        target_port: Some(IntOrString::String(name)),
+                        protocol: Some(if udp { "UDP" } else { "TCP" }.into()),
+                        ..Default::default()
+                    });
+                }
+            }
         }
+        grace = grace.max(i64::from(unit.stop_grace_secs));
         let c = spec.client(&u.unit).ok_or_else(|| RenderError::UnknownUnit(u.unit.clone()))?;
         let official = adapters.image(&spec.chain, &c.client, &c.version).ok_or_else(|| RenderError::NoImage(c.client.clone()))?;
         let image = match &c.image {
@@ -218,6 +350,8 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
         image: Some(INIT_IMAGE.into()),
         command: Some(["mkdir", "-p"].into_iter().map(String::from).chain(roles).collect()),
         volume_mounts: Some(mounts(spec)[..1].to_vec()),
+        resources: Some(small(10, 16, 64)),
+        security_context: Some(restricted(false)),
         ..Default::default()
     };
     let mut volumes = vec![Volume {
@@ -227,13 +361,15 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
                 VolumeProjection { config_map: Some(ConfigMapProjection { name: config_map_name(&name), ..Default::default() }), ..Default::default() },
                 VolumeProjection { secret: Some(SecretProjection { name: secret_name(&name), ..Default::default() }), ..Default::default() },
             ]),
-            ..Default::default()
+            // Read-only to the clients' group (fsGroup), the engine JWT included; mounted in the clients only.
+            default_mode: Some(0o440),
         }),
         ..Default::default()
     }];
     if spec.storage.is_empty() {
         volumes.push(Volume { name: "data".into(), empty_dir: Some(Default::default()), ..Default::default() });
     }
+    volumes.push(Volume { name: "tmp".into(), empty_dir: Some(Default::default()), ..Default::default() });
     let claims: Vec<PersistentVolumeClaim> = spec
         .storage
         .iter()
@@ -269,7 +405,16 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
             volume_claim_templates: (!claims.is_empty()).then_some(claims),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels(&name)), annotations: Some(annotations), ..Default::default() }),
-                spec: Some(PodSpec { init_containers: Some(vec![init]), containers, volumes: Some(volumes), ..Default::default() }),
+                spec: Some(PodSpec {
+                    init_containers: Some(vec![init]),
+                    containers,
+                    volumes: Some(volumes),
+                    security_context: Some(pod_security()),
+                    // Node pods never call the Kubernetes API.
+                    automount_service_account_token: Some(false),
+                    termination_grace_period_seconds: Some(grace),
+                    ..Default::default()
+                }),
             },
             ..Default::default()
         }),

@@ -37,7 +37,7 @@ fn each_client_runs_its_official_image_with_the_adapters_flags() {
         let container = pod.containers.iter().find(|c| c.name == def.role).unwrap();
         let want = images.iter().find(|(n, _)| *n == def.name).unwrap().1;
         assert_eq!(container.image.as_deref(), Some(want), "{}", def.name);
-        let unit = adapters.render(&spec, def.role, &NodePaths { root: ROOT.into() }).unwrap();
+        let unit = adapters.render(&spec, def.role, &NodePaths::pod(ROOT)).unwrap();
         assert_eq!(container.args.as_ref(), Some(&unit.args), "{}: the same flags as on an agent host", def.name);
         let command: Vec<String> = def.image_command.iter().map(ToString::to_string).collect();
         assert_eq!(container.command.clone().unwrap_or_default(), command, "{}: the image's entrypoint unless it has none", def.name);

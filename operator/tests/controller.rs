@@ -146,18 +146,78 @@ async fn create_applies_config_secret_statefulset_and_service() {
     assert_eq!((geth["name"].as_str(), geth["image"].as_str()), (Some("execution"), Some("ethereum/client-go:v1.14.11")));
     assert_eq!(geth["command"], Value::Null, "the image's own entrypoint (geth), not the agent's host path");
     assert_eq!(geth["args"][0], "--sepolia");
-    assert_eq!(geth["resources"], json!({"requests": {"cpu": "2000m", "memory": "8192Mi"}, "limits": {"memory": "8192Mi"}}));
+    assert_eq!(geth["resources"], json!({"requests": {"cpu": "2000m", "memory": "8192Mi"}, "limits": {"memory": "10240Mi"}}), "memory headroom, no CPU limit");
     assert_eq!(pod["containers"][1]["image"], "sigp/lighthouse:v5.3.0");
     assert_eq!(pod["containers"][1]["command"], json!(["lighthouse"]), "the lighthouse image has no entrypoint");
     assert_eq!(pod["containers"][1]["args"][0], "bn");
     assert_eq!(pod_annotations(sts)[RESTART_ANNOTATION], "0");
 
     assert_eq!(seen.service["spec"]["clusterIP"], "None");
-    assert_eq!(seen.service["spec"]["ports"].as_array().unwrap().len(), 2);
+    let published: Vec<&str> = seen.service["spec"]["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(["el-http", "el-p2p", "el-p2p-u", "cl-http", "cl-p2p", "cl-quic-u"].iter().all(|n| published.contains(n)), "{published:?}");
+    assert!(!published.iter().any(|n| n.contains("engine")), "the engine API stays inside the pod: {published:?}");
+
+    // The restricted Pod Security Standard, and no API token in a pod that never calls the API.
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!((pod["securityContext"]["runAsUser"].as_i64(), pod["securityContext"]["fsGroup"].as_i64()), (Some(10001), Some(10001)));
+    assert_eq!(pod["securityContext"]["fsGroupChangePolicy"], "OnRootMismatch");
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["terminationGracePeriodSeconds"], 300, "an execution client gets minutes to flush");
+    let every: Vec<&Value> = pod["initContainers"].as_array().unwrap().iter().chain(pod["containers"].as_array().unwrap()).collect();
+    for c in &every {
+        let sc = &c["securityContext"];
+        assert_eq!((sc["allowPrivilegeEscalation"].as_bool(), sc["readOnlyRootFilesystem"].as_bool()), (Some(false), Some(true)), "{c}");
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{c}");
+        assert!(c["resources"]["requests"]["memory"].is_string() && c["resources"]["limits"]["memory"].is_string(), "resources on every container: {c}");
+        let tmp = c["volumeMounts"].as_array().unwrap().iter().any(|m| m["mountPath"] == "/tmp");
+        assert!(tmp || c["name"] == "prepare", "a writable /tmp beside the read-only root: {c}");
+    }
+    // Clients listen on the pod's address (the Service reaches them); the engine API on localhost only.
+    let args: Vec<&str> = geth["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(args.contains(&"--http.addr=0.0.0.0") && args.contains(&"--authrpc.addr=127.0.0.1") && args.contains(&"--http.vhosts=*"), "{args:?}");
+    let ports: Vec<(&str, i64, &str)> = geth["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["containerPort"].as_i64().unwrap(), p["protocol"].as_str().unwrap()))
+        .collect();
+    assert!(
+        ports.contains(&("el-p2p", 30303, "TCP")) && ports.contains(&("el-p2p-u", 30303, "UDP")) && ports.contains(&("el-engine", 8551, "TCP")),
+        "{ports:?}"
+    );
+    // Probes from the adapter: a lenient liveness, readiness from the client's own health.
+    assert_eq!(geth["readinessProbe"]["tcpSocket"]["port"], 8545);
+    assert_eq!(geth["livenessProbe"]["failureThreshold"], 10);
+    assert_eq!(geth["startupProbe"]["failureThreshold"], 60);
+    let lighthouse = &pod["containers"][1];
+    assert_eq!(lighthouse["readinessProbe"]["httpGet"]["path"], "/eth/v1/node/health");
+    assert_eq!(lighthouse["readinessProbe"]["httpGet"]["port"], 5052);
     // not rolled out yet: nothing observed, processes starting
     assert_eq!(seen.status["phase"], "configuring", "the control plane's words: still applying revision 1");
     assert_eq!(seen.status["observedRevision"], 0);
     assert_eq!(seen.status["processes"][0], json!({"name": "execution", "status": "starting", "sync": null, "message": null}));
+}
+
+#[tokio::test]
+async fn a_sidecar_runs_its_own_image_without_chain_volumes_or_the_jwt() {
+    let mut spec = eth_spec("n1");
+    spec.sidecars.push(novacula_core::spec::Sidecar {
+        name: "exporter".into(),
+        image: "ethpandaops/ethereum-metrics-exporter:0.24.0".into(),
+        command: vec!["--execution-url=http://127.0.0.1:8545".into()],
+        env: Default::default(),
+    });
+    let seen = reconcile_in(cr(spec, 1), World { secret_exists: false, sts_status: sts_status(0, 0, 1), pod: None }).await;
+    let containers = seen.sts["spec"]["template"]["spec"]["containers"].as_array().unwrap().clone();
+    let exporter = containers.iter().find(|c| c["name"] == "exporter").unwrap();
+    assert_eq!(exporter["image"], "ethpandaops/ethereum-metrics-exporter:0.24.0");
+    assert_eq!(exporter["command"], Value::Null, "the image's own program, never its name as a command");
+    assert_eq!(exporter["args"], json!(["--execution-url=http://127.0.0.1:8545"]));
+    let mounts: Vec<&str> = exporter["volumeMounts"].as_array().unwrap().iter().map(|m| m["mountPath"].as_str().unwrap()).collect();
+    assert_eq!(mounts, ["/tmp"], "no chain data, no config, no engine JWT");
+    assert_eq!(exporter["securityContext"]["allowPrivilegeEscalation"], false);
+    assert!(exporter["resources"]["limits"]["memory"].is_string());
 }
 
 #[tokio::test]

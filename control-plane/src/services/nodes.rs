@@ -264,6 +264,7 @@ pub fn deploy(s: &AppState, org: &str, actor: &str, req: DeployRequest) -> Resul
             return Err(ServiceError::Conflict(format!("executor {:?} runs {} which is out of support; upgrade it before deploying", exec.name, exec.version)));
         }
         validate_spec(&spec, &exec.capabilities).map_err(validation_error)?;
+        novacula_core::validate::new_node_name(&spec.name).map_err(|e| validation_error(vec![e]))?;
         let mut spec = spec.clone();
         place(w, &org, &exec, &mut spec, None)?;
         let k = key(&[&org, &spec.name]);

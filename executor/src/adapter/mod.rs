@@ -20,14 +20,44 @@ use novacula_core::spec::{ClientSpec, NodeSpec, Sidecar};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Where a node's files live: `data_dir/nodes/<name>/` on an agent host,
-/// `/novacula` in a pod.
+/// Where a node's files live (`data_dir/nodes/<name>/` on an agent host,
+/// `/novacula` in a pod), and where its clients serve RPC, REST and metrics.
 #[derive(Debug, Clone)]
 pub struct NodePaths {
     pub root: PathBuf,
+    /// The address RPC, REST and metrics bind to. The engine API binds to
+    /// 127.0.0.1 whatever this says.
+    pub listen: Listen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// 127.0.0.1: an agent host, where other processes of the host are the clients.
+    Localhost,
+    /// Every address of a pod, so its Service reaches the node inside the namespace.
+    Pod,
+}
+
+impl Listen {
+    pub fn address(self) -> &'static str {
+        match self {
+            Listen::Localhost => "127.0.0.1",
+            Listen::Pod => "0.0.0.0",
+        }
+    }
 }
 
 impl NodePaths {
+    /// A node on an agent host.
+    pub fn host(root: impl Into<PathBuf>) -> NodePaths {
+        NodePaths { root: root.into(), listen: Listen::Localhost }
+    }
+
+    /// A node in a pod.
+    pub fn pod(root: impl Into<PathBuf>) -> NodePaths {
+        NodePaths { root: root.into(), listen: Listen::Pod }
+    }
+
     pub fn data(&self, unit: &str) -> PathBuf {
         self.root.join("data").join(unit)
     }
@@ -77,6 +107,22 @@ pub struct ContainerImage {
     pub reference: String,
     /// Empty: the image's entrypoint, given the rendered arguments.
     pub command: Vec<String>,
+    /// The client writes under its own install directory (logs, keystore),
+    /// so its root filesystem cannot be read-only: a documented exception.
+    pub writable_root: bool,
+}
+
+/// A port a process listens on, as the backend must open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedPort {
+    /// The spec's name for it (`p2p`, `http`, `engine`...).
+    pub name: String,
+    pub port: u16,
+    pub tcp: bool,
+    pub udp: bool,
+    /// Reached from outside the node (a Service, peers): not the engine API
+    /// or a private API, which only the node's own processes use.
+    pub exposed: bool,
 }
 
 /// What a process runs, named logically; the backend resolves it.
@@ -100,6 +146,11 @@ pub struct RenderedUnit {
     /// Processes of the node this one cannot work without (a consensus
     /// client needs its execution client): its health includes theirs.
     pub needs: Vec<String>,
+    /// What the process listens on.
+    pub ports: Vec<NamedPort>,
+    /// How long a stop may take before the process is killed (an execution
+    /// client flushes its state for minutes).
+    pub stop_grace_secs: u32,
 }
 
 /// Why a unit could not be rendered: always the spec's doing here.
@@ -131,6 +182,9 @@ pub trait ChainAdapter: Send + Sync {
     /// The official image of a client release, for the operator.
     fn image(&self, client: &str, version: &str) -> Option<ContainerImage>;
 }
+
+/// A process's stop grace unless its adapter says otherwise.
+pub const DEFAULT_STOP_GRACE_SECS: u32 = 30;
 
 /// Adapters by chain name, and the sidecar programs this host allows.
 pub struct Adapters {
@@ -209,7 +263,16 @@ fn render_sidecar(s: &Sidecar, name: String) -> RenderedUnit {
     // The spec names the program; the host's configuration says what it is.
     // Core validation refuses loader and marker variables; drop them here too.
     let env = s.env.iter().filter(|(k, _)| !novacula_core::validate::env_key_forbidden(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    RenderedUnit { program: Program::Sidecar { name }, args: s.command.clone(), env, files: vec![], probe: Probe::Alive, needs: vec![] }
+    RenderedUnit {
+        program: Program::Sidecar { name },
+        args: s.command.clone(),
+        env,
+        files: vec![],
+        probe: Probe::Alive,
+        needs: vec![],
+        ports: vec![],
+        stop_grace_secs: DEFAULT_STOP_GRACE_SECS,
+    }
 }
 
 #[cfg(test)]
@@ -217,7 +280,7 @@ mod tests {
     use super::*;
 
     fn paths() -> NodePaths {
-        NodePaths { root: "/var/lib/novacula/nodes/eth".into() }
+        NodePaths::host("/var/lib/novacula/nodes/eth")
     }
 
     fn eth() -> NodeSpec {

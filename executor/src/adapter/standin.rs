@@ -55,10 +55,12 @@ impl ChainAdapter for StandIn {
             files: vec![RenderedFile::text("standin.conf", format!("{:?}\n", c.config_overrides))],
             probe: Probe::Alive,
             needs: vec![],
+            ports: vec![],
+            stop_grace_secs: super::DEFAULT_STOP_GRACE_SECS,
         })
     }
 
     fn image(&self, client: &str, _: &str) -> Option<ContainerImage> {
-        (client == "standin").then(|| ContainerImage { reference: STANDIN_IMAGE.into(), command: vec!["/bin/sh".into()] })
+        (client == "standin").then(|| ContainerImage { reference: STANDIN_IMAGE.into(), command: vec!["/bin/sh".into()], writable_root: false })
     }
 }

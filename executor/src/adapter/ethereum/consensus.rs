@@ -37,6 +37,9 @@ const LIGHTHOUSE: ClientDef = ClientDef {
     tag_prefix: "v",
     // The image has no entrypoint.
     image_command: &["lighthouse"],
+    writable_root: false,
+    internal: &[],
+    stop_grace_secs: 120,
     render: lighthouse,
 };
 
@@ -54,10 +57,10 @@ fn lighthouse(x: &Ctx) -> Flags {
         .set("discovery-port", x.port("p2p"))
         .set("quic-port", x.port("quic"))
         .on("http")
-        .set("http-address", LOCALHOST)
+        .set("http-address", x.listen)
         .set("http-port", x.port("http"))
         .on("metrics")
-        .set("metrics-address", LOCALHOST)
+        .set("metrics-address", x.listen)
         .set("metrics-port", x.port("metrics"));
     if x.archive() {
         f.on("reconstruct-historic-states")
@@ -97,6 +100,9 @@ const PRYSM: ClientDef = ClientDef {
     image: "gcr.io/offchainlabs/prysm/beacon-chain",
     tag_prefix: "v",
     image_command: &[],
+    writable_root: false,
+    internal: &["grpc"],
+    stop_grace_secs: 120,
     render: prysm,
 };
 
@@ -110,11 +116,11 @@ fn prysm(x: &Ctx) -> Flags {
         .set("p2p-tcp-port", x.port("p2p"))
         .set("p2p-udp-port", x.port("discovery"))
         .set("p2p-quic-port", x.port("p2p"))
-        .set("http-host", LOCALHOST)
+        .set("http-host", x.listen)
         .set("http-port", x.port("http"))
         .set("rpc-host", LOCALHOST)
         .set("rpc-port", x.port("grpc"))
-        .set("monitoring-host", LOCALHOST)
+        .set("monitoring-host", x.listen)
         .set("monitoring-port", x.port("metrics"));
     // By default Prysm keeps a state every 2048 slots; an archive keeps one per epoch.
     if x.archive() {
@@ -155,6 +161,9 @@ const LODESTAR: ClientDef = ClientDef {
     image: "chainsafe/lodestar",
     tag_prefix: "v",
     image_command: &[],
+    writable_root: false,
+    internal: &[],
+    stop_grace_secs: 120,
     render: lodestar,
 };
 
@@ -167,10 +176,10 @@ fn lodestar(x: &Ctx) -> Flags {
         .set("port", x.port("p2p"))
         .set("discoveryPort", x.port("p2p"))
         .set("rest", "true")
-        .set("rest.address", LOCALHOST)
+        .set("rest.address", x.listen)
         .set("rest.port", x.port("http"))
         .on("metrics")
-        .set("metrics.address", LOCALHOST)
+        .set("metrics.address", x.listen)
         .set("metrics.port", x.port("metrics"))
 }
 
@@ -189,7 +198,7 @@ fn lodestar_dev(x: &Ctx) -> Flags {
         .set("jwt-secret", &x.jwt)
         .set("port", x.port("p2p"))
         .set("discv5", "false")
-        .set("rest.address", LOCALHOST)
+        .set("rest.address", x.listen)
         .set("rest.port", x.port("http"))
         // The built-in validator looks for the beacon node on the default port otherwise.
         .set("server", format!("http://{LOCALHOST}:{}", x.port("http")))
@@ -224,6 +233,9 @@ const TEKU: ClientDef = ClientDef {
     image: "consensys/teku",
     tag_prefix: "",
     image_command: &[],
+    writable_root: false,
+    internal: &[],
+    stop_grace_secs: 120,
     render: teku,
 };
 
@@ -234,11 +246,13 @@ fn teku(x: &Ctx) -> Flags {
         .set("p2p-udp-port", x.port("p2p"))
         .set("p2p-quic-port", x.port("quic"))
         .set("rest-api-enabled", "true")
-        .set("rest-api-interface", LOCALHOST)
+        .set("rest-api-interface", x.listen)
         .set("rest-api-port", x.port("http"))
         .set("metrics-enabled", "true")
-        .set("metrics-interface", LOCALHOST)
+        .set("metrics-interface", x.listen)
         .set("metrics-port", x.port("metrics"));
+    // Teku answers only Host headers it lists (localhost by default).
+    let f = if x.public() { f.set("rest-api-host-allowlist", "*").set("metrics-host-allowlist", "*") } else { f };
     if x.archive() {
         f.set("data-storage-mode", "ARCHIVE")
     } else {
@@ -260,6 +274,9 @@ const NIMBUS: ClientDef = ClientDef {
     image: "statusim/nimbus-eth2",
     tag_prefix: "amd64-v",
     image_command: &[],
+    writable_root: false,
+    internal: &[],
+    stop_grace_secs: 120,
     render: nimbus,
 };
 
@@ -269,10 +286,10 @@ fn nimbus(x: &Ctx) -> Flags {
         .set("tcp-port", x.port("p2p"))
         .set("udp-port", x.port("p2p"))
         .on("rest")
-        .set("rest-address", LOCALHOST)
+        .set("rest-address", x.listen)
         .set("rest-port", x.port("http"))
         .on("metrics")
-        .set("metrics-address", LOCALHOST)
+        .set("metrics-address", x.listen)
         .set("metrics-port", x.port("metrics"));
     if x.archive() {
         f.set("history", "archive")

@@ -41,6 +41,9 @@ const GETH: ClientDef = ClientDef {
     image: "ethereum/client-go",
     tag_prefix: "v",
     image_command: &[],
+    writable_root: false,
+    internal: &[],
+    stop_grace_secs: 300,
     render: geth,
 };
 
@@ -51,15 +54,17 @@ fn geth(x: &Ctx) -> Flags {
         .set("port", x.port("p2p"))
         .set("discovery.port", x.port("p2p"))
         .on("http")
-        .set("http.addr", LOCALHOST)
+        .set("http.addr", x.listen)
         .set("http.port", x.port("http"))
         .set("http.api", "eth,net,web3")
         .set("authrpc.addr", LOCALHOST)
         .set("authrpc.port", x.port("engine"))
         .set("authrpc.jwtsecret", &x.jwt)
         .on("metrics")
-        .set("metrics.addr", LOCALHOST)
+        .set("metrics.addr", x.listen)
         .set("metrics.port", x.port("metrics"));
+    // geth answers 403 to a Host header it does not list (a pod's address).
+    let f = if x.public() { f.set("http.vhosts", "*") } else { f };
     if x.archive() {
         f.set("syncmode", "full").set("gcmode", "archive")
     } else {
@@ -94,6 +99,9 @@ const RETH: ClientDef = ClientDef {
     image: "ghcr.io/paradigmxyz/reth",
     tag_prefix: "v",
     image_command: &[],
+    writable_root: false,
+    internal: &[],
+    stop_grace_secs: 300,
     render: reth,
 };
 
@@ -106,13 +114,13 @@ fn reth(x: &Ctx) -> Flags {
         .set("discovery.port", x.port("p2p"))
         .set("discovery.v5.port", x.port("discv5"))
         .on("http")
-        .set("http.addr", LOCALHOST)
+        .set("http.addr", x.listen)
         .set("http.port", x.port("http"))
         .set("http.api", "eth,net,web3")
         .set("authrpc.addr", LOCALHOST)
         .set("authrpc.port", x.port("engine"))
         .set("authrpc.jwtsecret", &x.jwt)
-        .set("metrics", format!("{LOCALHOST}:{}", x.port("metrics")))
+        .set("metrics", format!("{}:{}", x.listen, x.port("metrics")))
         // The IPC socket defaults to /tmp/reth.ipc, shared by every instance on a host.
         .on("ipcdisable");
     // reth keeps everything (archive) unless told to prune.
@@ -164,6 +172,10 @@ const NETHERMIND: ClientDef = ClientDef {
     image: "nethermind/nethermind",
     tag_prefix: "",
     image_command: &[],
+    // Nethermind writes its logs and keystore under /nethermind in its image.
+    writable_root: true,
+    internal: &[],
+    stop_grace_secs: 300,
     render: nethermind,
 };
 
@@ -173,7 +185,7 @@ fn nethermind(x: &Ctx) -> Flags {
         .set("config", config)
         .set("data-dir", &x.data)
         .set("JsonRpc.Enabled", "true")
-        .set("JsonRpc.Host", LOCALHOST)
+        .set("JsonRpc.Host", x.listen)
         .set("JsonRpc.Port", x.port("http"))
         // The WebSocket listener defaults to 8545 whatever JsonRpc.Port says.
         .set("JsonRpc.WebSocketsPort", x.port("http"))
@@ -183,7 +195,7 @@ fn nethermind(x: &Ctx) -> Flags {
         .set("Network.P2PPort", x.port("p2p"))
         .set("Network.DiscoveryPort", x.port("p2p"))
         .set("Metrics.Enabled", "true")
-        .set("Metrics.ExposeHost", LOCALHOST)
+        .set("Metrics.ExposeHost", x.listen)
         .set("Metrics.ExposePort", x.port("metrics"))
         .set("HealthChecks.Enabled", "true")
 }
@@ -217,11 +229,14 @@ const ERIGON: ClientDef = ClientDef {
     image: "erigontech/erigon",
     tag_prefix: "v",
     image_command: &[],
+    writable_root: false,
+    internal: &["grpc"],
+    stop_grace_secs: 300,
     render: erigon,
 };
 
 fn erigon(x: &Ctx) -> Flags {
-    Flags::new()
+    let f = Flags::new()
         .set("chain", x.network)
         .set("datadir", &x.data)
         .set("prune.mode", if x.archive() { "archive" } else { "full" })
@@ -230,7 +245,7 @@ fn erigon(x: &Ctx) -> Flags {
         .set("port", x.port("p2p"))
         .set("p2p.allowed-ports", format!("{},{}", x.port("p2p"), x.port("p2p-alt")))
         .on("http")
-        .set("http.addr", LOCALHOST)
+        .set("http.addr", x.listen)
         .set("http.port", x.port("http"))
         // Erigon's default API set has no `net` (the peer probe needs it) and
         // has `engine`, which stays on the authenticated port only.
@@ -241,8 +256,14 @@ fn erigon(x: &Ctx) -> Flags {
         .set("torrent.port", x.port("torrent"))
         .set("private.api.addr", format!("{LOCALHOST}:{}", x.port("grpc")))
         .on("metrics")
-        .set("metrics.addr", LOCALHOST)
-        .set("metrics.port", x.port("metrics"))
+        .set("metrics.addr", x.listen)
+        .set("metrics.port", x.port("metrics"));
+    // Erigon, like geth, filters requests by Host header.
+    if x.public() {
+        f.set("http.vhosts", "*")
+    } else {
+        f
+    }
 }
 
 const BESU: ClientDef = ClientDef {
@@ -271,6 +292,10 @@ const BESU: ClientDef = ClientDef {
     image: "hyperledger/besu",
     tag_prefix: "",
     image_command: &[],
+    writable_root: false,
+    // The RPC listens where the engine API does (127.0.0.1), so not on the pod's address.
+    internal: &["http"],
+    stop_grace_secs: 300,
     render: besu,
 };
 
@@ -280,6 +305,8 @@ fn besu(x: &Ctx) -> Flags {
         .set("data-path", &x.data)
         .set("p2p-port", x.port("p2p"))
         .set("rpc-http-enabled", "true")
+        // Besu's engine API listens on the JSON-RPC host, which therefore
+        // stays 127.0.0.1 in a pod too: besu's RPC is reached inside the pod only.
         .set("rpc-http-host", LOCALHOST)
         .set("rpc-http-port", x.port("http"))
         .set("rpc-http-api", "ETH,NET,WEB3")
@@ -287,8 +314,9 @@ fn besu(x: &Ctx) -> Flags {
         .set("engine-jwt-secret", &x.jwt)
         .set("engine-host-allowlist", "localhost,127.0.0.1")
         .set("metrics-enabled", "true")
-        .set("metrics-host", LOCALHOST)
+        .set("metrics-host", x.listen)
         .set("metrics-port", x.port("metrics"));
+    let f = if x.public() { f.set("host-allowlist", "*") } else { f };
     if x.archive() {
         f.set("sync-mode", "FULL").set("data-storage-format", "FOREST")
     } else {
@@ -343,6 +371,9 @@ const ETHEREUMJS: ClientDef = ClientDef {
     image: "ethpandaops/ethereumjs",
     tag_prefix: "",
     image_command: &[],
+    writable_root: false,
+    internal: &[],
+    stop_grace_secs: 300,
     render: ethereumjs,
 };
 
@@ -356,7 +387,7 @@ fn ethereumjs(x: &Ctx) -> Flags {
     f.set("dataDir", &x.data)
         .set("port", x.port("p2p"))
         .on("rpc")
-        .set("rpcAddr", LOCALHOST)
+        .set("rpcAddr", x.listen)
         .set("rpcPort", x.port("http"))
         .on("rpcEngine")
         .set("rpcEngineAddr", LOCALHOST)

@@ -12,7 +12,7 @@ mod devnet;
 mod execution;
 
 use super::flags::Flags;
-use super::{ChainAdapter, ContainerImage, FileContents, NodePaths, Probe, Program, RenderError, RenderedFile, RenderedUnit};
+use super::{ChainAdapter, ContainerImage, FileContents, NamedPort, NodePaths, Probe, Program, RenderError, RenderedFile, RenderedUnit};
 use novacula_core::executor::{ChainSupport, ClientSupport, MinVersion, NetworkDefaults, PortSupport, RoleResources};
 use novacula_core::spec::{ClientSpec, NodeSpec, NodeType, Resources};
 use std::collections::BTreeMap;
@@ -37,8 +37,8 @@ pub const CHECKPOINT_URLS: [(&str, &str); 3] = [
 
 /// The JWT both clients of a node share, in its config directory.
 const JWT_FILE: &str = "jwt.hex";
-/// Every listener the adapter opens binds here on an agent host: the engine
-/// API always, RPC, REST and metrics unless a spec overrides their address.
+/// The engine API always binds here (both clients of a node share the host
+/// or the pod); on an agent host RPC, REST and metrics do too.
 const LOCALHOST: &str = "127.0.0.1";
 
 /// What a client's command line is made from.
@@ -50,6 +50,8 @@ pub struct Ctx<'a> {
     /// The node's config directory (the JWT, a devnet's genesis files).
     pub config: String,
     pub jwt: String,
+    /// Where RPC, REST and metrics listen (127.0.0.1 on a host, all addresses in a pod).
+    pub listen: &'static str,
     ports: BTreeMap<&'static str, u16>,
     /// The execution client's engine API (consensus clients).
     pub engine: String,
@@ -69,6 +71,12 @@ impl Ctx<'_> {
 
     pub fn devnet(&self) -> bool {
         self.network == DEVNET
+    }
+
+    /// Whether clients are reached from other hosts (a pod's Service): then
+    /// the clients that filter requests by Host header must accept any.
+    pub fn public(&self) -> bool {
+        self.listen != LOCALHOST
     }
 }
 
@@ -92,6 +100,12 @@ pub struct ClientDef {
     pub tag_prefix: &'static str,
     /// The command when the image has no entrypoint of its own.
     pub image_command: &'static [&'static str],
+    /// The client writes under its install directory: no read-only root filesystem.
+    pub writable_root: bool,
+    /// Ports that stay inside the node: the engine API always, plus the
+    /// client's private ones, and its RPC when the engine shares its address.
+    pub internal: &'static [&'static str],
+    pub stop_grace_secs: u32,
     pub render: fn(&Ctx) -> Flags,
 }
 
@@ -121,6 +135,16 @@ impl ClientDef {
     /// (a spec written before the control plane allocated ports).
     fn ports(&self, c: &ClientSpec) -> BTreeMap<&'static str, u16> {
         self.ports.iter().map(|(name, default)| (*name, c.ports.get(*name).copied().unwrap_or(*default))).collect()
+    }
+}
+
+/// Which protocols a port carries, by its name: P2P (and Erigon's second
+/// P2P port and torrents) TCP and UDP, discovery and QUIC UDP, the rest TCP.
+fn protocols(name: &str) -> (bool, bool) {
+    match name {
+        "p2p" | "p2p-alt" | "torrent" => (true, true),
+        "discovery" | "discv5" | "quic" => (false, true),
+        _ => (true, false),
     }
 }
 
@@ -245,6 +269,7 @@ impl ChainAdapter for Ethereum {
             data: paths.data(&c.role).display().to_string(),
             config: paths.config().display().to_string(),
             jwt: paths.config().join(JWT_FILE).display().to_string(),
+            listen: paths.listen.address(),
             ports: def.ports(c),
             engine: Self::engine_url(spec),
             checkpoint: if def.checkpoint.is_some() && !opted_out { self.checkpoint_urls.get(&spec.network).cloned() } else { None },
@@ -262,7 +287,16 @@ impl ChainAdapter for Ethereum {
             _ => (Probe::BeaconApi { url: format!("http://{LOCALHOST}:{}", ctx.port("http")) }, vec![EXECUTION.to_string()]),
         };
         let program = Program::Client { client: c.client.clone(), version: c.version.clone() };
-        Ok(RenderedUnit { program, args, env: BTreeMap::new(), files, probe, needs })
+        let ports = ctx
+            .ports
+            .iter()
+            .map(|(name, port)| {
+                let (tcp, udp) = protocols(name);
+                let exposed = *name != "engine" && !def.internal.contains(name);
+                NamedPort { name: (*name).to_string(), port: *port, tcp, udp, exposed }
+            })
+            .collect();
+        Ok(RenderedUnit { program, args, env: BTreeMap::new(), files, probe, needs, ports, stop_grace_secs: def.stop_grace_secs })
     }
 
     fn image(&self, client_name: &str, version: &str) -> Option<ContainerImage> {
@@ -270,6 +304,7 @@ impl ChainAdapter for Ethereum {
         Some(ContainerImage {
             reference: format!("{}:{}{}", def.image, def.tag_prefix, version.trim_start_matches('v')),
             command: def.image_command.iter().map(ToString::to_string).collect(),
+            writable_root: def.writable_root,
         })
     }
 }
