@@ -1,0 +1,140 @@
+//! What a platform team runs before admitting the operator to a cluster, on
+//! every object it renders for a matrix of specs (every client the adapters
+//! know, with storage volumes and a sidecar) and on the CRD:
+//! - `kubernetes-validate --strict` against the oldest and newest Kubernetes
+//!   versions the operator supports;
+//! - `checkov`, with the checks skipped in `.ci/checkov-skips.txt`, each with
+//!   its reason; any other failure fails the test.
+//!
+//! Both come from PyPI through `.ci/prerequisites`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
+
+mod common;
+
+use common::cr;
+use novacula_core::fixtures::{client, eth_spec};
+use novacula_core::spec::{Sidecar, StorageVolume};
+use novacula_core::NodeSpec;
+use novacula_executor::adapter::{ethereum, Adapters, StandIn};
+use novacula_operator::render::render;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Kubernetes versions the operator supports, oldest and newest.
+const KUBERNETES: [&str; 2] = ["1.27.0", "1.37.0"];
+
+/// Every execution client with a consensus client (all five in turn), on
+/// mainnet with two volumes and a sidecar; the devnet pair; the stand-in.
+fn matrix() -> Vec<NodeSpec> {
+    let els: Vec<&str> = ethereum::clients().filter(|d| d.role == "execution").map(|d| d.name).collect();
+    let cls: Vec<&str> = ethereum::clients().filter(|d| d.role == "consensus").map(|d| d.name).collect();
+    let mut specs = vec![];
+    for (i, el) in els.iter().enumerate() {
+        let cl = cls[i % cls.len()];
+        let mut s = eth_spec(&format!("{el}-{cl}"));
+        s.network = "mainnet".into();
+        s.clients = vec![client("execution", el, "1.16.7"), client("consensus", cl, "8.0.0")];
+        s.clients[0].resources = novacula_core::spec::Resources { cpu_millis: 3000, memory_mib: 12288 };
+        s.storage = vec![
+            StorageVolume { name: "chain".into(), size_gib: 2560, mount_path: "/novacula/data".into(), storage_class: Some("fast-ssd".into()) },
+            StorageVolume { name: "era".into(), size_gib: 500, mount_path: "/era".into(), storage_class: None },
+        ];
+        s.sidecars = vec![Sidecar {
+            name: "exporter".into(),
+            image: "ethpandaops/ethereum-metrics-exporter:0.24.0".into(),
+            command: vec!["--execution-url=http://127.0.0.1:8545".into()],
+            env: [("LOG_LEVEL".to_string(), "info".to_string())].into(),
+        }];
+        specs.push(s);
+    }
+    let mut devnet = eth_spec("devnet");
+    devnet.network = "devnet".into();
+    devnet.clients = vec![client("execution", "ethereumjs", "0.10.5"), client("consensus", "lodestar", "1.5.1")];
+    specs.push(devnet);
+    specs.push(StandIn::spec("demo"));
+    specs
+}
+
+/// Every rendered object of the matrix, one YAML file each, and the CRD.
+fn write_objects(dir: &Path) -> Vec<PathBuf> {
+    let adapters = Adapters::standard().with_demo_chain();
+    let mut files = vec![];
+    let mut write = |name: String, yaml: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, yaml).unwrap();
+        files.push(path);
+    };
+    for spec in matrix() {
+        let name = spec.name.clone();
+        // Nodes run in the namespace the chart installs the operator into, never `default`.
+        let mut node = cr(spec, 1);
+        node.metadata.namespace = Some("validators".into());
+        let r = render(&node, &adapters).unwrap();
+        write(format!("{name}-configmap.yaml"), serde_yaml::to_string(&r.config_map).unwrap());
+        write(format!("{name}-secret.yaml"), serde_yaml::to_string(&r.secret).unwrap());
+        write(format!("{name}-statefulset.yaml"), serde_yaml::to_string(&r.stateful_set).unwrap());
+        write(format!("{name}-service.yaml"), serde_yaml::to_string(&r.service).unwrap());
+    }
+    write("crd.yaml".into(), novacula_operator::crd::crd_yaml());
+    files
+}
+
+/// A directory checkov scans (it skips hidden ones, such as tempfile's default `.tmpXXXX`).
+fn objects_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("novacula-objects-").tempdir().unwrap()
+}
+
+fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.exists());
+    if found.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "{name} is missing: run .ci/prerequisites");
+        eprintln!("skipped: {name} is not installed (run .ci/prerequisites)");
+    }
+    found
+}
+
+#[test]
+fn every_rendered_object_passes_kubernetes_validate_strict() {
+    let Some(kv) = tool("kubernetes-validate") else { return };
+    let dir = objects_dir();
+    let files = write_objects(dir.path());
+    for version in KUBERNETES {
+        let out = Command::new(&kv).args(["--strict", "--quiet", "-k", version]).args(&files).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && !text.contains("ERROR"), "kubernetes-validate {version}:\n{text}");
+    }
+}
+
+/// The checks skipped on purpose, from `.ci/checkov-skips.txt` (`ID  # reason`).
+fn skips() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/checkov-skips.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (id, reason) = l.split_once('#').unwrap_or_else(|| panic!("{}: {l:?} gives no reason", path.display()));
+            assert!(!reason.trim().is_empty(), "{}: {l:?} gives no reason", path.display());
+            id.trim().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn checkov_finds_nothing_beyond_the_documented_skips() {
+    let Some(checkov) = tool("checkov") else { return };
+    let dir = objects_dir();
+    let files = write_objects(dir.path());
+    assert!(files.len() > 30, "the matrix renders every object");
+    let out = Command::new(&checkov)
+        .args(["--framework", "kubernetes", "--quiet", "--compact", "--skip-download", "--skip-check", &skips().join(","), "-d"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "checkov failed:\n{text}");
+    // It did scan them: without the skips, what is skipped shows as failed.
+    let all = Command::new(&checkov).args(["--framework", "kubernetes", "--quiet", "--compact", "--skip-download", "-d"]).arg(dir.path()).output().unwrap();
+    let all = String::from_utf8_lossy(&all.stdout);
+    assert!(all.contains("CKV_K8S_11") && all.contains("FAILED for resource: StatefulSet.validators."), "checkov saw no StatefulSet:\n{all}");
+}
