@@ -17,6 +17,7 @@ pub const MANAGER: &str = "novacula-operator";
     kind = "BlockchainNode",
     namespaced,
     status = "BlockchainNodeStatus",
+    shortname = "bn",
     shortname = "bcn",
     printcolumn = r#"{"name":"Chain","type":"string","jsonPath":".spec.node.chain"}"#,
     printcolumn = r#"{"name":"Desired","type":"string","jsonPath":".spec.node.desiredState"}"#,

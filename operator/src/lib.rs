@@ -5,6 +5,7 @@
 
 pub mod controller;
 pub mod crd;
+pub mod health;
 pub mod nodes;
 pub mod rbac;
 pub mod render;

@@ -48,9 +48,17 @@ struct RunArgs {
     /// PEM certificates to trust for an https:// control plane, beside the system's roots.
     #[arg(long, env = "NOVACULA_CA_FILE")]
     ca_file: Option<PathBuf>,
-    /// The organization API key (the chart reads it from a Secret).
-    #[arg(long, env = "NOVACULA_API_KEY", hide_env_values = true)]
-    api_key: String,
+    /// The organization API key; prefer --api-key-file (the chart mounts it from a Secret).
+    #[arg(long, env = "NOVACULA_API_KEY", hide_env_values = true, required_unless_present = "api_key_file")]
+    api_key: Option<String>,
+    /// A file holding the API key (the chart mounts the Secret's key here).
+    #[arg(long, env = "NOVACULA_API_KEY_FILE", conflicts_with = "api_key")]
+    api_key_file: Option<PathBuf>,
+    /// Where to answer Kubernetes' probes: GET /healthz and /readyz answer 200
+    /// once the operator has started its loops (the chart's readiness probe,
+    /// which a self-upgrade's rollout waits on).
+    #[arg(long, env = "NOVACULA_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    health_addr: std::net::SocketAddr,
     /// Release channel for self-upgrades: stable, beta or dev.
     #[arg(long, env = "NOVACULA_CHANNEL", default_value = "stable")]
     channel: String,
@@ -98,7 +106,12 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
     let channel: Channel = args.channel.parse()?;
     let client = Client::try_default().await.map_err(|e| format!("kubernetes client: {e}"))?;
     let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
-    let api = HttpApi::with_ca(&args.control_plane_url, Some(args.api_key.clone()), args.ca_file.as_deref()).map_err(|e| e.to_string())?;
+    let key = match (&args.api_key, &args.api_key_file) {
+        (Some(k), _) => k.trim().to_string(),
+        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| format!("cannot read the API key file {}: {e}", f.display()))?.trim().to_string(),
+        (None, None) => return Err("set --api-key-file (or --api-key)".into()),
+    };
+    let api = HttpApi::with_ca(&args.control_plane_url, Some(key), args.ca_file.as_deref()).map_err(|e| e.to_string())?;
     let id = Identity { name: args.name.clone(), kind: ExecutorKind::Operator, version: env!("CARGO_PKG_VERSION").into(), channel };
     tracing::info!(name = %args.name, url = %args.control_plane_url, namespace = %namespace, "operator starting");
     let allowed_images: Vec<String> = args.allowed_images.iter().map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect();
@@ -115,10 +128,13 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
         container: args.container.clone(),
     });
     let controller = novacula_operator::controller::run(client, &namespace, adapters());
+    let health = tokio::net::TcpListener::bind(args.health_addr).await.map_err(|e| format!("health endpoint {}: {e}", args.health_addr))?;
+    tracing::info!(addr = %args.health_addr, "answering probes");
     exec.run(async move {
         tokio::select! {
             _ = controller => tracing::info!("controller stopped"),
             _ = self_upgrade(upgrades, own) => {}
+            r = novacula_operator::health::serve(health) => tracing::error!(error = ?r.err(), "health endpoint stopped"),
         }
     })
     .await;

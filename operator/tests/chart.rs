@@ -215,15 +215,30 @@ fn deployment_configures_the_operator_by_env_with_the_key_from_a_secret() {
     let var = |name: &str| env.iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("no env {name}"));
     assert_eq!(scalar(&var("NOVACULA_OPERATOR_NAME")["value"]), "k8s-executor");
     assert_eq!(scalar(&var("NOVACULA_CHANNEL")["value"]), "stable");
-    assert_eq!(scalar(&var("NOVACULA_API_KEY")["valueFrom"]["secretKeyRef"]["name"]), "novacula-api-key");
-    assert!(var("NOVACULA_API_KEY").get("value").is_none(), "the key never sits in the Deployment");
+    // The key is a file from the Secret, never an environment variable (nor in the Deployment).
+    assert!(env.iter().all(|e| e["name"] != "NOVACULA_API_KEY"), "no key in the environment");
+    let key_file = scalar(&var("NOVACULA_API_KEY_FILE")["value"]);
+    let key_volume = pod["volumes"].as_sequence().unwrap().iter().find(|v| v["name"] == "api-key").expect("the key's volume");
+    assert_eq!(scalar(&key_volume["secret"]["secretName"]), "novacula-api-key");
+    assert_eq!(key_volume["secret"]["defaultMode"], Value::from(0o440), "the operator reads it through its group");
+    assert_eq!(pod["securityContext"]["fsGroup"], pod["securityContext"]["runAsUser"]);
+    let mount = c["volumeMounts"].as_sequence().unwrap().iter().find(|m| m["name"] == "api-key").expect("mounted");
+    assert_eq!(key_file, format!("{}/{}", scalar(&mount["mountPath"]), scalar(&key_volume["secret"]["items"][0]["path"])));
     assert_eq!(scalar(&var("POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"]), "metadata.namespace");
     assert_eq!(scalar(&var("NOVACULA_ALLOWED_IMAGES")["value"]), "", "specs may name no image unless the chart allows it");
     // self-upgrade patches this very Deployment and container
     assert_eq!(scalar(&var("NOVACULA_OPERATOR_DEPLOYMENT")["value"]), scalar(&d["metadata"]["name"]));
     assert_eq!(scalar(&var("NOVACULA_OPERATOR_CONTAINER")["value"]), scalar(&c["name"]));
-    // the old pod stays until the new one is available, to roll back a bad image
+    // the old pod stays until the new one is available, to roll back a bad image: available means
+    // ready (the operator's probe) and still up minReadySeconds later, so a crash soon after start is caught
     assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], Value::from(0));
+    assert!(d["spec"]["minReadySeconds"].as_i64().unwrap() >= 30);
+    assert_eq!(scalar(&c["readinessProbe"]["httpGet"]["path"]), "/readyz");
+    assert_eq!(scalar(&c["readinessProbe"]["httpGet"]["port"]), "health");
+    assert!(c["ports"].as_sequence().unwrap().iter().any(|p| p["name"] == "health" && p["containerPort"] == 8081));
+    // the restricted profile for the operator's own pod
+    assert_eq!(scalar(&pod["securityContext"]["seccompProfile"]["type"]), "RuntimeDefault");
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], Value::Bool(false));
     let selector = &d["spec"]["selector"]["matchLabels"];
     for (k, v) in selector.as_mapping().unwrap() {
         assert_eq!(&d["spec"]["template"]["metadata"]["labels"][k], v);
@@ -244,19 +259,20 @@ fn a_private_ca_is_mounted_from_a_config_map_when_named() {
         let c = &kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
         c["env"].as_sequence().unwrap().iter().map(|e| scalar(&e["name"])).collect()
     };
-    // by default: system roots only, no volume
+    // by default: system roots only, no CA volume
     let docs = rendered();
     assert!(!env_names(&docs).contains(&"NOVACULA_CA_FILE".to_string()));
-    assert!(kind(&docs, "Deployment")["spec"]["template"]["spec"].get("volumes").is_none());
+    let volumes = kind(&docs, "Deployment")["spec"]["template"]["spec"]["volumes"].as_sequence().unwrap().clone();
+    assert!(volumes.iter().all(|v| v["name"] != "control-plane-ca"));
 
     let docs = rendered_with(&[("controlPlane.caConfigMap", "novacula-ca")]);
     let pod = &kind(&docs, "Deployment")["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
     let env = c["env"].as_sequence().unwrap();
     let ca_file = scalar(&env.iter().find(|e| e["name"] == "NOVACULA_CA_FILE").expect("NOVACULA_CA_FILE set")["value"]);
-    assert_eq!(scalar(&pod["volumes"][0]["configMap"]["name"]), "novacula-ca");
-    let mount = scalar(&c["volumeMounts"][0]["mountPath"]);
-    assert_eq!(scalar(&c["volumeMounts"][0]["name"]), scalar(&pod["volumes"][0]["name"]));
-    assert_eq!(ca_file, format!("{mount}/ca.crt"), "the file the operator reads is the mounted key");
-    assert_eq!(c["volumeMounts"][0]["readOnly"], Value::Bool(true));
+    let volume = pod["volumes"].as_sequence().unwrap().iter().find(|v| v["name"] == "control-plane-ca").expect("the CA volume").clone();
+    assert_eq!(scalar(&volume["configMap"]["name"]), "novacula-ca");
+    let m = c["volumeMounts"].as_sequence().unwrap().iter().find(|m| m["name"] == "control-plane-ca").expect("mounted").clone();
+    assert_eq!(ca_file, format!("{}/ca.crt", scalar(&m["mountPath"])), "the file the operator reads is the mounted key");
+    assert_eq!(m["readOnly"], Value::Bool(true));
 }

@@ -188,6 +188,35 @@ async fn upgrade_rolls_back_on_crash_loop_and_succeeds_on_a_clean_rollout() {
     server.done().await;
 }
 
+/// The chart's rollout: the new pod becomes ready, and crashes 5 s later,
+/// inside the chart's `minReadySeconds`. It was never available, so the old
+/// pod still runs, still watches, and puts the old image back.
+#[tokio::test]
+async fn a_new_image_that_crashes_after_becoming_ready_is_rolled_back() {
+    let (client, mut server) = mock_client();
+    let task = tokio::spawn(async move { own(client).upgrade(NEW, Duration::from_millis(1), Duration::from_secs(60)).await });
+    server.answer("GET", DEPLOYMENT, 200, |_| deployment(OLD, 1, json!({"replicas": 1, "availableReplicas": 1}))).await;
+    server.answer("PATCH", DEPLOYMENT, 200, |_| deployment(NEW, 2, json!({}))).await;
+    // Ready but not yet available (minReadySeconds): two pods, the old one the only available one.
+    let surging = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "readyReplicas": 2, "availableReplicas": 1});
+    let ready = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [{
+        "metadata": {"name": "novacula-operator-new"},
+        "spec": {"containers": [{"name": "operator", "image": NEW}]},
+        "status": {"containerStatuses": [{"name": "operator", "ready": true, "restartCount": 0, "image": NEW, "imageID": "", "state": {"running": {}}}]}
+    }]});
+    for _ in 0..3 {
+        server.answer("GET", DEPLOYMENT, 200, |_| deployment(NEW, 2, surging.clone())).await;
+        server.answer("GET", PODS, 200, |_| ready.clone()).await;
+    }
+    // 5 s later it has crashed and restarts in a loop.
+    server.answer("GET", DEPLOYMENT, 200, |_| deployment(NEW, 2, surging.clone())).await;
+    server.answer("GET", PODS, 200, |_| pods(NEW, "CrashLoopBackOff")).await;
+    let back = server.answer("PATCH", DEPLOYMENT, 200, |_| deployment(OLD, 3, json!({}))).await;
+    assert_eq!(back.body["spec"]["template"]["spec"]["containers"][0]["image"], OLD, "the old image is back");
+    assert!(matches!(task.await.unwrap().unwrap(), Outcome::RolledBack { reason } if reason == "CrashLoopBackOff"));
+    server.done().await;
+}
+
 #[tokio::test]
 async fn upgrade_to_the_running_image_changes_nothing() {
     let (client, mut server) = mock_client();
