@@ -7,6 +7,7 @@ use crate::status::status;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
@@ -164,6 +165,7 @@ async fn apply(client: &Client, ns: &str, name: &str, uid: &str, r: Rendered, st
     ours(&Api::<ConfigMap>::namespaced(client.clone(), ns), &r.config_map.name_any(), uid, "ConfigMap").await?;
     ours(&Api::<StatefulSet>::namespaced(client.clone(), ns), name, uid, "StatefulSet").await?;
     ours(&Api::<Service>::namespaced(client.clone(), ns), name, uid, "Service").await?;
+    ours(&Api::<NetworkPolicy>::namespaced(client.clone(), ns), name, uid, "NetworkPolicy").await?;
     // Generated once: never overwrite a secret the pod may already be using.
     if !secret_exists {
         let mut secret = r.secret.clone();
@@ -191,6 +193,7 @@ async fn apply(client: &Client, ns: &str, name: &str, uid: &str, r: Rendered, st
         Err(e) => return Err(e.into()),
     };
     Api::<Service>::namespaced(client.clone(), ns).patch(name, &pp, &Patch::Apply(&r.service)).await?;
+    Api::<NetworkPolicy>::namespaced(client.clone(), ns).patch(name, &pp, &Patch::Apply(&r.network_policy)).await?;
     Ok(Applied::Done(Box::new(sts)))
 }
 

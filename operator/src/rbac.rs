@@ -11,6 +11,7 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     ("apps", "statefulsets", &["get", "list", "watch", "create", "patch", "delete"]),
     ("", "configmaps", &["get", "list", "watch", "create", "patch"]),
     ("", "services", &["get", "list", "watch", "create", "patch"]),
+    ("networking.k8s.io", "networkpolicies", &["get", "create", "patch"]),
     // controller: generated-once secrets, read and created, never updated
     ("", "secrets", &["get", "create"]),
     // controller: grow a node's volume claims when its storage grows

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe as KubeProbe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, Secret, SecretProjection,
     SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
 };
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -49,6 +50,8 @@ pub struct Rendered {
     pub secret_files: Vec<(String, usize)>,
     pub stateful_set: StatefulSet,
     pub service: Service,
+    /// Who may reach the node's pod: peers its P2P ports, the namespace the rest.
+    pub network_policy: NetworkPolicy,
 }
 
 pub fn config_map_name(node: &str) -> String {
@@ -304,6 +307,8 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
     let mut containers = Vec::new();
     let mut ports = Vec::new();
     let mut grace = i64::from(novacula_executor::adapter::DEFAULT_STOP_GRACE_SECS);
+    // (port, protocol, open to every peer)
+    let mut reachable: Vec<(i32, &'static str, bool)> = Vec::new();
     for u in plan(spec) {
         if let Some(s) = spec.sidecars.iter().find(|s| s.name == u.unit) {
             containers.push(sidecar_container(s));
@@ -324,6 +329,8 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
         for p in unit.ports.iter().filter(|p| p.exposed) {
             for (on, udp) in [(p.tcp, false), (p.udp, true)] {
                 if on {
+                    let protocol = if udp { "UDP" } else { "TCP" };
+                    reachable.push((i32::from(p.port), protocol, p.peer));
                     let name = port_name(&u.unit, &p.name, udp);
                     ports.push(ServicePort {
                         name: Some(name.clone()),
@@ -430,7 +437,27 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
         }),
         status: None,
     };
+    let rule = |peers: bool| {
+        let ports: Vec<NetworkPolicyPort> = reachable
+            .iter()
+            .filter(|(_, _, peer)| *peer == peers)
+            .map(|(port, protocol, _)| NetworkPolicyPort { port: Some(IntOrString::Int(*port)), protocol: Some((*protocol).into()), ..Default::default() })
+            .collect();
+        // P2P from anywhere (peers); RPC, REST and metrics from pods of the namespace only.
+        let from = (!peers).then(|| vec![NetworkPolicyPeer { pod_selector: Some(LabelSelector::default()), ..Default::default() }]);
+        (!ports.is_empty()).then_some(NetworkPolicyIngressRule { from, ports: Some(ports) })
+    };
+    let network_policy = NetworkPolicy {
+        metadata: meta(cr, name.clone(), &owner),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector { match_labels: Some(labels(&name)), ..Default::default() }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some([rule(true), rule(false)].into_iter().flatten().collect()),
+            ..Default::default()
+        }),
+    };
     Ok(Rendered {
+        network_policy,
         config_map: ConfigMap { metadata: meta(cr, config_map_name(&name), &owner), data: Some(config), ..Default::default() },
         secret: Secret { metadata: meta(cr, secret_name(&name), &owner), ..Default::default() },
         secret_files: once.into_iter().collect(),

@@ -17,6 +17,7 @@ const SECRETS: &str = "/api/v1/namespaces/default/secrets";
 const CONFIG_MAP: &str = "/api/v1/namespaces/default/configmaps/n1-config";
 const STS: &str = "/apis/apps/v1/namespaces/default/statefulsets/n1";
 const SERVICE: &str = "/api/v1/namespaces/default/services/n1";
+const NETWORK_POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/n1";
 const POD: &str = "/api/v1/namespaces/default/pods/n1-0";
 const STATUS: &str = "/apis/validatoros.com/v1alpha1/namespaces/default/blockchainnodes/n1/status";
 
@@ -34,6 +35,7 @@ struct Seen {
     sts: Value,
     sts_query: String,
     service: Value,
+    network_policy: Value,
     status: Value,
 }
 
@@ -74,6 +76,7 @@ async fn ownership_reads(server: &mut ApiServer, exist: bool) {
         (CONFIG_MAP, "ConfigMap", "v1", "n1-config"),
         (STS, "StatefulSet", "apps/v1", "n1"),
         (SERVICE, "Service", "v1", "n1"),
+        (NETWORK_POLICY, "NetworkPolicy", "networking.k8s.io/v1", "n1"),
     ] {
         if exist {
             server.answer("GET", path, 200, |_| owned(kind, version, name)).await;
@@ -101,6 +104,7 @@ async fn reconcile_in(cr: BlockchainNode, world: World) -> Seen {
         })
         .await;
     let service = server.echo("PATCH", SERVICE).await.body;
+    let network_policy = server.echo("PATCH", NETWORK_POLICY).await.body;
     if sts.body["spec"]["replicas"] != 0 {
         match world.pod {
             Some(p) => server.answer("GET", POD, 200, |_| p).await,
@@ -112,7 +116,7 @@ async fn reconcile_in(cr: BlockchainNode, world: World) -> Seen {
         tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("reconcile made no further request").unwrap().expect("reconcile succeeds");
     assert_eq!(action, kube::runtime::controller::Action::requeue(RESYNC));
     server.done().await;
-    Seen { secret, config_map, sts: sts.body, sts_query: sts.query, service, status }
+    Seen { secret, config_map, sts: sts.body, sts_query: sts.query, service, network_policy, status }
 }
 
 fn pod_annotations(sts: &Value) -> &Value {
@@ -156,6 +160,21 @@ async fn create_applies_config_secret_statefulset_and_service() {
     let published: Vec<&str> = seen.service["spec"]["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert!(["el-http", "el-p2p", "el-p2p-u", "cl-http", "cl-p2p", "cl-quic-u"].iter().all(|n| published.contains(n)), "{published:?}");
     assert!(!published.iter().any(|n| n.contains("engine")), "the engine API stays inside the pod: {published:?}");
+    // Peers reach P2P; only pods of the namespace reach RPC, REST and metrics; nobody the engine API.
+    let np = &seen.network_policy["spec"];
+    assert_eq!(np["podSelector"]["matchLabels"]["app.kubernetes.io/instance"], "n1");
+    assert_eq!(np["policyTypes"], json!(["Ingress"]));
+    let rules = np["ingress"].as_array().unwrap();
+    let ports_of = |r: &Value| {
+        r["ports"].as_array().unwrap().iter().map(|p| (p["port"].as_i64().unwrap(), p["protocol"].as_str().unwrap().to_string())).collect::<Vec<_>>()
+    };
+    let open = rules.iter().find(|r| r.get("from").is_none()).expect("a rule for peers");
+    assert!(ports_of(open).contains(&(30303, "UDP".into())) && ports_of(open).contains(&(9000, "TCP".into())), "{open}");
+    assert!(!ports_of(open).iter().any(|(p, _)| [8545, 5052].contains(p)), "RPC is not open to the world: {open}");
+    let inside = rules.iter().find(|r| r.get("from").is_some()).expect("a rule for the namespace");
+    assert_eq!(inside["from"], json!([{"podSelector": {}}]));
+    assert!(ports_of(inside).contains(&(8545, "TCP".into())) && ports_of(inside).contains(&(5052, "TCP".into())));
+    assert!(!rules.iter().flat_map(ports_of).any(|(p, _)| p == 8551), "the engine API is reachable from nowhere");
 
     // The restricted Pod Security Standard, and no API token in a pod that never calls the API.
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);

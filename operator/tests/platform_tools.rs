@@ -74,6 +74,7 @@ fn write_objects(dir: &Path) -> Vec<PathBuf> {
         write(format!("{name}-secret.yaml"), serde_yaml::to_string(&r.secret).unwrap());
         write(format!("{name}-statefulset.yaml"), serde_yaml::to_string(&r.stateful_set).unwrap());
         write(format!("{name}-service.yaml"), serde_yaml::to_string(&r.service).unwrap());
+        write(format!("{name}-networkpolicy.yaml"), serde_yaml::to_string(&r.network_policy).unwrap());
     }
     write("crd.yaml".into(), novacula_operator::crd::crd_yaml());
     files

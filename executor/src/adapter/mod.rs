@@ -123,6 +123,8 @@ pub struct NamedPort {
     /// Reached from outside the node (a Service, peers): not the engine API
     /// or a private API, which only the node's own processes use.
     pub exposed: bool,
+    /// Open to every peer of the network (P2P), not only to the node's neighbours.
+    pub peer: bool,
 }
 
 /// What a process runs, named logically; the backend resolves it.

@@ -293,7 +293,8 @@ impl ChainAdapter for Ethereum {
             .map(|(name, port)| {
                 let (tcp, udp) = protocols(name);
                 let exposed = *name != "engine" && !def.internal.contains(name);
-                NamedPort { name: (*name).to_string(), port: *port, tcp, udp, exposed }
+                let peer = matches!(*name, "p2p" | "p2p-alt" | "torrent" | "discovery" | "discv5" | "quic");
+                NamedPort { name: (*name).to_string(), port: *port, tcp, udp, exposed, peer }
             })
             .collect();
         Ok(RenderedUnit { program, args, env: BTreeMap::new(), files, probe, needs, ports, stop_grace_secs: def.stop_grace_secs })
