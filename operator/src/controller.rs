@@ -165,7 +165,17 @@ async fn apply(client: &Client, ns: &str, name: &str, uid: &str, r: Rendered, st
     ours(&Api::<ConfigMap>::namespaced(client.clone(), ns), &r.config_map.name_any(), uid, "ConfigMap").await?;
     ours(&Api::<StatefulSet>::namespaced(client.clone(), ns), name, uid, "StatefulSet").await?;
     ours(&Api::<Service>::namespaced(client.clone(), ns), name, uid, "Service").await?;
-    ours(&Api::<NetworkPolicy>::namespaced(client.clone(), ns), name, uid, "NetworkPolicy").await?;
+    // The NetworkPolicy is best effort: an operator upgraded by image alone
+    // runs under the chart's old Role, which may not grant it yet; the node
+    // must not fail for that.
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
+    let policy_allowed = match ours(&policies, name, uid, "NetworkPolicy").await {
+        Err(Error::Kube(e)) if is_status(&e, 403) => {
+            tracing::warn!(node = %name, "not allowed to manage NetworkPolicies (upgrade the chart's Role); the node runs without one");
+            false
+        }
+        other => other.map(|_| true)?,
+    };
     // Generated once: never overwrite a secret the pod may already be using.
     if !secret_exists {
         let mut secret = r.secret.clone();
@@ -193,7 +203,9 @@ async fn apply(client: &Client, ns: &str, name: &str, uid: &str, r: Rendered, st
         Err(e) => return Err(e.into()),
     };
     Api::<Service>::namespaced(client.clone(), ns).patch(name, &pp, &Patch::Apply(&r.service)).await?;
-    Api::<NetworkPolicy>::namespaced(client.clone(), ns).patch(name, &pp, &Patch::Apply(&r.network_policy)).await?;
+    if policy_allowed {
+        policies.patch(name, &pp, &Patch::Apply(&r.network_policy)).await?;
+    }
     Ok(Applied::Done(Box::new(sts)))
 }
 

@@ -1,8 +1,9 @@
 //! The operator's probe endpoint: `GET /healthz` and `GET /readyz` answer
-//! 200 while it runs. It is bound once the Kubernetes client and the loops
-//! are set up, so a pod is ready only after a successful start; with the
-//! chart's `minReadySeconds`, an image that crashes soon after is never
-//! "available", and the old pod, which watches the rollout, rolls it back.
+//! 200 while it runs. It is bound once the Kubernetes client, the CRD and the
+//! control-plane client are set up, so a pod is ready only after a
+//! successful start; with the chart's `minReadySeconds`, an image that
+//! crashes soon after is never "available", and the old pod, which watches
+//! the rollout, rolls it back.
 
 use axum::routing::get;
 use axum::Router;

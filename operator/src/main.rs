@@ -106,6 +106,11 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
     let channel: Channel = args.channel.parse()?;
     let client = Client::try_default().await.map_err(|e| format!("kubernetes client: {e}"))?;
     let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    match novacula_operator::crd::install(client.clone()).await {
+        Ok(true) => tracing::info!("applied the BlockchainNode CRD"),
+        Ok(false) => tracing::info!("not allowed to apply the BlockchainNode CRD; using the one installed"),
+        Err(e) => tracing::warn!(error = %e, "could not apply the BlockchainNode CRD; using the one installed"),
+    }
     let key = match (&args.api_key, &args.api_key_file) {
         (Some(k), _) => k.trim().to_string(),
         (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| format!("cannot read the API key file {}: {e}", f.display()))?.trim().to_string(),

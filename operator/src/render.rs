@@ -255,7 +255,11 @@ fn container(role: &str, image: ContainerImage, unit: &RenderedUnit, spec: &Node
         // sidecars are containers of their own image (`sidecar_container`)
         return Err(RenderError::SidecarInClient(name.clone()));
     }
-    let env: Vec<EnvVar> = unit.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() }).collect();
+    // HOME is `/` for a user the image does not know: clients that write under
+    // it (reth's log files) write to /tmp instead of the read-only root.
+    let home = EnvVar { name: "HOME".into(), value: Some("/tmp".into()), ..Default::default() };
+    let env: Vec<EnvVar> =
+        std::iter::once(home).chain(unit.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() })).collect();
     let ports = container_ports(role, unit);
     let (startup, readiness, liveness) = probes(unit);
     Ok(Container {
@@ -263,7 +267,7 @@ fn container(role: &str, image: ContainerImage, unit: &RenderedUnit, spec: &Node
         image: Some(image.reference),
         command: (!image.command.is_empty()).then_some(image.command),
         args: (!unit.args.is_empty()).then(|| unit.args.clone()),
-        env: (!env.is_empty()).then_some(env),
+        env: Some(env),
         ports: (!ports.is_empty()).then_some(ports),
         resources: res,
         security_context: Some(restricted(image.writable_root)),

@@ -276,3 +276,16 @@ fn a_private_ca_is_mounted_from_a_config_map_when_named() {
     assert_eq!(ca_file, format!("{}/ca.crt", scalar(&m["mountPath"])), "the file the operator reads is the mounted key");
     assert_eq!(m["readOnly"], Value::Bool(true));
 }
+
+#[test]
+fn the_crd_is_the_operators_to_update_only_when_asked() {
+    let docs = rendered();
+    assert!(docs.iter().all(|d| d["kind"] != "ClusterRole" && d["kind"] != "ClusterRoleBinding"), "no cluster-wide permission by default");
+    let docs = rendered_with(&[("crd.manage", "true")]);
+    let role = kind(&docs, "ClusterRole");
+    assert_eq!(strings(&role["rules"][0]["resourceNames"]), ["blockchainnodes.validatoros.com"], "its own CRD and no other");
+    assert_eq!(strings(&role["rules"][0]["verbs"]), ["get", "patch"]);
+    let binding = kind(&docs, "ClusterRoleBinding");
+    assert_eq!(scalar(&binding["roleRef"]["name"]), scalar(&role["metadata"]["name"]));
+    assert_eq!(scalar(&binding["subjects"][0]["name"]), scalar(&kind(&docs, "ServiceAccount")["metadata"]["name"]));
+}

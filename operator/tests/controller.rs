@@ -219,27 +219,6 @@ async fn create_applies_config_secret_statefulset_and_service() {
 }
 
 #[tokio::test]
-async fn a_sidecar_runs_its_own_image_without_chain_volumes_or_the_jwt() {
-    let mut spec = eth_spec("n1");
-    spec.sidecars.push(novacula_core::spec::Sidecar {
-        name: "exporter".into(),
-        image: "ethpandaops/ethereum-metrics-exporter:0.24.0".into(),
-        command: vec!["--execution-url=http://127.0.0.1:8545".into()],
-        env: Default::default(),
-    });
-    let seen = reconcile_in(cr(spec, 1), World { secret_exists: false, sts_status: sts_status(0, 0, 1), pod: None }).await;
-    let containers = seen.sts["spec"]["template"]["spec"]["containers"].as_array().unwrap().clone();
-    let exporter = containers.iter().find(|c| c["name"] == "exporter").unwrap();
-    assert_eq!(exporter["image"], "ethpandaops/ethereum-metrics-exporter:0.24.0");
-    assert_eq!(exporter["command"], Value::Null, "the image's own program, never its name as a command");
-    assert_eq!(exporter["args"], json!(["--execution-url=http://127.0.0.1:8545"]));
-    let mounts: Vec<&str> = exporter["volumeMounts"].as_array().unwrap().iter().map(|m| m["mountPath"].as_str().unwrap()).collect();
-    assert_eq!(mounts, ["/tmp"], "no chain data, no config, no engine JWT");
-    assert_eq!(exporter["securityContext"]["allowPrivilegeEscalation"], false);
-    assert!(exporter["resources"]["limits"]["memory"].is_string());
-}
-
-#[tokio::test]
 async fn ready_pod_reports_running_at_the_applied_revision() {
     let ready = pod(json!([container("execution", true, json!({"running": {}})), container("consensus", true, json!({"running": {}})),]));
     let seen = reconcile_in(cr(eth_spec("n1"), 4), World { secret_exists: true, sts_status: sts_status(1, 1, 3), pod: Some(ready) }).await;
@@ -420,6 +399,44 @@ async fn sidecar_runs_its_own_image_with_the_spec_arguments() {
     assert_eq!(exporter["command"], Value::Null, "the image's entrypoint is the program");
     assert_eq!(exporter["args"], json!(["--metrics-port=9090"]));
     assert_eq!(exporter["env"], json!([{"name": "LOG_LEVEL", "value": "info"}]));
+    // No chain volume, no config (the engine JWT): only its own /tmp; the restricted profile, resources.
+    let mounts: Vec<&str> = exporter["volumeMounts"].as_array().unwrap().iter().map(|m| m["mountPath"].as_str().unwrap()).collect();
+    assert_eq!(mounts, ["/tmp"]);
+    assert_eq!(exporter["securityContext"]["allowPrivilegeEscalation"], false);
+    assert!(exporter["resources"]["limits"]["memory"].is_string());
+}
+
+/// An operator upgraded by image alone runs under the chart's older Role,
+/// which may not grant NetworkPolicies: its nodes go on without one.
+#[tokio::test]
+async fn without_permission_for_network_policies_the_node_still_runs() {
+    let (client, mut server) = mock_client();
+    let node = cr(eth_spec("n1"), 1);
+    let cr_json = serde_json::to_value(&node).unwrap();
+    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })));
+    for path in [SECRET, CONFIG_MAP, STS, SERVICE] {
+        server.not_found("GET", path).await;
+    }
+    let forbidden =
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "forbidden", "reason": "Forbidden", "code": 403});
+    server.answer("GET", NETWORK_POLICY, 403, |_| forbidden).await;
+    server.answer("POST", SECRETS, 201, std::clone::Clone::clone).await;
+    server.echo("PATCH", CONFIG_MAP).await;
+    server
+        .answer("PATCH", STS, 200, |b| {
+            let mut out = b.clone();
+            out["metadata"]["generation"] = json!(1);
+            out["status"] = sts_status(0, 0, 1);
+            out
+        })
+        .await;
+    server.echo("PATCH", SERVICE).await;
+    // no NetworkPolicy is applied; the node's pod is read as usual
+    server.not_found("GET", POD).await;
+    let status = status_patch(&mut server, &cr_json).await;
+    assert_ne!(status["phase"], "error", "{status}");
+    tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap().expect("reconciled");
+    server.done().await;
 }
 
 #[tokio::test]

@@ -238,3 +238,30 @@ async fn capabilities_offer_only_the_charts_allowed_images() {
     assert!(!caps.programs.allows_sidecar("/bin/sh"));
     assert!(caps.programs.sidecar_programs.is_empty());
 }
+
+const CRD: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/blockchainnodes.validatoros.com";
+
+#[tokio::test]
+async fn the_operator_applies_its_crd_when_it_may() {
+    let (client, mut server) = mock_client();
+    let task = tokio::spawn(novacula_operator::crd::install(client));
+    let applied = server.answer("PATCH", CRD, 200, std::clone::Clone::clone).await;
+    assert!(applied.query.contains("fieldManager=novacula-operator"), "{}", applied.query);
+    assert_eq!(applied.body["spec"]["names"]["shortNames"], json!(["bn", "bcn"]));
+    assert!(task.await.unwrap().unwrap(), "applied");
+    server.done().await;
+
+    // Without the permission (the chart's default), the installed CRD stays.
+    let (client, mut server) = mock_client();
+    let task = tokio::spawn(novacula_operator::crd::install(client));
+    server
+        .answer(
+            "PATCH",
+            CRD,
+            403,
+            |_| json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "forbidden", "reason": "Forbidden", "code": 403}),
+        )
+        .await;
+    assert!(!task.await.unwrap().unwrap(), "not allowed: left as installed");
+    server.done().await;
+}

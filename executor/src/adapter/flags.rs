@@ -41,6 +41,15 @@ impl Flags {
         self
     }
 
+    /// `then(self)` when `cond` holds (an archive node's flag, a pod's), else unchanged.
+    pub fn when(self, cond: bool, then: impl FnOnce(Flags) -> Flags) -> Flags {
+        if cond {
+            then(self)
+        } else {
+            self
+        }
+    }
+
     /// Whether the adapter or an override set `key`.
     pub fn has(&self, key: &str) -> bool {
         self.args.iter().any(|a| matches!(a, Arg::Flag(k, _) if k.eq_ignore_ascii_case(key)))

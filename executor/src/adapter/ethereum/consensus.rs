@@ -62,11 +62,7 @@ fn lighthouse(x: &Ctx) -> Flags {
         .on("metrics")
         .set("metrics-address", x.listen)
         .set("metrics-port", x.port("metrics"));
-    if x.archive() {
-        f.on("reconstruct-historic-states")
-    } else {
-        f
-    }
+    f.when(x.archive(), |f| f.on("reconstruct-historic-states"))
 }
 
 const PRYSM: ClientDef = ClientDef {
@@ -123,11 +119,7 @@ fn prysm(x: &Ctx) -> Flags {
         .set("monitoring-host", x.listen)
         .set("monitoring-port", x.port("metrics"));
     // By default Prysm keeps a state every 2048 slots; an archive keeps one per epoch.
-    if x.archive() {
-        f.set("slots-per-archive-point", 32)
-    } else {
-        f
-    }
+    f.when(x.archive(), |f| f.set("slots-per-archive-point", 32))
 }
 
 const LODESTAR: ClientDef = ClientDef {
@@ -252,12 +244,8 @@ fn teku(x: &Ctx) -> Flags {
         .set("metrics-interface", x.listen)
         .set("metrics-port", x.port("metrics"));
     // Teku answers only Host headers it lists (localhost by default).
-    let f = if x.public() { f.set("rest-api-host-allowlist", "*").set("metrics-host-allowlist", "*") } else { f };
-    if x.archive() {
-        f.set("data-storage-mode", "ARCHIVE")
-    } else {
-        f
-    }
+    let f = f.when(x.public(), |f| f.set("rest-api-host-allowlist", "*").set("metrics-host-allowlist", "*"));
+    f.when(x.archive(), |f| f.set("data-storage-mode", "ARCHIVE"))
 }
 
 const NIMBUS: ClientDef = ClientDef {
@@ -291,9 +279,5 @@ fn nimbus(x: &Ctx) -> Flags {
         .on("metrics")
         .set("metrics-address", x.listen)
         .set("metrics-port", x.port("metrics"));
-    if x.archive() {
-        f.set("history", "archive")
-    } else {
-        f
-    }
+    f.when(x.archive(), |f| f.set("history", "archive"))
 }

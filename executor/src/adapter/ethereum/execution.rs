@@ -64,7 +64,7 @@ fn geth(x: &Ctx) -> Flags {
         .set("metrics.addr", x.listen)
         .set("metrics.port", x.port("metrics"));
     // geth answers 403 to a Host header it does not list (a pod's address).
-    let f = if x.public() { f.set("http.vhosts", "*") } else { f };
+    let f = f.when(x.public(), |f| f.set("http.vhosts", "*"));
     if x.archive() {
         f.set("syncmode", "full").set("gcmode", "archive")
     } else {
@@ -124,11 +124,7 @@ fn reth(x: &Ctx) -> Flags {
         // The IPC socket defaults to /tmp/reth.ipc, shared by every instance on a host.
         .on("ipcdisable");
     // reth keeps everything (archive) unless told to prune.
-    if x.archive() {
-        f
-    } else {
-        f.on("full")
-    }
+    f.when(!x.archive(), |f| f.on("full"))
 }
 
 const NETHERMIND: ClientDef = ClientDef {
@@ -172,8 +168,7 @@ const NETHERMIND: ClientDef = ClientDef {
     image: "nethermind/nethermind",
     tag_prefix: "",
     image_command: &[],
-    // Nethermind writes its logs and keystore under /nethermind in its image.
-    writable_root: true,
+    writable_root: false,
     internal: &[],
     stop_grace_secs: 300,
     render: nethermind,
@@ -259,11 +254,7 @@ fn erigon(x: &Ctx) -> Flags {
         .set("metrics.addr", x.listen)
         .set("metrics.port", x.port("metrics"));
     // Erigon, like geth, filters requests by Host header.
-    if x.public() {
-        f.set("http.vhosts", "*")
-    } else {
-        f
-    }
+    f.when(x.public(), |f| f.set("http.vhosts", "*"))
 }
 
 const BESU: ClientDef = ClientDef {
@@ -316,7 +307,7 @@ fn besu(x: &Ctx) -> Flags {
         .set("metrics-enabled", "true")
         .set("metrics-host", x.listen)
         .set("metrics-port", x.port("metrics"));
-    let f = if x.public() { f.set("host-allowlist", "*") } else { f };
+    let f = f.when(x.public(), |f| f.set("host-allowlist", "*"));
     if x.archive() {
         f.set("sync-mode", "FULL").set("data-storage-format", "FOREST")
     } else {
