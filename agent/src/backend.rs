@@ -108,7 +108,7 @@ impl<D: ProcessDriver> Processes<D> {
         let program = self.resolve(&r.program)?;
         let mut command = vec![program.display().to_string()];
         command.extend(r.args);
-        Ok((UnitDef { command, env: r.env, files: r.files }, program))
+        Ok((UnitDef { command, env: r.env, files: r.files, stop_grace_secs: r.stop_grace_secs }, program))
     }
 
     /// Fetch client binaries missing from `data_dir/bin` from this catalog.

@@ -27,6 +27,9 @@ pub struct UnitDef {
     pub command: Vec<String>,
     pub env: std::collections::BTreeMap<String, String>,
     pub files: Vec<RenderedFile>,
+    /// How long a stop may take before the process is killed (systemd's
+    /// `TimeoutStopSec`): an execution client flushes its state for minutes.
+    pub stop_grace_secs: u32,
 }
 
 pub trait ProcessDriver: Send + Sync + 'static {
@@ -438,7 +441,7 @@ mod tests {
     use super::*;
 
     fn sleeper() -> UnitDef {
-        UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()], env: Default::default(), files: vec![] }
+        UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()], env: Default::default(), files: vec![], stop_grace_secs: 30 }
     }
 
     #[tokio::test]
@@ -468,7 +471,8 @@ mod tests {
         // leader; stop must take both, and the node must not stick in stopping.
         let dir = tempfile::tempdir().unwrap();
         let d = LocalDriver::new(dir.path()).unwrap();
-        let def = UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "sleep 1000; true".into()], env: Default::default(), files: vec![] };
+        let def =
+            UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "sleep 1000; true".into()], env: Default::default(), files: vec![], stop_grace_secs: 30 };
         d.write_unit("n", "side", &def, Fingerprint(1)).await.unwrap();
         d.start("n", "side", Fingerprint(1), 0).await.unwrap();
         for _ in 0..100 {

@@ -91,10 +91,11 @@ pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &U
     // A client on the open p2p network never gains privileges, and runs unprivileged when configured.
     let user = user.map(|u| format!("User={}\n", path_value(u))).unwrap_or_default();
     format!(
-        "# Managed by novacula-agent; do not edit.\n# novacula-fingerprint={fingerprint}\n[Unit]\nDescription=Novacula node {node} ({unit})\nAfter=network-online.target\n\n[Service]\nExecStart={}\nEnvironment={}\nWorkingDirectory={}\n{user}NoNewPrivileges=yes\nRestart=on-failure\nRestartSec=5\nKillMode=control-group\nTimeoutStopSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
+        "# Managed by novacula-agent; do not edit.\n# novacula-fingerprint={fingerprint}\n[Unit]\nDescription=Novacula node {node} ({unit})\nAfter=network-online.target\n\n[Service]\nExecStart={}\nEnvironment={}\nWorkingDirectory={}\n{user}NoNewPrivileges=yes\nRestart=on-failure\nRestartSec=5\nKillMode=control-group\nTimeoutStopSec={}\n\n[Install]\nWantedBy=multi-user.target\n",
         exec.join(" "),
         env.join(" "),
         path_value(workdir),
+        def.stop_grace_secs,
     )
 }
 
@@ -274,6 +275,7 @@ mod tests {
             command: vec!["/bin/geth".into(), "--x=1\nExecStartPre=/bin/sh -c id\r\0\u{7f}".into()],
             env: [("A".to_string(), "v\n[Service]\nUser=root".to_string())].into(),
             files: vec![],
+            stop_grace_secs: 300,
         };
         let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(1), Some("eth"));
         assert!(!text.lines().any(|l| l.starts_with("ExecStartPre=") || l == "User=root"), "{text}");
@@ -283,7 +285,8 @@ mod tests {
 
     #[test]
     fn environment_values_keep_dollars_and_exec_arguments_escape_them() {
-        let def = UnitDef { command: vec!["/bin/x".into(), "$HOME".into()], env: [("P".to_string(), "a$b".to_string())].into(), files: vec![] };
+        let def =
+            UnitDef { command: vec!["/bin/x".into(), "$HOME".into()], env: [("P".to_string(), "a$b".to_string())].into(), files: vec![], stop_grace_secs: 300 };
         let text = render_unit("n", "main", "/d/n/main", "/d/n", &def, Fingerprint(1), None);
         assert!(text.contains("ExecStart=\"/bin/x\" \"$$HOME\"\n"), "{text}");
         assert!(text.contains("Environment=\"P=a$b\" "), "{text}");
@@ -295,8 +298,10 @@ mod tests {
             command: vec!["/bin/geth".into(), "--graphql.vhosts=a b".into(), "say \"hi\" 100%".into()],
             env: [("RUST_LOG".to_string(), "info".to_string())].into(),
             files: vec![],
+            stop_grace_secs: 300,
         };
         let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), None);
+        assert!(text.contains("\nTimeoutStopSec=300\n"), "an execution client gets minutes to flush: {text}");
         assert!(!text.contains("User="), "root unless configured");
         assert!(text.contains("\nNoNewPrivileges=yes\n"));
         let as_user = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), Some("eth"));

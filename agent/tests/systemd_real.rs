@@ -125,7 +125,7 @@ impl Drop for RealSystemd {
 }
 
 fn shell(script: &str) -> UnitDef {
-    UnitDef { command: vec!["/bin/sh".into(), "-c".into(), script.into()], env: Default::default(), files: vec![] }
+    UnitDef { command: vec!["/bin/sh".into(), "-c".into(), script.into()], env: Default::default(), files: vec![], stop_grace_secs: 30 }
 }
 
 #[tokio::test]
@@ -169,7 +169,7 @@ async fn a_crashing_unit_is_an_error_not_a_timeout() {
     let (_conn, d) = sd.driver().await;
 
     // A client that cannot even start never shows its markers: start fails, at once.
-    let missing = UnitDef { command: vec!["/nonexistent/geth".into()], env: Default::default(), files: vec![] };
+    let missing = UnitDef { command: vec!["/nonexistent/geth".into()], env: Default::default(), files: vec![], stop_grace_secs: 30 };
     d.write_unit("gone", "main", &missing, Fingerprint(1)).await.unwrap();
     assert_eq!(d.failed("gone", "main").await, None, "not failed before it ran");
     let started = std::time::Instant::now();
@@ -361,6 +361,9 @@ async fn a_real_ethereum_devnet_runs_as_systemd_units() {
     let running = DesiredNode::new(Revision(1), spec.clone(), false);
     converge(&backend, &running).await;
     assert_eq!(backend.driver().unit_state("devnet", "execution").await.unwrap().0, "active");
+    let unit_text = |u: &str| std::fs::read_to_string(sd.unit_dir().join(format!("novacula-devnet.{u}.service"))).unwrap();
+    assert!(unit_text("execution").contains("\nTimeoutStopSec=300\n"), "an execution client gets minutes to flush");
+    assert!(unit_text("consensus").contains("\nTimeoutStopSec=120\n"));
     let head = |s: &ObservedNodeState, p: &str| s.processes.iter().find(|x| x.name == p).and_then(|x| x.sync).map_or(0, |m| m.current_block);
     let mut first = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
