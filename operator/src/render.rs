@@ -19,7 +19,7 @@ use novacula_core::fingerprint::fingerprint;
 use novacula_core::reconcile::plan;
 use novacula_core::spec::{NodeSpec, Resources};
 use novacula_core::DesiredState;
-use novacula_executor::adapter::{Adapters, ContainerImage, FileContents, NodePaths, Probe, Program, RenderedUnit};
+use novacula_executor::adapter::{Adapters, ContainerImage, FileContents, NamedPort, NodePaths, Probe, Program, RenderedUnit};
 use std::collections::BTreeMap;
 
 /// Inside the pod, the node's files live where the agent puts them on a host.
@@ -155,21 +155,19 @@ pub fn port_name(role: &str, port: &str, udp: bool) -> String {
     name.trim_end_matches('-').to_string()
 }
 
+/// A port's TCP and UDP sides, each with its name in the pod and its protocol.
+fn sides<'a>(role: &'a str, p: &'a NamedPort) -> impl Iterator<Item = (String, &'static str)> + 'a {
+    [(p.tcp, false), (p.udp, true)].into_iter().filter(|(on, _)| *on).map(move |(_, udp)| (port_name(role, &p.name, udp), if udp { "UDP" } else { "TCP" }))
+}
+
 fn container_ports(role: &str, unit: &RenderedUnit) -> Vec<ContainerPort> {
-    let mut out = vec![];
-    for p in &unit.ports {
-        for (on, udp) in [(p.tcp, false), (p.udp, true)] {
-            if on {
-                out.push(ContainerPort {
-                    name: Some(port_name(role, &p.name, udp)),
-                    container_port: i32::from(p.port),
-                    protocol: Some(if udp { "UDP" } else { "TCP" }.into()),
-                    ..Default::default()
-                });
-            }
-        }
-    }
-    out
+    let port = |p: &NamedPort, (name, protocol): (String, &str)| ContainerPort {
+        name: Some(name),
+        container_port: i32::from(p.port),
+        protocol: Some(protocol.into()),
+        ..Default::default()
+    };
+    unit.ports.iter().flat_map(|p| sides(role, p).map(move |side| port(p, side))).collect()
 }
 
 /// Startup, readiness and liveness from what the adapter knows of the
@@ -331,19 +329,15 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
         }
         // The headless Service names every port reached from outside the node (never the engine API).
         for p in unit.ports.iter().filter(|p| p.exposed) {
-            for (on, udp) in [(p.tcp, false), (p.udp, true)] {
-                if on {
-                    let protocol = if udp { "UDP" } else { "TCP" };
-                    reachable.push((i32::from(p.port), protocol, p.peer));
-                    let name = port_name(&u.unit, &p.name, udp);
-                    ports.push(ServicePort {
-                        name: Some(name.clone()),
-                        port: i32::from(p.port),
-                        target_port: Some(IntOrString::String(name)),
-                        protocol: Some(if udp { "UDP" } else { "TCP" }.into()),
-                        ..Default::default()
-                    });
-                }
+            for (name, protocol) in sides(&u.unit, p) {
+                reachable.push((i32::from(p.port), protocol, p.peer));
+                ports.push(ServicePort {
+                    name: Some(name.clone()),
+                    port: i32::from(p.port),
+                    target_port: Some(IntOrString::String(name)),
+                    protocol: Some(protocol.into()),
+                    ..Default::default()
+                });
             }
         }
         grace = grace.max(i64::from(unit.stop_grace_secs));

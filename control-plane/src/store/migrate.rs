@@ -170,8 +170,7 @@ pub mod v2 {
                 .into_iter()
                 .map(|mut c| {
                     let mut ports = BTreeMap::new();
-                    for (client, key, port) in PORT_OVERRIDES.iter().filter(|(client, ..)| *client == c.client) {
-                        let _ = client;
+                    for (_, key, port) in PORT_OVERRIDES.iter().filter(|(client, ..)| *client == c.client) {
                         if let Some(value) = c.config_overrides.remove(*key) {
                             if let Ok(n) = value.parse::<u16>() {
                                 ports.insert((*port).to_string(), n);

@@ -179,6 +179,8 @@ impl RenderError {
 }
 
 pub trait ChainAdapter: Send + Sync {
+    /// The chain's name in specs: cheap, unlike the whole [`ChainAdapter::support`].
+    fn chain(&self) -> &'static str;
     fn support(&self) -> ChainSupport;
     fn render_client(&self, spec: &NodeSpec, client: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, RenderError>;
     /// The official image of a client release, for the operator.
@@ -215,12 +217,12 @@ impl Adapters {
     }
 
     pub fn get(&self, chain: &str) -> Option<&dyn ChainAdapter> {
-        self.chains.iter().find(|a| a.support().chain == chain).map(std::convert::AsRef::as_ref)
+        self.chains.iter().find(|a| a.chain() == chain).map(std::convert::AsRef::as_ref)
     }
 
     /// Use this Ethereum adapter (checkpoint URLs from the executor's configuration) instead of the default one.
     pub fn with_ethereum(mut self, eth: Ethereum) -> Adapters {
-        self.chains.retain(|a| a.support().chain != ethereum::CHAIN);
+        self.chains.retain(|a| a.chain() != ethereum::CHAIN);
         self.chains.insert(0, Box::new(eth));
         self
     }

@@ -36,9 +36,13 @@ impl StandIn {
 pub const STANDIN_IMAGE: &str = "busybox:1.36";
 
 impl ChainAdapter for StandIn {
+    fn chain(&self) -> &'static str {
+        "demo"
+    }
+
     fn support(&self) -> ChainSupport {
         ChainSupport {
-            chain: "demo".into(),
+            chain: self.chain().into(),
             networks: vec!["local".into()],
             node_types: vec![NodeType::Full],
             clients: vec![ClientSupport { role: "main".into(), client: "standin".into(), ..Default::default() }],

@@ -231,6 +231,10 @@ impl Ethereum {
 }
 
 impl ChainAdapter for Ethereum {
+    fn chain(&self) -> &'static str {
+        CHAIN
+    }
+
     fn support(&self) -> ChainSupport {
         let network_defaults = NETWORKS
             .iter()
@@ -293,7 +297,8 @@ impl ChainAdapter for Ethereum {
             .map(|(name, port)| {
                 let (tcp, udp) = protocols(name);
                 let exposed = *name != "engine" && !def.internal.contains(name);
-                let peer = matches!(*name, "p2p" | "p2p-alt" | "torrent" | "discovery" | "discv5" | "quic");
+                // The ports peers reach (P2P, discovery, QUIC, torrents) are the ones that carry UDP.
+                let peer = udp;
                 NamedPort { name: (*name).to_string(), port: *port, tcp, udp, exposed, peer }
             })
             .collect();
