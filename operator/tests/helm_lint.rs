@@ -1,82 +1,12 @@
-//! `helm lint` on the chart, by Helm's own code: the Helm v4 library that the
-//! PyPI package helm-sdkpy ships (`.ci/prerequisites` installs it at
-//! `/usr/local/lib/novacula/libhelm_sdkpy.so`; `NOVACULA_HELM_LIB` points
-//! elsewhere). Lint renders every template with the chart's values, so a
-//! template that does not render, or renders to bad YAML, fails here.
+//! `helm lint` on the chart, by Helm's own code (see `helm/mod.rs`). Lint
+//! renders every template with the chart's values, so a template that does
+//! not render, or renders to bad YAML, fails here.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
-use libloading::{Library, Symbol};
-use serde_json::Value;
-use std::ffi::{c_char, c_int, CStr, CString};
+mod helm;
+
+use helm::{Helm, Lint, WARNING};
 use std::path::{Path, PathBuf};
-
-type Handle = u64;
-
-const DEFAULT_LIB: &str = "/usr/local/lib/novacula/libhelm_sdkpy.so";
-// Helm's support.Severity: 1 info, 2 warning, 3 error.
-const WARNING: u64 = 2;
-
-struct Helm {
-    lib: Library,
-}
-
-/// What `helm lint` said: (severity, path) per message.
-struct Lint {
-    messages: Vec<(u64, String)>,
-    errors: usize,
-}
-
-impl Helm {
-    fn load() -> Helm {
-        let path = std::env::var("NOVACULA_HELM_LIB").unwrap_or_else(|_| DEFAULT_LIB.into());
-        // SAFETY: a Go c-shared library whose initialisers only start its runtime.
-        let lib = unsafe { Library::new(&path) }.unwrap_or_else(|e| panic!("cannot load Helm's library at {path} ({e}); run .ci/prerequisites"));
-        Helm { lib }
-    }
-
-    fn last_error(&self) -> String {
-        unsafe {
-            let f: Symbol<unsafe extern "C" fn() -> *mut c_char> = self.lib.get(b"helm_sdkpy_last_error").unwrap();
-            let p = f();
-            if p.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(p).to_string_lossy().into_owned()
-            }
-        }
-    }
-
-    fn lint(&self, chart: &Path) -> Lint {
-        let namespace = CString::new("validators").unwrap();
-        let options = CString::new("{}").unwrap();
-        let chart = CString::new(chart.to_str().unwrap()).unwrap();
-        // SAFETY: signatures as in the library's header (libhelm_sdkpy.h).
-        let json = unsafe {
-            let create: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *const c_char, *const c_char, *mut Handle) -> c_int> =
-                self.lib.get(b"helm_sdkpy_config_create").unwrap();
-            let lint: Symbol<unsafe extern "C" fn(Handle, *const c_char, *mut *mut c_char) -> c_int> = self.lib.get(b"helm_sdkpy_lint").unwrap();
-            let free: Symbol<unsafe extern "C" fn(*mut c_char)> = self.lib.get(b"helm_sdkpy_free").unwrap();
-            let destroy: Symbol<unsafe extern "C" fn(Handle)> = self.lib.get(b"helm_sdkpy_config_destroy").unwrap();
-
-            let mut handle: Handle = 0;
-            let rc = create(namespace.as_ptr(), std::ptr::null(), std::ptr::null(), options.as_ptr(), &mut handle);
-            assert_eq!(rc, 0, "helm config: {}", self.last_error());
-            let mut out: *mut c_char = std::ptr::null_mut();
-            let rc = lint(handle, chart.as_ptr(), &mut out);
-            assert_eq!(rc, 0, "helm lint did not run: {}", self.last_error());
-            let json = CStr::from_ptr(out).to_string_lossy().into_owned();
-            free(out);
-            destroy(handle);
-            json
-        };
-        let v: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("lint result {json}: {e}"));
-        assert_eq!(v["TotalChartsLinted"], 1, "{json}");
-        let messages =
-            v["Messages"].as_array().into_iter().flatten().map(|m| (m["Severity"].as_u64().unwrap(), m["Path"].as_str().unwrap_or("").to_string())).collect();
-        let errors = v["Errors"].as_array().map_or(0, Vec::len);
-        Lint { messages, errors }
-    }
-}
 
 fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/novacula-operator")

@@ -6,10 +6,14 @@
 //! - `checkov`, with the checks skipped in `.ci/checkov-skips.txt`, each with
 //!   its reason; any other failure fails the test.
 //!
-//! Both come from PyPI through `.ci/prerequisites`.
+//! The same for the Helm chart's output, as Helm's own code renders it (see
+//! `helm/mod.rs`), with every optional part switched on.
+//!
+//! Both tools come from PyPI through `.ci/prerequisites`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod common;
+mod helm;
 
 use common::cr;
 use novacula_core::fixtures::{client, eth_spec};
@@ -80,6 +84,35 @@ fn write_objects(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The chart as Helm renders it with every optional part on, one file per
+/// object. Rendered once per process (Helm's library is loaded once).
+fn write_chart_objects(dir: &Path) -> Vec<PathBuf> {
+    static RENDERED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let yaml = RENDERED.get_or_init(|| {
+        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/novacula-operator");
+        let values = serde_json::json!({
+            "crd": { "manage": true },
+            "controlPlane": { "caConfigMap": "novacula-ca" },
+            "allowedImages": ["ghcr.io/ethpandaops/ethereum-metrics-exporter:"],
+            "checkpointSyncUrls": ["mainnet=https://beacon.internal.example"],
+        });
+        helm::Helm::load().render(&chart, &values).unwrap_or_else(|e| panic!("helm install: {e}"))
+    });
+    let mut files = vec![];
+    for (i, doc) in yaml.split("\n---").map(str::trim).filter(|d| !d.is_empty() && *d != "---").enumerate() {
+        let object: serde_yaml::Value = serde_yaml::from_str(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+        let kind = object["kind"].as_str().unwrap_or_else(|| panic!("no kind: {doc}")).to_lowercase();
+        let path = dir.join(format!("chart-{i:02}-{kind}.yaml"));
+        std::fs::write(&path, doc).unwrap();
+        files.push(path);
+    }
+    let kinds: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for kind in ["customresourcedefinition", "deployment", "serviceaccount", "role", "rolebinding", "clusterrole", "clusterrolebinding"] {
+        assert!(kinds.iter().any(|k| k.ends_with(&format!("-{kind}.yaml"))), "the chart rendered no {kind}: {kinds:?}");
+    }
+    files
+}
+
 /// A directory checkov scans (it skips hidden ones, such as tempfile's default `.tmpXXXX`).
 fn objects_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("novacula-objects-").tempdir().unwrap()
@@ -98,7 +131,8 @@ fn tool(name: &str) -> Option<PathBuf> {
 fn every_rendered_object_passes_kubernetes_validate_strict() {
     let Some(kv) = tool("kubernetes-validate") else { return };
     let dir = objects_dir();
-    let files = write_objects(dir.path());
+    let mut files = write_objects(dir.path());
+    files.extend(write_chart_objects(dir.path()));
     for version in KUBERNETES {
         let out = Command::new(&kv).args(["--strict", "--quiet", "-k", version]).args(&files).output().unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -127,6 +161,7 @@ fn checkov_finds_nothing_beyond_the_documented_skips() {
     let dir = objects_dir();
     let files = write_objects(dir.path());
     assert!(files.len() > 30, "the matrix renders every object");
+    write_chart_objects(dir.path());
     let out = Command::new(&checkov)
         .args(["--framework", "kubernetes", "--quiet", "--compact", "--skip-download", "--skip-check", &skips().join(","), "-d"])
         .arg(dir.path())
@@ -138,4 +173,5 @@ fn checkov_finds_nothing_beyond_the_documented_skips() {
     let all = Command::new(&checkov).args(["--framework", "kubernetes", "--quiet", "--compact", "--skip-download", "-d"]).arg(dir.path()).output().unwrap();
     let all = String::from_utf8_lossy(&all.stdout);
     assert!(all.contains("CKV_K8S_11") && all.contains("FAILED for resource: StatefulSet.validators."), "checkov saw no StatefulSet:\n{all}");
+    assert!(all.contains("Deployment.validators.novacula"), "checkov saw not the chart's Deployment:\n{all}");
 }
