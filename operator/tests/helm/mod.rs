@@ -146,8 +146,10 @@ struct StandInApiServer {
     _runtime: tokio::runtime::Runtime,
 }
 
-/// (group/version, [(resource, kind, namespaced)]).
-const RESOURCES: &[(&str, &[(&str, &str, bool)])] = &[
+/// (resource, kind, namespaced).
+type Resource = (&'static str, &'static str, bool);
+/// (group/version, its resources).
+const RESOURCES: &[(&str, &[Resource])] = &[
     ("v1", &[("secrets", "Secret", true), ("configmaps", "ConfigMap", true), ("serviceaccounts", "ServiceAccount", true), ("services", "Service", true)]),
     ("apps/v1", &[("deployments", "Deployment", true), ("statefulsets", "StatefulSet", true)]),
     ("apiextensions.k8s.io/v1", &[("customresourcedefinitions", "CustomResourceDefinition", false)]),
