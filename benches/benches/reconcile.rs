@@ -28,6 +28,7 @@ fn node(i: usize) -> DesiredNode {
             sidecars: vec![],
             desired_state: DesiredState::Running,
             restart_generation: 1,
+            p2p_exposure: Default::default(),
         },
         deleted: false,
     }

@@ -76,6 +76,10 @@ pub struct ClientSupport {
     /// ports): refused as config overrides. Every other key may be overridden.
     #[serde(default)]
     pub managed_keys: Vec<String>,
+    /// Volumes beside the data directory that the client can put part of its
+    /// data on (geth's `ancient`), by the storage-volume name a spec gives them.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// The oldest version of a client that runs `network`.
@@ -200,6 +204,13 @@ pub struct ExecutorCapabilities {
     /// What sidecars (and client images) this executor's configuration allows; none when absent.
     #[serde(default)]
     pub programs: ProgramAllowlist,
+    /// The storage classes a volume may name; absent when the executor cannot
+    /// tell (an operator not allowed to list them), empty when it has none (an agent).
+    #[serde(default)]
+    pub storage_classes: Option<Vec<String>>,
+    /// How this executor can expose a node's P2P ports beyond `none`.
+    #[serde(default)]
+    pub p2p_exposures: Vec<crate::spec::P2pExposure>,
 }
 
 impl ExecutorCapabilities {

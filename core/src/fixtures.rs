@@ -29,5 +29,6 @@ pub fn eth_spec(name: &str) -> NodeSpec {
         sidecars: vec![],
         desired_state: DesiredState::Running,
         restart_generation: 0,
+        p2p_exposure: Default::default(),
     }
 }

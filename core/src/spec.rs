@@ -46,6 +46,33 @@ impl DesiredState {
     }
 }
 
+/// How peers outside the cluster reach a node's P2P ports (operator
+/// executors; an agent's ports are its host's own).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum P2pExposure {
+    /// Inside the cluster only: the node still dials out to its peers.
+    #[default]
+    None,
+    /// A NodePort Service on every cluster node's address.
+    NodePort,
+    /// A LoadBalancer Service: an address of its own from the cluster's load balancer.
+    LoadBalancer,
+}
+
+impl P2pExposure {
+    /// The word the API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            P2pExposure::None => "none",
+            P2pExposure::NodePort => "nodePort",
+            P2pExposure::LoadBalancer => "loadBalancer",
+        }
+    }
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -113,6 +140,9 @@ pub struct Resources {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StorageVolume {
+    /// The first volume holds the clients' data directories; every other one
+    /// is named for the client volume it holds (`ancient` for geth's ancient
+    /// store: see the executor's capabilities).
     pub name: String,
     pub size_gib: u32,
     pub mount_path: String,
@@ -154,6 +184,9 @@ pub struct NodeSpec {
     /// Bumped by each restart request; the executor restarts processes started under an older one.
     #[serde(default, deserialize_with = "int63")]
     pub restart_generation: u64,
+    /// Whether peers outside the cluster reach the P2P ports, and how.
+    #[serde(default)]
+    pub p2p_exposure: P2pExposure,
 }
 
 /// Wire integers are at most 2^63-1 (what JSON tools and the API document

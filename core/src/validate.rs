@@ -132,7 +132,7 @@ impl Text<'_> {
 /// exhaustive on purpose: a new field does not compile until it is placed here.
 fn check_all_text(errs: &mut Vec<ValidationError>, spec: &NodeSpec) {
     let mut t = Text { errs, total_bytes: 0 };
-    let NodeSpec { name, chain, network, node_type: _, clients, storage, sidecars, desired_state: _, restart_generation: _ } = spec;
+    let NodeSpec { name, chain, network, node_type: _, clients, storage, sidecars, desired_state: _, restart_generation: _, p2p_exposure: _ } = spec;
     t.check(|| "name".into(), name);
     t.check(|| "chain".into(), chain);
     t.check(|| "network".into(), network);
@@ -369,8 +369,10 @@ pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities) -> Result<(),
                 }
                 check_client_rules(&mut errs, i, c, sup, &spec.network);
             }
+            check_volumes(&mut errs, spec, chain);
         }
     }
+    check_placement(&mut errs, spec, caps);
     if errs.is_empty() {
         Ok(())
     } else {
@@ -410,6 +412,52 @@ fn check_client_rules(errs: &mut Vec<ValidationError>, i: usize, c: &ClientSpec,
     }
 }
 
+/// The first volume holds the data directories; each other one must be a
+/// volume a client of the node puts data on, or it would be mounted unused.
+fn check_volumes(errs: &mut Vec<ValidationError>, spec: &NodeSpec, chain: &crate::executor::ChainSupport) {
+    let usable: Vec<(&str, &str)> = spec
+        .clients
+        .iter()
+        .filter_map(|c| chain.client(&c.role, &c.client))
+        .flat_map(|sup| sup.volumes.iter().map(|v| (v.as_str(), sup.client.as_str())))
+        .collect();
+    for (i, v) in spec.storage.iter().enumerate().skip(1) {
+        if !usable.iter().any(|(name, _)| *name == v.name) {
+            let offered: Vec<String> = usable.iter().map(|(name, client)| format!("{name} ({client})")).collect();
+            errs.push(ValidationError::Invalid {
+                field: format!("storage[{i}].name"),
+                reason: format!(
+                    "no client of this node puts data on a volume named {:?}: the first volume holds the data directories, each other one is named for a client's volume (offered: {})",
+                    v.name,
+                    list(offered.iter().map(String::as_str))
+                ),
+            });
+        }
+    }
+}
+
+/// Storage classes and P2P exposure the executor's platform offers.
+fn check_placement(errs: &mut Vec<ValidationError>, spec: &NodeSpec, caps: &ExecutorCapabilities) {
+    if let Some(classes) = &caps.storage_classes {
+        for (i, v) in spec.storage.iter().enumerate() {
+            if let Some(class) = v.storage_class.as_deref().filter(|c| !classes.iter().any(|k| k == c)) {
+                errs.push(ValidationError::Invalid {
+                    field: format!("storage[{i}].storageClass"),
+                    reason: format!("{class:?} is not a storage class of this executor (its classes: {})", list(classes.iter().map(String::as_str))),
+                });
+            }
+        }
+    }
+    let exposure = spec.p2p_exposure;
+    if exposure != crate::spec::P2pExposure::None && !caps.p2p_exposures.contains(&exposure) {
+        let offered = std::iter::once("none").chain(caps.p2p_exposures.iter().map(|e| e.as_str()));
+        errs.push(ValidationError::Invalid {
+            field: "p2pExposure".into(),
+            reason: format!("this executor cannot expose P2P ports as {:?} (it offers: {})", exposure.as_str(), list(offered)),
+        });
+    }
+}
+
 fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let v: Vec<&str> = items.collect();
     if v.is_empty() {
@@ -433,12 +481,13 @@ mod tests {
                 networks: vec!["mainnet".into(), "sepolia".into()],
                 node_types: vec![NodeType::Full, NodeType::Archive],
                 clients: vec![
-                    ClientSupport { role: "execution".into(), client: "geth".into(), versions: vec![], ..Default::default() },
+                    ClientSupport { role: "execution".into(), client: "geth".into(), versions: vec![], volumes: vec!["ancient".into()], ..Default::default() },
                     ClientSupport { role: "consensus".into(), client: "lighthouse".into(), versions: vec!["v5.3.0".into()], ..Default::default() },
                 ],
                 network_defaults: vec![],
             }],
             programs: crate::ProgramAllowlist { sidecar_programs: vec!["metrics-exporter".into()], image_prefixes: vec![] },
+            ..Default::default()
         }
     }
 
@@ -687,5 +736,40 @@ mod tests {
         let mut s = eth_spec("n");
         s.clients[0].config_overrides.insert("bad key".into(), "1".into());
         assert!(!validate_structure(&s).is_empty());
+    }
+
+    #[test]
+    fn every_volume_beyond_the_first_is_one_a_client_uses() {
+        let mut s = eth_spec("n");
+        let volume = |name: &str| StorageVolume { name: name.into(), size_gib: 10, mount_path: format!("/{name}"), storage_class: None };
+        s.storage.push(volume("ancient"));
+        assert_eq!(validate_spec(&s, &caps()), Ok(()), "geth puts its ancient store on it");
+        s.storage.push(volume("era"));
+        let errs = validate_spec(&s, &caps()).unwrap_err();
+        assert!(
+            matches!(&errs[..], [ValidationError::Invalid { field, reason }] if field == "storage[2].name" && reason.contains("offered: ancient (geth)")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn storage_classes_and_p2p_exposure_are_the_executors() {
+        use crate::spec::P2pExposure;
+        let mut s = eth_spec("n");
+        s.storage[0].storage_class = Some("fast".into());
+        s.p2p_exposure = P2pExposure::LoadBalancer;
+        // An executor that cannot tell its classes (absent) is not second-guessed; P2P exposure it does not offer is refused.
+        let errs = validate_spec(&s, &caps()).unwrap_err();
+        assert!(matches!(&errs[..], [ValidationError::Invalid { field, reason }] if field == "p2pExposure" && reason.contains("offers: none")), "{errs:?}");
+        let mut operator = caps();
+        operator.p2p_exposures = vec![P2pExposure::NodePort, P2pExposure::LoadBalancer];
+        operator.storage_classes = Some(vec!["standard".into(), "fast".into()]);
+        assert_eq!(validate_spec(&s, &operator), Ok(()));
+        operator.storage_classes = Some(vec!["standard".into()]);
+        let errs = validate_spec(&s, &operator).unwrap_err();
+        assert!(
+            matches!(&errs[..], [ValidationError::Invalid { field, reason }] if field == "storage[0].storageClass" && reason.contains("its classes: standard")),
+            "{errs:?}"
+        );
     }
 }

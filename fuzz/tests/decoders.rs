@@ -4,7 +4,7 @@
 //! validating or planning a decoded spec fails these.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
-use novacula_core::spec::{ClientSpec, NodeType, Resources, Sidecar, StorageVolume};
+use novacula_core::spec::{ClientSpec, NodeType, P2pExposure, Resources, Sidecar, StorageVolume};
 use novacula_core::{DesiredNode, DesiredState, NodeSpec, Revision};
 use novacula_fuzz::{postcard_records, wire_json};
 use proptest::prelude::*;
@@ -46,8 +46,9 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
         any::<bool>(),
         // wire integers are at most 2^63-1 (larger ones are refused when decoded)
         0..=i64::MAX as u64,
+        prop_oneof![Just(P2pExposure::None), Just(P2pExposure::NodePort), Just(P2pExposure::LoadBalancer)],
     )
-        .prop_map(|((name, chain, network), node_type, clients, storage, sidecars, stopped, restart_generation)| NodeSpec {
+        .prop_map(|((name, chain, network), node_type, clients, storage, sidecars, stopped, restart_generation, p2p_exposure)| NodeSpec {
             name,
             chain,
             network,
@@ -57,6 +58,7 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
             sidecars,
             desired_state: if stopped { DesiredState::Stopped } else { DesiredState::Running },
             restart_generation,
+            p2p_exposure,
         })
 }
 

@@ -56,6 +56,7 @@ fn spec() -> NodeSpec {
         sidecars: vec![],
         desired_state: DesiredState::Running,
         restart_generation: 0,
+        p2p_exposure: Default::default(),
     }
 }
 

@@ -2,12 +2,13 @@
 //! Secret, StatefulSet and Service, and write the CR status from the pod.
 
 use crate::crd::{BlockchainNode, BlockchainNodeStatus, MANAGER};
-use crate::render::{render, Rendered};
+use crate::render::{optional_objects, render_with, NodePods, Rendered};
 use crate::status::status;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
@@ -28,6 +29,7 @@ pub const RECREATE_WAIT: Duration = Duration::from_secs(2);
 pub struct Context {
     pub client: Client,
     pub adapters: Adapters,
+    pub pods: NodePods,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +99,7 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
     let name = cr.name_any();
     let ns = cr.namespace().unwrap_or_else(|| ctx.client.default_namespace().to_string());
     let nodes: Api<BlockchainNode> = Api::namespaced(ctx.client.clone(), &ns);
-    let rendered = match render(&cr, &ctx.adapters) {
+    let rendered = match render_with(&cr, &ctx.adapters, ctx.pods) {
         Ok(r) => r,
         Err(why) => {
             tracing::warn!(node = %name, error = %why, "cannot render node");
@@ -109,6 +111,7 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
         }
     };
     let uid = cr.uid().unwrap_or_default();
+    let extra = optional_objects(&rendered);
     let sts = match apply(&ctx.client, &ns, &name, &uid, rendered, &cr.spec.node.storage).await {
         Ok(Applied::Done(sts)) => *sts,
         Ok(Applied::Recreating) => return Ok(Action::requeue(RECREATE_WAIT)),
@@ -133,8 +136,30 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
     } else {
         None
     };
-    write_status(&nodes, &cr, status(&cr, &sts, pod.as_ref())).await?;
+    let previous = cr.status.as_ref().map(|s| s.extra_objects.clone()).unwrap_or_default();
+    for stale in previous.iter().filter(|o| !extra.contains(o)) {
+        delete_extra(&ctx.client, &ns, stale).await?;
+        tracing::info!(node = %name, object = %stale, "deleted an object the node no longer needs");
+    }
+    let mut status = status(&cr, &sts, pod.as_ref());
+    status.extra_objects = extra;
+    write_status(&nodes, &cr, status).await?;
     Ok(Action::requeue(RESYNC))
+}
+
+/// Delete one of [`optional_objects`] (`Kind/name`); gone already is fine.
+async fn delete_extra(client: &Client, ns: &str, object: &str) -> Result<(), Error> {
+    let result = match object.split_once('/') {
+        Some(("Service", name)) => Api::<Service>::namespaced(client.clone(), ns).delete(name, &DeleteParams::default()).await.map(|_| ()),
+        Some(("PodDisruptionBudget", name)) => {
+            Api::<PodDisruptionBudget>::namespaced(client.clone(), ns).delete(name, &DeleteParams::default()).await.map(|_| ())
+        }
+        _ => return Ok(()),
+    };
+    match result {
+        Err(e) if !is_status(&e, 404) => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `obj` is controlled by the BlockchainNode with `uid`.
@@ -206,6 +231,16 @@ async fn apply(client: &Client, ns: &str, name: &str, uid: &str, r: Rendered, st
     if policy_allowed {
         policies.patch(name, &pp, &Patch::Apply(&r.network_policy)).await?;
     }
+    if let Some(svc) = &r.p2p_service {
+        let services = Api::<Service>::namespaced(client.clone(), ns);
+        ours(&services, &svc.name_any(), uid, "Service").await?;
+        services.patch(&svc.name_any(), &pp, &Patch::Apply(svc)).await?;
+    }
+    if let Some(pdb) = &r.disruption_budget {
+        let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns);
+        ours(&budgets, name, uid, "PodDisruptionBudget").await?;
+        budgets.patch(name, &pp, &Patch::Apply(pdb)).await?;
+    }
     Ok(Applied::Done(Box::new(sts)))
 }
 
@@ -272,12 +307,14 @@ async fn write_error(nodes: &Api<BlockchainNode>, cr: &BlockchainNode, why: &str
         message: Some(why.to_string()),
     });
     let previous = cr.status.as_ref().map_or(0, |s| s.observed_revision);
-    write_status(
-        nodes,
-        cr,
-        BlockchainNodeStatus { phase: novacula_core::NodePhase::Error.as_str().into(), observed_revision: previous, processes: processes.collect() },
-    )
-    .await
+    let extra_objects = cr.status.as_ref().map(|s| s.extra_objects.clone()).unwrap_or_default();
+    let status = BlockchainNodeStatus {
+        phase: novacula_core::NodePhase::Error.as_str().into(),
+        observed_revision: previous,
+        processes: processes.collect(),
+        extra_objects,
+    };
+    write_status(nodes, cr, status).await
 }
 
 async fn write_status(nodes: &Api<BlockchainNode>, cr: &BlockchainNode, status: BlockchainNodeStatus) -> Result<(), Error> {
@@ -304,7 +341,7 @@ pub fn retry_after(category: ErrorCategory) -> Duration {
 }
 
 /// Run the controller over the namespace's `BlockchainNode`s until the stream ends.
-pub async fn run(client: Client, namespace: &str, adapters: Adapters) {
+pub async fn run(client: Client, namespace: &str, adapters: Adapters, pods: NodePods) {
     let nodes: Api<BlockchainNode> = Api::namespaced(client.clone(), namespace);
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=novacula-operator");
     Controller::new(nodes, watcher::Config::default())
@@ -312,7 +349,7 @@ pub async fn run(client: Client, namespace: &str, adapters: Adapters) {
         .owns(Api::<ConfigMap>::namespaced(client.clone(), namespace), owned.clone())
         .owns(Api::<Service>::namespaced(client.clone(), namespace), owned)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, Arc::new(Context { client, adapters }))
+        .run(reconcile, error_policy, Arc::new(Context { client, adapters, pods }))
         .for_each(|r| async move {
             match r {
                 Ok((obj, _)) => tracing::debug!(node = %obj.name, "reconciled"),

@@ -45,6 +45,10 @@ pub struct BlockchainNodeStatus {
     /// One entry per client role and sidecar, from the pod's container statuses.
     #[serde(default)]
     pub processes: Vec<ObservedProcess>,
+    /// Objects made for the node beyond the fixed ones (`Service/<node>-p2p`,
+    /// `PodDisruptionBudget/<node>`): one no longer wanted is deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_objects: Vec<String>,
 }
 
 /// The CRD as YAML, exactly as shipped in the Helm chart.

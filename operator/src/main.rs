@@ -8,7 +8,8 @@ use novacula_core::{Channel, ExecutorKind};
 use novacula_executor::adapter::{Adapters, Ethereum};
 use novacula_executor::loops::{Executor, Identity, Intervals};
 use novacula_operator::crd::{crd_yaml, BlockchainNode};
-use novacula_operator::nodes::KubeNodes;
+use novacula_operator::nodes::{KubeNodes, StorageClasses};
+use novacula_operator::render::{AntiAffinity, NodePods};
 use novacula_operator::upgrade::{Outcome, SelfDeployment};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -80,6 +81,14 @@ struct RunArgs {
     /// `mainnet=https://beacon.internal`); a spec can still set its own.
     #[arg(long, env = "NOVACULA_CHECKPOINT_SYNC_URLS", value_delimiter = ',', default_value = "")]
     checkpoint_sync_urls: Vec<String>,
+    /// Give every node a PodDisruptionBudget (minAvailable 1): a node drain
+    /// waits until someone moves or stops the node instead of evicting it.
+    #[arg(long, env = "NOVACULA_POD_DISRUPTION_BUDGET", default_value_t = false, action = clap::ArgAction::Set)]
+    pod_disruption_budget: bool,
+    /// Keep pods of nodes of one chain and network on different hosts:
+    /// none, preferred (when the scheduler can) or required.
+    #[arg(long, env = "NOVACULA_ANTI_AFFINITY", value_enum, default_value = "none")]
+    anti_affinity: AntiAffinity,
 }
 
 #[tokio::main]
@@ -123,7 +132,11 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
     let checkpoints = Ethereum::parse_checkpoint_pairs(&args.checkpoint_sync_urls)?;
     let ethereum = Ethereum::default().with_checkpoint_urls(checkpoints.iter().map(|(n, u)| (n.as_str(), u.as_str())))?;
     let adapters = || Adapters::standard().with_ethereum(ethereum.clone());
-    let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), &namespace), adapters()).with_allowed_images(allowed_images);
+    let classes = StorageClasses::default();
+    classes.refresh(&client).await;
+    let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), &namespace), adapters())
+        .with_allowed_images(allowed_images)
+        .with_storage_classes(classes.clone());
     let exec = Executor::new(id, api, nodes, Intervals::default());
     let upgrades = exec.upgrades();
     let own = args.deployment.clone().map(|name| SelfDeployment {
@@ -132,13 +145,16 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
         name,
         container: args.container.clone(),
     });
-    let controller = novacula_operator::controller::run(client, &namespace, adapters());
+    let pods = NodePods { disruption_budget: args.pod_disruption_budget, anti_affinity: args.anti_affinity };
+    let follow_classes = classes.follow(client.clone());
+    let controller = novacula_operator::controller::run(client, &namespace, adapters(), pods);
     let health = tokio::net::TcpListener::bind(args.health_addr).await.map_err(|e| format!("health endpoint {}: {e}", args.health_addr))?;
     tracing::info!(addr = %args.health_addr, "answering probes");
     exec.run(async move {
         tokio::select! {
             _ = controller => tracing::info!("controller stopped"),
             _ = self_upgrade(upgrades, own) => {}
+            _ = follow_classes => {}
             r = novacula_operator::health::serve(health) => tracing::error!(error = ?r.err(), "health endpoint stopped"),
         }
     })

@@ -3,14 +3,58 @@
 
 use crate::controller::kube_category;
 use crate::crd::{BlockchainNode, BlockchainNodeSpec, MANAGER};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use novacula_core::reconcile::plan;
+use novacula_core::spec::P2pExposure;
 use novacula_core::sync::LockExt;
 use novacula_core::{DesiredNode, DesiredState, ExecutorCapabilities, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
 use novacula_executor::adapter::Adapters;
 use novacula_executor::backend::{Backend, BackendError};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The cluster's storage classes as last listed, reported in the capabilities
+/// so the control plane refuses a volume naming another. `None` while not
+/// known (not listed yet, or the chart grants no ClusterRole to list them).
+#[derive(Debug, Clone, Default)]
+pub struct StorageClasses(Arc<Mutex<Option<Vec<String>>>>);
+
+impl StorageClasses {
+    /// How often the list is read again (classes are added rarely).
+    pub const REFRESH: Duration = Duration::from_secs(60);
+
+    pub fn get(&self) -> Option<Vec<String>> {
+        self.0.locked().clone()
+    }
+
+    /// List the classes once. A refusal (403) leaves them unknown; any other
+    /// error keeps the last list.
+    pub async fn refresh(&self, client: &kube::Client) {
+        match Api::<StorageClass>::all(client.clone()).list(&Default::default()).await {
+            Ok(list) => {
+                let mut names: Vec<String> = list.items.iter().filter_map(|c| c.metadata.name.clone()).collect();
+                names.sort();
+                *self.0.locked() = Some(names);
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                if self.0.locked().take().is_some() {
+                    tracing::warn!("no longer allowed to list StorageClasses; volumes' storage classes are not checked");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot list StorageClasses; keeping the last list"),
+        }
+    }
+
+    /// Refresh every [`Self::REFRESH`], forever.
+    pub async fn follow(self, client: kube::Client) {
+        loop {
+            self.refresh(&client).await;
+            tokio::time::sleep(Self::REFRESH).await;
+        }
+    }
+}
 
 pub struct KubeNodes {
     api: Api<BlockchainNode>,
@@ -19,11 +63,18 @@ pub struct KubeNodes {
     allowed_images: Vec<String>,
     /// Last API error per node, reported as the process message until it clears.
     errors: Mutex<HashMap<String, String>>,
+    storage_classes: StorageClasses,
 }
 
 impl KubeNodes {
     pub fn new(api: Api<BlockchainNode>, adapters: Adapters) -> KubeNodes {
-        KubeNodes { api, adapters, allowed_images: vec![], errors: Mutex::new(HashMap::new()) }
+        KubeNodes { api, adapters, allowed_images: vec![], errors: Mutex::new(HashMap::new()), storage_classes: StorageClasses::default() }
+    }
+
+    /// Report these storage classes (kept up to date by [`StorageClasses::follow`]).
+    pub fn with_storage_classes(mut self, classes: StorageClasses) -> KubeNodes {
+        self.storage_classes = classes;
+        self
     }
 
     /// Let specs use these images for sidecars and client images (see [`novacula_core::ProgramAllowlist`]).
@@ -58,6 +109,8 @@ impl Backend for KubeNodes {
         let mut caps = self.adapters.capabilities();
         // Sidecars here are containers: images, not host programs.
         caps.programs = novacula_core::ProgramAllowlist { sidecar_programs: vec![], image_prefixes: self.allowed_images.clone() };
+        caps.storage_classes = self.storage_classes.get();
+        caps.p2p_exposures = vec![P2pExposure::NodePort, P2pExposure::LoadBalancer];
         caps
     }
 

@@ -10,8 +10,10 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     // controller: server-side apply of each node's objects, watched as owned
     ("apps", "statefulsets", &["get", "list", "watch", "create", "patch", "delete"]),
     ("", "configmaps", &["get", "list", "watch", "create", "patch"]),
-    ("", "services", &["get", "list", "watch", "create", "patch"]),
+    // (a P2P Service is deleted when its node stops exposing P2P)
+    ("", "services", &["get", "list", "watch", "create", "patch", "delete"]),
     ("networking.k8s.io", "networkpolicies", &["get", "create", "patch"]),
+    ("policy", "poddisruptionbudgets", &["get", "create", "patch", "delete"]),
     // controller: generated-once secrets, read and created, never updated
     ("", "secrets", &["get", "create"]),
     // controller: grow a node's volume claims when its storage grows

@@ -4,12 +4,14 @@
 
 use crate::crd::BlockchainNode;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{Affinity, PodAffinityTerm, PodAntiAffinity, WeightedPodAffinityTerm};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EnvVar, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe as KubeProbe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, Secret, SecretProjection,
     SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -17,7 +19,7 @@ use kube::{Resource, ResourceExt};
 use novacula_core::error::ErrorCategory;
 use novacula_core::fingerprint::fingerprint;
 use novacula_core::reconcile::plan;
-use novacula_core::spec::{NodeSpec, Resources};
+use novacula_core::spec::{NodeSpec, P2pExposure, Resources};
 use novacula_core::DesiredState;
 use novacula_executor::adapter::{Adapters, ContainerImage, FileContents, NamedPort, NodePaths, Probe, Program, RenderedUnit};
 use std::collections::BTreeMap;
@@ -52,7 +54,52 @@ pub struct Rendered {
     pub service: Service,
     /// Who may reach the node's pod: peers its P2P ports, the namespace the rest.
     pub network_policy: NetworkPolicy,
+    /// The spec's `p2pExposure`: a NodePort or LoadBalancer Service of the P2P ports.
+    pub p2p_service: Option<Service>,
+    /// With [`NodePods::disruption_budget`]: no voluntary eviction of the pod.
+    pub disruption_budget: Option<PodDisruptionBudget>,
 }
+
+/// How the operator places every node pod (the chart's `nodePods` values).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodePods {
+    /// A PodDisruptionBudget per node (minAvailable 1): a drain waits until
+    /// someone moves or stops the node, instead of evicting it mid-sync.
+    pub disruption_budget: bool,
+    pub anti_affinity: AntiAffinity,
+}
+
+/// Whether pods of nodes of one chain and network avoid sharing a host, so a
+/// host's failure takes down one of them only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AntiAffinity {
+    #[default]
+    None,
+    /// Spread when the scheduler can.
+    Preferred,
+    /// Never two on one host (a pod stays pending rather than share).
+    Required,
+}
+
+/// Objects beyond the fixed ones, listed in the CR status as `Kind/name` so
+/// that one no longer rendered is deleted.
+pub fn optional_objects(r: &Rendered) -> Vec<String> {
+    let svc = r.p2p_service.as_ref().map(|s| format!("Service/{}", s.name_any()));
+    let pdb = r.disruption_budget.as_ref().map(|p| format!("PodDisruptionBudget/{}", p.name_any()));
+    svc.into_iter().chain(pdb).collect()
+}
+
+pub fn p2p_service_name(node: &str) -> String {
+    format!("{node}-p2p")
+}
+
+/// Labels every node pod carries beside its selector's: anti-affinity spreads by them.
+pub const CHAIN_LABEL: &str = "validatoros.com/chain";
+pub const NETWORK_LABEL: &str = "validatoros.com/network";
+
+/// The NodePort range of a default cluster: a P2P port inside it is opened as
+/// its own number, so the port the client announces is the one peers reach.
+const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
 
 pub fn config_map_name(node: &str) -> String {
     format!("{node}-config")
@@ -196,6 +243,34 @@ fn probes(unit: &RenderedUnit) -> (Option<KubeProbe>, Option<KubeProbe>, Option<
     (Some(tcp(10, 60)), Some(readiness), Some(tcp(30, 10)))
 }
 
+fn pod_labels(spec: &NodeSpec) -> BTreeMap<String, String> {
+    let mut l = labels(&spec.name);
+    l.insert(CHAIN_LABEL.into(), spec.chain.clone());
+    l.insert(NETWORK_LABEL.into(), spec.network.clone());
+    l
+}
+
+/// Pods of nodes of the same chain and network on different hosts, as asked.
+fn affinity(spec: &NodeSpec, anti: AntiAffinity) -> Option<Affinity> {
+    let term = || PodAffinityTerm {
+        label_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(CHAIN_LABEL.to_string(), spec.chain.clone()), (NETWORK_LABEL.to_string(), spec.network.clone())])),
+            ..Default::default()
+        }),
+        topology_key: "kubernetes.io/hostname".into(),
+        ..Default::default()
+    };
+    let rule = match anti {
+        AntiAffinity::None => return None,
+        AntiAffinity::Preferred => PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm { weight: 100, pod_affinity_term: term() }]),
+            ..Default::default()
+        },
+        AntiAffinity::Required => PodAntiAffinity { required_during_scheduling_ignored_during_execution: Some(vec![term()]), ..Default::default() },
+    };
+    Some(Affinity { pod_anti_affinity: Some(rule), ..Default::default() })
+}
+
 fn tmp_mount() -> VolumeMount {
     VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() }
 }
@@ -299,8 +374,13 @@ fn sidecar_container(s: &novacula_core::spec::Sidecar) -> Container {
     }
 }
 
-/// Render every object for `cr`. Fails only when the adapter cannot render the spec.
+/// Render every object for `cr` with default placement.
 pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, RenderError> {
+    render_with(cr, adapters, NodePods::default())
+}
+
+/// Render every object for `cr`. Fails only when the adapter cannot render the spec.
+pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> Result<Rendered, RenderError> {
     let name = cr.name_any();
     let spec = &cr.spec.node;
     let owner = cr.controller_owner_ref(&()).ok_or(RenderError::NoUid)?;
@@ -311,6 +391,7 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
     let mut grace = i64::from(novacula_executor::adapter::DEFAULT_STOP_GRACE_SECS);
     // (port, protocol, open to every peer)
     let mut reachable: Vec<(i32, &'static str, bool)> = Vec::new();
+    let mut peer_ports = Vec::new();
     for u in plan(spec) {
         if let Some(s) = spec.sidecars.iter().find(|s| s.name == u.unit) {
             containers.push(sidecar_container(s));
@@ -331,6 +412,16 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
         for p in unit.ports.iter().filter(|p| p.exposed) {
             for (name, protocol) in sides(&u.unit, p) {
                 reachable.push((i32::from(p.port), protocol, p.peer));
+                if p.peer {
+                    peer_ports.push(ServicePort {
+                        name: Some(name.clone()),
+                        port: i32::from(p.port),
+                        target_port: Some(IntOrString::String(name.clone())),
+                        node_port: (spec.p2p_exposure == P2pExposure::NodePort && NODE_PORTS.contains(&p.port)).then_some(i32::from(p.port)),
+                        protocol: Some(protocol.into()),
+                        ..Default::default()
+                    });
+                }
                 ports.push(ServicePort {
                     name: Some(name.clone()),
                     port: i32::from(p.port),
@@ -409,7 +500,7 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
             }),
             volume_claim_templates: (!claims.is_empty()).then_some(claims),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels(&name)), annotations: Some(annotations), ..Default::default() }),
+                metadata: Some(ObjectMeta { labels: Some(pod_labels(spec)), annotations: Some(annotations), ..Default::default() }),
                 spec: Some(PodSpec {
                     init_containers: Some(vec![init]),
                     containers,
@@ -418,6 +509,7 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
                     // Node pods never call the Kubernetes API.
                     automount_service_account_token: Some(false),
                     termination_grace_period_seconds: Some(grace),
+                    affinity: affinity(spec, pods.anti_affinity),
                     ..Default::default()
                 }),
             },
@@ -454,7 +546,34 @@ pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, Rend
             ..Default::default()
         }),
     };
+    let p2p_service = match spec.p2p_exposure {
+        P2pExposure::None => None,
+        _ if peer_ports.is_empty() => None,
+        exposure => Some(Service {
+            metadata: meta(cr, p2p_service_name(&name), &owner),
+            spec: Some(ServiceSpec {
+                type_: Some(if exposure == P2pExposure::NodePort { "NodePort" } else { "LoadBalancer" }.into()),
+                selector: Some(labels(&name)),
+                ports: Some(peer_ports),
+                // Straight to the node's host: peers' addresses are kept, no second hop.
+                external_traffic_policy: Some("Local".into()),
+                ..Default::default()
+            }),
+            status: None,
+        }),
+    };
+    let disruption_budget = pods.disruption_budget.then(|| PodDisruptionBudget {
+        metadata: meta(cr, name.clone(), &owner),
+        spec: Some(PodDisruptionBudgetSpec {
+            min_available: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector { match_labels: Some(labels(&name)), ..Default::default() }),
+            ..Default::default()
+        }),
+        status: None,
+    });
     Ok(Rendered {
+        p2p_service,
+        disruption_budget,
         network_policy,
         config_map: ConfigMap { metadata: meta(cr, config_map_name(&name), &owner), data: Some(config), ..Default::default() },
         secret: Secret { metadata: meta(cr, secret_name(&name), &owner), ..Default::default() },

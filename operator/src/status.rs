@@ -67,5 +67,6 @@ pub fn status(cr: &BlockchainNode, sts: &StatefulSet, pod: Option<&Pod>) -> Bloc
         deleting: cr.metadata.deletion_timestamp.is_some(),
         executor_online: true,
     });
-    BlockchainNodeStatus { phase: phase.as_str().into(), observed_revision, processes }
+    let extra_objects = cr.status.as_ref().map(|s| s.extra_objects.clone()).unwrap_or_default();
+    BlockchainNodeStatus { phase: phase.as_str().into(), observed_revision, processes, extra_objects }
 }

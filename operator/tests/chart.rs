@@ -110,7 +110,8 @@ fn rendered_with(set: &[(&str, &str)]) -> Vec<Value> {
         for k in path.split('.') {
             at = at.get_mut(k).unwrap_or_else(|| panic!("values.yaml has no {path}"));
         }
-        *at = Value::String(v.to_string());
+        // As `--set` reads it: true and false are booleans.
+        *at = serde_yaml::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
     }
     let chart: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("Chart.yaml")).unwrap()).unwrap();
     let mut docs = Vec::new();
@@ -279,9 +280,15 @@ fn a_private_ca_is_mounted_from_a_config_map_when_named() {
 
 #[test]
 fn the_crd_is_the_operators_to_update_only_when_asked() {
+    let cluster_wide = |docs: &[Value]| -> Vec<serde_json::Value> {
+        docs.iter().filter(|d| d["kind"] == "ClusterRole").map(|d| serde_json::to_value(&d["rules"]).unwrap()).collect()
+    };
+    // By default the one cluster-wide permission is listing StorageClasses; none without it.
     let docs = rendered();
-    assert!(docs.iter().all(|d| d["kind"] != "ClusterRole" && d["kind"] != "ClusterRoleBinding"), "no cluster-wide permission by default");
-    let docs = rendered_with(&[("crd.manage", "true")]);
+    assert_eq!(cluster_wide(&docs), [serde_json::json!([{"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["list"]}])]);
+    let docs = rendered_with(&[("reportStorageClasses", "false")]);
+    assert!(docs.iter().all(|d| d["kind"] != "ClusterRole" && d["kind"] != "ClusterRoleBinding"), "no cluster-wide permission");
+    let docs = rendered_with(&[("crd.manage", "true"), ("reportStorageClasses", "false")]);
     let role = kind(&docs, "ClusterRole");
     assert_eq!(strings(&role["rules"][0]["resourceNames"]), ["blockchainnodes.validatoros.com"], "its own CRD and no other");
     assert_eq!(strings(&role["rules"][0]["verbs"]), ["get", "patch"]);

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use novacula_core::spec::P2pExposure;
 use novacula_core::DesiredState;
 use novacula_executor::adapter::Adapters;
 use novacula_operator::controller::{reconcile, Context, RECREATE_WAIT, RESYNC};
@@ -90,7 +91,7 @@ async fn ownership_reads(server: &mut ApiServer, exist: bool) {
 async fn reconcile_in(cr: BlockchainNode, world: World) -> Seen {
     let (client, mut server) = mock_client();
     let cr_json = serde_json::to_value(&cr).unwrap();
-    let task = tokio::spawn(reconcile(Arc::new(cr), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })));
+    let task = tokio::spawn(reconcile(Arc::new(cr), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain(), pods: Default::default() })));
     ownership_reads(&mut server, world.secret_exists).await;
     let secret = if world.secret_exists { None } else { Some(server.answer("POST", SECRETS, 201, std::clone::Clone::clone).await.body) };
     let config_map = server.echo("PATCH", CONFIG_MAP).await.body;
@@ -296,7 +297,8 @@ async fn a_cr_being_deleted_is_left_to_garbage_collection() {
     let mut node = cr(eth_spec("n1"), 3);
     node.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()));
     let (client, server) = mock_client();
-    let action = reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })).await.unwrap();
+    let action =
+        reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain(), pods: Default::default() })).await.unwrap();
     assert_eq!(action, kube::runtime::controller::Action::await_change());
     server.done().await;
 }
@@ -308,7 +310,8 @@ async fn unrenderable_spec_reports_error_status_and_applies_nothing() {
     let (client, mut server) = mock_client();
     let node = cr(spec, 2);
     let cr_json = serde_json::to_value(&node).unwrap();
-    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })));
+    let task =
+        tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain(), pods: Default::default() })));
     let status = status_patch(&mut server, &cr_json).await;
     tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("no further request").unwrap().unwrap();
     server.done().await;
@@ -331,7 +334,10 @@ async fn storage_growth_recreates_the_statefulset_keeping_pod_and_claims() {
     let mut spec = eth_spec("n1");
     spec.storage[0].size_gib = 600; // chain: 500 -> 600 GiB; ancient unchanged
     let (client, mut server) = mock_client();
-    let task = tokio::spawn(reconcile(Arc::new(cr(spec, 2)), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })));
+    let task = tokio::spawn(reconcile(
+        Arc::new(cr(spec, 2)),
+        Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain(), pods: Default::default() }),
+    ));
     ownership_reads(&mut server, true).await;
     server.echo("PATCH", CONFIG_MAP).await;
     // the API server refuses new claim templates on an existing StatefulSet
@@ -356,9 +362,11 @@ async fn storage_growth_recreates_the_statefulset_keeping_pod_and_claims() {
 async fn objects_the_api_server_refuses_put_the_reason_in_the_status() {
     let (client, mut server) = mock_client();
     let mut node = cr(eth_spec("n1"), 3);
-    node.status = Some(novacula_operator::crd::BlockchainNodeStatus { phase: "running".into(), observed_revision: 2, processes: vec![] });
+    node.status =
+        Some(novacula_operator::crd::BlockchainNodeStatus { phase: "running".into(), observed_revision: 2, processes: vec![], extra_objects: vec![] });
     let node_json = serde_json::to_value(&node).unwrap();
-    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain() })));
+    let task =
+        tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard().with_demo_chain(), pods: Default::default() })));
     ownership_reads(&mut server, true).await;
     server.echo("PATCH", CONFIG_MAP).await;
     server.answer("PATCH", STS, 422, |_| invalid("StatefulSet.apps \"n1\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: \"9\": must be less than or equal to memory limit")).await;
@@ -413,7 +421,7 @@ async fn without_permission_for_network_policies_the_node_still_runs() {
     let (client, mut server) = mock_client();
     let node = cr(eth_spec("n1"), 1);
     let cr_json = serde_json::to_value(&node).unwrap();
-    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })));
+    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard(), pods: Default::default() })));
     for path in [SECRET, CONFIG_MAP, STS, SERVICE] {
         server.not_found("GET", path).await;
     }
@@ -445,7 +453,7 @@ async fn objects_someone_else_made_are_never_adopted() {
     let (client, mut server) = mock_client();
     let node = cr(eth_spec("n1"), 1);
     let node_json = serde_json::to_value(&node).unwrap();
-    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard() })));
+    let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard(), pods: Default::default() })));
     server.not_found("GET", SECRET).await;
     server
         .answer(
@@ -463,4 +471,97 @@ async fn objects_someone_else_made_are_never_adopted() {
     let action = tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap().expect("handled");
     assert_eq!(action, kube::runtime::controller::Action::requeue(RESYNC));
     server.done().await;
+}
+
+/// A node exposing P2P gets a LoadBalancer Service of its peer ports, listed
+/// in its status; once the spec says `none` again, that Service is deleted.
+#[tokio::test]
+async fn a_p2p_service_follows_the_spec_and_is_deleted_when_no_longer_wanted() {
+    const P2P: &str = "/api/v1/namespaces/default/services/n1-p2p";
+    const P2P_DELETE: &str = "/api/v1/namespaces/default/services/n1-p2p";
+    let run = |exposure: P2pExposure, before: Vec<String>| async move {
+        let (client, mut server) = mock_client();
+        let mut spec = eth_spec("n1");
+        spec.p2p_exposure = exposure;
+        let mut node = cr(spec, 2);
+        node.status =
+            Some(novacula_operator::crd::BlockchainNodeStatus { phase: "running".into(), observed_revision: 2, processes: vec![], extra_objects: before });
+        let node_json = serde_json::to_value(&node).unwrap();
+        let task = tokio::spawn(reconcile(Arc::new(node), Arc::new(Context { client, adapters: Adapters::standard(), pods: Default::default() })));
+        ownership_reads(&mut server, true).await;
+        server.echo("PATCH", CONFIG_MAP).await;
+        server
+            .answer("PATCH", STS, 200, |b| {
+                let mut out = b.clone();
+                out["status"] = sts_status(1, 1, 0);
+                out
+            })
+            .await;
+        server.echo("PATCH", SERVICE).await;
+        server.echo("PATCH", NETWORK_POLICY).await;
+        let mut p2p = None;
+        if exposure != P2pExposure::None {
+            server.not_found("GET", P2P).await;
+            p2p = Some(server.echo("PATCH", P2P).await.body);
+        }
+        server.not_found("GET", POD).await;
+        let deleted = if exposure == P2pExposure::None {
+            server.answer("DELETE", P2P_DELETE, 200, |_| json!({"kind": "Status", "status": "Success"})).await;
+            true
+        } else {
+            false
+        };
+        let status = status_patch(&mut server, &node_json).await;
+        task.await.unwrap().unwrap();
+        server.done().await;
+        (p2p, deleted, status)
+    };
+
+    let (svc, deleted, status) = run(P2pExposure::LoadBalancer, vec![]).await;
+    let svc = svc.expect("P2P Service applied");
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    assert_eq!(svc["spec"]["externalTrafficPolicy"], "Local");
+    let ports: Vec<(i64, String)> =
+        svc["spec"]["ports"].as_array().unwrap().iter().map(|p| (p["port"].as_i64().unwrap(), p["protocol"].as_str().unwrap().to_string())).collect();
+    // geth's P2P and lighthouse's, TCP and UDP; never RPC, REST, metrics or the engine API.
+    assert!(ports.contains(&(30303, "TCP".into())) && ports.contains(&(30303, "UDP".into())) && ports.contains(&(9000, "UDP".into())), "{ports:?}");
+    assert!(!ports.iter().any(|(p, _)| [8545, 8551, 5052, 6060].contains(p)), "{ports:?}");
+    assert!(!deleted);
+    assert_eq!(status["extraObjects"], json!(["Service/n1-p2p"]));
+
+    let (svc, deleted, status) = run(P2pExposure::None, vec!["Service/n1-p2p".into()]).await;
+    assert!(svc.is_none() && deleted, "the Service no longer wanted is deleted");
+    assert!(status.get("extraObjects").is_none_or(|v| v == &json!([])), "{status}");
+}
+
+#[test]
+fn node_ports_keep_their_number_when_the_cluster_range_allows() {
+    let mut spec = eth_spec("n1");
+    spec.p2p_exposure = P2pExposure::NodePort;
+    let r = novacula_operator::render::render(&cr(spec, 1), &Adapters::standard()).unwrap();
+    let svc = serde_json::to_value(r.p2p_service.unwrap()).unwrap();
+    assert_eq!(svc["spec"]["type"], "NodePort");
+    let node_port = |port: i64| svc["spec"]["ports"].as_array().unwrap().iter().find(|p| p["port"] == port).unwrap()["nodePort"].clone();
+    assert_eq!(node_port(30303), json!(30303), "geth announces 30303: the node port is that number");
+    assert_eq!(node_port(9000), Value::Null, "outside 30000-32767 Kubernetes picks one (README: choose P2P ports in that range)");
+}
+
+#[test]
+fn pods_get_a_disruption_budget_and_spread_when_asked() {
+    use novacula_operator::render::{render_with, AntiAffinity, NodePods};
+    let node = cr(eth_spec("n1"), 1);
+    let plain = render_with(&node, &Adapters::standard(), NodePods::default()).unwrap();
+    assert!(plain.disruption_budget.is_none());
+    assert!(serde_json::to_value(&plain.stateful_set).unwrap()["spec"]["template"]["spec"].get("affinity").is_none());
+
+    let r = render_with(&node, &Adapters::standard(), NodePods { disruption_budget: true, anti_affinity: AntiAffinity::Required }).unwrap();
+    let pdb = serde_json::to_value(r.disruption_budget.unwrap()).unwrap();
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"], "n1");
+    let sts = serde_json::to_value(&r.stateful_set).unwrap();
+    let term = &sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(term["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(term["labelSelector"]["matchLabels"], json!({"validatoros.com/chain": "ethereum", "validatoros.com/network": "sepolia"}));
+    let labels = &sts["spec"]["template"]["metadata"]["labels"];
+    assert_eq!((labels["validatoros.com/chain"].as_str(), labels["validatoros.com/network"].as_str()), (Some("ethereum"), Some("sepolia")));
 }

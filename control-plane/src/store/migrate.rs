@@ -13,8 +13,9 @@ const SCHEMA_VERSION: &str = "schema_version";
 /// 1: the first release. 2: key usage in its own table, keys bound to one
 /// executor, program allowlists in capabilities, releases pinned by hash.
 /// 3: client ports in specs, per-network client rules in capabilities, sync
-/// metrics and disk usage in reports.
-pub const CURRENT: u64 = 3;
+/// metrics and disk usage in reports. 4: P2P exposure in specs, client
+/// volumes, storage classes and P2P exposures in capabilities.
+pub const CURRENT: u64 = 4;
 
 pub fn run(w: &mut Write) -> Result<()> {
     let version = w.counter(SCHEMA_VERSION)?.max(1);
@@ -23,6 +24,9 @@ pub fn run(w: &mut Write) -> Result<()> {
     }
     if version < 3 {
         v2_to_v3(w)?;
+    }
+    if version < 4 {
+        v3_to_v4(w)?;
     }
     w.set_counter(SCHEMA_VERSION, CURRENT)
 }
@@ -84,7 +88,6 @@ pub mod v1 {
 /// Shapes of schema version 2 (those of version 1 that it kept as they were, too).
 pub mod v2 {
     use super::*;
-    use novacula_core::lifecycle::NodeRecord;
     use novacula_core::spec::{DesiredState, NodeType, Resources, Sidecar, StorageVolume};
     use novacula_core::{ObservedNodeStatus, Revision};
     use std::collections::BTreeMap;
@@ -104,14 +107,22 @@ pub mod v2 {
         pub clients: Vec<ClientSupport>,
     }
 
-    impl From<ChainSupport> for novacula_core::executor::ChainSupport {
+    impl From<ChainSupport> for super::v3::ChainSupport {
         fn from(c: ChainSupport) -> Self {
             let clients = c
                 .clients
                 .into_iter()
-                .map(|s| novacula_core::executor::ClientSupport { role: s.role, client: s.client, versions: s.versions, ..Default::default() })
+                .map(|s| super::v3::ClientSupport {
+                    role: s.role,
+                    client: s.client,
+                    versions: s.versions,
+                    networks: vec![],
+                    min_versions: vec![],
+                    ports: vec![],
+                    managed_keys: vec![],
+                })
                 .collect();
-            novacula_core::executor::ChainSupport { chain: c.chain, networks: c.networks, node_types: c.node_types, clients, network_defaults: vec![] }
+            super::v3::ChainSupport { chain: c.chain, networks: c.networks, node_types: c.node_types, clients, network_defaults: vec![] }
         }
     }
 
@@ -163,7 +174,7 @@ pub mod v2 {
     /// adapter's own flags now (a second one would be refused): they move to `ports`.
     const PORT_OVERRIDES: [(&str, &str, &str); 3] = [("geth", "http.port", "http"), ("geth", "authrpc.port", "engine"), ("lighthouse", "http-port", "http")];
 
-    impl From<NodeSpec> for novacula_core::NodeSpec {
+    impl From<NodeSpec> for super::v3::NodeSpec {
         fn from(s: NodeSpec) -> Self {
             let clients = s
                 .clients
@@ -188,7 +199,7 @@ pub mod v2 {
                     }
                 })
                 .collect();
-            novacula_core::NodeSpec {
+            super::v3::NodeSpec {
                 name: s.name,
                 chain: s.chain,
                 network: s.network,
@@ -222,12 +233,12 @@ pub mod v2 {
         pub last_phase: Option<novacula_core::NodePhase>,
     }
 
-    impl From<NodeRow> for super::NodeRow {
+    impl From<NodeRow> for super::v3::NodeRow {
         fn from(r: NodeRow) -> Self {
-            super::NodeRow {
+            super::v3::NodeRow {
                 org_id: r.org_id,
                 executor: r.executor,
-                record: NodeRecord { spec: r.record.spec.into(), revision: r.record.revision, deleted: r.record.deleted },
+                record: super::v3::Record { spec: r.record.spec.into(), revision: r.record.revision, deleted: r.record.deleted },
                 created_at: r.created_at,
                 updated_at: r.updated_at,
                 seq: r.seq,
@@ -280,11 +291,195 @@ pub mod v2 {
     }
 }
 
+/// Shapes of schema version 3 (those it kept from version 2 are there).
+pub mod v3 {
+    use super::*;
+    use novacula_core::executor::{MinVersion, NetworkDefaults, PortSupport};
+    use novacula_core::lifecycle::NodeRecord;
+    use novacula_core::spec::{ClientSpec, DesiredState, NodeType, P2pExposure, Sidecar, StorageVolume};
+    use novacula_core::Revision;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ClientSupport {
+        pub role: String,
+        pub client: String,
+        pub versions: Vec<String>,
+        pub networks: Vec<String>,
+        pub min_versions: Vec<MinVersion>,
+        pub ports: Vec<PortSupport>,
+        pub managed_keys: Vec<String>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ChainSupport {
+        pub chain: String,
+        pub networks: Vec<String>,
+        pub node_types: Vec<NodeType>,
+        pub clients: Vec<ClientSupport>,
+        pub network_defaults: Vec<NetworkDefaults>,
+    }
+
+    impl From<ChainSupport> for novacula_core::executor::ChainSupport {
+        fn from(c: ChainSupport) -> Self {
+            let clients = c
+                .clients
+                .into_iter()
+                .map(|s| novacula_core::executor::ClientSupport {
+                    role: s.role,
+                    client: s.client,
+                    versions: s.versions,
+                    networks: s.networks,
+                    min_versions: s.min_versions,
+                    ports: s.ports,
+                    managed_keys: s.managed_keys,
+                    volumes: vec![],
+                })
+                .collect();
+            novacula_core::executor::ChainSupport {
+                chain: c.chain,
+                networks: c.networks,
+                node_types: c.node_types,
+                clients,
+                network_defaults: c.network_defaults,
+            }
+        }
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Capabilities {
+        pub chains: Vec<ChainSupport>,
+        pub programs: novacula_core::ProgramAllowlist,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Executor {
+        pub id: String,
+        pub org_id: String,
+        pub name: String,
+        pub kind: ExecutorKind,
+        pub version: String,
+        pub channel: Channel,
+        pub capabilities: Capabilities,
+        pub created_at: Timestamp,
+        pub updated_at: Timestamp,
+        pub deactivated: bool,
+        pub api_key_id: String,
+    }
+
+    impl From<Executor> for super::Executor {
+        fn from(e: Executor) -> Self {
+            // Until its next heartbeat reports them: no volumes, storage classes
+            // not known (not checked), no P2P exposure.
+            let capabilities = ExecutorCapabilities {
+                chains: e.capabilities.chains.into_iter().map(Into::into).collect(),
+                programs: e.capabilities.programs,
+                storage_classes: None,
+                p2p_exposures: vec![],
+            };
+            super::Executor {
+                id: e.id,
+                org_id: e.org_id,
+                name: e.name,
+                kind: e.kind,
+                version: e.version,
+                channel: e.channel,
+                capabilities,
+                created_at: e.created_at,
+                updated_at: e.updated_at,
+                deactivated: e.deactivated,
+                api_key_id: e.api_key_id,
+            }
+        }
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct NodeSpec {
+        pub name: String,
+        pub chain: String,
+        pub network: String,
+        pub node_type: NodeType,
+        pub clients: Vec<ClientSpec>,
+        pub storage: Vec<StorageVolume>,
+        pub sidecars: Vec<Sidecar>,
+        pub desired_state: DesiredState,
+        pub restart_generation: u64,
+    }
+
+    impl From<NodeSpec> for novacula_core::NodeSpec {
+        fn from(s: NodeSpec) -> Self {
+            novacula_core::NodeSpec {
+                name: s.name,
+                chain: s.chain,
+                network: s.network,
+                node_type: s.node_type,
+                clients: s.clients,
+                storage: s.storage,
+                sidecars: s.sidecars,
+                desired_state: s.desired_state,
+                restart_generation: s.restart_generation,
+                p2p_exposure: P2pExposure::None,
+            }
+        }
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Record {
+        pub spec: NodeSpec,
+        pub revision: Revision,
+        pub deleted: bool,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct NodeRow {
+        pub org_id: String,
+        pub executor: String,
+        pub record: Record,
+        pub created_at: Timestamp,
+        pub updated_at: Timestamp,
+        pub seq: u64,
+        pub removed: bool,
+        pub alert_firing: bool,
+        pub last_phase: Option<novacula_core::NodePhase>,
+    }
+
+    impl From<NodeRow> for super::NodeRow {
+        fn from(r: NodeRow) -> Self {
+            super::NodeRow {
+                org_id: r.org_id,
+                executor: r.executor,
+                record: NodeRecord { spec: r.record.spec.into(), revision: r.record.revision, deleted: r.record.deleted },
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+                seq: r.seq,
+                removed: r.removed,
+                alert_firing: r.alert_firing,
+                last_phase: r.last_phase,
+            }
+        }
+    }
+}
+
+fn v3_to_v4(w: &mut Write) -> Result<()> {
+    let executors: Vec<(String, v3::Executor)> = w.scan(EXECUTORS, "")?;
+    for (k, e) in executors {
+        w.put(EXECUTORS, &k, &Executor::from(e))?;
+    }
+    let nodes: Vec<(String, v3::NodeRow)> = w.scan(NODES, "")?;
+    let migrated = nodes.len();
+    for (k, n) in nodes {
+        w.put(NODES, &k, &NodeRow::from(n))?;
+    }
+    if migrated > 0 {
+        tracing::info!(nodes = migrated, "migrated the database to schema version 4 (P2P exposure, client volumes, storage classes)");
+    }
+    Ok(())
+}
+
 fn v2_to_v3(w: &mut Write) -> Result<()> {
     let executors: Vec<(String, v2::Executor)> = w.scan(EXECUTORS, "")?;
     for (k, e) in executors {
-        let capabilities = ExecutorCapabilities { chains: e.capabilities.chains.into_iter().map(Into::into).collect(), programs: e.capabilities.programs };
-        let exec = Executor {
+        let capabilities = v3::Capabilities { chains: e.capabilities.chains.into_iter().map(Into::into).collect(), programs: e.capabilities.programs };
+        let exec = v3::Executor {
             id: e.id,
             org_id: e.org_id,
             name: e.name,
@@ -304,7 +499,7 @@ fn v2_to_v3(w: &mut Write) -> Result<()> {
     let nodes: Vec<(String, v2::NodeRow)> = w.scan(NODES, "")?;
     let migrated = nodes.len();
     for (k, n) in nodes {
-        w.put(NODES, &k, &NodeRow::from(n))?;
+        w.put(NODES, &k, &v3::NodeRow::from(n))?;
     }
     // ObservedRow was one struct with the state inline in version 2 too:
     // postcard lays a nested struct out flat, so the shapes line up.
@@ -536,5 +731,93 @@ mod tests {
         let m = obs.state.processes[0].sync.unwrap();
         assert_eq!((m.current_block, m.highest_block, m.peers, m.sync_distance, m.progress_percent), (50, 100, 7, 50, 50.0));
         assert_eq!(obs.reported_at, t);
+    }
+
+    #[test]
+    fn a_version_3_file_keeps_its_executors_and_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.redb");
+        let t = Timestamp(1_700_000_000_000);
+        let mut spec = novacula_core::fixtures::eth_spec("n1");
+        spec.clients[0].ports.insert("p2p".into(), 30304);
+        {
+            let s = Store::open(&path).unwrap();
+            s.write(|w| {
+                w.set_counter(SCHEMA_VERSION, 3)?;
+                let client = v3::ClientSupport {
+                    role: "execution".into(),
+                    client: "geth".into(),
+                    versions: vec![],
+                    networks: vec!["sepolia".into()],
+                    min_versions: vec![],
+                    ports: vec![novacula_core::executor::PortSupport { name: "p2p".into(), default: 30303 }],
+                    managed_keys: vec!["datadir".into()],
+                };
+                let chains = vec![v3::ChainSupport {
+                    chain: "ethereum".into(),
+                    networks: vec!["sepolia".into()],
+                    node_types: vec![novacula_core::spec::NodeType::Full],
+                    clients: vec![client],
+                    network_defaults: vec![],
+                }];
+                let exec = v3::Executor {
+                    id: "x".into(),
+                    org_id: "acme".into(),
+                    name: "k8s".into(),
+                    kind: ExecutorKind::Operator,
+                    version: "1.0.0".into(),
+                    channel: Channel::Stable,
+                    capabilities: v3::Capabilities { chains, programs: Default::default() },
+                    created_at: t,
+                    updated_at: t,
+                    deactivated: false,
+                    api_key_id: "k1".into(),
+                };
+                w.put(EXECUTORS, "acme/k8s", &exec)?;
+                let old = v3::NodeSpec {
+                    name: spec.name.clone(),
+                    chain: spec.chain.clone(),
+                    network: spec.network.clone(),
+                    node_type: spec.node_type,
+                    clients: spec.clients.clone(),
+                    storage: spec.storage.clone(),
+                    sidecars: vec![],
+                    desired_state: novacula_core::DesiredState::Stopped,
+                    restart_generation: 3,
+                };
+                let row = v3::NodeRow {
+                    org_id: "acme".into(),
+                    executor: "k8s".into(),
+                    record: v3::Record { spec: old, revision: novacula_core::Revision(7), deleted: false },
+                    created_at: t,
+                    updated_at: t,
+                    seq: 2,
+                    removed: false,
+                    alert_firing: false,
+                    last_phase: None,
+                };
+                w.put(NODES, "acme/n1", &row)?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let (exec, node, version) = s
+            .read(|r| {
+                Ok::<_, StoreError>((
+                    r.get::<Executor>(EXECUTORS, "acme/k8s")?.unwrap(),
+                    r.get::<NodeRow>(NODES, "acme/n1")?.unwrap(),
+                    r.counter(SCHEMA_VERSION)?,
+                ))
+            })
+            .unwrap();
+        let geth = &exec.capabilities.chains[0].clients[0];
+        assert_eq!((geth.ports[0].default, geth.managed_keys.as_slice(), geth.volumes.is_empty()), (30303, &["datadir".to_string()][..], true));
+        assert_eq!(exec.capabilities.storage_classes, None, "not known until the next heartbeat: not checked");
+        let spec_now = &node.record.spec;
+        assert_eq!(spec_now.p2p_exposure, novacula_core::spec::P2pExposure::None);
+        assert_eq!((spec_now.clients[0].ports["p2p"], spec_now.restart_generation, node.record.revision), (30304, 3, novacula_core::Revision(7)));
+        assert_eq!(spec_now.desired_state, novacula_core::DesiredState::Stopped);
+        assert_eq!(version, CURRENT);
     }
 }

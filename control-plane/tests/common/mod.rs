@@ -103,6 +103,7 @@ pub fn caps() -> ExecutorCapabilities {
             network_defaults: vec![],
         }],
         programs: novacula_core::ProgramAllowlist { sidecar_programs: vec!["metrics-exporter".into()], image_prefixes: vec![] },
+        ..Default::default()
     }
 }
 

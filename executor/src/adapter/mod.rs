@@ -64,6 +64,16 @@ impl NodePaths {
     pub fn config(&self) -> PathBuf {
         self.root.join("config")
     }
+
+    /// Where a client finds a storage volume of the spec beyond the first: in a
+    /// pod, the volume's `mountPath`; on a host, a directory of the client's
+    /// data dir named for it (mount a disk there to move that data off it).
+    pub fn volume(&self, unit: &str, volume: &novacula_core::spec::StorageVolume) -> PathBuf {
+        match self.listen {
+            Listen::Pod => PathBuf::from(&volume.mount_path),
+            Listen::Localhost => self.data(unit).join(&volume.name),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +246,10 @@ impl Adapters {
         novacula_core::ExecutorCapabilities {
             chains: self.chains.iter().map(|a| a.support()).collect(),
             programs: novacula_core::ProgramAllowlist { sidecar_programs: self.sidecars.clone(), image_prefixes: vec![] },
+            // A host has no storage classes and its ports are its own: the
+            // operator fills in what its cluster offers.
+            storage_classes: Some(vec![]),
+            p2p_exposures: vec![],
         }
     }
 

@@ -28,6 +28,7 @@ impl StandIn {
             sidecars: vec![],
             desired_state: novacula_core::DesiredState::Running,
             restart_generation: 0,
+            p2p_exposure: Default::default(),
         }
     }
 }

@@ -40,6 +40,7 @@ const LIGHTHOUSE: ClientDef = ClientDef {
     writable_root: false,
     internal: &[],
     stop_grace_secs: 120,
+    volumes: &[("freezer", "freezer-dir"), ("blobs", "blobs-dir")],
     render: lighthouse,
 };
 
@@ -99,6 +100,7 @@ const PRYSM: ClientDef = ClientDef {
     writable_root: false,
     internal: &["grpc"],
     stop_grace_secs: 120,
+    volumes: &[("blobs", "blob-path")],
     render: prysm,
 };
 
@@ -156,6 +158,7 @@ const LODESTAR: ClientDef = ClientDef {
     writable_root: false,
     internal: &[],
     stop_grace_secs: 120,
+    volumes: &[],
     render: lodestar,
 };
 
@@ -228,6 +231,7 @@ const TEKU: ClientDef = ClientDef {
     writable_root: false,
     internal: &[],
     stop_grace_secs: 120,
+    volumes: &[],
     render: teku,
 };
 
@@ -265,6 +269,7 @@ const NIMBUS: ClientDef = ClientDef {
     writable_root: false,
     internal: &[],
     stop_grace_secs: 120,
+    volumes: &[],
     render: nimbus,
 };
 

@@ -44,6 +44,7 @@ const GETH: ClientDef = ClientDef {
     writable_root: false,
     internal: &[],
     stop_grace_secs: 300,
+    volumes: &[("ancient", "datadir.ancient"), ("era", "datadir.era")],
     render: geth,
 };
 
@@ -102,6 +103,7 @@ const RETH: ClientDef = ClientDef {
     writable_root: false,
     internal: &[],
     stop_grace_secs: 300,
+    volumes: &[("static-files", "datadir.static-files")],
     render: reth,
 };
 
@@ -171,6 +173,7 @@ const NETHERMIND: ClientDef = ClientDef {
     writable_root: false,
     internal: &[],
     stop_grace_secs: 300,
+    volumes: &[],
     render: nethermind,
 };
 
@@ -227,6 +230,7 @@ const ERIGON: ClientDef = ClientDef {
     writable_root: false,
     internal: &["grpc"],
     stop_grace_secs: 300,
+    volumes: &[],
     render: erigon,
 };
 
@@ -287,6 +291,7 @@ const BESU: ClientDef = ClientDef {
     // The RPC listens where the engine API does (127.0.0.1), so not on the pod's address.
     internal: &["http"],
     stop_grace_secs: 300,
+    volumes: &[],
     render: besu,
 };
 
@@ -365,6 +370,7 @@ const ETHEREUMJS: ClientDef = ClientDef {
     writable_root: false,
     internal: &[],
     stop_grace_secs: 300,
+    volumes: &[],
     render: ethereumjs,
 };
 

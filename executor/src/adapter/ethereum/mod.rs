@@ -106,6 +106,9 @@ pub struct ClientDef {
     /// client's private ones, and its RPC when the engine shares its address.
     pub internal: &'static [&'static str],
     pub stop_grace_secs: u32,
+    /// Volumes beside the data dir, by the storage-volume name a spec gives
+    /// them, and the flag that points the client at one.
+    pub volumes: &'static [(&'static str, &'static str)],
     pub render: fn(&Ctx) -> Flags,
 }
 
@@ -127,8 +130,14 @@ impl ClientDef {
             networks: self.networks(),
             min_versions: self.min_versions.iter().map(|(n, v)| MinVersion { network: (*n).into(), version: (*v).into() }).collect(),
             ports: self.ports.iter().map(|(name, default)| PortSupport { name: (*name).into(), default: *default }).collect(),
-            managed_keys: self.managed.iter().map(ToString::to_string).collect(),
+            managed_keys: self.managed().map(ToString::to_string).collect(),
+            volumes: self.volumes.iter().map(|(name, _)| (*name).to_string()).collect(),
         }
+    }
+
+    /// The flags the adapter sets: its own, and those pointing at volumes.
+    fn managed(&self) -> impl Iterator<Item = &'static str> {
+        self.managed.iter().copied().chain(self.volumes.iter().map(|(_, flag)| *flag).filter(|f| !self.managed.contains(f)))
     }
 
     /// The spec's ports, with the client's defaults for those it leaves out
@@ -278,7 +287,15 @@ impl ChainAdapter for Ethereum {
             engine: Self::engine_url(spec),
             checkpoint: if def.checkpoint.is_some() && !opted_out { self.checkpoint_urls.get(&spec.network).cloned() } else { None },
         };
-        let args = (def.render)(&ctx).overridden(def.name, &c.config_overrides, def.managed)?.into_args();
+        let mut flags = (def.render)(&ctx);
+        // The spec's volumes beyond the first (which holds the data dirs), each where its client puts that data.
+        for v in spec.storage.iter().skip(1) {
+            if let Some((_, flag)) = def.volumes.iter().find(|(name, _)| *name == v.name) {
+                flags = flags.set(flag, paths.volume(&c.role, v).display());
+            }
+        }
+        let managed: Vec<&str> = def.managed().collect();
+        let args = flags.overridden(def.name, &c.config_overrides, &managed)?.into_args();
         let mut files = vec![RenderedFile { name: JWT_FILE.into(), contents: FileContents::Secret { random_bytes: 32 } }];
         if ctx.devnet() {
             files.push(match def.role {
@@ -318,6 +335,26 @@ impl ChainAdapter for Ethereum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_volume_beyond_the_first_points_its_client_at_it() {
+        use novacula_core::spec::StorageVolume;
+        let mut spec = novacula_core::fixtures::eth_spec("n1");
+        spec.storage.push(StorageVolume { name: "ancient".into(), size_gib: 500, mount_path: "/ancient".into(), storage_class: None });
+        spec.storage.push(StorageVolume { name: "freezer".into(), size_gib: 500, mount_path: "/freezer".into(), storage_class: None });
+        let eth = Ethereum::default();
+        let geth = |paths: &NodePaths| eth.render_client(&spec, &spec.clients[0], paths).unwrap().args;
+        assert!(geth(&NodePaths::pod("/novacula")).contains(&"--datadir.ancient=/ancient".to_string()), "in a pod: its mount path");
+        assert!(geth(&NodePaths::host("/srv/n1")).contains(&"--datadir.ancient=/srv/n1/data/execution/ancient".to_string()), "on a host: in the data dir");
+        let lighthouse = eth.render_client(&spec, &spec.clients[1], &NodePaths::pod("/novacula")).unwrap().args;
+        assert!(lighthouse.contains(&"--freezer-dir=/freezer".to_string()), "{lighthouse:?}");
+        assert!(!lighthouse.iter().any(|a| a.contains("/ancient")), "each client only its own volumes");
+        // The flag is the adapter's: a spec cannot point it elsewhere.
+        spec.clients[0].config_overrides.insert("datadir.ancient".into(), "/etc".into());
+        assert!(matches!(eth.render_client(&spec, &spec.clients[0], &NodePaths::pod("/novacula")), Err(RenderError::ManagedKey { .. })));
+        let reth = client("reth").unwrap().support();
+        assert!(reth.volumes == ["static-files"] && reth.managed_keys.iter().any(|k| k == "datadir.static-files"), "{reth:?}");
+    }
 
     #[test]
     fn configured_checkpoint_urls_are_checked() {
