@@ -134,3 +134,54 @@ async fn three_nodes_on_one_agent_share_no_port_and_the_network_rules_hold() {
     let err = alice.deploy("edge-1", devnet).await.unwrap_err();
     assert!(text(&err).contains("geth does not run network \"devnet\""), "{err:?}");
 }
+
+/// What an operator reports of its cluster decides what a spec may ask for:
+/// P2P exposure (refused on an agent), storage classes, and volumes beyond
+/// the first only where a client puts data on them. A node exposed as
+/// `nodePort` gets its peer ports inside the NodePort range.
+#[tokio::test]
+async fn an_operators_cluster_decides_exposure_storage_classes_and_volumes() {
+    use novacula_core::spec::{P2pExposure, StorageVolume};
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let sync = |name: &str, kind: ExecutorKind, capabilities| SyncExecutorRequest {
+        name: name.into(),
+        kind,
+        version: "1.0.0".into(),
+        channel: Channel::Stable,
+        capabilities,
+    };
+    let (agent, _) = cp.executor_client(&alice, Some("edge-1")).await;
+    agent.sync_executor(&sync("edge-1", ExecutorKind::Agent, Adapters::standard().capabilities())).await.unwrap();
+    let mut operator_caps = Adapters::standard().capabilities();
+    operator_caps.storage_classes = Some(vec!["fast-ssd".into(), "standard".into()]);
+    operator_caps.p2p_exposures = vec![P2pExposure::NodePort, P2pExposure::LoadBalancer];
+    let (operator, _) = cp.executor_client(&alice, Some("k8s")).await;
+    operator.sync_executor(&sync("k8s", ExecutorKind::Operator, operator_caps)).await.unwrap();
+
+    let mut exposed = node("eth-x", "mainnet", ("geth", "1.16.7"), ("lighthouse", "v8.0.0"));
+    exposed.p2p_exposure = P2pExposure::NodePort;
+    let err = alice.deploy("edge-1", exposed.clone()).await.unwrap_err();
+    assert!(status(&err) == 422 && text(&err).contains("p2pExposure"), "{}", text(&err));
+    let view = alice.deploy("k8s", exposed).await.unwrap();
+    let port = |role: &str| view.spec.client(role).unwrap().ports["p2p"];
+    assert_eq!((port("execution"), port("consensus")), (30303, 30000), "peer ports where the cluster opens node ports");
+    assert_eq!(view.spec.client("consensus").unwrap().ports["http"], 5052, "the others where they were");
+
+    let volume = |name: &str, class: Option<&str>| StorageVolume {
+        name: name.into(),
+        size_gib: 100,
+        mount_path: format!("/{name}"),
+        storage_class: class.map(Into::into),
+    };
+    let mut stored = node("eth-y", "mainnet", ("geth", "1.16.7"), ("lighthouse", "v8.0.0"));
+    stored.storage = vec![volume("data", Some("premium")), volume("ancient", None)];
+    let err = alice.deploy("k8s", stored.clone()).await.unwrap_err();
+    assert!(status(&err) == 422 && text(&err).contains("\"premium\" is not a storage class of this executor"), "{}", text(&err));
+    stored.storage[0].storage_class = Some("fast-ssd".into());
+    stored.storage.push(volume("snapshots", None));
+    let err = alice.deploy("k8s", stored.clone()).await.unwrap_err();
+    assert!(status(&err) == 422 && text(&err).contains("storage[2].name") && text(&err).contains("ancient (geth)"), "{}", text(&err));
+    stored.storage.pop();
+    alice.deploy("k8s", stored).await.unwrap();
+}

@@ -99,6 +99,10 @@ pub struct MinVersion {
 pub struct PortSupport {
     pub name: String,
     pub default: u16,
+    /// Peers reach it from outside (P2P, discovery): the ports a node's
+    /// `p2pExposure` opens.
+    #[serde(default)]
+    pub peer: bool,
 }
 
 /// What a node of a network gets when the spec does not say.

@@ -5,7 +5,7 @@
 //! one executor. A port the spec sets is pinned: taken already, it is refused.
 
 use crate::executor::ChainSupport;
-use crate::spec::NodeSpec;
+use crate::spec::{NodeSpec, P2pExposure};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Ports handed out when a client's default is taken come from here, below
@@ -13,6 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// take them at random.
 pub const FIRST_DYNAMIC: u16 = 20000;
 pub const LAST_DYNAMIC: u16 = 32767;
+
+/// A Kubernetes cluster's default NodePort range. A node exposing P2P as
+/// `nodePort` gets its peer ports from here, so the port its clients announce
+/// to peers is the one the cluster opens on every host.
+pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
 
 /// Who holds a port on an executor: `node/role.port`.
 pub type Holders = BTreeMap<u16, String>;
@@ -80,8 +85,16 @@ pub fn assign(spec: &mut NodeSpec, chain: &ChainSupport, taken: &Holders) -> Res
             if let Some(holder) = taken.get(port) {
                 return Err(PortError::Taken { index, name: name.clone(), port: *port, holder: holder.clone() });
             }
+            if node_port(spec.p2p_exposure, declared.iter().any(|p| &p.name == name && p.peer)) && !NODE_PORTS.contains(port) {
+                return Err(invalid(format!(
+                    "with p2pExposure nodePort a peer port must lie in {}-{} (the cluster's NodePort range)",
+                    NODE_PORTS.start(),
+                    NODE_PORTS.end()
+                )));
+            }
         }
     }
+    let exposure = spec.p2p_exposure;
     for (index, c) in spec.clients.iter_mut().enumerate() {
         let declared = chain.client(&c.role, &c.client).map(|s| s.ports.clone()).unwrap_or_default();
         for p in declared {
@@ -89,9 +102,11 @@ pub fn assign(spec: &mut NodeSpec, chain: &ChainSupport, taken: &Holders) -> Res
                 continue;
             }
             let free = |port: &u16| !taken.contains_key(port) && !mine.contains(port);
+            let exposed = node_port(exposure, p.peer);
+            let range = if exposed { NODE_PORTS } else { FIRST_DYNAMIC..=LAST_DYNAMIC };
             let port = std::iter::once(p.default)
-                .filter(|d| *d != 0)
-                .chain(FIRST_DYNAMIC..=LAST_DYNAMIC)
+                .filter(|d| *d != 0 && (!exposed || NODE_PORTS.contains(d)))
+                .chain(range)
                 .find(free)
                 .ok_or_else(|| PortError::Exhausted { index, name: p.name.clone() })?;
             mine.insert(port);
@@ -101,13 +116,25 @@ pub fn assign(spec: &mut NodeSpec, chain: &ChainSupport, taken: &Holders) -> Res
     Ok(())
 }
 
+fn node_port(exposure: P2pExposure, peer: bool) -> bool {
+    peer && exposure == P2pExposure::NodePort
+}
+
 /// An edit keeps the ports a client had, unless the new spec sets them or
 /// the client changed: what an operator opened in a firewall stays valid.
-pub fn carry_over(new: &mut NodeSpec, old: &NodeSpec) {
+/// A peer port outside the NodePort range is not kept when the node is now
+/// exposed as `nodePort`: it is allocated again inside it.
+pub fn carry_over(new: &mut NodeSpec, old: &NodeSpec, chain: Option<&ChainSupport>) {
     let pinned: BTreeSet<u16> = new.clients.iter().flat_map(|c| c.ports.values().copied()).collect();
+    let exposure = new.p2p_exposure;
     for c in &mut new.clients {
         let Some(before) = old.client(&c.role).filter(|o| o.client == c.client) else { continue };
+        let declared = chain.and_then(|ch| ch.client(&c.role, &c.client)).map(|s| s.ports.as_slice()).unwrap_or_default();
         for (name, port) in &before.ports {
+            let peer = declared.iter().any(|p| &p.name == name && p.peer);
+            if node_port(exposure, peer) && !NODE_PORTS.contains(port) {
+                continue;
+            }
             // A port the edit pins under another name is that name's now.
             if !pinned.contains(port) {
                 c.ports.entry(name.clone()).or_insert(*port);
@@ -123,7 +150,7 @@ mod tests {
     use crate::fixtures::eth_spec;
 
     fn chain() -> ChainSupport {
-        let port = |name: &str, default| PortSupport { name: name.into(), default };
+        let port = |name: &str, default| PortSupport { name: name.into(), default, peer: name == "p2p" };
         ChainSupport {
             chain: "ethereum".into(),
             clients: vec![
@@ -199,19 +226,19 @@ mod tests {
         assign(&mut old, &chain(), &Holders::new()).unwrap();
         let mut edited = eth_spec("a");
         edited.clients[0].ports.insert("http".into(), 18545);
-        carry_over(&mut edited, &old);
+        carry_over(&mut edited, &old, Some(&chain()));
         assert_eq!(edited.clients[0].ports["http"], 18545, "what the edit sets wins");
         assert_eq!(edited.clients[0].ports["p2p"], 30303);
         assert_eq!(edited.clients[1].ports, old.clients[1].ports);
         let mut switched = eth_spec("a");
         switched.clients[1].client = "teku".into();
-        carry_over(&mut switched, &old);
+        carry_over(&mut switched, &old, Some(&chain()));
         assert!(switched.clients[1].ports.is_empty(), "another client has other ports");
         // Swapping two ports: the pinned numbers are not carried back under their old names.
         let mut swapped = eth_spec("a");
         swapped.clients[0].ports.insert("http".into(), old.clients[0].ports["engine"]);
         swapped.clients[0].ports.insert("engine".into(), old.clients[0].ports["http"]);
-        carry_over(&mut swapped, &old);
+        carry_over(&mut swapped, &old, Some(&chain()));
         assign(&mut swapped, &chain(), &Holders::new()).unwrap();
         assert_eq!(swapped.clients[0].ports["http"], 8551);
     }
@@ -225,5 +252,29 @@ mod tests {
         assign(&mut next, &chain(), &taken).unwrap();
         assert!(!next.clients[0].ports.values().any(|p| [30303, 8545, 8551].contains(p)), "{:?}", next.clients[0].ports);
         assert!(next.clients.iter().flat_map(|c| c.ports.values()).all(|p| *p < 32768), "below the ephemeral range");
+    }
+
+    #[test]
+    fn a_node_exposed_as_node_port_gets_its_peer_ports_in_the_node_port_range() {
+        let mut spec = eth_spec("a");
+        spec.p2p_exposure = P2pExposure::NodePort;
+        assign(&mut spec, &chain(), &Holders::new()).unwrap();
+        assert_eq!(spec.clients[0].ports["p2p"], 30303, "geth's default lies in the range already");
+        assert_eq!(spec.clients[1].ports["p2p"], 30000, "lighthouse's 9000 does not: the first free port of the range");
+        assert_eq!(spec.clients[1].ports["http"], 5052, "only peer ports move");
+        // Pinned outside the range: refused with the rule.
+        let mut pinned = eth_spec("b");
+        pinned.p2p_exposure = P2pExposure::NodePort;
+        pinned.clients[1].ports.insert("p2p".into(), 9000);
+        let err = assign(&mut pinned, &chain(), &Holders::new()).unwrap_err();
+        assert!(err.is_invalid_spec() && err.to_string().contains("30000-32767"), "{err}");
+        // An edit that switches a node to nodePort moves its peer port into the range instead of keeping it.
+        let mut old = eth_spec("c");
+        assign(&mut old, &chain(), &Holders::new()).unwrap();
+        let mut edited = eth_spec("c");
+        edited.p2p_exposure = P2pExposure::NodePort;
+        carry_over(&mut edited, &old, Some(&chain()));
+        assign(&mut edited, &chain(), &Holders::new()).unwrap();
+        assert_eq!((edited.clients[1].ports["p2p"], edited.clients[1].ports["http"]), (30000, 5052));
     }
 }

@@ -97,10 +97,6 @@ pub fn p2p_service_name(node: &str) -> String {
 pub const CHAIN_LABEL: &str = "validatoros.com/chain";
 pub const NETWORK_LABEL: &str = "validatoros.com/network";
 
-/// The NodePort range of a default cluster: a P2P port inside it is opened as
-/// its own number, so the port the client announces is the one peers reach.
-const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
-
 pub fn config_map_name(node: &str) -> String {
     format!("{node}-config")
 }
@@ -275,14 +271,15 @@ fn tmp_mount() -> VolumeMount {
     VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() }
 }
 
-fn mounts(spec: &NodeSpec) -> Vec<VolumeMount> {
+/// A client's mounts: the data volume (the spec's first, holding every
+/// client's data dir), the config, `/tmp`, and the spec volumes it uses.
+fn mounts(spec: &NodeSpec, uses: &[String]) -> Vec<VolumeMount> {
     let mut m = vec![
         VolumeMount { name: "data".into(), mount_path: DATA_DIR.into(), ..Default::default() },
         VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..Default::default() },
     ];
-    // Every storage volume at its own path too; the first one also holds the clients' data dirs.
-    for v in &spec.storage {
-        if v.mount_path != DATA_DIR {
+    for (i, v) in spec.storage.iter().enumerate() {
+        if (i == 0 || uses.contains(&v.name)) && v.mount_path != DATA_DIR {
             m.push(VolumeMount { name: v.name.clone(), mount_path: v.mount_path.clone(), ..Default::default() });
         }
     }
@@ -347,7 +344,7 @@ fn container(role: &str, image: ContainerImage, unit: &RenderedUnit, spec: &Node
         startup_probe: startup,
         readiness_probe: readiness,
         liveness_probe: liveness,
-        volume_mounts: Some(mounts(spec)),
+        volume_mounts: Some(mounts(spec, &unit.volumes)),
         ..Default::default()
     })
 }
@@ -417,7 +414,10 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
                         name: Some(name.clone()),
                         port: i32::from(p.port),
                         target_port: Some(IntOrString::String(name.clone())),
-                        node_port: (spec.p2p_exposure == P2pExposure::NodePort && NODE_PORTS.contains(&p.port)).then_some(i32::from(p.port)),
+                        // The port the client announces to peers is the one opened on every
+                        // host (the control plane allocates peer ports in the NodePort range).
+                        node_port: (spec.p2p_exposure == P2pExposure::NodePort && novacula_core::ports::NODE_PORTS.contains(&p.port))
+                            .then_some(i32::from(p.port)),
                         protocol: Some(protocol.into()),
                         ..Default::default()
                     });
@@ -445,7 +445,7 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
         name: "prepare".into(),
         image: Some(INIT_IMAGE.into()),
         command: Some(["mkdir", "-p"].into_iter().map(String::from).chain(roles).collect()),
-        volume_mounts: Some(mounts(spec)[..1].to_vec()),
+        volume_mounts: Some(mounts(spec, &[])[..1].to_vec()),
         resources: Some(small(10, 16, 64)),
         security_context: Some(restricted(false)),
         ..Default::default()

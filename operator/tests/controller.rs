@@ -543,7 +543,7 @@ fn node_ports_keep_their_number_when_the_cluster_range_allows() {
     assert_eq!(svc["spec"]["type"], "NodePort");
     let node_port = |port: i64| svc["spec"]["ports"].as_array().unwrap().iter().find(|p| p["port"] == port).unwrap()["nodePort"].clone();
     assert_eq!(node_port(30303), json!(30303), "geth announces 30303: the node port is that number");
-    assert_eq!(node_port(9000), Value::Null, "outside 30000-32767 Kubernetes picks one (README: choose P2P ports in that range)");
+    assert_eq!(node_port(9000), Value::Null, "outside 30000-32767 (a spec without allocated ports) Kubernetes picks one");
 }
 
 #[test]
@@ -564,4 +564,17 @@ fn pods_get_a_disruption_budget_and_spread_when_asked() {
     assert_eq!(term["labelSelector"]["matchLabels"], json!({"validatoros.com/chain": "ethereum", "validatoros.com/network": "sepolia"}));
     let labels = &sts["spec"]["template"]["metadata"]["labels"];
     assert_eq!((labels["validatoros.com/chain"].as_str(), labels["validatoros.com/network"].as_str()), (Some("ethereum"), Some("sepolia")));
+}
+
+#[test]
+fn each_client_mounts_only_the_volumes_it_uses() {
+    let r = novacula_operator::render::render(&cr(eth_spec("n1"), 1), &Adapters::standard()).unwrap();
+    let sts = serde_json::to_value(&r.stateful_set).unwrap();
+    let mounts = |i: usize| -> Vec<String> {
+        sts["spec"]["template"]["spec"]["containers"][i]["volumeMounts"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert!(mounts(0).contains(&"ancient".to_string()), "geth keeps its ancient store there: {:?}", mounts(0));
+    assert!(!mounts(1).contains(&"ancient".to_string()), "lighthouse has no use for it: {:?}", mounts(1));
+    let args = sts["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap();
+    assert!(args.contains(&json!("--datadir.ancient=/ancient")), "{args:?}");
 }

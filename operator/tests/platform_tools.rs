@@ -15,54 +15,13 @@
 mod common;
 mod helm;
 
-use common::cr;
-use novacula_core::fixtures::{client, eth_spec};
-use novacula_core::spec::{P2pExposure, Sidecar, StorageVolume};
-use novacula_core::NodeSpec;
-use novacula_executor::adapter::{ethereum, Adapters, StandIn};
-use novacula_operator::render::{render_with, AntiAffinity, NodePods};
+use common::{matrix, objects};
+use novacula_executor::adapter::Adapters;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The Kubernetes versions the operator supports, oldest and newest.
 const KUBERNETES: [&str; 2] = ["1.27.0", "1.37.0"];
-
-/// Every execution client with a consensus client (all five in turn), on
-/// mainnet with every volume the pair uses, a sidecar and each P2P exposure
-/// in turn; the devnet pair; the stand-in.
-fn matrix() -> Vec<NodeSpec> {
-    let els: Vec<&str> = ethereum::clients().filter(|d| d.role == "execution").map(|d| d.name).collect();
-    let cls: Vec<&str> = ethereum::clients().filter(|d| d.role == "consensus").map(|d| d.name).collect();
-    let mut specs = vec![];
-    for (i, el) in els.iter().enumerate() {
-        let cl = cls[i % cls.len()];
-        let mut s = eth_spec(&format!("{el}-{cl}"));
-        s.network = "mainnet".into();
-        s.clients = vec![client("execution", el, "1.16.7"), client("consensus", cl, "8.0.0")];
-        s.clients[0].resources = novacula_core::spec::Resources { cpu_millis: 3000, memory_mib: 12288 };
-        s.storage = vec![StorageVolume { name: "chain".into(), size_gib: 2560, mount_path: "/novacula/data".into(), storage_class: Some("fast-ssd".into()) }];
-        // Each volume a client of the pair puts data on (geth's ancient store, lighthouse's freezer...).
-        for def in ethereum::clients().filter(|d| d.name == *el || d.name == cl) {
-            for (volume, _) in def.volumes {
-                s.storage.push(StorageVolume { name: (*volume).into(), size_gib: 500, mount_path: format!("/volumes/{volume}"), storage_class: None });
-            }
-        }
-        s.p2p_exposure = [P2pExposure::None, P2pExposure::NodePort, P2pExposure::LoadBalancer][i % 3];
-        s.sidecars = vec![Sidecar {
-            name: "exporter".into(),
-            image: "ethpandaops/ethereum-metrics-exporter:0.24.0".into(),
-            command: vec!["--execution-url=http://127.0.0.1:8545".into()],
-            env: [("LOG_LEVEL".to_string(), "info".to_string())].into(),
-        }];
-        specs.push(s);
-    }
-    let mut devnet = eth_spec("devnet");
-    devnet.network = "devnet".into();
-    devnet.clients = vec![client("execution", "ethereumjs", "0.10.5"), client("consensus", "lodestar", "1.5.1")];
-    specs.push(devnet);
-    specs.push(StandIn::spec("demo"));
-    specs
-}
 
 /// Every rendered object of the matrix, one YAML file each, and the CRD.
 fn write_objects(dir: &Path) -> Vec<PathBuf> {
@@ -75,22 +34,9 @@ fn write_objects(dir: &Path) -> Vec<PathBuf> {
     };
     for (i, spec) in matrix().into_iter().enumerate() {
         let name = spec.name.clone();
-        // Nodes run in the namespace the chart installs the operator into, never `default`.
-        let mut node = cr(spec, 1);
-        node.metadata.namespace = Some("validators".into());
-        let pods = [NodePods::default(), NodePods { disruption_budget: true, anti_affinity: AntiAffinity::Preferred }][i % 2];
-        let r = render_with(&node, &adapters, pods).unwrap();
-        if let Some(svc) = &r.p2p_service {
-            write(format!("{name}-p2p-service.yaml"), serde_yaml::to_string(svc).unwrap());
+        for (kind, yaml) in objects(i, spec, &adapters) {
+            write(format!("{name}-{kind}.yaml"), yaml);
         }
-        if let Some(pdb) = &r.disruption_budget {
-            write(format!("{name}-pdb.yaml"), serde_yaml::to_string(pdb).unwrap());
-        }
-        write(format!("{name}-configmap.yaml"), serde_yaml::to_string(&r.config_map).unwrap());
-        write(format!("{name}-secret.yaml"), serde_yaml::to_string(&r.secret).unwrap());
-        write(format!("{name}-statefulset.yaml"), serde_yaml::to_string(&r.stateful_set).unwrap());
-        write(format!("{name}-service.yaml"), serde_yaml::to_string(&r.service).unwrap());
-        write(format!("{name}-networkpolicy.yaml"), serde_yaml::to_string(&r.network_policy).unwrap());
     }
     write("crd.yaml".into(), novacula_operator::crd::crd_yaml());
     files

@@ -176,7 +176,7 @@ fn place(w: &Write, org: &str, exec: &Executor, spec: &mut NodeSpec, previous: O
         }
     }
     if let Some(previous) = previous {
-        novacula_core::ports::carry_over(spec, previous);
+        novacula_core::ports::carry_over(spec, previous, Some(chain));
     }
     let others = neighbours(w, org, &exec.name, &spec.name)?;
     novacula_core::ports::assign(spec, chain, &novacula_core::ports::holders(&others, Some(chain))).map_err(|e| match e {

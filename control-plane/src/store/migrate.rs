@@ -294,10 +294,16 @@ pub mod v2 {
 /// Shapes of schema version 3 (those it kept from version 2 are there).
 pub mod v3 {
     use super::*;
-    use novacula_core::executor::{MinVersion, NetworkDefaults, PortSupport};
+    use novacula_core::executor::{MinVersion, NetworkDefaults};
     use novacula_core::lifecycle::NodeRecord;
     use novacula_core::spec::{ClientSpec, DesiredState, NodeType, P2pExposure, Sidecar, StorageVolume};
     use novacula_core::Revision;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct PortSupport {
+        pub name: String,
+        pub default: u16,
+    }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
     pub struct ClientSupport {
@@ -330,7 +336,8 @@ pub mod v3 {
                     versions: s.versions,
                     networks: s.networks,
                     min_versions: s.min_versions,
-                    ports: s.ports,
+                    // Which ports are peers' is reported again at the next heartbeat.
+                    ports: s.ports.into_iter().map(|p| novacula_core::executor::PortSupport { name: p.name, default: p.default, peer: false }).collect(),
                     managed_keys: s.managed_keys,
                     volumes: vec![],
                 })
@@ -750,7 +757,7 @@ mod tests {
                     versions: vec![],
                     networks: vec!["sepolia".into()],
                     min_versions: vec![],
-                    ports: vec![novacula_core::executor::PortSupport { name: "p2p".into(), default: 30303 }],
+                    ports: vec![v3::PortSupport { name: "p2p".into(), default: 30303 }],
                     managed_keys: vec!["datadir".into()],
                 };
                 let chains = vec![v3::ChainSupport {

@@ -163,6 +163,9 @@ pub struct RenderedUnit {
     /// How long a stop may take before the process is killed (an execution
     /// client flushes its state for minutes).
     pub stop_grace_secs: u32,
+    /// The spec's storage volumes beyond the first that this process puts data
+    /// on (a pod mounts only those, beside the data and config volumes).
+    pub volumes: Vec<String>,
 }
 
 /// Why a unit could not be rendered: always the spec's doing here.
@@ -290,6 +293,7 @@ fn render_sidecar(s: &Sidecar, name: String) -> RenderedUnit {
         needs: vec![],
         ports: vec![],
         stop_grace_secs: DEFAULT_STOP_GRACE_SECS,
+        volumes: vec![],
     }
 }
 

@@ -62,6 +62,7 @@ impl ChainAdapter for StandIn {
             needs: vec![],
             ports: vec![],
             stop_grace_secs: super::DEFAULT_STOP_GRACE_SECS,
+            volumes: vec![],
         })
     }
 

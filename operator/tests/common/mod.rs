@@ -83,3 +83,69 @@ pub fn cr(spec: NodeSpec, revision: u64) -> BlockchainNode {
     cr.metadata.uid = Some("uid-1".into());
     cr
 }
+
+/// Every execution client with a consensus client (all five in turn), on
+/// mainnet with every volume the pair uses, a sidecar and each P2P exposure
+/// in turn; the devnet pair; the stand-in.
+pub fn matrix() -> Vec<NodeSpec> {
+    let els: Vec<&str> = novacula_executor::adapter::ethereum::clients().filter(|d| d.role == "execution").map(|d| d.name).collect();
+    let cls: Vec<&str> = novacula_executor::adapter::ethereum::clients().filter(|d| d.role == "consensus").map(|d| d.name).collect();
+    let mut specs = vec![];
+    for (i, el) in els.iter().enumerate() {
+        let cl = cls[i % cls.len()];
+        let mut s = novacula_core::fixtures::eth_spec(&format!("{el}-{cl}"));
+        s.network = "mainnet".into();
+        s.clients = vec![client("execution", el, "1.16.7"), client("consensus", cl, "8.0.0")];
+        s.clients[0].resources = novacula_core::spec::Resources { cpu_millis: 3000, memory_mib: 12288 };
+        s.storage = vec![StorageVolume { name: "chain".into(), size_gib: 2560, mount_path: "/novacula/data".into(), storage_class: Some("fast-ssd".into()) }];
+        // Each volume a client of the pair puts data on (geth's ancient store, lighthouse's freezer...).
+        for def in novacula_executor::adapter::ethereum::clients().filter(|d| d.name == *el || d.name == cl) {
+            for (volume, _) in def.volumes {
+                s.storage.push(StorageVolume { name: (*volume).into(), size_gib: 500, mount_path: format!("/volumes/{volume}"), storage_class: None });
+            }
+        }
+        s.p2p_exposure =
+            [novacula_core::spec::P2pExposure::None, novacula_core::spec::P2pExposure::NodePort, novacula_core::spec::P2pExposure::LoadBalancer][i % 3];
+        s.sidecars = vec![novacula_core::spec::Sidecar {
+            name: "exporter".into(),
+            image: "ethpandaops/ethereum-metrics-exporter:0.24.0".into(),
+            command: vec!["--execution-url=http://127.0.0.1:8545".into()],
+            env: [("LOG_LEVEL".to_string(), "info".to_string())].into(),
+        }];
+        specs.push(s);
+    }
+    let mut devnet = novacula_core::fixtures::eth_spec("devnet");
+    devnet.network = "devnet".into();
+    devnet.clients = vec![client("execution", "ethereumjs", "0.10.5"), client("consensus", "lodestar", "1.5.1")];
+    specs.push(devnet);
+    specs.push(novacula_executor::adapter::StandIn::spec("demo"));
+    specs
+}
+
+/// Every object the operator renders for the `i`th spec of [`matrix`], as
+/// (kind, YAML), in the namespace the chart installs into; every other spec
+/// with a PodDisruptionBudget and anti-affinity.
+pub fn objects(i: usize, spec: NodeSpec, adapters: &novacula_executor::adapter::Adapters) -> Vec<(&'static str, String)> {
+    use novacula_operator::render::{render_with, AntiAffinity, NodePods};
+    let mut node = cr(spec, 1);
+    node.metadata.namespace = Some("validators".into());
+    let pods = [NodePods::default(), NodePods { disruption_budget: true, anti_affinity: AntiAffinity::Preferred }][i % 2];
+    let r = render_with(&node, adapters, pods).unwrap();
+    fn yaml<T: serde::Serialize>(o: &T) -> String {
+        serde_yaml::to_string(o).unwrap()
+    }
+    let mut out = vec![
+        ("configmap", yaml(&r.config_map)),
+        ("secret", yaml(&r.secret)),
+        ("statefulset", yaml(&r.stateful_set)),
+        ("service", yaml(&r.service)),
+        ("networkpolicy", yaml(&r.network_policy)),
+    ];
+    if let Some(svc) = &r.p2p_service {
+        out.push(("p2p-service", yaml(svc)));
+    }
+    if let Some(pdb) = &r.disruption_budget {
+        out.push(("pdb", yaml(pdb)));
+    }
+    out
+}

@@ -129,7 +129,7 @@ impl ClientDef {
             versions: vec![],
             networks: self.networks(),
             min_versions: self.min_versions.iter().map(|(n, v)| MinVersion { network: (*n).into(), version: (*v).into() }).collect(),
-            ports: self.ports.iter().map(|(name, default)| PortSupport { name: (*name).into(), default: *default }).collect(),
+            ports: self.ports.iter().map(|(name, default)| PortSupport { name: (*name).into(), default: *default, peer: protocols(name).1 }).collect(),
             managed_keys: self.managed().map(ToString::to_string).collect(),
             volumes: self.volumes.iter().map(|(name, _)| (*name).to_string()).collect(),
         }
@@ -288,10 +288,12 @@ impl ChainAdapter for Ethereum {
             checkpoint: if def.checkpoint.is_some() && !opted_out { self.checkpoint_urls.get(&spec.network).cloned() } else { None },
         };
         let mut flags = (def.render)(&ctx);
+        let mut volumes = vec![];
         // The spec's volumes beyond the first (which holds the data dirs), each where its client puts that data.
         for v in spec.storage.iter().skip(1) {
             if let Some((_, flag)) = def.volumes.iter().find(|(name, _)| *name == v.name) {
                 flags = flags.set(flag, paths.volume(&c.role, v).display());
+                volumes.push(v.name.clone());
             }
         }
         let managed: Vec<&str> = def.managed().collect();
@@ -319,7 +321,7 @@ impl ChainAdapter for Ethereum {
                 NamedPort { name: (*name).to_string(), port: *port, tcp, udp, exposed, peer }
             })
             .collect();
-        Ok(RenderedUnit { program, args, env: BTreeMap::new(), files, probe, needs, ports, stop_grace_secs: def.stop_grace_secs })
+        Ok(RenderedUnit { program, args, env: BTreeMap::new(), files, probe, needs, ports, stop_grace_secs: def.stop_grace_secs, volumes })
     }
 
     fn image(&self, client_name: &str, version: &str) -> Option<ContainerImage> {
