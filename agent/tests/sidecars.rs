@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 
 fn sidecar_spec() -> novacula_core::NodeSpec {
     let mut spec = StandIn::spec("side");
-    spec.sidecars.push(Sidecar { name: "watch".into(), image: "watcher".into(), command: vec!["600".into()], env: Default::default() });
+    spec.sidecars.push(Sidecar { name: "watch".into(), image: "watcher".into(), command: vec!["600".into()], env: Default::default(), volumes: vec![] });
     spec
 }
 

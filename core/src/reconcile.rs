@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn removed_sidecar_is_torn_down_first() {
         let mut d = desired(eth_spec("n"), 1);
-        d.spec.sidecars.push(Sidecar { name: "exporter".into(), image: "exporter:1".into(), command: vec![], env: Default::default() });
+        d.spec.sidecars.push(Sidecar { name: "exporter".into(), image: "exporter:1".into(), command: vec![], env: Default::default(), volumes: vec![] });
         let local = converged(&d);
         assert!(local.process("exporter").is_some());
         d.spec.sidecars.clear();

@@ -162,6 +162,21 @@ pub struct Sidecar {
     pub command: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The node's storage volumes the sidecar sees (in a pod; none otherwise),
+    /// read-only unless declared writable.
+    #[serde(default)]
+    pub volumes: Vec<SidecarVolume>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SidecarVolume {
+    /// A storage volume of the spec, by name.
+    pub name: String,
+    #[serde(default)]
+    pub writable: bool,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

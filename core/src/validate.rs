@@ -158,13 +158,16 @@ fn check_all_text(errs: &mut Vec<ValidationError>, spec: &NodeSpec) {
         }
     }
     for (i, s) in sidecars.iter().enumerate() {
-        let Sidecar { name, image, command, env } = s;
+        let Sidecar { name, image, command, env, volumes } = s;
         t.check(|| format!("sidecars[{i}].name"), name);
         t.check(|| format!("sidecars[{i}].image"), image);
         for (j, arg) in command.iter().enumerate() {
             t.check(|| format!("sidecars[{i}].command[{j}]"), arg);
         }
         t.map(&format!("sidecars[{i}].env"), env);
+        for (j, v) in volumes.iter().enumerate() {
+            t.check(|| format!("sidecars[{i}].volumes[{j}].name"), &v.name);
+        }
     }
     if t.total_bytes > limits::SPEC_TEXT_BYTES_MAX {
         t.errs.push(ValidationError::TooLong { field: "spec".into(), max: limits::SPEC_TEXT_BYTES_MAX });
@@ -256,6 +259,19 @@ pub fn validate_structure(spec: &NodeSpec) -> Vec<ValidationError> {
         }
         check_count(&mut errs, &format!("sidecars[{i}].command"), s.command.len(), limits::COMMAND_ARGS_MAX);
         check_count(&mut errs, &format!("sidecars[{i}].env"), s.env.len(), limits::ENV_ENTRIES_MAX);
+        check_count(&mut errs, &format!("sidecars[{i}].volumes"), s.volumes.len(), limits::STORAGE_VOLUMES_MAX);
+        let mut seen = BTreeSet::new();
+        for (j, v) in s.volumes.iter().enumerate() {
+            if !spec.storage.iter().any(|st| st.name == v.name) {
+                let names: Vec<&str> = spec.storage.iter().map(|st| st.name.as_str()).collect();
+                errs.push(ValidationError::Invalid {
+                    field: format!("sidecars[{i}].volumes[{j}].name"),
+                    reason: format!("the spec has no storage volume {:?} (its volumes: {})", v.name, list(names.into_iter())),
+                });
+            } else if !seen.insert(&v.name) {
+                errs.push(ValidationError::Duplicate { field: format!("sidecars[{i}].volumes.name"), value: v.name.clone() });
+            }
+        }
         for key in s.env.keys() {
             if !valid_env_key(key) {
                 errs.push(ValidationError::Invalid {
@@ -492,7 +508,7 @@ mod tests {
     }
 
     fn sidecar(name: &str, image: &str) -> Sidecar {
-        Sidecar { name: name.into(), image: image.into(), command: vec![], env: Default::default() }
+        Sidecar { name: name.into(), image: image.into(), command: vec![], env: Default::default(), volumes: vec![] }
     }
 
     #[test]
@@ -769,6 +785,22 @@ mod tests {
         let errs = validate_spec(&s, &operator).unwrap_err();
         assert!(
             matches!(&errs[..], [ValidationError::Invalid { field, reason }] if field == "storage[0].storageClass" && reason.contains("its classes: standard")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn a_sidecar_sees_only_storage_volumes_of_its_spec() {
+        use crate::spec::SidecarVolume;
+        let mut s = eth_spec("n");
+        let mut sc = sidecar("backup", "metrics-exporter");
+        sc.volumes = vec![SidecarVolume { name: "data".into(), writable: false }];
+        s.sidecars.push(sc);
+        assert_eq!(validate_structure(&s), vec![]);
+        s.sidecars[0].volumes.push(SidecarVolume { name: "keys".into(), writable: true });
+        let errs = validate_structure(&s);
+        assert!(
+            matches!(&errs[..], [ValidationError::Invalid { field, reason }] if field == "sidecars[0].volumes[1].name" && reason.contains("its volumes: data")),
             "{errs:?}"
         );
     }

@@ -36,7 +36,7 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
         storage_class,
     });
     let sidecar = (text(), text(), prop::collection::vec(text(), 0..3), prop::collection::btree_map(text(), text(), 0..2))
-        .prop_map(|(name, image, command, env)| Sidecar { name, image, command, env });
+        .prop_map(|(name, image, command, env)| Sidecar { name, image, command, env, volumes: vec![] });
     (
         (text(), text(), text()),
         prop_oneof![Just(NodeType::Full), Just(NodeType::Archive), Just(NodeType::Validator), Just(NodeType::Light)],

@@ -351,8 +351,10 @@ fn container(role: &str, image: ContainerImage, unit: &RenderedUnit, spec: &Node
 
 /// A sidecar is its image's own program (the allowlisted image is the
 /// program), given the spec's arguments; never a command line of the spec's.
-/// It sees no chain volume and not the node's config (the engine JWT): only a `/tmp`.
-fn sidecar_container(s: &novacula_core::spec::Sidecar) -> Container {
+/// It sees the storage volumes it declares (read-only unless declared
+/// writable; the first where the clients see it) and never the node's config
+/// (the engine JWT), plus its own `/tmp`.
+fn sidecar_container(s: &novacula_core::spec::Sidecar, spec: &NodeSpec) -> Container {
     let env: Vec<EnvVar> = s
         .env
         .iter()
@@ -366,9 +368,23 @@ fn sidecar_container(s: &novacula_core::spec::Sidecar) -> Container {
         env: (!env.is_empty()).then_some(env),
         resources: Some(small(50, 64, 256)),
         security_context: Some(restricted(false)),
-        volume_mounts: Some(vec![tmp_mount()]),
+        volume_mounts: Some(sidecar_mounts(s, spec)),
         ..Default::default()
     }
+}
+
+fn sidecar_mounts(s: &novacula_core::spec::Sidecar, spec: &NodeSpec) -> Vec<VolumeMount> {
+    let mut m: Vec<VolumeMount> = s
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            let i = spec.storage.iter().position(|st| st.name == v.name)?;
+            let path = if i == 0 { DATA_DIR.to_string() } else { spec.storage[i].mount_path.clone() };
+            Some(VolumeMount { name: v.name.clone(), mount_path: path, read_only: Some(!v.writable), ..Default::default() })
+        })
+        .collect();
+    m.push(tmp_mount());
+    m
 }
 
 /// Render every object for `cr` with default placement.
@@ -391,7 +407,7 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
     let mut peer_ports = Vec::new();
     for u in plan(spec) {
         if let Some(s) = spec.sidecars.iter().find(|s| s.name == u.unit) {
-            containers.push(sidecar_container(s));
+            containers.push(sidecar_container(s, spec));
             continue;
         }
         let unit = adapters.render(spec, &u.unit, &paths())?;

@@ -399,7 +399,15 @@ async fn sidecar_runs_its_own_image_with_the_spec_arguments() {
         image: "ghcr.io/ethpandaops/ethereum-metrics-exporter:0.24.0".into(),
         command: vec!["--metrics-port=9090".into()],
         env: [("LOG_LEVEL".to_string(), "info".to_string()), ("LD_PRELOAD".to_string(), "/x.so".to_string())].into(),
+        volumes: vec![],
     });
+    let mut backup = spec.sidecars[0].clone();
+    backup.name = "backup".into();
+    backup.volumes = vec![
+        novacula_core::spec::SidecarVolume { name: "chain".into(), writable: false },
+        novacula_core::spec::SidecarVolume { name: "ancient".into(), writable: true },
+    ];
+    spec.sidecars.push(backup);
     let seen = reconcile_in(cr(spec, 1), World { secret_exists: false, sts_status: sts_status(0, 0, 1), pod: None }).await;
     let exporter = &seen.sts["spec"]["template"]["spec"]["containers"][2];
     assert_eq!(exporter["name"], "exporter");
@@ -412,6 +420,15 @@ async fn sidecar_runs_its_own_image_with_the_spec_arguments() {
     assert_eq!(mounts, ["/tmp"]);
     assert_eq!(exporter["securityContext"]["allowPrivilegeEscalation"], false);
     assert!(exporter["resources"]["limits"]["memory"].is_string());
+    // A sidecar that declares volumes sees those, read-only unless declared writable, and still no config.
+    let backup = &seen.sts["spec"]["template"]["spec"]["containers"][3];
+    let mounts: Vec<(&str, &str, bool)> = backup["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m["mountPath"].as_str().unwrap(), m["readOnly"].as_bool().unwrap_or(false)))
+        .collect();
+    assert_eq!(mounts, [("chain", "/novacula/data", true), ("ancient", "/ancient", false), ("tmp", "/tmp", false)]);
 }
 
 /// An operator upgraded by image alone runs under the chart's older Role,

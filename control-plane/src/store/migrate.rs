@@ -13,8 +13,9 @@ const SCHEMA_VERSION: &str = "schema_version";
 /// 1: the first release. 2: key usage in its own table, keys bound to one
 /// executor, program allowlists in capabilities, releases pinned by hash.
 /// 3: client ports in specs, per-network client rules in capabilities, sync
-/// metrics and disk usage in reports. 4: P2P exposure in specs, client
-/// volumes, storage classes and P2P exposures in capabilities.
+/// metrics and disk usage in reports. 4: P2P exposure and sidecar volumes in
+/// specs, client volumes, peer ports, storage classes and P2P exposures in
+/// capabilities.
 pub const CURRENT: u64 = 4;
 
 pub fn run(w: &mut Write) -> Result<()> {
@@ -88,8 +89,23 @@ pub mod v1 {
 /// Shapes of schema version 2 (those of version 1 that it kept as they were, too).
 pub mod v2 {
     use super::*;
-    use novacula_core::spec::{DesiredState, NodeType, Resources, Sidecar, StorageVolume};
+    use novacula_core::spec::{DesiredState, NodeType, Resources, StorageVolume};
     use novacula_core::{ObservedNodeStatus, Revision};
+
+    /// Kept as it was through version 3.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Sidecar {
+        pub name: String,
+        pub image: String,
+        pub command: Vec<String>,
+        pub env: BTreeMap<String, String>,
+    }
+
+    impl From<Sidecar> for novacula_core::spec::Sidecar {
+        fn from(s: Sidecar) -> Self {
+            novacula_core::spec::Sidecar { name: s.name, image: s.image, command: s.command, env: s.env, volumes: vec![] }
+        }
+    }
     use std::collections::BTreeMap;
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -293,10 +309,11 @@ pub mod v2 {
 
 /// Shapes of schema version 3 (those it kept from version 2 are there).
 pub mod v3 {
+    use super::v2::Sidecar;
     use super::*;
     use novacula_core::executor::{MinVersion, NetworkDefaults};
     use novacula_core::lifecycle::NodeRecord;
-    use novacula_core::spec::{ClientSpec, DesiredState, NodeType, P2pExposure, Sidecar, StorageVolume};
+    use novacula_core::spec::{ClientSpec, DesiredState, NodeType, P2pExposure, StorageVolume};
     use novacula_core::Revision;
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -421,7 +438,7 @@ pub mod v3 {
                 node_type: s.node_type,
                 clients: s.clients,
                 storage: s.storage,
-                sidecars: s.sidecars,
+                sidecars: s.sidecars.into_iter().map(Into::into).collect(),
                 desired_state: s.desired_state,
                 restart_generation: s.restart_generation,
                 p2p_exposure: P2pExposure::None,
@@ -788,7 +805,7 @@ mod tests {
                     node_type: spec.node_type,
                     clients: spec.clients.clone(),
                     storage: spec.storage.clone(),
-                    sidecars: vec![],
+                    sidecars: vec![v2::Sidecar { name: "exporter".into(), image: "exporter".into(), command: vec!["-v".into()], env: Default::default() }],
                     desired_state: novacula_core::DesiredState::Stopped,
                     restart_generation: 3,
                 };
@@ -825,6 +842,7 @@ mod tests {
         assert_eq!(spec_now.p2p_exposure, novacula_core::spec::P2pExposure::None);
         assert_eq!((spec_now.clients[0].ports["p2p"], spec_now.restart_generation, node.record.revision), (30304, 3, novacula_core::Revision(7)));
         assert_eq!(spec_now.desired_state, novacula_core::DesiredState::Stopped);
+        assert_eq!((spec_now.sidecars[0].command.as_slice(), spec_now.sidecars[0].volumes.is_empty()), (&["-v".to_string()][..], true));
         assert_eq!(version, CURRENT);
     }
 }

@@ -348,6 +348,7 @@ mod tests {
             image: "/bin/sh".into(),
             command: vec!["-c".into(), "id > /tmp/pwned".into()],
             env: Default::default(),
+            volumes: vec![],
         });
         let a = Adapters::standard();
         let err = a.render(&spec, "pwn", &paths()).unwrap_err();

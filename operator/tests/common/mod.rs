@@ -111,6 +111,7 @@ pub fn matrix() -> Vec<NodeSpec> {
             image: "ethpandaops/ethereum-metrics-exporter:0.24.0".into(),
             command: vec!["--execution-url=http://127.0.0.1:8545".into()],
             env: [("LOG_LEVEL".to_string(), "info".to_string())].into(),
+            volumes: vec![novacula_core::spec::SidecarVolume { name: "chain".into(), writable: false }],
         }];
         specs.push(s);
     }
