@@ -165,23 +165,24 @@ async fn an_operators_cluster_decides_exposure_storage_classes_and_volumes() {
     assert!(status(&err) == 422 && text(&err).contains("p2pExposure"), "{}", text(&err));
     let view = alice.deploy("k8s", exposed).await.unwrap();
     let port = |role: &str| view.spec.client(role).unwrap().ports["p2p"];
-    assert_eq!((port("execution"), port("consensus")), (30303, 30000), "peer ports where the cluster opens node ports");
+    assert_eq!((port("execution"), port("consensus")), (30000, 30001), "peer ports where the cluster opens node ports");
     assert_eq!(view.spec.client("consensus").unwrap().ports["http"], 5052, "the others where they were");
 
-    let volume = |name: &str, class: Option<&str>| StorageVolume {
+    let volume = |name: &str, class: Option<&str>, holds: Option<&str>| StorageVolume {
         name: name.into(),
         size_gib: 100,
         mount_path: format!("/{name}"),
         storage_class: class.map(Into::into),
+        holds: holds.map(Into::into),
     };
     let mut stored = node("eth-y", "mainnet", ("geth", "1.16.7"), ("lighthouse", "v8.0.0"));
-    stored.storage = vec![volume("data", Some("premium")), volume("ancient", None)];
+    stored.storage = vec![volume("data", Some("premium"), None), volume("cold", None, Some("ancient"))];
     let err = alice.deploy("k8s", stored.clone()).await.unwrap_err();
     assert!(status(&err) == 422 && text(&err).contains("\"premium\" is not a storage class of this executor"), "{}", text(&err));
     stored.storage[0].storage_class = Some("fast-ssd".into());
-    stored.storage.push(volume("snapshots", None));
+    stored.storage.push(volume("snapshots", None, None));
     let err = alice.deploy("k8s", stored.clone()).await.unwrap_err();
-    assert!(status(&err) == 422 && text(&err).contains("storage[2].name") && text(&err).contains("ancient (geth)"), "{}", text(&err));
+    assert!(status(&err) == 422 && text(&err).contains("storage[2].holds") && text(&err).contains("ancient (geth)"), "{}", text(&err));
     stored.storage.pop();
     alice.deploy("k8s", stored).await.unwrap();
 }

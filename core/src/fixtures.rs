@@ -25,7 +25,7 @@ pub fn eth_spec(name: &str) -> NodeSpec {
         network: "sepolia".into(),
         node_type: NodeType::Full,
         clients: vec![client("execution", "geth", "1.14.11"), client("consensus", "lighthouse", "v5.3.0")],
-        storage: vec![StorageVolume { name: "data".into(), size_gib: 100, mount_path: "/data".into(), storage_class: None }],
+        storage: vec![StorageVolume { name: "data".into(), size_gib: 100, mount_path: "/data".into(), storage_class: None, holds: None }],
         sidecars: vec![],
         desired_state: DesiredState::Running,
         restart_generation: 0,

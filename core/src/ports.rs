@@ -18,6 +18,10 @@ pub const LAST_DYNAMIC: u16 = 32767;
 /// `nodePort` gets its peer ports from here, so the port its clients announce
 /// to peers is the one the cluster opens on every host.
 pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+/// The lower band of that range (Kubernetes 1.27+ keeps it for ports asked
+/// for by number and hands out random ones from above it first): tried first,
+/// to stay clear of the ports the cluster assigns itself.
+pub const NODE_PORTS_STATIC: std::ops::RangeInclusive<u16> = 30000..=30085;
 
 /// Who holds a port on an executor: `node/role.port`.
 pub type Holders = BTreeMap<u16, String>;
@@ -102,13 +106,12 @@ pub fn assign(spec: &mut NodeSpec, chain: &ChainSupport, taken: &Holders) -> Res
                 continue;
             }
             let free = |port: &u16| !taken.contains_key(port) && !mine.contains(port);
-            let exposed = node_port(exposure, p.peer);
-            let range = if exposed { NODE_PORTS } else { FIRST_DYNAMIC..=LAST_DYNAMIC };
-            let port = std::iter::once(p.default)
-                .filter(|d| *d != 0 && (!exposed || NODE_PORTS.contains(d)))
-                .chain(range)
-                .find(free)
-                .ok_or_else(|| PortError::Exhausted { index, name: p.name.clone() })?;
+            let mut candidates: Box<dyn Iterator<Item = u16>> = if node_port(exposure, p.peer) {
+                Box::new(NODE_PORTS_STATIC.chain(*NODE_PORTS_STATIC.end() + 1..=*NODE_PORTS.end()))
+            } else {
+                Box::new(std::iter::once(p.default).filter(|d| *d != 0).chain(FIRST_DYNAMIC..=LAST_DYNAMIC))
+            };
+            let port = candidates.find(free).ok_or_else(|| PortError::Exhausted { index, name: p.name.clone() })?;
             mine.insert(port);
             c.ports.insert(p.name, port);
         }
@@ -259,8 +262,8 @@ mod tests {
         let mut spec = eth_spec("a");
         spec.p2p_exposure = P2pExposure::NodePort;
         assign(&mut spec, &chain(), &Holders::new()).unwrap();
-        assert_eq!(spec.clients[0].ports["p2p"], 30303, "geth's default lies in the range already");
-        assert_eq!(spec.clients[1].ports["p2p"], 30000, "lighthouse's 9000 does not: the first free port of the range");
+        assert_eq!(spec.clients[0].ports["p2p"], 30000, "the range's lower band, clear of the ports the cluster picks itself");
+        assert_eq!(spec.clients[1].ports["p2p"], 30001);
         assert_eq!(spec.clients[1].ports["http"], 5052, "only peer ports move");
         // Pinned outside the range: refused with the rule.
         let mut pinned = eth_spec("b");
@@ -276,5 +279,6 @@ mod tests {
         carry_over(&mut edited, &old, Some(&chain()));
         assign(&mut edited, &chain(), &Holders::new()).unwrap();
         assert_eq!((edited.clients[1].ports["p2p"], edited.clients[1].ports["http"]), (30000, 5052));
+        assert_eq!(edited.clients[0].ports["p2p"], 30303, "a peer port already in the range is kept");
     }
 }

@@ -4,6 +4,38 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// `Serialize` for a spec struct whose last fields (`new`) came after the
+/// previous release. JSON (the executor protocol, the API) leaves them out
+/// while they hold their default, so an executor of the previous release,
+/// which refuses unknown fields, still reads every spec that does not use
+/// them; postcard (the store, positional) always writes every field. The
+/// fields are listed in declaration order (postcard's order), with their JSON names.
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+macro_rules! wire_struct {
+    ($ty:ident { $($field:ident: $name:literal),*; new $($new:ident: $new_name:literal),* }) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                let readable = s.is_human_readable();
+                let fields = [$($name,)* $($new_name,)*].len();
+                let mut st = s.serialize_struct(stringify!($ty), fields)?;
+                $(st.serialize_field($name, &self.$field)?;)*
+                $(
+                    if readable && is_default(&self.$new) {
+                        st.skip_field($new_name)?;
+                    } else {
+                        st.serialize_field($new_name, &self.$new)?;
+                    }
+                )*
+                st.end()
+            }
+        }
+    };
+}
+
 /// Monotonic per-node revision; every control-plane write bumps it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -137,23 +169,28 @@ pub struct Resources {
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StorageVolume {
-    /// The first volume holds the clients' data directories; every other one
-    /// is named for the client volume it holds (`ancient` for geth's ancient
-    /// store: see the executor's capabilities).
     pub name: String,
     pub size_gib: u32,
     pub mount_path: String,
     #[serde(default)]
     pub storage_class: Option<String>,
+    /// The part of a client's data this volume holds, by the name the
+    /// executor's capabilities give it (`ancient`: geth's ancient store); the
+    /// adapter points the client at it. The first volume holds the data
+    /// directories and names none; another volume without one is a sidecar's.
+    #[serde(default)]
+    pub holds: Option<String>,
 }
+
+wire_struct!(StorageVolume { name: "name", size_gib: "sizeGib", mount_path: "mountPath", storage_class: "storageClass"; new holds: "holds" });
 
 /// An auxiliary process run beside the clients (metrics exporter, MEV relay...).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sidecar {
     pub name: String,
@@ -168,6 +205,8 @@ pub struct Sidecar {
     pub volumes: Vec<SidecarVolume>,
 }
 
+wire_struct!(Sidecar { name: "name", image: "image", command: "command", env: "env"; new volumes: "volumes" });
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -181,7 +220,7 @@ pub struct SidecarVolume {
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeSpec {
     pub name: String,
@@ -203,6 +242,12 @@ pub struct NodeSpec {
     #[serde(default)]
     pub p2p_exposure: P2pExposure,
 }
+
+wire_struct!(NodeSpec {
+    name: "name", chain: "chain", network: "network", node_type: "nodeType", clients: "clients", storage: "storage",
+    sidecars: "sidecars", desired_state: "desiredState", restart_generation: "restartGeneration";
+    new p2p_exposure: "p2pExposure"
+});
 
 /// Wire integers are at most 2^63-1 (what JSON tools and the API document
 /// call int64): a larger one is refused when decoded.
@@ -260,6 +305,25 @@ mod tests {
         assert!(serde_json::from_value::<NodeSpec>(json.clone()).is_err());
         json["restartGeneration"] = serde_json::json!(i64::MAX);
         assert!(serde_json::from_value::<NodeSpec>(json).is_ok());
+    }
+
+    #[test]
+    fn json_leaves_out_new_fields_at_their_default_and_postcard_keeps_all() {
+        let mut spec = fixtures::eth_spec("n1");
+        spec.sidecars.push(Sidecar { name: "x".into(), image: "x".into(), command: vec![], env: Default::default(), volumes: vec![] });
+        let json = serde_json::to_value(&spec).unwrap();
+        // What an executor of the previous release reads: no field it does not know.
+        assert!(json.get("p2pExposure").is_none() && json["sidecars"][0].get("volumes").is_none() && json["storage"][0].get("holds").is_none(), "{json}");
+        assert_eq!(json["storage"][0]["sizeGib"], 100, "the others keep their JSON names");
+        assert_eq!(serde_json::from_value::<NodeSpec>(json).unwrap(), spec);
+        spec.p2p_exposure = P2pExposure::LoadBalancer;
+        spec.storage[0].holds = Some("ancient".into());
+        spec.sidecars[0].volumes = vec![SidecarVolume { name: "data".into(), writable: true }];
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!((json["p2pExposure"].as_str(), json["storage"][0]["holds"].as_str()), (Some("loadBalancer"), Some("ancient")));
+        assert_eq!(json["sidecars"][0]["volumes"][0]["writable"], true);
+        let bytes = postcard::to_allocvec(&fixtures::eth_spec("n2")).unwrap();
+        assert_eq!(postcard::from_bytes::<NodeSpec>(&bytes).unwrap(), fixtures::eth_spec("n2"), "postcard writes default fields too");
     }
 
     #[test]

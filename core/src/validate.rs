@@ -150,11 +150,14 @@ fn check_all_text(errs: &mut Vec<ValidationError>, spec: &NodeSpec) {
         }
     }
     for (i, v) in storage.iter().enumerate() {
-        let StorageVolume { name, size_gib: _, mount_path, storage_class } = v;
+        let StorageVolume { name, size_gib: _, mount_path, storage_class, holds } = v;
         t.check(|| format!("storage[{i}].name"), name);
         t.check(|| format!("storage[{i}].mountPath"), mount_path);
         if let Some(class) = storage_class {
             t.check(|| format!("storage[{i}].storageClass"), class);
+        }
+        if let Some(holds) = holds {
+            t.check(|| format!("storage[{i}].holds"), holds);
         }
     }
     for (i, s) in sidecars.iter().enumerate() {
@@ -305,7 +308,38 @@ pub fn validate_structure(spec: &NodeSpec) -> Vec<ValidationError> {
             errs.push(ValidationError::Duplicate { field: "storage.name".into(), value: v.name.clone() });
         }
     }
+    check_mount_paths(&mut errs, &spec.storage);
     errs
+}
+
+/// Where a pod keeps the node's files (`data/`, `config/`): only the first
+/// volume is mounted under it, at `data`.
+pub const POD_ROOT: &str = "/novacula";
+
+/// Each volume at a path of its own: not one the container needs (`/`,
+/// `/tmp`, the kernel's), not inside another volume, and under
+/// [`POD_ROOT`] only the first volume, at `POD_ROOT/data`.
+fn check_mount_paths(errs: &mut Vec<ValidationError>, storage: &[StorageVolume]) {
+    let norm = |p: &str| p.trim_end_matches('/').to_string();
+    let within = |p: &str, dir: &str| p == dir || p.starts_with(&format!("{dir}/"));
+    let data = format!("{POD_ROOT}/data");
+    for (i, v) in storage.iter().enumerate() {
+        let path = norm(&v.mount_path);
+        let reason = if path.is_empty() || ["/tmp", "/proc", "/sys", "/dev"].iter().any(|d| within(&path, d)) {
+            Some(format!("{:?} is a path the container needs", v.mount_path))
+        } else if within(&path, POD_ROOT) && !(i == 0 && path == data) {
+            Some(format!("{:?} is where the node's own files live; only the first volume goes there, at {data}", v.mount_path))
+        } else {
+            storage[..i]
+                .iter()
+                .map(|o| norm(&o.mount_path))
+                .find(|o| within(&path, o) || within(o, &path))
+                .map(|o| format!("{:?} is inside or around another volume's path {o:?}", v.mount_path))
+        };
+        if let Some(reason) = reason {
+            errs.push(ValidationError::Invalid { field: format!("storage[{i}].mountPath"), reason });
+        }
+    }
 }
 
 /// Longest node name: a StatefulSet's pods carry a `controller-revision-hash`
@@ -332,7 +366,8 @@ fn valid_subdomain(s: &str) -> bool {
 }
 
 /// Structural rules plus what the target executor says it can run.
-pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities) -> Result<(), Vec<ValidationError>> {
+/// `previous` is the node's spec before an edit (none at deploy).
+pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities, previous: Option<&NodeSpec>) -> Result<(), Vec<ValidationError>> {
     let mut errs = validate_structure(spec);
     let allowed = &caps.programs;
     for (i, s) in spec.sidecars.iter().enumerate() {
@@ -385,7 +420,7 @@ pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities) -> Result<(),
                 }
                 check_client_rules(&mut errs, i, c, sup, &spec.network);
             }
-            check_volumes(&mut errs, spec, chain);
+            check_volumes(&mut errs, spec, chain, previous);
         }
     }
     check_placement(&mut errs, spec, caps);
@@ -428,26 +463,47 @@ fn check_client_rules(errs: &mut Vec<ValidationError>, i: usize, c: &ClientSpec,
     }
 }
 
-/// The first volume holds the data directories; each other one must be a
-/// volume a client of the node puts data on, or it would be mounted unused.
-fn check_volumes(errs: &mut Vec<ValidationError>, spec: &NodeSpec, chain: &crate::executor::ChainSupport) {
+/// The first volume holds the data directories. Each other one holds a part
+/// of a client's data that the client can put apart (`holds`), or is a
+/// sidecar's; otherwise it would be mounted and never written. A volume kept
+/// unchanged from before an edit is left as it was.
+fn check_volumes(errs: &mut Vec<ValidationError>, spec: &NodeSpec, chain: &crate::executor::ChainSupport, previous: Option<&NodeSpec>) {
     let usable: Vec<(&str, &str)> = spec
         .clients
         .iter()
         .filter_map(|c| chain.client(&c.role, &c.client))
         .flat_map(|sup| sup.volumes.iter().map(|v| (v.as_str(), sup.client.as_str())))
         .collect();
-    for (i, v) in spec.storage.iter().enumerate().skip(1) {
-        if !usable.iter().any(|(name, _)| *name == v.name) {
-            let offered: Vec<String> = usable.iter().map(|(name, client)| format!("{name} ({client})")).collect();
-            errs.push(ValidationError::Invalid {
-                field: format!("storage[{i}].name"),
-                reason: format!(
-                    "no client of this node puts data on a volume named {:?}: the first volume holds the data directories, each other one is named for a client's volume (offered: {})",
-                    v.name,
-                    list(offered.iter().map(String::as_str))
-                ),
-            });
+    let offered = || list(usable.iter().map(|(name, client)| format!("{name} ({client})")).collect::<Vec<_>>().iter().map(String::as_str));
+    let mut held = BTreeSet::new();
+    for (i, v) in spec.storage.iter().enumerate() {
+        let field = format!("storage[{i}].holds");
+        match (i, v.holds.as_deref()) {
+            (0, Some(_)) => errs.push(ValidationError::Invalid { field, reason: "the first volume holds the data directories, nothing else".into() }),
+            (0, None) => {}
+            (_, Some(h)) if !usable.iter().any(|(name, _)| *name == h) => errs.push(ValidationError::Invalid {
+                field,
+                reason: format!("no client of this node can put data on a volume of its own as {h:?} (offered: {})", offered()),
+            }),
+            (_, Some(h)) => {
+                if !held.insert(h) {
+                    errs.push(ValidationError::Duplicate { field: "storage.holds".into(), value: h.into() });
+                }
+            }
+            (_, None) => {
+                let sidecar = spec.sidecars.iter().any(|s| s.volumes.iter().any(|sv| sv.name == v.name));
+                let kept = previous.is_some_and(|p| p.storage.iter().any(|o| o.name == v.name && o.holds.is_none()));
+                if !sidecar && !kept {
+                    errs.push(ValidationError::Invalid {
+                        field,
+                        reason: format!(
+                            "say which client data volume {:?} holds (offered: {}) or give it to a sidecar: a volume no process uses would be mounted and never written",
+                            v.name,
+                            offered()
+                        ),
+                    });
+                }
+            }
         }
     }
 }
@@ -518,7 +574,7 @@ mod tests {
         let mut sc = sidecar("pwn", "/bin/sh");
         sc.command = vec!["-c".into(), "id > /tmp/pwned".into()];
         s.sidecars.push(sc);
-        let errs = validate_spec(&s, &caps()).unwrap_err();
+        let errs = validate_spec(&s, &caps(), None).unwrap_err();
         assert!(
             matches!(&errs[..], [ValidationError::ProgramNotAllowed { field, value, .. }] if field == "sidecars[0].image" && value == "/bin/sh"),
             "{errs:?}"
@@ -526,7 +582,7 @@ mod tests {
         assert!(errs[0].to_string().contains("metrics-exporter"), "the error lists what is allowed: {}", errs[0]);
         let mut ok = eth_spec("n");
         ok.sidecars.push(sidecar("exporter", "metrics-exporter"));
-        assert_eq!(validate_spec(&ok, &caps()), Ok(()));
+        assert_eq!(validate_spec(&ok, &caps(), None), Ok(()));
     }
 
     #[test]
@@ -541,7 +597,7 @@ mod tests {
         s.network = "hoodi".into();
         s.clients[0].config_overrides.insert("HTTP.port".into(), "1".into());
         s.clients[0].config_overrides.insert("cache".into(), "4096".into());
-        let errs = validate_spec(&s, &caps).unwrap_err();
+        let errs = validate_spec(&s, &caps, None).unwrap_err();
         let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(errs.len(), 3, "{text:?}");
         assert!(text.contains(&"clients[0].version: hoodi needs geth >= 1.15.6 (the spec has 1.14.11)".to_string()), "{text:?}");
@@ -550,7 +606,7 @@ mod tests {
         s.clients[0].version = "1.15.6".into();
         s.clients[0].config_overrides.remove("HTTP.port");
         s.network = "mainnet".into();
-        assert_eq!(validate_spec(&s, &caps), Ok(()), "the floor is per network; other keys may be overridden");
+        assert_eq!(validate_spec(&s, &caps, None), Ok(()), "the floor is per network; other keys may be overridden");
     }
 
     #[test]
@@ -566,12 +622,12 @@ mod tests {
     fn client_image_outside_the_allowlist_is_refused() {
         let mut s = eth_spec("n");
         s.clients[0].image = Some("attacker.example/geth:latest".into());
-        let errs = validate_spec(&s, &caps()).unwrap_err();
+        let errs = validate_spec(&s, &caps(), None).unwrap_err();
         assert!(matches!(&errs[..], [ValidationError::ProgramNotAllowed { field, .. }] if field == "clients[0].image"), "{errs:?}");
         let mut caps = caps();
         caps.programs.image_prefixes.push("docker.io/ethereum/".into());
         s.clients[0].image = Some("docker.io/ethereum/client-go:v1.14.11".into());
-        assert_eq!(validate_spec(&s, &caps), Ok(()));
+        assert_eq!(validate_spec(&s, &caps, None), Ok(()));
     }
 
     #[test]
@@ -674,7 +730,7 @@ mod tests {
 
     #[test]
     fn valid_spec_passes() {
-        assert_eq!(validate_spec(&eth_spec("node-1"), &caps()), Ok(()));
+        assert_eq!(validate_spec(&eth_spec("node-1"), &caps(), None), Ok(()));
     }
 
     #[test]
@@ -695,7 +751,7 @@ mod tests {
     fn empty_name_reported() {
         let mut s = eth_spec("");
         s.clients.clear();
-        let errs = validate_spec(&s, &caps()).unwrap_err();
+        let errs = validate_spec(&s, &caps(), None).unwrap_err();
         assert!(errs.contains(&ValidationError::Empty { field: "name".into() }));
         assert!(errs.contains(&ValidationError::Empty { field: "clients".into() }));
     }
@@ -704,12 +760,12 @@ mod tests {
     fn unknown_chain_and_client_reported() {
         let mut s = eth_spec("n");
         s.chain = "solana".into();
-        let errs = validate_spec(&s, &caps()).unwrap_err();
+        let errs = validate_spec(&s, &caps(), None).unwrap_err();
         assert!(matches!(&errs[..], [ValidationError::UnknownChain { chain, .. }] if chain == "solana"));
 
         let mut s = eth_spec("n");
         s.clients[0].client = "nethermind".into();
-        let errs = validate_spec(&s, &caps()).unwrap_err();
+        let errs = validate_spec(&s, &caps(), None).unwrap_err();
         assert!(matches!(&errs[..], [ValidationError::UnknownClient { client, .. }] if client == "nethermind"));
         assert!(errs[0].to_string().contains("supported: geth"));
     }
@@ -719,7 +775,7 @@ mod tests {
         let mut s = eth_spec("n");
         s.network = "goerli".into();
         s.node_type = NodeType::Validator;
-        let errs = validate_spec(&s, &caps()).unwrap_err();
+        let errs = validate_spec(&s, &caps(), None).unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
     }
 
@@ -728,7 +784,7 @@ mod tests {
         let mut s = eth_spec("n");
         s.clients[0].version = "latest".into();
         s.clients[1].version = "v5.2.0".into();
-        let errs = validate_spec(&s, &caps()).unwrap_err();
+        let errs = validate_spec(&s, &caps(), None).unwrap_err();
         assert!(errs.iter().any(|e| matches!(e, ValidationError::BadVersion { .. })));
         assert!(errs.iter().any(|e| matches!(e, ValidationError::UnknownVersion { version, .. } if version == "v5.2.0")));
     }
@@ -755,17 +811,52 @@ mod tests {
     }
 
     #[test]
-    fn every_volume_beyond_the_first_is_one_a_client_uses() {
+    fn every_volume_beyond_the_first_is_one_a_process_uses() {
+        use crate::spec::SidecarVolume;
         let mut s = eth_spec("n");
-        let volume = |name: &str| StorageVolume { name: name.into(), size_gib: 10, mount_path: format!("/{name}"), storage_class: None };
-        s.storage.push(volume("ancient"));
-        assert_eq!(validate_spec(&s, &caps()), Ok(()), "geth puts its ancient store on it");
-        s.storage.push(volume("era"));
-        let errs = validate_spec(&s, &caps()).unwrap_err();
-        assert!(
-            matches!(&errs[..], [ValidationError::Invalid { field, reason }] if field == "storage[2].name" && reason.contains("offered: ancient (geth)")),
-            "{errs:?}"
-        );
+        let volume = |name: &str, holds: Option<&str>| StorageVolume {
+            name: name.into(),
+            size_gib: 10,
+            mount_path: format!("/{name}"),
+            storage_class: None,
+            holds: holds.map(Into::into),
+        };
+        s.storage.push(volume("cold", Some("ancient")));
+        assert_eq!(validate_spec(&s, &caps(), None), Ok(()), "geth puts its ancient store on it");
+        s.storage.push(volume("era", Some("era")));
+        s.storage.push(volume("spare", None));
+        let errs = validate_spec(&s, &caps(), None).unwrap_err();
+        let fields: Vec<&str> = errs.iter().filter_map(ValidationError::field).collect();
+        assert_eq!(fields, ["storage[2].holds", "storage[3].holds"], "{errs:?}");
+        assert!(errs.iter().all(|e| e.to_string().contains("offered: ancient (geth)")), "{errs:?}");
+        // A sidecar's volume, and one kept unchanged from before an edit, are fine.
+        s.storage.remove(2);
+        let mut before = s.clone();
+        s.sidecars.push(Sidecar {
+            name: "backup".into(),
+            image: "metrics-exporter".into(),
+            command: vec![],
+            env: Default::default(),
+            volumes: vec![SidecarVolume { name: "spare".into(), writable: false }],
+        });
+        assert_eq!(validate_spec(&s, &caps(), None), Ok(()));
+        s.sidecars.clear();
+        before.storage[2].size_gib = 5;
+        assert_eq!(validate_spec(&s, &caps(), Some(&before)), Ok(()), "kept from before the edit");
+        s.storage[0].holds = Some("ancient".into());
+        assert!(validate_spec(&s, &caps(), Some(&before)).is_err(), "the first volume holds the data dirs only");
+    }
+
+    #[test]
+    fn mount_paths_are_the_volumes_own() {
+        let mut s = eth_spec("n");
+        let volume = |name: &str, path: &str| StorageVolume { name: name.into(), size_gib: 1, mount_path: path.into(), storage_class: None, holds: None };
+        s.storage =
+            vec![volume("data", "/novacula/data"), volume("a", "/tmp"), volume("b", "/novacula/x"), volume("c", "/novacula/data/y"), volume("d", "/srv/d")];
+        s.storage.push(volume("e", "/srv/d/e"));
+        s.storage.push(volume("f", "/srv/f/"));
+        let fields: Vec<String> = validate_structure(&s).iter().filter_map(|e| e.field().map(String::from)).collect();
+        assert_eq!(fields, ["storage[1].mountPath", "storage[2].mountPath", "storage[3].mountPath", "storage[5].mountPath"]);
     }
 
     #[test]
@@ -775,14 +866,14 @@ mod tests {
         s.storage[0].storage_class = Some("fast".into());
         s.p2p_exposure = P2pExposure::LoadBalancer;
         // An executor that cannot tell its classes (absent) is not second-guessed; P2P exposure it does not offer is refused.
-        let errs = validate_spec(&s, &caps()).unwrap_err();
+        let errs = validate_spec(&s, &caps(), None).unwrap_err();
         assert!(matches!(&errs[..], [ValidationError::Invalid { field, reason }] if field == "p2pExposure" && reason.contains("offers: none")), "{errs:?}");
         let mut operator = caps();
         operator.p2p_exposures = vec![P2pExposure::NodePort, P2pExposure::LoadBalancer];
         operator.storage_classes = Some(vec!["standard".into(), "fast".into()]);
-        assert_eq!(validate_spec(&s, &operator), Ok(()));
+        assert_eq!(validate_spec(&s, &operator, None), Ok(()));
         operator.storage_classes = Some(vec!["standard".into()]);
-        let errs = validate_spec(&s, &operator).unwrap_err();
+        let errs = validate_spec(&s, &operator, None).unwrap_err();
         assert!(
             matches!(&errs[..], [ValidationError::Invalid { field, reason }] if field == "storage[0].storageClass" && reason.contains("its classes: standard")),
             "{errs:?}"

@@ -244,7 +244,9 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
         if d.deleted {
             return None;
         }
-        let errs = novacula_core::validate::validate_spec(&d.spec, &self.backend.capabilities()).err()?;
+        // Checked as a written spec (its own previous): whether each volume is
+        // used is the control plane's rule when a spec is written, not a trust rule.
+        let errs = novacula_core::validate::validate_spec(&d.spec, &self.backend.capabilities(), Some(&d.spec)).err()?;
         let reasons: Vec<String> = errs.iter().map(ToString::to_string).collect();
         Some(format!("refused by this executor: {}", reasons.join("; ")))
     }

@@ -147,7 +147,7 @@ fn the_readme_mainnet_example_renders_as_shown() {
         fenced[3].replace("\n     ", " ").lines().map(|l| l.split_whitespace().map(String::from).collect()).filter(|l: &Vec<String>| !l.is_empty()).collect();
     let adapters = Adapters::standard();
     let caps = adapters.capabilities();
-    novacula_core::validate::validate_spec(&spec, &caps).unwrap();
+    novacula_core::validate::validate_spec(&spec, &caps, None).unwrap();
     let paths = NodePaths::host(format!("/var/lib/novacula/nodes/{}", spec.name));
     for (line, role) in shown.iter().zip(["execution", "consensus"]) {
         let unit = adapters.render(&spec, role, &paths).unwrap();

@@ -29,12 +29,8 @@ fn client() -> impl Strategy<Value = ClientSpec> {
 }
 
 fn node_spec() -> impl Strategy<Value = NodeSpec> {
-    let storage = (text(), any::<u32>(), text(), proptest::option::of(text())).prop_map(|(name, size_gib, mount_path, storage_class)| StorageVolume {
-        name,
-        size_gib,
-        mount_path,
-        storage_class,
-    });
+    let storage = (text(), any::<u32>(), text(), proptest::option::of(text()), proptest::option::of(text()))
+        .prop_map(|(name, size_gib, mount_path, storage_class, holds)| StorageVolume { name, size_gib, mount_path, storage_class, holds });
     let sidecar = (text(), text(), prop::collection::vec(text(), 0..3), prop::collection::btree_map(text(), text(), 0..2))
         .prop_map(|(name, image, command, env)| Sidecar { name, image, command, env, volumes: vec![] });
     (

@@ -137,9 +137,12 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
         None
     };
     let previous = cr.status.as_ref().map(|s| s.extra_objects.clone()).unwrap_or_default();
-    for stale in previous.iter().filter(|o| !extra.contains(o)) {
-        delete_extra(&ctx.client, &ns, stale).await?;
-        tracing::info!(node = %name, object = %stale, "deleted an object the node no longer needs");
+    let mut extra = extra;
+    for stale in previous.into_iter().filter(|o| !extra.contains(o)).collect::<Vec<_>>() {
+        if !delete_extra(&ctx.client, &ns, &stale, &uid).await? {
+            // Kept in the list, to be deleted once allowed.
+            extra.push(stale);
+        }
     }
     let mut status = status(&cr, &sts, pod.as_ref());
     status.extra_objects = extra;
@@ -147,18 +150,44 @@ pub async fn reconcile(cr: Arc<BlockchainNode>, ctx: Arc<Context>) -> Result<Act
     Ok(Action::requeue(RESYNC))
 }
 
-/// Delete one of [`optional_objects`] (`Kind/name`); gone already is fine.
-async fn delete_extra(client: &Client, ns: &str, object: &str) -> Result<(), Error> {
-    let result = match object.split_once('/') {
-        Some(("Service", name)) => Api::<Service>::namespaced(client.clone(), ns).delete(name, &DeleteParams::default()).await.map(|_| ()),
-        Some(("PodDisruptionBudget", name)) => {
-            Api::<PodDisruptionBudget>::namespaced(client.clone(), ns).delete(name, &DeleteParams::default()).await.map(|_| ())
-        }
-        _ => return Ok(()),
+/// Delete one of [`optional_objects`] (`Kind/name`) if it is this node's:
+/// `Ok(false)` when not allowed to yet (an older chart's Role), to try again
+/// later; gone already, or someone else's (never touched), is done.
+async fn delete_extra(client: &Client, ns: &str, object: &str, uid: &str) -> Result<bool, Error> {
+    match object.split_once('/') {
+        Some(("Service", name)) => delete_owned(&Api::<Service>::namespaced(client.clone(), ns), name, uid).await,
+        Some(("PodDisruptionBudget", name)) => delete_owned(&Api::<PodDisruptionBudget>::namespaced(client.clone(), ns), name, uid).await,
+        _ => Ok(true),
+    }
+}
+
+async fn delete_owned<K>(api: &Api<K>, name: &str, uid: &str) -> Result<bool, Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let obj = match api.get_opt(name).await {
+        Ok(Some(obj)) => obj,
+        Ok(None) => return Ok(true),
+        Err(e) if is_status(&e, 403) => return Ok(false),
+        Err(e) => return Err(e.into()),
     };
-    match result {
-        Err(e) if !is_status(&e, 404) => Err(e.into()),
-        _ => Ok(()),
+    if !controlled_by(&obj, uid) {
+        tracing::warn!(object = %name, "not deleting an object this node no longer needs: it is not this node's");
+        return Ok(true);
+    }
+    // Only that very object (its uid): never one created under the name since.
+    let dp = DeleteParams { preconditions: obj.uid().map(|u| kube::api::Preconditions { uid: Some(u), resource_version: None }), ..Default::default() };
+    match api.delete(name, &dp).await {
+        Ok(_) => {
+            tracing::info!(object = %name, "deleted an object the node no longer needs");
+            Ok(true)
+        }
+        Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(true),
+        Err(e) if is_status(&e, 403) => {
+            tracing::warn!(object = %name, "not allowed to delete an object the node no longer needs (upgrade the chart's Role)");
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -46,8 +46,9 @@ pub struct BlockchainNodeStatus {
     #[serde(default)]
     pub processes: Vec<ObservedProcess>,
     /// Objects made for the node beyond the fixed ones (`Service/<node>-p2p`,
-    /// `PodDisruptionBudget/<node>`): one no longer wanted is deleted.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `PodDisruptionBudget/<node>`): one no longer wanted is deleted. Always
+    /// written (the status is a merge patch: a missing key would keep the old list).
+    #[serde(default)]
     pub extra_objects: Vec<String>,
 }
 

@@ -83,25 +83,40 @@ impl KubeNodes {
         self
     }
 
-    async fn apply(&self, d: &DesiredNode) -> Result<usize, kube::Error> {
+    async fn apply(&self, d: &DesiredNode) -> Result<usize, ApplyError> {
         let name = d.spec.name.as_str();
         if d.deleted {
             // PVCs are not owned by the CR: deleting it keeps the chain data.
             return match self.api.delete(name, &DeleteParams::background()).await {
                 Ok(_) => Ok(1),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(0),
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
         }
         let want = BlockchainNodeSpec { revision: d.revision.0, node: d.spec.clone() };
         if self.api.get_opt(name).await?.is_some_and(|cr| cr.spec == want) {
             return Ok(0);
         }
-        let cr = BlockchainNode::new(name, want);
-        self.api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&cr)).await?;
+        let cr = BlockchainNode::new(name, want.clone());
+        let applied = self.api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&cr)).await?;
+        if applied.spec != want {
+            // The API server dropped fields its (older) CRD does not know: the
+            // node would silently run without them.
+            return Err(ApplyError::OutdatedCrd);
+        }
         tracing::info!("applied BlockchainNode");
         Ok(1)
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ApplyError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(
+        "the cluster's BlockchainNode CRD is older than this operator and dropped fields of the spec; apply the chart's CRD (crds/) or install with crd.manage=true"
+    )]
+    OutdatedCrd,
 }
 
 impl Backend for KubeNodes {

@@ -25,7 +25,7 @@ use novacula_executor::adapter::{Adapters, ContainerImage, FileContents, NamedPo
 use std::collections::BTreeMap;
 
 /// Inside the pod, the node's files live where the agent puts them on a host.
-pub const ROOT: &str = "/novacula";
+pub const ROOT: &str = novacula_core::validate::POD_ROOT;
 pub const DATA_DIR: &str = "/novacula/data";
 pub const CONFIG_DIR: &str = "/novacula/config";
 /// Pod-template annotation bumped by a restart: a rollout restart.
@@ -89,9 +89,7 @@ pub fn optional_objects(r: &Rendered) -> Vec<String> {
     svc.into_iter().chain(pdb).collect()
 }
 
-pub fn p2p_service_name(node: &str) -> String {
-    format!("{node}-p2p")
-}
+pub use novacula_core::naming::p2p_service_name;
 
 /// Labels every node pod carries beside its selector's: anti-affinity spreads by them.
 pub const CHAIN_LABEL: &str = "validatoros.com/chain";
@@ -239,10 +237,14 @@ fn probes(unit: &RenderedUnit) -> (Option<KubeProbe>, Option<KubeProbe>, Option<
     (Some(tcp(10, 60)), Some(readiness), Some(tcp(30, 10)))
 }
 
-fn pod_labels(spec: &NodeSpec) -> BTreeMap<String, String> {
+/// The selector's labels, plus chain and network when anti-affinity spreads
+/// by them (only then: a label change rolls every node's pod).
+fn pod_labels(spec: &NodeSpec, anti: AntiAffinity) -> BTreeMap<String, String> {
     let mut l = labels(&spec.name);
-    l.insert(CHAIN_LABEL.into(), spec.chain.clone());
-    l.insert(NETWORK_LABEL.into(), spec.network.clone());
+    if anti != AntiAffinity::None {
+        l.insert(CHAIN_LABEL.into(), spec.chain.clone());
+        l.insert(NETWORK_LABEL.into(), spec.network.clone());
+    }
     l
 }
 
@@ -516,7 +518,7 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
             }),
             volume_claim_templates: (!claims.is_empty()).then_some(claims),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(pod_labels(spec)), annotations: Some(annotations), ..Default::default() }),
+                metadata: Some(ObjectMeta { labels: Some(pod_labels(spec, pods.anti_affinity)), annotations: Some(annotations), ..Default::default() }),
                 spec: Some(PodSpec {
                     init_containers: Some(vec![init]),
                     containers,
@@ -573,6 +575,9 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
                 ports: Some(peer_ports),
                 // Straight to the node's host: peers' addresses are kept, no second hop.
                 external_traffic_policy: Some("Local".into()),
+                // A LoadBalancer needs no node ports of its own: none to clash
+                // with those other nodes asked for by number.
+                allocate_load_balancer_node_ports: (exposure == P2pExposure::LoadBalancer).then_some(false),
                 ..Default::default()
             }),
             status: None,
@@ -582,6 +587,8 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
         metadata: meta(cr, name.clone(), &owner),
         spec: Some(PodDisruptionBudgetSpec {
             min_available: Some(IntOrString::Int(1)),
+            // Only a healthy node is protected: a crash-looping one never blocks a drain.
+            unhealthy_pod_eviction_policy: Some("AlwaysAllow".into()),
             selector: Some(LabelSelector { match_labels: Some(labels(&name)), ..Default::default() }),
             ..Default::default()
         }),

@@ -491,12 +491,13 @@ async fn objects_someone_else_made_are_never_adopted() {
 }
 
 /// A node exposing P2P gets a LoadBalancer Service of its peer ports, listed
-/// in its status; once the spec says `none` again, that Service is deleted.
+/// in its status; once the spec says `none` again, that Service is deleted,
+/// only if it is this node's, and the list is emptied.
 #[tokio::test]
 async fn a_p2p_service_follows_the_spec_and_is_deleted_when_no_longer_wanted() {
     const P2P: &str = "/api/v1/namespaces/default/services/n1-p2p";
-    const P2P_DELETE: &str = "/api/v1/namespaces/default/services/n1-p2p";
-    let run = |exposure: P2pExposure, before: Vec<String>| async move {
+    // (exposure, listed before, who owns the Service now) -> (applied Service, DELETE body, status)
+    let run = |exposure: P2pExposure, before: Vec<String>, owner_uid: &'static str| async move {
         let (client, mut server) = mock_client();
         let mut spec = eth_spec("n1");
         spec.p2p_exposure = exposure;
@@ -522,33 +523,44 @@ async fn a_p2p_service_follows_the_spec_and_is_deleted_when_no_longer_wanted() {
             p2p = Some(server.echo("PATCH", P2P).await.body);
         }
         server.not_found("GET", POD).await;
-        let deleted = if exposure == P2pExposure::None {
-            server.answer("DELETE", P2P_DELETE, 200, |_| json!({"kind": "Status", "status": "Success"})).await;
-            true
-        } else {
-            false
-        };
+        let mut deleted = None;
+        if exposure == P2pExposure::None {
+            let mut existing = owned("Service", "v1", "n1-p2p");
+            existing["metadata"]["uid"] = json!("svc-uid");
+            existing["metadata"]["ownerReferences"][0]["uid"] = json!(owner_uid);
+            server.answer("GET", P2P, 200, |_| existing).await;
+            if owner_uid == "uid-1" {
+                deleted = Some(server.answer("DELETE", P2P, 200, |_| json!({"kind": "Status", "status": "Success"})).await.body);
+            }
+        }
         let status = status_patch(&mut server, &node_json).await;
         task.await.unwrap().unwrap();
         server.done().await;
         (p2p, deleted, status)
     };
 
-    let (svc, deleted, status) = run(P2pExposure::LoadBalancer, vec![]).await;
+    let (svc, deleted, status) = run(P2pExposure::LoadBalancer, vec![], "uid-1").await;
     let svc = svc.expect("P2P Service applied");
     assert_eq!(svc["spec"]["type"], "LoadBalancer");
     assert_eq!(svc["spec"]["externalTrafficPolicy"], "Local");
+    assert_eq!(svc["spec"]["allocateLoadBalancerNodePorts"], false);
     let ports: Vec<(i64, String)> =
         svc["spec"]["ports"].as_array().unwrap().iter().map(|p| (p["port"].as_i64().unwrap(), p["protocol"].as_str().unwrap().to_string())).collect();
     // geth's P2P and lighthouse's, TCP and UDP; never RPC, REST, metrics or the engine API.
     assert!(ports.contains(&(30303, "TCP".into())) && ports.contains(&(30303, "UDP".into())) && ports.contains(&(9000, "UDP".into())), "{ports:?}");
     assert!(!ports.iter().any(|(p, _)| [8545, 8551, 5052, 6060].contains(p)), "{ports:?}");
-    assert!(!deleted);
+    assert!(deleted.is_none());
     assert_eq!(status["extraObjects"], json!(["Service/n1-p2p"]));
 
-    let (svc, deleted, status) = run(P2pExposure::None, vec!["Service/n1-p2p".into()]).await;
-    assert!(svc.is_none() && deleted, "the Service no longer wanted is deleted");
-    assert!(status.get("extraObjects").is_none_or(|v| v == &json!([])), "{status}");
+    let (svc, deleted, status) = run(P2pExposure::None, vec!["Service/n1-p2p".into()], "uid-1").await;
+    assert!(svc.is_none());
+    assert_eq!(deleted.expect("deleted")["preconditions"]["uid"], "svc-uid", "only that very object");
+    assert_eq!(status["extraObjects"], json!([]), "written empty, so the merge patch clears the list");
+
+    // A Service of that name that is not this node's is never deleted.
+    let (_, deleted, status) = run(P2pExposure::None, vec!["Service/n1-p2p".into()], "someone-else").await;
+    assert!(deleted.is_none());
+    assert_eq!(status["extraObjects"], json!([]));
 }
 
 #[test]

@@ -265,3 +265,35 @@ async fn the_operator_applies_its_crd_when_it_may() {
     assert!(!task.await.unwrap().unwrap(), "not allowed: left as installed");
     server.done().await;
 }
+
+/// A CRD older than the operator makes the API server drop the fields it does
+/// not know (here `p2pExposure`): the node reports that, instead of running
+/// silently without them.
+#[tokio::test]
+async fn fields_an_outdated_crd_drops_are_reported_not_ignored() {
+    let (client, mut server) = mock_client();
+    let backend = nodes(client);
+    let mut d = desired(3, false);
+    d.spec.p2p_exposure = novacula_core::spec::P2pExposure::NodePort;
+    let d2 = d.clone();
+    let task = tokio::spawn(async move {
+        let n = backend.reconcile(&d2).await;
+        (n, backend.observe(&d2).await)
+    });
+    server.not_found("GET", CR).await;
+    server
+        .answer("PATCH", CR, 200, |b| {
+            let mut pruned = b.clone();
+            pruned["spec"]["node"].as_object_mut().unwrap().remove("p2pExposure");
+            pruned
+        })
+        .await;
+    server.not_found("GET", CR).await;
+    let (n, observed) = task.await.unwrap();
+    assert_eq!(n, 0, "not counted as applied");
+    let observed = observed.unwrap();
+    let message = observed.processes[0].message.clone().unwrap_or_default();
+    assert_eq!(observed.processes[0].status, ObservedNodeStatus::Error, "{observed:?}");
+    assert!(message.contains("CRD is older than this operator"), "{message}");
+    server.done().await;
+}

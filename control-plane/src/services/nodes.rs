@@ -186,7 +186,7 @@ fn place(w: &Write, org: &str, exec: &Executor, spec: &mut NodeSpec, previous: O
     // Two nodes of one executor must not derive the same object (a Kubernetes claim name, say).
     match novacula_core::naming::shared_object_name(spec, &others) {
         Some((object, other)) => Err(ServiceError::Conflict(format!(
-            "the volume claim {object:?} of this node would be the same object as one of node {other:?} on executor {:?}; rename the node or the storage volume",
+            "the {object} of this node would be the same object as one of node {other:?} on executor {:?}; rename the node (or the storage volume)",
             exec.name
         ))),
         None => Ok(()),
@@ -222,7 +222,7 @@ pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeComman
             let exec: Executor = w
                 .get(EXECUTORS, &key(&[&org, &row.executor]))?
                 .ok_or_else(|| ServiceError::Conflict(format!("executor {:?} of this node no longer exists", row.executor)))?;
-            validate_spec(&next.spec, &exec.capabilities).map_err(validation_error)?;
+            validate_spec(&next.spec, &exec.capabilities, Some(&row.record.spec)).map_err(validation_error)?;
             place(w, &org, &exec, &mut next.spec, Some(&row.record.spec))?;
         }
         row.record = next;
@@ -263,7 +263,7 @@ pub fn deploy(s: &AppState, org: &str, actor: &str, req: DeployRequest) -> Resul
         if !novacula_core::compat::compat_of_version(cp_major, &exec.version).serves_nodes() {
             return Err(ServiceError::Conflict(format!("executor {:?} runs {} which is out of support; upgrade it before deploying", exec.name, exec.version)));
         }
-        validate_spec(&spec, &exec.capabilities).map_err(validation_error)?;
+        validate_spec(&spec, &exec.capabilities, None).map_err(validation_error)?;
         novacula_core::validate::new_node_name(&spec.name).map_err(|e| validation_error(vec![e]))?;
         let mut spec = spec.clone();
         place(w, &org, &exec, &mut spec, None)?;

@@ -89,8 +89,25 @@ pub mod v1 {
 /// Shapes of schema version 2 (those of version 1 that it kept as they were, too).
 pub mod v2 {
     use super::*;
-    use novacula_core::spec::{DesiredState, NodeType, Resources, StorageVolume};
+    use novacula_core::spec::{DesiredState, NodeType, Resources};
     use novacula_core::{ObservedNodeStatus, Revision};
+
+    /// Kept as it was through version 3.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct StorageVolume {
+        pub name: String,
+        pub size_gib: u32,
+        pub mount_path: String,
+        pub storage_class: Option<String>,
+    }
+
+    impl From<StorageVolume> for novacula_core::spec::StorageVolume {
+        /// A volume of before version 4 held none of a client's data by name
+        /// (it was mounted, unused): it stays so until a spec says otherwise.
+        fn from(v: StorageVolume) -> Self {
+            novacula_core::spec::StorageVolume { name: v.name, size_gib: v.size_gib, mount_path: v.mount_path, storage_class: v.storage_class, holds: None }
+        }
+    }
 
     /// Kept as it was through version 3.
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -309,11 +326,11 @@ pub mod v2 {
 
 /// Shapes of schema version 3 (those it kept from version 2 are there).
 pub mod v3 {
-    use super::v2::Sidecar;
+    use super::v2::{Sidecar, StorageVolume};
     use super::*;
     use novacula_core::executor::{MinVersion, NetworkDefaults};
     use novacula_core::lifecycle::NodeRecord;
-    use novacula_core::spec::{ClientSpec, DesiredState, NodeType, P2pExposure, StorageVolume};
+    use novacula_core::spec::{ClientSpec, DesiredState, NodeType, P2pExposure};
     use novacula_core::Revision;
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -437,7 +454,7 @@ pub mod v3 {
                 network: s.network,
                 node_type: s.node_type,
                 clients: s.clients,
-                storage: s.storage,
+                storage: s.storage.into_iter().map(Into::into).collect(),
                 sidecars: s.sidecars.into_iter().map(Into::into).collect(),
                 desired_state: s.desired_state,
                 restart_generation: s.restart_generation,
@@ -804,7 +821,11 @@ mod tests {
                     network: spec.network.clone(),
                     node_type: spec.node_type,
                     clients: spec.clients.clone(),
-                    storage: spec.storage.clone(),
+                    storage: spec
+                        .storage
+                        .iter()
+                        .map(|v| v2::StorageVolume { name: v.name.clone(), size_gib: v.size_gib, mount_path: v.mount_path.clone(), storage_class: None })
+                        .collect(),
                     sidecars: vec![v2::Sidecar { name: "exporter".into(), image: "exporter".into(), command: vec!["-v".into()], env: Default::default() }],
                     desired_state: novacula_core::DesiredState::Stopped,
                     restart_generation: 3,
@@ -842,6 +863,7 @@ mod tests {
         assert_eq!(spec_now.p2p_exposure, novacula_core::spec::P2pExposure::None);
         assert_eq!((spec_now.clients[0].ports["p2p"], spec_now.restart_generation, node.record.revision), (30304, 3, novacula_core::Revision(7)));
         assert_eq!(spec_now.desired_state, novacula_core::DesiredState::Stopped);
+        assert_eq!((spec_now.storage[0].name.as_str(), spec_now.storage[0].size_gib, spec_now.storage[0].holds.as_deref()), ("data", 100, None));
         assert_eq!((spec_now.sidecars[0].command.as_slice(), spec_now.sidecars[0].volumes.is_empty()), (&["-v".to_string()][..], true));
         assert_eq!(version, CURRENT);
     }

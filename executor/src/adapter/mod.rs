@@ -249,9 +249,9 @@ impl Adapters {
         novacula_core::ExecutorCapabilities {
             chains: self.chains.iter().map(|a| a.support()).collect(),
             programs: novacula_core::ProgramAllowlist { sidecar_programs: self.sidecars.clone(), image_prefixes: vec![] },
-            // A host has no storage classes and its ports are its own: the
-            // operator fills in what its cluster offers.
-            storage_classes: Some(vec![]),
+            // A host has no storage classes (not checked) and its ports are its
+            // own: the operator fills in what its cluster offers.
+            storage_classes: None,
             p2p_exposures: vec![],
         }
     }

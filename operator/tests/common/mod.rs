@@ -70,8 +70,8 @@ pub fn eth_spec(name: &str) -> NodeSpec {
     let mut spec = novacula_core::fixtures::eth_spec(name);
     spec.clients[0].resources = Resources { cpu_millis: 2000, memory_mib: 8192 };
     spec.storage = vec![
-        StorageVolume { name: "chain".into(), size_gib: 500, mount_path: "/chain".into(), storage_class: Some("fast-ssd".into()) },
-        StorageVolume { name: "ancient".into(), size_gib: 1000, mount_path: "/ancient".into(), storage_class: None },
+        StorageVolume { name: "chain".into(), size_gib: 500, mount_path: "/chain".into(), storage_class: Some("fast-ssd".into()), holds: None },
+        StorageVolume { name: "ancient".into(), size_gib: 1000, mount_path: "/ancient".into(), storage_class: None, holds: Some("ancient".into()) },
     ];
     spec
 }
@@ -97,11 +97,23 @@ pub fn matrix() -> Vec<NodeSpec> {
         s.network = "mainnet".into();
         s.clients = vec![client("execution", el, "1.16.7"), client("consensus", cl, "8.0.0")];
         s.clients[0].resources = novacula_core::spec::Resources { cpu_millis: 3000, memory_mib: 12288 };
-        s.storage = vec![StorageVolume { name: "chain".into(), size_gib: 2560, mount_path: "/novacula/data".into(), storage_class: Some("fast-ssd".into()) }];
+        s.storage = vec![StorageVolume {
+            name: "chain".into(),
+            size_gib: 2560,
+            mount_path: "/novacula/data".into(),
+            storage_class: Some("fast-ssd".into()),
+            holds: None,
+        }];
         // Each volume a client of the pair puts data on (geth's ancient store, lighthouse's freezer...).
         for def in novacula_executor::adapter::ethereum::clients().filter(|d| d.name == *el || d.name == cl) {
             for (volume, _) in def.volumes {
-                s.storage.push(StorageVolume { name: (*volume).into(), size_gib: 500, mount_path: format!("/volumes/{volume}"), storage_class: None });
+                s.storage.push(StorageVolume {
+                    name: (*volume).into(),
+                    size_gib: 500,
+                    mount_path: format!("/volumes/{volume}"),
+                    storage_class: None,
+                    holds: Some((*volume).into()),
+                });
             }
         }
         s.p2p_exposure =

@@ -44,7 +44,7 @@ const GETH: ClientDef = ClientDef {
     writable_root: false,
     internal: &[],
     stop_grace_secs: 300,
-    volumes: &[("ancient", "datadir.ancient"), ("era", "datadir.era")],
+    volumes: &[("ancient", "datadir.ancient")],
     render: geth,
 };
 

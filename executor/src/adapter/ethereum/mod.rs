@@ -289,9 +289,9 @@ impl ChainAdapter for Ethereum {
         };
         let mut flags = (def.render)(&ctx);
         let mut volumes = vec![];
-        // The spec's volumes beyond the first (which holds the data dirs), each where its client puts that data.
+        // The spec's volumes beyond the first (which holds the data dirs) that hold part of this client's data.
         for v in spec.storage.iter().skip(1) {
-            if let Some((_, flag)) = def.volumes.iter().find(|(name, _)| *name == v.name) {
+            if let Some((_, flag)) = def.volumes.iter().find(|(name, _)| v.holds.as_deref() == Some(*name)) {
                 flags = flags.set(flag, paths.volume(&c.role, v).display());
                 volumes.push(v.name.clone());
             }
@@ -342,8 +342,16 @@ mod tests {
     fn a_volume_beyond_the_first_points_its_client_at_it() {
         use novacula_core::spec::StorageVolume;
         let mut spec = novacula_core::fixtures::eth_spec("n1");
-        spec.storage.push(StorageVolume { name: "ancient".into(), size_gib: 500, mount_path: "/ancient".into(), storage_class: None });
-        spec.storage.push(StorageVolume { name: "freezer".into(), size_gib: 500, mount_path: "/freezer".into(), storage_class: None });
+        let volume = |name: &str, holds: Option<&str>| StorageVolume {
+            name: name.into(),
+            size_gib: 500,
+            mount_path: format!("/{name}"),
+            storage_class: None,
+            holds: holds.map(Into::into),
+        };
+        spec.storage.push(volume("ancient", Some("ancient")));
+        spec.storage.push(volume("freezer", Some("freezer")));
+        spec.storage.push(volume("old", None));
         let eth = Ethereum::default();
         let geth = |paths: &NodePaths| eth.render_client(&spec, &spec.clients[0], paths).unwrap().args;
         assert!(geth(&NodePaths::pod("/novacula")).contains(&"--datadir.ancient=/ancient".to_string()), "in a pod: its mount path");
@@ -351,6 +359,7 @@ mod tests {
         let lighthouse = eth.render_client(&spec, &spec.clients[1], &NodePaths::pod("/novacula")).unwrap().args;
         assert!(lighthouse.contains(&"--freezer-dir=/freezer".to_string()), "{lighthouse:?}");
         assert!(!lighthouse.iter().any(|a| a.contains("/ancient")), "each client only its own volumes");
+        assert!(!geth(&NodePaths::pod("/novacula")).iter().any(|a| a.contains("/old")), "a volume that holds nothing named is no client's");
         // The flag is the adapter's: a spec cannot point it elsewhere.
         spec.clients[0].config_overrides.insert("datadir.ancient".into(), "/etc".into());
         assert!(matches!(eth.render_client(&spec, &spec.clients[0], &NodePaths::pod("/novacula")), Err(RenderError::ManagedKey { .. })));
