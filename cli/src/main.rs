@@ -32,7 +32,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane HTTP API on a local redb file.
+    /// Run the control plane HTTP API on a local redb file (or on PostgreSQL with --database).
     Serve(ServeArgs),
     /// Run the control plane on a local redb file plus a local agent that runs a
     /// harmless stand-in node, to see a node go provisioning -> running.
@@ -55,6 +55,12 @@ struct ServeArgs {
     /// Database file; created on first start.
     #[arg(long, env = "NOVACULA_DB", default_value = "novacula.redb")]
     db: PathBuf,
+    /// Keep the records in PostgreSQL instead of the redb file, e.g.
+    /// postgres://novacula:PASSWORD@db.internal:5432/novacula (its tables are
+    /// created at first start). Plain TCP: reach the database over a trusted
+    /// network or a local socket.
+    #[arg(long, env = "NOVACULA_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "NOVACULA_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -108,7 +114,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(a: ServeArgs) -> Result<(), Failure> {
-    let store = Store::open(&a.db).map_err(|e| format!("cannot open database {}: {e}", a.db.display()))?;
+    let (store, where_) = match &a.database {
+        Some(url) => {
+            // The URL may hold a password: only its host part is shown.
+            let shown = url.rsplit_once('@').map_or("PostgreSQL".to_string(), |(_, host)| format!("postgres://…@{host}"));
+            (Store::open_postgres(url).map_err(|e| format!("cannot open database {shown}: {e}"))?, shown)
+        }
+        None => (Store::open(&a.db).map_err(|e| format!("cannot open database {}: {e}", a.db.display()))?, a.db.display().to_string()),
+    };
     let mut config = Config {
         event_retention: novacula_control_plane::services::events::Retention {
             max_age: std::time::Duration::from_secs(a.event_retention_days * 24 * 3600),
@@ -136,7 +149,7 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
     };
     let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(url = %format!("{scheme}://{}", a.listen), db = %a.db.display(), "control plane listening");
+    tracing::info!(url = %format!("{scheme}://{}", a.listen), db = %where_, "control plane listening");
     let res = match tls {
         Some(config) => novacula_control_plane::serve(tls::TlsListener::new(listener, config).map_err(|e| e.to_string())?, state, shutdown_signal()).await,
         None => novacula_control_plane::serve(listener, state, shutdown_signal()).await,

@@ -186,3 +186,9 @@ async fn an_operators_cluster_decides_exposure_storage_classes_and_volumes() {
     stored.storage.pop();
     alice.deploy("k8s", stored).await.unwrap();
 }
+
+/// Every test of this file again, on PostgreSQL instead of redb.
+#[test]
+fn this_suite_passes_on_postgres() {
+    rerun_on_postgres("this_suite_passes_on_postgres");
+}

@@ -235,3 +235,9 @@ async fn events_paginate_in_order() {
     assert_eq!(alice.get::<Value>("/api/v1/events?limit=0").await.unwrap_err().status(), Some(400));
     cp.stop().await;
 }
+
+/// Every test of this file again, on PostgreSQL instead of redb.
+#[test]
+fn this_suite_passes_on_postgres() {
+    rerun_on_postgres("this_suite_passes_on_postgres");
+}

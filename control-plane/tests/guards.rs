@@ -325,3 +325,9 @@ async fn repeated_wrong_passwords_lock_the_user_out_for_a_while() {
     attempt("alice", PASSWORD).await.unwrap();
     cp.stop().await;
 }
+
+/// Every test of this file again, on PostgreSQL instead of redb.
+#[test]
+fn this_suite_passes_on_postgres() {
+    rerun_on_postgres("this_suite_passes_on_postgres");
+}

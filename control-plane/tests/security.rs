@@ -342,3 +342,9 @@ async fn an_endless_answer_is_cut_off_by_the_client() {
     let err = client.raw(Method::GET, "/api/v1/executors", None, Duration::from_secs(30)).await.unwrap_err();
     assert!(err.to_string().contains("at most"), "{err}");
 }
+
+/// Every test of this file again, on PostgreSQL instead of redb.
+#[test]
+fn this_suite_passes_on_postgres() {
+    rerun_on_postgres("this_suite_passes_on_postgres");
+}

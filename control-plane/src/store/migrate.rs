@@ -10,6 +10,8 @@ use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
 const SCHEMA_VERSION: &str = "schema_version";
+/// The counter holding the schema version of the records.
+pub const SCHEMA_VERSION_KEY: &str = SCHEMA_VERSION;
 /// 1: the first release. 2: key usage in its own table, keys bound to one
 /// executor, program allowlists in capabilities, releases pinned by hash.
 /// 3: client ports in specs, per-network client rules in capabilities, sync

@@ -5,11 +5,14 @@
 //!
 //! Records are ordered key-value tables ([`Table`]) of postcard values, plus
 //! three fixed structures: the executor-to-node index, the per-organization
-//! event log and named counters. An [`Engine`] provides them; redb is the one
-//! in [`redb`], and nothing outside this folder names it.
+//! event log and named counters. An [`Engine`] provides them: redb (the
+//! embedded default) in [`redb`], PostgreSQL in [`postgres`]; nothing outside
+//! this folder names either.
 
 pub mod migrate;
 pub mod model;
+pub mod pg_server;
+mod postgres;
 mod redb;
 
 use serde::de::DeserializeOwned;
@@ -131,6 +134,25 @@ impl Store {
         Self::init(Box::new(redb::RedbEngine::in_memory()?))
     }
 
+    /// Connect to PostgreSQL at `url` (`postgres://user:password@host/database`),
+    /// its schema created or brought up to date, then migrated to the current records.
+    pub fn open_postgres(url: &str) -> Result<Store> {
+        Self::init(Box::new(postgres::PgEngine::open(url)?))
+    }
+
+    /// A store for the tests: redb in memory, or a fresh PostgreSQL database
+    /// when `NOVACULA_TEST_STORE=postgres` (the same suite on either engine).
+    #[allow(clippy::expect_used, reason = "a test without its store cannot run")]
+    pub fn for_tests() -> Store {
+        match std::env::var("NOVACULA_TEST_STORE").as_deref() {
+            Ok("postgres") => {
+                let url = pg_server::fresh_database().expect("a PostgreSQL test database");
+                Store::open_postgres(&url).expect("PostgreSQL store")
+            }
+            _ => Store::in_memory().expect("in-memory store"),
+        }
+    }
+
     fn init(engine: Box<dyn Engine>) -> Result<Store> {
         let store = Store { engine };
         store.write(migrate::run)?;
@@ -247,48 +269,113 @@ impl Write {
 mod tests {
     use super::*;
 
-    #[test]
-    fn write_commits_only_on_ok_and_survives_reopen() {
+    /// Opens the same database again, each call.
+    type Opener = Box<dyn Fn() -> Store>;
+
+    /// Every engine: redb, and PostgreSQL when it is installed (always in CI).
+    fn engines() -> Vec<(&'static str, Opener)> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cp.redb");
-        {
-            let s = Store::open(&path).unwrap();
-            s.write(|w| w.put(ORGS, "a", &"kept".to_string())).unwrap();
-            let r: Result<()> = s.write(|w| {
-                w.put(ORGS, "b", &"dropped".to_string())?;
-                Err(StoreError::Decode { table: "x".into(), reason: "abort".into() })
-            });
-            assert!(r.is_err());
+        let mut out: Vec<(&'static str, Opener)> = vec![(
+            "redb",
+            Box::new(move || {
+                let _keep = &dir;
+                Store::open(&path).unwrap()
+            }),
+        )];
+        match pg_server::fresh_database() {
+            Ok(url) => out.push(("postgres", Box::new(move || Store::open_postgres(&url).unwrap()))),
+            Err(e) if pg_server::required() => panic!("{e}"),
+            Err(e) => eprintln!("PostgreSQL engine not tested: {e}"),
         }
-        let s = Store::open(&path).unwrap();
-        assert_eq!(s.read(|r| r.get::<String>(ORGS, "a")).unwrap().as_deref(), Some("kept"));
-        assert_eq!(s.read(|r| r.get::<String>(ORGS, "b")).unwrap(), None);
+        out
+    }
+
+    #[test]
+    fn write_commits_only_on_ok_and_survives_reopen() {
+        for (engine, open) in engines() {
+            {
+                let s = open();
+                s.write(|w| w.put(ORGS, "a", &"kept".to_string())).unwrap();
+                let r: Result<()> = s.write(|w| {
+                    w.put(ORGS, "b", &"dropped".to_string())?;
+                    Err(StoreError::Decode { table: "x".into(), reason: "abort".into() })
+                });
+                assert!(r.is_err());
+            }
+            let s = open();
+            assert_eq!(s.read(|r| r.get::<String>(ORGS, "a")).unwrap().as_deref(), Some("kept"), "{engine}");
+            assert_eq!(s.read(|r| r.get::<String>(ORGS, "b")).unwrap(), None, "{engine}");
+            assert_eq!(s.read(|r| r.counter(migrate::SCHEMA_VERSION_KEY)).unwrap(), migrate::CURRENT, "{engine}: migrated once");
+        }
     }
 
     #[test]
     fn scan_is_prefix_bounded_and_events_paginate_per_org() {
-        let s = Store::in_memory().unwrap();
-        s.write(|w| {
-            for k in ["o1/a", "o1/b", "o10/c", "o2/d"] {
-                w.put(NODES, k, &k.to_string())?;
+        for (engine, open) in engines() {
+            let s = open();
+            s.write(|w| {
+                for k in ["o1/a", "o1/b", "o10/c", "o2/d", "o1%/x", "o1_/y"] {
+                    w.put(NODES, k, &k.to_string())?;
+                }
+                for i in 1..=5 {
+                    w.append_event("o1", i, &i)?;
+                    w.append_event("o2", 100 + i, &(100 + i))?;
+                }
+                w.index_node("o1", "e1", "n1", 7)?;
+                w.index_node("o1", "e10", "n2", 8)?;
+                w.set_counter("c", 41)?;
+                w.next("c")?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+            let keys = |prefix: &str| -> Vec<String> { s.read(|r| r.scan::<String>(NODES, prefix)).unwrap().into_iter().map(|(k, _)| k).collect() };
+            assert_eq!(keys("o1/"), ["o1/a", "o1/b"], "{engine}");
+            assert_eq!(keys("o1%"), ["o1%/x"], "{engine}: no pattern characters in a prefix");
+            assert_eq!(keys(""), ["o1%/x", "o1/a", "o1/b", "o10/c", "o1_/y", "o2/d"], "{engine}: keys in byte order");
+            let page: Vec<String> = s.read(|r| r.scan_page::<String>(NODES, "o1/", Some("o1/a"), 5)).unwrap().into_iter().map(|(k, _)| k).collect();
+            assert_eq!(page, ["o1/b"], "{engine}");
+            let first: Vec<String> = s.read(|r| r.scan_page::<String>(NODES, "o1", None, 2)).unwrap().into_iter().map(|(k, _)| k).collect();
+            assert_eq!(first, ["o1%/x", "o1/a"], "{engine}");
+            let before: Vec<String> = s.read(|r| r.scan_page::<String>(NODES, "o1/", Some("a"), 5)).unwrap().into_iter().map(|(k, _)| k).collect();
+            assert_eq!(before, ["o1/a", "o1/b"], "{engine}: a cursor before the prefix starts at the prefix");
+            assert_eq!(s.read(|r| r.events::<u64>("o1", 2, 2)).unwrap(), [3, 4], "{engine}");
+            assert_eq!(s.read(|r| r.events::<u64>("o1", 5, 10)).unwrap(), Vec::<u64>::new(), "{engine}");
+            assert_eq!(s.read(|r| r.events_before::<u64>("o2", 104, 2)).unwrap(), [103, 102], "{engine}");
+            assert_eq!(s.write(|w| w.event_count("o2")).unwrap(), 5, "{engine}");
+            assert_eq!(s.read(|r| r.executor_nodes("o1", "e1")).unwrap(), [("n1".to_string(), 7)], "{engine}");
+            assert_eq!(s.read(|r| r.counter("c")).unwrap(), 42, "{engine}");
+            s.write(|w| {
+                w.remove(NODES, "o1/a")?;
+                w.remove_event("o1", 1)
+            })
+            .unwrap();
+            assert_eq!(keys("o1/"), ["o1/b"], "{engine}");
+            assert_eq!(s.read(|r| r.events::<u64>("o1", 0, 1)).unwrap(), [2], "{engine}");
+        }
+    }
+
+    /// Writers one at a time, as redb's single writer: two threads adding to
+    /// one counter in read-modify-write transactions lose no increment.
+    #[test]
+    fn concurrent_writers_are_serialized() {
+        for (engine, open) in engines() {
+            let s = std::sync::Arc::new(open());
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let s = s.clone();
+                    std::thread::spawn(move || {
+                        for _ in 0..25 {
+                            s.write(|w| w.next("hits").map(|_| ())).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
             }
-            for i in 1..=5 {
-                w.append_event("o1", i, &i)?;
-                w.append_event("o2", 100 + i, &(100 + i))?;
-            }
-            Ok::<_, StoreError>(())
-        })
-        .unwrap();
-        let keys: Vec<String> = s.read(|r| r.scan::<String>(NODES, "o1/")).unwrap().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["o1/a", "o1/b"]);
-        let page: Vec<String> = s.read(|r| r.scan_page::<String>(NODES, "o1/", Some("o1/a"), 5)).unwrap().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(page, ["o1/b"]);
-        let first: Vec<String> = s.read(|r| r.scan_page::<String>(NODES, "o1", None, 2)).unwrap().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(first, ["o1/a", "o1/b"]);
-        let before: Vec<String> = s.read(|r| r.scan_page::<String>(NODES, "o1/", Some("a"), 5)).unwrap().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(before, ["o1/a", "o1/b"], "a cursor before the prefix starts at the prefix");
-        assert_eq!(s.read(|r| r.events::<u64>("o1", 2, 2)).unwrap(), [3, 4]);
-        assert_eq!(s.read(|r| r.events::<u64>("o1", 5, 10)).unwrap(), Vec::<u64>::new());
+            assert_eq!(s.read(|r| r.counter("hits")).unwrap(), 100, "{engine}");
+        }
     }
 
     #[test]
@@ -302,8 +389,10 @@ mod tests {
 
     #[test]
     fn corrupt_value_is_an_error_not_a_panic() {
-        let s = Store::in_memory().unwrap();
-        s.write(|w| w.txn.put(ORGS, "x", &[9u8, 1, 2])).unwrap();
-        assert!(matches!(s.read(|r| r.get::<String>(ORGS, "x")), Err(StoreError::Decode { .. })));
+        for (engine, open) in engines() {
+            let s = open();
+            s.write(|w| w.txn.put(ORGS, "x", &[9u8, 1, 2])).unwrap();
+            assert!(matches!(s.read(|r| r.get::<String>(ORGS, "x")), Err(StoreError::Decode { .. })), "{engine}");
+        }
     }
 }

@@ -43,9 +43,10 @@ impl Cp {
         Cp { url, state, clock, shutdown: Some(tx), task: Some(task) }
     }
 
-    /// In-memory store with org `acme` (owner `alice`) and org `globex` (owner `bob`).
+    /// A test store (redb in memory, or PostgreSQL: see [`rerun_on_postgres`])
+    /// with org `acme` (owner `alice`) and org `globex` (owner `bob`).
     pub async fn with_orgs(config: Config) -> Cp {
-        let store = Store::in_memory().unwrap();
+        let store = Store::for_tests();
         seed(&store);
         Cp::start(store, Arc::new(ManualClock::new(T0)), config).await
     }
@@ -146,4 +147,26 @@ pub fn obs(name: &str, rev: u64, status: novacula_core::ObservedNodeStatus) -> n
         removed: false,
         disk: None,
     }
+}
+
+/// The test binary's whole suite again, on PostgreSQL: this same binary, run
+/// with `NOVACULA_TEST_STORE=postgres` (so `Cp::with_orgs` opens a fresh
+/// PostgreSQL database per test), skipping `this_test`. One suite, either engine.
+pub fn rerun_on_postgres(this_test: &str) {
+    if std::env::var_os("NOVACULA_TEST_STORE").is_some() {
+        return;
+    }
+    if let Err(e) = novacula_control_plane::store::pg_server::fresh_database() {
+        assert!(!novacula_control_plane::store::pg_server::required(), "{e}");
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--skip", this_test, "--test-threads", "2"])
+        .env("NOVACULA_TEST_STORE", "postgres")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let passed = text.split("test result: ok. ").nth(1).and_then(|r| r.split(' ').next()?.parse::<u32>().ok()).unwrap_or(0);
+    assert!(out.status.success() && passed > 0, "the suite on PostgreSQL:\n{text}");
 }

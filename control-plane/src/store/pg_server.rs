@@ -1,0 +1,145 @@
+//! A throwaway PostgreSQL server for tests and benchmarks: Debian's
+//! `postgresql` package (`.ci/prerequisites` installs it), started once per
+//! process in a temporary directory (`initdb` + `postgres`, as the
+//! `postgres` account when run as root, which PostgreSQL refuses to run as),
+//! stopped and removed when the process exits. Each caller gets a database of
+//! its own.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+struct Server {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(1);
+
+/// Where Debian installs the server (`NOVACULA_PG_BIN` overrides): the newest version.
+fn bin_dir() -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("NOVACULA_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|e| format!("PostgreSQL is not installed (/usr/lib/postgresql: {e}); run .ci/prerequisites"))?
+        .filter_map(std::result::Result::ok)
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).ok_or_else(|| "no PostgreSQL server under /usr/lib/postgresql; run .ci/prerequisites".into())
+}
+
+impl Server {
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn start() -> Result<Server, String> {
+        let bin = bin_dir()?;
+        let as_postgres = is_root();
+        let dir = std::env::temp_dir().join(format!("novacula-pg-{}-{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(&dir))?;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let server = Server { dir, bin, port, as_postgres };
+        run(server.command("initdb").arg("-D").arg(server.data()).args(["-A", "trust", "-U", "novacula", "-E", "UTF8", "--locale=C", "--no-sync"]))?;
+        let log = server.dir.join("server.log");
+        server
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(server.data())
+            .arg("-l")
+            .arg(&log)
+            .arg("-o")
+            .arg(format!("-p {port} -h 127.0.0.1 -k {} -c fsync=off -c max_connections=200", server.dir.display()))
+            .arg("start")
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("pg_ctl: {e}"))?;
+        // Stopped at exit, whatever the tests did.
+        // SAFETY: registers a plain function, run once by the C runtime at exit.
+        unsafe { libc::atexit(stop_at_exit) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready(port) {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(format!("PostgreSQL did not start on port {port}:\n{log}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn run(c: &mut Command) -> Result<(), String> {
+    let out = c.output().map_err(|e| format!("{c:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{c:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+fn url(port: u16, db: &str) -> String {
+    format!("postgres://novacula@127.0.0.1:{port}/{db}")
+}
+
+/// Runs on a thread of its own: the client may not block a thread that drives async tasks.
+fn on_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::spawn(f).join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+fn ready(port: u16) -> bool {
+    on_thread(move || postgres::Client::connect(&url(port, "postgres"), postgres::NoTls).is_ok())
+}
+
+extern "C" fn stop_at_exit() {
+    if let Some(Ok(s)) = SERVER.get() {
+        let _ = s.command("pg_ctl").arg("-D").arg(s.data()).args(["stop", "-m", "immediate"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = std::fs::remove_dir_all(&s.dir);
+    }
+}
+
+/// The URL of a new, empty database on this process's test server (started
+/// at the first call), or why there is none.
+pub fn fresh_database() -> Result<String, String> {
+    let server = SERVER.get_or_init(Server::start).as_ref().map_err(Clone::clone)?;
+    let name = format!("t{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));
+    let port = server.port;
+    let create = name.clone();
+    on_thread(move || -> Result<(), String> {
+        let mut c = postgres::Client::connect(&url(port, "postgres"), postgres::NoTls).map_err(|e| e.to_string())?;
+        c.batch_execute(&format!("CREATE DATABASE {create}")).map_err(|e| e.to_string())
+    })?;
+    Ok(url(port, &name))
+}
+
+/// Whether the tests must have PostgreSQL (CI) rather than skip without it.
+pub fn required() -> bool {
+    std::env::var_os("CI").is_some()
+}

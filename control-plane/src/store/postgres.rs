@@ -1,0 +1,323 @@
+//! The PostgreSQL engine: the same tables as redb's, in four SQL tables, for
+//! a control plane on a database the team already runs (and, later, several
+//! replicas on one database).
+//!
+//! Semantics match redb's: a write transaction holds one advisory lock for
+//! its whole life, so writers are serialized as redb's single writer is
+//! (across every process on the database), and a read transaction is one
+//! REPEATABLE READ snapshot. Keys compare byte-wise (`COLLATE "C"`), as
+//! redb's `&str` keys do.
+//!
+//! The `postgres` client blocks on a runtime of its own, which must not run
+//! on a thread that drives async tasks; so each connection lives on a thread
+//! of its own, and a transaction's calls are sent to it and waited for.
+
+use super::{Engine, ReadTxn, Result, StoreError, Table, WriteTxn};
+use postgres::{Client, NoTls};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// The versioned schema, applied in order at open; the version reached is
+/// kept in `novacula_schema`. Never edit a step once released: add one.
+const MIGRATIONS: &[&str] = &["CREATE TABLE records (tbl TEXT NOT NULL, k TEXT COLLATE \"C\" NOT NULL, v BYTEA NOT NULL, PRIMARY KEY (tbl, k));
+     CREATE TABLE exec_nodes (k TEXT COLLATE \"C\" PRIMARY KEY, seq BIGINT NOT NULL);
+     CREATE TABLE events (org TEXT COLLATE \"C\" NOT NULL, seq BIGINT NOT NULL, v BYTEA NOT NULL, PRIMARY KEY (org, seq));
+     CREATE TABLE meta (name TEXT COLLATE \"C\" PRIMARY KEY, value BIGINT NOT NULL);"];
+
+/// The advisory lock every write transaction holds (an arbitrary constant, "nova").
+const WRITER_LOCK: i64 = 0x6e6f_7661;
+/// Connections (each a PostgreSQL backend and a thread here) at most; a
+/// transaction beyond them waits for one to be free.
+const CONNECTIONS_MAX: usize = 16;
+
+fn pg_error(e: postgres::Error) -> StoreError {
+    StoreError::Engine(Box::new(e))
+}
+
+fn gone() -> StoreError {
+    StoreError::Engine("the database connection's thread ended".into())
+}
+
+/// A sequence number as PostgreSQL's BIGINT (they stay far below 2^63).
+fn big(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+type Job = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// One connection on its own thread.
+struct Conn {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Conn {
+    fn open(url: &str) -> Result<Conn> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready, connected) = mpsc::sync_channel(1);
+        let url = url.to_string();
+        std::thread::Builder::new()
+            .name("postgres".into())
+            .spawn(move || match Client::connect(&url, NoTls) {
+                Ok(mut client) => {
+                    let _ = ready.send(Ok(()));
+                    // Ends when the pool drops the connection (its sender).
+                    while let Ok(job) = queue.recv() {
+                        job(&mut client);
+                    }
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            })
+            .map_err(|e| StoreError::Engine(Box::new(e)))?;
+        connected.recv().map_err(|_| gone())?.map_err(pg_error)?;
+        Ok(Conn { jobs })
+    }
+
+    /// Run `f` on the connection's thread and wait for its answer.
+    fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> Result<R, postgres::Error> + Send + 'static) -> Result<R> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Box::new(move |c| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?.map_err(pg_error)
+    }
+
+    fn batch(&self, sql: &'static str) -> Result<()> {
+        self.call(move |c| c.batch_execute(sql))
+    }
+}
+
+struct Pool {
+    url: String,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Conn>,
+    open: usize,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self) -> Result<Conn> {
+        let mut state = self.lock();
+        loop {
+            if let Some(c) = state.idle.pop() {
+                return Ok(c);
+            }
+            if state.open < CONNECTIONS_MAX {
+                state.open += 1;
+                drop(state);
+                return Conn::open(&self.url).inspect_err(|_| self.discard());
+            }
+            state = self.freed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    fn put(&self, c: Conn) {
+        self.lock().idle.push(c);
+        self.freed.notify_one();
+    }
+
+    /// A connection closed (failed, or in an unknown state): room for another.
+    fn discard(&self) {
+        let mut state = self.lock();
+        state.open = state.open.saturating_sub(1);
+        drop(state);
+        self.freed.notify_one();
+    }
+}
+
+pub struct PgEngine {
+    pool: Arc<Pool>,
+}
+
+impl PgEngine {
+    /// Connect to `url` (`postgres://user:password@host:port/database`) and
+    /// bring the schema up to date.
+    pub fn open(url: &str) -> Result<PgEngine> {
+        let pool = Arc::new(Pool { url: url.to_string(), state: Mutex::new(PoolState::default()), freed: Condvar::new() });
+        let conn = pool.get()?;
+        let migrated = conn.call(|c| {
+            let mut t = c.transaction()?;
+            // One migrator at a time, whichever replica starts first.
+            t.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK])?;
+            t.batch_execute("CREATE TABLE IF NOT EXISTS novacula_schema (version INT NOT NULL)")?;
+            let version: i32 = t.query_opt("SELECT version FROM novacula_schema", &[])?.map_or(0, |r| r.get(0));
+            for (i, step) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+                t.batch_execute(step)?;
+                let reached = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                t.execute("DELETE FROM novacula_schema", &[])?;
+                t.execute("INSERT INTO novacula_schema (version) VALUES ($1)", &[&reached])?;
+            }
+            t.commit()
+        });
+        pool.put(conn);
+        migrated?;
+        Ok(PgEngine { pool })
+    }
+}
+
+impl Engine for PgEngine {
+    fn begin_read(&self) -> Result<Box<dyn ReadTxn>> {
+        let txn = Txn { conn: Some(self.pool.get()?), pool: self.pool.clone() };
+        txn.conn()?.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        Ok(Box::new(txn))
+    }
+
+    fn begin_write(&self) -> Result<Box<dyn WriteTxn>> {
+        let txn = Txn { conn: Some(self.pool.get()?), pool: self.pool.clone() };
+        txn.conn()?.batch("BEGIN")?;
+        txn.conn()?.call(|c| c.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).map(|_| ()))?;
+        Ok(Box::new(txn))
+    }
+}
+
+/// A transaction on one connection; rolled back unless committed.
+struct Txn {
+    conn: Option<Conn>,
+    pool: Arc<Pool>,
+}
+
+impl Txn {
+    fn conn(&self) -> Result<&Conn> {
+        self.conn.as_ref().ok_or_else(gone)
+    }
+
+    fn rows(&self, sql: &'static str, args: Vec<Box<dyn postgres::types::ToSql + Send + Sync>>) -> Result<Vec<postgres::Row>> {
+        self.conn()?.call(move |c| {
+            let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn postgres::types::ToSql + Sync)).collect();
+            c.query(sql, &refs)
+        })
+    }
+
+    fn exec(&self, sql: &'static str, args: Vec<Box<dyn postgres::types::ToSql + Send + Sync>>) -> Result<()> {
+        self.rows(sql, args).map(|_| ())
+    }
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Not committed: undo, and reuse the connection only if that worked.
+            if conn.batch("ROLLBACK").is_ok() {
+                self.pool.put(conn);
+            } else {
+                self.pool.discard();
+            }
+        }
+    }
+}
+
+fn kv(rows: Vec<postgres::Row>) -> Vec<(String, Vec<u8>)> {
+    rows.into_iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+fn seq_v(rows: Vec<postgres::Row>) -> Vec<(u64, Vec<u8>)> {
+    rows.into_iter().map(|r| (u64::try_from(r.get::<_, i64>(0)).unwrap_or(0), r.get(1))).collect()
+}
+
+impl ReadTxn for Txn {
+    fn get(&self, t: Table, k: &str) -> Result<Option<Vec<u8>>> {
+        let rows = self.rows("SELECT v FROM records WHERE tbl = $1 AND k = $2", vec![Box::new(t.name()), Box::new(k.to_string())])?;
+        Ok(rows.into_iter().next().map(|r| r.get(0)))
+    }
+
+    fn scan(&self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let sql = "SELECT k, v FROM records WHERE tbl = $1 AND k >= $2 AND starts_with(k, $2) ORDER BY k";
+        Ok(kv(self.rows(sql, vec![Box::new(t.name()), Box::new(prefix.to_string())])?))
+    }
+
+    fn scan_page(&self, t: Table, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match after.filter(|a| *a >= prefix) {
+            Some(after) => {
+                let sql = "SELECT k, v FROM records WHERE tbl = $1 AND k > $3 AND starts_with(k, $2) ORDER BY k LIMIT $4";
+                Ok(kv(self.rows(sql, vec![Box::new(t.name()), Box::new(prefix.to_string()), Box::new(after.to_string()), Box::new(limit)])?))
+            }
+            // A cursor before the prefix starts the page at the prefix.
+            None => {
+                let sql = "SELECT k, v FROM records WHERE tbl = $1 AND k >= $2 AND starts_with(k, $2) ORDER BY k LIMIT $3";
+                Ok(kv(self.rows(sql, vec![Box::new(t.name()), Box::new(prefix.to_string()), Box::new(limit)])?))
+            }
+        }
+    }
+
+    fn index_scan(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let sql = "SELECT k, seq FROM exec_nodes WHERE k >= $1 AND starts_with(k, $1) ORDER BY k";
+        let rows = self.rows(sql, vec![Box::new(prefix.to_string())])?;
+        Ok(rows.into_iter().map(|r| (r.get::<_, String>(0)[prefix.len()..].to_string(), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))).collect())
+    }
+
+    fn counter(&self, name: &str) -> Result<u64> {
+        let rows = self.rows("SELECT value FROM meta WHERE name = $1", vec![Box::new(name.to_string())])?;
+        Ok(rows.into_iter().next().map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+    }
+
+    fn events_after(&self, org: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let sql = "SELECT seq, v FROM events WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+        Ok(seq_v(self.rows(sql, vec![Box::new(org.to_string()), Box::new(big(after)), Box::new(i64::try_from(limit).unwrap_or(i64::MAX))])?))
+    }
+
+    fn events_before(&self, org: &str, before: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let sql = "SELECT seq, v FROM events WHERE org = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
+        Ok(seq_v(self.rows(sql, vec![Box::new(org.to_string()), Box::new(big(before)), Box::new(i64::try_from(limit).unwrap_or(i64::MAX))])?))
+    }
+
+    fn event_count(&self, org: &str) -> Result<u64> {
+        let rows = self.rows("SELECT count(*) FROM events WHERE org = $1", vec![Box::new(org.to_string())])?;
+        Ok(rows.into_iter().next().map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+    }
+}
+
+impl WriteTxn for Txn {
+    fn put(&mut self, t: Table, k: &str, v: &[u8]) -> Result<()> {
+        let sql = "INSERT INTO records (tbl, k, v) VALUES ($1, $2, $3) ON CONFLICT (tbl, k) DO UPDATE SET v = EXCLUDED.v";
+        self.exec(sql, vec![Box::new(t.name()), Box::new(k.to_string()), Box::new(v.to_vec())])
+    }
+
+    fn remove(&mut self, t: Table, k: &str) -> Result<()> {
+        self.exec("DELETE FROM records WHERE tbl = $1 AND k = $2", vec![Box::new(t.name()), Box::new(k.to_string())])
+    }
+
+    fn index_put(&mut self, k: &str, seq: u64) -> Result<()> {
+        let sql = "INSERT INTO exec_nodes (k, seq) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET seq = EXCLUDED.seq";
+        self.exec(sql, vec![Box::new(k.to_string()), Box::new(big(seq))])
+    }
+
+    fn set_counter(&mut self, name: &str, value: u64) -> Result<()> {
+        let sql = "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value";
+        self.exec(sql, vec![Box::new(name.to_string()), Box::new(big(value))])
+    }
+
+    fn append_event(&mut self, org: &str, seq: u64, v: &[u8]) -> Result<()> {
+        let sql = "INSERT INTO events (org, seq, v) VALUES ($1, $2, $3) ON CONFLICT (org, seq) DO UPDATE SET v = EXCLUDED.v";
+        self.exec(sql, vec![Box::new(org.to_string()), Box::new(big(seq)), Box::new(v.to_vec())])
+    }
+
+    fn remove_event(&mut self, org: &str, seq: u64) -> Result<()> {
+        self.exec("DELETE FROM events WHERE org = $1 AND seq = $2", vec![Box::new(org.to_string()), Box::new(big(seq))])
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let conn = self.conn.take().ok_or_else(gone)?;
+        match conn.batch("COMMIT") {
+            Ok(()) => {
+                self.pool.put(conn);
+                Ok(())
+            }
+            Err(e) => {
+                self.pool.discard();
+                Err(e)
+            }
+        }
+    }
+}
