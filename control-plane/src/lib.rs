@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod liveness;
 pub mod server;
 pub mod services;
 pub mod state;

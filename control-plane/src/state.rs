@@ -60,6 +60,8 @@ pub struct AppState {
     pub address_throttle: std::sync::Mutex<LoginThrottle>,
     /// Password hashing, off the async workers.
     pub hash_pool: crate::services::credentials::HashPool,
+    /// Executors' and keys' "last seen", written to the store in batches.
+    pub liveness: crate::liveness::Liveness,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             user_throttle: std::sync::Mutex::new(LoginThrottle::new(throttle::USER_LIMIT)),
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
+            liveness: Default::default(),
         })
     }
 

@@ -8,24 +8,25 @@ use crate::store::model::{Executor, NodeRow, ObservedRow};
 use crate::store::{key, StoreError, EXECUTORS, NODES, OBSERVED};
 use novacula_core::{NodePhase, Timestamp};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// The phase of `row` given its executor and last report, as of `now`.
-fn phase_now(row: &NodeRow, exec: Option<Executor>, obs: Option<ObservedRow>, now: Timestamp, timeout: Duration) -> NodePhase {
-    phase_of(row, obs.as_ref().map(|o| &o.state), executor_online(exec.as_ref(), now, timeout))
+/// The phase of `row` given its executor (with its last heartbeat) and last report, as of `now`.
+fn phase_now(s: &AppState, row: &NodeRow, mut exec: Option<Executor>, obs: Option<ObservedRow>, now: Timestamp) -> NodePhase {
+    if let Some(e) = exec.as_mut() {
+        s.liveness.overlay(e);
+    }
+    phase_of(row, obs.as_ref().map(|o| &o.state), executor_online(exec.as_ref(), now, s.config.heartbeat_timeout))
 }
 
 /// One pass over all nodes; returns how many rows changed.
 pub fn sweep_once(s: &AppState) -> Result<usize, StoreError> {
     let now = s.now();
-    let timeout = s.config.heartbeat_timeout;
     // Read first: most passes change nothing and should not take the write lock.
     let stale: Vec<String> = s.store.read(|r| {
         let rows: Vec<(String, NodeRow)> = r.scan(NODES, "")?;
         let mut out = Vec::new();
         for (k, row) in rows.into_iter().filter(|(_, r)| !r.removed) {
             let exec = r.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
-            let phase = phase_now(&row, exec, r.get(OBSERVED, &k)?, now, timeout);
+            let phase = phase_now(s, &row, exec, r.get(OBSERVED, &k)?, now);
             if row.last_phase != Some(phase) || row.alert_firing != alert_fires(&row, phase) {
                 out.push(k);
             }
@@ -41,7 +42,7 @@ pub fn sweep_once(s: &AppState) -> Result<usize, StoreError> {
             // Re-derive inside the transaction: a report may have landed since the read.
             let Some(mut row) = w.get::<NodeRow>(NODES, &k)? else { continue };
             let exec = w.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
-            let phase = phase_now(&row, exec, w.get(OBSERVED, &k)?, now, timeout);
+            let phase = phase_now(s, &row, exec, w.get(OBSERVED, &k)?, now);
             if evaluate(w, &mut row, phase, now, "system")? {
                 w.put(NODES, &k, &row)?;
                 n += 1;
@@ -57,6 +58,9 @@ pub async fn run(s: Arc<AppState>) {
     let mut next_prune = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        if let Err(e) = s.liveness.flush(&s.store) {
+            tracing::error!(error = %e, "writing executors' last heartbeats failed; will retry");
+        }
         match sweep_once(&s) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(changed = n, "sweep updated node health"),

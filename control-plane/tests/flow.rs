@@ -241,3 +241,36 @@ async fn events_paginate_in_order() {
 fn this_suite_passes_on_postgres() {
     rerun_on_postgres("this_suite_passes_on_postgres");
 }
+
+/// A heartbeat that changes nothing but "last seen" writes nothing: the
+/// executor shows online and last seen from memory, and the store gets the
+/// newest value in the next batch. A sync that changes meaning (a new
+/// version) is written before it is answered.
+#[tokio::test]
+async fn a_heartbeat_that_changes_nothing_is_written_in_the_next_batch() {
+    use novacula_control_plane::store::model::Executor;
+    use novacula_control_plane::store::{StoreError, EXECUTORS};
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, Some("edge-1")).await;
+    let stored = || cp.state.store.read(|r| Ok::<_, StoreError>(r.get::<Executor>(EXECUTORS, "acme/edge-1")?.unwrap().updated_at)).unwrap();
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let first = stored();
+    cp.clock.advance(Duration::from_secs(5));
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    assert_eq!(stored(), first, "the store is not written for a heartbeat");
+    let view: Value = alice.get("/api/v1/executors/edge-1").await.unwrap();
+    let later = first.plus(Duration::from_secs(5));
+    assert_eq!((view["online"].as_bool(), view["updatedAt"].as_u64(), view["keyLastUsedAt"].as_u64()), (Some(true), Some(later.0), Some(later.0)), "{view}");
+    assert_eq!(cp.state.liveness.flush(&cp.state.store).unwrap(), 2, "the executor's row and its key's last use");
+    assert_eq!(stored(), later);
+    assert_eq!(cp.state.liveness.flush(&cp.state.store).unwrap(), 0, "nothing new: nothing written");
+
+    cp.clock.advance(Duration::from_secs(5));
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.1")).await.unwrap();
+    assert_eq!(stored(), later.plus(Duration::from_secs(5)), "a new version is written at once");
+    // Past the timeout with no heartbeat, the next one is a reconnection: written, with its event.
+    cp.clock.advance(Duration::from_secs(60));
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.1")).await.unwrap();
+    assert_eq!(stored(), later.plus(Duration::from_secs(65)));
+}

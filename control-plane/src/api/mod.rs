@@ -143,7 +143,11 @@ pub async fn serve<L: axum::serve::Listener<Addr = std::net::SocketAddr>>(
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(crate::sweeper::run(state.clone()));
     let limits = state.config.http.clone();
-    let res = crate::server::serve(listener, router(state), limits, shutdown).await;
+    let res = crate::server::serve(listener, router(state.clone()), limits, shutdown).await;
     sweeper.abort();
+    // The last heartbeats held in memory, so a clean stop loses none.
+    if let Err(e) = state.liveness.flush(&state.store) {
+        tracing::warn!(error = %e, "could not write executors' last heartbeats at shutdown");
+    }
     res
 }

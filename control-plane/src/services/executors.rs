@@ -27,9 +27,10 @@ fn load(s: &AppState, org: &str, prefix: &str) -> Result<Vec<ExecutorView>> {
         execs
             .into_iter()
             .filter(|(_, e)| e.org_id == org)
-            .map(|(_, e)| {
+            .map(|(_, mut e)| {
+                s.liveness.overlay(&mut e);
                 let n = r.executor_nodes(org, &e.name)?.len();
-                let k: Option<KeyUsage> = r.get(KEY_USAGE, &e.api_key_id)?;
+                let k = s.liveness.key_usage(&e.api_key_id, r.get(KEY_USAGE, &e.api_key_id)?);
                 Ok((e, n, k))
             })
             .collect::<crate::store::Result<Vec<_>>>()

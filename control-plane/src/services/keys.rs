@@ -84,7 +84,7 @@ pub fn list(s: &AppState, org: &str) -> Result<Vec<ApiKeyView>> {
         all.into_iter()
             .map(|(_, k)| k)
             .filter(|k| k.org_id == org)
-            .map(|k| Ok(key_view(&k, r.get::<KeyUsage>(KEY_USAGE, &k.id)?)))
+            .map(|k| Ok(key_view(&k, s.liveness.key_usage(&k.id, r.get::<KeyUsage>(KEY_USAGE, &k.id)?))))
             .collect::<crate::store::Result<Vec<_>>>()
     })?)
 }
@@ -96,7 +96,7 @@ pub fn revoke(s: &AppState, org: &str, id: &str, actor: &str) -> Result<ApiKeyVi
         let mut key: ApiKey =
             w.get(API_KEYS, id)?.filter(|k: &ApiKey| k.org_id == org).ok_or_else(|| ServiceError::NotFound(format!("API key {id:?} not found")))?;
         revoke_in(w, &mut key, now, actor)?;
-        let usage: Option<KeyUsage> = w.get(KEY_USAGE, id)?;
+        let usage = s.liveness.key_usage(id, w.get(KEY_USAGE, id)?);
         Ok(key_view(&key, usage))
     })
 }

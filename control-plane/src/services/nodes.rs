@@ -54,10 +54,13 @@ pub fn view(row: NodeRow, obs: Option<ObservedRow>, exec: Option<&Executor>, now
     }
 }
 
-fn load_view(r: &Read, org: &str, row: NodeRow, now: Timestamp, timeout: Duration) -> store::Result<NodeView> {
-    let exec: Option<Executor> = r.get(EXECUTORS, &key(&[org, &row.executor]))?;
+fn load_view(r: &Read, s: &AppState, org: &str, row: NodeRow, now: Timestamp) -> store::Result<NodeView> {
+    let mut exec: Option<Executor> = r.get(EXECUTORS, &key(&[org, &row.executor]))?;
+    if let Some(e) = exec.as_mut() {
+        s.liveness.overlay(e);
+    }
     let obs: Option<ObservedRow> = r.get(OBSERVED, &key(&[org, &row.record.spec.name]))?;
-    Ok(view(row, obs, exec.as_ref(), now, timeout))
+    Ok(view(row, obs, exec.as_ref(), now, s.config.heartbeat_timeout))
 }
 
 /// Whether `node_down` should be firing for this node in this phase (never for a deleted node).
@@ -243,7 +246,7 @@ pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeComman
     if let Some(seq) = seq {
         s.notify_change(&org, &row.executor, seq);
     }
-    Ok(s.store.read(|r| load_view(r, &org, row, now, s.config.heartbeat_timeout))?)
+    Ok(s.store.read(|r| load_view(r, s, &org, row, now))?)
 }
 
 /// A new node of `org` on `req.executor`, checked against what the executor can run.
@@ -304,7 +307,7 @@ pub fn deploy(s: &AppState, org: &str, actor: &str, req: DeployRequest) -> Resul
         Ok((row, seq))
     })?;
     s.notify_change(&org, &row.executor, seq);
-    Ok(s.store.read(|r| load_view(r, &org, row, now, s.config.heartbeat_timeout))?)
+    Ok(s.store.read(|r| load_view(r, s, &org, row, now))?)
 }
 
 /// Node `name` of `org`, as the API shows it.
@@ -315,7 +318,7 @@ pub fn get(s: &AppState, org: &str, name: &str) -> Result<NodeView> {
         if row.removed {
             return Err(ServiceError::NotFound(format!("node {name:?} was deleted")));
         }
-        Ok(load_view(r, org, row, now, s.config.heartbeat_timeout)?)
+        Ok(load_view(r, s, org, row, now)?)
     })
 }
 
@@ -348,7 +351,7 @@ pub fn list(s: &AppState, org: &str, filter: &NodeFilter, after: Option<&str>, l
                     break;
                 }
                 if let Some(row) = r.get::<NodeRow>(NODES, &key(&[org, &name]))?.filter(|row| &row.executor == executor && wanted(row)) {
-                    out.push(load_view(r, org, row, now, s.config.heartbeat_timeout)?);
+                    out.push(load_view(r, s, org, row, now)?);
                 }
             }
             return Ok::<_, store::StoreError>(out);
@@ -362,7 +365,7 @@ pub fn list(s: &AppState, org: &str, filter: &NodeFilter, after: Option<&str>, l
             cursor = rows.last().map(|(k, _)| k.clone());
             for (_, row) in rows {
                 if wanted(&row) && out.len() < limit {
-                    out.push(load_view(r, org, row, now, s.config.heartbeat_timeout)?);
+                    out.push(load_view(r, s, org, row, now)?);
                 }
             }
             if end || out.len() == limit {
@@ -381,7 +384,7 @@ pub fn alerts(s: &AppState, org: &str) -> Result<Vec<Alert>> {
         rows.into_iter()
             .map(|(_, row)| row)
             .filter(|row| row.alert_firing && !row.removed)
-            .map(|row| load_view(r, org, row, now, s.config.heartbeat_timeout))
+            .map(|row| load_view(r, s, org, row, now))
             .map(|v| v.map(|v| Alert { rule: "node_down".into(), node: v.name, executor: v.executor, phase: v.phase }))
             .collect::<store::Result<Vec<_>>>()
     })?)

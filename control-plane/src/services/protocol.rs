@@ -25,14 +25,58 @@ pub fn sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest) -> Result<Syn
     req.version.parse::<Version>().map_err(|e| ServiceError::BadInput(e.to_string()))?;
     let org = key.org_id.clone();
     let now = s.now();
-    let timeout = s.config.heartbeat_timeout;
     let compat = compat_of(s, &req.version);
-    let exec = s.store.write(|w| {
+    let exec = match heartbeat_only(s, key, req, now)? {
+        Some(exec) => exec,
+        None => durable_sync(s, key, req, now, compat)?,
+    };
+    s.liveness.touch(&org, &req.name, &key.id, now);
+    let upgrade = s
+        .store
+        .read(|r| r.get::<UpgradeRow>(UPGRADES, &store_key(&[&org, exec.channel.as_str(), exec.kind.as_str()])))?
+        .map(|u| u.spec)
+        // Compared as versions: `v1.1.0` and `1.1.0` are the same release.
+        .filter(|u| !novacula_core::version::same_release(&u.version, &exec.version));
+    Ok(SyncExecutorResponse { executor_id: exec.id, server_version: s.config.cp_version.to_string(), compat, upgrade, server_time: now })
+}
+
+/// The executor, when this sync changes nothing the store keeps: the key is
+/// live and bound to it, it was online, and it reports what it reported
+/// before. Then only "last seen" moves, in memory (see [`crate::liveness`]).
+fn heartbeat_only(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: novacula_core::Timestamp) -> Result<Option<Executor>> {
+    let (key_row, existing) = s.store.read(|r| {
+        let k: Option<ApiKey> = r.get(API_KEYS, &key.id)?;
+        let e: Option<Executor> = r.get(EXECUTORS, &store_key(&[&key.org_id, &req.name]))?;
+        Ok::<_, crate::store::StoreError>((k, e))
+    })?;
+    let (Some(key_row), Some(mut e)) = (key_row, existing) else { return Ok(None) };
+    s.liveness.overlay(&mut e);
+    let same = key_row.revoked_at.is_none()
+        && key_row.executor.as_deref() == Some(req.name.as_str())
+        && !e.deactivated
+        && e.api_key_id == key.id
+        && e.kind == req.kind
+        && e.version == req.version
+        && e.channel == req.channel
+        && e.capabilities == req.capabilities
+        && is_online(now, e.updated_at, s.config.heartbeat_timeout);
+    Ok(same.then_some(e))
+}
+
+/// A sync that changes what the store keeps: admission, the upsert, key
+/// binding and `executor.connected`, committed before the answer.
+fn durable_sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: novacula_core::Timestamp, compat: CompatStatus) -> Result<Executor> {
+    let org = key.org_id.clone();
+    let timeout = s.config.heartbeat_timeout;
+    s.store.write(|w| {
         let k = store_key(&[&org, &req.name]);
         // The key as it is now, not as the extractor read it before this
         // transaction: a revocation that committed in between wins.
         let mut key_row: ApiKey = w.get(API_KEYS, &key.id)?.ok_or_else(|| ServiceError::Unauthenticated("invalid API key".into()))?;
-        let existing: Option<Executor> = w.get(EXECUTORS, &k)?;
+        let mut existing: Option<Executor> = w.get(EXECUTORS, &k)?;
+        if let Some(e) = existing.as_mut() {
+            s.liveness.overlay(e);
+        }
         let actor = format!("executor:{}", req.name);
         let admission = admit_sync(
             KeyState { revoked: key_row.revoked_at.is_some(), bound_to: key_row.executor.as_deref() },
@@ -91,14 +135,7 @@ pub fn sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest) -> Result<Syn
             )?;
         }
         Ok::<_, ServiceError>(exec)
-    })?;
-    let upgrade = s
-        .store
-        .read(|r| r.get::<UpgradeRow>(UPGRADES, &store_key(&[&org, exec.channel.as_str(), exec.kind.as_str()])))?
-        .map(|u| u.spec)
-        // Compared as versions: `v1.1.0` and `1.1.0` are the same release.
-        .filter(|u| !novacula_core::version::same_release(&u.version, &exec.version));
-    Ok(SyncExecutorResponse { executor_id: exec.id, server_version: s.config.cp_version.to_string(), compat, upgrade, server_time: now })
+    })
 }
 
 /// The executor behind a key for node queries: it must have synced, be active and in support.
