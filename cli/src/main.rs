@@ -116,8 +116,8 @@ async fn main() -> std::process::ExitCode {
 async fn serve(a: ServeArgs) -> Result<(), Failure> {
     let (store, where_) = match &a.database {
         Some(url) => {
-            // The URL may hold a password: only its host part is shown.
-            let shown = url.rsplit_once('@').map_or("PostgreSQL".to_string(), |(_, host)| format!("postgres://…@{host}"));
+            // The URL may hold a password: only hosts and database are shown.
+            let shown = Store::describe_postgres(url);
             (Store::open_postgres(url).map_err(|e| format!("cannot open database {shown}: {e}"))?, shown)
         }
         None => (Store::open(&a.db).map_err(|e| format!("cannot open database {}: {e}", a.db.display()))?, a.db.display().to_string()),

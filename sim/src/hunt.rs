@@ -398,6 +398,9 @@ fn check_invariants(
         for (i, since) in partitioned {
             let name = Fleet::executor_name(*i);
             let Some((_, e)) = execs.iter().find(|(_, e)| e.name == name) else { continue };
+            // As the API shows it: the last heartbeat held in memory, if newer than the store's.
+            let mut e = e.clone();
+            state.liveness.overlay(&mut e);
             if silent_for(*i, *since) > OFFLINE_DEADLINE && is_online(cp_now, e.updated_at, state.config.heartbeat_timeout) {
                 return Ok(Some(Violation::ShownOnline { executor: name, since: *since, last_sync: e.updated_at }));
             }

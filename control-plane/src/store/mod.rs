@@ -140,6 +140,11 @@ impl Store {
         Self::init(Box::new(postgres::PgEngine::open(url)?))
     }
 
+    /// A PostgreSQL URL as it may be shown or logged: no password.
+    pub fn describe_postgres(url: &str) -> String {
+        postgres::describe(url)
+    }
+
     /// A store for the tests: redb in memory, or a fresh PostgreSQL database
     /// when `NOVACULA_TEST_STORE=postgres` (the same suite on either engine).
     #[allow(clippy::expect_used, reason = "a test without its store cannot run")]
@@ -385,6 +390,22 @@ mod tests {
         let path = dir.path().join("cp.redb");
         drop(Store::open(&path).unwrap());
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    /// PostgreSQL aborts a transaction at its first failed statement: the
+    /// transaction then commits nothing and says so, even if the caller went on.
+    #[test]
+    fn a_failed_statement_fails_the_whole_transaction() {
+        for (engine, open) in engines().into_iter().filter(|(e, _)| *e == "postgres") {
+            let s = open();
+            let r = s.write(|w| {
+                let _ignored = w.put(ORGS, "nul\0key", &"refused by PostgreSQL".to_string());
+                w.put(ORGS, "after", &"not kept".to_string())
+            });
+            assert!(r.is_err(), "{engine}");
+            assert_eq!(s.read(|r| r.get::<String>(ORGS, "after")).unwrap(), None, "{engine}");
+            s.write(|w| w.put(ORGS, "next", &"fine".to_string())).unwrap();
+        }
     }
 
     #[test]

@@ -18,22 +18,27 @@ struct Server {
     as_postgres: bool,
 }
 
-static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+/// Why there is no test server.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(String);
+
+static SERVER: OnceLock<Result<Server, Unavailable>> = OnceLock::new();
 static NEXT_DB: AtomicU32 = AtomicU32::new(1);
 
 /// Where Debian installs the server (`NOVACULA_PG_BIN` overrides): the newest version.
-fn bin_dir() -> Result<PathBuf, String> {
+fn bin_dir() -> Result<PathBuf, Unavailable> {
     if let Ok(dir) = std::env::var("NOVACULA_PG_BIN") {
         return Ok(PathBuf::from(dir));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .map_err(|e| format!("PostgreSQL is not installed (/usr/lib/postgresql: {e}); run .ci/prerequisites"))?
+        .map_err(|e| Unavailable(format!("PostgreSQL is not installed (/usr/lib/postgresql: {e}); run .ci/prerequisites")))?
         .filter_map(std::result::Result::ok)
         .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
         .filter(|(_, bin)| bin.join("initdb").exists())
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).ok_or_else(|| "no PostgreSQL server under /usr/lib/postgresql; run .ci/prerequisites".into())
+    versions.pop().map(|(_, bin)| bin).ok_or_else(|| Unavailable("no PostgreSQL server under /usr/lib/postgresql; run .ci/prerequisites".into()))
 }
 
 impl Server {
@@ -52,16 +57,22 @@ impl Server {
         self.dir.join("data")
     }
 
-    fn start() -> Result<Server, String> {
+    fn start() -> Result<Server, Unavailable> {
         let bin = bin_dir()?;
         let as_postgres = is_root();
         let dir = std::env::temp_dir().join(format!("novacula-pg-{}-{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed)));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Unavailable(format!("{}: {e}", dir.display())))?;
         if as_postgres {
             run(Command::new("chown").arg("postgres:").arg(&dir))?;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| Unavailable(e.to_string()))?.port();
         let server = Server { dir, bin, port, as_postgres };
+        server.launch().inspect_err(|_| server.stop())?;
+        Ok(server)
+    }
+
+    fn launch(&self) -> Result<(), Unavailable> {
+        let (server, port) = (self, self.port);
         run(server.command("initdb").arg("-D").arg(server.data()).args(["-A", "trust", "-U", "novacula", "-E", "UTF8", "--locale=C", "--no-sync"]))?;
         let log = server.dir.join("server.log");
         server
@@ -75,7 +86,7 @@ impl Server {
             .arg("start")
             .stdout(Stdio::null())
             .status()
-            .map_err(|e| format!("pg_ctl: {e}"))?;
+            .map_err(|e| Unavailable(format!("pg_ctl: {e}")))?;
         // Stopped at exit, whatever the tests did.
         // SAFETY: registers a plain function, run once by the C runtime at exit.
         unsafe { libc::atexit(stop_at_exit) };
@@ -83,11 +94,17 @@ impl Server {
         while !ready(port) {
             if Instant::now() > deadline {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(format!("PostgreSQL did not start on port {port}:\n{log}"));
+                return Err(Unavailable(format!("PostgreSQL did not start on port {port}:\n{log}")));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(server)
+        Ok(())
+    }
+
+    /// Stop the server, if it runs, and remove its directory.
+    fn stop(&self) {
+        let _ = self.command("pg_ctl").arg("-D").arg(self.data()).args(["stop", "-m", "immediate"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -96,12 +113,12 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn run(c: &mut Command) -> Result<(), String> {
-    let out = c.output().map_err(|e| format!("{c:?}: {e}"))?;
+fn run(c: &mut Command) -> Result<(), Unavailable> {
+    let out = c.output().map_err(|e| Unavailable(format!("{c:?}: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{c:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        Err(Unavailable(format!("{c:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
     }
 }
 
@@ -120,21 +137,26 @@ fn ready(port: u16) -> bool {
 
 extern "C" fn stop_at_exit() {
     if let Some(Ok(s)) = SERVER.get() {
-        let _ = s.command("pg_ctl").arg("-D").arg(s.data()).args(["stop", "-m", "immediate"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        let _ = std::fs::remove_dir_all(&s.dir);
+        s.stop();
     }
+}
+
+/// Whether a server can be started here (its programs are installed), without starting one.
+pub fn available() -> Result<(), Unavailable> {
+    bin_dir().map(|_| ())
 }
 
 /// The URL of a new, empty database on this process's test server (started
 /// at the first call), or why there is none.
-pub fn fresh_database() -> Result<String, String> {
+pub fn fresh_database() -> Result<String, Unavailable> {
     let server = SERVER.get_or_init(Server::start).as_ref().map_err(Clone::clone)?;
     let name = format!("t{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));
     let port = server.port;
     let create = name.clone();
-    on_thread(move || -> Result<(), String> {
-        let mut c = postgres::Client::connect(&url(port, "postgres"), postgres::NoTls).map_err(|e| e.to_string())?;
-        c.batch_execute(&format!("CREATE DATABASE {create}")).map_err(|e| e.to_string())
+    on_thread(move || -> Result<(), Unavailable> {
+        let failed = |e: postgres::Error| Unavailable(e.to_string());
+        let mut c = postgres::Client::connect(&url(port, "postgres"), postgres::NoTls).map_err(failed)?;
+        c.batch_execute(&format!("CREATE DATABASE {create}")).map_err(failed)
     })?;
     Ok(url(port, &name))
 }

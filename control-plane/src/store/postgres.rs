@@ -19,10 +19,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// The versioned schema, applied in order at open; the version reached is
 /// kept in `novacula_schema`. Never edit a step once released: add one.
-const MIGRATIONS: &[&str] = &["CREATE TABLE records (tbl TEXT NOT NULL, k TEXT COLLATE \"C\" NOT NULL, v BYTEA NOT NULL, PRIMARY KEY (tbl, k));
-     CREATE TABLE exec_nodes (k TEXT COLLATE \"C\" PRIMARY KEY, seq BIGINT NOT NULL);
-     CREATE TABLE events (org TEXT COLLATE \"C\" NOT NULL, seq BIGINT NOT NULL, v BYTEA NOT NULL, PRIMARY KEY (org, seq));
-     CREATE TABLE meta (name TEXT COLLATE \"C\" PRIMARY KEY, value BIGINT NOT NULL);"];
+/// Every table is prefixed `novacula_`: a database the team already runs keeps its own names.
+const MIGRATIONS: &[&str] = &["CREATE TABLE novacula_records (tbl TEXT NOT NULL, k TEXT COLLATE \"C\" NOT NULL, v BYTEA NOT NULL, PRIMARY KEY (tbl, k));
+     CREATE TABLE novacula_exec_nodes (k TEXT COLLATE \"C\" PRIMARY KEY, seq BIGINT NOT NULL);
+     CREATE TABLE novacula_events (org TEXT COLLATE \"C\" NOT NULL, seq BIGINT NOT NULL, v BYTEA NOT NULL, PRIMARY KEY (org, seq));
+     CREATE TABLE novacula_meta (name TEXT COLLATE \"C\" PRIMARY KEY, value BIGINT NOT NULL);"];
 
 /// The advisory lock every write transaction holds (an arbitrary constant, "nova").
 const WRITER_LOCK: i64 = 0x6e6f_7661;
@@ -38,12 +39,42 @@ fn gone() -> StoreError {
     StoreError::Engine("the database connection's thread ended".into())
 }
 
-/// A sequence number as PostgreSQL's BIGINT (they stay far below 2^63).
+/// A bound to compare with, as PostgreSQL's BIGINT (a larger one means "all").
 fn big(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// A value to store, as BIGINT: one beyond it is refused, never changed.
+fn stored(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| StoreError::Engine(format!("{n} does not fit PostgreSQL's BIGINT").into()))
+}
+
 type Job = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// A connection that gives up on an unreachable server, and notices a dead one.
+fn connect(url: &str) -> Result<Client, postgres::Error> {
+    let mut config: postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    config.keepalives(true).keepalives_idle(std::time::Duration::from_secs(30));
+    config.connect(NoTls)
+}
+
+/// `url` as it may be shown: hosts, ports and database, never the user's password.
+pub fn describe(url: &str) -> String {
+    let Ok(config) = url.parse::<postgres::Config>() else { return "PostgreSQL (an unreadable URL)".into() };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(h, p)| match h {
+            postgres::config::Host::Tcp(h) => format!("{h}:{p}"),
+            postgres::config::Host::Unix(path) => format!("{}:{p}", path.display()),
+        })
+        .collect();
+    format!("postgres://{}/{}", hosts.join(","), config.get_dbname().unwrap_or(""))
+}
 
 /// One connection on its own thread.
 struct Conn {
@@ -57,7 +88,7 @@ impl Conn {
         let url = url.to_string();
         std::thread::Builder::new()
             .name("postgres".into())
-            .spawn(move || match Client::connect(&url, NoTls) {
+            .spawn(move || match connect(&url) {
                 Ok(mut client) => {
                     let _ = ready.send(Ok(()));
                     // Ends when the pool drops the connection (its sender).
@@ -168,14 +199,13 @@ impl PgEngine {
 
 impl Engine for PgEngine {
     fn begin_read(&self) -> Result<Box<dyn ReadTxn>> {
-        let txn = Txn { conn: Some(self.pool.get()?), pool: self.pool.clone() };
-        txn.conn()?.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
-        Ok(Box::new(txn))
+        Ok(Box::new(Txn::begin(&self.pool, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?))
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn>> {
-        let txn = Txn { conn: Some(self.pool.get()?), pool: self.pool.clone() };
-        txn.conn()?.batch("BEGIN")?;
+        // READ COMMITTED: each statement sees every commit before it, and none
+        // can come while this transaction holds the writer lock.
+        let txn = Txn::begin(&self.pool, "BEGIN")?;
         txn.conn()?.call(|c| c.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).map(|_| ()))?;
         Ok(Box::new(txn))
     }
@@ -185,18 +215,42 @@ impl Engine for PgEngine {
 struct Txn {
     conn: Option<Conn>,
     pool: Arc<Pool>,
+    /// A statement failed: PostgreSQL has aborted the transaction, and a
+    /// COMMIT would quietly roll it back, so commit refuses instead.
+    failed: std::cell::Cell<bool>,
 }
 
 impl Txn {
+    /// Begin with `begin` on a pooled connection; a pooled connection that
+    /// died while idle (a server restart) is replaced once.
+    fn begin(pool: &Arc<Pool>, begin: &'static str) -> Result<Txn> {
+        let mut retried = false;
+        loop {
+            let txn = Txn { conn: Some(pool.get()?), pool: pool.clone(), failed: Default::default() };
+            match txn.conn()?.batch(begin) {
+                Ok(()) => return Ok(txn),
+                Err(e) if retried => return Err(e),
+                Err(_) => {
+                    retried = true;
+                    drop(txn); // its ROLLBACK fails too: the connection is discarded
+                }
+            }
+        }
+    }
+
     fn conn(&self) -> Result<&Conn> {
         self.conn.as_ref().ok_or_else(gone)
     }
 
     fn rows(&self, sql: &'static str, args: Vec<Box<dyn postgres::types::ToSql + Send + Sync>>) -> Result<Vec<postgres::Row>> {
-        self.conn()?.call(move |c| {
+        let out = self.conn()?.call(move |c| {
             let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn postgres::types::ToSql + Sync)).collect();
             c.query(sql, &refs)
-        })
+        });
+        if out.is_err() {
+            self.failed.set(true);
+        }
+        out
     }
 
     fn exec(&self, sql: &'static str, args: Vec<Box<dyn postgres::types::ToSql + Send + Sync>>) -> Result<()> {
@@ -227,12 +281,12 @@ fn seq_v(rows: Vec<postgres::Row>) -> Vec<(u64, Vec<u8>)> {
 
 impl ReadTxn for Txn {
     fn get(&self, t: Table, k: &str) -> Result<Option<Vec<u8>>> {
-        let rows = self.rows("SELECT v FROM records WHERE tbl = $1 AND k = $2", vec![Box::new(t.name()), Box::new(k.to_string())])?;
+        let rows = self.rows("SELECT v FROM novacula_records WHERE tbl = $1 AND k = $2", vec![Box::new(t.name()), Box::new(k.to_string())])?;
         Ok(rows.into_iter().next().map(|r| r.get(0)))
     }
 
     fn scan(&self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let sql = "SELECT k, v FROM records WHERE tbl = $1 AND k >= $2 AND starts_with(k, $2) ORDER BY k";
+        let sql = "SELECT k, v FROM novacula_records WHERE tbl = $1 AND k >= $2 AND starts_with(k, $2) ORDER BY k";
         Ok(kv(self.rows(sql, vec![Box::new(t.name()), Box::new(prefix.to_string())])?))
     }
 
@@ -240,74 +294,78 @@ impl ReadTxn for Txn {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         match after.filter(|a| *a >= prefix) {
             Some(after) => {
-                let sql = "SELECT k, v FROM records WHERE tbl = $1 AND k > $3 AND starts_with(k, $2) ORDER BY k LIMIT $4";
+                let sql = "SELECT k, v FROM novacula_records WHERE tbl = $1 AND k > $3 AND starts_with(k, $2) ORDER BY k LIMIT $4";
                 Ok(kv(self.rows(sql, vec![Box::new(t.name()), Box::new(prefix.to_string()), Box::new(after.to_string()), Box::new(limit)])?))
             }
             // A cursor before the prefix starts the page at the prefix.
             None => {
-                let sql = "SELECT k, v FROM records WHERE tbl = $1 AND k >= $2 AND starts_with(k, $2) ORDER BY k LIMIT $3";
+                let sql = "SELECT k, v FROM novacula_records WHERE tbl = $1 AND k >= $2 AND starts_with(k, $2) ORDER BY k LIMIT $3";
                 Ok(kv(self.rows(sql, vec![Box::new(t.name()), Box::new(prefix.to_string()), Box::new(limit)])?))
             }
         }
     }
 
     fn index_scan(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
-        let sql = "SELECT k, seq FROM exec_nodes WHERE k >= $1 AND starts_with(k, $1) ORDER BY k";
+        let sql = "SELECT k, seq FROM novacula_exec_nodes WHERE k >= $1 AND starts_with(k, $1) ORDER BY k";
         let rows = self.rows(sql, vec![Box::new(prefix.to_string())])?;
         Ok(rows.into_iter().map(|r| (r.get::<_, String>(0)[prefix.len()..].to_string(), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))).collect())
     }
 
     fn counter(&self, name: &str) -> Result<u64> {
-        let rows = self.rows("SELECT value FROM meta WHERE name = $1", vec![Box::new(name.to_string())])?;
+        let rows = self.rows("SELECT value FROM novacula_meta WHERE name = $1", vec![Box::new(name.to_string())])?;
         Ok(rows.into_iter().next().map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
     }
 
     fn events_after(&self, org: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        let sql = "SELECT seq, v FROM events WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+        let sql = "SELECT seq, v FROM novacula_events WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3";
         Ok(seq_v(self.rows(sql, vec![Box::new(org.to_string()), Box::new(big(after)), Box::new(i64::try_from(limit).unwrap_or(i64::MAX))])?))
     }
 
     fn events_before(&self, org: &str, before: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        let sql = "SELECT seq, v FROM events WHERE org = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
+        let sql = "SELECT seq, v FROM novacula_events WHERE org = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
         Ok(seq_v(self.rows(sql, vec![Box::new(org.to_string()), Box::new(big(before)), Box::new(i64::try_from(limit).unwrap_or(i64::MAX))])?))
     }
 
     fn event_count(&self, org: &str) -> Result<u64> {
-        let rows = self.rows("SELECT count(*) FROM events WHERE org = $1", vec![Box::new(org.to_string())])?;
+        let rows = self.rows("SELECT count(*) FROM novacula_events WHERE org = $1", vec![Box::new(org.to_string())])?;
         Ok(rows.into_iter().next().map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
     }
 }
 
 impl WriteTxn for Txn {
     fn put(&mut self, t: Table, k: &str, v: &[u8]) -> Result<()> {
-        let sql = "INSERT INTO records (tbl, k, v) VALUES ($1, $2, $3) ON CONFLICT (tbl, k) DO UPDATE SET v = EXCLUDED.v";
+        let sql = "INSERT INTO novacula_records (tbl, k, v) VALUES ($1, $2, $3) ON CONFLICT (tbl, k) DO UPDATE SET v = EXCLUDED.v";
         self.exec(sql, vec![Box::new(t.name()), Box::new(k.to_string()), Box::new(v.to_vec())])
     }
 
     fn remove(&mut self, t: Table, k: &str) -> Result<()> {
-        self.exec("DELETE FROM records WHERE tbl = $1 AND k = $2", vec![Box::new(t.name()), Box::new(k.to_string())])
+        self.exec("DELETE FROM novacula_records WHERE tbl = $1 AND k = $2", vec![Box::new(t.name()), Box::new(k.to_string())])
     }
 
     fn index_put(&mut self, k: &str, seq: u64) -> Result<()> {
-        let sql = "INSERT INTO exec_nodes (k, seq) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET seq = EXCLUDED.seq";
-        self.exec(sql, vec![Box::new(k.to_string()), Box::new(big(seq))])
+        let sql = "INSERT INTO novacula_exec_nodes (k, seq) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET seq = EXCLUDED.seq";
+        self.exec(sql, vec![Box::new(k.to_string()), Box::new(stored(seq)?)])
     }
 
     fn set_counter(&mut self, name: &str, value: u64) -> Result<()> {
-        let sql = "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value";
-        self.exec(sql, vec![Box::new(name.to_string()), Box::new(big(value))])
+        let sql = "INSERT INTO novacula_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value";
+        self.exec(sql, vec![Box::new(name.to_string()), Box::new(stored(value)?)])
     }
 
     fn append_event(&mut self, org: &str, seq: u64, v: &[u8]) -> Result<()> {
-        let sql = "INSERT INTO events (org, seq, v) VALUES ($1, $2, $3) ON CONFLICT (org, seq) DO UPDATE SET v = EXCLUDED.v";
-        self.exec(sql, vec![Box::new(org.to_string()), Box::new(big(seq)), Box::new(v.to_vec())])
+        let sql = "INSERT INTO novacula_events (org, seq, v) VALUES ($1, $2, $3) ON CONFLICT (org, seq) DO UPDATE SET v = EXCLUDED.v";
+        self.exec(sql, vec![Box::new(org.to_string()), Box::new(stored(seq)?), Box::new(v.to_vec())])
     }
 
     fn remove_event(&mut self, org: &str, seq: u64) -> Result<()> {
-        self.exec("DELETE FROM events WHERE org = $1 AND seq = $2", vec![Box::new(org.to_string()), Box::new(big(seq))])
+        self.exec("DELETE FROM novacula_events WHERE org = $1 AND seq = $2", vec![Box::new(org.to_string()), Box::new(big(seq))])
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
+        if self.failed.get() {
+            // Dropped: rolled back.
+            return Err(StoreError::Engine("a statement of this transaction failed; it was rolled back".into()));
+        }
         let conn = self.conn.take().ok_or_else(gone)?;
         match conn.batch("COMMIT") {
             Ok(()) => {
@@ -319,5 +377,17 @@ impl WriteTxn for Txn {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(describe("postgres://novacula:secret@db.internal:5433/novacula?application_name=x"), "postgres://db.internal:5433/novacula");
+        assert_eq!(describe("host=db password=secret dbname=n"), "postgres://db:5432/n");
+        assert!(!describe("postgres://a:b@").contains('b'));
     }
 }

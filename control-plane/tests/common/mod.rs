@@ -156,7 +156,7 @@ pub fn rerun_on_postgres(this_test: &str) {
     if std::env::var_os("NOVACULA_TEST_STORE").is_some() {
         return;
     }
-    if let Err(e) = novacula_control_plane::store::pg_server::fresh_database() {
+    if let Err(e) = novacula_control_plane::store::pg_server::available() {
         assert!(!novacula_control_plane::store::pg_server::required(), "{e}");
         eprintln!("skipped: {e}");
         return;
