@@ -1,13 +1,14 @@
-//! "Last seen" of executors and API keys, kept in memory. A heartbeat that
-//! changes nothing but that (most of them) writes nothing to the store; the
+//! "Last seen" of executors and API keys, and the time of nodes' last
+//! reports, kept in memory. A heartbeat or a report that changes nothing but
+//! that (most of them) writes nothing to the store; the
 //! newest values are written in one transaction every few seconds (as
 //! Nomad's servers keep heartbeat timers). After a crash, "last seen" may be
 //! older by at most that interval; nothing a user wrote is lost, and anything
 //! that changes meaning (first sync, kind, version, capabilities, channel,
 //! key binding, `executor.connected`) is still written before the answer.
 
-use crate::store::model::{Executor, KeyUsage};
-use crate::store::{key, Result, Store, EXECUTORS, KEY_USAGE};
+use crate::store::model::{Executor, KeyUsage, ObservedRow};
+use crate::store::{key, Result, Store, EXECUTORS, KEY_USAGE, OBSERVED};
 use novacula_core::sync::LockExt;
 use novacula_core::Timestamp;
 use std::collections::HashMap;
@@ -24,6 +25,8 @@ struct Seen {
     executors: HashMap<String, (Timestamp, bool)>,
     /// Key id -> last use, and whether the store has it yet.
     keys: HashMap<String, (KeyUsage, bool)>,
+    /// `org/node` -> last report that changed nothing, and whether the store has it yet.
+    reports: HashMap<String, (Timestamp, bool)>,
 }
 
 impl Liveness {
@@ -37,6 +40,22 @@ impl Liveness {
         let k = seen.keys.entry(key_id.to_string()).or_insert_with(|| (KeyUsage { at, by: name.to_string() }, false));
         if at >= k.0.at {
             *k = (KeyUsage { at, by: name.to_string() }, false);
+        }
+    }
+
+    /// A report of node `node` of `org` at `at` that changed nothing else.
+    pub fn reported(&self, org: &str, node: &str, at: Timestamp) {
+        let mut seen = self.inner.locked();
+        let r = seen.reports.entry(key(&[org, node])).or_insert((at, false));
+        if at >= r.0 {
+            *r = (at, false);
+        }
+    }
+
+    /// `o` (node `org/node`'s last report) with its time: the store's, or a newer one held here.
+    pub fn overlay_report(&self, node_key: &str, o: &mut ObservedRow) {
+        if let Some((at, _)) = self.inner.locked().reports.get(node_key) {
+            o.reported_at = o.reported_at.max(*at);
         }
     }
 
@@ -59,13 +78,15 @@ impl Liveness {
     /// Write what the store does not have yet, in one transaction; returns
     /// how many records were written. On failure it stays to be written next time.
     pub fn flush(&self, store: &Store) -> Result<usize> {
-        let (execs, keys) = {
+        let execs = {
             let seen = self.inner.locked();
             let execs: Vec<(String, Timestamp)> = seen.executors.iter().filter(|(_, (_, stored))| !stored).map(|(k, (at, _))| (k.clone(), *at)).collect();
             let keys: Vec<(String, KeyUsage)> = seen.keys.iter().filter(|(_, (_, stored))| !stored).map(|(k, (u, _))| (k.clone(), u.clone())).collect();
-            (execs, keys)
+            let reports: Vec<(String, Timestamp)> = seen.reports.iter().filter(|(_, (_, stored))| !stored).map(|(k, (at, _))| (k.clone(), *at)).collect();
+            (execs, keys, reports)
         };
-        if execs.is_empty() && keys.is_empty() {
+        let (execs, keys, reports) = (execs.0, execs.1, execs.2);
+        if execs.is_empty() && keys.is_empty() && reports.is_empty() {
             return Ok(0);
         }
         let written = store.write(|w| {
@@ -87,6 +108,15 @@ impl Liveness {
                     n += 1;
                 }
             }
+            for (k, at) in &reports {
+                if let Some(mut o) = w.get::<ObservedRow>(OBSERVED, k)? {
+                    if *at > o.reported_at {
+                        o.reported_at = *at;
+                        w.put(OBSERVED, k, &o)?;
+                        n += 1;
+                    }
+                }
+            }
             Ok::<_, crate::store::StoreError>(n)
         })?;
         // Marked stored only if nothing newer came in meanwhile.
@@ -99,6 +129,11 @@ impl Liveness {
         for (id, usage) in keys {
             if let Some(k) = seen.keys.get_mut(&id).filter(|k| k.0.at == usage.at) {
                 k.1 = true;
+            }
+        }
+        for (k, at) in reports {
+            if let Some(r) = seen.reports.get_mut(&k).filter(|r| r.0 == at) {
+                r.1 = true;
             }
         }
         Ok(written)

@@ -275,3 +275,42 @@ async fn a_heartbeat_that_changes_nothing_is_written_in_the_next_batch() {
     exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.1")).await.unwrap();
     assert_eq!(stored(), later.plus(Duration::from_secs(65)));
 }
+
+/// A report of the state already stored (no transition, no alert) writes
+/// nothing: the node shows it was observed just now, from memory, and the
+/// store gets the time in the next batch. A report that changes the state is
+/// written at once.
+#[tokio::test]
+async fn a_report_that_changes_nothing_is_written_in_the_next_batch() {
+    use novacula_control_plane::store::model::ObservedRow;
+    use novacula_control_plane::store::{StoreError, OBSERVED};
+    let cp = Cp::with_orgs(Config { sweep_interval: Duration::from_secs(24 * 3600), ..Config::default() }).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, Some("edge-1")).await;
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    deploy(&alice, "edge-1", "eth-1").await.unwrap();
+    let stored = || cp.state.store.read(|r| Ok::<_, StoreError>(r.get::<ObservedRow>(OBSERVED, "acme/eth-1")?.unwrap())).unwrap();
+    exec.report("edge-1", vec![observed("eth-1", 1, ObservedNodeStatus::Running)]).await.unwrap();
+    let first = stored().reported_at;
+    cp.clock.advance(Duration::from_secs(10));
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let r = exec.report("edge-1", vec![observed("eth-1", 1, ObservedNodeStatus::Running)]).await.unwrap();
+    assert_eq!(r.accepted, 1);
+    assert_eq!(stored().reported_at, first, "not written");
+    let later = first.plus(Duration::from_secs(10));
+    let n = node(&alice, "eth-1").await;
+    assert_eq!((n["phase"].as_str(), n["observedAt"].as_u64()), (Some("running"), Some(later.0)), "{n}");
+    cp.state.liveness.flush(&cp.state.store).unwrap();
+    assert_eq!(stored().reported_at, later);
+
+    cp.clock.advance(Duration::from_secs(10));
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    exec.report("edge-1", vec![observed("eth-1", 1, ObservedNodeStatus::Error)]).await.unwrap();
+    let now = stored();
+    assert_eq!(
+        (now.reported_at, now.state.processes[0].status),
+        (later.plus(Duration::from_secs(10)), ObservedNodeStatus::Error),
+        "a change is written at once"
+    );
+    assert_eq!(node(&alice, "eth-1").await["phase"], "error");
+}

@@ -59,7 +59,11 @@ fn load_view(r: &Read, s: &AppState, org: &str, row: NodeRow, now: Timestamp) ->
     if let Some(e) = exec.as_mut() {
         s.liveness.overlay(e);
     }
-    let obs: Option<ObservedRow> = r.get(OBSERVED, &key(&[org, &row.record.spec.name]))?;
+    let node_key = key(&[org, &row.record.spec.name]);
+    let mut obs: Option<ObservedRow> = r.get(OBSERVED, &node_key)?;
+    if let Some(o) = obs.as_mut() {
+        s.liveness.overlay_report(&node_key, o);
+    }
     Ok(view(row, obs, exec.as_ref(), now, s.config.heartbeat_timeout))
 }
 
