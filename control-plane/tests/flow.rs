@@ -314,3 +314,19 @@ async fn a_report_that_changes_nothing_is_written_in_the_next_batch() {
     );
     assert_eq!(node(&alice, "eth-1").await["phase"], "error");
 }
+
+#[tokio::test]
+async fn executors_list_in_pages_by_name() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    for name in ["edge-c", "edge-a", "edge-b"] {
+        let (exec, _) = cp.executor_client(&alice, Some(name)).await;
+        exec.sync_executor(&sync_req(name, ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    }
+    let names = |v: Value| -> Vec<String> { v.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect() };
+    assert_eq!(names(alice.get("/api/v1/executors?limit=2").await.unwrap()), ["edge-a", "edge-b"]);
+    assert_eq!(names(alice.get("/api/v1/executors?after=edge-b&limit=2").await.unwrap()), ["edge-c"], "a short page is the last");
+    assert_eq!(names(alice.get("/api/v1/executors").await.unwrap()).len(), 3);
+    let err = alice.get::<Value>("/api/v1/executors?limit=0").await.unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+}

@@ -1,19 +1,33 @@
 //! The user's view of executors, deactivation, and upgrade specs per channel.
 
 use super::auth::UserCtx;
-use super::error::{ApiJson, ApiPath, ApiResult};
+use super::error::{ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::services::executors;
 use crate::state::AppState;
 use crate::store::model::UpgradeRow;
 use axum::extract::State;
 use novacula_core::authz::Permission;
 use novacula_core::wire::{ExecutorView, SetUpgradeRequest};
+use serde::Deserialize;
 use std::sync::Arc;
 
-#[utoipa::path(get, path = "/api/v1/executors", tag = "executors", security(("session" = [])), responses((status = 200, body = Vec<ExecutorView>)))]
-pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<ExecutorView>> {
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    /// Return executors whose name sorts after this one (the last name of the previous page).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Page size (default and most: 1000); a shorter page is the last.
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/executors", tag = "executors", security(("session" = [])), params(ListQuery), responses((status = 200, description = "a page of executors by name", body = Vec<ExecutorView>)))]
+pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<ExecutorView>> {
     user.require(Permission::Read)?;
-    Ok(ApiJson(executors::list(&s, user.org())?))
+    Ok(ApiJson(executors::list(&s, user.org(), q.after.as_deref(), q.limit.unwrap_or(executors::EXECUTOR_PAGE_MAX))?))
 }
 
 #[utoipa::path(get, path = "/api/v1/executors/{name}", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]

@@ -21,9 +21,13 @@ fn view(s: &AppState, e: Executor, node_count: usize, key: Option<KeyUsage>) -> 
     }
 }
 
-fn load(s: &AppState, org: &str, prefix: &str) -> Result<Vec<ExecutorView>> {
+/// Most executors in one page of a listing.
+pub const EXECUTOR_PAGE_MAX: usize = 1000;
+
+fn load(s: &AppState, org: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<ExecutorView>> {
     let rows = s.store.read(|r| {
-        let execs: Vec<(String, Executor)> = r.scan(EXECUTORS, prefix)?;
+        let after = after.map(|a| key(&[org, a]));
+        let execs: Vec<(String, Executor)> = r.scan_page(EXECUTORS, prefix, after.as_deref(), limit)?;
         execs
             .into_iter()
             .filter(|(_, e)| e.org_id == org)
@@ -38,14 +42,18 @@ fn load(s: &AppState, org: &str, prefix: &str) -> Result<Vec<ExecutorView>> {
     Ok(rows.into_iter().map(|(e, n, k)| view(s, e, n, k)).collect())
 }
 
-/// The executors of `org`.
-pub fn list(s: &AppState, org: &str) -> Result<Vec<ExecutorView>> {
-    load(s, org, &format!("{org}/"))
+/// Up to `limit` executors of `org` by name, after the name `after`: a page
+/// shorter than `limit` is the last one.
+pub fn list(s: &AppState, org: &str, after: Option<&str>, limit: usize) -> Result<Vec<ExecutorView>> {
+    if limit == 0 || limit > EXECUTOR_PAGE_MAX {
+        return Err(ServiceError::BadInput(format!("limit must be between 1 and {EXECUTOR_PAGE_MAX}")));
+    }
+    load(s, org, &format!("{org}/"), after, limit)
 }
 
 /// Executor `name` of `org`.
 pub fn get(s: &AppState, org: &str, name: &str) -> Result<ExecutorView> {
-    load(s, org, &key(&[org, name]))?
+    load(s, org, &key(&[org, name]), None, EXECUTOR_PAGE_MAX)?
         .into_iter()
         .find(|v| v.executor.name == name)
         .ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} not found")))
