@@ -72,7 +72,7 @@ impl AppState {
     /// A control plane whose secrets and ids come from `entropy` (seeded in the simulator).
     pub fn with_entropy(store: Store, clock: impl Clock, entropy: impl Entropy, config: Config) -> Arc<AppState> {
         let address_limit = config.login_address_limit;
-        Arc::new(AppState {
+        let state = Arc::new(AppState {
             store,
             clock: Box::new(clock),
             entropy: Box::new(entropy),
@@ -82,7 +82,18 @@ impl AppState {
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
             liveness: Default::default(),
-        })
+        });
+        // Changes committed through other control planes on the same database.
+        let weak = Arc::downgrade(&state);
+        let subscribed = state.store.subscribe(Box::new(move |message| {
+            if let Some(s) = weak.upgrade() {
+                s.woken(message);
+            }
+        }));
+        if let Err(e) = subscribed {
+            tracing::warn!(error = %e, "not listening for other control planes' changes");
+        }
+        state
     }
 
     pub fn now(&self) -> Timestamp {
@@ -94,8 +105,26 @@ impl AppState {
         novacula_core::entropy::random_hex(self.entropy.as_ref(), bytes)
     }
 
-    /// Call after a committed write that changed a node of `executor`.
+    /// Call after a committed write that changed a node of `executor`: wakes
+    /// its long-polls here and, through the database, on every other control
+    /// plane process.
     pub fn notify_change(&self, org: &str, executor: &str, seq: u64) {
+        self.wake(org, executor, seq);
+        if let Err(e) = self.store.publish(&format!("{org}/{executor}/{seq}")) {
+            tracing::warn!(error = %e, "could not tell other control planes of a change; their pollers wake at their wait's end");
+        }
+    }
+
+    /// A change another process published (`org/executor/seq`).
+    fn woken(&self, message: &str) {
+        let mut parts = message.splitn(3, '/');
+        if let (Some(org), Some(executor), Some(Ok(seq))) = (parts.next(), parts.next(), parts.next().map(str::parse::<u64>)) {
+            self.wake(org, executor, seq);
+        }
+    }
+
+    /// Wake the long-polls of `executor` held by this process.
+    fn wake(&self, org: &str, executor: &str, seq: u64) {
         let mut changes = self.changes.locked();
         let k = crate::store::key(&[org, executor]);
         if let Some(tx) = changes.get(&k) {

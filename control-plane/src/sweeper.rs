@@ -61,6 +61,15 @@ pub async fn run(s: Arc<AppState>) {
         if let Err(e) = s.liveness.flush(&s.store) {
             tracing::error!(error = %e, "writing executors' last heartbeats failed; will retry");
         }
+        // One control plane at a time sweeps (several may share a database).
+        match s.store.hold_lease() {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell whether this control plane holds the lease; not sweeping");
+                continue;
+            }
+        }
         match sweep_once(&s) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(changed = n, "sweep updated node health"),

@@ -83,10 +83,30 @@ fn decode<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T> {
     }
 }
 
-/// A storage engine: serializable transactions over the tables above.
+/// A storage engine: serializable transactions over the tables above, and
+/// what several control-plane processes on one database need to share.
 pub trait Engine: Send + Sync + 'static {
     fn begin_read(&self) -> Result<Box<dyn ReadTxn>>;
     fn begin_write(&self) -> Result<Box<dyn WriteTxn>>;
+
+    /// Tell the other processes on the database (a committed change they
+    /// should wake for). Nobody else shares an embedded file: nothing to do.
+    fn publish(&self, _message: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Deliver what other processes (and this one) publish to `deliver`, from
+    /// a thread of the engine's, until the engine is dropped.
+    fn subscribe(&self, _deliver: Box<dyn Fn(&str) + Send>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether this process holds the lease for time-based work (health
+    /// sweeps, retention): one process at a time, and another one takes it
+    /// over when the holder dies. Alone on a file, always.
+    fn hold_lease(&self) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 /// What a transaction reads, as raw bytes (encoding is this module's).
@@ -162,6 +182,21 @@ impl Store {
         let store = Store { engine };
         store.write(migrate::run)?;
         Ok(store)
+    }
+
+    /// See [`Engine::publish`].
+    pub fn publish(&self, message: &str) -> Result<()> {
+        self.engine.publish(message)
+    }
+
+    /// See [`Engine::subscribe`].
+    pub fn subscribe(&self, deliver: Box<dyn Fn(&str) + Send>) -> Result<()> {
+        self.engine.subscribe(deliver)
+    }
+
+    /// See [`Engine::hold_lease`].
+    pub fn hold_lease(&self) -> Result<bool> {
+        self.engine.hold_lease()
     }
 
     pub fn read<R, E: From<StoreError>>(&self, f: impl FnOnce(&Read) -> Result<R, E>) -> Result<R, E> {

@@ -27,6 +27,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE novacula_records (tbl TEXT NOT NULL,
 
 /// The advisory lock every write transaction holds (an arbitrary constant, "nova").
 const WRITER_LOCK: i64 = 0x6e6f_7661;
+/// The session-level advisory lock of the process that runs time-based work ("nova" + 1).
+const LEASE_LOCK: i64 = 0x6e6f_7662;
+/// The channel change notifications travel on.
+const CHANNEL: &str = "novacula_changes";
 /// Connections (each a PostgreSQL backend and a thread here) at most; a
 /// transaction beyond them waits for one to be free.
 const CONNECTIONS_MAX: usize = 16;
@@ -169,6 +173,16 @@ impl Pool {
 
 pub struct PgEngine {
     pool: Arc<Pool>,
+    /// The connection that holds the lease, once taken: the lock lives as long as it does.
+    lease: Mutex<Option<Conn>>,
+    /// Tells the listening thread to stop when the engine goes.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for PgEngine {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl PgEngine {
@@ -193,7 +207,7 @@ impl PgEngine {
         });
         pool.put(conn);
         migrated?;
-        Ok(PgEngine { pool })
+        Ok(PgEngine { pool, lease: Mutex::new(None), stop: Default::default() })
     }
 }
 
@@ -208,6 +222,66 @@ impl Engine for PgEngine {
         let txn = Txn::begin(&self.pool, "BEGIN")?;
         txn.conn()?.call(|c| c.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).map(|_| ()))?;
         Ok(Box::new(txn))
+    }
+
+    fn publish(&self, message: &str) -> Result<()> {
+        let conn = self.pool.get()?;
+        let message = message.to_string();
+        let sent = conn.call(move |c| c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &message]).map(|_| ()));
+        match sent {
+            Ok(()) => self.pool.put(conn),
+            Err(_) => self.pool.discard(),
+        }
+        sent
+    }
+
+    fn subscribe(&self, deliver: Box<dyn Fn(&str) + Send>) -> Result<()> {
+        let (url, stop) = (self.pool.url.clone(), self.stop.clone());
+        std::thread::Builder::new()
+            .name("postgres-listen".into())
+            .spawn(move || {
+                use std::sync::atomic::Ordering;
+                // Reconnects after a failure; a missed wakeup costs a poller at most its long-poll wait.
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut client) = connect(&url) else {
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                        continue;
+                    };
+                    if client.batch_execute(&format!("LISTEN {CHANNEL}")).is_err() {
+                        continue;
+                    }
+                    while !stop.load(Ordering::Relaxed) && !client.is_closed() {
+                        let mut batch = client.notifications();
+                        let mut iter = batch.timeout_iter(std::time::Duration::from_secs(1));
+                        loop {
+                            match postgres::fallible_iterator::FallibleIterator::next(&mut iter) {
+                                Ok(Some(n)) => deliver(n.payload()),
+                                Ok(None) => break,
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Engine(Box::new(e)))?;
+        Ok(())
+    }
+
+    fn hold_lease(&self) -> Result<bool> {
+        let mut lease = self.lease.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(conn) = lease.as_ref() {
+            // Held while the session lives; a dead one has lost it.
+            if conn.call(|c| c.batch_execute("SELECT 1")).is_ok() {
+                return Ok(true);
+            }
+            *lease = None;
+        }
+        let conn = Conn::open(&self.pool.url)?;
+        let taken = conn.call(|c| c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_LOCK]).map(|r| r.get::<_, bool>(0)))?;
+        if taken {
+            *lease = Some(conn);
+        }
+        Ok(taken)
     }
 }
 

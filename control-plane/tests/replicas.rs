@@ -1,0 +1,61 @@
+//! Two control planes on one PostgreSQL database, as two replicas behind a
+//! load balancer: a spec written through one wakes the long-poll an executor
+//! holds on the other, and time-based work runs on one of them at a time,
+//! moving to the other when its holder goes.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
+
+mod common;
+
+use common::*;
+use novacula_client::HttpApi;
+use novacula_control_plane::clock::ManualClock;
+use novacula_control_plane::store::pg_server;
+use novacula_control_plane::{Config, Store};
+use novacula_core::ExecutorKind;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn a_write_through_one_replica_wakes_a_poll_held_by_the_other_and_the_lease_moves() {
+    let url = match pg_server::fresh_database() {
+        Ok(url) => url,
+        Err(e) if pg_server::required() => panic!("{e}"),
+        Err(e) => return eprintln!("skipped: {e}"),
+    };
+    let clock = Arc::new(ManualClock::new(T0));
+    let first = Store::open_postgres(&url).unwrap();
+    seed(&first);
+    let a = Cp::start(first, clock.clone(), Config::default()).await;
+    let b = Cp::start(Store::open_postgres(&url).unwrap(), clock.clone(), Config::default()).await;
+
+    // Alice works through A; the executor talks to B.
+    let alice = a.login("alice").await;
+    let (exec_on_a, created) = a.executor_client(&alice, Some("edge-1")).await;
+    drop(exec_on_a);
+    let exec = HttpApi::new(&b.url, Some(created["key"].as_str().unwrap().to_string())).unwrap();
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let cursor = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap().cursor;
+    let poll = tokio::spawn(async move {
+        let started = Instant::now();
+        let specs = exec.poll_specs("edge-1", cursor, Duration::from_secs(20)).await.unwrap();
+        (specs, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice.deploy("edge-1", spec("eth-1")).await.unwrap();
+    let (specs, waited) = poll.await.unwrap();
+    assert_eq!(specs.nodes.iter().map(|n| n.spec.name.as_str()).collect::<Vec<_>>(), ["eth-1"]);
+    assert!(waited < Duration::from_secs(10), "woken through the database, not by the wait's end: {waited:?}");
+
+    // One of them holds the lease for time-based work, never both.
+    let held = |cp: &Cp| cp.state.store.hold_lease().unwrap();
+    let (on_a, on_b) = (held(&a), held(&b));
+    assert!(on_a ^ on_b, "exactly one replica sweeps: a={on_a} b={on_b}");
+    let (holder, other) = if on_a { (a, b) } else { (b, a) };
+    // The holder goes (its connections close): the other one takes the lease over.
+    drop(holder.stop().await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !held(&other) {
+        assert!(Instant::now() < deadline, "the lease did not move to the remaining replica");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
