@@ -57,7 +57,8 @@ impl SidecarProgram {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// e.g. `http://127.0.0.1:8080` or `https://novacula.example.com`.
+    /// e.g. `http://127.0.0.1:8080` or `https://novacula.example.com`; several
+    /// replicas' URLs separated by commas, tried in turn when one cannot be reached.
     pub control_plane_url: String,
     /// PEM certificates to trust for an `https://` control plane, beside the
     /// system's roots (a private CA or a self-signed certificate).

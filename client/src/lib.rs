@@ -71,7 +71,10 @@ pub type Connector = HttpsConnector<HttpConnector>;
 
 #[derive(Clone)]
 pub struct HttpApi<C = Connector> {
-    base: String,
+    /// The control plane's URLs: one, or several replicas (comma-separated
+    /// when given); requests go to one until it cannot be reached, then to the next.
+    bases: Arc<Vec<String>>,
+    current: Arc<std::sync::atomic::AtomicUsize>,
     token: Option<String>,
     client: Client<C, Full<Bytes>>,
     timeout: Duration,
@@ -87,7 +90,7 @@ impl HttpApi<Connector> {
     /// Like [`HttpApi::new`], also trusting the PEM certificates in `ca_file`
     /// (a private CA, or a self-signed control plane).
     pub fn with_ca(base: &str, token: Option<String>, ca_file: Option<&Path>) -> Result<Self, ClientError> {
-        Self::with_connector(base, token, connector(base.starts_with("https://"), ca_file)?)
+        Self::with_connector(base, token, connector(base.contains("https://"), ca_file)?)
     }
 }
 
@@ -223,15 +226,19 @@ fn transport_error(e: &(dyn std::error::Error + 'static)) -> ClientError {
 }
 
 impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
+    /// `base`: one URL, or several replicas' separated by commas.
     pub fn with_connector(base: &str, token: Option<String>, connector: C) -> Result<Self, ClientError> {
-        let base = base.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") && !base.starts_with("https://") {
-            return Err(ClientError::Transport(format!("control plane URL {base:?} must start with http:// or https://")));
+        let bases: Vec<String> = base.split(',').map(|b| b.trim().trim_end_matches('/').to_string()).filter(|b| !b.is_empty()).collect();
+        if bases.is_empty() {
+            return Err(ClientError::Transport("no control plane URL given".into()));
+        }
+        if let Some(bad) = bases.iter().find(|b| !b.starts_with("http://") && !b.starts_with("https://")) {
+            return Err(ClientError::Transport(format!("control plane URL {bad:?} must start with http:// or https://")));
         }
         // Close idle connections well before the server would (it allows 30 s
         // between requests), so a request never races the server's close.
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector);
-        Ok(HttpApi { base, token, client, timeout: Duration::from_secs(15) })
+        Ok(HttpApi { bases: Arc::new(bases), current: Default::default(), token, client, timeout: Duration::from_secs(15) })
     }
 
     pub fn with_token(mut self, token: Option<String>) -> Self {
@@ -243,13 +250,27 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         self.token.as_deref()
     }
 
+    /// The URL requests go to now.
     pub fn base(&self) -> &str {
-        &self.base
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.bases[i % self.bases.len()]
+    }
+
+    /// After a request could not reach `failed`, send the next ones to the
+    /// next URL (if another request has not moved on already).
+    fn fail_over(&self, failed: usize) {
+        if self.bases.len() > 1 {
+            let next = (failed + 1) % self.bases.len();
+            if self.current.compare_exchange(failed, next, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed).is_ok() {
+                tracing::warn!(from = %self.bases[failed], to = %self.bases[next], "control plane unreachable; trying the next URL");
+            }
+        }
     }
 
     /// Send a request and return status and raw body (no status check; at most [`ANSWER_BYTES_MAX`]).
     pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, timeout: Duration) -> Result<(StatusCode, Bytes), ClientError> {
-        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        let at = self.current.load(std::sync::atomic::Ordering::Relaxed) % self.bases.len();
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.bases[at]));
         if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -258,7 +279,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(|e| ClientError::Transport(e.to_string()))?;
         let fut = async {
-            let resp = self.client.request(req).await.map_err(|e| transport_error(&e))?;
+            let resp = self.client.request(req).await.map_err(|e| {
+                // Not reached (refused, reset, no route): the next request tries another replica.
+                self.fail_over(at);
+                transport_error(&e)
+            })?;
             let status = resp.status();
             // A control plane (or whatever answers in its place) cannot make us buffer without bound.
             let body = http_body_util::Limited::new(resp.into_body(), ANSWER_BYTES_MAX);

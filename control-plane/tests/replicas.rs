@@ -59,3 +59,31 @@ async fn a_write_through_one_replica_wakes_a_poll_held_by_the_other_and_the_leas
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// An executor given both replicas' URLs moves to the other when the one it
+/// talks to cannot be reached.
+#[tokio::test]
+async fn an_executor_fails_over_to_the_other_replica() {
+    let url = match pg_server::fresh_database() {
+        Ok(url) => url,
+        Err(e) if pg_server::required() => panic!("{e}"),
+        Err(e) => return eprintln!("skipped: {e}"),
+    };
+    let clock = Arc::new(ManualClock::new(T0));
+    let first = Store::open_postgres(&url).unwrap();
+    seed(&first);
+    let a = Cp::start(first, clock.clone(), Config::default()).await;
+    let b = Cp::start(Store::open_postgres(&url).unwrap(), clock.clone(), Config::default()).await;
+    let alice = b.login("alice").await;
+    let (_, created) = b.executor_client(&alice, Some("edge-1")).await;
+    let exec = HttpApi::new(&format!("{},{}", a.url, b.url), Some(created["key"].as_str().unwrap().to_string())).unwrap();
+    assert_eq!(exec.base(), a.url);
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    drop(a.stop().await);
+    // The request that finds A gone fails (the executor's loop retries it); the next goes to B.
+    assert!(exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.is_err());
+    assert_eq!(exec.base(), b.url);
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let view: serde_json::Value = alice.get("/api/v1/executors/edge-1").await.unwrap();
+    assert_eq!(view["online"], true);
+}

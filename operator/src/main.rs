@@ -43,7 +43,8 @@ struct RunArgs {
     /// This executor's name in its organization.
     #[arg(long, env = "NOVACULA_OPERATOR_NAME")]
     name: String,
-    /// Control-plane base URL, e.g. https://novacula.example.com or http://novacula:8080.
+    /// Control-plane base URL, e.g. https://novacula.example.com or http://novacula:8080;
+    /// several replicas' URLs separated by commas, tried in turn when one cannot be reached.
     #[arg(long, env = "NOVACULA_CONTROL_PLANE_URL")]
     control_plane_url: String,
     /// PEM certificates to trust for an https:// control plane, beside the system's roots.
