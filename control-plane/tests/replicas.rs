@@ -15,18 +15,20 @@ use novacula_core::ExecutorKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[tokio::test]
-async fn a_write_through_one_replica_wakes_a_poll_held_by_the_other_and_the_lease_moves() {
-    let url = match pg_server::fresh_database() {
-        Ok(url) => url,
-        Err(e) if pg_server::required() => panic!("{e}"),
-        Err(e) => return eprintln!("skipped: {e}"),
-    };
+/// Two control planes on one fresh database with orgs `acme` and `globex`.
+async fn two_replicas() -> Option<(Cp, Cp)> {
+    let url = pg_server::database_for_test()?;
     let clock = Arc::new(ManualClock::new(T0));
     let first = Store::open_postgres(&url).unwrap();
     seed(&first);
     let a = Cp::start(first, clock.clone(), Config::default()).await;
-    let b = Cp::start(Store::open_postgres(&url).unwrap(), clock.clone(), Config::default()).await;
+    let b = Cp::start(Store::open_postgres(&url).unwrap(), clock, Config::default()).await;
+    Some((a, b))
+}
+
+#[tokio::test]
+async fn a_write_through_one_replica_wakes_a_poll_held_by_the_other_and_the_lease_moves() {
+    let Some((a, b)) = two_replicas().await else { return };
 
     // Alice works through A; the executor talks to B.
     let alice = a.login("alice").await;
@@ -64,16 +66,7 @@ async fn a_write_through_one_replica_wakes_a_poll_held_by_the_other_and_the_leas
 /// talks to cannot be reached.
 #[tokio::test]
 async fn an_executor_fails_over_to_the_other_replica() {
-    let url = match pg_server::fresh_database() {
-        Ok(url) => url,
-        Err(e) if pg_server::required() => panic!("{e}"),
-        Err(e) => return eprintln!("skipped: {e}"),
-    };
-    let clock = Arc::new(ManualClock::new(T0));
-    let first = Store::open_postgres(&url).unwrap();
-    seed(&first);
-    let a = Cp::start(first, clock.clone(), Config::default()).await;
-    let b = Cp::start(Store::open_postgres(&url).unwrap(), clock.clone(), Config::default()).await;
+    let Some((a, b)) = two_replicas().await else { return };
     let alice = b.login("alice").await;
     let (_, created) = b.executor_client(&alice, Some("edge-1")).await;
     let exec = HttpApi::new(&format!("{},{}", a.url, b.url), Some(created["key"].as_str().unwrap().to_string())).unwrap();

@@ -165,3 +165,17 @@ pub fn fresh_database() -> Result<String, Unavailable> {
 pub fn required() -> bool {
     std::env::var_os("CI").is_some()
 }
+
+/// A fresh database for a test, or `None` (said on stderr) where PostgreSQL
+/// is missing and not [`required`].
+#[allow(clippy::panic, reason = "a test that must have PostgreSQL fails without it")]
+pub fn database_for_test() -> Option<String> {
+    match fresh_database() {
+        Ok(url) => Some(url),
+        Err(e) if required() => panic!("{e}"),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
+}
