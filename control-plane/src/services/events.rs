@@ -37,7 +37,13 @@ pub fn record(w: &mut Write, org: &str, at: Timestamp, e: NewEvent<'_>) -> store
         data: e.data,
     };
     w.append_event(org, seq, &event)?;
-    tracing::info!(org, seq, kind = e.kind, node = e.node, executor = e.executor, actor = e.actor, "event");
+    // What people did is logged; what a fleet reports (transitions, connections:
+    // thousands a minute at scale) stays in the events feed, and in the log at debug.
+    if e.actor == "system" || e.actor.starts_with("executor:") {
+        tracing::debug!(org, seq, kind = e.kind, node = e.node, executor = e.executor, actor = e.actor, "event");
+    } else {
+        tracing::info!(org, seq, kind = e.kind, node = e.node, executor = e.executor, actor = e.actor, "event");
+    }
     Ok(event)
 }
 
