@@ -21,54 +21,80 @@ pub struct Liveness {
 
 #[derive(Default)]
 struct Seen {
-    /// `org/executor` -> last heartbeat, and whether the store has it yet.
-    executors: HashMap<String, (Timestamp, bool)>,
-    /// Key id -> last use, and whether the store has it yet.
-    keys: HashMap<String, (KeyUsage, bool)>,
-    /// `org/node` -> last report that changed nothing, and whether the store has it yet.
-    reports: HashMap<String, (Timestamp, bool)>,
+    /// `org/executor` -> last heartbeat.
+    executors: Pending<()>,
+    /// Key id -> last use, and by which executor.
+    keys: Pending<String>,
+    /// `org/node` -> last report that changed nothing.
+    reports: Pending<()>,
+}
+
+/// The newest time (and what goes with it) per key, and whether the store
+/// has it yet.
+struct Pending<V>(HashMap<String, (Timestamp, V, bool)>);
+
+impl<V> Default for Pending<V> {
+    fn default() -> Self {
+        Pending(HashMap::new())
+    }
+}
+
+impl<V: Clone> Pending<V> {
+    /// Keep `at` (with `v`) unless a newer time is held already.
+    fn set(&mut self, k: String, at: Timestamp, v: V) {
+        let e = self.0.entry(k).or_insert_with(|| (at, v.clone(), false));
+        if at >= e.0 {
+            *e = (at, v, false);
+        }
+    }
+
+    fn at(&self, k: &str) -> Option<Timestamp> {
+        self.0.get(k).map(|e| e.0)
+    }
+
+    /// What the store does not have yet.
+    fn unstored(&self) -> Vec<(String, Timestamp, V)> {
+        self.0.iter().filter(|(_, e)| !e.2).map(|(k, (at, v, _))| (k.clone(), *at, v.clone())).collect()
+    }
+
+    /// The store has `k` as of `at`: marked so, unless something newer came in meanwhile.
+    fn stored(&mut self, k: &str, at: Timestamp) {
+        if let Some(e) = self.0.get_mut(k).filter(|e| e.0 == at) {
+            e.2 = true;
+        }
+    }
 }
 
 impl Liveness {
     /// A heartbeat of executor `name` of `org` with key `key_id`, at `at`.
     pub fn touch(&self, org: &str, name: &str, key_id: &str, at: Timestamp) {
         let mut seen = self.inner.locked();
-        let e = seen.executors.entry(key(&[org, name])).or_insert((at, false));
-        if at >= e.0 {
-            *e = (at, false);
-        }
-        let k = seen.keys.entry(key_id.to_string()).or_insert_with(|| (KeyUsage { at, by: name.to_string() }, false));
-        if at >= k.0.at {
-            *k = (KeyUsage { at, by: name.to_string() }, false);
-        }
+        seen.executors.set(key(&[org, name]), at, ());
+        seen.keys.set(key_id.to_string(), at, name.to_string());
     }
 
     /// A report of node `node` of `org` at `at` that changed nothing else.
     pub fn reported(&self, org: &str, node: &str, at: Timestamp) {
-        let mut seen = self.inner.locked();
-        let r = seen.reports.entry(key(&[org, node])).or_insert((at, false));
-        if at >= r.0 {
-            *r = (at, false);
-        }
+        self.inner.locked().reports.set(key(&[org, node]), at, ());
     }
 
     /// `o` (node `org/node`'s last report) with its time: the store's, or a newer one held here.
     pub fn overlay_report(&self, node_key: &str, o: &mut ObservedRow) {
-        if let Some((at, _)) = self.inner.locked().reports.get(node_key) {
-            o.reported_at = o.reported_at.max(*at);
+        if let Some(at) = self.inner.locked().reports.at(node_key) {
+            o.reported_at = o.reported_at.max(at);
         }
     }
 
     /// `e` with its last heartbeat: the store's, or a newer one held here.
     pub fn overlay(&self, e: &mut Executor) {
-        if let Some((at, _)) = self.inner.locked().executors.get(&key(&[&e.org_id, &e.name])) {
-            e.updated_at = e.updated_at.max(*at);
+        if let Some(at) = self.inner.locked().executors.at(&key(&[&e.org_id, &e.name])) {
+            e.updated_at = e.updated_at.max(at);
         }
     }
 
     /// The last use of key `key_id`: the store's, or a newer one held here.
     pub fn key_usage(&self, key_id: &str, stored: Option<KeyUsage>) -> Option<KeyUsage> {
-        let held = self.inner.locked().keys.get(key_id).map(|(u, _)| u.clone());
+        let held = self.inner.locked().keys.0.get(key_id).map(|(at, by, _)| KeyUsage { at: *at, by: by.clone() });
         match (stored, held) {
             (Some(s), Some(h)) => Some(if h.at > s.at { h } else { s }),
             (s, h) => s.or(h),
@@ -78,20 +104,16 @@ impl Liveness {
     /// Write what the store does not have yet, in one transaction; returns
     /// how many records were written. On failure it stays to be written next time.
     pub fn flush(&self, store: &Store) -> Result<usize> {
-        let execs = {
+        let (execs, keys, reports) = {
             let seen = self.inner.locked();
-            let execs: Vec<(String, Timestamp)> = seen.executors.iter().filter(|(_, (_, stored))| !stored).map(|(k, (at, _))| (k.clone(), *at)).collect();
-            let keys: Vec<(String, KeyUsage)> = seen.keys.iter().filter(|(_, (_, stored))| !stored).map(|(k, (u, _))| (k.clone(), u.clone())).collect();
-            let reports: Vec<(String, Timestamp)> = seen.reports.iter().filter(|(_, (_, stored))| !stored).map(|(k, (at, _))| (k.clone(), *at)).collect();
-            (execs, keys, reports)
+            (seen.executors.unstored(), seen.keys.unstored(), seen.reports.unstored())
         };
-        let (execs, keys, reports) = (execs.0, execs.1, execs.2);
         if execs.is_empty() && keys.is_empty() && reports.is_empty() {
             return Ok(0);
         }
         let written = store.write(|w| {
             let mut n = 0;
-            for (k, at) in &execs {
+            for (k, at, ()) in &execs {
                 // Read afresh: the row may have changed (deactivated, a new version) since the heartbeat.
                 if let Some(mut e) = w.get::<Executor>(EXECUTORS, k)? {
                     if *at > e.updated_at {
@@ -101,14 +123,14 @@ impl Liveness {
                     }
                 }
             }
-            for (id, usage) in &keys {
+            for (id, at, by) in &keys {
                 let stored: Option<KeyUsage> = w.get(KEY_USAGE, id)?;
-                if stored.is_none_or(|s| usage.at > s.at) {
-                    w.put(KEY_USAGE, id, usage)?;
+                if stored.is_none_or(|s| *at > s.at) {
+                    w.put(KEY_USAGE, id, &KeyUsage { at: *at, by: by.clone() })?;
                     n += 1;
                 }
             }
-            for (k, at) in &reports {
+            for (k, at, ()) in &reports {
                 if let Some(mut o) = w.get::<ObservedRow>(OBSERVED, k)? {
                     if *at > o.reported_at {
                         o.reported_at = *at;
@@ -119,22 +141,15 @@ impl Liveness {
             }
             Ok::<_, crate::store::StoreError>(n)
         })?;
-        // Marked stored only if nothing newer came in meanwhile.
         let mut seen = self.inner.locked();
-        for (k, at) in execs {
-            if let Some(e) = seen.executors.get_mut(&k).filter(|e| e.0 == at) {
-                e.1 = true;
-            }
+        for (k, at, ()) in execs {
+            seen.executors.stored(&k, at);
         }
-        for (id, usage) in keys {
-            if let Some(k) = seen.keys.get_mut(&id).filter(|k| k.0.at == usage.at) {
-                k.1 = true;
-            }
+        for (k, at, _) in keys {
+            seen.keys.stored(&k, at);
         }
-        for (k, at) in reports {
-            if let Some(r) = seen.reports.get_mut(&k).filter(|r| r.0 == at) {
-                r.1 = true;
-            }
+        for (k, at, ()) in reports {
+            seen.reports.stored(&k, at);
         }
         Ok(written)
     }

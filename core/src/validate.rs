@@ -315,20 +315,21 @@ pub fn validate_structure(spec: &NodeSpec) -> Vec<ValidationError> {
 /// Where a pod keeps the node's files (`data/`, `config/`): only the first
 /// volume is mounted under it, at `data`.
 pub const POD_ROOT: &str = "/novacula";
+/// Where the first volume is mounted in a pod: every client's data dir is under it.
+pub const POD_DATA_DIR: &str = "/novacula/data";
 
 /// Each volume at a path of its own: not one the container needs (`/`,
 /// `/tmp`, the kernel's), not inside another volume, and under
-/// [`POD_ROOT`] only the first volume, at `POD_ROOT/data`.
+/// [`POD_ROOT`] only the first volume, at [`POD_DATA_DIR`].
 fn check_mount_paths(errs: &mut Vec<ValidationError>, storage: &[StorageVolume]) {
     let norm = |p: &str| p.trim_end_matches('/').to_string();
     let within = |p: &str, dir: &str| p == dir || p.starts_with(&format!("{dir}/"));
-    let data = format!("{POD_ROOT}/data");
     for (i, v) in storage.iter().enumerate() {
         let path = norm(&v.mount_path);
         let reason = if path.is_empty() || ["/tmp", "/proc", "/sys", "/dev"].iter().any(|d| within(&path, d)) {
             Some(format!("{:?} is a path the container needs", v.mount_path))
-        } else if within(&path, POD_ROOT) && !(i == 0 && path == data) {
-            Some(format!("{:?} is where the node's own files live; only the first volume goes there, at {data}", v.mount_path))
+        } else if within(&path, POD_ROOT) && !(i == 0 && path == POD_DATA_DIR) {
+            Some(format!("{:?} is where the node's own files live; only the first volume goes there, at {POD_DATA_DIR}", v.mount_path))
         } else {
             storage[..i]
                 .iter()

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 /// Inside the pod, the node's files live where the agent puts them on a host.
 pub const ROOT: &str = novacula_core::validate::POD_ROOT;
-pub const DATA_DIR: &str = "/novacula/data";
+pub const DATA_DIR: &str = novacula_core::validate::POD_DATA_DIR;
 pub const CONFIG_DIR: &str = "/novacula/config";
 /// Pod-template annotation bumped by a restart: a rollout restart.
 pub const RESTART_ANNOTATION: &str = "validatoros.com/restart-generation";
