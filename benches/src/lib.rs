@@ -1,1 +1,4 @@
-//! Benchmarks live in `benches/`: `cargo bench -p novacula-benches`.
+//! Benchmarks live in `benches/` (`cargo bench -p novacula-benches`); the
+//! load generator is `cargo run --release -p novacula-benches --bin load`.
+
+pub mod load;

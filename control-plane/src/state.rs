@@ -27,6 +27,10 @@ pub struct Config {
     pub event_retention: crate::services::events::Retention,
     /// How often events past their retention are removed.
     pub prune_interval: Duration,
+    /// Store work runs on threads of its own (the blocking pool, the group
+    /// commit), so a commit waiting for the disk never holds an async worker.
+    /// The simulator turns it off: all on its one thread, deterministic.
+    pub store_threads: bool,
 }
 
 impl Default for Config {
@@ -41,6 +45,7 @@ impl Default for Config {
             login_address_limit: throttle::ADDRESS_LIMIT,
             event_retention: Default::default(),
             prune_interval: Duration::from_secs(60),
+            store_threads: true,
         }
     }
 }
@@ -55,6 +60,9 @@ pub struct AppState {
     /// carrying the latest node change sequence: a node write wakes only the
     /// executor that runs the node, never the whole fleet's pollers.
     changes: std::sync::Mutex<std::collections::HashMap<String, watch::Sender<u64>>>,
+    /// Executors whose nodes were written (here or, told through the
+    /// database, elsewhere) since the sweeper last looked.
+    touched: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Failed sign-ins per username and per client address (in memory: a restart forgives).
     pub user_throttle: std::sync::Mutex<LoginThrottle>,
     pub address_throttle: std::sync::Mutex<LoginThrottle>,
@@ -78,6 +86,7 @@ impl AppState {
             entropy: Box::new(entropy),
             config,
             changes: Default::default(),
+            touched: Default::default(),
             user_throttle: std::sync::Mutex::new(LoginThrottle::new(throttle::USER_LIMIT)),
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
@@ -98,6 +107,38 @@ impl AppState {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Run `f` (store work: a commit waits for the disk, a PostgreSQL call for
+    /// the network) on a blocking thread, so the async workers keep serving.
+    pub async fn blocking<R: Send + 'static>(self: &Arc<Self>, f: impl FnOnce(&AppState) -> R + Send + 'static) -> R {
+        if !self.config.store_threads {
+            return f(self);
+        }
+        let s = self.clone();
+        match tokio::task::spawn_blocking(move || f(&s)).await {
+            Ok(r) => r,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Cancelled: the runtime is shutting down and drops this request.
+                Err(_) => std::future::pending().await,
+            },
+        }
+    }
+
+    /// A write that may share its transaction and commit with other callers'
+    /// (see [`Store::write_grouped`]); alone when store threads are off.
+    pub fn write_grouped<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<crate::store::StoreError> + Send + 'static,
+        F: FnMut(&mut crate::store::Write) -> Result<R, E> + Send + 'static,
+    {
+        if self.config.store_threads {
+            self.store.write_grouped(f)
+        } else {
+            self.store.write(f)
+        }
     }
 
     /// `bytes` random bytes as hex, from this control plane's entropy.
@@ -123,10 +164,17 @@ impl AppState {
         }
     }
 
+    /// Executors (`org/name`) whose nodes were written since the sweeper last
+    /// looked: their phases may have moved.
+    pub fn take_touched(&self) -> std::collections::BTreeSet<String> {
+        std::mem::take(&mut *self.touched.locked())
+    }
+
     /// Wake the long-polls of `executor` held by this process.
     fn wake(&self, org: &str, executor: &str, seq: u64) {
-        let mut changes = self.changes.locked();
         let k = crate::store::key(&[org, executor]);
+        self.touched.locked().insert(k.clone());
+        let mut changes = self.changes.locked();
         if let Some(tx) = changes.get(&k) {
             if tx.receiver_count() == 0 {
                 changes.remove(&k); // nobody polls: the next poller reads the store first

@@ -1,13 +1,26 @@
 //! Liveness drift shows up without any request: an executor that stops syncing
-//! sends nothing. The sweeper re-derives every node's phase on a timer and
-//! records transitions and `node_down` alerts that silence caused.
+//! sends nothing. The sweeper re-derives node phases on a timer and records
+//! the transitions and `node_down` alerts that silence caused.
+//!
+//! It looks only where something can have changed: the nodes of executors
+//! whose online state flipped since the last pass (a read of the executors,
+//! not of every node) and of executors whose nodes were written (a user's
+//! command moves a phase too; [`AppState::take_touched`]). The first pass,
+//! after a start or on taking over the lease, looks at every node once.
+//! Changes are written in bounded transactions.
 
+use crate::services::events::{self, data, NewEvent};
 use crate::services::nodes::{alert_fires, evaluate, executor_online, phase_of};
 use crate::state::AppState;
 use crate::store::model::{Executor, NodeRow, ObservedRow};
-use crate::store::{key, StoreError, EXECUTORS, NODES, OBSERVED};
-use novacula_core::{NodePhase, Timestamp};
+use crate::store::{key, Read, StoreError, EXECUTORS, NODES, OBSERVED};
+use novacula_core::{events as ev, NodePhase, Timestamp};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+
+/// Nodes written per transaction when many change at once (a fleet going
+/// offline): readers and other writers get their turn between batches.
+const BATCH: usize = 500;
 
 /// The phase of `row` given its executor (with its last heartbeat) and last report, as of `now`.
 fn phase_now(s: &AppState, row: &NodeRow, mut exec: Option<Executor>, obs: Option<ObservedRow>, now: Timestamp) -> NodePhase {
@@ -17,73 +30,180 @@ fn phase_now(s: &AppState, row: &NodeRow, mut exec: Option<Executor>, obs: Optio
     phase_of(row, obs.as_ref().map(|o| &o.state), executor_online(exec.as_ref(), now, s.config.heartbeat_timeout))
 }
 
-/// One pass over all nodes; returns how many rows changed.
-pub fn sweep_once(s: &AppState) -> Result<usize, StoreError> {
-    let now = s.now();
+/// Whether node `k`'s stored phase or alert is not what it is now.
+fn stale(s: &AppState, r: &Read, k: &str, now: Timestamp) -> Result<bool, StoreError> {
+    let Some(row) = r.get::<NodeRow>(NODES, k)?.filter(|row| !row.removed) else { return Ok(false) };
+    let exec = r.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
+    let phase = phase_now(s, &row, exec, r.get(OBSERVED, k)?, now);
+    Ok(row.last_phase != Some(phase) || row.alert_firing != alert_fires(&row, phase))
+}
+
+/// Re-derive the nodes `keys` (store keys); returns how many rows changed.
+fn settle(s: &AppState, keys: Vec<String>, now: Timestamp) -> Result<usize, StoreError> {
     // Read first: most passes change nothing and should not take the write lock.
-    let stale: Vec<String> = s.store.read(|r| {
-        let rows: Vec<(String, NodeRow)> = r.scan(NODES, "")?;
+    let stale_keys: Vec<String> = s.store.read(|r| {
         let mut out = Vec::new();
-        for (k, row) in rows.into_iter().filter(|(_, r)| !r.removed) {
-            let exec = r.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
-            let phase = phase_now(s, &row, exec, r.get(OBSERVED, &k)?, now);
-            if row.last_phase != Some(phase) || row.alert_firing != alert_fires(&row, phase) {
+        for k in keys {
+            if stale(s, r, &k, now)? {
                 out.push(k);
             }
         }
         Ok::<_, StoreError>(out)
     })?;
-    if stale.is_empty() {
-        return Ok(0);
-    }
-    s.store.write(|w| {
-        let mut n = 0;
-        for k in stale {
-            // Re-derive inside the transaction: a report may have landed since the read.
-            let Some(mut row) = w.get::<NodeRow>(NODES, &k)? else { continue };
-            let exec = w.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
-            let phase = phase_now(s, &row, exec, w.get(OBSERVED, &k)?, now);
-            if evaluate(w, &mut row, phase, now, "system")? {
-                w.put(NODES, &k, &row)?;
-                n += 1;
+    let mut n = 0;
+    for batch in stale_keys.chunks(BATCH) {
+        n += s.store.write(|w| {
+            let mut n = 0;
+            for k in batch {
+                // Re-derive inside the transaction: a report may have landed since the read.
+                let Some(mut row) = w.get::<NodeRow>(NODES, k)? else { continue };
+                let exec = w.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
+                let phase = phase_now(s, &row, exec, w.get(OBSERVED, k)?, now);
+                if evaluate(w, &mut row, phase, now, "system")? {
+                    w.put(NODES, k, &row)?;
+                    n += 1;
+                }
             }
+            Ok::<_, StoreError>(n)
+        })?;
+    }
+    Ok(n)
+}
+
+/// One pass over all nodes; returns how many rows changed.
+pub fn sweep_once(s: &AppState) -> Result<usize, StoreError> {
+    let now = s.now();
+    let keys = s.store.read(|r| Ok::<_, StoreError>(r.scan::<NodeRow>(NODES, "")?.into_iter().map(|(k, _)| k).collect()))?;
+    settle(s, keys, now)
+}
+
+/// What the sweeper remembers between passes.
+#[derive(Default)]
+pub struct Sweeper {
+    /// Each executor's online state at the last pass (`org/name`); `None`
+    /// before the first pass.
+    online: Option<HashMap<String, bool>>,
+}
+
+impl Sweeper {
+    /// Forget what was seen: the next pass looks at every node (after the
+    /// lease was lost, another process may have changed anything).
+    pub fn reset(&mut self) {
+        self.online = None;
+    }
+
+    /// One pass; returns how many node rows changed.
+    pub fn pass(&mut self, s: &AppState) -> Result<usize, StoreError> {
+        let now = s.now();
+        let touched = s.take_touched();
+        let executors: Vec<(String, Executor)> = s.store.read(|r| r.scan(EXECUTORS, ""))?;
+        let mut online = HashMap::with_capacity(executors.len());
+        let mut look: BTreeSet<String> = touched;
+        let mut went_offline = Vec::new();
+        for (k, mut e) in executors {
+            s.liveness.overlay(&mut e);
+            let on = executor_online(Some(&e), now, s.config.heartbeat_timeout);
+            let before = self.online.as_ref().and_then(|m| m.get(&k).copied());
+            if before != Some(on) {
+                look.insert(k.clone());
+                if before == Some(true) && !e.deactivated {
+                    went_offline.push(e);
+                }
+            }
+            online.insert(k, on);
         }
-        Ok(n)
-    })
+        let first = self.online.is_none();
+        self.online = Some(online);
+        if first {
+            return sweep_once(s);
+        }
+        let keys: Vec<String> = s.store.read(|r| {
+            let mut keys = Vec::new();
+            for exec in &look {
+                let Some((org, name)) = exec.split_once('/') else { continue };
+                keys.extend(r.executor_nodes(org, name)?.into_iter().map(|(node, _)| key(&[org, &node])));
+            }
+            Ok::<_, StoreError>(keys)
+        })?;
+        let changed = settle(s, keys, now)?;
+        summarise(s, &went_offline, now)?;
+        Ok(changed)
+    }
+}
+
+/// One event per executor found silent (its nodes' own events name each node).
+fn summarise(s: &AppState, silent: &[Executor], now: Timestamp) -> Result<(), StoreError> {
+    for batch in silent.chunks(BATCH) {
+        s.store.write(|w| {
+            for e in batch {
+                let nodes = w.executor_nodes(&e.org_id, &e.name)?.len();
+                let silent_secs = now.0.saturating_sub(e.updated_at.0) / 1000;
+                events::record(
+                    w,
+                    &e.org_id,
+                    now,
+                    NewEvent {
+                        kind: ev::EXECUTOR_OFFLINE,
+                        node: None,
+                        executor: Some(&e.name),
+                        actor: "system",
+                        data: data([("nodes", nodes.to_string()), ("silentSecs", silent_secs.to_string())]),
+                    },
+                )?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Write the last heartbeats held in memory; then, on the one control plane
+/// holding the lease, sweep.
+fn pass(s: &AppState, sweeper: &mut Sweeper) {
+    if let Err(e) = s.liveness.flush(&s.store) {
+        tracing::error!(error = %e, "writing executors' last heartbeats failed; will retry");
+    }
+    // One control plane at a time sweeps (several may share a database).
+    match s.store.hold_lease() {
+        Ok(true) => {}
+        Ok(false) => return sweeper.reset(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether this control plane holds the lease; not sweeping");
+            return sweeper.reset();
+        }
+    }
+    match sweeper.pass(s) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(changed = n, "sweep updated node health"),
+        Err(e) => {
+            tracing::error!(error = %e, "sweep failed; the next pass looks at every node");
+            sweeper.reset();
+        }
+    }
 }
 
 pub async fn run(s: Arc<AppState>) {
     let mut tick = tokio::time::interval(s.config.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_prune = tokio::time::Instant::now();
+    let mut sweeper = Some(Sweeper::default());
     loop {
         tick.tick().await;
-        if let Err(e) = s.liveness.flush(&s.store) {
-            tracing::error!(error = %e, "writing executors' last heartbeats failed; will retry");
-        }
-        // One control plane at a time sweeps (several may share a database).
-        match s.store.hold_lease() {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot tell whether this control plane holds the lease; not sweeping");
-                continue;
-            }
-        }
-        match sweep_once(&s) {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(changed = n, "sweep updated node health"),
-            Err(e) => tracing::error!(error = %e, "sweep failed"),
-        }
+        // Store work, off the async workers (the sweeper's memory goes along).
+        let mut sw = sweeper.take().unwrap_or_default();
+        sweeper = Some(
+            s.blocking(move |s| {
+                pass(s, &mut sw);
+                sw
+            })
+            .await,
+        );
         if tokio::time::Instant::now() >= next_prune {
             next_prune = tokio::time::Instant::now() + s.config.prune_interval;
             // A large backlog is many write transactions: keep them off the async workers.
-            // The clock is read here: a blocking thread may not see it (the simulator's does not).
-            let (state, now) = (s.clone(), s.now());
-            match tokio::task::spawn_blocking(move || crate::services::events::prune(&state, now)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "event retention failed"),
-                Err(e) => tracing::error!(error = %e, "event retention task failed"),
+            let now = s.now();
+            if let Err(e) = s.blocking(move |s| crate::services::events::prune(s, now)).await {
+                tracing::error!(error = %e, "event retention failed");
             }
         }
     }

@@ -181,7 +181,7 @@ async fn compat_window_deprecated_and_out_of_support() {
 
 #[tokio::test]
 async fn liveness_drift_and_node_down_alert() {
-    let cp = Cp::with_orgs(Config::default()).await;
+    let cp = Cp::with_orgs(sweeps_by_hand()).await;
     let (alice, exec) = cp.alice_and_edge().await;
     deploy(&alice, "edge-1", "n").await.unwrap();
     exec.report("edge-1", vec![obs("n", 1, ObservedNodeStatus::Running)]).await.unwrap();
@@ -195,12 +195,19 @@ async fn liveness_drift_and_node_down_alert() {
     exec.report("edge-1", vec![obs("n", 1, ObservedNodeStatus::Running)]).await.unwrap();
     assert!(alice.get::<Vec<Value>>("/api/v1/alerts").await.unwrap().is_empty());
 
-    // 29.999 s of silence: still online; exactly 30 s: offline, liveness drift, alert
+    // 29.999 s of silence: still online; exactly 30 s: offline, liveness drift, alert.
+    // The sweeper's first pass looks at every node, later ones only where an
+    // executor's online state flipped or its nodes were written.
+    let mut sweeper = novacula_control_plane::sweeper::Sweeper::default();
     cp.advance(Duration::from_millis(29_999));
-    novacula_control_plane::sweeper::sweep_once(&cp.state).unwrap();
+    sweeper.pass(&cp.state).unwrap();
     assert_eq!(node(&alice, "n").await["executorOnline"], true);
     cp.advance(Duration::from_millis(1));
-    novacula_control_plane::sweeper::sweep_once(&cp.state).unwrap();
+    assert_eq!(sweeper.pass(&cp.state).unwrap(), 1, "the silent executor's node changes");
+    assert_eq!(sweeper.pass(&cp.state).unwrap(), 0, "and only once");
+    let offline: Vec<Value> = events(&alice, 0).await.into_iter().filter(|e| e["kind"] == "executor.offline").collect();
+    assert_eq!(offline.len(), 1, "one summary per silent executor: {offline:?}");
+    assert_eq!((offline[0]["executor"].as_str(), offline[0]["data"]["nodes"].as_str()), (Some("edge-1"), Some("1")));
     let n = node(&alice, "n").await;
     assert_eq!(n["executorOnline"], false);
     assert_eq!(n["drift"]["liveness"], true);
@@ -218,6 +225,32 @@ async fn liveness_drift_and_node_down_alert() {
     assert_eq!(ks.iter().filter(|k| *k == "executor.connected").count(), 2);
     assert_eq!(ks.iter().filter(|k| *k == "alert.node_down").count(), 2);
     assert_eq!(ks.iter().filter(|k| *k == "alert.node_down.resolved").count(), 2);
+    cp.stop().await;
+}
+
+/// The server's own sweeper passes once at start, then not within a test:
+/// the test's passes are the only ones.
+fn sweeps_by_hand() -> Config {
+    Config { sweep_interval: Duration::from_secs(24 * 3600), ..Config::default() }
+}
+
+/// A user's command moves a node's phase without any report: the sweeper's
+/// next pass records it, though it looks only at executors whose nodes were written.
+#[tokio::test]
+async fn the_sweeper_records_a_commands_transition_without_looking_at_every_node() {
+    let cp = Cp::with_orgs(sweeps_by_hand()).await;
+    let (alice, exec) = cp.alice_and_edge().await;
+    deploy(&alice, "edge-1", "n").await.unwrap();
+    deploy(&alice, "edge-1", "other").await.unwrap();
+    exec.report("edge-1", vec![obs("n", 1, ObservedNodeStatus::Running), obs("other", 1, ObservedNodeStatus::Running)]).await.unwrap();
+    let mut sweeper = novacula_control_plane::sweeper::Sweeper::default();
+    sweeper.pass(&cp.state).unwrap();
+    assert_eq!(sweeper.pass(&cp.state).unwrap(), 0, "nothing changed since");
+    lifecycle(&alice, "n", "stop").await.unwrap();
+    assert_eq!(sweeper.pass(&cp.state).unwrap(), 1, "the stopped node's phase moved; the other one's did not");
+    let moved: Vec<Value> = events(&alice, 0).await.into_iter().filter(|e| e["kind"] == "node.lifecycle.transition" && e["node"] == "n").collect();
+    assert_eq!(moved.last().unwrap()["data"]["to"], "stopping", "{moved:?}");
+    assert_eq!(node(&alice, "n").await["phase"], "stopping");
     cp.stop().await;
 }
 

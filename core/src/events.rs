@@ -8,6 +8,8 @@ pub const NODE_DELETED: &str = "node.deleted";
 pub const NODE_DOWN: &str = "alert.node_down";
 pub const NODE_RECOVERED: &str = "alert.node_down.resolved";
 pub const EXECUTOR_CONNECTED: &str = "executor.connected";
+/// An executor stopped syncing: one event for it, whatever its node count.
+pub const EXECUTOR_OFFLINE: &str = "executor.offline";
 pub const EXECUTOR_DEACTIVATED: &str = "executor.deactivated";
 pub const EXECUTOR_REACTIVATED: &str = "executor.reactivated";
 pub const EXECUTOR_UPGRADE_SET: &str = "executor.upgrade.set";

@@ -63,7 +63,8 @@ impl Fleet {
             drivers: (0..executors).map(|_| FakeDriver::new()).collect(),
             kinds: vec![ExecutorKind::Agent; executors],
             versions: Arc::new(Mutex::new(vec!["1.0.0".into(); executors])),
-            config: Arc::new(Mutex::new(Config::default())),
+            // Store work on the simulation's one thread: deterministic.
+            config: Arc::new(Mutex::new(Config { store_threads: false, ..Config::default() })),
             db: None,
             bin_dir: None,
             release_dir: None,

@@ -59,13 +59,18 @@ impl FromRequestParts<Arc<AppState>> for UserCtx {
             return Err(ApiError::forbidden("API keys authenticate executors; log in as a user for this endpoint"));
         }
         let now = state.now();
-        let user = state.store.read(|r| {
-            let Some(s) = r.get::<Session>(SESSIONS, &sha256_hex(token))? else { return Ok(None) };
-            if s.expires_at <= now {
-                return Ok(None);
-            }
-            r.get::<User>(USERS, &s.username)
-        })?;
+        let session = sha256_hex(token);
+        let user = state
+            .blocking(move |state| {
+                state.store.read(|r| {
+                    let Some(s) = r.get::<Session>(SESSIONS, &session)? else { return Ok(None) };
+                    if s.expires_at <= now {
+                        return Ok(None);
+                    }
+                    r.get::<User>(USERS, &s.username)
+                })
+            })
+            .await?;
         user.map(|user| UserCtx { user }).ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))
     }
 }
@@ -82,7 +87,8 @@ impl FromRequestParts<Arc<AppState>> for ExecutorKey {
         let invalid = || ApiError::unauthorized("invalid API key");
         let rest = token.strip_prefix(API_KEY_PREFIX).and_then(|r| r.strip_prefix('_')).ok_or_else(invalid)?;
         let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
-        let key = state.store.read(|r| r.get::<ApiKey>(API_KEYS, id))?.ok_or_else(invalid)?;
+        let id = id.to_string();
+        let key = state.blocking(move |state| state.store.read(|r| r.get::<ApiKey>(API_KEYS, &id))).await?.ok_or_else(invalid)?;
         if !ct_eq(&key.secret_hash, &sha256_hex(secret)) {
             return Err(invalid());
         }

@@ -53,5 +53,6 @@ pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): Ap
         Order::Asc => Direction::After(q.after),
         Order::Desc => Direction::Before(q.before.unwrap_or(u64::MAX)),
     };
-    Ok(ApiJson(events::page(&s, user.org(), from, limit, q.node.as_deref(), q.kind.as_deref())?))
+    let org = user.org().to_string();
+    Ok(ApiJson(s.blocking(move |s| events::page(s, &org, from, limit, q.node.as_deref(), q.kind.as_deref())).await?))
 }

@@ -27,13 +27,15 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/executors", tag = "executors", security(("session" = [])), params(ListQuery), responses((status = 200, description = "a page of executors by name", body = Vec<ExecutorView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<ExecutorView>> {
     user.require(Permission::Read)?;
-    Ok(ApiJson(executors::list(&s, user.org(), q.after.as_deref(), q.limit.unwrap_or(executors::EXECUTOR_PAGE_MAX))?))
+    let org = user.org().to_string();
+    Ok(ApiJson(s.blocking(move |s| executors::list(s, &org, q.after.as_deref(), q.limit.unwrap_or(executors::EXECUTOR_PAGE_MAX))).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/executors/{name}", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
     user.require(Permission::Read)?;
-    Ok(ApiJson(executors::get(&s, user.org(), &name)?))
+    let org = user.org().to_string();
+    Ok(ApiJson(s.blocking(move |s| executors::get(s, &org, &name)).await?))
 }
 
 /// Deactivate: the executor's syncs are refused and its own keys revoked (no
@@ -41,16 +43,24 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
 #[utoipa::path(post, path = "/api/v1/executors/{name}/deactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
     user.require(Permission::ManageExecutors)?;
-    executors::set_active(&s, user.org(), &user.actor(), &name, false)?;
-    Ok(ApiJson(executors::get(&s, user.org(), &name)?))
+    let (org, actor) = (user.org().to_string(), user.actor());
+    let view = s.blocking(move |s| {
+        executors::set_active(s, &org, &actor, &name, false)?;
+        executors::get(s, &org, &name)
+    });
+    Ok(ApiJson(view.await?))
 }
 
 /// Undo a deactivation. Its keys stay revoked: reconnect it with a fresh key.
 #[utoipa::path(post, path = "/api/v1/executors/{name}/reactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn reactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
     user.require(Permission::ManageExecutors)?;
-    executors::set_active(&s, user.org(), &user.actor(), &name, true)?;
-    Ok(ApiJson(executors::get(&s, user.org(), &name)?))
+    let (org, actor) = (user.org().to_string(), user.actor());
+    let view = s.blocking(move |s| {
+        executors::set_active(s, &org, &actor, &name, true)?;
+        executors::get(s, &org, &name)
+    });
+    Ok(ApiJson(view.await?))
 }
 
 /// Record the release executors of a channel and kind should run.

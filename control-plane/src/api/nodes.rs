@@ -15,18 +15,20 @@ use std::sync::Arc;
 #[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), request_body = DeployRequest, responses((status = 201, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn deploy(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<DeployRequest>) -> Result<(StatusCode, ApiJson<NodeView>), ApiError> {
     user.require(Permission::OperateNodes)?;
-    Ok((StatusCode::CREATED, ApiJson(nodes::deploy(&s, user.org(), &user.actor(), req)?)))
+    let (org, actor) = (user.org().to_string(), user.actor());
+    Ok((StatusCode::CREATED, ApiJson(s.blocking(move |s| nodes::deploy(s, &org, &actor, req)).await?)))
 }
 
 /// Every node command needs `OperateNodes`.
-fn command(s: &AppState, user: &UserCtx, name: &str, cmd: NodeCommand) -> ApiResult<NodeView> {
+async fn command(s: &Arc<AppState>, user: &UserCtx, name: String, cmd: NodeCommand) -> ApiResult<NodeView> {
     user.require(Permission::OperateNodes)?;
-    Ok(ApiJson(nodes::command(s, user.org(), &user.actor(), name, cmd)?))
+    let (org, actor) = (user.org().to_string(), user.actor());
+    Ok(ApiJson(s.blocking(move |s| nodes::command(s, &org, &actor, &name, cmd)).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/nodes/{name}/spec", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = EditRequest, responses((status = 200, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn edit(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>, ApiJson(req): ApiJson<EditRequest>) -> ApiResult<NodeView> {
-    command(&s, &user, &name, NodeCommand::Edit(req.spec))
+    command(&s, &user, name, NodeCommand::Edit(req.spec)).await
 }
 
 #[utoipa::path(post, path = "/api/v1/nodes/{name}/upgrade", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), request_body = UpgradeRequest, responses((status = 200, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
@@ -36,7 +38,7 @@ pub async fn upgrade(
     ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<UpgradeRequest>,
 ) -> ApiResult<NodeView> {
-    command(&s, &user, &name, NodeCommand::UpgradeClient { role: req.role, version: req.version })
+    command(&s, &user, name, NodeCommand::UpgradeClient { role: req.role, version: req.version }).await
 }
 
 /// `requestNodeLifecycleAction`.
@@ -47,19 +49,20 @@ pub async fn lifecycle_action(
     ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<LifecycleRequest>,
 ) -> ApiResult<NodeView> {
-    command(&s, &user, &name, NodeCommand::Lifecycle(req.action))
+    command(&s, &user, name, NodeCommand::Lifecycle(req.action)).await
 }
 
 /// `deleteNode`: irreversible.
 #[utoipa::path(delete, path = "/api/v1/nodes/{name}", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), responses((status = 200, description = "deletion requested (irreversible)", body = NodeView), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn delete(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<NodeView> {
-    command(&s, &user, &name, NodeCommand::Delete)
+    command(&s, &user, name, NodeCommand::Delete).await
 }
 
 #[utoipa::path(get, path = "/api/v1/nodes/{name}", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), responses((status = 200, body = NodeView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<NodeView> {
     user.require(Permission::Read)?;
-    Ok(ApiJson(nodes::get(&s, user.org(), &name)?))
+    let org = user.org().to_string();
+    Ok(ApiJson(s.blocking(move |s| nodes::get(s, &org, &name)).await?))
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -84,12 +87,14 @@ pub struct ListQuery {
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<NodeView>> {
     user.require(Permission::Read)?;
     let filter = nodes::NodeFilter { executor: q.executor, include_removed: q.include_removed };
-    Ok(ApiJson(nodes::list(&s, user.org(), &filter, q.after.as_deref(), q.limit.unwrap_or(nodes::NODE_PAGE_MAX))?))
+    let org = user.org().to_string();
+    Ok(ApiJson(s.blocking(move |s| nodes::list(s, &org, &filter, q.after.as_deref(), q.limit.unwrap_or(nodes::NODE_PAGE_MAX))).await?))
 }
 
 /// Firing alerts of the built-in `node_down` rule.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "nodes", security(("session" = [])), responses((status = 200, description = "firing node_down alerts", body = Vec<Alert>)))]
 pub async fn alerts(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<Alert>> {
     user.require(Permission::Read)?;
-    Ok(ApiJson(nodes::alerts(&s, user.org())?))
+    let org = user.org().to_string();
+    Ok(ApiJson(s.blocking(move |s| nodes::alerts(s, &org)).await?))
 }

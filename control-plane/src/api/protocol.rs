@@ -13,7 +13,8 @@ use std::time::Duration;
 /// `syncExecutor`: heartbeat and upsert keyed by (organization, name).
 #[utoipa::path(post, path = "/api/v1/executor/sync", tag = "executor protocol", security(("apiKey" = [])), request_body = SyncExecutorRequest, responses((status = 200, body = SyncExecutorResponse), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req): ApiJson<SyncExecutorRequest>) -> ApiResult<SyncExecutorResponse> {
-    Ok(ApiJson(protocol::sync(&s, &auth.key, &req)?))
+    let key = auth.key;
+    Ok(ApiJson(s.blocking(move |s| protocol::sync(s, &key, &req)).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -31,13 +32,15 @@ pub struct SpecQuery {
 /// Long-poll: answers as soon as the executor's cursor differs from `since`, or at the deadline.
 #[utoipa::path(get, path = "/api/v1/executor/specs", tag = "executor protocol", security(("apiKey" = [])), params(SpecQuery), responses((status = 200, description = "the executor's nodes, when they change or after waitSecs", body = SpecPollResponse), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q): ApiQuery<SpecQuery>) -> ApiResult<SpecPollResponse> {
-    let exec = protocol::node_caller(&s, &auth.key, &q.executor)?;
+    let (key, executor) = (auth.key, q.executor);
+    let exec = s.blocking(move |s| protocol::node_caller(s, &key, &executor)).await?;
     let wait = Duration::from_secs(q.wait_secs).min(s.config.max_poll_wait);
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = s.subscribe(&exec.org_id, &exec.name);
     loop {
         changes.borrow_and_update();
-        let resp = protocol::current_specs(&s, &exec.org_id, &exec.name)?;
+        let (org, name) = (exec.org_id.clone(), exec.name.clone());
+        let resp = s.blocking(move |s| protocol::current_specs(s, &org, &name)).await?;
         if resp.cursor != q.since || tokio::time::Instant::now() >= deadline {
             return Ok(ApiJson(resp));
         }
@@ -63,6 +66,10 @@ pub async fn report(
     ApiQuery(q): ApiQuery<ReportQuery>,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> ApiResult<ReportResponse> {
-    let exec = protocol::node_caller(&s, &auth.key, &q.executor)?;
-    Ok(ApiJson(protocol::report(&s, &exec, req)?))
+    let key = auth.key;
+    let resp = s.blocking(move |s| {
+        let exec = protocol::node_caller(s, &key, &q.executor)?;
+        protocol::report(s, &exec, req)
+    });
+    Ok(ApiJson(resp.await?))
 }

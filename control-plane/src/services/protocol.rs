@@ -193,12 +193,15 @@ pub fn report(s: &AppState, exec: &Executor, req: ReportRequest) -> Result<Repor
         return Ok(ReportResponse { accepted: req.nodes.len(), rejected: Vec::new() });
     }
     let actor = format!("executor:{}", exec.name);
-    let (resp, seq) = s.store.write(|w| {
+    let (org_id, executor) = (org.clone(), exec.name.clone());
+    // Committed together with other executors' reports (one flush for many);
+    // answered after that commit.
+    let (resp, seq) = s.write_grouped(move |w| {
         let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
         let mut last_seq = None;
-        for obs in req.nodes {
-            let k = store_key(&[&org, &obs.node]);
-            let Some(mut row) = w.get::<NodeRow>(NODES, &k)?.filter(|r: &NodeRow| r.executor == exec.name) else {
+        for obs in &req.nodes {
+            let k = store_key(&[&org_id, &obs.node]);
+            let Some(mut row) = w.get::<NodeRow>(NODES, &k)?.filter(|r: &NodeRow| r.executor == executor) else {
                 resp.rejected.push(format!("{}: no such node on this executor", obs.node));
                 continue;
             };
@@ -214,9 +217,9 @@ pub fn report(s: &AppState, exec: &Executor, req: ReportRequest) -> Result<Repor
             if obs.removed && row.record.deleted && obs.revision == row.record.revision {
                 last_seq = Some(finish_deletion(w, &mut row, now, &actor, "confirmed by the executor")?);
             } else {
-                let phase = phase_of(&row, Some(&obs), true);
+                let phase = phase_of(&row, Some(obs), true);
                 changed |= evaluate(w, &mut row, phase, now, &actor)?;
-                w.put(OBSERVED, &k, &ObservedRow { state: obs, reported_at: now })?;
+                w.put(OBSERVED, &k, &ObservedRow { state: obs.clone(), reported_at: now })?;
             }
             if changed {
                 w.put(NODES, &k, &row)?;

@@ -9,6 +9,7 @@
 //! embedded default) in [`redb`], PostgreSQL in [`postgres`]; nothing outside
 //! this folder names either.
 
+mod group;
 pub mod migrate;
 pub mod model;
 pub mod pg_server;
@@ -140,7 +141,11 @@ pub trait WriteTxn: ReadTxn {
 
 /// The control plane's records, on some engine.
 pub struct Store {
-    engine: Box<dyn Engine>,
+    engine: std::sync::Arc<dyn Engine>,
+    /// Write transactions committed by this process (for load measurements).
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The group-commit thread, started by the first grouped write.
+    groups: std::sync::OnceLock<group::Groups>,
 }
 
 impl Store {
@@ -179,7 +184,7 @@ impl Store {
     }
 
     fn init(engine: Box<dyn Engine>) -> Result<Store> {
-        let store = Store { engine };
+        let store = Store { engine: engine.into(), commits: Default::default(), groups: Default::default() };
         store.write(migrate::run)?;
         Ok(store)
     }
@@ -208,7 +213,35 @@ impl Store {
         let mut w = Write { txn: self.engine.begin_write()? };
         let out = f(&mut w)?;
         w.txn.commit()?;
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(out)
+    }
+
+    /// Runs `f` in a write transaction it may share with other callers'
+    /// (one commit for all, see [`group`]); answers once that commits. `f`
+    /// may run more than once, each time in a fresh transaction.
+    pub fn write_grouped<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut Write) -> Result<R, E> + Send + 'static,
+    {
+        if self.groups.get().is_none() {
+            // The thread's handle shares the engine, without groups of its own.
+            let handle = Store { engine: self.engine.clone(), commits: self.commits.clone(), groups: Default::default() };
+            let groups = group::Groups::start(handle).map_err(|e| StoreError::Engine(Box::new(e)))?;
+            // Another caller may have started one first: this one then just ends.
+            let _ = self.groups.set(groups);
+        }
+        match self.groups.get() {
+            Some(g) => g.write(f),
+            None => Err(StoreError::Engine("no group-commit thread".into()).into()),
+        }
+    }
+
+    /// Write transactions this process has committed.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
