@@ -7,12 +7,36 @@
 //! that changes meaning (first sync, kind, version, capabilities, channel,
 //! key binding, `executor.connected`) is still written before the answer.
 
-use crate::store::model::{Executor, KeyUsage, ObservedRow};
+use crate::store::model::{Executor, ExecutorRow, KeyUsage, ObservedRow};
 use crate::store::{key, Result, Store, EXECUTORS, KEY_USAGE, OBSERVED};
 use novacula_core::sync::LockExt;
 use novacula_core::Timestamp;
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+/// A record holding an executor's last heartbeat, as stored.
+pub trait LastSeen {
+    fn org_and_name(&self) -> (&str, &str);
+    fn last_seen(&mut self) -> &mut Timestamp;
+}
+
+impl LastSeen for Executor {
+    fn org_and_name(&self) -> (&str, &str) {
+        (&self.org_id, &self.name)
+    }
+    fn last_seen(&mut self) -> &mut Timestamp {
+        &mut self.updated_at
+    }
+}
+
+impl LastSeen for ExecutorRow {
+    fn org_and_name(&self) -> (&str, &str) {
+        (&self.org_id, &self.name)
+    }
+    fn last_seen(&mut self) -> &mut Timestamp {
+        &mut self.updated_at
+    }
+}
 
 #[derive(Default)]
 pub struct Liveness {
@@ -86,9 +110,11 @@ impl Liveness {
     }
 
     /// `e` with its last heartbeat: the store's, or a newer one held here.
-    pub fn overlay(&self, e: &mut Executor) {
-        if let Some(at) = self.inner.locked().executors.at(&key(&[&e.org_id, &e.name])) {
-            e.updated_at = e.updated_at.max(at);
+    pub fn overlay(&self, e: &mut impl LastSeen) {
+        let (org, name) = e.org_and_name();
+        if let Some(at) = self.inner.locked().executors.at(&key(&[org, name])) {
+            let seen = e.last_seen();
+            *seen = (*seen).max(at);
         }
     }
 
@@ -115,7 +141,7 @@ impl Liveness {
             let mut n = 0;
             for (k, at, ()) in &execs {
                 // Read afresh: the row may have changed (deactivated, a new version) since the heartbeat.
-                if let Some(mut e) = w.get::<Executor>(EXECUTORS, k)? {
+                if let Some(mut e) = w.get::<ExecutorRow>(EXECUTORS, k)? {
                     if *at > e.updated_at {
                         e.updated_at = *at;
                         w.put(EXECUTORS, k, &e)?;

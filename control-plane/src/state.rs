@@ -31,6 +31,11 @@ pub struct Config {
     /// commit), so a commit waiting for the disk never holds an async worker.
     /// The simulator turns it off: all on its one thread, deterministic.
     pub store_threads: bool,
+    /// Store work running at once on those threads. Reads are CPU work and
+    /// PostgreSQL has 16 connections: more threads would only contend (and
+    /// each new thread's allocator heap starts cold); the rest wait their turn
+    /// without holding a thread.
+    pub store_threads_max: usize,
 }
 
 impl Default for Config {
@@ -46,6 +51,7 @@ impl Default for Config {
             event_retention: Default::default(),
             prune_interval: Duration::from_secs(60),
             store_threads: true,
+            store_threads_max: 16,
         }
     }
 }
@@ -60,6 +66,8 @@ pub struct AppState {
     /// carrying the latest node change sequence: a node write wakes only the
     /// executor that runs the node, never the whole fleet's pollers.
     changes: std::sync::Mutex<std::collections::HashMap<String, watch::Sender<u64>>>,
+    /// Turns on the store threads (see `Config::store_threads_max`).
+    store_slots: tokio::sync::Semaphore,
     /// Executors whose nodes were written (here or, told through the
     /// database, elsewhere) since the sweeper last looked.
     touched: std::sync::Mutex<std::collections::BTreeSet<String>>,
@@ -80,6 +88,7 @@ impl AppState {
     /// A control plane whose secrets and ids come from `entropy` (seeded in the simulator).
     pub fn with_entropy(store: Store, clock: impl Clock, entropy: impl Entropy, config: Config) -> Arc<AppState> {
         let address_limit = config.login_address_limit;
+        let store_slots = tokio::sync::Semaphore::new(config.store_threads_max.max(1));
         let state = Arc::new(AppState {
             store,
             clock: Box::new(clock),
@@ -87,6 +96,7 @@ impl AppState {
             config,
             changes: Default::default(),
             touched: Default::default(),
+            store_slots,
             user_throttle: std::sync::Mutex::new(LoginThrottle::new(throttle::USER_LIMIT)),
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
@@ -115,6 +125,8 @@ impl AppState {
         if !self.config.store_threads {
             return f(self);
         }
+        // Never closed, so a turn always comes.
+        let _turn = self.store_slots.acquire().await;
         let s = self.clone();
         match tokio::task::spawn_blocking(move || f(&s)).await {
             Ok(r) => r,
@@ -128,14 +140,14 @@ impl AppState {
 
     /// A write that may share its transaction and commit with other callers'
     /// (see [`Store::write_grouped`]); alone when store threads are off.
-    pub fn write_grouped<R, E, F>(&self, f: F) -> Result<R, E>
+    pub async fn write_grouped<R, E, F>(&self, f: F) -> Result<R, E>
     where
         R: Send + 'static,
         E: From<crate::store::StoreError> + Send + 'static,
         F: FnMut(&mut crate::store::Write) -> Result<R, E> + Send + 'static,
     {
         if self.config.store_threads {
-            self.store.write_grouped(f)
+            self.store.write_grouped(f).await
         } else {
             self.store.write(f)
         }

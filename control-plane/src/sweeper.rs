@@ -12,7 +12,7 @@
 use crate::services::events::{self, data, NewEvent};
 use crate::services::nodes::{alert_fires, evaluate, executor_online, phase_of};
 use crate::state::AppState;
-use crate::store::model::{Executor, NodeRow, ObservedRow};
+use crate::store::model::{ExecutorRow, NodeRow, ObservedRow};
 use crate::store::{key, Read, StoreError, EXECUTORS, NODES, OBSERVED};
 use novacula_core::{events as ev, NodePhase, Timestamp};
 use std::collections::{BTreeSet, HashMap};
@@ -23,7 +23,7 @@ use std::sync::Arc;
 const BATCH: usize = 500;
 
 /// The phase of `row` given its executor (with its last heartbeat) and last report, as of `now`.
-fn phase_now(s: &AppState, row: &NodeRow, mut exec: Option<Executor>, obs: Option<ObservedRow>, now: Timestamp) -> NodePhase {
+fn phase_now(s: &AppState, row: &NodeRow, mut exec: Option<ExecutorRow>, obs: Option<ObservedRow>, now: Timestamp) -> NodePhase {
     if let Some(e) = exec.as_mut() {
         s.liveness.overlay(e);
     }
@@ -96,7 +96,7 @@ impl Sweeper {
     pub fn pass(&mut self, s: &AppState) -> Result<usize, StoreError> {
         let now = s.now();
         let touched = s.take_touched();
-        let executors: Vec<(String, Executor)> = s.store.read(|r| r.scan(EXECUTORS, ""))?;
+        let executors: Vec<(String, ExecutorRow)> = s.store.read(|r| r.scan(EXECUTORS, ""))?;
         let mut online = HashMap::with_capacity(executors.len());
         let mut look: BTreeSet<String> = touched;
         let mut went_offline = Vec::new();
@@ -132,7 +132,7 @@ impl Sweeper {
 }
 
 /// One event per executor found silent (its nodes' own events name each node).
-fn summarise(s: &AppState, silent: &[Executor], now: Timestamp) -> Result<(), StoreError> {
+fn summarise(s: &AppState, silent: &[ExecutorRow], now: Timestamp) -> Result<(), StoreError> {
     for batch in silent.chunks(BATCH) {
         s.store.write(|w| {
             for e in batch {

@@ -248,13 +248,13 @@ fn this_suite_passes_on_postgres() {
 /// version) is written before it is answered.
 #[tokio::test]
 async fn a_heartbeat_that_changes_nothing_is_written_in_the_next_batch() {
-    use novacula_control_plane::store::model::Executor;
+    use novacula_control_plane::store::model::ExecutorRow;
     use novacula_control_plane::store::{StoreError, EXECUTORS};
     // No sweep (which would write the batch) while the test looks.
     let cp = Cp::with_orgs(Config { sweep_interval: Duration::from_secs(24 * 3600), ..Config::default() }).await;
     let alice = cp.login("alice").await;
     let (exec, _) = cp.executor_client(&alice, Some("edge-1")).await;
-    let stored = || cp.state.store.read(|r| Ok::<_, StoreError>(r.get::<Executor>(EXECUTORS, "acme/edge-1")?.unwrap().updated_at)).unwrap();
+    let stored = || cp.state.store.read(|r| Ok::<_, StoreError>(r.get::<ExecutorRow>(EXECUTORS, "acme/edge-1")?.unwrap().updated_at)).unwrap();
     exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
     let first = stored();
     cp.clock.advance(Duration::from_secs(5));

@@ -9,7 +9,7 @@
 
 use crate::fleet::{admin, deploy_all, settled, Fleet};
 use crate::CP_HOST;
-use novacula_control_plane::store::model::{Executor, NodeRow, ObservedRow};
+use novacula_control_plane::store::model::{ExecutorRow, NodeRow, ObservedRow};
 use novacula_control_plane::store::{StoreError, EXECUTORS, NODES, OBSERVED};
 use novacula_control_plane::AppState;
 use novacula_core::lifecycle::LifecycleAction;
@@ -394,7 +394,7 @@ fn check_invariants(
                 }
             }
         }
-        let execs: Vec<(String, Executor)> = r.scan(EXECUTORS, "")?;
+        let execs: Vec<(String, ExecutorRow)> = r.scan(EXECUTORS, "")?;
         for (i, since) in partitioned {
             let name = Fleet::executor_name(*i);
             let Some((_, e)) = execs.iter().find(|(_, e)| e.name == name) else { continue };

@@ -66,10 +66,5 @@ pub async fn report(
     ApiQuery(q): ApiQuery<ReportQuery>,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> ApiResult<ReportResponse> {
-    let key = auth.key;
-    let resp = s.blocking(move |s| {
-        let exec = protocol::node_caller(s, &key, &q.executor)?;
-        protocol::report(s, &exec, req)
-    });
-    Ok(ApiJson(resp.await?))
+    Ok(ApiJson(protocol::report(&s, auth.key, q.executor, req).await?))
 }

@@ -3,17 +3,17 @@
 
 use super::events::{self, data, NewEvent};
 use super::keys::revoke_in;
-use super::nodes::{executor_online, finish_deletion, NOT_CONFIRMED_DEACTIVATED};
+use super::nodes::{finish_deletion, NOT_CONFIRMED_DEACTIVATED};
 use super::{Result, ServiceError};
 use crate::state::AppState;
-use crate::store::model::{ApiKey, Executor, KeyUsage, NodeRow, UpgradeRow};
-use crate::store::{key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, UPGRADES};
+use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, UpgradeRow};
+use crate::store::{key, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, UPGRADES};
 use novacula_core::events as ev;
 use novacula_core::wire::{ExecutorView, SetUpgradeRequest};
 
 fn view(s: &AppState, e: Executor, node_count: usize, key: Option<KeyUsage>) -> ExecutorView {
     ExecutorView {
-        online: executor_online(Some(&e), s.now(), s.config.heartbeat_timeout),
+        online: !e.deactivated && novacula_core::is_online(s.now(), e.updated_at, s.config.heartbeat_timeout),
         compat: novacula_core::compat::compat_of_version(s.config.cp_version.major, &e.version),
         node_count,
         key_last_used_at: key.map(|k| k.at),
@@ -27,11 +27,12 @@ pub const EXECUTOR_PAGE_MAX: usize = 1000;
 fn load(s: &AppState, org: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<ExecutorView>> {
     let rows = s.store.read(|r| {
         let after = after.map(|a| key(&[org, a]));
-        let execs: Vec<(String, Executor)> = r.scan_page(EXECUTORS, prefix, after.as_deref(), limit)?;
+        let execs: Vec<(String, ExecutorRow)> = r.scan_page(EXECUTORS, prefix, after.as_deref(), limit)?;
         execs
             .into_iter()
             .filter(|(_, e)| e.org_id == org)
-            .map(|(_, mut e)| {
+            .map(|(k, row)| {
+                let mut e = row.with_capabilities(r.get(CAPABILITIES, &k)?.unwrap_or_default());
                 s.liveness.overlay(&mut e);
                 let n = r.executor_nodes(org, &e.name)?.len();
                 let k = s.liveness.key_usage(&e.api_key_id, r.get(KEY_USAGE, &e.api_key_id)?);
@@ -67,7 +68,7 @@ pub fn set_active(s: &AppState, org: &str, actor: &str, name: &str, active: bool
     let now = s.now();
     let seq = s.store.write(|w| {
         let k = key(&[&org, name]);
-        let mut e: Executor = w.get(EXECUTORS, &k)?.ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} not found")))?;
+        let mut e: ExecutorRow = w.get(EXECUTORS, &k)?.ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} not found")))?;
         if e.deactivated != active {
             return Ok(None); // already so
         }

@@ -4,7 +4,7 @@
 use super::events::{self, data, NewEvent};
 use super::{Result, ServiceError};
 use crate::state::AppState;
-use crate::store::model::{Executor, NodeRow, ObservedRow};
+use crate::store::model::{Executor, ExecutorRow, NodeRow, ObservedRow};
 use crate::store::{self, key, Read, Write, EXECUTORS, NODES, OBSERVED};
 use novacula_core::lifecycle::{self, apply_command, LifecycleError, NodeCommand};
 use novacula_core::phase::node_down;
@@ -17,7 +17,7 @@ use std::time::Duration;
 /// Counter of node writes; each node remembers the value of its last write.
 pub const NODE_SEQ: &str = "node_seq";
 
-pub fn executor_online(exec: Option<&Executor>, now: Timestamp, timeout: Duration) -> bool {
+pub fn executor_online(exec: Option<&ExecutorRow>, now: Timestamp, timeout: Duration) -> bool {
     exec.is_some_and(|e| !e.deactivated && is_online(now, e.updated_at, timeout))
 }
 
@@ -32,7 +32,7 @@ pub fn phase_of(row: &NodeRow, obs: Option<&ObservedNodeState>, online: bool) ->
     })
 }
 
-pub fn view(row: NodeRow, obs: Option<ObservedRow>, exec: Option<&Executor>, now: Timestamp, timeout: Duration) -> NodeView {
+pub fn view(row: NodeRow, obs: Option<ObservedRow>, exec: Option<&ExecutorRow>, now: Timestamp, timeout: Duration) -> NodeView {
     let online = executor_online(exec, now, timeout);
     let phase = phase_of(&row, obs.as_ref().map(|o| &o.state), online);
     let drift = detect_drift(row.record.revision, obs.as_ref().map(|o| o.state.revision), now, exec.filter(|e| !e.deactivated).map(|e| e.updated_at), timeout);
@@ -55,7 +55,7 @@ pub fn view(row: NodeRow, obs: Option<ObservedRow>, exec: Option<&Executor>, now
 }
 
 fn load_view(r: &Read, s: &AppState, org: &str, row: NodeRow, now: Timestamp) -> store::Result<NodeView> {
-    let mut exec: Option<Executor> = r.get(EXECUTORS, &key(&[org, &row.executor]))?;
+    let mut exec: Option<ExecutorRow> = r.get(EXECUTORS, &key(&[org, &row.executor]))?;
     if let Some(e) = exec.as_mut() {
         s.liveness.overlay(e);
     }
@@ -227,7 +227,7 @@ pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeComman
         let mut next = next;
         if cmd.changes_spec() {
             let exec: Executor = w
-                .get(EXECUTORS, &key(&[&org, &row.executor]))?
+                .executor(&key(&[&org, &row.executor]))?
                 .ok_or_else(|| ServiceError::Conflict(format!("executor {:?} of this node no longer exists", row.executor)))?;
             validate_spec(&next.spec, &exec.capabilities, Some(&row.record.spec)).map_err(validation_error)?;
             place(w, &org, &exec, &mut next.spec, Some(&row.record.spec))?;
@@ -240,7 +240,7 @@ pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeComman
         if matches!(cmd, NodeCommand::Delete) {
             // A deactivated (or vanished) executor will never confirm the teardown:
             // end the tombstone now so it does not block the name forever.
-            let exec: Option<Executor> = w.get(EXECUTORS, &key(&[&org, &row.executor]))?;
+            let exec: Option<ExecutorRow> = w.get(EXECUTORS, &key(&[&org, &row.executor]))?;
             if exec.is_none_or(|e| e.deactivated) {
                 seq = finish_deletion(w, &mut row, now, actor, NOT_CONFIRMED_DEACTIVATED)?;
             }
@@ -262,7 +262,7 @@ pub fn deploy(s: &AppState, org: &str, actor: &str, req: DeployRequest) -> Resul
     spec.restart_generation = 0;
     let (row, seq) = s.store.write(|w| {
         let exec: Executor = w
-            .get(EXECUTORS, &key(&[&org, &req.executor]))?
+            .executor(&key(&[&org, &req.executor]))?
             .ok_or_else(|| ServiceError::NotFound(format!("executor {:?} not found; it appears after its first sync", req.executor)))?;
         if exec.deactivated {
             return Err(ServiceError::Conflict(format!("executor {:?} is deactivated", exec.name)));

@@ -5,7 +5,7 @@ use super::events::{self, data, NewEvent};
 use super::nodes::{alert_fires, evaluate, finish_deletion, phase_of};
 use super::{Result, ServiceError};
 use crate::state::AppState;
-use crate::store::model::{ApiKey, Executor, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
+use crate::store::model::{capabilities_digest, ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
 use crate::store::{key as store_key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
 use novacula_core::observed::check_reported_revision;
@@ -43,10 +43,10 @@ pub fn sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest) -> Result<Syn
 /// The executor, when this sync changes nothing the store keeps: the key is
 /// live and bound to it, it was online, and it reports what it reported
 /// before. Then only "last seen" moves, in memory (see [`crate::liveness`]).
-fn heartbeat_only(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: novacula_core::Timestamp) -> Result<Option<Executor>> {
+fn heartbeat_only(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: novacula_core::Timestamp) -> Result<Option<ExecutorRow>> {
     let (key_row, existing) = s.store.read(|r| {
         let k: Option<ApiKey> = r.get(API_KEYS, &key.id)?;
-        let e: Option<Executor> = r.get(EXECUTORS, &store_key(&[&key.org_id, &req.name]))?;
+        let e: Option<ExecutorRow> = r.get(EXECUTORS, &store_key(&[&key.org_id, &req.name]))?;
         Ok::<_, crate::store::StoreError>((k, e))
     })?;
     let (Some(key_row), Some(mut e)) = (key_row, existing) else { return Ok(None) };
@@ -58,14 +58,14 @@ fn heartbeat_only(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: no
         && e.kind == req.kind
         && e.version == req.version
         && e.channel == req.channel
-        && e.capabilities == req.capabilities
+        && e.capabilities_digest == capabilities_digest(&req.capabilities)
         && is_online(now, e.updated_at, s.config.heartbeat_timeout);
     Ok(same.then_some(e))
 }
 
 /// A sync that changes what the store keeps: admission, the upsert, key
 /// binding and `executor.connected`, committed before the answer.
-fn durable_sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: novacula_core::Timestamp, compat: CompatStatus) -> Result<Executor> {
+fn durable_sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: novacula_core::Timestamp, compat: CompatStatus) -> Result<ExecutorRow> {
     let org = key.org_id.clone();
     let timeout = s.config.heartbeat_timeout;
     s.store.write(|w| {
@@ -73,7 +73,7 @@ fn durable_sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: nova
         // The key as it is now, not as the extractor read it before this
         // transaction: a revocation that committed in between wins.
         let mut key_row: ApiKey = w.get(API_KEYS, &key.id)?.ok_or_else(|| ServiceError::Unauthenticated("invalid API key".into()))?;
-        let mut existing: Option<Executor> = w.get(EXECUTORS, &k)?;
+        let mut existing: Option<ExecutorRow> = w.get(EXECUTORS, &k)?;
         if let Some(e) = existing.as_mut() {
             s.liveness.overlay(e);
         }
@@ -113,7 +113,7 @@ fn durable_sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: nova
             deactivated: false,
             api_key_id: key.id.clone(),
         };
-        w.put(EXECUTORS, &k, &exec)?;
+        w.put_executor(&k, &exec)?;
         w.put(KEY_USAGE, &key_row.id, &KeyUsage { at: now, by: req.name.clone() })?;
         if reconnect {
             events::record(
@@ -134,15 +134,15 @@ fn durable_sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: nova
                 },
             )?;
         }
-        Ok::<_, ServiceError>(exec)
+        Ok::<_, ServiceError>(ExecutorRow::of(&exec))
     })
 }
 
 /// The executor behind a key for node queries: it must have synced, be active and in support.
-pub fn node_caller(s: &AppState, key: &ApiKey, name: &str) -> Result<Executor> {
+pub fn node_caller(s: &AppState, key: &ApiKey, name: &str) -> Result<ExecutorRow> {
     key_speaks_for(KeyState { revoked: key.revoked_at.is_some(), bound_to: key.executor.as_deref() }, name)
         .map_err(|e| ServiceError::Forbidden(e.to_string()))?;
-    let exec: Executor = s
+    let exec: ExecutorRow = s
         .store
         .read(|r| r.get(EXECUTORS, &store_key(&[&key.org_id, name])))?
         .ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} is unknown; call syncExecutor first")))?;
@@ -175,18 +175,25 @@ pub fn current_specs(s: &AppState, org: &str, executor: &str) -> Result<SpecPoll
     })?)
 }
 
-/// Store each `ObservedNodeState` of executor `exec`; record transitions,
-/// alerts and completed deletions.
-pub fn report(s: &AppState, exec: &Executor, req: ReportRequest) -> Result<ReportResponse> {
+/// Store each `ObservedNodeState` of executor `executor` (speaking with
+/// `key`); record transitions, alerts and completed deletions.
+pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String, req: ReportRequest) -> Result<ReportResponse> {
     // One state per node: a second one would be applied over the first in the same commit.
     let mut seen = std::collections::BTreeSet::new();
     if let Some(dup) = req.nodes.iter().find(|o| !seen.insert(o.node.as_str())) {
         return Err(ServiceError::Invalid { message: format!("report lists node {:?} more than once", dup.node), details: vec![] });
     }
-    let org = exec.org_id.clone();
     let now = s.now();
     // A report that changes nothing the store keeps writes nothing: its time is held in memory.
-    if changes_nothing(s, &org, exec, &req)? {
+    let (exec, req, nothing) = s
+        .blocking(move |s| {
+            let exec = node_caller(s, &key, &executor)?;
+            let nothing = changes_nothing(s, &exec.org_id, &exec, &req)?;
+            Ok::<_, ServiceError>((exec, req, nothing))
+        })
+        .await?;
+    let org = exec.org_id.clone();
+    if nothing {
         for obs in &req.nodes {
             s.liveness.reported(&org, &obs.node, now);
         }
@@ -195,39 +202,41 @@ pub fn report(s: &AppState, exec: &Executor, req: ReportRequest) -> Result<Repor
     let actor = format!("executor:{}", exec.name);
     let (org_id, executor) = (org.clone(), exec.name.clone());
     // Committed together with other executors' reports (one flush for many);
-    // answered after that commit.
-    let (resp, seq) = s.write_grouped(move |w| {
-        let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
-        let mut last_seq = None;
-        for obs in &req.nodes {
-            let k = store_key(&[&org_id, &obs.node]);
-            let Some(mut row) = w.get::<NodeRow>(NODES, &k)?.filter(|r: &NodeRow| r.executor == executor) else {
-                resp.rejected.push(format!("{}: no such node on this executor", obs.node));
-                continue;
-            };
-            if let Err(e) = check_reported_revision(row.record.revision, obs.revision) {
-                resp.rejected.push(format!("{}: {e}", obs.node));
-                continue;
-            }
-            if row.removed {
+    // answered after that commit, awaited without holding a thread.
+    let (resp, seq) = s
+        .write_grouped(move |w| {
+            let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
+            let mut last_seq = None;
+            for obs in &req.nodes {
+                let k = store_key(&[&org_id, &obs.node]);
+                let Some(mut row) = w.get::<NodeRow>(NODES, &k)?.filter(|r: &NodeRow| r.executor == executor) else {
+                    resp.rejected.push(format!("{}: no such node on this executor", obs.node));
+                    continue;
+                };
+                if let Err(e) = check_reported_revision(row.record.revision, obs.revision) {
+                    resp.rejected.push(format!("{}: {e}", obs.node));
+                    continue;
+                }
+                if row.removed {
+                    resp.accepted += 1;
+                    continue;
+                }
+                let mut changed = false;
+                if obs.removed && row.record.deleted && obs.revision == row.record.revision {
+                    last_seq = Some(finish_deletion(w, &mut row, now, &actor, "confirmed by the executor")?);
+                } else {
+                    let phase = phase_of(&row, Some(obs), true);
+                    changed |= evaluate(w, &mut row, phase, now, &actor)?;
+                    w.put(OBSERVED, &k, &ObservedRow { state: obs.clone(), reported_at: now })?;
+                }
+                if changed {
+                    w.put(NODES, &k, &row)?;
+                }
                 resp.accepted += 1;
-                continue;
             }
-            let mut changed = false;
-            if obs.removed && row.record.deleted && obs.revision == row.record.revision {
-                last_seq = Some(finish_deletion(w, &mut row, now, &actor, "confirmed by the executor")?);
-            } else {
-                let phase = phase_of(&row, Some(obs), true);
-                changed |= evaluate(w, &mut row, phase, now, &actor)?;
-                w.put(OBSERVED, &k, &ObservedRow { state: obs.clone(), reported_at: now })?;
-            }
-            if changed {
-                w.put(NODES, &k, &row)?;
-            }
-            resp.accepted += 1;
-        }
-        Ok::<_, ServiceError>((resp, last_seq))
-    })?;
+            Ok::<_, ServiceError>((resp, last_seq))
+        })
+        .await?;
     if let Some(seq) = seq {
         s.notify_change(&org, &exec.name, seq);
     }
@@ -237,7 +246,7 @@ pub fn report(s: &AppState, exec: &Executor, req: ReportRequest) -> Result<Repor
 /// Whether every state of the report is the one stored, for a live node of
 /// this executor, with no phase transition or alert to record (what the
 /// sweeper checks too) and no deletion to confirm.
-fn changes_nothing(s: &AppState, org: &str, exec: &Executor, req: &ReportRequest) -> Result<bool> {
+fn changes_nothing(s: &AppState, org: &str, exec: &ExecutorRow, req: &ReportRequest) -> Result<bool> {
     Ok(s.store.read(|r| {
         for obs in &req.nodes {
             let k = store_key(&[org, &obs.node]);

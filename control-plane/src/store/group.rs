@@ -27,7 +27,7 @@ trait Member: Send {
 struct Typed<R, E, F> {
     write: F,
     out: Option<Result<R, E>>,
-    answer: mpsc::SyncSender<Result<R, E>>,
+    answer: tokio::sync::oneshot::Sender<Result<R, E>>,
 }
 
 impl<R: Send, E: From<StoreError> + Send, F: FnMut(&mut Write) -> Result<R, E> + Send> Member for Typed<R, E, F> {
@@ -38,15 +38,16 @@ impl<R: Send, E: From<StoreError> + Send, F: FnMut(&mut Write) -> Result<R, E> +
         ok
     }
 
-    fn reply(mut self: Box<Self>, failed: Option<StoreError>) {
-        let out = match (self.out.take(), failed) {
+    fn reply(self: Box<Self>, failed: Option<StoreError>) {
+        let Typed { out, answer, .. } = *self;
+        let out = match (out, failed) {
             (Some(Err(e)), _) => Err(e),
             (_, Some(e)) => Err(e.into()),
             (Some(Ok(v)), None) => Ok(v),
             (None, None) => Err(StoreError::Engine("a grouped write was committed without being applied".into()).into()),
         };
         // The caller waits for this; if it is gone, nobody needs the answer.
-        let _ = self.answer.send(out);
+        let _ = answer.send(out);
     }
 }
 
@@ -100,17 +101,24 @@ impl Groups {
         Ok(Groups { queue: Some(queue), thread: Some(thread) })
     }
 
-    pub(super) fn write<R, E, F>(&self, write: F) -> Result<R, E>
+    /// Queue `write`; the answer comes once its group has committed (the
+    /// caller awaits it without holding a thread).
+    pub(super) fn write<R, E, F>(&self, write: F) -> impl std::future::Future<Output = Result<R, E>> + use<R, E, F>
     where
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnMut(&mut Write) -> Result<R, E> + Send + 'static,
     {
-        let (answer, rx) = mpsc::sync_channel(1);
+        let (answer, rx) = tokio::sync::oneshot::channel();
         let gone = || StoreError::Engine("the group-commit thread has stopped".into());
-        let queue = self.queue.as_ref().ok_or_else(gone)?;
-        queue.send(Box::new(Typed { write, out: None, answer })).map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
+        let queued = match self.queue.as_ref() {
+            Some(q) => q.send(Box::new(Typed { write, out: None, answer })).map_err(|_| gone()),
+            None => Err(gone()),
+        };
+        async move {
+            queued?;
+            rx.await.map_err(|_| gone())?
+        }
     }
 }
 
@@ -150,6 +158,10 @@ mod tests {
     use std::sync::{mpsc, Arc};
     use std::time::Duration;
 
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
     #[derive(Debug, PartialEq)]
     enum Failure {
         Mine,
@@ -166,7 +178,7 @@ mod tests {
     /// they queue up; returns each caller's answer and the commits they took.
     fn queued_behind_a_writer(writes: usize, fail: Option<usize>) -> (Arc<Store>, Vec<Result<usize, Failure>>, u64) {
         let store = Arc::new(Store::in_memory().unwrap());
-        store.write_grouped(|w| w.put(ORGS, "warm", &0usize)).unwrap();
+        block_on(store.write_grouped(|w| w.put(ORGS, "warm", &0usize))).unwrap();
         let (held_tx, held_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let s = store.clone();
@@ -183,13 +195,13 @@ mod tests {
             .map(|i| {
                 let s = store.clone();
                 std::thread::spawn(move || {
-                    s.write_grouped(move |w| {
+                    block_on(s.write_grouped(move |w| {
                         w.put(ORGS, &format!("k{i:02}"), &i)?;
                         if Some(i) == fail {
                             return Err(Failure::Mine);
                         }
                         Ok(i)
-                    })
+                    }))
                 })
             })
             .collect();

@@ -4,8 +4,8 @@
 //! written before the change: each schema version keeps the shapes it
 //! replaced here, and `run` rewrites old rows into the current ones.
 
-use crate::store::model::{ApiKey, Executor, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
-use crate::store::{Result, Write, API_KEYS, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
+use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
+use crate::store::{Result, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
 use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +17,8 @@ pub const SCHEMA_VERSION_KEY: &str = SCHEMA_VERSION;
 /// 3: client ports in specs, per-network client rules in capabilities, sync
 /// metrics and disk usage in reports. 4: P2P exposure and sidecar volumes in
 /// specs, client volumes, peer ports, storage classes and P2P exposures in
-/// capabilities.
-pub const CURRENT: u64 = 4;
+/// capabilities. 5: executors' capabilities in a table of their own.
+pub const CURRENT: u64 = 5;
 
 pub fn run(w: &mut Write) -> Result<()> {
     let version = w.counter(SCHEMA_VERSION)?.max(1);
@@ -30,6 +30,9 @@ pub fn run(w: &mut Write) -> Result<()> {
     }
     if version < 4 {
         v3_to_v4(w)?;
+    }
+    if version < 5 {
+        v4_to_v5(w)?;
     }
     w.set_counter(SCHEMA_VERSION, CURRENT)
 }
@@ -502,6 +505,20 @@ pub mod v3 {
     }
 }
 
+/// Capabilities move out of executor rows: a heartbeat, a node view or the
+/// sweeper reads an executor without decoding them.
+fn v4_to_v5(w: &mut Write) -> Result<()> {
+    let executors: Vec<(String, Executor)> = w.scan(EXECUTORS, "")?;
+    for (k, e) in &executors {
+        w.put(CAPABILITIES, k, &e.capabilities)?;
+        w.put(EXECUTORS, k, &ExecutorRow::of(e))?;
+    }
+    if !executors.is_empty() {
+        tracing::info!(executors = executors.len(), "migrated the database to schema version 5 (capabilities apart from executors)");
+    }
+    Ok(())
+}
+
 fn v3_to_v4(w: &mut Write) -> Result<()> {
     let executors: Vec<(String, v3::Executor)> = w.scan(EXECUTORS, "")?;
     for (k, e) in executors {
@@ -664,7 +681,7 @@ mod tests {
                     r.get::<ApiKey>(API_KEYS, "k2")?.unwrap(),
                     r.get::<ApiKey>(API_KEYS, "k3")?.unwrap(),
                     r.get::<KeyUsage>(KEY_USAGE, "k1")?.unwrap(),
-                    r.get::<Executor>(EXECUTORS, "acme/edge-1")?.unwrap(),
+                    r.executor("acme/edge-1")?.unwrap(),
                     r.counter(SCHEMA_VERSION)?,
                 ))
             })
@@ -757,7 +774,7 @@ mod tests {
         let (exec, node, obs) = s
             .read(|r| {
                 Ok::<_, StoreError>((
-                    r.get::<Executor>(EXECUTORS, "acme/edge-1")?.unwrap(),
+                    r.executor("acme/edge-1")?.unwrap(),
                     r.get::<NodeRow>(NODES, "acme/n1")?.unwrap(),
                     r.get::<ObservedRow>(OBSERVED, "acme/n1")?.unwrap(),
                 ))
@@ -850,14 +867,12 @@ mod tests {
         }
         let s = Store::open(&path).unwrap();
         let (exec, node, version) = s
-            .read(|r| {
-                Ok::<_, StoreError>((
-                    r.get::<Executor>(EXECUTORS, "acme/k8s")?.unwrap(),
-                    r.get::<NodeRow>(NODES, "acme/n1")?.unwrap(),
-                    r.counter(SCHEMA_VERSION)?,
-                ))
-            })
+            .read(|r| Ok::<_, StoreError>((r.executor("acme/k8s")?.unwrap(), r.get::<NodeRow>(NODES, "acme/n1")?.unwrap(), r.counter(SCHEMA_VERSION)?)))
             .unwrap();
+        // Version 5: the executor's row holds a digest of its capabilities, kept apart.
+        let row = s.read(|r| r.get::<ExecutorRow>(EXECUTORS, "acme/k8s")).unwrap().unwrap();
+        assert_eq!(row.capabilities_digest, crate::store::model::capabilities_digest(&exec.capabilities));
+        assert_eq!((row.name.as_str(), row.kind, row.updated_at), ("k8s", ExecutorKind::Operator, t));
         let geth = &exec.capabilities.chains[0].clients[0];
         assert_eq!((geth.ports[0].default, geth.managed_keys.as_slice(), geth.volumes.is_empty()), (30303, &["datadir".to_string()][..], true));
         assert_eq!(exec.capabilities.storage_classes, None, "not known until the next heartbeat: not checked");

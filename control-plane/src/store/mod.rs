@@ -41,6 +41,8 @@ pub const API_KEYS: Table = Table("api_keys");
 pub const KEY_USAGE: Table = Table("key_usage");
 /// `org/executor`.
 pub const EXECUTORS: Table = Table("executors");
+/// `org/executor`: what an executor's last sync said it can run (see `model::ExecutorRow`).
+pub const CAPABILITIES: Table = Table("capabilities");
 /// `org/node`.
 pub const NODES: Table = Table("nodes");
 /// `org/node`: the executor's latest `ObservedNodeState`.
@@ -48,7 +50,7 @@ pub const OBSERVED: Table = Table("observed");
 /// `org/channel/kind`.
 pub const UPGRADES: Table = Table("upgrades");
 /// Every record table, created when a store is opened.
-pub const TABLES: [Table; 9] = [ORGS, USERS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, NODES, OBSERVED, UPGRADES];
+pub const TABLES: [Table; 10] = [ORGS, USERS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, CAPABILITIES, NODES, OBSERVED, UPGRADES];
 
 /// Leading byte of every stored value, so the format can evolve.
 const FORMAT: u8 = 1;
@@ -220,7 +222,7 @@ impl Store {
     /// Runs `f` in a write transaction it may share with other callers'
     /// (one commit for all, see [`group`]); answers once that commits. `f`
     /// may run more than once, each time in a fresh transaction.
-    pub fn write_grouped<R, E, F>(&self, f: F) -> Result<R, E>
+    pub async fn write_grouped<R, E, F>(&self, f: F) -> Result<R, E>
     where
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -234,7 +236,7 @@ impl Store {
             let _ = self.groups.set(groups);
         }
         match self.groups.get() {
-            Some(g) => g.write(f),
+            Some(g) => g.write(f).await,
             None => Err(StoreError::Engine("no group-commit thread".into()).into()),
         }
     }
@@ -260,6 +262,14 @@ macro_rules! typed_reads {
         /// A page of [`Self::scan`]: up to `limit` records after the key `after`.
         pub fn scan_page<T: DeserializeOwned>(&self, t: Table, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, T)>> {
             self.txn.scan_page(t, prefix, after, limit)?.into_iter().map(|(k, v)| Ok((k, decode(t.name(), &v)?))).collect()
+        }
+
+        /// Executor `org/name` with its capabilities (most reads need only
+        /// its [`model::ExecutorRow`]).
+        pub fn executor(&self, k: &str) -> Result<Option<model::Executor>> {
+            let Some(row) = self.get::<model::ExecutorRow>(EXECUTORS, k)? else { return Ok(None) };
+            let capabilities = self.get(CAPABILITIES, k)?.unwrap_or_default();
+            Ok(Some(row.with_capabilities(capabilities)))
         }
 
         /// `(node, seq)` for every node indexed under `org/executor/`.
@@ -299,6 +309,16 @@ impl Write {
 
     pub fn put<T: Serialize>(&mut self, t: Table, k: &str, v: &T) -> Result<()> {
         self.txn.put(t, k, &encode(v))
+    }
+
+    /// Store executor `k` (`org/name`): its row, and its capabilities when they changed.
+    pub fn put_executor(&mut self, k: &str, e: &model::Executor) -> Result<()> {
+        let row = model::ExecutorRow::of(e);
+        let same = self.get::<model::ExecutorRow>(EXECUTORS, k)?.is_some_and(|old| old.capabilities_digest == row.capabilities_digest);
+        if !same {
+            self.put(CAPABILITIES, k, &e.capabilities)?;
+        }
+        self.put(EXECUTORS, k, &row)
     }
 
     pub fn remove(&mut self, t: Table, k: &str) -> Result<()> {

@@ -6,7 +6,7 @@
 use novacula_core::authz::Role;
 use novacula_core::lifecycle::NodeRecord;
 pub use novacula_core::wire::{ApiKeyView, EventView, Executor, UpgradeRow, UserView};
-use novacula_core::{ObservedNodeState, Timestamp};
+use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, ObservedNodeState, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -70,6 +70,71 @@ pub struct NodeRow {
     pub alert_firing: bool,
     /// Last derived phase recorded by a transition event.
     pub last_phase: Option<novacula_core::NodePhase>,
+}
+
+/// An executor as stored: what its last sync said, but its capabilities,
+/// which are kept apart (`CAPABILITIES`, same key): they are most of an
+/// executor's bytes, and most reads (liveness, version, the sweeper, node
+/// views, heartbeats) need none of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub kind: ExecutorKind,
+    pub version: String,
+    pub channel: Channel,
+    pub created_at: Timestamp,
+    /// Last heartbeat written (newer ones are held in memory, see `liveness`).
+    pub updated_at: Timestamp,
+    pub deactivated: bool,
+    pub api_key_id: String,
+    /// [`capabilities_digest`] of the stored capabilities: a heartbeat
+    /// compares it instead of reading them.
+    pub capabilities_digest: String,
+}
+
+impl ExecutorRow {
+    pub fn of(e: &Executor) -> ExecutorRow {
+        ExecutorRow {
+            id: e.id.clone(),
+            org_id: e.org_id.clone(),
+            name: e.name.clone(),
+            kind: e.kind,
+            version: e.version.clone(),
+            channel: e.channel,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            deactivated: e.deactivated,
+            api_key_id: e.api_key_id.clone(),
+            capabilities_digest: capabilities_digest(&e.capabilities),
+        }
+    }
+
+    pub fn with_capabilities(self, capabilities: ExecutorCapabilities) -> Executor {
+        Executor {
+            id: self.id,
+            org_id: self.org_id,
+            name: self.name,
+            kind: self.kind,
+            version: self.version,
+            channel: self.channel,
+            capabilities,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            deactivated: self.deactivated,
+            api_key_id: self.api_key_id,
+        }
+    }
+}
+
+/// SHA-256 of the capabilities' stored encoding, in hex.
+pub fn capabilities_digest(c: &ExecutorCapabilities) -> String {
+    use sha2::Digest;
+    // Encoding a value of plain fields cannot fail; an empty digest would only
+    // make the next heartbeat a durable one.
+    let bytes = postcard::to_stdvec(c).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
