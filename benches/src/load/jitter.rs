@@ -1,19 +1,17 @@
 //! Seeded jitter for the emulated fleet: timers spread over their period and
-//! random picks, the same on every run (splitmix64; not for secrets).
+//! random picks, the same on every run (core's seeded splitmix64; not for secrets).
 
-pub struct Seq(u64);
+pub struct Seq(novacula_core::entropy::Seeded);
 
 impl Seq {
     pub fn new(seed: u64) -> Seq {
-        Seq(seed)
+        Seq(novacula_core::entropy::Seeded::new(seed))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        let mut b = [0u8; 8];
+        novacula_core::entropy::Entropy::fill(&self.0, &mut b);
+        u64::from_le_bytes(b)
     }
 
     /// A number in `0..n` (0 when `n` is 0).

@@ -113,7 +113,7 @@ fn durable_sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: nova
             deactivated: false,
             api_key_id: key.id.clone(),
         };
-        w.put_executor(&k, &exec)?;
+        let row = w.put_executor(&k, &exec)?;
         w.put(KEY_USAGE, &key_row.id, &KeyUsage { at: now, by: req.name.clone() })?;
         if reconnect {
             events::record(
@@ -134,7 +134,7 @@ fn durable_sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: nova
                 },
             )?;
         }
-        Ok::<_, ServiceError>(ExecutorRow::of(&exec))
+        Ok::<_, ServiceError>(row)
     })
 }
 
