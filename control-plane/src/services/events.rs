@@ -63,7 +63,7 @@ impl Default for Retention {
 }
 
 /// Events removed per write transaction, so pruning never holds the writer long.
-const PRUNE_BATCH: usize = 5_000;
+const PRUNE_BATCH: usize = 1_000;
 
 /// Drop events past the retention of every organization as of `now`; returns how many.
 pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
@@ -71,13 +71,17 @@ pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
     let orgs: Vec<(String, crate::store::model::Org)> = s.store.read(|r| r.scan(store::ORGS, ""))?;
     let mut removed = 0;
     for (org, _) in orgs {
+        // Counted once, on a read transaction: counting is a scan of the org's
+        // events, and doing it in every batch's write held the writer (and every
+        // report's commit) for seconds at 100,000 events. Events appended while
+        // this runs are left to the next pass.
+        let mut over = s.store.read(|r| r.event_count(&org))?.saturating_sub(retention.max_count);
         loop {
             let n = s.store.write(|w| {
-                let over = w.event_count(&org)?.saturating_sub(retention.max_count);
                 let oldest: Vec<(u64, Event)> = w.oldest_events(&org, PRUNE_BATCH)?;
                 let mut n = 0;
-                for (i, (seq, e)) in oldest.iter().enumerate() {
-                    let too_many = (i as u64) < over;
+                for (seq, e) in &oldest {
+                    let too_many = n < over;
                     if !too_many && now.since(e.at) < retention.max_age {
                         break; // oldest first: the rest are younger and within the count
                     }
@@ -87,6 +91,7 @@ pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
                 Ok::<_, store::StoreError>(n)
             })?;
             removed += n;
+            over = over.saturating_sub(n);
             if n < PRUNE_BATCH as u64 {
                 break;
             }

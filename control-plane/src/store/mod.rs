@@ -289,6 +289,11 @@ macro_rules! typed_reads {
         pub fn counter(&self, name: &str) -> Result<u64> {
             self.txn.counter(name)
         }
+
+        /// How many events `org` keeps (a scan: for retention, not for requests).
+        pub fn event_count(&self, org: &str) -> Result<u64> {
+            self.txn.event_count(org)
+        }
     };
 }
 
@@ -349,10 +354,6 @@ impl Write {
     /// The oldest `limit` events of `org`, oldest first, with their sequence numbers.
     pub fn oldest_events<T: DeserializeOwned>(&self, org: &str, limit: usize) -> Result<Vec<(u64, T)>> {
         self.txn.events_after(org, 0, limit)?.into_iter().map(|(seq, v)| Ok((seq, decode("events", &v)?))).collect()
-    }
-
-    pub fn event_count(&self, org: &str) -> Result<u64> {
-        self.txn.event_count(org)
     }
 
     pub fn remove_event(&mut self, org: &str, seq: u64) -> Result<()> {
