@@ -28,7 +28,8 @@ fn sync(name: &str) -> SyncExecutorRequest {
         kind: ExecutorKind::Agent,
         version: "1.0.0".into(),
         channel: Channel::Stable,
-        capabilities: ExecutorCapabilities::default(),
+        capabilities: Some(ExecutorCapabilities::default()),
+        capabilities_digest: None,
     }
 }
 

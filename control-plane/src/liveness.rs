@@ -127,56 +127,104 @@ impl Liveness {
         }
     }
 
-    /// Write what the store does not have yet, in one transaction; returns
-    /// how many records were written. On failure it stays to be written next time.
+    /// Write what the store does not have yet, in transactions of at most
+    /// [`FLUSH_BATCH`] records (so reports' commits are not held behind one
+    /// of 20,000 rows); returns how many records were written. What fails
+    /// stays to be written next time.
     pub fn flush(&self, store: &Store) -> Result<usize> {
-        let (execs, keys, reports) = {
+        let pending: Vec<Unstored> = {
             let seen = self.inner.locked();
-            (seen.executors.unstored(), seen.keys.unstored(), seen.reports.unstored())
+            let execs = seen.executors.unstored().into_iter().map(|(k, at, ())| Unstored::Executor(k, at));
+            let keys = seen.keys.unstored().into_iter().map(|(k, at, by)| Unstored::Key(k, at, by));
+            let reports = seen.reports.unstored().into_iter().map(|(k, at, ())| Unstored::Report(k, at));
+            execs.chain(keys).chain(reports).collect()
         };
-        if execs.is_empty() && keys.is_empty() && reports.is_empty() {
-            return Ok(0);
-        }
-        let written = store.write(|w| {
-            let mut n = 0;
-            for (k, at, ()) in &execs {
-                // Read afresh: the row may have changed (deactivated, a new version) since the heartbeat.
-                if let Some(mut e) = w.get::<ExecutorRow>(EXECUTORS, k)? {
-                    if *at > e.updated_at {
-                        e.updated_at = *at;
-                        w.put(EXECUTORS, k, &e)?;
-                        n += 1;
-                    }
+        let mut written = 0;
+        for batch in pending.chunks(FLUSH_BATCH) {
+            written += store.write(|w| {
+                let mut n = 0;
+                for u in batch {
+                    n += usize::from(u.write(w)?);
+                }
+                Ok::<_, crate::store::StoreError>(n)
+            })?;
+            let mut seen = self.inner.locked();
+            for u in batch {
+                match u {
+                    Unstored::Executor(k, at) => seen.executors.stored(k, *at),
+                    Unstored::Key(k, at, _) => seen.keys.stored(k, *at),
+                    Unstored::Report(k, at) => seen.reports.stored(k, *at),
                 }
             }
-            for (id, at, by) in &keys {
-                let stored: Option<KeyUsage> = w.get(KEY_USAGE, id)?;
-                if stored.is_none_or(|s| *at > s.at) {
-                    w.put(KEY_USAGE, id, &KeyUsage { at: *at, by: by.clone() })?;
-                    n += 1;
-                }
-            }
-            for (k, at, ()) in &reports {
-                if let Some(mut o) = w.get::<ObservedRow>(OBSERVED, k)? {
-                    if *at > o.reported_at {
-                        o.reported_at = *at;
-                        w.put(OBSERVED, k, &o)?;
-                        n += 1;
-                    }
-                }
-            }
-            Ok::<_, crate::store::StoreError>(n)
-        })?;
-        let mut seen = self.inner.locked();
-        for (k, at, ()) in execs {
-            seen.executors.stored(&k, at);
-        }
-        for (k, at, _) in keys {
-            seen.keys.stored(&k, at);
-        }
-        for (k, at, ()) in reports {
-            seen.reports.stored(&k, at);
         }
         Ok(written)
+    }
+}
+
+/// Records written per transaction by [`Liveness::flush`].
+pub const FLUSH_BATCH: usize = 1_000;
+
+/// A time held in memory that the store does not have yet.
+enum Unstored {
+    /// `org/executor`'s last heartbeat.
+    Executor(String, Timestamp),
+    /// A key's last use, and by which executor.
+    Key(String, Timestamp, String),
+    /// `org/node`'s last report.
+    Report(String, Timestamp),
+}
+
+impl Unstored {
+    /// Write it unless the store has a newer time; whether it was written.
+    fn write(&self, w: &mut crate::store::Write) -> Result<bool> {
+        match self {
+            // Read afresh: the row may have changed (deactivated, a new version) since the heartbeat.
+            Unstored::Executor(k, at) => match w.get::<ExecutorRow>(EXECUTORS, k)? {
+                Some(mut e) if *at > e.updated_at => {
+                    e.updated_at = *at;
+                    w.put(EXECUTORS, k, &e)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+            Unstored::Key(id, at, by) => {
+                let stored: Option<KeyUsage> = w.get(KEY_USAGE, id)?;
+                if stored.is_some_and(|s| *at <= s.at) {
+                    return Ok(false);
+                }
+                w.put(KEY_USAGE, id, &KeyUsage { at: *at, by: by.clone() })?;
+                Ok(true)
+            }
+            Unstored::Report(k, at) => match w.get::<ObservedRow>(OBSERVED, k)? {
+                Some(mut o) if *at > o.reported_at => {
+                    o.reported_at = *at;
+                    w.put(OBSERVED, k, &o)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+        }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_flush_is_written_in_bounded_transactions() {
+        let store = Store::in_memory().unwrap();
+        let live = Liveness::default();
+        let n = FLUSH_BATCH * 2 + 1;
+        for i in 0..n {
+            // No executor rows exist: only the keys' last use is written.
+            live.touch("acme", &format!("edge-{i}"), &format!("key-{i}"), Timestamp(1_000));
+        }
+        let before = store.commits();
+        assert_eq!(live.flush(&store).unwrap(), n);
+        // n executors (no rows: nothing to write) and n keys, 1,000 a transaction
+        assert_eq!(store.commits() - before, (2 * n).div_ceil(FLUSH_BATCH) as u64);
+        assert_eq!(live.flush(&store).unwrap(), 0, "all marked stored");
+        let usage: Option<KeyUsage> = store.read(|r| r.get(KEY_USAGE, &format!("key-{}", n - 1))).unwrap();
+        assert_eq!(usage.map(|u| (u.at, u.by)), Some((Timestamp(1_000), format!("edge-{}", n - 1))));
     }
 }

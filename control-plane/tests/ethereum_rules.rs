@@ -55,7 +55,8 @@ async fn three_nodes_on_one_agent_share_no_port_and_the_network_rules_hold() {
         kind: ExecutorKind::Agent,
         version: "1.0.0".into(),
         channel: Channel::Stable,
-        capabilities: adapters.capabilities(),
+        capabilities: Some(adapters.capabilities()),
+        capabilities_digest: None,
     };
     exec.sync_executor(&req).await.unwrap();
 
@@ -149,7 +150,8 @@ async fn an_operators_cluster_decides_exposure_storage_classes_and_volumes() {
         kind,
         version: "1.0.0".into(),
         channel: Channel::Stable,
-        capabilities,
+        capabilities: Some(capabilities),
+        capabilities_digest: None,
     };
     let (agent, _) = cp.executor_client(&alice, Some("edge-1")).await;
     agent.sync_executor(&sync("edge-1", ExecutorKind::Agent, Adapters::standard().capabilities())).await.unwrap();

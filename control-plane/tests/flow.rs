@@ -276,6 +276,94 @@ async fn a_heartbeat_that_changes_nothing_is_written_in_the_next_batch() {
     assert_eq!(stored(), later.plus(Duration::from_secs(65)));
 }
 
+/// After its first sync an executor sends the digest of its capabilities,
+/// not them: a matching digest is a heartbeat; another one is answered with
+/// `capabilitiesWanted` and changes nothing stored; an executor the control
+/// plane does not know must send them; a sync with neither is refused.
+#[tokio::test]
+async fn a_sync_with_the_digest_of_known_capabilities_is_a_heartbeat() {
+    use novacula_control_plane::store::model::ExecutorRow;
+    use novacula_control_plane::store::EXECUTORS;
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, None).await;
+    let digest_only = |name: &str, version: &str, digest: &str| {
+        let mut r = sync_req(name, ExecutorKind::Agent, version);
+        r.capabilities = None;
+        r.capabilities_digest = Some(digest.into());
+        r
+    };
+    let stored = || cp.state.store.read(|r| r.get::<ExecutorRow>(EXECUTORS, "acme/edge-1")).unwrap();
+    let digest = caps().digest();
+
+    let err = exec.sync_executor(&digest_only("edge-1", "1.0.0", &digest)).await.unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    assert!(stored().is_none(), "nothing admitted without capabilities");
+
+    let first = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    assert!(!first.capabilities_wanted);
+    assert_eq!(stored().unwrap().capabilities_digest, digest);
+
+    cp.clock.advance(Duration::from_secs(5));
+    let beat = exec.sync_executor(&digest_only("edge-1", "1.0.0", &digest)).await.unwrap();
+    assert!(!beat.capabilities_wanted);
+    let view: Value = alice.get("/api/v1/executors/edge-1").await.unwrap();
+    assert_eq!(view["online"], true, "{view}");
+    assert_eq!(view["capabilities"]["chains"][0]["chain"], "ethereum", "the capabilities sent first are kept: {view}");
+
+    // A digest of other capabilities (say, the control plane's data was
+    // restored from before a change): heard, and asked for them.
+    let other = "0".repeat(64);
+    let asked = exec.sync_executor(&digest_only("edge-1", "1.0.1", &other)).await.unwrap();
+    assert!(asked.capabilities_wanted);
+    let row = stored().unwrap();
+    assert_eq!((row.capabilities_digest.as_str(), row.version.as_str()), (digest.as_str(), "1.0.1"), "the version is taken, the capabilities kept");
+
+    let mut neither = sync_req("edge-1", ExecutorKind::Agent, "1.0.1");
+    neither.capabilities = None;
+    for bad in [None, Some("abc".to_string())] {
+        neither.capabilities_digest = bad;
+        let err = exec.sync_executor(&neither).await.unwrap_err();
+        assert_eq!(err.status(), Some(400), "{err}");
+        assert!(err.to_string().contains("capabilitiesDigest"), "{err}");
+    }
+    cp.stop().await;
+}
+
+/// The executor's side: its first sync carries the capabilities, the next
+/// ones their digest; asked for them again, it sends them once more.
+#[tokio::test]
+async fn an_executor_sends_its_capabilities_until_they_are_acknowledged() {
+    use novacula_agent::backend::Processes;
+    use novacula_agent::driver::LocalDriver;
+    use novacula_control_plane::store::model::ExecutorRow;
+    use novacula_control_plane::store::{StoreError, EXECUTORS};
+    use novacula_executor::adapter::Adapters;
+    use novacula_executor::loops::{Executor, Identity, Intervals};
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (api, _) = cp.executor_client(&alice, Some("edge-1")).await;
+    let data = tempfile::tempdir().unwrap();
+    let adapters = Adapters::standard();
+    let digest = adapters.capabilities().digest();
+    let backend = Processes::new(LocalDriver::new(data.path()).unwrap(), adapters);
+    let id = Identity { name: "edge-1".into(), kind: ExecutorKind::Agent, version: "1.0.0".into(), channel: novacula_core::Channel::Stable };
+    let exec = Executor::new(id, api, backend, Intervals::default());
+    let stored = || cp.state.store.read(|r| Ok::<_, StoreError>(r.get::<ExecutorRow>(EXECUTORS, "acme/edge-1")?.unwrap())).unwrap();
+
+    exec.sync_once().await.unwrap();
+    assert_eq!(stored().capabilities_digest, digest, "the first sync carried them");
+    // The control plane loses them (a restore from before the executor's first sync, say).
+    let mut row = stored();
+    row.capabilities_digest = "0".repeat(64);
+    cp.state.store.write(|w| w.put(EXECUTORS, "acme/edge-1", &row)).unwrap();
+    exec.sync_once().await.unwrap();
+    assert_eq!(stored().capabilities_digest, "0".repeat(64), "this sync carried only the digest, and was asked for more");
+    exec.sync_once().await.unwrap();
+    assert_eq!(stored().capabilities_digest, digest, "sent in full after being asked");
+    cp.stop().await;
+}
+
 /// A report of the state already stored (no transition, no alert) writes
 /// nothing: the node shows it was observed just now, from memory, and the
 /// store gets the time in the next batch. A report that changes the state is

@@ -221,6 +221,17 @@ impl ExecutorCapabilities {
     pub fn chain(&self, chain: &str) -> Option<&ChainSupport> {
         self.chains.iter().find(|c| c.chain == chain)
     }
+
+    /// SHA-256 of the capabilities' postcard encoding, in hex: what an
+    /// executor sends instead of its capabilities once the control plane has
+    /// them, and what the control plane keeps to compare.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        // Encoding plain fields cannot fail; an empty encoding would only
+        // make the digest differ, and the capabilities be sent again.
+        let bytes = postcard::to_stdvec(self).unwrap_or_default();
+        hex::encode(sha2::Sha256::digest(bytes))
+    }
 }
 
 #[cfg(test)]

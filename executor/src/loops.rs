@@ -56,6 +56,9 @@ pub struct Executor<B, C> {
     upgrade: watch::Sender<Option<UpgradeSpec>>,
     /// Successful syncs of this process: the first one confirms a self-upgrade.
     synced: watch::Sender<u64>,
+    /// Digest of the capabilities the control plane acknowledged: while ours
+    /// have it, a sync sends the digest instead of them.
+    acked_capabilities: Mutex<Option<String>>,
     jitter: Jitter,
 }
 
@@ -133,6 +136,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             wake_report: Notify::new(),
             upgrade: watch::channel(None).0,
             synced: watch::channel(0).0,
+            acked_capabilities: Mutex::new(None),
             jitter,
         })
     }
@@ -166,14 +170,25 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
     }
 
     pub async fn sync_once(&self) -> Result<(), ClientError> {
+        let capabilities = self.backend.capabilities();
+        let digest = capabilities.digest();
+        let acked = self.acked_capabilities.locked().as_deref() == Some(digest.as_str());
         let req = SyncExecutorRequest {
             name: self.id.name.clone(),
             kind: self.id.kind,
             version: self.id.version.clone(),
             channel: self.id.channel,
-            capabilities: self.backend.capabilities(),
+            capabilities: (!acked).then_some(capabilities),
+            capabilities_digest: Some(digest.clone()),
         };
-        let resp = self.api.sync_executor(&req).await?;
+        let resp = self.api.sync_executor(&req).await;
+        // Sent in full again after a failure or when asked: the control plane
+        // may have lost them (a restore) or never committed them.
+        *self.acked_capabilities.locked() = match &resp {
+            Ok(r) if !r.capabilities_wanted => Some(digest),
+            _ => None,
+        };
+        let resp = resp?;
         self.synced.send_modify(|n| *n += 1);
         if resp.compat != novacula_core::CompatStatus::InWindow {
             tracing::warn!(compat = resp.compat.as_str(), server = %resp.server_version, "executor version outside the compatibility window; upgrade it");

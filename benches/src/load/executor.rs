@@ -116,7 +116,13 @@ impl Emulated {
         let _turn = self.turn().await;
         let (status, answer) = self.api.raw(novacula_client::Method::POST, "/api/v1/executor/sync", Some(body.to_vec()), Duration::from_secs(15)).await?;
         if status.is_success() {
-            Ok(())
+            // A control plane that asks for the capabilities again would cost
+            // every sync 8 KiB: the generator counts it as an error.
+            match serde_json::from_slice::<novacula_core::wire::SyncExecutorResponse>(&answer) {
+                Ok(r) if !r.capabilities_wanted => Ok(()),
+                Ok(_) => Err(novacula_client::ClientError::Decode("the control plane wants the capabilities again".into())),
+                Err(e) => Err(novacula_client::ClientError::Decode(e.to_string())),
+            }
         } else {
             Err(novacula_client::ClientError::Status { status: status.as_u16(), error: String::from_utf8_lossy(&answer).into(), details: vec![] })
         }

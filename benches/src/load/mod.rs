@@ -81,7 +81,8 @@ pub struct Outcome {
     /// How long setting up took: keys, first syncs, deploys.
     pub setup: Duration,
     pub deploys_per_sec: f64,
-    /// The capabilities each sync carries, as JSON.
+    /// The capabilities an executor's first sync carries, as JSON (the next
+    /// ones carry their digest).
     pub capabilities_bytes: usize,
     pub window: Duration,
     pub calls: Vec<CallSummary>,
@@ -105,7 +106,7 @@ impl std::fmt::Display for Outcome {
         let o = &self.options;
         writeln!(
             f,
-            "{} executors x {} nodes ({}); setup {:.1}s ({:.0} deploys/s); capabilities {} bytes a sync; window {:.0}s",
+            "{} executors x {} nodes ({}); setup {:.1}s ({:.0} deploys/s); capabilities {} bytes on a first sync, a digest after; window {:.0}s",
             o.executors,
             o.nodes_per_executor,
             if o.own_connections { "two connections each" } else { "a long-poll connection each, syncs and reports pooled" },
@@ -193,15 +194,21 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
             let name = executor_name(i);
             let key = admin.create_key(&CreateKeyRequest { label: name.clone(), executor: Some(name.clone()) }).await.map_err(call_err("create key"))?.key;
             let e = Emulated::new(&url, key, name.clone(), i as u64, pool.as_ref()).map_err(call_err("client"))?;
-            let req = SyncExecutorRequest {
+            // The first sync carries the capabilities; the next ones, as an
+            // agent's, only their digest.
+            let digest = caps.digest();
+            let mut req = SyncExecutorRequest {
                 name,
                 kind: ExecutorKind::Agent,
                 version: env!("CARGO_PKG_VERSION").into(),
                 channel: Channel::Stable,
-                capabilities: caps,
+                capabilities: Some(caps),
+                capabilities_digest: Some(digest),
             };
+            let first = serde_json::to_vec(&req).map_err(|e| LoadError::Task(e.to_string()))?;
+            e.sync(&first).await.map_err(call_err(format!("first sync of {}", e.name)))?;
+            req.capabilities = None;
             let req = serde_json::to_vec(&req).map_err(|e| LoadError::Task(e.to_string()))?;
-            e.sync(&req).await.map_err(call_err(format!("first sync of {}", e.name)))?;
             executors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((Arc::new(e), Arc::new(req)));
             Ok(())
         }

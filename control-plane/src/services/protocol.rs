@@ -5,12 +5,12 @@ use super::events::{self, data, NewEvent};
 use super::nodes::{alert_fires, evaluate, finish_deletion, phase_of};
 use super::{Result, ServiceError};
 use crate::state::AppState;
-use crate::store::model::{capabilities_digest, ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
+use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
 use crate::store::{key as store_key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
-use novacula_core::wire::{ReportRequest, ReportResponse, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse};
+use novacula_core::wire::{ReportRequest, ReportResponse, SpecPollResponse, SyncCapabilities, SyncExecutorRequest, SyncExecutorResponse};
 use novacula_core::{events as ev, is_online, CompatStatus, DesiredNode, Version};
 
 fn compat_of(s: &AppState, version: &str) -> CompatStatus {
@@ -23,12 +23,17 @@ pub fn sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest) -> Result<Syn
         return Err(ServiceError::BadInput(format!("executor name {:?} must be a lowercase DNS label", req.name)));
     }
     req.version.parse::<Version>().map_err(|e| ServiceError::BadInput(e.to_string()))?;
+    let caps = req.capabilities().map_err(|e| ServiceError::BadInput(e.to_string()))?;
+    let digest = match caps {
+        SyncCapabilities::Sent(c) => c.digest(),
+        SyncCapabilities::Digest(d) => d.to_string(),
+    };
     let org = key.org_id.clone();
     let now = s.now();
     let compat = compat_of(s, &req.version);
-    let exec = match heartbeat_only(s, key, req, now)? {
+    let exec = match heartbeat_only(s, key, req, &digest, now)? {
         Some(exec) => exec,
-        None => durable_sync(s, key, req, now, compat)?,
+        None => durable_sync(s, key, req, caps, now, compat)?,
     };
     s.liveness.touch(&org, &req.name, &key.id, now);
     let upgrade = s
@@ -37,13 +42,20 @@ pub fn sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest) -> Result<Syn
         .map(|u| u.spec)
         // Compared as versions: `v1.1.0` and `1.1.0` are the same release.
         .filter(|u| !novacula_core::version::same_release(&u.version, &exec.version));
-    Ok(SyncExecutorResponse { executor_id: exec.id, server_version: s.config.cp_version.to_string(), compat, upgrade, server_time: now })
+    Ok(SyncExecutorResponse {
+        executor_id: exec.id,
+        server_version: s.config.cp_version.to_string(),
+        compat,
+        upgrade,
+        server_time: now,
+        capabilities_wanted: exec.capabilities_digest != digest,
+    })
 }
 
 /// The executor, when this sync changes nothing the store keeps: the key is
 /// live and bound to it, it was online, and it reports what it reported
 /// before. Then only "last seen" moves, in memory (see [`crate::liveness`]).
-fn heartbeat_only(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: novacula_core::Timestamp) -> Result<Option<ExecutorRow>> {
+fn heartbeat_only(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, digest: &str, now: novacula_core::Timestamp) -> Result<Option<ExecutorRow>> {
     let (key_row, existing) = s.store.read(|r| {
         let k: Option<ApiKey> = r.get(API_KEYS, &key.id)?;
         let e: Option<ExecutorRow> = r.get(EXECUTORS, &store_key(&[&key.org_id, &req.name]))?;
@@ -58,14 +70,23 @@ fn heartbeat_only(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: no
         && e.kind == req.kind
         && e.version == req.version
         && e.channel == req.channel
-        && e.capabilities_digest == capabilities_digest(&req.capabilities)
+        && e.capabilities_digest == digest
         && is_online(now, e.updated_at, s.config.heartbeat_timeout);
     Ok(same.then_some(e))
 }
 
 /// A sync that changes what the store keeps: admission, the upsert, key
-/// binding and `executor.connected`, committed before the answer.
-fn durable_sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: novacula_core::Timestamp, compat: CompatStatus) -> Result<ExecutorRow> {
+/// binding and `executor.connected`, committed before the answer. A sync
+/// with only a digest keeps the capabilities stored (the answer asks for
+/// them when the digest is not theirs); it cannot admit a new executor.
+fn durable_sync(
+    s: &AppState,
+    key: &ApiKey,
+    req: &SyncExecutorRequest,
+    caps: SyncCapabilities<'_>,
+    now: novacula_core::Timestamp,
+    compat: CompatStatus,
+) -> Result<ExecutorRow> {
     let org = key.org_id.clone();
     let timeout = s.config.heartbeat_timeout;
     s.store.write(|w| {
@@ -100,20 +121,49 @@ fn durable_sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, now: nova
             )?;
         }
         let reconnect = existing.as_ref().is_none_or(|e| !is_online(now, e.updated_at, timeout));
-        let exec = Executor {
-            id: existing.as_ref().map_or_else(|| s.random_hex(8), |e| e.id.clone()),
-            org_id: org.clone(),
-            name: req.name.clone(),
-            kind: req.kind,
-            version: req.version.clone(),
-            channel: req.channel,
-            capabilities: req.capabilities.clone(),
-            created_at: existing.as_ref().map_or(now, |e| e.created_at),
-            updated_at: now,
-            deactivated: false,
-            api_key_id: key.id.clone(),
+        let id = existing.as_ref().map_or_else(|| s.random_hex(8), |e| e.id.clone());
+        let created_at = existing.as_ref().map_or(now, |e| e.created_at);
+        let row = match (caps, &existing) {
+            (SyncCapabilities::Sent(c), _) => w.put_executor(
+                &k,
+                &Executor {
+                    id,
+                    org_id: org.clone(),
+                    name: req.name.clone(),
+                    kind: req.kind,
+                    version: req.version.clone(),
+                    channel: req.channel,
+                    capabilities: c.clone(),
+                    created_at,
+                    updated_at: now,
+                    deactivated: false,
+                    api_key_id: key.id.clone(),
+                },
+            )?,
+            (SyncCapabilities::Digest(_), Some(e)) => {
+                let row = ExecutorRow {
+                    id,
+                    org_id: org.clone(),
+                    name: req.name.clone(),
+                    kind: req.kind,
+                    version: req.version.clone(),
+                    channel: req.channel,
+                    created_at,
+                    updated_at: now,
+                    deactivated: false,
+                    api_key_id: key.id.clone(),
+                    capabilities_digest: e.capabilities_digest.clone(),
+                };
+                w.put(EXECUTORS, &k, &row)?;
+                row
+            }
+            (SyncCapabilities::Digest(_), None) => {
+                return Err(ServiceError::Conflict(format!(
+                    "executor {:?} is not known here: its first sync must carry its capabilities, not their digest",
+                    req.name
+                )))
+            }
         };
-        let row = w.put_executor(&k, &exec)?;
         w.put(KEY_USAGE, &key_row.id, &KeyUsage { at: now, by: req.name.clone() })?;
         if reconnect {
             events::record(

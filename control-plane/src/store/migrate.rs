@@ -871,7 +871,7 @@ mod tests {
             .unwrap();
         // Version 5: the executor's row holds a digest of its capabilities, kept apart.
         let row = s.read(|r| r.get::<ExecutorRow>(EXECUTORS, "acme/k8s")).unwrap().unwrap();
-        assert_eq!(row.capabilities_digest, crate::store::model::capabilities_digest(&exec.capabilities));
+        assert_eq!(row.capabilities_digest, exec.capabilities.digest());
         assert_eq!((row.name.as_str(), row.kind, row.updated_at), ("k8s", ExecutorKind::Operator, t));
         let geth = &exec.capabilities.chains[0].clients[0];
         assert_eq!((geth.ports[0].default, geth.managed_keys.as_slice(), geth.volumes.is_empty()), (30303, &["datadir".to_string()][..], true));

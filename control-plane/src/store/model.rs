@@ -89,7 +89,7 @@ pub struct ExecutorRow {
     pub updated_at: Timestamp,
     pub deactivated: bool,
     pub api_key_id: String,
-    /// [`capabilities_digest`] of the stored capabilities: a heartbeat
+    /// [`ExecutorCapabilities::digest`] of the stored capabilities: a heartbeat
     /// compares it instead of reading them.
     pub capabilities_digest: String,
 }
@@ -107,7 +107,7 @@ impl ExecutorRow {
             updated_at: e.updated_at,
             deactivated: e.deactivated,
             api_key_id: e.api_key_id.clone(),
-            capabilities_digest: capabilities_digest(&e.capabilities),
+            capabilities_digest: e.capabilities.digest(),
         }
     }
 
@@ -126,15 +126,6 @@ impl ExecutorRow {
             api_key_id: self.api_key_id,
         }
     }
-}
-
-/// SHA-256 of the capabilities' stored encoding, in hex.
-pub fn capabilities_digest(c: &ExecutorCapabilities) -> String {
-    use sha2::Digest;
-    // Encoding a value of plain fields cannot fail; an empty digest would only
-    // make the next heartbeat a durable one.
-    let bytes = postcard::to_stdvec(c).unwrap_or_default();
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

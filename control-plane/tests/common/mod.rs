@@ -109,7 +109,7 @@ pub fn caps() -> ExecutorCapabilities {
 }
 
 pub fn sync_req(name: &str, kind: ExecutorKind, version: &str) -> SyncExecutorRequest {
-    SyncExecutorRequest { name: name.into(), kind, version: version.into(), channel: Channel::Stable, capabilities: caps() }
+    SyncExecutorRequest { name: name.into(), kind, version: version.into(), channel: Channel::Stable, capabilities: Some(caps()), capabilities_digest: None }
 }
 
 /// The shared Ethereum fixture without volumes.

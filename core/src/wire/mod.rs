@@ -26,7 +26,38 @@ pub struct SyncExecutorRequest {
     pub version: String,
     #[serde(default)]
     pub channel: Channel,
-    pub capabilities: ExecutorCapabilities,
+    /// What this executor can run. Sent on its first sync and whenever they
+    /// change; otherwise only their digest is (8 KiB less per heartbeat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<ExecutorCapabilities>,
+    /// [`ExecutorCapabilities::digest`] of the capabilities the control plane
+    /// acknowledged; required when `capabilities` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities_digest: Option<String>,
+}
+
+/// What a sync says of the executor's capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncCapabilities<'a> {
+    Sent(&'a ExecutorCapabilities),
+    /// Only their digest: the control plane must hold capabilities with it.
+    Digest(&'a str),
+}
+
+/// A sync with neither capabilities nor a well-formed digest of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a sync carries capabilities, or capabilitiesDigest (64 hex digits) of capabilities sent before")]
+pub struct MissingCapabilities;
+
+impl SyncExecutorRequest {
+    /// The capabilities when sent (their digest is then ignored), else the digest.
+    pub fn capabilities(&self) -> Result<SyncCapabilities<'_>, MissingCapabilities> {
+        match (&self.capabilities, &self.capabilities_digest) {
+            (Some(c), _) => Ok(SyncCapabilities::Sent(c)),
+            (None, Some(d)) if is_sha256_hex(d) => Ok(SyncCapabilities::Digest(d)),
+            _ => Err(MissingCapabilities),
+        }
+    }
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -39,6 +70,10 @@ pub struct SyncExecutorResponse {
     /// Set when the channel has a release other than the executor's version.
     pub upgrade: Option<UpgradeSpec>,
     pub server_time: Timestamp,
+    /// The sync carried a digest of capabilities other than those the
+    /// control plane holds: send them in full next time.
+    #[serde(default)]
+    pub capabilities_wanted: bool,
 }
 
 /// A release the executor should move to.
@@ -164,5 +199,30 @@ mod tests {
         let req: SyncExecutorRequest = serde_json::from_str(r#"{"name":"edge-1","kind":"agent","version":"1.2.3","capabilities":{"chains":[]}}"#).unwrap();
         assert_eq!(req.channel, Channel::Stable);
         assert!(serde_json::from_str::<SyncExecutorRequest>(r#"{"name":"e","kind":"robot","version":"1.2.3","capabilities":{"chains":[]}}"#).is_err());
+    }
+
+    #[test]
+    fn a_sync_carries_capabilities_or_their_digest() {
+        let caps = ExecutorCapabilities::default();
+        let d = caps.digest();
+        assert_eq!(d.len(), 64);
+        let with = |c: Option<ExecutorCapabilities>, digest: Option<&str>| SyncExecutorRequest {
+            name: "e".into(),
+            kind: ExecutorKind::Agent,
+            version: "1.0.0".into(),
+            channel: Channel::Stable,
+            capabilities: c,
+            capabilities_digest: digest.map(str::to_string),
+        };
+        assert_eq!(with(Some(caps.clone()), Some("junk")).capabilities(), Ok(SyncCapabilities::Sent(&caps)));
+        assert_eq!(with(None, Some(&d)).capabilities(), Ok(SyncCapabilities::Digest(&d)));
+        assert_eq!(with(None, Some("abc")).capabilities(), Err(MissingCapabilities));
+        assert_eq!(with(None, None).capabilities(), Err(MissingCapabilities));
+        // a digest-only sync is small on the wire, and the digest follows the content
+        let json = serde_json::to_string(&with(None, Some(&d))).unwrap();
+        assert!(!json.contains("\"capabilities\""), "{json}");
+        let mut other = caps.clone();
+        other.storage_classes = Some(vec!["fast".into()]);
+        assert_ne!(other.digest(), d);
     }
 }
