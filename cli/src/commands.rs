@@ -105,6 +105,13 @@ pub enum NodesCmd {
         /// Only nodes of this executor.
         #[arg(long)]
         executor: Option<String>,
+        /// Only nodes of this chain (ethereum, bitcoin, ...).
+        #[arg(long)]
+        chain: Option<String>,
+        /// Only nodes in this phase now: provisioning, configuring, starting,
+        /// running, syncing, stopping, stopped, error or deleting.
+        #[arg(long)]
+        phase: Option<String>,
     },
     /// Show one node: spec, revisions, drift, processes.
     Get { name: String },
@@ -409,8 +416,9 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
         ClientCommand::Nodes(c) => {
             let api = client(&g, true)?;
             let node = match c {
-                NodesCmd::List { executor } => {
-                    print(&g, &api.nodes(executor.as_deref()).await.map_err(api_failed)?, |l| nodes_table(l));
+                NodesCmd::List { executor, chain, phase } => {
+                    let q = novacula_client::NodeQuery { executor, chain, phase };
+                    print(&g, &api.nodes_matching(&q).await.map_err(api_failed)?, |l| nodes_table(l));
                     return Ok(());
                 }
                 NodesCmd::Get { name } => api.node(&name).await,

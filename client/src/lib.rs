@@ -33,6 +33,15 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub use hyper::Method;
 
+/// Which nodes a listing returns (every filter optional).
+#[derive(Debug, Clone, Default)]
+pub struct NodeQuery {
+    pub executor: Option<String>,
+    pub chain: Option<String>,
+    /// A derived phase, as the API spells it (`running`, `error`, ...).
+    pub phase: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach control plane: {0}")]
@@ -395,9 +404,14 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
 
     /// The organization's nodes, or one executor's, page by page.
     pub async fn nodes(&self, executor: Option<&str>) -> Result<Vec<NodeView>, ClientError> {
+        self.nodes_matching(&NodeQuery { executor: executor.map(str::to_string), ..NodeQuery::default() }).await
+    }
+
+    /// The nodes `q` selects, page by page.
+    pub async fn nodes_matching(&self, q: &NodeQuery) -> Result<Vec<NodeView>, ClientError> {
         let mut all: Vec<NodeView> = Vec::new();
         loop {
-            let page = self.nodes_page(executor, all.last().map(|n| n.name.as_str()), NODE_PAGE).await?;
+            let page = self.nodes_page_matching(q, all.last().map(|n| n.name.as_str()), NODE_PAGE).await?;
             let done = page.len() < NODE_PAGE;
             all.extend(page);
             if done {
@@ -408,14 +422,18 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
 
     /// One page of nodes by name: at most `limit`, after the name `after`.
     pub async fn nodes_page(&self, executor: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<NodeView>, ClientError> {
-        let mut q = format!("/api/v1/nodes?limit={limit}");
-        if let Some(e) = executor {
-            q.push_str(&format!("&executor={}", segment(e)));
+        self.nodes_page_matching(&NodeQuery { executor: executor.map(str::to_string), ..NodeQuery::default() }, after, limit).await
+    }
+
+    /// One page of the nodes `q` selects.
+    pub async fn nodes_page_matching(&self, q: &NodeQuery, after: Option<&str>, limit: usize) -> Result<Vec<NodeView>, ClientError> {
+        let mut path = format!("/api/v1/nodes?limit={limit}");
+        for (name, value) in [("executor", &q.executor), ("chain", &q.chain), ("phase", &q.phase), ("after", &after.map(str::to_string))] {
+            if let Some(v) = value {
+                path.push_str(&format!("&{name}={}", segment(v)));
+            }
         }
-        if let Some(a) = after {
-            q.push_str(&format!("&after={}", segment(a)));
-        }
-        self.get(&q).await
+        self.get(&path).await
     }
 
     pub async fn node(&self, name: &str) -> Result<NodeView, ClientError> {

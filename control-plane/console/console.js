@@ -139,10 +139,43 @@ function live() {
   return el;
 }
 
+// ---- paging ----
+
+// A listing by name shown one page at a time: `pages` holds the `after` of
+// each page seen so far (the last is the one shown), for "Previous".
+const VIEW_PAGE = 100;
+
+function pagerHtml(id, pages, page) {
+  return `<div class="actions">
+      <button id="${id}-prev" class="secondary" ${pages.length > 1 ? "" : "disabled"}>Previous</button>
+      <span class="muted" id="${id}-page">page ${pages.length}</span>
+      <button id="${id}-next" class="secondary" ${page.length === VIEW_PAGE ? "" : "disabled"}>Next</button>
+    </div>`;
+}
+
+function bindPager(id, pages, page, render) {
+  const again = () => render().catch((err) => flash(err.message));
+  $(`#${id}-prev`).onclick = () => {
+    pages.pop();
+    again();
+  };
+  $(`#${id}-next`).onclick = () => {
+    pages.push(page[page.length - 1].name);
+    again();
+  };
+}
+
+function afterOf(pages) {
+  const after = pages[pages.length - 1];
+  return after ? "&after=" + encodeURIComponent(after) : "";
+}
+
 // ---- executors ----
 
+const executorsPages = [""];
+
 async function executorsView() {
-  const execs = await api("GET", "/executors");
+  const execs = await api("GET", `/executors?limit=${VIEW_PAGE}` + afterOf(executorsPages));
   const rows = execs
     .map(
       (e) => `<tr data-executor="${esc(e.name)}">
@@ -155,7 +188,9 @@ async function executorsView() {
     .join("");
   live().innerHTML = `<h1>Executors</h1>
     <table><thead><tr><th>Name</th><th>Kind</th><th>Status</th><th>Version</th><th>Channel</th><th>Nodes</th><th>Last sync</th></tr></thead>
-    <tbody>${rows || `<tr><td colspan="7" class="muted">No executor has connected yet. <a href="#/connect">Connect one</a>.</td></tr>`}</tbody></table>`;
+    <tbody>${rows || `<tr><td colspan="7" class="muted">No executor has connected yet. <a href="#/connect">Connect one</a>.</td></tr>`}</tbody></table>
+    ${pagerHtml("executors", executorsPages, execs)}`;
+  bindPager("executors", executorsPages, execs, executorsView);
 }
 
 async function executorView(name) {
@@ -252,7 +287,15 @@ function nodesSetup() {
       <label>Executor <select id="deploy-executor"></select></label>
       <label>Spec (JSON) <textarea id="deploy-spec">${esc(JSON.stringify(SAMPLE_SPEC, null, 2))}</textarea></label>
       <div class="actions"><button id="deploy-submit">Deploy</button></div>
-    </details>`;
+    </details>${nodesFilterForm()}`;
+  $("#nodes-filter").onsubmit = (ev) => {
+    ev.preventDefault();
+    nodesFilter.executor = $("#filter-executor").value.trim();
+    nodesFilter.chain = $("#filter-chain").value.trim();
+    nodesFilter.phase = $("#filter-phase").value;
+    nodesPages.splice(1);
+    nodesView().catch((err) => flash(err.message));
+  };
   api("GET", "/executors").then((execs) => {
     $("#deploy-executor").innerHTML = execs.filter((e) => !e.deactivated).map((e) => `<option>${esc(e.name)}</option>`).join("");
   });
@@ -283,9 +326,30 @@ async function allNodes(query) {
   }
 }
 
+// The Nodes view shows one page at a time (a fleet has 100,000 nodes), with
+// the filters the API takes.
+const PHASES = ["provisioning", "configuring", "starting", "running", "syncing", "stopping", "stopped", "error", "deleting"];
+const nodesFilter = { executor: "", chain: "", phase: "" };
+const nodesPages = [""];
+
+function nodesFilterForm() {
+  const opts = ["", ...PHASES].map((p) => `<option value="${p}" ${p === nodesFilter.phase ? "selected" : ""}>${p || "any phase"}</option>`).join("");
+  return `<form class="card filters" id="nodes-filter">
+      <label>Executor <input id="filter-executor" value="${esc(nodesFilter.executor)}"></label>
+      <label>Chain <input id="filter-chain" value="${esc(nodesFilter.chain)}"></label>
+      <label>Phase <select id="filter-phase">${opts}</select></label>
+      <div class="actions"><button id="filter-apply" class="secondary">Filter</button></div>
+    </form>`;
+}
+
 async function nodesView() {
-  const nodes = await allNodes("");
-  live().innerHTML = `<h1>Nodes</h1>${nodesTable(nodes)}`;
+  const query = Object.entries(nodesFilter)
+    .filter(([, v]) => v)
+    .map(([k, v]) => "&" + k + "=" + encodeURIComponent(v))
+    .join("");
+  const page = await api("GET", `/nodes?limit=${VIEW_PAGE}${query}` + afterOf(nodesPages));
+  live().innerHTML = `<h1>Nodes</h1>${nodesTable(page)}${pagerHtml("nodes", nodesPages, page)}`;
+  bindPager("nodes", nodesPages, page, nodesView);
 }
 
 /** Bytes in binary units, one decimal. */

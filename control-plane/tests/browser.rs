@@ -139,6 +139,20 @@ async fn console_connects_an_agent_deploys_stops_and_limits_viewers() {
     let n = wait_for_node(&owner, "web-node", |n| n["phase"] == "stopped").await;
     assert_eq!((n["revision"].as_u64(), n["spec"]["desiredState"].as_str()), (Some(2), Some("stopped")));
 
+    // the Nodes page filters by phase (and chain, executor) through the API
+    c.goto(&format!("{url}/#/nodes")).await.unwrap();
+    until(&c, "tr[data-node='web-node']", "lists the node", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    let filter = async |phase: &str| {
+        c.execute("document.querySelector('#filter-phase').value = arguments[0]", vec![Value::String(phase.into())]).await.unwrap();
+        c.find(Locator::Css("#filter-apply")).await.unwrap().click().await.unwrap();
+    };
+    filter("running").await;
+    until(&c, "#live tbody", "no running node", async |e| e.text().await.unwrap_or_default().contains("No nodes.")).await;
+    filter("stopped").await;
+    until(&c, "#live tbody", "the stopped node", async |e| e.text().await.unwrap_or_default().contains("web-node")).await;
+    assert!(!c.find(Locator::Css("#nodes-next")).await.unwrap().is_enabled().await.unwrap(), "one page only");
+    shot(&c, "4b-nodes-filtered").await;
+
     // a viewer sees the node but every lifecycle button is disabled
     add_user(&owner, "vera", "viewer").await;
     c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();

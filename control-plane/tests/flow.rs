@@ -166,6 +166,28 @@ async fn nodes_list_in_pages_by_name() {
     for bad in [0, 1001] {
         assert_eq!(alice.nodes_page(None, None, bad).await.unwrap_err().status(), Some(400), "limit {bad}");
     }
+
+    // By chain and by phase (derived now), alone or with the executor's.
+    let by = |executor: Option<&str>, chain: Option<&str>, phase: Option<&str>| novacula_client::NodeQuery {
+        executor: executor.map(str::to_string),
+        chain: chain.map(str::to_string),
+        phase: phase.map(str::to_string),
+    };
+    assert_eq!(alice.nodes_matching(&by(None, Some("ethereum"), None)).await.unwrap().len(), 5);
+    assert!(alice.nodes_matching(&by(None, Some("bitcoin"), None)).await.unwrap().is_empty());
+    let rev = node(&alice, "n2").await["revision"].as_u64().unwrap();
+    _exec.report("edge-1", vec![observed("n2", rev, ObservedNodeStatus::Running)]).await.unwrap();
+    assert_eq!(names(alice.nodes_matching(&by(None, None, Some("running"))).await.unwrap()), ["n2"]);
+    assert_eq!(names(alice.nodes_matching(&by(Some("edge-1"), Some("ethereum"), Some("running"))).await.unwrap()), ["n2"]);
+    assert!(alice.nodes_matching(&by(Some("edge-2"), None, Some("running"))).await.unwrap().is_empty());
+    let other = node(&alice, "n0").await["phase"].as_str().unwrap().to_string();
+    assert_ne!(other, "running");
+    // a page of matches fills from past the rows that do not match
+    assert_eq!(names(alice.nodes_page_matching(&by(None, None, Some(&other)), None, 2).await.unwrap()), ["n0", "n1"]);
+    assert_eq!(names(alice.nodes_page_matching(&by(None, None, Some(&other)), Some("n1"), 2).await.unwrap()), ["n3", "n4"]);
+    let err = alice.nodes_matching(&by(None, None, Some("sleeping"))).await.unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert!(err.to_string().contains("phase"), "{err}");
     cp.stop().await;
 }
 

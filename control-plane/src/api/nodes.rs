@@ -69,8 +69,16 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only this executor's nodes.
     #[serde(default)]
     pub executor: Option<String>,
+    /// Only this chain's nodes (`ethereum`, ...).
+    #[serde(default)]
+    pub chain: Option<String>,
+    /// Only the nodes in this phase now (`running`, `error`, ...).
+    #[serde(default)]
+    #[param(value_type = Option<novacula_core::NodePhase>)]
+    pub phase: Option<novacula_core::NodePhase>,
     /// Include nodes whose deletion has completed.
     #[serde(default)]
     pub include_removed: bool,
@@ -86,7 +94,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), params(ListQuery), responses((status = 200, description = "a page of nodes by name", body = Vec<NodeView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<NodeView>> {
     user.require(Permission::Read)?;
-    let filter = nodes::NodeFilter { executor: q.executor, include_removed: q.include_removed };
+    let filter = nodes::NodeFilter { executor: q.executor, chain: q.chain, phase: q.phase, include_removed: q.include_removed };
     let org = user.org().to_string();
     Ok(ApiJson(s.blocking(move |s| nodes::list(s, &org, &filter, q.after.as_deref(), q.limit.unwrap_or(nodes::NODE_PAGE_MAX))).await?))
 }

@@ -331,8 +331,24 @@ pub fn get(s: &AppState, org: &str, name: &str) -> Result<NodeView> {
 pub struct NodeFilter {
     /// Only this executor's.
     pub executor: Option<String>,
+    /// Only this chain's.
+    pub chain: Option<String>,
+    /// Only the nodes in this phase now.
+    pub phase: Option<NodePhase>,
     /// With the nodes whose deletion has completed.
     pub include_removed: bool,
+}
+
+impl NodeFilter {
+    /// What the stored row decides (cheap: before a view is built).
+    fn admits_row(&self, row: &NodeRow) -> bool {
+        (self.include_removed || !row.removed) && self.chain.as_ref().is_none_or(|c| &row.record.spec.chain == c)
+    }
+
+    /// What only the view tells: the phase, derived now.
+    fn admits_view(&self, v: &NodeView) -> bool {
+        self.phase.is_none_or(|p| v.phase == p)
+    }
 }
 
 /// Most nodes in one page of a listing (a fleet holds 100,000; one answer must not).
@@ -345,31 +361,37 @@ pub fn list(s: &AppState, org: &str, filter: &NodeFilter, after: Option<&str>, l
         return Err(ServiceError::BadInput(format!("limit must be between 1 and {NODE_PAGE_MAX}")));
     }
     let now = s.now();
-    let wanted = |row: &NodeRow| filter.include_removed || !row.removed;
     Ok(s.store.read(|r| {
         let mut out = Vec::new();
+        // The page fills with matches; a filter that skips rows reads on.
+        let matching = |r: &store::Read, row: NodeRow| -> store::Result<Option<NodeView>> {
+            if !filter.admits_row(&row) {
+                return Ok(None);
+            }
+            let v = load_view(r, s, org, row, now)?;
+            Ok(filter.admits_view(&v).then_some(v))
+        };
         if let Some(executor) = &filter.executor {
             // One executor's nodes come from its index, not a scan of the organization.
             for (name, _) in r.executor_nodes(org, executor)?.into_iter().filter(|(name, _)| after.is_none_or(|a| name.as_str() > a)) {
+                if let Some(row) = r.get::<NodeRow>(NODES, &key(&[org, &name]))?.filter(|row| &row.executor == executor) {
+                    out.extend(matching(r, row)?);
+                }
                 if out.len() == limit {
                     break;
-                }
-                if let Some(row) = r.get::<NodeRow>(NODES, &key(&[org, &name]))?.filter(|row| &row.executor == executor && wanted(row)) {
-                    out.push(load_view(r, s, org, row, now)?);
                 }
             }
             return Ok::<_, store::StoreError>(out);
         }
         let prefix = format!("{org}/");
         let mut cursor = after.map(|a| key(&[org, a]));
-        // Removed nodes are skipped: read on until the page is full or the table ends.
         loop {
             let rows: Vec<(String, NodeRow)> = r.scan_page(NODES, &prefix, cursor.as_deref(), limit)?;
             let end = rows.len() < limit;
             cursor = rows.last().map(|(k, _)| k.clone());
             for (_, row) in rows {
-                if wanted(&row) && out.len() < limit {
-                    out.push(load_view(r, s, org, row, now)?);
+                if out.len() < limit {
+                    out.extend(matching(r, row)?);
                 }
             }
             if end || out.len() == limit {
