@@ -338,8 +338,10 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     }
 
     /// Long-poll for specs: returns when the cursor moves past `since` or after `wait`.
+    /// Long-poll the executor's nodes: answers when they change past `since`
+    /// or after `wait`, with the changes only (see [`SpecPollResponse::apply`]).
     pub async fn poll_specs(&self, executor: &str, since: u64, wait: Duration) -> Result<SpecPollResponse, ClientError> {
-        let path = format!("/api/v1/executor/specs?executor={executor}&since={since}&waitSecs={}", wait.as_secs());
+        let path = format!("/api/v1/executor/specs?executor={}&since={since}&waitSecs={}&changes=true", segment(executor), wait.as_secs());
         self.call_with_timeout::<(), _>(Method::GET, &path, None, wait + self.timeout).await
     }
 

@@ -122,6 +122,52 @@ async fn long_poll_wakes_on_change() {
     cp.stop().await;
 }
 
+/// A poll asking for changes gets only the nodes changed since its cursor,
+/// and the names of those torn down since; a first poll, a cursor this
+/// executor cannot have seen, or a poll not asking (an older executor) gets
+/// the whole set.
+#[tokio::test]
+async fn a_poll_answers_with_the_changes_since_its_cursor() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, exec) = cp.alice_and_edge().await;
+    for n in ["n0", "n1", "n2"] {
+        deploy(&alice, "edge-1", n).await.unwrap();
+    }
+    let names = |r: &SpecPollResponse| r.nodes.iter().map(|n| n.spec.name.clone()).collect::<Vec<_>>();
+    let first = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap();
+    assert_eq!((names(&first), first.changes_since), (vec!["n0".to_string(), "n1".into(), "n2".into()], None));
+
+    lifecycle(&alice, "n1", "restart").await.unwrap();
+    let second = exec.poll_specs("edge-1", first.cursor, Duration::ZERO).await.unwrap();
+    assert_eq!((names(&second), second.changes_since, second.gone.len()), (vec!["n1".to_string()], Some(first.cursor), 0));
+    let known = second.clone().apply(Some(&first.nodes), first.cursor);
+    assert_eq!(known.iter().map(|n| (n.spec.name.as_str(), n.revision.0)).collect::<Vec<_>>(), [("n0", 1), ("n1", 2), ("n2", 1)]);
+
+    // Deleted: a change (the executor tears it down); torn down: gone.
+    alice.call::<(), Value>(Method::DELETE, "/api/v1/nodes/n0", None).await.unwrap();
+    let third = exec.poll_specs("edge-1", second.cursor, Duration::ZERO).await.unwrap();
+    assert_eq!(names(&third), ["n0"]);
+    assert!(third.nodes[0].deleted);
+    let mut removed = observed("n0", third.nodes[0].revision.0, ObservedNodeStatus::Stopped);
+    removed.removed = true;
+    exec.report("edge-1", vec![removed]).await.unwrap();
+    let fourth = exec.poll_specs("edge-1", third.cursor, Duration::ZERO).await.unwrap();
+    assert_eq!((names(&fourth), fourth.gone.clone()), (Vec::<String>::new(), vec!["n0".to_string()]));
+    let known = fourth.clone().apply(Some(&third.clone().apply(Some(&known), second.cursor)), third.cursor);
+    assert_eq!(known.iter().map(|n| n.spec.name.as_str()).collect::<Vec<_>>(), ["n1", "n2"]);
+
+    // Nothing changed: an empty answer at the deadline, with the same cursor.
+    let idle = exec.poll_specs("edge-1", fourth.cursor, Duration::ZERO).await.unwrap();
+    assert_eq!((idle.cursor, idle.nodes.len(), idle.gone.len()), (fourth.cursor, 0, 0));
+    // A cursor past the current one (the database restored from before it): the whole set.
+    let past = exec.poll_specs("edge-1", fourth.cursor + 1_000, Duration::ZERO).await.unwrap();
+    assert_eq!((names(&past), past.changes_since), (vec!["n1".to_string(), "n2".into()], None));
+    // An executor that does not ask for changes gets the whole set, as before.
+    let old: SpecPollResponse = exec.get(&format!("/api/v1/executor/specs?executor=edge-1&since={}&waitSecs=0", first.cursor)).await.unwrap();
+    assert_eq!((names(&old), old.changes_since), (vec!["n1".to_string(), "n2".into()], None));
+    cp.stop().await;
+}
+
 #[tokio::test]
 async fn a_change_wakes_only_the_executor_that_runs_the_node() {
     let cp = Cp::with_orgs(Config::default()).await;

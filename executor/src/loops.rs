@@ -220,10 +220,12 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
                         tracing::error!("control plane sent a node with an invalid name; ignoring this response");
                     } else {
                         let changed = resp.cursor != cursor || self.desired.borrow().is_none();
+                        let (from, changes) = (cursor, resp.nodes.len());
                         cursor = resp.cursor;
                         if changed {
-                            tracing::debug!(cursor, nodes = resp.nodes.len(), "specs updated");
-                            self.desired.send_replace(Some(resp.nodes));
+                            let nodes = resp.apply(self.desired.borrow().as_deref(), from);
+                            tracing::debug!(cursor, changes, nodes = nodes.len(), "specs updated");
+                            self.desired.send_replace(Some(nodes));
                             self.wake_reconcile.notify_one();
                         }
                     }

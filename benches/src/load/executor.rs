@@ -165,8 +165,8 @@ impl Emulated {
                     if r.cursor == since {
                         shared.calls.ok(POLL, t.elapsed().saturating_sub(wait));
                     }
-                    since = r.cursor;
-                    self.learn(shared, r.nodes);
+                    let from = std::mem::replace(&mut since, r.cursor);
+                    self.learn(shared, r, from);
                 }
                 Err(e) => {
                     shared.calls.error(POLL, format!("{}: {e}", self.name));
@@ -176,9 +176,12 @@ impl Emulated {
         }
     }
 
-    /// Take the polled nodes as the ones to run; time restarts that arrived.
-    fn learn(&self, shared: &Shared, nodes: Vec<DesiredNode>) {
+    /// Take the polled nodes (or changes since `from`) as the ones to run;
+    /// time restarts that arrived.
+    fn learn(&self, shared: &Shared, answer: novacula_core::wire::SpecPollResponse, from: u64) {
         let mut desired = locked(&self.desired);
+        let known: Vec<DesiredNode> = desired.values().cloned().collect();
+        let nodes = answer.apply(Some(&known), from);
         let mut propagation = locked(&shared.propagation);
         for n in &nodes {
             if desired.get(&n.spec.name).is_none_or(|d| d.revision != n.revision) {

@@ -27,6 +27,10 @@ pub struct SpecQuery {
     /// Seconds to wait for a change; 0 answers at once.
     #[serde(default, deserialize_with = "crate::api::error::query_int")]
     pub wait_secs: u64,
+    /// Answer with the nodes changed since `since` (and `gone`), not the
+    /// whole set, when `since` is a cursor this executor has seen.
+    #[serde(default)]
+    pub changes: bool,
 }
 
 /// Long-poll: answers as soon as the executor's cursor differs from `since`, or at the deadline.
@@ -40,7 +44,8 @@ pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q
     loop {
         changes.borrow_and_update();
         let (org, name) = (exec.org_id.clone(), exec.name.clone());
-        let resp = s.blocking(move |s| protocol::current_specs(s, &org, &name)).await?;
+        let from = q.changes.then_some(q.since);
+        let resp = s.blocking(move |s| protocol::current_specs(s, &org, &name, from)).await?;
         if resp.cursor != q.since || tokio::time::Instant::now() >= deadline {
             return Ok(ApiJson(resp));
         }

@@ -208,20 +208,26 @@ pub fn node_caller(s: &AppState, key: &ApiKey, name: &str) -> Result<ExecutorRow
     Ok(exec)
 }
 
-/// What executor `executor` of `org` should run now, with the change cursor.
-pub fn current_specs(s: &AppState, org: &str, executor: &str) -> Result<SpecPollResponse> {
+/// What executor `executor` of `org` should run now, with the change cursor:
+/// every node, or with `changes_from` only those changed since that cursor
+/// (when it is one this executor has seen: not 0, not past the current one).
+pub fn current_specs(s: &AppState, org: &str, executor: &str, changes_from: Option<u64>) -> Result<SpecPollResponse> {
     Ok(s.store.read(|r| {
         let index = r.executor_nodes(org, executor)?;
         let cursor = index.iter().map(|(_, seq)| *seq).max().unwrap_or(0);
-        let mut nodes = Vec::new();
-        for (name, _) in index {
-            if let Some(row) = r.get::<NodeRow>(NODES, &store_key(&[org, &name]))? {
-                if !row.removed && row.executor == executor {
-                    nodes.push(DesiredNode { revision: row.record.revision, spec: row.record.spec, deleted: row.record.deleted });
-                }
+        let since = changes_from.filter(|&c| c > 0 && c <= cursor);
+        let (mut nodes, mut gone) = (Vec::new(), Vec::new());
+        for (name, seq) in index {
+            if since.is_some_and(|c| seq <= c) {
+                continue;
+            }
+            match r.get::<NodeRow>(NODES, &store_key(&[org, &name]))?.filter(|row| row.executor == executor) {
+                Some(row) if !row.removed => nodes.push(DesiredNode { revision: row.record.revision, spec: row.record.spec, deleted: row.record.deleted }),
+                _ if since.is_some() => gone.push(name),
+                _ => {}
             }
         }
-        Ok::<_, crate::store::StoreError>(SpecPollResponse { cursor, nodes })
+        Ok::<_, crate::store::StoreError>(SpecPollResponse { cursor, nodes, changes_since: since, gone })
     })?)
 }
 

@@ -149,8 +149,35 @@ pub fn is_sha256_hex(s: &str) -> bool {
 pub struct SpecPollResponse {
     /// Pass back as `since` to wait for the next change.
     pub cursor: u64,
-    /// Every node assigned to the executor, deleted ones included until torn down.
+    /// Every node assigned to the executor, deleted ones included until torn
+    /// down; or, when `changesSince` is set, only those that changed since it.
     pub nodes: Vec<DesiredNode>,
+    /// Set when the answer holds only the changes since this cursor (the
+    /// poll's `since`, asked with `changes=true`); absent for the whole set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes_since: Option<u64>,
+    /// With `changesSince`: nodes torn down since, no longer the executor's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<String>,
+}
+
+impl SpecPollResponse {
+    /// The executor's nodes after this answer, given those it had as of
+    /// `cursor` (`None`: none known yet), by name. Changes apply only to the
+    /// set they were computed from; anything else is a whole set.
+    pub fn apply(self, known: Option<&[DesiredNode]>, cursor: u64) -> Vec<DesiredNode> {
+        let mut nodes: std::collections::BTreeMap<String, DesiredNode> = match (self.changes_since, known) {
+            (Some(since), Some(known)) if since == cursor => known.iter().map(|n| (n.spec.name.clone(), n.clone())).collect(),
+            _ => std::collections::BTreeMap::new(),
+        };
+        for name in &self.gone {
+            nodes.remove(name);
+        }
+        for n in self.nodes {
+            nodes.insert(n.spec.name.clone(), n);
+        }
+        nodes.into_values().collect()
+    }
 }
 
 /// `POST /api/v1/executors/report`.
@@ -199,6 +226,25 @@ mod tests {
         let req: SyncExecutorRequest = serde_json::from_str(r#"{"name":"edge-1","kind":"agent","version":"1.2.3","capabilities":{"chains":[]}}"#).unwrap();
         assert_eq!(req.channel, Channel::Stable);
         assert!(serde_json::from_str::<SyncExecutorRequest>(r#"{"name":"e","kind":"robot","version":"1.2.3","capabilities":{"chains":[]}}"#).is_err());
+    }
+
+    #[test]
+    fn a_poll_answer_of_changes_applies_to_the_set_it_was_computed_from() {
+        let node = |name: &str, rev: u64| DesiredNode { revision: crate::Revision(rev), spec: crate::fixtures::eth_spec(name), deleted: false };
+        let names = |v: &[DesiredNode]| v.iter().map(|n| (n.spec.name.clone(), n.revision.0)).collect::<Vec<_>>();
+        let known = vec![node("a", 1), node("b", 1), node("c", 1)];
+        let changes =
+            |since, nodes, gone: &[&str]| SpecPollResponse { cursor: 9, nodes, changes_since: since, gone: gone.iter().map(ToString::to_string).collect() };
+        let after = changes(Some(5), vec![node("b", 2), node("d", 1)], &["c"]).apply(Some(&known), 5);
+        assert_eq!(names(&after), [("a".into(), 1), ("b".into(), 2), ("d".into(), 1)]);
+        // computed from another cursor, or with nothing known: only what it holds
+        assert_eq!(names(&changes(Some(4), vec![node("b", 2)], &[]).apply(Some(&known), 5)), [("b".into(), 2)]);
+        assert_eq!(names(&changes(Some(5), vec![node("b", 2)], &[]).apply(None, 5)), [("b".into(), 2)]);
+        // a whole set replaces what was known
+        assert_eq!(names(&changes(None, vec![node("z", 3)], &[]).apply(Some(&known), 5)), [("z".into(), 3)]);
+        // the whole set keeps its old shape on the wire
+        let json = serde_json::to_string(&changes(None, vec![], &[])).unwrap();
+        assert_eq!(json, r#"{"cursor":9,"nodes":[]}"#);
     }
 
     #[test]
