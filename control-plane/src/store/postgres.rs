@@ -53,7 +53,28 @@ fn stored(n: u64) -> Result<i64> {
     i64::try_from(n).map_err(|_| StoreError::Engine(format!("{n} does not fit PostgreSQL's BIGINT").into()))
 }
 
-type Job = Box<dyn FnOnce(&mut Client) + Send>;
+type Job = Box<dyn FnOnce(&mut Session) + Send>;
+
+/// A connection's client and the statements it has prepared: each SQL text
+/// is prepared once per connection, so a statement is one round trip, not two.
+struct Session {
+    client: Client,
+    prepared: std::collections::HashMap<&'static str, postgres::Statement>,
+}
+
+impl Session {
+    fn query(&mut self, sql: &'static str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let statement = match self.prepared.get(sql) {
+            Some(st) => st.clone(),
+            None => {
+                let st = self.client.prepare(sql)?;
+                self.prepared.insert(sql, st.clone());
+                st
+            }
+        };
+        self.client.query(&statement, params)
+    }
+}
 
 /// A connection that gives up on an unreachable server, and notices a dead one.
 fn connect(url: &str) -> Result<Client, postgres::Error> {
@@ -93,11 +114,12 @@ impl Conn {
         std::thread::Builder::new()
             .name("postgres".into())
             .spawn(move || match connect(&url) {
-                Ok(mut client) => {
+                Ok(client) => {
                     let _ = ready.send(Ok(()));
+                    let mut session = Session { client, prepared: Default::default() };
                     // Ends when the pool drops the connection (its sender).
                     while let Ok(job) = queue.recv() {
-                        job(&mut client);
+                        job(&mut session);
                     }
                 }
                 Err(e) => {
@@ -111,10 +133,15 @@ impl Conn {
 
     /// Run `f` on the connection's thread and wait for its answer.
     fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> Result<R, postgres::Error> + Send + 'static) -> Result<R> {
+        self.session(move |s| f(&mut s.client))
+    }
+
+    /// The same, with the connection's prepared statements at hand.
+    fn session<R: Send + 'static>(&self, f: impl FnOnce(&mut Session) -> Result<R, postgres::Error> + Send + 'static) -> Result<R> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs
-            .send(Box::new(move |c| {
-                let _ = tx.send(f(c));
+            .send(Box::new(move |s| {
+                let _ = tx.send(f(s));
             }))
             .map_err(|_| gone())?;
         rx.recv().map_err(|_| gone())?.map_err(pg_error)
@@ -220,7 +247,7 @@ impl Engine for PgEngine {
         // READ COMMITTED: each statement sees every commit before it, and none
         // can come while this transaction holds the writer lock.
         let txn = Txn::begin(&self.pool, "BEGIN")?;
-        txn.conn()?.call(|c| c.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).map(|_| ()))?;
+        txn.conn()?.session(|s| s.query("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).map(drop))?;
         Ok(Box::new(txn))
     }
 
@@ -317,9 +344,9 @@ impl Txn {
     }
 
     fn rows(&self, sql: &'static str, args: Vec<Box<dyn postgres::types::ToSql + Send + Sync>>) -> Result<Vec<postgres::Row>> {
-        let out = self.conn()?.call(move |c| {
+        let out = self.conn()?.session(move |s| {
             let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn postgres::types::ToSql + Sync)).collect();
-            c.query(sql, &refs)
+            s.query(sql, &refs)
         });
         if out.is_err() {
             self.failed.set(true);
