@@ -5,7 +5,7 @@ use super::events::{self, data, NewEvent};
 use super::nodes::{alert_fires, evaluate, finish_deletion, phase_of};
 use super::{Result, ServiceError};
 use crate::state::AppState;
-use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
+use crate::store::model::{ApiKey, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
 use crate::store::{key as store_key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
 use novacula_core::observed::check_reported_revision;
@@ -121,47 +121,34 @@ fn durable_sync(
             )?;
         }
         let reconnect = existing.as_ref().is_none_or(|e| !is_online(now, e.updated_at, timeout));
-        let id = existing.as_ref().map_or_else(|| s.random_hex(8), |e| e.id.clone());
-        let created_at = existing.as_ref().map_or(now, |e| e.created_at);
-        let row = match (caps, &existing) {
-            (SyncCapabilities::Sent(c), _) => w.put_executor(
-                &k,
-                &Executor {
-                    id,
-                    org_id: org.clone(),
-                    name: req.name.clone(),
-                    kind: req.kind,
-                    version: req.version.clone(),
-                    channel: req.channel,
-                    capabilities: c.clone(),
-                    created_at,
-                    updated_at: now,
-                    deactivated: false,
-                    api_key_id: key.id.clone(),
-                },
-            )?,
-            (SyncCapabilities::Digest(_), Some(e)) => {
-                let row = ExecutorRow {
-                    id,
-                    org_id: org.clone(),
-                    name: req.name.clone(),
-                    kind: req.kind,
-                    version: req.version.clone(),
-                    channel: req.channel,
-                    created_at,
-                    updated_at: now,
-                    deactivated: false,
-                    api_key_id: key.id.clone(),
-                    capabilities_digest: e.capabilities_digest.clone(),
-                };
-                w.put(EXECUTORS, &k, &row)?;
-                row
-            }
+        // A digest keeps the capabilities stored; it cannot admit an executor.
+        let stored_digest = match (caps, &existing) {
             (SyncCapabilities::Digest(_), None) => {
                 return Err(ServiceError::Conflict(format!(
                     "executor {:?} is not known here: its first sync must carry its capabilities, not their digest",
                     req.name
                 )))
+            }
+            (_, e) => e.as_ref().map(|e| e.capabilities_digest.clone()).unwrap_or_default(),
+        };
+        let row = ExecutorRow {
+            id: existing.as_ref().map_or_else(|| s.random_hex(8), |e| e.id.clone()),
+            org_id: org.clone(),
+            name: req.name.clone(),
+            kind: req.kind,
+            version: req.version.clone(),
+            channel: req.channel,
+            created_at: existing.as_ref().map_or(now, |e| e.created_at),
+            updated_at: now,
+            deactivated: false,
+            api_key_id: key.id.clone(),
+            capabilities_digest: stored_digest,
+        };
+        let row = match caps {
+            SyncCapabilities::Sent(c) => w.put_executor(&k, &row.with_capabilities(c.clone()))?,
+            SyncCapabilities::Digest(_) => {
+                w.put(EXECUTORS, &k, &row)?;
+                row
             }
         };
         w.put(KEY_USAGE, &key_row.id, &KeyUsage { at: now, by: req.name.clone() })?;
