@@ -338,9 +338,17 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     }
 
     /// Long-poll for specs: returns when the cursor moves past `since` or after `wait`.
-    /// Long-poll the executor's nodes: answers when they change past `since`
-    /// or after `wait`, with the changes only (see [`SpecPollResponse::apply`]).
+    /// Long-poll the executor's nodes: answers with all of them when they
+    /// change past `since`, or after `wait`.
     pub async fn poll_specs(&self, executor: &str, since: u64, wait: Duration) -> Result<SpecPollResponse, ClientError> {
+        let path = format!("/api/v1/executor/specs?executor={}&since={since}&waitSecs={}", segment(executor), wait.as_secs());
+        self.call_with_timeout::<(), _>(Method::GET, &path, None, wait + self.timeout).await
+    }
+
+    /// The same, answered with the changes since `since` when the control
+    /// plane can (see [`SpecPollResponse::apply`]); control planes that
+    /// answer syncs with no `capabilitiesDigest` refuse it.
+    pub async fn poll_spec_changes(&self, executor: &str, since: u64, wait: Duration) -> Result<SpecPollResponse, ClientError> {
         let path = format!("/api/v1/executor/specs?executor={}&since={since}&waitSecs={}&changes=true", segment(executor), wait.as_secs());
         self.call_with_timeout::<(), _>(Method::GET, &path, None, wait + self.timeout).await
     }

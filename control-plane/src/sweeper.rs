@@ -158,18 +158,22 @@ fn summarise(s: &AppState, silent: &[ExecutorRow], now: Timestamp) -> Result<(),
 }
 
 /// Write the last heartbeats held in memory; then, on the one control plane
-/// holding the lease, sweep.
-fn pass(s: &AppState, sweeper: &mut Sweeper) {
+/// holding the lease, sweep. Whether this one holds it.
+fn pass(s: &AppState, sweeper: &mut Sweeper) -> bool {
     if let Err(e) = s.liveness.flush(&s.store) {
         tracing::error!(error = %e, "writing executors' last heartbeats failed; will retry");
     }
     // One control plane at a time sweeps (several may share a database).
     match s.store.hold_lease() {
         Ok(true) => {}
-        Ok(false) => return sweeper.reset(),
+        Ok(false) => {
+            sweeper.reset();
+            return false;
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot tell whether this control plane holds the lease; not sweeping");
-            return sweeper.reset();
+            sweeper.reset();
+            return false;
         }
     }
     match sweeper.pass(s) {
@@ -180,6 +184,7 @@ fn pass(s: &AppState, sweeper: &mut Sweeper) {
             sweeper.reset();
         }
     }
+    true
 }
 
 pub async fn run(s: Arc<AppState>) {
@@ -191,14 +196,16 @@ pub async fn run(s: Arc<AppState>) {
         tick.tick().await;
         // Store work, off the async workers (the sweeper's memory goes along).
         let mut sw = sweeper.take().unwrap_or_default();
-        sweeper = Some(
-            s.blocking(move |s| {
-                pass(s, &mut sw);
-                sw
+        let (sw, leader) = s
+            .blocking(move |s| {
+                let leader = pass(s, &mut sw);
+                (sw, leader)
             })
-            .await,
-        );
-        if tokio::time::Instant::now() >= next_prune {
+            .await;
+        sweeper = Some(sw);
+        // Retention too runs on the lease holder alone: two replicas pruning
+        // from the same count would remove twice as many events.
+        if leader && tokio::time::Instant::now() >= next_prune {
             next_prune = tokio::time::Instant::now() + s.config.prune_interval;
             // A large backlog is many write transactions: keep them off the async workers.
             let now = s.now();

@@ -134,33 +134,33 @@ async fn a_poll_answers_with_the_changes_since_its_cursor() {
         deploy(&alice, "edge-1", n).await.unwrap();
     }
     let names = |r: &SpecPollResponse| r.nodes.iter().map(|n| n.spec.name.clone()).collect::<Vec<_>>();
-    let first = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap();
+    let first = exec.poll_spec_changes("edge-1", 0, Duration::ZERO).await.unwrap();
     assert_eq!((names(&first), first.changes_since), (vec!["n0".to_string(), "n1".into(), "n2".into()], None));
 
     lifecycle(&alice, "n1", "restart").await.unwrap();
-    let second = exec.poll_specs("edge-1", first.cursor, Duration::ZERO).await.unwrap();
+    let second = exec.poll_spec_changes("edge-1", first.cursor, Duration::ZERO).await.unwrap();
     assert_eq!((names(&second), second.changes_since, second.gone.len()), (vec!["n1".to_string()], Some(first.cursor), 0));
-    let known = second.clone().apply(Some(&first.nodes), first.cursor);
+    let known = second.clone().apply(Some(&first.nodes), first.cursor).unwrap();
     assert_eq!(known.iter().map(|n| (n.spec.name.as_str(), n.revision.0)).collect::<Vec<_>>(), [("n0", 1), ("n1", 2), ("n2", 1)]);
 
     // Deleted: a change (the executor tears it down); torn down: gone.
     alice.call::<(), Value>(Method::DELETE, "/api/v1/nodes/n0", None).await.unwrap();
-    let third = exec.poll_specs("edge-1", second.cursor, Duration::ZERO).await.unwrap();
+    let third = exec.poll_spec_changes("edge-1", second.cursor, Duration::ZERO).await.unwrap();
     assert_eq!(names(&third), ["n0"]);
     assert!(third.nodes[0].deleted);
     let mut removed = observed("n0", third.nodes[0].revision.0, ObservedNodeStatus::Stopped);
     removed.removed = true;
     exec.report("edge-1", vec![removed]).await.unwrap();
-    let fourth = exec.poll_specs("edge-1", third.cursor, Duration::ZERO).await.unwrap();
+    let fourth = exec.poll_spec_changes("edge-1", third.cursor, Duration::ZERO).await.unwrap();
     assert_eq!((names(&fourth), fourth.gone.clone()), (Vec::<String>::new(), vec!["n0".to_string()]));
-    let known = fourth.clone().apply(Some(&third.clone().apply(Some(&known), second.cursor)), third.cursor);
+    let known = fourth.clone().apply(Some(&third.clone().apply(Some(&known), second.cursor).unwrap()), third.cursor).unwrap();
     assert_eq!(known.iter().map(|n| n.spec.name.as_str()).collect::<Vec<_>>(), ["n1", "n2"]);
 
     // Nothing changed: an empty answer at the deadline, with the same cursor.
-    let idle = exec.poll_specs("edge-1", fourth.cursor, Duration::ZERO).await.unwrap();
+    let idle = exec.poll_spec_changes("edge-1", fourth.cursor, Duration::ZERO).await.unwrap();
     assert_eq!((idle.cursor, idle.nodes.len(), idle.gone.len()), (fourth.cursor, 0, 0));
     // A cursor past the current one (the database restored from before it): the whole set.
-    let past = exec.poll_specs("edge-1", fourth.cursor + 1_000, Duration::ZERO).await.unwrap();
+    let past = exec.poll_spec_changes("edge-1", fourth.cursor + 1_000, Duration::ZERO).await.unwrap();
     assert_eq!((names(&past), past.changes_since), (vec!["n1".to_string(), "n2".into()], None));
     // An executor that does not ask for changes gets the whole set, as before.
     let old: SpecPollResponse = exec.get(&format!("/api/v1/executor/specs?executor=edge-1&since={}&waitSecs=0", first.cursor)).await.unwrap();
@@ -344,10 +344,11 @@ async fn a_heartbeat_that_changes_nothing_is_written_in_the_next_batch() {
     assert_eq!(stored(), later.plus(Duration::from_secs(65)));
 }
 
-/// After its first sync an executor sends the digest of its capabilities,
-/// not them: a matching digest is a heartbeat; another one is answered with
-/// `capabilitiesWanted` and changes nothing stored; an executor the control
-/// plane does not know must send them; a sync with neither is refused.
+/// After its first sync an executor sends the digest the control plane
+/// answered it with, not its capabilities: a matching digest is a heartbeat;
+/// another one is answered with the digest held (the executor then sends them
+/// again) and changes nothing stored; an executor the control plane does not
+/// know must send them; a sync with neither is refused.
 #[tokio::test]
 async fn a_sync_with_the_digest_of_known_capabilities_is_a_heartbeat() {
     use novacula_control_plane::store::model::ExecutorRow;
@@ -369,12 +370,12 @@ async fn a_sync_with_the_digest_of_known_capabilities_is_a_heartbeat() {
     assert!(stored().is_none(), "nothing admitted without capabilities");
 
     let first = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
-    assert!(!first.capabilities_wanted);
+    assert_eq!(first.capabilities_digest.as_deref(), Some(digest.as_str()));
     assert_eq!(stored().unwrap().capabilities_digest, digest);
 
     cp.clock.advance(Duration::from_secs(5));
     let beat = exec.sync_executor(&digest_only("edge-1", "1.0.0", &digest)).await.unwrap();
-    assert!(!beat.capabilities_wanted);
+    assert_eq!(beat.capabilities_digest.as_deref(), Some(digest.as_str()));
     let view: Value = alice.get("/api/v1/executors/edge-1").await.unwrap();
     assert_eq!(view["online"], true, "{view}");
     assert_eq!(view["capabilities"]["chains"][0]["chain"], "ethereum", "the capabilities sent first are kept: {view}");
@@ -383,7 +384,7 @@ async fn a_sync_with_the_digest_of_known_capabilities_is_a_heartbeat() {
     // restored from before a change): heard, and asked for them.
     let other = "0".repeat(64);
     let asked = exec.sync_executor(&digest_only("edge-1", "1.0.1", &other)).await.unwrap();
-    assert!(asked.capabilities_wanted);
+    assert_eq!(asked.capabilities_digest.as_deref(), Some(digest.as_str()), "not the one sent: send them");
     let row = stored().unwrap();
     assert_eq!((row.capabilities_digest.as_str(), row.version.as_str()), (digest.as_str(), "1.0.1"), "the version is taken, the capabilities kept");
 

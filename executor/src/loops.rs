@@ -18,6 +18,13 @@ use tokio::sync::{watch, Notify};
 
 /// How long a spec poll waits at the control plane for a change.
 pub const POLL_WAIT: Duration = Duration::from_secs(5);
+
+/// Polls answered with changes between two that ask for every node: changes
+/// since a cursor cannot tell a database restored from a backup (whose
+/// cursors run again over other changes) from the one they came from; the
+/// whole set can. About every 5 minutes.
+pub const WHOLE_SET_EVERY: u32 = 60;
+
 /// How often every desired node is reconciled (and at once after a change).
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
 /// How often observed state is reported (and at once after a reconcile changed something).
@@ -56,9 +63,12 @@ pub struct Executor<B, C> {
     upgrade: watch::Sender<Option<UpgradeSpec>>,
     /// Successful syncs of this process: the first one confirms a self-upgrade.
     synced: watch::Sender<u64>,
-    /// Digest of the capabilities the control plane acknowledged: while ours
-    /// have it, a sync sends the digest instead of them.
-    acked_capabilities: Mutex<Option<String>>,
+    /// Our capabilities' digest, and the control plane's digest of them as it
+    /// answered: while ours are unchanged, a sync sends its digest instead.
+    acked_capabilities: Mutex<Option<(String, String)>>,
+    /// The control plane takes digests and answers polls with changes (it
+    /// answered a sync with a digest): an older one refuses both.
+    speaks_changes: std::sync::atomic::AtomicBool,
     jitter: Jitter,
 }
 
@@ -137,6 +147,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             upgrade: watch::channel(None).0,
             synced: watch::channel(0).0,
             acked_capabilities: Mutex::new(None),
+            speaks_changes: std::sync::atomic::AtomicBool::new(false),
             jitter,
         })
     }
@@ -171,21 +182,24 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
 
     pub async fn sync_once(&self) -> Result<(), ClientError> {
         let capabilities = self.backend.capabilities();
-        let digest = capabilities.digest();
-        let acked = self.acked_capabilities.locked().as_deref() == Some(digest.as_str());
+        let ours = capabilities.digest();
+        let theirs = self.acked_capabilities.locked().as_ref().filter(|(o, _)| *o == ours).map(|(_, t)| t.clone());
         let req = SyncExecutorRequest {
             name: self.id.name.clone(),
             kind: self.id.kind,
             version: self.id.version.clone(),
             channel: self.id.channel,
-            capabilities: (!acked).then_some(capabilities),
-            capabilities_digest: Some(digest.clone()),
+            capabilities: theirs.is_none().then_some(capabilities),
+            capabilities_digest: theirs.clone(),
         };
         let resp = self.api.sync_executor(&req).await;
-        // Sent in full again after a failure or when asked: the control plane
-        // may have lost them (a restore) or never committed them.
-        *self.acked_capabilities.locked() = match &resp {
-            Ok(r) if !r.capabilities_wanted => Some(digest),
+        // Sent in full again after a failure, or when the control plane holds
+        // other ones than those it was told of (a restore) or takes no digest.
+        let held = resp.as_ref().ok().and_then(|r| r.capabilities_digest.clone());
+        self.speaks_changes.store(held.is_some(), std::sync::atomic::Ordering::Relaxed);
+        *self.acked_capabilities.locked() = match (theirs, held) {
+            (None, Some(held)) => Some((ours, held)),
+            (Some(sent), Some(held)) if sent == held => Some((ours, held)),
             _ => None,
         };
         let resp = resp?;
@@ -212,21 +226,39 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
     async fn poll_loop(self: Arc<Self>) {
         let mut cursor = 0;
         let mut failures = 0;
+        let mut since_whole = 0;
         loop {
-            match self.api.poll_specs(&self.id.name, cursor, self.intervals.poll_wait).await {
+            // Changes since the cursor, when the control plane answers them;
+            // now and then the whole set (see `WHOLE_SET_EVERY`).
+            let changes = self.speaks_changes.load(std::sync::atomic::Ordering::Relaxed)
+                && cursor > 0
+                && since_whole < WHOLE_SET_EVERY
+                && self.desired.borrow().is_some();
+            let (name, wait) = (&self.id.name, self.intervals.poll_wait);
+            let answer = if changes { self.api.poll_spec_changes(name, cursor, wait).await } else { self.api.poll_specs(name, cursor, wait).await };
+            match answer {
                 Ok(resp) => {
                     failures = 0;
                     if resp.nodes.iter().any(|n| !valid_name(&n.spec.name)) {
                         tracing::error!("control plane sent a node with an invalid name; ignoring this response");
-                    } else {
-                        let changed = resp.cursor != cursor || self.desired.borrow().is_none();
-                        let (from, changes) = (cursor, resp.nodes.len());
-                        cursor = resp.cursor;
-                        if changed {
-                            let nodes = resp.apply(self.desired.borrow().as_deref(), from);
-                            tracing::debug!(cursor, changes, nodes = nodes.len(), "specs updated");
-                            self.desired.send_replace(Some(nodes));
-                            self.wake_reconcile.notify_one();
+                        tokio::time::sleep(backoff(1, self.jitter.next())).await;
+                        continue;
+                    }
+                    since_whole = if resp.changes_since.is_none() { 0 } else { since_whole + 1 };
+                    let (next_cursor, changed) = (resp.cursor, resp.nodes.len() + resp.gone.len());
+                    let known = self.desired.borrow().clone();
+                    match resp.apply(known.as_deref(), cursor) {
+                        Some(nodes) => {
+                            cursor = next_cursor;
+                            if known.as_deref() != Some(nodes.as_slice()) {
+                                tracing::debug!(cursor, changed, nodes = nodes.len(), "specs updated");
+                                self.desired.send_replace(Some(nodes));
+                                self.wake_reconcile.notify_one();
+                            }
+                        }
+                        None => {
+                            tracing::warn!(cursor, "the control plane's changes do not follow this executor's cursor; asking for every node");
+                            cursor = 0;
                         }
                     }
                 }

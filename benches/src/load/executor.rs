@@ -6,6 +6,7 @@ use super::stats::{Calls, POLL, PROPAGATION, REPORT, SYNC};
 use novacula_client::HttpApi;
 use novacula_core::observed::{DiskUsage, ObservedNodeState, ObservedNodeStatus, ObservedProcess, SyncMetrics};
 use novacula_core::spec::{DesiredNode, DesiredState};
+use novacula_core::wire::SyncExecutorRequest;
 use novacula_core::Revision;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,16 +112,14 @@ impl Emulated {
     }
 
     /// One `syncExecutor` (`body`: the request as JSON, made once: the
-    /// generator's CPU is the server's too); the first one admits the executor.
-    pub async fn sync(&self, body: &[u8]) -> Result<(), novacula_client::ClientError> {
+    /// generator's CPU is the server's too); the first one admits the
+    /// executor. Returns the control plane's digest of the capabilities it holds.
+    pub async fn sync(&self, body: &[u8]) -> Result<String, novacula_client::ClientError> {
         let _turn = self.turn().await;
         let (status, answer) = self.api.raw(novacula_client::Method::POST, "/api/v1/executor/sync", Some(body.to_vec()), Duration::from_secs(15)).await?;
         if status.is_success() {
-            // A control plane that asks for the capabilities again would cost
-            // every sync 8 KiB: the generator counts it as an error.
             match serde_json::from_slice::<novacula_core::wire::SyncExecutorResponse>(&answer) {
-                Ok(r) if !r.capabilities_wanted => Ok(()),
-                Ok(_) => Err(novacula_client::ClientError::Decode("the control plane wants the capabilities again".into())),
+                Ok(r) => r.capabilities_digest.ok_or_else(|| novacula_client::ClientError::Decode("no capabilitiesDigest in the answer".into())),
                 Err(e) => Err(novacula_client::ClientError::Decode(e.to_string())),
             }
         } else {
@@ -143,10 +142,14 @@ impl Emulated {
     async fn sync_loop(&self, shared: &Shared, req: &[u8], first_ms: u64) {
         let mut rng = super::jitter::Seq::new(self.seed ^ 1);
         tokio::time::sleep(Duration::from_millis(first_ms)).await;
+        let sent: Option<String> = serde_json::from_slice::<SyncExecutorRequest>(req).ok().and_then(|r| r.capabilities_digest);
         loop {
             let t = Instant::now();
             match self.sync(req).await {
-                Ok(()) => shared.calls.ok(SYNC, t.elapsed()),
+                Ok(held) if Some(&held) == sent.as_ref() => shared.calls.ok(SYNC, t.elapsed()),
+                // It holds other capabilities than the digest says: an agent
+                // would send all 8 KiB of them again; counted as an error.
+                Ok(held) => shared.calls.error(SYNC, format!("{}: the control plane holds capabilities {held}, not those sent", self.name)),
                 Err(e) => shared.calls.error(SYNC, format!("{}: {e}", self.name)),
             }
             tokio::time::sleep(Self::jittered(&mut rng, novacula_core::heartbeat::SYNC_INTERVAL)).await;
@@ -158,7 +161,10 @@ impl Emulated {
         let mut since = 0;
         loop {
             let t = Instant::now();
-            match self.poll.poll_specs(&self.name, since, wait).await {
+            // As an agent: the changes since its cursor, after the first poll.
+            let answer =
+                if since == 0 { self.poll.poll_specs(&self.name, since, wait).await } else { self.poll.poll_spec_changes(&self.name, since, wait).await };
+            match answer {
                 Ok(r) => {
                     // A poll that saw no change answers at its deadline: what is
                     // timed is how late (a change answers early, timed below).
@@ -181,7 +187,8 @@ impl Emulated {
     fn learn(&self, shared: &Shared, answer: novacula_core::wire::SpecPollResponse, from: u64) {
         let mut desired = locked(&self.desired);
         let known: Vec<DesiredNode> = desired.values().cloned().collect();
-        let nodes = answer.apply(Some(&known), from);
+        // Changes that do not follow the cursor would be a control plane's bug.
+        let nodes = answer.apply(Some(&known), from).unwrap_or_default();
         let mut propagation = locked(&shared.propagation);
         for n in &nodes {
             if desired.get(&n.spec.name).is_none_or(|d| d.revision != n.revision) {

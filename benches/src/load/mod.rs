@@ -195,19 +195,18 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
             let key = admin.create_key(&CreateKeyRequest { label: name.clone(), executor: Some(name.clone()) }).await.map_err(call_err("create key"))?.key;
             let e = Emulated::new(&url, key, name.clone(), i as u64, pool.as_ref()).map_err(call_err("client"))?;
             // The first sync carries the capabilities; the next ones, as an
-            // agent's, only their digest.
-            let digest = caps.digest();
+            // agent's, the digest the control plane answered with.
             let mut req = SyncExecutorRequest {
                 name,
                 kind: ExecutorKind::Agent,
                 version: env!("CARGO_PKG_VERSION").into(),
                 channel: Channel::Stable,
                 capabilities: Some(caps),
-                capabilities_digest: Some(digest),
+                capabilities_digest: None,
             };
             let first = serde_json::to_vec(&req).map_err(|e| LoadError::Task(e.to_string()))?;
-            e.sync(&first).await.map_err(call_err(format!("first sync of {}", e.name)))?;
-            req.capabilities = None;
+            let held = e.sync(&first).await.map_err(call_err(format!("first sync of {}", e.name)))?;
+            (req.capabilities, req.capabilities_digest) = (None, Some(held));
             let req = serde_json::to_vec(&req).map_err(|e| LoadError::Task(e.to_string()))?;
             executors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((Arc::new(e), Arc::new(req)));
             Ok(())

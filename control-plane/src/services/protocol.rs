@@ -48,7 +48,10 @@ pub fn sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest) -> Result<Syn
         compat,
         upgrade,
         server_time: now,
-        capabilities_wanted: exec.capabilities_digest != digest,
+        // Its own digest of what it holds: the executor sends this one back,
+        // so a control plane that decodes more (or fewer) fields than the
+        // executor sent still recognises it.
+        capabilities_digest: Some(exec.capabilities_digest),
     })
 }
 

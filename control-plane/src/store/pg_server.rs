@@ -161,6 +161,22 @@ pub fn fresh_database() -> Result<String, Unavailable> {
     Ok(url(port, &name))
 }
 
+/// The `application_name` of the session that holds the control planes'
+/// lease on the database at `url` (replicas' tests name each replica's
+/// sessions so), or `None` when no one holds it.
+pub fn lease_holder(url: &str) -> Result<Option<String>, Unavailable> {
+    let url = url.to_string();
+    on_thread(move || {
+        let failed = |e: postgres::Error| Unavailable(e.to_string());
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).map_err(failed)?;
+        // A bigint advisory lock shows as its high half (classid) and low half (objid).
+        let sql = "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid::bigint = $1 AND l.objid::bigint = $2";
+        let (high, low) = (super::postgres::LEASE_LOCK >> 32, super::postgres::LEASE_LOCK & 0xffff_ffff);
+        Ok(c.query_opt(sql, &[&high, &low]).map_err(failed)?.map(|r| r.get(0)))
+    })
+}
+
 /// Whether the tests must have PostgreSQL (CI) rather than skip without it.
 pub fn required() -> bool {
     std::env::var_os("CI").is_some()

@@ -28,7 +28,7 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE novacula_records (tbl TEXT NOT NULL,
 /// The advisory lock every write transaction holds (an arbitrary constant, "nova").
 const WRITER_LOCK: i64 = 0x6e6f_7661;
 /// The session-level advisory lock of the process that runs time-based work ("nova" + 1).
-const LEASE_LOCK: i64 = 0x6e6f_7662;
+pub(super) const LEASE_LOCK: i64 = 0x6e6f_7662;
 /// The channel change notifications travel on.
 const CHANNEL: &str = "novacula_changes";
 /// Connections (each a PostgreSQL backend and a thread here) at most; a
@@ -83,7 +83,12 @@ fn connect(url: &str) -> Result<Client, postgres::Error> {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
     config.keepalives(true).keepalives_idle(std::time::Duration::from_secs(30));
-    config.connect(NoTls)
+    let mut client = config.connect(NoTls)?;
+    // Statements are prepared once and reused: keep planning each run with
+    // its values, or a generic plan loses the bound a prefix scan derives
+    // from its parameter and reads to the table's end.
+    client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+    Ok(client)
 }
 
 /// `url` as it may be shown: hosts, ports and database, never the user's password.

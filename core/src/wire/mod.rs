@@ -27,11 +27,12 @@ pub struct SyncExecutorRequest {
     #[serde(default)]
     pub channel: Channel,
     /// What this executor can run. Sent on its first sync and whenever they
-    /// change; otherwise only their digest is (8 KiB less per heartbeat).
+    /// change; otherwise only the digest the control plane answered with is
+    /// (8 KiB less per heartbeat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<ExecutorCapabilities>,
-    /// [`ExecutorCapabilities::digest`] of the capabilities the control plane
-    /// acknowledged; required when `capabilities` is absent.
+    /// The `capabilitiesDigest` a control plane answered the executor's last
+    /// full sync with; required when `capabilities` is absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities_digest: Option<String>,
 }
@@ -70,10 +71,11 @@ pub struct SyncExecutorResponse {
     /// Set when the channel has a release other than the executor's version.
     pub upgrade: Option<UpgradeSpec>,
     pub server_time: Timestamp,
-    /// The sync carried a digest of capabilities other than those the
-    /// control plane holds: send them in full next time.
-    #[serde(default)]
-    pub capabilities_wanted: bool,
+    /// [`ExecutorCapabilities::digest`] of the capabilities this control
+    /// plane holds for the executor, as it computed it: what a later sync
+    /// sends instead of them. Absent from control planes that take no digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities_digest: Option<String>,
 }
 
 /// A release the executor should move to.
@@ -164,11 +166,14 @@ pub struct SpecPollResponse {
 impl SpecPollResponse {
     /// The executor's nodes after this answer, given those it had as of
     /// `cursor` (`None`: none known yet), by name. Changes apply only to the
-    /// set they were computed from; anything else is a whole set.
-    pub fn apply(self, known: Option<&[DesiredNode]>, cursor: u64) -> Vec<DesiredNode> {
-        let mut nodes: std::collections::BTreeMap<String, DesiredNode> = match (self.changes_since, known) {
-            (Some(since), Some(known)) if since == cursor => known.iter().map(|n| (n.spec.name.clone(), n.clone())).collect(),
-            _ => std::collections::BTreeMap::new(),
+    /// set they were computed from: `None` for changes to another one (poll
+    /// the whole set again; never take them as the whole set, which would
+    /// drop the nodes they do not name).
+    pub fn apply(self, known: Option<&[DesiredNode]>, cursor: u64) -> Option<Vec<DesiredNode>> {
+        let mut nodes: std::collections::BTreeMap<String, DesiredNode> = match self.changes_since {
+            None => std::collections::BTreeMap::new(),
+            Some(since) if since == cursor => known?.iter().map(|n| (n.spec.name.clone(), n.clone())).collect(),
+            Some(_) => return None,
         };
         for name in &self.gone {
             nodes.remove(name);
@@ -176,7 +181,7 @@ impl SpecPollResponse {
         for n in self.nodes {
             nodes.insert(n.spec.name.clone(), n);
         }
-        nodes.into_values().collect()
+        Some(nodes.into_values().collect())
     }
 }
 
@@ -235,13 +240,13 @@ mod tests {
         let known = vec![node("a", 1), node("b", 1), node("c", 1)];
         let changes =
             |since, nodes, gone: &[&str]| SpecPollResponse { cursor: 9, nodes, changes_since: since, gone: gone.iter().map(ToString::to_string).collect() };
-        let after = changes(Some(5), vec![node("b", 2), node("d", 1)], &["c"]).apply(Some(&known), 5);
+        let after = changes(Some(5), vec![node("b", 2), node("d", 1)], &["c"]).apply(Some(&known), 5).unwrap();
         assert_eq!(names(&after), [("a".into(), 1), ("b".into(), 2), ("d".into(), 1)]);
-        // computed from another cursor, or with nothing known: only what it holds
-        assert_eq!(names(&changes(Some(4), vec![node("b", 2)], &[]).apply(Some(&known), 5)), [("b".into(), 2)]);
-        assert_eq!(names(&changes(Some(5), vec![node("b", 2)], &[]).apply(None, 5)), [("b".into(), 2)]);
+        // computed from another cursor, or with nothing known: not applicable
+        assert_eq!(changes(Some(4), vec![node("b", 2)], &[]).apply(Some(&known), 5), None);
+        assert_eq!(changes(Some(5), vec![node("b", 2)], &[]).apply(None, 5), None);
         // a whole set replaces what was known
-        assert_eq!(names(&changes(None, vec![node("z", 3)], &[]).apply(Some(&known), 5)), [("z".into(), 3)]);
+        assert_eq!(names(&changes(None, vec![node("z", 3)], &[]).apply(Some(&known), 5).unwrap()), [("z".into(), 3)]);
         // the whole set keeps its old shape on the wire
         let json = serde_json::to_string(&changes(None, vec![], &[])).unwrap();
         assert_eq!(json, r#"{"cursor":9,"nodes":[]}"#);
