@@ -388,8 +388,26 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         self.call::<(), _>(Method::DELETE, &format!("/api/v1/keys/{}", segment(id)), None).await
     }
 
+    /// Every executor of the organization, page by page.
     pub async fn executors(&self) -> Result<Vec<ExecutorView>, ClientError> {
-        self.get("/api/v1/executors").await
+        let mut all: Vec<ExecutorView> = Vec::new();
+        loop {
+            let page = self.executors_page(all.last().map(|e| e.executor.name.as_str()), EXECUTOR_PAGE).await?;
+            let done = page.len() < EXECUTOR_PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// One page of executors by name: at most `limit`, after the name `after`.
+    pub async fn executors_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<ExecutorView>, ClientError> {
+        let mut path = format!("/api/v1/executors?limit={limit}");
+        if let Some(after) = after {
+            path.push_str(&format!("&after={}", segment(after)));
+        }
+        self.get(&path).await
     }
 
     pub async fn executor(&self, name: &str) -> Result<ExecutorView, ClientError> {
@@ -489,6 +507,8 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
 
 /// The largest page of nodes the API answers.
 pub const NODE_PAGE: usize = 1000;
+/// Executors asked for per page (the control plane's most).
+pub const EXECUTOR_PAGE: usize = 1000;
 
 /// `s` percent-encoded for a path segment or a query value.
 pub fn segment(s: &str) -> String {

@@ -487,3 +487,20 @@ async fn executors_list_in_pages_by_name() {
     let err = alice.get::<Value>("/api/v1/executors?limit=0").await.unwrap_err();
     assert_eq!(err.status(), Some(400), "{err}");
 }
+
+#[tokio::test]
+async fn the_client_reads_every_page_of_executors() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let count = novacula_client::EXECUTOR_PAGE + 1;
+    for i in 0..count {
+        let name = format!("edge-{i:04}");
+        let (exec, _) = cp.executor_client(&alice, Some(&name)).await;
+        exec.sync_executor(&sync_req(&name, ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    }
+    let all = alice.executors().await.unwrap();
+    assert_eq!(all.len(), count, "more executors than one page holds");
+    let mut names: Vec<_> = all.iter().map(|e| e.executor.name.clone()).collect();
+    names.dedup();
+    assert_eq!(names.len(), count, "no executor twice");
+}
