@@ -65,10 +65,9 @@ pub struct Executor<B, C> {
     synced: watch::Sender<u64>,
     /// Our capabilities' digest, and the control plane's digest of them as it
     /// answered: while ours are unchanged, a sync sends its digest instead.
+    /// Also tells that the control plane answers polls with changes: an older
+    /// one answers no digest, and refuses both.
     acked_capabilities: Mutex<Option<(String, String)>>,
-    /// The control plane takes digests and answers polls with changes (it
-    /// answered a sync with a digest): an older one refuses both.
-    speaks_changes: std::sync::atomic::AtomicBool,
     jitter: Jitter,
 }
 
@@ -147,7 +146,6 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             upgrade: watch::channel(None).0,
             synced: watch::channel(0).0,
             acked_capabilities: Mutex::new(None),
-            speaks_changes: std::sync::atomic::AtomicBool::new(false),
             jitter,
         })
     }
@@ -196,7 +194,6 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
         // Sent in full again after a failure, or when the control plane holds
         // other ones than those it was told of (a restore) or takes no digest.
         let held = resp.as_ref().ok().and_then(|r| r.capabilities_digest.clone());
-        self.speaks_changes.store(held.is_some(), std::sync::atomic::Ordering::Relaxed);
         *self.acked_capabilities.locked() = match (theirs, held) {
             (None, Some(held)) => Some((ours, held)),
             (Some(sent), Some(held)) if sent == held => Some((ours, held)),
@@ -230,10 +227,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
         loop {
             // Changes since the cursor, when the control plane answers them;
             // now and then the whole set (see `WHOLE_SET_EVERY`).
-            let changes = self.speaks_changes.load(std::sync::atomic::Ordering::Relaxed)
-                && cursor > 0
-                && since_whole < WHOLE_SET_EVERY
-                && self.desired.borrow().is_some();
+            let changes = self.acked_capabilities.locked().is_some() && cursor > 0 && since_whole < WHOLE_SET_EVERY && self.desired.borrow().is_some();
             let (name, wait) = (&self.id.name, self.intervals.poll_wait);
             let answer = if changes { self.api.poll_spec_changes(name, cursor, wait).await } else { self.api.poll_specs(name, cursor, wait).await };
             match answer {
@@ -245,6 +239,10 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
                         continue;
                     }
                     since_whole = if resp.changes_since.is_none() { 0 } else { since_whole + 1 };
+                    if resp.changes_nothing(cursor) {
+                        cursor = resp.cursor; // a long-poll that timed out: nothing to merge
+                        continue;
+                    }
                     let (next_cursor, changed) = (resp.cursor, resp.nodes.len() + resp.gone.len());
                     let known = self.desired.borrow().clone();
                     match resp.apply(known.as_deref(), cursor) {

@@ -6,7 +6,7 @@ use super::nodes::{alert_fires, evaluate, finish_deletion, phase_of};
 use super::{Result, ServiceError};
 use crate::state::AppState;
 use crate::store::model::{ApiKey, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
-use crate::store::{key as store_key, API_KEYS, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
+use crate::store::{key as store_key, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
@@ -33,7 +33,7 @@ pub fn sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest) -> Result<Syn
     let compat = compat_of(s, &req.version);
     let exec = match heartbeat_only(s, key, req, &digest, now)? {
         Some(exec) => exec,
-        None => durable_sync(s, key, req, caps, now, compat)?,
+        None => durable_sync(s, key, req, caps, &digest, now, compat)?,
     };
     s.liveness.touch(&org, &req.name, &key.id, now);
     let upgrade = s
@@ -87,6 +87,7 @@ fn durable_sync(
     key: &ApiKey,
     req: &SyncExecutorRequest,
     caps: SyncCapabilities<'_>,
+    digest: &str,
     now: novacula_core::Timestamp,
     compat: CompatStatus,
 ) -> Result<ExecutorRow> {
@@ -125,14 +126,17 @@ fn durable_sync(
         }
         let reconnect = existing.as_ref().is_none_or(|e| !is_online(now, e.updated_at, timeout));
         // A digest keeps the capabilities stored; it cannot admit an executor.
-        let stored_digest = match (caps, &existing) {
+        // Sent ones are written only when they differ from the stored ones.
+        let held = existing.as_ref().map(|e| e.capabilities_digest.as_str());
+        let (stored_digest, new_caps) = match (caps, held) {
             (SyncCapabilities::Digest(_), None) => {
                 return Err(ServiceError::Conflict(format!(
                     "executor {:?} is not known here: its first sync must carry its capabilities, not their digest",
                     req.name
                 )))
             }
-            (_, e) => e.as_ref().map(|e| e.capabilities_digest.clone()).unwrap_or_default(),
+            (SyncCapabilities::Digest(_), Some(held)) => (held.to_string(), None),
+            (SyncCapabilities::Sent(c), held) => (digest.to_string(), (held != Some(digest)).then_some(c)),
         };
         let row = ExecutorRow {
             id: existing.as_ref().map_or_else(|| s.random_hex(8), |e| e.id.clone()),
@@ -147,13 +151,10 @@ fn durable_sync(
             api_key_id: key.id.clone(),
             capabilities_digest: stored_digest,
         };
-        let row = match caps {
-            SyncCapabilities::Sent(c) => w.put_executor(&k, &row.with_capabilities(c.clone()))?,
-            SyncCapabilities::Digest(_) => {
-                w.put(EXECUTORS, &k, &row)?;
-                row
-            }
-        };
+        if let Some(c) = new_caps {
+            w.put(CAPABILITIES, &k, c)?;
+        }
+        w.put(EXECUTORS, &k, &row)?;
         w.put(KEY_USAGE, &key_row.id, &KeyUsage { at: now, by: req.name.clone() })?;
         if reconnect {
             events::record(

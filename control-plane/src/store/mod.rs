@@ -316,18 +316,6 @@ impl Write {
         self.txn.put(t, k, &encode(v))
     }
 
-    /// Store executor `k` (`org/name`): its row, and its capabilities when
-    /// they changed. Returns the row written.
-    pub fn put_executor(&mut self, k: &str, e: &model::Executor) -> Result<model::ExecutorRow> {
-        let row = model::ExecutorRow::of(e);
-        let same = self.get::<model::ExecutorRow>(EXECUTORS, k)?.is_some_and(|old| old.capabilities_digest == row.capabilities_digest);
-        if !same {
-            self.put(CAPABILITIES, k, &e.capabilities)?;
-        }
-        self.put(EXECUTORS, k, &row)?;
-        Ok(row)
-    }
-
     pub fn remove(&mut self, t: Table, k: &str) -> Result<()> {
         self.txn.remove(t, k)
     }

@@ -164,6 +164,12 @@ pub struct SpecPollResponse {
 }
 
 impl SpecPollResponse {
+    /// Changes since `cursor` that name no node: the set known as of `cursor`
+    /// stands (the common answer, a long-poll that timed out).
+    pub fn changes_nothing(&self, cursor: u64) -> bool {
+        self.changes_since == Some(cursor) && self.nodes.is_empty() && self.gone.is_empty()
+    }
+
     /// The executor's nodes after this answer, given those it had as of
     /// `cursor` (`None`: none known yet), by name. Changes apply only to the
     /// set they were computed from: `None` for changes to another one (poll
@@ -245,6 +251,11 @@ mod tests {
         // computed from another cursor, or with nothing known: not applicable
         assert_eq!(changes(Some(4), vec![node("b", 2)], &[]).apply(Some(&known), 5), None);
         assert_eq!(changes(Some(5), vec![node("b", 2)], &[]).apply(None, 5), None);
+        // a timed-out long-poll changes nothing; a whole set that is empty does
+        assert!(changes(Some(5), vec![], &[]).changes_nothing(5));
+        assert!(!changes(Some(4), vec![], &[]).changes_nothing(5));
+        assert!(!changes(Some(5), vec![], &["a"]).changes_nothing(5));
+        assert!(!changes(None, vec![], &[]).changes_nothing(5));
         // a whole set replaces what was known
         assert_eq!(names(&changes(None, vec![node("z", 3)], &[]).apply(Some(&known), 5).unwrap()), [("z".into(), 3)]);
         // the whole set keeps its old shape on the wire
