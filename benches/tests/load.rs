@@ -27,6 +27,7 @@ fn a_thousand_executors_run_without_errors_and_converge() {
         // Two connections per executor, as agents that connect directly.
         own_connections: true,
         converge_within: Duration::from_secs(90),
+        saturate: Some(Duration::from_secs(2)),
         ..Options::default()
     };
     let out = rt.block_on(run(&target, options)).unwrap();
@@ -50,4 +51,8 @@ fn a_thousand_executors_run_without_errors_and_converge() {
     }
     // Reports changed the nodes' heads: the store committed them.
     assert!(out.server.commits_per_sec.is_some_and(|c| c > 0.0), "{out}");
+    // Heartbeats at saturation were all answered, and the disk was measured.
+    let sat = out.saturation.as_ref().expect("a saturation phase");
+    assert!(sat.syncs_per_sec > 0.0 && sat.errors == 0, "{out}");
+    assert!(sat.disk_flushes_per_sec.is_some_and(|f| f > 0.0), "{out}");
 }

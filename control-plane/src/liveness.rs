@@ -13,6 +13,7 @@ use novacula_core::sync::LockExt;
 use novacula_core::Timestamp;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// A record holding an executor's last heartbeat, as stored.
 pub trait LastSeen {
@@ -53,9 +54,9 @@ struct Seen {
     reports: Pending<()>,
 }
 
-/// The newest time (and what goes with it) per key, and whether the store
-/// has it yet.
-struct Pending<V>(HashMap<String, (Timestamp, V, bool)>);
+/// The newest time (and what goes with it) per key, and the newest time the
+/// store has (`None`: not known here).
+struct Pending<V>(HashMap<String, (Timestamp, V, Option<Timestamp>)>);
 
 impl<V> Default for Pending<V> {
     fn default() -> Self {
@@ -64,27 +65,31 @@ impl<V> Default for Pending<V> {
 }
 
 impl<V: Clone> Pending<V> {
-    /// Keep `at` (with `v`) unless a newer time is held already.
-    fn set(&mut self, k: String, at: Timestamp, v: V) {
-        let e = self.0.entry(k).or_insert_with(|| (at, v.clone(), false));
+    /// Keep `at` (with `v`) unless a newer time is held already; `stored`
+    /// is the time the store has, when the caller read it.
+    fn set(&mut self, k: String, at: Timestamp, v: V, stored: Option<Timestamp>) {
+        let e = self.0.entry(k).or_insert_with(|| (at, v.clone(), stored));
         if at >= e.0 {
-            *e = (at, v, false);
+            (e.0, e.1) = (at, v);
         }
+        e.2 = e.2.max(stored);
     }
 
     fn at(&self, k: &str) -> Option<Timestamp> {
         self.0.get(k).map(|e| e.0)
     }
 
-    /// What the store does not have yet.
-    fn unstored(&self) -> Vec<(String, Timestamp, V)> {
-        self.0.iter().filter(|(_, e)| !e.2).map(|(k, (at, v, _))| (k.clone(), *at, v.clone())).collect()
+    /// What the store has not had for `lag` or more (any newer time, for a
+    /// zero lag).
+    fn unstored(&self, lag: Duration) -> Vec<(String, Timestamp, V)> {
+        let due = |at: Timestamp, stored: Option<Timestamp>| stored.is_none_or(|s| at > s && at.since(s) >= lag);
+        self.0.iter().filter(|(_, e)| due(e.0, e.2)).map(|(k, (at, v, _))| (k.clone(), *at, v.clone())).collect()
     }
 
-    /// The store has `k` as of `at`: marked so, unless something newer came in meanwhile.
+    /// The store has `k` as of `at`.
     fn stored(&mut self, k: &str, at: Timestamp) {
-        if let Some(e) = self.0.get_mut(k).filter(|e| e.0 == at) {
-            e.2 = true;
+        if let Some(e) = self.0.get_mut(k) {
+            e.2 = e.2.max(Some(at));
         }
     }
 }
@@ -93,13 +98,14 @@ impl Liveness {
     /// A heartbeat of executor `name` of `org` with key `key_id`, at `at`.
     pub fn touch(&self, org: &str, name: &str, key_id: &str, at: Timestamp) {
         let mut seen = self.inner.locked();
-        seen.executors.set(key(&[org, name]), at, ());
-        seen.keys.set(key_id.to_string(), at, name.to_string());
+        seen.executors.set(key(&[org, name]), at, (), None);
+        seen.keys.set(key_id.to_string(), at, name.to_string(), None);
     }
 
-    /// A report of node `node` of `org` at `at` that changed nothing else.
-    pub fn reported(&self, org: &str, node: &str, at: Timestamp) {
-        self.inner.locked().reports.set(key(&[org, node]), at, ());
+    /// A report of node `node` of `org` at `at` that changed nothing else;
+    /// the store has the report of `stored`.
+    pub fn reported(&self, org: &str, node: &str, at: Timestamp, stored: Timestamp) {
+        self.inner.locked().reports.set(key(&[org, node]), at, (), Some(stored));
     }
 
     /// `o` (node `org/node`'s last report) with its time: the store's, or a newer one held here.
@@ -127,16 +133,25 @@ impl Liveness {
         }
     }
 
-    /// Write what the store does not have yet, in transactions of at most
+    /// Write what is due (see [`LAG`]), in transactions of at most
     /// [`FLUSH_BATCH`] records (so reports' commits are not held behind one
     /// of 20,000 rows); returns how many records were written. What fails
     /// stays to be written next time.
     pub fn flush(&self, store: &Store) -> Result<usize> {
+        self.flush_lagging(store, LAG)
+    }
+
+    /// Write everything the store does not have yet (on shutdown).
+    pub fn flush_all(&self, store: &Store) -> Result<usize> {
+        self.flush_lagging(store, Lag { executors: Duration::ZERO, keys: Duration::ZERO, reports: Duration::ZERO })
+    }
+
+    fn flush_lagging(&self, store: &Store, lag: Lag) -> Result<usize> {
         let pending: Vec<Unstored> = {
             let seen = self.inner.locked();
-            let execs = seen.executors.unstored().into_iter().map(|(k, at, ())| Unstored::Executor(k, at));
-            let keys = seen.keys.unstored().into_iter().map(|(k, at, by)| Unstored::Key(k, at, by));
-            let reports = seen.reports.unstored().into_iter().map(|(k, at, ())| Unstored::Report(k, at));
+            let execs = seen.executors.unstored(lag.executors).into_iter().map(|(k, at, ())| Unstored::Executor(k, at));
+            let keys = seen.keys.unstored(lag.keys).into_iter().map(|(k, at, by)| Unstored::Key(k, at, by));
+            let reports = seen.reports.unstored(lag.reports).into_iter().map(|(k, at, ())| Unstored::Report(k, at));
             execs.chain(keys).chain(reports).collect()
         };
         let mut written = 0;
@@ -161,8 +176,25 @@ impl Liveness {
     }
 }
 
-/// Records written per transaction by [`Liveness::flush`].
-pub const FLUSH_BATCH: usize = 1_000;
+/// Records written per transaction by [`Liveness::flush`]: about 5 ms of
+/// the single writer, which reports' group commits wait for (1,000 held them
+/// past 50 ms with 10,000 executors).
+pub const FLUSH_BATCH: usize = 200;
+
+/// How far behind memory the store may fall, per kind of record.
+#[derive(Debug, Clone, Copy)]
+pub struct Lag {
+    pub executors: Duration,
+    pub keys: Duration,
+    pub reports: Duration,
+}
+
+/// Heartbeats are written at every flush: another replica, and this one
+/// after a restart, tell online from the stored time (30 s timeout). A key's
+/// "last used" and a node's last unchanged report are shown, never acted on:
+/// each is written once a minute (not 10,000 keys and 100,000 reports every
+/// few seconds), spread over the flushes as the reports came in.
+pub const LAG: Lag = Lag { executors: Duration::ZERO, keys: Duration::from_secs(60), reports: Duration::from_secs(60) };
 
 /// A time held in memory that the store does not have yet.
 enum Unstored {
@@ -220,11 +252,30 @@ mod tests {
             live.touch("acme", &format!("edge-{i}"), &format!("key-{i}"), Timestamp(1_000));
         }
         let before = store.commits();
-        assert_eq!(live.flush(&store).unwrap(), n);
-        // n executors (no rows: nothing to write) and n keys, 1,000 a transaction
+        assert_eq!(live.flush_all(&store).unwrap(), n);
+        // n executors (no rows: nothing to write) and n keys, FLUSH_BATCH a transaction
         assert_eq!(store.commits() - before, (2 * n).div_ceil(FLUSH_BATCH) as u64);
         assert_eq!(live.flush(&store).unwrap(), 0, "all marked stored");
         let usage: Option<KeyUsage> = store.read(|r| r.get(KEY_USAGE, &format!("key-{}", n - 1))).unwrap();
         assert_eq!(usage.map(|u| (u.at, u.by)), Some((Timestamp(1_000), format!("edge-{}", n - 1))));
+    }
+
+    #[test]
+    fn heartbeats_are_written_at_every_flush_and_shown_times_once_they_lag() {
+        let store = Store::in_memory().unwrap();
+        let live = Liveness::default();
+        let usage = || store.read(|r| r.get::<KeyUsage>(KEY_USAGE, "key-1")).unwrap().map(|u| u.at);
+        live.touch("acme", "edge-1", "key-1", Timestamp(1_000));
+        assert_eq!(live.flush(&store).unwrap(), 1, "a key's use not known to be stored is written");
+        let minute = LAG.keys.as_millis() as u64;
+        live.touch("acme", "edge-1", "key-1", Timestamp(1_000 + minute - 1));
+        live.flush(&store).unwrap();
+        assert_eq!(usage(), Some(Timestamp(1_000)), "less than a minute behind: kept in memory");
+        live.touch("acme", "edge-1", "key-1", Timestamp(1_000 + minute));
+        live.flush(&store).unwrap();
+        assert_eq!(usage(), Some(Timestamp(1_000 + minute)), "a minute behind: written");
+        live.touch("acme", "edge-1", "key-1", Timestamp(2_000 + minute));
+        assert_eq!(live.flush_all(&store).unwrap(), 1, "on shutdown, everything");
+        assert_eq!(usage(), Some(Timestamp(2_000 + minute)));
     }
 }

@@ -160,8 +160,10 @@ fn summarise(s: &AppState, silent: &[ExecutorRow], now: Timestamp) -> Result<(),
 /// Write the last heartbeats held in memory; then, on the one control plane
 /// holding the lease, sweep. Whether this one holds it.
 fn pass(s: &AppState, sweeper: &mut Sweeper) -> bool {
-    if let Err(e) = s.liveness.flush(&s.store) {
-        tracing::error!(error = %e, "writing executors' last heartbeats failed; will retry");
+    let t = std::time::Instant::now();
+    match s.liveness.flush(&s.store) {
+        Ok(n) => tracing::debug!(written = n, took_ms = t.elapsed().as_millis() as u64, "last heartbeats and reports written"),
+        Err(e) => tracing::error!(error = %e, "writing executors' last heartbeats failed; will retry"),
     }
     // One control plane at a time sweeps (several may share a database).
     match s.store.hold_lease() {
@@ -176,9 +178,9 @@ fn pass(s: &AppState, sweeper: &mut Sweeper) -> bool {
             return false;
         }
     }
+    let t = std::time::Instant::now();
     match sweeper.pass(s) {
-        Ok(0) => {}
-        Ok(n) => tracing::debug!(changed = n, "sweep updated node health"),
+        Ok(n) => tracing::debug!(changed = n, took_ms = t.elapsed().as_millis() as u64, "swept node health"),
         Err(e) => {
             tracing::error!(error = %e, "sweep failed; the next pass looks at every node");
             sweeper.reset();

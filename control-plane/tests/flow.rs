@@ -435,8 +435,8 @@ async fn an_executor_sends_its_capabilities_until_they_are_acknowledged() {
 
 /// A report of the state already stored (no transition, no alert) writes
 /// nothing: the node shows it was observed just now, from memory, and the
-/// store gets the time in the next batch. A report that changes the state is
-/// written at once.
+/// store gets the time in a batch once it lags a minute. A report that
+/// changes the state is written at once.
 #[tokio::test]
 async fn a_report_that_changes_nothing_is_written_in_the_next_batch() {
     use novacula_control_plane::store::model::ObservedRow;
@@ -458,7 +458,13 @@ async fn a_report_that_changes_nothing_is_written_in_the_next_batch() {
     let n = node(&alice, "eth-1").await;
     assert_eq!((n["phase"].as_str(), n["observedAt"].as_u64()), (Some("running"), Some(later.0)), "{n}");
     cp.state.liveness.flush(&cp.state.store).unwrap();
-    assert_eq!(stored().reported_at, later);
+    assert_eq!(stored().reported_at, first, "shown, never acted on: written once it lags a minute");
+    cp.clock.advance(Duration::from_secs(50));
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    exec.report("edge-1", vec![observed("eth-1", 1, ObservedNodeStatus::Running)]).await.unwrap();
+    let later = later.plus(Duration::from_secs(50));
+    cp.state.liveness.flush(&cp.state.store).unwrap();
+    assert_eq!(stored().reported_at, later, "a minute behind: written");
 
     cp.clock.advance(Duration::from_secs(10));
     exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();

@@ -43,6 +43,11 @@ struct Cli {
     /// (two per executor) instead of a shared pool (as behind an L7 load balancer).
     #[arg(long)]
     own_connections: bool,
+    /// After the window, send heartbeats as fast as the control plane answers
+    /// them for this long (`10s`), and print that rate beside the disk's
+    /// fdatasync rate.
+    #[arg(long, value_parser = duration)]
+    saturate: Option<Duration>,
     /// Run the control plane on a fresh database of a PostgreSQL server started in a temporary directory.
     #[arg(long, conflicts_with_all = ["database", "url"])]
     postgres: bool,
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
         readers: cli.readers,
         static_reports: cli.static_reports,
         own_connections: cli.own_connections,
+        saturate: cli.saturate,
         ..Options::default()
     };
     eprintln!("control plane at {} on {store}; setting up {} executors x {} nodes", target.url, cli.executors, cli.nodes_per_executor);

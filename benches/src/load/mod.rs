@@ -15,7 +15,7 @@ use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::{CreateKeyRequest, SyncExecutorRequest};
 use novacula_core::{Channel, ExecutorKind, NodePhase, NodeSpec};
 use server::Target;
-use stats::{CallSummary, ServerUse, NODES_PAGE, NODE_READ, RESTART};
+use stats::{CallSummary, ServerUse, SlowSecond, NODES_PAGE, NODE_READ, RESTART, TARGET};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -43,6 +43,8 @@ pub struct Options {
     pub setup_in_flight: usize,
     /// How long the fleet may take to converge after the window.
     pub converge_within: Duration,
+    /// After the window: heartbeats as fast as the server takes them, for this long.
+    pub saturate: Option<Duration>,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             own_connections: false,
             setup_in_flight: 64,
             converge_within: Duration::from_secs(60),
+            saturate: None,
         }
     }
 }
@@ -86,9 +89,26 @@ pub struct Outcome {
     pub capabilities_bytes: usize,
     pub window: Duration,
     pub calls: Vec<CallSummary>,
+    /// Seconds of the window with calls over the target.
+    pub slow_seconds: Vec<SlowSecond>,
     pub server: ServerUse,
     /// `None` when every node converged; otherwise what did not.
     pub not_converged: Option<String>,
+    pub saturation: Option<Saturation>,
+}
+
+/// Heartbeats at saturation: many syncs in flight, round-robin over the
+/// executors, on top of the fleet's steady load, against the disk's flush rate.
+#[derive(Debug, Clone)]
+pub struct Saturation {
+    pub in_flight: usize,
+    pub syncs_per_sec: f64,
+    pub p99: Duration,
+    pub errors: u64,
+    pub server: ServerUse,
+    /// `fdatasync`s per second the disk took (a 4 KiB write each), measured
+    /// before the fleet started; `None` if the measurement failed.
+    pub disk_flushes_per_sec: Option<f64>,
 }
 
 impl Outcome {
@@ -124,6 +144,8 @@ impl std::fmt::Display for Outcome {
             }
         }
         writeln!(f, "(poll: how long past its 5 s wait an unchanged long-poll answered; propagation: restart answered -> executor's poll has it)")?;
+        let slow: Vec<String> = self.slow_seconds.iter().map(|s| format!("+{}s {} (max {:.0} ms)", s.at, s.over, ms(s.max))).collect();
+        writeln!(f, "calls over {} ms, by second of the window: {}", TARGET.as_millis(), if slow.is_empty() { "none".into() } else { slow.join(", ") })?;
         let s = &self.server;
         let or_na = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
         writeln!(
@@ -134,6 +156,20 @@ impl std::fmt::Display for Outcome {
             or_na(s.commits_per_sec.map(|c| format!("{c:.0}"))),
             or_na(s.generator_cpu_cores.map(|c| format!("{c:.2}")))
         )?;
+        if let Some(sat) = &self.saturation {
+            let or_na = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:.0}"));
+            writeln!(
+                f,
+                "heartbeats at saturation ({} in flight, on top of the fleet): {:.0} syncs/s, p99 {:.2} ms, {} errors; server cpu {} cores, store commits {}/s; the disk: {} fdatasyncs/s",
+                sat.in_flight,
+                sat.syncs_per_sec,
+                ms(sat.p99),
+                sat.errors,
+                sat.server.cpu_cores.map_or_else(|| "n/a".into(), |c| format!("{c:.2}")),
+                or_na(sat.server.commits_per_sec),
+                or_na(sat.disk_flushes_per_sec)
+            )?;
+        }
         match &self.not_converged {
             None => write!(f, "converged: every node running at its latest revision on an online executor"),
             Some(why) => write!(f, "NOT converged: {why}"),
@@ -177,6 +213,7 @@ where
 
 pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
     let started = Instant::now();
+    let disk_flushes_per_sec = if o.saturate.is_some() { disk_flush_rate(Duration::from_secs(2)) } else { None };
     let anon = HttpApi::new(&target.url, None).map_err(call_err("client"))?;
     let token = anon.login(&target.user, &target.password).await.map_err(call_err("sign in"))?.token;
     let admin = anon.with_token(Some(token));
@@ -226,7 +263,8 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
 
     // Steady load: the executors, readers and restarts.
     let mut tasks = JoinSet::new();
-    for (e, req) in std::mem::take(&mut *executors.lock().unwrap_or_else(std::sync::PoisonError::into_inner)) {
+    let fleet = std::mem::take(&mut *executors.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    for (e, req) in fleet.iter().cloned() {
         tasks.spawn(e.run(shared.clone(), req, o.static_reports));
     }
     for r in 0..o.readers {
@@ -250,9 +288,73 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
     let mut server = sampler.finish(target, window);
     server.rss_max_bytes = rss_max;
 
+    let calls = shared.calls.summary(window);
+    let slow_seconds = shared.calls.slow_seconds();
+    let saturation = match o.saturate {
+        Some(d) => Some(Saturation { disk_flushes_per_sec, ..saturate(target, &fleet, d).await }),
+        None => None,
+    };
     let not_converged = converged(&admin, o.executors * o.nodes_per_executor, o.converge_within).await;
     tasks.abort_all();
-    Ok(Outcome { calls: shared.calls.summary(window), options: o, setup, deploys_per_sec, capabilities_bytes: sync_bytes, window, server, not_converged })
+    Ok(Outcome { calls, slow_seconds, options: o, setup, deploys_per_sec, capabilities_bytes: sync_bytes, window, server, not_converged, saturation })
+}
+
+/// Syncs in flight at saturation: enough to keep both of the server's
+/// workers busy, within the shared pool's connections.
+const SATURATION_IN_FLIGHT: usize = 256;
+
+/// Heartbeats (digest syncs, as an agent's steady ones) as fast as the
+/// server answers them, for `duration`.
+async fn saturate(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], duration: Duration) -> Saturation {
+    let calls = Arc::new(stats::Calls::default());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let fleet: Arc<Vec<_>> = Arc::new(fleet.to_vec());
+    calls.start();
+    let sampler = Sampler::start(target);
+    let started = Instant::now();
+    let mut workers = JoinSet::new();
+    for _ in 0..SATURATION_IN_FLIGHT.min(fleet.len()) {
+        let (calls, next, fleet) = (calls.clone(), next.clone(), fleet.clone());
+        workers.spawn(async move {
+            while started.elapsed() < duration {
+                let (e, req) = &fleet[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % fleet.len()];
+                let t = Instant::now();
+                match e.sync(req).await {
+                    Ok(_) => calls.ok(stats::SYNC, t.elapsed()),
+                    Err(err) => calls.error(stats::SYNC, err),
+                }
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let window = started.elapsed();
+    calls.stop();
+    let server = sampler.finish(target, window);
+    let sync = calls.summary(window).into_iter().find(|c| c.name == stats::SYNC);
+    Saturation {
+        in_flight: SATURATION_IN_FLIGHT.min(fleet.len()),
+        syncs_per_sec: sync.as_ref().map_or(0.0, |c| c.per_sec),
+        p99: sync.as_ref().map_or(Duration::ZERO, |c| c.p99),
+        errors: sync.as_ref().map_or(0, |c| c.errors),
+        server,
+        disk_flushes_per_sec: None,
+    }
+}
+
+/// How many 4 KiB write + `fdatasync` rounds a file in the temporary
+/// directory takes per second (the ceiling of durable commits there).
+fn disk_flush_rate(duration: Duration) -> Option<f64> {
+    use std::io::{Seek, Write};
+    let mut f = tempfile::tempfile().ok()?;
+    let block = [0u8; 4096];
+    let (started, mut n) = (Instant::now(), 0u64);
+    while started.elapsed() < duration {
+        f.rewind().ok()?;
+        f.write_all(&block).ok()?;
+        f.sync_data().ok()?;
+        n += 1;
+    }
+    Some(n as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Server CPU time and commits at the window's start.

@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The calls timed, by name.
 pub const SYNC: &str = "sync";
@@ -27,23 +27,45 @@ struct Kind {
     messages: Vec<String>,
 }
 
+/// The latency target of every call: slower calls are counted per second.
+pub const TARGET: Duration = Duration::from_millis(50);
+
 /// Latencies and errors of the window being measured; calls outside it
 /// (setup, shutdown) are not counted.
 pub struct Calls {
     recording: AtomicBool,
     kinds: Mutex<BTreeMap<&'static str, Kind>>,
+    /// Per second of the window: calls over [`TARGET`] and the slowest, to
+    /// tell periodic work (every 5 s, every minute) from load.
+    seconds: Mutex<(Option<Instant>, Vec<SlowSecond>)>,
+}
+
+/// One second of the window with calls over [`TARGET`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SlowSecond {
+    /// Seconds since the window opened.
+    pub at: u64,
+    pub over: u64,
+    pub max: Duration,
 }
 
 impl Default for Calls {
     fn default() -> Self {
-        Calls { recording: AtomicBool::new(false), kinds: Mutex::new(BTreeMap::new()) }
+        Calls { recording: AtomicBool::new(false), kinds: Mutex::new(BTreeMap::new()), seconds: Mutex::new((None, Vec::new())) }
     }
 }
 
 impl Calls {
     pub fn start(&self) {
         self.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        *self.seconds.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (Some(Instant::now()), Vec::new());
         self.recording.store(true, Ordering::SeqCst);
+    }
+
+    /// The seconds of the window that had calls over [`TARGET`], in order.
+    pub fn slow_seconds(&self) -> Vec<SlowSecond> {
+        let seconds = self.seconds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        seconds.1.iter().copied().filter(|s| s.over > 0).collect()
     }
 
     pub fn stop(&self) {
@@ -59,6 +81,17 @@ impl Calls {
         // 1 µs to 10 min at 3 significant digits: always constructible.
         let h = k.latency.get_or_insert_with(|| Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds")));
         h.saturating_record(took.as_micros().try_into().unwrap_or(u64::MAX));
+        drop(kinds);
+        if took > TARGET {
+            let mut seconds = self.seconds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let at = seconds.0.map_or(0, |t| t.elapsed().as_secs());
+            let list = &mut seconds.1;
+            if list.len() <= at as usize {
+                list.resize_with(at as usize + 1, SlowSecond::default);
+            }
+            let s = &mut list[at as usize];
+            (s.at, s.over, s.max) = (at, s.over + 1, s.max.max(took));
+        }
     }
 
     pub fn error(&self, kind: &'static str, message: impl std::fmt::Display) {
@@ -161,6 +194,8 @@ mod tests {
         assert!(sync.max < Duration::from_millis(101));
         let report = s.iter().find(|k| k.name == REPORT).unwrap();
         assert_eq!((report.count, report.errors, report.messages.as_slice()), (0, 1, ["refused".to_string()].as_slice()));
+        // 50 calls over the 50 ms target, all in the window's first second
+        assert_eq!(c.slow_seconds(), [SlowSecond { at: 0, over: 50, max: Duration::from_millis(100) }]);
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub async fn serve<L: axum::serve::Listener<Addr = std::net::SocketAddr>>(
     let res = crate::server::serve(listener, router(state.clone()), limits, shutdown).await;
     sweeper.abort();
     // The last heartbeats held in memory, so a clean stop loses none.
-    if let Err(e) = state.liveness.flush(&state.store) {
+    if let Err(e) = state.liveness.flush_all(&state.store) {
         tracing::warn!(error = %e, "could not write executors' last heartbeats at shutdown");
     }
     res

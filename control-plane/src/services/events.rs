@@ -62,11 +62,13 @@ impl Default for Retention {
     }
 }
 
-/// Events removed per write transaction, so pruning never holds the writer long.
-const PRUNE_BATCH: usize = 1_000;
+/// Events removed per write transaction, so pruning never holds the writer
+/// long (reports' group commits wait for it; see `liveness::FLUSH_BATCH`).
+const PRUNE_BATCH: usize = 250;
 
 /// Drop events past the retention of every organization as of `now`; returns how many.
 pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
+    let started = std::time::Instant::now();
     let retention = s.config.event_retention;
     let orgs: Vec<(String, crate::store::model::Org)> = s.store.read(|r| r.scan(store::ORGS, ""))?;
     let mut removed = 0;
@@ -97,8 +99,11 @@ pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
             }
         }
     }
+    let took_ms = started.elapsed().as_millis() as u64;
     if removed > 0 {
-        tracing::info!(removed, "events past their retention removed");
+        tracing::info!(removed, took_ms, "events past their retention removed");
+    } else {
+        tracing::debug!(took_ms, "no event past its retention");
     }
     Ok(removed)
 }

@@ -240,9 +240,9 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
         })
         .await?;
     let org = exec.org_id.clone();
-    if nothing {
-        for obs in &req.nodes {
-            s.liveness.reported(&org, &obs.node, now);
+    if let Some(stored) = nothing {
+        for (obs, stored) in req.nodes.iter().zip(stored) {
+            s.liveness.reported(&org, &obs.node, now, stored);
         }
         return Ok(ReportResponse { accepted: req.nodes.len(), rejected: Vec::new() });
     }
@@ -290,25 +290,26 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
     Ok(resp)
 }
 
-/// Whether every state of the report is the one stored, for a live node of
+/// When every state of the report is the one stored, for a live node of
 /// this executor, with no phase transition or alert to record (what the
-/// sweeper checks too) and no deletion to confirm.
-fn changes_nothing(s: &AppState, org: &str, exec: &ExecutorRow, req: &ReportRequest) -> Result<bool> {
+/// sweeper checks too) and no deletion to confirm: the time of each stored
+/// report, in the report's order.
+fn changes_nothing(s: &AppState, org: &str, exec: &ExecutorRow, req: &ReportRequest) -> Result<Option<Vec<novacula_core::Timestamp>>> {
     Ok(s.store.read(|r| {
+        let mut stored_at = Vec::with_capacity(req.nodes.len());
         for obs in &req.nodes {
             let k = store_key(&[org, &obs.node]);
-            let Some(row) = r.get::<NodeRow>(NODES, &k)?.filter(|row| row.executor == exec.name && !row.removed) else { return Ok(false) };
+            let Some(row) = r.get::<NodeRow>(NODES, &k)?.filter(|row| row.executor == exec.name && !row.removed) else { return Ok(None) };
             if obs.removed || check_reported_revision(row.record.revision, obs.revision).is_err() {
-                return Ok(false);
+                return Ok(None);
             }
-            if r.get::<ObservedRow>(OBSERVED, &k)?.is_none_or(|stored| stored.state != *obs) {
-                return Ok(false);
-            }
+            let Some(stored) = r.get::<ObservedRow>(OBSERVED, &k)?.filter(|stored| stored.state == *obs) else { return Ok(None) };
             let phase = phase_of(&row, Some(obs), true);
             if row.last_phase != Some(phase) || row.alert_firing != alert_fires(&row, phase) {
-                return Ok(false);
+                return Ok(None);
             }
+            stored_at.push(stored.reported_at);
         }
-        Ok::<_, crate::store::StoreError>(true)
+        Ok::<_, crate::store::StoreError>(Some(stored_at))
     })?)
 }
