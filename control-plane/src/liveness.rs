@@ -1,11 +1,13 @@
 //! "Last seen" of executors and API keys, and the time of nodes' last
 //! reports, kept in memory. A heartbeat or a report that changes nothing but
-//! that (most of them) writes nothing to the store; the
-//! newest values are written in one transaction every few seconds (as
-//! Nomad's servers keep heartbeat timers). After a crash, "last seen" may be
-//! older by at most that interval; nothing a user wrote is lost, and anything
-//! that changes meaning (first sync, kind, version, capabilities, channel,
-//! key binding, `executor.connected`) is still written before the answer.
+//! that (most of them) writes nothing to the store; the newest values are
+//! written in batches at the sweeper's pass, every few seconds (as Nomad's
+//! servers keep heartbeat timers). After a crash, an executor's "last seen"
+//! may be older by at most that interval, and a key's last use or a node's
+//! last unchanged report by about a minute more (see [`LAG`]); nothing a
+//! user wrote is lost, and anything that changes meaning (first sync, kind,
+//! version, capabilities, channel, key binding, `executor.connected`) is
+//! still written before the answer.
 
 use crate::store::model::{Executor, ExecutorRow, KeyUsage, ObservedRow};
 use crate::store::{key, Result, Store, EXECUTORS, KEY_USAGE, OBSERVED};
