@@ -337,19 +337,21 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         self.call(Method::POST, "/api/v1/executor/sync", Some(req)).await
     }
 
-    /// Long-poll for specs: returns when the cursor moves past `since` or after `wait`.
     /// Long-poll the executor's nodes: answers with all of them when they
     /// change past `since`, or after `wait`.
     pub async fn poll_specs(&self, executor: &str, since: u64, wait: Duration) -> Result<SpecPollResponse, ClientError> {
-        let path = format!("/api/v1/executor/specs?executor={}&since={since}&waitSecs={}", segment(executor), wait.as_secs());
-        self.call_with_timeout::<(), _>(Method::GET, &path, None, wait + self.timeout).await
+        self.poll(executor, since, wait, "").await
     }
 
     /// The same, answered with the changes since `since` when the control
     /// plane can (see [`SpecPollResponse::apply`]); control planes that
     /// answer syncs with no `capabilitiesDigest` refuse it.
     pub async fn poll_spec_changes(&self, executor: &str, since: u64, wait: Duration) -> Result<SpecPollResponse, ClientError> {
-        let path = format!("/api/v1/executor/specs?executor={}&since={since}&waitSecs={}&changes=true", segment(executor), wait.as_secs());
+        self.poll(executor, since, wait, "&changes=true").await
+    }
+
+    async fn poll(&self, executor: &str, since: u64, wait: Duration, extra: &str) -> Result<SpecPollResponse, ClientError> {
+        let path = format!("/api/v1/executor/specs?executor={}&since={since}&waitSecs={}{extra}", segment(executor), wait.as_secs());
         self.call_with_timeout::<(), _>(Method::GET, &path, None, wait + self.timeout).await
     }
 
@@ -390,15 +392,12 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
 
     /// Every executor of the organization, page by page.
     pub async fn executors(&self) -> Result<Vec<ExecutorView>, ClientError> {
-        let mut all: Vec<ExecutorView> = Vec::new();
-        loop {
-            let page = self.executors_page(all.last().map(|e| e.executor.name.as_str()), EXECUTOR_PAGE).await?;
-            let done = page.len() < EXECUTOR_PAGE;
-            all.extend(page);
-            if done {
-                return Ok(all);
-            }
-        }
+        every_page(
+            EXECUTOR_PAGE,
+            |e: &ExecutorView| e.executor.name.as_str(),
+            |after| async move { self.executors_page(after.as_deref(), EXECUTOR_PAGE).await },
+        )
+        .await
     }
 
     /// One page of executors by name: at most `limit`, after the name `after`.
@@ -437,15 +436,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
 
     /// The nodes `q` selects, page by page.
     pub async fn nodes_matching(&self, q: &NodeQuery) -> Result<Vec<NodeView>, ClientError> {
-        let mut all: Vec<NodeView> = Vec::new();
-        loop {
-            let page = self.nodes_page_matching(q, all.last().map(|n| n.name.as_str()), NODE_PAGE).await?;
-            let done = page.len() < NODE_PAGE;
-            all.extend(page);
-            if done {
-                return Ok(all);
-            }
-        }
+        every_page(NODE_PAGE, |n: &NodeView| n.name.as_str(), |after| async move { self.nodes_page_matching(q, after.as_deref(), NODE_PAGE).await }).await
     }
 
     /// One page of nodes by name: at most `limit`, after the name `after`.
@@ -502,6 +493,23 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
             }
         }
         self.get(&q).await
+    }
+}
+
+/// Every page of a listing by name: `page(after)` asks for at most `limit`
+/// after the name `after`; a page shorter than `limit` is the last one.
+async fn every_page<T, Fut>(limit: usize, name: fn(&T) -> &str, mut page: impl FnMut(Option<String>) -> Fut) -> Result<Vec<T>, ClientError>
+where
+    Fut: std::future::Future<Output = Result<Vec<T>, ClientError>>,
+{
+    let mut all: Vec<T> = Vec::new();
+    loop {
+        let batch = page(all.last().map(|t| name(t).to_string())).await?;
+        let done = batch.len() < limit;
+        all.extend(batch);
+        if done {
+            return Ok(all);
+        }
     }
 }
 

@@ -185,6 +185,9 @@ impl Emulated {
     /// Take the polled nodes (or changes since `from`) as the ones to run;
     /// time restarts that arrived.
     fn learn(&self, shared: &Shared, answer: novacula_core::wire::SpecPollResponse, from: u64) {
+        if answer.changes_nothing(from) {
+            return; // a long-poll that timed out, as an agent's poll loop skips it
+        }
         let mut desired = locked(&self.desired);
         let known: Vec<DesiredNode> = desired.values().cloned().collect();
         // Changes that do not follow the cursor would be a control plane's bug.

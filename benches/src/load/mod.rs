@@ -291,7 +291,7 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
     let calls = shared.calls.summary(window);
     let slow_seconds = shared.calls.slow_seconds();
     let saturation = match o.saturate {
-        Some(d) => Some(Saturation { disk_flushes_per_sec, ..saturate(target, &fleet, d).await }),
+        Some(d) => Some(saturate(target, &fleet, d, disk_flushes_per_sec).await),
         None => None,
     };
     let not_converged = converged(&admin, o.executors * o.nodes_per_executor, o.converge_within).await;
@@ -305,7 +305,8 @@ const SATURATION_IN_FLIGHT: usize = 256;
 
 /// Heartbeats (digest syncs, as an agent's steady ones) as fast as the
 /// server answers them, for `duration`.
-async fn saturate(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], duration: Duration) -> Saturation {
+async fn saturate(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], duration: Duration, disk_flushes_per_sec: Option<f64>) -> Saturation {
+    let in_flight = SATURATION_IN_FLIGHT.min(fleet.len());
     let calls = Arc::new(stats::Calls::default());
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let fleet: Arc<Vec<_>> = Arc::new(fleet.to_vec());
@@ -313,7 +314,7 @@ async fn saturate(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], dura
     let sampler = Sampler::start(target);
     let started = Instant::now();
     let mut workers = JoinSet::new();
-    for _ in 0..SATURATION_IN_FLIGHT.min(fleet.len()) {
+    for _ in 0..in_flight {
         let (calls, next, fleet) = (calls.clone(), next.clone(), fleet.clone());
         workers.spawn(async move {
             while started.elapsed() < duration {
@@ -332,12 +333,12 @@ async fn saturate(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], dura
     let server = sampler.finish(target, window);
     let sync = calls.summary(window).into_iter().find(|c| c.name == stats::SYNC);
     Saturation {
-        in_flight: SATURATION_IN_FLIGHT.min(fleet.len()),
+        in_flight,
         syncs_per_sec: sync.as_ref().map_or(0.0, |c| c.per_sec),
         p99: sync.as_ref().map_or(Duration::ZERO, |c| c.p99),
         errors: sync.as_ref().map_or(0, |c| c.errors),
         server,
-        disk_flushes_per_sec: None,
+        disk_flushes_per_sec,
     }
 }
 
