@@ -158,13 +158,7 @@ impl Liveness {
         };
         let mut written = 0;
         for batch in pending.chunks(FLUSH_BATCH) {
-            written += store.write(|w| {
-                let mut n = 0;
-                for u in batch {
-                    n += usize::from(u.write(w)?);
-                }
-                Ok::<_, crate::store::StoreError>(n)
-            })?;
+            written += store.write(|w| write_newer(w, batch))?;
             let mut seen = self.inner.locked();
             for u in batch {
                 match u {
@@ -208,38 +202,39 @@ enum Unstored {
     Report(String, Timestamp),
 }
 
-impl Unstored {
-    /// Write it unless the store has a newer time; whether it was written.
-    fn write(&self, w: &mut crate::store::Write) -> Result<bool> {
-        match self {
-            // Read afresh: the row may have changed (deactivated, a new version) since the heartbeat.
-            Unstored::Executor(k, at) => match w.get::<ExecutorRow>(EXECUTORS, k)? {
-                Some(mut e) if *at > e.updated_at => {
-                    e.updated_at = *at;
-                    w.put(EXECUTORS, k, &e)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
-            },
-            Unstored::Key(id, at, by) => {
-                let stored: Option<KeyUsage> = w.get(KEY_USAGE, id)?;
-                if stored.is_some_and(|s| *at <= s.at) {
-                    return Ok(false);
-                }
-                w.put(KEY_USAGE, id, &KeyUsage { at: *at, by: by.clone() })?;
-                Ok(true)
-            }
-            Unstored::Report(k, at) => match w.get::<ObservedRow>(OBSERVED, k)? {
-                Some(mut o) if *at > o.reported_at => {
-                    o.reported_at = *at;
-                    w.put(OBSERVED, k, &o)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
-            },
+/// Write the times of `batch` the store has older (a row may have changed,
+/// deactivated or a new version, since the heartbeat: each is read afresh);
+/// how many records were written. Each kind of record is one read and one
+/// write of the engine, not one per record (round trips, on PostgreSQL).
+fn write_newer(w: &mut crate::store::Write, batch: &[Unstored]) -> Result<usize> {
+    fn ids<T>(v: &[(String, T)]) -> Vec<String> {
+        v.iter().map(|(k, _)| k.clone()).collect()
+    }
+    let (mut execs, mut keys, mut reports) = (Vec::new(), Vec::new(), Vec::new());
+    for u in batch {
+        match u {
+            Unstored::Executor(k, at) => execs.push((k.clone(), *at)),
+            Unstored::Key(id, at, by) => keys.push((id.clone(), KeyUsage { at: *at, by: by.clone() })),
+            Unstored::Report(k, at) => reports.push((k.clone(), *at)),
         }
     }
+    let rows: Vec<Option<ExecutorRow>> = w.get_many(EXECUTORS, &ids(&execs))?;
+    let execs: Vec<(String, ExecutorRow)> =
+        execs.into_iter().zip(rows).filter_map(|((k, at), row)| row.filter(|e| at > e.updated_at).map(|e| (k, ExecutorRow { updated_at: at, ..e }))).collect();
+    let stored: Vec<Option<KeyUsage>> = w.get_many(KEY_USAGE, &ids(&keys))?;
+    let keys: Vec<(String, KeyUsage)> = keys.into_iter().zip(stored).filter(|((_, u), s)| s.as_ref().is_none_or(|s| u.at > s.at)).map(|(k, _)| k).collect();
+    let rows: Vec<Option<ObservedRow>> = w.get_many(OBSERVED, &ids(&reports))?;
+    let reports: Vec<(String, ObservedRow)> = reports
+        .into_iter()
+        .zip(rows)
+        .filter_map(|((k, at), row)| row.filter(|o| at > o.reported_at).map(|o| (k, ObservedRow { reported_at: at, ..o })))
+        .collect();
+    w.put_many(EXECUTORS, &execs)?;
+    w.put_many(KEY_USAGE, &keys)?;
+    w.put_many(OBSERVED, &reports)?;
+    Ok(execs.len() + keys.len() + reports.len())
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

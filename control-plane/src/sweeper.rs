@@ -13,7 +13,7 @@ use crate::services::events::{self, data, NewEvent};
 use crate::services::nodes::{alert_fires, evaluate, executor_online, phase_of};
 use crate::state::AppState;
 use crate::store::model::{ExecutorRow, NodeRow, ObservedRow};
-use crate::store::{key, Read, StoreError, EXECUTORS, NODES, OBSERVED};
+use crate::store::{key, StoreError, EXECUTORS, NODES, OBSERVED};
 use novacula_core::{events as ev, NodePhase, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -30,12 +30,28 @@ fn phase_now(s: &AppState, row: &NodeRow, mut exec: Option<ExecutorRow>, obs: Op
     phase_of(row, obs.as_ref().map(|o| &o.state), executor_online(exec.as_ref(), now, s.config.heartbeat_timeout))
 }
 
-/// Whether node `k`'s stored phase or alert is not what it is now.
-fn stale(s: &AppState, r: &Read, k: &str, now: Timestamp) -> Result<bool, StoreError> {
-    let Some(row) = r.get::<NodeRow>(NODES, k)?.filter(|row| !row.removed) else { return Ok(false) };
-    let exec = r.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
-    let phase = phase_now(s, &row, exec, r.get(OBSERVED, k)?, now);
-    Ok(row.last_phase != Some(phase) || row.alert_firing != alert_fires(&row, phase))
+/// Node rows of `keys` (store keys) with the phase each is in now (a node
+/// gone or removed: `None`), reading the rows, their executors and reports in
+/// one call each (`$r`: a read or a write transaction).
+macro_rules! phases_now {
+    ($s:expr, $r:expr, $keys:expr, $now:expr) => {{
+        let rows: Vec<Option<NodeRow>> = $r.get_many(NODES, $keys)?;
+        let mut exec_keys: Vec<String> = rows.iter().flatten().map(|row| key(&[&row.org_id, &row.executor])).collect();
+        exec_keys.sort();
+        exec_keys.dedup();
+        let execs: HashMap<String, ExecutorRow> =
+            exec_keys.iter().cloned().zip($r.get_many::<ExecutorRow>(EXECUTORS, &exec_keys)?).filter_map(|(k, e)| Some((k, e?))).collect();
+        let observed: Vec<Option<ObservedRow>> = $r.get_many(OBSERVED, $keys)?;
+        rows.into_iter()
+            .zip(observed)
+            .map(|(row, obs)| {
+                let row = row.filter(|row| !row.removed)?;
+                let exec = execs.get(&key(&[&row.org_id, &row.executor])).cloned();
+                let phase = phase_now($s, &row, exec, obs, $now);
+                Some((row, phase))
+            })
+            .collect::<Vec<Option<(NodeRow, NodePhase)>>>()
+    }};
 }
 
 /// Re-derive the nodes `keys` (store keys); returns how many rows changed.
@@ -43,9 +59,11 @@ fn settle(s: &AppState, keys: Vec<String>, now: Timestamp) -> Result<usize, Stor
     // Read first: most passes change nothing and should not take the write lock.
     let stale_keys: Vec<String> = s.store.read(|r| {
         let mut out = Vec::new();
-        for k in keys {
-            if stale(s, r, &k, now)? {
-                out.push(k);
+        for chunk in keys.chunks(BATCH) {
+            for (k, found) in chunk.iter().zip(phases_now!(s, r, chunk, now)) {
+                if found.is_some_and(|(row, phase)| row.last_phase != Some(phase) || row.alert_firing != alert_fires(&row, phase)) {
+                    out.push(k.clone());
+                }
             }
         }
         Ok::<_, StoreError>(out)
@@ -53,18 +71,16 @@ fn settle(s: &AppState, keys: Vec<String>, now: Timestamp) -> Result<usize, Stor
     let mut n = 0;
     for batch in stale_keys.chunks(BATCH) {
         n += s.store.write(|w| {
-            let mut n = 0;
-            for k in batch {
-                // Re-derive inside the transaction: a report may have landed since the read.
-                let Some(mut row) = w.get::<NodeRow>(NODES, k)? else { continue };
-                let exec = w.get(EXECUTORS, &key(&[&row.org_id, &row.executor]))?;
-                let phase = phase_now(s, &row, exec, w.get(OBSERVED, k)?, now);
+            // Re-derive inside the transaction: a report may have landed since the read.
+            let mut changed = Vec::new();
+            for (k, found) in batch.iter().zip(phases_now!(s, w, batch, now)) {
+                let Some((mut row, phase)) = found else { continue };
                 if evaluate(w, &mut row, phase, now, "system")? {
-                    w.put(NODES, k, &row)?;
-                    n += 1;
+                    changed.push((k.clone(), row));
                 }
             }
-            Ok::<_, StoreError>(n)
+            w.put_many(NODES, &changed)?;
+            Ok::<_, StoreError>(changed.len())
         })?;
     }
     Ok(n)

@@ -48,7 +48,7 @@ struct Cli {
     /// fdatasync rate.
     #[arg(long, value_parser = duration)]
     saturate: Option<Duration>,
-    /// Run the control plane on a fresh database of a PostgreSQL server started in a temporary directory.
+    /// Run the control plane on a fresh database of a PostgreSQL server started in a temporary directory (commits flushed to disk, as redb's are).
     #[arg(long, conflicts_with_all = ["database", "url"])]
     postgres: bool,
     /// Run the control plane on this PostgreSQL database (it must be empty or Novacula's).
@@ -123,7 +123,7 @@ fn main() -> ExitCode {
     };
     let (target, store) = match (&cli.url, cli.postgres, &cli.database) {
         (Some(url), _, _) => (Ok(server::Target::external(url, &cli.user, &std::env::var("NOVACULA_PASSWORD").unwrap_or_default())), "external".to_string()),
-        (None, true, _) => match novacula_control_plane::store::pg_server::fresh_database() {
+        (None, true, _) => match novacula_control_plane::store::pg_server::fresh_durable_database() {
             Ok(url) => (server::Target::child(&exe, &["--database".into(), url]), "PostgreSQL (a server of its own)".into()),
             Err(e) => return fail(e),
         },

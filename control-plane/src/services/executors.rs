@@ -10,6 +10,7 @@ use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, Upgr
 use crate::store::{key, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, UPGRADES};
 use novacula_core::events as ev;
 use novacula_core::wire::{ExecutorView, SetUpgradeRequest};
+use novacula_core::ExecutorCapabilities;
 
 fn view(s: &AppState, e: Executor, node_count: usize, key: Option<KeyUsage>) -> ExecutorView {
     ExecutorView {
@@ -28,14 +29,16 @@ fn load(s: &AppState, org: &str, prefix: &str, after: Option<&str>, limit: usize
     let rows = s.store.read(|r| {
         let after = after.map(|a| key(&[org, a]));
         let execs: Vec<(String, ExecutorRow)> = r.scan_page(EXECUTORS, prefix, after.as_deref(), limit)?;
-        execs
-            .into_iter()
-            .filter(|(_, e)| e.org_id == org)
-            .map(|(k, row)| {
-                let mut e = row.with_capabilities(r.get(CAPABILITIES, &k)?.unwrap_or_default());
+        let (keys, rows): (Vec<String>, Vec<ExecutorRow>) = execs.into_iter().filter(|(_, e)| e.org_id == org).unzip();
+        let capabilities: Vec<Option<ExecutorCapabilities>> = r.get_many(CAPABILITIES, &keys)?;
+        let usage: Vec<Option<KeyUsage>> = r.get_many(KEY_USAGE, &rows.iter().map(|e| e.api_key_id.clone()).collect::<Vec<_>>())?;
+        rows.into_iter()
+            .zip(capabilities.into_iter().zip(usage))
+            .map(|(row, (capabilities, usage))| {
+                let mut e = row.with_capabilities(capabilities.unwrap_or_default());
                 s.liveness.overlay(&mut e);
                 let n = r.executor_nodes(org, &e.name)?.len();
-                let k = s.liveness.key_usage(&e.api_key_id, r.get(KEY_USAGE, &e.api_key_id)?);
+                let k = s.liveness.key_usage(&e.api_key_id, usage);
                 Ok((e, n, k))
             })
             .collect::<crate::store::Result<Vec<_>>>()

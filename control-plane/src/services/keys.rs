@@ -81,11 +81,9 @@ pub fn create(s: &AppState, org: &str, username: &str, req: CreateKeyRequest) ->
 pub fn list(s: &AppState, org: &str) -> Result<Vec<ApiKeyView>> {
     Ok(s.store.read(|r| {
         let all: Vec<(String, ApiKey)> = r.scan(API_KEYS, "")?;
-        all.into_iter()
-            .map(|(_, k)| k)
-            .filter(|k| k.org_id == org)
-            .map(|k| Ok(key_view(&k, s.liveness.key_usage(&k.id, r.get::<KeyUsage>(KEY_USAGE, &k.id)?))))
-            .collect::<crate::store::Result<Vec<_>>>()
+        let keys: Vec<ApiKey> = all.into_iter().map(|(_, k)| k).filter(|k| k.org_id == org).collect();
+        let usage: Vec<Option<KeyUsage>> = r.get_many(KEY_USAGE, &keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>())?;
+        Ok::<_, crate::store::StoreError>(keys.iter().zip(usage).map(|(k, u)| key_view(k, s.liveness.key_usage(&k.id, u))).collect())
     })?)
 }
 

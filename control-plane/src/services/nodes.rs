@@ -12,6 +12,7 @@ use novacula_core::validate::{validate_spec, ValidationError};
 use novacula_core::wire::{Alert, DeployRequest, NodeView};
 use novacula_core::{derived_node_phase, detect_drift, events as ev, is_online};
 use novacula_core::{NodePhase, NodeSpec, ObservedNodeState, PhaseInput, Timestamp};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Counter of node writes; each node remembers the value of its last write.
@@ -65,6 +66,34 @@ fn load_view(r: &Read, s: &AppState, org: &str, row: NodeRow, now: Timestamp) ->
         s.liveness.overlay_report(&node_key, o);
     }
     Ok(view(row, obs, exec.as_ref(), now, s.config.heartbeat_timeout))
+}
+
+/// The views of `rows`, reading their executors and reports in one call each
+/// (a page is 1,000 nodes: one round trip, not 2,000, on PostgreSQL).
+fn load_views(r: &Read, s: &AppState, org: &str, rows: Vec<NodeRow>, now: Timestamp) -> store::Result<Vec<NodeView>> {
+    let mut exec_keys: Vec<String> = rows.iter().map(|row| key(&[org, &row.executor])).collect();
+    exec_keys.sort();
+    exec_keys.dedup();
+    let mut execs: HashMap<String, ExecutorRow> = HashMap::with_capacity(exec_keys.len());
+    for (k, e) in exec_keys.iter().zip(r.get_many::<ExecutorRow>(EXECUTORS, &exec_keys)?) {
+        if let Some(mut e) = e {
+            s.liveness.overlay(&mut e);
+            execs.insert(k.clone(), e);
+        }
+    }
+    let node_keys: Vec<String> = rows.iter().map(|row| key(&[org, &row.record.spec.name])).collect();
+    let observed: Vec<Option<ObservedRow>> = r.get_many(OBSERVED, &node_keys)?;
+    Ok(rows
+        .into_iter()
+        .zip(node_keys.iter().zip(observed))
+        .map(|(row, (node_key, mut obs))| {
+            if let Some(o) = obs.as_mut() {
+                s.liveness.overlay_report(node_key, o);
+            }
+            let exec = execs.get(&key(&[org, &row.executor]));
+            view(row, obs, exec, now, s.config.heartbeat_timeout)
+        })
+        .collect())
 }
 
 /// Whether `node_down` should be firing for this node in this phase (never for a deleted node).
@@ -156,16 +185,9 @@ pub fn finish_deletion(w: &mut Write, row: &mut NodeRow, now: Timestamp, actor: 
 /// The specs of the executor's other live nodes (deleted ones still hold
 /// their ports until the executor has torn them down).
 fn neighbours(w: &Write, org: &str, executor: &str, name: &str) -> Result<Vec<NodeSpec>> {
-    let mut others = Vec::new();
-    for (node, _) in w.executor_nodes(org, executor)? {
-        if node == name {
-            continue;
-        }
-        if let Some(row) = w.get::<NodeRow>(NODES, &key(&[org, &node]))?.filter(|r| !r.removed && r.executor == executor) {
-            others.push(row.record.spec);
-        }
-    }
-    Ok(others)
+    let keys: Vec<String> = w.executor_nodes(org, executor)?.into_iter().filter(|(node, _)| node != name).map(|(node, _)| key(&[org, &node])).collect();
+    let rows: Vec<Option<NodeRow>> = w.get_many(NODES, &keys)?;
+    Ok(rows.into_iter().flatten().filter(|r| !r.removed && r.executor == executor).map(|r| r.record.spec).collect())
 }
 
 /// Fit a spec onto its executor beside the other nodes there: defaults of
@@ -364,19 +386,21 @@ pub fn list(s: &AppState, org: &str, filter: &NodeFilter, after: Option<&str>, l
     Ok(s.store.read(|r| {
         let mut out = Vec::new();
         // The page fills with matches; a filter that skips rows reads on.
-        let matching = |r: &store::Read, row: NodeRow| -> store::Result<Option<NodeView>> {
-            if !filter.admits_row(&row) {
-                return Ok(None);
-            }
-            let v = load_view(r, s, org, row, now)?;
-            Ok(filter.admits_view(&v).then_some(v))
+        let take = |r: &store::Read, rows: Vec<NodeRow>, out: &mut Vec<NodeView>| -> store::Result<()> {
+            let rows = rows.into_iter().filter(|row| filter.admits_row(row)).collect();
+            let views = load_views(r, s, org, rows, now)?;
+            let room = limit - out.len();
+            out.extend(views.into_iter().filter(|v| filter.admits_view(v)).take(room));
+            Ok(())
         };
         if let Some(executor) = &filter.executor {
             // One executor's nodes come from its index, not a scan of the organization.
-            for (name, _) in r.executor_nodes(org, executor)?.into_iter().filter(|(name, _)| after.is_none_or(|a| name.as_str() > a)) {
-                if let Some(row) = r.get::<NodeRow>(NODES, &key(&[org, &name]))?.filter(|row| &row.executor == executor) {
-                    out.extend(matching(r, row)?);
-                }
+            let names: Vec<String> =
+                r.executor_nodes(org, executor)?.into_iter().map(|(name, _)| name).filter(|name| after.is_none_or(|a| name.as_str() > a)).collect();
+            for chunk in names.chunks(limit) {
+                let keys: Vec<String> = chunk.iter().map(|name| key(&[org, name])).collect();
+                let rows = r.get_many::<NodeRow>(NODES, &keys)?.into_iter().flatten().filter(|row| &row.executor == executor).collect();
+                take(r, rows, &mut out)?;
                 if out.len() == limit {
                     break;
                 }
@@ -389,11 +413,7 @@ pub fn list(s: &AppState, org: &str, filter: &NodeFilter, after: Option<&str>, l
             let rows: Vec<(String, NodeRow)> = r.scan_page(NODES, &prefix, cursor.as_deref(), limit)?;
             let end = rows.len() < limit;
             cursor = rows.last().map(|(k, _)| k.clone());
-            for (_, row) in rows {
-                if out.len() < limit {
-                    out.extend(matching(r, row)?);
-                }
-            }
+            take(r, rows.into_iter().map(|(_, row)| row).collect(), &mut out)?;
             if end || out.len() == limit {
                 return Ok(out);
             }
@@ -407,11 +427,8 @@ pub fn alerts(s: &AppState, org: &str) -> Result<Vec<Alert>> {
     Ok(s.store.read(|r| {
         let rows: Vec<(String, NodeRow)> = r.scan(NODES, &format!("{org}/"))?;
         // Only the firing ones are worth a view (a fleet has 100,000 nodes).
-        rows.into_iter()
-            .map(|(_, row)| row)
-            .filter(|row| row.alert_firing && !row.removed)
-            .map(|row| load_view(r, s, org, row, now))
-            .map(|v| v.map(|v| Alert { rule: "node_down".into(), node: v.name, executor: v.executor, phase: v.phase }))
-            .collect::<store::Result<Vec<_>>>()
+        let firing = rows.into_iter().map(|(_, row)| row).filter(|row| row.alert_firing && !row.removed).collect();
+        let views = load_views(r, s, org, firing, now)?;
+        Ok::<_, store::StoreError>(views.into_iter().map(|v| Alert { rule: "node_down".into(), node: v.name, executor: v.executor, phase: v.phase }).collect())
     })?)
 }

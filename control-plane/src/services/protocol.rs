@@ -208,11 +208,10 @@ pub fn current_specs(s: &AppState, org: &str, executor: &str, changes_from: Opti
         let cursor = index.iter().map(|(_, seq)| *seq).max().unwrap_or(0);
         let since = changes_from.filter(|&c| c > 0 && c <= cursor);
         let (mut nodes, mut gone) = (Vec::new(), Vec::new());
-        for (name, seq) in index {
-            if since.is_some_and(|c| seq <= c) {
-                continue;
-            }
-            match r.get::<NodeRow>(NODES, &store_key(&[org, &name]))?.filter(|row| row.executor == executor) {
+        let names: Vec<String> = index.into_iter().filter(|(_, seq)| since.is_none_or(|c| *seq > c)).map(|(name, _)| name).collect();
+        let keys: Vec<String> = names.iter().map(|name| store_key(&[org, name])).collect();
+        for (name, row) in names.into_iter().zip(r.get_many::<NodeRow>(NODES, &keys)?) {
+            match row.filter(|row| row.executor == executor) {
                 Some(row) if !row.removed => nodes.push(DesiredNode { revision: row.record.revision, spec: row.record.spec, deleted: row.record.deleted }),
                 _ if since.is_some() => gone.push(name),
                 _ => {}
@@ -254,9 +253,12 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
         .write_grouped(move |w| {
             let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
             let mut last_seq = None;
-            for obs in &req.nodes {
-                let k = store_key(&[&org_id, &obs.node]);
-                let Some(mut row) = w.get::<NodeRow>(NODES, &k)?.filter(|r: &NodeRow| r.executor == executor) else {
+            let keys: Vec<String> = req.nodes.iter().map(|obs| store_key(&[&org_id, &obs.node])).collect();
+            let rows: Vec<Option<NodeRow>> = w.get_many(NODES, &keys)?;
+            // Written together at the end (one statement each on PostgreSQL).
+            let (mut observed, mut changed_rows) = (Vec::new(), Vec::new());
+            for ((obs, k), row) in req.nodes.iter().zip(keys).zip(rows) {
+                let Some(mut row) = row.filter(|r: &NodeRow| r.executor == executor) else {
                     resp.rejected.push(format!("{}: no such node on this executor", obs.node));
                     continue;
                 };
@@ -274,13 +276,15 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
                 } else {
                     let phase = phase_of(&row, Some(obs), true);
                     changed |= evaluate(w, &mut row, phase, now, &actor)?;
-                    w.put(OBSERVED, &k, &ObservedRow { state: obs.clone(), reported_at: now })?;
+                    observed.push((k.clone(), ObservedRow { state: obs.clone(), reported_at: now }));
                 }
                 if changed {
-                    w.put(NODES, &k, &row)?;
+                    changed_rows.push((k, row));
                 }
                 resp.accepted += 1;
             }
+            w.put_many(OBSERVED, &observed)?;
+            w.put_many(NODES, &changed_rows)?;
             Ok::<_, ServiceError>((resp, last_seq))
         })
         .await?;
@@ -296,14 +300,16 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
 /// report, in the report's order.
 fn changes_nothing(s: &AppState, org: &str, exec: &ExecutorRow, req: &ReportRequest) -> Result<Option<Vec<novacula_core::Timestamp>>> {
     Ok(s.store.read(|r| {
+        let keys: Vec<String> = req.nodes.iter().map(|obs| store_key(&[org, &obs.node])).collect();
+        let rows: Vec<Option<NodeRow>> = r.get_many(NODES, &keys)?;
+        let stored: Vec<Option<ObservedRow>> = r.get_many(OBSERVED, &keys)?;
         let mut stored_at = Vec::with_capacity(req.nodes.len());
-        for obs in &req.nodes {
-            let k = store_key(&[org, &obs.node]);
-            let Some(row) = r.get::<NodeRow>(NODES, &k)?.filter(|row| row.executor == exec.name && !row.removed) else { return Ok(None) };
+        for ((obs, row), stored) in req.nodes.iter().zip(rows).zip(stored) {
+            let Some(row) = row.filter(|row| row.executor == exec.name && !row.removed) else { return Ok(None) };
             if obs.removed || check_reported_revision(row.record.revision, obs.revision).is_err() {
                 return Ok(None);
             }
-            let Some(stored) = r.get::<ObservedRow>(OBSERVED, &k)?.filter(|stored| stored.state == *obs) else { return Ok(None) };
+            let Some(stored) = stored.filter(|stored| stored.state == *obs) else { return Ok(None) };
             let phase = phase_of(&row, Some(obs), true);
             if row.last_phase != Some(phase) || row.alert_firing != alert_fires(&row, phase) {
                 return Ok(None);

@@ -115,6 +115,11 @@ pub trait Engine: Send + Sync + 'static {
 /// What a transaction reads, as raw bytes (encoding is this module's).
 pub trait ReadTxn {
     fn get(&self, t: Table, k: &str) -> Result<Option<Vec<u8>>>;
+    /// [`Self::get`] of each of `keys`, in their order: one round trip to a
+    /// database server for the lot.
+    fn get_many(&self, t: Table, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.get(t, k)).collect()
+    }
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
     fn scan(&self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// Up to `limit` of the entries under `prefix` whose key sorts after `after`
@@ -133,6 +138,11 @@ pub trait ReadTxn {
 /// What a write transaction changes; nothing is visible before `commit`.
 pub trait WriteTxn: ReadTxn {
     fn put(&mut self, t: Table, k: &str, v: &[u8]) -> Result<()>;
+    /// [`Self::put`] of each entry (distinct keys): one round trip to a
+    /// database server for the lot.
+    fn put_many(&mut self, t: Table, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        entries.iter().try_for_each(|(k, v)| self.put(t, k, v))
+    }
     fn remove(&mut self, t: Table, k: &str) -> Result<()>;
     fn index_put(&mut self, k: &str, seq: u64) -> Result<()>;
     fn set_counter(&mut self, name: &str, value: u64) -> Result<()>;
@@ -254,6 +264,11 @@ macro_rules! typed_reads {
             self.txn.get(t, k)?.map(|v| decode(t.name(), &v)).transpose()
         }
 
+        /// [`Self::get`] of each of `keys`, in their order, in one call to the engine.
+        pub fn get_many<T: DeserializeOwned>(&self, t: Table, keys: &[String]) -> Result<Vec<Option<T>>> {
+            self.txn.get_many(t, keys)?.into_iter().map(|v| v.map(|v| decode(t.name(), &v)).transpose()).collect()
+        }
+
         /// Every `(key, record)` whose key starts with `prefix`, in key order.
         pub fn scan<T: DeserializeOwned>(&self, t: Table, prefix: &str) -> Result<Vec<(String, T)>> {
             self.txn.scan(t, prefix)?.into_iter().map(|(k, v)| Ok((k, decode(t.name(), &v)?))).collect()
@@ -314,6 +329,21 @@ impl Write {
 
     pub fn put<T: Serialize>(&mut self, t: Table, k: &str, v: &T) -> Result<()> {
         self.txn.put(t, k, &encode(v))
+    }
+
+    /// [`Self::put`] of each entry, in one call to the engine; of entries
+    /// with the same key, the last one is kept.
+    pub fn put_many<T: Serialize>(&mut self, t: Table, entries: &[(String, T)]) -> Result<()> {
+        let mut last = std::collections::HashMap::with_capacity(entries.len());
+        for (i, (k, _)) in entries.iter().enumerate() {
+            last.insert(k.as_str(), i);
+        }
+        let encoded: Vec<(String, Vec<u8>)> =
+            entries.iter().enumerate().filter(|(i, (k, _))| last.get(k.as_str()) == Some(i)).map(|(_, (k, v))| (k.clone(), encode(v))).collect();
+        if encoded.is_empty() {
+            return Ok(());
+        }
+        self.txn.put_many(t, &encoded)
     }
 
     pub fn remove(&mut self, t: Table, k: &str) -> Result<()> {
@@ -434,6 +464,35 @@ mod tests {
             .unwrap();
             assert_eq!(keys("o1/"), ["o1/b"], "{engine}");
             assert_eq!(s.read(|r| r.events::<u64>("o1", 0, 1)).unwrap(), [2], "{engine}");
+        }
+    }
+
+    /// A batch reads and writes what one call per key would, on every engine.
+    #[test]
+    fn many_at_once_is_one_at_a_time() {
+        for (engine, open) in engines() {
+            let s = open();
+            s.write(|w| {
+                w.put(NODES, "o/a", &1u32)?;
+                // Of two entries for one key, the last is kept; "o/c" is new.
+                w.put_many(NODES, &[("o/b".to_string(), 2u32), ("o/c".to_string(), 3), ("o/b".to_string(), 4)])?;
+                w.put_many::<u32>(NODES, &[])?;
+                // A write transaction reads its own batch.
+                assert_eq!(w.get_many::<u32>(NODES, &["o/c".to_string()])?, [Some(3)], "{engine}");
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+            let keys: Vec<String> = ["o/b", "o/x", "o/a", "o/b", "p/a"].map(String::from).to_vec();
+            let got = s.read(|r| r.get_many::<u32>(NODES, &keys)).unwrap();
+            assert_eq!(got, [Some(4), None, Some(1), Some(4), None], "{engine}: in the keys' order, absent as None, a key twice twice");
+            let one_by_one: Vec<Option<u32>> = keys.iter().map(|k| s.read(|r| r.get::<u32>(NODES, k)).unwrap()).collect();
+            assert_eq!(got, one_by_one, "{engine}");
+            assert_eq!(s.read(|r| r.get_many::<u32>(NODES, &[])).unwrap(), Vec::<Option<u32>>::new(), "{engine}");
+            s.write(|w| w.txn.put_many(ORGS, &[("x".to_string(), vec![9u8, 1])])).unwrap();
+            assert!(
+                matches!(s.read(|r| r.get_many::<String>(ORGS, &["x".to_string()])), Err(StoreError::Decode { .. })),
+                "{engine}: a corrupt value is an error"
+            );
         }
     }
 

@@ -16,6 +16,8 @@ struct Server {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    /// Commits flushed to disk (benchmarks); tests run without (`fsync=off`).
+    durable: bool,
 }
 
 /// Why there is no test server.
@@ -24,6 +26,7 @@ struct Server {
 pub struct Unavailable(String);
 
 static SERVER: OnceLock<Result<Server, Unavailable>> = OnceLock::new();
+static DURABLE_SERVER: OnceLock<Result<Server, Unavailable>> = OnceLock::new();
 static NEXT_DB: AtomicU32 = AtomicU32::new(1);
 
 /// Where Debian installs the server (`NOVACULA_PG_BIN` overrides): the newest version.
@@ -57,7 +60,7 @@ impl Server {
         self.dir.join("data")
     }
 
-    fn start() -> Result<Server, Unavailable> {
+    fn start(durable: bool) -> Result<Server, Unavailable> {
         let bin = bin_dir()?;
         let as_postgres = is_root();
         let dir = std::env::temp_dir().join(format!("novacula-pg-{}-{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed)));
@@ -66,7 +69,7 @@ impl Server {
             run(Command::new("chown").arg("postgres:").arg(&dir))?;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| Unavailable(e.to_string()))?.port();
-        let server = Server { dir, bin, port, as_postgres };
+        let server = Server { dir, bin, port, as_postgres, durable };
         server.launch().inspect_err(|_| server.stop())?;
         Ok(server)
     }
@@ -82,7 +85,7 @@ impl Server {
             .arg("-l")
             .arg(&log)
             .arg("-o")
-            .arg(format!("-p {port} -h 127.0.0.1 -k {} -c fsync=off -c max_connections=200", server.dir.display()))
+            .arg(format!("-p {port} -h 127.0.0.1 -k {} -c fsync={} -c max_connections=200", server.dir.display(), if server.durable { "on" } else { "off" }))
             .arg("start")
             .stdout(Stdio::null())
             .status()
@@ -136,8 +139,10 @@ fn ready(port: u16) -> bool {
 }
 
 extern "C" fn stop_at_exit() {
-    if let Some(Ok(s)) = SERVER.get() {
-        s.stop();
+    for server in [&SERVER, &DURABLE_SERVER] {
+        if let Some(Ok(s)) = server.get() {
+            s.stop();
+        }
     }
 }
 
@@ -147,9 +152,19 @@ pub fn available() -> Result<(), Unavailable> {
 }
 
 /// The URL of a new, empty database on this process's test server (started
-/// at the first call), or why there is none.
+/// at the first call, without flushing commits to disk), or why there is none.
 pub fn fresh_database() -> Result<String, Unavailable> {
-    let server = SERVER.get_or_init(Server::start).as_ref().map_err(Clone::clone)?;
+    database_on(SERVER.get_or_init(|| Server::start(false)))
+}
+
+/// The same on a server that flushes every commit to disk, as a production
+/// one does (benchmarks: redb flushes every commit too).
+pub fn fresh_durable_database() -> Result<String, Unavailable> {
+    database_on(DURABLE_SERVER.get_or_init(|| Server::start(true)))
+}
+
+fn database_on(server: &Result<Server, Unavailable>) -> Result<String, Unavailable> {
+    let server = server.as_ref().map_err(Clone::clone)?;
     let name = format!("t{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));
     let port = server.port;
     let create = name.clone();

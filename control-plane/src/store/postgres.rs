@@ -14,6 +14,7 @@
 
 use super::{Engine, ReadTxn, Result, StoreError, Table, WriteTxn};
 use postgres::{Client, NoTls};
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -27,6 +28,8 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE novacula_records (tbl TEXT NOT NULL,
 
 /// The advisory lock every write transaction holds (an arbitrary constant, "nova").
 const WRITER_LOCK: i64 = 0x6e6f_7661;
+/// A write transaction's start: one round trip that begins it and takes the writer lock.
+const BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(1852798561)";
 /// The session-level advisory lock of the process that runs time-based work ("nova" + 1).
 pub(super) const LEASE_LOCK: i64 = 0x6e6f_7662;
 /// The channel change notifications travel on.
@@ -251,9 +254,7 @@ impl Engine for PgEngine {
     fn begin_write(&self) -> Result<Box<dyn WriteTxn>> {
         // READ COMMITTED: each statement sees every commit before it, and none
         // can come while this transaction holds the writer lock.
-        let txn = Txn::begin(&self.pool, "BEGIN")?;
-        txn.conn()?.session(|s| s.query("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).map(drop))?;
-        Ok(Box::new(txn))
+        Ok(Box::new(Txn::begin(&self.pool, BEGIN_WRITE)?))
     }
 
     fn publish(&self, message: &str) -> Result<()> {
@@ -324,7 +325,45 @@ struct Txn {
     /// A statement failed: PostgreSQL has aborted the transaction, and a
     /// COMMIT would quietly roll it back, so commit refuses instead.
     failed: std::cell::Cell<bool>,
+    /// Writes not sent yet (see [`Pending`]).
+    pending: std::cell::RefCell<Pending>,
 }
+
+/// A write transaction's changes held here until a read could see them or it
+/// commits, then sent as one statement: a report of ten nodes or a batch of
+/// 200 heartbeats is one round trip to the server, not one per record (the
+/// server's round trips, under the writer lock, were what limited a fleet).
+/// Of several changes to one key, the last is kept.
+#[derive(Default)]
+struct Pending {
+    /// `(table, key)` -> new value, or `None`: removed.
+    records: HashMap<(&'static str, String), Option<Vec<u8>>>,
+    index: HashMap<String, i64>,
+    counters: HashMap<String, i64>,
+    /// `(org, seq)` -> event, or `None`: removed.
+    events: HashMap<(String, i64), Option<Vec<u8>>>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.index.is_empty() && self.counters.is_empty() && self.events.is_empty()
+    }
+}
+
+/// Every kind of change in one statement. No row is named twice (changes
+/// are kept per key), which a statement's data-modifying parts require.
+const APPLY: &str = "WITH \
+    put AS (INSERT INTO novacula_records (tbl, k, v) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) \
+            ON CONFLICT (tbl, k) DO UPDATE SET v = EXCLUDED.v), \
+    del AS (DELETE FROM novacula_records r USING unnest($4::text[], $5::text[]) AS d(tbl, k) WHERE r.tbl = d.tbl AND r.k = d.k), \
+    ix AS (INSERT INTO novacula_exec_nodes (k, seq) SELECT * FROM unnest($6::text[], $7::bigint[]) \
+           ON CONFLICT (k) DO UPDATE SET seq = EXCLUDED.seq), \
+    ctr AS (INSERT INTO novacula_meta (name, value) SELECT * FROM unnest($8::text[], $9::bigint[]) \
+            ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value), \
+    ev AS (INSERT INTO novacula_events (org, seq, v) SELECT * FROM unnest($10::text[], $11::bigint[], $12::bytea[]) \
+           ON CONFLICT (org, seq) DO UPDATE SET v = EXCLUDED.v), \
+    evdel AS (DELETE FROM novacula_events e USING unnest($13::text[], $14::bigint[]) AS d(org, seq) WHERE e.org = d.org AND e.seq = d.seq) \
+    SELECT 1";
 
 impl Txn {
     /// Begin with `begin` on a pooled connection; a pooled connection that
@@ -332,7 +371,7 @@ impl Txn {
     fn begin(pool: &Arc<Pool>, begin: &'static str) -> Result<Txn> {
         let mut retried = false;
         loop {
-            let txn = Txn { conn: Some(pool.get()?), pool: pool.clone(), failed: Default::default() };
+            let txn = Txn { conn: Some(pool.get()?), pool: pool.clone(), failed: Default::default(), pending: Default::default() };
             match txn.conn()?.batch(begin) {
                 Ok(()) => return Ok(txn),
                 Err(e) if retried => return Err(e),
@@ -362,15 +401,80 @@ impl Txn {
     fn exec(&self, sql: &'static str, args: Vec<Box<dyn postgres::types::ToSql + Send + Sync>>) -> Result<()> {
         self.rows(sql, args).map(|_| ())
     }
+
+    /// Send the changes held (before a read that must see them, and at commit).
+    fn send_pending(&self) -> Result<()> {
+        if self.pending.borrow().is_empty() {
+            return Ok(());
+        }
+        let p = self.pending.take();
+        let (mut put, mut del) = ((Vec::new(), Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        for ((t, k), v) in p.records {
+            match v {
+                Some(v) => {
+                    put.0.push(t.to_string());
+                    put.1.push(k);
+                    put.2.push(v);
+                }
+                None => {
+                    del.0.push(t.to_string());
+                    del.1.push(k);
+                }
+            }
+        }
+        let (ix_k, ix_seq): (Vec<String>, Vec<i64>) = p.index.into_iter().unzip();
+        let (ctr_name, ctr_value): (Vec<String>, Vec<i64>) = p.counters.into_iter().unzip();
+        let (mut ev, mut evdel) = ((Vec::new(), Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        for ((org, seq), v) in p.events {
+            match v {
+                Some(v) => {
+                    ev.0.push(org);
+                    ev.1.push(seq);
+                    ev.2.push(v);
+                }
+                None => {
+                    evdel.0.push(org);
+                    evdel.1.push(seq);
+                }
+            }
+        }
+        self.exec(
+            APPLY,
+            vec![
+                Box::new(put.0),
+                Box::new(put.1),
+                Box::new(put.2),
+                Box::new(del.0),
+                Box::new(del.1),
+                Box::new(ix_k),
+                Box::new(ix_seq),
+                Box::new(ctr_name),
+                Box::new(ctr_value),
+                Box::new(ev.0),
+                Box::new(ev.1),
+                Box::new(ev.2),
+                Box::new(evdel.0),
+                Box::new(evdel.1),
+            ],
+        )
+    }
 }
 
 impl Drop for Txn {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            // Not committed: undo, and reuse the connection only if that worked.
-            if conn.batch("ROLLBACK").is_ok() {
-                self.pool.put(conn);
-            } else {
+            // Not committed: undo on the connection's thread, without waiting
+            // for it (a read's end costs its caller no round trip), and reuse
+            // the connection only if that worked.
+            let (pool, jobs) = (self.pool.clone(), conn.jobs.clone());
+            let sent = jobs.send(Box::new(move |s: &mut Session| {
+                if s.client.batch_execute("ROLLBACK").is_ok() {
+                    pool.put(conn);
+                } else {
+                    pool.discard();
+                }
+            }));
+            if sent.is_err() {
                 self.pool.discard();
             }
         }
@@ -387,16 +491,40 @@ fn seq_v(rows: Vec<postgres::Row>) -> Vec<(u64, Vec<u8>)> {
 
 impl ReadTxn for Txn {
     fn get(&self, t: Table, k: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.pending.borrow().records.get(&(t.name(), k.to_string())) {
+            return Ok(v.clone());
+        }
         let rows = self.rows("SELECT v FROM novacula_records WHERE tbl = $1 AND k = $2", vec![Box::new(t.name()), Box::new(k.to_string())])?;
         Ok(rows.into_iter().next().map(|r| r.get(0)))
     }
 
+    fn get_many(&self, t: Table, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Held changes answer for their keys; the server for the rest.
+        let held: HashMap<&str, Option<Vec<u8>>> = {
+            let pending = self.pending.borrow();
+            keys.iter().filter_map(|k| pending.records.get(&(t.name(), k.clone())).map(|v| (k.as_str(), v.clone()))).collect()
+        };
+        let ask: Vec<String> = keys.iter().filter(|k| !held.contains_key(k.as_str())).cloned().collect();
+        let found: HashMap<String, Vec<u8>> = if ask.is_empty() {
+            HashMap::new()
+        } else {
+            let sql = "SELECT k, v FROM novacula_records WHERE tbl = $1 AND k = ANY($2)";
+            kv(self.rows(sql, vec![Box::new(t.name()), Box::new(ask)])?).into_iter().collect()
+        };
+        Ok(keys.iter().map(|k| held.get(k.as_str()).cloned().unwrap_or_else(|| found.get(k).cloned())).collect())
+    }
+
     fn scan(&self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.send_pending()?;
         let sql = "SELECT k, v FROM novacula_records WHERE tbl = $1 AND k >= $2 AND starts_with(k, $2) ORDER BY k";
         Ok(kv(self.rows(sql, vec![Box::new(t.name()), Box::new(prefix.to_string())])?))
     }
 
     fn scan_page(&self, t: Table, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        self.send_pending()?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         match after.filter(|a| *a >= prefix) {
             Some(after) => {
@@ -412,27 +540,34 @@ impl ReadTxn for Txn {
     }
 
     fn index_scan(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        self.send_pending()?;
         let sql = "SELECT k, seq FROM novacula_exec_nodes WHERE k >= $1 AND starts_with(k, $1) ORDER BY k";
         let rows = self.rows(sql, vec![Box::new(prefix.to_string())])?;
         Ok(rows.into_iter().map(|r| (r.get::<_, String>(0)[prefix.len()..].to_string(), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))).collect())
     }
 
     fn counter(&self, name: &str) -> Result<u64> {
+        if let Some(v) = self.pending.borrow().counters.get(name) {
+            return Ok(u64::try_from(*v).unwrap_or(0));
+        }
         let rows = self.rows("SELECT value FROM novacula_meta WHERE name = $1", vec![Box::new(name.to_string())])?;
         Ok(rows.into_iter().next().map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
     }
 
     fn events_after(&self, org: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.send_pending()?;
         let sql = "SELECT seq, v FROM novacula_events WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3";
         Ok(seq_v(self.rows(sql, vec![Box::new(org.to_string()), Box::new(big(after)), Box::new(i64::try_from(limit).unwrap_or(i64::MAX))])?))
     }
 
     fn events_before(&self, org: &str, before: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.send_pending()?;
         let sql = "SELECT seq, v FROM novacula_events WHERE org = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
         Ok(seq_v(self.rows(sql, vec![Box::new(org.to_string()), Box::new(big(before)), Box::new(i64::try_from(limit).unwrap_or(i64::MAX))])?))
     }
 
     fn event_count(&self, org: &str) -> Result<u64> {
+        self.send_pending()?;
         let rows = self.rows("SELECT count(*) FROM novacula_events WHERE org = $1", vec![Box::new(org.to_string())])?;
         Ok(rows.into_iter().next().map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
     }
@@ -440,34 +575,41 @@ impl ReadTxn for Txn {
 
 impl WriteTxn for Txn {
     fn put(&mut self, t: Table, k: &str, v: &[u8]) -> Result<()> {
-        let sql = "INSERT INTO novacula_records (tbl, k, v) VALUES ($1, $2, $3) ON CONFLICT (tbl, k) DO UPDATE SET v = EXCLUDED.v";
-        self.exec(sql, vec![Box::new(t.name()), Box::new(k.to_string()), Box::new(v.to_vec())])
+        self.pending.get_mut().records.insert((t.name(), k.to_string()), Some(v.to_vec()));
+        Ok(())
     }
 
     fn remove(&mut self, t: Table, k: &str) -> Result<()> {
-        self.exec("DELETE FROM novacula_records WHERE tbl = $1 AND k = $2", vec![Box::new(t.name()), Box::new(k.to_string())])
+        self.pending.get_mut().records.insert((t.name(), k.to_string()), None);
+        Ok(())
     }
 
     fn index_put(&mut self, k: &str, seq: u64) -> Result<()> {
-        let sql = "INSERT INTO novacula_exec_nodes (k, seq) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET seq = EXCLUDED.seq";
-        self.exec(sql, vec![Box::new(k.to_string()), Box::new(stored(seq)?)])
+        self.pending.get_mut().index.insert(k.to_string(), stored(seq)?);
+        Ok(())
     }
 
     fn set_counter(&mut self, name: &str, value: u64) -> Result<()> {
-        let sql = "INSERT INTO novacula_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value";
-        self.exec(sql, vec![Box::new(name.to_string()), Box::new(stored(value)?)])
+        self.pending.get_mut().counters.insert(name.to_string(), stored(value)?);
+        Ok(())
     }
 
     fn append_event(&mut self, org: &str, seq: u64, v: &[u8]) -> Result<()> {
-        let sql = "INSERT INTO novacula_events (org, seq, v) VALUES ($1, $2, $3) ON CONFLICT (org, seq) DO UPDATE SET v = EXCLUDED.v";
-        self.exec(sql, vec![Box::new(org.to_string()), Box::new(stored(seq)?), Box::new(v.to_vec())])
+        self.pending.get_mut().events.insert((org.to_string(), stored(seq)?), Some(v.to_vec()));
+        Ok(())
     }
 
     fn remove_event(&mut self, org: &str, seq: u64) -> Result<()> {
-        self.exec("DELETE FROM novacula_events WHERE org = $1 AND seq = $2", vec![Box::new(org.to_string()), Box::new(big(seq))])
+        // Beyond BIGINT there is nothing stored to remove.
+        if let Ok(seq) = i64::try_from(seq) {
+            self.pending.get_mut().events.insert((org.to_string(), seq), None);
+        }
+        Ok(())
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
+        // On failure, dropped: rolled back.
+        self.send_pending()?;
         if self.failed.get() {
             // Dropped: rolled back.
             return Err(StoreError::Engine("a statement of this transaction failed; it was rolled back".into()));
@@ -489,6 +631,11 @@ impl WriteTxn for Txn {
 #[cfg(test)]
 mod tests {
     use super::describe;
+
+    #[test]
+    fn a_write_transaction_takes_the_writer_lock() {
+        assert!(super::BEGIN_WRITE.ends_with(&format!("pg_advisory_xact_lock({})", super::WRITER_LOCK)));
+    }
 
     #[test]
     fn a_url_is_shown_without_its_password() {
