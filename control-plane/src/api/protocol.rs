@@ -14,7 +14,7 @@ use std::time::Duration;
 #[utoipa::path(post, path = "/api/v1/executor/sync", tag = "executor protocol", security(("apiKey" = [])), request_body = SyncExecutorRequest, responses((status = 200, body = SyncExecutorResponse), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn sync(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiJson(req): ApiJson<SyncExecutorRequest>) -> ApiResult<SyncExecutorResponse> {
     let key = auth.key;
-    Ok(ApiJson(s.blocking(move |s| protocol::sync(s, &key, &req)).await?))
+    Ok(ApiJson(protocol::sync(&s, key, req).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -6,47 +6,56 @@ use super::nodes::{alert_fires, evaluate, finish_deletion, phase_of};
 use super::{Result, ServiceError};
 use crate::state::AppState;
 use crate::store::model::{ApiKey, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
-use crate::store::{key as store_key, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
+use crate::store::{key as store_key, Read, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{ReportRequest, ReportResponse, SpecPollResponse, SyncCapabilities, SyncExecutorRequest, SyncExecutorResponse};
-use novacula_core::{events as ev, is_online, CompatStatus, DesiredNode, Version};
+use novacula_core::{events as ev, is_online, Channel, CompatStatus, DesiredNode, ExecutorKind, Version};
+use std::sync::Arc;
 
 fn compat_of(s: &AppState, version: &str) -> CompatStatus {
     novacula_core::compat::compat_of_version(s.config.cp_version.major, version)
 }
 
 /// `syncExecutor` with API key `key`: heartbeat and upsert keyed by (organization, name).
-pub fn sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest) -> Result<SyncExecutorResponse> {
+pub async fn sync(s: &Arc<AppState>, key: ApiKey, req: SyncExecutorRequest) -> Result<SyncExecutorResponse> {
     if !valid_name(&req.name) {
         return Err(ServiceError::BadInput(format!("executor name {:?} must be a lowercase DNS label", req.name)));
     }
     req.version.parse::<Version>().map_err(|e| ServiceError::BadInput(e.to_string()))?;
-    let caps = req.capabilities().map_err(|e| ServiceError::BadInput(e.to_string()))?;
-    let digest = match caps {
+    let digest = match req.capabilities().map_err(|e| ServiceError::BadInput(e.to_string()))? {
         SyncCapabilities::Sent(c) => c.digest(),
         SyncCapabilities::Digest(d) => d.to_string(),
     };
-    let org = key.org_id.clone();
     let now = s.now();
     let compat = compat_of(s, &req.version);
-    let exec = match heartbeat_only(s, key, req, &digest, now)? {
-        Some(exec) => exec,
-        None => durable_sync(s, key, req, caps, &digest, now, compat)?,
+    let (key, req, digest, unchanged) = s
+        .blocking(move |s| {
+            let unchanged = heartbeat_only(s, &key, &req, &digest, now)?;
+            Ok::<_, ServiceError>((key, req, digest, unchanged))
+        })
+        .await?;
+    let (exec, upgrade) = match unchanged {
+        Some(found) => found,
+        None => {
+            // Committed together with other executors' syncs (one flush for
+            // many): a fleet reconnecting at once, after the control plane
+            // was down, is not a queue of single commits.
+            let (st, key, req) = (s.clone(), key.clone(), req.clone());
+            let exec = s.write_grouped(move |w| durable_sync(&st, w, &key, &req, &digest, now, compat)).await?;
+            let (org, channel, kind) = (exec.org_id.clone(), exec.channel, exec.kind);
+            let upgrade = s.blocking(move |s| s.store.read(|r| upgrade_for(r, &org, channel, kind))).await?;
+            (exec, upgrade)
+        }
     };
-    s.liveness.touch(&org, &req.name, &key.id, now);
-    let upgrade = s
-        .store
-        .read(|r| r.get::<UpgradeRow>(UPGRADES, &store_key(&[&org, exec.channel.as_str(), exec.kind.as_str()])))?
-        .map(|u| u.spec)
-        // Compared as versions: `v1.1.0` and `1.1.0` are the same release.
-        .filter(|u| !novacula_core::version::same_release(&u.version, &exec.version));
+    s.liveness.touch(&key.org_id, &req.name, &key.id, now);
     Ok(SyncExecutorResponse {
         executor_id: exec.id,
         server_version: s.config.cp_version.to_string(),
         compat,
-        upgrade,
+        // Compared as versions: `v1.1.0` and `1.1.0` are the same release.
+        upgrade: upgrade.map(|u| u.spec).filter(|u| !novacula_core::version::same_release(&u.version, &exec.version)),
         server_time: now,
         // Its own digest of what it holds: the executor sends this one back,
         // so a control plane that decodes more (or fewer) fields than the
@@ -55,27 +64,42 @@ pub fn sync(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest) -> Result<Syn
     })
 }
 
+/// The upgrade recorded for executors of `kind` on `channel` in `org`.
+fn upgrade_for(r: &Read, org: &str, channel: Channel, kind: ExecutorKind) -> crate::store::Result<Option<UpgradeRow>> {
+    r.get(UPGRADES, &store_key(&[org, channel.as_str(), kind.as_str()]))
+}
+
 /// The executor, when this sync changes nothing the store keeps: the key is
 /// live and bound to it, it was online, and it reports what it reported
 /// before. Then only "last seen" moves, in memory (see [`crate::liveness`]).
-fn heartbeat_only(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, digest: &str, now: novacula_core::Timestamp) -> Result<Option<ExecutorRow>> {
-    let (key_row, existing) = s.store.read(|r| {
+fn heartbeat_only(
+    s: &AppState,
+    key: &ApiKey,
+    req: &SyncExecutorRequest,
+    digest: &str,
+    now: novacula_core::Timestamp,
+) -> Result<Option<(ExecutorRow, Option<UpgradeRow>)>> {
+    Ok(s.store.read(|r| {
         let k: Option<ApiKey> = r.get(API_KEYS, &key.id)?;
         let e: Option<ExecutorRow> = r.get(EXECUTORS, &store_key(&[&key.org_id, &req.name]))?;
-        Ok::<_, crate::store::StoreError>((k, e))
-    })?;
-    let (Some(key_row), Some(mut e)) = (key_row, existing) else { return Ok(None) };
-    s.liveness.overlay(&mut e);
-    let same = key_row.revoked_at.is_none()
-        && key_row.executor.as_deref() == Some(req.name.as_str())
-        && !e.deactivated
-        && e.api_key_id == key.id
-        && e.kind == req.kind
-        && e.version == req.version
-        && e.channel == req.channel
-        && e.capabilities_digest == digest
-        && is_online(now, e.updated_at, s.config.heartbeat_timeout);
-    Ok(same.then_some(e))
+        let (Some(key_row), Some(mut e)) = (k, e) else { return Ok(None) };
+        s.liveness.overlay(&mut e);
+        let same = key_row.revoked_at.is_none()
+            && key_row.executor.as_deref() == Some(req.name.as_str())
+            && !e.deactivated
+            && e.api_key_id == key.id
+            && e.kind == req.kind
+            && e.version == req.version
+            && e.channel == req.channel
+            && e.capabilities_digest == digest
+            && is_online(now, e.updated_at, s.config.heartbeat_timeout);
+        if !same {
+            return Ok(None);
+        }
+        // In the same read: the upgrade offer goes with every answer.
+        let upgrade = upgrade_for(r, &key.org_id, e.channel, e.kind)?;
+        Ok::<_, crate::store::StoreError>(Some((e, upgrade)))
+    })?)
 }
 
 /// A sync that changes what the store keeps: admission, the upsert, key
@@ -84,99 +108,98 @@ fn heartbeat_only(s: &AppState, key: &ApiKey, req: &SyncExecutorRequest, digest:
 /// them when the digest is not theirs); it cannot admit a new executor.
 fn durable_sync(
     s: &AppState,
+    w: &mut Write,
     key: &ApiKey,
     req: &SyncExecutorRequest,
-    caps: SyncCapabilities<'_>,
     digest: &str,
     now: novacula_core::Timestamp,
     compat: CompatStatus,
 ) -> Result<ExecutorRow> {
     let org = key.org_id.clone();
     let timeout = s.config.heartbeat_timeout;
-    s.store.write(|w| {
-        let k = store_key(&[&org, &req.name]);
-        // The key as it is now, not as the extractor read it before this
-        // transaction: a revocation that committed in between wins.
-        let mut key_row: ApiKey = w.get(API_KEYS, &key.id)?.ok_or_else(|| ServiceError::Unauthenticated("invalid API key".into()))?;
-        let mut existing: Option<ExecutorRow> = w.get(EXECUTORS, &k)?;
-        if let Some(e) = existing.as_mut() {
-            s.liveness.overlay(e);
+    let caps = req.capabilities().map_err(|e| ServiceError::BadInput(e.to_string()))?;
+    let k = store_key(&[&org, &req.name]);
+    // The key as it is now, not as the extractor read it before this
+    // transaction: a revocation that committed in between wins.
+    let mut key_row: ApiKey = w.get(API_KEYS, &key.id)?.ok_or_else(|| ServiceError::Unauthenticated("invalid API key".into()))?;
+    let mut existing: Option<ExecutorRow> = w.get(EXECUTORS, &k)?;
+    if let Some(e) = existing.as_mut() {
+        s.liveness.overlay(e);
+    }
+    let actor = format!("executor:{}", req.name);
+    let admission = admit_sync(
+        KeyState { revoked: key_row.revoked_at.is_some(), bound_to: key_row.executor.as_deref() },
+        existing.as_ref().map(|e| ExistingExecutor { kind: e.kind, deactivated: e.deactivated }),
+        &req.name,
+        req.kind,
+    )
+    .map_err(|e| match e {
+        SyncRefusal::KeyRevoked => ServiceError::Unauthenticated(e.to_string()),
+        SyncRefusal::KindChanged { .. } => ServiceError::Conflict(e.to_string()),
+        SyncRefusal::KeyBoundElsewhere { .. } | SyncRefusal::Deactivated { .. } => ServiceError::Forbidden(e.to_string()),
+    })?;
+    if admission.bind_key {
+        key_row.executor = Some(req.name.clone());
+        w.put(API_KEYS, &key_row.id.clone(), &key_row)?;
+        events::record(
+            w,
+            &org,
+            now,
+            NewEvent { kind: ev::API_KEY_BOUND, node: None, executor: Some(&req.name), actor: &actor, data: data([("keyId", key_row.id.clone())]) },
+        )?;
+    }
+    let reconnect = existing.as_ref().is_none_or(|e| !is_online(now, e.updated_at, timeout));
+    // A digest keeps the capabilities stored; it cannot admit an executor.
+    // Sent ones are written only when they differ from the stored ones.
+    let held = existing.as_ref().map(|e| e.capabilities_digest.as_str());
+    let (stored_digest, new_caps) = match (caps, held) {
+        (SyncCapabilities::Digest(_), None) => {
+            return Err(ServiceError::Conflict(format!(
+                "executor {:?} is not known here: its first sync must carry its capabilities, not their digest",
+                req.name
+            )))
         }
-        let actor = format!("executor:{}", req.name);
-        let admission = admit_sync(
-            KeyState { revoked: key_row.revoked_at.is_some(), bound_to: key_row.executor.as_deref() },
-            existing.as_ref().map(|e| ExistingExecutor { kind: e.kind, deactivated: e.deactivated }),
-            &req.name,
-            req.kind,
-        )
-        .map_err(|e| match e {
-            SyncRefusal::KeyRevoked => ServiceError::Unauthenticated(e.to_string()),
-            SyncRefusal::KindChanged { .. } => ServiceError::Conflict(e.to_string()),
-            SyncRefusal::KeyBoundElsewhere { .. } | SyncRefusal::Deactivated { .. } => ServiceError::Forbidden(e.to_string()),
-        })?;
-        if admission.bind_key {
-            key_row.executor = Some(req.name.clone());
-            w.put(API_KEYS, &key_row.id.clone(), &key_row)?;
-            events::record(
-                w,
-                &org,
-                now,
-                NewEvent { kind: ev::API_KEY_BOUND, node: None, executor: Some(&req.name), actor: &actor, data: data([("keyId", key_row.id.clone())]) },
-            )?;
-        }
-        let reconnect = existing.as_ref().is_none_or(|e| !is_online(now, e.updated_at, timeout));
-        // A digest keeps the capabilities stored; it cannot admit an executor.
-        // Sent ones are written only when they differ from the stored ones.
-        let held = existing.as_ref().map(|e| e.capabilities_digest.as_str());
-        let (stored_digest, new_caps) = match (caps, held) {
-            (SyncCapabilities::Digest(_), None) => {
-                return Err(ServiceError::Conflict(format!(
-                    "executor {:?} is not known here: its first sync must carry its capabilities, not their digest",
-                    req.name
-                )))
-            }
-            (SyncCapabilities::Digest(_), Some(held)) => (held.to_string(), None),
-            (SyncCapabilities::Sent(c), held) => (digest.to_string(), (held != Some(digest)).then_some(c)),
-        };
-        let row = ExecutorRow {
-            id: existing.as_ref().map_or_else(|| s.random_hex(8), |e| e.id.clone()),
-            org_id: org.clone(),
-            name: req.name.clone(),
-            kind: req.kind,
-            version: req.version.clone(),
-            channel: req.channel,
-            created_at: existing.as_ref().map_or(now, |e| e.created_at),
-            updated_at: now,
-            deactivated: false,
-            api_key_id: key.id.clone(),
-            capabilities_digest: stored_digest,
-        };
-        if let Some(c) = new_caps {
-            w.put(CAPABILITIES, &k, c)?;
-        }
-        w.put(EXECUTORS, &k, &row)?;
-        w.put(KEY_USAGE, &key_row.id, &KeyUsage { at: now, by: req.name.clone() })?;
-        if reconnect {
-            events::record(
-                w,
-                &org,
-                now,
-                NewEvent {
-                    kind: ev::EXECUTOR_CONNECTED,
-                    node: None,
-                    executor: Some(&req.name),
-                    actor: &actor,
-                    data: data([
-                        ("kind", req.kind.to_string()),
-                        ("version", req.version.clone()),
-                        ("compat", compat.as_str().to_string()),
-                        ("first", admission.first_sync.to_string()),
-                    ]),
-                },
-            )?;
-        }
-        Ok::<_, ServiceError>(row)
-    })
+        (SyncCapabilities::Digest(_), Some(held)) => (held.to_string(), None),
+        (SyncCapabilities::Sent(c), held) => (digest.to_string(), (held != Some(digest)).then_some(c)),
+    };
+    let row = ExecutorRow {
+        id: existing.as_ref().map_or_else(|| s.random_hex(8), |e| e.id.clone()),
+        org_id: org.clone(),
+        name: req.name.clone(),
+        kind: req.kind,
+        version: req.version.clone(),
+        channel: req.channel,
+        created_at: existing.as_ref().map_or(now, |e| e.created_at),
+        updated_at: now,
+        deactivated: false,
+        api_key_id: key.id.clone(),
+        capabilities_digest: stored_digest,
+    };
+    if let Some(c) = new_caps {
+        w.put(CAPABILITIES, &k, c)?;
+    }
+    w.put(EXECUTORS, &k, &row)?;
+    w.put(KEY_USAGE, &key_row.id, &KeyUsage { at: now, by: req.name.clone() })?;
+    if reconnect {
+        events::record(
+            w,
+            &org,
+            now,
+            NewEvent {
+                kind: ev::EXECUTOR_CONNECTED,
+                node: None,
+                executor: Some(&req.name),
+                actor: &actor,
+                data: data([
+                    ("kind", req.kind.to_string()),
+                    ("version", req.version.clone()),
+                    ("compat", compat.as_str().to_string()),
+                    ("first", admission.first_sync.to_string()),
+                ]),
+            },
+        )?;
+    }
+    Ok(row)
 }
 
 /// The executor behind a key for node queries: it must have synced, be active and in support.
