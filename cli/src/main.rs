@@ -57,8 +57,9 @@ struct ServeArgs {
     db: PathBuf,
     /// Keep the records in PostgreSQL instead of the redb file, e.g.
     /// postgres://novacula:PASSWORD@db.internal:5432/novacula (its tables are
-    /// created at first start). Plain TCP: reach the database over a trusted
-    /// network or a local socket.
+    /// created at first start). Add ?sslmode=require for TLS (the server's
+    /// certificate and name always verified, against the system's roots and
+    /// &sslrootcert=/path/ca.pem); without sslmode, plain TCP.
     #[arg(long, env = "NOVACULA_DATABASE_URL", hide_env_values = true)]
     database: Option<String>,
     /// Address to listen on.

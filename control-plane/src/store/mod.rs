@@ -13,6 +13,7 @@ mod group;
 pub mod migrate;
 pub mod model;
 pub mod pg_server;
+mod pg_target;
 mod postgres;
 mod redb;
 

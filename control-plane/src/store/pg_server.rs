@@ -18,6 +18,8 @@ struct Server {
     as_postgres: bool,
     /// Commits flushed to disk (benchmarks); tests run without (`fsync=off`).
     durable: bool,
+    /// A certificate and key (PEM): then the server takes TLS connections only.
+    tls: Option<(String, String)>,
 }
 
 /// Why there is no test server.
@@ -60,7 +62,7 @@ impl Server {
         self.dir.join("data")
     }
 
-    fn start(durable: bool) -> Result<Server, Unavailable> {
+    fn start(durable: bool, tls: Option<(String, String)>) -> Result<Server, Unavailable> {
         let bin = bin_dir()?;
         let as_postgres = is_root();
         let dir = std::env::temp_dir().join(format!("novacula-pg-{}-{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed)));
@@ -69,7 +71,7 @@ impl Server {
             run(Command::new("chown").arg("postgres:").arg(&dir))?;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| Unavailable(e.to_string()))?.port();
-        let server = Server { dir, bin, port, as_postgres, durable };
+        let server = Server { dir, bin, port, as_postgres, durable, tls };
         server.launch().inspect_err(|_| server.stop())?;
         Ok(server)
     }
@@ -77,6 +79,21 @@ impl Server {
     fn launch(&self) -> Result<(), Unavailable> {
         let (server, port) = (self, self.port);
         run(server.command("initdb").arg("-D").arg(server.data()).args(["-A", "trust", "-U", "novacula", "-E", "UTF8", "--locale=C", "--no-sync"]))?;
+        let mut options =
+            format!("-p {port} -h 127.0.0.1 -k {} -c fsync={} -c max_connections=200", server.dir.display(), if server.durable { "on" } else { "off" });
+        if let Some((cert, key)) = &server.tls {
+            // TCP only with TLS (the socket, for this helper, stays open).
+            let data = server.data();
+            let write = |name: &str, text: &str| std::fs::write(data.join(name), text).map_err(|e| Unavailable(format!("{name}: {e}")));
+            write("server.crt", cert)?;
+            write("server.key", key)?;
+            write("pg_hba.conf", "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n")?;
+            run(Command::new("chmod").arg("600").arg(data.join("server.key")))?;
+            if server.as_postgres {
+                run(Command::new("chown").arg("postgres:").arg(data.join("server.crt")).arg(data.join("server.key")).arg(data.join("pg_hba.conf")))?;
+            }
+            options.push_str(" -c ssl=on");
+        }
         let log = server.dir.join("server.log");
         server
             .command("pg_ctl")
@@ -85,7 +102,7 @@ impl Server {
             .arg("-l")
             .arg(&log)
             .arg("-o")
-            .arg(format!("-p {port} -h 127.0.0.1 -k {} -c fsync={} -c max_connections=200", server.dir.display(), if server.durable { "on" } else { "off" }))
+            .arg(options)
             .arg("start")
             .stdout(Stdio::null())
             .status()
@@ -94,7 +111,7 @@ impl Server {
         // SAFETY: registers a plain function, run once by the C runtime at exit.
         unsafe { libc::atexit(stop_at_exit) };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !ready(port) {
+        while !ready(&self.dir, port) {
             if Instant::now() > deadline {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
                 return Err(Unavailable(format!("PostgreSQL did not start on port {port}:\n{log}")));
@@ -134,8 +151,14 @@ fn on_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     std::thread::spawn(f).join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-fn ready(port: u16) -> bool {
-    on_thread(move || postgres::Client::connect(&url(port, "postgres"), postgres::NoTls).is_ok())
+/// The server's administrator session, over its Unix socket in `dir` (a TLS-only server refuses plain TCP).
+fn admin(dir: &std::path::Path, port: u16) -> Result<postgres::Client, postgres::Error> {
+    postgres::Config::new().host_path(dir).port(port).user("novacula").dbname("postgres").connect(postgres::NoTls)
+}
+
+fn ready(dir: &std::path::Path, port: u16) -> bool {
+    let dir = dir.to_path_buf();
+    on_thread(move || admin(&dir, port).is_ok())
 }
 
 extern "C" fn stop_at_exit() {
@@ -154,26 +177,52 @@ pub fn available() -> Result<(), Unavailable> {
 /// The URL of a new, empty database on this process's test server (started
 /// at the first call, without flushing commits to disk), or why there is none.
 pub fn fresh_database() -> Result<String, Unavailable> {
-    database_on(SERVER.get_or_init(|| Server::start(false)))
+    database_on(SERVER.get_or_init(|| Server::start(false, None)))
 }
 
 /// The same on a server that flushes every commit to disk, as a production
 /// one does (benchmarks: redb flushes every commit too).
 pub fn fresh_durable_database() -> Result<String, Unavailable> {
-    database_on(DURABLE_SERVER.get_or_init(|| Server::start(true)))
+    database_on(DURABLE_SERVER.get_or_init(|| Server::start(true, None)))
 }
 
 fn database_on(server: &Result<Server, Unavailable>) -> Result<String, Unavailable> {
     let server = server.as_ref().map_err(Clone::clone)?;
     let name = format!("t{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));
-    let port = server.port;
-    let create = name.clone();
-    on_thread(move || -> Result<(), Unavailable> {
-        let failed = |e: postgres::Error| Unavailable(e.to_string());
-        let mut c = postgres::Client::connect(&url(port, "postgres"), postgres::NoTls).map_err(failed)?;
-        c.batch_execute(&format!("CREATE DATABASE {create}")).map_err(failed)
-    })?;
-    Ok(url(port, &name))
+    server.create_database(&name)?;
+    Ok(url(server.port, &name))
+}
+
+impl Server {
+    fn create_database(&self, name: &str) -> Result<(), Unavailable> {
+        let (dir, port, create) = (self.dir.clone(), self.port, name.to_string());
+        on_thread(move || -> Result<(), Unavailable> {
+            let failed = |e: postgres::Error| Unavailable(e.to_string());
+            admin(&dir, port).map_err(failed)?.batch_execute(&format!("CREATE DATABASE {create}")).map_err(failed)
+        })
+    }
+}
+
+/// A server of its own that takes TCP connections over TLS only, with
+/// certificate `cert` and key `key` (PEM), stopped when dropped; and the URL
+/// of an empty database on it (host `localhost`, no TLS words: the caller adds them).
+pub struct TlsServer {
+    server: Server,
+    pub url: String,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        self.server.stop();
+    }
+}
+
+pub fn start_tls_server(cert: &str, key: &str) -> Result<TlsServer, Unavailable> {
+    let server = Server::start(false, Some((cert.to_string(), key.to_string())))?;
+    let name = format!("t{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));
+    server.create_database(&name).inspect_err(|_| server.stop())?;
+    let url = format!("postgres://novacula@localhost:{}/{name}", server.port);
+    Ok(TlsServer { server, url })
 }
 
 /// The `application_name` of the session that holds the control planes'

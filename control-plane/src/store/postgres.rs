@@ -12,8 +12,9 @@
 //! on a thread that drives async tasks; so each connection lives on a thread
 //! of its own, and a transaction's calls are sent to it and waited for.
 
+use super::pg_target::Target;
 use super::{Engine, ReadTxn, Result, StoreError, Table, WriteTxn};
-use postgres::{Client, NoTls};
+use postgres::Client;
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -38,8 +39,17 @@ const CHANNEL: &str = "novacula_changes";
 /// transaction beyond them waits for one to be free.
 const CONNECTIONS_MAX: usize = 16;
 
+/// The driver's error with its causes: its own text is only "db error" or
+/// "error connecting to server"; the server's message and the TLS failure are
+/// in the chain, and an operator needs them.
 fn pg_error(e: postgres::Error) -> StoreError {
-    StoreError::Engine(Box::new(e))
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    StoreError::Engine(text.into())
 }
 
 fn gone() -> StoreError {
@@ -79,14 +89,9 @@ impl Session {
     }
 }
 
-/// A connection that gives up on an unreachable server, and notices a dead one.
-fn connect(url: &str) -> Result<Client, postgres::Error> {
-    let mut config: postgres::Config = url.parse()?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(std::time::Duration::from_secs(10));
-    }
-    config.keepalives(true).keepalives_idle(std::time::Duration::from_secs(30));
-    let mut client = config.connect(NoTls)?;
+/// A connection to `target` (which gives up on an unreachable server and notices a dead one).
+fn connect(target: &Target) -> Result<Client, postgres::Error> {
+    let mut client = target.connect()?;
     // Statements are prepared once and reused: keep planning each run with
     // its values, or a generic plan loses the bound a prefix scan derives
     // from its parameter and reads to the table's end.
@@ -94,19 +99,9 @@ fn connect(url: &str) -> Result<Client, postgres::Error> {
     Ok(client)
 }
 
-/// `url` as it may be shown: hosts, ports and database, never the user's password.
+/// `url` as it may be shown: hosts, ports, database and TLS, never the user's password.
 pub fn describe(url: &str) -> String {
-    let Ok(config) = url.parse::<postgres::Config>() else { return "PostgreSQL (an unreadable URL)".into() };
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
-        .map(|(h, p)| match h {
-            postgres::config::Host::Tcp(h) => format!("{h}:{p}"),
-            postgres::config::Host::Unix(path) => format!("{}:{p}", path.display()),
-        })
-        .collect();
-    format!("postgres://{}/{}", hosts.join(","), config.get_dbname().unwrap_or(""))
+    Target::describe(url)
 }
 
 /// One connection on its own thread.
@@ -115,13 +110,13 @@ struct Conn {
 }
 
 impl Conn {
-    fn open(url: &str) -> Result<Conn> {
+    fn open(target: &Target) -> Result<Conn> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready, connected) = mpsc::sync_channel(1);
-        let url = url.to_string();
+        let target = target.clone();
         std::thread::Builder::new()
             .name("postgres".into())
-            .spawn(move || match connect(&url) {
+            .spawn(move || match connect(&target) {
                 Ok(client) => {
                     let _ = ready.send(Ok(()));
                     let mut session = Session { client, prepared: Default::default() };
@@ -161,7 +156,7 @@ impl Conn {
 }
 
 struct Pool {
-    url: String,
+    target: Target,
     state: Mutex<PoolState>,
     freed: Condvar,
 }
@@ -186,7 +181,7 @@ impl Pool {
             if state.open < CONNECTIONS_MAX {
                 state.open += 1;
                 drop(state);
-                return Conn::open(&self.url).inspect_err(|_| self.discard());
+                return Conn::open(&self.target).inspect_err(|_| self.discard());
             }
             state = self.freed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
         }
@@ -224,7 +219,7 @@ impl PgEngine {
     /// Connect to `url` (`postgres://user:password@host:port/database`) and
     /// bring the schema up to date.
     pub fn open(url: &str) -> Result<PgEngine> {
-        let pool = Arc::new(Pool { url: url.to_string(), state: Mutex::new(PoolState::default()), freed: Condvar::new() });
+        let pool = Arc::new(Pool { target: Target::parse(url)?, state: Mutex::new(PoolState::default()), freed: Condvar::new() });
         let conn = pool.get()?;
         let migrated = conn.call(|c| {
             let mut t = c.transaction()?;
@@ -269,14 +264,14 @@ impl Engine for PgEngine {
     }
 
     fn subscribe(&self, deliver: Box<dyn Fn(&str) + Send>) -> Result<()> {
-        let (url, stop) = (self.pool.url.clone(), self.stop.clone());
+        let (target, stop) = (self.pool.target.clone(), self.stop.clone());
         std::thread::Builder::new()
             .name("postgres-listen".into())
             .spawn(move || {
                 use std::sync::atomic::Ordering;
                 // Reconnects after a failure; a missed wakeup costs a poller at most its long-poll wait.
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok(mut client) = connect(&url) else {
+                    let Ok(mut client) = connect(&target) else {
                         std::thread::sleep(std::time::Duration::from_secs(1));
                         continue;
                     };
@@ -309,7 +304,7 @@ impl Engine for PgEngine {
             }
             *lease = None;
         }
-        let conn = Conn::open(&self.pool.url)?;
+        let conn = Conn::open(&self.pool.target)?;
         let taken = conn.call(|c| c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_LOCK]).map(|r| r.get::<_, bool>(0)))?;
         if taken {
             *lease = Some(conn);
@@ -630,17 +625,8 @@ impl WriteTxn for Txn {
 
 #[cfg(test)]
 mod tests {
-    use super::describe;
-
     #[test]
     fn a_write_transaction_takes_the_writer_lock() {
         assert!(super::BEGIN_WRITE.ends_with(&format!("pg_advisory_xact_lock({})", super::WRITER_LOCK)));
-    }
-
-    #[test]
-    fn a_url_is_shown_without_its_password() {
-        assert_eq!(describe("postgres://novacula:secret@db.internal:5433/novacula?application_name=x"), "postgres://db.internal:5433/novacula");
-        assert_eq!(describe("host=db password=secret dbname=n"), "postgres://db:5432/n");
-        assert!(!describe("postgres://a:b@").contains('b'));
     }
 }
