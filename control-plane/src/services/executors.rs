@@ -10,7 +10,7 @@ use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, Upgr
 use crate::store::{key, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, UPGRADES};
 use novacula_core::events as ev;
 use novacula_core::wire::{ExecutorView, SetUpgradeRequest};
-use novacula_core::ExecutorCapabilities;
+use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind};
 
 fn view(s: &AppState, e: Executor, node_count: usize, key: Option<KeyUsage>) -> ExecutorView {
     ExecutorView {
@@ -103,6 +103,11 @@ pub fn set_active(s: &AppState, org: &str, actor: &str, name: &str, active: bool
     Ok(())
 }
 
+/// Where the upgrade for executors of `kind` on `channel` in `org` is kept.
+pub fn upgrade_key(org: &str, channel: Channel, kind: ExecutorKind) -> String {
+    key(&[org, channel.as_str(), kind.as_str()])
+}
+
 /// Record the release executors of a channel and kind should run.
 pub fn set_upgrade(s: &AppState, org: &str, username: &str, req: SetUpgradeRequest) -> Result<UpgradeRow> {
     let (kind, spec) = req.into_spec();
@@ -112,7 +117,7 @@ pub fn set_upgrade(s: &AppState, org: &str, username: &str, req: SetUpgradeReque
     let row = UpgradeRow { kind, spec, set_at: now, set_by: username.to_string() };
     let actor = format!("user:{username}");
     s.store.write(|w| {
-        w.put(UPGRADES, &key(&[org, row.spec.channel.as_str(), kind.as_str()]), &row)?;
+        w.put(UPGRADES, &upgrade_key(org, row.spec.channel, kind), &row)?;
         events::record(
             w,
             org,

@@ -2,16 +2,17 @@
 //! offer), the specs an executor should run, and its reports.
 
 use super::events::{self, data, NewEvent};
+use super::executors::upgrade_key;
 use super::nodes::{alert_fires, evaluate, finish_deletion, phase_of};
 use super::{Result, ServiceError};
 use crate::state::AppState;
 use crate::store::model::{ApiKey, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
-use crate::store::{key as store_key, Read, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
+use crate::store::{key as store_key, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{ReportRequest, ReportResponse, SpecPollResponse, SyncCapabilities, SyncExecutorRequest, SyncExecutorResponse};
-use novacula_core::{events as ev, is_online, Channel, CompatStatus, DesiredNode, ExecutorKind, Version};
+use novacula_core::{events as ev, is_online, CompatStatus, DesiredNode, Version};
 use std::sync::Arc;
 
 fn compat_of(s: &AppState, version: &str) -> CompatStatus {
@@ -43,10 +44,7 @@ pub async fn sync(s: &Arc<AppState>, key: ApiKey, req: SyncExecutorRequest) -> R
             // many): a fleet reconnecting at once, after the control plane
             // was down, is not a queue of single commits.
             let (st, key, req) = (s.clone(), key.clone(), req.clone());
-            let exec = s.write_grouped(move |w| durable_sync(&st, w, &key, &req, &digest, now, compat)).await?;
-            let (org, channel, kind) = (exec.org_id.clone(), exec.channel, exec.kind);
-            let upgrade = s.blocking(move |s| s.store.read(|r| upgrade_for(r, &org, channel, kind))).await?;
-            (exec, upgrade)
+            s.write_grouped(move |w| durable_sync(&st, w, &key, &req, &digest, now, compat)).await?
         }
     };
     s.liveness.touch(&key.org_id, &req.name, &key.id, now);
@@ -62,11 +60,6 @@ pub async fn sync(s: &Arc<AppState>, key: ApiKey, req: SyncExecutorRequest) -> R
         // executor sent still recognises it.
         capabilities_digest: Some(exec.capabilities_digest),
     })
-}
-
-/// The upgrade recorded for executors of `kind` on `channel` in `org`.
-fn upgrade_for(r: &Read, org: &str, channel: Channel, kind: ExecutorKind) -> crate::store::Result<Option<UpgradeRow>> {
-    r.get(UPGRADES, &store_key(&[org, channel.as_str(), kind.as_str()]))
 }
 
 /// The executor, when this sync changes nothing the store keeps: the key is
@@ -97,7 +90,7 @@ fn heartbeat_only(
             return Ok(None);
         }
         // In the same read: the upgrade offer goes with every answer.
-        let upgrade = upgrade_for(r, &key.org_id, e.channel, e.kind)?;
+        let upgrade = r.get(UPGRADES, &upgrade_key(&key.org_id, e.channel, e.kind))?;
         Ok::<_, crate::store::StoreError>(Some((e, upgrade)))
     })?)
 }
@@ -106,6 +99,7 @@ fn heartbeat_only(
 /// binding and `executor.connected`, committed before the answer. A sync
 /// with only a digest keeps the capabilities stored (the answer asks for
 /// them when the digest is not theirs); it cannot admit a new executor.
+/// Answers the row written and the upgrade offer, read in the same transaction.
 fn durable_sync(
     s: &AppState,
     w: &mut Write,
@@ -114,7 +108,7 @@ fn durable_sync(
     digest: &str,
     now: novacula_core::Timestamp,
     compat: CompatStatus,
-) -> Result<ExecutorRow> {
+) -> Result<(ExecutorRow, Option<UpgradeRow>)> {
     let org = key.org_id.clone();
     let timeout = s.config.heartbeat_timeout;
     let caps = req.capabilities().map_err(|e| ServiceError::BadInput(e.to_string()))?;
@@ -199,7 +193,9 @@ fn durable_sync(
             },
         )?;
     }
-    Ok(row)
+    // In the same transaction: the upgrade offer goes with every answer.
+    let upgrade = w.get(UPGRADES, &upgrade_key(&org, row.channel, row.kind))?;
+    Ok((row, upgrade))
 }
 
 /// The executor behind a key for node queries: it must have synced, be active and in support.
