@@ -5,8 +5,9 @@
 use crate::Failure;
 use clap::{Args, Subcommand, ValueEnum};
 use novacula_client::{ClientError, HttpApi};
+use novacula_core::authz::Role;
 use novacula_core::lifecycle::LifecycleAction;
-use novacula_core::wire::{ApiKeyView, CreateKeyRequest, EventView, ExecutorView, NodeView};
+use novacula_core::wire::{ApiKeyView, CreateKeyRequest, CreateUserRequest, EventView, ExecutorView, MeView, NodeView, UserView};
 use novacula_core::{NodeSpec, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,11 @@ pub enum ClientCommand {
     },
     /// Forget the saved session.
     Logout,
+    /// Who you are signed in as: organization, role, and what the role may do.
+    Whoami,
+    /// The organization's users and their roles.
+    #[command(subcommand)]
+    Users(UsersCmd),
     /// Executors: the agents and operators that run nodes.
     #[command(subcommand)]
     Executors(ExecutorsCmd),
@@ -69,6 +75,23 @@ pub enum ClientCommand {
         /// Keep printing new events as they happen (Ctrl-C to stop).
         #[arg(long, short)]
         follow: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UsersCmd {
+    /// List the organization's users with their roles.
+    List,
+    /// Add a user (owners and admins; only owners add owners).
+    Create {
+        username: String,
+        /// owner, admin (change anything), operator (also start, stop and
+        /// restart nodes) or member (read only).
+        #[arg(long, default_value = "member")]
+        role: Role,
+        /// The new user's password; read from $NOVACULA_NEW_PASSWORD or the first line of stdin when absent.
+        #[arg(long, env = "NOVACULA_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
     },
 }
 
@@ -349,6 +372,34 @@ fn keys_table(list: &[ApiKeyView]) -> String {
     table(&["ID", "LABEL", "EXECUTOR", "STATE", "LAST USED"], rows.collect())
 }
 
+fn users_table(list: &[UserView]) -> String {
+    let rows = list.iter().map(|u| vec![u.username.clone(), u.role.as_str().into(), ago(Some(u.created_at))]);
+    table(&["USERNAME", "ROLE", "CREATED"], rows.collect())
+}
+
+fn whoami(m: &MeView) -> String {
+    let may: Vec<&str> = m.permissions.iter().map(|p| p.as_str()).collect();
+    format!(
+        "{} in organization {} as {}
+may: {}
+",
+        m.user.username,
+        m.user.org_id,
+        m.user.role.as_str(),
+        may.join(", ")
+    )
+}
+
+/// A password given as a flag, else the first line of stdin.
+fn password_or_stdin(given: Option<String>) -> Result<String, Failure> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|e| format!("reading the password from stdin: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 fn read_spec(path: &Path) -> Result<NodeSpec, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if path.extension().is_some_and(|e| e == "json") {
@@ -369,14 +420,7 @@ fn print<T: Serialize>(g: &Global, v: &T, as_table: impl FnOnce(&T) -> String) {
 pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
     match cmd {
         ClientCommand::Login { username, password } => {
-            let password = match password {
-                Some(p) => p,
-                None => {
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line).map_err(|e| format!("reading the password from stdin: {e}"))?;
-                    line.trim_end_matches(['\r', '\n']).to_string()
-                }
-            };
+            let password = password_or_stdin(password)?;
             let api = client(&g, false)?;
             let r = api.login(&username, &password).await.map_err(api_failed)?;
             save_session(&Session { server: api.base().to_string(), token: r.token })?;
@@ -387,6 +431,20 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("not signed in"),
             Err(e) => return Err(format!("{}: {e}", session_path().display()).into()),
         },
+        ClientCommand::Whoami => {
+            let api = client(&g, true)?;
+            print(&g, &api.me().await.map_err(api_failed)?, whoami);
+        }
+        ClientCommand::Users(c) => {
+            let api = client(&g, true)?;
+            match c {
+                UsersCmd::List => print(&g, &api.users().await.map_err(api_failed)?, |l| users_table(l)),
+                UsersCmd::Create { username, role, password } => {
+                    let req = CreateUserRequest { username, password: password_or_stdin(password)?, role };
+                    print(&g, &api.create_user(&req).await.map_err(api_failed)?, |u| users_table(std::slice::from_ref(u)));
+                }
+            }
+        }
         ClientCommand::Executors(c) => {
             let api = client(&g, true)?;
             let one = match c {

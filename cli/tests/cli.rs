@@ -125,9 +125,23 @@ async fn cli_connects_an_agent_deploys_and_stops_a_node() {
     assert!(!o.ok && o.stderr.contains("--yes"), "{}", o.stderr);
     assert_eq!(json(&url, &cfg, &["nodes", "get", "cli-node"]).await["deleted"], false);
 
-    // a viewer may read but not operate
-    add_user(&owner, "vera", "viewer").await;
-    let vcfg = dir.path().join("viewer.json");
+    // roles from the one table: an operator may start but not deploy, a member only read
+    let o = cli(&url, &cfg).args(["users", "create", "olga", "--role", "operator", "--password", PASSWORD]).output().await.unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&url, &cfg, &["users", "create", "x", "--role", "viewer", "--password", PASSWORD]).await;
+    assert!(!o.ok && o.stderr.contains("operator"), "an unknown role names the known ones: {}", o.stderr);
+    add_user(&owner, "vera", "member").await;
+    let users = ok(&url, &cfg, &["users", "list"]).await;
+    assert!(users.lines().any(|l| l.split_whitespace().take(2).eq(["olga", "operator"])), "{users}");
+    let ocfg = dir.path().join("operator.json");
+    let o = cli(&url, &ocfg).args(["login", "-u", "olga", "--password", PASSWORD]).output().await.unwrap();
+    assert!(o.status.success());
+    let me = ok(&url, &ocfg, &["whoami"]).await;
+    assert!(me.contains("olga in organization") && me.contains("may: read, operateNodes\n"), "{me}");
+    ok(&url, &ocfg, &["nodes", "start", "cli-node"]).await;
+    let o = run(&url, &ocfg, &["nodes", "delete", "cli-node", "--yes"]).await;
+    assert!(!o.ok && o.stderr.contains("403") && o.stderr.contains("needs manageNodes"), "{}", o.stderr);
+    let vcfg = dir.path().join("member.json");
     let o = cli(&url, &vcfg).args(["login", "-u", "vera", "--password", PASSWORD]).output().await.unwrap();
     assert!(o.status.success());
     assert!(ok(&url, &vcfg, &["nodes", "list"]).await.contains("cli-node"));

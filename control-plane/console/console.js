@@ -77,12 +77,15 @@ $("#logout").addEventListener("click", () => {
   showLogin();
 });
 
+// What the signed-in role may do: the server's permission table, from /me.
+const can = (permission) => !!me && me.permissions.includes(permission);
+
 async function start() {
   me = await api("GET", "/me");
   $("#login").hidden = true;
   $("#app").hidden = false;
   $("#who").textContent = `${me.username} (${me.role})`;
-  $("#nav-connect").hidden = !me.canManageExecutors;
+  $("#nav-connect").hidden = !can("manageExecutors");
   if (!location.hash || location.hash === "#/") location.hash = "#/nodes";
   else route();
 }
@@ -205,7 +208,7 @@ async function executorView(name) {
     .join("<br>");
   const upgrade = upgrades.find((u) => u.kind === e.kind && u.spec.channel === e.channel);
   const mine = events.events.filter((ev) => ev.executor === name).slice(0, 15);
-  const canManage = me.canManageExecutors && !e.deactivated;
+  const canManage = can("manageExecutors") && !e.deactivated;
   live().innerHTML = `<h1>Executor ${esc(e.name)} ${badge(e.online ? "online" : "offline", null, "executor-status")}</h1>
     <div class="card"><dl>
       <dt>Kind</dt><dd>${esc(e.kind)}</dd>
@@ -281,7 +284,7 @@ const SAMPLE_SPEC = {
 };
 
 function nodesSetup() {
-  const canDeploy = me.canOperateNodes;
+  const canDeploy = can("manageNodes");
   $("#view").innerHTML = `<details class="card" id="deploy" ${canDeploy ? "" : "hidden"}>
       <summary>Deploy a node</summary>
       <label>Executor <select id="deploy-executor"></select></label>
@@ -373,9 +376,11 @@ async function nodeView(name) {
     .map((p) => `<tr data-process="${esc(p.name)}"><td>${esc(p.name)}</td><td>${badge(p.status)}</td><td class="sync">${esc(sync(p.sync))}</td><td class="ports">${esc(ports(p.name))}</td><td>${esc(p.message)}</td></tr>`)
     .join("");
   const disk = n.observed && n.observed.disk;
-  const can = me.canOperateNodes && !n.deleted;
-  const button = (action, cls) =>
-    `<button id="action-${action}" class="${cls}" ${can ? "" : "disabled"} title="${can ? "" : "your role may not operate nodes"}">${action[0].toUpperCase() + action.slice(1)}</button>`;
+  const button = (action, cls, permission) => {
+    const ok = can(permission) && !n.deleted;
+    const why = n.deleted ? "the node is being deleted" : `your role (${me.role}) may not do this`;
+    return `<button id="action-${action}" class="${cls}" ${ok ? "" : "disabled"} title="${ok ? "" : esc(why)}">${action[0].toUpperCase() + action.slice(1)}</button>`;
+  };
   live().innerHTML = `<h1>Node ${esc(n.name)} ${badge(n.phase, null, "node-phase")} ${n.nodeDown ? badge("down") : ""}</h1>
     <div class="card"><dl>
       <dt>Executor</dt><dd><a href="#/executors/${encodeURIComponent(n.executor)}">${esc(n.executor)}</a> ${badge(n.executorOnline ? "online" : "offline")}</dd>
@@ -385,7 +390,7 @@ async function nodeView(name) {
       <dt>Last report</dt><dd>${ago(n.observedAt)}</dd>
       <dt>Disk</dt><dd id="node-disk">${disk ? `${bytes(disk.usedBytes)} used by the node, ${bytes(disk.freeBytes)} free of ${bytes(disk.totalBytes)}` : "not reported"}</dd>
     </dl>
-    <div class="actions">${button("start", "secondary")}${button("stop", "secondary")}${button("restart", "secondary")}${button("delete", "danger")}</div></div>
+    <div class="actions">${button("start", "secondary", "operateNodes")}${button("stop", "secondary", "operateNodes")}${button("restart", "secondary", "operateNodes")}${button("delete", "danger", "manageNodes")}</div></div>
     <h2>Processes</h2><table><thead><tr><th>Process</th><th>Status</th><th>Sync</th><th>Ports</th><th>Message</th></tr></thead><tbody>${procs || `<tr><td colspan="5" class="muted">No report yet.</td></tr>`}</tbody></table>
     <h2>Spec</h2><pre id="node-spec">${esc(JSON.stringify(n.spec, null, 2))}</pre>
     <h2>Events</h2>${eventsTable(events.events.slice(0, 20))}`;
@@ -436,7 +441,7 @@ function connectSetup() {
       <label>Executor name (lowercase DNS label) <input id="connect-name" value="edge-1"></label>
       <label>Backend <select id="connect-kind"><option value="agent">agent (systemd host)</option><option value="operator">operator (Kubernetes)</option></select></label>
       <label>Release channel <select id="connect-channel"><option>stable</option><option>beta</option><option>dev</option></select></label>
-      <div class="actions"><button id="connect-submit" ${me.canManageExecutors ? "" : "disabled"}>Create API key</button></div>
+      <div class="actions"><button id="connect-submit" ${can("manageExecutors") ? "" : "disabled"}>Create API key</button></div>
     </div>
     <div id="connect-result"></div>`;
   $("#connect-submit").onclick = async () => {

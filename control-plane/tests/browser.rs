@@ -1,6 +1,6 @@
 //! The web console in headless Chromium (Debian packages `chromium` and
 //! `chromium-driver`, which `.ci/run` installs), driven over WebDriver: an owner
-//! connects an agent, deploys a node, sees it run and stops it; a viewer cannot
+//! connects an agent, deploys a node, sees it run and stops it; an operator may only start, stop and restart, a member cannot
 //! press the lifecycle buttons. Screenshots go to `target/browser-artifacts/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
@@ -95,7 +95,7 @@ async fn login(c: &Client, url: &str, user: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn console_connects_an_agent_deploys_stops_and_limits_viewers() {
+async fn console_connects_an_agent_deploys_stops_and_limits_roles() {
     let dir = tempfile::tempdir().unwrap();
     let (url, owner) = control_plane().await;
     let (_driver, c) = browser(&dir.path().join("profile")).await;
@@ -153,22 +153,41 @@ async fn console_connects_an_agent_deploys_stops_and_limits_viewers() {
     assert!(!c.find(Locator::Css("#nodes-next")).await.unwrap().is_enabled().await.unwrap(), "one page only");
     shot(&c, "4b-nodes-filtered").await;
 
-    // a viewer sees the node but every lifecycle button is disabled
-    add_user(&owner, "vera", "viewer").await;
+    // an operator may start, stop and restart, but not delete or deploy (the table in core, through /me)
+    add_user(&owner, "olga", "operator").await;
     c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
-    login(&c, &url, "vera").await;
-    assert!(!c.find(Locator::Css("#nav-connect")).await.unwrap().is_displayed().await.unwrap(), "viewers cannot connect executors");
+    login(&c, &url, "olga").await;
+    assert!(!c.find(Locator::Css("#nav-connect")).await.unwrap().is_displayed().await.unwrap(), "operators cannot connect executors");
     c.goto(&format!("{url}/#/nodes/web-node")).await.unwrap();
     value_is(&c, "#node-phase", "stopped").await;
+    for (action, enabled) in [("start", true), ("stop", true), ("restart", true), ("delete", false)] {
+        let button = c.find(Locator::Css(&format!("#action-{action}"))).await.unwrap();
+        assert_eq!(button.is_enabled().await.unwrap(), enabled, "an operator's {action} button");
+    }
+    shot(&c, "5-operator-may-start").await;
+    c.find(Locator::Css("#action-start")).await.unwrap().click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    value_is(&c, "#node-phase", "running").await;
+    c.goto(&format!("{url}/#/nodes")).await.unwrap();
+    until(&c, "tr[data-node='web-node']", "lists the node", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    assert!(!c.find(Locator::Css("#deploy")).await.unwrap().is_displayed().await.unwrap(), "operators cannot deploy");
+
+    // a member sees the node but every lifecycle button is disabled
+    add_user(&owner, "vera", "member").await;
+    c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
+    login(&c, &url, "vera").await;
+    assert!(!c.find(Locator::Css("#nav-connect")).await.unwrap().is_displayed().await.unwrap(), "members cannot connect executors");
+    c.goto(&format!("{url}/#/nodes/web-node")).await.unwrap();
+    value_is(&c, "#node-phase", "running").await;
     for action in ["start", "stop", "restart", "delete"] {
         let button = c.find(Locator::Css(&format!("#action-{action}"))).await.unwrap();
-        assert!(!button.is_enabled().await.unwrap(), "a viewer's {action} button is enabled");
+        assert!(!button.is_enabled().await.unwrap(), "a member's {action} button is enabled");
     }
-    c.find(Locator::Css("#action-start")).await.unwrap().click().await.ok();
-    shot(&c, "5-viewer-cannot-operate").await;
+    c.find(Locator::Css("#action-stop")).await.unwrap().click().await.ok();
+    shot(&c, "6-member-cannot-operate").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let n: Value = owner.get("/api/v1/nodes/web-node").await.unwrap();
-    assert_eq!(n["revision"], 2, "the viewer's click changed nothing");
+    assert_eq!(n["revision"], 3, "the operator's start was revision 3; the member's click changed nothing");
 
     c.close().await.unwrap();
     agent.kill().await;

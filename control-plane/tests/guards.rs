@@ -47,27 +47,41 @@ async fn organizations_are_isolated() {
 async fn roles_limit_what_users_may_do() {
     let cp = Cp::with_orgs(Config::default()).await;
     let alice = cp.login("alice").await;
-    for (user, role) in [("vic", "viewer"), ("mem", "member"), ("ada", "admin")] {
+    for (user, role) in [("mia", "member"), ("otto", "operator"), ("ada", "admin")] {
         let _: Value = alice.call(Method::POST, "/api/v1/users", Some(&json!({"username": user, "password": PASSWORD, "role": role}))).await.unwrap();
     }
     let (exec, _) = cp.executor_client(&alice, None).await;
     exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
-    let vic = cp.login("vic").await;
-    let mem = cp.login("mem").await;
+    let mia = cp.login("mia").await;
+    let otto = cp.login("otto").await;
     let ada = cp.login("ada").await;
 
-    assert_eq!(deploy(&vic, "edge-1", "n").await.unwrap_err().status(), Some(403));
-    deploy(&mem, "edge-1", "n").await.unwrap();
-    assert_eq!(lifecycle(&vic, "n", "stop").await.unwrap_err().status(), Some(403));
-    assert!(vic.get::<Vec<Value>>("/api/v1/nodes").await.unwrap().len() == 1);
+    // members read; operators also start, stop and restart; admins deploy
+    assert_eq!(deploy(&mia, "edge-1", "n").await.unwrap_err().status(), Some(403));
+    let refused = deploy(&otto, "edge-1", "n").await.unwrap_err();
+    assert_eq!(refused.status(), Some(403));
+    assert!(refused.to_string().contains("operator may not do this (needs manageNodes)"), "{refused}");
+    deploy(&ada, "edge-1", "n").await.unwrap();
+    assert_eq!(lifecycle(&mia, "n", "stop").await.unwrap_err().status(), Some(403));
+    lifecycle(&otto, "n", "stop").await.unwrap();
+    let edit = json!({"spec": spec("n")});
+    assert_eq!(otto.call::<_, Value>(Method::PUT, "/api/v1/nodes/n/spec", Some(&edit)).await.unwrap_err().status(), Some(403));
+    assert_eq!(otto.call::<_, Value>(Method::DELETE, "/api/v1/nodes/n", None::<&()>).await.unwrap_err().status(), Some(403));
+    assert!(mia.get::<Vec<Value>>("/api/v1/nodes").await.unwrap().len() == 1);
     let key = json!({"label": "x"});
-    assert_eq!(mem.call::<_, Value>(Method::POST, "/api/v1/keys", Some(&key)).await.unwrap_err().status(), Some(403));
+    assert_eq!(otto.call::<_, Value>(Method::POST, "/api/v1/keys", Some(&key)).await.unwrap_err().status(), Some(403));
     ada.call::<_, Value>(Method::POST, "/api/v1/keys", Some(&key)).await.unwrap();
     let owner = json!({"username": "eve", "password": PASSWORD, "role": "owner"});
     assert_eq!(ada.call::<_, Value>(Method::POST, "/api/v1/users", Some(&owner)).await.unwrap_err().status(), Some(403));
     alice.call::<_, Value>(Method::POST, "/api/v1/users", Some(&owner)).await.unwrap();
     let dup = alice.call::<_, Value>(Method::POST, "/api/v1/users", Some(&owner)).await.unwrap_err();
     assert_eq!(dup.status(), Some(409));
+    let viewer = json!({"username": "old", "password": PASSWORD, "role": "viewer"});
+    let e = alice.call::<_, Value>(Method::POST, "/api/v1/users", Some(&viewer)).await.unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    // what the console greys out comes from the same table
+    let me: Value = otto.get("/api/v1/me").await.unwrap();
+    assert_eq!(me["permissions"], json!(["read", "operateNodes"]));
     cp.stop().await;
 }
 

@@ -6,9 +6,9 @@ use crate::services::credentials::{ct_eq, sha256_hex, HashPoolBusy, API_KEY_PREF
 use crate::state::AppState;
 use crate::store::model::{ApiKey, Session, User};
 use crate::store::{API_KEYS, SESSIONS, USERS};
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use novacula_core::authz::Permission;
+use novacula_core::authz::{self, Permission};
 use std::sync::Arc;
 
 impl From<HashPoolBusy> for ApiError {
@@ -30,7 +30,8 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("malformed Authorization header (expected 'Bearer <token>')"))
 }
 
-/// A logged-in user (session token).
+/// A logged-in user (session token) whose role holds the permission the
+/// route needs ([`authz::ROUTES`]): handlers taking one need no other check.
 pub struct UserCtx {
     pub user: User,
 }
@@ -42,18 +43,22 @@ impl UserCtx {
     pub fn actor(&self) -> String {
         format!("user:{}", self.user.username)
     }
-    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
-        if self.user.role.can(p) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!("role {} may not do this", self.user.role.as_str())))
-        }
-    }
+}
+
+/// The permission the matched route needs, from the one table in core. A
+/// route missing from the table is refused to everyone.
+fn needed(parts: &Parts) -> Result<Permission, ApiError> {
+    let path = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
+    authz::route_needs(parts.method.as_str(), path).ok_or_else(|| {
+        tracing::error!(method = %parts.method, path, "route missing from the permission table; refused");
+        ApiError::forbidden("this route is not in the permission table")
+    })
 }
 
 impl FromRequestParts<Arc<AppState>> for UserCtx {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let needs = needed(parts)?;
         let token = bearer(parts)?;
         if token.starts_with(API_KEY_PREFIX) {
             return Err(ApiError::forbidden("API keys authenticate executors; log in as a user for this endpoint"));
@@ -71,7 +76,11 @@ impl FromRequestParts<Arc<AppState>> for UserCtx {
                 })
             })
             .await?;
-        user.map(|user| UserCtx { user }).ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))
+        let user = user.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+        if !user.role.can(needs) {
+            return Err(ApiError::forbidden(format!("role {} may not do this (needs {})", user.role.as_str(), needs.as_str())));
+        }
+        Ok(UserCtx { user })
     }
 }
 

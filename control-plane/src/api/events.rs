@@ -5,7 +5,6 @@ use super::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::services::events::{self, Direction, MAX_PAGE};
 use crate::state::AppState;
 use axum::extract::State;
-use novacula_core::authz::Permission;
 use novacula_core::wire::EventsPage;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -44,7 +43,6 @@ pub enum Order {
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("session" = [])), params(EventsQuery), responses((status = 200, body = EventsPage)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult<EventsPage> {
-    user.require(Permission::Read)?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}")));

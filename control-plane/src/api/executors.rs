@@ -6,7 +6,6 @@ use crate::services::executors;
 use crate::state::AppState;
 use crate::store::model::UpgradeRow;
 use axum::extract::State;
-use novacula_core::authz::Permission;
 use novacula_core::wire::{ExecutorView, SetUpgradeRequest};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -26,14 +25,12 @@ pub struct ListQuery {
 
 #[utoipa::path(get, path = "/api/v1/executors", tag = "executors", security(("session" = [])), params(ListQuery), responses((status = 200, description = "a page of executors by name", body = Vec<ExecutorView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<ExecutorView>> {
-    user.require(Permission::Read)?;
     let org = user.org().to_string();
     Ok(ApiJson(s.blocking(move |s| executors::list(s, &org, q.after.as_deref(), q.limit.unwrap_or(executors::EXECUTOR_PAGE_MAX))).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/executors/{name}", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
-    user.require(Permission::Read)?;
     let org = user.org().to_string();
     Ok(ApiJson(s.blocking(move |s| executors::get(s, &org, &name)).await?))
 }
@@ -42,7 +39,6 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
 /// other executor's); deletions it can no longer confirm are ended.
 #[utoipa::path(post, path = "/api/v1/executors/{name}/deactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
-    user.require(Permission::ManageExecutors)?;
     let (org, actor) = (user.org().to_string(), user.actor());
     let view = s.blocking(move |s| {
         executors::set_active(s, &org, &actor, &name, false)?;
@@ -54,7 +50,6 @@ pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(n
 /// Undo a deactivation. Its keys stay revoked: reconnect it with a fresh key.
 #[utoipa::path(post, path = "/api/v1/executors/{name}/reactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn reactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
-    user.require(Permission::ManageExecutors)?;
     let (org, actor) = (user.org().to_string(), user.actor());
     let view = s.blocking(move |s| {
         executors::set_active(s, &org, &actor, &name, true)?;
@@ -66,12 +61,10 @@ pub async fn reactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(n
 /// Record the release executors of a channel and kind should run.
 #[utoipa::path(put, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), request_body = SetUpgradeRequest, responses((status = 200, body = UpgradeRow)))]
 pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<SetUpgradeRequest>) -> ApiResult<UpgradeRow> {
-    user.require(Permission::ManageExecutors)?;
     Ok(ApiJson(executors::set_upgrade(&s, user.org(), &user.user.username, req)?))
 }
 
 #[utoipa::path(get, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), responses((status = 200, body = Vec<UpgradeRow>)))]
 pub async fn list_upgrades(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<UpgradeRow>> {
-    user.require(Permission::Read)?;
     Ok(ApiJson(executors::list_upgrades(&s, user.org())?))
 }

@@ -8,7 +8,6 @@ use crate::state::AppState;
 use crate::store::model::ApiKeyView;
 use axum::extract::State;
 use axum::http::StatusCode;
-use novacula_core::authz::Permission;
 use novacula_core::wire::{CreateKeyRequest, CreatedKey};
 use std::sync::Arc;
 
@@ -18,18 +17,15 @@ pub async fn create(
     user: UserCtx,
     ApiJson(req): ApiJson<CreateKeyRequest>,
 ) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
-    user.require(Permission::ManageExecutors)?;
     Ok((StatusCode::CREATED, ApiJson(keys::create(&s, user.org(), &user.user.username, req)?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys", security(("session" = [])), responses((status = 200, body = Vec<ApiKeyView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<ApiKeyView>> {
-    user.require(Permission::Read)?;
     Ok(ApiJson(keys::list(&s, user.org())?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "key id")), responses((status = 200, body = ApiKeyView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn revoke(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(id): ApiPath<String>) -> ApiResult<ApiKeyView> {
-    user.require(Permission::ManageExecutors)?;
     Ok(ApiJson(keys::revoke(&s, user.org(), &id, &user.actor())?))
 }

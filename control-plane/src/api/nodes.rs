@@ -6,7 +6,6 @@ use crate::services::nodes;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use novacula_core::authz::Permission;
 use novacula_core::lifecycle::NodeCommand;
 use novacula_core::wire::{Alert, DeployRequest, EditRequest, LifecycleRequest, NodeView, UpgradeRequest};
 use serde::Deserialize;
@@ -14,14 +13,12 @@ use std::sync::Arc;
 
 #[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), request_body = DeployRequest, responses((status = 201, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn deploy(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<DeployRequest>) -> Result<(StatusCode, ApiJson<NodeView>), ApiError> {
-    user.require(Permission::OperateNodes)?;
     let (org, actor) = (user.org().to_string(), user.actor());
     Ok((StatusCode::CREATED, ApiJson(s.blocking(move |s| nodes::deploy(s, &org, &actor, req)).await?)))
 }
 
-/// Every node command needs `OperateNodes`.
+/// A node command; `UserCtx` has checked the route's permission.
 async fn command(s: &Arc<AppState>, user: &UserCtx, name: String, cmd: NodeCommand) -> ApiResult<NodeView> {
-    user.require(Permission::OperateNodes)?;
     let (org, actor) = (user.org().to_string(), user.actor());
     Ok(ApiJson(s.blocking(move |s| nodes::command(s, &org, &actor, &name, cmd)).await?))
 }
@@ -60,7 +57,6 @@ pub async fn delete(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name)
 
 #[utoipa::path(get, path = "/api/v1/nodes/{name}", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name")), responses((status = 200, body = NodeView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<NodeView> {
-    user.require(Permission::Read)?;
     let org = user.org().to_string();
     Ok(ApiJson(s.blocking(move |s| nodes::get(s, &org, &name)).await?))
 }
@@ -93,7 +89,6 @@ pub struct ListQuery {
 
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), params(ListQuery), responses((status = 200, description = "a page of nodes by name", body = Vec<NodeView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Vec<NodeView>> {
-    user.require(Permission::Read)?;
     let filter = nodes::NodeFilter { executor: q.executor, chain: q.chain, phase: q.phase, include_removed: q.include_removed };
     let org = user.org().to_string();
     Ok(ApiJson(s.blocking(move |s| nodes::list(s, &org, &filter, q.after.as_deref(), q.limit.unwrap_or(nodes::NODE_PAGE_MAX))).await?))
@@ -102,7 +97,6 @@ pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): Ap
 /// Firing alerts of the built-in `node_down` rule.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "nodes", security(("session" = [])), responses((status = 200, description = "firing node_down alerts", body = Vec<Alert>)))]
 pub async fn alerts(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<Alert>> {
-    user.require(Permission::Read)?;
     let org = user.org().to_string();
     Ok(ApiJson(s.blocking(move |s| nodes::alerts(s, &org)).await?))
 }

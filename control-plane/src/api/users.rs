@@ -7,7 +7,6 @@ use crate::state::AppState;
 use crate::store::model::UserView;
 use axum::extract::State;
 use axum::http::StatusCode;
-use novacula_core::authz::Permission;
 use novacula_core::wire::{CreateUserRequest, LoginRequest, LoginResponse, MeView};
 use std::sync::Arc;
 
@@ -28,13 +27,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "users", security(("session" = [])), responses((status = 200, body = MeView)))]
 pub async fn me(user: UserCtx) -> ApiResult<MeView> {
-    let role = user.user.role;
-    Ok(ApiJson(MeView {
-        user: UserView::from(&user.user),
-        can_operate_nodes: role.can(Permission::OperateNodes),
-        can_manage_executors: role.can(Permission::ManageExecutors),
-        can_manage_users: role.can(Permission::ManageUsers),
-    }))
+    Ok(ApiJson(MeView { user: UserView::from(&user.user), permissions: user.user.role.permissions() }))
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("session" = [])), request_body = CreateUserRequest, responses((status = 201, body = UserView), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
@@ -43,12 +36,10 @@ pub async fn create(
     user: UserCtx,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, ApiJson<UserView>), ApiError> {
-    user.require(Permission::ManageUsers)?;
     Ok((StatusCode::CREATED, ApiJson(users::create(&s, user.org(), user.user.role, &req).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("session" = [])), responses((status = 200, body = Vec<UserView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<UserView>> {
-    user.require(Permission::Read)?;
     Ok(ApiJson(users::list(&s, user.org())?))
 }

@@ -4,8 +4,8 @@
 //! written before the change: each schema version keeps the shapes it
 //! replaced here, and `run` rewrites old rows into the current ones.
 
-use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
-use crate::store::{Result, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
+use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow, User};
+use crate::store::{Result, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES, USERS};
 use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,8 @@ pub const SCHEMA_VERSION_KEY: &str = SCHEMA_VERSION;
 /// metrics and disk usage in reports. 4: P2P exposure and sidecar volumes in
 /// specs, client volumes, peer ports, storage classes and P2P exposures in
 /// capabilities. 5: executors' capabilities in a table of their own.
-pub const CURRENT: u64 = 5;
+/// 6: the roles of Novacula (owner, admin, operator, member).
+pub const CURRENT: u64 = 6;
 
 pub fn run(w: &mut Write) -> Result<()> {
     let version = w.counter(SCHEMA_VERSION)?.max(1);
@@ -33,6 +34,9 @@ pub fn run(w: &mut Write) -> Result<()> {
     }
     if version < 5 {
         v4_to_v5(w)?;
+    }
+    if version < 6 {
+        v5_to_v6(w)?;
     }
     w.set_counter(SCHEMA_VERSION, CURRENT)
 }
@@ -505,6 +509,65 @@ pub mod v3 {
     }
 }
 
+/// Shapes of schema version 5.
+pub mod v5 {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Role {
+        Owner,
+        Admin,
+        /// Could operate nodes: an operator now.
+        Member,
+        /// Could only read: a member now.
+        Viewer,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct User {
+        pub username: String,
+        pub org_id: String,
+        pub role: Role,
+        pub password_hash: String,
+        pub created_at: Timestamp,
+    }
+
+    impl From<Role> for novacula_core::authz::Role {
+        /// Each user keeps what they could do: `member` could run nodes
+        /// (deploys included; an admin grants those again where wanted),
+        /// `viewer` could only read.
+        fn from(r: Role) -> Self {
+            use novacula_core::authz::Role as New;
+            match r {
+                Role::Owner => New::Owner,
+                Role::Admin => New::Admin,
+                Role::Member => New::Operator,
+                Role::Viewer => New::Member,
+            }
+        }
+    }
+}
+
+/// Roles become Novacula's: `member` is read-only, `operator` runs lifecycle
+/// actions. Today's members become operators, viewers members.
+fn v5_to_v6(w: &mut Write) -> Result<()> {
+    let users: Vec<(String, v5::User)> = w.scan(USERS, "")?;
+    for (k, u) in &users {
+        let user = User {
+            username: u.username.clone(),
+            org_id: u.org_id.clone(),
+            role: u.role.into(),
+            password_hash: u.password_hash.clone(),
+            created_at: u.created_at,
+        };
+        w.put(USERS, k, &user)?;
+    }
+    if !users.is_empty() {
+        tracing::info!(users = users.len(), "migrated the database to schema version 6 (roles: members become operators, viewers members)");
+    }
+    Ok(())
+}
+
 /// Capabilities move out of executor rows: a heartbeat, a node view or the
 /// sweeper reads an executor without decoding them.
 fn v4_to_v5(w: &mut Write) -> Result<()> {
@@ -883,5 +946,35 @@ mod tests {
         assert_eq!((spec_now.storage[0].name.as_str(), spec_now.storage[0].size_gib, spec_now.storage[0].holds.as_deref()), ("data", 100, None));
         assert_eq!((spec_now.sidecars[0].command.as_slice(), spec_now.sidecars[0].volumes.is_empty()), (&["-v".to_string()][..], true));
         assert_eq!(version, CURRENT);
+    }
+
+    /// `tests/data/schema5.redb` was written by the release of schema version
+    /// 5 (`novacula serve`, then alice, owner, created ada admin, mem member,
+    /// vic viewer and a key bound to edge-1 through the API).
+    #[test]
+    fn a_file_of_the_previous_release_gets_novaculas_roles() {
+        use crate::store::model::ApiKey;
+        use novacula_core::authz::Role;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.redb");
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schema5.redb"), &path).unwrap();
+        let roles = |s: &Store| {
+            let users: Vec<(String, User)> = s.read(|r| r.scan(USERS, "")).unwrap();
+            users.into_iter().map(|(_, u)| (u.username, u.role)).collect::<Vec<_>>()
+        };
+        let expected = vec![("ada".to_string(), Role::Admin), ("alice".into(), Role::Owner), ("mem".into(), Role::Operator), ("vic".into(), Role::Member)];
+        {
+            let s = Store::open(&path).unwrap();
+            assert_eq!(roles(&s), expected, "members could run nodes: operators now; viewers could only read: members now");
+            assert_eq!(s.read(|r| r.counter(SCHEMA_VERSION)).unwrap(), CURRENT);
+            let alice: User = s.read(|r| r.get(USERS, "alice")).unwrap().unwrap();
+            assert!(crate::services::credentials::verify_password("correct-horse-battery", &alice.password_hash), "passwords survive");
+            let keys: Vec<(String, ApiKey)> = s.read(|r| r.scan(API_KEYS, "")).unwrap();
+            assert_eq!(keys.len(), 1);
+            assert_eq!(keys[0].1.executor.as_deref(), Some("edge-1"));
+        }
+        // Once: opening again changes nothing (an operator stays an operator).
+        let s = Store::open(&path).unwrap();
+        assert_eq!(roles(&s), expected);
     }
 }

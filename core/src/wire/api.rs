@@ -4,7 +4,7 @@
 //! shapes on the wire.
 
 use super::UpgradeSpec;
-use crate::authz::Role;
+use crate::authz::{Permission, Role};
 use crate::compat::CompatStatus;
 use crate::executor::{Channel, ExecutorCapabilities, ExecutorKind};
 use crate::lifecycle::LifecycleAction;
@@ -49,9 +49,8 @@ pub struct UserView {
 pub struct MeView {
     #[serde(flatten)]
     pub user: UserView,
-    pub can_operate_nodes: bool,
-    pub can_manage_executors: bool,
-    pub can_manage_users: bool,
+    /// The role's permissions, from the one permission table.
+    pub permissions: Vec<Permission>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -1,0 +1,80 @@
+//! Every user route of the API against the one permission table of core:
+//! each route is in the table, and every role is let through or refused as
+//! the table says.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
+
+mod common;
+
+use common::{Cp, PASSWORD};
+use novacula_client::{HttpApi, Method};
+use novacula_control_plane::api::openapi;
+use novacula_control_plane::Config;
+use novacula_core::authz::{self, Role};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The API's operations as (method, path, security schemes).
+fn operations() -> Vec<(String, String, Vec<String>)> {
+    let doc = serde_json::to_value(openapi()).unwrap();
+    let mut ops = vec![];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let schemes = op["security"].as_array().into_iter().flatten().flat_map(|s| s.as_object().unwrap().keys().cloned()).collect();
+            ops.push((method.to_uppercase(), path.clone(), schemes));
+        }
+    }
+    ops
+}
+
+#[test]
+fn the_table_lists_exactly_the_routes_users_call() {
+    let ops = operations();
+    for (method, path, schemes) in &ops {
+        let listed = authz::route_needs(method, path).is_some();
+        match schemes.as_slice() {
+            [s] if s == "session" => assert!(listed, "{method} {path} takes a session but is not in core's permission table"),
+            _ => assert!(!listed, "{method} {path} does not take a session ({schemes:?}) but is in the permission table"),
+        }
+    }
+    for r in authz::ROUTES {
+        assert!(ops.iter().any(|(m, p, _)| (m.as_str(), p.as_str()) == (r.method, r.path)), "{r:?} is not a route of the API");
+    }
+}
+
+#[tokio::test]
+async fn every_role_gets_what_the_table_gives_it() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let mut sessions: Vec<(Role, HttpApi)> = vec![(Role::Owner, alice.clone())];
+    for role in [Role::Admin, Role::Operator, Role::Member] {
+        let name = format!("{}-user", role.as_str());
+        let _: Value = alice.call(Method::POST, "/api/v1/users", Some(&json!({"username": name, "password": PASSWORD, "role": role}))).await.unwrap();
+        sessions.push((role, cp.login(&name).await));
+    }
+    let anon = cp.anon();
+    let mut checked = 0;
+    for (method, path, _) in operations() {
+        let Some(needs) = authz::route_needs(&method, &path) else { continue };
+        // Names that exist nowhere: a call the role may make is answered
+        // (404, 400 for the empty body, 200 for a list) and changes nothing.
+        let url = path.replace("{name}", "no-such-thing").replace("{id}", "no-such-key");
+        let body = (method != "GET" && method != "DELETE").then(|| b"{}".to_vec());
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, _) = anon.raw(m.clone(), &url, body.clone(), Duration::from_secs(10)).await.unwrap();
+        assert_eq!(status.as_u16(), 401, "{method} {path} without a session");
+        for (role, session) in &sessions {
+            let (status, answer) = session.raw(m.clone(), &url, body.clone(), Duration::from_secs(10)).await.unwrap();
+            let answer = String::from_utf8_lossy(&answer);
+            if role.can(needs) {
+                assert_ne!(status.as_u16(), 403, "{method} {path} refused to {role:?}, whom the table lets ({needs:?}): {answer}");
+                assert!(status.as_u16() < 500, "{method} {path} as {role:?}: {status} {answer}");
+            } else {
+                assert_eq!(status.as_u16(), 403, "{method} {path} let {role:?} through, whom the table refuses ({needs:?}): {answer}");
+                assert!(answer.contains(&format!("needs {}", needs.as_str())), "{answer}");
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, authz::ROUTES.len());
+    cp.stop().await;
+}
