@@ -24,6 +24,9 @@ pub struct Global {
     /// Session token (default: the one saved by `novacula login`).
     #[arg(long, global = true, env = "NOVACULA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Work in this organization (one of yours; default: the one of `novacula org use`, else the session's).
+    #[arg(long, global = true, env = "NOVACULA_ORG")]
+    pub org: Option<String>,
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value = "table")]
     pub output: Output,
@@ -45,8 +48,11 @@ pub enum ClientCommand {
         #[arg(long, env = "NOVACULA_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
-    /// Forget the saved session.
+    /// End the session on the server and forget it here.
     Logout,
+    /// Your organizations: list them, choose the one commands work in, hand one over.
+    #[command(subcommand)]
+    Org(OrgCmd),
     /// Who you are signed in as: organization, role, and what the role may do.
     Whoami,
     /// The organization's users and their roles.
@@ -79,6 +85,18 @@ pub enum ClientCommand {
 }
 
 #[derive(Subcommand)]
+pub enum OrgCmd {
+    /// Your organizations and your role in each (* marks the one in use).
+    List,
+    /// Work in this organization from now on (saved with the session).
+    Use { org: String },
+    /// Make another member the owner; you become admin (owner only).
+    Transfer { username: String },
+    /// Leave the organization you work in (the owner transfers first).
+    Leave,
+}
+
+#[derive(Subcommand)]
 pub enum UsersCmd {
     /// List the organization's users with their roles.
     List,
@@ -93,6 +111,18 @@ pub enum UsersCmd {
         #[arg(long, env = "NOVACULA_NEW_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Change a member's role (owners: admin, operator, member; admins: not an owner's).
+    SetRole {
+        username: String,
+        #[arg(long)]
+        role: Role,
+    },
+    /// Take a member out of the organization; the account stays.
+    Remove { username: String },
+    /// Stop a member's account: no sign-in, and their sessions end at once.
+    Disable { username: String },
+    /// Let a disabled member sign in again.
+    Enable { username: String },
 }
 
 #[derive(Subcommand)]
@@ -171,6 +201,9 @@ pub enum NodesCmd {
 struct Session {
     server: String,
     token: String,
+    /// Set by `novacula org use`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    org: Option<String>,
 }
 
 fn session_path() -> PathBuf {
@@ -202,11 +235,13 @@ fn save_session(s: &Session) -> Result<(), Failure> {
 fn client(g: &Global, need_token: bool) -> Result<HttpApi, Failure> {
     let saved = load_session();
     let server = g.server.clone().or_else(|| saved.as_ref().map(|s| s.server.clone())).unwrap_or_else(|| "http://127.0.0.1:8080".into());
-    let token = g.token.clone().or_else(|| saved.filter(|s| s.server.trim_end_matches('/') == server.trim_end_matches('/')).map(|s| s.token));
+    let saved = saved.filter(|s| s.server.trim_end_matches('/') == server.trim_end_matches('/'));
+    let org = g.org.clone().or_else(|| saved.as_ref().and_then(|s| s.org.clone()));
+    let token = g.token.clone().or_else(|| saved.map(|s| s.token));
     if need_token && token.is_none() {
         return Err(format!("not signed in to {server}; run `novacula login` (or set NOVACULA_TOKEN)").into());
     }
-    Ok(HttpApi::with_ca(&server, token, g.ca_file.as_deref())?)
+    Ok(HttpApi::with_ca(&server, token, g.ca_file.as_deref())?.with_org(org))
 }
 
 fn api_err(e: ClientError) -> String {
@@ -373,8 +408,9 @@ fn keys_table(list: &[ApiKeyView]) -> String {
 }
 
 fn users_table(list: &[UserView]) -> String {
-    let rows = list.iter().map(|u| vec![u.username.clone(), u.role.as_str().into(), ago(Some(u.created_at))]);
-    table(&["USERNAME", "ROLE", "CREATED"], rows.collect())
+    let rows =
+        list.iter().map(|u| vec![u.username.clone(), u.role.as_str().into(), (if u.disabled { "disabled" } else { "active" }).into(), ago(Some(u.created_at))]);
+    table(&["USERNAME", "ROLE", "STATE", "CREATED"], rows.collect())
 }
 
 fn whoami(m: &MeView) -> String {
@@ -422,15 +458,52 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
         ClientCommand::Login { username, password } => {
             let password = password_or_stdin(password)?;
             let api = client(&g, false)?;
-            let r = api.login(&username, &password).await.map_err(api_failed)?;
-            save_session(&Session { server: api.base().to_string(), token: r.token })?;
-            eprintln!("signed in to {} as {username} ({})", api.base(), r.user.role.as_str());
+            let r = api.login_to(&username, &password, g.org.as_deref()).await.map_err(api_failed)?;
+            save_session(&Session { server: api.base().to_string(), token: r.token, org: None })?;
+            eprintln!("signed in to {} as {username}, {} of organization {}", api.base(), r.user.role.as_str(), r.user.org_id);
         }
-        ClientCommand::Logout => match std::fs::remove_file(session_path()) {
-            Ok(()) => eprintln!("signed out"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("not signed in"),
-            Err(e) => return Err(format!("{}: {e}", session_path().display()).into()),
-        },
+        ClientCommand::Logout => {
+            // The server forgets the session first, so a copied token dies with it.
+            if let Ok(api) = client(&g, true) {
+                match api.logout().await {
+                    Ok(()) | Err(ClientError::Status { status: 401, .. }) => {}
+                    Err(e) => return Err(format!("{}; the session is kept here", api_err(e)).into()),
+                }
+            }
+            match std::fs::remove_file(session_path()) {
+                Ok(()) => eprintln!("signed out"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("not signed in"),
+                Err(e) => return Err(format!("{}: {e}", session_path().display()).into()),
+            }
+        }
+        ClientCommand::Org(c) => {
+            let api = client(&g, true)?;
+            match c {
+                OrgCmd::List => {
+                    let orgs = api.orgs().await.map_err(api_failed)?;
+                    let current = api.me().await.map_err(api_failed)?.user.org_id;
+                    print(&g, &orgs, |l| {
+                        let rows =
+                            l.iter().map(|o| vec![if o.org_id == current { "*".into() } else { String::new() }, o.org_id.clone(), o.role.as_str().into()]);
+                        table(&["", "ORGANIZATION", "ROLE"], rows.collect())
+                    });
+                }
+                OrgCmd::Use { org } => {
+                    let mut saved = load_session().ok_or("not signed in; run `novacula login`")?;
+                    let me = api.with_org(Some(org.clone())).me().await.map_err(api_failed)?;
+                    saved.org = Some(org);
+                    save_session(&saved)?;
+                    eprintln!("working in organization {} as {}", me.user.org_id, me.user.role.as_str());
+                }
+                OrgCmd::Transfer { username } => {
+                    print(&g, &api.transfer_ownership(&username).await.map_err(api_failed)?, |u| users_table(std::slice::from_ref(u)));
+                }
+                OrgCmd::Leave => {
+                    api.leave().await.map_err(api_failed)?;
+                    eprintln!("left the organization");
+                }
+            }
+        }
         ClientCommand::Whoami => {
             let api = client(&g, true)?;
             print(&g, &api.me().await.map_err(api_failed)?, whoami);
@@ -442,6 +515,19 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
                 UsersCmd::Create { username, role, password } => {
                     let req = CreateUserRequest { username, password: password_or_stdin(password)?, role };
                     print(&g, &api.create_user(&req).await.map_err(api_failed)?, |u| users_table(std::slice::from_ref(u)));
+                }
+                UsersCmd::SetRole { username, role } => {
+                    print(&g, &api.set_role(&username, role).await.map_err(api_failed)?, |u| users_table(std::slice::from_ref(u)));
+                }
+                UsersCmd::Remove { username } => {
+                    api.remove_user(&username).await.map_err(api_failed)?;
+                    eprintln!("{username} is no longer a member");
+                }
+                UsersCmd::Disable { username } => {
+                    print(&g, &api.set_user_disabled(&username, true).await.map_err(api_failed)?, |u| users_table(std::slice::from_ref(u)));
+                }
+                UsersCmd::Enable { username } => {
+                    print(&g, &api.set_user_disabled(&username, false).await.map_err(api_failed)?, |u| users_table(std::slice::from_ref(u)));
                 }
             }
         }

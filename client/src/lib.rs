@@ -9,11 +9,12 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use novacula_core::authz::Role;
 use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::{
     Alert, ApiError, ApiKeyView, CreateKeyRequest, CreateUserRequest, CreatedKey, DeployRequest, EditRequest, EventsPage, ExecutorView, LifecycleRequest,
-    LoginRequest, LoginResponse, MeView, NodeView, ReportRequest, ReportResponse, SetUpgradeRequest, SpecPollResponse, SyncExecutorRequest,
-    SyncExecutorResponse, UpgradeRequest, UpgradeRow, UserView,
+    LoginRequest, LoginResponse, MeView, NodeView, OrgMembershipView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest, SpecPollResponse,
+    SyncExecutorRequest, SyncExecutorResponse, TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
 };
 use novacula_core::NodeSpec;
 use novacula_core::ObservedNodeState;
@@ -85,6 +86,8 @@ pub struct HttpApi<C = Connector> {
     bases: Arc<Vec<String>>,
     current: Arc<std::sync::atomic::AtomicUsize>,
     token: Option<String>,
+    /// The organization requests work in (`X-Novacula-Org`), else the session's.
+    org: Option<String>,
     client: Client<C, Full<Bytes>>,
     timeout: Duration,
 }
@@ -247,11 +250,17 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         // Close idle connections well before the server would (it allows 30 s
         // between requests), so a request never races the server's close.
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector);
-        Ok(HttpApi { bases: Arc::new(bases), current: Default::default(), token, client, timeout: Duration::from_secs(15) })
+        Ok(HttpApi { bases: Arc::new(bases), current: Default::default(), token, org: None, client, timeout: Duration::from_secs(15) })
     }
 
     pub fn with_token(mut self, token: Option<String>) -> Self {
         self.token = token;
+        self
+    }
+
+    /// Work in organization `org` (one of the user's) instead of the session's.
+    pub fn with_org(mut self, org: Option<String>) -> Self {
+        self.org = org;
         self
     }
 
@@ -282,6 +291,9 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         let mut req = Request::builder().method(method).uri(format!("{}{path}", self.bases[at]));
         if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(org) = &self.org {
+            req = req.header("x-novacula-org", org);
         }
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
@@ -314,6 +326,18 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         body: Option<&B>,
         timeout: Duration,
     ) -> Result<T, ClientError> {
+        let bytes = self.send(method, path, body, timeout).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Decode(format!("{e} in {}", String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>())))
+    }
+
+    /// A call whose answer has no body (204).
+    pub async fn call_empty<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<(), ClientError> {
+        self.send(method, path, body, self.timeout).await.map(drop)
+    }
+
+    /// The body of a successful answer; an error answer as [`ClientError::Status`].
+    async fn send<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>, timeout: Duration) -> Result<Bytes, ClientError> {
         let body = body.map(|b| serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))).transpose()?;
         let (status, bytes) = self.raw(method, path, body, timeout).await?;
         if !status.is_success() {
@@ -323,8 +347,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
             };
             return Err(ClientError::Status { status: status.as_u16(), error, details });
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Decode(format!("{e} in {}", String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>())))
+        Ok(bytes)
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -363,7 +386,47 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
 
     /// Sign in; the answer's token is what later calls send (see [`Self::with_token`]).
     pub async fn login(&self, username: &str, password: &str) -> Result<LoginResponse, ClientError> {
-        self.call(Method::POST, "/api/v1/login", Some(&LoginRequest { username: username.into(), password: password.into() })).await
+        self.login_to(username, password, None).await
+    }
+
+    /// Sign in to organization `org` (one of the user's; else the first by name).
+    pub async fn login_to(&self, username: &str, password: &str, org: Option<&str>) -> Result<LoginResponse, ClientError> {
+        let req = LoginRequest { username: username.into(), password: password.into(), organization: org.map(str::to_string) };
+        self.call(Method::POST, "/api/v1/login", Some(&req)).await
+    }
+
+    /// End this session on the server.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.call_empty::<()>(Method::POST, "/api/v1/logout", None).await
+    }
+
+    /// The user's organizations and role in each.
+    pub async fn orgs(&self) -> Result<Vec<OrgMembershipView>, ClientError> {
+        self.get("/api/v1/orgs").await
+    }
+
+    pub async fn set_role(&self, username: &str, role: Role) -> Result<UserView, ClientError> {
+        self.call(Method::PUT, &format!("/api/v1/users/{}", segment(username)), Some(&SetRoleRequest { role })).await
+    }
+
+    /// Take a member out of the organization (the account stays).
+    pub async fn remove_user(&self, username: &str) -> Result<(), ClientError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/users/{}", segment(username)), None).await
+    }
+
+    /// Disable (`true`) or enable a member's account.
+    pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<UserView, ClientError> {
+        let action = if disabled { "disable" } else { "enable" };
+        self.call::<(), _>(Method::POST, &format!("/api/v1/users/{}/{action}", segment(username)), None).await
+    }
+
+    /// Leave the organization this client works in.
+    pub async fn leave(&self) -> Result<(), ClientError> {
+        self.call_empty::<()>(Method::DELETE, "/api/v1/me/membership", None).await
+    }
+
+    pub async fn transfer_ownership(&self, username: &str) -> Result<UserView, ClientError> {
+        self.call(Method::POST, "/api/v1/ownership", Some(&TransferOwnershipRequest { username: username.into() })).await
     }
 
     pub async fn me(&self) -> Result<MeView, ClientError> {

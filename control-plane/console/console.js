@@ -30,6 +30,8 @@ async function api(method, path, body) {
   const headers = { "content-type": "application/json" };
   const token = sessionStorage.getItem("novacula-token");
   if (token) headers.authorization = "Bearer " + token;
+  const org = sessionStorage.getItem("novacula-org");
+  if (org) headers["x-novacula-org"] = org;
   const res = await fetch("/api/v1" + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
   const data = text ? JSON.parse(text) : null;
@@ -71,20 +73,33 @@ $("#login-form").addEventListener("submit", async (e) => {
   }
 });
 
-$("#logout").addEventListener("click", () => {
+$("#logout").addEventListener("click", async () => {
+  // The server ends the session, so the token is worthless even if copied.
+  await api("POST", "/logout").catch(() => {});
   sessionStorage.removeItem("novacula-token");
+  sessionStorage.removeItem("novacula-org");
   me = null;
   showLogin();
+});
+
+$("#org-switch").addEventListener("change", async () => {
+  sessionStorage.setItem("novacula-org", $("#org-switch").value);
+  await start();
+  route();
 });
 
 // What the signed-in role may do: the server's permission table, from /me.
 const can = (permission) => !!me && me.permissions.includes(permission);
 
 async function start() {
-  me = await api("GET", "/me");
+  const [who, orgs] = await Promise.all([api("GET", "/me"), api("GET", "/orgs")]);
+  me = who;
   $("#login").hidden = true;
   $("#app").hidden = false;
   $("#who").textContent = `${me.username} (${me.role})`;
+  $("#org-switch").innerHTML = orgs.map((o) => `<option value="${esc(o.orgId)}" ${o.orgId === me.orgId ? "selected" : ""}>${esc(o.orgId)} (${esc(o.role)})</option>`).join("");
+  $("#org-switch").hidden = orgs.length < 2;
+  $("#org-name").textContent = me.orgId;
   $("#nav-connect").hidden = !can("manageExecutors");
   if (!location.hash || location.hash === "#/") location.hash = "#/nodes";
   else route();
@@ -99,6 +114,8 @@ const views = {
   node: { render: nodeView },
   events: { render: eventsView },
   connect: { setup: connectSetup },
+  members: { setup: membersSetup },
+  profile: { setup: profileSetup },
 };
 
 function current() {
@@ -244,11 +261,13 @@ async function executorView(name) {
   };
 }
 
+// Run an action, then show the view afresh; the action's answer, or undefined when it failed (flashed).
 async function act(f) {
   try {
-    await f();
+    const r = await f();
     flash("");
     route();
+    return r;
   } catch (err) {
     flash(err.message);
   }
@@ -430,6 +449,99 @@ async function eventsView() {
   live().innerHTML = `<h1>Events</h1>${eventsTable(page.events)}<div class="actions">${newest}${older}</div>`;
   if (older) $("#events-older").onclick = () => { eventsBefore = page.next; eventsView(); };
   if (newest) $("#events-newest").onclick = () => { eventsBefore = null; eventsView(); };
+}
+
+// ---- members ----
+
+function membersSetup() {
+  const roleOptions = (selected) => me.grantableRoles.map((r) => `<option ${r === selected ? "selected" : ""}>${esc(r)}</option>`).join("");
+  $("#view").innerHTML = `<h1>Members of ${esc(me.orgId)}</h1>
+    <details class="card" id="member-add" ${can("manageMembers") ? "" : "hidden"}>
+      <summary>Add a member</summary>
+      <label>Username <input id="member-name"></label>
+      <label>Password (at least 8 characters; they change it under Profile) <input id="member-password" type="password" autocomplete="new-password"></label>
+      <label>Role <select id="member-role">${roleOptions("member")}</select></label>
+      <div class="actions"><button id="member-add-submit">Add</button></div>
+    </details>
+    <div id="members"></div>
+    <div class="actions"><button id="member-leave" class="secondary" ${me.role === "owner" ? "disabled title='the owner transfers ownership first'" : ""}>Leave ${esc(me.orgId)}</button></div>`;
+  $("#member-add-submit").onclick = async () => {
+    const body = { username: $("#member-name").value.trim(), password: $("#member-password").value, role: $("#member-role").value };
+    await act(() => api("POST", "/users", body));
+  };
+  $("#member-leave").onclick = async () => {
+    if (!confirm(`Leave organization ${me.orgId}? Only an owner or admin can add you again.`)) return;
+    await act(() => api("DELETE", "/me/membership"));
+    sessionStorage.removeItem("novacula-org");
+    await start().catch(() => showLogin());
+  };
+  membersTable(roleOptions).catch((err) => flash(err.message));
+}
+
+async function membersTable(roleOptions) {
+  const users = await api("GET", "/users");
+  const rows = users
+    .map((u) => {
+      const role = u.manageable && u.role !== "owner" ? `<select data-role-of="${esc(u.username)}">${roleOptions(u.role)}</select>` : esc(u.role);
+      const buttons = u.manageable
+        ? `<button class="secondary" data-toggle="${esc(u.username)}">${u.disabled ? "Enable" : "Disable"}</button>` +
+          (u.role !== "owner" ? ` <button class="danger" data-remove="${esc(u.username)}">Remove</button>` : "") +
+          (can("ownOrganization") ? ` <button class="secondary" data-owner="${esc(u.username)}">Make owner</button>` : "")
+        : "";
+      return `<tr data-user="${esc(u.username)}"><td>${esc(u.username)}${u.username === me.username ? " (you)" : ""}</td><td>${role}</td>
+        <td>${u.disabled ? badge("disabled", "down") : badge("active", "online")}</td><td>${new Date(u.createdAt).toLocaleDateString()}</td><td>${buttons}</td></tr>`;
+    })
+    .join("");
+  $("#members").innerHTML = `<table><thead><tr><th>User</th><th>Role</th><th>State</th><th>Added</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
+  const path = (name) => "/users/" + encodeURIComponent(name);
+  document.querySelectorAll("[data-role-of]").forEach((sel) => {
+    sel.onchange = async () => {
+      await act(() => api("PUT", path(sel.dataset.roleOf), { role: sel.value }));
+    };
+  });
+  document.querySelectorAll("[data-toggle]").forEach((b) => {
+    b.onclick = async () => {
+      const name = b.dataset.toggle;
+      const disabling = b.textContent === "Disable";
+      if (disabling && !confirm(`Disable ${name}? They are signed out at once and cannot sign in.`)) return;
+      await act(() => api("POST", path(name) + (disabling ? "/disable" : "/enable")));
+    };
+  });
+  document.querySelectorAll("[data-remove]").forEach((b) => {
+    b.onclick = async () => {
+      if (!confirm(`Remove ${b.dataset.remove} from ${me.orgId}? Their account stays.`)) return;
+      await act(() => api("DELETE", path(b.dataset.remove)));
+    };
+  });
+  document.querySelectorAll("[data-owner]").forEach((b) => {
+    b.onclick = async () => {
+      if (!confirm(`Make ${b.dataset.owner} the owner of ${me.orgId}? You become an admin.`)) return;
+      if (await act(() => api("POST", "/ownership", { username: b.dataset.owner }))) await start();
+    };
+  });
+}
+
+// ---- profile ----
+
+function profileSetup() {
+  $("#view").innerHTML = `<h1>${esc(me.username)}</h1>
+    <div class="card"><dl><dt>Organization</dt><dd>${esc(me.orgId)}</dd><dt>Role</dt><dd>${esc(me.role)}</dd>
+      <dt>May</dt><dd id="profile-permissions">${me.permissions.map(esc).join(", ")}</dd></dl></div>
+    <div class="card">
+      <h2>Change password</h2>
+      <label>Current password <input id="password-current" type="password" autocomplete="current-password"></label>
+      <label>New password (at least 8 characters) <input id="password-new" type="password" autocomplete="new-password"></label>
+      <div class="actions"><button id="password-submit">Change password</button></div>
+      <p class="muted">Every other session of yours is signed out.</p>
+    </div>`;
+  $("#password-submit").onclick = async () => {
+    const body = { currentPassword: $("#password-current").value, newPassword: $("#password-new").value };
+    const r = await act(() => api("PUT", "/me/password", body));
+    if (r) {
+      sessionStorage.setItem("novacula-token", r.token);
+      flash("Password changed.");
+    }
+  };
 }
 
 // ---- connect a new executor ----

@@ -7,7 +7,7 @@
 mod live;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use live::{add_user, control_plane, start_agent, wait_for_node, OWNER, PASSWORD};
+use live::{add_user, control_plane, control_plane_seeded, start_agent, wait_for_node, OWNER, PASSWORD};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -191,4 +191,73 @@ async fn console_connects_an_agent_deploys_stops_and_limits_roles() {
 
     c.close().await.unwrap();
     agent.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_manages_members_switches_organizations_and_signs_out() {
+    use novacula_control_plane::services::orgs;
+    use novacula_control_plane::store::model::Member;
+    use novacula_core::authz::Role;
+    let dir = tempfile::tempdir().unwrap();
+    // alice owns acme and is a read-only member of globex
+    let (url, owner) = control_plane_seeded(|store| {
+        let now = novacula_core::Timestamp(1);
+        orgs::create_org_with_owner(store, &novacula_core::entropy::OsEntropy, now, "globex", "bob", PASSWORD).unwrap();
+        store.write(|w| w.put_member("globex", OWNER, &Member { role: Role::Member, added_at: now, added_by: "bob".into() })).unwrap();
+    })
+    .await;
+    let (_driver, c) = browser(&dir.path().join("profile")).await;
+    login(&c, &url, OWNER).await;
+
+    // add a member from the Members page
+    c.goto(&format!("{url}/#/members")).await.unwrap();
+    until(&c, "#member-add summary", "visible", async |e| e.is_displayed().await.unwrap_or(false)).await.click().await.unwrap();
+    c.find(Locator::Css("#member-name")).await.unwrap().send_keys("mia").await.unwrap();
+    c.find(Locator::Css("#member-password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Locator::Css("#member-add-submit")).await.unwrap().click().await.unwrap();
+    until(&c, "tr[data-user='mia']", "lists mia", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    let role_of = async |name: &str| {
+        let users: Vec<Value> = owner.get("/api/v1/users").await.unwrap();
+        users.into_iter().find(|u| u["username"] == name).unwrap()["role"].as_str().unwrap().to_string()
+    };
+    assert_eq!(role_of("mia").await, "member", "a new member reads only, unless chosen otherwise");
+    // the owner's own row offers no change; mia's role select offers what the owner may grant
+    assert!(c.find(Locator::Css("[data-role-of='alice']")).await.is_err(), "nobody changes their own role");
+    c.execute("const s = document.querySelector(\"[data-role-of='mia']\"); s.value = 'operator'; s.dispatchEvent(new Event('change'));", vec![]).await.unwrap();
+    for _ in 0..50 {
+        if role_of("mia").await == "operator" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(role_of("mia").await, "operator");
+
+    // disabling mia ends her session at once
+    let mia = live::login(&url, "mia").await;
+    mia.me().await.unwrap();
+    until(&c, "tr[data-user='mia'] [data-toggle]", "offers Disable", async |e| e.text().await.unwrap_or_default() == "Disable").await.click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    until(&c, "tr[data-user='mia'] .badge", "shows disabled", async |e| e.text().await.unwrap_or_default() == "disabled").await;
+    assert_eq!(mia.me().await.unwrap_err().status(), Some(401));
+    shot(&c, "7-members").await;
+
+    // the organization switcher: in globex alice is a member, so she adds nobody there
+    let switch = until(&c, "#org-switch", "offers two organizations", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    assert!(switch.text().await.unwrap().contains("globex (member)"));
+    c.execute("const s = document.querySelector('#org-switch'); s.value = 'globex'; s.dispatchEvent(new Event('change'));", vec![]).await.unwrap();
+    until(&c, "#org-name", "names globex", async |e| e.text().await.unwrap_or_default() == "globex").await;
+    c.goto(&format!("{url}/#/members")).await.unwrap();
+    until(&c, "tr[data-user='bob']", "lists globex's owner", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    assert!(!c.find(Locator::Css("#member-add")).await.unwrap().is_displayed().await.unwrap(), "a member adds nobody");
+    assert!(c.find(Locator::Css("tr[data-user='mia']")).await.is_err(), "acme's members are not globex's");
+    shot(&c, "8-other-organization").await;
+
+    // signing out ends the session on the server: the token is worthless afterwards
+    let token = c.execute("return sessionStorage.getItem('novacula-token')", vec![]).await.unwrap();
+    let token = token.as_str().unwrap().to_string();
+    c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
+    until(&c, "#login-username", "visible", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    let stale = novacula_client::HttpApi::new(&url, Some(token)).unwrap();
+    assert_eq!(stale.orgs().await.unwrap_err().status(), Some(401));
+    c.close().await.unwrap();
 }

@@ -71,10 +71,13 @@ async fn roles_limit_what_users_may_do() {
     let key = json!({"label": "x"});
     assert_eq!(otto.call::<_, Value>(Method::POST, "/api/v1/keys", Some(&key)).await.unwrap_err().status(), Some(403));
     ada.call::<_, Value>(Method::POST, "/api/v1/keys", Some(&key)).await.unwrap();
+    // an organization has one owner: nobody creates another
     let owner = json!({"username": "eve", "password": PASSWORD, "role": "owner"});
     assert_eq!(ada.call::<_, Value>(Method::POST, "/api/v1/users", Some(&owner)).await.unwrap_err().status(), Some(403));
-    alice.call::<_, Value>(Method::POST, "/api/v1/users", Some(&owner)).await.unwrap();
-    let dup = alice.call::<_, Value>(Method::POST, "/api/v1/users", Some(&owner)).await.unwrap_err();
+    let e = alice.call::<_, Value>(Method::POST, "/api/v1/users", Some(&owner)).await.unwrap_err();
+    assert!(e.status() == Some(403) && e.to_string().contains("ownership moves by transfer"), "{e}");
+    let dup =
+        alice.call::<_, Value>(Method::POST, "/api/v1/users", Some(&json!({"username": "ada", "password": PASSWORD, "role": "member"}))).await.unwrap_err();
     assert_eq!(dup.status(), Some(409));
     let viewer = json!({"username": "old", "password": PASSWORD, "role": "viewer"});
     let e = alice.call::<_, Value>(Method::POST, "/api/v1/users", Some(&viewer)).await.unwrap_err();

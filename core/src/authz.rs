@@ -1,5 +1,5 @@
 //! Who may do what: the one permission table of an organization's roles, and
-//! the permission each user route of the API needs. The API checks requests
+//! what each user route of the API needs. The API checks requests
 //! against [`ROUTES`], the console greys out what [`Role::permissions`] lacks,
 //! and the CLI prints the same list; no other place decides.
 
@@ -34,13 +34,21 @@ pub enum Permission {
     ManageNodes,
     /// Create and revoke API keys, deactivate executors, set upgrade specs.
     ManageExecutors,
-    /// Add members and change their roles (see [`Role::can_grant`]).
+    /// Add, remove and disable members, change their roles (see [`member_change`]).
     ManageMembers,
+    /// Hand the organization to another member.
+    OwnOrganization,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 5] =
-        [Permission::Read, Permission::OperateNodes, Permission::ManageNodes, Permission::ManageExecutors, Permission::ManageMembers];
+    pub const ALL: [Permission; 6] = [
+        Permission::Read,
+        Permission::OperateNodes,
+        Permission::ManageNodes,
+        Permission::ManageExecutors,
+        Permission::ManageMembers,
+        Permission::OwnOrganization,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,12 +57,13 @@ impl Permission {
             Permission::ManageNodes => "manageNodes",
             Permission::ManageExecutors => "manageExecutors",
             Permission::ManageMembers => "manageMembers",
+            Permission::OwnOrganization => "ownOrganization",
         }
     }
 }
 
 /// The permission table: the roles that hold each permission.
-const TABLE: [(Permission, &[Role]); 5] = {
+const TABLE: [(Permission, &[Role]); 6] = {
     use Role::*;
     [
         (Permission::Read, &[Owner, Admin, Operator, Member]),
@@ -62,8 +71,12 @@ const TABLE: [(Permission, &[Role]); 5] = {
         (Permission::ManageNodes, &[Owner, Admin]),
         (Permission::ManageExecutors, &[Owner, Admin]),
         (Permission::ManageMembers, &[Owner, Admin]),
+        (Permission::OwnOrganization, &[Owner]),
     ]
 };
+
+// The table has a row per permission; `ALL` names each of them.
+const _: () = assert!(Permission::ALL.len() == TABLE.len());
 
 impl Role {
     pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Operator, Role::Member];
@@ -77,10 +90,16 @@ impl Role {
         Permission::ALL.into_iter().filter(|p| self.can(*p)).collect()
     }
 
-    /// Whether a user of this role may give `other` to someone: owners any
-    /// role, admins any but owner.
+    /// Whether a user of this role may give `other` to someone. Nobody makes
+    /// an owner: an organization has one, and it moves by transfer.
     pub fn can_grant(self, other: Role) -> bool {
-        self.can(Permission::ManageMembers) && (self == Role::Owner || other != Role::Owner)
+        self.can(Permission::ManageMembers) && other != Role::Owner
+    }
+
+    /// Whether a user of this role may change, remove, disable or reset the
+    /// password of a member of role `target`: admins never touch owners.
+    pub fn can_manage(self, target: Role) -> bool {
+        self.can(Permission::ManageMembers) && (self == Role::Owner || target != Role::Owner)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -104,14 +123,74 @@ impl FromStr for Role {
     }
 }
 
-/// A user route of the HTTP API and the permission it needs.
+/// What may happen to a member, beyond the route's permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    SetRole(Role),
+    Remove,
+    /// Disable the account, or reset its password.
+    Account,
+}
+
+/// Why a change to a member is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberRefusal {
+    #[error("you cannot do this to yourself (an owner transfers ownership; others leave the organization)")]
+    Yourself,
+    #[error("role {actor} may not change a member whose role is {target}")]
+    Outranked { actor: &'static str, target: &'static str },
+    #[error("role {actor} may not give role {to}")]
+    CannotGrant { actor: &'static str, to: &'static str },
+    #[error("an organization has one owner; ownership moves by transfer (POST /api/v1/ownership)")]
+    OwnerByTransfer,
+}
+
+/// The rule for a change by `actor` (role `actor_role`) to member `target`
+/// (role `target_role`): never to oneself, admins never over owners, and a
+/// role only where [`Role::can_grant`].
+pub fn member_change(actor: &str, actor_role: Role, target: &str, target_role: Role, change: MemberChange) -> Result<(), MemberRefusal> {
+    if actor == target {
+        return Err(MemberRefusal::Yourself);
+    }
+    if !actor_role.can_manage(target_role) {
+        return Err(MemberRefusal::Outranked { actor: actor_role.as_str(), target: target_role.as_str() });
+    }
+    match change {
+        MemberChange::SetRole(Role::Owner) => Err(MemberRefusal::OwnerByTransfer),
+        MemberChange::SetRole(to) if !actor_role.can_grant(to) => Err(MemberRefusal::CannotGrant { actor: actor_role.as_str(), to: to.as_str() }),
+        MemberChange::Remove if target_role == Role::Owner => Err(MemberRefusal::OwnerByTransfer),
+        _ => Ok(()),
+    }
+}
+
+/// What a user route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A signed-in user, in no organization in particular: their own
+    /// account (sign out, password, which organizations they are in).
+    Account,
+    /// A role holding this permission in the organization the request works in.
+    Org(Permission),
+}
+
+impl Access {
+    /// Whether a member of role `role` (`None`: of no organization) may.
+    pub fn allows(self, role: Option<Role>) -> bool {
+        match self {
+            Access::Account => true,
+            Access::Org(p) => role.is_some_and(|r| r.can(p)),
+        }
+    }
+}
+
+/// A user route of the HTTP API and what it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     /// Upper-case HTTP method.
     pub method: &'static str,
     /// The route's path as the router and the OpenAPI document write it.
     pub path: &'static str,
-    pub needs: Permission,
+    pub needs: Access,
 }
 
 /// Every route a user's session may call. A route missing here is refused to
@@ -120,12 +199,25 @@ pub struct Route {
 pub const ROUTES: &[Route] = {
     use Permission::*;
     const fn r(method: &'static str, path: &'static str, needs: Permission) -> Route {
-        Route { method, path, needs }
+        Route { method, path, needs: Access::Org(needs) }
+    }
+    const fn account(method: &'static str, path: &'static str) -> Route {
+        Route { method, path, needs: Access::Account }
     }
     &[
+        account("POST", "/api/v1/logout"),
+        account("PUT", "/api/v1/me/password"),
+        account("GET", "/api/v1/orgs"),
         r("GET", "/api/v1/me", Read),
+        r("DELETE", "/api/v1/me/membership", Read),
+        r("POST", "/api/v1/ownership", OwnOrganization),
         r("GET", "/api/v1/users", Read),
         r("POST", "/api/v1/users", ManageMembers),
+        r("PUT", "/api/v1/users/{username}", ManageMembers),
+        r("DELETE", "/api/v1/users/{username}", ManageMembers),
+        r("PUT", "/api/v1/users/{username}/password", ManageMembers),
+        r("POST", "/api/v1/users/{username}/disable", ManageMembers),
+        r("POST", "/api/v1/users/{username}/enable", ManageMembers),
         r("GET", "/api/v1/keys", Read),
         r("POST", "/api/v1/keys", ManageExecutors),
         r("DELETE", "/api/v1/keys/{id}", ManageExecutors),
@@ -147,8 +239,8 @@ pub const ROUTES: &[Route] = {
     ]
 };
 
-/// The permission a route needs; `None` for a route not in [`ROUTES`].
-pub fn route_needs(method: &str, path: &str) -> Option<Permission> {
+/// What a route needs; `None` for a route not in [`ROUTES`].
+pub fn route_needs(method: &str, path: &str) -> Option<Access> {
     ROUTES.iter().find(|r| r.method == method && r.path == path).map(|r| r.needs)
 }
 
@@ -160,27 +252,53 @@ mod tests {
     fn permission_matrix() {
         use Permission::*;
         use Role::*;
-        // read, operate, manage nodes, manage executors, manage members
+        // read, operate, manage nodes, manage executors, manage members, own
         let table = [
-            (Owner, [true, true, true, true, true]),
-            (Admin, [true, true, true, true, true]),
-            (Operator, [true, true, false, false, false]),
-            (Member, [true, false, false, false, false]),
+            (Owner, [true, true, true, true, true, true]),
+            (Admin, [true, true, true, true, true, false]),
+            (Operator, [true, true, false, false, false, false]),
+            (Member, [true, false, false, false, false, false]),
         ];
         for (role, expect) in table {
-            let got = [role.can(Read), role.can(OperateNodes), role.can(ManageNodes), role.can(ManageExecutors), role.can(ManageMembers)];
+            let got =
+                [role.can(Read), role.can(OperateNodes), role.can(ManageNodes), role.can(ManageExecutors), role.can(ManageMembers), role.can(OwnOrganization)];
             assert_eq!(got, expect, "{role:?}");
             assert_eq!(role.permissions().len(), expect.iter().filter(|x| **x).count());
         }
     }
 
     #[test]
-    fn only_owners_grant_owner() {
-        assert!(Role::Owner.can_grant(Role::Owner));
+    fn nobody_grants_owner() {
+        assert!(!Role::Owner.can_grant(Role::Owner));
         assert!(!Role::Admin.can_grant(Role::Owner));
         assert!(Role::Admin.can_grant(Role::Admin));
         assert!(!Role::Operator.can_grant(Role::Member));
         assert!(!Role::Member.can_grant(Role::Member));
+    }
+
+    #[test]
+    fn member_changes() {
+        use MemberChange::*;
+        use Role::*;
+        let ok = |a: Role, t: Role, c: MemberChange| member_change("a", a, "t", t, c);
+        // owners: anything to anyone but themselves, never a second owner
+        assert_eq!(ok(Owner, Admin, SetRole(Member)), Ok(()));
+        assert_eq!(ok(Owner, Member, SetRole(Admin)), Ok(()));
+        assert_eq!(ok(Owner, Member, SetRole(Owner)), Err(MemberRefusal::OwnerByTransfer));
+        assert_eq!(member_change("a", Owner, "a", Owner, SetRole(Admin)), Err(MemberRefusal::Yourself));
+        assert_eq!(member_change("a", Admin, "a", Admin, Remove), Err(MemberRefusal::Yourself));
+        // admins: member, operator and admin, never over an owner
+        assert_eq!(ok(Admin, Member, SetRole(Admin)), Ok(()));
+        assert_eq!(ok(Admin, Admin, SetRole(Operator)), Ok(()));
+        assert!(matches!(ok(Admin, Owner, SetRole(Member)), Err(MemberRefusal::Outranked { .. })));
+        assert!(matches!(ok(Admin, Owner, Account), Err(MemberRefusal::Outranked { .. })));
+        assert_eq!(ok(Admin, Operator, Remove), Ok(()));
+        assert_eq!(ok(Owner, Owner, Remove), Err(MemberRefusal::OwnerByTransfer), "an owner is never removed");
+        // operators and members change nobody
+        for r in [Operator, Member] {
+            assert!(matches!(ok(r, Member, SetRole(Operator)), Err(MemberRefusal::Outranked { .. })));
+            assert!(matches!(ok(r, Member, Remove), Err(MemberRefusal::Outranked { .. })));
+        }
     }
 
     #[test]
@@ -201,7 +319,10 @@ mod tests {
         for (i, a) in ROUTES.iter().enumerate() {
             assert!(ROUTES[i + 1..].iter().all(|b| (a.method, a.path) != (b.method, b.path)), "{a:?} twice");
         }
-        assert_eq!(route_needs("POST", "/api/v1/nodes/{name}/lifecycle"), Some(Permission::OperateNodes));
+        assert_eq!(route_needs("POST", "/api/v1/nodes/{name}/lifecycle"), Some(Access::Org(Permission::OperateNodes)));
+        assert_eq!(route_needs("POST", "/api/v1/logout"), Some(Access::Account));
+        assert!(Access::Account.allows(None));
+        assert!(!Access::Org(Permission::Read).allows(None));
         assert_eq!(route_needs("POST", "/api/v1/nowhere"), None);
     }
 }

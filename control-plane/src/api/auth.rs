@@ -3,12 +3,14 @@
 
 use super::error::ApiError;
 use crate::services::credentials::{ct_eq, sha256_hex, HashPoolBusy, API_KEY_PREFIX};
+use crate::services::users::{self, Caller};
 use crate::state::AppState;
 use crate::store::model::{ApiKey, Session, User};
-use crate::store::{API_KEYS, SESSIONS, USERS};
+use crate::store::API_KEYS;
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use novacula_core::authz::{self, Permission};
+use novacula_core::authz::{self, Access, Role};
+use novacula_core::validate::valid_name;
 use std::sync::Arc;
 
 impl From<HashPoolBusy> for ApiError {
@@ -30,24 +32,35 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("malformed Authorization header (expected 'Bearer <token>')"))
 }
 
-/// A logged-in user (session token) whose role holds the permission the
-/// route needs ([`authz::ROUTES`]): handlers taking one need no other check.
+/// The header that names the organization a request works in (one of the
+/// user's); without it, the session's.
+pub const ORG_HEADER: &str = "x-novacula-org";
+
+/// A logged-in user (session token), working in one of their organizations,
+/// whose role there holds the permission the route needs ([`authz::ROUTES`]):
+/// handlers taking one need no other check.
 pub struct UserCtx {
-    pub user: User,
+    pub caller: Caller,
 }
 
 impl UserCtx {
     pub fn org(&self) -> &str {
-        &self.user.org_id
+        &self.caller.org
+    }
+    pub fn username(&self) -> &str {
+        &self.caller.user.username
+    }
+    pub fn role(&self) -> Role {
+        self.caller.role
     }
     pub fn actor(&self) -> String {
-        format!("user:{}", self.user.username)
+        self.caller.actor()
     }
 }
 
-/// The permission the matched route needs, from the one table in core. A
-/// route missing from the table is refused to everyone.
-fn needed(parts: &Parts) -> Result<Permission, ApiError> {
+/// What the matched route needs, from the one table in core. A route
+/// missing from the table is refused to everyone.
+fn needed(parts: &Parts) -> Result<Access, ApiError> {
     let path = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
     authz::route_needs(parts.method.as_str(), path).ok_or_else(|| {
         tracing::error!(method = %parts.method, path, "route missing from the permission table; refused");
@@ -55,32 +68,68 @@ fn needed(parts: &Parts) -> Result<Permission, ApiError> {
     })
 }
 
+/// A handler whose extractor does not match its route's entry in the table
+/// is refused (the table, not the handler, decides).
+fn wrong_extractor(parts: &Parts) -> ApiError {
+    tracing::error!(method = %parts.method, path = ?parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str), "handler and permission table disagree; refused");
+    ApiError::forbidden("this route's handler and the permission table disagree")
+}
+
+/// The session token's hash, refusing API keys.
+fn session_token(parts: &Parts) -> Result<String, ApiError> {
+    let token = bearer(parts)?;
+    if token.starts_with(API_KEY_PREFIX) {
+        return Err(ApiError::forbidden("API keys authenticate executors; log in as a user for this endpoint"));
+    }
+    Ok(sha256_hex(token))
+}
+
 impl FromRequestParts<Arc<AppState>> for UserCtx {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let needs = needed(parts)?;
-        let token = bearer(parts)?;
-        if token.starts_with(API_KEY_PREFIX) {
-            return Err(ApiError::forbidden("API keys authenticate executors; log in as a user for this endpoint"));
-        }
+        let Access::Org(needs) = needed(parts)? else { return Err(wrong_extractor(parts)) };
+        let session = session_token(parts)?;
+        let org = match parts.headers.get(ORG_HEADER) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .filter(|o| valid_name(o))
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::bad_request(format!("header {ORG_HEADER} must name an organization (lowercase letters, digits and '-')")))?,
+            ),
+        };
         let now = state.now();
-        let session = sha256_hex(token);
-        let user = state
-            .blocking(move |state| {
-                state.store.read(|r| {
-                    let Some(s) = r.get::<Session>(SESSIONS, &session)? else { return Ok(None) };
-                    if s.expires_at <= now {
-                        return Ok(None);
-                    }
-                    r.get::<User>(USERS, &s.username)
-                })
-            })
-            .await?;
-        let user = user.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
-        if !user.role.can(needs) {
-            return Err(ApiError::forbidden(format!("role {} may not do this (needs {})", user.role.as_str(), needs.as_str())));
+        let caller = state.blocking(move |state| users::caller(state, &session, org.as_deref(), now)).await?;
+        let caller = caller.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+        if !caller.role.can(needs) {
+            return Err(ApiError::forbidden(format!("role {} may not do this (needs {})", caller.role.as_str(), needs.as_str())));
         }
-        Ok(UserCtx { user })
+        Ok(UserCtx { caller })
+    }
+}
+
+/// A signed-in user's own account, for routes that need no organization
+/// ([`Access::Account`]): sign out, password, their organizations.
+pub struct AccountCtx {
+    pub user: User,
+    pub session: Session,
+    /// SHA-256 of the session token.
+    pub session_key: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for AccountCtx {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        if needed(parts)? != Access::Account {
+            return Err(wrong_extractor(parts));
+        }
+        let session_key = session_token(parts)?;
+        let now = state.now();
+        let k = session_key.clone();
+        let found = state.blocking(move |state| users::account(state, &k, now)).await?;
+        let (user, session) = found.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+        Ok(AccountCtx { user, session, session_key })
     }
 }
 

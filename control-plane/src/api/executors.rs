@@ -61,7 +61,7 @@ pub async fn reactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(n
 /// Record the release executors of a channel and kind should run.
 #[utoipa::path(put, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), request_body = SetUpgradeRequest, responses((status = 200, body = UpgradeRow)))]
 pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<SetUpgradeRequest>) -> ApiResult<UpgradeRow> {
-    Ok(ApiJson(executors::set_upgrade(&s, user.org(), &user.user.username, req)?))
+    Ok(ApiJson(executors::set_upgrade(&s, user.org(), user.username(), req)?))
 }
 
 #[utoipa::path(get, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), responses((status = 200, body = Vec<UpgradeRow>)))]

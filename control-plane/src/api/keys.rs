@@ -17,7 +17,7 @@ pub async fn create(
     user: UserCtx,
     ApiJson(req): ApiJson<CreateKeyRequest>,
 ) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
-    Ok((StatusCode::CREATED, ApiJson(keys::create(&s, user.org(), &user.user.username, req)?)))
+    Ok((StatusCode::CREATED, ApiJson(keys::create(&s, user.org(), user.username(), req)?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys", security(("session" = [])), responses((status = 200, body = Vec<ApiKeyView>)))]

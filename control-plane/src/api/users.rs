@@ -1,16 +1,20 @@
-//! Login and user management.
+//! Sign-in, sessions, and the members of an organization.
 
-use super::auth::UserCtx;
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::auth::{AccountCtx, UserCtx};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::services::users;
 use crate::state::AppState;
 use crate::store::model::UserView;
 use axum::extract::State;
 use axum::http::StatusCode;
-use novacula_core::wire::{CreateUserRequest, LoginRequest, LoginResponse, MeView};
+use novacula_core::authz::Role;
+use novacula_core::wire::{
+    ChangePasswordRequest, CreateUserRequest, LoginRequest, LoginResponse, MeView, OrgMembershipView, ResetPasswordRequest, SetRoleRequest,
+    TransferOwnershipRequest,
+};
 use std::sync::Arc;
 
-#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 401, description = "not authenticated", body = novacula_core::wire::ApiError), (status = 429, description = "too many failed sign-ins for this user (5 in 15 min) or from this address (20 in 15 min)", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 401, description = "wrong username or password, or the user is disabled", body = novacula_core::wire::ApiError), (status = 403, description = "not a member of the organization asked for, or of none", body = novacula_core::wire::ApiError), (status = 429, description = "too many failed sign-ins for this user (5 in 15 min) or from this address (20 in 15 min)", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
 pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
     Ok(ApiJson(users::login(&s, peer.0.map(|a| a.ip().to_string()), &req).await?))
 }
@@ -25,9 +29,46 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
+/// Ends this session at once: its token no longer works anywhere.
+#[utoipa::path(post, path = "/api/v1/logout", tag = "users", security(("session" = [])), responses((status = 204, description = "signed out")))]
+pub async fn logout(State(s): State<Arc<AppState>>, account: AccountCtx) -> Result<StatusCode, ApiError> {
+    s.blocking(move |s| users::logout(s, &account.session_key)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(get, path = "/api/v1/me", tag = "users", security(("session" = [])), responses((status = 200, body = MeView)))]
 pub async fn me(user: UserCtx) -> ApiResult<MeView> {
-    Ok(ApiJson(MeView { user: UserView::from(&user.user), permissions: user.user.role.permissions() }))
+    let role = user.role();
+    let grantable_roles = Role::ALL.into_iter().filter(|r| role.can_grant(*r)).collect();
+    Ok(ApiJson(MeView { user: user.caller.own_view(), permissions: role.permissions(), grantable_roles }))
+}
+
+/// Your own password; every session of yours ends, and the answer is a new one.
+#[utoipa::path(put, path = "/api/v1/me/password", tag = "users", security(("session" = [])), request_body = ChangePasswordRequest, responses((status = 200, description = "a new session (the others ended)", body = LoginResponse)))]
+pub async fn change_password(State(s): State<Arc<AppState>>, account: AccountCtx, ApiJson(req): ApiJson<ChangePasswordRequest>) -> ApiResult<LoginResponse> {
+    Ok(ApiJson(users::change_password(&s, &account.user, &account.session, &req).await?))
+}
+
+/// Leave the organization this request works in (the owner transfers ownership first).
+#[utoipa::path(delete, path = "/api/v1/me/membership", tag = "users", security(("session" = [])), responses((status = 204, description = "left"), (status = 409, description = "the owner cannot leave", body = novacula_core::wire::ApiError)))]
+pub async fn leave(State(s): State<Arc<AppState>>, user: UserCtx) -> Result<StatusCode, ApiError> {
+    let me = user.caller.clone();
+    s.blocking(move |s| users::leave(s, &me)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Your organizations and your role in each; send `X-Novacula-Org: <org>` to work in another.
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "users", security(("session" = [])), responses((status = 200, body = Vec<OrgMembershipView>)))]
+pub async fn orgs(State(s): State<Arc<AppState>>, account: AccountCtx) -> ApiResult<Vec<OrgMembershipView>> {
+    let name = account.user.username;
+    Ok(ApiJson(s.blocking(move |s| users::orgs(s, &name)).await?))
+}
+
+/// The owner hands the organization to another member and becomes admin.
+#[utoipa::path(post, path = "/api/v1/ownership", tag = "users", security(("session" = [])), request_body = TransferOwnershipRequest, responses((status = 200, description = "the new owner", body = UserView), (status = 404, description = "no such member", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
+pub async fn transfer_ownership(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<TransferOwnershipRequest>) -> ApiResult<UserView> {
+    let owner = user.caller.clone();
+    Ok(ApiJson(s.blocking(move |s| users::transfer_ownership(s, &owner, &req.username)).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("session" = [])), request_body = CreateUserRequest, responses((status = 201, body = UserView), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
@@ -36,10 +77,57 @@ pub async fn create(
     user: UserCtx,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, ApiJson<UserView>), ApiError> {
-    Ok((StatusCode::CREATED, ApiJson(users::create(&s, user.org(), user.user.role, &req).await?)))
+    Ok((StatusCode::CREATED, ApiJson(users::create(&s, &user.caller, &req).await?)))
 }
 
+/// The organization's members.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("session" = [])), responses((status = 200, body = Vec<UserView>)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Vec<UserView>> {
-    Ok(ApiJson(users::list(&s, user.org())?))
+    let by = user.caller.clone();
+    Ok(ApiJson(s.blocking(move |s| users::list(s, &by)).await?))
+}
+
+/// Change a member's role: owners any but owner, admins member, operator and
+/// admin and never an owner's; nobody their own.
+#[utoipa::path(put, path = "/api/v1/users/{username}", tag = "users", security(("session" = [])), params(("username" = String, Path, description = "username")), request_body = SetRoleRequest, responses((status = 200, body = UserView), (status = 404, description = "no such member", body = novacula_core::wire::ApiError)))]
+pub async fn set_role(
+    State(s): State<Arc<AppState>>,
+    user: UserCtx,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<SetRoleRequest>,
+) -> ApiResult<UserView> {
+    let by = user.caller.clone();
+    Ok(ApiJson(s.blocking(move |s| users::set_role(s, &by, &name, req.role)).await?))
+}
+
+/// Remove a member from the organization (not the owner, not yourself); the account stays.
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "users", security(("session" = [])), params(("username" = String, Path, description = "username")), responses((status = 204, description = "removed"), (status = 404, description = "no such member", body = novacula_core::wire::ApiError)))]
+pub async fn remove(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> Result<StatusCode, ApiError> {
+    let by = user.caller.clone();
+    s.blocking(move |s| users::remove(s, &by, &name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set the password of a member who belongs to this organization alone; their sessions end.
+#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "users", security(("session" = [])), params(("username" = String, Path, description = "username")), request_body = ResetPasswordRequest, responses((status = 200, body = UserView), (status = 404, description = "no such member", body = novacula_core::wire::ApiError), (status = 409, description = "the user belongs to other organizations too", body = novacula_core::wire::ApiError)))]
+pub async fn reset_password(
+    State(s): State<Arc<AppState>>,
+    user: UserCtx,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<ResetPasswordRequest>,
+) -> ApiResult<UserView> {
+    Ok(ApiJson(users::reset_password(&s, &user.caller, &name, &req.new_password).await?))
+}
+
+/// Disable a member who belongs to this organization alone: they cannot sign in, and their sessions stop at once.
+#[utoipa::path(post, path = "/api/v1/users/{username}/disable", tag = "users", security(("session" = [])), params(("username" = String, Path, description = "username")), responses((status = 200, body = UserView), (status = 404, description = "no such member", body = novacula_core::wire::ApiError), (status = 409, description = "the user belongs to other organizations too", body = novacula_core::wire::ApiError)))]
+pub async fn disable(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<UserView> {
+    let by = user.caller.clone();
+    Ok(ApiJson(s.blocking(move |s| users::set_disabled(s, &by, &name, true)).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{username}/enable", tag = "users", security(("session" = [])), params(("username" = String, Path, description = "username")), responses((status = 200, body = UserView), (status = 404, description = "no such member", body = novacula_core::wire::ApiError), (status = 409, description = "the user belongs to other organizations too", body = novacula_core::wire::ApiError)))]
+pub async fn enable(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<UserView> {
+    let by = user.caller.clone();
+    Ok(ApiJson(s.blocking(move |s| users::set_disabled(s, &by, &name, false)).await?))
 }

@@ -2,7 +2,7 @@
 
 use crate::services::credentials::{hash_password, new_salt};
 use crate::services::{Result, ServiceError};
-use crate::store::model::{Org, User};
+use crate::store::model::{Member, Org, User};
 use crate::store::{Store, ORGS, USERS};
 use novacula_core::authz::Role;
 use novacula_core::entropy::Entropy;
@@ -23,17 +23,10 @@ pub fn create_org_with_owner(store: &Store, entropy: &dyn Entropy, now: Timestam
             return Err(ServiceError::Conflict(format!("user {owner:?} already exists")));
         }
         w.put(ORGS, org, &Org { id: org.to_string(), created_at: now })?;
-        w.put(
-            USERS,
-            owner,
-            &User {
-                username: owner.to_string(),
-                org_id: org.to_string(),
-                role: Role::Owner,
-                password_hash: hash_password(password, new_salt(entropy)),
-                created_at: now,
-            },
-        )?;
+        let user =
+            User { username: owner.to_string(), password_hash: hash_password(password, new_salt(entropy)), created_at: now, disabled: false, session_epoch: 0 };
+        w.put(USERS, owner, &user)?;
+        w.put_member(org, owner, &Member { role: Role::Owner, added_at: now, added_by: "system".into() })?;
         Ok(())
     })
 }

@@ -1,16 +1,19 @@
-//! Sign-in and the organization's users.
+//! Sign-in, sessions, and the members of an organization. A user is an
+//! account; their role is per organization (`Member`), and the rules of who
+//! may change whom are core's (`authz::member_change`).
 
 use super::credentials::{hash_password, new_salt, sha256_hex, verify_password, SESSION_PREFIX, SESSION_TTL};
 use super::orgs::check_user_fields;
 use super::{Result, ServiceError};
 use crate::state::AppState;
-use crate::store::model::{Session, User, UserView};
-use crate::store::{SESSIONS, USERS};
-use novacula_core::authz::Role;
+use crate::store::model::{user_view, Member, Session, User, UserView};
+use crate::store::{key, MEMBERS, SESSIONS, USERS};
+use novacula_core::authz::{self, MemberChange, Role};
 use novacula_core::sync::LockExt;
 use novacula_core::throttle::LoginThrottle;
 use novacula_core::validate::valid_name;
-use novacula_core::wire::{CreateUserRequest, LoginRequest, LoginResponse};
+use novacula_core::wire::{ChangePasswordRequest, CreateUserRequest, LoginRequest, LoginResponse, OrgMembershipView};
+use novacula_core::Timestamp;
 
 /// Longest password accepted (argon2 takes any length; a megabyte would only cost us).
 pub const PASSWORD_CHARS_MAX: usize = 1024;
@@ -18,6 +21,68 @@ pub const PASSWORD_CHARS_MAX: usize = 1024;
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hash_password("no user has this password", [0; 16]))
+}
+
+/// Who a request comes from: a user, working in one of their organizations.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub org: String,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn actor(&self) -> String {
+        format!("user:{}", self.user.username)
+    }
+
+    /// Member `u` (of this organization) as this caller sees them.
+    fn view(&self, u: &User, m: &Member) -> UserView {
+        let manageable = authz::member_change(&self.user.username, self.role, &u.username, m.role, MemberChange::Account).is_ok();
+        user_view(u, &self.org, m, manageable)
+    }
+
+    /// The caller themselves.
+    pub fn own_view(&self) -> UserView {
+        let m = Member { role: self.role, added_at: self.user.created_at, added_by: String::new() };
+        user_view(&self.user, &self.org, &m, false)
+    }
+}
+
+/// The user and session of a token: `None` for an unknown, expired or
+/// revoked session or a disabled user.
+fn signed_in(r: &crate::store::Read, token_hash: &str, now: Timestamp) -> crate::store::Result<Option<(User, Session)>> {
+    let Some(session) = r.get::<Session>(SESSIONS, token_hash)? else { return Ok(None) };
+    if session.expires_at <= now {
+        return Ok(None);
+    }
+    let Some(user) = r.get::<User>(USERS, &session.username)? else { return Ok(None) };
+    if user.disabled || session.epoch != user.session_epoch {
+        return Ok(None);
+    }
+    Ok(Some((user, session)))
+}
+
+/// The account behind a session token (see [`signed_in`]).
+pub fn account(s: &AppState, token_hash: &str, now: Timestamp) -> Result<Option<(User, Session)>> {
+    Ok(s.store.read(|r| signed_in(r, token_hash, now))?)
+}
+
+/// The caller of a session token, in `org` (else the session's own
+/// organization): `Ok(None)` as for [`account`]; `Forbidden` when the user is
+/// not a member there.
+pub fn caller(s: &AppState, token_hash: &str, org: Option<&str>, now: Timestamp) -> Result<Option<Caller>> {
+    s.store.read(|r| {
+        let Some((user, session)) = signed_in(r, token_hash, now)? else { return Ok(None) };
+        let org = org.unwrap_or(&session.org_id);
+        // The same answer whether the organization exists or not.
+        let Some(m) = r.member(org, &user.username)? else {
+            return Err(ServiceError::Forbidden(format!(
+                "you are not a member of organization {org:?}; GET /api/v1/orgs lists yours (X-Novacula-Org, or `novacula org use`, picks one)"
+            )));
+        };
+        Ok(Some(Caller { user, org: org.to_string(), role: m.role }))
+    })
 }
 
 /// Check a password and open a session; failures count against the user and
@@ -54,32 +119,239 @@ pub async fn login(s: &AppState, address: Option<String>, req: &LoginRequest) ->
         return Err(ServiceError::Unauthenticated("wrong username or password".into()));
     };
     s.user_throttle.locked().succeeded(&req.username);
+    // Only the right password learns that the account is disabled.
+    if user.disabled {
+        tracing::info!(user = %user.username, "sign-in refused: user disabled");
+        return Err(ServiceError::Unauthenticated("this user is disabled; ask an owner or admin of your organization".into()));
+    }
     let token = format!("{SESSION_PREFIX}_{}", s.random_hex(32));
     let expires_at = now.plus(SESSION_TTL);
-    s.store.write(|w| w.put(SESSIONS, &sha256_hex(&token), &Session { username: user.username.clone(), expires_at }))?;
-    tracing::info!(user = %user.username, org = %user.org_id, "login");
-    Ok(LoginResponse { token, expires_at, user: UserView::from(&user) })
+    let (org, member) = s.store.write(|w| {
+        let orgs = w.orgs_of(&user.username)?;
+        let org = match &req.organization {
+            Some(o) if orgs.contains(o) => o.clone(),
+            Some(o) => return Err(ServiceError::Forbidden(format!("you are not a member of organization {o:?}"))),
+            None => orgs.into_iter().next().ok_or_else(|| ServiceError::Forbidden("you are not a member of any organization".into()))?,
+        };
+        let member = w.member(&org, &user.username)?.ok_or_else(|| ServiceError::Forbidden(format!("you are not a member of organization {org:?}")))?;
+        w.put(
+            SESSIONS,
+            &sha256_hex(&token),
+            &Session { username: user.username.clone(), org_id: org.clone(), epoch: user.session_epoch, created_at: now, expires_at },
+        )?;
+        Ok((org, member))
+    })?;
+    tracing::info!(user = %user.username, org = %org, "login");
+    Ok(LoginResponse { token, expires_at, user: user_view(&user, &org, &member, false) })
 }
 
-/// A new user of `org`, created by someone with role `creator`.
-pub async fn create(s: &AppState, org: &str, creator: Role, req: &CreateUserRequest) -> Result<UserView> {
-    if !creator.can_grant(req.role) {
-        return Err(ServiceError::Forbidden(format!("role {} may not create a user with role {}", creator.as_str(), req.role.as_str())));
+/// End the session of `token_hash` (sign out).
+pub fn logout(s: &AppState, token_hash: &str) -> Result<()> {
+    Ok(s.store.write(|w| w.remove(SESSIONS, token_hash))?)
+}
+
+/// The caller's organizations, by name.
+pub fn orgs(s: &AppState, username: &str) -> Result<Vec<OrgMembershipView>> {
+    s.store.read(|r| {
+        let orgs = r.orgs_of(username)?;
+        let keys: Vec<String> = orgs.iter().map(|o| key(&[o, username])).collect();
+        let members = r.get_many::<Member>(MEMBERS, &keys)?;
+        Ok(orgs.into_iter().zip(members).filter_map(|(org_id, m)| m.map(|m| OrgMembershipView { org_id, role: m.role })).collect())
+    })
+}
+
+/// A new user of `org`, created by `by`.
+pub async fn create(s: &AppState, by: &Caller, req: &CreateUserRequest) -> Result<UserView> {
+    if req.role == Role::Owner {
+        return Err(ServiceError::Forbidden(authz::MemberRefusal::OwnerByTransfer.to_string()));
+    }
+    if !by.role.can_grant(req.role) {
+        return Err(ServiceError::Forbidden(format!("role {} may not create a user with role {}", by.role.as_str(), req.role.as_str())));
     }
     check_user_fields(&req.username, &req.password)?;
-    let (password, salt) = (req.password.clone(), new_salt(s.entropy.as_ref()));
-    let password_hash = s.hash_pool.run(move || hash_password(&password, salt)).await?;
-    let new = User { username: req.username.clone(), org_id: org.to_string(), role: req.role, password_hash, created_at: s.now() };
+    let password_hash = hash(s, &req.password).await?;
+    let now = s.now();
+    let new = User { username: req.username.clone(), password_hash, created_at: now, disabled: false, session_epoch: 0 };
+    let member = Member { role: req.role, added_at: now, added_by: by.user.username.clone() };
     s.store.write(|w| {
         if w.get::<User>(USERS, &req.username)?.is_some() {
             return Err(ServiceError::Conflict(format!("user {:?} already exists", req.username)));
         }
-        Ok(w.put(USERS, &req.username, &new)?)
+        w.put(USERS, &req.username, &new)?;
+        Ok(w.put_member(&by.org, &req.username, &member)?)
     })?;
-    Ok(UserView::from(&new))
+    tracing::info!(user = %req.username, org = %by.org, role = req.role.as_str(), by = %by.user.username, "user created");
+    Ok(by.view(&new, &member))
 }
 
-pub fn list(s: &AppState, org: &str) -> Result<Vec<UserView>> {
-    let all: Vec<(String, User)> = s.store.read(|r| r.scan(USERS, ""))?;
-    Ok(all.into_iter().map(|(_, u)| u).filter(|u| u.org_id == org).map(|u| UserView::from(&u)).collect())
+async fn hash(s: &AppState, password: &str) -> Result<String> {
+    let (password, salt) = (password.to_string(), new_salt(s.entropy.as_ref()));
+    Ok(s.hash_pool.run(move || hash_password(&password, salt)).await?)
+}
+
+/// The members of the caller's organization.
+pub fn list(s: &AppState, by: &Caller) -> Result<Vec<UserView>> {
+    let org = by.org.as_str();
+    s.store.read(|r| {
+        let members: Vec<(String, Member)> = r.scan(MEMBERS, &format!("{org}/"))?;
+        let names: Vec<String> = members.iter().map(|(k, _)| k[org.len() + 1..].to_string()).collect();
+        let users = r.get_many::<User>(USERS, &names)?;
+        Ok(users.iter().zip(&members).filter_map(|(u, (_, m))| u.as_ref().map(|u| by.view(u, m))).collect())
+    })
+}
+
+/// The member `username` of `by.org` and their account, once core's rule
+/// lets `by` make `change` to them.
+fn target(w: &crate::store::Write, by: &Caller, username: &str, change: MemberChange) -> Result<(User, Member)> {
+    let not_found = || ServiceError::NotFound(format!("no user {username:?} in this organization"));
+    let m = w.member(&by.org, username)?.ok_or_else(not_found)?;
+    let u = w.get::<User>(USERS, username)?.ok_or_else(not_found)?;
+    authz::member_change(&by.user.username, by.role, username, m.role, change).map_err(|e| ServiceError::Forbidden(e.to_string()))?;
+    Ok((u, m))
+}
+
+/// An account that belongs to other organizations is theirs too: this one's
+/// owners and admins may not lock it or set its password.
+fn only_here(w: &crate::store::Write, org: &str, username: &str) -> Result<()> {
+    if w.orgs_of(username)?.iter().any(|o| o != org) {
+        return Err(ServiceError::Conflict(format!("user {username:?} also belongs to other organizations; remove them from this one instead")));
+    }
+    Ok(())
+}
+
+pub fn set_role(s: &AppState, by: &Caller, username: &str, role: Role) -> Result<UserView> {
+    let view = s.store.write(|w| {
+        let (u, mut m) = target(w, by, username, MemberChange::SetRole(role))?;
+        let from = m.role;
+        m.role = role;
+        w.put_member(&by.org, username, &m)?;
+        tracing::info!(user = %username, org = %by.org, from = from.as_str(), to = role.as_str(), by = %by.user.username, "role changed");
+        Ok::<_, ServiceError>(by.view(&u, &m))
+    })?;
+    Ok(view)
+}
+
+/// Take `username` out of the organization; the account stays.
+pub fn remove(s: &AppState, by: &Caller, username: &str) -> Result<()> {
+    s.store.write(|w| {
+        target(w, by, username, MemberChange::Remove)?;
+        w.remove_member(&by.org, username)?;
+        Ok::<_, ServiceError>(())
+    })?;
+    tracing::info!(user = %username, org = %by.org, by = %by.user.username, "member removed");
+    Ok(())
+}
+
+/// The caller leaves the organization they work in; an owner hands it over first.
+pub fn leave(s: &AppState, me: &Caller) -> Result<()> {
+    if me.role == Role::Owner {
+        return Err(ServiceError::Conflict("the owner cannot leave; transfer ownership first (POST /api/v1/ownership)".into()));
+    }
+    s.store.write(|w| w.remove_member(&me.org, &me.user.username))?;
+    tracing::info!(user = %me.user.username, org = %me.org, "member left");
+    Ok(())
+}
+
+/// The owner hands the organization to another member and becomes admin.
+pub fn transfer_ownership(s: &AppState, owner: &Caller, username: &str) -> Result<UserView> {
+    if owner.role != Role::Owner {
+        return Err(ServiceError::Forbidden("only the owner transfers ownership".into()));
+    }
+    if username == owner.user.username {
+        return Err(ServiceError::Conflict("you are the owner already".into()));
+    }
+    let view = s.store.write(|w| {
+        let mut m = w.member(&owner.org, username)?.ok_or_else(|| ServiceError::NotFound(format!("no user {username:?} in this organization")))?;
+        let u = w.get::<User>(USERS, username)?.ok_or_else(|| ServiceError::NotFound(format!("no user {username:?}")))?;
+        if u.disabled {
+            return Err(ServiceError::Conflict(format!("user {username:?} is disabled")));
+        }
+        m.role = Role::Owner;
+        w.put_member(&owner.org, username, &m)?;
+        let mut mine = w.member(&owner.org, &owner.user.username)?.ok_or_else(|| ServiceError::Conflict("you are no longer a member".into()))?;
+        mine.role = Role::Admin;
+        w.put_member(&owner.org, &owner.user.username, &mine)?;
+        Ok::<_, ServiceError>(owner.view(&u, &m))
+    })?;
+    tracing::info!(org = %owner.org, from = %owner.user.username, to = %username, "ownership transferred");
+    Ok(view)
+}
+
+/// Disable or enable an account of this organization alone; disabling ends its sessions at once.
+pub fn set_disabled(s: &AppState, by: &Caller, username: &str, disabled: bool) -> Result<UserView> {
+    let view = s.store.write(|w| {
+        let (mut u, m) = target(w, by, username, MemberChange::Account)?;
+        only_here(w, &by.org, username)?;
+        u.disabled = disabled;
+        w.put(USERS, username, &u)?;
+        Ok::<_, ServiceError>(by.view(&u, &m))
+    })?;
+    tracing::info!(user = %username, org = %by.org, disabled, by = %by.user.username, "user {}", if disabled { "disabled" } else { "enabled" });
+    Ok(view)
+}
+
+/// An owner or admin sets the password of an account of this organization
+/// alone; its sessions end.
+pub async fn reset_password(s: &AppState, by: &Caller, username: &str, password: &str) -> Result<UserView> {
+    check_user_fields(username, password)?;
+    let password_hash = hash(s, password).await?;
+    let view = s.store.write(|w| {
+        let (mut u, m) = target(w, by, username, MemberChange::Account)?;
+        only_here(w, &by.org, username)?;
+        u.password_hash = password_hash;
+        u.session_epoch += 1;
+        w.put(USERS, username, &u)?;
+        Ok::<_, ServiceError>(by.view(&u, &m))
+    })?;
+    tracing::info!(user = %username, org = %by.org, by = %by.user.username, "password reset; the user's sessions ended");
+    Ok(view)
+}
+
+/// A user changes their own password, proving the current one. Every
+/// session of theirs ends; the answer is a new one, in the organization of
+/// `session` while they are a member there, else their first.
+pub async fn change_password(s: &AppState, user: &User, session: &Session, req: &ChangePasswordRequest) -> Result<LoginResponse> {
+    check_user_fields(&user.username, &req.new_password)?;
+    if req.current_password.chars().count() > PASSWORD_CHARS_MAX {
+        return Err(ServiceError::BadInput(format!("password longer than {PASSWORD_CHARS_MAX} characters")));
+    }
+    let (current, stored) = (req.current_password.clone(), user.password_hash.clone());
+    if !s.hash_pool.run(move || verify_password(&current, &stored)).await? {
+        return Err(ServiceError::Forbidden("the current password is wrong".into()));
+    }
+    let password_hash = hash(s, &req.new_password).await?;
+    let now = s.now();
+    let token = format!("{SESSION_PREFIX}_{}", s.random_hex(32));
+    let expires_at = now.plus(SESSION_TTL);
+    let (user, org, member) = s.store.write(|w| {
+        let mut u = w.get::<User>(USERS, &user.username)?.ok_or_else(|| ServiceError::NotFound("no such user".into()))?;
+        let org = match w.member(&session.org_id, &u.username)? {
+            Some(_) => session.org_id.clone(),
+            None => w.orgs_of(&u.username)?.into_iter().next().ok_or_else(|| ServiceError::Forbidden("you are not a member of any organization".into()))?,
+        };
+        let m = w.member(&org, &u.username)?.ok_or_else(|| ServiceError::Forbidden("you are not a member of any organization".into()))?;
+        u.password_hash = password_hash;
+        u.session_epoch += 1;
+        w.put(USERS, &u.username, &u)?;
+        let session = Session { username: u.username.clone(), org_id: org.clone(), epoch: u.session_epoch, created_at: now, expires_at };
+        w.put(SESSIONS, &sha256_hex(&token), &session)?;
+        Ok::<_, ServiceError>((u, org, m))
+    })?;
+    tracing::info!(user = %user.username, "password changed; the user's other sessions ended");
+    Ok(LoginResponse { token, expires_at, user: user_view(&user, &org, &member, false) })
+}
+
+/// Remove expired sessions.
+pub fn prune_sessions(s: &AppState, now: Timestamp) -> crate::store::Result<usize> {
+    s.store.write(|w| {
+        let sessions: Vec<(String, Session)> = w.scan(SESSIONS, "")?;
+        let mut removed = 0;
+        for (k, session) in sessions {
+            if session.expires_at <= now {
+                w.remove(SESSIONS, &k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    })
 }

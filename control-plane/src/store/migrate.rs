@@ -4,8 +4,8 @@
 //! written before the change: each schema version keeps the shapes it
 //! replaced here, and `run` rewrites old rows into the current ones.
 
-use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow, User};
-use crate::store::{Result, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES, USERS};
+use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, Member, NodeRow, ObservedRow, Session, UpgradeRow, User};
+use crate::store::{Result, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, SESSIONS, UPGRADES, USERS};
 use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -18,8 +18,10 @@ pub const SCHEMA_VERSION_KEY: &str = SCHEMA_VERSION;
 /// metrics and disk usage in reports. 4: P2P exposure and sidecar volumes in
 /// specs, client volumes, peer ports, storage classes and P2P exposures in
 /// capabilities. 5: executors' capabilities in a table of their own.
-/// 6: the roles of Novacula (owner, admin, operator, member).
-pub const CURRENT: u64 = 6;
+/// 6: the roles of Novacula (owner, admin, operator, member). 7: users
+/// belong to organizations through memberships; sessions name their
+/// organization; users can be disabled.
+pub const CURRENT: u64 = 7;
 
 pub fn run(w: &mut Write) -> Result<()> {
     let version = w.counter(SCHEMA_VERSION)?.max(1);
@@ -37,6 +39,9 @@ pub fn run(w: &mut Write) -> Result<()> {
     }
     if version < 6 {
         v5_to_v6(w)?;
+    }
+    if version < 7 {
+        v6_to_v7(w)?;
     }
     w.set_counter(SCHEMA_VERSION, CURRENT)
 }
@@ -548,12 +553,60 @@ pub mod v5 {
     }
 }
 
+/// Shapes of schema version 6.
+pub mod v6 {
+    use super::*;
+    use novacula_core::authz::Role;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct User {
+        pub username: String,
+        pub org_id: String,
+        pub role: Role,
+        pub password_hash: String,
+        pub created_at: Timestamp,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Session {
+        pub username: String,
+        pub expires_at: Timestamp,
+    }
+}
+
+/// A user's organization and role become a membership; sessions keep
+/// working, in that organization.
+fn v6_to_v7(w: &mut Write) -> Result<()> {
+    let users: Vec<(String, v6::User)> = w.scan(USERS, "")?;
+    for (k, u) in &users {
+        let user = User { username: u.username.clone(), password_hash: u.password_hash.clone(), created_at: u.created_at, disabled: false, session_epoch: 0 };
+        w.put(USERS, k, &user)?;
+        w.put_member(&u.org_id, &u.username, &Member { role: u.role, added_at: u.created_at, added_by: "migration".into() })?;
+    }
+    let orgs: std::collections::HashMap<&str, &str> = users.iter().map(|(_, u)| (u.username.as_str(), u.org_id.as_str())).collect();
+    let sessions: Vec<(String, v6::Session)> = w.scan(SESSIONS, "")?;
+    for (k, old) in sessions {
+        match orgs.get(old.username.as_str()) {
+            Some(org) => {
+                // Not recorded before version 7 (nothing decides by it).
+                let created_at = Timestamp(0);
+                w.put(SESSIONS, &k, &Session { username: old.username, org_id: org.to_string(), epoch: 0, created_at, expires_at: old.expires_at })?;
+            }
+            None => w.remove(SESSIONS, &k)?,
+        }
+    }
+    if !users.is_empty() {
+        tracing::info!(users = users.len(), "migrated the database to schema version 7 (memberships)");
+    }
+    Ok(())
+}
+
 /// Roles become Novacula's: `member` is read-only, `operator` runs lifecycle
 /// actions. Today's members become operators, viewers members.
 fn v5_to_v6(w: &mut Write) -> Result<()> {
     let users: Vec<(String, v5::User)> = w.scan(USERS, "")?;
     for (k, u) in &users {
-        let user = User {
+        let user = v6::User {
             username: u.username.clone(),
             org_id: u.org_id.clone(),
             role: u.role.into(),
@@ -950,7 +1003,8 @@ mod tests {
 
     /// `tests/data/schema5.redb` was written by the release of schema version
     /// 5 (`novacula serve`, then alice, owner, created ada admin, mem member,
-    /// vic viewer and a key bound to edge-1 through the API).
+    /// vic viewer and a key bound to edge-1 through the API). It goes through
+    /// versions 6 (roles) and 7 (memberships).
     #[test]
     fn a_file_of_the_previous_release_gets_novaculas_roles() {
         use crate::store::model::ApiKey;
@@ -960,7 +1014,16 @@ mod tests {
         std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schema5.redb"), &path).unwrap();
         let roles = |s: &Store| {
             let users: Vec<(String, User)> = s.read(|r| r.scan(USERS, "")).unwrap();
-            users.into_iter().map(|(_, u)| (u.username, u.role)).collect::<Vec<_>>()
+            let members = |u: &str| s.read(|r| Ok::<_, StoreError>((r.orgs_of(u)?, r.member("acme", u)?))).unwrap();
+            users
+                .into_iter()
+                .map(|(_, u)| {
+                    let (orgs, m) = members(&u.username);
+                    assert_eq!(orgs, ["acme"], "{} belongs to the organization it was in", u.username);
+                    assert!(!u.disabled);
+                    (u.username, m.unwrap().role)
+                })
+                .collect::<Vec<_>>()
         };
         let expected = vec![("ada".to_string(), Role::Admin), ("alice".into(), Role::Owner), ("mem".into(), Role::Operator), ("vic".into(), Role::Member)];
         {
@@ -968,10 +1031,15 @@ mod tests {
             assert_eq!(roles(&s), expected, "members could run nodes: operators now; viewers could only read: members now");
             assert_eq!(s.read(|r| r.counter(SCHEMA_VERSION)).unwrap(), CURRENT);
             let alice: User = s.read(|r| r.get(USERS, "alice")).unwrap().unwrap();
-            assert!(crate::services::credentials::verify_password("correct-horse-battery", &alice.password_hash), "passwords survive");
+            use argon2::password_hash::{PasswordHash, PasswordVerifier};
+            let hash = PasswordHash::new(&alice.password_hash).unwrap();
+            assert!(argon2::Argon2::default().verify_password(b"correct-horse-battery", &hash).is_ok(), "passwords survive");
             let keys: Vec<(String, ApiKey)> = s.read(|r| r.scan(API_KEYS, "")).unwrap();
             assert_eq!(keys.len(), 1);
             assert_eq!(keys[0].1.executor.as_deref(), Some("edge-1"));
+            let sessions: Vec<(String, Session)> = s.read(|r| r.scan(SESSIONS, "")).unwrap();
+            assert_eq!(sessions.len(), 1, "alice's session of the API calls");
+            assert_eq!((sessions[0].1.username.as_str(), sessions[0].1.org_id.as_str()), ("alice", "acme"));
         }
         // Once: opening again changes nothing (an operator stays an operator).
         let s = Store::open(&path).unwrap();

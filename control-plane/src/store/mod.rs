@@ -34,6 +34,10 @@ impl Table {
 pub const ORGS: Table = Table("orgs");
 /// Keyed by username (globally unique).
 pub const USERS: Table = Table("users");
+/// `org/username`: a user's role in an organization (`model::Member`).
+pub const MEMBERS: Table = Table("members");
+/// `username/org` -> org: the organizations of a user (mirrors `MEMBERS`).
+pub const USER_ORGS: Table = Table("user_orgs");
 /// Keyed by the SHA-256 of the session token.
 pub const SESSIONS: Table = Table("sessions");
 /// Keyed by key id (the public half of an API key).
@@ -51,7 +55,7 @@ pub const OBSERVED: Table = Table("observed");
 /// `org/channel/kind`.
 pub const UPGRADES: Table = Table("upgrades");
 /// Every record table, created when a store is opened.
-pub const TABLES: [Table; 10] = [ORGS, USERS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, CAPABILITIES, NODES, OBSERVED, UPGRADES];
+pub const TABLES: [Table; 12] = [ORGS, USERS, MEMBERS, USER_ORGS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, CAPABILITIES, NODES, OBSERVED, UPGRADES];
 
 /// Leading byte of every stored value, so the format can evolve.
 const FORMAT: u8 = 1;
@@ -288,6 +292,16 @@ macro_rules! typed_reads {
             Ok(Some(row.with_capabilities(capabilities)))
         }
 
+        /// `username`'s role in `org`.
+        pub fn member(&self, org: &str, username: &str) -> Result<Option<model::Member>> {
+            self.get(MEMBERS, &key(&[org, username]))
+        }
+
+        /// The organizations `username` belongs to, by name.
+        pub fn orgs_of(&self, username: &str) -> Result<Vec<String>> {
+            Ok(self.scan::<String>(USER_ORGS, &format!("{username}/"))?.into_iter().map(|(_, org)| org).collect())
+        }
+
         /// `(node, seq)` for every node indexed under `org/executor/`.
         pub fn executor_nodes(&self, org: &str, executor: &str) -> Result<Vec<(String, u64)>> {
             self.txn.index_scan(&format!("{org}/{executor}/"))
@@ -349,6 +363,17 @@ impl Write {
 
     pub fn remove(&mut self, t: Table, k: &str) -> Result<()> {
         self.txn.remove(t, k)
+    }
+
+    /// Make `username` a member of `org` (or change their membership).
+    pub fn put_member(&mut self, org: &str, username: &str, m: &model::Member) -> Result<()> {
+        self.put(MEMBERS, &key(&[org, username]), m)?;
+        self.put(USER_ORGS, &key(&[username, org]), &org.to_string())
+    }
+
+    pub fn remove_member(&mut self, org: &str, username: &str) -> Result<()> {
+        self.remove(MEMBERS, &key(&[org, username]))?;
+        self.remove(USER_ORGS, &key(&[username, org]))
     }
 
     pub fn index_node(&mut self, org: &str, executor: &str, node: &str, seq: u64) -> Result<()> {

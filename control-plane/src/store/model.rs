@@ -17,19 +17,36 @@ pub struct Org {
     pub created_at: Timestamp,
 }
 
+/// An account: who signs in. What it may do is per organization (`Member`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct User {
     pub username: String,
-    pub org_id: String,
-    pub role: Role,
     pub password_hash: String,
     pub created_at: Timestamp,
+    /// Cannot sign in; every session stopped working.
+    pub disabled: bool,
+    /// Sessions of another epoch no longer work: a password change or reset
+    /// moves it on.
+    pub session_epoch: u64,
+}
+
+/// A user's place in an organization (`MEMBERS`, `org/username`; mirrored by
+/// `USER_ORGS`, `username/org`, to find a user's organizations).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Member {
+    pub role: Role,
+    pub added_at: Timestamp,
+    pub added_by: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     pub username: String,
+    /// The organization requests work in unless they name another.
+    pub org_id: String,
+    /// The user's `session_epoch` when it was opened.
+    pub epoch: u64,
+    pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }
 
@@ -148,10 +165,10 @@ pub struct Event {
     pub data: BTreeMap<String, String>,
 }
 
-impl From<&User> for UserView {
-    fn from(u: &User) -> Self {
-        UserView { username: u.username.clone(), org_id: u.org_id.clone(), role: u.role, created_at: u.created_at }
-    }
+/// How the API shows a user as a member of `org`; `manageable`: whether the
+/// one who reads it may change them.
+pub fn user_view(u: &User, org: &str, m: &Member, manageable: bool) -> UserView {
+    UserView { username: u.username.clone(), org_id: org.to_string(), role: m.role, created_at: u.created_at, disabled: u.disabled, manageable }
 }
 
 /// How the API shows a stored key and its last use.

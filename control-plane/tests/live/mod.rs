@@ -63,8 +63,14 @@ fn run_agent(api: HttpApi, data: &Path, name: &str, intervals: Intervals) -> Run
 
 /// A control plane with org `acme` (owner `alice`); returns its URL and alice's session.
 pub async fn control_plane() -> (String, HttpApi) {
+    control_plane_seeded(|_| {}).await
+}
+
+/// [`control_plane`], with more records written by `seed` before it serves.
+pub async fn control_plane_seeded(seed: impl FnOnce(&Store)) -> (String, HttpApi) {
     let store = Store::in_memory().unwrap();
     orgs::create_org_with_owner(&store, &OsEntropy, novacula_control_plane::clock::Clock::now(&SystemClock), "acme", OWNER, PASSWORD).unwrap();
+    seed(&store);
     let state = AppState::new(store, SystemClock, Config::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

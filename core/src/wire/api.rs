@@ -20,6 +20,12 @@ pub struct LoginRequest {
     pub username: String,
     #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub password: String,
+    /// The organization the session works in by default (a request may name
+    /// another of the user's in the `X-Novacula-Org` header); the first of
+    /// the user's organizations by name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::optional_name))]
+    pub organization: Option<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -31,7 +37,7 @@ pub struct LoginResponse {
     pub user: UserView,
 }
 
-/// A user as the API shows it (no password hash).
+/// A user as a member of one organization (no password hash).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -40,6 +46,57 @@ pub struct UserView {
     pub org_id: String,
     pub role: Role,
     pub created_at: Timestamp,
+    /// A disabled user cannot sign in, and their sessions stopped working.
+    pub disabled: bool,
+    /// Whether the caller may change this member's role, remove them or
+    /// manage their account (core's `authz::member_change`).
+    pub manageable: bool,
+}
+
+/// One of the signed-in user's organizations.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgMembershipView {
+    pub org_id: String,
+    pub role: Role,
+}
+
+/// `PUT /users/{username}`: a member's new role.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoleRequest {
+    pub role: Role,
+}
+
+/// `PUT /me/password`: the current password proves it is you.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub current_password: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
+    pub new_password: String,
+}
+
+/// `PUT /users/{username}/password`: an owner or admin sets a member's password.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
+    pub new_password: String,
+}
+
+/// `POST /ownership`: the member who becomes owner (the owner becomes admin).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferOwnershipRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::name))]
+    pub username: String,
 }
 
 /// The signed-in user and what the role lets them do (the console greys out the rest).
@@ -51,6 +108,8 @@ pub struct MeView {
     pub user: UserView,
     /// The role's permissions, from the one permission table.
     pub permissions: Vec<Permission>,
+    /// The roles this user may give others.
+    pub grantable_roles: Vec<Role>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -20,9 +20,11 @@ pub const AUTH_HEADER: &str = "authorization";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncExecutorRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = text::name))]
     pub name: String,
     pub kind: ExecutorKind,
     /// The executor binary's own version (semver).
+    #[cfg_attr(feature = "openapi", schema(schema_with = text::version))]
     pub version: String,
     #[serde(default)]
     pub channel: Channel,

@@ -10,6 +10,10 @@ fn string(pattern: &str) -> Object {
 pub fn name() -> Object {
     string(patterns::NAME)
 }
+/// A name, or null.
+pub fn optional_name() -> Object {
+    ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])).pattern(Some(patterns::NAME)).build()
+}
 /// The executor a new key is bound to: a name, or null.
 pub fn key_executor() -> Object {
     ObjectBuilder::new()

@@ -1,0 +1,205 @@
+//! Members of an organization: role changes, removal, leaving, ownership
+//! transfer, several organizations per user, sessions that end (sign-out,
+//! password change and reset, disabled users) and expired sessions pruned.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
+
+mod common;
+
+use common::*;
+use novacula_client::{HttpApi, Method};
+use novacula_control_plane::services::users;
+use novacula_control_plane::store::model::Member;
+use novacula_control_plane::Config;
+use novacula_core::authz::Role;
+use novacula_core::ExecutorKind;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn add(owner: &HttpApi, name: &str, role: &str) {
+    let _: Value = owner.call(Method::POST, "/api/v1/users", Some(&json!({"username": name, "password": PASSWORD, "role": role}))).await.unwrap();
+}
+
+fn status<T: std::fmt::Debug>(r: Result<T, novacula_client::ClientError>) -> u16 {
+    r.unwrap_err().status().unwrap()
+}
+
+async fn role_of(api: &HttpApi, name: &str) -> Value {
+    let list: Vec<Value> = api.get("/api/v1/users").await.unwrap();
+    list.into_iter().find(|u| u["username"] == name).map(|u| u["role"].clone()).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn roles_change_by_the_rules_and_take_effect_on_the_next_request() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, exec) = cp.alice_and_edge().await;
+    drop(exec);
+    add(&alice, "ada", "admin").await;
+    add(&alice, "mia", "member").await;
+    deploy(&alice, "edge-1", "n").await.unwrap();
+    let (ada, mia) = (cp.login("ada").await, cp.login("mia").await);
+
+    // mia reads only; made operator, her very next request may stop the node
+    assert_eq!(status(lifecycle(&mia, "n", "stop").await), 403);
+    let changed = ada.set_role("mia", Role::Operator).await.unwrap();
+    assert_eq!((changed.role, changed.username.as_str()), (Role::Operator, "mia"));
+    lifecycle(&mia, "n", "stop").await.unwrap();
+    ada.set_role("mia", Role::Member).await.unwrap();
+    assert_eq!(status(lifecycle(&mia, "n", "start").await), 403);
+
+    // the rules: nobody changes their own role, admins never an owner's, nobody makes an owner
+    let own = ada.set_role("ada", Role::Member).await.unwrap_err();
+    assert!(own.status() == Some(403) && own.to_string().contains("yourself"), "{own}");
+    let over = ada.set_role("alice", Role::Member).await.unwrap_err();
+    assert!(over.status() == Some(403) && over.to_string().contains("owner"), "{over}");
+    let second = alice.set_role("ada", Role::Owner).await.unwrap_err();
+    assert!(second.status() == Some(403) && second.to_string().contains("transfer"), "{second}");
+    assert_eq!(status(mia.set_role("ada", Role::Member).await), 403, "members manage nobody");
+    assert_eq!(status(ada.set_role("nobody", Role::Member).await), 404);
+    // bob, owner of globex, cannot see or change acme's members
+    let bob = cp.login("bob").await;
+    assert_eq!(status(bob.set_role("mia", Role::Admin).await), 404);
+    assert!(bob.users().await.unwrap().iter().all(|u| u.org_id == "globex"));
+    assert_eq!(role_of(&alice, "mia").await, "member");
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn removal_leaving_and_ownership_transfer() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    add(&alice, "ada", "admin").await;
+    add(&alice, "otto", "operator").await;
+    add(&alice, "mia", "member").await;
+    let (ada, otto, mia) = (cp.login("ada").await, cp.login("otto").await, cp.login("mia").await);
+
+    // removed: the next request is refused; the account stays, with no organization to sign in to
+    assert_eq!(status(ada.remove_user("alice").await), 403, "not the owner");
+    assert_eq!(status(ada.remove_user("ada").await), 403, "not yourself");
+    ada.remove_user("otto").await.unwrap();
+    let e = otto.me().await.unwrap_err();
+    assert!(e.status() == Some(403) && e.to_string().contains("not a member"), "{e}");
+    let e = cp.anon().login("otto", PASSWORD).await.unwrap_err();
+    assert!(e.status() == Some(403) && e.to_string().contains("not a member of any organization"), "{e}");
+    assert_eq!(role_of(&alice, "otto").await, Value::Null);
+    // their own account still answers: no organizations; signing out works
+    assert!(otto.orgs().await.unwrap().is_empty());
+    otto.logout().await.unwrap();
+    assert_eq!(status(otto.orgs().await), 401);
+
+    // leaving: anyone but the owner
+    mia.leave().await.unwrap();
+    assert_eq!(status(mia.users().await), 403);
+    let e = alice.leave().await.unwrap_err();
+    assert!(e.status() == Some(409) && e.to_string().contains("transfer ownership first"), "{e}");
+
+    // ownership moves to ada; alice becomes admin and may no longer transfer it
+    assert_eq!(status(ada.transfer_ownership("ada").await), 403, "only the owner transfers");
+    let new_owner = alice.transfer_ownership("ada").await.unwrap();
+    assert_eq!(new_owner.role, Role::Owner);
+    assert_eq!(role_of(&ada, "alice").await, "admin");
+    let e = alice.transfer_ownership("alice").await.unwrap_err();
+    assert!(e.status() == Some(403) && e.to_string().contains("needs ownOrganization"), "{e}");
+    assert_eq!(alice.me().await.unwrap().user.role, Role::Admin);
+    let owners = ada.users().await.unwrap().into_iter().filter(|u| u.role == Role::Owner).count();
+    assert_eq!(owners, 1);
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_of_several_organizations_works_in_the_one_they_name() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    add(&alice, "sam", "operator").await;
+    // sam also joins globex as a member (what accepting an invitation will do)
+    let member = Member { role: Role::Member, added_at: T0, added_by: "bob".into() };
+    cp.state.store.write(|w| w.put_member("globex", "sam", &member)).unwrap();
+
+    let sam = cp.login("sam").await;
+    let mine = sam.orgs().await.unwrap();
+    assert_eq!(mine.iter().map(|o| (o.org_id.as_str(), o.role)).collect::<Vec<_>>(), [("acme", Role::Operator), ("globex", Role::Member)]);
+    // the session works in the first by name; the header or a login names another
+    assert_eq!(sam.me().await.unwrap().user.org_id, "acme");
+    let in_globex = sam.clone().with_org(Some("globex".into()));
+    let me = in_globex.me().await.unwrap();
+    assert_eq!((me.user.org_id.as_str(), me.user.role), ("globex", Role::Member));
+    assert_eq!(me.permissions.len(), 1, "read only there");
+    let logged = cp.anon().login_to("sam", PASSWORD, Some("globex")).await.unwrap();
+    assert_eq!(logged.user.org_id, "globex");
+    // the data is the named organization's
+    let (bob, bob_exec) = (cp.login("bob").await, cp.executor_client(&cp.login("bob").await, None).await.0);
+    bob_exec.sync_executor(&sync_req("globex-edge", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let names = |v: Vec<Value>| v.into_iter().map(|e| e["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(names(in_globex.get("/api/v1/executors").await.unwrap()), ["globex-edge"]);
+    assert!(names(sam.get("/api/v1/executors").await.unwrap()).is_empty());
+    drop(bob);
+    // an organization sam is not in answers the same whether it exists or not
+    for org in ["initech", "nowhere"] {
+        let e = sam.clone().with_org(Some(org.into())).me().await.unwrap_err();
+        assert!(e.status() == Some(403) && e.to_string().contains(&format!("not a member of organization \"{org}\"")), "{e}");
+    }
+    let bad = sam.clone().with_org(Some("Not A Name".into())).me().await.unwrap_err();
+    assert_eq!(bad.status(), Some(400));
+    assert_eq!(status(cp.anon().login_to("sam", PASSWORD, Some("initech")).await), 403);
+
+    // an account in two organizations is not one organization's to lock or reset
+    let e = alice.set_user_disabled("sam", true).await.unwrap_err();
+    assert!(e.status() == Some(409) && e.to_string().contains("other organizations"), "{e}");
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_end_on_sign_out_password_change_reset_and_disable() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    add(&alice, "mia", "member").await;
+
+    // sign-out: the token stops working everywhere at once
+    let s1 = cp.login("mia").await;
+    s1.logout().await.unwrap();
+    assert_eq!(status(s1.me().await), 401);
+
+    // a password change: the current password proves it; every other session ends
+    let (s2, s3) = (cp.login("mia").await, cp.login("mia").await);
+    let wrong =
+        s2.call::<_, Value>(Method::PUT, "/api/v1/me/password", Some(&json!({"currentPassword": "not-it-at-all", "newPassword": "another-long-one"}))).await;
+    assert_eq!(status(wrong), 403);
+    let short = s2.call::<_, Value>(Method::PUT, "/api/v1/me/password", Some(&json!({"currentPassword": PASSWORD, "newPassword": "short"}))).await;
+    assert_eq!(status(short), 400);
+    let fresh: Value =
+        s2.call(Method::PUT, "/api/v1/me/password", Some(&json!({"currentPassword": PASSWORD, "newPassword": "another-long-one"}))).await.unwrap();
+    assert_eq!(status(s2.me().await), 401);
+    assert_eq!(status(s3.me().await), 401);
+    let s4 = s2.clone().with_token(Some(fresh["token"].as_str().unwrap().into()));
+    assert_eq!(s4.me().await.unwrap().user.username, "mia");
+    assert_eq!(status(cp.anon().login("mia", PASSWORD).await), 401);
+    cp.anon().login("mia", "another-long-one").await.unwrap();
+
+    // disabled: sessions stop at once, sign-in says so; enabled again, sign-in works
+    alice.set_user_disabled("mia", true).await.unwrap();
+    assert_eq!(status(s4.me().await), 401);
+    let e = cp.anon().login("mia", "another-long-one").await.unwrap_err();
+    assert!(e.status() == Some(401) && e.to_string().contains("disabled"), "{e}");
+    assert!(alice.users().await.unwrap().iter().any(|u| u.username == "mia" && u.disabled));
+    alice.set_user_disabled("mia", false).await.unwrap();
+    let s5 = cp.anon().login("mia", "another-long-one").await.unwrap();
+
+    // reset by an admin: the member's sessions end, the new password works
+    let reset = alice.call::<_, Value>(Method::PUT, "/api/v1/users/mia/password", Some(&json!({"newPassword": "reset-by-alice"}))).await;
+    reset.unwrap();
+    let s5 = cp.anon().with_token(Some(s5.token));
+    assert_eq!(status(s5.me().await), 401);
+    cp.anon().login("mia", "reset-by-alice").await.unwrap();
+    let e = alice.call::<_, Value>(Method::PUT, "/api/v1/users/alice/password", Some(&json!({"newPassword": "not-this-way"}))).await.unwrap_err();
+    assert_eq!(e.status(), Some(403), "your own password goes through /me/password: {e}");
+
+    // expired sessions are removed
+    cp.clock.advance(Duration::from_secs(31 * 24 * 3600));
+    assert!(users::prune_sessions(&cp.state, cp.state.now()).unwrap() >= 2);
+    assert_eq!(status(alice.me().await), 401, "alice's session expired too");
+    cp.stop().await;
+}
+
+#[test]
+fn this_suite_passes_on_postgres() {
+    rerun_on_postgres("this_suite_passes_on_postgres");
+}
