@@ -146,9 +146,19 @@ pub enum KeysCmd {
         executor: Option<String>,
         #[arg(long, default_value = "")]
         label: String,
+        /// Days until the key stops working (default 365).
+        #[arg(long, conflicts_with = "never_expires")]
+        expires_in_days: Option<u32>,
+        /// The key never expires.
+        #[arg(long)]
+        never_expires: bool,
     },
+    /// Replace a key: prints the new key once (same executor and lifetime); the old one is revoked.
+    Rotate { id: String },
     /// Revoke an API key at once.
     Revoke { id: String },
+    /// Delete a revoked key's record.
+    Delete { id: String },
 }
 
 #[derive(Subcommand)]
@@ -401,10 +411,15 @@ fn events_table(events: &[EventView]) -> String {
 
 fn keys_table(list: &[ApiKeyView]) -> String {
     let rows = list.iter().map(|k| {
-        let state = if k.revoked_at.is_none() { "active" } else { "revoked" };
-        vec![k.id.clone(), k.label.clone(), opt(k.executor.as_deref()), state.into(), ago(k.last_used_at)]
+        let state = match () {
+            _ if k.revoked_at.is_some() => "revoked",
+            _ if k.expired => "expired",
+            _ => "active",
+        };
+        let expires = k.expires_at.map_or_else(|| "never".to_string(), Timestamp::utc_date);
+        vec![k.id.clone(), k.label.clone(), opt(k.executor.as_deref()), state.into(), expires, ago(k.last_used_at)]
     });
-    table(&["ID", "LABEL", "EXECUTOR", "STATE", "LAST USED"], rows.collect())
+    table(&["ID", "LABEL", "EXECUTOR", "STATE", "EXPIRES", "LAST USED"], rows.collect())
 }
 
 fn users_table(list: &[UserView]) -> String {
@@ -547,14 +562,25 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
             let api = client(&g, true)?;
             match c {
                 KeysCmd::List => print(&g, &api.keys().await.map_err(api_failed)?, |l| keys_table(l)),
-                KeysCmd::Create { executor, label } => {
-                    let k = api.create_key(&CreateKeyRequest { label, executor }).await.map_err(api_failed)?;
+                KeysCmd::Create { executor, label, expires_in_days, never_expires } => {
+                    let k = api.create_key(&CreateKeyRequest { label, executor, expires_in_days, never_expires }).await.map_err(api_failed)?;
                     print(&g, &k, |k| format!("{}\n", k.key));
                     if g.output == Output::Table {
                         eprintln!("API key {} created; it is shown this once.", k.record.id);
                     }
                 }
+                KeysCmd::Rotate { id } => {
+                    let k = api.rotate_key(&id).await.map_err(api_failed)?;
+                    print(&g, &k, |k| format!("{}\n", k.key));
+                    if g.output == Output::Table {
+                        eprintln!("API key {} replaces {id} (revoked); it is shown this once. Give it to the executor now.", k.record.id);
+                    }
+                }
                 KeysCmd::Revoke { id } => print(&g, &api.revoke_key(&id).await.map_err(api_failed)?, |k| keys_table(std::slice::from_ref(k))),
+                KeysCmd::Delete { id } => {
+                    api.delete_key(&id).await.map_err(api_failed)?;
+                    eprintln!("API key {id} deleted");
+                }
             }
         }
         ClientCommand::Nodes(c) => {

@@ -101,7 +101,7 @@ async fn demo_key(dir: &std::path::Path, state: &AppState, user: &HttpApi) -> Re
             return Ok(k.trim().to_string());
         }
     }
-    let k = user.create_key(&CreateKeyRequest { label: "demo agent".into(), executor: Some(EXECUTOR.into()) }).await?.key;
+    let k = user.create_key(&CreateKeyRequest { label: "demo agent".into(), executor: Some(EXECUTOR.into()), ..Default::default() }).await?.key;
     // A credential: private from its creation, complete or absent.
     novacula_agent::files::write_atomic(&file, k.as_bytes(), 0o600, None).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(k)

@@ -125,6 +125,20 @@ async fn cli_connects_an_agent_deploys_and_stops_a_node() {
     assert!(!o.ok && o.stderr.contains("--yes"), "{}", o.stderr);
     assert_eq!(json(&url, &cfg, &["nodes", "get", "cli-node"]).await["deleted"], false);
 
+    // keys: a lifetime, rotation (the new key printed once, the old revoked), deletion once revoked
+    let spare = ok(&url, &cfg, &["keys", "create", "--executor", "spare", "--expires-in-days", "30"]).await.trim().to_string();
+    let spare_id = spare.split('_').nth(1).unwrap().to_string();
+    let rotated = ok(&url, &cfg, &["keys", "rotate", &spare_id]).await.trim().to_string();
+    assert!(rotated.starts_with("nvk_") && rotated != spare, "{rotated}");
+    let keys = ok(&url, &cfg, &["keys", "list"]).await;
+    let row = |id: &str| keys.lines().find(|l| l.starts_with(id)).unwrap_or_default().to_string();
+    assert!(keys.lines().next().unwrap().contains("EXPIRES"), "{keys}");
+    assert!(row(&spare_id).contains("revoked"), "{keys}");
+    let o = run(&url, &cfg, &["keys", "delete", rotated.split('_').nth(1).unwrap()]).await;
+    assert!(!o.ok && o.stderr.contains("revoke it first"), "{}", o.stderr);
+    ok(&url, &cfg, &["keys", "delete", &spare_id]).await;
+    assert!(!ok(&url, &cfg, &["keys", "list"]).await.contains(&spare_id));
+
     // roles from the one table: an operator may start but not deploy, a member only read
     let o = cli(&url, &cfg).args(["users", "create", "olga", "--role", "operator", "--password", PASSWORD]).output().await.unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -123,7 +123,7 @@ async fn killing_the_replica_that_holds_the_lease_loses_no_write_and_no_alert() 
     let mut execs = Vec::new();
     for i in 0..5 {
         let name = format!("e{i}");
-        let key = a.create_key(&CreateKeyRequest { label: name.clone(), executor: Some(name.clone()) }).await.unwrap().key;
+        let key = a.create_key(&CreateKeyRequest { label: name.clone(), executor: Some(name.clone()), ..Default::default() }).await.unwrap().key;
         let api = HttpApi::new(if i < 3 { &a_url } else { &b_url }, Some(key)).unwrap();
         let sync = SyncExecutorRequest {
             name: name.clone(),

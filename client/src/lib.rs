@@ -450,7 +450,17 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     }
 
     pub async fn revoke_key(&self, id: &str) -> Result<ApiKeyView, ClientError> {
-        self.call::<(), _>(Method::DELETE, &format!("/api/v1/keys/{}", segment(id)), None).await
+        self.call::<(), _>(Method::POST, &format!("/api/v1/keys/{}/revoke", segment(id)), None).await
+    }
+
+    /// A new key for the same executor and lifetime; the old one is revoked.
+    pub async fn rotate_key(&self, id: &str) -> Result<CreatedKey, ClientError> {
+        self.call::<(), _>(Method::POST, &format!("/api/v1/keys/{}/rotate", segment(id)), None).await
+    }
+
+    /// Remove a revoked key's record.
+    pub async fn delete_key(&self, id: &str) -> Result<(), ClientError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/keys/{}", segment(id)), None).await
     }
 
     /// Every executor of the organization, page by page.

@@ -115,6 +115,7 @@ const views = {
   events: { render: eventsView },
   connect: { setup: connectSetup },
   members: { setup: membersSetup },
+  keys: { setup: keysSetup },
   profile: { setup: profileSetup },
 };
 
@@ -544,6 +545,69 @@ function profileSetup() {
   };
 }
 
+// ---- API keys ----
+
+function keyState(k) {
+  return k.revokedAt ? "revoked" : k.expired ? "expired" : "active";
+}
+
+function keysSetup() {
+  $("#view").innerHTML = `<h1>API keys</h1><div id="key-result"></div><div id="keys"></div>
+    <p class="muted">Rotating gives a new key for the same executor and lifetime and revokes the old one at once: put the new key in the
+    executor's configuration right away (its heartbeats with the old key are refused). A key's "last used" moves to the new key with its next heartbeat.</p>`;
+  keysTable().catch((err) => flash(err.message));
+}
+
+async function keysTable() {
+  const keys = await api("GET", "/keys");
+  const manage = can("manageExecutors");
+  const rows = keys
+    .map((k) => {
+      const state = keyState(k);
+      const buttons = !manage
+        ? ""
+        : state === "revoked"
+          ? `<button class="danger" data-key-delete="${esc(k.id)}">Delete</button>`
+          : `<button class="secondary" data-key-rotate="${esc(k.id)}">Rotate</button> <button class="danger" data-key-revoke="${esc(k.id)}">Revoke</button>`;
+      return `<tr data-key="${esc(k.id)}"><td>${esc(k.id)}</td><td>${esc(k.label)}</td><td>${esc(k.executor)}</td>
+        <td>${badge(state, state === "active" ? "online" : "down")}</td>
+        <td>${k.expiresAt ? esc(new Date(k.expiresAt).toISOString().slice(0, 10)) : "never"}</td><td>${ago(k.lastUsedAt)}</td><td>${buttons}</td></tr>`;
+    })
+    .join("");
+  $("#keys").innerHTML = `<table><thead><tr><th>Id</th><th>Label</th><th>Executor</th><th>State</th><th>Expires</th><th>Last used</th><th></th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="7" class="muted">No keys.</td></tr>`}</tbody></table>`;
+  const again = () => keysTable().catch((err) => flash(err.message));
+  const path = (id) => "/keys/" + encodeURIComponent(id);
+  document.querySelectorAll("[data-key-rotate]").forEach((b) => {
+    b.onclick = async () => {
+      const id = b.dataset.keyRotate;
+      if (!confirm(`Rotate key ${id}? It stops working at once; the new key is shown once.`)) return;
+      try {
+        const r = await api("POST", path(id) + "/rotate");
+        $("#key-result").innerHTML = `<div class="card"><p><strong>New API key</strong> for ${esc(r.executor || "the executor")}, shown this once:</p>
+          <div class="secret" id="rotated-key">${esc(r.key)}</div></div>`;
+        again();
+      } catch (err) {
+        flash(err.message);
+      }
+    };
+  });
+  for (const [attr, verb] of [["keyRevoke", "revoke"], ["keyDelete", "delete"]]) {
+    document.querySelectorAll(`[data-key-${verb}]`).forEach((b) => {
+      b.onclick = async () => {
+        const id = b.dataset[attr];
+        if (!confirm(`${verb[0].toUpperCase() + verb.slice(1)} key ${id}?`)) return;
+        try {
+          await api(verb === "revoke" ? "POST" : "DELETE", verb === "revoke" ? path(id) + "/revoke" : path(id));
+          again();
+        } catch (err) {
+          flash(err.message);
+        }
+      };
+    });
+  }
+}
+
 // ---- connect a new executor ----
 
 function connectSetup() {
@@ -570,7 +634,8 @@ function connectSetup() {
         <p><strong>API key</strong>, shown this once; it is stored hashed:</p>
         <div class="secret" id="connect-key">${esc(r.key)}</div>
         <p>Install command:</p><pre id="connect-command">${esc(cmd)}</pre>
-        <p class="muted">The executor appears under <a href="#/executors">Executors</a> after its first heartbeat.</p></div>`;
+        <p class="muted">The executor appears under <a href="#/executors">Executors</a> after its first heartbeat.
+        The key ${r.expiresAt ? "expires on " + esc(new Date(r.expiresAt).toISOString().slice(0, 10)) : "never expires"}; rotate it under <a href="#/keys">API keys</a>.</p></div>`;
     } catch (err) {
       flash(err.message);
     }

@@ -241,6 +241,31 @@ async fn console_manages_members_switches_organizations_and_signs_out() {
     assert_eq!(mia.me().await.unwrap_err().status(), Some(401));
     shot(&c, "7-members").await;
 
+    // API keys: rotate shows the new key once and revokes the old; a revoked key can be deleted
+    let old: Value = owner.call(novacula_client::Method::POST, "/api/v1/keys", Some(&json!({"label": "edge", "executor": "x-edge"}))).await.unwrap();
+    let old_id = old["id"].as_str().unwrap().to_string();
+    c.goto(&format!("{url}/#/keys")).await.unwrap();
+    let row = format!("tr[data-key='{old_id}']");
+    until(&c, &format!("{row} .badge"), "shows the key active", async |e| e.text().await.unwrap_or_default() == "active").await;
+    c.find(Locator::Css(&format!("{row} [data-key-rotate]"))).await.unwrap().click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    let shown = until(&c, "#rotated-key", "shows the new key", async |e| e.text().await.unwrap_or_default().starts_with("nvk_")).await.text().await.unwrap();
+    let fresh = novacula_client::HttpApi::new(&url, Some(shown)).unwrap();
+    fresh.sync_executor(&live::sync_request("x-edge")).await.unwrap();
+    until(&c, &format!("{row} .badge"), "shows the old key revoked", async |e| e.text().await.unwrap_or_default() == "revoked").await;
+    shot(&c, "7b-keys-rotated").await;
+    c.find(Locator::Css(&format!("{row} [data-key-delete]"))).await.unwrap().click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    for _ in 0..50 {
+        if c.find(Locator::Css(&row)).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(c.find(Locator::Css(&row)).await.is_err(), "the deleted key is gone");
+    let keys: Vec<Value> = owner.get("/api/v1/keys").await.unwrap();
+    assert!(keys.iter().all(|k| k["id"] != old_id.as_str()));
+
     // the organization switcher: in globex alice is a member, so she adds nobody there
     let switch = until(&c, "#org-switch", "offers two organizations", async |e| e.is_displayed().await.unwrap_or(false)).await;
     assert!(switch.text().await.unwrap().contains("globex (member)"));

@@ -89,6 +89,69 @@ async fn roles_limit_what_users_may_do() {
 }
 
 #[tokio::test]
+async fn api_keys_expire_rotate_in_one_step_and_are_deleted_once_revoked() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let day = Duration::from_secs(24 * 3600);
+    let create = |body: Value| {
+        let alice = alice.clone();
+        async move { alice.call::<_, Value>(Method::POST, "/api/v1/keys", Some(&body)).await }
+    };
+    // a year by default; a lifetime, or none, when asked; nonsense refused
+    let default = create(json!({"label": "d"})).await.unwrap();
+    assert_eq!(default["expiresAt"].as_u64(), Some(T0.plus(day * 365).0));
+    assert_eq!(create(json!({"neverExpires": true})).await.unwrap()["expiresAt"], Value::Null);
+    for bad in [json!({"expiresInDays": 0}), json!({"expiresInDays": 3651})] {
+        assert_eq!(create(bad.clone()).await.unwrap_err().status(), Some(400), "{bad}");
+    }
+    assert_eq!(create(json!({"expiresInDays": 5, "neverExpires": true})).await.unwrap_err().status(), Some(422));
+    let short = create(json!({"label": "edge", "executor": "edge-1", "expiresInDays": 2})).await.unwrap();
+    let exec = HttpApi::new(&cp.url, Some(short["key"].as_str().unwrap().into())).unwrap();
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+
+    // rotation: one call; the old key is refused at once, the new one speaks for the same executor
+    cp.advance(day);
+    let id = short["id"].as_str().unwrap();
+    let rotated: Value = alice.call::<(), _>(Method::POST, &format!("/api/v1/keys/{id}/rotate"), None).await.unwrap();
+    let record = &rotated;
+    assert_eq!(record["executor"], "edge-1", "the binding is kept");
+    assert_eq!(record["label"], format!("edge (rotated {})", T0.plus(day).utc_date()));
+    assert_eq!(record["expiresAt"].as_u64(), Some(T0.plus(day * 3).0), "the same two-day lifetime, from now");
+    assert_eq!(exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err().status(), Some(401));
+    let fresh = HttpApi::new(&cp.url, Some(rotated["key"].as_str().unwrap().into())).unwrap();
+    fresh.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let keys: Vec<Value> = alice.get("/api/v1/keys").await.unwrap();
+    let of = |id: &str| keys.iter().find(|k| k["id"] == id).unwrap().clone();
+    assert!(of(id)["revokedAt"].is_u64());
+    assert_eq!(of(record["id"].as_str().unwrap())["lastUsedBy"], "edge-1", "last use moved to the new key within a heartbeat");
+    let kinds = kinds(&events(&alice, 0).await);
+    assert!(kinds.contains(&"apikey.rotated".to_string()) && kinds.contains(&"apikey.revoked".to_string()), "{kinds:?}");
+    let again = alice.call::<(), Value>(Method::POST, &format!("/api/v1/keys/{id}/rotate"), None).await.unwrap_err();
+    assert_eq!(again.status(), Some(409), "a revoked key is not rotated: {again}");
+
+    // expiry: past it the key is refused and shown expired
+    cp.advance(day * 3);
+    let e = fresh.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err();
+    assert!(e.status() == Some(401) && e.to_string().contains("expired"), "{e}");
+    let keys: Vec<Value> = alice.get("/api/v1/keys").await.unwrap();
+    assert_eq!(keys.iter().find(|k| k["id"] == record["id"]).unwrap()["expired"], true);
+    assert_eq!(keys.iter().find(|k| k["id"] == default["id"]).unwrap()["expired"], false);
+
+    // delete: revoke first, delete second
+    let new_id = record["id"].as_str().unwrap();
+    let active = alice.call_empty::<()>(Method::DELETE, &format!("/api/v1/keys/{new_id}"), None).await.unwrap_err();
+    assert!(active.status() == Some(409) && active.to_string().contains("revoke it first"), "{active}");
+    alice.call_empty::<()>(Method::DELETE, &format!("/api/v1/keys/{id}"), None).await.unwrap();
+    let keys: Vec<Value> = alice.get("/api/v1/keys").await.unwrap();
+    assert!(keys.iter().all(|k| k["id"] != id));
+    assert_eq!(alice.call_empty::<()>(Method::DELETE, &format!("/api/v1/keys/{id}"), None).await.unwrap_err().status(), Some(404));
+    // globex cannot touch acme's keys
+    let bob = cp.login("bob").await;
+    assert_eq!(bob.call::<(), Value>(Method::POST, &format!("/api/v1/keys/{new_id}/rotate"), None).await.unwrap_err().status(), Some(404));
+    cp.stop().await;
+}
+
+#[tokio::test]
 async fn api_keys_shown_once_revocable_rotatable_and_tracked() {
     let cp = Cp::with_orgs(Config::default()).await;
     let alice = cp.login("alice").await;
@@ -117,7 +180,7 @@ async fn api_keys_shown_once_revocable_rotatable_and_tracked() {
     new.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
     old.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
     let old_id = created["id"].as_str().unwrap();
-    alice.call::<(), Value>(Method::DELETE, &format!("/api/v1/keys/{old_id}"), None).await.unwrap();
+    alice.call::<(), Value>(Method::POST, &format!("/api/v1/keys/{old_id}/revoke"), None).await.unwrap();
     assert_eq!(old.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err().status(), Some(401));
     new.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
 

@@ -83,7 +83,7 @@ async fn revoked_key_stays_revoked_after_inflight_sync() {
     // The interleaving, forced: a sync authenticated the key (its read
     // transaction), then the revocation commits, then the sync writes.
     let authenticated: ApiKey = cp.state.store.read(|r| r.get(API_KEYS, &id)).unwrap().unwrap();
-    let _: Value = alice.call::<(), _>(Method::DELETE, &format!("/api/v1/keys/{id}"), None).await.unwrap();
+    let _: Value = alice.call::<(), _>(Method::POST, &format!("/api/v1/keys/{id}/revoke"), None).await.unwrap();
     let req: SyncExecutorRequest = sync_req("edge-1", ExecutorKind::Agent, "1.0.0");
     let answer = novacula_control_plane::api::protocol::sync(axum::extract::State(cp.state.clone()), ExecutorKey { key: authenticated }, ApiJson(req)).await;
     let err = answer.err().expect("the in-flight sync must fail");

@@ -220,6 +220,8 @@ pub const ROUTES: &[Route] = {
         r("POST", "/api/v1/users/{username}/enable", ManageMembers),
         r("GET", "/api/v1/keys", Read),
         r("POST", "/api/v1/keys", ManageExecutors),
+        r("POST", "/api/v1/keys/{id}/revoke", ManageExecutors),
+        r("POST", "/api/v1/keys/{id}/rotate", ManageExecutors),
         r("DELETE", "/api/v1/keys/{id}", ManageExecutors),
         r("GET", "/api/v1/executors", Read),
         r("GET", "/api/v1/executors/{name}", Read),

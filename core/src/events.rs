@@ -15,5 +15,9 @@ pub const EXECUTOR_REACTIVATED: &str = "executor.reactivated";
 pub const EXECUTOR_UPGRADE_SET: &str = "executor.upgrade.set";
 pub const API_KEY_CREATED: &str = "apikey.created";
 pub const API_KEY_REVOKED: &str = "apikey.revoked";
+/// A key replaced by a new one (`keyId`: the new, `replaces`: the old, revoked).
+pub const API_KEY_ROTATED: &str = "apikey.rotated";
+/// A revoked key's record removed.
+pub const API_KEY_DELETED: &str = "apikey.deleted";
 /// A fresh key was bound to the executor of its first sync.
 pub const API_KEY_BOUND: &str = "apikey.bound";

@@ -27,6 +27,20 @@ impl Timestamp {
     pub fn plus(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(d.as_millis() as u64))
     }
+
+    /// The UTC calendar date, `YYYY-MM-DD` (Howard Hinnant's `civil_from_days`).
+    pub fn utc_date(self) -> String {
+        let z = (self.0 / 86_400_000) as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!("{year:04}-{month:02}-{day:02}")
+    }
 }
 
 #[cfg(test)]
@@ -38,5 +52,13 @@ mod tests {
         assert_eq!(Timestamp(1_000).since(Timestamp(5_000)), Duration::ZERO);
         assert_eq!(Timestamp(5_000).since(Timestamp(1_000)), Duration::from_secs(4));
         assert_eq!(Timestamp(1).plus(Duration::from_secs(1)), Timestamp(1_001));
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(Timestamp(0).utc_date(), "1970-01-01");
+        assert_eq!(Timestamp(951_782_400_000).utc_date(), "2000-02-29");
+        assert_eq!(Timestamp(1_796_215_994_581).utc_date(), "2026-12-02");
+        assert_eq!(Timestamp(1_796_169_599_999).utc_date(), "2026-12-01", "the last millisecond of a day");
     }
 }

@@ -229,7 +229,11 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
         let (admin, url, executors, caps, pool) = (a.clone(), url.clone(), ex.clone(), caps.clone(), pool.clone());
         async move {
             let name = executor_name(i);
-            let key = admin.create_key(&CreateKeyRequest { label: name.clone(), executor: Some(name.clone()) }).await.map_err(call_err("create key"))?.key;
+            let key = admin
+                .create_key(&CreateKeyRequest { label: name.clone(), executor: Some(name.clone()), ..Default::default() })
+                .await
+                .map_err(call_err("create key"))?
+                .key;
             let e = Emulated::new(&url, key, name.clone(), i as u64, pool.as_ref()).map_err(call_err("client"))?;
             // The first sync carries the capabilities; the next ones, as an
             // agent's, the digest the control plane answered with.

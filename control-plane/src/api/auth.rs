@@ -150,9 +150,7 @@ impl FromRequestParts<Arc<AppState>> for ExecutorKey {
         if !ct_eq(&key.secret_hash, &sha256_hex(secret)) {
             return Err(invalid());
         }
-        if key.revoked_at.is_some() {
-            return Err(ApiError::unauthorized("API key has been revoked"));
-        }
+        key.state(state.now()).usable().map_err(|e| ApiError::unauthorized(e.to_string()))?;
         Ok(ExecutorKey { key })
     }
 }

@@ -100,6 +100,8 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(users::enable))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(keys::delete))
         .routes(routes!(executors::list))
         .routes(routes!(executors::get))
         .routes(routes!(executors::deactivate))

@@ -1,4 +1,5 @@
-//! API keys: issued (the secret shown once), stored hashed, revoked.
+//! API keys: issued (the secret shown once), stored hashed, expiring,
+//! rotated, revoked, deleted.
 
 use super::credentials::new_api_key;
 use super::events::{self, data, NewEvent};
@@ -7,10 +8,36 @@ use crate::state::AppState;
 use crate::store::model::{key_view, ApiKey, ApiKeyView, KeyUsage};
 use crate::store::{Write, API_KEYS, KEY_USAGE};
 use novacula_core::validate::valid_name;
-use novacula_core::wire::{CreateKeyRequest, CreatedKey};
+use novacula_core::wire::{CreateKeyRequest, CreatedKey, KEY_LIFETIME_DAYS_DEFAULT, KEY_LIFETIME_DAYS_MAX};
 use novacula_core::{events as ev, Timestamp};
 
-/// Create and store a key; returns the full secret (never stored) and the record.
+/// A fresh key: the full secret (shown once, never stored) and its record.
+fn new_key(
+    entropy: &dyn novacula_core::entropy::Entropy,
+    org: &str,
+    label: String,
+    executor: Option<String>,
+    expires_at: Option<Timestamp>,
+    created_by: &str,
+    now: Timestamp,
+) -> (String, ApiKey) {
+    let (id, full, hash) = new_api_key(entropy);
+    let record = ApiKey {
+        id,
+        org_id: org.to_string(),
+        label,
+        executor,
+        secret_hash: hash,
+        created_at: now,
+        created_by: created_by.to_string(),
+        revoked_at: None,
+        expires_at,
+    };
+    (full, record)
+}
+
+/// Create and store a key that never expires (the simulator's fleets);
+/// returns the full secret (never stored) and the record.
 pub fn issue(
     store: &crate::Store,
     entropy: &dyn novacula_core::entropy::Entropy,
@@ -20,33 +47,21 @@ pub fn issue(
     created_by: &str,
     now: Timestamp,
 ) -> Result<(String, ApiKey), crate::store::StoreError> {
-    let (id, full, hash) = new_api_key(entropy);
-    let record = ApiKey {
-        id: id.clone(),
-        org_id: org.to_string(),
-        label,
-        executor,
-        secret_hash: hash,
-        created_at: now,
-        created_by: created_by.to_string(),
-        revoked_at: None,
-    };
+    let (full, record) = new_key(entropy, org, label, executor, None, created_by, now);
+    let actor = format!("user:{created_by}");
     store.write(|w| {
-        w.put(API_KEYS, &id, &record)?;
-        events::record(
-            w,
-            org,
-            now,
-            NewEvent {
-                kind: ev::API_KEY_CREATED,
-                node: None,
-                executor: record.executor.as_deref(),
-                actor: &format!("user:{created_by}"),
-                data: data([("keyId", id.clone())]),
-            },
-        )
+        w.put(API_KEYS, &record.id, &record)?;
+        events::record(w, org, now, created_event(&record, ev::API_KEY_CREATED, &actor, None))
     })?;
     Ok((full, record))
+}
+
+fn created_event<'a>(record: &'a ApiKey, kind: &'static str, actor: &'a str, extra: Option<(&'static str, String)>) -> NewEvent<'a> {
+    let mut d = data([("keyId", record.id.clone())]);
+    if let Some((k, v)) = extra {
+        d.insert(k.to_string(), v);
+    }
+    NewEvent { kind, node: None, executor: record.executor.as_deref(), actor, data: d }
 }
 
 /// Revoke inside a transaction; `false` if it was already revoked.
@@ -65,6 +80,21 @@ pub fn revoke_in(w: &mut Write, key: &mut ApiKey, now: Timestamp, actor: &str) -
     Ok(true)
 }
 
+/// When a key asked for by `req` at `now` stops working.
+fn expiry(req: &CreateKeyRequest, now: Timestamp) -> Result<Option<Timestamp>> {
+    match (req.never_expires, req.expires_in_days) {
+        // Well-formed (the document cannot say "not both"), but not valid: 422.
+        (true, Some(_)) => Err(ServiceError::Invalid { message: "give either expiresInDays or neverExpires, not both".into(), details: vec![] }),
+        (true, None) => Ok(None),
+        (false, Some(d)) if d == 0 || d > KEY_LIFETIME_DAYS_MAX => {
+            Err(ServiceError::BadInput(format!("expiresInDays must be from 1 to {KEY_LIFETIME_DAYS_MAX}")))
+        }
+        (false, days) => Ok(Some(now.plus(DAY * days.unwrap_or(KEY_LIFETIME_DAYS_DEFAULT)))),
+    }
+}
+
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// A new key of `org`, created by `username`.
 pub fn create(s: &AppState, org: &str, username: &str, req: CreateKeyRequest) -> Result<CreatedKey> {
     if let Some(e) = req.executor.as_deref().filter(|e| !valid_name(e)) {
@@ -73,17 +103,30 @@ pub fn create(s: &AppState, org: &str, username: &str, req: CreateKeyRequest) ->
     if req.label.chars().count() > 200 {
         return Err(ServiceError::BadInput("label must be at most 200 characters".into()));
     }
-    let (full, record) = issue(&s.store, s.entropy.as_ref(), org, req.label, req.executor, username, s.now())?;
-    Ok(CreatedKey { key: full, record: key_view(&record, None) })
+    let now = s.now();
+    let expires_at = expiry(&req, now)?;
+    let (full, record) = new_key(s.entropy.as_ref(), org, req.label, req.executor, expires_at, username, now);
+    let actor = format!("user:{username}");
+    s.store.write(|w| {
+        w.put(API_KEYS, &record.id, &record)?;
+        events::record(w, org, now, created_event(&record, ev::API_KEY_CREATED, &actor, None))
+    })?;
+    Ok(CreatedKey { key: full, record: key_view(&record, None, now) })
+}
+
+/// Key `id` of `org`, or 404.
+fn key_of(w: &Write, org: &str, id: &str) -> Result<ApiKey> {
+    w.get(API_KEYS, id)?.filter(|k: &ApiKey| k.org_id == org).ok_or_else(|| ServiceError::NotFound(format!("API key {id:?} not found")))
 }
 
 /// Every key of `org`, with its last use.
 pub fn list(s: &AppState, org: &str) -> Result<Vec<ApiKeyView>> {
+    let now = s.now();
     Ok(s.store.read(|r| {
         let all: Vec<(String, ApiKey)> = r.scan(API_KEYS, "")?;
         let keys: Vec<ApiKey> = all.into_iter().map(|(_, k)| k).filter(|k| k.org_id == org).collect();
         let usage: Vec<Option<KeyUsage>> = r.get_many(KEY_USAGE, &keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>())?;
-        Ok::<_, crate::store::StoreError>(keys.iter().zip(usage).map(|(k, u)| key_view(k, s.liveness.key_usage(&k.id, u))).collect())
+        Ok::<_, crate::store::StoreError>(keys.iter().zip(usage).map(|(k, u)| key_view(k, s.liveness.key_usage(&k.id, u), now)).collect())
     })?)
 }
 
@@ -91,10 +134,46 @@ pub fn list(s: &AppState, org: &str) -> Result<Vec<ApiKeyView>> {
 pub fn revoke(s: &AppState, org: &str, id: &str, actor: &str) -> Result<ApiKeyView> {
     let now = s.now();
     s.store.write(|w| {
-        let mut key: ApiKey =
-            w.get(API_KEYS, id)?.filter(|k: &ApiKey| k.org_id == org).ok_or_else(|| ServiceError::NotFound(format!("API key {id:?} not found")))?;
+        let mut key = key_of(w, org, id)?;
         revoke_in(w, &mut key, now, actor)?;
         let usage = s.liveness.key_usage(id, w.get(KEY_USAGE, id)?);
-        Ok(key_view(&key, usage))
+        Ok(key_view(&key, usage, now))
+    })
+}
+
+/// Replace key `id` at once: a new key with the same executor and lifetime
+/// (its label gets today's date) and the old one revoked, in one transaction.
+pub fn rotate(s: &AppState, org: &str, id: &str, username: &str) -> Result<CreatedKey> {
+    let now = s.now();
+    let actor = format!("user:{username}");
+    s.store.write(|w| {
+        let mut old = key_of(w, org, id)?;
+        if old.revoked_at.is_some() {
+            return Err(ServiceError::Conflict(format!("API key {id:?} is revoked; create a new key instead")));
+        }
+        let lifetime = old.expires_at.map(|t| t.since(old.created_at));
+        let base = old.label.split(" (rotated ").next().unwrap_or_default();
+        let label: String = format!("{base} (rotated {})", now.utc_date()).chars().take(200).collect();
+        let expires_at = lifetime.map(|l| now.plus(l));
+        let (full, new) = new_key(s.entropy.as_ref(), org, label, old.executor.clone(), expires_at, username, now);
+        w.put(API_KEYS, &new.id, &new)?;
+        events::record(w, org, now, created_event(&new, ev::API_KEY_ROTATED, &actor, Some(("replaces", old.id.clone()))))?;
+        revoke_in(w, &mut old, now, &actor)?;
+        Ok(CreatedKey { key: full, record: key_view(&new, None, now) })
+    })
+}
+
+/// Remove the record of a revoked key (revoke first, delete second).
+pub fn delete(s: &AppState, org: &str, id: &str, actor: &str) -> Result<()> {
+    let now = s.now();
+    s.store.write(|w| {
+        let key = key_of(w, org, id)?;
+        if key.revoked_at.is_none() {
+            return Err(ServiceError::Conflict(format!("API key {id:?} is active; revoke it first (POST /api/v1/keys/{id}/revoke)")));
+        }
+        w.remove(API_KEYS, id)?;
+        w.remove(KEY_USAGE, id)?;
+        events::record(w, org, now, created_event(&key, ev::API_KEY_DELETED, actor, None))?;
+        Ok(())
     })
 }

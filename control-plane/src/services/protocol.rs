@@ -8,7 +8,7 @@ use super::{Result, ServiceError};
 use crate::state::AppState;
 use crate::store::model::{ApiKey, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
 use crate::store::{key as store_key, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
-use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, KeyState, SyncRefusal};
+use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, SyncRefusal};
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{ReportRequest, ReportResponse, SpecPollResponse, SyncCapabilities, SyncExecutorRequest, SyncExecutorResponse};
@@ -77,7 +77,7 @@ fn heartbeat_only(
         let e: Option<ExecutorRow> = r.get(EXECUTORS, &store_key(&[&key.org_id, &req.name]))?;
         let (Some(key_row), Some(mut e)) = (k, e) else { return Ok(None) };
         s.liveness.overlay(&mut e);
-        let same = key_row.revoked_at.is_none()
+        let same = key_row.state(now).usable().is_ok()
             && key_row.executor.as_deref() == Some(req.name.as_str())
             && !e.deactivated
             && e.api_key_id == key.id
@@ -121,17 +121,14 @@ fn durable_sync(
         s.liveness.overlay(e);
     }
     let actor = format!("executor:{}", req.name);
-    let admission = admit_sync(
-        KeyState { revoked: key_row.revoked_at.is_some(), bound_to: key_row.executor.as_deref() },
-        existing.as_ref().map(|e| ExistingExecutor { kind: e.kind, deactivated: e.deactivated }),
-        &req.name,
-        req.kind,
-    )
-    .map_err(|e| match e {
-        SyncRefusal::KeyRevoked => ServiceError::Unauthenticated(e.to_string()),
-        SyncRefusal::KindChanged { .. } => ServiceError::Conflict(e.to_string()),
-        SyncRefusal::KeyBoundElsewhere { .. } | SyncRefusal::Deactivated { .. } => ServiceError::Forbidden(e.to_string()),
-    })?;
+    let admission =
+        admit_sync(key_row.state(now), existing.as_ref().map(|e| ExistingExecutor { kind: e.kind, deactivated: e.deactivated }), &req.name, req.kind).map_err(
+            |e| match e {
+                SyncRefusal::KeyRevoked | SyncRefusal::KeyExpired => ServiceError::Unauthenticated(e.to_string()),
+                SyncRefusal::KindChanged { .. } => ServiceError::Conflict(e.to_string()),
+                SyncRefusal::KeyBoundElsewhere { .. } | SyncRefusal::Deactivated { .. } => ServiceError::Forbidden(e.to_string()),
+            },
+        )?;
     if admission.bind_key {
         key_row.executor = Some(req.name.clone());
         w.put(API_KEYS, &key_row.id.clone(), &key_row)?;
@@ -200,8 +197,7 @@ fn durable_sync(
 
 /// The executor behind a key for node queries: it must have synced, be active and in support.
 pub fn node_caller(s: &AppState, key: &ApiKey, name: &str) -> Result<ExecutorRow> {
-    key_speaks_for(KeyState { revoked: key.revoked_at.is_some(), bound_to: key.executor.as_deref() }, name)
-        .map_err(|e| ServiceError::Forbidden(e.to_string()))?;
+    key_speaks_for(key.state(s.now()), name).map_err(|e| ServiceError::Forbidden(e.to_string()))?;
     let exec: ExecutorRow = s
         .store
         .read(|r| r.get(EXECUTORS, &store_key(&[&key.org_id, name])))?

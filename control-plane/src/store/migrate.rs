@@ -20,8 +20,8 @@ pub const SCHEMA_VERSION_KEY: &str = SCHEMA_VERSION;
 /// capabilities. 5: executors' capabilities in a table of their own.
 /// 6: the roles of Novacula (owner, admin, operator, member). 7: users
 /// belong to organizations through memberships; sessions name their
-/// organization; users can be disabled.
-pub const CURRENT: u64 = 7;
+/// organization; users can be disabled. 8: API keys expire.
+pub const CURRENT: u64 = 8;
 
 pub fn run(w: &mut Write) -> Result<()> {
     let version = w.counter(SCHEMA_VERSION)?.max(1);
@@ -42,6 +42,9 @@ pub fn run(w: &mut Write) -> Result<()> {
     }
     if version < 7 {
         v6_to_v7(w)?;
+    }
+    if version < 8 {
+        v7_to_v8(w)?;
     }
     w.set_counter(SCHEMA_VERSION, CURRENT)
 }
@@ -553,6 +556,47 @@ pub mod v5 {
     }
 }
 
+/// Shapes of schema version 7 (and of 2 to 6: the key did not change).
+pub mod v7 {
+    use super::*;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ApiKey {
+        pub id: String,
+        pub org_id: String,
+        pub label: String,
+        pub executor: Option<String>,
+        pub secret_hash: String,
+        pub created_at: Timestamp,
+        pub created_by: String,
+        pub revoked_at: Option<Timestamp>,
+    }
+}
+
+/// Keys may expire. Those issued before did not say so: they never expire
+/// (a fleet's heartbeats do not stop on upgrade); rotate them to set one.
+fn v7_to_v8(w: &mut Write) -> Result<()> {
+    let keys: Vec<(String, v7::ApiKey)> = w.scan(API_KEYS, "")?;
+    for (id, k) in &keys {
+        let key = ApiKey {
+            id: k.id.clone(),
+            org_id: k.org_id.clone(),
+            label: k.label.clone(),
+            executor: k.executor.clone(),
+            secret_hash: k.secret_hash.clone(),
+            created_at: k.created_at,
+            created_by: k.created_by.clone(),
+            revoked_at: k.revoked_at,
+            expires_at: None,
+        };
+        w.put(API_KEYS, id, &key)?;
+    }
+    if !keys.is_empty() {
+        tracing::info!(keys = keys.len(), "migrated the database to schema version 8 (API keys may expire; existing ones do not)");
+    }
+    Ok(())
+}
+
 /// Shapes of schema version 6.
 pub mod v6 {
     use super::*;
@@ -698,7 +742,7 @@ fn v1_to_v2(w: &mut Write) -> Result<()> {
         if let (Some(at), Some(by)) = (k.last_used_at, k.last_used_by) {
             w.put(KEY_USAGE, &id, &KeyUsage { at, by })?;
         }
-        let key = ApiKey {
+        let key = v7::ApiKey {
             id: k.id,
             org_id: k.org_id,
             label: k.label,
@@ -734,7 +778,7 @@ fn v1_to_v2(w: &mut Write) -> Result<()> {
         let spec = novacula_core::wire::UpgradeSpec { channel: u.spec.channel, version: u.spec.version, artifact: u.spec.artifact, sha256: None };
         w.put(UPGRADES, &k, &UpgradeRow { kind: u.kind, spec, set_at: u.set_at, set_by: u.set_by })?;
     }
-    if !w.scan::<ApiKey>(API_KEYS, "")?.is_empty() {
+    if !w.scan::<v7::ApiKey>(API_KEYS, "")?.is_empty() {
         tracing::info!("migrated the database to schema version 2 (key usage, key binding, program allowlists)");
     }
     Ok(())
@@ -1037,6 +1081,7 @@ mod tests {
             let keys: Vec<(String, ApiKey)> = s.read(|r| r.scan(API_KEYS, "")).unwrap();
             assert_eq!(keys.len(), 1);
             assert_eq!(keys[0].1.executor.as_deref(), Some("edge-1"));
+            assert_eq!(keys[0].1.expires_at, None, "keys of before never expire");
             let sessions: Vec<(String, Session)> = s.read(|r| r.scan(SESSIONS, "")).unwrap();
             assert_eq!(sessions.len(), 1, "alice's session of the API calls");
             assert_eq!((sessions[0].1.username.as_str(), sessions[0].1.org_id.as_str()), ("alice", "acme"));

@@ -62,6 +62,15 @@ pub struct ApiKey {
     pub created_at: Timestamp,
     pub created_by: String,
     pub revoked_at: Option<Timestamp>,
+    /// It stops working then; `None`: never.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl ApiKey {
+    /// What core's admission rules need to know of this key, as of `now`.
+    pub fn state(&self, now: Timestamp) -> novacula_core::admission::KeyState<'_> {
+        novacula_core::admission::KeyState::at(self.revoked_at, self.expires_at, self.executor.as_deref(), now)
+    }
 }
 
 /// When and by whom a key was last used: its own row, so a heartbeat never
@@ -171,8 +180,8 @@ pub fn user_view(u: &User, org: &str, m: &Member, manageable: bool) -> UserView 
     UserView { username: u.username.clone(), org_id: org.to_string(), role: m.role, created_at: u.created_at, disabled: u.disabled, manageable }
 }
 
-/// How the API shows a stored key and its last use.
-pub fn key_view(k: &ApiKey, usage: Option<KeyUsage>) -> ApiKeyView {
+/// How the API shows a stored key and its last use, as of `now`.
+pub fn key_view(k: &ApiKey, usage: Option<KeyUsage>, now: Timestamp) -> ApiKeyView {
     ApiKeyView {
         id: k.id.clone(),
         label: k.label.clone(),
@@ -180,6 +189,8 @@ pub fn key_view(k: &ApiKey, usage: Option<KeyUsage>) -> ApiKeyView {
         created_at: k.created_at,
         created_by: k.created_by.clone(),
         revoked_at: k.revoked_at,
+        expires_at: k.expires_at,
+        expired: k.state(now).expired,
         last_used_at: usage.as_ref().map(|u| u.at),
         last_used_by: usage.map(|u| u.by),
     }

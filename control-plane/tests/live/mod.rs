@@ -92,6 +92,18 @@ pub async fn key_for(user: &HttpApi, name: &str) -> String {
 }
 
 /// Create a user of `role` in alice's org, with the shared password.
+/// A first sync of agent `name` (1.0.0, no capabilities).
+pub fn sync_request(name: &str) -> novacula_core::wire::SyncExecutorRequest {
+    novacula_core::wire::SyncExecutorRequest {
+        name: name.into(),
+        kind: ExecutorKind::Agent,
+        version: "1.0.0".into(),
+        channel: Channel::Stable,
+        capabilities: Some(Default::default()),
+        capabilities_digest: None,
+    }
+}
+
 pub async fn add_user(owner: &HttpApi, name: &str, role: &str) {
     let _: Value = owner.call(Method::POST, "/api/v1/users", Some(&json!({"username": name, "password": PASSWORD, "role": role}))).await.unwrap();
 }

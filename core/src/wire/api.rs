@@ -134,7 +134,19 @@ pub struct CreateKeyRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(schema_with = super::text::key_executor))]
     pub executor: Option<String>,
+    /// Days until the key stops working (default 365); see `neverExpires`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
+    pub expires_in_days: Option<u32>,
+    /// A key that never expires (`expiresInDays` must then be absent).
+    #[serde(default)]
+    pub never_expires: bool,
 }
+
+/// Keys live a year unless asked otherwise.
+pub const KEY_LIFETIME_DAYS_DEFAULT: u32 = 365;
+/// The longest lifetime a key may be given in days (ten years).
+pub const KEY_LIFETIME_DAYS_MAX: u32 = 3650;
 
 /// An API key as the API shows it (no secret, no hash).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -147,6 +159,10 @@ pub struct ApiKeyView {
     pub created_at: Timestamp,
     pub created_by: String,
     pub revoked_at: Option<Timestamp>,
+    /// When it stops working; `null`: never.
+    pub expires_at: Option<Timestamp>,
+    /// Past `expiresAt` now: refused.
+    pub expired: bool,
     pub last_used_at: Option<Timestamp>,
     pub last_used_by: Option<String>,
 }
