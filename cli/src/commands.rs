@@ -7,7 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use novacula_client::{ClientError, HttpApi};
 use novacula_core::authz::Role;
 use novacula_core::lifecycle::LifecycleAction;
-use novacula_core::wire::{ApiKeyView, CreateKeyRequest, CreateUserRequest, EventView, ExecutorView, MeView, NodeView, UserView};
+use novacula_core::wire::{ApiKeyView, AuditEntry, CreateKeyRequest, CreateUserRequest, EventView, ExecutorView, MeView, NodeView, UserView};
 use novacula_core::{NodeSpec, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -67,6 +67,24 @@ pub enum ClientCommand {
     /// Nodes: deploy, inspect and drive their lifecycle.
     #[command(subcommand)]
     Nodes(NodesCmd),
+    /// The audit log, newest first: who changed what, through what (owners and admins; --mine for your own).
+    Audit {
+        /// Only entries by this actor (a username or an API key id).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, e.g. user.role.changed, apikey.rotated, node.lifecycle.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only entries about this target (a username, key id, executor or node name).
+        #[arg(long)]
+        target: Option<String>,
+        /// Only your own activity (any role).
+        #[arg(long, conflicts_with_all = ["actor", "action", "target"])]
+        mine: bool,
+        /// Show at most this many entries.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=500))]
+        limit: u64,
+    },
     /// The organization's events feed, oldest first.
     Events {
         /// Only events of this node.
@@ -251,7 +269,7 @@ fn client(g: &Global, need_token: bool) -> Result<HttpApi, Failure> {
     if need_token && token.is_none() {
         return Err(format!("not signed in to {server}; run `novacula login` (or set NOVACULA_TOKEN)").into());
     }
-    Ok(HttpApi::with_ca(&server, token, g.ca_file.as_deref())?.with_org(org))
+    Ok(HttpApi::with_ca(&server, token, g.ca_file.as_deref())?.with_org(org).with_client_name("cli"))
 }
 
 fn api_err(e: ClientError) -> String {
@@ -420,6 +438,23 @@ fn keys_table(list: &[ApiKeyView]) -> String {
         vec![k.id.clone(), k.label.clone(), opt(k.executor.as_deref()), state.into(), expires, ago(k.last_used_at)]
     });
     table(&["ID", "LABEL", "EXECUTOR", "STATE", "EXPIRES", "LAST USED"], rows.collect())
+}
+
+fn audit_table(entries: &[AuditEntry]) -> String {
+    let rows = entries.iter().map(|e| {
+        let details: Vec<String> = e.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let source = serde_json::to_value(e.source).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        vec![
+            e.seq.to_string(),
+            ago(Some(e.at)),
+            e.actor_name.clone(),
+            e.action.as_str().into(),
+            format!("{}:{}", e.target_kind, e.target_id),
+            source,
+            details.join(" "),
+        ]
+    });
+    table(&["SEQ", "WHEN", "ACTOR", "ACTION", "TARGET", "VIA", "DETAILS"], rows.collect())
 }
 
 fn users_table(list: &[UserView]) -> String {
@@ -605,6 +640,12 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
                 }
             };
             print(&g, &node.map_err(api_failed)?, node_detail);
+        }
+        ClientCommand::Audit { actor, action, target, mine, limit } => {
+            let api = client(&g, true)?;
+            let limit = limit as usize;
+            let page = if mine { api.my_activity(0, limit).await } else { api.audit(0, limit, &novacula_client::AuditFilter { actor, action, target }).await };
+            print(&g, &page.map_err(api_failed)?.entries, |l| audit_table(l));
         }
         ClientCommand::Events { node, kind, limit, follow } => {
             let api = client(&g, true)?;

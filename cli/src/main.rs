@@ -86,6 +86,9 @@ struct ServeArgs {
     /// At most this many events are kept per organization; the oldest go first.
     #[arg(long, env = "NOVACULA_EVENT_RETENTION_COUNT", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..))]
     event_retention_count: u64,
+    /// Audit entries (who changed what) older than this many days are removed.
+    #[arg(long, env = "NOVACULA_AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=36500))]
+    audit_retention_days: u64,
     /// Open connections at most; more wait until one closes (each executor holds one).
     #[arg(long, env = "NOVACULA_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
@@ -133,6 +136,7 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
             max_age: std::time::Duration::from_secs(a.event_retention_days * 24 * 3600),
             max_count: a.event_retention_count,
         },
+        audit_retention: std::time::Duration::from_secs(a.audit_retention_days * 24 * 3600),
         ..Config::default()
     };
     config.http.connections_max = a.max_connections as usize;

@@ -145,6 +145,9 @@ async fn cli_connects_an_agent_deploys_and_stops_a_node() {
     let o = run(&url, &cfg, &["users", "create", "x", "--role", "viewer", "--password", PASSWORD]).await;
     assert!(!o.ok && o.stderr.contains("operator"), "an unknown role names the known ones: {}", o.stderr);
     add_user(&owner, "vera", "member").await;
+    let audit = ok(&url, &cfg, &["audit", "--action", "user.created"]).await;
+    let row = audit.lines().find(|l| l.contains("user:olga")).unwrap_or_else(|| panic!("{audit}"));
+    assert!(row.contains("user.created") && row.contains(" cli ") && row.contains("role=operator"), "{audit}");
     let users = ok(&url, &cfg, &["users", "list"]).await;
     assert!(users.lines().any(|l| l.split_whitespace().take(2).eq(["olga", "operator"])), "{users}");
     let ocfg = dir.path().join("operator.json");

@@ -12,9 +12,9 @@ use hyper_util::rt::TokioExecutor;
 use novacula_core::authz::Role;
 use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::{
-    Alert, ApiError, ApiKeyView, CreateKeyRequest, CreateUserRequest, CreatedKey, DeployRequest, EditRequest, EventsPage, ExecutorView, LifecycleRequest,
-    LoginRequest, LoginResponse, MeView, NodeView, OrgMembershipView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest, SpecPollResponse,
-    SyncExecutorRequest, SyncExecutorResponse, TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
+    Alert, ApiError, ApiKeyView, AuditPage, CreateKeyRequest, CreateUserRequest, CreatedKey, DeployRequest, EditRequest, EventsPage, ExecutorView,
+    LifecycleRequest, LoginRequest, LoginResponse, MeView, NodeView, OrgMembershipView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest,
+    SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse, TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
 };
 use novacula_core::NodeSpec;
 use novacula_core::ObservedNodeState;
@@ -88,6 +88,8 @@ pub struct HttpApi<C = Connector> {
     token: Option<String>,
     /// The organization requests work in (`X-Novacula-Org`), else the session's.
     org: Option<String>,
+    /// Who sends the requests (`X-Novacula-Client`: `cli`, `console`), for the audit log.
+    client_name: Option<&'static str>,
     client: Client<C, Full<Bytes>>,
     timeout: Duration,
 }
@@ -104,6 +106,14 @@ impl HttpApi<Connector> {
     pub fn with_ca(base: &str, token: Option<String>, ca_file: Option<&Path>) -> Result<Self, ClientError> {
         Self::with_connector(base, token, connector(base.contains("https://"), ca_file)?)
     }
+}
+
+/// What `audit` shows of the log.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
 }
 
 /// Plain HTTP, or TLS trusting the system's roots plus `ca_file` when `https`.
@@ -250,7 +260,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         // Close idle connections well before the server would (it allows 30 s
         // between requests), so a request never races the server's close.
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector);
-        Ok(HttpApi { bases: Arc::new(bases), current: Default::default(), token, org: None, client, timeout: Duration::from_secs(15) })
+        Ok(HttpApi { bases: Arc::new(bases), current: Default::default(), token, org: None, client_name: None, client, timeout: Duration::from_secs(15) })
     }
 
     pub fn with_token(mut self, token: Option<String>) -> Self {
@@ -261,6 +271,12 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     /// Work in organization `org` (one of the user's) instead of the session's.
     pub fn with_org(mut self, org: Option<String>) -> Self {
         self.org = org;
+        self
+    }
+
+    /// Name the program sending the requests (`cli`), which the audit log records as its source.
+    pub fn with_client_name(mut self, name: &'static str) -> Self {
+        self.client_name = Some(name);
         self
     }
 
@@ -294,6 +310,9 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         }
         if let Some(org) = &self.org {
             req = req.header("x-novacula-org", org);
+        }
+        if let Some(name) = self.client_name {
+            req = req.header("x-novacula-client", name);
         }
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
@@ -418,6 +437,22 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<UserView, ClientError> {
         let action = if disabled { "disable" } else { "enable" };
         self.call::<(), _>(Method::POST, &format!("/api/v1/users/{}/{action}", segment(username)), None).await
+    }
+
+    /// A page of the organization's audit log, newest first (`before` 0: from the newest).
+    pub async fn audit(&self, before: u64, limit: usize, filter: &AuditFilter) -> Result<AuditPage, ClientError> {
+        let mut q = format!("/api/v1/audit?before={before}&limit={limit}");
+        for (k, v) in [("actor", &filter.actor), ("action", &filter.action), ("target", &filter.target)] {
+            if let Some(v) = v {
+                q.push_str(&format!("&{k}={}", segment(v)));
+            }
+        }
+        self.get(&q).await
+    }
+
+    /// Your own recent activity in this organization.
+    pub async fn my_activity(&self, before: u64, limit: usize) -> Result<AuditPage, ClientError> {
+        self.get(&format!("/api/v1/me/activity?before={before}&limit={limit}")).await
     }
 
     /// Leave the organization this client works in.

@@ -27,7 +27,7 @@ function badge(text, cls, id) {
 class ApiError extends Error {}
 
 async function api(method, path, body) {
-  const headers = { "content-type": "application/json" };
+  const headers = { "content-type": "application/json", "x-novacula-client": "console" };
   const token = sessionStorage.getItem("novacula-token");
   if (token) headers.authorization = "Bearer " + token;
   const org = sessionStorage.getItem("novacula-org");
@@ -101,6 +101,7 @@ async function start() {
   $("#org-switch").hidden = orgs.length < 2;
   $("#org-name").textContent = me.orgId;
   $("#nav-connect").hidden = !can("manageExecutors");
+  $("#nav-audit").hidden = !can("readAudit");
   if (!location.hash || location.hash === "#/") location.hash = "#/nodes";
   else route();
 }
@@ -116,6 +117,7 @@ const views = {
   connect: { setup: connectSetup },
   members: { setup: membersSetup },
   keys: { setup: keysSetup },
+  audit: { setup: auditSetup },
   profile: { setup: profileSetup },
 };
 
@@ -534,7 +536,9 @@ function profileSetup() {
       <label>New password (at least 8 characters) <input id="password-new" type="password" autocomplete="new-password"></label>
       <div class="actions"><button id="password-submit">Change password</button></div>
       <p class="muted">Every other session of yours is signed out.</p>
-    </div>`;
+    </div>
+    <h2>Your recent activity in ${esc(me.orgId)}</h2><div id="my-activity"></div>`;
+  api("GET", "/me/activity?limit=20").then((page) => ($("#my-activity").innerHTML = auditTable(page.entries))).catch((err) => flash(err.message));
   $("#password-submit").onclick = async () => {
     const body = { currentPassword: $("#password-current").value, newPassword: $("#password-new").value };
     const r = await act(() => api("PUT", "/me/password", body));
@@ -543,6 +547,49 @@ function profileSetup() {
       flash("Password changed.");
     }
   };
+}
+
+// ---- audit log ----
+
+function auditTable(entries) {
+  const rows = entries
+    .map(
+      (e) => `<tr data-audit="${e.seq}"><td>${e.seq}</td><td>${new Date(e.at).toLocaleString()}</td><td>${esc(e.actorName)}</td><td>${esc(e.action)}</td>
+      <td>${esc(e.targetKind)} ${esc(e.targetId)}</td><td>${esc(e.source)}</td><td>${Object.entries(e.details || {}).map(([k, v]) => esc(k + "=" + v)).join(" ")}</td></tr>`
+    )
+    .join("");
+  return `<table><thead><tr><th>#</th><th>At</th><th>Actor</th><th>Action</th><th>Target</th><th>Via</th><th>Details</th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="7" class="muted">No entries.</td></tr>`}</tbody></table>`;
+}
+
+function auditSetup() {
+  $("#view").innerHTML = `<h1>Audit log</h1>
+    <form id="audit-filter" class="card actions">
+      <label>Actor <input id="audit-actor" placeholder="username or key id"></label>
+      <label>Action <input id="audit-action" placeholder="e.g. user.role.changed"></label>
+      <label>Target <input id="audit-target" placeholder="user, key, executor or node"></label>
+      <button id="audit-apply" type="submit">Filter</button>
+    </form><div id="audit"></div>`;
+  let before = 0;
+  const load = async () => {
+    const q = new URLSearchParams({ limit: "100", before: String(before) });
+    for (const f of ["actor", "action", "target"]) if ($("#audit-" + f).value.trim()) q.set(f, $("#audit-" + f).value.trim());
+    try {
+      const page = await api("GET", "/audit?" + q);
+      $("#audit").innerHTML = auditTable(page.entries) + `<div class="actions"><button id="audit-newest" class="secondary" ${before ? "" : "disabled"}>Newest</button>
+        <button id="audit-older" class="secondary" ${page.next ? "" : "disabled"}>Older</button></div>`;
+      $("#audit-older").onclick = () => { before = page.next; load(); };
+      $("#audit-newest").onclick = () => { before = 0; load(); };
+    } catch (err) {
+      flash(err.message);
+    }
+  };
+  $("#audit-filter").onsubmit = (ev) => {
+    ev.preventDefault();
+    before = 0;
+    load();
+  };
+  load();
 }
 
 // ---- API keys ----

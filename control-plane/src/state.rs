@@ -25,7 +25,9 @@ pub struct Config {
     pub login_address_limit: throttle::Limit,
     /// How long and how many events each organization keeps.
     pub event_retention: crate::services::events::Retention,
-    /// How often events past their retention are removed.
+    /// How long each organization's audit log keeps its entries.
+    pub audit_retention: Duration,
+    /// How often events, audit entries and sessions past their retention are removed.
     pub prune_interval: Duration,
     /// Store work runs on threads of its own (the blocking pool, the group
     /// commit), so a commit waiting for the disk never holds an async worker.
@@ -49,6 +51,7 @@ impl Default for Config {
             http: Default::default(),
             login_address_limit: throttle::ADDRESS_LIMIT,
             event_retention: Default::default(),
+            audit_retention: Duration::from_secs(365 * 24 * 3600),
             prune_interval: Duration::from_secs(60),
             store_threads: true,
             store_threads_max: 16,

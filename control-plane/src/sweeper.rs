@@ -230,6 +230,9 @@ pub async fn run(s: Arc<AppState>) {
             if let Err(e) = s.blocking(move |s| crate::services::events::prune(s, now)).await {
                 tracing::error!(error = %e, "event retention failed");
             }
+            if let Err(e) = s.blocking(move |s| crate::services::audit::prune(s, now)).await {
+                tracing::error!(error = %e, "audit retention failed");
+            }
             match s.blocking(move |s| crate::services::users::prune_sessions(s, now)).await {
                 Ok(0) => {}
                 Ok(removed) => tracing::info!(removed, "expired sessions removed"),

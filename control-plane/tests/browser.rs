@@ -232,6 +232,16 @@ async fn console_manages_members_switches_organizations_and_signs_out() {
     }
     assert_eq!(role_of("mia").await, "operator");
 
+    // the audit log says who added mia, through the console
+    c.goto(&format!("{url}/#/audit")).await.unwrap();
+    c.find(Locator::Css("#audit-action")).await.unwrap().send_keys("user.created").await.unwrap();
+    c.find(Locator::Css("#audit-apply")).await.unwrap().click().await.unwrap();
+    let entry = until(&c, "#audit tbody tr", "shows the entry", async |e| e.text().await.unwrap_or_default().contains("user.created")).await;
+    let text = entry.text().await.unwrap();
+    assert!(text.contains("alice") && text.contains("user mia") && text.contains("ui") && text.contains("role=member"), "{text}");
+    shot(&c, "6b-audit").await;
+    c.goto(&format!("{url}/#/members")).await.unwrap();
+
     // disabling mia ends her session at once
     let mia = live::login(&url, "mia").await;
     mia.me().await.unwrap();

@@ -38,16 +38,19 @@ pub enum Permission {
     ManageMembers,
     /// Hand the organization to another member.
     OwnOrganization,
+    /// Read the organization's audit log (who did what).
+    ReadAudit,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 7] = [
         Permission::Read,
         Permission::OperateNodes,
         Permission::ManageNodes,
         Permission::ManageExecutors,
         Permission::ManageMembers,
         Permission::OwnOrganization,
+        Permission::ReadAudit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,12 +61,13 @@ impl Permission {
             Permission::ManageExecutors => "manageExecutors",
             Permission::ManageMembers => "manageMembers",
             Permission::OwnOrganization => "ownOrganization",
+            Permission::ReadAudit => "readAudit",
         }
     }
 }
 
 /// The permission table: the roles that hold each permission.
-const TABLE: [(Permission, &[Role]); 6] = {
+const TABLE: [(Permission, &[Role]); 7] = {
     use Role::*;
     [
         (Permission::Read, &[Owner, Admin, Operator, Member]),
@@ -72,6 +76,7 @@ const TABLE: [(Permission, &[Role]); 6] = {
         (Permission::ManageExecutors, &[Owner, Admin]),
         (Permission::ManageMembers, &[Owner, Admin]),
         (Permission::OwnOrganization, &[Owner]),
+        (Permission::ReadAudit, &[Owner, Admin]),
     ]
 };
 
@@ -237,6 +242,8 @@ pub const ROUTES: &[Route] = {
         r("POST", "/api/v1/nodes/{name}/upgrade", ManageNodes),
         r("POST", "/api/v1/nodes/{name}/lifecycle", OperateNodes),
         r("GET", "/api/v1/events", Read),
+        r("GET", "/api/v1/audit", ReadAudit),
+        r("GET", "/api/v1/me/activity", Read),
         r("GET", "/api/v1/alerts", Read),
     ]
 };
@@ -254,16 +261,23 @@ mod tests {
     fn permission_matrix() {
         use Permission::*;
         use Role::*;
-        // read, operate, manage nodes, manage executors, manage members, own
+        // read, operate, manage nodes, manage executors, manage members, own, read audit
         let table = [
-            (Owner, [true, true, true, true, true, true]),
-            (Admin, [true, true, true, true, true, false]),
-            (Operator, [true, true, false, false, false, false]),
-            (Member, [true, false, false, false, false, false]),
+            (Owner, [true, true, true, true, true, true, true]),
+            (Admin, [true, true, true, true, true, false, true]),
+            (Operator, [true, true, false, false, false, false, false]),
+            (Member, [true, false, false, false, false, false, false]),
         ];
         for (role, expect) in table {
-            let got =
-                [role.can(Read), role.can(OperateNodes), role.can(ManageNodes), role.can(ManageExecutors), role.can(ManageMembers), role.can(OwnOrganization)];
+            let got = [
+                role.can(Read),
+                role.can(OperateNodes),
+                role.can(ManageNodes),
+                role.can(ManageExecutors),
+                role.can(ManageMembers),
+                role.can(OwnOrganization),
+                role.can(ReadAudit),
+            ];
             assert_eq!(got, expect, "{role:?}");
             assert_eq!(role.permissions().len(), expect.iter().filter(|x| **x).count());
         }

@@ -9,6 +9,7 @@ use crate::store::model::{ApiKey, Session, User};
 use crate::store::API_KEYS;
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
+use novacula_core::audit::Source;
 use novacula_core::authz::{self, Access, Role};
 use novacula_core::validate::valid_name;
 use std::sync::Arc;
@@ -35,6 +36,15 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 /// The header that names the organization a request works in (one of the
 /// user's); without it, the session's.
 pub const ORG_HEADER: &str = "x-novacula-org";
+
+/// The header with which the console (`console`) and the CLI (`cli`) say
+/// who sends a request, for the audit log's `source`.
+pub const CLIENT_HEADER: &str = "x-novacula-client";
+
+/// Through what a request came.
+pub fn source(parts: &Parts) -> Source {
+    Source::of_client(parts.headers.get(CLIENT_HEADER).and_then(|v| v.to_str().ok()))
+}
 
 /// A logged-in user (session token), working in one of their organizations,
 /// whose role there holds the permission the route needs ([`authz::ROUTES`]):
@@ -100,7 +110,8 @@ impl FromRequestParts<Arc<AppState>> for UserCtx {
             ),
         };
         let now = state.now();
-        let caller = state.blocking(move |state| users::caller(state, &session, org.as_deref(), now)).await?;
+        let from = source(parts);
+        let caller = state.blocking(move |state| users::caller(state, &session, org.as_deref(), now, from)).await?;
         let caller = caller.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
         if !caller.role.can(needs) {
             return Err(ApiError::forbidden(format!("role {} may not do this (needs {})", caller.role.as_str(), needs.as_str())));
@@ -116,6 +127,7 @@ pub struct AccountCtx {
     pub session: Session,
     /// SHA-256 of the session token.
     pub session_key: String,
+    pub source: Source,
 }
 
 impl FromRequestParts<Arc<AppState>> for AccountCtx {
@@ -129,7 +141,7 @@ impl FromRequestParts<Arc<AppState>> for AccountCtx {
         let k = session_key.clone();
         let found = state.blocking(move |state| users::account(state, &k, now)).await?;
         let (user, session) = found.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
-        Ok(AccountCtx { user, session, session_key })
+        Ok(AccountCtx { user, session, session_key, source: source(parts) })
     }
 }
 

@@ -39,9 +39,9 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
 /// other executor's); deletions it can no longer confirm are ended.
 #[utoipa::path(post, path = "/api/v1/executors/{name}/deactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
-    let (org, actor) = (user.org().to_string(), user.actor());
+    let (org, who) = (user.org().to_string(), user.caller.who());
     let view = s.blocking(move |s| {
-        executors::set_active(s, &org, &actor, &name, false)?;
+        executors::set_active(s, &org, &who, &name, false)?;
         executors::get(s, &org, &name)
     });
     Ok(ApiJson(view.await?))
@@ -50,9 +50,9 @@ pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(n
 /// Undo a deactivation. Its keys stay revoked: reconnect it with a fresh key.
 #[utoipa::path(post, path = "/api/v1/executors/{name}/reactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
 pub async fn reactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> ApiResult<ExecutorView> {
-    let (org, actor) = (user.org().to_string(), user.actor());
+    let (org, who) = (user.org().to_string(), user.caller.who());
     let view = s.blocking(move |s| {
-        executors::set_active(s, &org, &actor, &name, true)?;
+        executors::set_active(s, &org, &who, &name, true)?;
         executors::get(s, &org, &name)
     });
     Ok(ApiJson(view.await?))
@@ -61,7 +61,7 @@ pub async fn reactivate(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(n
 /// Record the release executors of a channel and kind should run.
 #[utoipa::path(put, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), request_body = SetUpgradeRequest, responses((status = 200, body = UpgradeRow)))]
 pub async fn set_upgrade(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<SetUpgradeRequest>) -> ApiResult<UpgradeRow> {
-    Ok(ApiJson(executors::set_upgrade(&s, user.org(), user.username(), req)?))
+    Ok(ApiJson(executors::set_upgrade(&s, user.org(), &user.caller.who(), req)?))
 }
 
 #[utoipa::path(get, path = "/api/v1/upgrades", tag = "executors", security(("session" = [])), responses((status = 200, body = Vec<UpgradeRow>)))]

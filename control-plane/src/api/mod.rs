@@ -1,6 +1,7 @@
 //! The REST API: handlers per concept that parse, authorize, call a service
 //! and encode; the router and its OpenAPI document come from one list.
 
+pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod error;
@@ -116,6 +117,8 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(nodes::upgrade))
         .routes(routes!(nodes::lifecycle_action))
         .routes(routes!(events::list))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::mine))
         .routes(routes!(nodes::alerts))
 }
 

@@ -15,8 +15,18 @@ use novacula_core::wire::{
 use std::sync::Arc;
 
 #[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 401, description = "wrong username or password, or the user is disabled", body = novacula_core::wire::ApiError), (status = 403, description = "not a member of the organization asked for, or of none", body = novacula_core::wire::ApiError), (status = 429, description = "too many failed sign-ins for this user (5 in 15 min) or from this address (20 in 15 min)", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
-pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
-    Ok(ApiJson(users::login(&s, peer.0.map(|a| a.ip().to_string()), &req).await?))
+pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, client: Client, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
+    Ok(ApiJson(users::login(&s, peer.0.map(|a| a.ip().to_string()), client.0, &req).await?))
+}
+
+/// Through what the request came (`X-Novacula-Client`).
+pub struct Client(pub novacula_core::audit::Source);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client(super::auth::source(parts)))
+    }
 }
 
 /// The client's address, when the request came through the server loop.
@@ -32,7 +42,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 /// Ends this session at once: its token no longer works anywhere.
 #[utoipa::path(post, path = "/api/v1/logout", tag = "users", security(("session" = [])), responses((status = 204, description = "signed out")))]
 pub async fn logout(State(s): State<Arc<AppState>>, account: AccountCtx) -> Result<StatusCode, ApiError> {
-    s.blocking(move |s| users::logout(s, &account.session_key)).await?;
+    s.blocking(move |s| users::logout(s, &account.session_key, &account.session, account.source)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -46,7 +56,7 @@ pub async fn me(user: UserCtx) -> ApiResult<MeView> {
 /// Your own password; every session of yours ends, and the answer is a new one.
 #[utoipa::path(put, path = "/api/v1/me/password", tag = "users", security(("session" = [])), request_body = ChangePasswordRequest, responses((status = 200, description = "a new session (the others ended)", body = LoginResponse)))]
 pub async fn change_password(State(s): State<Arc<AppState>>, account: AccountCtx, ApiJson(req): ApiJson<ChangePasswordRequest>) -> ApiResult<LoginResponse> {
-    Ok(ApiJson(users::change_password(&s, &account.user, &account.session, &req).await?))
+    Ok(ApiJson(users::change_password(&s, &account.user, &account.session, account.source, &req).await?))
 }
 
 /// Leave the organization this request works in (the owner transfers ownership first).

@@ -73,6 +73,7 @@ pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
     let orgs: Vec<(String, crate::store::model::Org)> = s.store.read(|r| r.scan(store::ORGS, ""))?;
     let mut removed = 0;
     for (org, _) in orgs {
+        let before = removed;
         // Counted once, on a read transaction: counting is a scan of the org's
         // events, and doing it in every batch's write held the writer (and every
         // report's commit) for seconds at 100,000 events. Events appended while
@@ -97,6 +98,11 @@ pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
             if n < PRUNE_BATCH as u64 {
                 break;
             }
+        }
+        if removed > before {
+            let details = crate::services::audit::details([("removed", (removed - before).to_string())]);
+            let system = crate::services::audit::Who::system();
+            s.store.write(|w| crate::services::audit::record(w, &org, now, &system, novacula_core::audit::Action::EventsPruned, &org, details))?;
         }
     }
     let took_ms = started.elapsed().as_millis() as u64;

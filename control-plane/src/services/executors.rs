@@ -1,6 +1,7 @@
 //! Executors as their users manage them: views, deactivation, and the
 //! upgrade spec per channel and kind.
 
+use super::audit::{self, Who};
 use super::events::{self, data, NewEvent};
 use super::keys::revoke_in;
 use super::nodes::{finish_deletion, NOT_CONFIRMED_DEACTIVATED};
@@ -8,6 +9,7 @@ use super::{Result, ServiceError};
 use crate::state::AppState;
 use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, NodeRow, UpgradeRow};
 use crate::store::{key, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, UPGRADES};
+use novacula_core::audit::Action;
 use novacula_core::events as ev;
 use novacula_core::wire::{ExecutorView, SetUpgradeRequest};
 use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind};
@@ -66,7 +68,8 @@ pub fn get(s: &AppState, org: &str, name: &str) -> Result<ExecutorView> {
 /// Deactivate (`active == false`) or reactivate executor `name` of `org`.
 /// Deactivating refuses its syncs, revokes its own keys (no other
 /// executor's) and ends the deletions it can no longer confirm.
-pub fn set_active(s: &AppState, org: &str, actor: &str, name: &str, active: bool) -> Result<()> {
+pub fn set_active(s: &AppState, org: &str, who: &Who, name: &str, active: bool) -> Result<()> {
+    let actor = &who.event_actor();
     let org = org.to_string();
     let now = s.now();
     let seq = s.store.write(|w| {
@@ -77,15 +80,17 @@ pub fn set_active(s: &AppState, org: &str, actor: &str, name: &str, active: bool
         }
         e.deactivated = !active;
         w.put(EXECUTORS, &k, &e)?;
-        let kind = if active { ev::EXECUTOR_REACTIVATED } else { ev::EXECUTOR_DEACTIVATED };
-        events::record(w, &org, now, NewEvent { kind, node: None, executor: Some(name), actor, data: data([]) })?;
+        let (kind, action) =
+            if active { (ev::EXECUTOR_REACTIVATED, Action::ExecutorReactivated) } else { (ev::EXECUTOR_DEACTIVATED, Action::ExecutorDeactivated) };
+        let audited = audit::record(w, &org, now, who, action, name, Default::default())?;
+        events::record(w, &org, now, NewEvent { kind, node: None, executor: Some(name), actor, data: data([("audit", audited.to_string())]) })?;
         if active {
             return Ok(None);
         }
         let keys: Vec<(String, ApiKey)> = w.scan(API_KEYS, "")?;
         for (_, mut kr) in keys {
             if kr.org_id == org && kr.executor.as_deref() == Some(name) {
-                revoke_in(w, &mut kr, now, actor)?;
+                revoke_in(w, &mut kr, now, who)?;
             }
         }
         let mut seq = None;
@@ -109,15 +114,18 @@ pub fn upgrade_key(org: &str, channel: Channel, kind: ExecutorKind) -> String {
 }
 
 /// Record the release executors of a channel and kind should run.
-pub fn set_upgrade(s: &AppState, org: &str, username: &str, req: SetUpgradeRequest) -> Result<UpgradeRow> {
+pub fn set_upgrade(s: &AppState, org: &str, who: &Who, req: SetUpgradeRequest) -> Result<UpgradeRow> {
     let (kind, spec) = req.into_spec();
     // The same rules as the document's patterns, in one place (core).
     spec.check(kind).map_err(|e| ServiceError::BadInput(e.to_string()))?;
     let now = s.now();
-    let row = UpgradeRow { kind, spec, set_at: now, set_by: username.to_string() };
-    let actor = format!("user:{username}");
+    let row = UpgradeRow { kind, spec, set_at: now, set_by: who.name.clone() };
+    let actor = who.event_actor();
     s.store.write(|w| {
         w.put(UPGRADES, &upgrade_key(org, row.spec.channel, kind), &row)?;
+        let target = format!("{}/{}", row.spec.channel, kind);
+        let details = audit::details([("channel", row.spec.channel.to_string()), ("kind", kind.to_string()), ("version", row.spec.version.clone())]);
+        let audited = audit::record(w, org, now, who, Action::UpgradeSet, &target, details)?;
         events::record(
             w,
             org,
@@ -127,7 +135,12 @@ pub fn set_upgrade(s: &AppState, org: &str, username: &str, req: SetUpgradeReque
                 node: None,
                 executor: None,
                 actor: &actor,
-                data: data([("channel", row.spec.channel.to_string()), ("kind", kind.to_string()), ("version", row.spec.version.clone())]),
+                data: data([
+                    ("channel", row.spec.channel.to_string()),
+                    ("kind", kind.to_string()),
+                    ("version", row.spec.version.clone()),
+                    ("audit", audited.to_string()),
+                ]),
             },
         )
     })?;

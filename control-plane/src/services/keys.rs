@@ -1,12 +1,14 @@
 //! API keys: issued (the secret shown once), stored hashed, expiring,
 //! rotated, revoked, deleted.
 
+use super::audit::{self, Who};
 use super::credentials::new_api_key;
 use super::events::{self, data, NewEvent};
 use super::{Result, ServiceError};
 use crate::state::AppState;
 use crate::store::model::{key_view, ApiKey, ApiKeyView, KeyUsage};
 use crate::store::{Write, API_KEYS, KEY_USAGE};
+use novacula_core::audit::Action;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{CreateKeyRequest, CreatedKey, KEY_LIFETIME_DAYS_DEFAULT, KEY_LIFETIME_DAYS_MAX};
 use novacula_core::{events as ev, Timestamp};
@@ -48,10 +50,11 @@ pub fn issue(
     now: Timestamp,
 ) -> Result<(String, ApiKey), crate::store::StoreError> {
     let (full, record) = new_key(entropy, org, label, executor, None, created_by, now);
-    let actor = format!("user:{created_by}");
+    let who = Who::user(created_by, novacula_core::audit::Source::Api);
     store.write(|w| {
         w.put(API_KEYS, &record.id, &record)?;
-        events::record(w, org, now, created_event(&record, ev::API_KEY_CREATED, &actor, None))
+        let audited = audit::record(w, org, now, &who, Action::KeyCreated, &record.id, audit::details([("expires", "never".into())]))?;
+        events::record(w, org, now, created_event(&record, ev::API_KEY_CREATED, &who.event_actor(), Some(("audit", audited.to_string()))))
     })?;
     Ok((full, record))
 }
@@ -65,17 +68,26 @@ fn created_event<'a>(record: &'a ApiKey, kind: &'static str, actor: &'a str, ext
 }
 
 /// Revoke inside a transaction; `false` if it was already revoked.
-pub fn revoke_in(w: &mut Write, key: &mut ApiKey, now: Timestamp, actor: &str) -> crate::store::Result<bool> {
+pub fn revoke_in(w: &mut Write, key: &mut ApiKey, now: Timestamp, who: &Who) -> crate::store::Result<bool> {
     if key.revoked_at.is_some() {
         return Ok(false);
     }
     key.revoked_at = Some(now);
     w.put(API_KEYS, &key.id.clone(), &*key)?;
+    let org = key.org_id.clone();
+    let audited = audit::record(w, &org, now, who, Action::KeyRevoked, &key.id, audit::details([("executor", key.executor.clone().unwrap_or_default())]))?;
+    let actor = who.event_actor();
     events::record(
         w,
-        &key.org_id.clone(),
+        &org,
         now,
-        NewEvent { kind: ev::API_KEY_REVOKED, node: None, executor: key.executor.as_deref(), actor, data: data([("keyId", key.id.clone())]) },
+        NewEvent {
+            kind: ev::API_KEY_REVOKED,
+            node: None,
+            executor: key.executor.as_deref(),
+            actor: &actor,
+            data: data([("keyId", key.id.clone()), ("audit", audited.to_string())]),
+        },
     )?;
     Ok(true)
 }
@@ -96,7 +108,7 @@ fn expiry(req: &CreateKeyRequest, now: Timestamp) -> Result<Option<Timestamp>> {
 const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A new key of `org`, created by `username`.
-pub fn create(s: &AppState, org: &str, username: &str, req: CreateKeyRequest) -> Result<CreatedKey> {
+pub fn create(s: &AppState, org: &str, who: &Who, req: CreateKeyRequest) -> Result<CreatedKey> {
     if let Some(e) = req.executor.as_deref().filter(|e| !valid_name(e)) {
         return Err(ServiceError::BadInput(format!("executor name {e:?} must be a lowercase DNS label")));
     }
@@ -105,11 +117,14 @@ pub fn create(s: &AppState, org: &str, username: &str, req: CreateKeyRequest) ->
     }
     let now = s.now();
     let expires_at = expiry(&req, now)?;
-    let (full, record) = new_key(s.entropy.as_ref(), org, req.label, req.executor, expires_at, username, now);
-    let actor = format!("user:{username}");
+    let (full, record) = new_key(s.entropy.as_ref(), org, req.label, req.executor, expires_at, &who.name, now);
+    let actor = who.event_actor();
     s.store.write(|w| {
         w.put(API_KEYS, &record.id, &record)?;
-        events::record(w, org, now, created_event(&record, ev::API_KEY_CREATED, &actor, None))
+        let details =
+            audit::details([("executor", record.executor.clone().unwrap_or_default()), ("expires", expires_at.map_or("never".into(), Timestamp::utc_date))]);
+        let audited = audit::record(w, org, now, who, Action::KeyCreated, &record.id, details)?;
+        events::record(w, org, now, created_event(&record, ev::API_KEY_CREATED, &actor, Some(("audit", audited.to_string()))))
     })?;
     Ok(CreatedKey { key: full, record: key_view(&record, None, now) })
 }
@@ -131,11 +146,11 @@ pub fn list(s: &AppState, org: &str) -> Result<Vec<ApiKeyView>> {
 }
 
 /// Revoke key `id` of `org` (again: a no-op).
-pub fn revoke(s: &AppState, org: &str, id: &str, actor: &str) -> Result<ApiKeyView> {
+pub fn revoke(s: &AppState, org: &str, id: &str, who: &Who) -> Result<ApiKeyView> {
     let now = s.now();
     s.store.write(|w| {
         let mut key = key_of(w, org, id)?;
-        revoke_in(w, &mut key, now, actor)?;
+        revoke_in(w, &mut key, now, who)?;
         let usage = s.liveness.key_usage(id, w.get(KEY_USAGE, id)?);
         Ok(key_view(&key, usage, now))
     })
@@ -143,9 +158,9 @@ pub fn revoke(s: &AppState, org: &str, id: &str, actor: &str) -> Result<ApiKeyVi
 
 /// Replace key `id` at once: a new key with the same executor and lifetime
 /// (its label gets today's date) and the old one revoked, in one transaction.
-pub fn rotate(s: &AppState, org: &str, id: &str, username: &str) -> Result<CreatedKey> {
+pub fn rotate(s: &AppState, org: &str, id: &str, who: &Who) -> Result<CreatedKey> {
     let now = s.now();
-    let actor = format!("user:{username}");
+    let actor = who.event_actor();
     s.store.write(|w| {
         let mut old = key_of(w, org, id)?;
         if old.revoked_at.is_some() {
@@ -155,16 +170,19 @@ pub fn rotate(s: &AppState, org: &str, id: &str, username: &str) -> Result<Creat
         let base = old.label.split(" (rotated ").next().unwrap_or_default();
         let label: String = format!("{base} (rotated {})", now.utc_date()).chars().take(200).collect();
         let expires_at = lifetime.map(|l| now.plus(l));
-        let (full, new) = new_key(s.entropy.as_ref(), org, label, old.executor.clone(), expires_at, username, now);
+        let (full, new) = new_key(s.entropy.as_ref(), org, label, old.executor.clone(), expires_at, &who.name, now);
         w.put(API_KEYS, &new.id, &new)?;
-        events::record(w, org, now, created_event(&new, ev::API_KEY_ROTATED, &actor, Some(("replaces", old.id.clone()))))?;
-        revoke_in(w, &mut old, now, &actor)?;
+        let audited = audit::record(w, org, now, who, Action::KeyRotated, &new.id, audit::details([("replaces", old.id.clone())]))?;
+        let mut event = created_event(&new, ev::API_KEY_ROTATED, &actor, Some(("replaces", old.id.clone())));
+        event.data.insert("audit".into(), audited.to_string());
+        events::record(w, org, now, event)?;
+        revoke_in(w, &mut old, now, who)?;
         Ok(CreatedKey { key: full, record: key_view(&new, None, now) })
     })
 }
 
 /// Remove the record of a revoked key (revoke first, delete second).
-pub fn delete(s: &AppState, org: &str, id: &str, actor: &str) -> Result<()> {
+pub fn delete(s: &AppState, org: &str, id: &str, who: &Who) -> Result<()> {
     let now = s.now();
     s.store.write(|w| {
         let key = key_of(w, org, id)?;
@@ -173,7 +191,8 @@ pub fn delete(s: &AppState, org: &str, id: &str, actor: &str) -> Result<()> {
         }
         w.remove(API_KEYS, id)?;
         w.remove(KEY_USAGE, id)?;
-        events::record(w, org, now, created_event(&key, ev::API_KEY_DELETED, actor, None))?;
+        let audited = audit::record(w, org, now, who, Action::KeyDeleted, id, Default::default())?;
+        events::record(w, org, now, created_event(&key, ev::API_KEY_DELETED, &who.event_actor(), Some(("audit", audited.to_string()))))?;
         Ok(())
     })
 }

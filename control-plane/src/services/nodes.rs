@@ -1,11 +1,13 @@
 //! Nodes: deploy, commands (edit, upgrade, lifecycle, delete), reads, and
 //! the health evaluation shared with executor reports and the sweeper.
 
+use super::audit::{self, Who};
 use super::events::{self, data, NewEvent};
 use super::{Result, ServiceError};
 use crate::state::AppState;
 use crate::store::model::{Executor, ExecutorRow, NodeRow, ObservedRow};
 use crate::store::{self, key, Read, Write, EXECUTORS, NODES, OBSERVED};
+use novacula_core::audit::Action;
 use novacula_core::lifecycle::{self, apply_command, LifecycleError, NodeCommand};
 use novacula_core::phase::node_down;
 use novacula_core::validate::{validate_spec, ValidationError};
@@ -236,7 +238,8 @@ fn lifecycle_error(e: LifecycleError) -> ServiceError {
 }
 
 /// Apply a command to a node of `org`: revision bump, event, change notification.
-pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeCommand) -> Result<NodeView> {
+pub fn command(s: &AppState, org: &str, who: &Who, name: &str, cmd: NodeCommand) -> Result<NodeView> {
+    let actor = &who.event_actor();
     let org = org.to_string();
     let now = s.now();
     let k = key(&[&org, name]);
@@ -258,6 +261,14 @@ pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeComman
         let mut seq = save_write(w, &mut row, now)?;
         let mut detail: std::collections::BTreeMap<String, String> = detail.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         detail.insert("revision".into(), row.record.revision.to_string());
+        let action = match cmd {
+            NodeCommand::Edit(_) => Action::NodeEdited,
+            NodeCommand::UpgradeClient { .. } => Action::NodeClientUpgraded,
+            NodeCommand::Lifecycle(_) => Action::NodeLifecycle,
+            NodeCommand::Delete => Action::NodeDeleted,
+        };
+        let audited = audit::record(w, &org, now, who, action, name, detail.clone())?;
+        detail.insert("audit".into(), audited.to_string());
         events::record(w, &org, now, NewEvent { kind, node: Some(name), executor: Some(&row.executor.clone()), actor, data: detail })?;
         if matches!(cmd, NodeCommand::Delete) {
             // A deactivated (or vanished) executor will never confirm the teardown:
@@ -276,7 +287,8 @@ pub fn command(s: &AppState, org: &str, actor: &str, name: &str, cmd: NodeComman
 }
 
 /// A new node of `org` on `req.executor`, checked against what the executor can run.
-pub fn deploy(s: &AppState, org: &str, actor: &str, req: DeployRequest) -> Result<NodeView> {
+pub fn deploy(s: &AppState, org: &str, who: &Who, req: DeployRequest) -> Result<NodeView> {
+    let actor = &who.event_actor();
     let org = org.to_string();
     let now = s.now();
     let cp_major = s.config.cp_version.major;
@@ -318,6 +330,8 @@ pub fn deploy(s: &AppState, org: &str, actor: &str, req: DeployRequest) -> Resul
         };
         let seq = save_write(w, &mut row, now)?;
         w.remove(OBSERVED, &k)?;
+        let audit_details = audit::details([("executor", exec.name.clone()), ("chain", spec.chain.clone()), ("network", spec.network.clone())]);
+        let audited = audit::record(w, &org, now, who, Action::NodeDeployed, &spec.name, audit_details)?;
         events::record(
             w,
             &org,
@@ -327,7 +341,7 @@ pub fn deploy(s: &AppState, org: &str, actor: &str, req: DeployRequest) -> Resul
                 node: Some(&spec.name),
                 executor: Some(&exec.name),
                 actor,
-                data: data([("revision", row.record.revision.to_string())]),
+                data: data([("revision", row.record.revision.to_string()), ("audit", audited.to_string())]),
             },
         )?;
         Ok((row, seq))

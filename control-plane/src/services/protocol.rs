@@ -1,6 +1,7 @@
 //! The executor protocol: `syncExecutor` (admission, heartbeat, upgrade
 //! offer), the specs an executor should run, and its reports.
 
+use super::audit::{self, Who};
 use super::events::{self, data, NewEvent};
 use super::executors::upgrade_key;
 use super::nodes::{alert_fires, evaluate, finish_deletion, phase_of};
@@ -9,6 +10,7 @@ use crate::state::AppState;
 use crate::store::model::{ApiKey, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
 use crate::store::{key as store_key, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, SyncRefusal};
+use novacula_core::audit::Action;
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{ReportRequest, ReportResponse, SpecPollResponse, SyncCapabilities, SyncExecutorRequest, SyncExecutorResponse};
@@ -129,15 +131,17 @@ fn durable_sync(
                 SyncRefusal::KeyBoundElsewhere { .. } | SyncRefusal::Deactivated { .. } => ServiceError::Forbidden(e.to_string()),
             },
         )?;
+    let who = Who::key(&key_row.id, &req.name);
     if admission.bind_key {
         key_row.executor = Some(req.name.clone());
         w.put(API_KEYS, &key_row.id.clone(), &key_row)?;
-        events::record(
-            w,
-            &org,
-            now,
-            NewEvent { kind: ev::API_KEY_BOUND, node: None, executor: Some(&req.name), actor: &actor, data: data([("keyId", key_row.id.clone())]) },
-        )?;
+        let audited = audit::record(w, &org, now, &who, Action::KeyBound, &key_row.id, audit::details([("executor", req.name.clone())]))?;
+        let data = data([("keyId", key_row.id.clone()), ("audit", audited.to_string())]);
+        events::record(w, &org, now, NewEvent { kind: ev::API_KEY_BOUND, node: None, executor: Some(&req.name), actor: &actor, data })?;
+    }
+    if admission.first_sync {
+        let details = audit::details([("kind", req.kind.to_string()), ("version", req.version.clone())]);
+        audit::record(w, &org, now, &who, Action::ExecutorRegistered, &req.name, details)?;
     }
     let reconnect = existing.as_ref().is_none_or(|e| !is_online(now, e.updated_at, timeout));
     // A digest keeps the capabilities stored; it cannot admit an executor.

@@ -2,12 +2,14 @@
 //! account; their role is per organization (`Member`), and the rules of who
 //! may change whom are core's (`authz::member_change`).
 
+use super::audit::{self, Who};
 use super::credentials::{hash_password, new_salt, sha256_hex, verify_password, SESSION_PREFIX, SESSION_TTL};
 use super::orgs::check_user_fields;
 use super::{Result, ServiceError};
 use crate::state::AppState;
 use crate::store::model::{user_view, Member, Session, User, UserView};
 use crate::store::{key, MEMBERS, SESSIONS, USERS};
+use novacula_core::audit::{Action, Source};
 use novacula_core::authz::{self, MemberChange, Role};
 use novacula_core::sync::LockExt;
 use novacula_core::throttle::LoginThrottle;
@@ -29,11 +31,18 @@ pub struct Caller {
     pub user: User,
     pub org: String,
     pub role: Role,
+    /// Through what the request came (the audit log's `source`).
+    pub source: Source,
 }
 
 impl Caller {
     pub fn actor(&self) -> String {
         format!("user:{}", self.user.username)
+    }
+
+    /// The caller as the audit log names them.
+    pub fn who(&self) -> Who {
+        Who::user(&self.user.username, self.source)
     }
 
     /// Member `u` (of this organization) as this caller sees them.
@@ -71,7 +80,7 @@ pub fn account(s: &AppState, token_hash: &str, now: Timestamp) -> Result<Option<
 /// The caller of a session token, in `org` (else the session's own
 /// organization): `Ok(None)` as for [`account`]; `Forbidden` when the user is
 /// not a member there.
-pub fn caller(s: &AppState, token_hash: &str, org: Option<&str>, now: Timestamp) -> Result<Option<Caller>> {
+pub fn caller(s: &AppState, token_hash: &str, org: Option<&str>, now: Timestamp, source: Source) -> Result<Option<Caller>> {
     s.store.read(|r| {
         let Some((user, session)) = signed_in(r, token_hash, now)? else { return Ok(None) };
         let org = org.unwrap_or(&session.org_id);
@@ -81,13 +90,13 @@ pub fn caller(s: &AppState, token_hash: &str, org: Option<&str>, now: Timestamp)
                 "you are not a member of organization {org:?}; GET /api/v1/orgs lists yours (X-Novacula-Org, or `novacula org use`, picks one)"
             )));
         };
-        Ok(Some(Caller { user, org: org.to_string(), role: m.role }))
+        Ok(Some(Caller { user, org: org.to_string(), role: m.role, source }))
     })
 }
 
 /// Check a password and open a session; failures count against the user and
 /// the client's `address` (the throttles lock both out for a while).
-pub async fn login(s: &AppState, address: Option<String>, req: &LoginRequest) -> Result<LoginResponse> {
+pub async fn login(s: &AppState, address: Option<String>, source: Source, req: &LoginRequest) -> Result<LoginResponse> {
     // Nothing is stored, hashed or logged for a name that cannot exist.
     if !valid_name(&req.username) {
         return Err(ServiceError::BadInput("username must be lowercase letters, digits and '-' (at most 63)".into()));
@@ -139,15 +148,21 @@ pub async fn login(s: &AppState, address: Option<String>, req: &LoginRequest) ->
             &sha256_hex(&token),
             &Session { username: user.username.clone(), org_id: org.clone(), epoch: user.session_epoch, created_at: now, expires_at },
         )?;
+        let details = audit::details([("address", address.clone().unwrap_or_default())]);
+        audit::record(w, &org, now, &Who::user(&user.username, source), Action::SessionStarted, &user.username, details)?;
         Ok((org, member))
     })?;
     tracing::info!(user = %user.username, org = %org, "login");
     Ok(LoginResponse { token, expires_at, user: user_view(&user, &org, &member, false) })
 }
 
-/// End the session of `token_hash` (sign out).
-pub fn logout(s: &AppState, token_hash: &str) -> Result<()> {
-    Ok(s.store.write(|w| w.remove(SESSIONS, token_hash))?)
+/// End `session` (key `token_hash`): sign out.
+pub fn logout(s: &AppState, token_hash: &str, session: &Session, source: Source) -> Result<()> {
+    let now = s.now();
+    Ok(s.store.write(|w| {
+        w.remove(SESSIONS, token_hash)?;
+        audit::record(w, &session.org_id, now, &Who::user(&session.username, source), Action::SessionEnded, &session.username, Default::default()).map(drop)
+    })?)
 }
 
 /// The caller's organizations, by name.
@@ -178,7 +193,9 @@ pub async fn create(s: &AppState, by: &Caller, req: &CreateUserRequest) -> Resul
             return Err(ServiceError::Conflict(format!("user {:?} already exists", req.username)));
         }
         w.put(USERS, &req.username, &new)?;
-        Ok(w.put_member(&by.org, &req.username, &member)?)
+        w.put_member(&by.org, &req.username, &member)?;
+        audit::record(w, &by.org, now, &by.who(), Action::UserCreated, &req.username, audit::details([("role", req.role.as_str().into())]))?;
+        Ok(())
     })?;
     tracing::info!(user = %req.username, org = %by.org, role = req.role.as_str(), by = %by.user.username, "user created");
     Ok(by.view(&new, &member))
@@ -225,6 +242,8 @@ pub fn set_role(s: &AppState, by: &Caller, username: &str, role: Role) -> Result
         let from = m.role;
         m.role = role;
         w.put_member(&by.org, username, &m)?;
+        let details = audit::details([("from", from.as_str().into()), ("to", role.as_str().into())]);
+        audit::record(w, &by.org, s.now(), &by.who(), Action::RoleChanged, username, details)?;
         tracing::info!(user = %username, org = %by.org, from = from.as_str(), to = role.as_str(), by = %by.user.username, "role changed");
         Ok::<_, ServiceError>(by.view(&u, &m))
     })?;
@@ -234,8 +253,9 @@ pub fn set_role(s: &AppState, by: &Caller, username: &str, role: Role) -> Result
 /// Take `username` out of the organization; the account stays.
 pub fn remove(s: &AppState, by: &Caller, username: &str) -> Result<()> {
     s.store.write(|w| {
-        target(w, by, username, MemberChange::Remove)?;
+        let (_, m) = target(w, by, username, MemberChange::Remove)?;
         w.remove_member(&by.org, username)?;
+        audit::record(w, &by.org, s.now(), &by.who(), Action::UserRemoved, username, audit::details([("role", m.role.as_str().into())]))?;
         Ok::<_, ServiceError>(())
     })?;
     tracing::info!(user = %username, org = %by.org, by = %by.user.username, "member removed");
@@ -247,7 +267,10 @@ pub fn leave(s: &AppState, me: &Caller) -> Result<()> {
     if me.role == Role::Owner {
         return Err(ServiceError::Conflict("the owner cannot leave; transfer ownership first (POST /api/v1/ownership)".into()));
     }
-    s.store.write(|w| w.remove_member(&me.org, &me.user.username))?;
+    s.store.write(|w| {
+        w.remove_member(&me.org, &me.user.username)?;
+        audit::record(w, &me.org, s.now(), &me.who(), Action::UserLeft, &me.user.username, audit::details([("role", me.role.as_str().into())]))
+    })?;
     tracing::info!(user = %me.user.username, org = %me.org, "member left");
     Ok(())
 }
@@ -271,6 +294,8 @@ pub fn transfer_ownership(s: &AppState, owner: &Caller, username: &str) -> Resul
         let mut mine = w.member(&owner.org, &owner.user.username)?.ok_or_else(|| ServiceError::Conflict("you are no longer a member".into()))?;
         mine.role = Role::Admin;
         w.put_member(&owner.org, &owner.user.username, &mine)?;
+        let details = audit::details([("from", owner.user.username.clone()), ("to", username.to_string())]);
+        audit::record(w, &owner.org, s.now(), &owner.who(), Action::OwnershipTransferred, &owner.org, details)?;
         Ok::<_, ServiceError>(owner.view(&u, &m))
     })?;
     tracing::info!(org = %owner.org, from = %owner.user.username, to = %username, "ownership transferred");
@@ -284,6 +309,8 @@ pub fn set_disabled(s: &AppState, by: &Caller, username: &str, disabled: bool) -
         only_here(w, &by.org, username)?;
         u.disabled = disabled;
         w.put(USERS, username, &u)?;
+        let action = if disabled { Action::UserDisabled } else { Action::UserEnabled };
+        audit::record(w, &by.org, s.now(), &by.who(), action, username, Default::default())?;
         Ok::<_, ServiceError>(by.view(&u, &m))
     })?;
     tracing::info!(user = %username, org = %by.org, disabled, by = %by.user.username, "user {}", if disabled { "disabled" } else { "enabled" });
@@ -301,6 +328,7 @@ pub async fn reset_password(s: &AppState, by: &Caller, username: &str, password:
         u.password_hash = password_hash;
         u.session_epoch += 1;
         w.put(USERS, username, &u)?;
+        audit::record(w, &by.org, s.now(), &by.who(), Action::PasswordReset, username, Default::default())?;
         Ok::<_, ServiceError>(by.view(&u, &m))
     })?;
     tracing::info!(user = %username, org = %by.org, by = %by.user.username, "password reset; the user's sessions ended");
@@ -310,7 +338,7 @@ pub async fn reset_password(s: &AppState, by: &Caller, username: &str, password:
 /// A user changes their own password, proving the current one. Every
 /// session of theirs ends; the answer is a new one, in the organization of
 /// `session` while they are a member there, else their first.
-pub async fn change_password(s: &AppState, user: &User, session: &Session, req: &ChangePasswordRequest) -> Result<LoginResponse> {
+pub async fn change_password(s: &AppState, user: &User, session: &Session, source: Source, req: &ChangePasswordRequest) -> Result<LoginResponse> {
     check_user_fields(&user.username, &req.new_password)?;
     if req.current_password.chars().count() > PASSWORD_CHARS_MAX {
         return Err(ServiceError::BadInput(format!("password longer than {PASSWORD_CHARS_MAX} characters")));
@@ -335,6 +363,7 @@ pub async fn change_password(s: &AppState, user: &User, session: &Session, req: 
         w.put(USERS, &u.username, &u)?;
         let session = Session { username: u.username.clone(), org_id: org.clone(), epoch: u.session_epoch, created_at: now, expires_at };
         w.put(SESSIONS, &sha256_hex(&token), &session)?;
+        audit::record(w, &org, now, &Who::user(&u.username, source), Action::PasswordChanged, &u.username, Default::default())?;
         Ok::<_, ServiceError>((u, org, m))
     })?;
     tracing::info!(user = %user.username, "password changed; the user's other sessions ended");

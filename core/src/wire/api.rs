@@ -266,6 +266,38 @@ pub struct EventsPage {
     pub next: u64,
 }
 
+/// One entry of the audit log: who did what to which thing, through what.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at: Timestamp,
+    /// The organization it happened in.
+    pub org_id: String,
+    pub actor_kind: crate::audit::ActorKind,
+    /// A username, an API key id, or `system`.
+    pub actor_id: String,
+    /// A username, the executor a key speaks for, or `system`.
+    pub actor_name: String,
+    pub action: crate::audit::Action,
+    pub target_kind: String,
+    pub target_id: String,
+    pub source: crate::audit::Source,
+    /// What changed (fields, from/to roles, counts); never a secret.
+    pub details: BTreeMap<String, String>,
+}
+
+/// A page of the audit log, newest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `before` for older entries; 0 when the log is exhausted.
+    pub next: u64,
+}
+
 /// A firing alert.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
