@@ -58,6 +58,9 @@ pub enum ClientCommand {
     /// The organization's users and their roles.
     #[command(subcommand)]
     Users(UsersCmd),
+    /// Invite people by email (owners, admins), or accept an invitation.
+    #[command(subcommand)]
+    Invitations(InvitationsCmd),
     /// Executors: the agents and operators that run nodes.
     #[command(subcommand)]
     Executors(ExecutorsCmd),
@@ -112,6 +115,32 @@ pub enum OrgCmd {
     Transfer { username: String },
     /// Leave the organization you work in (the owner transfers first).
     Leave,
+}
+
+#[derive(Subcommand)]
+pub enum InvitationsCmd {
+    /// Invitations of the organization, newest first.
+    List,
+    /// Invite EMAIL: prints the link's token once (mailed too when the server has SMTP).
+    Create {
+        email: String,
+        /// admin, operator or member (admins invite members only).
+        #[arg(long, default_value = "member")]
+        role: Role,
+    },
+    /// A new token for an invitation (the old one stops working), 7 more days.
+    Resend { id: String },
+    /// Cancel an invitation.
+    Cancel { id: String },
+    /// Accept an invitation: signed in, you join; with --username, a new account is made (password on stdin).
+    Accept {
+        token: String,
+        #[arg(long)]
+        username: Option<String>,
+        /// The new account's password; read from $NOVACULA_NEW_PASSWORD or the first line of stdin when absent.
+        #[arg(long, env = "NOVACULA_NEW_PASSWORD", hide_env_values = true, requires = "username")]
+        password: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -557,6 +586,50 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
         ClientCommand::Whoami => {
             let api = client(&g, true)?;
             print(&g, &api.me().await.map_err(api_failed)?, whoami);
+        }
+        ClientCommand::Invitations(c) => {
+            let created = |g: &Global, i: &novacula_core::wire::CreatedInvitation| {
+                print(g, i, |i| format!("{}\n", i.token));
+                if g.output == Output::Table {
+                    let mailed = if i.emailed { format!(", mailed to {}", i.invitation.email) } else { String::new() };
+                    eprintln!(
+                        "invitation {} ({} as {}){mailed}; open <control plane>{} to accept. The token is shown this once.",
+                        i.invitation.id,
+                        i.invitation.email,
+                        i.invitation.role.as_str(),
+                        i.path
+                    );
+                }
+            };
+            match c {
+                InvitationsCmd::List => {
+                    let api = client(&g, true)?;
+                    print(&g, &api.invitations().await.map_err(api_failed)?, |l| {
+                        let rows = l.iter().map(|i| {
+                            let state = serde_json::to_value(i.state).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                            vec![i.id.clone(), i.email.clone(), i.role.as_str().into(), state, i.invited_by.clone(), i.expires_at.utc_date()]
+                        });
+                        table(&["ID", "EMAIL", "ROLE", "STATE", "BY", "EXPIRES"], rows.collect())
+                    });
+                }
+                InvitationsCmd::Create { email, role } => created(&g, &client(&g, true)?.invite(&email, role).await.map_err(api_failed)?),
+                InvitationsCmd::Resend { id } => created(&g, &client(&g, true)?.resend_invitation(&id).await.map_err(api_failed)?),
+                InvitationsCmd::Cancel { id } => {
+                    client(&g, true)?.cancel_invitation(&id).await.map_err(api_failed)?;
+                    eprintln!("invitation {id} cancelled");
+                }
+                InvitationsCmd::Accept { token, username, password } => {
+                    let new_account = match username {
+                        Some(u) => Some((u, password_or_stdin(password)?)),
+                        None => None,
+                    };
+                    let api = client(&g, new_account.is_none())?;
+                    let api = if new_account.is_some() { api.with_token(None) } else { api };
+                    let r = api.accept_invitation(&token, new_account.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))).await.map_err(api_failed)?;
+                    save_session(&Session { server: api.base().to_string(), token: r.token, org: None })?;
+                    eprintln!("{} joined organization {} as {}; signed in there", r.user.username, r.user.org_id, r.user.role.as_str());
+                }
+            }
         }
         ClientCommand::Users(c) => {
             let api = client(&g, true)?;

@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane HTTP API on a local redb file (or on PostgreSQL with --database).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the control plane on a local redb file plus a local agent that runs a
     /// harmless stand-in node, to see a node go provisioning -> running.
     Demo(DemoArgs),
@@ -89,6 +89,17 @@ struct ServeArgs {
     /// Audit entries (who changed what) older than this many days are removed.
     #[arg(long, env = "NOVACULA_AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=36500))]
     audit_retention_days: u64,
+    /// Send invitations by mail through this SMTP server: smtp://host:25 (plain,
+    /// a local relay), smtp://user:pass@host:587?tls=required (STARTTLS) or
+    /// smtps://host:465. Without it, invitation links are only shown.
+    #[arg(long, env = "NOVACULA_SMTP_URL", hide_env_values = true, requires = "public_url")]
+    smtp_url: Option<String>,
+    /// The sender of those mails.
+    #[arg(long, env = "NOVACULA_MAIL_FROM", default_value = "Novacula <novacula@localhost>")]
+    mail_from: String,
+    /// The console's address as people reach it, for links in mail, e.g. https://novacula.example.com.
+    #[arg(long, env = "NOVACULA_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Open connections at most; more wait until one closes (each executor holds one).
     #[arg(long, env = "NOVACULA_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
@@ -109,7 +120,7 @@ async fn main() -> std::process::ExitCode {
     init_tracing();
     let cli = Cli::parse();
     let res = match cli.command {
-        Command::Serve(a) => serve(a).await,
+        Command::Serve(a) => serve(*a).await,
         Command::Demo(a) => demo::run(a.dir, a.listen).await,
         Command::Client(c) => cli::run(cli.global, c).await,
     };
@@ -137,8 +148,16 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
             max_count: a.event_retention_count,
         },
         audit_retention: std::time::Duration::from_secs(a.audit_retention_days * 24 * 3600),
+        mail: a.smtp_url.map(|smtp_url| novacula_control_plane::mail::MailConfig {
+            smtp_url,
+            from: a.mail_from.clone(),
+            public_url: a.public_url.clone().unwrap_or_default(),
+        }),
         ..Config::default()
     };
+    if let Some(m) = &config.mail {
+        novacula_control_plane::mail::Mailer::new(m).map_err(|e| e.to_string())?;
+    }
     config.http.connections_max = a.max_connections as usize;
     let state = AppState::new(store, SystemClock, config);
     if !orgs::org_exists(&state.store, &a.bootstrap_org)? {

@@ -150,6 +150,14 @@ async fn cli_connects_an_agent_deploys_and_stops_a_node() {
     assert!(row.contains("user.created") && row.contains(" cli ") && row.contains("role=operator"), "{audit}");
     let users = ok(&url, &cfg, &["users", "list"]).await;
     assert!(users.lines().any(|l| l.split_whitespace().take(2).eq(["olga", "operator"])), "{users}");
+    // an invitation: the token printed once; accepted from another shell with a new account
+    let token = ok(&url, &cfg, &["invitations", "create", "ivy@example.com", "--role", "member"]).await.trim().to_string();
+    assert!(token.starts_with("nvi_"), "{token}");
+    assert!(ok(&url, &cfg, &["invitations", "list"]).await.lines().any(|l| l.contains("ivy@example.com") && l.contains("pending")));
+    let icfg = dir.path().join("ivy.json");
+    let o = run(&url, &icfg, &["invitations", "accept", &token, "--username", "ivy", "--password", PASSWORD]).await;
+    assert!(o.ok && o.stderr.contains("ivy joined organization acme as member"), "{}", o.stderr);
+    assert!(ok(&url, &icfg, &["whoami"]).await.starts_with("ivy in organization acme as member"));
     let ocfg = dir.path().join("operator.json");
     let o = cli(&url, &ocfg).args(["login", "-u", "olga", "--password", PASSWORD]).output().await.unwrap();
     assert!(o.status.success());

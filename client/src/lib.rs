@@ -12,9 +12,10 @@ use hyper_util::rt::TokioExecutor;
 use novacula_core::authz::Role;
 use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::{
-    Alert, ApiError, ApiKeyView, AuditPage, CreateKeyRequest, CreateUserRequest, CreatedKey, DeployRequest, EditRequest, EventsPage, ExecutorView,
-    LifecycleRequest, LoginRequest, LoginResponse, MeView, NodeView, OrgMembershipView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest,
-    SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse, TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
+    AcceptInvitationRequest, Alert, ApiError, ApiKeyView, AuditPage, CreateInvitationRequest, CreateKeyRequest, CreateUserRequest, CreatedInvitation,
+    CreatedKey, DeployRequest, EditRequest, EventsPage, ExecutorView, InvitationPreview, InvitationView, LifecycleRequest, LoginRequest, LoginResponse, MeView,
+    NodeView, OrgMembershipView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse,
+    TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
 };
 use novacula_core::NodeSpec;
 use novacula_core::ObservedNodeState;
@@ -453,6 +454,35 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     /// Your own recent activity in this organization.
     pub async fn my_activity(&self, before: u64, limit: usize) -> Result<AuditPage, ClientError> {
         self.get(&format!("/api/v1/me/activity?before={before}&limit={limit}")).await
+    }
+
+    /// Invite `email` as `role`; the answer holds the token, shown once.
+    pub async fn invite(&self, email: &str, role: Role) -> Result<CreatedInvitation, ClientError> {
+        self.call(Method::POST, "/api/v1/invitations", Some(&CreateInvitationRequest { email: email.into(), role })).await
+    }
+
+    pub async fn invitations(&self) -> Result<Vec<InvitationView>, ClientError> {
+        self.get("/api/v1/invitations").await
+    }
+
+    /// A new token for invitation `id` (the old one stops working).
+    pub async fn resend_invitation(&self, id: &str) -> Result<CreatedInvitation, ClientError> {
+        self.call::<(), _>(Method::POST, &format!("/api/v1/invitations/{}/resend", segment(id)), None).await
+    }
+
+    pub async fn cancel_invitation(&self, id: &str) -> Result<InvitationView, ClientError> {
+        self.call::<(), _>(Method::DELETE, &format!("/api/v1/invitations/{}", segment(id)), None).await
+    }
+
+    /// What an invitation token offers.
+    pub async fn preview_invitation(&self, token: &str) -> Result<InvitationPreview, ClientError> {
+        self.get(&format!("/api/v1/invitations/preview?token={}", segment(token))).await
+    }
+
+    /// Accept an invitation: as the signed-in user (no `account`), or creating `account` (username, password).
+    pub async fn accept_invitation(&self, token: &str, account: Option<(&str, &str)>) -> Result<LoginResponse, ClientError> {
+        let req = AcceptInvitationRequest { token: token.into(), username: account.map(|a| a.0.to_string()), password: account.map(|a| a.1.to_string()) };
+        self.call(Method::POST, "/api/v1/invitations/accept", Some(&req)).await
     }
 
     /// Leave the organization this client works in.

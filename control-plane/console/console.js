@@ -58,6 +58,7 @@ function flash(msg) {
 function showLogin() {
   clearInterval(timer);
   $("#app").hidden = true;
+  $("#invite").hidden = true;
   $("#login").hidden = false;
 }
 
@@ -118,6 +119,7 @@ const views = {
   members: { setup: membersSetup },
   keys: { setup: keysSetup },
   audit: { setup: auditSetup },
+  invite: { setup: inviteSetup },
   profile: { setup: profileSetup },
 };
 
@@ -125,11 +127,17 @@ function current() {
   const parts = location.hash.replace(/^#\//, "").split("/").map(decodeURIComponent);
   if (parts[0] === "executors" && parts[1]) return ["executor", parts[1]];
   if (parts[0] === "nodes" && parts[1]) return ["node", parts[1]];
+  if (parts[0] === "invite" && parts[1]) return ["invite", parts[1]];
   return [views[parts[0]] ? parts[0] : "nodes", null];
 }
 
 async function route() {
-  if (!me) return;
+  if (!me) {
+    // Signed out, only an invitation's page is open to the visitor.
+    const invited = location.hash.match(/^#\/invite\/(.+)$/);
+    if (invited) showInvite(decodeURIComponent(invited[1]));
+    return;
+  }
   clearInterval(timer);
   flash("");
   const [name, arg] = current();
@@ -466,8 +474,26 @@ function membersSetup() {
       <label>Role <select id="member-role">${roleOptions("member")}</select></label>
       <div class="actions"><button id="member-add-submit">Add</button></div>
     </details>
+    <details class="card" id="invite-form" ${can("manageMembers") ? "" : "hidden"}>
+      <summary>Invite by email</summary>
+      <label>Email <input id="invite-email" type="email"></label>
+      <label>Role <select id="invite-role">${me.role === "owner" ? roleOptions("member") : "<option>member</option>"}</select></label>
+      <div class="actions"><button id="invite-submit">Invite</button></div>
+      <div id="invite-result"></div>
+    </details>
     <div id="members"></div>
+    <div id="invitations"></div>
     <div class="actions"><button id="member-leave" class="secondary" ${me.role === "owner" ? "disabled title='the owner transfers ownership first'" : ""}>Leave ${esc(me.orgId)}</button></div>`;
+  $("#invite-submit").onclick = async () => {
+    try {
+      const r = await api("POST", "/invitations", { email: $("#invite-email").value.trim(), role: $("#invite-role").value });
+      $("#invite-result").innerHTML = `<p>Invitation link, shown this once${r.emailed ? " (mailed too)" : ""}:</p>
+        <div class="secret" id="invite-link">${esc(location.origin + r.path)}</div>${r.emailError ? `<p class="error">Not mailed: ${esc(r.emailError)}</p>` : ""}`;
+      invitationsTable().catch((err) => flash(err.message));
+    } catch (err) {
+      flash(err.message);
+    }
+  };
   $("#member-add-submit").onclick = async () => {
     const body = { username: $("#member-name").value.trim(), password: $("#member-password").value, role: $("#member-role").value };
     await act(() => api("POST", "/users", body));
@@ -479,6 +505,89 @@ function membersSetup() {
     await start().catch(() => showLogin());
   };
   membersTable(roleOptions).catch((err) => flash(err.message));
+  if (can("manageMembers")) invitationsTable().catch((err) => flash(err.message));
+}
+
+async function invitationsTable() {
+  const list = await api("GET", "/invitations");
+  const rows = list
+    .map((i) => {
+      const open = i.state === "pending" || i.state === "expired";
+      const buttons = open ? `<button class="secondary" data-inv-resend="${esc(i.id)}">Resend</button> <button class="danger" data-inv-cancel="${esc(i.id)}">Cancel</button>` : "";
+      return `<tr data-invitation="${esc(i.id)}"><td>${esc(i.email)}</td><td>${esc(i.role)}</td><td>${badge(i.state, i.state === "pending" ? "starting" : i.state === "accepted" ? "online" : "down")}</td>
+        <td>${esc(i.invitedBy)}</td><td>${esc(i.acceptedBy)}</td><td>${new Date(i.expiresAt).toLocaleDateString()}</td><td>${buttons}</td></tr>`;
+    })
+    .join("");
+  $("#invitations").innerHTML = `<h2>Invitations</h2><table><thead><tr><th>Email</th><th>Role</th><th>State</th><th>By</th><th>Accepted by</th><th>Expires</th><th></th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="7" class="muted">No invitations.</td></tr>`}</tbody></table>`;
+  const path = (id) => "/invitations/" + encodeURIComponent(id);
+  document.querySelectorAll("[data-inv-resend]").forEach((b) => {
+    b.onclick = async () => {
+      try {
+        const r = await api("POST", path(b.dataset.invResend) + "/resend");
+        $("#invite-form").open = true;
+        $("#invite-result").innerHTML = `<p>New link for ${esc(r.email)} (the old one no longer works)${r.emailed ? ", mailed" : ""}:</p><div class="secret" id="invite-link">${esc(location.origin + r.path)}</div>`;
+        invitationsTable().catch((err) => flash(err.message));
+      } catch (err) {
+        flash(err.message);
+      }
+    };
+  });
+  document.querySelectorAll("[data-inv-cancel]").forEach((b) => {
+    b.onclick = async () => {
+      if (!confirm("Cancel this invitation? Its link stops working.")) return;
+      await api("DELETE", path(b.dataset.invCancel)).catch((err) => flash(err.message));
+      invitationsTable().catch((err) => flash(err.message));
+    };
+  });
+}
+
+// ---- accepting an invitation (signed in or not) ----
+
+async function inviteCard(el, token) {
+  let offer;
+  try {
+    offer = await api("GET", "/invitations/preview?token=" + encodeURIComponent(token));
+  } catch (err) {
+    el.innerHTML = `<h1>Invitation</h1><p class="error" id="invite-error">${esc(err.message)}</p>`;
+    return;
+  }
+  const signedIn = !!sessionStorage.getItem("novacula-token") && me;
+  el.innerHTML = `<h1>Join ${esc(offer.orgId)}</h1>
+    <p id="invite-offer">${esc(offer.invitedBy)} invites ${esc(offer.email)} to <strong>${esc(offer.orgId)}</strong> as <strong>${esc(offer.role)}</strong>.</p>
+    ${
+      signedIn
+        ? `<div class="actions"><button id="invite-accept">Join as ${esc(me.username)}</button></div>`
+        : `<label>Username (lowercase letters, digits, '-') <input id="invite-username" autocomplete="username"></label>
+           <label>Password (at least 8 characters) <input id="invite-password" type="password" autocomplete="new-password"></label>
+           <div class="actions"><button id="invite-accept">Create account and join</button></div>
+           <p class="muted">Have an account already? Sign in first, then open this link again.</p>`
+    }
+    <p class="error" id="invite-error"></p>`;
+  $("#invite-accept").onclick = async () => {
+    const body = signedIn ? { token } : { token, username: $("#invite-username").value.trim(), password: $("#invite-password").value };
+    try {
+      const r = await api("POST", "/invitations/accept", body);
+      sessionStorage.setItem("novacula-token", r.token);
+      sessionStorage.setItem("novacula-org", r.user.orgId);
+      $("#invite").hidden = true;
+      location.hash = "#/nodes";
+      await start();
+    } catch (err) {
+      $("#invite-error").textContent = err.message;
+    }
+  };
+}
+
+function inviteSetup(token) {
+  inviteCard($("#view"), token);
+}
+
+function showInvite(token) {
+  $("#login").hidden = true;
+  $("#app").hidden = true;
+  $("#invite").hidden = false;
+  inviteCard($("#invite-card"), token);
 }
 
 async function membersTable(roleOptions) {
@@ -691,5 +800,7 @@ function connectSetup() {
 
 // ---- boot ----
 
+const invited = location.hash.match(/^#\/invite\/(.+)$/);
 if (sessionStorage.getItem("novacula-token")) start().catch(showLogin);
+else if (invited) showInvite(decodeURIComponent(invited[1]));
 else showLogin();

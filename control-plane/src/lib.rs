@@ -12,11 +12,12 @@
 //! - [`store`]: the records, behind an engine trait (redb).
 //!
 //! Beside them: the server loop ([`server`], [`tls`]), the shared state
-//! ([`state`], [`clock`]) and the background [`sweeper`].
+//! ([`state`], [`clock`]), outgoing [`mail`] and the background [`sweeper`].
 
 pub mod api;
 pub mod clock;
 pub mod liveness;
+pub mod mail;
 pub mod server;
 pub mod services;
 pub mod state;

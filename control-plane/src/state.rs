@@ -25,6 +25,8 @@ pub struct Config {
     pub login_address_limit: throttle::Limit,
     /// How long and how many events each organization keeps.
     pub event_retention: crate::services::events::Retention,
+    /// Mail out (invitations), when set.
+    pub mail: Option<crate::mail::MailConfig>,
     /// How long each organization's audit log keeps its entries.
     pub audit_retention: Duration,
     /// How often events, audit entries and sessions past their retention are removed.
@@ -52,6 +54,7 @@ impl Default for Config {
             login_address_limit: throttle::ADDRESS_LIMIT,
             event_retention: Default::default(),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
+            mail: None,
             prune_interval: Duration::from_secs(60),
             store_threads: true,
             store_threads_max: 16,
@@ -81,6 +84,8 @@ pub struct AppState {
     pub hash_pool: crate::services::credentials::HashPool,
     /// Executors' and keys' "last seen", written to the store in batches.
     pub liveness: crate::liveness::Liveness,
+    /// Mail out, when configured.
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 impl AppState {
@@ -92,6 +97,8 @@ impl AppState {
     pub fn with_entropy(store: Store, clock: impl Clock, entropy: impl Entropy, config: Config) -> Arc<AppState> {
         let address_limit = config.login_address_limit;
         let store_slots = tokio::sync::Semaphore::new(config.store_threads_max.max(1));
+        // `serve` checks the configuration first; here a bad one only means no mail.
+        let mailer = config.mail.as_ref().and_then(|m| crate::mail::Mailer::new(m).map_err(|e| tracing::error!(error = %e, "no mail will be sent")).ok());
         let state = Arc::new(AppState {
             store,
             clock: Box::new(clock),
@@ -104,6 +111,7 @@ impl AppState {
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
             liveness: Default::default(),
+            mailer,
         });
         // Changes committed through other control planes on the same database.
         let weak = Arc::downgrade(&state);

@@ -276,6 +276,15 @@ async fn console_manages_members_switches_organizations_and_signs_out() {
     let keys: Vec<Value> = owner.get("/api/v1/keys").await.unwrap();
     assert!(keys.iter().all(|k| k["id"] != old_id.as_str()));
 
+    // an invitation from the Members page: the link is shown once
+    c.goto(&format!("{url}/#/members")).await.unwrap();
+    until(&c, "#invite-form summary", "visible", async |e| e.is_displayed().await.unwrap_or(false)).await.click().await.unwrap();
+    c.find(Locator::Css("#invite-email")).await.unwrap().send_keys("nina@example.com").await.unwrap();
+    c.execute("document.querySelector('#invite-role').value = 'operator'", vec![]).await.unwrap();
+    c.find(Locator::Css("#invite-submit")).await.unwrap().click().await.unwrap();
+    let link = until(&c, "#invite-link", "shows the link", async |e| e.text().await.unwrap_or_default().contains("/#/invite/nvi_")).await.text().await.unwrap();
+    until(&c, "#invitations tbody tr", "lists it pending", async |e| e.text().await.unwrap_or_default().contains("pending")).await;
+
     // the organization switcher: in globex alice is a member, so she adds nobody there
     let switch = until(&c, "#org-switch", "offers two organizations", async |e| e.is_displayed().await.unwrap_or(false)).await;
     assert!(switch.text().await.unwrap().contains("globex (member)"));
@@ -294,5 +303,17 @@ async fn console_manages_members_switches_organizations_and_signs_out() {
     until(&c, "#login-username", "visible", async |e| e.is_displayed().await.unwrap_or(false)).await;
     let stale = novacula_client::HttpApi::new(&url, Some(token)).unwrap();
     assert_eq!(stale.orgs().await.unwrap_err().status(), Some(401));
+
+    // signed out, the invitation link offers to create an account; nina joins acme as operator
+    c.goto(&link).await.unwrap();
+    let offer = until(&c, "#invite-offer", "shows the offer", async |e| e.is_displayed().await.unwrap_or(false)).await.text().await.unwrap();
+    assert!(offer.contains("alice invites nina@example.com to acme as operator"), "{offer}");
+    c.find(Locator::Css("#invite-username")).await.unwrap().send_keys("nina").await.unwrap();
+    c.find(Locator::Css("#invite-password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Locator::Css("#invite-accept")).await.unwrap().click().await.unwrap();
+    until(&c, "#who", "names nina", async |e| e.text().await.unwrap_or_default() == "nina (operator)").await;
+    shot(&c, "9-invited").await;
+    let nina = live::login(&url, "nina").await;
+    assert_eq!(nina.me().await.unwrap().user.org_id, "acme");
     c.close().await.unwrap();
 }

@@ -13,13 +13,16 @@ use novacula_core::authz::{self, Access, Role};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The API's operations as (method, path, security schemes).
+/// The API's operations as (method, path, security schemes); an operation
+/// that may also be called with none (`{}` among its requirements) is public.
 fn operations() -> Vec<(String, String, Vec<String>)> {
     let doc = serde_json::to_value(openapi()).unwrap();
     let mut ops = vec![];
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            let schemes = op["security"].as_array().into_iter().flatten().flat_map(|s| s.as_object().unwrap().keys().cloned()).collect();
+            let requirements: Vec<&serde_json::Map<String, Value>> = op["security"].as_array().into_iter().flatten().map(|s| s.as_object().unwrap()).collect();
+            let public = requirements.iter().any(|r| r.is_empty());
+            let schemes = if public { vec![] } else { requirements.iter().flat_map(|r| r.keys().cloned()).collect() };
             ops.push((method.to_uppercase(), path.clone(), schemes));
         }
     }

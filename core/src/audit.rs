@@ -56,7 +56,7 @@ macro_rules! actions {
                 match self { $(Action::$variant => $name,)* }
             }
 
-            /// The kind of target: `user`, `apiKey`, `executor`, `node`, `upgrade`, `organization`, `events`.
+            /// The kind of target: `user`, `apiKey`, `executor`, `node`, `upgrade`, `organization`, `invitation`, `events`.
             pub fn target_kind(self) -> &'static str {
                 match self { $(Action::$variant => $target,)* }
             }
@@ -76,6 +76,10 @@ actions! {
     UserEnabled = "user.enabled", "user";
     PasswordReset = "user.password.reset", "user";
     OwnershipTransferred = "organization.ownership.transferred", "organization";
+    InvitationCreated = "invitation.created", "invitation";
+    InvitationResent = "invitation.resent", "invitation";
+    InvitationCancelled = "invitation.cancelled", "invitation";
+    InvitationAccepted = "invitation.accepted", "invitation";
     KeyCreated = "apikey.created", "apiKey";
     KeyRotated = "apikey.rotated", "apiKey";
     KeyRevoked = "apikey.revoked", "apiKey";
@@ -134,7 +138,7 @@ mod tests {
         for a in Action::ALL {
             assert_eq!(a.as_str().parse::<Action>().unwrap(), *a);
             assert_eq!(serde_json::to_string(a).unwrap(), format!("\"{}\"", a.as_str()));
-            assert!(["user", "apiKey", "executor", "node", "upgrade", "organization", "events"].contains(&a.target_kind()));
+            assert!(["user", "apiKey", "executor", "node", "upgrade", "organization", "events", "invitation"].contains(&a.target_kind()));
         }
         assert!("node.exploded".parse::<Action>().is_err());
         assert_eq!(Source::of_client(Some("console")), Source::Ui);

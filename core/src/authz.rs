@@ -101,6 +101,16 @@ impl Role {
         self.can(Permission::ManageMembers) && other != Role::Owner
     }
 
+    /// Whether a user of this role may invite someone as `role`: owners any
+    /// role but owner, admins members only (they may promote them after).
+    pub fn can_invite(self, role: Role) -> bool {
+        match self {
+            Role::Owner => role != Role::Owner,
+            Role::Admin => role == Role::Member,
+            Role::Operator | Role::Member => false,
+        }
+    }
+
     /// Whether a user of this role may change, remove, disable or reset the
     /// password of a member of role `target`: admins never touch owners.
     pub fn can_manage(self, target: Role) -> bool {
@@ -218,6 +228,10 @@ pub const ROUTES: &[Route] = {
         r("POST", "/api/v1/ownership", OwnOrganization),
         r("GET", "/api/v1/users", Read),
         r("POST", "/api/v1/users", ManageMembers),
+        r("GET", "/api/v1/invitations", ManageMembers),
+        r("POST", "/api/v1/invitations", ManageMembers),
+        r("POST", "/api/v1/invitations/{id}/resend", ManageMembers),
+        r("DELETE", "/api/v1/invitations/{id}", ManageMembers),
         r("PUT", "/api/v1/users/{username}", ManageMembers),
         r("DELETE", "/api/v1/users/{username}", ManageMembers),
         r("PUT", "/api/v1/users/{username}/password", ManageMembers),
@@ -290,6 +304,15 @@ mod tests {
         assert!(Role::Admin.can_grant(Role::Admin));
         assert!(!Role::Operator.can_grant(Role::Member));
         assert!(!Role::Member.can_grant(Role::Member));
+    }
+
+    #[test]
+    fn invitations() {
+        use Role::*;
+        assert!(Owner.can_invite(Admin) && Owner.can_invite(Operator) && Owner.can_invite(Member));
+        assert!(!Owner.can_invite(Owner), "nobody invites owners");
+        assert!(Admin.can_invite(Member) && !Admin.can_invite(Operator) && !Admin.can_invite(Admin));
+        assert!(!Operator.can_invite(Member) && !Member.can_invite(Member));
     }
 
     #[test]

@@ -145,6 +145,18 @@ impl FromRequestParts<Arc<AppState>> for AccountCtx {
     }
 }
 
+/// The user of the session a public route was called with, if any (an
+/// invitation is accepted by whoever is signed in, or by a new account).
+pub async fn optional_user(parts: &Parts, state: &Arc<AppState>) -> Result<Option<User>, ApiError> {
+    if parts.headers.get(axum::http::header::AUTHORIZATION).is_none() {
+        return Ok(None);
+    }
+    let key = session_token(parts)?;
+    let now = state.now();
+    let found = state.blocking(move |state| users::account(state, &key, now)).await?;
+    found.map(|(user, _)| Some(user)).ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))
+}
+
 /// An executor authenticated by an active API key.
 pub struct ExecutorKey {
     pub key: ApiKey,

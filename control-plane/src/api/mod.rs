@@ -7,6 +7,7 @@ pub mod console;
 pub mod error;
 pub mod events;
 pub mod executors;
+pub mod invitations;
 pub mod keys;
 pub mod nodes;
 pub mod protocol;
@@ -95,6 +96,11 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(users::orgs))
         .routes(routes!(users::transfer_ownership))
         .routes(routes!(users::list, users::create))
+        .routes(routes!(invitations::list, invitations::create))
+        .routes(routes!(invitations::resend))
+        .routes(routes!(invitations::cancel))
+        .routes(routes!(invitations::preview))
+        .routes(routes!(invitations::accept))
         .routes(routes!(users::set_role, users::remove))
         .routes(routes!(users::reset_password))
         .routes(routes!(users::disable))

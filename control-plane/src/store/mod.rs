@@ -38,6 +38,8 @@ pub const USERS: Table = Table("users");
 pub const MEMBERS: Table = Table("members");
 /// `username/org` -> org: the organizations of a user (mirrors `MEMBERS`).
 pub const USER_ORGS: Table = Table("user_orgs");
+/// Keyed by invitation id (the public part of its token).
+pub const INVITATIONS: Table = Table("invitations");
 /// Keyed by the SHA-256 of the session token.
 pub const SESSIONS: Table = Table("sessions");
 /// Keyed by key id (the public half of an API key).
@@ -55,7 +57,8 @@ pub const OBSERVED: Table = Table("observed");
 /// `org/channel/kind`.
 pub const UPGRADES: Table = Table("upgrades");
 /// Every record table, created when a store is opened.
-pub const TABLES: [Table; 12] = [ORGS, USERS, MEMBERS, USER_ORGS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, CAPABILITIES, NODES, OBSERVED, UPGRADES];
+pub const TABLES: [Table; 13] =
+    [ORGS, USERS, MEMBERS, USER_ORGS, INVITATIONS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, CAPABILITIES, NODES, OBSERVED, UPGRADES];
 
 /// Leading byte of every stored value, so the format can evolve.
 const FORMAT: u8 = 1;

@@ -39,6 +39,48 @@ pub struct Member {
     pub added_by: String,
 }
 
+/// An invitation to join `org_id` as `role` (`INVITATIONS`, keyed by id).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Invitation {
+    pub id: String,
+    pub org_id: String,
+    pub email: String,
+    pub role: Role,
+    /// SHA-256 of the token's secret part.
+    pub secret_hash: String,
+    pub invited_by: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub accepted_by: Option<String>,
+    pub cancelled: bool,
+}
+
+impl Invitation {
+    pub fn state(&self, now: Timestamp) -> novacula_core::wire::InvitationState {
+        use novacula_core::wire::InvitationState::*;
+        match () {
+            _ if self.accepted_by.is_some() => Accepted,
+            _ if self.cancelled => Cancelled,
+            _ if now >= self.expires_at => Expired,
+            _ => Pending,
+        }
+    }
+
+    pub fn view(&self, now: Timestamp) -> novacula_core::wire::InvitationView {
+        novacula_core::wire::InvitationView {
+            id: self.id.clone(),
+            org_id: self.org_id.clone(),
+            email: self.email.clone(),
+            role: self.role,
+            invited_by: self.invited_by.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            state: self.state(now),
+            accepted_by: self.accepted_by.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     pub username: String,

@@ -62,6 +62,89 @@ pub struct OrgMembershipView {
     pub role: Role,
 }
 
+/// `POST /invitations`: whom to invite, as what.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvitationRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 254, pattern = "^[^@\\s\\u0000-\\u001f\\u007f-\\u009f]+@[^@\\s\\u0000-\\u001f\\u007f-\\u009f]+$"))]
+    pub email: String,
+    pub role: Role,
+}
+
+/// Where an invitation stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvitationState {
+    Pending,
+    Accepted,
+    Expired,
+    Cancelled,
+}
+
+/// An invitation as owners and admins see it (never its token).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationView {
+    pub id: String,
+    pub org_id: String,
+    pub email: String,
+    pub role: Role,
+    pub invited_by: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub state: InvitationState,
+    /// Who accepted it.
+    pub accepted_by: Option<String>,
+}
+
+/// A new (or resent) invitation: its token and link, shown this once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedInvitation {
+    /// The single-use token; whoever holds it may join. Shown only here.
+    pub token: String,
+    /// The console's page for it: the control plane's address, then this.
+    pub path: String,
+    /// Whether it was mailed (SMTP configured and the server took it).
+    pub emailed: bool,
+    /// Why it was not mailed, when SMTP is configured.
+    pub email_error: Option<String>,
+    #[serde(flatten)]
+    pub invitation: InvitationView,
+}
+
+/// What an invitation offers, for whoever holds its token.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationPreview {
+    pub org_id: String,
+    pub role: Role,
+    pub email: String,
+    pub invited_by: String,
+    pub expires_at: Timestamp,
+}
+
+/// `POST /invitations/accept`: with a session, its user joins; without one,
+/// `username` and `password` create the account.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitationRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::optional_name))]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
+    pub password: Option<String>,
+}
+
 /// `PUT /users/{username}`: a member's new role.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
