@@ -115,6 +115,18 @@ pub enum OrgCmd {
     Transfer { username: String },
     /// Leave the organization you work in (the owner transfers first).
     Leave,
+    /// The organization you work in: id, name, state.
+    Show,
+    /// Give it another name (its id stays; owners, admins).
+    Rename { name: String },
+    /// Deactivate it: data kept, members and executors refused (owner).
+    Deactivate {
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Reactivate it (owner).
+    Reactivate,
 }
 
 #[derive(Subcommand)]
@@ -469,6 +481,10 @@ fn keys_table(list: &[ApiKeyView]) -> String {
     table(&["ID", "LABEL", "EXECUTOR", "STATE", "EXPIRES", "LAST USED"], rows.collect())
 }
 
+fn org_line(o: &novacula_core::wire::OrgView) -> String {
+    format!("{} ({}){}\n", o.id, o.name, if o.deactivated { ", deactivated" } else { "" })
+}
+
 fn audit_table(entries: &[AuditEntry]) -> String {
     let rows = entries.iter().map(|e| {
         let details: Vec<String> = e.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -577,6 +593,15 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
                 OrgCmd::Transfer { username } => {
                     print(&g, &api.transfer_ownership(&username).await.map_err(api_failed)?, |u| users_table(std::slice::from_ref(u)));
                 }
+                OrgCmd::Show => print(&g, &api.org().await.map_err(api_failed)?, org_line),
+                OrgCmd::Rename { name } => print(&g, &api.rename_org(&name).await.map_err(api_failed)?, org_line),
+                OrgCmd::Deactivate { yes } => {
+                    if !yes {
+                        return Err("deactivating refuses its members and executors until it is reactivated; pass --yes to confirm".into());
+                    }
+                    print(&g, &api.set_org_active(false).await.map_err(api_failed)?, org_line);
+                }
+                OrgCmd::Reactivate => print(&g, &api.set_org_active(true).await.map_err(api_failed)?, org_line),
                 OrgCmd::Leave => {
                     api.leave().await.map_err(api_failed)?;
                     eprintln!("left the organization");

@@ -14,8 +14,8 @@ use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::{
     AcceptInvitationRequest, Alert, ApiError, ApiKeyView, AuditPage, CreateInvitationRequest, CreateKeyRequest, CreateUserRequest, CreatedInvitation,
     CreatedKey, DeployRequest, EditRequest, EventsPage, ExecutorView, InvitationPreview, InvitationView, LifecycleRequest, LoginRequest, LoginResponse, MeView,
-    NodeView, OrgMembershipView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse,
-    TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
+    NodeView, OrgMembershipView, OrgSettingsRequest, OrgView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest, SpecPollResponse,
+    SyncExecutorRequest, SyncExecutorResponse, TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
 };
 use novacula_core::NodeSpec;
 use novacula_core::ObservedNodeState;
@@ -483,6 +483,21 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     pub async fn accept_invitation(&self, token: &str, account: Option<(&str, &str)>) -> Result<LoginResponse, ClientError> {
         let req = AcceptInvitationRequest { token: token.into(), username: account.map(|a| a.0.to_string()), password: account.map(|a| a.1.to_string()) };
         self.call(Method::POST, "/api/v1/invitations/accept", Some(&req)).await
+    }
+
+    /// The organization this client works in.
+    pub async fn org(&self) -> Result<OrgView, ClientError> {
+        self.get("/api/v1/org").await
+    }
+
+    pub async fn rename_org(&self, name: &str) -> Result<OrgView, ClientError> {
+        self.call(Method::PUT, "/api/v1/org", Some(&OrgSettingsRequest { name: name.into() })).await
+    }
+
+    /// Deactivate (`false`) or reactivate the organization (its owner).
+    pub async fn set_org_active(&self, active: bool) -> Result<OrgView, ClientError> {
+        let verb = if active { "reactivate" } else { "deactivate" };
+        self.call::<(), _>(Method::POST, &format!("/api/v1/org/{verb}"), None).await
     }
 
     /// Leave the organization this client works in.

@@ -93,14 +93,19 @@ $("#org-switch").addEventListener("change", async () => {
 const can = (permission) => !!me && me.permissions.includes(permission);
 
 async function start() {
-  const [who, orgs] = await Promise.all([api("GET", "/me"), api("GET", "/orgs")]);
+  const [who, orgs, org] = await Promise.all([api("GET", "/me"), api("GET", "/orgs"), api("GET", "/org")]);
   me = who;
+  me.org = org;
+  $("#org-banner").hidden = !org.deactivated;
+  $("#org-banner").textContent = org.deactivated
+    ? `Organization ${org.id} is deactivated: its members and executors are refused.` + (can("ownOrganization") ? " Reactivate it under Members." : "")
+    : "";
   $("#login").hidden = true;
   $("#app").hidden = false;
   $("#who").textContent = `${me.username} (${me.role})`;
   $("#org-switch").innerHTML = orgs.map((o) => `<option value="${esc(o.orgId)}" ${o.orgId === me.orgId ? "selected" : ""}>${esc(o.orgId)} (${esc(o.role)})</option>`).join("");
   $("#org-switch").hidden = orgs.length < 2;
-  $("#org-name").textContent = me.orgId;
+  $("#org-name").textContent = org.name;
   $("#nav-connect").hidden = !can("manageExecutors");
   $("#nav-audit").hidden = !can("readAudit");
   if (!location.hash || location.hash === "#/") location.hash = "#/nodes";
@@ -466,7 +471,14 @@ async function eventsView() {
 
 function membersSetup() {
   const roleOptions = (selected) => me.grantableRoles.map((r) => `<option ${r === selected ? "selected" : ""}>${esc(r)}</option>`).join("");
-  $("#view").innerHTML = `<h1>Members of ${esc(me.orgId)}</h1>
+  const org = me.org;
+  const active = org.deactivated ? "Reactivate" : "Deactivate";
+  $("#view").innerHTML = `<h1>Members of ${esc(org.name)}</h1>
+    <div class="card" id="org-settings" ${can("manageOrganization") ? "" : "hidden"}>
+      <label>Organization name (its id, ${esc(org.id)}, stays) <input id="org-name-input" value="${esc(org.name)}"></label>
+      <div class="actions"><button id="org-save" class="secondary">Save name</button>
+        <button id="org-toggle" class="danger" ${can("ownOrganization") ? "" : "hidden"}>${active} organization</button></div>
+    </div>
     <details class="card" id="member-add" ${can("manageMembers") ? "" : "hidden"}>
       <summary>Add a member</summary>
       <label>Username <input id="member-name"></label>
@@ -484,6 +496,14 @@ function membersSetup() {
     <div id="members"></div>
     <div id="invitations"></div>
     <div class="actions"><button id="member-leave" class="secondary" ${me.role === "owner" ? "disabled title='the owner transfers ownership first'" : ""}>Leave ${esc(me.orgId)}</button></div>`;
+  $("#org-save").onclick = async () => {
+    if (await act(() => api("PUT", "/org", { name: $("#org-name-input").value }))) await start();
+  };
+  $("#org-toggle").onclick = async () => {
+    const off = !org.deactivated;
+    if (off && !confirm(`Deactivate ${org.id}? Its data is kept, but its members are signed out of it and its executors refused until you reactivate it.`)) return;
+    if (await act(() => api("POST", off ? "/org/deactivate" : "/org/reactivate"))) await start();
+  };
   $("#invite-submit").onclick = async () => {
     try {
       const r = await api("POST", "/invitations", { email: $("#invite-email").value.trim(), role: $("#invite-role").value });

@@ -6,6 +6,7 @@ use novacula_core::entropy::{Entropy, OsEntropy};
 use novacula_core::sync::LockExt;
 use novacula_core::throttle::{self, LoginThrottle};
 use novacula_core::{Timestamp, Version};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -86,7 +87,14 @@ pub struct AppState {
     pub liveness: crate::liveness::Liveness,
     /// Mail out, when configured.
     pub mailer: Option<crate::mail::Mailer>,
+    /// Whether each organization is deactivated, as read at most
+    /// [`ORG_STATUS_TTL`] ago: executors' calls check it without a read each.
+    org_status: std::sync::Mutex<HashMap<String, (bool, Timestamp)>>,
 }
+
+/// How stale an executor's view of its organization's deactivation may be
+/// (its executors go offline within the heartbeat timeout anyway).
+pub const ORG_STATUS_TTL: Duration = Duration::from_secs(5);
 
 impl AppState {
     pub fn new(store: Store, clock: impl Clock, config: Config) -> Arc<AppState> {
@@ -112,6 +120,7 @@ impl AppState {
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
             liveness: Default::default(),
             mailer,
+            org_status: Default::default(),
         });
         // Changes committed through other control planes on the same database.
         let weak = Arc::downgrade(&state);
@@ -165,6 +174,30 @@ impl AppState {
     }
 
     /// `bytes` random bytes as hex, from this control plane's entropy.
+    /// Whether `org` is deactivated (a missing one counts as deactivated),
+    /// read from the store at most every [`ORG_STATUS_TTL`].
+    pub fn org_deactivated(&self, org: &str) -> Result<bool, crate::store::StoreError> {
+        if let Some(off) = self.org_deactivated_cached(org) {
+            return Ok(off);
+        }
+        let now = self.now();
+        let o: Option<crate::store::model::Org> = self.store.read(|r| r.get(crate::store::ORGS, org))?;
+        let off = o.is_none_or(|o| o.deactivated);
+        self.org_status.locked().insert(org.to_string(), (off, now));
+        Ok(off)
+    }
+
+    /// [`Self::org_deactivated`] when known recently enough, without a read.
+    pub fn org_deactivated_cached(&self, org: &str) -> Option<bool> {
+        let now = self.now();
+        self.org_status.locked().get(org).filter(|(_, at)| now.since(*at) < ORG_STATUS_TTL).map(|(off, _)| *off)
+    }
+
+    /// Drop what [`Self::org_deactivated`] remembers of `org` (it just changed here).
+    pub fn forget_org_status(&self, org: &str) {
+        self.org_status.locked().remove(org);
+    }
+
     pub fn random_hex(&self, bytes: usize) -> String {
         novacula_core::entropy::random_hex(self.entropy.as_ref(), bytes)
     }

@@ -242,6 +242,13 @@ async fn console_manages_members_switches_organizations_and_signs_out() {
     shot(&c, "6b-audit").await;
     c.goto(&format!("{url}/#/members")).await.unwrap();
 
+    // the organization's name, from its settings on the Members page
+    let name = until(&c, "#org-name-input", "visible", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    name.clear().await.unwrap();
+    name.send_keys("Acme Validators").await.unwrap();
+    c.find(Locator::Css("#org-save")).await.unwrap().click().await.unwrap();
+    until(&c, "#org-name", "shows the new name", async |e| e.text().await.unwrap_or_default() == "Acme Validators").await;
+
     // disabling mia ends her session at once
     let mia = live::login(&url, "mia").await;
     mia.me().await.unwrap();

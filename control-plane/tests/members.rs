@@ -199,6 +199,44 @@ async fn sessions_end_on_sign_out_password_change_reset_and_disable() {
     cp.stop().await;
 }
 
+#[tokio::test]
+async fn an_owner_renames_deactivates_and_reactivates_the_organization() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, exec) = cp.alice_and_edge().await;
+    add(&alice, "ada", "admin").await;
+    add(&alice, "mia", "member").await;
+    let (ada, mia) = (cp.login("ada").await, cp.login("mia").await);
+
+    // settings: owners and admins rename; the id stays
+    assert_eq!(status(mia.rename_org("Mine now").await), 403);
+    let renamed = ada.rename_org("Acme Validators").await.unwrap();
+    assert_eq!((renamed.id.as_str(), renamed.name.as_str(), renamed.deactivated), ("acme", "Acme Validators", false));
+    assert_eq!(status(ada.rename_org("").await), 400);
+
+    // deactivated by the owner alone: members and executors are refused at once
+    let e = ada.set_org_active(false).await.unwrap_err();
+    assert!(e.status() == Some(403) && e.to_string().contains("needs ownOrganization"), "{e}");
+    assert!(alice.set_org_active(false).await.unwrap().deactivated);
+    let e = ada.get::<Value>("/api/v1/nodes").await.unwrap_err();
+    assert!(e.status() == Some(403) && e.to_string().contains("deactivated"), "{e}");
+    let e = cp.anon().login("mia", PASSWORD).await.unwrap_err();
+    assert!(e.status() == Some(403) && e.to_string().contains("deactivated"), "{e}");
+    let e = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err();
+    assert!(e.status() == Some(403) && e.to_string().contains("deactivated"), "{e}");
+    drop(mia);
+    // the data is kept; the owner can still sign in, read it and reactivate
+    let alice = cp.login("alice").await;
+    assert!(alice.org().await.unwrap().deactivated);
+    assert_eq!(status(alice.get::<Value>("/api/v1/nodes").await), 403);
+    assert!(!alice.set_org_active(true).await.unwrap().deactivated);
+    ada.get::<Value>("/api/v1/nodes").await.unwrap();
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let log = alice.audit(0, 50, &novacula_client::AuditFilter { target: Some("acme".into()), ..Default::default() }).await.unwrap().entries;
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["organization.reactivated", "organization.deactivated", "organization.renamed"]);
+    cp.stop().await;
+}
+
 #[test]
 fn this_suite_passes_on_postgres() {
     rerun_on_postgres("this_suite_passes_on_postgres");

@@ -71,6 +71,10 @@ async fn every_role_gets_what_the_table_gives_it() {
         for (role, session) in &sessions {
             let (status, answer) = session.raw(m.clone(), &url, body.clone(), Duration::from_secs(10)).await.unwrap();
             let answer = String::from_utf8_lossy(&answer);
+            if path == "/api/v1/org/deactivate" && status.is_success() {
+                // The owner's deactivation would refuse every later call: undone at once.
+                session.set_org_active(true).await.unwrap();
+            }
             if needs.allows(Some(*role)) {
                 assert!(![401, 403].contains(&status.as_u16()), "{method} {path} refused to {role:?}, whom the table lets ({needs:?}): {status} {answer}");
                 assert!(status.as_u16() < 500, "{method} {path} as {role:?}: {status} {answer}");

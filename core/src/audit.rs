@@ -76,6 +76,9 @@ actions! {
     UserEnabled = "user.enabled", "user";
     PasswordReset = "user.password.reset", "user";
     OwnershipTransferred = "organization.ownership.transferred", "organization";
+    OrganizationRenamed = "organization.renamed", "organization";
+    OrganizationDeactivated = "organization.deactivated", "organization";
+    OrganizationReactivated = "organization.reactivated", "organization";
     InvitationCreated = "invitation.created", "invitation";
     InvitationResent = "invitation.resent", "invitation";
     InvitationCancelled = "invitation.cancelled", "invitation";

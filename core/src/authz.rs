@@ -40,10 +40,12 @@ pub enum Permission {
     OwnOrganization,
     /// Read the organization's audit log (who did what).
     ReadAudit,
+    /// Change the organization's settings (its name).
+    ManageOrganization,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 8] = [
         Permission::Read,
         Permission::OperateNodes,
         Permission::ManageNodes,
@@ -51,6 +53,7 @@ impl Permission {
         Permission::ManageMembers,
         Permission::OwnOrganization,
         Permission::ReadAudit,
+        Permission::ManageOrganization,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,12 +65,13 @@ impl Permission {
             Permission::ManageMembers => "manageMembers",
             Permission::OwnOrganization => "ownOrganization",
             Permission::ReadAudit => "readAudit",
+            Permission::ManageOrganization => "manageOrganization",
         }
     }
 }
 
 /// The permission table: the roles that hold each permission.
-const TABLE: [(Permission, &[Role]); 7] = {
+const TABLE: [(Permission, &[Role]); 8] = {
     use Role::*;
     [
         (Permission::Read, &[Owner, Admin, Operator, Member]),
@@ -77,6 +81,7 @@ const TABLE: [(Permission, &[Role]); 7] = {
         (Permission::ManageMembers, &[Owner, Admin]),
         (Permission::OwnOrganization, &[Owner]),
         (Permission::ReadAudit, &[Owner, Admin]),
+        (Permission::ManageOrganization, &[Owner, Admin]),
     ]
 };
 
@@ -226,6 +231,10 @@ pub const ROUTES: &[Route] = {
         r("GET", "/api/v1/me", Read),
         r("DELETE", "/api/v1/me/membership", Read),
         r("POST", "/api/v1/ownership", OwnOrganization),
+        r("GET", "/api/v1/org", Read),
+        r("PUT", "/api/v1/org", ManageOrganization),
+        r("POST", "/api/v1/org/deactivate", OwnOrganization),
+        r("POST", "/api/v1/org/reactivate", OwnOrganization),
         r("GET", "/api/v1/users", Read),
         r("POST", "/api/v1/users", ManageMembers),
         r("GET", "/api/v1/invitations", ManageMembers),
@@ -262,6 +271,12 @@ pub const ROUTES: &[Route] = {
     ]
 };
 
+/// Whether a route answers in a deactivated organization: only the owner's
+/// way back (reading it, reactivating it) and knowing who one is.
+pub fn open_when_deactivated(method: &str, path: &str) -> bool {
+    matches!((method, path), ("GET", "/api/v1/me") | ("GET", "/api/v1/org") | ("POST", "/api/v1/org/reactivate"))
+}
+
 /// What a route needs; `None` for a route not in [`ROUTES`].
 pub fn route_needs(method: &str, path: &str) -> Option<Access> {
     ROUTES.iter().find(|r| r.method == method && r.path == path).map(|r| r.needs)
@@ -275,12 +290,12 @@ mod tests {
     fn permission_matrix() {
         use Permission::*;
         use Role::*;
-        // read, operate, manage nodes, manage executors, manage members, own, read audit
+        // read, operate, manage nodes, manage executors, manage members, own, read audit, manage organization
         let table = [
-            (Owner, [true, true, true, true, true, true, true]),
-            (Admin, [true, true, true, true, true, false, true]),
-            (Operator, [true, true, false, false, false, false, false]),
-            (Member, [true, false, false, false, false, false, false]),
+            (Owner, [true, true, true, true, true, true, true, true]),
+            (Admin, [true, true, true, true, true, false, true, true]),
+            (Operator, [true, true, false, false, false, false, false, false]),
+            (Member, [true, false, false, false, false, false, false, false]),
         ];
         for (role, expect) in table {
             let got = [
@@ -291,6 +306,7 @@ mod tests {
                 role.can(ManageMembers),
                 role.can(OwnOrganization),
                 role.can(ReadAudit),
+                role.can(ManageOrganization),
             ];
             assert_eq!(got, expect, "{role:?}");
             assert_eq!(role.permissions().len(), expect.iter().filter(|x| **x).count());

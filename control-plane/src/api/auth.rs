@@ -71,11 +71,16 @@ impl UserCtx {
 /// What the matched route needs, from the one table in core. A route
 /// missing from the table is refused to everyone.
 fn needed(parts: &Parts) -> Result<Access, ApiError> {
-    let path = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
+    let path = matched(parts);
     authz::route_needs(parts.method.as_str(), path).ok_or_else(|| {
         tracing::error!(method = %parts.method, path, "route missing from the permission table; refused");
         ApiError::forbidden("this route is not in the permission table")
     })
+}
+
+/// The route's path as the router matched it.
+fn matched(parts: &Parts) -> &str {
+    parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default()
 }
 
 /// A handler whose extractor does not match its route's entry in the table
@@ -113,6 +118,9 @@ impl FromRequestParts<Arc<AppState>> for UserCtx {
         let from = source(parts);
         let caller = state.blocking(move |state| users::caller(state, &session, org.as_deref(), now, from)).await?;
         let caller = caller.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+        if caller.org_deactivated && !authz::open_when_deactivated(parts.method.as_str(), matched(parts)) {
+            return Err(ApiError::forbidden(format!("organization {:?} is deactivated; its owner can reactivate it", caller.org)));
+        }
         if !caller.role.can(needs) {
             return Err(ApiError::forbidden(format!("role {} may not do this (needs {})", caller.role.as_str(), needs.as_str())));
         }
@@ -175,6 +183,16 @@ impl FromRequestParts<Arc<AppState>> for ExecutorKey {
             return Err(invalid());
         }
         key.state(state.now()).usable().map_err(|e| ApiError::unauthorized(e.to_string()))?;
+        let deactivated = match state.org_deactivated_cached(&key.org_id) {
+            Some(off) => off,
+            None => {
+                let org = key.org_id.clone();
+                state.blocking(move |state| state.org_deactivated(&org)).await?
+            }
+        };
+        if deactivated {
+            return Err(ApiError::forbidden(format!("organization {:?} is deactivated", key.org_id)));
+        }
         Ok(ExecutorKey { key })
     }
 }

@@ -10,6 +10,7 @@ pub mod executors;
 pub mod invitations;
 pub mod keys;
 pub mod nodes;
+pub mod org;
 pub mod protocol;
 pub mod users;
 
@@ -95,6 +96,9 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(users::leave))
         .routes(routes!(users::orgs))
         .routes(routes!(users::transfer_ownership))
+        .routes(routes!(org::get, org::update))
+        .routes(routes!(org::deactivate))
+        .routes(routes!(org::reactivate))
         .routes(routes!(users::list, users::create))
         .routes(routes!(invitations::list, invitations::create))
         .routes(routes!(invitations::resend))

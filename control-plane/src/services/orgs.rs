@@ -22,7 +22,7 @@ pub fn create_org_with_owner(store: &Store, entropy: &dyn Entropy, now: Timestam
         if w.get::<User>(USERS, owner)?.is_some() {
             return Err(ServiceError::Conflict(format!("user {owner:?} already exists")));
         }
-        w.put(ORGS, org, &Org { id: org.to_string(), created_at: now })?;
+        w.put(ORGS, org, &Org { id: org.to_string(), created_at: now, name: org.to_string(), deactivated: false })?;
         let user =
             User { username: owner.to_string(), password_hash: hash_password(password, new_salt(entropy)), created_at: now, disabled: false, session_epoch: 0 };
         w.put(USERS, owner, &user)?;
@@ -46,4 +46,48 @@ pub fn check_user_fields(username: &str, password: &str) -> Result<()> {
 
 pub fn org_exists(store: &Store, org: &str) -> Result<bool> {
     Ok(store.read(|r| r.get::<Org>(ORGS, org))?.is_some())
+}
+
+/// Organization `org`'s settings.
+pub fn get(s: &crate::AppState, org: &str) -> Result<novacula_core::wire::OrgView> {
+    let o: Org = s.store.read(|r| r.get(ORGS, org))?.ok_or_else(|| ServiceError::NotFound(format!("no organization {org:?}")))?;
+    Ok(o.view())
+}
+
+/// Rename `by`'s organization (its id, the slug, stays).
+pub fn rename(s: &crate::AppState, by: &super::users::Caller, name: &str) -> Result<novacula_core::wire::OrgView> {
+    // The document's pattern and length, character for character (its `\s` has U+FEFF too).
+    let blank = |c: char| c.is_whitespace() || c == '\u{feff}';
+    if name.chars().count() > 100 || name.chars().all(blank) || name.chars().any(char::is_control) {
+        return Err(ServiceError::BadInput("name must be 1 to 100 printable characters, not all blank".into()));
+    }
+    let name = name.trim_matches(blank);
+    let now = s.now();
+    s.store.write(|w| {
+        let mut o: Org = w.get(ORGS, &by.org)?.ok_or_else(|| ServiceError::NotFound(format!("no organization {:?}", by.org)))?;
+        let from = std::mem::replace(&mut o.name, name.to_string());
+        w.put(ORGS, &by.org, &o)?;
+        let details = super::audit::details([("from", from), ("to", name.to_string())]);
+        super::audit::record(w, &by.org, now, &by.who(), novacula_core::audit::Action::OrganizationRenamed, &by.org, details)?;
+        Ok(o.view())
+    })
+}
+
+/// The owner deactivates (`active == false`) or reactivates their organization.
+pub fn set_active(s: &crate::AppState, owner: &super::users::Caller, active: bool) -> Result<novacula_core::wire::OrgView> {
+    use novacula_core::audit::Action;
+    let now = s.now();
+    let view = s.store.write(|w| {
+        let mut o: Org = w.get(ORGS, &owner.org)?.ok_or_else(|| ServiceError::NotFound(format!("no organization {:?}", owner.org)))?;
+        if o.deactivated == active {
+            o.deactivated = !active;
+            w.put(ORGS, &owner.org, &o)?;
+            let action = if active { Action::OrganizationReactivated } else { Action::OrganizationDeactivated };
+            super::audit::record(w, &owner.org, now, &owner.who(), action, &owner.org, Default::default())?;
+        }
+        Ok::<_, ServiceError>(o.view())
+    })?;
+    s.forget_org_status(&owner.org);
+    tracing::info!(org = %owner.org, by = %owner.user.username, "organization {}", if active { "reactivated" } else { "deactivated" });
+    Ok(view)
 }

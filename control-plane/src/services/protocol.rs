@@ -118,6 +118,10 @@ fn durable_sync(
     // The key as it is now, not as the extractor read it before this
     // transaction: a revocation that committed in between wins.
     let mut key_row: ApiKey = w.get(API_KEYS, &key.id)?.ok_or_else(|| ServiceError::Unauthenticated("invalid API key".into()))?;
+    // Authoritative here (the extractor's view may be seconds old).
+    if w.get::<crate::store::model::Org>(crate::store::ORGS, &org)?.is_none_or(|o| o.deactivated) {
+        return Err(ServiceError::Forbidden(format!("organization {org:?} is deactivated")));
+    }
     let mut existing: Option<ExecutorRow> = w.get(EXECUTORS, &k)?;
     if let Some(e) = existing.as_mut() {
         s.liveness.overlay(e);

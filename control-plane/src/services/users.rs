@@ -33,6 +33,8 @@ pub struct Caller {
     pub role: Role,
     /// Through what the request came (the audit log's `source`).
     pub source: Source,
+    /// The organization is deactivated: only its owner's way back answers.
+    pub org_deactivated: bool,
 }
 
 impl Caller {
@@ -90,7 +92,8 @@ pub fn caller(s: &AppState, token_hash: &str, org: Option<&str>, now: Timestamp,
                 "you are not a member of organization {org:?}; GET /api/v1/orgs lists yours (X-Novacula-Org, or `novacula org use`, picks one)"
             )));
         };
-        Ok(Some(Caller { user, org: org.to_string(), role: m.role, source }))
+        let org_deactivated = r.get::<crate::store::model::Org>(crate::store::ORGS, org)?.is_none_or(|o| o.deactivated);
+        Ok(Some(Caller { user, org: org.to_string(), role: m.role, source, org_deactivated }))
     })
 }
 
@@ -136,11 +139,24 @@ pub async fn login(s: &AppState, address: Option<String>, source: Source, req: &
     let token = format!("{SESSION_PREFIX}_{}", s.random_hex(32));
     let expires_at = now.plus(SESSION_TTL);
     let (org, member) = s.store.write(|w| {
-        let orgs = w.orgs_of(&user.username)?;
+        // A deactivated organization takes sign-ins from its owner alone (to reactivate it).
+        let mut open = Vec::new();
+        for o in w.orgs_of(&user.username)? {
+            let role = w.member(&o, &user.username)?.map(|m| m.role);
+            let off = w.get::<crate::store::model::Org>(crate::store::ORGS, &o)?.is_none_or(|x| x.deactivated);
+            open.push((o, !off || role == Some(Role::Owner)));
+        }
         let org = match &req.organization {
-            Some(o) if orgs.contains(o) => o.clone(),
-            Some(o) => return Err(ServiceError::Forbidden(format!("you are not a member of organization {o:?}"))),
-            None => orgs.into_iter().next().ok_or_else(|| ServiceError::Forbidden("you are not a member of any organization".into()))?,
+            Some(o) => match open.iter().find(|(x, _)| x == o) {
+                Some((_, true)) => o.clone(),
+                Some((_, false)) => return Err(ServiceError::Forbidden(format!("organization {o:?} is deactivated; its owner can reactivate it"))),
+                None => return Err(ServiceError::Forbidden(format!("you are not a member of organization {o:?}"))),
+            },
+            None => match open.iter().find(|(_, ok)| *ok) {
+                Some((o, _)) => o.clone(),
+                None if open.is_empty() => return Err(ServiceError::Forbidden("you are not a member of any organization".into())),
+                None => return Err(ServiceError::Forbidden("your organizations are deactivated; their owners can reactivate them".into())),
+            },
         };
         let member = w.member(&org, &user.username)?.ok_or_else(|| ServiceError::Forbidden(format!("you are not a member of organization {org:?}")))?;
         w.put(

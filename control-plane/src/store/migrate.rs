@@ -4,8 +4,8 @@
 //! written before the change: each schema version keeps the shapes it
 //! replaced here, and `run` rewrites old rows into the current ones.
 
-use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, Member, NodeRow, ObservedRow, Session, UpgradeRow, User};
-use crate::store::{Result, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, SESSIONS, UPGRADES, USERS};
+use crate::store::model::{ApiKey, Executor, ExecutorRow, KeyUsage, Member, NodeRow, ObservedRow, Org, Session, UpgradeRow, User};
+use crate::store::{Result, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, ORGS, SESSIONS, UPGRADES, USERS};
 use novacula_core::{Channel, ExecutorCapabilities, ExecutorKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +20,9 @@ pub const SCHEMA_VERSION_KEY: &str = SCHEMA_VERSION;
 /// capabilities. 5: executors' capabilities in a table of their own.
 /// 6: the roles of Novacula (owner, admin, operator, member). 7: users
 /// belong to organizations through memberships; sessions name their
-/// organization; users can be disabled. 8: API keys expire.
-pub const CURRENT: u64 = 8;
+/// organization; users can be disabled. 8: API keys expire. 9: organizations
+/// have a display name and can be deactivated.
+pub const CURRENT: u64 = 9;
 
 pub fn run(w: &mut Write) -> Result<()> {
     let version = w.counter(SCHEMA_VERSION)?.max(1);
@@ -45,6 +46,9 @@ pub fn run(w: &mut Write) -> Result<()> {
     }
     if version < 8 {
         v7_to_v8(w)?;
+    }
+    if version < 9 {
+        v8_to_v9(w)?;
     }
     w.set_counter(SCHEMA_VERSION, CURRENT)
 }
@@ -554,6 +558,29 @@ pub mod v5 {
             }
         }
     }
+}
+
+/// Shapes of schema version 8 (and of every earlier one: organizations did not change).
+pub mod v8 {
+    use super::*;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Org {
+        pub id: String,
+        pub created_at: Timestamp,
+    }
+}
+
+/// Organizations get a display name (their id until renamed) and can be deactivated.
+fn v8_to_v9(w: &mut Write) -> Result<()> {
+    let orgs: Vec<(String, v8::Org)> = w.scan(ORGS, "")?;
+    for (k, o) in &orgs {
+        w.put(ORGS, k, &Org { id: o.id.clone(), created_at: o.created_at, name: o.id.clone(), deactivated: false })?;
+    }
+    if !orgs.is_empty() {
+        tracing::info!(orgs = orgs.len(), "migrated the database to schema version 9 (organization names, deactivation)");
+    }
+    Ok(())
 }
 
 /// Shapes of schema version 7 (and of 2 to 6: the key did not change).
@@ -1082,6 +1109,8 @@ mod tests {
             assert_eq!(keys.len(), 1);
             assert_eq!(keys[0].1.executor.as_deref(), Some("edge-1"));
             assert_eq!(keys[0].1.expires_at, None, "keys of before never expire");
+            let org: Org = s.read(|r| r.get(ORGS, "acme")).unwrap().unwrap();
+            assert_eq!((org.name.as_str(), org.deactivated), ("acme", false), "named after its id, active");
             let sessions: Vec<(String, Session)> = s.read(|r| r.scan(SESSIONS, "")).unwrap();
             assert_eq!(sessions.len(), 1, "alice's session of the API calls");
             assert_eq!((sessions[0].1.username.as_str(), sessions[0].1.org_id.as_str()), ("alice", "acme"));

@@ -15,6 +15,16 @@ use std::collections::BTreeMap;
 pub struct Org {
     pub id: String,
     pub created_at: Timestamp,
+    /// The name people read (the id is the slug).
+    pub name: String,
+    /// Its owner deactivated it: data kept, members' requests and executors refused.
+    pub deactivated: bool,
+}
+
+impl Org {
+    pub fn view(&self) -> novacula_core::wire::OrgView {
+        novacula_core::wire::OrgView { id: self.id.clone(), name: self.name.clone(), created_at: self.created_at, deactivated: self.deactivated }
+    }
 }
 
 /// An account: who signs in. What it may do is per organization (`Member`).

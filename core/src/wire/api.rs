@@ -145,6 +145,36 @@ pub struct AcceptInvitationRequest {
     pub password: Option<String>,
 }
 
+/// An organization's settings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgView {
+    /// Its slug: the name in URLs and the `X-Novacula-Org` header; fixed.
+    pub id: String,
+    /// The name people read.
+    pub name: String,
+    pub created_at: Timestamp,
+    /// Deactivated by its owner: data kept, sign-ins and executors refused.
+    pub deactivated: bool,
+}
+
+/// `PUT /org`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSettingsRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+        )
+    )]
+    pub name: String,
+}
+
 /// `PUT /users/{username}`: a member's new role.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
