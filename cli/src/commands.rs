@@ -50,6 +50,17 @@ pub enum ClientCommand {
     },
     /// End the session on the server and forget it here.
     Logout,
+    /// Create an account with an organization of its own, when the server allows it (serve --allow-signup).
+    Signup {
+        #[arg(long, short)]
+        username: String,
+        /// The organization's id (default: the username).
+        #[arg(long = "organization")]
+        organization: Option<String>,
+        /// The password; read from $NOVACULA_PASSWORD or the first line of stdin when absent.
+        #[arg(long, env = "NOVACULA_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
     /// Your organizations: list them, choose the one commands work in, hand one over.
     #[command(subcommand)]
     Org(OrgCmd),
@@ -556,6 +567,13 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
             let r = api.login_to(&username, &password, g.org.as_deref()).await.map_err(api_failed)?;
             save_session(&Session { server: api.base().to_string(), token: r.token, org: None })?;
             eprintln!("signed in to {} as {username}, {} of organization {}", api.base(), r.user.role.as_str(), r.user.org_id);
+        }
+        ClientCommand::Signup { username, organization, password } => {
+            let password = password_or_stdin(password)?;
+            let api = client(&g, false)?.with_token(None);
+            let r = api.signup(&username, &password, organization.as_deref()).await.map_err(api_failed)?;
+            save_session(&Session { server: api.base().to_string(), token: r.token, org: None })?;
+            eprintln!("signed up at {} as {username}, owner of organization {}", api.base(), r.user.org_id);
         }
         ClientCommand::Logout => {
             // The server forgets the session first, so a copied token dies with it.

@@ -100,6 +100,10 @@ struct ServeArgs {
     /// The console's address as people reach it, for links in mail, e.g. https://novacula.example.com.
     #[arg(long, env = "NOVACULA_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Let anyone create an account with an organization of their own
+    /// (POST /api/v1/signup, the console's "Create an account"); off by default.
+    #[arg(long, env = "NOVACULA_ALLOW_SIGNUP")]
+    allow_signup: bool,
     /// Open connections at most; more wait until one closes (each executor holds one).
     #[arg(long, env = "NOVACULA_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
@@ -148,6 +152,7 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
             max_count: a.event_retention_count,
         },
         audit_retention: std::time::Duration::from_secs(a.audit_retention_days * 24 * 3600),
+        allow_signup: a.allow_signup,
         mail: a.smtp_url.map(|smtp_url| novacula_control_plane::mail::MailConfig {
             smtp_url,
             from: a.mail_from.clone(),

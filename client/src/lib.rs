@@ -14,8 +14,8 @@ use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::{
     AcceptInvitationRequest, Alert, ApiError, ApiKeyView, AuditPage, CreateInvitationRequest, CreateKeyRequest, CreateUserRequest, CreatedInvitation,
     CreatedKey, DeployRequest, EditRequest, EventsPage, ExecutorView, InvitationPreview, InvitationView, LifecycleRequest, LoginRequest, LoginResponse, MeView,
-    NodeView, OrgMembershipView, OrgSettingsRequest, OrgView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest, SpecPollResponse,
-    SyncExecutorRequest, SyncExecutorResponse, TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
+    NodeView, OrgMembershipView, OrgSettingsRequest, OrgView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest, SignupRequest,
+    SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse, TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
 };
 use novacula_core::NodeSpec;
 use novacula_core::ObservedNodeState;
@@ -413,6 +413,12 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     pub async fn login_to(&self, username: &str, password: &str, org: Option<&str>) -> Result<LoginResponse, ClientError> {
         let req = LoginRequest { username: username.into(), password: password.into(), organization: org.map(str::to_string) };
         self.call(Method::POST, "/api/v1/login", Some(&req)).await
+    }
+
+    /// Create an account owning organization `org` (default: the username), when the server allows it.
+    pub async fn signup(&self, username: &str, password: &str, org: Option<&str>) -> Result<LoginResponse, ClientError> {
+        let req = SignupRequest { username: username.into(), password: password.into(), organization: org.map(str::to_string) };
+        self.call(Method::POST, "/api/v1/signup", Some(&req)).await
     }
 
     /// End this session on the server.

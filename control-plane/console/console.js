@@ -59,6 +59,7 @@ function showLogin() {
   clearInterval(timer);
   $("#app").hidden = true;
   $("#invite").hidden = true;
+  api("GET", "/signup").then((info) => ($("#signup-open").hidden = !info.enabled)).catch(() => {});
   $("#login").hidden = false;
 }
 
@@ -71,6 +72,25 @@ $("#login-form").addEventListener("submit", async (e) => {
     await start();
   } catch (err) {
     $("#login-error").textContent = err.message;
+  }
+});
+
+$("#signup-open").addEventListener("click", () => {
+  $("#signup-form").hidden = false;
+  $("#signup-open").hidden = true;
+});
+
+$("#signup-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("#signup-error").textContent = "";
+  const org = $("#signup-org").value.trim();
+  try {
+    const r = await api("POST", "/signup", { username: $("#signup-username").value.trim(), password: $("#signup-password").value, ...(org ? { organization: org } : {}) });
+    sessionStorage.setItem("novacula-token", r.token);
+    sessionStorage.setItem("novacula-org", r.user.orgId);
+    await start();
+  } catch (err) {
+    $("#signup-error").textContent = err.message;
   }
 });
 

@@ -28,6 +28,8 @@ pub struct Config {
     pub event_retention: crate::services::events::Retention,
     /// Mail out (invitations), when set.
     pub mail: Option<crate::mail::MailConfig>,
+    /// Anyone may create an account with an organization of their own (`serve --allow-signup`).
+    pub allow_signup: bool,
     /// How long each organization's audit log keeps its entries.
     pub audit_retention: Duration,
     /// How often events, audit entries and sessions past their retention are removed.
@@ -56,6 +58,7 @@ impl Default for Config {
             event_retention: Default::default(),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             mail: None,
+            allow_signup: false,
             prune_interval: Duration::from_secs(60),
             store_threads: true,
             store_threads_max: 16,

@@ -324,3 +324,20 @@ async fn console_manages_members_switches_organizations_and_signs_out() {
     assert_eq!(nina.me().await.unwrap().user.org_id, "acme");
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_signs_up_a_new_owner_when_the_server_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = novacula_control_plane::Config { allow_signup: true, ..Default::default() };
+    let (url, _) = live::control_plane_with(config, |_| {}).await;
+    let (_driver, c) = browser(&dir.path().join("profile")).await;
+    c.goto(&format!("{url}/")).await.unwrap();
+    until(&c, "#signup-open", "offers sign-up", async |e| e.is_displayed().await.unwrap_or(false)).await.click().await.unwrap();
+    c.find(Locator::Css("#signup-username")).await.unwrap().send_keys("zed").await.unwrap();
+    c.find(Locator::Css("#signup-password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Locator::Css("#signup-submit")).await.unwrap().click().await.unwrap();
+    until(&c, "#who", "names zed, owner", async |e| e.text().await.unwrap_or_default() == "zed (owner)").await;
+    until(&c, "#org-name", "names zed's organization", async |e| e.text().await.unwrap_or_default() == "zed").await;
+    shot(&c, "10-signed-up").await;
+    c.close().await.unwrap();
+}

@@ -237,6 +237,31 @@ async fn an_owner_renames_deactivates_and_reactivates_the_organization() {
     cp.stop().await;
 }
 
+#[tokio::test]
+async fn open_signup_makes_an_owner_of_a_new_organization_only_when_allowed() {
+    let off = Cp::with_orgs(Config::default()).await;
+    let e = off.anon().signup("zoe", PASSWORD, None).await.unwrap_err();
+    assert!(e.status() == Some(403) && e.to_string().contains("sign-up is off"), "{e}");
+    let info: Value = off.anon().get("/api/v1/signup").await.unwrap();
+    assert_eq!(info["enabled"], false);
+    off.stop().await;
+
+    let cp = Cp::with_orgs(Config { allow_signup: true, ..Config::default() }).await;
+    let zoe = cp.anon().signup("zoe", PASSWORD, None).await.unwrap();
+    assert_eq!((zoe.user.org_id.as_str(), zoe.user.role), ("zoe", Role::Owner), "a personal organization, named after her");
+    let zoe = HttpApi::new(&cp.url, Some(zoe.token)).unwrap();
+    assert_eq!(zoe.users().await.unwrap().len(), 1);
+    assert!(zoe.get::<Vec<Value>>("/api/v1/nodes").await.unwrap().is_empty(), "nothing of acme's");
+    let team = cp.anon().signup("yan", PASSWORD, Some("yan-team")).await.unwrap();
+    assert_eq!(team.user.org_id, "yan-team");
+    for (user, org, why) in [("zoe", None, "user"), ("xia", Some("acme"), "organization"), ("wu", Some("zoe"), "organization")] {
+        let e = cp.anon().signup(user, PASSWORD, org).await.unwrap_err();
+        assert!(e.status() == Some(409) && e.to_string().contains(why), "{e}");
+    }
+    assert_eq!(cp.anon().signup("vic", "short", None).await.unwrap_err().status(), Some(400));
+    cp.stop().await;
+}
+
 #[test]
 fn this_suite_passes_on_postgres() {
     rerun_on_postgres("this_suite_passes_on_postgres");

@@ -65,6 +65,7 @@ macro_rules! actions {
 }
 
 actions! {
+    SignedUp = "user.signed.up", "user";
     SessionStarted = "session.started", "user";
     SessionEnded = "session.ended", "user";
     PasswordChanged = "user.password.changed", "user";

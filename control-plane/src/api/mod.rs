@@ -90,6 +90,7 @@ impl utoipa::Modify for Security {
 fn api_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(users::login))
+        .routes(routes!(users::signup_info, users::signup))
         .routes(routes!(users::logout))
         .routes(routes!(users::me))
         .routes(routes!(users::change_password))

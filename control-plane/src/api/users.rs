@@ -9,14 +9,32 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use novacula_core::authz::Role;
 use novacula_core::wire::{
-    ChangePasswordRequest, CreateUserRequest, LoginRequest, LoginResponse, MeView, OrgMembershipView, ResetPasswordRequest, SetRoleRequest,
-    TransferOwnershipRequest,
+    ChangePasswordRequest, CreateUserRequest, LoginRequest, LoginResponse, MeView, OrgMembershipView, ResetPasswordRequest, SetRoleRequest, SignupInfo,
+    SignupRequest, TransferOwnershipRequest,
 };
 use std::sync::Arc;
 
 #[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest, responses((status = 200, description = "session token", body = LoginResponse), (status = 401, description = "wrong username or password, or the user is disabled", body = novacula_core::wire::ApiError), (status = 403, description = "not a member of the organization asked for, or of none", body = novacula_core::wire::ApiError), (status = 429, description = "too many failed sign-ins for this user (5 in 15 min) or from this address (20 in 15 min)", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
 pub async fn login(State(s): State<Arc<AppState>>, peer: Peer, client: Client, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
     Ok(ApiJson(users::login(&s, peer.0.map(|a| a.ip().to_string()), client.0, &req).await?))
+}
+
+/// Whether this server takes sign-ups (the console shows "Create an account").
+#[utoipa::path(get, path = "/api/v1/signup", tag = "users", responses((status = 200, body = SignupInfo)))]
+pub async fn signup_info(State(s): State<Arc<AppState>>) -> ApiJson<SignupInfo> {
+    ApiJson(SignupInfo { enabled: s.config.allow_signup })
+}
+
+/// Create an account and an organization of its own, owned by it (when `serve --allow-signup`).
+#[utoipa::path(post, path = "/api/v1/signup", tag = "users", request_body = SignupRequest, responses((status = 201, description = "a session in the new organization", body = LoginResponse), (status = 403, description = "sign-up is off", body = novacula_core::wire::ApiError), (status = 409, description = "the username or organization exists", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
+pub async fn signup(
+    State(s): State<Arc<AppState>>,
+    peer: Peer,
+    client: Client,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> Result<(StatusCode, ApiJson<LoginResponse>), ApiError> {
+    let address = peer.0.map(|a| a.ip().to_string());
+    Ok((StatusCode::CREATED, ApiJson(crate::services::orgs::signup(&s, address, client.0, &req).await?)))
 }
 
 /// Through what the request came (`X-Novacula-Client`).

@@ -68,10 +68,15 @@ pub async fn control_plane() -> (String, HttpApi) {
 
 /// [`control_plane`], with more records written by `seed` before it serves.
 pub async fn control_plane_seeded(seed: impl FnOnce(&Store)) -> (String, HttpApi) {
+    control_plane_with(Config::default(), seed).await
+}
+
+/// [`control_plane_seeded`] with `config`.
+pub async fn control_plane_with(config: Config, seed: impl FnOnce(&Store)) -> (String, HttpApi) {
     let store = Store::in_memory().unwrap();
     orgs::create_org_with_owner(&store, &OsEntropy, novacula_control_plane::clock::Clock::now(&SystemClock), "acme", OWNER, PASSWORD).unwrap();
     seed(&store);
-    let state = AppState::new(store, SystemClock, Config::default());
+    let state = AppState::new(store, SystemClock, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(novacula_control_plane::serve(listener, state, std::future::pending()));

@@ -175,6 +175,29 @@ pub struct OrgSettingsRequest {
     pub name: String,
 }
 
+/// `POST /signup` (when the server allows it): an account and its own organization.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::name))]
+    pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
+    pub password: String,
+    /// The personal organization's id (default: the username).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::optional_name))]
+    pub organization: Option<String>,
+}
+
+/// `GET /signup`: whether this server takes sign-ups.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignupInfo {
+    pub enabled: bool,
+}
+
 /// `PUT /users/{username}`: a member's new role.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
