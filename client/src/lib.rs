@@ -13,9 +13,9 @@ use novacula_core::authz::Role;
 use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::{
     AcceptInvitationRequest, Alert, ApiError, ApiKeyView, AuditPage, CreateInvitationRequest, CreateKeyRequest, CreateUserRequest, CreatedInvitation,
-    CreatedKey, DeployRequest, EditRequest, EventsPage, ExecutorView, InvitationPreview, InvitationView, LifecycleRequest, LoginRequest, LoginResponse, MeView,
-    NodeView, OrgMembershipView, OrgSettingsRequest, OrgView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest, SignupRequest,
-    SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse, TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
+    CreatedKey, DeployRequest, EditRequest, EventsPage, ExecutorView, InvitationPreview, InvitationToken, InvitationView, LifecycleRequest, LoginRequest,
+    LoginResponse, MeView, NodeView, OrgMembershipView, OrgSettingsRequest, OrgView, ReportRequest, ReportResponse, SetRoleRequest, SetUpgradeRequest,
+    SignupRequest, SpecPollResponse, SyncExecutorRequest, SyncExecutorResponse, TransferOwnershipRequest, UpgradeRequest, UpgradeRow, UserView,
 };
 use novacula_core::NodeSpec;
 use novacula_core::ObservedNodeState;
@@ -482,7 +482,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
 
     /// What an invitation token offers.
     pub async fn preview_invitation(&self, token: &str) -> Result<InvitationPreview, ClientError> {
-        self.get(&format!("/api/v1/invitations/preview?token={}", segment(token))).await
+        self.call(Method::POST, "/api/v1/invitations/preview", Some(&InvitationToken { token: token.into() })).await
     }
 
     /// Accept an invitation: as the signed-in user (no `account`), or creating `account` (username, password).

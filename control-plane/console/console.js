@@ -587,7 +587,7 @@ async function invitationsTable() {
 async function inviteCard(el, token) {
   let offer;
   try {
-    offer = await api("GET", "/invitations/preview?token=" + encodeURIComponent(token));
+    offer = await api("POST", "/invitations/preview", { token });
   } catch (err) {
     el.innerHTML = `<h1>Invitation</h1><p class="error" id="invite-error">${esc(err.message)}</p>`;
     return;

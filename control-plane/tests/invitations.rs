@@ -195,6 +195,16 @@ async fn a_signed_in_user_joins_a_second_organization_and_links_are_resent_cance
     let renewed = bob.resend_invitation(&late.invitation.id).await.unwrap();
     cp.anon().accept_invitation(&renewed.token, Some(("dan", PASSWORD))).await.unwrap();
 
+    // an invitation outlives nobody's rights: once its sender is gone, it is refused
+    bob.create_user(&novacula_core::wire::CreateUserRequest { username: "eve".into(), password: PASSWORD.into(), role: Role::Admin }).await.unwrap();
+    let eve = cp.login("eve").await;
+    let hers = eve.invite("fay@example.com", Role::Member).await.unwrap();
+    bob.remove_user("eve").await.unwrap();
+    let e = cp.anon().accept_invitation(&hers.token, Some(("fay", PASSWORD))).await.unwrap_err();
+    assert!(e.status() == Some(409) && e.to_string().contains("can no longer invite"), "{e}");
+    // a made-up token is refused before any password is hashed
+    assert_eq!(cp.anon().accept_invitation("nvi_nope_00", Some(("gus", PASSWORD))).await.unwrap_err().status(), Some(404));
+
     // another organization's invitations are out of reach
     assert_eq!(cp.login("alice").await.cancel_invitation(&renewed.invitation.id).await.unwrap_err().status(), Some(404));
     cp.stop().await;

@@ -181,6 +181,7 @@ async fn sessions_end_on_sign_out_password_change_reset_and_disable() {
     assert!(e.status() == Some(401) && e.to_string().contains("disabled"), "{e}");
     assert!(alice.users().await.unwrap().iter().any(|u| u.username == "mia" && u.disabled));
     alice.set_user_disabled("mia", false).await.unwrap();
+    assert_eq!(status(s4.me().await), 401, "enabled again, the sessions of before stay ended");
     let s5 = cp.anon().login("mia", "another-long-one").await.unwrap();
 
     // reset by an admin: the member's sessions end, the new password works
@@ -191,6 +192,17 @@ async fn sessions_end_on_sign_out_password_change_reset_and_disable() {
     cp.anon().login("mia", "reset-by-alice").await.unwrap();
     let e = alice.call::<_, Value>(Method::PUT, "/api/v1/users/alice/password", Some(&json!({"newPassword": "not-this-way"}))).await.unwrap_err();
     assert_eq!(e.status(), Some(403), "your own password goes through /me/password: {e}");
+
+    // wrong current passwords count like failed sign-ins: the sixth try is refused
+    let mia = cp.login_with("mia", "reset-by-alice").await;
+    for _ in 0..5 {
+        let wrong =
+            mia.call::<_, Value>(Method::PUT, "/api/v1/me/password", Some(&json!({"currentPassword": "guess-guess", "newPassword": "whatever-long"}))).await;
+        assert_eq!(status(wrong), 403);
+    }
+    let locked =
+        mia.call::<_, Value>(Method::PUT, "/api/v1/me/password", Some(&json!({"currentPassword": "reset-by-alice", "newPassword": "whatever-long"}))).await;
+    assert_eq!(status(locked), 429);
 
     // expired sessions are removed
     cp.clock.advance(Duration::from_secs(31 * 24 * 3600));
@@ -259,6 +271,14 @@ async fn open_signup_makes_an_owner_of_a_new_organization_only_when_allowed() {
         assert!(e.status() == Some(409) && e.to_string().contains(why), "{e}");
     }
     assert_eq!(cp.anon().signup("vic", "short", None).await.unwrap_err().status(), Some(400));
+    cp.stop().await;
+
+    // sign-ups count against the address like failed sign-ins: not in bulk
+    let limit = novacula_core::throttle::Limit { failures_max: 2, ..novacula_core::throttle::ADDRESS_LIMIT };
+    let cp = Cp::with_orgs(Config { allow_signup: true, login_address_limit: limit, ..Config::default() }).await;
+    cp.anon().signup("one", PASSWORD, None).await.unwrap();
+    cp.anon().signup("two", PASSWORD, None).await.unwrap();
+    assert_eq!(cp.anon().signup("three", PASSWORD, None).await.unwrap_err().status(), Some(429));
     cp.stop().await;
 }
 

@@ -2,14 +2,15 @@
 //! previewed and accepted by whoever holds the token.
 
 use super::auth::{optional_user, UserCtx};
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::services::invitations;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use novacula_core::wire::{AcceptInvitationRequest, CreateInvitationRequest, CreatedInvitation, InvitationPreview, InvitationView, LoginResponse};
-use serde::Deserialize;
+use novacula_core::wire::{
+    AcceptInvitationRequest, CreateInvitationRequest, CreatedInvitation, InvitationPreview, InvitationToken, InvitationView, LoginResponse,
+};
 use std::sync::Arc;
 
 /// Invite someone by email: owners as admin, operator or member; admins as member.
@@ -41,18 +42,10 @@ pub async fn cancel(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(id): 
     Ok(ApiJson(s.blocking(move |s| invitations::cancel(s, &by, &id)).await?))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct PreviewQuery {
-    /// The invitation's token.
-    #[param(max_length = 200)]
-    token: String,
-}
-
-/// What an invitation offers (organization, role), for whoever holds its token.
-#[utoipa::path(get, path = "/api/v1/invitations/preview", tag = "users", params(PreviewQuery), responses((status = 200, body = InvitationPreview), (status = 404, description = "no such invitation", body = novacula_core::wire::ApiError), (status = 409, description = "accepted, cancelled or expired", body = novacula_core::wire::ApiError)))]
-pub async fn preview(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PreviewQuery>) -> ApiResult<InvitationPreview> {
+/// What an invitation offers (organization, role), for whoever holds its
+/// token (in the body: a URL's query lands in access logs).
+#[utoipa::path(post, path = "/api/v1/invitations/preview", tag = "users", request_body = InvitationToken, responses((status = 200, body = InvitationPreview), (status = 404, description = "no such invitation", body = novacula_core::wire::ApiError), (status = 409, description = "accepted, cancelled or expired", body = novacula_core::wire::ApiError)))]
+pub async fn preview(State(s): State<Arc<AppState>>, ApiJson(q): ApiJson<InvitationToken>) -> ApiResult<InvitationPreview> {
     Ok(ApiJson(s.blocking(move |s| invitations::preview(s, &q.token)).await?))
 }
 

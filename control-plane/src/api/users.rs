@@ -26,7 +26,7 @@ pub async fn signup_info(State(s): State<Arc<AppState>>) -> ApiJson<SignupInfo> 
 }
 
 /// Create an account and an organization of its own, owned by it (when `serve --allow-signup`).
-#[utoipa::path(post, path = "/api/v1/signup", tag = "users", request_body = SignupRequest, responses((status = 201, description = "a session in the new organization", body = LoginResponse), (status = 403, description = "sign-up is off", body = novacula_core::wire::ApiError), (status = 409, description = "the username or organization exists", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/signup", tag = "users", request_body = SignupRequest, responses((status = 201, description = "a session in the new organization", body = LoginResponse), (status = 403, description = "sign-up is off", body = novacula_core::wire::ApiError), (status = 409, description = "the username or organization exists", body = novacula_core::wire::ApiError), (status = 429, description = "too many sign-ups from this address", body = novacula_core::wire::ApiError), (status = 503, description = "too many sign-ins in progress; retry", body = novacula_core::wire::ApiError)))]
 pub async fn signup(
     State(s): State<Arc<AppState>>,
     peer: Peer,
@@ -72,7 +72,7 @@ pub async fn me(user: UserCtx) -> ApiResult<MeView> {
 }
 
 /// Your own password; every session of yours ends, and the answer is a new one.
-#[utoipa::path(put, path = "/api/v1/me/password", tag = "users", security(("session" = [])), request_body = ChangePasswordRequest, responses((status = 200, description = "a new session (the others ended)", body = LoginResponse)))]
+#[utoipa::path(put, path = "/api/v1/me/password", tag = "users", security(("session" = [])), request_body = ChangePasswordRequest, responses((status = 200, description = "a new session (the others ended)", body = LoginResponse), (status = 429, description = "too many wrong current passwords (they count as failed sign-ins)", body = novacula_core::wire::ApiError)))]
 pub async fn change_password(State(s): State<Arc<AppState>>, account: AccountCtx, ApiJson(req): ApiJson<ChangePasswordRequest>) -> ApiResult<LoginResponse> {
     Ok(ApiJson(users::change_password(&s, &account.user, &account.session, account.source, &req).await?))
 }

@@ -91,9 +91,12 @@ pub async fn create(s: &AppState, by: &Caller, req: &CreateInvitationRequest) ->
         cancelled: false,
     };
     s.store.write(|w| {
+        if w.get::<Invitation>(INVITATIONS, &id)?.is_some() {
+            return Err(ServiceError::Busy("an invitation id was drawn twice; retry".into()));
+        }
         w.put(INVITATIONS, &id, &inv)?;
         let details = audit::details([("email", inv.email.clone()), ("role", inv.role.as_str().into())]);
-        audit::record(w, &by.org, now, &by.who(), Action::InvitationCreated, &id, details)
+        Ok(audit::record(w, &by.org, now, &by.who(), Action::InvitationCreated, &id, details)?)
     })?;
     let (emailed, email_error) = mail(s, &inv, &token).await;
     Ok(CreatedInvitation { path: path_of(&token), token, emailed, email_error, invitation: inv.view(now) })
@@ -160,15 +163,21 @@ fn state_word(state: InvitationState) -> &'static str {
     }
 }
 
-/// The pending invitation a token is for; the same answer for a wrong,
-/// unknown, used, cancelled or expired token but the last three say so.
-fn pending(w: &Write, token: &str, now: Timestamp) -> Result<Invitation> {
-    let invalid = || ServiceError::NotFound("no such invitation; check the link".into());
-    let rest = token.strip_prefix(INVITATION_PREFIX).and_then(|r| r.strip_prefix('_')).ok_or_else(invalid)?;
-    let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
-    let inv = w.get::<Invitation>(INVITATIONS, id)?.ok_or_else(invalid)?;
+fn unknown() -> ServiceError {
+    ServiceError::NotFound("no such invitation; check the link".into())
+}
+
+/// A token's `(id, secret)`.
+fn parse(token: &str) -> Result<(&str, &str)> {
+    token.strip_prefix(INVITATION_PREFIX).and_then(|r| r.strip_prefix('_')).and_then(|r| r.split_once('_')).ok_or_else(unknown)
+}
+
+/// The pending invitation a token is for; the same answer for a wrong or
+/// unknown token, while a used, cancelled or expired one says so.
+fn pending_of(found: Option<Invitation>, secret: &str, now: Timestamp) -> Result<Invitation> {
+    let inv = found.ok_or_else(unknown)?;
     if !ct_eq(&inv.secret_hash, &sha256_hex(secret)) {
-        return Err(invalid());
+        return Err(unknown());
     }
     match inv.state(now) {
         InvitationState::Pending => Ok(inv),
@@ -176,10 +185,21 @@ fn pending(w: &Write, token: &str, now: Timestamp) -> Result<Invitation> {
     }
 }
 
+/// [`pending_of`] in a write transaction.
+fn pending(w: &Write, token: &str, now: Timestamp) -> Result<Invitation> {
+    let (id, secret) = parse(token)?;
+    pending_of(w.get(INVITATIONS, id)?, secret, now)
+}
+
+/// [`pending_of`] in a read transaction: no writer is held for a visitor.
+fn pending_read(s: &AppState, token: &str, now: Timestamp) -> Result<Invitation> {
+    let (id, secret) = parse(token)?;
+    pending_of(s.store.read(|r| r.get(INVITATIONS, id))?, secret, now)
+}
+
 /// What a token offers, for whoever holds it.
 pub fn preview(s: &AppState, token: &str) -> Result<InvitationPreview> {
-    let now = s.now();
-    let inv = s.store.write(|w| pending(w, token, now))?;
+    let inv = pending_read(s, token, s.now())?;
     Ok(InvitationPreview { org_id: inv.org_id, role: inv.role, email: inv.email, invited_by: inv.invited_by, expires_at: inv.expires_at })
 }
 
@@ -192,6 +212,8 @@ fn invalid(message: &str) -> ServiceError {
 /// `req.username` is created; either way the answer is a session in the
 /// invited organization.
 pub async fn accept(s: &AppState, user: Option<User>, source: Source, req: &AcceptInvitationRequest) -> Result<LoginResponse> {
+    // The token first: nobody makes the server hash a password without a valid one.
+    pending_read(s, &req.token, s.now())?;
     let new_account = match (&user, &req.username, &req.password) {
         (Some(_), None, None) => None,
         (Some(_), _, _) => return Err(invalid("signed in: accept without username and password")),
@@ -207,6 +229,14 @@ pub async fn accept(s: &AppState, user: Option<User>, source: Source, req: &Acce
     let expires_at = now.plus(SESSION_TTL);
     let (account, inv) = s.store.write(|w| {
         let mut inv = pending(w, &req.token, now)?;
+        // Whoever sent it must still be there, allowed to invite as that role.
+        let sender = w.member(&inv.org_id, &inv.invited_by)?.map(|m| m.role);
+        if !sender.is_some_and(|r| r.can_invite(inv.role)) {
+            return Err(ServiceError::Conflict(format!("{} can no longer invite as {}; ask for a new invitation", inv.invited_by, inv.role.as_str())));
+        }
+        if w.get::<crate::store::model::Org>(crate::store::ORGS, &inv.org_id)?.is_none_or(|o| o.deactivated) {
+            return Err(ServiceError::Conflict(format!("organization {} is deactivated", inv.org_id)));
+        }
         let account = match (&user, &new_account) {
             (Some(u), _) => w.get::<User>(USERS, &u.username)?.ok_or_else(|| ServiceError::NotFound("no such user".into()))?,
             (None, Some((username, password_hash))) => {

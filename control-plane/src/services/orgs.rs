@@ -106,6 +106,16 @@ pub async fn signup(
         return Err(ServiceError::Forbidden("sign-up is off on this server; ask an organization for an invitation".into()));
     }
     check_user_fields(&req.username, &req.password)?;
+    // Every sign-up counts against the address as a failed sign-in would
+    // (20 in 15 minutes): accounts are not made in bulk.
+    if let Some(a) = &address {
+        use novacula_core::sync::LockExt;
+        let mut t = s.address_throttle.locked();
+        if let Err(wait) = t.check(a, s.now()) {
+            return Err(ServiceError::Throttled(format!("too many sign-ups from this address; try again in {} s", wait.as_secs().max(1))));
+        }
+        t.failed(a, s.now());
+    }
     let org = req.organization.clone().unwrap_or_else(|| req.username.clone());
     if !valid_name(&org) {
         return Err(ServiceError::BadInput(format!("organization name {org:?} must be a lowercase DNS label")));

@@ -208,6 +208,9 @@ pub async fn create(s: &AppState, by: &Caller, req: &CreateUserRequest) -> Resul
         if w.get::<User>(USERS, &req.username)?.is_some() {
             return Err(ServiceError::Conflict(format!("user {:?} already exists", req.username)));
         }
+        if !current_role(w, by)?.can_grant(req.role) {
+            return Err(ServiceError::Forbidden(format!("your role may not create a user with role {}", req.role.as_str())));
+        }
         w.put(USERS, &req.username, &new)?;
         w.put_member(&by.org, &req.username, &member)?;
         audit::record(w, &by.org, now, &by.who(), Action::UserCreated, &req.username, audit::details([("role", req.role.as_str().into())]))?;
@@ -236,11 +239,18 @@ pub fn list(s: &AppState, by: &Caller) -> Result<Vec<UserView>> {
 /// The member `username` of `by.org` and their account, once core's rule
 /// lets `by` make `change` to them.
 fn target(w: &crate::store::Write, by: &Caller, username: &str, change: MemberChange) -> Result<(User, Member)> {
+    // The caller's role as it is now, in this transaction (a demotion that committed first wins).
+    let by_role = current_role(w, by)?;
     let not_found = || ServiceError::NotFound(format!("no user {username:?} in this organization"));
     let m = w.member(&by.org, username)?.ok_or_else(not_found)?;
     let u = w.get::<User>(USERS, username)?.ok_or_else(not_found)?;
-    authz::member_change(&by.user.username, by.role, username, m.role, change).map_err(|e| ServiceError::Forbidden(e.to_string()))?;
+    authz::member_change(&by.user.username, by_role, username, m.role, change).map_err(|e| ServiceError::Forbidden(e.to_string()))?;
     Ok((u, m))
+}
+
+/// The caller's role in their organization, re-read inside a write transaction.
+fn current_role(w: &crate::store::Write, by: &Caller) -> Result<Role> {
+    Ok(w.member(&by.org, &by.user.username)?.ok_or_else(|| ServiceError::Forbidden("you are no longer a member of this organization".into()))?.role)
 }
 
 /// An account that belongs to other organizations is theirs too: this one's
@@ -280,12 +290,13 @@ pub fn remove(s: &AppState, by: &Caller, username: &str) -> Result<()> {
 
 /// The caller leaves the organization they work in; an owner hands it over first.
 pub fn leave(s: &AppState, me: &Caller) -> Result<()> {
-    if me.role == Role::Owner {
-        return Err(ServiceError::Conflict("the owner cannot leave; transfer ownership first (POST /api/v1/ownership)".into()));
-    }
     s.store.write(|w| {
+        if current_role(w, me)? == Role::Owner {
+            return Err(ServiceError::Conflict("the owner cannot leave; transfer ownership first (POST /api/v1/ownership)".into()));
+        }
         w.remove_member(&me.org, &me.user.username)?;
-        audit::record(w, &me.org, s.now(), &me.who(), Action::UserLeft, &me.user.username, audit::details([("role", me.role.as_str().into())]))
+        audit::record(w, &me.org, s.now(), &me.who(), Action::UserLeft, &me.user.username, audit::details([("role", me.role.as_str().into())]))?;
+        Ok::<_, ServiceError>(())
     })?;
     tracing::info!(user = %me.user.username, org = %me.org, "member left");
     Ok(())
@@ -300,6 +311,9 @@ pub fn transfer_ownership(s: &AppState, owner: &Caller, username: &str) -> Resul
         return Err(ServiceError::Conflict("you are the owner already".into()));
     }
     let view = s.store.write(|w| {
+        if current_role(w, owner)? != Role::Owner {
+            return Err(ServiceError::Forbidden("only the owner transfers ownership".into()));
+        }
         let mut m = w.member(&owner.org, username)?.ok_or_else(|| ServiceError::NotFound(format!("no user {username:?} in this organization")))?;
         let u = w.get::<User>(USERS, username)?.ok_or_else(|| ServiceError::NotFound(format!("no user {username:?}")))?;
         if u.disabled {
@@ -323,6 +337,10 @@ pub fn set_disabled(s: &AppState, by: &Caller, username: &str, disabled: bool) -
     let view = s.store.write(|w| {
         let (mut u, m) = target(w, by, username, MemberChange::Account)?;
         only_here(w, &by.org, username)?;
+        if disabled && !u.disabled {
+            // Re-enabling must not bring back the sessions of before (a stolen one among them).
+            u.session_epoch += 1;
+        }
         u.disabled = disabled;
         w.put(USERS, username, &u)?;
         let action = if disabled { Action::UserDisabled } else { Action::UserEnabled };
@@ -359,12 +377,17 @@ pub async fn change_password(s: &AppState, user: &User, session: &Session, sourc
     if req.current_password.chars().count() > PASSWORD_CHARS_MAX {
         return Err(ServiceError::BadInput(format!("password longer than {PASSWORD_CHARS_MAX} characters")));
     }
+    // Wrong guesses count as failed sign-ins: a stolen session cannot try passwords without end.
+    let now = s.now();
+    if let Err(wait) = s.user_throttle.locked().check(&user.username, now) {
+        return Err(ServiceError::Throttled(format!("too many wrong passwords; try again in {} s", wait.as_secs().max(1))));
+    }
     let (current, stored) = (req.current_password.clone(), user.password_hash.clone());
     if !s.hash_pool.run(move || verify_password(&current, &stored)).await? {
+        s.user_throttle.locked().failed(&user.username, now);
         return Err(ServiceError::Forbidden("the current password is wrong".into()));
     }
     let password_hash = hash(s, &req.new_password).await?;
-    let now = s.now();
     let token = format!("{SESSION_PREFIX}_{}", s.random_hex(32));
     let expires_at = now.plus(SESSION_TTL);
     let (user, org, member) = s.store.write(|w| {

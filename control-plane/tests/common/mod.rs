@@ -61,6 +61,12 @@ impl Cp {
         HttpApi::new(&self.url, None).unwrap()
     }
 
+    /// A session of `user` signed in with `password`.
+    pub async fn login_with(&self, user: &str, password: &str) -> HttpApi {
+        let resp: Value = self.anon().call(Method::POST, "/api/v1/login", Some(&json!({"username": user, "password": password}))).await.unwrap();
+        HttpApi::new(&self.url, Some(resp["token"].as_str().unwrap().to_string())).unwrap()
+    }
+
     pub async fn login(&self, user: &str) -> HttpApi {
         let resp: Value = self.anon().call(Method::POST, "/api/v1/login", Some(&json!({"username": user, "password": PASSWORD}))).await.unwrap();
         HttpApi::new(&self.url, Some(resp["token"].as_str().unwrap().to_string())).unwrap()

@@ -117,6 +117,15 @@ pub struct CreatedInvitation {
     pub invitation: InvitationView,
 }
 
+/// `POST /invitations/preview`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationToken {
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
+    pub token: String,
+}
+
 /// What an invitation offers, for whoever holds its token.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
