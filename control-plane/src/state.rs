@@ -184,8 +184,7 @@ impl AppState {
             return Ok(off);
         }
         let now = self.now();
-        let o: Option<crate::store::model::Org> = self.store.read(|r| r.get(crate::store::ORGS, org))?;
-        let off = o.is_none_or(|o| o.deactivated);
+        let off = self.store.read(|r| r.org_deactivated(org))?;
         self.org_status.locked().insert(org.to_string(), (off, now));
         Ok(off)
     }

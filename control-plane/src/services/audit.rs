@@ -151,7 +151,7 @@ pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
             }
         }
         if here > 0 {
-            let details = BTreeMap::from([("removed".to_string(), here.to_string()), ("olderThanDays".to_string(), (max_age.as_secs() / 86_400).to_string())]);
+            let details = details([("removed", here.to_string()), ("olderThanDays", (max_age.as_secs() / 86_400).to_string())]);
             s.store.write(|w| record(w, &org, now, &Who::system(), Action::AuditPruned, &org, details))?;
         }
         removed += here;
@@ -159,7 +159,5 @@ pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
     Ok(removed)
 }
 
-/// `details` from pairs.
-pub fn details<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
+/// `details` from pairs: the events feed's `data` builder.
+pub use super::events::data as details;

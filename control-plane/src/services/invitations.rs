@@ -4,13 +4,13 @@
 //! adds the signed-in user to the organization, or creates the account.
 
 use super::audit::{self, Who};
-use super::credentials::{ct_eq, hash_password, new_salt, sha256_hex, SESSION_PREFIX, SESSION_TTL};
+use super::credentials::{ct_eq, hash_password, new_salt, sha256_hex};
 use super::orgs::check_user_fields;
-use super::users::Caller;
+use super::users::{Caller, NewSession};
 use super::{Result, ServiceError};
 use crate::state::AppState;
-use crate::store::model::{user_view, Invitation, Member, Session, User};
-use crate::store::{Write, INVITATIONS, SESSIONS, USERS};
+use crate::store::model::{Invitation, Member, User};
+use crate::store::{Write, INVITATIONS, USERS};
 use novacula_core::audit::{Action, Source};
 use novacula_core::entropy::random_hex;
 use novacula_core::wire::{
@@ -225,8 +225,7 @@ pub async fn accept(s: &AppState, user: Option<User>, source: Source, req: &Acce
         (None, _, _) => return Err(invalid("sign in to accept as yourself, or give a username and password for a new account")),
     };
     let now = s.now();
-    let token = format!("{SESSION_PREFIX}_{}", s.random_hex(32));
-    let expires_at = now.plus(SESSION_TTL);
+    let session = NewSession::draw(s, now);
     let (account, inv) = s.store.write(|w| {
         let mut inv = pending(w, &req.token, now)?;
         // Whoever sent it must still be there, allowed to invite as that role.
@@ -234,7 +233,7 @@ pub async fn accept(s: &AppState, user: Option<User>, source: Source, req: &Acce
         if !sender.is_some_and(|r| r.can_invite(inv.role)) {
             return Err(ServiceError::Conflict(format!("{} can no longer invite as {}; ask for a new invitation", inv.invited_by, inv.role.as_str())));
         }
-        if w.get::<crate::store::model::Org>(crate::store::ORGS, &inv.org_id)?.is_none_or(|o| o.deactivated) {
+        if w.org_deactivated(&inv.org_id)? {
             return Err(ServiceError::Conflict(format!("organization {} is deactivated", inv.org_id)));
         }
         let account = match (&user, &new_account) {
@@ -255,8 +254,7 @@ pub async fn accept(s: &AppState, user: Option<User>, source: Source, req: &Acce
         w.put_member(&inv.org_id, &account.username, &Member { role: inv.role, added_at: now, added_by: inv.invited_by.clone() })?;
         inv.accepted_by = Some(account.username.clone());
         w.put(INVITATIONS, &inv.id, &inv)?;
-        let session = Session { username: account.username.clone(), org_id: inv.org_id.clone(), epoch: account.session_epoch, created_at: now, expires_at };
-        w.put(SESSIONS, &sha256_hex(&token), &session)?;
+        session.store(w, &account, &inv.org_id, now)?;
         let details =
             audit::details([("role", inv.role.as_str().into()), ("invitedBy", inv.invited_by.clone()), ("newAccount", new_account.is_some().to_string())]);
         audit::record(w, &inv.org_id, now, &Who::user(&account.username, source), Action::InvitationAccepted, &inv.id, details)?;
@@ -264,5 +262,5 @@ pub async fn accept(s: &AppState, user: Option<User>, source: Source, req: &Acce
     })?;
     tracing::info!(user = %account.username, org = %inv.org_id, role = inv.role.as_str(), "invitation accepted");
     let member = Member { role: inv.role, added_at: now, added_by: inv.invited_by.clone() };
-    Ok(LoginResponse { token, expires_at, user: user_view(&account, &inv.org_id, &member, false) })
+    Ok(session.answer(&account, &inv.org_id, &member))
 }

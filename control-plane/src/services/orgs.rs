@@ -3,7 +3,7 @@
 use crate::services::credentials::{hash_password, new_salt};
 use crate::services::{Result, ServiceError};
 use crate::store::model::{Member, Org, User};
-use crate::store::{Store, ORGS, SESSIONS, USERS};
+use crate::store::{Store, ORGS, USERS};
 use novacula_core::authz::Role;
 use novacula_core::entropy::Entropy;
 use novacula_core::validate::valid_name;
@@ -100,8 +100,6 @@ pub async fn signup(
     source: novacula_core::audit::Source,
     req: &novacula_core::wire::SignupRequest,
 ) -> Result<novacula_core::wire::LoginResponse> {
-    use super::credentials::{sha256_hex, SESSION_PREFIX, SESSION_TTL};
-    use crate::store::model::Session;
     if !s.config.allow_signup {
         return Err(ServiceError::Forbidden("sign-up is off on this server; ask an organization for an invitation".into()));
     }
@@ -123,8 +121,7 @@ pub async fn signup(
     let (password, salt) = (req.password.clone(), new_salt(s.entropy.as_ref()));
     let password_hash = s.hash_pool.run(move || hash_password(&password, salt)).await?;
     let now = s.now();
-    let token = format!("{SESSION_PREFIX}_{}", s.random_hex(32));
-    let expires_at = now.plus(SESSION_TTL);
+    let session = super::users::NewSession::draw(s, now);
     let user = User { username: req.username.clone(), password_hash, created_at: now, disabled: false, session_epoch: 0 };
     let member = Member { role: Role::Owner, added_at: now, added_by: "signup".into() };
     s.store.write(|w| {
@@ -137,11 +134,11 @@ pub async fn signup(
         w.put(ORGS, &org, &Org { id: org.clone(), created_at: now, name: org.clone(), deactivated: false })?;
         w.put(USERS, &user.username, &user)?;
         w.put_member(&org, &user.username, &member)?;
-        w.put(SESSIONS, &sha256_hex(&token), &Session { username: user.username.clone(), org_id: org.clone(), epoch: 0, created_at: now, expires_at })?;
+        session.store(w, &user, &org, now)?;
         let details = super::audit::details([("address", address.clone().unwrap_or_default())]);
         super::audit::record(w, &org, now, &super::audit::Who::user(&user.username, source), novacula_core::audit::Action::SignedUp, &user.username, details)?;
         Ok(())
     })?;
     tracing::info!(user = %user.username, org = %org, "signed up");
-    Ok(novacula_core::wire::LoginResponse { token, expires_at, user: crate::store::model::user_view(&user, &org, &member, false) })
+    Ok(session.answer(&user, &org, &member))
 }

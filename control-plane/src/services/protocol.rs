@@ -119,7 +119,7 @@ fn durable_sync(
     // transaction: a revocation that committed in between wins.
     let mut key_row: ApiKey = w.get(API_KEYS, &key.id)?.ok_or_else(|| ServiceError::Unauthenticated("invalid API key".into()))?;
     // Authoritative here (the extractor's view may be seconds old).
-    if w.get::<crate::store::model::Org>(crate::store::ORGS, &org)?.is_none_or(|o| o.deactivated) {
+    if w.org_deactivated(&org)? {
         return Err(ServiceError::Forbidden(format!("organization {org:?} is deactivated")));
     }
     let mut existing: Option<ExecutorRow> = w.get(EXECUTORS, &k)?;

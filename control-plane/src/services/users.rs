@@ -60,6 +60,31 @@ impl Caller {
     }
 }
 
+/// A session being opened: its token (answered once, stored hashed).
+pub struct NewSession {
+    pub token: String,
+    pub expires_at: Timestamp,
+}
+
+impl NewSession {
+    /// A fresh token, valid [`SESSION_TTL`] from `now` (drawn outside the transaction).
+    pub fn draw(s: &AppState, now: Timestamp) -> NewSession {
+        NewSession { token: format!("{SESSION_PREFIX}_{}", s.random_hex(32)), expires_at: now.plus(SESSION_TTL) }
+    }
+
+    /// Store it for `user` (at their current session epoch), working in `org`.
+    pub fn store(&self, w: &mut crate::store::Write, user: &User, org: &str, now: Timestamp) -> crate::store::Result<()> {
+        let session =
+            Session { username: user.username.clone(), org_id: org.to_string(), epoch: user.session_epoch, created_at: now, expires_at: self.expires_at };
+        w.put(SESSIONS, &sha256_hex(&self.token), &session)
+    }
+
+    /// The answer to whoever opened it.
+    pub fn answer(self, user: &User, org: &str, m: &Member) -> LoginResponse {
+        LoginResponse { token: self.token, expires_at: self.expires_at, user: user_view(user, org, m, false) }
+    }
+}
+
 /// The user and session of a token: `None` for an unknown, expired or
 /// revoked session or a disabled user.
 fn signed_in(r: &crate::store::Read, token_hash: &str, now: Timestamp) -> crate::store::Result<Option<(User, Session)>> {
@@ -92,7 +117,7 @@ pub fn caller(s: &AppState, token_hash: &str, org: Option<&str>, now: Timestamp,
                 "you are not a member of organization {org:?}; GET /api/v1/orgs lists yours (X-Novacula-Org, or `novacula org use`, picks one)"
             )));
         };
-        let org_deactivated = r.get::<crate::store::model::Org>(crate::store::ORGS, org)?.is_none_or(|o| o.deactivated);
+        let org_deactivated = r.org_deactivated(org)?;
         Ok(Some(Caller { user, org: org.to_string(), role: m.role, source, org_deactivated }))
     })
 }
@@ -136,14 +161,13 @@ pub async fn login(s: &AppState, address: Option<String>, source: Source, req: &
         tracing::info!(user = %user.username, "sign-in refused: user disabled");
         return Err(ServiceError::Unauthenticated("this user is disabled; ask an owner or admin of your organization".into()));
     }
-    let token = format!("{SESSION_PREFIX}_{}", s.random_hex(32));
-    let expires_at = now.plus(SESSION_TTL);
+    let session = NewSession::draw(s, now);
     let (org, member) = s.store.write(|w| {
         // A deactivated organization takes sign-ins from its owner alone (to reactivate it).
         let mut open = Vec::new();
         for o in w.orgs_of(&user.username)? {
             let role = w.member(&o, &user.username)?.map(|m| m.role);
-            let off = w.get::<crate::store::model::Org>(crate::store::ORGS, &o)?.is_none_or(|x| x.deactivated);
+            let off = w.org_deactivated(&o)?;
             open.push((o, !off || role == Some(Role::Owner)));
         }
         let org = match &req.organization {
@@ -159,17 +183,13 @@ pub async fn login(s: &AppState, address: Option<String>, source: Source, req: &
             },
         };
         let member = w.member(&org, &user.username)?.ok_or_else(|| ServiceError::Forbidden(format!("you are not a member of organization {org:?}")))?;
-        w.put(
-            SESSIONS,
-            &sha256_hex(&token),
-            &Session { username: user.username.clone(), org_id: org.clone(), epoch: user.session_epoch, created_at: now, expires_at },
-        )?;
+        session.store(w, &user, &org, now)?;
         let details = audit::details([("address", address.clone().unwrap_or_default())]);
         audit::record(w, &org, now, &Who::user(&user.username, source), Action::SessionStarted, &user.username, details)?;
         Ok((org, member))
     })?;
     tracing::info!(user = %user.username, org = %org, "login");
-    Ok(LoginResponse { token, expires_at, user: user_view(&user, &org, &member, false) })
+    Ok(session.answer(&user, &org, &member))
 }
 
 /// End `session` (key `token_hash`): sign out.
@@ -388,8 +408,7 @@ pub async fn change_password(s: &AppState, user: &User, session: &Session, sourc
         return Err(ServiceError::Forbidden("the current password is wrong".into()));
     }
     let password_hash = hash(s, &req.new_password).await?;
-    let token = format!("{SESSION_PREFIX}_{}", s.random_hex(32));
-    let expires_at = now.plus(SESSION_TTL);
+    let fresh = NewSession::draw(s, now);
     let (user, org, member) = s.store.write(|w| {
         let mut u = w.get::<User>(USERS, &user.username)?.ok_or_else(|| ServiceError::NotFound("no such user".into()))?;
         let org = match w.member(&session.org_id, &u.username)? {
@@ -400,13 +419,12 @@ pub async fn change_password(s: &AppState, user: &User, session: &Session, sourc
         u.password_hash = password_hash;
         u.session_epoch += 1;
         w.put(USERS, &u.username, &u)?;
-        let session = Session { username: u.username.clone(), org_id: org.clone(), epoch: u.session_epoch, created_at: now, expires_at };
-        w.put(SESSIONS, &sha256_hex(&token), &session)?;
+        fresh.store(w, &u, &org, now)?;
         audit::record(w, &org, now, &Who::user(&u.username, source), Action::PasswordChanged, &u.username, Default::default())?;
         Ok::<_, ServiceError>((u, org, m))
     })?;
     tracing::info!(user = %user.username, "password changed; the user's other sessions ended");
-    Ok(LoginResponse { token, expires_at, user: user_view(&user, &org, &member, false) })
+    Ok(fresh.answer(&user, &org, &member))
 }
 
 /// Remove expired sessions.

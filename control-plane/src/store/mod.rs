@@ -300,6 +300,11 @@ macro_rules! typed_reads {
             self.get(MEMBERS, &key(&[org, username]))
         }
 
+        /// Whether `org` is deactivated; a missing organization counts as deactivated.
+        pub fn org_deactivated(&self, org: &str) -> Result<bool> {
+            Ok(self.get::<model::Org>(ORGS, org)?.is_none_or(|o| o.deactivated))
+        }
+
         /// The organizations `username` belongs to, by name.
         pub fn orgs_of(&self, username: &str) -> Result<Vec<String>> {
             Ok(self.scan::<String>(USER_ORGS, &format!("{username}/"))?.into_iter().map(|(_, org)| org).collect())
