@@ -99,6 +99,9 @@ pub enum ClientCommand {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=500))]
         limit: u64,
     },
+    /// The platform's administration (platform administrators: `serve --platform-admin`).
+    #[command(subcommand)]
+    Platform(PlatformCmd),
     /// The organization's events feed, oldest first.
     Events {
         /// Only events of this node.
@@ -138,6 +141,57 @@ pub enum OrgCmd {
     },
     /// Reactivate it (owner).
     Reactivate,
+}
+
+#[derive(Subcommand)]
+pub enum PlatformCmd {
+    /// Every organization: owner, members, state.
+    Orgs,
+    /// Deactivate an organization; only a platform administrator reactivates it.
+    Deactivate {
+        org: String,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Reactivate an organization.
+    Reactivate { org: String },
+    /// The releases offered to executors of organizations that set none of their own.
+    Releases,
+    /// Publish the release executors of a channel and kind should run.
+    Publish {
+        #[arg(long, default_value = "stable")]
+        channel: String,
+        /// agent or operator.
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        version: String,
+        /// Agent: the binary's file name in each host's release directory. Operator: image@sha256:<digest>.
+        #[arg(long)]
+        artifact: String,
+        /// Agent: the binary's SHA-256 (hex).
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+    /// Act as USER for support: prints a session token (one hour) to use with
+    /// --token; everything done with it is audited with both names. End it with `platform end`.
+    Impersonate {
+        username: String,
+        /// One of the user's organizations (default: their first).
+        #[arg(long = "in")]
+        in_org: Option<String>,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// End an impersonation: its token stops working at once.
+    End { token: String },
+    /// What platform administrators did, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=500))]
+        limit: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -503,7 +557,10 @@ fn audit_table(entries: &[AuditEntry]) -> String {
         vec![
             e.seq.to_string(),
             ago(Some(e.at)),
-            e.actor_name.clone(),
+            match &e.impersonator {
+                Some(admin) => format!("{} (by {admin})", e.actor_name),
+                None => e.actor_name.clone(),
+            },
             e.action.as_str().into(),
             format!("{}:{}", e.target_kind, e.target_id),
             source,
@@ -521,7 +578,7 @@ fn users_table(list: &[UserView]) -> String {
 
 fn whoami(m: &MeView) -> String {
     let may: Vec<&str> = m.permissions.iter().map(|p| p.as_str()).collect();
-    format!(
+    let mut s = format!(
         "{} in organization {} as {}
 may: {}
 ",
@@ -529,7 +586,14 @@ may: {}
         m.user.org_id,
         m.user.role.as_str(),
         may.join(", ")
-    )
+    );
+    if m.platform_admin {
+        s.push_str("platform administrator\n");
+    }
+    if let Some(admin) = &m.impersonated_by {
+        s.push_str(&format!("impersonated by {admin}\n"));
+    }
+    s
 }
 
 /// A password given as a flag, else the first line of stdin.
@@ -763,6 +827,7 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
             let page = if mine { api.my_activity(0, limit).await } else { api.audit(0, limit, &novacula_client::AuditFilter { actor, action, target }).await };
             print(&g, &page.map_err(api_failed)?.entries, |l| audit_table(l));
         }
+        ClientCommand::Platform(c) => platform(&g, c).await?,
         ClientCommand::Events { node, kind, limit, follow } => {
             let api = client(&g, true)?;
             let (node, kind) = (node.as_deref(), kind.as_deref());
@@ -794,6 +859,74 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+async fn platform(g: &Global, c: PlatformCmd) -> Result<(), Failure> {
+    use novacula_client::Method;
+    use novacula_core::wire::{AuditPage, LoginResponse, OrgView, PlatformOrgView, UpgradeRow};
+    let api = client(g, true)?.with_org(None);
+    let none = None::<&()>;
+    match c {
+        PlatformCmd::Orgs => {
+            let orgs: Vec<PlatformOrgView> = api.get("/api/v1/platform/orgs").await.map_err(api_failed)?;
+            print(g, &orgs, |l| {
+                let rows = l.iter().map(|o| {
+                    let state = if o.org.deactivated { "deactivated" } else { "active" };
+                    vec![o.org.id.clone(), o.org.name.clone(), opt(o.owner.as_deref()), o.members.to_string(), state.into()]
+                });
+                table(&["ORGANIZATION", "NAME", "OWNER", "MEMBERS", "STATE"], rows.collect())
+            });
+        }
+        PlatformCmd::Deactivate { org, yes } => {
+            if !yes {
+                return Err(
+                    "deactivating refuses the organization's members and executors until a platform administrator reactivates it; pass --yes to confirm".into(),
+                );
+            }
+            let o: OrgView = api.call(Method::POST, &format!("/api/v1/platform/orgs/{org}/deactivate"), none).await.map_err(api_failed)?;
+            print(g, &o, org_line);
+        }
+        PlatformCmd::Reactivate { org } => {
+            let o: OrgView = api.call(Method::POST, &format!("/api/v1/platform/orgs/{org}/reactivate"), none).await.map_err(api_failed)?;
+            print(g, &o, org_line);
+        }
+        PlatformCmd::Releases => {
+            let rows: Vec<UpgradeRow> = api.get("/api/v1/platform/releases").await.map_err(api_failed)?;
+            print(g, &rows, |r| releases_table(r));
+        }
+        PlatformCmd::Publish { channel, kind, version, artifact, sha256 } => {
+            let body = serde_json::json!({"channel": channel, "kind": kind, "version": version, "artifact": artifact, "sha256": sha256});
+            let row: UpgradeRow = api.call(Method::PUT, "/api/v1/platform/releases", Some(&body)).await.map_err(api_failed)?;
+            print(g, &vec![row], |r| releases_table(r));
+        }
+        PlatformCmd::Impersonate { username, in_org, reason } => {
+            let body = serde_json::json!({"username": username, "org": in_org, "reason": reason});
+            let r: LoginResponse = api.call(Method::POST, "/api/v1/platform/impersonate", Some(&body)).await.map_err(api_failed)?;
+            print(g, &r, |r| format!("{}\n", r.token));
+            if g.output == Output::Table {
+                eprintln!(
+                    "acting as {} in organization {} until {}: run commands with --token <that token>; end it with `novacula platform end <token>`",
+                    r.user.username,
+                    r.user.org_id,
+                    r.expires_at.utc_date()
+                );
+            }
+        }
+        PlatformCmd::End { token } => {
+            api.with_token(Some(token)).logout().await.map_err(api_failed)?;
+            eprintln!("impersonation ended");
+        }
+        PlatformCmd::Audit { limit } => {
+            let page: AuditPage = api.get(&format!("/api/v1/platform/audit?limit={limit}")).await.map_err(api_failed)?;
+            print(g, &page.entries, |l| audit_table(l));
+        }
+    }
+    Ok(())
+}
+
+fn releases_table(rows: &[novacula_core::wire::UpgradeRow]) -> String {
+    let rows = rows.iter().map(|r| vec![r.spec.channel.to_string(), r.kind.to_string(), r.spec.version.clone(), r.spec.artifact.clone(), r.set_by.clone()]);
+    table(&["CHANNEL", "KIND", "VERSION", "ARTIFACT", "BY"], rows.collect())
 }
 
 /// The events feed's largest page.

@@ -104,6 +104,12 @@ struct ServeArgs {
     /// (POST /api/v1/signup, the console's "Create an account"); off by default.
     #[arg(long, env = "NOVACULA_ALLOW_SIGNUP")]
     allow_signup: bool,
+    /// A platform administrator (repeat, or comma-separate in the variable):
+    /// sees every organization, can deactivate one, publishes executor
+    /// releases and can act as a user for support (`novacula platform`).
+    /// Only this flag makes one; without it, the bootstrap owner is.
+    #[arg(long = "platform-admin", env = "NOVACULA_PLATFORM_ADMINS", value_delimiter = ',')]
+    platform_admins: Vec<String>,
     /// Open connections at most; more wait until one closes (each executor holds one).
     #[arg(long, env = "NOVACULA_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
@@ -153,6 +159,7 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
         },
         audit_retention: std::time::Duration::from_secs(a.audit_retention_days * 24 * 3600),
         allow_signup: a.allow_signup,
+        platform_admins: if a.platform_admins.is_empty() { [a.bootstrap_owner.clone()].into() } else { a.platform_admins.iter().cloned().collect() },
         mail: a.smtp_url.map(|smtp_url| novacula_control_plane::mail::MailConfig {
             smtp_url,
             from: a.mail_from.clone(),

@@ -196,3 +196,32 @@ async fn events_follow_prints_new_events_as_they_happen() {
     assert_eq!((event["kind"].as_str(), event["executor"].as_str(), event["seq"].as_u64()), (Some("apikey.created"), Some("edge-9"), Some(1)));
     follow.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_platform_administrator_sees_every_organization_and_impersonates_for_support() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = novacula_control_plane::Config { platform_admins: [OWNER.to_string()].into(), ..Default::default() };
+    let seed = |store: &novacula_control_plane::Store| {
+        let now = novacula_control_plane::clock::Clock::now(&novacula_control_plane::clock::SystemClock);
+        novacula_control_plane::services::orgs::create_org_with_owner(store, &novacula_core::entropy::OsEntropy, now, "globex", "bob", PASSWORD).unwrap();
+    };
+    let (url, _) = live::control_plane_with(config, seed).await;
+    let cfg = dir.path().join("session.json");
+    ok(&url, &cfg, &["login", "--username", OWNER, "--password", PASSWORD]).await;
+    assert!(ok(&url, &cfg, &["whoami"]).await.contains("platform administrator"));
+    let orgs = ok(&url, &cfg, &["platform", "orgs"]).await;
+    assert!(orgs.lines().any(|l| l.starts_with("globex") && l.contains("bob")), "{orgs}");
+
+    let token = ok(&url, &cfg, &["platform", "impersonate", "bob", "--reason", "ticket 7"]).await.trim().to_string();
+    assert!(token.starts_with("nvs_"), "{token}");
+    let as_bob = ok(&url, &cfg, &["whoami", "--token", &token]).await;
+    assert!(as_bob.starts_with("bob in organization globex") && as_bob.contains("impersonated by"), "{as_bob}");
+    ok(&url, &cfg, &["platform", "end", &token]).await;
+    assert!(!run(&url, &cfg, &["whoami", "--token", &token]).await.ok);
+    // The administrator's own session is untouched; the platform's log has it.
+    let audit = ok(&url, &cfg, &["platform", "audit"]).await;
+    assert!(audit.lines().any(|l| l.contains("impersonation.started") && l.contains("user:bob")), "{audit}");
+    let o = run(&url, &cfg, &["platform", "deactivate", "globex"]).await;
+    assert!(!o.ok && o.stderr.contains("--yes"), "{}", o.stderr);
+    assert!(ok(&url, &cfg, &["platform", "deactivate", "globex", "--yes"]).await.contains("deactivated"));
+}

@@ -99,8 +99,23 @@ $("#logout").addEventListener("click", async () => {
   await api("POST", "/logout").catch(() => {});
   sessionStorage.removeItem("novacula-token");
   sessionStorage.removeItem("novacula-org");
+  sessionStorage.removeItem("novacula-admin-token");
   me = null;
   showLogin();
+});
+
+// Ending an impersonation ends its session on the server and takes the
+// administrator back to their own (kept aside when it began).
+$("#end-impersonation").addEventListener("click", async () => {
+  await api("POST", "/logout").catch(() => {});
+  const own = sessionStorage.getItem("novacula-admin-token");
+  sessionStorage.removeItem("novacula-admin-token");
+  sessionStorage.removeItem("novacula-org");
+  if (!own) return showLogin();
+  sessionStorage.setItem("novacula-token", own);
+  sessionStorage.setItem("novacula-org", sessionStorage.getItem("novacula-admin-org") || "");
+  location.hash = "#/platform";
+  await start();
 });
 
 $("#org-switch").addEventListener("change", async () => {
@@ -128,6 +143,11 @@ async function start() {
   $("#org-name").textContent = org.name;
   $("#nav-connect").hidden = !can("manageExecutors");
   $("#nav-audit").hidden = !can("readAudit");
+  $("#nav-platform").hidden = !me.platformAdmin;
+  $("#impersonation-banner").hidden = !me.impersonatedBy;
+  $("#impersonation-text").textContent = me.impersonatedBy
+    ? `${me.impersonatedBy}, you are acting as ${me.username} in ${me.orgId}: everything you do is audited with both names.`
+    : "";
   if (!location.hash || location.hash === "#/") location.hash = "#/nodes";
   else route();
 }
@@ -146,6 +166,7 @@ const views = {
   audit: { setup: auditSetup },
   invite: { setup: inviteSetup },
   profile: { setup: profileSetup },
+  platform: { setup: platformSetup },
 };
 
 function current() {
@@ -703,7 +724,7 @@ function profileSetup() {
 function auditTable(entries) {
   const rows = entries
     .map(
-      (e) => `<tr data-audit="${e.seq}"><td>${e.seq}</td><td>${new Date(e.at).toLocaleString()}</td><td>${esc(e.actorName)}</td><td>${esc(e.action)}</td>
+      (e) => `<tr data-audit="${e.seq}"><td>${e.seq}</td><td>${new Date(e.at).toLocaleString()}</td><td>${esc(e.actorName)}${e.impersonator ? ` <span class="muted">(by ${esc(e.impersonator)})</span>` : ""}</td><td>${esc(e.action)}</td>
       <td>${esc(e.targetKind)} ${esc(e.targetId)}</td><td>${esc(e.source)}</td><td>${Object.entries(e.details || {}).map(([k, v]) => esc(k + "=" + v)).join(" ")}</td></tr>`
     )
     .join("");
@@ -739,6 +760,81 @@ function auditSetup() {
     load();
   };
   load();
+}
+
+// ---- platform (administrators named by the server's configuration) ----
+
+function platformSetup() {
+  $("#view").innerHTML = `<h1>Platform</h1>
+    <h2>Organizations</h2><div id="platform-orgs"></div>
+    <h2>Act as a user (support)</h2>
+    <form id="impersonate-form" class="card actions">
+      <label>Username <input id="impersonate-username" required></label>
+      <label>Organization (default: their first) <input id="impersonate-org"></label>
+      <label>Reason <input id="impersonate-reason" placeholder="ticket, incident"></label>
+      <button type="submit">Impersonate</button>
+    </form>
+    <p class="muted">For one hour at most; a banner stays up while it lasts, and everything done is audited with both names.</p>
+    <h2>Releases</h2><div id="platform-releases"></div>
+    <form id="release-form" class="card actions">
+      <label>Channel <select id="release-channel"><option>stable</option><option>beta</option><option>dev</option></select></label>
+      <label>Kind <select id="release-kind"><option>agent</option><option>operator</option></select></label>
+      <label>Version <input id="release-version" required placeholder="1.4.0"></label>
+      <label>Artifact <input id="release-artifact" required placeholder="file in the hosts' release directory, or image@sha256:..."></label>
+      <label>SHA-256 (agent) <input id="release-sha256"></label>
+      <button type="submit">Publish</button>
+    </form>
+    <h2>Platform audit log</h2><div id="platform-audit"></div>`;
+  $("#impersonate-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const body = { username: $("#impersonate-username").value.trim() };
+    if ($("#impersonate-org").value.trim()) body.org = $("#impersonate-org").value.trim();
+    if ($("#impersonate-reason").value.trim()) body.reason = $("#impersonate-reason").value.trim();
+    try {
+      const r = await api("POST", "/platform/impersonate", body);
+      sessionStorage.setItem("novacula-admin-token", sessionStorage.getItem("novacula-token"));
+      sessionStorage.setItem("novacula-admin-org", sessionStorage.getItem("novacula-org") || "");
+      sessionStorage.setItem("novacula-token", r.token);
+      sessionStorage.setItem("novacula-org", r.user.orgId);
+      location.hash = "#/nodes";
+      await start();
+    } catch (err) {
+      flash(err.message);
+    }
+  };
+  $("#release-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const body = { channel: $("#release-channel").value, kind: $("#release-kind").value, version: $("#release-version").value.trim(), artifact: $("#release-artifact").value.trim() };
+    if ($("#release-sha256").value.trim()) body.sha256 = $("#release-sha256").value.trim();
+    await act(() => api("PUT", "/platform/releases", body));
+  };
+  platformTables().catch((err) => flash(err.message));
+}
+
+async function platformTables() {
+  const [orgs, releases, audit] = await Promise.all([api("GET", "/platform/orgs"), api("GET", "/platform/releases"), api("GET", "/platform/audit?limit=50")]);
+  const rows = orgs
+    .map(
+      (o) => `<tr data-platform-org="${esc(o.id)}"><td>${esc(o.id)}</td><td>${esc(o.name)}</td><td>${esc(o.owner)}</td><td>${o.members}</td>
+      <td>${badge(o.deactivated ? "deactivated" : "active", o.deactivated ? "down" : "online")}</td>
+      <td>${o.deactivated ? `<button class="secondary" data-org-reactivate="${esc(o.id)}">Reactivate</button>` : `<button class="danger" data-org-deactivate="${esc(o.id)}">Deactivate</button>`}</td></tr>`
+    )
+    .join("");
+  $("#platform-orgs").innerHTML = `<table><thead><tr><th>Id</th><th>Name</th><th>Owner</th><th>Members</th><th>State</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
+  document.querySelectorAll("[data-org-deactivate]").forEach((b) => {
+    b.onclick = () => {
+      if (confirm(`Deactivate ${b.dataset.orgDeactivate}? Its members and executors are refused until the platform reactivates it.`)) {
+        act(() => api("POST", `/platform/orgs/${encodeURIComponent(b.dataset.orgDeactivate)}/deactivate`));
+      }
+    };
+  });
+  document.querySelectorAll("[data-org-reactivate]").forEach((b) => {
+    b.onclick = () => act(() => api("POST", `/platform/orgs/${encodeURIComponent(b.dataset.orgReactivate)}/reactivate`));
+  });
+  const rel = releases.map((r) => `<tr><td>${esc(r.spec.channel)}</td><td>${esc(r.kind)}</td><td>${esc(r.spec.version)}</td><td>${esc(r.spec.artifact)}</td><td>${esc(r.setBy)}</td></tr>`).join("");
+  $("#platform-releases").innerHTML = `<table><thead><tr><th>Channel</th><th>Kind</th><th>Version</th><th>Artifact</th><th>By</th></tr></thead>
+    <tbody>${rel || `<tr><td colspan="5" class="muted">No releases: executors are offered only their organizations' own upgrades.</td></tr>`}</tbody></table>`;
+  $("#platform-audit").innerHTML = auditTable(audit.entries);
 }
 
 // ---- API keys ----

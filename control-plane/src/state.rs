@@ -32,6 +32,9 @@ pub struct Config {
     pub allow_signup: bool,
     /// How long each organization's audit log keeps its entries.
     pub audit_retention: Duration,
+    /// The platform's administrators (`serve --platform-admin`): they see
+    /// every organization, deactivate one, publish releases, impersonate.
+    pub platform_admins: std::collections::BTreeSet<String>,
     /// How often events, audit entries and sessions past their retention are removed.
     pub prune_interval: Duration,
     /// Store work runs on threads of its own (the blocking pool, the group
@@ -59,6 +62,7 @@ impl Default for Config {
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             mail: None,
             allow_signup: false,
+            platform_admins: Default::default(),
             prune_interval: Duration::from_secs(60),
             store_threads: true,
             store_threads_max: 16,

@@ -341,3 +341,59 @@ async fn console_signs_up_a_new_owner_when_the_server_allows_it() {
     shot(&c, "10-signed-up").await;
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_platform_administrator_impersonates_under_a_banner_and_ends_it() {
+    use novacula_core::audit::Action;
+    use novacula_core::wire::AuditPage;
+    let dir = tempfile::tempdir().unwrap();
+    let config = novacula_control_plane::Config { platform_admins: [OWNER.to_string()].into(), ..Default::default() };
+    let (url, _) = live::control_plane_with(config, |store| {
+        let now = novacula_core::Timestamp(1);
+        novacula_control_plane::services::orgs::create_org_with_owner(store, &novacula_core::entropy::OsEntropy, now, "globex", "bob", PASSWORD).unwrap();
+    })
+    .await;
+    let bob = live::login(&url, "bob").await;
+    let (_driver, c) = browser(&dir.path().join("profile")).await;
+    login(&c, &url, OWNER).await;
+
+    // The platform page, offered to platform administrators only.
+    until(&c, "#nav-platform", "offers Platform", async |e| e.is_displayed().await.unwrap_or(false)).await.click().await.unwrap();
+    until(&c, "tr[data-platform-org='globex']", "lists globex and its owner", async |e| e.text().await.unwrap_or_default().contains("bob")).await;
+    shot(&c, "11-platform").await;
+
+    // Impersonate bob: a banner says so, and what is done is bob's, by alice.
+    c.find(Locator::Css("#impersonate-username")).await.unwrap().send_keys("bob").await.unwrap();
+    c.find(Locator::Css("#impersonate-reason")).await.unwrap().send_keys("ticket 9").await.unwrap();
+    c.find(Locator::Css("#impersonate-form button")).await.unwrap().click().await.unwrap();
+    until(&c, "#who", "names bob", async |e| e.text().await.unwrap_or_default() == "bob (owner)").await;
+    let banner = until(&c, "#impersonation-banner", "shows the banner", async |e| e.is_displayed().await.unwrap_or(false)).await.text().await.unwrap();
+    assert!(banner.contains("acting as bob in globex"), "{banner}");
+    assert!(!c.find(Locator::Css("#nav-platform")).await.unwrap().is_displayed().await.unwrap());
+    let token = c.execute("return sessionStorage.getItem('novacula-token')", vec![]).await.unwrap().as_str().unwrap().to_string();
+    c.goto(&format!("{url}/#/members")).await.unwrap();
+    let name = until(&c, "#org-name-input", "visible", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    name.clear().await.unwrap();
+    name.send_keys("Globex Support").await.unwrap();
+    c.find(Locator::Css("#org-save")).await.unwrap().click().await.unwrap();
+    until(&c, "#org-name", "shows the new name", async |e| e.text().await.unwrap_or_default() == "Globex Support").await;
+    shot(&c, "12-impersonating").await;
+    let page: AuditPage = bob.get("/api/v1/audit?action=organization.renamed").await.unwrap();
+    let renamed = &page.entries[0];
+    assert_eq!((renamed.action, renamed.actor_id.as_str(), renamed.impersonator.as_deref()), (Action::OrganizationRenamed, "bob", Some(OWNER)));
+    assert_eq!(serde_json::to_value(renamed.source).unwrap(), "ui");
+
+    // Ending it: the impersonated session dies, alice is back on the platform page.
+    c.find(Locator::Css("#end-impersonation")).await.unwrap().click().await.unwrap();
+    until(&c, "#who", "names alice again", async |e| e.text().await.unwrap_or_default().starts_with(OWNER)).await;
+    assert!(!c.find(Locator::Css("#impersonation-banner")).await.unwrap().is_displayed().await.unwrap());
+    let ended = novacula_client::HttpApi::new(&url, Some(token)).unwrap();
+    assert_eq!(ended.me().await.unwrap_err().status(), Some(401));
+
+    // Deactivate globex from the platform page: bob is refused.
+    until(&c, "[data-org-deactivate='globex']", "offers Deactivate", async |e| e.is_displayed().await.unwrap_or(false)).await.click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    until(&c, "tr[data-platform-org='globex'] .badge", "shows deactivated", async |e| e.text().await.unwrap_or_default() == "deactivated").await;
+    assert_eq!(bob.get::<Value>("/api/v1/nodes").await.unwrap_err().status(), Some(403));
+    c.close().await.unwrap();
+}

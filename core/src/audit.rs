@@ -100,6 +100,8 @@ actions! {
     NodeDeleted = "node.deleted", "node";
     EventsPruned = "events.pruned", "events";
     AuditPruned = "audit.pruned", "events";
+    ImpersonationStarted = "impersonation.started", "user";
+    ReleasePublished = "release.published", "upgrade";
 }
 
 // By hand: the derive does not see the names the macro gives the variants.

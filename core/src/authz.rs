@@ -192,14 +192,19 @@ pub enum Access {
     Account,
     /// A role holding this permission in the organization the request works in.
     Org(Permission),
+    /// A platform administrator (named in the control plane's own
+    /// configuration, never granted through the API), in their own session.
+    Platform,
 }
 
 impl Access {
-    /// Whether a member of role `role` (`None`: of no organization) may.
-    pub fn allows(self, role: Option<Role>) -> bool {
+    /// Whether a member of role `role` (`None`: of no organization), who is
+    /// a platform administrator or not, may.
+    pub fn allows(self, role: Option<Role>, platform_admin: bool) -> bool {
         match self {
             Access::Account => true,
             Access::Org(p) => role.is_some_and(|r| r.can(p)),
+            Access::Platform => platform_admin,
         }
     }
 }
@@ -224,6 +229,9 @@ pub const ROUTES: &[Route] = {
     }
     const fn account(method: &'static str, path: &'static str) -> Route {
         Route { method, path, needs: Access::Account }
+    }
+    const fn platform(method: &'static str, path: &'static str) -> Route {
+        Route { method, path, needs: Access::Platform }
     }
     &[
         account("POST", "/api/v1/logout"),
@@ -269,6 +277,13 @@ pub const ROUTES: &[Route] = {
         r("GET", "/api/v1/audit", ReadAudit),
         r("GET", "/api/v1/me/activity", Read),
         r("GET", "/api/v1/alerts", Read),
+        platform("GET", "/api/v1/platform/orgs"),
+        platform("POST", "/api/v1/platform/orgs/{id}/deactivate"),
+        platform("POST", "/api/v1/platform/orgs/{id}/reactivate"),
+        platform("GET", "/api/v1/platform/releases"),
+        platform("PUT", "/api/v1/platform/releases"),
+        platform("POST", "/api/v1/platform/impersonate"),
+        platform("GET", "/api/v1/platform/audit"),
     ]
 };
 
@@ -378,8 +393,10 @@ mod tests {
         }
         assert_eq!(route_needs("POST", "/api/v1/nodes/{name}/lifecycle"), Some(Access::Org(Permission::OperateNodes)));
         assert_eq!(route_needs("POST", "/api/v1/logout"), Some(Access::Account));
-        assert!(Access::Account.allows(None));
-        assert!(!Access::Org(Permission::Read).allows(None));
+        assert!(Access::Account.allows(None, false));
+        assert!(!Access::Org(Permission::Read).allows(None, true));
+        assert!(!Access::Platform.allows(Some(Role::Owner), false));
+        assert!(Access::Platform.allows(None, true));
         assert_eq!(route_needs("POST", "/api/v1/nowhere"), None);
     }
 }

@@ -20,11 +20,11 @@ const MAX_PAGE: usize = 500;
 pub struct AuditQuery {
     /// Entries older than this sequence number (default: from the newest); the previous page's `next`.
     #[serde(default, deserialize_with = "crate::api::error::query_int")]
-    before: u64,
+    pub before: u64,
     /// Page size (default 100).
     #[serde(default)]
     #[param(minimum = 1, maximum = 500)]
-    limit: Option<usize>,
+    pub limit: Option<usize>,
     /// Only entries by this actor: a username or an API key id.
     #[serde(default)]
     actor: Option<String>,
@@ -35,6 +35,15 @@ pub struct AuditQuery {
     /// Only entries about this target (a username, key id, executor or node name).
     #[serde(default)]
     target: Option<String>,
+}
+
+impl AuditQuery {
+    /// The page size and filter asked for.
+    pub fn parse(self) -> Result<(u64, usize, Filter), ApiError> {
+        let limit = limit(self.limit, 100)?;
+        let action = self.action.as_deref().map(str::parse::<Action>).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok((self.before, limit, Filter { actor: self.actor, action, target: self.target }))
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -50,7 +59,7 @@ pub struct ActivityQuery {
     limit: Option<usize>,
 }
 
-fn limit(given: Option<usize>, default: usize) -> Result<usize, ApiError> {
+pub(crate) fn limit(given: Option<usize>, default: usize) -> Result<usize, ApiError> {
     let limit = given.unwrap_or(default);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}")));
@@ -62,11 +71,9 @@ fn limit(given: Option<usize>, default: usize) -> Result<usize, ApiError> {
 /// call: a page may be short while `next` is not 0; ask again from `next`.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("session" = [])), params(AuditQuery), responses((status = 200, body = AuditPage)))]
 pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult<AuditPage> {
-    let limit = limit(q.limit, 100)?;
-    let action = q.action.as_deref().map(str::parse::<Action>).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let filter = Filter { actor: q.actor, action, target: q.target };
+    let (before, limit, filter) = q.parse()?;
     let org = user.org().to_string();
-    Ok(ApiJson(s.blocking(move |s| audit::page(s, &org, q.before, limit, &filter)).await?))
+    Ok(ApiJson(s.blocking(move |s| audit::page(s, &org, before, limit, &filter)).await?))
 }
 
 /// Your own recent activity in this organization.

@@ -153,6 +153,36 @@ impl FromRequestParts<Arc<AppState>> for AccountCtx {
     }
 }
 
+/// A platform administrator in their own session (not one impersonating a
+/// user): the routes of [`Access::Platform`].
+pub struct PlatformCtx {
+    pub user: User,
+    pub source: Source,
+}
+
+impl PlatformCtx {
+    pub fn who(&self) -> crate::services::audit::Who {
+        crate::services::audit::Who::user(&self.user.username, self.source)
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for PlatformCtx {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        if needed(parts)? != Access::Platform {
+            return Err(wrong_extractor(parts));
+        }
+        let key = session_token(parts)?;
+        let now = state.now();
+        let found = state.blocking(move |state| users::account(state, &key, now)).await?;
+        let (user, session) = found.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+        if session.impersonator.is_some() || !crate::services::platform::is_admin(state, &user.username) {
+            return Err(ApiError::forbidden("only a platform administrator may do this (needs platform administrator, in their own session)"));
+        }
+        Ok(PlatformCtx { user, source: source(parts) })
+    }
+}
+
 /// The user of the session a public route was called with, if any (an
 /// invitation is accepted by whoever is signed in, or by a new account).
 pub async fn optional_user(parts: &Parts, state: &Arc<AppState>) -> Result<Option<User>, ApiError> {

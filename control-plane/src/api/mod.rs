@@ -11,6 +11,7 @@ pub mod invitations;
 pub mod keys;
 pub mod nodes;
 pub mod org;
+pub mod platform;
 pub mod protocol;
 pub mod users;
 
@@ -131,6 +132,12 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(audit::list))
         .routes(routes!(audit::mine))
         .routes(routes!(nodes::alerts))
+        .routes(routes!(platform::orgs))
+        .routes(routes!(platform::deactivate))
+        .routes(routes!(platform::reactivate))
+        .routes(routes!(platform::releases, platform::publish))
+        .routes(routes!(platform::impersonate))
+        .routes(routes!(platform::audit))
 }
 
 /// The OpenAPI document of the HTTP API.

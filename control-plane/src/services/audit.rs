@@ -14,10 +14,7 @@ use std::collections::BTreeMap;
 
 pub const AUDIT_SEQ: &str = "audit_seq";
 
-/// The store's log holding `org`'s audit entries.
-fn log_of(org: &str) -> String {
-    format!("audit:{org}")
-}
+use crate::store::audit_log as log_of;
 
 /// Who acts, and through what.
 #[derive(Debug, Clone)]
@@ -26,18 +23,20 @@ pub struct Who {
     pub id: String,
     pub name: String,
     pub source: Source,
+    /// The platform administrator acting as this user.
+    pub impersonator: Option<String>,
 }
 
 impl Who {
     pub fn user(username: &str, source: Source) -> Who {
-        Who { kind: ActorKind::User, id: username.to_string(), name: username.to_string(), source }
+        Who { kind: ActorKind::User, id: username.to_string(), name: username.to_string(), source, impersonator: None }
     }
     /// An executor, through API key `key_id`.
     pub fn key(key_id: &str, executor: &str) -> Who {
-        Who { kind: ActorKind::ApiKey, id: key_id.to_string(), name: executor.to_string(), source: Source::Api }
+        Who { kind: ActorKind::ApiKey, id: key_id.to_string(), name: executor.to_string(), source: Source::Api, impersonator: None }
     }
     pub fn system() -> Who {
-        Who { kind: ActorKind::System, id: "system".into(), name: "system".into(), source: Source::System }
+        Who { kind: ActorKind::System, id: "system".into(), name: "system".into(), source: Source::System, impersonator: None }
     }
     /// How the events feed names this actor (`user:<name>`, `executor:<name>`, `system`).
     pub fn event_actor(&self) -> String {
@@ -52,6 +51,34 @@ impl Who {
 /// Append an entry in the caller's transaction; returns its sequence number,
 /// which events of the same action carry as `audit`.
 pub fn record(w: &mut Write, org: &str, at: Timestamp, who: &Who, action: Action, target: &str, details: BTreeMap<String, String>) -> store::Result<u64> {
+    append(w, &log_of(org), org, at, who, action, target, details)
+}
+
+/// Append an entry to the platform's log (what platform administrators did);
+/// `org` is the organization it concerns, empty for none.
+pub fn record_platform(
+    w: &mut Write,
+    org: &str,
+    at: Timestamp,
+    who: &Who,
+    action: Action,
+    target: &str,
+    details: BTreeMap<String, String>,
+) -> store::Result<u64> {
+    append(w, store::PLATFORM_AUDIT_LOG, org, at, who, action, target, details)
+}
+
+#[allow(clippy::too_many_arguments, reason = "one entry's fields, from its two callers")]
+fn append(
+    w: &mut Write,
+    log: &str,
+    org: &str,
+    at: Timestamp,
+    who: &Who,
+    action: Action,
+    target: &str,
+    details: BTreeMap<String, String>,
+) -> store::Result<u64> {
     let seq = w.next(AUDIT_SEQ)?;
     let entry = AuditEntry {
         seq,
@@ -65,9 +92,10 @@ pub fn record(w: &mut Write, org: &str, at: Timestamp, who: &Who, action: Action
         target_id: target.to_string(),
         source: who.source,
         details,
+        impersonator: who.impersonator.clone(),
     };
-    w.append_event(&log_of(org), seq, &entry)?;
-    tracing::info!(org, seq, action = action.as_str(), actor = %who.event_actor(), target, "audit");
+    w.append_event(log, seq, &entry)?;
+    tracing::info!(log, seq, action = action.as_str(), actor = %who.event_actor(), impersonator = who.impersonator, target, "audit");
     Ok(seq)
 }
 
@@ -96,11 +124,19 @@ const SCAN_BATCH: usize = 500;
 /// Up to `limit` entries of `org`'s log older than `before` (0: the newest)
 /// that `filter` keeps, newest first.
 pub fn page(s: &AppState, org: &str, before: u64, limit: usize, filter: &Filter) -> store::Result<AuditPage> {
-    let log = log_of(org);
+    page_of(s, &log_of(org), before, limit, filter)
+}
+
+/// As [`page`], of the platform's log.
+pub fn platform_page(s: &AppState, before: u64, limit: usize, filter: &Filter) -> store::Result<AuditPage> {
+    page_of(s, store::PLATFORM_AUDIT_LOG, before, limit, filter)
+}
+
+fn page_of(s: &AppState, log: &str, before: u64, limit: usize, filter: &Filter) -> store::Result<AuditPage> {
     let mut cursor = if before == 0 { u64::MAX } else { before };
     let (mut entries, mut scanned) = (Vec::new(), 0);
     loop {
-        let batch: Vec<AuditEntry> = s.store.read(|r| r.events_before(&log, cursor, SCAN_BATCH))?;
+        let batch: Vec<AuditEntry> = s.store.read(|r| r.events_before(log, cursor, SCAN_BATCH))?;
         let exhausted = batch.len() < SCAN_BATCH;
         for e in batch {
             scanned += 1;
@@ -124,13 +160,15 @@ pub fn page(s: &AppState, org: &str, before: u64, limit: usize, filter: &Filter)
 /// Entries removed per write transaction (see `events::prune`).
 const PRUNE_BATCH: usize = 250;
 
-/// Remove every organization's entries older than the retention; returns how many.
+/// Remove every organization's entries, and the platform's, older than the
+/// retention; returns how many.
 pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
     let max_age = s.config.audit_retention;
     let orgs: Vec<(String, crate::store::model::Org)> = s.store.read(|r| r.scan(store::ORGS, ""))?;
     let mut removed = 0;
-    for (org, _) in orgs {
-        let log = log_of(&org);
+    // `None`: the platform's log.
+    for org in orgs.into_iter().map(|(org, _)| Some(org)).chain([None]) {
+        let log = org.as_deref().map_or_else(|| store::PLATFORM_AUDIT_LOG.to_string(), log_of);
         let mut here = 0;
         loop {
             let n = s.store.write(|w| {
@@ -152,7 +190,10 @@ pub fn prune(s: &AppState, now: Timestamp) -> store::Result<u64> {
         }
         if here > 0 {
             let details = details([("removed", here.to_string()), ("olderThanDays", (max_age.as_secs() / 86_400).to_string())]);
-            s.store.write(|w| record(w, &org, now, &Who::system(), Action::AuditPruned, &org, details))?;
+            s.store.write(|w| match &org {
+                Some(org) => record(w, org, now, &Who::system(), Action::AuditPruned, org, details),
+                None => record_platform(w, "", now, &Who::system(), Action::AuditPruned, "platform", details),
+            })?;
         }
         removed += here;
     }

@@ -108,18 +108,17 @@ pub fn set_active(s: &AppState, org: &str, who: &Who, name: &str, active: bool) 
     Ok(())
 }
 
-/// Where the upgrade for executors of `kind` on `channel` in `org` is kept.
-pub fn upgrade_key(org: &str, channel: Channel, kind: ExecutorKind) -> String {
+/// Where the upgrade for executors of `kind` on `channel` in `org` is kept
+/// (read back by `upgrade_offer` of the store).
+fn upgrade_key(org: &str, channel: Channel, kind: ExecutorKind) -> String {
     key(&[org, channel.as_str(), kind.as_str()])
 }
 
 /// Record the release executors of a channel and kind should run.
 pub fn set_upgrade(s: &AppState, org: &str, who: &Who, req: SetUpgradeRequest) -> Result<UpgradeRow> {
-    let (kind, spec) = req.into_spec();
-    // The same rules as the document's patterns, in one place (core).
-    spec.check(kind).map_err(|e| ServiceError::BadInput(e.to_string()))?;
     let now = s.now();
-    let row = UpgradeRow { kind, spec, set_at: now, set_by: who.name.clone() };
+    let row = upgrade_row(req, who, now)?;
+    let kind = row.kind;
     let actor = who.event_actor();
     s.store.write(|w| {
         w.put(UPGRADES, &upgrade_key(org, row.spec.channel, kind), &row)?;
@@ -145,6 +144,14 @@ pub fn set_upgrade(s: &AppState, org: &str, who: &Who, req: SetUpgradeRequest) -
         )
     })?;
     Ok(row)
+}
+
+/// The row of an upgrade spec `who` sets, checked.
+pub fn upgrade_row(req: SetUpgradeRequest, who: &Who, now: novacula_core::Timestamp) -> Result<UpgradeRow> {
+    let (kind, spec) = req.into_spec();
+    // The same rules as the document's patterns, in one place (core).
+    spec.check(kind).map_err(|e| ServiceError::BadInput(e.to_string()))?;
+    Ok(UpgradeRow { kind, spec, set_at: now, set_by: who.name.clone() })
 }
 
 /// The upgrade specs of `org`.

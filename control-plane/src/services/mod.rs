@@ -11,6 +11,7 @@ pub mod invitations;
 pub mod keys;
 pub mod nodes;
 pub mod orgs;
+pub mod platform;
 pub mod protocol;
 pub mod users;
 

@@ -22,7 +22,7 @@ pub fn create_org_with_owner(store: &Store, entropy: &dyn Entropy, now: Timestam
         if w.get::<User>(USERS, owner)?.is_some() {
             return Err(ServiceError::Conflict(format!("user {owner:?} already exists")));
         }
-        w.put(ORGS, org, &Org { id: org.to_string(), created_at: now, name: org.to_string(), deactivated: false })?;
+        w.put(ORGS, org, &Org::new(org, now))?;
         let user =
             User { username: owner.to_string(), password_hash: hash_password(password, new_salt(entropy)), created_at: now, disabled: false, session_epoch: 0 };
         w.put(USERS, owner, &user)?;
@@ -73,22 +73,43 @@ pub fn rename(s: &crate::AppState, by: &super::users::Caller, name: &str) -> Res
     })
 }
 
-/// The owner deactivates (`active == false`) or reactivates their organization.
+/// The owner deactivates (`active == false`) or reactivates their
+/// organization (not one a platform administrator deactivated).
 pub fn set_active(s: &crate::AppState, owner: &super::users::Caller, active: bool) -> Result<novacula_core::wire::OrgView> {
+    switch(s, &owner.org, &owner.who(), active, false)
+}
+
+/// A platform administrator deactivates or reactivates any organization;
+/// recorded in its log and the platform's.
+pub fn platform_set_active(s: &crate::AppState, org: &str, admin: &super::audit::Who, active: bool) -> Result<novacula_core::wire::OrgView> {
+    switch(s, org, admin, active, true)
+}
+
+fn switch(s: &crate::AppState, org: &str, who: &super::audit::Who, active: bool, platform: bool) -> Result<novacula_core::wire::OrgView> {
     use novacula_core::audit::Action;
     let now = s.now();
     let view = s.store.write(|w| {
-        let mut o: Org = w.get(ORGS, &owner.org)?.ok_or_else(|| ServiceError::NotFound(format!("no organization {:?}", owner.org)))?;
+        let mut o: Org = w.get(ORGS, org)?.ok_or_else(|| ServiceError::NotFound(format!("no organization {org:?}")))?;
+        if active && o.platform_hold && !platform {
+            return Err(ServiceError::Forbidden(format!("organization {org:?} was deactivated by the platform's administrators; ask them")));
+        }
         if o.deactivated == active {
             o.deactivated = !active;
-            w.put(ORGS, &owner.org, &o)?;
+            o.platform_hold = !active && platform;
+            w.put(ORGS, org, &o)?;
             let action = if active { Action::OrganizationReactivated } else { Action::OrganizationDeactivated };
-            super::audit::record(w, &owner.org, now, &owner.who(), action, &owner.org, Default::default())?;
+            let details = || super::audit::details([("by", if platform { "platform" } else { "owner" }.to_string())]);
+            let seq = super::audit::record(w, org, now, who, action, org, details())?;
+            if platform {
+                let mut d = details();
+                d.insert("audit".into(), seq.to_string());
+                super::audit::record_platform(w, org, now, who, action, org, d)?;
+            }
         }
         Ok::<_, ServiceError>(o.view())
     })?;
-    s.forget_org_status(&owner.org);
-    tracing::info!(org = %owner.org, by = %owner.user.username, "organization {}", if active { "reactivated" } else { "deactivated" });
+    s.forget_org_status(org);
+    tracing::info!(org, by = %who.name, platform, "organization {}", if active { "reactivated" } else { "deactivated" });
     Ok(view)
 }
 
@@ -131,7 +152,7 @@ pub async fn signup(
         if w.get::<Org>(ORGS, &org)?.is_some() {
             return Err(ServiceError::Conflict(format!("organization {org:?} already exists; choose another name")));
         }
-        w.put(ORGS, &org, &Org { id: org.clone(), created_at: now, name: org.clone(), deactivated: false })?;
+        w.put(ORGS, &org, &Org::new(&org, now))?;
         w.put(USERS, &user.username, &user)?;
         w.put_member(&org, &user.username, &member)?;
         session.store(w, &user, &org, now)?;

@@ -3,12 +3,11 @@
 
 use super::audit::{self, Who};
 use super::events::{self, data, NewEvent};
-use super::executors::upgrade_key;
 use super::nodes::{alert_fires, evaluate, finish_deletion, phase_of};
 use super::{Result, ServiceError};
 use crate::state::AppState;
 use crate::store::model::{ApiKey, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
-use crate::store::{key as store_key, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED, UPGRADES};
+use crate::store::{key as store_key, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED};
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, SyncRefusal};
 use novacula_core::audit::Action;
 use novacula_core::observed::check_reported_revision;
@@ -91,8 +90,9 @@ fn heartbeat_only(
         if !same {
             return Ok(None);
         }
-        // In the same read: the upgrade offer goes with every answer.
-        let upgrade = r.get(UPGRADES, &upgrade_key(&key.org_id, e.channel, e.kind))?;
+        // In the same read: the upgrade offer goes with every answer (the
+        // organization's own, else the platform's release).
+        let upgrade = r.upgrade_offer(&key.org_id, e.channel, e.kind)?;
         Ok::<_, crate::store::StoreError>(Some((e, upgrade)))
     })?)
 }
@@ -199,7 +199,7 @@ fn durable_sync(
         )?;
     }
     // In the same transaction: the upgrade offer goes with every answer.
-    let upgrade = w.get(UPGRADES, &upgrade_key(&org, row.channel, row.kind))?;
+    let upgrade = w.upgrade_offer(&org, row.channel, row.kind)?;
     Ok((row, upgrade))
 }
 

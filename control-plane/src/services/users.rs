@@ -35,6 +35,8 @@ pub struct Caller {
     pub source: Source,
     /// The organization is deactivated: only its owner's way back answers.
     pub org_deactivated: bool,
+    /// A platform administrator acting as this user (the session's).
+    pub impersonator: Option<String>,
 }
 
 impl Caller {
@@ -44,7 +46,7 @@ impl Caller {
 
     /// The caller as the audit log names them.
     pub fn who(&self) -> Who {
-        Who::user(&self.user.username, self.source)
+        Who { impersonator: self.impersonator.clone(), ..Who::user(&self.user.username, self.source) }
     }
 
     /// Member `u` (of this organization) as this caller sees them.
@@ -74,8 +76,19 @@ impl NewSession {
 
     /// Store it for `user` (at their current session epoch), working in `org`.
     pub fn store(&self, w: &mut crate::store::Write, user: &User, org: &str, now: Timestamp) -> crate::store::Result<()> {
-        let session =
-            Session { username: user.username.clone(), org_id: org.to_string(), epoch: user.session_epoch, created_at: now, expires_at: self.expires_at };
+        self.store_as(w, user, org, now, None)
+    }
+
+    /// As [`NewSession::store`], for `impersonator` acting as `user`.
+    pub fn store_as(&self, w: &mut crate::store::Write, user: &User, org: &str, now: Timestamp, impersonator: Option<&str>) -> crate::store::Result<()> {
+        let session = Session {
+            username: user.username.clone(),
+            org_id: org.to_string(),
+            epoch: user.session_epoch,
+            created_at: now,
+            expires_at: self.expires_at,
+            impersonator: impersonator.map(str::to_string),
+        };
         w.put(SESSIONS, &sha256_hex(&self.token), &session)
     }
 
@@ -118,7 +131,7 @@ pub fn caller(s: &AppState, token_hash: &str, org: Option<&str>, now: Timestamp,
             )));
         };
         let org_deactivated = r.org_deactivated(org)?;
-        Ok(Some(Caller { user, org: org.to_string(), role: m.role, source, org_deactivated }))
+        Ok(Some(Caller { user, org: org.to_string(), role: m.role, source, org_deactivated, impersonator: session.impersonator }))
     })
 }
 
@@ -197,7 +210,8 @@ pub fn logout(s: &AppState, token_hash: &str, session: &Session, source: Source)
     let now = s.now();
     Ok(s.store.write(|w| {
         w.remove(SESSIONS, token_hash)?;
-        audit::record(w, &session.org_id, now, &Who::user(&session.username, source), Action::SessionEnded, &session.username, Default::default()).map(drop)
+        let who = Who { impersonator: session.impersonator.clone(), ..Who::user(&session.username, source) };
+        audit::record(w, &session.org_id, now, &who, Action::SessionEnded, &session.username, Default::default()).map(drop)
     })?)
 }
 
@@ -393,6 +407,9 @@ pub async fn reset_password(s: &AppState, by: &Caller, username: &str, password:
 /// session of theirs ends; the answer is a new one, in the organization of
 /// `session` while they are a member there, else their first.
 pub async fn change_password(s: &AppState, user: &User, session: &Session, source: Source, req: &ChangePasswordRequest) -> Result<LoginResponse> {
+    if let Some(admin) = &session.impersonator {
+        return Err(ServiceError::Forbidden(format!("{admin} is impersonating {}: a password is changed only by its owner", user.username)));
+    }
     check_user_fields(&user.username, &req.new_password)?;
     if req.current_password.chars().count() > PASSWORD_CHARS_MAX {
         return Err(ServiceError::BadInput(format!("password longer than {PASSWORD_CHARS_MAX} characters")));

@@ -21,8 +21,10 @@ pub const SCHEMA_VERSION_KEY: &str = SCHEMA_VERSION;
 /// 6: the roles of Novacula (owner, admin, operator, member). 7: users
 /// belong to organizations through memberships; sessions name their
 /// organization; users can be disabled. 8: API keys expire. 9: organizations
-/// have a display name and can be deactivated.
-pub const CURRENT: u64 = 9;
+/// have a display name and can be deactivated. 10: sessions and audit
+/// entries name the platform administrator impersonating a user;
+/// organizations can be held deactivated by the platform.
+pub const CURRENT: u64 = 10;
 
 pub fn run(w: &mut Write) -> Result<()> {
     let version = w.counter(SCHEMA_VERSION)?.max(1);
@@ -49,6 +51,9 @@ pub fn run(w: &mut Write) -> Result<()> {
     }
     if version < 9 {
         v8_to_v9(w)?;
+    }
+    if version < 10 {
+        v9_to_v10(w)?;
     }
     w.set_counter(SCHEMA_VERSION, CURRENT)
 }
@@ -560,6 +565,91 @@ pub mod v5 {
     }
 }
 
+/// Shapes of schema version 9 (sessions and audit entries since 7, organizations since 9).
+pub mod v9 {
+    use super::*;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Session {
+        pub username: String,
+        pub org_id: String,
+        pub epoch: u64,
+        pub created_at: Timestamp,
+        pub expires_at: Timestamp,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Org {
+        pub id: String,
+        pub created_at: Timestamp,
+        pub name: String,
+        pub deactivated: bool,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct AuditEntry {
+        pub seq: u64,
+        pub at: Timestamp,
+        pub org_id: String,
+        pub actor_kind: novacula_core::audit::ActorKind,
+        pub actor_id: String,
+        pub actor_name: String,
+        pub action: novacula_core::audit::Action,
+        pub target_kind: String,
+        pub target_id: String,
+        pub source: novacula_core::audit::Source,
+        pub details: std::collections::BTreeMap<String, String>,
+    }
+}
+
+/// Sessions and audit entries say who impersonated (nobody, before);
+/// organizations say whether the platform deactivated them (none, before).
+fn v9_to_v10(w: &mut Write) -> Result<()> {
+    let sessions: Vec<(String, v9::Session)> = w.scan(SESSIONS, "")?;
+    for (k, o) in sessions {
+        let session =
+            Session { username: o.username, org_id: o.org_id, epoch: o.epoch, created_at: o.created_at, expires_at: o.expires_at, impersonator: None };
+        w.put(SESSIONS, &k, &session)?;
+    }
+    let orgs: Vec<(String, v9::Org)> = w.scan(ORGS, "")?;
+    for (k, o) in &orgs {
+        let org = Org { id: o.id.clone(), created_at: o.created_at, name: o.name.clone(), deactivated: o.deactivated, platform_hold: false };
+        w.put(ORGS, k, &org)?;
+    }
+    let mut entries = 0;
+    for (org, _) in &orgs {
+        let log = crate::store::audit_log(org);
+        let mut after = 0;
+        loop {
+            let batch: Vec<(u64, v9::AuditEntry)> = w.events_after(&log, after, 1000)?;
+            let Some((last, _)) = batch.last() else { break };
+            after = *last;
+            for (seq, e) in batch {
+                let entry = novacula_core::wire::AuditEntry {
+                    seq: e.seq,
+                    at: e.at,
+                    org_id: e.org_id,
+                    actor_kind: e.actor_kind,
+                    actor_id: e.actor_id,
+                    actor_name: e.actor_name,
+                    action: e.action,
+                    target_kind: e.target_kind,
+                    target_id: e.target_id,
+                    source: e.source,
+                    details: e.details,
+                    impersonator: None,
+                };
+                w.append_event(&log, seq, &entry)?;
+                entries += 1;
+            }
+        }
+    }
+    if entries > 0 {
+        tracing::info!(entries, "migrated the database to schema version 10 (impersonation in sessions and the audit log)");
+    }
+    Ok(())
+}
+
 /// Shapes of schema version 8 (and of every earlier one: organizations did not change).
 pub mod v8 {
     use super::*;
@@ -575,7 +665,7 @@ pub mod v8 {
 fn v8_to_v9(w: &mut Write) -> Result<()> {
     let orgs: Vec<(String, v8::Org)> = w.scan(ORGS, "")?;
     for (k, o) in &orgs {
-        w.put(ORGS, k, &Org { id: o.id.clone(), created_at: o.created_at, name: o.id.clone(), deactivated: false })?;
+        w.put(ORGS, k, &v9::Org { id: o.id.clone(), created_at: o.created_at, name: o.id.clone(), deactivated: false })?;
     }
     if !orgs.is_empty() {
         tracing::info!(orgs = orgs.len(), "migrated the database to schema version 9 (organization names, deactivation)");
@@ -661,7 +751,7 @@ fn v6_to_v7(w: &mut Write) -> Result<()> {
             Some(org) => {
                 // Not recorded before version 7 (nothing decides by it).
                 let created_at = Timestamp(0);
-                w.put(SESSIONS, &k, &Session { username: old.username, org_id: org.to_string(), epoch: 0, created_at, expires_at: old.expires_at })?;
+                w.put(SESSIONS, &k, &v9::Session { username: old.username, org_id: org.to_string(), epoch: 0, created_at, expires_at: old.expires_at })?;
             }
             None => w.remove(SESSIONS, &k)?,
         }
@@ -978,6 +1068,60 @@ mod tests {
         let m = obs.state.processes[0].sync.unwrap();
         assert_eq!((m.current_block, m.highest_block, m.peers, m.sync_distance, m.progress_percent), (50, 100, 7, 50, 50.0));
         assert_eq!(obs.reported_at, t);
+    }
+
+    #[test]
+    fn a_version_9_file_keeps_its_audit_log_sessions_and_organizations() {
+        use novacula_core::audit::{Action, ActorKind, Source};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.redb");
+        let t = Timestamp(1_700_000_000_000);
+        {
+            let s = Store::open(&path).unwrap();
+            s.write(|w| {
+                w.set_counter(SCHEMA_VERSION, 9)?;
+                w.put(ORGS, "acme", &v9::Org { id: "acme".into(), created_at: t, name: "Acme".into(), deactivated: true })?;
+                w.put(
+                    SESSIONS,
+                    "h",
+                    &v9::Session {
+                        username: "alice".into(),
+                        org_id: "acme".into(),
+                        epoch: 2,
+                        created_at: t,
+                        expires_at: t.plus(std::time::Duration::from_secs(60)),
+                    },
+                )?;
+                for seq in 1..=3 {
+                    let e = v9::AuditEntry {
+                        seq,
+                        at: t,
+                        org_id: "acme".into(),
+                        actor_kind: ActorKind::User,
+                        actor_id: "alice".into(),
+                        actor_name: "alice".into(),
+                        action: Action::KeyCreated,
+                        target_kind: "apiKey".into(),
+                        target_id: format!("k{seq}"),
+                        source: Source::Cli,
+                        details: [("label".to_string(), "edge".to_string())].into(),
+                    };
+                    w.append_event(&crate::store::audit_log("acme"), seq, &e)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let org: Org = s.read(|r| r.get(ORGS, "acme")).unwrap().unwrap();
+        assert_eq!((org.name.as_str(), org.deactivated, org.platform_hold), ("Acme", true, false), "an owner's deactivation stays the owner's");
+        let session: Session = s.read(|r| r.get(SESSIONS, "h")).unwrap().unwrap();
+        assert_eq!((session.username.as_str(), session.epoch, session.impersonator), ("alice", 2, None));
+        let entries: Vec<novacula_core::wire::AuditEntry> = s.read(|r| r.events_before(&crate::store::audit_log("acme"), u64::MAX, 10)).unwrap();
+        let ids: Vec<(u64, &str, Option<&str>)> = entries.iter().map(|e| (e.seq, e.target_id.as_str(), e.impersonator.as_deref())).collect();
+        assert_eq!(ids, vec![(3, "k3", None), (2, "k2", None), (1, "k1", None)]);
+        assert_eq!(entries[0].details["label"], "edge");
+        assert_eq!(s.read(|r| r.counter(SCHEMA_VERSION)).unwrap(), CURRENT);
     }
 
     #[test]

@@ -56,9 +56,22 @@ pub const NODES: Table = Table("nodes");
 pub const OBSERVED: Table = Table("observed");
 /// `org/channel/kind`.
 pub const UPGRADES: Table = Table("upgrades");
+/// `channel/kind`: the platform's releases, offered where an organization set none.
+pub const RELEASES: Table = Table("releases");
+/// Keyed by organization: its logo (see `model::Logo`).
+pub const ORG_LOGOS: Table = Table("org_logos");
+/// The event log holding `org`'s audit entries (organization names are DNS
+/// labels, so it meets no organization's feed).
+pub fn audit_log(org: &str) -> String {
+    format!("audit:{org}")
+}
+
+/// The event log of platform administrators' actions.
+pub const PLATFORM_AUDIT_LOG: &str = "audit@platform";
+
 /// Every record table, created when a store is opened.
-pub const TABLES: [Table; 13] =
-    [ORGS, USERS, MEMBERS, USER_ORGS, INVITATIONS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, CAPABILITIES, NODES, OBSERVED, UPGRADES];
+pub const TABLES: [Table; 15] =
+    [ORGS, USERS, MEMBERS, USER_ORGS, INVITATIONS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, CAPABILITIES, NODES, OBSERVED, UPGRADES, RELEASES, ORG_LOGOS];
 
 /// Leading byte of every stored value, so the format can evolve.
 const FORMAT: u8 = 1;
@@ -300,6 +313,15 @@ macro_rules! typed_reads {
             self.get(MEMBERS, &key(&[org, username]))
         }
 
+        /// The release executors of `kind` on `channel` in `org` are offered:
+        /// the organization's own, else the platform's.
+        pub fn upgrade_offer(&self, org: &str, channel: novacula_core::Channel, kind: novacula_core::ExecutorKind) -> Result<Option<model::UpgradeRow>> {
+            match self.get(UPGRADES, &key(&[org, channel.as_str(), kind.as_str()]))? {
+                Some(own) => Ok(Some(own)),
+                None => self.get(RELEASES, &key(&[channel.as_str(), kind.as_str()])),
+            }
+        }
+
         /// Whether `org` is deactivated; a missing organization counts as deactivated.
         pub fn org_deactivated(&self, org: &str) -> Result<bool> {
             Ok(self.get::<model::Org>(ORGS, org)?.is_none_or(|o| o.deactivated))
@@ -405,7 +427,12 @@ impl Write {
 
     /// The oldest `limit` events of `org`, oldest first, with their sequence numbers.
     pub fn oldest_events<T: DeserializeOwned>(&self, org: &str, limit: usize) -> Result<Vec<(u64, T)>> {
-        self.txn.events_after(org, 0, limit)?.into_iter().map(|(seq, v)| Ok((seq, decode("events", &v)?))).collect()
+        self.events_after(org, 0, limit)
+    }
+
+    /// Up to `limit` events of `org` after `after`, oldest first, with their sequence numbers.
+    pub fn events_after<T: DeserializeOwned>(&self, org: &str, after: u64, limit: usize) -> Result<Vec<(u64, T)>> {
+        self.txn.events_after(org, after, limit)?.into_iter().map(|(seq, v)| Ok((seq, decode("events", &v)?))).collect()
     }
 
     pub fn remove_event(&mut self, org: &str, seq: u64) -> Result<()> {

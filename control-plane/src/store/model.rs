@@ -19,6 +19,14 @@ pub struct Org {
     pub name: String,
     /// Its owner deactivated it: data kept, members' requests and executors refused.
     pub deactivated: bool,
+    /// A platform administrator deactivated it: only one of them reactivates it.
+    pub platform_hold: bool,
+}
+
+impl Org {
+    pub fn new(id: &str, now: Timestamp) -> Org {
+        Org { id: id.to_string(), created_at: now, name: id.to_string(), deactivated: false, platform_hold: false }
+    }
 }
 
 impl Org {
@@ -100,6 +108,8 @@ pub struct Session {
     pub epoch: u64,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// A platform administrator opened it to act as this user (support).
+    pub impersonator: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

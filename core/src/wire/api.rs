@@ -255,6 +255,38 @@ pub struct MeView {
     pub permissions: Vec<Permission>,
     /// The roles this user may give others.
     pub grantable_roles: Vec<Role>,
+    /// A platform administrator (all organizations, releases, impersonation).
+    pub platform_admin: bool,
+    /// This session is a platform administrator acting as this user.
+    pub impersonated_by: Option<String>,
+}
+
+/// An organization as the platform's administrators see it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformOrgView {
+    #[serde(flatten)]
+    pub org: OrgView,
+    pub members: u64,
+    pub owner: Option<String>,
+}
+
+/// Act as a user, for support.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImpersonateRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::name))]
+    pub username: String,
+    /// One of the user's organizations; without it, their first.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::optional_name))]
+    pub org: Option<String>,
+    /// Why (kept in the audit log).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"))]
+    pub reason: Option<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -431,6 +463,9 @@ pub struct AuditEntry {
     pub source: crate::audit::Source,
     /// What changed (fields, from/to roles, counts); never a secret.
     pub details: BTreeMap<String, String>,
+    /// The platform administrator who acted as the actor (impersonation for
+    /// support): both identities are kept.
+    pub impersonator: Option<String>,
 }
 
 /// A page of the audit log, newest first.
