@@ -110,6 +110,10 @@ struct ServeArgs {
     /// Only this flag makes one; without it, the bootstrap owner is.
     #[arg(long = "platform-admin", env = "NOVACULA_PLATFORM_ADMINS", value_delimiter = ',')]
     platform_admins: Vec<String>,
+    /// Let POST /graphql answer introspection queries (schema discovery for
+    /// GraphQL tools); off by default.
+    #[arg(long, env = "NOVACULA_GRAPHQL_INTROSPECTION")]
+    graphql_introspection: bool,
     /// Open connections at most; more wait until one closes (each executor holds one).
     #[arg(long, env = "NOVACULA_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
@@ -159,6 +163,7 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
         },
         audit_retention: std::time::Duration::from_secs(a.audit_retention_days * 24 * 3600),
         allow_signup: a.allow_signup,
+        graphql_introspection: a.graphql_introspection,
         platform_admins: if a.platform_admins.is_empty() { [a.bootstrap_owner.clone()].into() } else { a.platform_admins.iter().cloned().collect() },
         mail: a.smtp_url.map(|smtp_url| novacula_control_plane::mail::MailConfig {
             smtp_url,

@@ -6,7 +6,8 @@
 //!
 //! Three layers, each using only the ones below it:
 //! - [`api`]: REST handlers (parse, authorize, call a service, encode), the
-//!   router with its OpenAPI document, the web console's files;
+//!   router with its OpenAPI document, the GraphQL API over the same
+//!   services, the web console's files;
 //! - [`services`]: one module per concept, each operation a transaction over
 //!   the store that applies core's rules;
 //! - [`store`]: the records, behind an engine trait (redb).

@@ -35,6 +35,8 @@ pub struct Config {
     /// The platform's administrators (`serve --platform-admin`): they see
     /// every organization, deactivate one, publish releases, impersonate.
     pub platform_admins: std::collections::BTreeSet<String>,
+    /// `POST /graphql` answers introspection queries (`serve --graphql-introspection`).
+    pub graphql_introspection: bool,
     /// How often events, audit entries and sessions past their retention are removed.
     pub prune_interval: Duration,
     /// Store work runs on threads of its own (the blocking pool, the group
@@ -63,6 +65,7 @@ impl Default for Config {
             mail: None,
             allow_signup: false,
             platform_admins: Default::default(),
+            graphql_introspection: false,
             prune_interval: Duration::from_secs(60),
             store_threads: true,
             store_threads_max: 16,

@@ -293,6 +293,56 @@ pub fn open_when_deactivated(method: &str, path: &str) -> bool {
     matches!((method, path), ("GET", "/api/v1/me") | ("GET", "/api/v1/org") | ("POST", "/api/v1/org/reactivate"))
 }
 
+/// Who may call a GraphQL operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationAuth {
+    /// A user's session, with what the REST route doing the same needs
+    /// (`method`, `path` in [`ROUTES`]): one rule for both APIs.
+    Session { method: &'static str, path: &'static str },
+    /// An executor's API key (the executor protocol).
+    ApiKey,
+}
+
+/// A GraphQL operation (a field of `Query` or `Mutation`) and who may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    pub name: &'static str,
+    pub auth: OperationAuth,
+}
+
+/// Every GraphQL operation, with the names of Novacula's documentation. An
+/// operation missing here is refused to everyone;
+/// `control-plane/tests/graphql.rs` checks this list against the schema.
+pub const OPERATIONS: &[Operation] = {
+    const fn user(name: &'static str, method: &'static str, path: &'static str) -> Operation {
+        Operation { name, auth: OperationAuth::Session { method, path } }
+    }
+    const fn executor(name: &'static str) -> Operation {
+        Operation { name, auth: OperationAuth::ApiKey }
+    }
+    &[
+        user("me", "GET", "/api/v1/me"),
+        user("executors", "GET", "/api/v1/executors"),
+        user("executor", "GET", "/api/v1/executors/{name}"),
+        user("nodes", "GET", "/api/v1/nodes"),
+        user("node", "GET", "/api/v1/nodes/{name}"),
+        user("events", "GET", "/api/v1/events"),
+        user("apiKeys", "GET", "/api/v1/keys"),
+        user("members", "GET", "/api/v1/users"),
+        user("createNode", "POST", "/api/v1/nodes"),
+        user("updateNode", "PUT", "/api/v1/nodes/{name}/spec"),
+        user("deleteNode", "DELETE", "/api/v1/nodes/{name}"),
+        user("requestNodeLifecycleAction", "POST", "/api/v1/nodes/{name}/lifecycle"),
+        executor("syncExecutor"),
+        executor("reportRuntimeEvents"),
+    ]
+};
+
+/// Who may call GraphQL operation `name`; `None` for one not in [`OPERATIONS`].
+pub fn operation_auth(name: &str) -> Option<OperationAuth> {
+    OPERATIONS.iter().find(|o| o.name == name).map(|o| o.auth)
+}
+
 /// What a route needs; `None` for a route not in [`ROUTES`].
 pub fn route_needs(method: &str, path: &str) -> Option<Access> {
     ROUTES.iter().find(|r| r.method == method && r.path == path).map(|r| r.needs)
@@ -301,6 +351,18 @@ pub fn route_needs(method: &str, path: &str) -> Option<Access> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_graphql_operation_of_a_user_has_its_rest_twin_in_the_table() {
+        for op in OPERATIONS {
+            if let OperationAuth::Session { method, path } = op.auth {
+                assert!(route_needs(method, path).is_some(), "{}: {method} {path} is not in ROUTES", op.name);
+            }
+        }
+        assert_eq!(operation_auth("createNode"), Some(OperationAuth::Session { method: "POST", path: "/api/v1/nodes" }));
+        assert_eq!(operation_auth("syncExecutor"), Some(OperationAuth::ApiKey));
+        assert_eq!(operation_auth("__schema"), None);
+    }
 
     #[test]
     fn permission_matrix() {

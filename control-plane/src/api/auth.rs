@@ -20,7 +20,8 @@ impl From<HashPoolBusy> for ApiError {
     }
 }
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+/// The request's bearer token.
+pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let h = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -103,29 +104,42 @@ impl FromRequestParts<Arc<AppState>> for UserCtx {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let Access::Org(needs) = needed(parts)? else { return Err(wrong_extractor(parts)) };
-        let session = session_token(parts)?;
-        let org = match parts.headers.get(ORG_HEADER) {
-            None => None,
-            Some(v) => Some(
-                v.to_str()
-                    .ok()
-                    .filter(|o| valid_name(o))
-                    .map(str::to_string)
-                    .ok_or_else(|| ApiError::bad_request(format!("header {ORG_HEADER} must name an organization (lowercase letters, digits and '-')")))?,
-            ),
-        };
-        let now = state.now();
-        let from = source(parts);
-        let caller = state.blocking(move |state| users::caller(state, &session, org.as_deref(), now, from)).await?;
-        let caller = caller.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
-        if caller.org_deactivated && !authz::open_when_deactivated(parts.method.as_str(), matched(parts)) {
-            return Err(ApiError::forbidden(format!("organization {:?} is deactivated; its owner can reactivate it", caller.org)));
-        }
-        if !caller.role.can(needs) {
-            return Err(ApiError::forbidden(format!("role {} may not do this (needs {})", caller.role.as_str(), needs.as_str())));
-        }
+        let caller = session_caller(parts, state).await?;
+        allow(&caller, parts.method.as_str(), matched(parts), needs)?;
         Ok(UserCtx { caller })
     }
+}
+
+/// The caller of a request's session token, in the organization its
+/// [`ORG_HEADER`] names (else the session's); not yet checked against a route.
+pub async fn session_caller(parts: &Parts, state: &Arc<AppState>) -> Result<Caller, ApiError> {
+    let session = session_token(parts)?;
+    let org = match parts.headers.get(ORG_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|o| valid_name(o))
+                .map(str::to_string)
+                .ok_or_else(|| ApiError::bad_request(format!("header {ORG_HEADER} must name an organization (lowercase letters, digits and '-')")))?,
+        ),
+    };
+    let now = state.now();
+    let from = source(parts);
+    let caller = state.blocking(move |state| users::caller(state, &session, org.as_deref(), now, from)).await?;
+    caller.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))
+}
+
+/// Whether `caller` may do what route `method` `path` does, which `needs`
+/// a permission: the organization's state, then the role.
+pub fn allow(caller: &Caller, method: &str, path: &str, needs: authz::Permission) -> Result<(), ApiError> {
+    if caller.org_deactivated && !authz::open_when_deactivated(method, path) {
+        return Err(ApiError::forbidden(format!("organization {:?} is deactivated; its owner can reactivate it", caller.org)));
+    }
+    if !caller.role.can(needs) {
+        return Err(ApiError::forbidden(format!("role {} may not do this (needs {})", caller.role.as_str(), needs.as_str())));
+    }
+    Ok(())
 }
 
 /// A signed-in user's own account, for routes that need no organization
@@ -203,26 +217,35 @@ pub struct ExecutorKey {
 impl FromRequestParts<Arc<AppState>> for ExecutorKey {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        let invalid = || ApiError::unauthorized("invalid API key");
-        let rest = token.strip_prefix(API_KEY_PREFIX).and_then(|r| r.strip_prefix('_')).ok_or_else(invalid)?;
-        let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
-        let id = id.to_string();
-        let key = state.blocking(move |state| state.store.read(|r| r.get::<ApiKey>(API_KEYS, &id))).await?.ok_or_else(invalid)?;
-        if !ct_eq(&key.secret_hash, &sha256_hex(secret)) {
-            return Err(invalid());
-        }
-        key.state(state.now()).usable().map_err(|e| ApiError::unauthorized(e.to_string()))?;
-        let deactivated = match state.org_deactivated_cached(&key.org_id) {
-            Some(off) => off,
-            None => {
-                let org = key.org_id.clone();
-                state.blocking(move |state| state.org_deactivated(&org)).await?
-            }
-        };
-        if deactivated {
-            return Err(ApiError::forbidden(format!("organization {:?} is deactivated", key.org_id)));
-        }
-        Ok(ExecutorKey { key })
+        Ok(ExecutorKey { key: api_key(bearer(parts)?, state).await? })
     }
+}
+
+/// Whether a bearer token is an API key (else a session token).
+pub fn is_api_key(token: &str) -> bool {
+    token.starts_with(API_KEY_PREFIX)
+}
+
+/// The active API key `token` is, of an active organization.
+pub async fn api_key(token: &str, state: &Arc<AppState>) -> Result<ApiKey, ApiError> {
+    let invalid = || ApiError::unauthorized("invalid API key");
+    let rest = token.strip_prefix(API_KEY_PREFIX).and_then(|r| r.strip_prefix('_')).ok_or_else(invalid)?;
+    let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
+    let id = id.to_string();
+    let key = state.blocking(move |state| state.store.read(|r| r.get::<ApiKey>(API_KEYS, &id))).await?.ok_or_else(invalid)?;
+    if !ct_eq(&key.secret_hash, &sha256_hex(secret)) {
+        return Err(invalid());
+    }
+    key.state(state.now()).usable().map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    let deactivated = match state.org_deactivated_cached(&key.org_id) {
+        Some(off) => off,
+        None => {
+            let org = key.org_id.clone();
+            state.blocking(move |state| state.org_deactivated(&org)).await?
+        }
+    };
+    if deactivated {
+        return Err(ApiError::forbidden(format!("organization {:?} is deactivated", key.org_id)));
+    }
+    Ok(key)
 }

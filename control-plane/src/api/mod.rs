@@ -7,6 +7,7 @@ pub mod console;
 pub mod error;
 pub mod events;
 pub mod executors;
+pub mod graphql;
 pub mod invitations;
 pub mod keys;
 pub mod nodes;
@@ -156,7 +157,9 @@ fn api_routes_and_doc() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenAp
 pub fn router(state: Arc<AppState>) -> Router {
     let (api, doc) = api_routes_and_doc();
     let doc = Arc::new(doc);
+    let schema = graphql::schema(state.config.graphql_introspection);
     api.route("/healthz", get(|| async { "ok" }))
+        .route(graphql::PATH, axum::routing::post(move |s, parts, body| graphql::handle(schema.clone(), s, parts, body)))
         .route(OPENAPI_PATH, get(move || async move { axum::Json(doc.as_ref().clone()) }))
         .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
