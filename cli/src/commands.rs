@@ -141,6 +141,13 @@ pub enum OrgCmd {
     },
     /// Reactivate it (owner).
     Reactivate,
+    /// Set its logo from a PNG or JPEG file (at most 256 KiB), or --remove it (owners, admins).
+    Logo {
+        #[arg(required_unless_present = "remove")]
+        file: Option<PathBuf>,
+        #[arg(long, conflicts_with = "file")]
+        remove: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -547,7 +554,8 @@ fn keys_table(list: &[ApiKeyView]) -> String {
 }
 
 fn org_line(o: &novacula_core::wire::OrgView) -> String {
-    format!("{} ({}){}\n", o.id, o.name, if o.deactivated { ", deactivated" } else { "" })
+    let logo = if o.logo_updated_at.is_some() { ", with a logo" } else { "" };
+    format!("{} ({}){}{logo}\n", o.id, o.name, if o.deactivated { ", deactivated" } else { "" })
 }
 
 fn audit_table(entries: &[AuditEntry]) -> String {
@@ -684,6 +692,14 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
                     print(&g, &api.set_org_active(false).await.map_err(api_failed)?, org_line);
                 }
                 OrgCmd::Reactivate => print(&g, &api.set_org_active(true).await.map_err(api_failed)?, org_line),
+                OrgCmd::Logo { remove: true, .. } => print(&g, &api.remove_org_logo().await.map_err(api_failed)?, org_line),
+                OrgCmd::Logo { file, .. } => {
+                    let file = file.ok_or("name the image file, or pass --remove")?;
+                    let image = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+                    // Labelled by what its bytes are; the server checks them again.
+                    let kind = novacula_core::logo::check(&image, None).map_err(|e| format!("{}: {e}", file.display()))?;
+                    print(&g, &api.set_org_logo(image, kind.content_type()).await.map_err(api_failed)?, org_line);
+                }
                 OrgCmd::Leave => {
                     api.leave().await.map_err(api_failed)?;
                     eprintln!("left the organization");

@@ -304,6 +304,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
 
     /// Send a request and return status and raw body (no status check; at most [`ANSWER_BYTES_MAX`]).
     pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, timeout: Duration) -> Result<(StatusCode, Bytes), ClientError> {
+        self.raw_as(method, path, body.map(|b| (b, "application/json")), timeout).await
+    }
+
+    /// [`HttpApi::raw`] with a body of another content type.
+    pub async fn raw_as(&self, method: Method, path: &str, body: Option<(Vec<u8>, &str)>, timeout: Duration) -> Result<(StatusCode, Bytes), ClientError> {
         let at = self.current.load(std::sync::atomic::Ordering::Relaxed) % self.bases.len();
         let mut req = Request::builder().method(method).uri(format!("{}{path}", self.bases[at]));
         if let Some(t) = &self.token {
@@ -315,10 +320,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         if let Some(name) = self.client_name {
             req = req.header("x-novacula-client", name);
         }
-        if body.is_some() {
-            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some((_, content_type)) = &body {
+            req = req.header(hyper::header::CONTENT_TYPE, *content_type);
         }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(|e| ClientError::Transport(e.to_string()))?;
+        let body = body.map(|(b, _)| b).unwrap_or_default();
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| ClientError::Transport(e.to_string()))?;
         let fut = async {
             let resp = self.client.request(req).await.map_err(|e| {
                 // Not reached (refused, reset, no route): the next request tries another replica.
@@ -359,7 +365,12 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     /// The body of a successful answer; an error answer as [`ClientError::Status`].
     async fn send<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>, timeout: Duration) -> Result<Bytes, ClientError> {
         let body = body.map(|b| serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))).transpose()?;
-        let (status, bytes) = self.raw(method, path, body, timeout).await?;
+        let answer = self.raw(method, path, body, timeout).await?;
+        Self::success(answer)
+    }
+
+    /// The body of a successful answer; an error answer as [`ClientError::Status`].
+    fn success((status, bytes): (StatusCode, Bytes)) -> Result<Bytes, ClientError> {
         if !status.is_success() {
             let (error, details) = match serde_json::from_slice::<ApiError>(&bytes) {
                 Ok(e) => (e.error, e.details),
@@ -501,6 +512,22 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     }
 
     /// Deactivate (`false`) or reactivate the organization (its owner).
+    /// Set the organization's logo (`image/png` or `image/jpeg`).
+    pub async fn set_org_logo(&self, image: Vec<u8>, content_type: &str) -> Result<OrgView, ClientError> {
+        let answer = self.raw_as(Method::PUT, "/api/v1/org/logo", Some((image, content_type)), self.timeout).await?;
+        let bytes = Self::success(answer)?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// The organization's logo.
+    pub async fn org_logo(&self) -> Result<Bytes, ClientError> {
+        Self::success(self.raw(Method::GET, "/api/v1/org/logo", None, self.timeout).await?)
+    }
+
+    pub async fn remove_org_logo(&self) -> Result<OrgView, ClientError> {
+        self.call::<(), _>(Method::DELETE, "/api/v1/org/logo", None).await
+    }
+
     pub async fn set_org_active(&self, active: bool) -> Result<OrgView, ClientError> {
         let verb = if active { "reactivate" } else { "deactivate" };
         self.call::<(), _>(Method::POST, &format!("/api/v1/org/{verb}"), None).await

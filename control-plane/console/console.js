@@ -26,13 +26,15 @@ function badge(text, cls, id) {
 
 class ApiError extends Error {}
 
+// A Blob body (a logo) goes as it is, with its own type; anything else as JSON.
 async function api(method, path, body) {
-  const headers = { "content-type": "application/json", "x-novacula-client": "console" };
+  const raw = body instanceof Blob;
+  const headers = { "content-type": raw ? body.type : "application/json", "x-novacula-client": "console" };
   const token = sessionStorage.getItem("novacula-token");
   if (token) headers.authorization = "Bearer " + token;
   const org = sessionStorage.getItem("novacula-org");
   if (org) headers["x-novacula-org"] = org;
-  const res = await fetch("/api/v1" + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch("/api/v1" + path, { method, headers, body: body === undefined ? undefined : raw ? body : JSON.stringify(body) });
   const text = await res.text();
   const data = text ? JSON.parse(text) : null;
   if (res.status === 401 && path !== "/login") {
@@ -141,6 +143,7 @@ async function start() {
   $("#org-switch").innerHTML = orgs.map((o) => `<option value="${esc(o.orgId)}" ${o.orgId === me.orgId ? "selected" : ""}>${esc(o.orgId)} (${esc(o.role)})</option>`).join("");
   $("#org-switch").hidden = orgs.length < 2;
   $("#org-name").textContent = org.name;
+  showLogo(org).catch(() => {});
   $("#nav-connect").hidden = !can("manageExecutors");
   $("#nav-audit").hidden = !can("readAudit");
   $("#nav-platform").hidden = !me.platformAdmin;
@@ -150,6 +153,23 @@ async function start() {
     : "";
   if (!location.hash || location.hash === "#/") location.hash = "#/nodes";
   else route();
+}
+
+// The organization's logo (an image the server checked to be a PNG or JPEG),
+// fetched with the session and shown from a blob: URL.
+let logoUrl = null;
+async function showLogo(org) {
+  if (logoUrl) URL.revokeObjectURL(logoUrl);
+  logoUrl = null;
+  if (org.logoUpdatedAt) {
+    const headers = { authorization: "Bearer " + sessionStorage.getItem("novacula-token"), "x-novacula-org": org.id };
+    const res = await fetch("/api/v1/org/logo", { headers });
+    if (res.ok) logoUrl = URL.createObjectURL(await res.blob());
+  }
+  for (const img of document.querySelectorAll(".org-logo")) {
+    img.hidden = !logoUrl;
+    if (logoUrl) img.src = logoUrl;
+  }
 }
 
 // ---- routing ----
@@ -517,6 +537,9 @@ function membersSetup() {
   $("#view").innerHTML = `<h1>Members of ${esc(org.name)}</h1>
     <div class="card" id="org-settings" ${can("manageOrganization") ? "" : "hidden"}>
       <label>Organization name (its id, ${esc(org.id)}, stays) <input id="org-name-input" value="${esc(org.name)}"></label>
+      <div class="actions"><img class="org-logo" id="org-logo-preview" alt="${esc(org.name)} logo" hidden>
+        <label>Logo (PNG or JPEG, at most 256 KiB) <input id="org-logo-file" type="file" accept="image/png,image/jpeg"></label>
+        <button id="org-logo-remove" class="secondary" ${org.logoUpdatedAt ? "" : "hidden"}>Remove logo</button></div>
       <div class="actions"><button id="org-save" class="secondary">Save name</button>
         <button id="org-toggle" class="danger" ${can("ownOrganization") ? "" : "hidden"}>${active} organization</button></div>
     </div>
@@ -537,6 +560,14 @@ function membersSetup() {
     <div id="members"></div>
     <div id="invitations"></div>
     <div class="actions"><button id="member-leave" class="secondary" ${me.role === "owner" ? "disabled title='the owner transfers ownership first'" : ""}>Leave ${esc(me.orgId)}</button></div>`;
+  showLogo(org).catch(() => {});
+  $("#org-logo-file").onchange = async () => {
+    const file = $("#org-logo-file").files[0];
+    if (file && (await act(() => api("PUT", "/org/logo", file)))) await start();
+  };
+  $("#org-logo-remove").onclick = async () => {
+    if (await act(() => api("DELETE", "/org/logo"))) await start();
+  };
   $("#org-save").onclick = async () => {
     if (await act(() => api("PUT", "/org", { name: $("#org-name-input").value }))) await start();
   };

@@ -249,6 +249,29 @@ async fn console_manages_members_switches_organizations_and_signs_out() {
     c.find(Locator::Css("#org-save")).await.unwrap().click().await.unwrap();
     until(&c, "#org-name", "shows the new name", async |e| e.text().await.unwrap_or_default() == "Acme Validators").await;
 
+    // a logo, uploaded from a file: the sidebar shows it, decoded as the image it is
+    let png = dir.path().join("logo.png");
+    let hex = "89504e470d0a1a0a0000000d4948445200000001000000010804000000b51c0c020000000b4944415478da6364600000000600023081d02f0000000049454e44ae426082";
+    std::fs::write(&png, (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect::<Vec<u8>>()).unwrap();
+    until(&c, "#org-logo-file", "offers a logo upload", async |e| e.is_displayed().await.unwrap_or(false))
+        .await
+        .send_keys(png.to_str().unwrap())
+        .await
+        .unwrap();
+    // (a 1x1 transparent pixel: shown, though WebDriver may not call it visible)
+    until(&c, "#org-logo:not([hidden])", "shows the logo", async |e| e.attr("src").await.ok().flatten().is_some_and(|s| s.starts_with("blob:"))).await;
+    let mut width = json!(0);
+    for _ in 0..50 {
+        width = c.execute("return document.querySelector('#org-logo').naturalWidth", vec![]).await.unwrap();
+        if width == json!(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(width, json!(1), "the image decodes (and the page's policy lets it show)");
+    assert!(owner.org().await.unwrap().logo_updated_at.is_some());
+    shot(&c, "6c-logo").await;
+
     // disabling mia ends her session at once
     let mia = live::login(&url, "mia").await;
     mia.me().await.unwrap();

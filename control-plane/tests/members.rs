@@ -1,6 +1,7 @@
 //! Members of an organization: role changes, removal, leaving, ownership
 //! transfer, several organizations per user, sessions that end (sign-out,
-//! password change and reset, disabled users) and expired sessions pruned.
+//! password change and reset, disabled users), expired sessions pruned, and
+//! the organization's logo.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod common;
@@ -60,6 +61,52 @@ async fn roles_change_by_the_rules_and_take_effect_on_the_next_request() {
     assert_eq!(status(bob.set_role("mia", Role::Admin).await), 404);
     assert!(bob.users().await.unwrap().iter().all(|u| u.org_id == "globex"));
     assert_eq!(role_of(&alice, "mia").await, "member");
+    cp.stop().await;
+}
+
+/// A 1x1 PNG.
+const PNG: &str = "89504e470d0a1a0a0000000d4948445200000001000000010804000000b51c0c020000000b4944415478da6364600000000600023081d02f0000000049454e44ae426082";
+
+fn unhex(h: &str) -> Vec<u8> {
+    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn the_logo_is_a_checked_png_or_jpeg_that_owners_and_admins_set() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    add(&alice, "olga", "operator").await;
+    let olga = cp.login("olga").await;
+    assert_eq!(status(alice.org_logo().await), 404);
+    assert_eq!(alice.org().await.unwrap().logo_updated_at, None);
+
+    let png = unhex(PNG);
+    let set = alice.set_org_logo(png.clone(), "image/png").await.unwrap();
+    assert!(set.logo_updated_at.is_some());
+    // Everyone in the organization reads it, as the bytes uploaded, labelled by what they are.
+    assert_eq!(olga.org_logo().await.unwrap().as_ref(), png.as_slice());
+    let (code, _) = olga.raw(Method::GET, "/api/v1/org/logo", None, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(code.as_u16(), 200);
+    // Only owners and admins change it.
+    assert_eq!(status(olga.set_org_logo(png.clone(), "image/png").await), 403);
+    // Not an image, a mislabelled one, SVG, too large: refused, the logo kept.
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>"#.to_vec();
+    assert_eq!(status(alice.set_org_logo(svg, "image/svg+xml").await), 422);
+    assert_eq!(status(alice.set_org_logo(png.clone(), "image/jpeg").await), 422);
+    assert_eq!(status(alice.set_org_logo(b"{}".to_vec(), "application/json").await), 422);
+    let mut big = png.clone();
+    big.resize(novacula_core::logo::LOGO_BYTES_MAX + 1, 0);
+    assert_eq!(status(alice.set_org_logo(big, "image/png").await), 400);
+    assert_eq!(alice.org_logo().await.unwrap().as_ref(), png.as_slice());
+
+    let removed = alice.remove_org_logo().await.unwrap();
+    assert_eq!(removed.logo_updated_at, None);
+    assert_eq!(status(alice.org_logo().await), 404);
+    let page = alice.audit(0, 100, &novacula_client::AuditFilter::default()).await.unwrap();
+    let actions: Vec<&str> = page.entries.iter().map(|e| e.action.as_str()).filter(|a| a.starts_with("organization.logo")).collect();
+    assert_eq!(actions, ["organization.logo.removed", "organization.logo.set"]);
+    let set_entry = page.entries.iter().find(|e| e.action.as_str() == "organization.logo.set").unwrap();
+    assert_eq!((set_entry.details["contentType"].as_str(), set_entry.details["bytes"].as_str()), ("image/png", "68"));
     cp.stop().await;
 }
 

@@ -102,6 +102,8 @@ actions! {
     AuditPruned = "audit.pruned", "events";
     ImpersonationStarted = "impersonation.started", "user";
     ReleasePublished = "release.published", "upgrade";
+    OrganizationLogoSet = "organization.logo.set", "organization";
+    OrganizationLogoRemoved = "organization.logo.removed", "organization";
 }
 
 // By hand: the derive does not see the names the macro gives the variants.

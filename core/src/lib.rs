@@ -18,6 +18,7 @@ pub mod fingerprint;
 pub mod fixtures;
 pub mod heartbeat;
 pub mod lifecycle;
+pub mod logo;
 pub mod naming;
 pub mod observed;
 pub mod phase;

@@ -13,7 +13,9 @@ const STYLE: &str = include_str!("../../console/console.css");
 
 /// Only the console's own files run, and it is never framed (no clickjacking
 /// of the lifecycle buttons); user data reaches the page escaped, never as code.
-const CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/// Images may also come from the blob: URLs the console makes of what it
+/// fetched with the session (the organization's logo).
+const CSP: &str = "default-src 'self'; img-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (

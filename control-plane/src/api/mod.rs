@@ -100,6 +100,7 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(users::orgs))
         .routes(routes!(users::transfer_ownership))
         .routes(routes!(org::get, org::update))
+        .routes(routes!(org::logo, org::set_logo, org::remove_logo))
         .routes(routes!(org::deactivate))
         .routes(routes!(org::reactivate))
         .routes(routes!(users::list, users::create))

@@ -1,5 +1,5 @@
-//! The organization a request works in: its settings, and its owner's
-//! deactivation and reactivation.
+//! The organization a request works in: its settings (name, logo), and its
+//! owner's deactivation and reactivation.
 
 use super::auth::UserCtx;
 use super::error::{ApiJson, ApiResult};
@@ -35,4 +35,37 @@ pub async fn deactivate(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiRes
 pub async fn reactivate(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<OrgView> {
     let owner = user.caller.clone();
     Ok(ApiJson(s.blocking(move |s| orgs::set_active(s, &owner, true)).await?))
+}
+
+/// The organization's logo, as uploaded (PNG or JPEG).
+#[utoipa::path(get, path = "/api/v1/org/logo", tag = "users", security(("session" = [])), responses((status = 200, description = "the logo", content(("image/png"), ("image/jpeg"))), (status = 404, description = "the organization has no logo", body = novacula_core::wire::ApiError)))]
+pub async fn logo(State(s): State<Arc<AppState>>, user: UserCtx) -> Result<axum::response::Response, super::error::ApiError> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let org = user.org().to_string();
+    let logo = s.blocking(move |s| orgs::logo(s, &org)).await?;
+    // Served as the image it was checked to be, never sniffed as anything else.
+    let headers = [
+        (header::CONTENT_TYPE, logo.kind.content_type()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
+        (header::CACHE_CONTROL, "private, max-age=300"),
+    ];
+    Ok((headers, logo.bytes).into_response())
+}
+
+/// Set the logo: the body is the image itself, a PNG or a JPEG of at most
+/// 256 KiB (SVG is refused: it can carry script). 422 when the bytes are
+/// not such an image or not what the Content-Type says.
+#[utoipa::path(put, path = "/api/v1/org/logo", tag = "users", security(("session" = [])), request_body(description = "the image", content(("image/png"), ("image/jpeg"))), responses((status = 200, body = OrgView), (status = 422, description = "not a PNG or JPEG image, or not the declared one", body = novacula_core::wire::ApiError)))]
+pub async fn set_logo(State(s): State<Arc<AppState>>, user: UserCtx, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> ApiResult<OrgView> {
+    let declared = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let by = user.caller.clone();
+    Ok(ApiJson(s.blocking(move |s| orgs::set_logo(s, &by, declared.as_deref(), body.to_vec())).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/org/logo", tag = "users", security(("session" = [])), responses((status = 200, body = OrgView)))]
+pub async fn remove_logo(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<OrgView> {
+    let by = user.caller.clone();
+    Ok(ApiJson(s.blocking(move |s| orgs::remove_logo(s, &by)).await?))
 }

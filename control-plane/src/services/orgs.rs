@@ -73,6 +73,44 @@ pub fn rename(s: &crate::AppState, by: &super::users::Caller, name: &str) -> Res
     })
 }
 
+/// Set `by`'s organization's logo: `bytes` must be a PNG or a JPEG (core's `logo::check`).
+pub fn set_logo(s: &crate::AppState, by: &super::users::Caller, declared: Option<&str>, bytes: Vec<u8>) -> Result<novacula_core::wire::OrgView> {
+    let kind = novacula_core::logo::check(&bytes, declared).map_err(|e| match e {
+        novacula_core::logo::LogoError::TooLarge(_) => ServiceError::BadInput(e.to_string()),
+        _ => ServiceError::Invalid { message: e.to_string(), details: vec![] },
+    })?;
+    let now = s.now();
+    let size = bytes.len();
+    s.store.write(|w| {
+        let mut o: Org = w.get(ORGS, &by.org)?.ok_or_else(|| ServiceError::NotFound(format!("no organization {:?}", by.org)))?;
+        o.logo_updated_at = Some(now);
+        w.put(ORGS, &by.org, &o)?;
+        w.put(crate::store::ORG_LOGOS, &by.org, &crate::store::model::Logo { kind, bytes })?;
+        let details = super::audit::details([("contentType", kind.content_type().to_string()), ("bytes", size.to_string())]);
+        super::audit::record(w, &by.org, now, &by.who(), novacula_core::audit::Action::OrganizationLogoSet, &by.org, details)?;
+        Ok(o.view())
+    })
+}
+
+/// Remove the logo of `by`'s organization (none: nothing changes).
+pub fn remove_logo(s: &crate::AppState, by: &super::users::Caller) -> Result<novacula_core::wire::OrgView> {
+    let now = s.now();
+    s.store.write(|w| {
+        let mut o: Org = w.get(ORGS, &by.org)?.ok_or_else(|| ServiceError::NotFound(format!("no organization {:?}", by.org)))?;
+        if o.logo_updated_at.take().is_some() {
+            w.put(ORGS, &by.org, &o)?;
+            w.remove(crate::store::ORG_LOGOS, &by.org)?;
+            super::audit::record(w, &by.org, now, &by.who(), novacula_core::audit::Action::OrganizationLogoRemoved, &by.org, Default::default())?;
+        }
+        Ok(o.view())
+    })
+}
+
+/// Organization `org`'s logo.
+pub fn logo(s: &crate::AppState, org: &str) -> Result<crate::store::model::Logo> {
+    s.store.read(|r| r.get(crate::store::ORG_LOGOS, org))?.ok_or_else(|| ServiceError::NotFound(format!("organization {org:?} has no logo")))
+}
+
 /// The owner deactivates (`active == false`) or reactivates their
 /// organization (not one a platform administrator deactivated).
 pub fn set_active(s: &crate::AppState, owner: &super::users::Caller, active: bool) -> Result<novacula_core::wire::OrgView> {

@@ -23,7 +23,7 @@ pub const SCHEMA_VERSION_KEY: &str = SCHEMA_VERSION;
 /// organization; users can be disabled. 8: API keys expire. 9: organizations
 /// have a display name and can be deactivated. 10: sessions and audit
 /// entries name the platform administrator impersonating a user;
-/// organizations can be held deactivated by the platform.
+/// organizations can be held deactivated by the platform and have a logo.
 pub const CURRENT: u64 = 10;
 
 pub fn run(w: &mut Write) -> Result<()> {
@@ -603,7 +603,8 @@ pub mod v9 {
 }
 
 /// Sessions and audit entries say who impersonated (nobody, before);
-/// organizations say whether the platform deactivated them (none, before).
+/// organizations say whether the platform deactivated them and when their
+/// logo was set (none, before).
 fn v9_to_v10(w: &mut Write) -> Result<()> {
     let sessions: Vec<(String, v9::Session)> = w.scan(SESSIONS, "")?;
     for (k, o) in sessions {
@@ -613,7 +614,7 @@ fn v9_to_v10(w: &mut Write) -> Result<()> {
     }
     let orgs: Vec<(String, v9::Org)> = w.scan(ORGS, "")?;
     for (k, o) in &orgs {
-        let org = Org { id: o.id.clone(), created_at: o.created_at, name: o.name.clone(), deactivated: o.deactivated, platform_hold: false };
+        let org = Org { platform_hold: false, logo_updated_at: None, deactivated: o.deactivated, name: o.name.clone(), ..Org::new(&o.id, o.created_at) };
         w.put(ORGS, k, &org)?;
     }
     let mut entries = 0;

@@ -21,17 +21,33 @@ pub struct Org {
     pub deactivated: bool,
     /// A platform administrator deactivated it: only one of them reactivates it.
     pub platform_hold: bool,
+    /// When its logo (`ORG_LOGOS`) was last set; `None`: it has none.
+    pub logo_updated_at: Option<Timestamp>,
 }
 
 impl Org {
     pub fn new(id: &str, now: Timestamp) -> Org {
-        Org { id: id.to_string(), created_at: now, name: id.to_string(), deactivated: false, platform_hold: false }
+        Org { id: id.to_string(), created_at: now, name: id.to_string(), deactivated: false, platform_hold: false, logo_updated_at: None }
     }
+}
+
+/// An organization's logo (`ORG_LOGOS`, keyed by organization): a PNG or
+/// JPEG checked by core's `logo` rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Logo {
+    pub kind: novacula_core::logo::ImageKind,
+    pub bytes: Vec<u8>,
 }
 
 impl Org {
     pub fn view(&self) -> novacula_core::wire::OrgView {
-        novacula_core::wire::OrgView { id: self.id.clone(), name: self.name.clone(), created_at: self.created_at, deactivated: self.deactivated }
+        novacula_core::wire::OrgView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            created_at: self.created_at,
+            deactivated: self.deactivated,
+            logo_updated_at: self.logo_updated_at,
+        }
     }
 }
 

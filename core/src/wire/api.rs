@@ -166,6 +166,8 @@ pub struct OrgView {
     pub created_at: Timestamp,
     /// Deactivated by its owner: data kept, sign-ins and executors refused.
     pub deactivated: bool,
+    /// When its logo (`GET /org/logo`) was last set; `null`: it has none.
+    pub logo_updated_at: Option<Timestamp>,
 }
 
 /// `PUT /org`.
