@@ -175,7 +175,11 @@ async fn a_signed_in_user_joins_a_second_organization_and_links_are_resent_cance
 
     // resent: the old link stops working, the new one works
     let first = bob.invite("carol@example.com", Role::Operator).await.unwrap();
+    // not twice within a minute
+    assert_eq!(bob.resend_invitation(&first.invitation.id).await.unwrap_err().status(), Some(429));
+    cp.advance(Duration::from_secs(61));
     let second = bob.resend_invitation(&first.invitation.id).await.unwrap();
+    assert_eq!(bob.resend_invitation(&first.invitation.id).await.unwrap_err().status(), Some(429));
     assert_ne!(first.token, second.token);
     assert_eq!(cp.anon().preview_invitation(&first.token).await.unwrap_err().status(), Some(404));
     cp.anon().preview_invitation(&second.token).await.unwrap();

@@ -92,5 +92,13 @@ async fn every_role_gets_what_the_table_gives_it() {
         checked += 1;
     }
     assert_eq!(checked, authz::ROUTES.len());
+    // HEAD is a GET without its body, as the table says of the GET (new
+    // sessions: the loop signed the others out).
+    let alice = cp.login("alice").await;
+    let (status, body) = alice.raw(Method::HEAD, "/api/v1/nodes", None, Duration::from_secs(10)).await.unwrap();
+    assert_eq!((status.as_u16(), body.len()), (200, 0));
+    let _: Value = alice.call(Method::POST, "/api/v1/users", Some(&json!({"username": "late-member", "password": PASSWORD, "role": "member"}))).await.unwrap();
+    let member = cp.login("late-member").await;
+    assert_eq!(member.raw(Method::HEAD, "/api/v1/audit", None, Duration::from_secs(10)).await.unwrap().0.as_u16(), 403);
     cp.stop().await;
 }

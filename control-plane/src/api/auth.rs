@@ -73,10 +73,19 @@ impl UserCtx {
 /// missing from the table is refused to everyone.
 fn needed(parts: &Parts) -> Result<Access, ApiError> {
     let path = matched(parts);
-    authz::route_needs(parts.method.as_str(), path).ok_or_else(|| {
+    authz::route_needs(method(parts), path).ok_or_else(|| {
         tracing::error!(method = %parts.method, path, "route missing from the permission table; refused");
         ApiError::forbidden("this route is not in the permission table")
     })
+}
+
+/// The request's method as the table names it: HEAD is a GET without its body.
+fn method(parts: &Parts) -> &str {
+    if parts.method == axum::http::Method::HEAD {
+        "GET"
+    } else {
+        parts.method.as_str()
+    }
 }
 
 /// The route's path as the router matched it.
@@ -105,7 +114,7 @@ impl FromRequestParts<Arc<AppState>> for UserCtx {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let Access::Org(needs) = needed(parts)? else { return Err(wrong_extractor(parts)) };
         let caller = session_caller(parts, state).await?;
-        allow(&caller, parts.method.as_str(), matched(parts), needs)?;
+        allow(&caller, method(parts), matched(parts), needs)?;
         Ok(UserCtx { caller })
     }
 }

@@ -31,7 +31,7 @@ pub async fn list(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Ve
 }
 
 /// A new token (the old one stops working) and 7 more days, mailed again.
-#[utoipa::path(post, path = "/api/v1/invitations/{id}/resend", tag = "users", security(("session" = [])), params(("id" = String, Path, description = "invitation id")), responses((status = 200, body = CreatedInvitation), (status = 404, description = "no such invitation", body = novacula_core::wire::ApiError), (status = 409, description = "accepted or cancelled", body = novacula_core::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/invitations/{id}/resend", tag = "users", security(("session" = [])), params(("id" = String, Path, description = "invitation id")), responses((status = 200, body = CreatedInvitation), (status = 404, description = "no such invitation", body = novacula_core::wire::ApiError), (status = 409, description = "accepted or cancelled", body = novacula_core::wire::ApiError), (status = 429, description = "sent less than a minute ago", body = novacula_core::wire::ApiError)))]
 pub async fn resend(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(id): ApiPath<String>) -> ApiResult<CreatedInvitation> {
     Ok(ApiJson(invitations::resend(&s, &user.caller, &id).await?))
 }

@@ -117,6 +117,9 @@ fn of_org(w: &Write, org: &str, id: &str) -> Result<Invitation> {
 }
 
 /// A new token and expiry for an invitation not yet accepted or cancelled; the old token stops working.
+/// How long after a send the same invitation may be sent again.
+pub const RESEND_GAP: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub async fn resend(s: &AppState, by: &Caller, id: &str) -> Result<CreatedInvitation> {
     let now = s.now();
     let (token, secret_hash) = new_token(s, id);
@@ -127,6 +130,12 @@ pub async fn resend(s: &AppState, by: &Caller, id: &str) -> Result<CreatedInvita
         }
         if !by.role.can_invite(inv.role) {
             return Err(ServiceError::Forbidden(format!("role {} may not invite as {}", by.role.as_str(), inv.role.as_str())));
+        }
+        // Sent last when its lifetime began: not again within the gap (nobody's mailbox is flooded).
+        let sent = Timestamp(inv.expires_at.as_millis().saturating_sub(INVITATION_TTL.as_millis() as u64));
+        if now.since(sent) < RESEND_GAP {
+            let wait = RESEND_GAP.saturating_sub(now.since(sent)).as_secs().max(1);
+            return Err(ServiceError::Throttled(format!("invitation {id:?} was sent less than a minute ago; resend in {wait} s")));
         }
         inv.secret_hash = secret_hash;
         inv.expires_at = now.plus(INVITATION_TTL);

@@ -52,11 +52,23 @@ pub fn issue(
     let (full, record) = new_key(entropy, org, label, executor, None, created_by, now);
     let who = Who::user(created_by, novacula_core::audit::Source::Api);
     store.write(|w| {
-        w.put(API_KEYS, &record.id, &record)?;
+        if let Err(e) = insert(w, &record)? {
+            return Err(crate::store::StoreError::Engine(e.to_string().into()));
+        }
         let audited = audit::record(w, org, now, &who, Action::KeyCreated, &record.id, audit::details([("expires", "never".into())]))?;
         events::record(w, org, now, created_event(&record, ev::API_KEY_CREATED, &who.event_actor(), Some(("audit", audited.to_string()))))
     })?;
     Ok((full, record))
+}
+
+/// Store a new key, never over another one: ids are 48 random bits, so a
+/// fleet of a million keys meets a taken one about once in 500 draws of a key.
+fn insert(w: &mut Write, record: &ApiKey) -> crate::store::Result<Result<()>> {
+    if w.get::<ApiKey>(API_KEYS, &record.id)?.is_some() {
+        tracing::warn!(id = %record.id, "a new API key drew a taken id; refused, the caller retries");
+        return Ok(Err(ServiceError::Busy("a new key drew an id already in use; try again".into())));
+    }
+    w.put(API_KEYS, &record.id, record).map(Ok)
 }
 
 fn created_event<'a>(record: &'a ApiKey, kind: &'static str, actor: &'a str, extra: Option<(&'static str, String)>) -> NewEvent<'a> {
@@ -120,11 +132,11 @@ pub fn create(s: &AppState, org: &str, who: &Who, req: CreateKeyRequest) -> Resu
     let (full, record) = new_key(s.entropy.as_ref(), org, req.label, req.executor, expires_at, &who.name, now);
     let actor = who.event_actor();
     s.store.write(|w| {
-        w.put(API_KEYS, &record.id, &record)?;
+        insert(w, &record)??;
         let details =
             audit::details([("executor", record.executor.clone().unwrap_or_default()), ("expires", expires_at.map_or("never".into(), Timestamp::utc_date))]);
         let audited = audit::record(w, org, now, who, Action::KeyCreated, &record.id, details)?;
-        events::record(w, org, now, created_event(&record, ev::API_KEY_CREATED, &actor, Some(("audit", audited.to_string()))))
+        Ok::<_, ServiceError>(events::record(w, org, now, created_event(&record, ev::API_KEY_CREATED, &actor, Some(("audit", audited.to_string()))))?)
     })?;
     Ok(CreatedKey { key: full, record: key_view(&record, None, now) })
 }
@@ -171,7 +183,7 @@ pub fn rotate(s: &AppState, org: &str, id: &str, who: &Who) -> Result<CreatedKey
         let label: String = format!("{base} (rotated {})", now.utc_date()).chars().take(200).collect();
         let expires_at = lifetime.map(|l| now.plus(l));
         let (full, new) = new_key(s.entropy.as_ref(), org, label, old.executor.clone(), expires_at, &who.name, now);
-        w.put(API_KEYS, &new.id, &new)?;
+        insert(w, &new)??;
         let audited = audit::record(w, org, now, who, Action::KeyRotated, &new.id, audit::details([("replaces", old.id.clone())]))?;
         let mut event = created_event(&new, ev::API_KEY_ROTATED, &actor, Some(("replaces", old.id.clone())));
         event.data.insert("audit".into(), audited.to_string());
@@ -195,4 +207,35 @@ pub fn delete(s: &AppState, org: &str, id: &str, who: &Who) -> Result<()> {
         events::record(w, org, now, created_event(&key, ev::API_KEY_DELETED, &who.event_actor(), Some(("audit", audited.to_string()))))?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::{Config, Store};
+
+    #[test]
+    fn a_new_key_never_replaces_one_that_drew_the_same_id() {
+        let store = Store::for_tests();
+        crate::services::orgs::create_org_with_owner(&store, &novacula_core::entropy::Seeded::new(1), Timestamp(1), "acme", "alice", "password-1").unwrap();
+        // A generator that always draws the same: the second key's id is the first's.
+        struct Same;
+        impl novacula_core::entropy::Entropy for Same {
+            fn fill(&self, buf: &mut [u8]) {
+                buf.fill(7);
+            }
+        }
+        let a = AppState::with_entropy(store, ManualClock::new(Timestamp(1)), Same, Config::default());
+        let store = &a.store;
+        let who = Who::user("alice", novacula_core::audit::Source::Api);
+        let first = create(&a, "acme", &who, CreateKeyRequest::default()).unwrap();
+        assert!(matches!(create(&a, "acme", &who, CreateKeyRequest::default()), Err(ServiceError::Busy(_))));
+        assert!(matches!(rotate(&a, "acme", &first.record.id, &who), Err(ServiceError::Busy(_))), "nor a rotation");
+        let kept: ApiKey = store.read(|r| r.get(API_KEYS, &first.record.id)).unwrap().unwrap();
+        let secret = first.key.rsplit('_').next().unwrap();
+        assert_eq!(kept.secret_hash, crate::services::credentials::sha256_hex(secret), "the first key still works");
+        assert_eq!(kept.revoked_at, None, "the failed rotation revoked nothing");
+        assert_eq!(list(&a, "acme").unwrap().len(), 1);
+    }
 }
