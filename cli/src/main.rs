@@ -107,7 +107,8 @@ struct ServeArgs {
     /// A platform administrator (repeat, or comma-separate in the variable):
     /// sees every organization, can deactivate one, publishes executor
     /// releases and can act as a user for support (`novacula platform`).
-    /// Only this flag makes one; without it, the bootstrap owner is.
+    /// Only this flag makes one, of an account that exists (the bootstrap
+    /// owner, e.g.); none without it.
     #[arg(long = "platform-admin", env = "NOVACULA_PLATFORM_ADMINS", value_delimiter = ',')]
     platform_admins: Vec<String>,
     /// Let POST /graphql answer introspection queries (schema discovery for
@@ -164,7 +165,7 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
         audit_retention: std::time::Duration::from_secs(a.audit_retention_days * 24 * 3600),
         allow_signup: a.allow_signup,
         graphql_introspection: a.graphql_introspection,
-        platform_admins: if a.platform_admins.is_empty() { [a.bootstrap_owner.clone()].into() } else { a.platform_admins.iter().cloned().collect() },
+        platform_admins: a.platform_admins.iter().cloned().collect(),
         mail: a.smtp_url.map(|smtp_url| novacula_control_plane::mail::MailConfig {
             smtp_url,
             from: a.mail_from.clone(),
@@ -188,6 +189,9 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
             );
         }
     }
+    // A platform administrator is an account that exists: a name nobody has
+    // yet could be claimed by whoever signs up or is invited with it first.
+    novacula_control_plane::services::platform::check_admins(&state)?;
     // Read the certificate before binding, so a bad one fails at once.
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),

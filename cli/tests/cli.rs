@@ -235,3 +235,17 @@ async fn a_platform_administrator_sees_every_organization_and_impersonates_for_s
     assert!(!o.ok && o.stderr.contains("--yes"), "{}", o.stderr);
     assert!(ok(&url, &cfg, &["platform", "deactivate", "globex", "--yes"]).await.contains("deactivated"));
 }
+
+#[tokio::test]
+async fn serve_refuses_a_platform_administrator_without_an_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cp.redb");
+    let out = Command::new(env!("CARGO_BIN_EXE_novacula"))
+        .args(["serve", "--db", db.to_str().unwrap(), "--listen", "127.0.0.1:0", "--platform-admin", "ghost"])
+        .env("NOVACULA_BOOTSTRAP_PASSWORD", PASSWORD)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("\"ghost\" has no account"), "{stderr}");
+}

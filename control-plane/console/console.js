@@ -97,6 +97,8 @@ $("#signup-form").addEventListener("submit", async (e) => {
 });
 
 $("#logout").addEventListener("click", async () => {
+  // Signing out of an impersonation ends it and returns to the administrator.
+  if (sessionStorage.getItem("novacula-admin-token")) return $("#end-impersonation").click();
   // The server ends the session, so the token is worthless even if copied.
   await api("POST", "/logout").catch(() => {});
   sessionStorage.removeItem("novacula-token");

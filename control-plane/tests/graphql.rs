@@ -182,6 +182,14 @@ async fn the_same_scenario_through_rest_and_graphql_gives_the_same_results() {
     assert_eq!(deleted["deleteNode"], as_graphql(&deleted_rest));
     assert_eq!(deleted["deleteNode"]["phase"], "deleting");
 
+    // Decoded as REST decodes: `5.0` is an integer there and here.
+    let r = data(
+        &gql_exec,
+        "mutation($n: JSON!) { reportRuntimeEvents(executorName: \"edge\", nodes: $n) { accepted } }",
+        json!({"n": [{"node": "n1", "revision": 1.0, "processes": []}]}),
+    )
+    .await;
+    assert_eq!(r["reportRuntimeEvents"]["accepted"], 1);
     // The same refusals: an unknown node, a bad action, an invalid spec.
     let r = gql(&bob, "mutation { requestNodeLifecycleAction(name: \"nope\", action: \"stop\") { name } }", json!({})).await;
     assert_eq!(error(&r).0, "NOT_FOUND");
@@ -259,6 +267,8 @@ async fn every_role_and_key_gets_what_the_operation_table_gives_it() {
     // No credentials, or wrong ones: 401 before anything runs.
     let (status, _) = cp.anon().raw(Method::POST, "/graphql", Some(br#"{"query":"{ me { username } }"}"#.to_vec()), Duration::from_secs(5)).await.unwrap();
     assert_eq!(status.as_u16(), 401);
+    let (status, _) = cp.anon().raw(Method::POST, "/graphql", Some(b"not even json".to_vec()), Duration::from_secs(5)).await.unwrap();
+    assert_eq!(status.as_u16(), 401, "no body is read before the caller is known");
     let forged = HttpApi::new(&cp.url, Some("nvs_forged".into())).unwrap();
     assert_eq!(forged.call::<_, Value>(Method::POST, "/graphql", Some(&json!({"query": "{ me { username } }"}))).await.unwrap_err().status(), Some(401));
     cp.stop().await;

@@ -72,6 +72,15 @@ async fn a_platform_deactivation_is_lifted_only_by_the_platform() {
     let actions: Vec<(Action, &str)> = ours.iter().map(|e| (e.action, e.org_id.as_str())).collect();
     assert_eq!(actions, vec![(Action::OrganizationReactivated, "globex"), (Action::OrganizationDeactivated, "globex")]);
     assert_eq!(carol.call::<_, Value>(Method::POST, "/api/v1/platform/orgs/nowhere/deactivate", None::<&()>).await.unwrap_err().status(), Some(404));
+    // Two switches: the platform's hold on an organization its owner deactivated,
+    // then lifted, leaves the owner's own deactivation in place.
+    bob.set_org_active(false).await.unwrap();
+    let held: Value = carol.call(Method::POST, "/api/v1/platform/orgs/globex/deactivate", None::<&()>).await.unwrap();
+    assert_eq!((held["deactivated"].clone(), held["platformHold"].clone()), (json!(true), json!(true)));
+    assert_eq!(bob.set_org_active(true).await.unwrap_err().status(), Some(403), "held: the owner cannot lift it");
+    let lifted: Value = carol.call(Method::POST, "/api/v1/platform/orgs/globex/reactivate", None::<&()>).await.unwrap();
+    assert_eq!((lifted["deactivated"].clone(), lifted["platformHold"].clone()), (json!(true), json!(false)), "still the owner's choice");
+    assert!(!bob.set_org_active(true).await.unwrap().deactivated);
     cp.stop().await;
 }
 
@@ -117,10 +126,29 @@ async fn an_impersonated_session_is_audited_with_both_identities_and_can_be_ende
     let me: MeView = as_bob.me().await.unwrap();
     assert_eq!((me.user.username.as_str(), me.impersonated_by.as_deref(), me.platform_admin), ("bob", Some("carol"), false));
     // What it does is bob's, done by carol.
-    let key: Value = as_bob.call(Method::POST, "/api/v1/keys", Some(&json!({"label": "support"}))).await.unwrap();
+    as_bob.rename_org("Globex (support)").await.unwrap();
     let entries = bob.audit(0, 500, &AuditFilter::default()).await.unwrap().entries;
-    let created = entries.iter().find(|e| e.action == Action::KeyCreated).unwrap();
-    assert_eq!((created.actor_id.as_str(), created.impersonator.as_deref(), created.target_id.as_str()), ("bob", Some("carol"), key["id"].as_str().unwrap()));
+    let renamed = entries.iter().find(|e| e.action == Action::OrganizationRenamed).unwrap();
+    assert_eq!((renamed.actor_id.as_str(), renamed.impersonator.as_deref(), renamed.target_id.as_str()), ("bob", Some("carol"), "globex"));
+    // Nothing that would outlive the impersonation: keys, accounts, invitations, ownership.
+    for (m, path, body) in [
+        (Method::POST, "/api/v1/keys", json!({"label": "support"})),
+        (Method::POST, "/api/v1/users", json!({"username": "mallory", "password": PASSWORD, "role": "admin"})),
+        (Method::POST, "/api/v1/invitations", json!({"email": "m@example.com", "role": "member"})),
+        (Method::POST, "/api/v1/ownership", json!({"username": "carol"})),
+    ] {
+        let e = as_bob.call::<_, Value>(m, path, Some(&body)).await.unwrap_err();
+        assert!(e.status() == Some(403) && e.to_string().contains("impersonating"), "{path}: {e}");
+    }
+    // Nor another of bob's organizations than the one it was opened for.
+    let joined: Value = alice.call(Method::POST, "/api/v1/invitations", Some(&json!({"email": "bob@example.com", "role": "member"}))).await.unwrap();
+    bob.accept_invitation(joined["token"].as_str().unwrap(), None).await.unwrap();
+    bob.clone().with_org(Some("acme".into())).me().await.unwrap();
+    assert_eq!(as_bob.clone().with_org(Some("acme".into())).me().await.unwrap_err().status(), Some(403));
+    // Nor accept an invitation for bob.
+    let inv: Value = alice.call(Method::POST, "/api/v1/invitations", Some(&json!({"email": "bob@example.com", "role": "member"}))).await.unwrap();
+    let e = as_bob.call::<_, Value>(Method::POST, "/api/v1/invitations/accept", Some(&json!({"token": inv["token"]}))).await.unwrap_err();
+    assert_eq!(e.status(), Some(403), "{e}");
     let start = entries.iter().find(|e| e.action == Action::ImpersonationStarted).unwrap();
     assert_eq!((start.actor_id.as_str(), start.target_id.as_str(), start.details["reason"].as_str()), ("carol", "bob", "ticket 42"));
     // Nor the password, nor the platform's routes, in such a session.
@@ -136,6 +164,12 @@ async fn an_impersonated_session_is_audited_with_both_identities_and_can_be_ende
     assert!(ours.iter().any(|e| e.action == Action::ImpersonationStarted && e.target_id == "bob" && e.org_id == "globex"), "{ours:#?}");
     // Carol's own session is untouched.
     assert!(carol.me().await.unwrap().platform_admin);
+    // An impersonation ends with its administrator's account.
+    let again: LoginResponse = carol.call(Method::POST, "/api/v1/platform/impersonate", Some(&imp("bob"))).await.unwrap();
+    let as_bob = HttpApi::new(&cp.url, Some(again.token)).unwrap();
+    as_bob.me().await.unwrap();
+    let _: Value = alice.call(Method::POST, "/api/v1/users/carol/disable", None::<&()>).await.unwrap();
+    assert_eq!(as_bob.me().await.unwrap_err().status(), Some(401));
     cp.stop().await;
 }
 

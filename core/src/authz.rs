@@ -346,6 +346,24 @@ pub fn operation_auth(name: &str) -> Option<OperationAuth> {
     OPERATIONS.iter().find(|o| o.name == name).map(|o| o.auth)
 }
 
+/// Whether a session in which a platform administrator acts as a user may
+/// call a route: not to make what would outlive the impersonation (accounts,
+/// passwords, API keys, invitations), move ownership, or leave.
+pub fn impersonation_allows(method: &str, path: &str) -> bool {
+    !matches!(
+        (method, path),
+        ("POST", "/api/v1/users")
+            | ("PUT", "/api/v1/users/{username}/password")
+            | ("PUT", "/api/v1/me/password")
+            | ("POST", "/api/v1/keys")
+            | ("POST", "/api/v1/keys/{id}/rotate")
+            | ("POST", "/api/v1/invitations")
+            | ("POST", "/api/v1/invitations/{id}/resend")
+            | ("POST", "/api/v1/ownership")
+            | ("DELETE", "/api/v1/me/membership")
+    )
+}
+
 /// What a route needs; `None` for a route not in [`ROUTES`].
 pub fn route_needs(method: &str, path: &str) -> Option<Access> {
     ROUTES.iter().find(|r| r.method == method && r.path == path).map(|r| r.needs)
@@ -365,6 +383,16 @@ mod tests {
         assert_eq!(operation_auth("createNode"), Some(OperationAuth::Session { method: "POST", path: "/api/v1/nodes" }));
         assert_eq!(operation_auth("syncExecutor"), Some(OperationAuth::ApiKey));
         assert_eq!(operation_auth("__schema"), None);
+    }
+
+    #[test]
+    fn an_impersonation_makes_nothing_that_outlives_it() {
+        for (m, p) in [("POST", "/api/v1/keys"), ("POST", "/api/v1/users"), ("POST", "/api/v1/invitations"), ("PUT", "/api/v1/me/password")] {
+            assert!(route_needs(m, p).is_some(), "{m} {p} is a route");
+            assert!(!impersonation_allows(m, p), "{m} {p}");
+        }
+        assert!(impersonation_allows("POST", "/api/v1/nodes/{name}/lifecycle"));
+        assert!(impersonation_allows("GET", "/api/v1/nodes"));
     }
 
     #[test]

@@ -139,9 +139,16 @@ pub async fn session_caller(parts: &Parts, state: &Arc<AppState>) -> Result<Call
     caller.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))
 }
 
+fn impersonating(admin: &str) -> ApiError {
+    ApiError::forbidden(format!("{admin} is impersonating this user: accounts, passwords, keys, invitations and ownership are left to the user"))
+}
+
 /// Whether `caller` may do what route `method` `path` does, which `needs`
 /// a permission: the organization's state, then the role.
 pub fn allow(caller: &Caller, method: &str, path: &str, needs: authz::Permission) -> Result<(), ApiError> {
+    if let Some(admin) = caller.impersonator.as_deref().filter(|_| !authz::impersonation_allows(method, path)) {
+        return Err(impersonating(admin));
+    }
     if caller.org_deactivated && !authz::open_when_deactivated(method, path) {
         return Err(ApiError::forbidden(format!("organization {:?} is deactivated; its owner can reactivate it", caller.org)));
     }
@@ -172,6 +179,9 @@ impl FromRequestParts<Arc<AppState>> for AccountCtx {
         let k = session_key.clone();
         let found = state.blocking(move |state| users::account(state, &k, now)).await?;
         let (user, session) = found.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+        if let Some(admin) = session.impersonator.as_deref().filter(|_| !authz::impersonation_allows(method(parts), matched(parts))) {
+            return Err(impersonating(admin));
+        }
         Ok(AccountCtx { user, session, session_key, source: source(parts) })
     }
 }
@@ -215,7 +225,12 @@ pub async fn optional_user(parts: &Parts, state: &Arc<AppState>) -> Result<Optio
     let key = session_token(parts)?;
     let now = state.now();
     let found = state.blocking(move |state| users::account(state, &key, now)).await?;
-    found.map(|(user, _)| Some(user)).ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))
+    let (user, session) = found.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+    // An invitation accepted in an impersonation would join the user for good.
+    if let Some(admin) = &session.impersonator {
+        return Err(impersonating(admin));
+    }
+    Ok(Some(user))
 }
 
 /// An executor authenticated by an active API key.

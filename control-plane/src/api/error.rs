@@ -110,10 +110,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         if let Ok(v) = serde_json::from_str::<T>(text) {
             return Ok(ApiJson(v));
         }
-        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
-        integral_floats_to_integers(&mut value);
-        serde_path_to_error::deserialize(value).map(ApiJson).map_err(|e| ApiError::bad_request(format!("invalid request body: {}: {}", e.path(), e.inner())))
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+        decode_value("request body", value).map(ApiJson)
     }
+}
+
+/// A JSON value as a typed one, as the REST API decodes bodies: `5.0` is an
+/// integer, and an error names the field at fault (`invalid <what>: <path>: ...`).
+pub fn decode_value<T: DeserializeOwned>(what: &str, mut value: serde_json::Value) -> Result<T, ApiError> {
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| ApiError::bad_request(format!("invalid {what}: {}: {}", e.path(), e.inner())))
 }
 
 /// JSON Schema's `integer` includes `5.0`; serde's integers do not. Numbers

@@ -49,7 +49,9 @@ pub async fn logo(State(s): State<Arc<AppState>>, user: UserCtx) -> Result<axum:
         (header::CONTENT_TYPE, logo.kind.content_type()),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
-        (header::CACHE_CONTROL, "private, max-age=300"),
+        // One URL for every organization (the header picks it): always revalidated.
+        (header::CACHE_CONTROL, "private, no-cache"),
+        (header::VARY, "Authorization, X-Novacula-Org"),
     ];
     Ok((headers, logo.bytes).into_response())
 }

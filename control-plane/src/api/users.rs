@@ -7,7 +7,6 @@ use crate::state::AppState;
 use crate::store::model::UserView;
 use axum::extract::State;
 use axum::http::StatusCode;
-use novacula_core::authz::Role;
 use novacula_core::wire::{
     ChangePasswordRequest, CreateUserRequest, LoginRequest, LoginResponse, MeView, OrgMembershipView, ResetPasswordRequest, SetRoleRequest, SignupInfo,
     SignupRequest, TransferOwnershipRequest,
@@ -66,15 +65,7 @@ pub async fn logout(State(s): State<Arc<AppState>>, account: AccountCtx) -> Resu
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "users", security(("session" = [])), responses((status = 200, body = MeView)))]
 pub async fn me(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<MeView> {
-    let role = user.role();
-    let grantable_roles = Role::ALL.into_iter().filter(|r| role.can_grant(*r)).collect();
-    Ok(ApiJson(MeView {
-        user: user.caller.own_view(),
-        permissions: role.permissions(),
-        grantable_roles,
-        platform_admin: user.caller.impersonator.is_none() && crate::services::platform::is_admin(&s, user.username()),
-        impersonated_by: user.caller.impersonator.clone(),
-    }))
+    Ok(ApiJson(user.caller.me(&s)))
 }
 
 /// Your own password; every session of yours ends, and the answer is a new one.

@@ -125,7 +125,10 @@ pub enum Direction {
 
 /// A page of `org`'s feed. Filters apply within the scanned window, so a page
 /// may be short, but `next` always advances.
-pub fn page(s: &AppState, org: &str, from: Direction, limit: usize, node: Option<&str>, kind: Option<&str>) -> store::Result<EventsPage> {
+pub fn page(s: &AppState, org: &str, from: Direction, limit: usize, node: Option<&str>, kind: Option<&str>) -> super::Result<EventsPage> {
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(super::ServiceError::BadInput(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
     let (scanned, next): (Vec<Event>, u64) = match from {
         Direction::After(after) => {
             let page: Vec<Event> = s.store.read(|r| r.events(org, after, limit))?;

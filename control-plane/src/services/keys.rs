@@ -62,7 +62,8 @@ pub fn issue(
 }
 
 /// Store a new key, never over another one: ids are 48 random bits, so a
-/// fleet of a million keys meets a taken one about once in 500 draws of a key.
+/// draw meets a taken id about once in 3×10⁸ with a million keys; rare, but
+/// it would replace another organization's key.
 fn insert(w: &mut Write, record: &ApiKey) -> crate::store::Result<Result<()>> {
     if w.get::<ApiKey>(API_KEYS, &record.id)?.is_some() {
         tracing::warn!(id = %record.id, "a new API key drew a taken id; refused, the caller retries");

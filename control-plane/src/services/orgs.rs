@@ -123,6 +123,9 @@ pub fn platform_set_active(s: &crate::AppState, org: &str, admin: &super::audit:
     switch(s, org, admin, active, true)
 }
 
+/// The owner's deactivation and the platform's hold are two switches: the
+/// organization answers only when both are off, and each is lifted only by
+/// whoever set it.
 fn switch(s: &crate::AppState, org: &str, who: &super::audit::Who, active: bool, platform: bool) -> Result<novacula_core::wire::OrgView> {
     use novacula_core::audit::Action;
     let now = s.now();
@@ -131,9 +134,9 @@ fn switch(s: &crate::AppState, org: &str, who: &super::audit::Who, active: bool,
         if active && o.platform_hold && !platform {
             return Err(ServiceError::Forbidden(format!("organization {org:?} was deactivated by the platform's administrators; ask them")));
         }
-        if o.deactivated == active {
-            o.deactivated = !active;
-            o.platform_hold = !active && platform;
+        let flag = if platform { &mut o.platform_hold } else { &mut o.deactivated };
+        if *flag == active {
+            *flag = !active;
             w.put(ORGS, org, &o)?;
             let action = if active { Action::OrganizationReactivated } else { Action::OrganizationDeactivated };
             let details = || super::audit::details([("by", if platform { "platform" } else { "owner" }.to_string())]);

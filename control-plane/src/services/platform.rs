@@ -22,6 +22,20 @@ pub fn is_admin(s: &AppState, username: &str) -> bool {
     s.config.platform_admins.contains(username)
 }
 
+/// Check the configured administrators at start: each must be an account
+/// that exists (else whoever first took the name would be one).
+pub fn check_admins(s: &AppState) -> Result<()> {
+    for name in &s.config.platform_admins {
+        let user: Option<User> = s.store.read(|r| r.get(USERS, name))?;
+        match user {
+            None => return Err(ServiceError::BadInput(format!("platform administrator {name:?} has no account: create it (or name an existing one) first"))),
+            Some(u) if u.disabled => tracing::warn!(user = %name, "platform administrator is disabled: cannot sign in"),
+            Some(_) => tracing::info!(user = %name, "platform administrator"),
+        }
+    }
+    Ok(())
+}
+
 /// Every organization, with its members' count and owner.
 pub fn orgs(s: &AppState) -> Result<Vec<PlatformOrgView>> {
     Ok(s.store.read(|r| {

@@ -55,6 +55,18 @@ impl Caller {
         user_view(u, &self.org, m, manageable)
     }
 
+    /// The caller with what their role may do, and whether they are a
+    /// platform administrator (in their own session) or impersonated.
+    pub fn me(&self, s: &AppState) -> novacula_core::wire::MeView {
+        novacula_core::wire::MeView {
+            user: self.own_view(),
+            permissions: self.role.permissions(),
+            grantable_roles: Role::ALL.into_iter().filter(|r| self.role.can_grant(*r)).collect(),
+            platform_admin: self.impersonator.is_none() && super::platform::is_admin(s, &self.user.username),
+            impersonated_by: self.impersonator.clone(),
+        }
+    }
+
     /// The caller themselves.
     pub fn own_view(&self) -> UserView {
         let m = Member { role: self.role, added_at: self.user.created_at, added_by: String::new() };
@@ -100,7 +112,7 @@ impl NewSession {
 
 /// The user and session of a token: `None` for an unknown, expired or
 /// revoked session or a disabled user.
-fn signed_in(r: &crate::store::Read, token_hash: &str, now: Timestamp) -> crate::store::Result<Option<(User, Session)>> {
+fn signed_in(s: &AppState, r: &crate::store::Read, token_hash: &str, now: Timestamp) -> crate::store::Result<Option<(User, Session)>> {
     let Some(session) = r.get::<Session>(SESSIONS, token_hash)? else { return Ok(None) };
     if session.expires_at <= now {
         return Ok(None);
@@ -109,12 +121,19 @@ fn signed_in(r: &crate::store::Read, token_hash: &str, now: Timestamp) -> crate:
     if user.disabled || session.epoch != user.session_epoch {
         return Ok(None);
     }
+    // An impersonation ends with its administrator's rights (or account).
+    if let Some(admin) = &session.impersonator {
+        let admin_active = super::platform::is_admin(s, admin) && r.get::<User>(USERS, admin)?.is_some_and(|a| !a.disabled);
+        if !admin_active {
+            return Ok(None);
+        }
+    }
     Ok(Some((user, session)))
 }
 
 /// The account behind a session token (see [`signed_in`]).
 pub fn account(s: &AppState, token_hash: &str, now: Timestamp) -> Result<Option<(User, Session)>> {
-    Ok(s.store.read(|r| signed_in(r, token_hash, now))?)
+    Ok(s.store.read(|r| signed_in(s, r, token_hash, now))?)
 }
 
 /// The caller of a session token, in `org` (else the session's own
@@ -122,8 +141,12 @@ pub fn account(s: &AppState, token_hash: &str, now: Timestamp) -> Result<Option<
 /// not a member there.
 pub fn caller(s: &AppState, token_hash: &str, org: Option<&str>, now: Timestamp, source: Source) -> Result<Option<Caller>> {
     s.store.read(|r| {
-        let Some((user, session)) = signed_in(r, token_hash, now)? else { return Ok(None) };
+        let Some((user, session)) = signed_in(s, r, token_hash, now)? else { return Ok(None) };
         let org = org.unwrap_or(&session.org_id);
+        // An impersonation works in the organization it was opened for (and audited in).
+        if session.impersonator.is_some() && org != session.org_id {
+            return Err(ServiceError::Forbidden(format!("this impersonation works in organization {:?} only", session.org_id)));
+        }
         // The same answer whether the organization exists or not.
         let Some(m) = r.member(org, &user.username)? else {
             return Err(ServiceError::Forbidden(format!(

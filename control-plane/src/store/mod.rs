@@ -324,7 +324,7 @@ macro_rules! typed_reads {
 
         /// Whether `org` is deactivated; a missing organization counts as deactivated.
         pub fn org_deactivated(&self, org: &str) -> Result<bool> {
-            Ok(self.get::<model::Org>(ORGS, org)?.is_none_or(|o| o.deactivated))
+            Ok(self.get::<model::Org>(ORGS, org)?.is_none_or(|o| o.is_off()))
         }
 
         /// The organizations `username` belongs to, by name.

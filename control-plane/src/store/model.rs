@@ -19,13 +19,19 @@ pub struct Org {
     pub name: String,
     /// Its owner deactivated it: data kept, members' requests and executors refused.
     pub deactivated: bool,
-    /// A platform administrator deactivated it: only one of them reactivates it.
+    /// A platform administrator deactivated it, to the same effect: only one
+    /// of them lifts it (the owner's switch above is separate).
     pub platform_hold: bool,
     /// When its logo (`ORG_LOGOS`) was last set; `None`: it has none.
     pub logo_updated_at: Option<Timestamp>,
 }
 
 impl Org {
+    /// Whether it answers nobody (its owner's switch or the platform's hold).
+    pub fn is_off(&self) -> bool {
+        self.deactivated || self.platform_hold
+    }
+
     pub fn new(id: &str, now: Timestamp) -> Org {
         Org { id: id.to_string(), created_at: now, name: id.to_string(), deactivated: false, platform_hold: false, logo_updated_at: None }
     }
@@ -45,7 +51,8 @@ impl Org {
             id: self.id.clone(),
             name: self.name.clone(),
             created_at: self.created_at,
-            deactivated: self.deactivated,
+            deactivated: self.is_off(),
+            platform_hold: self.platform_hold,
             logo_updated_at: self.logo_updated_at,
         }
     }

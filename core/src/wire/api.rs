@@ -164,8 +164,11 @@ pub struct OrgView {
     /// The name people read.
     pub name: String,
     pub created_at: Timestamp,
-    /// Deactivated by its owner: data kept, sign-ins and executors refused.
+    /// Deactivated (by its owner, or held by the platform): data kept,
+    /// sign-ins and executors refused.
     pub deactivated: bool,
+    /// The platform's administrators deactivated it: only they lift it.
+    pub platform_hold: bool,
     /// When its logo (`GET /org/logo`) was last set; `null`: it has none.
     pub logo_updated_at: Option<Timestamp>,
 }

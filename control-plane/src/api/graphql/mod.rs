@@ -8,7 +8,7 @@ mod types;
 use super::auth::{self, allow};
 use super::error::{ApiError, ApiJson};
 use crate::services::users::Caller;
-use crate::services::{events, executors, keys, nodes, platform, protocol, users, ServiceError};
+use crate::services::{events, executors, keys, nodes, protocol, users, ServiceError};
 use crate::state::AppState;
 use crate::store::model::ApiKey as StoredKey;
 use async_graphql::{Context, EmptySubscription, ErrorExtensions, Json, Object, Schema};
@@ -44,20 +44,26 @@ pub enum Principal {
     Executor(Box<StoredKey>),
 }
 
-/// Authenticate (401 before anything runs), then execute.
+/// Authenticated before the body is read: no token, no parsing (401).
+impl axum::extract::FromRequestParts<Arc<AppState>> for Principal {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<AppState>) -> Result<Self, ApiError> {
+        let token = auth::bearer(parts)?;
+        Ok(if auth::is_api_key(token) {
+            Principal::Executor(Box::new(auth::api_key(token, s).await?))
+        } else {
+            Principal::User(Box::new(auth::session_caller(parts, s).await?))
+        })
+    }
+}
+
 pub async fn handle(
     schema: NovaculaSchema,
     State(s): State<Arc<AppState>>,
-    parts: Parts,
+    principal: Principal,
     ApiJson(req): ApiJson<async_graphql::Request>,
-) -> Result<axum::Json<async_graphql::Response>, ApiError> {
-    let token = auth::bearer(&parts)?;
-    let principal = if auth::is_api_key(token) {
-        Principal::Executor(Box::new(auth::api_key(token, &s).await?))
-    } else {
-        Principal::User(Box::new(auth::session_caller(&parts, &s).await?))
-    };
-    Ok(axum::Json(schema.execute(req.data(principal).data(s)).await))
+) -> axum::Json<async_graphql::Response> {
+    axum::Json(schema.execute(req.data(principal).data(s)).await)
 }
 
 /// An API error as a GraphQL error: its message, with `code`, `status` and `details`.
@@ -121,9 +127,9 @@ fn executor<'a>(ctx: &Context<'a>, op: &str) -> GqlResult<&'a StoredKey> {
     }
 }
 
-/// A JSON argument as the wire type the REST API takes.
+/// A JSON argument as the wire type the REST API takes, decoded as REST decodes it.
 fn parse<T: DeserializeOwned>(what: &str, v: serde_json::Value) -> GqlResult<T> {
-    serde_json::from_value(v).map_err(|e| gql(ApiError::bad_request(format!("invalid {what}: {e}"))))
+    super::error::decode_value(what, v).map_err(gql)
 }
 
 /// A missing object reads as none (no probing of other organizations).
@@ -135,25 +141,23 @@ fn found<T>(r: Result<T, ServiceError>) -> GqlResult<Option<T>> {
     }
 }
 
+/// What a list field costs: its page size (at most the largest page, as
+/// asked or by default) times what each item's selection costs.
+fn cost(limit: Option<usize>, max: usize, each: usize) -> usize {
+    limit.unwrap_or(max).min(max).saturating_mul(each)
+}
+
 pub struct Query;
 
 #[Object]
 impl Query {
     /// The caller: organization, role and what it may do.
     async fn me(&self, ctx: &Context<'_>) -> GqlResult<Me> {
-        let c = user(ctx, "me")?;
-        let role = c.role;
-        Ok(Me::from(novacula_core::wire::MeView {
-            user: c.own_view(),
-            permissions: role.permissions(),
-            grantable_roles: novacula_core::authz::Role::ALL.into_iter().filter(|r| role.can_grant(*r)).collect(),
-            platform_admin: c.impersonator.is_none() && platform::is_admin(state(ctx), &c.user.username),
-            impersonated_by: c.impersonator.clone(),
-        }))
+        Ok(Me::from(user(ctx, "me")?.me(state(ctx))))
     }
 
     /// The organization's executors by name, a page at a time.
-    #[graphql(complexity = "limit.unwrap_or(executors::EXECUTOR_PAGE_MAX) * child_complexity")]
+    #[graphql(complexity = "cost(limit, executors::EXECUTOR_PAGE_MAX, child_complexity)")]
     async fn executors(&self, ctx: &Context<'_>, after: Option<String>, limit: Option<usize>) -> GqlResult<Vec<Executor>> {
         let org = user(ctx, "executors")?.org.clone();
         let limit = limit.unwrap_or(executors::EXECUTOR_PAGE_MAX);
@@ -168,7 +172,7 @@ impl Query {
     }
 
     /// The organization's nodes by name, a page at a time.
-    #[graphql(complexity = "limit.unwrap_or(nodes::NODE_PAGE_MAX) * child_complexity")]
+    #[graphql(complexity = "cost(limit, nodes::NODE_PAGE_MAX, child_complexity)")]
     async fn nodes(
         &self,
         ctx: &Context<'_>,
@@ -193,16 +197,12 @@ impl Query {
     }
 
     /// The events feed, oldest first, after sequence number `after`.
-    #[graphql(complexity = "limit.unwrap_or(100) * child_complexity")]
+    #[graphql(complexity = "cost(limit, events::MAX_PAGE, child_complexity)")]
     async fn events(&self, ctx: &Context<'_>, after: Option<u64>, limit: Option<usize>, node: Option<String>, kind: Option<String>) -> GqlResult<EventsPage> {
         let org = user(ctx, "events")?.org.clone();
         let limit = limit.unwrap_or(100);
-        if limit == 0 || limit > events::MAX_PAGE {
-            return Err(gql(ApiError::bad_request(format!("limit must be between 1 and {}", events::MAX_PAGE))));
-        }
         let from = events::Direction::After(after.unwrap_or(0));
-        let page =
-            state(ctx).blocking(move |s| events::page(s, &org, from, limit, node.as_deref(), kind.as_deref())).await.map_err(|e| gql(ApiError::from(e)))?;
+        let page = state(ctx).blocking(move |s| events::page(s, &org, from, limit, node.as_deref(), kind.as_deref())).await.map_err(service)?;
         Ok(EventsPage { next: page.next, events: page.events.into_iter().map(Event::from).collect() })
     }
 
