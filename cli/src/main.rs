@@ -115,6 +115,10 @@ struct ServeArgs {
     /// GraphQL tools); off by default.
     #[arg(long, env = "NOVACULA_GRAPHQL_INTROSPECTION")]
     graphql_introspection: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464),
+    /// apart from the API; off when unset.
+    #[arg(long, env = "NOVACULA_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Open connections at most; more wait until one closes (each executor holds one).
     #[arg(long, env = "NOVACULA_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
@@ -200,6 +204,13 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(url = %format!("{scheme}://{}", a.listen), db = %where_, "control plane listening");
+    // Metrics on a listener of their own: Prometheus scrapes it on a private
+    // address, and the API's port exposes no fleet counts to the internet.
+    if let Some(addr) = a.metrics_listen {
+        let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
+        tracing::info!(url = %format!("http://{addr}/metrics"), "metrics listening");
+        tokio::spawn(novacula_control_plane::metrics::serve(l, state.clone()));
+    }
     let res = match tls {
         Some(config) => novacula_control_plane::serve(tls::TlsListener::new(listener, config).map_err(|e| e.to_string())?, state, shutdown_signal()).await,
         None => novacula_control_plane::serve(listener, state, shutdown_signal()).await,

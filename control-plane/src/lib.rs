@@ -13,12 +13,14 @@
 //! - [`store`]: the records, behind an engine trait (redb).
 //!
 //! Beside them: the server loop ([`server`], [`tls`]), the shared state
-//! ([`state`], [`clock`]), outgoing [`mail`] and the background [`sweeper`].
+//! ([`state`], [`clock`]), outgoing [`mail`], [`metrics`] and the background
+//! [`sweeper`].
 
 pub mod api;
 pub mod clock;
 pub mod liveness;
 pub mod mail;
+pub mod metrics;
 pub mod server;
 pub mod services;
 pub mod state;

@@ -97,6 +97,8 @@ pub struct AppState {
     pub liveness: crate::liveness::Liveness,
     /// Mail out, when configured.
     pub mailer: Option<crate::mail::Mailer>,
+    /// Requests counted and timed for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// Whether each organization is deactivated, as read at most
     /// [`ORG_STATUS_TTL`] ago: executors' calls check it without a read each.
     org_status: std::sync::Mutex<HashMap<String, (bool, Timestamp)>>,
@@ -130,6 +132,7 @@ impl AppState {
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
             liveness: Default::default(),
             mailer,
+            metrics: Default::default(),
             org_status: Default::default(),
         });
         // Changes committed through other control planes on the same database.

@@ -159,8 +159,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     let (api, doc) = api_routes_and_doc();
     let doc = Arc::new(doc);
     let schema = graphql::schema(state.config.graphql_introspection);
-    api.route("/healthz", get(|| async { "ok" }))
-        .route(graphql::PATH, axum::routing::post(move |s, parts, body| graphql::handle(schema.clone(), s, parts, body)))
+    api.route(graphql::PATH, axum::routing::post(move |s, principal, body| graphql::handle(schema.clone(), s, principal, body)))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .route("/healthz", get(|| async { "ok" }))
         .route(OPENAPI_PATH, get(move || async move { axum::Json(doc.as_ref().clone()) }))
         .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -26,6 +26,7 @@ pub fn data<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, Stri
 /// Append an event inside the caller's transaction.
 pub fn record(w: &mut Write, org: &str, at: Timestamp, e: NewEvent<'_>) -> store::Result<Event> {
     let seq = w.next(EVENT_SEQ)?;
+    crate::metrics::EVENTS_WRITTEN.inc();
     let event = Event {
         seq,
         org_id: org.to_string(),

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod credentials;
 pub mod events;
 pub mod executors;
+pub mod fleet;
 pub mod invitations;
 pub mod keys;
 pub mod nodes;

@@ -245,7 +245,9 @@ impl Store {
     pub fn write<R, E: From<StoreError>>(&self, f: impl FnOnce(&mut Write) -> Result<R, E>) -> Result<R, E> {
         let mut w = Write { txn: self.engine.begin_write()? };
         let out = f(&mut w)?;
+        let start = std::time::Instant::now();
         w.txn.commit()?;
+        crate::metrics::STORE_COMMIT_SECONDS.observe(start.elapsed().as_secs_f64());
         self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(out)
     }

@@ -1,0 +1,145 @@
+//! `/metrics`: the control plane's requests, commits and events, and the
+//! fleet by state, in a format `promtool check metrics` accepts and a real
+//! Prometheus (Debian's, started here) scrapes.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
+
+mod common;
+
+use common::*;
+use novacula_client::HttpApi;
+use novacula_control_plane::{metrics, Config};
+use novacula_core::{ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Serve the metrics of `cp` on a port of their own; their URL.
+async fn metrics_url(cp: &Cp) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(metrics::serve(l, cp.state.clone()));
+    url
+}
+
+async fn scrape(url: &str) -> String {
+    let (status, body) = HttpApi::new(url, None).unwrap().raw(novacula_client::Method::GET, "/metrics", None, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(status.as_u16(), 200);
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// The value of the sample whose name and labels start `series`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// A program of Debian's `prometheus` package, or `None` (said on stderr) where it is missing and not required.
+fn tool(name: &str) -> Option<String> {
+    let path = format!("/usr/bin/{name}");
+    if std::path::Path::new(&path).exists() {
+        return Some(path);
+    }
+    assert!(std::env::var_os("CI").is_none(), "{path} is missing: run .ci/prerequisites");
+    eprintln!("skipped: {path} is missing (.ci/prerequisites installs it)");
+    None
+}
+
+fn running(name: &str) -> ObservedNodeState {
+    let processes =
+        ["execution", "consensus"].iter().map(|p| ObservedProcess { name: p.to_string(), status: ObservedNodeStatus::Running, sync: None, message: None });
+    ObservedNodeState { node: name.into(), revision: Revision(1), processes: processes.collect(), removed: false, disk: None }
+}
+
+#[tokio::test]
+async fn the_fleet_and_the_control_planes_work_in_lint_clean_metrics() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let url = metrics_url(&cp).await;
+    let (alice, exec) = cp.alice_and_edge().await;
+    deploy(&alice, "edge-1", "n1").await.unwrap();
+    deploy(&alice, "edge-1", "n2").await.unwrap();
+    exec.report("edge-1", vec![running("n1")]).await.unwrap();
+
+    let text = scrape(&url).await;
+    assert_eq!(sample(&text, r#"novacula_executors{kind="agent",state="online",compat="in-window"}"#), Some(1.0), "{text}");
+    assert_eq!(sample(&text, r#"novacula_nodes{chain="ethereum",phase="running"}"#), Some(1.0));
+    assert_eq!(sample(&text, r#"novacula_nodes{chain="ethereum",phase="provisioning"}"#), Some(1.0));
+    assert_eq!(sample(&text, r#"novacula_nodes_drifting{kind="revision"}"#), Some(1.0), "n2 was never materialized");
+    assert_eq!(sample(&text, r#"novacula_nodes_drifting{kind="liveness"}"#), Some(0.0));
+    assert_eq!(sample(&text, "novacula_organizations "), Some(2.0));
+    assert!(sample(&text, r#"novacula_http_requests_total{route="/api/v1/executor/sync",method="POST",status="2xx"}"#).unwrap() >= 1.0);
+    assert!(sample(&text, r#"novacula_http_requests_total{route="/api/v1/nodes",method="POST",status="2xx"}"#).unwrap() >= 2.0);
+    assert!(sample(&text, "novacula_store_commit_duration_seconds_count").unwrap() >= 3.0);
+    assert!(sample(&text, "novacula_events_written_total").unwrap() >= 2.0);
+    // A route's label is the route, never the name in the path: values stay bounded.
+    let _ = alice.get::<Value>("/api/v1/nodes/n1").await.unwrap();
+    let _ = alice.get::<Value>("/api/v1/nodes/no-such-node").await.unwrap_err();
+    let text = scrape(&url).await;
+    assert!(sample(&text, r#"novacula_http_requests_total{route="/api/v1/nodes/{name}",method="GET",status="4xx"}"#).is_some(), "{text}");
+    assert!(!text.contains("no-such-node"));
+
+    // The executor goes quiet: offline, and its nodes drift on liveness.
+    cp.advance(Duration::from_secs(31));
+    let text = scrape(&url).await;
+    assert_eq!(sample(&text, r#"novacula_executors{kind="agent",state="offline",compat="in-window"}"#), Some(1.0));
+    assert!(!text.contains(r#"state="online""#), "a state nobody is in is not reported");
+    assert_eq!(sample(&text, r#"novacula_nodes_drifting{kind="liveness"}"#), Some(2.0));
+
+    // promtool's lint, as Prometheus's own tool reads the format.
+    if let Some(promtool) = tool("promtool") {
+        use std::io::Write;
+        let mut child = Command::new(promtool).args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "promtool check metrics:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    cp.stop().await;
+}
+
+#[test]
+fn openmetrics_counters_become_prometheus_text() {
+    let om = "# HELP x_requests Requests.\n# TYPE x_requests counter\n# UNIT x_requests requests\nx_requests_total{a=\"b\"} 3\n# HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n# EOF\n";
+    assert_eq!(
+        metrics::prometheus_text(om),
+        "# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\nx_requests_total{a=\"b\"} 3\n# HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n"
+    );
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_the_control_plane() {
+    let Some(prometheus) = tool("prometheus") else { return };
+    let cp = Cp::with_orgs(Config::default()).await;
+    let url = metrics_url(&cp).await;
+    let target = url.trim_start_matches("http://").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: novacula\n    static_configs:\n      - targets: ['{target}']\n"),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let api = HttpApi::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+    let query = async |q: &str| -> Option<f64> {
+        let v: Value = api.get(&format!("/api/v1/query?query={q}")).await.ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let mut seen = (None, None);
+    for _ in 0..150 {
+        seen = (query("up").await, query("novacula_organizations").await);
+        if seen == (Some(1.0), Some(2.0)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(seen, (Some(1.0), Some(2.0)), "up and novacula_organizations; prometheus said:\n{}", String::from_utf8_lossy(&out.stderr));
+    cp.stop().await;
+}
