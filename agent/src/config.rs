@@ -105,6 +105,10 @@ pub struct AgentConfig {
     /// instead of the public defaults; a spec can still set its own.
     #[serde(default)]
     pub checkpoint_sync_urls: std::collections::BTreeMap<String, String>,
+    /// Serve Prometheus metrics at `http://<this>/metrics` (e.g.
+    /// `127.0.0.1:9465`): the agent's one listening socket, off when unset.
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn default_unit_dir() -> PathBuf {

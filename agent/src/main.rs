@@ -76,6 +76,11 @@ async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), F
         Processes::new(driver, cfg.adapters()).with_sidecar_programs(cfg.sidecars.clone()).with_artifacts(artifacts),
         Intervals::default(),
     );
+    if let Some(addr) = cfg.metrics_listen {
+        let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("metrics_listen {addr}: {e}"))?;
+        tracing::info!(url = %format!("http://{addr}/metrics"), "metrics listening");
+        tokio::spawn(novacula_executor::metrics::serve(l, exec.metrics()));
+    }
     let (upgrades, syncs) = (exec.upgrades(), exec.syncs());
     let policy = cfg.upgrade_policy();
     exec.run(async move {

@@ -124,31 +124,12 @@ pub async fn render(s: &Arc<AppState>) -> Result<String, crate::api::error::ApiE
     Ok(out)
 }
 
-/// OpenMetrics text as the Prometheus text format (0.0.4) writes it, for
-/// clients that do not ask for OpenMetrics (promtool, curl): a counter's
-/// HELP and TYPE name its `_total` samples, and there is no `# EOF`.
-pub fn prometheus_text(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> = openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
-    let mut out = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let meta = ["# HELP ", "# TYPE "].into_iter().find_map(|p| Some((p, line.strip_prefix(p)?.split_once(' ')?)));
-        match meta {
-            Some((p, (name, rest))) if counters.contains(name) => out.push_str(&format!("{p}{name}_total {rest}")),
-            _ => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
-}
-
 async fn scrape(State(s): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
-    let openmetrics = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/openmetrics-text"));
+    use novacula_core::exposition::{prometheus_text, wants_openmetrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
+    let openmetrics = wants_openmetrics(headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()));
     match render(&s).await {
-        Ok(text) if openmetrics => ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response(),
-        Ok(text) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], prometheus_text(&text)).into_response(),
+        Ok(text) if openmetrics => ([(axum::http::header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
+        Ok(text) => ([(axum::http::header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], prometheus_text(&text)).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -1,6 +1,7 @@
-//! `/metrics`: the control plane's requests, commits and events, and the
-//! fleet by state, in a format `promtool check metrics` accepts and a real
-//! Prometheus (Debian's, started here) scrapes.
+//! `/metrics`: the control plane's requests, commits and events, the
+//! fleet by state, and an agent's loops and nodes, in a format `promtool
+//! check metrics` accepts and a real Prometheus (Debian's, started here)
+//! scrapes.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
 mod common;
@@ -94,26 +95,84 @@ async fn the_fleet_and_the_control_planes_work_in_lint_clean_metrics() {
     cp.stop().await;
 }
 
-#[test]
-fn openmetrics_counters_become_prometheus_text() {
-    let om = "# HELP x_requests Requests.\n# TYPE x_requests counter\n# UNIT x_requests requests\nx_requests_total{a=\"b\"} 3\n# HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n# EOF\n";
-    assert_eq!(
-        metrics::prometheus_text(om),
-        "# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\nx_requests_total{a=\"b\"} 3\n# HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n"
-    );
+/// A real agent (local process driver, the stand-in `demo` chain) named
+/// `name`, with its metrics served on a port of their own; their URL.
+async fn agent_with_metrics(cp: &Cp, owner: &HttpApi, data: &std::path::Path, name: &str) -> String {
+    use novacula_agent::backend::Processes;
+    use novacula_agent::driver::LocalDriver;
+    use novacula_executor::adapter::Adapters;
+    use novacula_executor::loops::{Executor, Identity, Intervals};
+    let created: Value = owner.call(novacula_client::Method::POST, "/api/v1/keys", Some(&serde_json::json!({"executor": name}))).await.unwrap();
+    let api = HttpApi::new(&cp.url, Some(created["key"].as_str().unwrap().to_string())).unwrap();
+    let id = Identity { name: name.into(), kind: novacula_core::ExecutorKind::Agent, version: "1.0.0".into(), channel: novacula_core::Channel::Stable };
+    let fast = Intervals {
+        sync: Duration::from_millis(200),
+        poll_wait: Duration::from_secs(1),
+        reconcile: Duration::from_millis(200),
+        report: Duration::from_millis(200),
+    };
+    let exec = Executor::new(id, api, Processes::new(LocalDriver::new(data).unwrap(), Adapters::standard().with_demo_chain()), fast);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(novacula_executor::metrics::serve(l, exec.metrics()));
+    tokio::spawn(exec.run(std::future::pending()));
+    url
 }
 
 #[tokio::test]
-async fn a_real_prometheus_scrapes_the_control_plane() {
+async fn an_agent_serves_its_loops_and_its_nodes() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = agent_with_metrics(&cp, &alice, dir.path(), "edge-m").await;
+    let spec = serde_json::json!({"name": "m1", "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
+    for _ in 0..50 {
+        if alice.call::<_, Value>(novacula_client::Method::POST, "/api/v1/nodes", Some(&serde_json::json!({"executor": "edge-m", "spec": spec}))).await.is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // until the agent has synced
+    }
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape(&url).await;
+        if sample(&text, r#"novacula_node_up{node="m1",process="main"}"#) == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sample(&text, r#"novacula_node_up{node="m1",process="main"}"#), Some(1.0), "{text}");
+    assert!(sample(&text, r#"novacula_executor_syncs_total{result="ok"}"#).unwrap() >= 1.0);
+    assert!(sample(&text, r#"novacula_executor_reports_total{result="ok"}"#).unwrap() >= 1.0);
+    assert!(sample(&text, "novacula_executor_driver_changes_total").unwrap() >= 1.0, "starting m1 was a change");
+    assert!(sample(&text, "novacula_executor_reconcile_duration_seconds_count").unwrap() >= 1.0);
+    assert_eq!(sample(&text, "novacula_executor_spec_refusals_total"), Some(0.0));
+    if let Some(promtool) = tool("promtool") {
+        use std::io::Write;
+        let mut child = Command::new(promtool).args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "promtool check metrics:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    // Only /metrics is served there.
+    let (status, _) = HttpApi::new(&url, None).unwrap().raw(novacula_client::Method::GET, "/", None, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(status.as_u16(), 404);
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_the_control_plane_and_an_agent() {
     let Some(prometheus) = tool("prometheus") else { return };
     let cp = Cp::with_orgs(Config::default()).await;
-    let url = metrics_url(&cp).await;
-    let target = url.trim_start_matches("http://").to_string();
+    let alice = cp.login("alice").await;
+    let data = tempfile::tempdir().unwrap();
+    let targets = [metrics_url(&cp).await, agent_with_metrics(&cp, &alice, data.path(), "edge-p").await];
+    let targets: Vec<String> = targets.iter().map(|u| format!("'{}'", u.trim_start_matches("http://"))).collect();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: novacula\n    static_configs:\n      - targets: ['{target}']\n"),
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: novacula\n    static_configs:\n      - targets: [{}]\n", targets.join(", ")),
     )
     .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -130,16 +189,18 @@ async fn a_real_prometheus_scrapes_the_control_plane() {
         let v: Value = api.get(&format!("/api/v1/query?query={q}")).await.ok()?;
         v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
     };
-    let mut seen = (None, None);
+    // Both targets up, a series of each.
+    let want = (Some(2.0), Some(2.0), Some(1.0));
+    let mut seen = (None, None, None);
     for _ in 0..150 {
-        seen = (query("up").await, query("novacula_organizations").await);
-        if seen == (Some(1.0), Some(2.0)) {
+        seen = (query("sum(up)").await, query("novacula_organizations").await, query("sum(novacula_executor_syncs_total)%3E0").await.map(|_| 1.0));
+        if seen == want {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(seen, (Some(1.0), Some(2.0)), "up and novacula_organizations; prometheus said:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(seen, want, "sum(up), novacula_organizations, agent syncs; prometheus said:\n{}", String::from_utf8_lossy(&out.stderr));
     cp.stop().await;
 }

@@ -13,6 +13,7 @@ pub mod entropy;
 pub mod error;
 pub mod events;
 pub mod executor;
+pub mod exposition;
 pub mod fingerprint;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;

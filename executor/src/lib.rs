@@ -13,3 +13,4 @@
 pub mod adapter;
 pub mod backend;
 pub mod loops;
+pub mod metrics;

@@ -69,6 +69,7 @@ pub struct Executor<B, C> {
     /// one answers no digest, and refuses both.
     acked_capabilities: Mutex<Option<(String, String)>>,
     jitter: Jitter,
+    metrics: Arc<crate::metrics::ExecutorMetrics>,
 }
 
 /// Exponential backoff with jitter in [cap/2, cap], cap doubling from 0.5 s to a minute.
@@ -147,11 +148,17 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             synced: watch::channel(0).0,
             acked_capabilities: Mutex::new(None),
             jitter,
+            metrics: Default::default(),
         })
     }
 
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// What this executor's loops did and its nodes as last observed (for `/metrics`).
+    pub fn metrics(&self) -> Arc<crate::metrics::ExecutorMetrics> {
+        self.metrics.clone()
     }
 
     /// The upgrade the control plane asks for, if any.
@@ -191,6 +198,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             capabilities_digest: theirs.clone(),
         };
         let resp = self.api.sync_executor(&req).await;
+        self.metrics.synced(&resp);
         // Sent in full again after a failure, or when the control plane holds
         // other ones than those it was told of (a restore) or takes no digest.
         let held = resp.as_ref().ok().and_then(|r| r.capabilities_digest.clone());
@@ -301,14 +309,17 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
     /// One pass over every desired node; returns how many changes were applied.
     pub async fn reconcile_once(&self) -> usize {
         let Some(nodes) = self.desired.borrow().clone() else { return 0 };
-        let mut applied = 0;
+        let start = std::time::Instant::now();
+        let (mut applied, mut refused) = (0, 0);
         for d in &nodes {
             if let Some(why) = self.refusal(d) {
                 tracing::error!(node = %d.spec.name, revision = %d.revision, reason = %why, "spec not applied");
+                refused += 1;
                 continue;
             }
             applied += self.backend.reconcile(d).await;
         }
+        self.metrics.reconciled(start.elapsed().as_secs_f64(), applied, refused);
         if applied > 0 {
             self.wake_report.notify_one();
         }
@@ -330,11 +341,17 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
                     }
                     states.push(s);
                 }
-                Err(e) => tracing::warn!(node = %d.spec.name, error = %e, category = ?e.category(), "cannot observe node"),
+                Err(e) => {
+                    self.metrics.observe_failed();
+                    tracing::warn!(node = %d.spec.name, error = %e, category = ?e.category(), "cannot observe node");
+                }
             }
         }
+        self.metrics.observed(&states);
         if !states.is_empty() {
-            self.api.report(&self.id.name, states).await?;
+            let sent = self.api.report(&self.id.name, states).await;
+            self.metrics.reported(&sent);
+            sent?;
         }
         Ok(())
     }
