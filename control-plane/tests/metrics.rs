@@ -166,7 +166,8 @@ async fn a_real_prometheus_scrapes_the_control_plane_and_an_agent() {
     let cp = Cp::with_orgs(Config::default()).await;
     let alice = cp.login("alice").await;
     let data = tempfile::tempdir().unwrap();
-    let targets = [metrics_url(&cp).await, agent_with_metrics(&cp, &alice, data.path(), "edge-p").await];
+    let (cp_url, agent_url) = (metrics_url(&cp).await, agent_with_metrics(&cp, &alice, data.path(), "edge-p").await);
+    let targets = [cp_url.clone(), agent_url.clone()];
     let targets: Vec<String> = targets.iter().map(|u| format!("'{}'", u.trim_start_matches("http://"))).collect();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
@@ -176,7 +177,7 @@ async fn a_real_prometheus_scrapes_the_control_plane_and_an_agent() {
     )
     .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(prometheus)
+    let child = Command::new(prometheus)
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -199,8 +200,72 @@ async fn a_real_prometheus_scrapes_the_control_plane_and_an_agent() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    child.kill().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(seen, want, "sum(up), novacula_organizations, agent syncs; prometheus said:\n{}", String::from_utf8_lossy(&out.stderr));
+    let said = |child: std::process::Child| {
+        let mut child = child;
+        child.kill().unwrap();
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).to_string()
+    };
+    if seen != want {
+        panic!("sum(up), novacula_organizations, agent syncs: {seen:?}; prometheus said:\n{}", said(child));
+    }
+
+    // Every query of the Grafana dashboards is valid PromQL over series that exist.
+    let spec = serde_json::json!({"name": "p1", "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
+    let _: Value = alice.call(novacula_client::Method::POST, "/api/v1/nodes", Some(&serde_json::json!({"executor": "edge-p", "spec": spec}))).await.unwrap();
+    let exprs = dashboard_queries();
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    // A series is scraped, or declared with no sample yet (the stand-in
+    // chain has no head or peers to report).
+    let declared: String = [scrape(&cp_url).await, scrape(&agent_url).await].concat();
+    let mut missing: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        let names: Value = api.get("/api/v1/label/__name__/values").await.unwrap();
+        let names: Vec<&str> = names["data"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        missing = exprs.iter().flat_map(|e| series_names(e)).filter(|n| !names.contains(&n.as_str()) && !declared.contains(&format!("# TYPE {n} "))).collect();
+        if missing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(missing.is_empty(), "dashboard series never scraped: {missing:?}");
+    for e in &exprs {
+        let v: Value = api.get(&format!("/api/v1/query?query={}", urlencode(&e.replace("$node", "p1")))).await.unwrap_or_else(|err| panic!("{e}: {err}"));
+        assert_eq!(v["status"], "success", "{e}: {v}");
+    }
+    said(child);
     cp.stop().await;
+}
+
+/// Every `expr` of the dashboards in `charts/dashboards`.
+fn dashboard_queries() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/dashboards");
+    let mut exprs = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let d: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            for p in d["panels"].as_array().unwrap() {
+                for t in p["targets"].as_array().unwrap() {
+                    exprs.push(t["expr"].as_str().unwrap().to_string());
+                }
+            }
+        }
+    }
+    exprs
+}
+
+/// The `novacula_*` series a query reads.
+fn series_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("novacula_") {
+        let name: String = rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        rest = &rest[i + name.len()..];
+        out.push(name);
+    }
+    out
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }

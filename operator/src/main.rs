@@ -139,7 +139,7 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
         .with_allowed_images(allowed_images)
         .with_storage_classes(classes.clone());
     let exec = Executor::new(id, api, nodes, Intervals::default());
-    let upgrades = exec.upgrades();
+    let (upgrades, metrics) = (exec.upgrades(), exec.metrics());
     let own = args.deployment.clone().map(|name| SelfDeployment {
         deployments: Api::namespaced(client.clone(), &namespace),
         pods: Api::namespaced(client.clone(), &namespace),
@@ -156,7 +156,7 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
             _ = controller => tracing::info!("controller stopped"),
             _ = self_upgrade(upgrades, own) => {}
             _ = follow_classes => {}
-            r = novacula_operator::health::serve(health) => tracing::error!(error = ?r.err(), "health endpoint stopped"),
+            r = novacula_operator::health::serve(health, metrics) => tracing::error!(error = ?r.err(), "health endpoint stopped"),
         }
     })
     .await;

@@ -296,3 +296,23 @@ fn the_crd_is_the_operators_to_update_only_when_asked() {
     assert_eq!(scalar(&binding["roleRef"]["name"]), scalar(&role["metadata"]["name"]));
     assert_eq!(scalar(&binding["subjects"][0]["name"]), scalar(&kind(&docs, "ServiceAccount")["metadata"]["name"]));
 }
+
+#[test]
+fn a_pod_monitor_scrapes_the_operators_metrics_only_when_asked() {
+    assert!(rendered().iter().all(|d| d["kind"] != "PodMonitor"), "off by default: not every cluster has the Prometheus Operator");
+    let docs = rendered_with(&[("metrics.podMonitor.enabled", "true"), ("metrics.podMonitor.prometheusRelease", "kps")]);
+    let monitor = kind(&docs, "PodMonitor");
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    assert_eq!((scalar(&endpoint["port"]), scalar(&endpoint["path"]), scalar(&endpoint["interval"])), ("health".into(), "/metrics".into(), "30s".into()));
+    assert_eq!(scalar(&monitor["metadata"]["labels"]["release"]), "kps");
+    // It selects the operator's pod, whose port of that name serves /metrics.
+    let deployment = kind(&docs, "Deployment");
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"].as_mapping().unwrap() {
+        assert_eq!(&pod_labels[k], v, "{k:?}");
+    }
+    let ports = &deployment["spec"]["template"]["spec"]["containers"][0]["ports"];
+    assert!(ports.as_sequence().unwrap().iter().any(|p| p["name"] == "health" && p["containerPort"] == 8081));
+    let without_release = rendered_with(&[("metrics.podMonitor.enabled", "true")]);
+    assert!(kind(&without_release, "PodMonitor")["metadata"]["labels"].get("release").is_none());
+}
