@@ -534,10 +534,10 @@ fn bytes(n: u64) -> String {
 
 fn events_table(events: &[EventView]) -> String {
     let rows = events.iter().map(|e| {
-        let data: Vec<String> = e.data.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        vec![e.seq.to_string(), e.kind.clone(), opt(e.node.as_deref()), opt(e.executor.as_deref()), e.actor.clone(), data.join(" ")]
+        let level = serde_json::to_value(e.level).ok().and_then(|v| v.as_str().map(str::to_uppercase)).unwrap_or_default();
+        vec![e.seq.to_string(), level, e.kind.clone(), e.actor.clone(), e.message.clone()]
     });
-    table(&["SEQ", "KIND", "NODE", "EXECUTOR", "ACTOR", "DATA"], rows.collect())
+    table(&["SEQ", "LEVEL", "KIND", "ACTOR", "MESSAGE"], rows.collect())
 }
 
 fn keys_table(list: &[ApiKeyView]) -> String {

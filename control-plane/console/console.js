@@ -509,11 +509,11 @@ async function nodeView(name) {
 function eventsTable(events) {
   const rows = events
     .map(
-      (e) => `<tr><td>${e.seq}</td><td>${new Date(e.at).toLocaleString()}</td><td>${esc(e.kind)}</td><td>${esc(e.node)}</td><td>${esc(e.executor)}</td><td>${esc(e.actor)}</td>
+      (e) => `<tr class="level-${esc(e.level)}" data-event="${e.seq}"><td>${e.seq}</td><td>${new Date(e.at).toLocaleString()}</td><td>${esc(e.level)}</td><td>${esc(e.message || e.kind)}</td><td>${esc(e.kind)}</td><td>${esc(e.actor)}</td>
       <td>${Object.entries(e.data || {}).map(([k, v]) => esc(k + "=" + v)).join(" ")}</td></tr>`
     )
     .join("");
-  return `<table><thead><tr><th>#</th><th>At</th><th>Kind</th><th>Node</th><th>Executor</th><th>Actor</th><th>Data</th></tr></thead>
+  return `<table><thead><tr><th>#</th><th>At</th><th>Level</th><th>What happened</th><th>Kind</th><th>Actor</th><th>Data</th></tr></thead>
     <tbody>${rows || `<tr><td colspan="7" class="muted">No events.</td></tr>`}</tbody></table>`;
 }
 

@@ -21,3 +21,76 @@ pub const API_KEY_ROTATED: &str = "apikey.rotated";
 pub const API_KEY_DELETED: &str = "apikey.deleted";
 /// A fresh key was bound to the executor of its first sync.
 pub const API_KEY_BOUND: &str = "apikey.bound";
+
+/// How much an event matters to whoever watches the feed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+/// An event's level and a sentence a person reads, derived from what it
+/// stores (its kind, node, executor and data), so every event has them,
+/// those written before too.
+pub fn describe(kind: &str, node: Option<&str>, executor: Option<&str>, data: &std::collections::BTreeMap<String, String>) -> (Level, String) {
+    let d = |k: &str| data.get(k).map(String::as_str).unwrap_or("?");
+    let node = node.unwrap_or("?");
+    let exec = executor.unwrap_or("?");
+    match kind {
+        NODE_CREATED => (Level::Info, format!("node {node} deployed on {exec} (revision {})", d("revision"))),
+        NODE_UPDATED if d("change") == "upgrade" => (Level::Info, format!("node {node}: {} client upgrade to {} requested", d("role"), d("version"))),
+        NODE_UPDATED => (Level::Info, format!("node {node}: spec changed")),
+        NODE_LIFECYCLE_REQUESTED => (Level::Info, format!("node {node}: {} requested", d("action"))),
+        NODE_LIFECYCLE_TRANSITION => {
+            let level = match d("to") {
+                "error" => Level::Error,
+                "stopped" if d("from") != "stopping" => Level::Warn,
+                _ => Level::Info,
+            };
+            (level, format!("node {node}: {} -> {}", d("from"), d("to")))
+        }
+        NODE_DELETED => (Level::Info, format!("node {node} deleted ({})", d("teardown"))),
+        NODE_DOWN => (Level::Error, format!("node {node} is down ({})", d("phase"))),
+        NODE_RECOVERED => (Level::Info, format!("node {node} recovered ({})", d("phase"))),
+        EXECUTOR_CONNECTED if d("first") == "true" => {
+            (Level::Info, format!("executor {exec} connected for the first time ({} {}, {})", d("kind"), d("version"), d("compat")))
+        }
+        EXECUTOR_CONNECTED => {
+            let level = if d("compat") == "in-window" { Level::Info } else { Level::Warn };
+            (level, format!("executor {exec} connected ({} {}, {})", d("kind"), d("version"), d("compat")))
+        }
+        EXECUTOR_OFFLINE => (Level::Warn, format!("executor {exec} went offline ({} nodes unreachable, silent {} s)", d("nodes"), d("silentSecs"))),
+        EXECUTOR_DEACTIVATED => (Level::Warn, format!("executor {exec} deactivated")),
+        EXECUTOR_REACTIVATED => (Level::Info, format!("executor {exec} reactivated")),
+        EXECUTOR_UPGRADE_SET => (Level::Info, format!("{} executors on {} to run {}", d("kind"), d("channel"), d("version"))),
+        API_KEY_CREATED => (Level::Info, format!("API key {} created", d("keyId"))),
+        API_KEY_REVOKED => (Level::Warn, format!("API key {} revoked", d("keyId"))),
+        API_KEY_ROTATED => (Level::Info, format!("API key {} replaces {}", d("keyId"), d("replaces"))),
+        API_KEY_DELETED => (Level::Info, format!("API key {} deleted", d("keyId"))),
+        API_KEY_BOUND => (Level::Info, format!("API key {} bound to executor {exec}", d("keyId"))),
+        other => (Level::Info, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_reads_as_a_sentence_with_a_level() {
+        let data = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let down = describe(NODE_DOWN, Some("eth-1"), Some("edge"), &data(&[("phase", "error")]));
+        assert_eq!(down, (Level::Error, "node eth-1 is down (error)".to_string()));
+        let t = describe(NODE_LIFECYCLE_TRANSITION, Some("eth-1"), None, &data(&[("from", "running"), ("to", "stopped")]));
+        assert_eq!(t.0, Level::Warn, "stopped without being asked");
+        let asked = describe(NODE_LIFECYCLE_TRANSITION, Some("eth-1"), None, &data(&[("from", "stopping"), ("to", "stopped")]));
+        assert_eq!(asked, (Level::Info, "node eth-1: stopping -> stopped".to_string()));
+        let off = describe(EXECUTOR_OFFLINE, None, Some("edge"), &data(&[("nodes", "3"), ("silentSecs", "31")]));
+        assert_eq!(off, (Level::Warn, "executor edge went offline (3 nodes unreachable, silent 31 s)".to_string()));
+        assert_eq!(describe("something.new", None, None, &data(&[])), (Level::Info, "something.new".to_string()));
+    }
+}

@@ -283,6 +283,7 @@ pub fn key_view(k: &ApiKey, usage: Option<KeyUsage>, now: Timestamp) -> ApiKeyVi
 
 impl From<Event> for EventView {
     fn from(e: Event) -> Self {
-        EventView { seq: e.seq, at: e.at, kind: e.kind, node: e.node, executor: e.executor, actor: e.actor, data: e.data }
+        let (level, message) = novacula_core::events::describe(&e.kind, e.node.as_deref(), e.executor.as_deref(), &e.data);
+        EventView { seq: e.seq, at: e.at, kind: e.kind, node: e.node, executor: e.executor, actor: e.actor, data: e.data, level, message }
     }
 }

@@ -371,6 +371,12 @@ pub struct EventView {
     pub executor: Option<String>,
     pub actor: String,
     pub data: BTreeMap<String, String>,
+    /// How much it matters (`info`, `warn`, `error`; `events::describe`).
+    #[serde(default)]
+    pub level: crate::events::Level,
+    /// What happened, in a sentence.
+    #[serde(default)]
+    pub message: String,
 }
 
 /// A node as the API shows it: its spec, and what is derived from what the

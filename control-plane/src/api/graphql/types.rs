@@ -117,11 +117,25 @@ pub struct Event {
     pub executor: Option<String>,
     pub actor: String,
     pub data: Json<serde_json::Value>,
+    /// info, warn or error.
+    pub level: String,
+    /// What happened, in a sentence.
+    pub message: String,
 }
 
 impl From<EventView> for Event {
     fn from(e: EventView) -> Event {
-        Event { seq: e.seq, at: ms(e.at), data: doc(&e.data), kind: e.kind, node: e.node, executor: e.executor, actor: e.actor }
+        Event {
+            seq: e.seq,
+            at: ms(e.at),
+            data: doc(&e.data),
+            level: tag(&e.level),
+            message: e.message,
+            kind: e.kind,
+            node: e.node,
+            executor: e.executor,
+            actor: e.actor,
+        }
     }
 }
 
