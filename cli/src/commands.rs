@@ -264,6 +264,14 @@ pub enum ExecutorsCmd {
     Get { name: String },
     /// Stop managing an executor: its key no longer works for it.
     Deactivate { name: String },
+    /// Delete an executor with no nodes left that is offline or deactivated;
+    /// its bound keys are revoked and its name is free again.
+    Delete {
+        name: String,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -782,6 +790,14 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
             let one = match c {
                 ExecutorsCmd::List => {
                     print(&g, &api.executors().await.map_err(api_failed)?, |l| executors_table(l));
+                    return Ok(());
+                }
+                ExecutorsCmd::Delete { name, yes } => {
+                    if !yes {
+                        return Err("deleting an executor revokes its keys and frees its name; pass --yes to confirm".into());
+                    }
+                    api.delete_executor(&name).await.map_err(api_failed)?;
+                    eprintln!("executor {name} deleted");
                     return Ok(());
                 }
                 ExecutorsCmd::Get { name } => api.executor(&name).await,

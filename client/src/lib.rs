@@ -599,6 +599,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         self.get(&format!("/api/v1/executors/{}", segment(name))).await
     }
 
+    /// Delete an executor with no nodes left that is offline or deactivated.
+    pub async fn delete_executor(&self, name: &str) -> Result<(), ClientError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/executors/{}", segment(name)), None).await
+    }
+
     pub async fn deactivate_executor(&self, name: &str) -> Result<ExecutorView, ClientError> {
         self.call::<(), _>(Method::POST, &format!("/api/v1/executors/{}/deactivate", segment(name)), None).await
     }

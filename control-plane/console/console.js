@@ -319,12 +319,22 @@ async function executorView(name) {
     <div class="actions">
       <button id="executor-upgrade" class="secondary" ${canManage ? "" : "disabled"}>Set upgrade…</button>
       <button id="executor-deactivate" class="danger" ${canManage ? "" : "disabled"}>Deactivate</button>
+      <button id="executor-delete" class="danger" ${can("manageExecutors") && !nodes.some((n) => !n.removed) && (!e.online || e.deactivated) ? "" : "disabled title='only an executor with no nodes, offline or deactivated'"}>Delete</button>
     </div></div>
     <h2>Hosted nodes</h2>${nodesTable(nodes)}
     <h2>Recent events</h2>${eventsTable(mine)}`;
   $("#executor-deactivate").onclick = async () => {
     if (!confirm(`Deactivate executor ${name}? Its key stops working for it and its nodes stop being managed.`)) return;
     await act(() => api("POST", `/executors/${encodeURIComponent(name)}/deactivate`));
+  };
+  $("#executor-delete").onclick = async () => {
+    if (!confirm(`Delete executor ${name}? Its keys are revoked and its name is free again.`)) return;
+    try {
+      await api("DELETE", `/executors/${encodeURIComponent(name)}`);
+      location.hash = "#/executors";
+    } catch (err) {
+      flash(err.message);
+    }
   };
   $("#executor-upgrade").onclick = async () => {
     const version = prompt(`Version for ${e.kind} executors on channel ${e.channel}:`);

@@ -510,3 +510,40 @@ async fn the_client_reads_every_page_of_executors() {
     names.dedup();
     assert_eq!(names.len(), count, "no executor twice");
 }
+
+#[tokio::test]
+async fn an_idle_executor_without_nodes_is_deleted_and_its_name_freed() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, Some("old-edge")).await;
+    exec.sync_executor(&sync_req("old-edge", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    deploy(&alice, "old-edge", "n1").await.unwrap();
+    let refused = |e: novacula_client::ClientError| (e.status(), e.to_string());
+    let (status, why) = refused(alice.delete_executor("old-edge").await.unwrap_err());
+    assert!(status == Some(409) && why.contains("1 node"), "{why}");
+    // A deleted node counts until the executor has torn it down.
+    let _: Value = alice.call(Method::DELETE, "/api/v1/nodes/n1", None::<&()>).await.unwrap();
+    assert_eq!(alice.delete_executor("old-edge").await.unwrap_err().status(), Some(409));
+    let gone = ObservedNodeState { removed: true, ..observed("n1", 2, ObservedNodeStatus::Stopped) };
+    exec.report("old-edge", vec![gone]).await.unwrap();
+    assert_eq!(alice.get::<Value>("/api/v1/nodes/n1").await.unwrap_err().status(), Some(404), "torn down");
+    // Still syncing: refused until it goes quiet (or is deactivated).
+    let (status, why) = refused(alice.delete_executor("old-edge").await.unwrap_err());
+    assert!(status == Some(409) && why.contains("online"), "{why}");
+    cp.advance(Duration::from_secs(31));
+    alice.delete_executor("old-edge").await.unwrap();
+    assert_eq!(alice.executor("old-edge").await.unwrap_err().status(), Some(404));
+    assert_eq!(alice.delete_executor("old-edge").await.unwrap_err().status(), Some(404));
+    // Its key died with it; the event and the audit entry say so.
+    assert_eq!(exec.sync_executor(&sync_req("old-edge", ExecutorKind::Agent, "1.0.0")).await.unwrap_err().status(), Some(401));
+    let deleted: Vec<Value> = events(&alice, 0).await.into_iter().filter(|e| e["kind"] == "executor.deleted").collect();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["message"], "executor old-edge deleted; its name is free");
+    let page = alice.audit(0, 100, &novacula_client::AuditFilter { action: Some("executor.deleted".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(page.entries.len(), 1);
+    // The name is free: a new executor, even of another kind, takes it.
+    let (fresh, _) = cp.executor_client(&alice, Some("old-edge")).await;
+    fresh.sync_executor(&sync_req("old-edge", ExecutorKind::Operator, "1.0.0")).await.unwrap();
+    assert_eq!(alice.executor("old-edge").await.unwrap().executor.kind, ExecutorKind::Operator);
+    cp.stop().await;
+}

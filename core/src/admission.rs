@@ -156,3 +156,38 @@ mod tests {
         assert_eq!(KeyState::at(Some(t), e, None, t).usable(), Err(KeyRefusal::Revoked), "revoked says so first");
     }
 }
+
+/// Why an executor cannot be deleted now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeleteRefusal {
+    #[error("the executor still has {0} node(s) (deleted ones count until torn down): delete them first")]
+    HasNodes(usize),
+    #[error("the executor is online: stop it, or deactivate it (which revokes its keys), first")]
+    Online,
+}
+
+/// An executor may be deleted, freeing its name, once it has no node left
+/// (not even one being torn down) and is not syncing: deactivated or offline.
+/// Its keys are revoked with it, so it cannot come back by itself.
+pub fn deletable(live_nodes: usize, online: bool, deactivated: bool) -> Result<(), DeleteRefusal> {
+    if live_nodes > 0 {
+        return Err(DeleteRefusal::HasNodes(live_nodes));
+    }
+    if online && !deactivated {
+        return Err(DeleteRefusal::Online);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod deletion_tests {
+    use super::*;
+
+    #[test]
+    fn only_an_idle_executor_with_no_nodes_is_deleted() {
+        assert_eq!(deletable(1, false, true), Err(DeleteRefusal::HasNodes(1)));
+        assert_eq!(deletable(0, true, false), Err(DeleteRefusal::Online));
+        assert_eq!(deletable(0, true, true), Ok(()), "deactivated: its syncs are refused anyway");
+        assert_eq!(deletable(0, false, false), Ok(()));
+    }
+}

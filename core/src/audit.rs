@@ -104,6 +104,7 @@ actions! {
     ReleasePublished = "release.published", "upgrade";
     OrganizationLogoSet = "organization.logo.set", "organization";
     OrganizationLogoRemoved = "organization.logo.removed", "organization";
+    ExecutorDeleted = "executor.deleted", "executor";
 }
 
 // By hand: the derive does not see the names the macro gives the variants.

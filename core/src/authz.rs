@@ -265,6 +265,7 @@ pub const ROUTES: &[Route] = {
         r("DELETE", "/api/v1/keys/{id}", ManageExecutors),
         r("GET", "/api/v1/executors", Read),
         r("GET", "/api/v1/executors/{name}", Read),
+        r("DELETE", "/api/v1/executors/{name}", ManageExecutors),
         r("POST", "/api/v1/executors/{name}/deactivate", ManageExecutors),
         r("POST", "/api/v1/executors/{name}/reactivate", ManageExecutors),
         r("GET", "/api/v1/upgrades", Read),

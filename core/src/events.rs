@@ -13,6 +13,8 @@ pub const EXECUTOR_OFFLINE: &str = "executor.offline";
 pub const EXECUTOR_DEACTIVATED: &str = "executor.deactivated";
 pub const EXECUTOR_REACTIVATED: &str = "executor.reactivated";
 pub const EXECUTOR_UPGRADE_SET: &str = "executor.upgrade.set";
+/// An executor with no nodes left was deleted; its name is free.
+pub const EXECUTOR_DELETED: &str = "executor.deleted";
 pub const API_KEY_CREATED: &str = "apikey.created";
 pub const API_KEY_REVOKED: &str = "apikey.revoked";
 /// A key replaced by a new one (`keyId`: the new, `replaces`: the old, revoked).
@@ -66,6 +68,7 @@ pub fn describe(kind: &str, node: Option<&str>, executor: Option<&str>, data: &s
         EXECUTOR_OFFLINE => (Level::Warn, format!("executor {exec} went offline ({} nodes unreachable, silent {} s)", d("nodes"), d("silentSecs"))),
         EXECUTOR_DEACTIVATED => (Level::Warn, format!("executor {exec} deactivated")),
         EXECUTOR_REACTIVATED => (Level::Info, format!("executor {exec} reactivated")),
+        EXECUTOR_DELETED => (Level::Info, format!("executor {exec} deleted; its name is free")),
         EXECUTOR_UPGRADE_SET => (Level::Info, format!("{} executors on {} to run {}", d("kind"), d("channel"), d("version"))),
         API_KEY_CREATED => (Level::Info, format!("API key {} created", d("keyId"))),
         API_KEY_REVOKED => (Level::Warn, format!("API key {} revoked", d("keyId"))),

@@ -35,6 +35,15 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): A
     Ok(ApiJson(s.blocking(move |s| executors::get(s, &org, &name)).await?))
 }
 
+/// Delete an executor that has no nodes left and is not syncing (offline,
+/// or deactivated): its keys are revoked and its name is free again.
+#[utoipa::path(delete, path = "/api/v1/executors/{name}", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 204, description = "deleted"), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "it still has nodes, or is online", body = novacula_core::wire::ApiError)))]
+pub async fn delete(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name): ApiPath<String>) -> Result<axum::http::StatusCode, super::error::ApiError> {
+    let (org, who) = (user.org().to_string(), user.caller.who());
+    s.blocking(move |s| executors::delete(s, &org, &who, &name)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 /// Deactivate: the executor's syncs are refused and its own keys revoked (no
 /// other executor's); deletions it can no longer confirm are ended.
 #[utoipa::path(post, path = "/api/v1/executors/{name}/deactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]

@@ -118,7 +118,7 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(keys::rotate))
         .routes(routes!(keys::delete))
         .routes(routes!(executors::list))
-        .routes(routes!(executors::get))
+        .routes(routes!(executors::get, executors::delete))
         .routes(routes!(executors::deactivate))
         .routes(routes!(executors::reactivate))
         .routes(routes!(executors::list_upgrades, executors::set_upgrade))

@@ -108,6 +108,38 @@ pub fn set_active(s: &AppState, org: &str, who: &Who, name: &str, active: bool) 
     Ok(())
 }
 
+/// Delete executor `name` of `org` (core's `admission::deletable`): its
+/// row and capabilities go, its keys are revoked, its name is free.
+pub fn delete(s: &AppState, org: &str, who: &Who, name: &str) -> Result<()> {
+    let now = s.now();
+    s.store.write(|w| {
+        let k = key(&[org, name]);
+        let mut e: ExecutorRow = w.get(EXECUTORS, &k)?.ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} not found")))?;
+        s.liveness.overlay(&mut e);
+        let online = novacula_core::is_online(now, e.updated_at, s.config.heartbeat_timeout);
+        let keys: Vec<String> = w.executor_nodes(org, name)?.into_iter().map(|(node, _)| key(&[org, &node])).collect();
+        let rows: Vec<Option<NodeRow>> = w.get_many(NODES, &keys)?;
+        let live = rows.into_iter().flatten().filter(|r| !r.removed && r.executor == name).count();
+        novacula_core::admission::deletable(live, online, e.deactivated).map_err(|r| ServiceError::Conflict(r.to_string()))?;
+        w.remove(EXECUTORS, &k)?;
+        w.remove(CAPABILITIES, &k)?;
+        let api_keys: Vec<(String, ApiKey)> = w.scan(API_KEYS, "")?;
+        for (_, mut kr) in api_keys {
+            if kr.org_id == org && kr.executor.as_deref() == Some(name) {
+                revoke_in(w, &mut kr, now, who)?;
+            }
+        }
+        let details = audit::details([("kind", e.kind.to_string()), ("version", e.version.clone())]);
+        let audited = audit::record(w, org, now, who, Action::ExecutorDeleted, name, details)?;
+        let actor = who.event_actor();
+        let data = data([("kind", e.kind.to_string()), ("audit", audited.to_string())]);
+        events::record(w, org, now, NewEvent { kind: ev::EXECUTOR_DELETED, node: None, executor: Some(name), actor: &actor, data })?;
+        Ok::<_, ServiceError>(())
+    })?;
+    tracing::info!(org, executor = name, by = %who.name, "executor deleted");
+    Ok(())
+}
+
 /// Where the upgrade for executors of `kind` on `channel` in `org` is kept
 /// (read back by `upgrade_offer` of the store).
 fn upgrade_key(org: &str, channel: Channel, kind: ExecutorKind) -> String {
