@@ -410,7 +410,17 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     }
 
     pub async fn report(&self, executor: &str, nodes: Vec<ObservedNodeState>) -> Result<ReportResponse, ClientError> {
-        self.call(Method::POST, &format!("/api/v1/executor/report?executor={}", segment(executor)), Some(&ReportRequest { nodes })).await
+        self.report_with_events(executor, nodes, Vec::new()).await
+    }
+
+    /// A report that also carries runtime events (`reportRuntimeEvents`).
+    pub async fn report_with_events(
+        &self,
+        executor: &str,
+        nodes: Vec<ObservedNodeState>,
+        events: Vec<novacula_core::observed::RuntimeEvent>,
+    ) -> Result<ReportResponse, ClientError> {
+        self.call(Method::POST, &format!("/api/v1/executor/report?executor={}", segment(executor)), Some(&ReportRequest { nodes, events })).await
     }
 
     // --- user API: every route, typed by core::wire ---

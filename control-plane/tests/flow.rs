@@ -547,3 +547,36 @@ async fn an_idle_executor_without_nodes_is_deleted_and_its_name_freed() {
     assert_eq!(alice.executor("old-edge").await.unwrap().executor.kind, ExecutorKind::Operator);
     cp.stop().await;
 }
+
+#[tokio::test]
+async fn runtime_events_reach_the_feed_for_the_executors_own_nodes() {
+    use novacula_core::events::Level;
+    use novacula_core::observed::RuntimeEvent;
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, exec) = cp.alice_and_edge().await;
+    deploy(&alice, "edge-1", "n1").await.unwrap();
+    let event = |node: &str, message: &str| RuntimeEvent { node: node.into(), process: "execution".into(), level: Level::Error, message: message.into() };
+    let resp = exec
+        .report_with_events(
+            "edge-1",
+            vec![observed("n1", 1, ObservedNodeStatus::Error)],
+            vec![event("n1", "process execution failed: exit 1\u{7}"), event("not-ours", "x")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.rejected, vec!["not-ours: runtime event for no such node on this executor".to_string()]);
+    let page = alice.events(0, 100, Some("n1"), Some("runtime.event")).await.unwrap();
+    assert_eq!(page.events.len(), 1);
+    let e = &page.events[0];
+    assert_eq!(
+        (e.level, e.message.as_str(), e.actor.as_str()),
+        (Level::Error, "node n1: process execution failed: exit 1", "executor:edge-1"),
+        "control characters dropped"
+    );
+    // The same state again with an event is not skipped as "nothing changed".
+    exec.report_with_events("edge-1", vec![observed("n1", 1, ObservedNodeStatus::Error)], vec![event("n1", "again")]).await.unwrap();
+    assert_eq!(alice.events(0, 100, Some("n1"), Some("runtime.event")).await.unwrap().events.len(), 2);
+    let many: Vec<RuntimeEvent> = (0..101).map(|i| event("n1", &format!("e{i}"))).collect();
+    assert_eq!(exec.report_with_events("edge-1", vec![], many).await.unwrap_err().status(), Some(400));
+    cp.stop().await;
+}

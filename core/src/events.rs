@@ -13,6 +13,8 @@ pub const EXECUTOR_OFFLINE: &str = "executor.offline";
 pub const EXECUTOR_DEACTIVATED: &str = "executor.deactivated";
 pub const EXECUTOR_REACTIVATED: &str = "executor.reactivated";
 pub const EXECUTOR_UPGRADE_SET: &str = "executor.upgrade.set";
+/// Something an executor saw happen to a node's process (`data`: process, level, message).
+pub const RUNTIME_EVENT: &str = "runtime.event";
 /// An executor with no nodes left was deleted; its name is free.
 pub const EXECUTOR_DELETED: &str = "executor.deleted";
 pub const API_KEY_CREATED: &str = "apikey.created";
@@ -75,6 +77,14 @@ pub fn describe(kind: &str, node: Option<&str>, executor: Option<&str>, data: &s
         API_KEY_ROTATED => (Level::Info, format!("API key {} replaces {}", d("keyId"), d("replaces"))),
         API_KEY_DELETED => (Level::Info, format!("API key {} deleted", d("keyId"))),
         API_KEY_BOUND => (Level::Info, format!("API key {} bound to executor {exec}", d("keyId"))),
+        RUNTIME_EVENT => {
+            let level = match d("level") {
+                "error" => Level::Error,
+                "warn" => Level::Warn,
+                _ => Level::Info,
+            };
+            (level, format!("node {node}: {}", d("message")))
+        }
         other => (Level::Info, other.to_string()),
     }
 }

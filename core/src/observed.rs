@@ -190,3 +190,74 @@ mod tests {
         assert!(check_reported_revision(Revision(3), Revision(4)).is_err());
     }
 }
+
+/// Something that happened to a node's process, as its executor saw it
+/// between two observations (`reportRuntimeEvents`; `runtime.event` in the feed).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeEvent {
+    pub node: String,
+    pub process: String,
+    pub level: crate::events::Level,
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+    pub message: String,
+}
+
+/// Runtime events a report carries at most; more are refused.
+pub const RUNTIME_EVENTS_MAX: usize = 100;
+/// A runtime event's message is cut to this many characters.
+pub const RUNTIME_MESSAGE_MAX: usize = 500;
+
+/// What changed in a node's processes between two observations: a process
+/// that failed, stopped while the node should run, or recovered. A process
+/// starting, or seen for the first time, is not an event.
+pub fn runtime_events(before: &ObservedNodeState, now: &ObservedNodeState, desired_running: bool) -> Vec<RuntimeEvent> {
+    use crate::events::Level;
+    use ObservedNodeStatus::*;
+    let healthy = |s: ObservedNodeStatus| matches!(s, Running | Syncing);
+    let mut out = Vec::new();
+    for p in &now.processes {
+        let Some(was) = before.processes.iter().find(|b| b.name == p.name).map(|b| b.status) else { continue };
+        let why = p.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+        let event = match (was, p.status) {
+            (from, Error) if from != Error => Some((Level::Error, format!("process {} failed{why}", p.name))),
+            (from, Stopped) if healthy(from) && desired_running => Some((Level::Warn, format!("process {} stopped while the node should run{why}", p.name))),
+            (Error | Stopped, to) if healthy(to) => Some((Level::Info, format!("process {} recovered ({})", p.name, to.as_str()))),
+            _ => None,
+        };
+        if let Some((level, message)) = event {
+            out.push(RuntimeEvent { node: now.node.clone(), process: p.name.clone(), level, message: message.chars().take(RUNTIME_MESSAGE_MAX).collect() });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod runtime_event_tests {
+    use super::*;
+    use crate::events::Level;
+
+    fn state(statuses: &[(&str, ObservedNodeStatus)]) -> ObservedNodeState {
+        let processes = statuses.iter().map(|(n, s)| ObservedProcess { name: n.to_string(), status: *s, sync: None, message: None }).collect();
+        ObservedNodeState { node: "eth-1".into(), revision: Revision(1), processes, removed: false, disk: None }
+    }
+
+    #[test]
+    fn failures_unexpected_stops_and_recoveries_are_events_nothing_else() {
+        use ObservedNodeStatus::*;
+        let before = state(&[("execution", Running), ("consensus", Syncing)]);
+        let mut failed = state(&[("execution", Error), ("consensus", Syncing)]);
+        failed.processes[0].message = Some("exited with status 1".into());
+        let e = runtime_events(&before, &failed, true);
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].level, e[0].message.as_str()), (Level::Error, "process execution failed: exited with status 1"));
+        assert_eq!(runtime_events(&failed, &before, true)[0].level, Level::Info, "recovered");
+        let stopped = state(&[("execution", Stopped), ("consensus", Syncing)]);
+        assert_eq!(runtime_events(&before, &stopped, true)[0].level, Level::Warn);
+        assert!(runtime_events(&before, &stopped, false).is_empty(), "asked to stop: no surprise");
+        assert!(runtime_events(&state(&[("execution", Starting)]), &state(&[("execution", Running)]), true).is_empty());
+        assert!(runtime_events(&state(&[]), &failed, true).is_empty(), "first seen: nothing to compare");
+        assert!(runtime_events(&failed, &failed, true).is_empty(), "still failed: said once");
+    }
+}

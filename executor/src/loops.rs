@@ -70,6 +70,9 @@ pub struct Executor<B, C> {
     acked_capabilities: Mutex<Option<(String, String)>>,
     jitter: Jitter,
     metrics: Arc<crate::metrics::ExecutorMetrics>,
+    /// Each node as last reported: what its next observation is compared
+    /// with for runtime events (kept until a report gets through).
+    reported: Mutex<std::collections::HashMap<String, novacula_core::ObservedNodeState>>,
 }
 
 /// Exponential backoff with jitter in [cap/2, cap], cap doubling from 0.5 s to a minute.
@@ -149,6 +152,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             acked_capabilities: Mutex::new(None),
             jitter,
             metrics: Default::default(),
+            reported: Mutex::new(Default::default()),
         })
     }
 
@@ -330,6 +334,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
     pub async fn report_once(&self) -> Result<(), ClientError> {
         let Some(nodes) = self.desired.borrow().clone() else { return Ok(()) };
         let mut states = Vec::new();
+        let mut events = Vec::new();
         for d in &nodes {
             match self.backend.observe(d).await {
                 Ok(mut s) => {
@@ -338,6 +343,10 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
                             p.status = novacula_core::ObservedNodeStatus::Error;
                             p.message = Some(why.clone());
                         }
+                    }
+                    if let Some(before) = self.reported.locked().get(&s.node) {
+                        let should_run = !d.deleted && d.spec.desired_state == novacula_core::spec::DesiredState::Running;
+                        events.extend(novacula_core::observed::runtime_events(before, &s, should_run));
                     }
                     states.push(s);
                 }
@@ -349,9 +358,17 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
         }
         self.metrics.observed(&states);
         if !states.is_empty() {
-            let sent = self.api.report(&self.id.name, states).await;
+            // The newest events if there are too many (the states tell the rest).
+            let excess = events.len().saturating_sub(novacula_core::observed::RUNTIME_EVENTS_MAX);
+            events.drain(..excess);
+            for e in &events {
+                tracing::info!(node = %e.node, process = %e.process, level = ?e.level, "{}", e.message);
+            }
+            let sent = self.api.report_with_events(&self.id.name, states.clone(), events).await;
             self.metrics.reported(&sent);
             sent?;
+            // Compared with from now on (after a failed report, the events come again).
+            *self.reported.locked() = states.into_iter().map(|s| (s.node.clone(), s)).collect();
         }
         Ok(())
     }

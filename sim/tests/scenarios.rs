@@ -179,6 +179,22 @@ fn process_faults_raise_node_down_and_recover() {
             assert!(ns.iter().any(|n| n.name == "n-1-0" && n.phase == NodePhase::Running), "other executors unaffected");
             d0.set_unhealthy("n-0-0", "main", None);
             until(&admin, "recovered", |ns| all_converged(ns, NodePhase::Running) && ns.iter().all(|n| !n.node_down)).await;
+            // The executor told the feed what happened to the process, as it happened.
+            let mut said = Vec::new();
+            for _ in 0..30 {
+                let page = admin.events(0, 1000, Some("n-0-0"), Some("runtime.event")).await.expect("events");
+                said = page.events.iter().map(|e| (e.level, e.message.clone())).collect::<Vec<_>>();
+                if said.iter().any(|(_, m)| m.contains("recovered")) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            use novacula_core::events::Level;
+            assert!(
+                said.iter().any(|(l, m)| *l == Level::Error && m.starts_with("node n-0-0: process main failed: ") && m.ends_with("rpc not answering")),
+                "{said:?}"
+            );
+            assert!(said.iter().any(|(l, m)| *l == Level::Info && m.starts_with("node n-0-0: process main recovered")), "{said:?}");
             Ok(())
         });
         sim.run().expect("simulation");

@@ -252,6 +252,9 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
     if let Some(dup) = req.nodes.iter().find(|o| !seen.insert(o.node.as_str())) {
         return Err(ServiceError::Invalid { message: format!("report lists node {:?} more than once", dup.node), details: vec![] });
     }
+    if req.events.len() > novacula_core::observed::RUNTIME_EVENTS_MAX {
+        return Err(ServiceError::BadInput(format!("a report carries at most {} runtime events", novacula_core::observed::RUNTIME_EVENTS_MAX)));
+    }
     let now = s.now();
     // A report that changes nothing the store keeps writes nothing: its time is held in memory.
     let (exec, req, nothing) = s
@@ -262,7 +265,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
         })
         .await?;
     let org = exec.org_id.clone();
-    if let Some(stored) = nothing {
+    if let Some(stored) = nothing.filter(|_| req.events.is_empty()) {
         for (obs, stored) in req.nodes.iter().zip(stored) {
             s.liveness.reported(&org, &obs.node, now, stored);
         }
@@ -308,6 +311,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
             }
             w.put_many(OBSERVED, &observed)?;
             w.put_many(NODES, &changed_rows)?;
+            record_runtime_events(w, &org_id, &executor, &actor, now, &req.events, &mut resp)?;
             Ok::<_, ServiceError>((resp, last_seq))
         })
         .await?;
@@ -315,6 +319,33 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
         s.notify_change(&org, &exec.name, seq);
     }
     Ok(resp)
+}
+
+/// A report's runtime events, as `runtime.event` in the feed: each about a
+/// node of this executor (others are rejected), its message cut to size.
+fn record_runtime_events(
+    w: &mut Write,
+    org: &str,
+    executor: &str,
+    actor: &str,
+    now: novacula_core::Timestamp,
+    runtime: &[novacula_core::observed::RuntimeEvent],
+    resp: &mut ReportResponse,
+) -> crate::store::Result<()> {
+    use novacula_core::observed::RUNTIME_MESSAGE_MAX;
+    for e in runtime {
+        let ours = valid_name(&e.node) && w.get::<NodeRow>(NODES, &store_key(&[org, &e.node]))?.is_some_and(|r| r.executor == executor);
+        if !ours {
+            resp.rejected.push(format!("{}: runtime event for no such node on this executor", e.node));
+            continue;
+        }
+        let message: String = e.message.chars().filter(|c| !c.is_control()).take(RUNTIME_MESSAGE_MAX).collect();
+        let process: String = e.process.chars().filter(|c| !c.is_control()).take(63).collect();
+        let level = serde_json::to_value(e.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let data = data([("process", process), ("level", level), ("message", message)]);
+        events::record(w, org, now, NewEvent { kind: ev::RUNTIME_EVENT, node: Some(&e.node), executor: Some(executor), actor, data })?;
+    }
+    Ok(())
 }
 
 /// When every state of the report is the one stored, for a live node of

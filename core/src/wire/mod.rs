@@ -199,6 +199,10 @@ impl SpecPollResponse {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportRequest {
     pub nodes: Vec<ObservedNodeState>,
+    /// What happened to the nodes' processes since the last report (at most
+    /// [`crate::observed::RUNTIME_EVENTS_MAX`]); sent only when there are some.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<crate::observed::RuntimeEvent>,
 }
 
 /// Body of every 4xx/5xx answer.

@@ -233,10 +233,19 @@ impl Mutation {
         Ok(protocol::sync(state(ctx), key, req).await.map_err(service)?.into())
     }
 
-    /// An executor's report of its nodes' observed states (`ObservedNodeState`s).
-    async fn report_runtime_events(&self, ctx: &Context<'_>, executor_name: String, nodes: Json<serde_json::Value>) -> GqlResult<ReportPayload> {
+    /// An executor's report: its nodes' observed states (`ObservedNodeState`s)
+    /// and what happened to their processes (`RuntimeEvent`s: node, process,
+    /// level, message; `runtime.event` in the feed).
+    async fn report_runtime_events(
+        &self,
+        ctx: &Context<'_>,
+        executor_name: String,
+        nodes: Json<serde_json::Value>,
+        events: Option<Json<serde_json::Value>>,
+    ) -> GqlResult<ReportPayload> {
         let key = executor(ctx, "reportRuntimeEvents")?.clone();
-        let req: ReportRequest = parse("nodes", serde_json::json!({ "nodes": nodes.0 }))?;
+        let events = events.map_or(serde_json::Value::Array(vec![]), |e| e.0);
+        let req: ReportRequest = parse("report", serde_json::json!({ "nodes": nodes.0, "events": events }))?;
         Ok(protocol::report(state(ctx), key, executor_name, req).await.map_err(service)?.into())
     }
 
