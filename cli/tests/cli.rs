@@ -223,8 +223,7 @@ async fn a_platform_administrator_sees_every_organization_and_impersonates_for_s
     assert!(audit.lines().any(|l| l.contains("impersonation.started") && l.contains("user:bob")), "{audit}");
     // The organization's logo from a file: a PNG is taken, an SVG refused before it is sent.
     let png = dir.path().join("logo.png");
-    let hex = "89504e470d0a1a0a0000000d4948445200000001000000010804000000b51c0c020000000b4944415478da6364600000000600023081d02f0000000049454e44ae426082";
-    std::fs::write(&png, (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(&png, include_bytes!("../../control-plane/tests/data/logo.png")).unwrap();
     assert!(ok(&url, &cfg, &["org", "logo", png.to_str().unwrap()]).await.contains("with a logo"));
     let svg = dir.path().join("logo.svg");
     std::fs::write(&svg, "<svg xmlns='http://www.w3.org/2000/svg'/>").unwrap();

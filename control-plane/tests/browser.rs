@@ -251,8 +251,7 @@ async fn console_manages_members_switches_organizations_and_signs_out() {
 
     // a logo, uploaded from a file: the sidebar shows it, decoded as the image it is
     let png = dir.path().join("logo.png");
-    let hex = "89504e470d0a1a0a0000000d4948445200000001000000010804000000b51c0c020000000b4944415478da6364600000000600023081d02f0000000049454e44ae426082";
-    std::fs::write(&png, (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(&png, include_bytes!("data/logo.png")).unwrap();
     until(&c, "#org-logo-file", "offers a logo upload", async |e| e.is_displayed().await.unwrap_or(false))
         .await
         .send_keys(png.to_str().unwrap())

@@ -9,7 +9,7 @@ use common::*;
 use novacula_client::{HttpApi, Method};
 use novacula_control_plane::api::graphql;
 use novacula_control_plane::Config;
-use novacula_core::authz::{self, Access, OperationAuth, Role};
+use novacula_core::authz::{self, Access, OperationAuth};
 use novacula_core::{ExecutorKind, ObservedNodeState, ObservedNodeStatus, ObservedProcess, Revision};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -236,12 +236,7 @@ fn document(op: &str) -> String {
 async fn every_role_and_key_gets_what_the_operation_table_gives_it() {
     let cp = Cp::with_orgs(Config::default()).await;
     let alice = cp.login("alice").await;
-    let mut sessions: Vec<(Role, HttpApi)> = vec![(Role::Owner, alice.clone())];
-    for role in [Role::Admin, Role::Operator, Role::Member] {
-        let name = format!("{}-user", role.as_str());
-        let _: Value = alice.call(Method::POST, "/api/v1/users", Some(&json!({"username": name, "password": PASSWORD, "role": role}))).await.unwrap();
-        sessions.push((role, cp.login(&name).await));
-    }
+    let sessions = cp.sessions_of_every_role(&alice).await;
     let (key, _) = cp.executor_client(&alice, None).await;
     key.sync_executor(&sync_req("edge", ExecutorKind::Agent, "1.0.0")).await.unwrap();
     for op in authz::OPERATIONS {

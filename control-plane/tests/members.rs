@@ -65,11 +65,7 @@ async fn roles_change_by_the_rules_and_take_effect_on_the_next_request() {
 }
 
 /// A 1x1 PNG.
-const PNG: &str = "89504e470d0a1a0a0000000d4948445200000001000000010804000000b51c0c020000000b4944415478da6364600000000600023081d02f0000000049454e44ae426082";
-
-fn unhex(h: &str) -> Vec<u8> {
-    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
-}
+const PNG: &[u8] = include_bytes!("data/logo.png");
 
 #[tokio::test]
 async fn the_logo_is_a_checked_png_or_jpeg_that_owners_and_admins_set() {
@@ -80,7 +76,7 @@ async fn the_logo_is_a_checked_png_or_jpeg_that_owners_and_admins_set() {
     assert_eq!(status(alice.org_logo().await), 404);
     assert_eq!(alice.org().await.unwrap().logo_updated_at, None);
 
-    let png = unhex(PNG);
+    let png = PNG.to_vec();
     let set = alice.set_org_logo(png.clone(), "image/png").await.unwrap();
     assert!(set.logo_updated_at.is_some());
     // Everyone in the organization reads it, as the bytes uploaded, labelled by what they are.

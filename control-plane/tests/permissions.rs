@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Cp, PASSWORD};
-use novacula_client::{HttpApi, Method};
+use novacula_client::Method;
 use novacula_control_plane::api::openapi;
 use novacula_control_plane::Config;
 use novacula_core::authz::{self, Access, Role};
@@ -49,12 +49,7 @@ async fn every_role_gets_what_the_table_gives_it() {
     // Alice, the owner, is also the platform's administrator.
     let cp = Cp::with_orgs(Config { platform_admins: ["alice".to_string()].into(), ..Config::default() }).await;
     let alice = cp.login("alice").await;
-    let mut sessions: Vec<(Role, HttpApi)> = vec![(Role::Owner, alice.clone())];
-    for role in [Role::Admin, Role::Operator, Role::Member] {
-        let name = format!("{}-user", role.as_str());
-        let _: Value = alice.call(Method::POST, "/api/v1/users", Some(&json!({"username": name, "password": PASSWORD, "role": role}))).await.unwrap();
-        sessions.push((role, cp.login(&name).await));
-    }
+    let sessions = cp.sessions_of_every_role(&alice).await;
     let anon = cp.anon();
     let mut checked = 0;
     // Leaving the organization and signing out end what the other calls use: last.

@@ -158,6 +158,17 @@ pub fn allow(caller: &Caller, method: &str, path: &str, needs: authz::Permission
     Ok(())
 }
 
+/// The account and session of the request's session token (401 without
+/// a valid one), and the token's hash.
+async fn signed_in(parts: &Parts, state: &Arc<AppState>) -> Result<(User, Session, String), ApiError> {
+    let key = session_token(parts)?;
+    let now = state.now();
+    let k = key.clone();
+    let found = state.blocking(move |state| users::account(state, &k, now)).await?;
+    let (user, session) = found.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+    Ok((user, session, key))
+}
+
 /// A signed-in user's own account, for routes that need no organization
 /// ([`Access::Account`]): sign out, password, their organizations.
 pub struct AccountCtx {
@@ -174,11 +185,7 @@ impl FromRequestParts<Arc<AppState>> for AccountCtx {
         if needed(parts)? != Access::Account {
             return Err(wrong_extractor(parts));
         }
-        let session_key = session_token(parts)?;
-        let now = state.now();
-        let k = session_key.clone();
-        let found = state.blocking(move |state| users::account(state, &k, now)).await?;
-        let (user, session) = found.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+        let (user, session, session_key) = signed_in(parts, state).await?;
         if let Some(admin) = session.impersonator.as_deref().filter(|_| !authz::impersonation_allows(method(parts), matched(parts))) {
             return Err(impersonating(admin));
         }
@@ -205,10 +212,7 @@ impl FromRequestParts<Arc<AppState>> for PlatformCtx {
         if needed(parts)? != Access::Platform {
             return Err(wrong_extractor(parts));
         }
-        let key = session_token(parts)?;
-        let now = state.now();
-        let found = state.blocking(move |state| users::account(state, &key, now)).await?;
-        let (user, session) = found.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+        let (user, session, _) = signed_in(parts, state).await?;
         if session.impersonator.is_some() || !crate::services::platform::is_admin(state, &user.username) {
             return Err(ApiError::forbidden("only a platform administrator may do this (needs platform administrator, in their own session)"));
         }
@@ -222,10 +226,7 @@ pub async fn optional_user(parts: &Parts, state: &Arc<AppState>) -> Result<Optio
     if parts.headers.get(axum::http::header::AUTHORIZATION).is_none() {
         return Ok(None);
     }
-    let key = session_token(parts)?;
-    let now = state.now();
-    let found = state.blocking(move |state| users::account(state, &key, now)).await?;
-    let (user, session) = found.ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+    let (user, session, _) = signed_in(parts, state).await?;
     // An invitation accepted in an impersonation would join the user for good.
     if let Some(admin) = &session.impersonator {
         return Err(impersonating(admin));

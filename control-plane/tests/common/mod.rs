@@ -87,6 +87,18 @@ impl Cp {
         (alice, exec)
     }
 
+    /// The owner's session and one of a new user of each other role.
+    pub async fn sessions_of_every_role(&self, owner: &HttpApi) -> Vec<(novacula_core::authz::Role, HttpApi)> {
+        use novacula_core::authz::Role;
+        let mut sessions = vec![(Role::Owner, owner.clone())];
+        for role in [Role::Admin, Role::Operator, Role::Member] {
+            let name = format!("{}-user", role.as_str());
+            let _: Value = owner.call(Method::POST, "/api/v1/users", Some(&json!({"username": name, "password": PASSWORD, "role": role}))).await.unwrap();
+            sessions.push((role, self.login(&name).await));
+        }
+        sessions
+    }
+
     pub fn advance(&self, d: Duration) {
         self.clock.advance(d);
     }
