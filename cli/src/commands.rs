@@ -131,8 +131,13 @@ pub enum OrgCmd {
     Leave,
     /// The organization you work in: id, name, state.
     Show,
-    /// Give it another name (its id stays; owners, admins).
-    Rename { name: String },
+    /// Give it another name, and with --slug another slug (its id stays; owners, admins).
+    Rename {
+        name: String,
+        /// Another name for it in --org and sign-in: a DNS label no other organization uses.
+        #[arg(long)]
+        slug: Option<String>,
+    },
     /// Deactivate it: data kept, members and executors refused (owner).
     Deactivate {
         /// Confirm.
@@ -563,7 +568,8 @@ fn keys_table(list: &[ApiKeyView]) -> String {
 
 fn org_line(o: &novacula_core::wire::OrgView) -> String {
     let logo = if o.logo_updated_at.is_some() { ", with a logo" } else { "" };
-    format!("{} ({}){}{logo}\n", o.id, o.name, if o.deactivated { ", deactivated" } else { "" })
+    let slug = if o.slug != o.id { format!(", slug {}", o.slug) } else { String::new() };
+    format!("{} ({}){slug}{}{logo}\n", o.id, o.name, if o.deactivated { ", deactivated" } else { "" })
 }
 
 fn audit_table(entries: &[AuditEntry]) -> String {
@@ -692,7 +698,7 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
                     print(&g, &api.transfer_ownership(&username).await.map_err(api_failed)?, |u| users_table(std::slice::from_ref(u)));
                 }
                 OrgCmd::Show => print(&g, &api.org().await.map_err(api_failed)?, org_line),
-                OrgCmd::Rename { name } => print(&g, &api.rename_org(&name).await.map_err(api_failed)?, org_line),
+                OrgCmd::Rename { name, slug } => print(&g, &api.update_org(&name, slug.as_deref()).await.map_err(api_failed)?, org_line),
                 OrgCmd::Deactivate { yes } => {
                     if !yes {
                         return Err("deactivating refuses its members and executors until it is reactivated; pass --yes to confirm".into());

@@ -230,6 +230,9 @@ async fn a_platform_administrator_sees_every_organization_and_impersonates_for_s
     let o = run(&url, &cfg, &["org", "logo", svg.to_str().unwrap()]).await;
     assert!(!o.ok && o.stderr.contains("PNG or a JPEG"), "{}", o.stderr);
     assert!(!ok(&url, &cfg, &["org", "logo", "--remove"]).await.contains("with a logo"));
+    // A slug beside the id: commands name the organization by either.
+    assert!(ok(&url, &cfg, &["org", "rename", "Acme", "--slug", "acme-x"]).await.contains("slug acme-x"));
+    assert!(ok(&url, &cfg, &["--org", "acme-x", "org", "show"]).await.starts_with("acme (Acme), slug acme-x"));
     let o = run(&url, &cfg, &["platform", "deactivate", "globex"]).await;
     assert!(!o.ok && o.stderr.contains("--yes"), "{}", o.stderr);
     assert!(ok(&url, &cfg, &["platform", "deactivate", "globex", "--yes"]).await.contains("deactivated"));

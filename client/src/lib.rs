@@ -518,7 +518,12 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     }
 
     pub async fn rename_org(&self, name: &str) -> Result<OrgView, ClientError> {
-        self.call(Method::PUT, "/api/v1/org", Some(&OrgSettingsRequest { name: name.into() })).await
+        self.update_org(name, None).await
+    }
+
+    /// The organization's name and, when given, its slug.
+    pub async fn update_org(&self, name: &str, slug: Option<&str>) -> Result<OrgView, ClientError> {
+        self.call(Method::PUT, "/api/v1/org", Some(&OrgSettingsRequest { name: name.into(), slug: slug.map(str::to_string) })).await
     }
 
     /// Deactivate (`false`) or reactivate the organization (its owner).

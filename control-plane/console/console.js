@@ -549,10 +549,11 @@ function membersSetup() {
   $("#view").innerHTML = `<h1>Members of ${esc(org.name)}</h1>
     <div class="card" id="org-settings" ${can("manageOrganization") ? "" : "hidden"}>
       <label>Organization name (its id, ${esc(org.id)}, stays) <input id="org-name-input" value="${esc(org.name)}"></label>
+      <label>Slug (another name for it in requests and sign-in) <input id="org-slug-input" value="${esc(org.slug)}"></label>
       <div class="actions"><img class="org-logo" id="org-logo-preview" alt="${esc(org.name)} logo" hidden>
         <label>Logo (PNG or JPEG, at most 256 KiB) <input id="org-logo-file" type="file" accept="image/png,image/jpeg"></label>
         <button id="org-logo-remove" class="secondary" ${org.logoUpdatedAt ? "" : "hidden"}>Remove logo</button></div>
-      <div class="actions"><button id="org-save" class="secondary">Save name</button>
+      <div class="actions"><button id="org-save" class="secondary">Save name and slug</button>
         <button id="org-toggle" class="danger" ${can("ownOrganization") ? "" : "hidden"}>${active} organization</button></div>
     </div>
     <details class="card" id="member-add" ${can("manageMembers") ? "" : "hidden"}>
@@ -581,7 +582,7 @@ function membersSetup() {
     if (await act(() => api("DELETE", "/org/logo"))) await start();
   };
   $("#org-save").onclick = async () => {
-    if (await act(() => api("PUT", "/org", { name: $("#org-name-input").value }))) await start();
+    if (await act(() => api("PUT", "/org", { name: $("#org-name-input").value, slug: $("#org-slug-input").value.trim() || undefined }))) await start();
   };
   $("#org-toggle").onclick = async () => {
     const off = !org.deactivated;

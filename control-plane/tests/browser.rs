@@ -246,8 +246,18 @@ async fn console_manages_members_switches_organizations_and_signs_out() {
     let name = until(&c, "#org-name-input", "visible", async |e| e.is_displayed().await.unwrap_or(false)).await;
     name.clear().await.unwrap();
     name.send_keys("Acme Validators").await.unwrap();
+    let slug = c.find(Locator::Css("#org-slug-input")).await.unwrap();
+    slug.clear().await.unwrap();
+    slug.send_keys("acme-validators").await.unwrap();
     c.find(Locator::Css("#org-save")).await.unwrap().click().await.unwrap();
     until(&c, "#org-name", "shows the new name", async |e| e.text().await.unwrap_or_default() == "Acme Validators").await;
+    for _ in 0..50 {
+        if owner.org().await.unwrap().slug == "acme-validators" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(owner.org().await.unwrap().slug, "acme-validators");
 
     // a logo, uploaded from a file: the sidebar shows it, decoded as the image it is
     let png = dir.path().join("logo.png");

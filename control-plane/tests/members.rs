@@ -107,6 +107,54 @@ async fn the_logo_is_a_checked_png_or_jpeg_that_owners_and_admins_set() {
 }
 
 #[tokio::test]
+async fn an_organization_is_named_by_its_slug_too() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, bob) = (cp.login("alice").await, cp.login("bob").await);
+    assert_eq!(alice.org().await.unwrap().slug, "acme", "the id until changed");
+    let changed = alice.update_org("Acme", Some("acme-validators")).await.unwrap();
+    assert_eq!((changed.id.as_str(), changed.slug.as_str()), ("acme", "acme-validators"));
+    // Requests and sign-ins name it by either.
+    assert_eq!(alice.clone().with_org(Some("acme-validators".into())).org().await.unwrap().id, "acme");
+    assert_eq!(alice.clone().with_org(Some("acme".into())).org().await.unwrap().id, "acme");
+    let signed_in: Value = cp
+        .anon()
+        .call(Method::POST, "/api/v1/login", Some(&json!({"username": "alice", "password": PASSWORD, "organization": "acme-validators"})))
+        .await
+        .unwrap();
+    assert_eq!(signed_in["user"]["orgId"], "acme");
+    // Not a name another organization has, as id or slug; not a name that is no DNS label.
+    assert_eq!(status(alice.update_org("Acme", Some("globex")).await), 409);
+    bob.update_org("Globex", Some("gx")).await.unwrap();
+    assert_eq!(status(alice.update_org("Acme", Some("gx")).await), 409);
+    assert_eq!(status(alice.update_org("Acme", Some("Not A Label")).await), 400);
+    // Nor can a new organization take a slug in use.
+    let taken = orgs_create("acme-validators");
+    assert!(matches!(taken(&cp.state.store), Err(novacula_control_plane::services::ServiceError::Conflict(_))));
+    // The old slug is free again; the audit log has both.
+    alice.update_org("Acme", Some("acme-2")).await.unwrap();
+    assert_eq!(status(alice.clone().with_org(Some("acme-validators".into())).org().await), 403, "named nothing now");
+    let page = alice.audit(0, 100, &novacula_client::AuditFilter { action: Some("organization.renamed".into()), ..Default::default() }).await.unwrap();
+    assert_eq!((page.entries[0].details["slugFrom"].as_str(), page.entries[0].details["slugTo"].as_str()), ("acme-validators", "acme-2"));
+    // A member who may not manage the organization may not change it.
+    add(&alice, "olga", "operator").await;
+    assert_eq!(status(cp.login("olga").await.update_org("Acme", Some("olga-org")).await), 403);
+    cp.stop().await;
+}
+
+fn orgs_create(id: &'static str) -> impl Fn(&novacula_control_plane::Store) -> Result<(), novacula_control_plane::services::ServiceError> {
+    move |store| {
+        novacula_control_plane::services::orgs::create_org_with_owner(
+            store,
+            &novacula_core::entropy::OsEntropy,
+            novacula_core::Timestamp(1),
+            id,
+            "newcomer",
+            PASSWORD,
+        )
+    }
+}
+
+#[tokio::test]
 async fn removal_leaving_and_ownership_transfer() {
     let cp = Cp::with_orgs(Config::default()).await;
     let alice = cp.login("alice").await;

@@ -15,11 +15,12 @@ pub async fn get(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<Org
     Ok(ApiJson(s.blocking(move |s| orgs::get(s, &org)).await?))
 }
 
-/// Rename the organization (its id, the slug in URLs and headers, stays).
-#[utoipa::path(put, path = "/api/v1/org", tag = "users", security(("session" = [])), request_body = OrgSettingsRequest, responses((status = 200, body = OrgView)))]
+/// Rename the organization, or change its slug (its id stays; a request may
+/// name it by either in `X-Novacula-Org`).
+#[utoipa::path(put, path = "/api/v1/org", tag = "users", security(("session" = [])), request_body = OrgSettingsRequest, responses((status = 200, body = OrgView), (status = 409, description = "the slug names another organization", body = novacula_core::wire::ApiError)))]
 pub async fn update(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<OrgSettingsRequest>) -> ApiResult<OrgView> {
     let by = user.caller.clone();
-    Ok(ApiJson(s.blocking(move |s| orgs::rename(s, &by, &req.name)).await?))
+    Ok(ApiJson(s.blocking(move |s| orgs::update_settings(s, &by, &req.name, req.slug.as_deref())).await?))
 }
 
 /// The owner deactivates the organization: its data is kept; its members'

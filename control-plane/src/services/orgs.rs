@@ -16,19 +16,31 @@ pub fn create_org_with_owner(store: &Store, entropy: &dyn Entropy, now: Timestam
     }
     check_user_fields(owner, password)?;
     store.write(|w| {
-        if w.get::<Org>(ORGS, org)?.is_some() {
+        if name_taken(w, org)? {
             return Err(ServiceError::Conflict(format!("organization {org:?} already exists")));
         }
         if w.get::<User>(USERS, owner)?.is_some() {
             return Err(ServiceError::Conflict(format!("user {owner:?} already exists")));
         }
-        w.put(ORGS, org, &Org::new(org, now))?;
+        put_new(w, &Org::new(org, now))?;
         let user =
             User { username: owner.to_string(), password_hash: hash_password(password, new_salt(entropy)), created_at: now, disabled: false, session_epoch: 0 };
         w.put(USERS, owner, &user)?;
         w.put_member(org, owner, &Member { role: Role::Owner, added_at: now, added_by: "system".into() })?;
         Ok(())
     })
+}
+
+/// Whether `name` already names an organization, as its id or its slug
+/// (either addresses it: no two organizations may share one).
+fn name_taken(w: &crate::store::Write, name: &str) -> crate::store::Result<bool> {
+    Ok(w.get::<Org>(ORGS, name)?.is_some() || w.get::<String>(crate::store::SLUGS, name)?.is_some())
+}
+
+/// Store a new organization and its slug.
+fn put_new(w: &mut crate::store::Write, o: &Org) -> crate::store::Result<()> {
+    w.put(ORGS, &o.id, o)?;
+    w.put(crate::store::SLUGS, &o.slug, &o.id)
 }
 
 pub fn check_user_fields(username: &str, password: &str) -> Result<()> {
@@ -54,20 +66,42 @@ pub fn get(s: &crate::AppState, org: &str) -> Result<novacula_core::wire::OrgVie
     Ok(o.view())
 }
 
-/// Rename `by`'s organization (its id, the slug, stays).
-pub fn rename(s: &crate::AppState, by: &super::users::Caller, name: &str) -> Result<novacula_core::wire::OrgView> {
+/// Change `by`'s organization's name and, when given, its slug (its id stays).
+pub fn update_settings(s: &crate::AppState, by: &super::users::Caller, name: &str, slug: Option<&str>) -> Result<novacula_core::wire::OrgView> {
     // The document's pattern and length, character for character (its `\s` has U+FEFF too).
     let blank = |c: char| c.is_whitespace() || c == '\u{feff}';
     if name.chars().count() > 100 || name.chars().all(blank) || name.chars().any(char::is_control) {
         return Err(ServiceError::BadInput("name must be 1 to 100 printable characters, not all blank".into()));
     }
+    if let Some(slug) = slug.filter(|s| !valid_name(s)) {
+        return Err(ServiceError::BadInput(format!("slug {slug:?} must be a lowercase DNS label (letters, digits and '-')")));
+    }
     let name = name.trim_matches(blank);
     let now = s.now();
     s.store.write(|w| {
         let mut o: Org = w.get(ORGS, &by.org)?.ok_or_else(|| ServiceError::NotFound(format!("no organization {:?}", by.org)))?;
-        let from = std::mem::replace(&mut o.name, name.to_string());
+        let mut changes = Vec::new();
+        if o.name != name {
+            changes.push(("name", std::mem::replace(&mut o.name, name.to_string()), name.to_string()));
+        }
+        if let Some(slug) = slug.filter(|s| *s != o.slug) {
+            // Its own id stays its own; any other organization's id or slug is taken.
+            if slug != o.id && name_taken(w, slug)? {
+                return Err(ServiceError::Conflict(format!("{slug:?} already names an organization")));
+            }
+            w.remove(crate::store::SLUGS, &o.slug)?;
+            w.put(crate::store::SLUGS, slug, &o.id)?;
+            changes.push(("slug", std::mem::replace(&mut o.slug, slug.to_string()), slug.to_string()));
+        }
+        if changes.is_empty() {
+            return Ok(o.view());
+        }
         w.put(ORGS, &by.org, &o)?;
-        let details = super::audit::details([("from", from), ("to", name.to_string())]);
+        let mut details = std::collections::BTreeMap::new();
+        for (field, from, to) in changes {
+            details.insert(format!("{field}From"), from);
+            details.insert(format!("{field}To"), to);
+        }
         super::audit::record(w, &by.org, now, &by.who(), novacula_core::audit::Action::OrganizationRenamed, &by.org, details)?;
         Ok(o.view())
     })
@@ -190,10 +224,10 @@ pub async fn signup(
         if w.get::<User>(USERS, &user.username)?.is_some() {
             return Err(ServiceError::Conflict(format!("user {:?} already exists", user.username)));
         }
-        if w.get::<Org>(ORGS, &org)?.is_some() {
+        if name_taken(w, &org)? {
             return Err(ServiceError::Conflict(format!("organization {org:?} already exists; choose another name")));
         }
-        w.put(ORGS, &org, &Org::new(&org, now))?;
+        put_new(w, &Org::new(&org, now))?;
         w.put(USERS, &user.username, &user)?;
         w.put_member(&org, &user.username, &member)?;
         session.store(w, &user, &org, now)?;

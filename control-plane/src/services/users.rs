@@ -142,7 +142,9 @@ pub fn account(s: &AppState, token_hash: &str, now: Timestamp) -> Result<Option<
 pub fn caller(s: &AppState, token_hash: &str, org: Option<&str>, now: Timestamp, source: Source) -> Result<Option<Caller>> {
     s.store.read(|r| {
         let Some((user, session)) = signed_in(s, r, token_hash, now)? else { return Ok(None) };
-        let org = org.unwrap_or(&session.org_id);
+        // Named by its id or its slug.
+        let named = org.map(|o| r.org_id_of(o)).transpose()?;
+        let org = named.as_deref().unwrap_or(&session.org_id);
         // An impersonation works in the organization it was opened for (and audited in).
         if session.impersonator.is_some() && org != session.org_id {
             return Err(ServiceError::Forbidden(format!("this impersonation works in organization {:?} only", session.org_id)));
@@ -206,7 +208,8 @@ pub async fn login(s: &AppState, address: Option<String>, source: Source, req: &
             let off = w.org_deactivated(&o)?;
             open.push((o, !off || role == Some(Role::Owner)));
         }
-        let org = match &req.organization {
+        let named = req.organization.as_deref().map(|o| w.org_id_of(o)).transpose()?;
+        let org = match &named {
             Some(o) => match open.iter().find(|(x, _)| x == o) {
                 Some((_, true)) => o.clone(),
                 Some((_, false)) => return Err(ServiceError::Forbidden(format!("organization {o:?} is deactivated; its owner can reactivate it"))),

@@ -616,6 +616,7 @@ fn v9_to_v10(w: &mut Write) -> Result<()> {
     for (k, o) in &orgs {
         let org = Org { platform_hold: false, logo_updated_at: None, deactivated: o.deactivated, name: o.name.clone(), ..Org::new(&o.id, o.created_at) };
         w.put(ORGS, k, &org)?;
+        w.put(crate::store::SLUGS, &org.slug, &org.id)?;
     }
     let mut entries = 0;
     for (org, _) in &orgs {
@@ -1116,6 +1117,8 @@ mod tests {
         let s = Store::open(&path).unwrap();
         let org: Org = s.read(|r| r.get(ORGS, "acme")).unwrap().unwrap();
         assert_eq!((org.name.as_str(), org.deactivated, org.platform_hold), ("Acme", true, false), "an owner's deactivation stays the owner's");
+        assert_eq!(org.slug, "acme", "its slug is its id");
+        assert_eq!(s.read(|r| r.org_id_of("acme")).unwrap(), "acme");
         let session: Session = s.read(|r| r.get(SESSIONS, "h")).unwrap().unwrap();
         assert_eq!((session.username.as_str(), session.epoch, session.impersonator), ("alice", 2, None));
         let entries: Vec<novacula_core::wire::AuditEntry> = s.read(|r| r.events_before(&crate::store::audit_log("acme"), u64::MAX, 10)).unwrap();

@@ -60,6 +60,8 @@ pub const UPGRADES: Table = Table("upgrades");
 pub const RELEASES: Table = Table("releases");
 /// Keyed by organization: its logo (see `model::Logo`).
 pub const ORG_LOGOS: Table = Table("org_logos");
+/// Keyed by slug: the organization's id (a `String`).
+pub const SLUGS: Table = Table("org_slugs");
 /// The event log holding `org`'s audit entries (organization names are DNS
 /// labels, so it meets no organization's feed).
 pub fn audit_log(org: &str) -> String {
@@ -70,8 +72,24 @@ pub fn audit_log(org: &str) -> String {
 pub const PLATFORM_AUDIT_LOG: &str = "audit@platform";
 
 /// Every record table, created when a store is opened.
-pub const TABLES: [Table; 15] =
-    [ORGS, USERS, MEMBERS, USER_ORGS, INVITATIONS, SESSIONS, API_KEYS, KEY_USAGE, EXECUTORS, CAPABILITIES, NODES, OBSERVED, UPGRADES, RELEASES, ORG_LOGOS];
+pub const TABLES: [Table; 16] = [
+    ORGS,
+    USERS,
+    MEMBERS,
+    USER_ORGS,
+    INVITATIONS,
+    SESSIONS,
+    API_KEYS,
+    KEY_USAGE,
+    EXECUTORS,
+    CAPABILITIES,
+    NODES,
+    OBSERVED,
+    UPGRADES,
+    RELEASES,
+    ORG_LOGOS,
+    SLUGS,
+];
 
 /// Leading byte of every stored value, so the format can evolve.
 const FORMAT: u8 = 1;
@@ -322,6 +340,11 @@ macro_rules! typed_reads {
                 Some(own) => Ok(Some(own)),
                 None => self.get(RELEASES, &key(&[channel.as_str(), kind.as_str()])),
             }
+        }
+
+        /// The id of the organization named `name`: by its slug, else `name` itself (an id).
+        pub fn org_id_of(&self, name: &str) -> Result<String> {
+            Ok(self.get::<String>(SLUGS, name)?.unwrap_or_else(|| name.to_string()))
         }
 
         /// Whether `org` is deactivated; a missing organization counts as deactivated.

@@ -24,6 +24,9 @@ pub struct Org {
     pub platform_hold: bool,
     /// When its logo (`ORG_LOGOS`) was last set; `None`: it has none.
     pub logo_updated_at: Option<Timestamp>,
+    /// The name in URLs and `X-Novacula-Org` beside the id (`SLUGS`); the
+    /// id at creation, changed by its owners and admins.
+    pub slug: String,
 }
 
 impl Org {
@@ -33,7 +36,7 @@ impl Org {
     }
 
     pub fn new(id: &str, now: Timestamp) -> Org {
-        Org { id: id.to_string(), created_at: now, name: id.to_string(), deactivated: false, platform_hold: false, logo_updated_at: None }
+        Org { id: id.to_string(), created_at: now, name: id.to_string(), deactivated: false, platform_hold: false, logo_updated_at: None, slug: id.to_string() }
     }
 }
 
@@ -49,6 +52,7 @@ impl Org {
     pub fn view(&self) -> novacula_core::wire::OrgView {
         novacula_core::wire::OrgView {
             id: self.id.clone(),
+            slug: self.slug.clone(),
             name: self.name.clone(),
             created_at: self.created_at,
             deactivated: self.is_off(),

@@ -159,8 +159,11 @@ pub struct AcceptInvitationRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrgView {
-    /// Its slug: the name in URLs and the `X-Novacula-Org` header; fixed.
+    /// Its id: every record of it is keyed by it; fixed.
     pub id: String,
+    /// Its slug: another name for it in `X-Novacula-Org` and sign-in (the
+    /// id until changed; owners and admins change it).
+    pub slug: String,
     /// The name people read.
     pub name: String,
     pub created_at: Timestamp,
@@ -187,6 +190,10 @@ pub struct OrgSettingsRequest {
         )
     )]
     pub name: String,
+    /// A new slug (a DNS label no other organization uses as its id or slug).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::text::optional_name))]
+    pub slug: Option<String>,
 }
 
 /// `POST /signup` (when the server allows it): an account and its own organization.
