@@ -546,10 +546,7 @@ fn bytes(n: u64) -> String {
 }
 
 fn events_table(events: &[EventView]) -> String {
-    let rows = events.iter().map(|e| {
-        let level = serde_json::to_value(e.level).ok().and_then(|v| v.as_str().map(str::to_uppercase)).unwrap_or_default();
-        vec![e.seq.to_string(), level, e.kind.clone(), e.actor.clone(), e.message.clone()]
-    });
+    let rows = events.iter().map(|e| vec![e.seq.to_string(), e.level.as_str().to_uppercase(), e.kind.clone(), e.actor.clone(), e.message.clone()]);
     table(&["SEQ", "LEVEL", "KIND", "ACTOR", "MESSAGE"], rows.collect())
 }
 

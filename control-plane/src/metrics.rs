@@ -92,11 +92,11 @@ fn fleet(stats: &crate::services::fleet::FleetStats) -> Registry {
     let mut r = Registry::with_prefix("novacula");
     let executors = Family::<ExecutorLabels, Gauge>::default();
     for (k, n) in &stats.executors {
-        executors.get_or_create(&ExecutorLabels { kind: k.kind.clone(), state: k.state.into(), compat: k.compat.clone() }).set(*n as i64);
+        executors.get_or_create(&ExecutorLabels { kind: k.kind.into(), state: k.state.into(), compat: k.compat.into() }).set(*n as i64);
     }
     let nodes = Family::<NodeLabels, Gauge>::default();
     for ((chain, phase), n) in &stats.nodes {
-        nodes.get_or_create(&NodeLabels { chain: chain.clone(), phase: phase.clone() }).set(*n as i64);
+        nodes.get_or_create(&NodeLabels { chain: chain.clone(), phase: (*phase).into() }).set(*n as i64);
     }
     let drift = Family::<DriftLabels, Gauge>::default();
     drift.get_or_create(&DriftLabels { kind: "revision".into() }).set(stats.revision_drift as i64);

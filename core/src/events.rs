@@ -37,6 +37,17 @@ pub enum Level {
     Error,
 }
 
+impl Level {
+    /// The word the API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
 /// An event's level and a sentence a person reads, derived from what it
 /// stores (its kind, node, executor and data), so every event has them,
 /// those written before too.

@@ -103,7 +103,7 @@ fn wrong_extractor(parts: &Parts) -> ApiError {
 /// The session token's hash, refusing API keys.
 fn session_token(parts: &Parts) -> Result<String, ApiError> {
     let token = bearer(parts)?;
-    if token.starts_with(API_KEY_PREFIX) {
+    if is_api_key(token) {
         return Err(ApiError::forbidden("API keys authenticate executors; log in as a user for this endpoint"));
     }
     Ok(sha256_hex(token))

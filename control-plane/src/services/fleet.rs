@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ExecutorClass {
-    pub kind: String,
+    pub kind: &'static str,
     /// `online`, `offline` or `deactivated`.
     pub state: &'static str,
     /// `in-window`, `deprecated` or `out-of-support`.
-    pub compat: String,
+    pub compat: &'static str,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -23,15 +23,10 @@ pub struct FleetStats {
     pub organizations: u64,
     pub executors: BTreeMap<ExecutorClass, u64>,
     /// By (chain, phase).
-    pub nodes: BTreeMap<(String, String), u64>,
+    pub nodes: BTreeMap<(String, &'static str), u64>,
     pub revision_drift: u64,
     pub liveness_drift: u64,
     pub node_down_firing: u64,
-}
-
-/// An enum as the API writes it.
-fn tag<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 pub fn stats(s: &AppState) -> Result<FleetStats> {
@@ -55,8 +50,8 @@ pub fn stats(s: &AppState) -> Result<FleetStats> {
         } else {
             "offline"
         };
-        let compat = tag(&novacula_core::compat::compat_of_version(s.config.cp_version.major, &e.version));
-        *out.executors.entry(ExecutorClass { kind: tag(&e.kind), state, compat }).or_default() += 1;
+        let compat = novacula_core::compat::compat_of_version(s.config.cp_version.major, &e.version).as_str();
+        *out.executors.entry(ExecutorClass { kind: e.kind.as_str(), state, compat }).or_default() += 1;
         online.insert(key, up);
     }
     let observed: HashMap<String, ObservedRow> = observed.into_iter().collect();
@@ -67,7 +62,7 @@ pub fn stats(s: &AppState) -> Result<FleetStats> {
         let up = online.get(&crate::store::key(&[&n.org_id, &n.executor])).copied().unwrap_or(false);
         let obs = observed.get(&key).map(|o| &o.state);
         let phase = phase_of(&n, obs, up);
-        *out.nodes.entry((n.record.spec.chain.clone(), tag(&phase))).or_default() += 1;
+        *out.nodes.entry((n.record.spec.chain.clone(), phase.as_str())).or_default() += 1;
         if obs.is_none_or(|o| o.revision < n.record.revision) {
             out.revision_drift += 1;
         }

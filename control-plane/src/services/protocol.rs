@@ -341,8 +341,7 @@ fn record_runtime_events(
         }
         let message: String = e.message.chars().filter(|c| !c.is_control()).take(RUNTIME_MESSAGE_MAX).collect();
         let process: String = e.process.chars().filter(|c| !c.is_control()).take(63).collect();
-        let level = serde_json::to_value(e.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let data = data([("process", process), ("level", level), ("message", message)]);
+        let data = data([("process", process), ("level", e.level.as_str().to_string()), ("message", message)]);
         events::record(w, org, now, NewEvent { kind: ev::RUNTIME_EVENT, node: Some(&e.node), executor: Some(executor), actor, data })?;
     }
     Ok(())

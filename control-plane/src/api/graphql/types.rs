@@ -7,11 +7,6 @@ use novacula_core::wire::{ApiKeyView, EventView, ExecutorView, MeView, NodeView,
 use novacula_core::Timestamp;
 use serde::Serialize;
 
-/// An enum as the REST API writes it (its serde name).
-fn tag<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
 fn ms(t: Timestamp) -> u64 {
     t.as_millis()
 }
@@ -49,8 +44,8 @@ impl From<NodeView> for Node {
     fn from(n: NodeView) -> Node {
         Node {
             revision: n.revision.0,
-            phase: tag(&n.phase),
-            desired_state: tag(&n.spec.desired_state),
+            phase: n.phase.as_str().into(),
+            desired_state: n.spec.desired_state.as_str().into(),
             restart_generation: n.spec.restart_generation,
             revisions_behind: n.drift.revisions_behind,
             node_down: n.node_down,
@@ -91,9 +86,9 @@ impl From<ExecutorView> for Executor {
     fn from(v: ExecutorView) -> Executor {
         let e = v.executor;
         Executor {
-            kind: tag(&e.kind),
-            channel: tag(&e.channel),
-            compat: tag(&v.compat),
+            kind: e.kind.as_str().into(),
+            channel: e.channel.as_str().into(),
+            compat: v.compat.as_str().into(),
             online: v.online,
             deactivated: e.deactivated,
             node_count: v.node_count as u64,
@@ -129,7 +124,7 @@ impl From<EventView> for Event {
             seq: e.seq,
             at: ms(e.at),
             data: doc(&e.data),
-            level: tag(&e.level),
+            level: e.level.as_str().into(),
             message: e.message,
             kind: e.kind,
             node: e.node,
@@ -191,7 +186,14 @@ pub struct Member {
 
 impl From<UserView> for Member {
     fn from(u: UserView) -> Member {
-        Member { role: tag(&u.role), created_at: ms(u.created_at), disabled: u.disabled, manageable: u.manageable, username: u.username, org_id: u.org_id }
+        Member {
+            role: u.role.as_str().into(),
+            created_at: ms(u.created_at),
+            disabled: u.disabled,
+            manageable: u.manageable,
+            username: u.username,
+            org_id: u.org_id,
+        }
     }
 }
 
@@ -209,9 +211,9 @@ pub struct Me {
 impl From<MeView> for Me {
     fn from(m: MeView) -> Me {
         Me {
-            role: tag(&m.user.role),
-            permissions: m.permissions.iter().map(tag).collect(),
-            grantable_roles: m.grantable_roles.iter().map(tag).collect(),
+            role: m.user.role.as_str().into(),
+            permissions: m.permissions.iter().map(|p| p.as_str().into()).collect(),
+            grantable_roles: m.grantable_roles.iter().map(|r| r.as_str().into()).collect(),
             platform_admin: m.platform_admin,
             impersonated_by: m.impersonated_by,
             username: m.user.username,
@@ -234,7 +236,7 @@ pub struct SyncExecutorPayload {
 impl From<SyncExecutorResponse> for SyncExecutorPayload {
     fn from(r: SyncExecutorResponse) -> Self {
         SyncExecutorPayload {
-            compat: tag(&r.compat),
+            compat: r.compat.as_str().into(),
             upgrade: r.upgrade.as_ref().map(doc),
             server_time: ms(r.server_time),
             executor_id: r.executor_id,
