@@ -177,7 +177,10 @@ async fn an_impersonated_session_is_audited_with_both_identities_and_can_be_ende
 async fn an_impersonated_session_cannot_reach_the_platform() {
     let cp = Cp::with_orgs(Config { platform_admins: ["alice".to_string()].into(), ..Config::default() }).await;
     let alice = cp.login("alice").await;
-    let started: LoginResponse = alice.call(Method::POST, "/api/v1/platform/impersonate", Some(&json!({"username": "bob"}))).await.unwrap();
+    // The organization named by its slug, as everywhere.
+    cp.login("bob").await.update_org("Globex", Some("gx")).await.unwrap();
+    let started: LoginResponse = alice.call(Method::POST, "/api/v1/platform/impersonate", Some(&json!({"username": "bob", "org": "gx"}))).await.unwrap();
+    assert_eq!(started.user.org_id, "globex");
     let as_bob = HttpApi::new(&cp.url, Some(started.token)).unwrap();
     let e = as_bob.get::<Value>("/api/v1/platform/orgs").await.unwrap_err();
     assert_eq!(e.status(), Some(403), "{e}");

@@ -68,6 +68,25 @@ pub fn record_platform(
     append(w, store::PLATFORM_AUDIT_LOG, org, at, who, action, target, details)
 }
 
+/// A platform administrator's action in organization `org`: an entry in its
+/// log (its owner sees who did it), and one in the platform's that names it
+/// as `audit`. Returns the organization's entry.
+pub fn record_in_both(
+    w: &mut Write,
+    org: &str,
+    at: Timestamp,
+    who: &Who,
+    action: Action,
+    target: &str,
+    details: BTreeMap<String, String>,
+) -> store::Result<u64> {
+    let seq = record(w, org, at, who, action, target, details.clone())?;
+    let mut platform = details;
+    platform.insert("audit".into(), seq.to_string());
+    record_platform(w, org, at, who, action, target, platform)?;
+    Ok(seq)
+}
+
 #[allow(clippy::too_many_arguments, reason = "one entry's fields, from its two callers")]
 fn append(
     w: &mut Write,

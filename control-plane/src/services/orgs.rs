@@ -173,12 +173,11 @@ fn switch(s: &crate::AppState, org: &str, who: &super::audit::Who, active: bool,
             *flag = !active;
             w.put(ORGS, org, &o)?;
             let action = if active { Action::OrganizationReactivated } else { Action::OrganizationDeactivated };
-            let details = || super::audit::details([("by", if platform { "platform" } else { "owner" }.to_string())]);
-            let seq = super::audit::record(w, org, now, who, action, org, details())?;
+            let details = super::audit::details([("by", if platform { "platform" } else { "owner" }.to_string())]);
             if platform {
-                let mut d = details();
-                d.insert("audit".into(), seq.to_string());
-                super::audit::record_platform(w, org, now, who, action, org, d)?;
+                super::audit::record_in_both(w, org, now, who, action, org, details)?;
+            } else {
+                super::audit::record(w, org, now, who, action, org, details)?;
             }
         }
         Ok::<_, ServiceError>(o.view())

@@ -93,7 +93,8 @@ pub fn impersonate(s: &AppState, admin: &User, source: Source, req: &Impersonate
             return Err(ServiceError::Conflict(format!("user {:?} is disabled", user.username)));
         }
         let org = match &req.org {
-            Some(org) => org.clone(),
+            // Named by its id or its slug, as everywhere.
+            Some(org) => w.org_id_of(org)?,
             None => w
                 .orgs_of(&user.username)?
                 .into_iter()
@@ -105,11 +106,8 @@ pub fn impersonate(s: &AppState, admin: &User, source: Source, req: &Impersonate
             .ok_or_else(|| ServiceError::NotFound(format!("user {:?} is not a member of organization {org:?}", user.username)))?;
         session.store_as(w, &user, &org, now, Some(&admin.username))?;
         let by = Who::user(&admin.username, source);
-        let details = || audit::details([("reason", reason.clone()), ("expiresAt", session.expires_at.as_millis().to_string())]);
-        let seq = audit::record(w, &org, now, &by, Action::ImpersonationStarted, &user.username, details())?;
-        let mut d = details();
-        d.insert("audit".into(), seq.to_string());
-        audit::record_platform(w, &org, now, &by, Action::ImpersonationStarted, &user.username, d)?;
+        let details = audit::details([("reason", reason.clone()), ("expiresAt", session.expires_at.as_millis().to_string())]);
+        audit::record_in_both(w, &org, now, &by, Action::ImpersonationStarted, &user.username, details)?;
         Ok((user, org, member))
     })?;
     tracing::warn!(admin = %admin.username, user = %user.username, org = %org, "impersonation started");
