@@ -8,6 +8,7 @@
 //! - [`artifacts`]: client binaries downloaded and pinned by SHA-256;
 //! - [`probe`]: health and sync probes of running clients;
 //! - [`upgrade`]: self-upgrade (release_dir, hash, rollback);
+//! - [`service`]: the agent installed as a systemd service (`install`, `status`, ...);
 //! - [`config`]: the agent's configuration file, `agent.toml`.
 
 pub mod artifacts;
@@ -17,5 +18,6 @@ pub mod disk;
 pub mod driver;
 pub mod files;
 pub mod probe;
+pub mod service;
 pub mod systemd;
 pub mod upgrade;

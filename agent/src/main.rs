@@ -5,6 +5,7 @@ use novacula_agent::artifacts::Artifacts;
 use novacula_agent::backend::Processes;
 use novacula_agent::config::AgentConfig;
 use novacula_agent::driver::{LocalDriver, ProcessDriver};
+use novacula_agent::service;
 use novacula_agent::systemd::{Account, SystemdDriver};
 use novacula_agent::upgrade::{self, Restart, UpgradePolicy};
 use novacula_client::HttpApi;
@@ -28,13 +29,86 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Connect to the control plane and converge this host to its specs.
+    /// Connect to the control plane and converge this host to its specs (what the service runs).
     Run {
         /// TOML config: control_plane_url, api_key or api_key_file, name, data_dir, channel,
         /// driver (local|systemd), unit_dir, run_as, [[artifacts]] (pinned client downloads),
         /// [[sidecars]] (the only programs a spec may run as sidecars), enable_demo_chain.
-        #[arg(long, short, env = "NOVACULA_AGENT_CONFIG", default_value = "/etc/novacula/agent.toml")]
+        #[arg(long, short, env = "NOVACULA_AGENT_CONFIG", default_value = service::DEFAULT_CONFIG)]
         config: PathBuf,
+    },
+    /// Install this binary as the systemd service novacula-agent.service (as root), enable and start it.
+    ///
+    /// Copies this binary to --binary, writes --config (0600; it holds the API key, read from
+    /// --api-key-file so it never shows on a command line), the hardened service unit and
+    /// novacula-agent-rollback.service (puts the previous binary back after a failed
+    /// self-upgrade). Running it again updates the given settings, keeps the others, and
+    /// restarts the service. Logs: journalctl -u novacula-agent.
+    Install {
+        /// The control plane's URL, e.g. https://novacula.example.com (replicas: comma-separated).
+        #[arg(long)]
+        control_plane: String,
+        /// A file holding the executor's API key (from the console's "Connect new executor").
+        #[arg(long)]
+        api_key_file: PathBuf,
+        /// This executor's name in its organization (a lowercase DNS label).
+        #[arg(long)]
+        name: String,
+        /// How nodes run: systemd (units over D-Bus; the default) or local (child processes).
+        #[arg(long, value_parser = ["systemd", "local"])]
+        driver: Option<String>,
+        /// Where nodes keep their data (default /var/lib/novacula).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Release channel for upgrades: stable, beta or dev.
+        #[arg(long, value_parser = ["stable", "beta", "dev"])]
+        channel: Option<String>,
+        #[arg(long, default_value = service::DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long, default_value = service::DEFAULT_BINARY)]
+        binary: PathBuf,
+        /// Where the service's and the nodes' unit files go.
+        #[arg(long, default_value = service::DEFAULT_UNIT_DIR)]
+        unit_dir: PathBuf,
+        /// Write and enable everything, but do not start the service now.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop and remove the service, the node units it made, its binary and its config.
+    ///
+    /// The nodes' data (data_dir) stays unless --purge is given.
+    Uninstall {
+        /// Also delete data_dir: every node's chain data and the downloaded clients.
+        #[arg(long)]
+        purge: bool,
+        #[arg(long, default_value = service::DEFAULT_UNIT_DIR)]
+        unit_dir: PathBuf,
+    },
+    /// Start the installed service.
+    Start,
+    /// Stop the installed service (its nodes' units keep running).
+    Stop,
+    /// Restart the installed service.
+    Restart,
+    /// The service's state, main PID, restarts and last exit (exit code 3 when it is
+    /// not running, 4 when it is not installed).
+    Status {
+        #[arg(long, default_value = service::DEFAULT_UNIT_DIR)]
+        unit_dir: PathBuf,
+    },
+    /// Run by the service's ExecStopPost=: keeps how the agent last exited for `status`.
+    #[command(hide = true)]
+    RecordExit {
+        #[arg(long, default_value = service::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Upgrade the installed agent to the binary FILE by hand, with the self-upgrade's rollback:
+    /// the new binary must heartbeat within 2 minutes or the previous one is put back.
+    Upgrade {
+        /// The new novacula-agent binary.
+        file: PathBuf,
+        #[arg(long, default_value = service::DEFAULT_UNIT_DIR)]
+        unit_dir: PathBuf,
     },
 }
 
@@ -42,14 +116,63 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let Command::Run { config } = Cli::parse().command;
-    match run(config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    match command(Cli::parse().command).await {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn command(c: Command) -> Result<std::process::ExitCode, Failure> {
+    use std::process::ExitCode;
+    match c {
+        Command::Run { config } => run(config).await?,
+        Command::Install { control_plane, api_key_file, name, driver, data_dir, channel, config, binary, unit_dir, no_start } => {
+            let key = std::fs::read_to_string(&api_key_file).map_err(|e| format!("cannot read {}: {e}", api_key_file.display()))?;
+            let api_key = key.trim().to_string();
+            if api_key.is_empty() || api_key.contains(char::is_whitespace) {
+                return Err(format!("{} must hold one API key", api_key_file.display()).into());
+            }
+            let layout = service::Layout { binary, config, unit_dir };
+            let opts = service::InstallOptions { control_plane, api_key, name, driver, data_dir, channel, layout, start: !no_start };
+            service::install(&opts).await?;
+            println!("installed {}; it runs {}", service::SERVICE, opts.layout.binary.display());
+            if !no_start {
+                println!("started; check it with `novacula-agent status`, logs with `journalctl -u novacula-agent`");
+            }
+        }
+        Command::Uninstall { purge, unit_dir } => {
+            let removed = service::uninstall(&unit_dir, purge).await?;
+            for unit in &removed.node_units {
+                println!("removed node unit {unit}");
+            }
+            match removed.kept_data_dir {
+                Some(d) => println!("uninstalled; kept {} (nodes' data): `novacula-agent uninstall --purge` removes it", d.display()),
+                None => println!("uninstalled"),
+            }
+        }
+        Command::Start => print!("{}", service::control(service::Action::Start).await?),
+        Command::Stop => print!("{}", service::control(service::Action::Stop).await?),
+        Command::Restart => print!("{}", service::control(service::Action::Restart).await?),
+        Command::RecordExit { config } => {
+            let line = service::record_exit(&config, |k| std::env::var(k).ok())?;
+            tracing::info!(exit = %line, "novacula-agent exited");
+        }
+        Command::Status { unit_dir } => {
+            let s = service::status(&unit_dir).await?;
+            print!("{s}");
+            if !s.running() {
+                return Ok(ExitCode::from(if s.installed() { 3 } else { 4 }));
+            }
+        }
+        Command::Upgrade { file, unit_dir } => {
+            let version = service::upgrade(&unit_dir, &file).await?;
+            println!("upgraded to {version}; it is rolled back unless it heartbeats within {} s", upgrade::PROBATION.as_secs());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run(path: PathBuf) -> Result<(), Failure> {

@@ -17,6 +17,8 @@ pub trait Manager {
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     #[allow(clippy::type_complexity)]
     fn list_units_by_names(&self, names: &[&str]) -> zbus::Result<Vec<UnitStatus>>;
 }
@@ -81,6 +83,10 @@ pub fn path_value(p: &str) -> String {
     p.replace('%', "%%")
 }
 
+/// The first line of every unit file the agent writes: `uninstall` removes
+/// exactly the files that carry it.
+pub const MANAGED_HEADER: &str = "# Managed by novacula-agent; do not edit.";
+
 /// The unit file. The fingerprint comment lets `observe`-side tools see which spec wrote it.
 pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &UnitDef, fingerprint: Fingerprint, user: Option<&str>) -> String {
     let exec: Vec<String> = def.command.iter().map(|a| quote(a, Directive::ExecStart)).collect();
@@ -91,7 +97,7 @@ pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &U
     // A client on the open p2p network never gains privileges, and runs unprivileged when configured.
     let user = user.map(|u| format!("User={}\n", path_value(u))).unwrap_or_default();
     format!(
-        "# Managed by novacula-agent; do not edit.\n# novacula-fingerprint={fingerprint}\n[Unit]\nDescription=Novacula node {node} ({unit})\nAfter=network-online.target\n\n[Service]\nExecStart={}\nEnvironment={}\nWorkingDirectory={}\n{user}NoNewPrivileges=yes\nRestart=on-failure\nRestartSec=5\nKillMode=control-group\nTimeoutStopSec={}\n\n[Install]\nWantedBy=multi-user.target\n",
+        "{MANAGED_HEADER}\n# novacula-fingerprint={fingerprint}\n[Unit]\nDescription=Novacula node {node} ({unit})\nAfter=network-online.target\n\n[Service]\nExecStart={}\nEnvironment={}\nWorkingDirectory={}\n{user}NoNewPrivileges=yes\nRestart=on-failure\nRestartSec=5\nKillMode=control-group\nTimeoutStopSec={}\n\n[Install]\nWantedBy=multi-user.target\n",
         exec.join(" "),
         env.join(" "),
         path_value(workdir),

@@ -181,27 +181,69 @@ fn sync_dir(of: &Path) {
 pub fn apply(current: &Path, spec: &UpgradeSpec, policy: &UpgradePolicy) -> Result<Outcome, UpgradeError> {
     let want = spec.sha256.as_deref().filter(|h| novacula_core::wire::is_sha256_hex(h)).ok_or(UpgradeError::NoChecksum)?;
     let artifact = resolve_artifact(policy, &spec.artifact)?;
+    swap_in(current, &artifact, &spec.version, Some(want)).map(|(outcome, _)| outcome)
+}
+
+/// Where the replaced binary is kept until the new one is confirmed; the
+/// rollback unit (`service::render_rollback`) moves it back.
+pub fn previous_of(current: &Path) -> PathBuf {
+    current.with_extension("prev")
+}
+
+/// Swap `artifact` (which must report `version`) in at `current`, keeping the
+/// old binary at [`previous_of`]. With `want`, the copied bytes must have that
+/// SHA-256. Returns the outcome and the installed bytes' SHA-256.
+pub fn swap_in(current: &Path, artifact: &Path, version: &str, want: Option<&str>) -> Result<(Outcome, String), UpgradeError> {
     // Refuse before touching anything if the artifact itself is bad.
-    check_binary(&artifact, &spec.version).map_err(UpgradeError::Rejected)?;
+    check_binary(artifact, version).map_err(UpgradeError::Rejected)?;
     let staged = current.with_extension("new");
-    let previous = current.with_extension("prev");
+    let previous = previous_of(current);
     // Verify the bytes we copied, not the file we read: it may change under us.
     let _ = std::fs::remove_file(&staged);
-    let copied = crate::files::copy_hashing(&artifact, &staged).map_err(io_err("stage", &staged))?;
-    if !copied.eq_ignore_ascii_case(want) {
+    let copied = crate::files::copy_hashing(artifact, &staged).map_err(io_err("stage", &staged))?;
+    if let Some(want) = want.filter(|w| !copied.eq_ignore_ascii_case(w)) {
         let _ = std::fs::remove_file(&staged);
-        return Err(UpgradeError::Checksum { path: artifact, actual: copied, want: want.to_string() });
+        return Err(UpgradeError::Checksum { path: artifact.to_path_buf(), actual: copied, want: want.to_string() });
     }
     let _ = std::fs::remove_file(&previous);
     std::fs::hard_link(current, &previous).map_err(io_err("keep", &previous))?;
     std::fs::rename(&staged, current).map_err(io_err("swap", current))?;
     sync_dir(current);
-    match check_binary(current, &spec.version) {
-        Ok(()) => Ok(Outcome::Upgraded { previous }),
+    match check_binary(current, version) {
+        Ok(()) => Ok((Outcome::Upgraded { previous }, copied)),
         Err(reason) => {
             roll_back(current, &previous)?;
-            Ok(Outcome::RolledBack { reason })
+            Ok((Outcome::RolledBack { reason }, copied))
         }
+    }
+}
+
+/// The version a binary reports: the last word of `bin --version`.
+pub fn reported_version(bin: &Path) -> Result<String, BinaryCheckError> {
+    let out = run_version(bin).map_err(|source| BinaryCheckError::Run { path: bin.to_path_buf(), source })?;
+    if !out.status.success() {
+        return Err(BinaryCheckError::Exit { path: bin.to_path_buf(), status: out.status });
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["novacula-agent", version] => Ok(version.to_string()),
+        _ => Err(BinaryCheckError::WrongVersion { path: bin.to_path_buf(), reported: text.trim().to_string(), expected: "novacula-agent <version>".into() }),
+    }
+}
+
+/// A manual upgrade (`novacula-agent upgrade FILE`, run by root): swap `artifact`
+/// in and record it as pending, so the restarted agent confirms it with a
+/// heartbeat or puts the old binary back, exactly as after a self-upgrade.
+pub fn install_manually(current: &Path, artifact: &Path, policy: &UpgradePolicy) -> Result<String, UpgradeError> {
+    let version = reported_version(artifact).map_err(UpgradeError::Rejected)?;
+    let mut state = UpgradeState::load(&policy.state_dir);
+    match swap_in(current, artifact, &version, None)? {
+        (Outcome::Upgraded { previous }, sha256) => {
+            state.pending = Some(Pending { version: version.clone(), sha256, previous });
+            state.save(&policy.state_dir).map_err(io_err("save upgrade state in", &policy.state_dir))?;
+            Ok(version)
+        }
+        (Outcome::RolledBack { reason }, _) => Err(UpgradeError::Rejected(reason)),
     }
 }
 
@@ -282,6 +324,10 @@ pub async fn probation(
     state.pending = None;
     let outcome = if confirmed {
         tracing::info!(version = %pending.version, "upgrade confirmed by a heartbeat");
+        // From now on a crash loop is not this upgrade's fault: nothing for the rollback unit to put back.
+        if let Err(e) = std::fs::remove_file(&pending.previous) {
+            tracing::warn!(error = %e, path = %pending.previous.display(), "cannot remove the replaced binary");
+        }
         Probation::Confirmed
     } else {
         tracing::error!(version = %pending.version, secs = within.as_secs(), "no heartbeat from the new binary; rolling back");
@@ -452,6 +498,7 @@ mod tests {
         let outcome = probation(&h.current, &h.policy, "1.1.0", std::future::ready(()), Duration::from_secs(5)).await;
         assert_eq!(outcome, Probation::Confirmed);
         check_binary(&h.current, "1.1.0").unwrap();
+        assert!(!previous_of(&h.current).exists(), "a confirmed upgrade leaves nothing for the rollback unit");
         assert_eq!(UpgradeState::load(&h.policy.state_dir), UpgradeState::default());
         assert_eq!(probation(&h.current, &h.policy, "1.1.0", std::future::ready(()), Duration::from_secs(5)).await, Probation::Nothing);
     }

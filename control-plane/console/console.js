@@ -964,7 +964,8 @@ function connectSetup() {
       const r = await api("POST", "/keys", { label: `${kind} ${name}`, executor: name });
       const cmd =
         kind === "agent"
-          ? `cat > agent.toml <<'TOML'\ncontrol_plane_url = "${cp}"\napi_key = "${r.key}"\nname = "${name}"\nchannel = "${channel}"\ndata_dir = "/var/lib/novacula"\ndriver = "systemd"\nTOML\nnovacula-agent run --config agent.toml`
+          ? // the key goes through a 0600 file, never a command line; install keeps it in /etc/novacula/agent.toml (0600)
+            `(umask 077; cat > novacula-key <<'KEY'\n${r.key}\nKEY\n)\nsudo novacula-agent install --control-plane ${cp} --api-key-file novacula-key \\\n  --name ${name} --channel ${channel} && rm novacula-key`
           : `kubectl create namespace validators\nkubectl -n validators create secret generic novacula-api-key --from-literal=api-key=${r.key}\nhelm install novacula-operator charts/novacula-operator -n validators \\\n  --set executor.name=${name} --set executor.channel=${channel} --set controlPlane.url=${cp}`;
       $("#connect-result").innerHTML = `<div class="card">
         <p><strong>API key</strong>, shown this once; it is stored hashed:</p>

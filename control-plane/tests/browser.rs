@@ -109,7 +109,7 @@ async fn console_connects_an_agent_deploys_stops_and_limits_roles() {
     c.find(Locator::Css("#connect-submit")).await.unwrap().click().await.unwrap();
     let key = until(&c, "#connect-key", "shows the key", async |e| e.text().await.unwrap_or_default().starts_with("nvk_")).await.text().await.unwrap();
     let command = c.find(Locator::Css("#connect-command")).await.unwrap().text().await.unwrap();
-    assert!(command.contains(&key) && command.contains("novacula-agent run") && command.contains("name = \"web-edge\""), "{command}");
+    assert!(command.contains(&key) && command.contains("sudo novacula-agent install --control-plane") && command.contains("--name web-edge"), "{command}");
     shot(&c, "1-connect-executor").await;
 
     // the agent starts with that key and shows online
