@@ -21,6 +21,7 @@ pub mod clock;
 pub mod liveness;
 pub mod mail;
 pub mod metrics;
+pub mod notify;
 pub mod server;
 pub mod services;
 pub mod state;

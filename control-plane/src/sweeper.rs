@@ -13,7 +13,8 @@ use crate::services::events::{self, data, NewEvent};
 use crate::services::nodes::{alert_fires, evaluate, executor_online, phase_of};
 use crate::state::AppState;
 use crate::store::model::{ExecutorRow, NodeRow, ObservedRow};
-use crate::store::{key, StoreError, EXECUTORS, NODES, OBSERVED};
+use crate::store::{key, StoreError, ALERT_SETTINGS, EXECUTORS, NODES, OBSERVED, OPEN_INCIDENTS};
+use novacula_core::alerts::{self, AlertSettings, Rule, Subject, SubjectKind};
 use novacula_core::{events as ev, NodePhase, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -99,6 +100,9 @@ pub struct Sweeper {
     /// Each executor's online state at the last pass (`org/name`); `None`
     /// before the first pass.
     online: Option<HashMap<String, bool>>,
+    /// Executors (`org/name`) with an open `executor_offline` incident; `None`
+    /// until read from the store.
+    offline_open: Option<BTreeSet<String>>,
 }
 
 impl Sweeper {
@@ -106,18 +110,22 @@ impl Sweeper {
     /// lease was lost, another process may have changed anything).
     pub fn reset(&mut self) {
         self.online = None;
+        self.offline_open = None;
     }
 
     /// One pass; returns how many node rows changed.
     pub fn pass(&mut self, s: &AppState) -> Result<usize, StoreError> {
         let now = s.now();
         let touched = s.take_touched();
-        let executors: Vec<(String, ExecutorRow)> = s.store.read(|r| r.scan(EXECUTORS, ""))?;
+        let mut executors: Vec<(String, ExecutorRow)> = s.store.read(|r| r.scan(EXECUTORS, ""))?;
+        for (_, e) in &mut executors {
+            s.liveness.overlay(e);
+        }
+        self.executor_offline(s, &executors, now)?;
         let mut online = HashMap::with_capacity(executors.len());
         let mut look: BTreeSet<String> = touched;
         let mut went_offline = Vec::new();
-        for (k, mut e) in executors {
-            s.liveness.overlay(&mut e);
+        for (k, e) in executors {
             let on = executor_online(Some(&e), now, s.config.heartbeat_timeout);
             let before = self.online.as_ref().and_then(|m| m.get(&k).copied());
             if before != Some(on) {
@@ -144,6 +152,62 @@ impl Sweeper {
         let changed = settle(s, keys, now)?;
         summarise(s, &went_offline, now)?;
         Ok(changed)
+    }
+}
+
+impl Sweeper {
+    /// Open `executor_offline` incidents for executors silent past the
+    /// heartbeat timeout and their organization's "for", resolve those heard
+    /// from again (or deactivated). Settings are read only for silent ones.
+    fn executor_offline(&mut self, s: &AppState, executors: &[(String, ExecutorRow)], now: Timestamp) -> Result<(), StoreError> {
+        let mut open = match self.offline_open.take() {
+            Some(open) => open,
+            None => s.store.read(|r| {
+                let rows: Vec<(String, String)> = r.scan(OPEN_INCIDENTS, "")?;
+                let offline = rows.into_iter().filter_map(|(k, _)| {
+                    let mut parts = k.splitn(4, '/');
+                    let (org, rule, kind, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+                    (rule == Rule::ExecutorOffline.as_str() && kind == SubjectKind::Executor.as_str()).then(|| key(&[org, name]))
+                });
+                Ok::<_, StoreError>(offline.collect::<BTreeSet<String>>())
+            })?,
+        };
+        let mut settings: HashMap<String, AlertSettings> = HashMap::new();
+        let mut changes = Vec::new();
+        for (k, e) in executors {
+            let silent = now.since(e.updated_at);
+            let firing = if silent < s.config.heartbeat_timeout {
+                None
+            } else {
+                if !settings.contains_key(&e.org_id) {
+                    let found: Option<AlertSettings> = s.store.read(|r| r.get(ALERT_SETTINGS, &e.org_id))?;
+                    settings.insert(e.org_id.clone(), found.unwrap_or_default());
+                }
+                alerts::executor_offline(&settings[&e.org_id], silent, s.config.heartbeat_timeout, e.deactivated)
+            };
+            if firing.is_some() != open.contains(k) {
+                changes.push((k.clone(), e.org_id.clone(), e.name.clone(), firing));
+            }
+        }
+        // Executors deleted since: their incidents were resolved with them.
+        open.retain(|k| executors.iter().any(|(ek, _)| ek == k));
+        for batch in changes.chunks(BATCH) {
+            s.store.write(|w| {
+                for (_, org, name, firing) in batch {
+                    crate::services::alerts::apply(w, org, Rule::ExecutorOffline, &Subject::executor(name), firing.clone(), now)?;
+                }
+                Ok::<_, StoreError>(())
+            })?;
+            for (k, _, _, firing) in batch {
+                if firing.is_some() {
+                    open.insert(k.clone());
+                } else {
+                    open.remove(k);
+                }
+            }
+        }
+        self.offline_open = Some(open);
+        Ok(())
     }
 }
 

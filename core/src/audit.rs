@@ -56,7 +56,7 @@ macro_rules! actions {
                 match self { $(Action::$variant => $name,)* }
             }
 
-            /// The kind of target: `user`, `apiKey`, `executor`, `node`, `upgrade`, `organization`, `invitation`, `events`.
+            /// The kind of target: `user`, `apiKey`, `executor`, `node`, `upgrade`, `organization`, `invitation`, `events`, `channel`.
             pub fn target_kind(self) -> &'static str {
                 match self { $(Action::$variant => $target,)* }
             }
@@ -105,6 +105,12 @@ actions! {
     OrganizationLogoSet = "organization.logo.set", "organization";
     OrganizationLogoRemoved = "organization.logo.removed", "organization";
     ExecutorDeleted = "executor.deleted", "executor";
+    AlertSettingsChanged = "alerts.settings.changed", "organization";
+    NodeAlertPolicySet = "node.alert_policy.set", "node";
+    ChannelCreated = "alerts.channel.created", "channel";
+    ChannelUpdated = "alerts.channel.updated", "channel";
+    ChannelDeleted = "alerts.channel.deleted", "channel";
+    DeliveryReplayed = "alerts.delivery.replayed", "channel";
 }
 
 // By hand: the derive does not see the names the macro gives the variants.

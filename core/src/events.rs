@@ -17,6 +17,10 @@ pub const EXECUTOR_UPGRADE_SET: &str = "executor.upgrade.set";
 pub const RUNTIME_EVENT: &str = "runtime.event";
 /// An executor with no nodes left was deleted; its name is free.
 pub const EXECUTOR_DELETED: &str = "executor.deleted";
+/// An alert rule's condition started to hold: an incident opened (`data`: rule, incident, subjectKind, subject, message).
+pub const ALERT_OPENED: &str = "notification.alert.opened";
+/// The condition stopped: the incident resolved by itself.
+pub const ALERT_RESOLVED: &str = "notification.alert.resolved";
 pub const API_KEY_CREATED: &str = "apikey.created";
 pub const API_KEY_REVOKED: &str = "apikey.revoked";
 /// A key replaced by a new one (`keyId`: the new, `replaces`: the old, revoked).
@@ -83,6 +87,11 @@ pub fn describe(kind: &str, node: Option<&str>, executor: Option<&str>, data: &s
         EXECUTOR_REACTIVATED => (Level::Info, format!("executor {exec} reactivated")),
         EXECUTOR_DELETED => (Level::Info, format!("executor {exec} deleted; its name is free")),
         EXECUTOR_UPGRADE_SET => (Level::Info, format!("{} executors on {} to run {}", d("kind"), d("channel"), d("version"))),
+        ALERT_OPENED => {
+            let level = if d("rule") == "disk_usage" { Level::Warn } else { Level::Error };
+            (level, format!("{} {} {}: {} (incident {})", d("rule"), d("subjectKind"), d("subject"), d("message"), d("incident")))
+        }
+        ALERT_RESOLVED => (Level::Info, format!("{} {} {} resolved (incident {})", d("rule"), d("subjectKind"), d("subject"), d("incident"))),
         API_KEY_CREATED => (Level::Info, format!("API key {} created", d("keyId"))),
         API_KEY_REVOKED => (Level::Warn, format!("API key {} revoked", d("keyId"))),
         API_KEY_ROTATED => (Level::Info, format!("API key {} replaces {}", d("keyId"), d("replaces"))),

@@ -5,6 +5,7 @@
 //! the disk, or draws randomness: time comes in as a [`time::Timestamp`].
 
 pub mod admission;
+pub mod alerts;
 pub mod audit;
 pub mod authz;
 pub mod compat;

@@ -41,6 +41,13 @@ impl Timestamp {
         let year = yoe + era * 400 + i64::from(month <= 2);
         format!("{year:04}-{month:02}-{day:02}")
     }
+
+    /// RFC 3339 in UTC with milliseconds, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    pub fn rfc3339(self) -> String {
+        let ms_of_day = self.0 % 86_400_000;
+        let (h, m, s, ms) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
+        format!("{}T{h:02}:{m:02}:{s:02}.{ms:03}Z", self.utc_date())
+    }
 }
 
 #[cfg(test)]
@@ -60,5 +67,7 @@ mod tests {
         assert_eq!(Timestamp(951_782_400_000).utc_date(), "2000-02-29");
         assert_eq!(Timestamp(1_796_215_994_581).utc_date(), "2026-12-02");
         assert_eq!(Timestamp(1_796_169_599_999).utc_date(), "2026-12-01", "the last millisecond of a day");
+        assert_eq!(Timestamp(1_796_169_599_999).rfc3339(), "2026-12-01T23:59:59.999Z");
+        assert_eq!(Timestamp(0).rfc3339(), "1970-01-01T00:00:00.000Z");
     }
 }

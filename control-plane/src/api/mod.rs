@@ -1,6 +1,7 @@
 //! The REST API: handlers per concept that parse, authorize, call a service
 //! and encode; the router and its OpenAPI document come from one list.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod console;
@@ -134,6 +135,15 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(audit::list))
         .routes(routes!(audit::mine))
         .routes(routes!(nodes::alerts))
+        .routes(routes!(alerts::settings, alerts::set_settings))
+        .routes(routes!(alerts::policies))
+        .routes(routes!(alerts::node_policy, alerts::set_node_policy))
+        .routes(routes!(alerts::incidents))
+        .routes(routes!(alerts::channels, alerts::create_channel))
+        .routes(routes!(alerts::update_channel, alerts::delete_channel))
+        .routes(routes!(alerts::test_channel))
+        .routes(routes!(alerts::deliveries))
+        .routes(routes!(alerts::replay))
         .routes(routes!(platform::orgs))
         .routes(routes!(platform::deactivate))
         .routes(routes!(platform::reactivate))
@@ -179,9 +189,14 @@ pub async fn serve<L: axum::serve::Listener<Addr = std::net::SocketAddr>>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(crate::sweeper::run(state.clone()));
+    let notifier = tokio::spawn(crate::notify::run(state.clone()));
     let limits = state.config.http.clone();
     let res = crate::server::serve(listener, router(state.clone()), limits, shutdown).await;
     sweeper.abort();
+    notifier.abort();
+    // Their hold on the state (and the database) ends before this returns.
+    let _ = sweeper.await;
+    let _ = notifier.await;
     // The last heartbeats held in memory, so a clean stop loses none.
     if let Err(e) = state.liveness.flush_all(&state.store) {
         tracing::warn!(error = %e, "could not write executors' last heartbeats at shutdown");

@@ -123,6 +123,7 @@ pub fn delete(s: &AppState, org: &str, who: &Who, name: &str) -> Result<()> {
         novacula_core::admission::deletable(live, online, e.deactivated).map_err(|r| ServiceError::Conflict(r.to_string()))?;
         w.remove(EXECUTORS, &k)?;
         w.remove(CAPABILITIES, &k)?;
+        super::alerts::subject_gone(w, org, &novacula_core::alerts::Subject::executor(name), now)?;
         let api_keys: Vec<(String, ApiKey)> = w.scan(API_KEYS, "")?;
         for (_, mut kr) in api_keys {
             if kr.org_id == org && kr.executor.as_deref() == Some(name) {

@@ -3,6 +3,7 @@
 //! nothing of HTTP: the REST handlers in the `api` folder (and any later API)
 //! parse, authorize, call a service and encode its answer.
 
+pub mod alerts;
 pub mod audit;
 pub mod credentials;
 pub mod events;

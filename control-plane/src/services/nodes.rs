@@ -143,6 +143,7 @@ pub fn evaluate(w: &mut Write, row: &mut NodeRow, phase: NodePhase, now: Timesta
             },
         )?;
         row.alert_firing = down;
+        super::alerts::node_down_changed(w, row, phase, now)?;
         changed = true;
     }
     Ok(changed)
@@ -169,6 +170,7 @@ pub fn finish_deletion(w: &mut Write, row: &mut NodeRow, now: Timestamp, actor: 
     row.removed = true;
     row.alert_firing = false;
     w.remove(OBSERVED, &key(&[&org, &name]))?;
+    super::alerts::subject_gone(w, &org, &novacula_core::alerts::Subject::node(&name), now)?;
     events::record(
         w,
         &org,

@@ -13,7 +13,7 @@ use novacula_core::audit::Action;
 use novacula_core::observed::check_reported_revision;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{ReportRequest, ReportResponse, SpecPollResponse, SyncCapabilities, SyncExecutorRequest, SyncExecutorResponse};
-use novacula_core::{events as ev, is_online, CompatStatus, DesiredNode, Version};
+use novacula_core::{events as ev, is_online, CompatStatus, DesiredNode, ObservedNodeState, Version};
 use std::sync::Arc;
 
 fn compat_of(s: &AppState, version: &str) -> CompatStatus {
@@ -282,7 +282,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
             let keys: Vec<String> = req.nodes.iter().map(|obs| store_key(&[&org_id, &obs.node])).collect();
             let rows: Vec<Option<NodeRow>> = w.get_many(NODES, &keys)?;
             // Written together at the end (one statement each on PostgreSQL).
-            let (mut observed, mut changed_rows) = (Vec::new(), Vec::new());
+            let (mut observed, mut changed_rows, mut disks) = (Vec::new(), Vec::new(), Vec::new());
             for ((obs, k), row) in req.nodes.iter().zip(keys).zip(rows) {
                 let Some(mut row) = row.filter(|r: &NodeRow| r.executor == executor) else {
                     resp.rejected.push(format!("{}: no such node on this executor", obs.node));
@@ -303,6 +303,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
                     let phase = phase_of(&row, Some(obs), true);
                     changed |= evaluate(w, &mut row, phase, now, &actor)?;
                     observed.push((k.clone(), ObservedRow { state: obs.clone(), reported_at: now }));
+                    disks.push((row.clone(), obs));
                 }
                 if changed {
                     changed_rows.push((k, row));
@@ -311,6 +312,8 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
             }
             w.put_many(OBSERVED, &observed)?;
             w.put_many(NODES, &changed_rows)?;
+            let disks: Vec<(&NodeRow, &ObservedNodeState)> = disks.iter().map(|(row, obs)| (row, *obs)).collect();
+            crate::services::alerts::disk_reported(w, &org_id, &disks, now)?;
             record_runtime_events(w, &org_id, &executor, &actor, now, &req.events, &mut resp)?;
             Ok::<_, ServiceError>((resp, last_seq))
         })

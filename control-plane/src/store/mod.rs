@@ -62,6 +62,21 @@ pub const RELEASES: Table = Table("releases");
 pub const ORG_LOGOS: Table = Table("org_logos");
 /// Keyed by slug: the organization's id (a `String`).
 pub const SLUGS: Table = Table("org_slugs");
+/// Keyed by organization: its `alerts::AlertSettings` (none stored: the defaults).
+pub const ALERT_SETTINGS: Table = Table("alert_settings");
+/// `org/node`: a node's `alerts::NodeAlertOverride` (none stored: it inherits).
+pub const ALERT_OVERRIDES: Table = Table("alert_overrides");
+/// `org/<id>`: every incident (`alerts::Incident`), ids in opening order.
+pub const INCIDENTS: Table = Table("incidents");
+/// `org/rule/subject-kind/subject-key` -> the id of the incident open for it.
+pub const OPEN_INCIDENTS: Table = Table("open_incidents");
+/// `org/<id>`: where notifications go (`model::AlertChannel`).
+pub const ALERT_CHANNELS: Table = Table("alert_channels");
+/// `<seq>`: notifications not yet delivered (`model::OutboxEntry`), oldest first.
+pub const OUTBOX: Table = Table("notification_outbox");
+/// `org/<seq>`: every delivery attempt (`model::Delivery`).
+pub const DELIVERIES: Table = Table("notification_deliveries");
+
 /// The event log holding `org`'s audit entries (organization names are DNS
 /// labels, so it meets no organization's feed).
 pub fn audit_log(org: &str) -> String {
@@ -72,7 +87,7 @@ pub fn audit_log(org: &str) -> String {
 pub const PLATFORM_AUDIT_LOG: &str = "audit@platform";
 
 /// Every record table, created when a store is opened.
-pub const TABLES: [Table; 16] = [
+pub const TABLES: [Table; 23] = [
     ORGS,
     USERS,
     MEMBERS,
@@ -89,7 +104,19 @@ pub const TABLES: [Table; 16] = [
     RELEASES,
     ORG_LOGOS,
     SLUGS,
+    ALERT_SETTINGS,
+    ALERT_OVERRIDES,
+    INCIDENTS,
+    OPEN_INCIDENTS,
+    ALERT_CHANNELS,
+    OUTBOX,
+    DELIVERIES,
 ];
+
+/// A sequence number as a key part that sorts as it counts.
+pub fn seq_key(seq: u64) -> String {
+    format!("{seq:016}")
+}
 
 /// Leading byte of every stored value, so the format can evolve.
 const FORMAT: u8 = 1;

@@ -291,3 +291,89 @@ impl From<Event> for EventView {
         EventView { seq: e.seq, at: e.at, kind: e.kind, node: e.node, executor: e.executor, actor: e.actor, data: e.data, level, message }
     }
 }
+
+/// Where an organization's notifications go (`ALERT_CHANNELS`). The secret
+/// (HMAC key, or PagerDuty's routing key) is never in a view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertChannel {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub kind: novacula_core::alerts::ChannelKind,
+    pub url: String,
+    pub enabled: bool,
+    pub secret: Option<String>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+impl AlertChannel {
+    pub fn view(&self) -> novacula_core::wire::ChannelView {
+        novacula_core::wire::ChannelView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            kind: self.kind,
+            url: self.url.clone(),
+            enabled: self.enabled,
+            has_secret: self.secret.is_some(),
+            created_at: self.created_at,
+            created_by: self.created_by.clone(),
+        }
+    }
+}
+
+/// A notification waiting for its channel (`OUTBOX`): kept until delivered
+/// or given up, so a restart loses none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub seq: u64,
+    pub org_id: String,
+    pub channel_id: String,
+    pub notification: novacula_core::alerts::Notification,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub next_at: Timestamp,
+    /// The delivery this one replays, by hand.
+    pub replay_of: Option<String>,
+}
+
+/// One delivery attempt (`DELIVERIES`), with what it carried, for replays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    pub org_id: String,
+    pub channel_id: String,
+    pub channel_name: String,
+    pub notification: novacula_core::alerts::Notification,
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub latency_ms: u64,
+    pub response_code: Option<u16>,
+    pub error: Option<String>,
+    pub delivered: bool,
+    /// A failure after which no retry follows.
+    pub final_failure: bool,
+    pub replay_of: Option<String>,
+}
+
+impl Delivery {
+    pub fn view(&self) -> novacula_core::wire::DeliveryView {
+        novacula_core::wire::DeliveryView {
+            id: self.id.clone(),
+            channel_id: self.channel_id.clone(),
+            channel_name: self.channel_name.clone(),
+            incident_id: self.notification.incident_id.clone(),
+            rule: self.notification.rule.clone(),
+            status: self.notification.status.clone(),
+            idempotency_key: self.notification.idempotency_key.clone(),
+            attempt: self.attempt,
+            at: self.at,
+            latency_ms: self.latency_ms,
+            response_code: self.response_code,
+            error: self.error.clone(),
+            delivered: self.delivered,
+            final_failure: self.final_failure,
+            replay_of: self.replay_of.clone(),
+        }
+    }
+}

@@ -590,3 +590,105 @@ impl SetUpgradeRequest {
         }
     }
 }
+
+/// A notification channel as the API shows it (its secret never: only whether it has one).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelView {
+    pub id: String,
+    pub name: String,
+    pub kind: crate::alerts::ChannelKind,
+    pub url: String,
+    pub enabled: bool,
+    /// Whether notifications are signed (webhook, Slack, Alertmanager) or carry a routing key (PagerDuty).
+    pub has_secret: bool,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// A new channel. `secret` is write-only: the HMAC-SHA256 key of the
+/// signature header, or PagerDuty's routing key (required there).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateChannelRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    pub name: String,
+    pub kind: crate::alerts::ChannelKind,
+    /// `http://` or `https://`; for Alertmanager its `/api/v2/alerts`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 2000))]
+    pub url: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
+    pub secret: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A change to a channel: what is given changes (`secret: ""` removes it).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateChannelRequest {
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    pub name: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 2000))]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+    pub secret: Option<String>,
+}
+
+/// One delivery attempt of a notification to a channel.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: String,
+    pub channel_id: String,
+    pub channel_name: String,
+    pub incident_id: String,
+    pub rule: String,
+    /// The transition delivered: `open`, `resolved` or `test`.
+    pub status: String,
+    pub idempotency_key: String,
+    /// 1 for the first attempt of this notification.
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub latency_ms: u64,
+    pub response_code: Option<u16>,
+    pub error: Option<String>,
+    pub delivered: bool,
+    /// Failed, and no retry follows (attempts used up, channel gone or disabled).
+    pub final_failure: bool,
+    pub replay_of: Option<String>,
+}
+
+/// A node's alert policy: its overrides and what applies.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeAlertPolicyView {
+    pub node: String,
+    #[serde(rename = "override")]
+    pub overrides: crate::alerts::NodeAlertOverride,
+    pub effective: crate::alerts::NodePolicy,
+}
+
+/// A delivery queued again by hand.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayQueued {
+    /// Its place in the outbox; its attempts appear under deliveries.
+    pub queued: u64,
+}
