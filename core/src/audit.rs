@@ -153,7 +153,7 @@ mod tests {
         for a in Action::ALL {
             assert_eq!(a.as_str().parse::<Action>().unwrap(), *a);
             assert_eq!(serde_json::to_string(a).unwrap(), format!("\"{}\"", a.as_str()));
-            assert!(["user", "apiKey", "executor", "node", "upgrade", "organization", "events", "invitation"].contains(&a.target_kind()));
+            assert!(["user", "apiKey", "executor", "node", "upgrade", "organization", "events", "invitation", "channel"].contains(&a.target_kind()));
         }
         assert!("node.exploded".parse::<Action>().is_err());
         assert_eq!(Source::of_client(Some("console")), Source::Ui);
