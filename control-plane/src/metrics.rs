@@ -23,6 +23,17 @@ pub static STORE_COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| Histogra
 /// Events appended to organizations' feeds.
 pub static EVENTS_WRITTEN: LazyLock<Counter> = LazyLock::new(Counter::default);
 
+/// Notification attempts, by channel kind and result.
+pub static NOTIFICATIONS: LazyLock<Family<NotificationLabels, Counter>> = LazyLock::new(Family::default);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// webhook, slack, pagerduty, alertmanager.
+    pub kind: &'static str,
+    /// delivered, failed (retried or given up), dropped (channel gone or disabled).
+    pub result: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
@@ -52,6 +63,7 @@ impl Default for Metrics {
         registry.register("http_request_duration_seconds", "Time to answer an HTTP request, by route", durations.clone());
         registry.register("store_commit_duration_seconds", "Time to commit a write transaction", STORE_COMMIT_SECONDS.clone());
         registry.register("events_written", "Events appended to organizations' feeds", EVENTS_WRITTEN.clone());
+        registry.register("notifications", "Notification delivery attempts, by channel kind and result", NOTIFICATIONS.clone());
         Metrics { registry, requests, durations }
     }
 }
@@ -79,6 +91,11 @@ struct ExecutorLabels {
 struct NodeLabels {
     chain: String,
     phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -110,6 +127,14 @@ fn fleet(stats: &crate::services::fleet::FleetStats) -> Registry {
     r.register("nodes_drifting", "Nodes behind their spec (revision) or on an offline executor (liveness)", drift);
     r.register("node_down_alerts_firing", "Nodes whose node_down alert fires", firing);
     r.register("organizations", "Organizations", orgs);
+    let incidents = Family::<RuleLabels, Gauge>::default();
+    for (rule, n) in &stats.incidents_open {
+        incidents.get_or_create(&RuleLabels { rule }).set(*n as i64);
+    }
+    r.register("incidents_open", "Open incidents, by alert rule", incidents);
+    let outbox = Gauge::<i64>::default();
+    outbox.set(stats.outbox as i64);
+    r.register("notifications_queued", "Notifications waiting in the outbox (retries included)", outbox);
     r
 }
 

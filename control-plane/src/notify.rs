@@ -176,6 +176,13 @@ pub async fn deliver_due(s: &Arc<AppState>, client: &HttpClient) -> Result<usize
                         (Outcome { response_code: None, error: Some(why.into()), latency_ms: 0 }, None)
                     }
                 };
+                let result = match (ch, outcome.delivered()) {
+                    (_, true) => "delivered",
+                    (Some(c), false) if c.enabled => "failed",
+                    _ => "dropped",
+                };
+                let kind = ch.as_ref().map_or("unknown", |c| c.kind.as_str());
+                crate::metrics::NOTIFICATIONS.get_or_create(&crate::metrics::NotificationLabels { kind, result }).inc();
                 if !outcome.delivered() {
                     tracing::warn!(org = %entry.org_id, channel = %name, attempt = entry.attempts + 1, error = ?outcome.error, retry = retry_at.is_some(), "notification not delivered");
                 }

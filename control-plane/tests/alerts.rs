@@ -154,6 +154,15 @@ async fn disk_usage_incidents_reach_a_flaky_webhook_signed_once_per_transition()
         .map(|d| (d["attempt"].as_u64().unwrap(), d["delivered"].as_bool().unwrap()))
         .collect();
     assert_eq!(attempts, [(3, true), (2, false), (1, false)], "every attempt recorded, newest first");
+    let metrics = novacula_control_plane::metrics::render(&cp.state).await.unwrap();
+    for series in ["novacula_incidents_open{rule=\"disk_usage\"} 1", "novacula_incidents_open{rule=\"node_down\"} 0", "novacula_notifications_queued 0"] {
+        assert!(metrics.lines().any(|l| l == series), "{series} in\n{metrics}");
+    }
+    let count = |labels: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(&format!("novacula_notifications_total{{{labels}}} "))).unwrap_or("x 0");
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(count("kind=\"webhook\",result=\"failed\"") >= 2.0 && count("kind=\"slack\",result=\"delivered\"") >= 1.0, "{metrics}");
 
     // a stricter organization setting resolves it; the receivers hear so once
     let e = alice

@@ -5,8 +5,8 @@
 use super::nodes::phase_of;
 use super::Result;
 use crate::state::AppState;
-use crate::store::model::{ExecutorRow, NodeRow, ObservedRow, Org};
-use crate::store::{EXECUTORS, NODES, OBSERVED, ORGS};
+use crate::store::model::{ExecutorRow, NodeRow, ObservedRow, Org, OutboxEntry};
+use crate::store::{EXECUTORS, NODES, OBSERVED, OPEN_INCIDENTS, ORGS, OUTBOX};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,18 +27,29 @@ pub struct FleetStats {
     pub revision_drift: u64,
     pub liveness_drift: u64,
     pub node_down_firing: u64,
+    /// Open incidents by rule.
+    pub incidents_open: BTreeMap<&'static str, u64>,
+    /// Notifications waiting in the outbox.
+    pub outbox: u64,
 }
 
 pub fn stats(s: &AppState) -> Result<FleetStats> {
     let now = s.now();
-    let (orgs, execs, nodes, observed) = s.store.read(|r| {
+    let (orgs, execs, nodes, observed, open, outbox) = s.store.read(|r| {
         let orgs: Vec<(String, Org)> = r.scan(ORGS, "")?;
         let execs: Vec<(String, ExecutorRow)> = r.scan(EXECUTORS, "")?;
         let nodes: Vec<(String, NodeRow)> = r.scan(NODES, "")?;
         let observed: Vec<(String, ObservedRow)> = r.scan(OBSERVED, "")?;
-        Ok::<_, crate::store::StoreError>((orgs.len() as u64, execs, nodes, observed))
+        let open: Vec<(String, String)> = r.scan(OPEN_INCIDENTS, "")?;
+        let outbox = r.scan::<OutboxEntry>(OUTBOX, "")?.len() as u64;
+        Ok::<_, crate::store::StoreError>((orgs.len() as u64, execs, nodes, observed, open, outbox))
     })?;
-    let mut out = FleetStats { organizations: orgs, ..Default::default() };
+    let mut out = FleetStats { organizations: orgs, outbox, ..Default::default() };
+    for rule in novacula_core::alerts::Rule::ALL {
+        // `org/rule/...`: every rule is a series, zero or not.
+        let n = open.iter().filter(|(k, _)| k.split('/').nth(1) == Some(rule.as_str())).count();
+        out.incidents_open.insert(rule.as_str(), n as u64);
+    }
     let mut online: HashMap<String, bool> = HashMap::new();
     for (key, mut e) in execs {
         s.liveness.overlay(&mut e);
