@@ -318,3 +318,98 @@ async fn the_outbox_survives_a_restart_and_delivers_each_transition_once() {
     let d = deliveries(&alice).await;
     assert_eq!(d.iter().map(|d| d["delivered"].as_bool().unwrap()).collect::<Vec<_>>(), [true, false], "{d:?}");
 }
+
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+/// Debian's Alertmanager on loopback, routing every alert to `hook` at once
+/// (resolutions too), with its data in `dir`; killed on drop.
+struct Alertmanager {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Alertmanager {
+    async fn start(dir: &std::path::Path, hook: &str) -> Alertmanager {
+        assert!(std::path::Path::new(ALERTMANAGER).exists(), "{ALERTMANAGER} is missing: run .ci/prerequisites (Debian's prometheus-alertmanager)");
+        let config = dir.join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "route:\n  receiver: hook\n  group_by: ['alertname', 'node']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+                 receivers:\n  - name: hook\n    webhook_configs:\n      - url: '{hook}/am'\n        send_resolved: true\n"
+            ),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("alertmanager.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let am = Alertmanager { child, url: format!("http://127.0.0.1:{port}") };
+        let api = HttpApi::new(&am.url, None).unwrap();
+        until("Alertmanager answers", async || api.get::<Value>("/api/v2/status").await.ok()).await;
+        am
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_alertmanager_receives_routes_and_resolves_novacula_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (routed, routed_url) = Receiver::start(0).await;
+    let am = Alertmanager::start(dir.path(), &routed_url).await;
+    // Alertmanager's clock is the real one: so is this control plane's.
+    let real_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let store = Store::for_tests();
+    common::seed(&store);
+    let cp = Cp::start(store, Arc::new(ManualClock::new(novacula_core::Timestamp(real_now))), config()).await;
+    let (alice, edge) = cp.alice_and_edge().await;
+    let rev = deploy(&alice, "edge-1", "geth-1").await.unwrap()["revision"].as_u64().unwrap();
+    let _: Value = alice
+        .call(
+            Method::POST,
+            "/api/v1/alerts/channels",
+            Some(&json!({"name": "alertmanager", "kind": "alertmanager", "url": format!("{}/api/v2/alerts", am.url)})),
+        )
+        .await
+        .unwrap();
+
+    edge.report("edge-1", vec![with_disk("geth-1", rev, 97)]).await.unwrap();
+    let am_api = HttpApi::new(&am.url, None).unwrap();
+    let alert = until("Alertmanager holds the alert", async || {
+        let alerts: Vec<Value> = am_api.get("/api/v2/alerts").await.ok()?;
+        alerts.into_iter().find(|a| a["labels"]["alertname"] == "novacula_disk_usage")
+    })
+    .await;
+    assert_eq!(
+        (alert["labels"]["node"].as_str(), alert["labels"]["organization"].as_str(), alert["labels"]["severity"].as_str()),
+        (Some("geth-1"), Some("acme"), Some("warning"))
+    );
+    assert_eq!(alert["status"]["state"], "active");
+    assert!(alert["annotations"]["summary"].as_str().unwrap().contains("disk 97% full"));
+    let (_, firing, _) =
+        until("Alertmanager routes it to its receiver", async || routed.accepted().into_iter().find(|(_, b, _)| b["status"] == "firing")).await;
+    assert_eq!(firing["alerts"][0]["labels"]["alertname"], "novacula_disk_usage");
+    let delivered = deliveries(&alice).await;
+    assert_eq!((delivered[0]["delivered"].as_bool(), delivered[0]["responseCode"].as_u64()), (Some(true), Some(200)), "{delivered:?}");
+
+    // the disk frees up: the incident resolves, and Alertmanager resolves the alert
+    cp.advance(Duration::from_secs(1));
+    edge.report("edge-1", vec![with_disk("geth-1", rev, 40)]).await.unwrap();
+    let (_, resolved, _) =
+        until("Alertmanager routes the resolution", async || routed.accepted().into_iter().find(|(_, b, _)| b["status"] == "resolved")).await;
+    assert_eq!(resolved["alerts"][0]["labels"]["node"], "geth-1");
+    let still: Vec<Value> = am_api.get("/api/v2/alerts?active=true&silenced=false&inhibited=false&unprocessed=false").await.unwrap();
+    assert!(still.iter().all(|a| a["labels"]["alertname"] != "novacula_disk_usage"), "{still:?}");
+}
