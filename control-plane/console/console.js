@@ -182,6 +182,7 @@ const views = {
   nodes: { render: nodesView, setup: nodesSetup },
   node: { render: nodeView },
   events: { render: eventsView },
+  alerts: { setup: alertsSetup, render: alertsView },
   connect: { setup: connectSetup },
   members: { setup: membersSetup },
   keys: { setup: keysSetup },
@@ -538,6 +539,188 @@ async function eventsView() {
   live().innerHTML = `<h1>Events</h1>${eventsTable(page.events)}<div class="actions">${newest}${older}</div>`;
   if (older) $("#events-older").onclick = () => { eventsBefore = page.next; eventsView(); };
   if (newest) $("#events-newest").onclick = () => { eventsBefore = null; eventsView(); };
+}
+
+// ---- alerts ----
+
+// Settings and channels are forms (set up once); incidents, deliveries and
+// node policies refresh with the page.
+function alertsSetup() {
+  const manage = can("manageOrganization");
+  const off = manage ? "" : "disabled";
+  $("#view").innerHTML = `<h1>Alerts</h1>
+    <div class="card" id="alert-settings"><h2>Rules</h2>
+      <label class="inline"><input type="checkbox" id="rule-node-down" ${off}> node_down: a node that should run is stopped, in error or unreachable</label>
+      <label class="inline"><input type="checkbox" id="rule-disk" ${off}> disk_usage: a node's disk is at least
+        <input type="number" id="rule-disk-threshold" min="1" max="100" style="width:5em" ${off}> % full</label>
+      <label class="inline"><input type="checkbox" id="rule-offline" ${off}> executor_offline: silent 30 s and then
+        <input type="number" id="rule-offline-for" min="0" max="86400" style="width:7em" ${off}> s more</label>
+      <div class="actions"><button id="alert-settings-save" ${off}>Save rules</button><span class="muted" id="alert-settings-saved"></span></div>
+    </div>
+    <div class="card" id="alert-channels" ${manage ? "" : "hidden"}><h2>Channels</h2><div id="channels-table"></div>
+      <div class="row">
+        <label>Name <input id="channel-name"></label>
+        <label>Kind <select id="channel-kind"><option value="webhook">Webhook (JSON)</option><option value="slack">Slack</option><option value="pagerduty">PagerDuty</option><option value="alertmanager">Alertmanager</option></select></label>
+        <label>URL <input id="channel-url" size="40" placeholder="https://..."></label>
+        <label>Secret (HMAC key, or PagerDuty routing key) <input id="channel-secret" type="password" autocomplete="off"></label>
+      </div>
+      <div class="actions"><button id="channel-add">Add channel</button></div>
+    </div>
+    <div class="card"><h2>Node policies</h2><p class="muted">A node's own values; "inherit" follows the rules above.</p><div id="policies"></div></div>`;
+  const fill = (s) => {
+    $("#rule-node-down").checked = s.nodeDown;
+    $("#rule-disk").checked = s.diskUsage;
+    $("#rule-disk-threshold").value = s.diskUsageThresholdPercent;
+    $("#rule-offline").checked = s.executorOffline;
+    $("#rule-offline-for").value = s.executorOfflineForSecs;
+  };
+  api("GET", "/alerts/settings").then(fill).catch((err) => flash(err.message));
+  policiesTable().catch((err) => flash(err.message));
+  $("#alert-settings-save").onclick = async () => {
+    try {
+      const s = await api("PUT", "/alerts/settings", {
+        nodeDown: $("#rule-node-down").checked,
+        diskUsage: $("#rule-disk").checked,
+        diskUsageThresholdPercent: Number($("#rule-disk-threshold").value),
+        executorOffline: $("#rule-offline").checked,
+        executorOfflineForSecs: Number($("#rule-offline-for").value),
+      });
+      fill(s);
+      $("#alert-settings-saved").textContent = "saved";
+      await policiesTable();
+    } catch (err) {
+      flash(err.message);
+    }
+  };
+  if (!manage) return;
+  channelsTable().catch((err) => flash(err.message));
+  $("#channel-add").onclick = async () => {
+    const secret = $("#channel-secret").value;
+    try {
+      await api("POST", "/alerts/channels", { name: $("#channel-name").value, kind: $("#channel-kind").value, url: $("#channel-url").value, ...(secret ? { secret } : {}) });
+      for (const f of ["#channel-name", "#channel-url", "#channel-secret"]) $(f).value = "";
+      await channelsTable();
+    } catch (err) {
+      flash(err.message);
+    }
+  };
+}
+
+async function policiesTable() {
+  const policies = await api("GET", "/alerts/policies");
+  const edit = can("manageNodes") ? "" : "disabled";
+  const tri = (v) => (v === null || v === undefined ? "inherit" : v ? "on" : "off");
+  const select = (field, v) =>
+    `<select data-field="${field}" ${edit}>${["inherit", "on", "off"].map((o) => `<option ${tri(v) === o ? "selected" : ""}>${o}</option>`).join("")}</select>`;
+  const rows = policies
+    .map(
+      (p) => `<tr data-policy="${esc(p.node)}"><td><a href="#/nodes/${encodeURIComponent(p.node)}">${esc(p.node)}</a></td>
+      <td>${select("nodeDown", p.override.nodeDown)} <span class="muted">${p.effective.nodeDown ? "on" : "off"}</span></td>
+      <td>${select("diskUsage", p.override.diskUsage)} <span class="muted">${p.effective.diskUsage ? "on" : "off"}</span></td>
+      <td><input type="number" min="1" max="100" style="width:5em" data-field="diskUsageThresholdPercent" placeholder="inherit" value="${p.override.diskUsageThresholdPercent ?? ""}" ${edit}>
+        <span class="muted effective-threshold">${p.effective.diskUsageThresholdPercent} %</span></td>
+      <td><button class="secondary" data-policy-save="${esc(p.node)}" ${edit}>Save</button></td></tr>`
+    )
+    .join("");
+  $("#policies").innerHTML = `<table><thead><tr><th>Node</th><th>node_down</th><th>disk_usage</th><th>Threshold (effective)</th><th></th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="5" class="muted">No nodes.</td></tr>`}</tbody></table>`;
+  document.querySelectorAll("[data-policy-save]").forEach((b) => {
+    b.onclick = async () => {
+      const row = b.closest("tr");
+      const field = (f) => row.querySelector(`[data-field="${f}"]`).value;
+      const flag = (f) => ({ inherit: null, on: true, off: false })[field(f)];
+      const threshold = field("diskUsageThresholdPercent");
+      try {
+        await api("PUT", `/nodes/${encodeURIComponent(b.dataset.policySave)}/alert-policy`, {
+          nodeDown: flag("nodeDown"),
+          diskUsage: flag("diskUsage"),
+          diskUsageThresholdPercent: threshold === "" ? null : Number(threshold),
+        });
+        await policiesTable();
+      } catch (err) {
+        flash(err.message);
+      }
+    };
+  });
+}
+
+async function channelsTable() {
+  const channels = await api("GET", "/alerts/channels");
+  const rows = channels
+    .map(
+      (c) => `<tr data-channel="${esc(c.id)}"><td>${esc(c.name)}</td><td>${esc(c.kind)}</td><td class="url">${esc(c.url)}</td><td>${c.hasSecret ? "set" : "none"}</td>
+      <td>${badge(c.enabled ? "enabled" : "disabled", c.enabled ? "online" : "offline")}</td>
+      <td><button class="secondary" data-channel-test="${esc(c.id)}">Test</button> <button class="secondary" data-channel-toggle="${esc(c.id)}" data-enabled="${c.enabled}">${c.enabled ? "Disable" : "Enable"}</button>
+      <button class="danger" data-channel-delete="${esc(c.id)}">Delete</button> <span class="muted" data-channel-result="${esc(c.id)}"></span></td></tr>`
+    )
+    .join("");
+  $("#channels-table").innerHTML = `<table><thead><tr><th>Name</th><th>Kind</th><th>URL</th><th>Secret</th><th>State</th><th></th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="6" class="muted">No channels: incidents are only in the console and the events feed.</td></tr>`}</tbody></table>`;
+  const path = (id) => "/alerts/channels/" + encodeURIComponent(id);
+  document.querySelectorAll("[data-channel-test]").forEach((b) => {
+    b.onclick = async () => {
+      const id = b.dataset.channelTest;
+      const out = document.querySelector(`[data-channel-result="${id}"]`);
+      out.textContent = "sending...";
+      try {
+        const d = await api("POST", path(id) + "/test");
+        out.textContent = d.delivered ? `delivered (${d.responseCode}, ${d.latencyMs} ms)` : `failed: ${d.error || d.responseCode}`;
+      } catch (err) {
+        out.textContent = "";
+        flash(err.message);
+      }
+    };
+  });
+  document.querySelectorAll("[data-channel-toggle]").forEach((b) => {
+    b.onclick = () => act(() => api("PUT", path(b.dataset.channelToggle), { enabled: b.dataset.enabled !== "true" })).then(channelsTable);
+  });
+  document.querySelectorAll("[data-channel-delete]").forEach((b) => {
+    b.onclick = async () => {
+      if (!confirm("Delete this channel? Notifications not yet delivered to it are dropped.")) return;
+      await act(() => api("DELETE", path(b.dataset.channelDelete)));
+      await channelsTable();
+    };
+  });
+}
+
+async function alertsView() {
+  const [open, all, deliveries] = await Promise.all([
+    api("GET", "/incidents?status=open&limit=500"),
+    api("GET", "/incidents?status=all&limit=50"),
+    api("GET", "/alerts/deliveries?limit=50"),
+  ]);
+  const when = (t) => (t ? new Date(t).toLocaleString() : "");
+  const incidentRows = (list) =>
+    list
+      .map(
+        (i) => `<tr data-incident="${esc(i.id)}" class="${i.resolvedAt ? "" : "level-error"}"><td>${esc(i.id)}</td><td>${esc(i.rule)}</td><td>${esc(i.subject.kind)} ${esc(i.subject.name)}</td>
+        <td>${esc(i.message)}</td><td>${badge(i.resolvedAt ? "resolved" : "open", i.resolvedAt ? "online" : "down")}</td><td>${when(i.openedAt)}</td><td>${when(i.resolvedAt)}</td></tr>`
+      )
+      .join("");
+  const head = `<thead><tr><th>Id</th><th>Rule</th><th>Subject</th><th>Message</th><th>Status</th><th>Opened</th><th>Resolved</th></tr></thead>`;
+  const replay = can("manageOrganization");
+  const deliveryRows = deliveries
+    .map(
+      (d) => `<tr data-delivery="${esc(d.id)}" class="${d.delivered ? "" : "level-warn"}"><td>${when(d.at)}</td><td>${esc(d.channelName)}</td><td>${esc(d.rule)} ${esc(d.status)}</td>
+      <td>${d.attempt}</td><td>${d.delivered ? "delivered" : d.finalFailure ? "given up" : "failed"}</td><td>${d.responseCode ?? ""}</td><td>${d.latencyMs} ms</td><td>${esc(d.error)}</td>
+      <td>${replay && d.status !== "test" ? `<button class="secondary" data-replay="${esc(d.id)}">Replay</button>` : ""}</td></tr>`
+    )
+    .join("");
+  live().innerHTML = `<h2>Open incidents (${open.length})</h2><table id="incidents-open">${head}<tbody>${incidentRows(open) || `<tr><td colspan="7" class="muted">Nothing is firing.</td></tr>`}</tbody></table>
+    <h2>Recent incidents</h2><table id="incidents-recent">${head}<tbody>${incidentRows(all) || `<tr><td colspan="7" class="muted">No incidents yet.</td></tr>`}</tbody></table>
+    <h2>Deliveries</h2><table id="deliveries"><thead><tr><th>At</th><th>Channel</th><th>Notification</th><th>Attempt</th><th>Result</th><th>Code</th><th>Latency</th><th>Error</th><th></th></tr></thead>
+    <tbody>${deliveryRows || `<tr><td colspan="9" class="muted">No deliveries.</td></tr>`}</tbody></table>`;
+  document.querySelectorAll("[data-replay]").forEach((b) => {
+    b.onclick = async () => {
+      try {
+        await api("POST", `/alerts/deliveries/${encodeURIComponent(b.dataset.replay)}/replay`);
+        b.textContent = "queued";
+        b.disabled = true;
+      } catch (err) {
+        flash(err.message);
+      }
+    };
+  });
 }
 
 // ---- members ----

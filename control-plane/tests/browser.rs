@@ -429,3 +429,89 @@ async fn console_platform_administrator_impersonates_under_a_banner_and_ends_it(
     assert_eq!(bob.get::<Value>("/api/v1/nodes").await.unwrap_err().status(), Some(403));
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sets_alert_rules_channels_and_a_nodes_policy_and_shows_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, owner) = control_plane().await;
+    // a receiver for the webhook channel, recording what it gets
+    let got: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let g = got.clone();
+    let app = axum::Router::new().fallback(axum::routing::post(move |body: String| async move {
+        g.lock().unwrap().push(serde_json::from_str::<Value>(&body).unwrap());
+        "ok"
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // a real agent runs a stand-in node, whose reports carry its disk
+    let key = live::key_for(&owner, "edge-a").await;
+    let _agent = start_agent(&url, &key, &dir.path().join("agent"), "edge-a");
+    for _ in 0..100 {
+        if owner.get::<Value>("/api/v1/executors/edge-a").await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spec = json!({"name": "alerted", "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
+    let _: Value = owner.call(novacula_client::Method::POST, "/api/v1/nodes", Some(&json!({"executor": "edge-a", "spec": spec}))).await.unwrap();
+    wait_for_node(&owner, "alerted", |n| n["phase"] == "running" && n["observed"]["disk"]["totalBytes"].as_u64().unwrap_or(0) > 0).await;
+
+    let (_driver, c) = browser(&dir.path().join("profile")).await;
+    login(&c, &url, OWNER).await;
+    c.goto(&format!("{url}/#/alerts")).await.unwrap();
+    let threshold = until(&c, "#rule-disk-threshold", "shows the default", async |e| e.prop("value").await.ok().flatten().as_deref() == Some("85")).await;
+    threshold.clear().await.unwrap();
+    threshold.send_keys("90").await.unwrap();
+    c.find(Locator::Css("#alert-settings-save")).await.unwrap().click().await.unwrap();
+    until(&c, "#alert-settings-saved", "says saved", async |e| e.text().await.unwrap_or_default() == "saved").await;
+    let settings: Value = owner.get("/api/v1/alerts/settings").await.unwrap();
+    assert_eq!(settings["diskUsageThresholdPercent"], 90);
+
+    // a webhook channel, tested from its row
+    c.find(Locator::Css("#channel-name")).await.unwrap().send_keys("ops").await.unwrap();
+    c.find(Locator::Css("#channel-url")).await.unwrap().send_keys(&hook).await.unwrap();
+    c.find(Locator::Css("#channel-secret")).await.unwrap().send_keys("s3cret").await.unwrap();
+    c.find(Locator::Css("#channel-add")).await.unwrap().click().await.unwrap();
+    until(&c, "#channels-table tr[data-channel] td", "lists the channel", async |e| e.text().await.unwrap_or_default() == "ops").await;
+    c.find(Locator::Css("[data-channel-test]")).await.unwrap().click().await.unwrap();
+    until(&c, "[data-channel-result]", "reports the test delivered", async |e| e.text().await.unwrap_or_default().starts_with("delivered (200")).await;
+    assert_eq!(got.lock().unwrap()[0]["status"], "test");
+
+    // the node's own threshold of 1 % opens a disk_usage incident, delivered to the channel
+    let row = "#policies tr[data-policy='alerted']";
+    let input = until(&c, &format!("{row} input[data-field='diskUsageThresholdPercent']"), "offers the node's threshold", async |e| {
+        e.is_displayed().await.unwrap_or(false)
+    })
+    .await;
+    input.send_keys("1").await.unwrap();
+    c.find(Locator::Css(&format!("{row} [data-policy-save]"))).await.unwrap().click().await.unwrap();
+    until(&c, &format!("{row} .effective-threshold"), "shows 1 % in effect", async |e| e.text().await.unwrap_or_default() == "1 %").await;
+    until(&c, "#incidents-open tbody tr[data-incident] td:nth-child(2)", "lists the open incident", async |e| {
+        e.text().await.unwrap_or_default() == "disk_usage"
+    })
+    .await;
+    until(&c, "#deliveries tr[data-delivery] td:nth-child(5)", "shows the delivery", async |e| e.text().await.unwrap_or_default() == "delivered").await;
+    assert!(got.lock().unwrap().iter().any(|n| n["rule"] == "disk_usage" && n["status"] == "open" && n["subject"]["name"] == "alerted"));
+    shot(&c, "12-alerts").await;
+
+    // back to inherit: 90 % is not reached, the incident resolves
+    let input = c.find(Locator::Css(&format!("{row} input[data-field='diskUsageThresholdPercent']"))).await.unwrap();
+    input.clear().await.unwrap();
+    c.find(Locator::Css(&format!("{row} [data-policy-save]"))).await.unwrap().click().await.unwrap();
+    until(&c, "#incidents-open tbody td", "shows nothing firing", async |e| e.text().await.unwrap_or_default() == "Nothing is firing.").await;
+    until(&c, "#incidents-recent tbody tr[data-incident] .badge", "shows it resolved", async |e| {
+        e.attr("data-value").await.ok().flatten().as_deref() == Some("resolved")
+    })
+    .await;
+
+    // a member sees incidents, but neither channels nor a way to change the rules
+    add_user(&owner, "watcher", "member").await;
+    c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
+    login(&c, &url, "watcher").await;
+    c.goto(&format!("{url}/#/alerts")).await.unwrap();
+    until(&c, "#incidents-recent tbody tr[data-incident]", "lists the incident", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    assert!(!c.find(Locator::Css("#alert-channels")).await.unwrap().is_displayed().await.unwrap(), "channels are for owners and admins");
+    assert!(!c.find(Locator::Css("#alert-settings-save")).await.unwrap().is_enabled().await.unwrap());
+    c.close().await.unwrap();
+}
