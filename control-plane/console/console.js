@@ -555,6 +555,13 @@ function alertsSetup() {
         <input type="number" id="rule-disk-threshold" min="1" max="100" style="width:5em" ${off}> % full</label>
       <label class="inline"><input type="checkbox" id="rule-offline" ${off}> executor_offline: silent 30 s and then
         <input type="number" id="rule-offline-for" min="0" max="86400" style="width:7em" ${off}> s more</label>
+      <label class="inline"><input type="checkbox" id="rule-stalled" ${off}> node_stalled: a running node's head has not moved for
+        <input type="number" id="rule-stalled-for" min="60" max="86400" style="width:7em" ${off}> s</label>
+      <label class="inline"><input type="checkbox" id="rule-distance" ${off}> sync_distance: a running node is more than
+        <input type="number" id="rule-distance-threshold" min="1" style="width:7em" ${off}> blocks behind for
+        <input type="number" id="rule-distance-for" min="0" max="86400" style="width:7em" ${off}> s</label>
+      <label class="inline"><input type="checkbox" id="rule-unsupported" ${off}> executor_unsupported: an executor is out of the compatibility window for
+        <input type="number" id="rule-unsupported-for" min="0" max="86400" style="width:7em" ${off}> s</label>
       <div class="actions"><button id="alert-settings-save" ${off}>Save rules</button><span class="muted" id="alert-settings-saved"></span></div>
     </div>
     <div class="card" id="alert-channels" ${manage ? "" : "hidden"}><h2>Channels</h2><div id="channels-table"></div>
@@ -573,6 +580,13 @@ function alertsSetup() {
     $("#rule-disk-threshold").value = s.diskUsageThresholdPercent;
     $("#rule-offline").checked = s.executorOffline;
     $("#rule-offline-for").value = s.executorOfflineForSecs;
+    $("#rule-stalled").checked = s.nodeStalled;
+    $("#rule-stalled-for").value = s.nodeStalledForSecs;
+    $("#rule-distance").checked = s.syncDistance;
+    $("#rule-distance-threshold").value = s.syncDistanceThreshold;
+    $("#rule-distance-for").value = s.syncDistanceForSecs;
+    $("#rule-unsupported").checked = s.executorUnsupported;
+    $("#rule-unsupported-for").value = s.executorUnsupportedForSecs;
   };
   api("GET", "/alerts/settings").then(fill).catch((err) => flash(err.message));
   policiesTable().catch((err) => flash(err.message));
@@ -584,6 +598,13 @@ function alertsSetup() {
         diskUsageThresholdPercent: Number($("#rule-disk-threshold").value),
         executorOffline: $("#rule-offline").checked,
         executorOfflineForSecs: Number($("#rule-offline-for").value),
+        nodeStalled: $("#rule-stalled").checked,
+        nodeStalledForSecs: Number($("#rule-stalled-for").value),
+        syncDistance: $("#rule-distance").checked,
+        syncDistanceThreshold: Number($("#rule-distance-threshold").value),
+        syncDistanceForSecs: Number($("#rule-distance-for").value),
+        executorUnsupported: $("#rule-unsupported").checked,
+        executorUnsupportedForSecs: Number($("#rule-unsupported-for").value),
       });
       fill(s);
       $("#alert-settings-saved").textContent = "saved";
@@ -619,11 +640,13 @@ async function policiesTable() {
       <td>${select("diskUsage", p.override.diskUsage)} <span class="muted">${p.effective.diskUsage ? "on" : "off"}</span></td>
       <td><input type="number" min="1" max="100" style="width:5em" data-field="diskUsageThresholdPercent" placeholder="inherit" value="${p.override.diskUsageThresholdPercent ?? ""}" ${edit}>
         <span class="muted effective-threshold">${p.effective.diskUsageThresholdPercent} %</span></td>
+      <td>${select("nodeStalled", p.override.nodeStalled)} <span class="muted">${p.effective.nodeStalled ? "on" : "off"}</span></td>
+      <td>${select("syncDistance", p.override.syncDistance)} <span class="muted">${p.effective.syncDistance ? "on" : "off"}</span></td>
       <td><button class="secondary" data-policy-save="${esc(p.node)}" ${edit}>Save</button></td></tr>`
     )
     .join("");
-  $("#policies").innerHTML = `<table><thead><tr><th>Node</th><th>node_down</th><th>disk_usage</th><th>Threshold (effective)</th><th></th></tr></thead>
-    <tbody>${rows || `<tr><td colspan="5" class="muted">No nodes.</td></tr>`}</tbody></table>`;
+  $("#policies").innerHTML = `<table><thead><tr><th>Node</th><th>node_down</th><th>disk_usage</th><th>Threshold (effective)</th><th>node_stalled</th><th>sync_distance</th><th></th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="7" class="muted">No nodes.</td></tr>`}</tbody></table>`;
   document.querySelectorAll("[data-policy-save]").forEach((b) => {
     b.onclick = async () => {
       const row = b.closest("tr");
@@ -635,6 +658,8 @@ async function policiesTable() {
           nodeDown: flag("nodeDown"),
           diskUsage: flag("diskUsage"),
           diskUsageThresholdPercent: threshold === "" ? null : Number(threshold),
+          nodeStalled: flag("nodeStalled"),
+          syncDistance: flag("syncDistance"),
         });
         await policiesTable();
       } catch (err) {

@@ -28,6 +28,7 @@ pub mod state;
 pub mod store;
 pub mod sweeper;
 pub mod tls;
+pub mod watch;
 
 pub use api::{router, serve};
 pub use state::{AppState, Config};

@@ -103,6 +103,8 @@ pub struct Sweeper {
     /// Executors (`org/name`) with an open `executor_offline` incident; `None`
     /// until read from the store.
     offline_open: Option<BTreeSet<String>>,
+    /// The rules that need time to pass (`node_stalled`, ...).
+    watch: crate::watch::Watch,
 }
 
 impl Sweeper {
@@ -111,6 +113,7 @@ impl Sweeper {
     pub fn reset(&mut self) {
         self.online = None;
         self.offline_open = None;
+        self.watch.reset();
     }
 
     /// One pass; returns how many node rows changed.
@@ -151,6 +154,7 @@ impl Sweeper {
         })?;
         let changed = settle(s, keys, now)?;
         summarise(s, &went_offline, now)?;
+        self.watch.pass(s)?;
         Ok(changed)
     }
 }

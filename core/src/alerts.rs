@@ -25,10 +25,16 @@ pub enum Rule {
     DiskUsage,
     /// An executor has not synced for the heartbeat timeout plus the rule's "for".
     ExecutorOffline,
+    /// A running node's head has not advanced for the rule's "for".
+    NodeStalled,
+    /// A running node is more blocks (or slots) behind than the threshold, for the rule's "for".
+    SyncDistance,
+    /// An executor's version is out of the control plane's compatibility window, for the rule's "for".
+    ExecutorUnsupported,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 3] = [Rule::NodeDown, Rule::DiskUsage, Rule::ExecutorOffline];
+    pub const ALL: [Rule; 6] = [Rule::NodeDown, Rule::DiskUsage, Rule::ExecutorOffline, Rule::NodeStalled, Rule::SyncDistance, Rule::ExecutorUnsupported];
 
     /// The word the API uses.
     pub fn as_str(self) -> &'static str {
@@ -36,6 +42,9 @@ impl Rule {
             Rule::NodeDown => "node_down",
             Rule::DiskUsage => "disk_usage",
             Rule::ExecutorOffline => "executor_offline",
+            Rule::NodeStalled => "node_stalled",
+            Rule::SyncDistance => "sync_distance",
+            Rule::ExecutorUnsupported => "executor_unsupported",
         }
     }
 }
@@ -84,10 +93,11 @@ pub const DISK_USAGE_DEFAULT: u8 = 85;
 /// The longest "for" a rule may wait before it opens an incident.
 pub const FOR_MAX: Duration = Duration::from_secs(24 * 3600);
 
-/// An organization's alert settings: each rule on or off, and its parameters.
+/// An organization's alert settings: each rule on or off, and its
+/// parameters (a field left out of a request takes its default).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct AlertSettings {
     pub node_down: bool,
     pub disk_usage: bool,
@@ -98,6 +108,21 @@ pub struct AlertSettings {
     /// How long past the heartbeat timeout an executor must stay silent (0 ..= 86400).
     #[cfg_attr(feature = "openapi", schema(maximum = 86400))]
     pub executor_offline_for_secs: u64,
+    pub node_stalled: bool,
+    /// How long a running node's head may stand still (60 ..= 86400, default 600).
+    #[cfg_attr(feature = "openapi", schema(minimum = 60, maximum = 86400))]
+    pub node_stalled_for_secs: u64,
+    pub sync_distance: bool,
+    /// Blocks (or slots) behind that count as too far (at least 1, default 100).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub sync_distance_threshold: u64,
+    /// How long it must stay that far behind (0 ..= 86400, default 600).
+    #[cfg_attr(feature = "openapi", schema(maximum = 86400))]
+    pub sync_distance_for_secs: u64,
+    pub executor_unsupported: bool,
+    /// How long an executor may run out of the compatibility window (0 ..= 86400).
+    #[cfg_attr(feature = "openapi", schema(maximum = 86400))]
+    pub executor_unsupported_for_secs: u64,
 }
 
 impl Default for AlertSettings {
@@ -108,6 +133,13 @@ impl Default for AlertSettings {
             disk_usage_threshold_percent: DISK_USAGE_DEFAULT,
             executor_offline: true,
             executor_offline_for_secs: 0,
+            node_stalled: true,
+            node_stalled_for_secs: 600,
+            sync_distance: true,
+            sync_distance_threshold: 100,
+            sync_distance_for_secs: 600,
+            executor_unsupported: true,
+            executor_unsupported_for_secs: 0,
         }
     }
 }
@@ -131,8 +163,21 @@ fn threshold_ok(field: &'static str, v: u8) -> Result<(), InvalidSetting> {
 impl AlertSettings {
     pub fn check(&self) -> Result<(), InvalidSetting> {
         threshold_ok("diskUsageThresholdPercent", self.disk_usage_threshold_percent)?;
-        if self.executor_offline_for_secs > FOR_MAX.as_secs() {
-            return Err(InvalidSetting { field: "executorOfflineForSecs", message: format!("must be at most {} s", FOR_MAX.as_secs()) });
+        for (field, secs) in [
+            ("executorOfflineForSecs", self.executor_offline_for_secs),
+            ("nodeStalledForSecs", self.node_stalled_for_secs),
+            ("syncDistanceForSecs", self.sync_distance_for_secs),
+            ("executorUnsupportedForSecs", self.executor_unsupported_for_secs),
+        ] {
+            if secs > FOR_MAX.as_secs() {
+                return Err(InvalidSetting { field, message: format!("must be at most {} s", FOR_MAX.as_secs()) });
+            }
+        }
+        if self.node_stalled_for_secs < 60 {
+            return Err(InvalidSetting { field: "nodeStalledForSecs", message: "must be at least 60 s (heads move every few seconds at best)".into() });
+        }
+        if self.sync_distance_threshold == 0 {
+            return Err(InvalidSetting { field: "syncDistanceThreshold", message: "must be at least 1".into() });
         }
         Ok(())
     }
@@ -150,10 +195,20 @@ pub struct NodeAlertOverride {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub disk_usage_threshold_percent: Option<u8>,
+    #[serde(default)]
+    pub node_stalled: Option<bool>,
+    #[serde(default)]
+    pub sync_distance: Option<bool>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub sync_distance_threshold: Option<u64>,
 }
 
 impl NodeAlertOverride {
     pub fn check(&self) -> Result<(), InvalidSetting> {
+        if self.sync_distance_threshold == Some(0) {
+            return Err(InvalidSetting { field: "syncDistanceThreshold", message: "must be at least 1".into() });
+        }
         self.disk_usage_threshold_percent.map_or(Ok(()), |v| threshold_ok("diskUsageThresholdPercent", v))
     }
 
@@ -171,6 +226,9 @@ pub struct NodePolicy {
     pub node_down: bool,
     pub disk_usage: bool,
     pub disk_usage_threshold_percent: u8,
+    pub node_stalled: bool,
+    pub sync_distance: bool,
+    pub sync_distance_threshold: u64,
 }
 
 /// The organization's settings under the node's overrides.
@@ -180,6 +238,9 @@ pub fn effective(org: &AlertSettings, node: Option<&NodeAlertOverride>) -> NodeP
         node_down: o.node_down.unwrap_or(org.node_down),
         disk_usage: o.disk_usage.unwrap_or(org.disk_usage),
         disk_usage_threshold_percent: o.disk_usage_threshold_percent.unwrap_or(org.disk_usage_threshold_percent),
+        node_stalled: o.node_stalled.unwrap_or(org.node_stalled),
+        sync_distance: o.sync_distance.unwrap_or(org.sync_distance),
+        sync_distance_threshold: o.sync_distance_threshold.unwrap_or(org.sync_distance_threshold),
     }
 }
 
@@ -212,6 +273,34 @@ pub fn disk_usage(policy: &NodePolicy, disk: Option<&DiskUsage>) -> Firing {
 pub fn executor_offline(settings: &AlertSettings, silent: Duration, heartbeat_timeout: Duration, deactivated: bool) -> Firing {
     let limit = heartbeat_timeout + Duration::from_secs(settings.executor_offline_for_secs);
     (settings.executor_offline && !deactivated && silent >= limit).then(|| format!("executor silent for {} s", silent.as_secs()))
+}
+
+/// How long a condition has held: `since` is when it started to (kept by
+/// the caller between evaluations); `None` when it does not hold now.
+pub fn held(since: Option<Timestamp>, holds: bool, now: Timestamp) -> Option<Timestamp> {
+    holds.then(|| since.unwrap_or(now))
+}
+
+/// `node_stalled`: a node that runs has shown the same head since `head_since`.
+pub fn node_stalled(policy: &NodePolicy, settings: &AlertSettings, head: Option<u64>, head_since: Timestamp, now: Timestamp) -> Firing {
+    let head = head?;
+    let still = now.since(head_since);
+    (policy.node_stalled && still >= Duration::from_secs(settings.node_stalled_for_secs)).then(|| format!("head stuck at {head} for {} s", still.as_secs()))
+}
+
+/// `sync_distance`: further behind than the threshold since `behind_since` (from [`held`]).
+pub fn sync_distance(policy: &NodePolicy, settings: &AlertSettings, distance: u64, behind_since: Option<Timestamp>, now: Timestamp) -> Firing {
+    let since = behind_since?;
+    let held_for = now.since(since);
+    (policy.sync_distance && distance > policy.sync_distance_threshold && held_for >= Duration::from_secs(settings.sync_distance_for_secs))
+        .then(|| format!("{distance} behind (threshold {}) for {} s", policy.sync_distance_threshold, held_for.as_secs()))
+}
+
+/// `executor_unsupported`: out of the compatibility window since `since` (from [`held`]).
+pub fn executor_unsupported(settings: &AlertSettings, version: &str, since: Option<Timestamp>, now: Timestamp) -> Firing {
+    let since = since?;
+    (settings.executor_unsupported && now.since(since) >= Duration::from_secs(settings.executor_unsupported_for_secs))
+        .then(|| format!("version {version} is out of the compatibility window; node queries are refused until it is upgraded"))
 }
 
 /// What to do with a rule's incident for one subject.
@@ -407,6 +496,14 @@ pub enum Body {
     Alertmanager(Vec<AlertmanagerAlert>),
 }
 
+/// Warnings need a look; the rest mean a node or executor does not do its job.
+fn severity(rule: &str) -> &'static str {
+    match rule {
+        "disk_usage" | "sync_distance" | "executor_unsupported" => "warning",
+        _ => "critical",
+    }
+}
+
 /// `n` for a channel of `kind` (`secret`: PagerDuty's routing key).
 pub fn render(kind: ChannelKind, n: &Notification, secret: Option<&str>) -> Body {
     match kind {
@@ -422,7 +519,7 @@ pub fn render(kind: ChannelKind, n: &Notification, secret: Option<&str>) -> Body
                 payload: (!resolve).then(|| PagerDutyPayload {
                     summary: n.headline(),
                     source: format!("novacula/{}/{}", n.organization, n.subject.name),
-                    severity: if n.rule == "disk_usage" { "warning" } else { "critical" },
+                    severity: severity(&n.rule),
                     timestamp: n.opened_at.clone(),
                     custom_details: n.clone(),
                 }),
@@ -434,7 +531,7 @@ pub fn render(kind: ChannelKind, n: &Notification, secret: Option<&str>) -> Body
                 ("organization", n.organization.clone()),
                 (n.subject.kind.as_str(), n.subject.name.clone()),
                 ("incident", n.incident_id.clone()),
-                ("severity", if n.rule == "disk_usage" { "warning" } else { "critical" }.to_string()),
+                ("severity", severity(&n.rule).to_string()),
             ];
             let annotations = [("summary", n.headline()), ("description", n.message.clone())];
             Body::Alertmanager(vec![AlertmanagerAlert {
@@ -486,9 +583,17 @@ mod tests {
     #[test]
     fn overrides_inherit_what_they_leave_unset() {
         let org = AlertSettings { disk_usage_threshold_percent: 90, ..AlertSettings::default() };
-        assert_eq!(effective(&org, None), NodePolicy { node_down: true, disk_usage: true, disk_usage_threshold_percent: 90 });
-        let o = NodeAlertOverride { disk_usage_threshold_percent: Some(70), node_down: Some(false), disk_usage: None };
-        assert_eq!(effective(&org, Some(&o)), NodePolicy { node_down: false, disk_usage: true, disk_usage_threshold_percent: 70 });
+        let base = NodePolicy {
+            node_down: true,
+            disk_usage: true,
+            disk_usage_threshold_percent: 90,
+            node_stalled: true,
+            sync_distance: true,
+            sync_distance_threshold: 100,
+        };
+        assert_eq!(effective(&org, None), base);
+        let o = NodeAlertOverride { disk_usage_threshold_percent: Some(70), node_down: Some(false), sync_distance_threshold: Some(5), ..Default::default() };
+        assert_eq!(effective(&org, Some(&o)), NodePolicy { node_down: false, disk_usage_threshold_percent: 70, sync_distance_threshold: 5, ..base });
         let off = AlertSettings { disk_usage: false, ..org };
         assert!(!effective(&off, Some(&o)).disk_usage, "unset inherits the organization's off");
         assert!(NodeAlertOverride::default().is_empty() && !o.is_empty());
@@ -504,6 +609,34 @@ mod tests {
         assert!(AlertSettings { executor_offline_for_secs: 86_401, ..AlertSettings::default() }.check().is_err());
         assert!(NodeAlertOverride { disk_usage_threshold_percent: Some(0), ..Default::default() }.check().is_err());
         assert!(NodeAlertOverride { disk_usage_threshold_percent: Some(100), ..Default::default() }.check().is_ok());
+        assert_eq!(AlertSettings { node_stalled_for_secs: 59, ..AlertSettings::default() }.check().unwrap_err().field, "nodeStalledForSecs");
+        assert_eq!(AlertSettings { sync_distance_threshold: 0, ..AlertSettings::default() }.check().unwrap_err().field, "syncDistanceThreshold");
+        assert_eq!(AlertSettings { sync_distance_for_secs: 86_401, ..AlertSettings::default() }.check().unwrap_err().field, "syncDistanceForSecs");
+        assert!(NodeAlertOverride { sync_distance_threshold: Some(0), ..Default::default() }.check().is_err());
+    }
+
+    #[test]
+    fn stalled_behind_and_unsupported_wait_for_their_for() {
+        let s = AlertSettings::default();
+        let p = effective(&s, None);
+        let t = |secs: u64| Timestamp(1_000_000 + secs * 1000);
+        assert_eq!(node_stalled(&p, &s, Some(7), t(0), t(599)), None);
+        assert_eq!(node_stalled(&p, &s, Some(7), t(0), t(600)).as_deref(), Some("head stuck at 7 for 600 s"));
+        assert_eq!(node_stalled(&p, &s, None, t(0), t(9999)), None, "no head reported, nothing to judge");
+        assert_eq!(node_stalled(&NodePolicy { node_stalled: false, ..p }, &s, Some(7), t(0), t(9999)), None);
+
+        assert_eq!(held(None, true, t(5)), Some(t(5)), "starts holding now");
+        assert_eq!(held(Some(t(1)), true, t(5)), Some(t(1)), "keeps its start");
+        assert_eq!(held(Some(t(1)), false, t(5)), None);
+        assert_eq!(sync_distance(&p, &s, 101, Some(t(0)), t(599)), None);
+        assert!(sync_distance(&p, &s, 101, Some(t(0)), t(600)).is_some());
+        assert_eq!(sync_distance(&p, &s, 100, Some(t(0)), t(9999)), None, "at the threshold is not beyond it");
+        assert_eq!(sync_distance(&p, &s, 500, None, t(9999)), None);
+
+        let later = AlertSettings { executor_unsupported_for_secs: 60, ..s };
+        assert_eq!(executor_unsupported(&later, "0.9.0", Some(t(0)), t(59)), None);
+        assert!(executor_unsupported(&later, "0.9.0", Some(t(0)), t(60)).unwrap().contains("0.9.0"));
+        assert_eq!(executor_unsupported(&AlertSettings { executor_unsupported: false, ..s }, "0.9.0", Some(t(0)), t(60)), None);
     }
 
     #[test]

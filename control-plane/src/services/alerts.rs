@@ -54,6 +54,13 @@ pub fn set_settings(s: &AppState, by: &Caller, new: AlertSettings) -> Result<Ale
             ("diskUsageThresholdPercent", new.disk_usage_threshold_percent.to_string()),
             ("executorOffline", new.executor_offline.to_string()),
             ("executorOfflineForSecs", new.executor_offline_for_secs.to_string()),
+            ("nodeStalled", new.node_stalled.to_string()),
+            ("nodeStalledForSecs", new.node_stalled_for_secs.to_string()),
+            ("syncDistance", new.sync_distance.to_string()),
+            ("syncDistanceThreshold", new.sync_distance_threshold.to_string()),
+            ("syncDistanceForSecs", new.sync_distance_for_secs.to_string()),
+            ("executorUnsupported", new.executor_unsupported.to_string()),
+            ("executorUnsupportedForSecs", new.executor_unsupported_for_secs.to_string()),
         ]);
         audit::record(w, &org, now, &by.who(), Action::AlertSettingsChanged, &org, d)?;
         if old.node_down != new.node_down || old.disk_usage != new.disk_usage || old.disk_usage_threshold_percent != new.disk_usage_threshold_percent {
@@ -62,7 +69,7 @@ pub fn set_settings(s: &AppState, by: &Caller, new: AlertSettings) -> Result<Ale
                 reevaluate_node(w, &row, &new, now)?;
             }
         }
-        // executor_offline follows on the sweeper's next pass.
+        // executor_offline and the rules of `crate::watch` follow on the sweeper's next passes.
         Ok::<_, ServiceError>(())
     })?;
     Ok(new)
@@ -113,6 +120,9 @@ pub fn set_node_policy(s: &AppState, by: &Caller, node: &str, o: NodeAlertOverri
             ("nodeDown", show(o.node_down.map(|b| b.to_string()))),
             ("diskUsage", show(o.disk_usage.map(|b| b.to_string()))),
             ("diskUsageThresholdPercent", show(o.disk_usage_threshold_percent.map(|v| v.to_string()))),
+            ("nodeStalled", show(o.node_stalled.map(|b| b.to_string()))),
+            ("syncDistance", show(o.sync_distance.map(|b| b.to_string()))),
+            ("syncDistanceThreshold", show(o.sync_distance_threshold.map(|v| v.to_string()))),
         ]);
         audit::record(w, &org, now, &by.who(), Action::NodeAlertPolicySet, node, d)?;
         let settings = settings_in(w, &org)?;
