@@ -227,7 +227,7 @@ fn summarise(s: &AppState, silent: &[ExecutorRow], now: Timestamp) -> Result<(),
                     &e.org_id,
                     now,
                     NewEvent {
-                        kind: ev::EXECUTOR_OFFLINE,
+                        kind: ev::EXECUTOR_DISCONNECTED,
                         node: None,
                         executor: Some(&e.name),
                         actor: "system",

@@ -7,8 +7,13 @@ pub const NODE_LIFECYCLE_TRANSITION: &str = "node.lifecycle.transition";
 pub const NODE_DELETED: &str = "node.deleted";
 pub const NODE_DOWN: &str = "alert.node_down";
 pub const NODE_RECOVERED: &str = "alert.node_down.resolved";
+/// An executor's first sync.
 pub const EXECUTOR_CONNECTED: &str = "executor.connected";
+/// An executor syncs again after it went silent.
+pub const EXECUTOR_RECONNECTED: &str = "executor.reconnected";
 /// An executor stopped syncing: one event for it, whatever its node count.
+pub const EXECUTOR_DISCONNECTED: &str = "executor.disconnected";
+/// What `executor.disconnected` was called in feeds written before 1.0 (still described).
 pub const EXECUTOR_OFFLINE: &str = "executor.offline";
 pub const EXECUTOR_DEACTIVATED: &str = "executor.deactivated";
 pub const EXECUTOR_REACTIVATED: &str = "executor.reactivated";
@@ -78,11 +83,14 @@ pub fn describe(kind: &str, node: Option<&str>, executor: Option<&str>, data: &s
         EXECUTOR_CONNECTED if d("first") == "true" => {
             (Level::Info, format!("executor {exec} connected for the first time ({} {}, {})", d("kind"), d("version"), d("compat")))
         }
-        EXECUTOR_CONNECTED => {
+        EXECUTOR_CONNECTED | EXECUTOR_RECONNECTED => {
             let level = if d("compat") == "in-window" { Level::Info } else { Level::Warn };
-            (level, format!("executor {exec} connected ({} {}, {})", d("kind"), d("version"), d("compat")))
+            let verb = if kind == EXECUTOR_RECONNECTED { "reconnected" } else { "connected" };
+            (level, format!("executor {exec} {verb} ({} {}, {})", d("kind"), d("version"), d("compat")))
         }
-        EXECUTOR_OFFLINE => (Level::Warn, format!("executor {exec} went offline ({} nodes unreachable, silent {} s)", d("nodes"), d("silentSecs"))),
+        EXECUTOR_DISCONNECTED | EXECUTOR_OFFLINE => {
+            (Level::Warn, format!("executor {exec} went offline ({} nodes unreachable, silent {} s)", d("nodes"), d("silentSecs")))
+        }
         EXECUTOR_DEACTIVATED => (Level::Warn, format!("executor {exec} deactivated")),
         EXECUTOR_REACTIVATED => (Level::Info, format!("executor {exec} reactivated")),
         EXECUTOR_DELETED => (Level::Info, format!("executor {exec} deleted; its name is free")),

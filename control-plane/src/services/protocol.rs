@@ -185,7 +185,7 @@ fn durable_sync(
             &org,
             now,
             NewEvent {
-                kind: ev::EXECUTOR_CONNECTED,
+                kind: if admission.first_sync { ev::EXECUTOR_CONNECTED } else { ev::EXECUTOR_RECONNECTED },
                 node: None,
                 executor: Some(&req.name),
                 actor: &actor,
