@@ -206,6 +206,14 @@ impl<D: ProcessDriver> Backend for Processes<D> {
         applied
     }
 
+    async fn logs(&self, node: &str, process: &str, after: Option<&str>, tail: u32) -> Result<(Vec<novacula_core::logs::LogLine>, String), BackendError> {
+        // Names come from the control plane: paths and unit names are built from them.
+        if !novacula_core::validate::valid_name(node) || !novacula_core::validate::valid_name(process) {
+            return Err(BackendError::platform(ErrorCategory::Refused, format!("no log for {node:?}/{process:?}")));
+        }
+        self.driver.logs(node, process, after, tail).await.map_err(|e| BackendError::platform(ErrorCategory::Transient, e))
+    }
+
     #[tracing::instrument(name = "observe", skip_all, fields(node = %d.spec.name, revision = %d.revision))]
     async fn observe(&self, d: &DesiredNode) -> Result<ObservedNodeState, BackendError> {
         let name = &d.spec.name;

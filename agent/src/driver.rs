@@ -54,6 +54,16 @@ pub trait ProcessDriver: Send + Sync + 'static {
         async { None }
     }
     fn remove_data(&self, node: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Lines of `unit`'s log (see `Backend::logs`).
+    fn logs(
+        &self,
+        _node: &str,
+        _unit: &str,
+        _after: Option<&str>,
+        _tail: u32,
+    ) -> impl Future<Output = Result<(Vec<novacula_core::logs::LogLine>, String)>> + Send {
+        async { Err(DriverError::Other("this driver cannot read logs yet".into())) }
+    }
 }
 
 /// Environment markers that make a process self-describing, so no pidfile is needed.
@@ -264,6 +274,16 @@ fn signal_unit(found: &[Found], sig: rustix::process::Signal) {
 impl ProcessDriver for LocalDriver {
     fn paths(&self, node: &str) -> NodePaths {
         NodePaths::host(self.node_dir(node))
+    }
+
+    /// The file the process's output goes to (`logs/<unit>.log`).
+    async fn logs(&self, node: &str, unit: &str, after: Option<&str>, tail: u32) -> Result<(Vec<novacula_core::logs::LogLine>, String)> {
+        let path = self.node_dir(node).join("logs").join(format!("{unit}.log"));
+        let after = after.map(String::from);
+        tokio::task::spawn_blocking(move || crate::logfile::read(&path, after.as_deref(), tail))
+            .await
+            .map_err(|e| DriverError::Other(e.to_string()))?
+            .map_err(DriverError::from)
     }
 
     fn bin_dir(&self) -> PathBuf {

@@ -349,6 +349,23 @@ pub enum NodesCmd {
         #[arg(long)]
         yes: bool,
     },
+    /// A node's log, one process at a time: the last lines, and with -f the
+    /// new ones as they come (streamed from its executor while you watch).
+    Logs {
+        name: String,
+        /// The process: a client role (execution, consensus, ...) or a sidecar; default: the first client.
+        #[arg(long)]
+        process: Option<String>,
+        /// Keep printing new lines (Ctrl-C ends).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Lines replayed first (at most 1000).
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=1000))]
+        tail: u32,
+        /// Only lines at this level or above: debug, info, warn, error.
+        #[arg(long)]
+        level: Option<novacula_core::logs::LogLevel>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -847,6 +864,40 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
                 NodesCmd::Start { name } => api.lifecycle(&name, LifecycleAction::Start).await,
                 NodesCmd::Stop { name } => api.lifecycle(&name, LifecycleAction::Stop).await,
                 NodesCmd::Restart { name } => api.lifecycle(&name, LifecycleAction::Restart).await,
+                NodesCmd::Logs { name, process, follow, tail, level } => {
+                    let mut path = format!("/api/v1/nodes/{name}/logs?tail={tail}&follow={follow}");
+                    if let Some(p) = process {
+                        path.push_str(&format!("&process={p}"));
+                    }
+                    if let Some(l) = level {
+                        path.push_str(&format!("&level={}", l.as_str()));
+                    }
+                    let mut failure = None;
+                    api.server_events(&path, |event, data| match event {
+                        "line" => {
+                            match serde_json::from_str::<novacula_core::logs::LogLine>(data) {
+                                Ok(l) => println!("{}", l.text),
+                                Err(_) => println!("{data}"),
+                            }
+                            true
+                        }
+                        "skipped" => {
+                            eprintln!("[{data} lines skipped: this terminal fell behind]");
+                            true
+                        }
+                        "error" => {
+                            failure = Some(data.to_string());
+                            follow
+                        }
+                        _ => true,
+                    })
+                    .await
+                    .map_err(api_failed)?;
+                    if let Some(e) = failure {
+                        return Err(e.into());
+                    }
+                    return Ok(());
+                }
                 NodesCmd::Delete { name, yes } => {
                     if !yes {
                         return Err(format!("deleting {name} removes its processes and data and cannot be undone; pass --yes to confirm").into());

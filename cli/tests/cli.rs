@@ -251,3 +251,56 @@ async fn serve_refuses_a_platform_administrator_without_an_account() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("\"ghost\" has no account"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_logs_replays_filters_and_follows_a_process_log_from_its_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, owner) = control_plane().await;
+    let token = owner.token().unwrap().to_string();
+    let key = live::key_for(&owner, "edge-l").await;
+    let agent = start_agent(&url, &key, &dir.path().join("agent"), "edge-l");
+    for _ in 0..100 {
+        if owner.get::<Value>("/api/v1/executors/edge-l").await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spec =
+        serde_json::json!({"name": "logged", "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
+    let _: Value = owner.call(novacula_client::Method::POST, "/api/v1/nodes", Some(&serde_json::json!({"executor": "edge-l", "spec": spec}))).await.unwrap();
+    wait_for_node(&owner, "logged", phase_is("running")).await;
+    let cfg = dir.path().join("none.json");
+    let logs = |args: &[&str]| {
+        let mut c = cli(&url, &cfg);
+        c.args(["nodes", "logs"]).args(args).env("NOVACULA_TOKEN", &token);
+        c
+    };
+    let started = "stand-in node logged client standin 1.0.0 started";
+
+    // the last lines, from the agent's log file of that process
+    let out = logs(&["logged", "--tail", "5"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>(), [started]);
+    // a level filter (the stand-in's line is info), and the process named
+    let out = logs(&["logged", "--level", "warn", "--process", "main"]).output().await.unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    // what does not exist is said so
+    let out = logs(&["logged", "--process", "nope"]).output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("has no process \"nope\"; it has main"), "{err}");
+    let out = logs(&["nope"]).output().await.unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("404"));
+    let out = logs(&["logged", "--tail", "5000"]).output().await.unwrap();
+    assert!(!out.status.success(), "at most 1000 lines are replayed");
+
+    // -f: the replay, then the line of the restarted process as it is written
+    let mut follow = logs(&["logged", "-f", "--tail", "1"]).stdout(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(15), lines.next_line()).await.expect("the replay within 15 s").unwrap().unwrap();
+    assert_eq!(first, started);
+    let _: Value = owner.call(novacula_client::Method::POST, "/api/v1/nodes/logged/lifecycle", Some(&serde_json::json!({"action": "restart"}))).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(15), lines.next_line()).await.expect("the new line within 15 s").unwrap().unwrap();
+    assert_eq!(next, started, "the restarted client's line, streamed");
+    follow.kill().await.unwrap();
+    agent.kill().await;
+}

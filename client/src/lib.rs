@@ -341,6 +341,56 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         tokio::time::timeout(timeout, fut).await.map_err(|_| ClientError::Timeout(timeout))?
     }
 
+    /// Read Server-Sent Events from `GET path` as they come: `on_event(event,
+    /// data)` for each, until it returns false or the server ends the stream.
+    /// An event larger than [`ANSWER_BYTES_MAX`] ends it with an error.
+    pub async fn server_events(&self, path: &str, mut on_event: impl FnMut(&str, &str) -> bool) -> Result<(), ClientError> {
+        let at = self.current.load(std::sync::atomic::Ordering::Relaxed) % self.bases.len();
+        let mut req = Request::builder().method(Method::GET).uri(format!("{}{path}", self.bases[at])).header(hyper::header::ACCEPT, "text/event-stream");
+        if let Some(t) = &self.token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(org) = &self.org {
+            req = req.header("x-novacula-org", org);
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = tokio::time::timeout(self.timeout, self.client.request(req))
+            .await
+            .map_err(|_| ClientError::Timeout(self.timeout))?
+            .map_err(|e| transport_error(&e))?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let bytes = http_body_util::Limited::new(body, ANSWER_BYTES_MAX).collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
+            return Self::success((status, bytes)).map(drop);
+        }
+        let mut pending = String::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Transport(format!("reading events: {e}")))?;
+            let Ok(chunk) = frame.into_data() else { continue };
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = pending.find("\n\n") {
+                let block: String = pending.drain(..end + 2).collect();
+                let (mut event, mut data) = ("message".to_string(), Vec::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim_start().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                    }
+                }
+                // Comments (keep-alives) carry neither.
+                if (!data.is_empty() || event != "message") && !on_event(&event, &data.join("\n")) {
+                    return Ok(());
+                }
+            }
+            if pending.len() > ANSWER_BYTES_MAX {
+                return Err(ClientError::Decode(format!("an event larger than {ANSWER_BYTES_MAX} bytes")));
+            }
+        }
+        Ok(())
+    }
+
     pub async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T, ClientError> {
         self.call_with_timeout(method, path, body, self.timeout).await
     }
@@ -421,6 +471,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         events: Vec<novacula_core::observed::RuntimeEvent>,
     ) -> Result<ReportResponse, ClientError> {
         self.call(Method::POST, &format!("/api/v1/executor/report?executor={}", segment(executor)), Some(&ReportRequest { nodes, events })).await
+    }
+
+    /// Lines of a log someone watches (a sync answer's `logWatches`).
+    pub async fn push_logs(&self, executor: &str, batch: &novacula_core::logs::LogBatch) -> Result<novacula_core::logs::LogPushResponse, ClientError> {
+        self.call(Method::POST, &format!("/api/v1/executor/logs?executor={}", segment(executor)), Some(batch)).await
     }
 
     // --- user API: every route, typed by core::wire ---

@@ -19,6 +19,7 @@
 pub mod api;
 pub mod clock;
 pub mod liveness;
+pub mod logs;
 pub mod mail;
 pub mod metrics;
 pub mod notify;

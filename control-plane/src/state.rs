@@ -95,6 +95,8 @@ pub struct AppState {
     pub hash_pool: crate::services::credentials::HashPool,
     /// Executors' and keys' "last seen", written to the store in batches.
     pub liveness: crate::liveness::Liveness,
+    /// Node logs on their way to viewers (in memory only).
+    pub logs: Arc<crate::logs::Hub>,
     /// Mail out, when configured.
     pub mailer: Option<crate::mail::Mailer>,
     /// Requests counted and timed for `/metrics`.
@@ -131,6 +133,7 @@ impl AppState {
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
             liveness: Default::default(),
+            logs: Default::default(),
             mailer,
             metrics: Default::default(),
             org_status: Default::default(),

@@ -21,6 +21,7 @@ pub mod fixtures;
 pub mod heartbeat;
 pub mod lifecycle;
 pub mod logo;
+pub mod logs;
 pub mod naming;
 pub mod observed;
 pub mod phase;

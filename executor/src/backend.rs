@@ -5,6 +5,7 @@
 
 use crate::adapter::RenderError;
 use novacula_core::error::ErrorCategory;
+use novacula_core::logs::LogLine;
 use novacula_core::{DesiredNode, ExecutorCapabilities, ObservedNodeState};
 use std::future::Future;
 
@@ -40,4 +41,10 @@ pub trait Backend: Send + Sync + 'static {
     fn reconcile(&self, d: &DesiredNode) -> impl Future<Output = usize> + Send;
     /// The node as it is now, with the revision fully materialized.
     fn observe(&self, d: &DesiredNode) -> impl Future<Output = Result<ObservedNodeState, BackendError>> + Send;
+    /// Lines of `process`'s log: the last `tail` when `after` is `None`, else
+    /// those after that cursor; with the cursor to go on from. Each backend
+    /// reads its own platform's logs (files, the journal, the pod's).
+    fn logs(&self, _node: &str, _process: &str, _after: Option<&str>, _tail: u32) -> impl Future<Output = Result<(Vec<LogLine>, String), BackendError>> + Send {
+        async { Err(BackendError::platform(ErrorCategory::Refused, "this executor cannot read logs")) }
+    }
 }

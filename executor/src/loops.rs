@@ -8,6 +8,7 @@ use crate::backend::Backend;
 use hyper_util::client::legacy::connect::Connect;
 use novacula_client::{ClientError, HttpApi};
 use novacula_core::error::ErrorCategory;
+use novacula_core::logs::{LogBatch, LogLine, LogWatch, BATCH_MAX, REPLAY_MAX};
 use novacula_core::sync::LockExt;
 use novacula_core::validate::valid_name;
 use novacula_core::wire::{SyncExecutorRequest, UpgradeSpec};
@@ -29,6 +30,8 @@ pub const WHOLE_SET_EVERY: u32 = 60;
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
 /// How often observed state is reported (and at once after a reconcile changed something).
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
+/// How often a watched log is read for new lines.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct Intervals {
@@ -73,6 +76,8 @@ pub struct Executor<B, C> {
     /// Each node as last reported: what its next observation is compared
     /// with for runtime events (kept until a report gets through).
     reported: Mutex<std::collections::HashMap<String, novacula_core::ObservedNodeState>>,
+    /// The logs someone watches, as the last sync answer named them.
+    log_watches: watch::Sender<Vec<LogWatch>>,
 }
 
 /// Exponential backoff with jitter in [cap/2, cap], cap doubling from 0.5 s to a minute.
@@ -153,6 +158,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             jitter,
             metrics: Default::default(),
             reported: Mutex::new(Default::default()),
+            log_watches: watch::channel(Vec::new()).0,
         })
     }
 
@@ -182,6 +188,7 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             tokio::spawn(self.clone().poll_loop()),
             tokio::spawn(self.clone().reconcile_loop()),
             tokio::spawn(self.clone().report_loop()),
+            tokio::spawn(self.clone().logs_loop()),
         ];
         shutdown.await;
         for t in tasks {
@@ -221,7 +228,83 @@ impl<B: Backend, C: Connect + Clone + Send + Sync + 'static> Executor<B, C> {
             *cur = resp.upgrade.clone();
             changed
         });
+        self.log_watches.send_if_modified(|cur| {
+            let changed = *cur != resp.log_watches;
+            *cur = resp.log_watches.clone();
+            changed
+        });
         Ok(())
+    }
+
+    /// Push the lines of each watched log: the last ones of a new watch
+    /// first, then what was written since, every [`LOG_INTERVAL`], until the
+    /// sync answer stops naming it. Reads are bounded by the backend; pushes
+    /// by [`BATCH_MAX`].
+    async fn logs_loop(self: Arc<Self>) {
+        // watch id -> where its log was read up to (`None`: it could not be read)
+        let mut cursors: std::collections::HashMap<u64, Option<String>> = Default::default();
+        let mut watches_rx = self.log_watches.subscribe();
+        loop {
+            let watches = watches_rx.borrow_and_update().clone();
+            cursors.retain(|id, _| watches.iter().any(|w| w.id == *id));
+            for w in &watches {
+                let first = !cursors.contains_key(&w.id);
+                let after = match cursors.get(&w.id) {
+                    Some(None) => continue, // told the viewer why already
+                    Some(Some(c)) => Some(c.clone()),
+                    None => None,
+                };
+                let read = self.backend.logs(&w.node, &w.process, after.as_deref(), w.tail.min(REPLAY_MAX)).await;
+                let (lines, error) = match read {
+                    Ok((lines, cursor)) => {
+                        cursors.insert(w.id, Some(cursor));
+                        (lines, None)
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = %w.node, process = %w.process, error = %e, "cannot read the log someone watches");
+                        cursors.insert(w.id, None);
+                        (Vec::new(), Some(e.to_string()))
+                    }
+                };
+                if lines.is_empty() && error.is_none() && !first {
+                    continue;
+                }
+                let chunks: Vec<Vec<LogLine>> = if lines.is_empty() { vec![Vec::new()] } else { lines.chunks(BATCH_MAX).map(<[LogLine]>::to_vec).collect() };
+                let last = chunks.len() - 1;
+                for (i, chunk) in chunks.into_iter().enumerate() {
+                    let batch = LogBatch {
+                        watch: w.id,
+                        node: w.node.clone(),
+                        process: w.process.clone(),
+                        replay: first && i == last,
+                        error: error.clone(),
+                        lines: chunk,
+                    };
+                    match self.api.push_logs(&self.id.name, &batch).await {
+                        Ok(r) if !r.watched => break, // the viewer left; the next sync answer drops it
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "pushing log lines failed; they are read again next time");
+                            match &after {
+                                Some(c) => cursors.insert(w.id, Some(c.clone())),
+                                None => cursors.remove(&w.id),
+                            };
+                            break;
+                        }
+                    }
+                }
+            }
+            if watches.is_empty() {
+                if watches_rx.changed().await.is_err() {
+                    return;
+                }
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(LOG_INTERVAL) => {}
+                    _ = watches_rx.changed() => {}
+                }
+            }
+        }
     }
 
     async fn heartbeat_loop(self: Arc<Self>) {

@@ -11,6 +11,7 @@ pub mod executors;
 pub mod graphql;
 pub mod invitations;
 pub mod keys;
+pub mod logs;
 pub mod nodes;
 pub mod org;
 pub mod platform;
@@ -126,6 +127,8 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(protocol::sync))
         .routes(routes!(protocol::specs))
         .routes(routes!(protocol::report))
+        .routes(routes!(logs::push))
+        .routes(routes!(logs::stream))
         .routes(routes!(nodes::list, nodes::deploy))
         .routes(routes!(nodes::get, nodes::delete))
         .routes(routes!(nodes::edit))

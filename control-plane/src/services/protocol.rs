@@ -60,6 +60,7 @@ pub async fn sync(s: &Arc<AppState>, key: ApiKey, req: SyncExecutorRequest) -> R
         // so a control plane that decodes more (or fewer) fields than the
         // executor sent still recognises it.
         capabilities_digest: Some(exec.capabilities_digest),
+        log_watches: s.logs.watches_of(&key.org_id, &req.name),
     })
 }
 

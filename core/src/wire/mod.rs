@@ -78,6 +78,9 @@ pub struct SyncExecutorResponse {
     /// sends instead of them. Absent from control planes that take no digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities_digest: Option<String>,
+    /// Processes whose logs someone watches: push their lines (`POST /executor/logs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_watches: Vec<crate::logs::LogWatch>,
 }
 
 /// A release the executor should move to.
