@@ -180,7 +180,7 @@ const views = {
   executors: { render: executorsView },
   executor: { render: executorView },
   nodes: { render: nodesView, setup: nodesSetup },
-  node: { render: nodeView },
+  node: { setup: nodeSetup, render: nodeView },
   events: { render: eventsView },
   alerts: { setup: alertsSetup, render: alertsView },
   connect: { setup: connectSetup },
@@ -208,6 +208,7 @@ async function route() {
     return;
   }
   clearInterval(timer);
+  closeLogs();
   flash("");
   const [name, arg] = current();
   document.querySelectorAll("#sidebar a").forEach((a) => a.classList.toggle("active", name.startsWith(a.dataset.nav.replace(/s$/, ""))));
@@ -472,8 +473,41 @@ function bytes(n) {
   return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
 }
 
+// Tiles of a node's sync, from its last report.
+function tiles(n) {
+  const syncs = ((n.observed && n.observed.processes) || []).map((p) => p.sync).filter(Boolean);
+  const disk = n.observed && n.observed.disk;
+  const tile = (id, label, value, sub) =>
+    `<div class="tile" id="${id}" data-value="${esc(value)}"><div class="tile-label">${label}</div><div class="tile-value">${esc(value)}</div><div class="muted">${esc(sub || "")}</div></div>`;
+  const progress = syncs.length ? Math.min(...syncs.map((s) => s.progressPercent)).toFixed(2) + " %" : "-";
+  const behind = syncs.length ? Math.max(...syncs.map((s) => s.syncDistance)) : null;
+  const head = syncs.length ? String(Math.max(...syncs.map((s) => s.currentBlock))) : "-";
+  const peers = syncs.length ? String(Math.max(...syncs.map((s) => s.peers))) : "-";
+  const used = disk ? bytes(disk.usedBytes) : "-";
+  const full = disk && disk.totalBytes ? `${Math.floor(((disk.totalBytes - disk.freeBytes) * 100) / disk.totalBytes)} % of its disk full` : "";
+  return `<div class="tiles">${tile("tile-sync", "Sync progress", progress, behind === null ? "" : `${behind} behind`)}${tile("tile-peers", "Peers", peers)}${tile("tile-head", "Last block", head)}${tile("tile-disk", "Disk used", used, full)}</div>`;
+}
+
+// Head and peers over the last day, each scaled to its own range.
+function historyChart(points) {
+  if (points.length < 2) return `<p class="muted" id="history-chart">The chart starts after two reports a minute apart.</p>`;
+  const W = 600, H = 120, t0 = points[0].at, t1 = points[points.length - 1].at;
+  const line = (f, cls) => {
+    const vs = points.map(f), lo = Math.min(...vs), hi = Math.max(...vs);
+    const xy = points.map((p, i) => `${(((p.at - t0) / Math.max(1, t1 - t0)) * W).toFixed(1)},${(H - 4 - ((vs[i] - lo) / Math.max(1, hi - lo)) * (H - 8)).toFixed(1)}`);
+    return `<polyline class="${cls}" fill="none" points="${xy.join(" ")}"/>`;
+  };
+  return `<figure id="history-chart" data-points="${points.length}"><svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="head and peers">
+    ${line((p) => p.head, "chart-head")}${line((p) => p.peers, "chart-peers")}</svg>
+    <figcaption><span class="chart-head-key">head</span> ${points[0].head} to ${points[points.length - 1].head}, <span class="chart-peers-key">peers</span> now ${points[points.length - 1].peers}, since ${new Date(t0).toLocaleString()}</figcaption></figure>`;
+}
+
 async function nodeView(name) {
-  const [n, events] = await Promise.all([api("GET", "/nodes/" + encodeURIComponent(name)), api("GET", "/events?order=desc&limit=1000&node=" + encodeURIComponent(name))]);
+  const [n, events, history] = await Promise.all([
+    api("GET", "/nodes/" + encodeURIComponent(name)),
+    api("GET", "/events?order=desc&limit=1000&node=" + encodeURIComponent(name)),
+    api("GET", "/nodes/" + encodeURIComponent(name) + "/history"),
+  ]);
   const client = (role) => n.spec.clients.find((c) => c.role === role);
   const ports = (role) => Object.entries((client(role) || {}).ports || {}).map(([k, v]) => `${k} ${v}`).join(", ");
   const sync = (s) =>
@@ -500,9 +534,12 @@ async function nodeView(name) {
       <dt>Disk</dt><dd id="node-disk">${disk ? `${bytes(disk.usedBytes)} used by the node, ${bytes(disk.freeBytes)} free of ${bytes(disk.totalBytes)}` : "not reported"}</dd>
     </dl>
     <div class="actions">${button("start", "secondary", "operateNodes")}${button("stop", "secondary", "operateNodes")}${button("restart", "secondary", "operateNodes")}${button("delete", "danger", "manageNodes")}</div></div>
+    ${tiles(n)}
     <h2>Processes</h2><table><thead><tr><th>Process</th><th>Status</th><th>Sync</th><th>Ports</th><th>Message</th></tr></thead><tbody>${procs || `<tr><td colspan="5" class="muted">No report yet.</td></tr>`}</tbody></table>
-    <h2>Spec</h2><pre id="node-spec">${esc(JSON.stringify(n.spec, null, 2))}</pre>
-    <h2>Events</h2>${eventsTable(events.events.slice(0, 20))}`;
+    <h2>Last day</h2>${historyChart(history)}`;
+  // Below the log pane (set up once, see nodeSetup): what is long.
+  const more = $("#node-more");
+  if (more) more.innerHTML = `<h2>Spec</h2><pre id="node-spec">${esc(JSON.stringify(n.spec, null, 2))}</pre><h2>Events</h2>${eventsTable(events.events.slice(0, 20))}`;
   for (const action of ["start", "stop", "restart"]) {
     $("#action-" + action).onclick = async () => {
       if (!confirm(`${action[0].toUpperCase() + action.slice(1)} node ${name}?`)) return;
@@ -513,6 +550,131 @@ async function nodeView(name) {
     if (!confirm(`Delete node ${name}? This is irreversible: its processes and data are removed.`)) return;
     await act(() => api("DELETE", "/nodes/" + encodeURIComponent(name)));
   };
+}
+
+// ---- a node's logs ----
+
+// The node page: its details refresh in #live; the log pane below streams
+// one process's log (Server-Sent Events read with fetch, which sends the
+// session header) and is not redrawn by the refresh.
+const LOG_LINES_SHOWN = 1000;
+let logs = null; // { ctl: AbortController, paused, held: [] }
+
+function closeLogs() {
+  if (logs) logs.ctl.abort();
+  logs = null;
+}
+
+function nodeSetup(name) {
+  $("#view").innerHTML = `<div id="live"></div>
+    <div class="card" id="logs-card"><h2>Logs</h2>
+      <div class="row">
+        <label>Process <select id="logs-process"></select></label>
+        <label>Level <select id="logs-level"><option value="">all</option><option value="debug">debug</option><option value="info">info</option><option value="warn">warn</option><option value="error">error</option></select></label>
+        <label>Replay (lines) <input type="number" id="logs-tail" value="200" min="0" max="1000" style="width:6em"></label>
+        <button id="logs-pause" class="secondary">Pause</button>
+        <button id="logs-clear" class="secondary">Clear</button>
+        <span id="logs-status" class="muted"></span>
+      </div>
+      <div id="logs" class="logs" role="log"></div>
+    </div>
+    <div id="node-more"></div>`;
+  api("GET", "/nodes/" + encodeURIComponent(name))
+    .then((n) => {
+      const processes = n.spec.clients.map((c) => c.role).concat((n.spec.sidecars || []).map((s) => s.name));
+      $("#logs-process").innerHTML = processes.map((p) => `<option>${esc(p)}</option>`).join("");
+      openLogs(name);
+    })
+    .catch((err) => flash(err.message));
+  for (const id of ["#logs-process", "#logs-level", "#logs-tail"]) $(id).onchange = () => openLogs(name);
+  $("#logs-clear").onclick = () => {
+    $("#logs").innerHTML = "";
+    if (logs) logs.held = [];
+    logStatus();
+  };
+  $("#logs-pause").onclick = () => {
+    if (!logs) return;
+    logs.paused = !logs.paused;
+    $("#logs-pause").textContent = logs.paused ? "Resume" : "Pause";
+    if (!logs.paused) showLines(logs.held.splice(0));
+    logStatus();
+  };
+}
+
+function logStatus(text) {
+  if (text !== undefined) $("#logs-status").dataset.state = text;
+  const state = $("#logs-status").dataset.state || "";
+  const held = logs && logs.paused ? `paused, ${logs.held.length} new line${logs.held.length === 1 ? "" : "s"} held` : "";
+  $("#logs-status").textContent = [state, held].filter(Boolean).join("; ");
+}
+
+function showLines(lines) {
+  const pane = $("#logs");
+  if (!pane || !lines.length) return;
+  const atEnd = pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 4;
+  const frag = document.createDocumentFragment();
+  for (const l of lines) {
+    const div = document.createElement("div");
+    div.className = "log-line level-" + l.level;
+    div.dataset.level = l.level;
+    div.textContent = l.text;
+    frag.appendChild(div);
+  }
+  pane.appendChild(frag);
+  while (pane.childElementCount > LOG_LINES_SHOWN) pane.firstElementChild.remove();
+  if (atEnd) pane.scrollTop = pane.scrollHeight;
+}
+
+async function openLogs(name) {
+  closeLogs();
+  const mine = { ctl: new AbortController(), paused: false, held: [] };
+  logs = mine;
+  $("#logs").innerHTML = "";
+  $("#logs-pause").textContent = "Pause";
+  const q = new URLSearchParams({ process: $("#logs-process").value, tail: $("#logs-tail").value || "200", follow: "true" });
+  if ($("#logs-level").value) q.set("level", $("#logs-level").value);
+  logStatus("waiting for the executor...");
+  const headers = { authorization: "Bearer " + sessionStorage.getItem("novacula-token"), accept: "text/event-stream", "x-novacula-client": "console" };
+  const org = sessionStorage.getItem("novacula-org");
+  if (org) headers["x-novacula-org"] = org;
+  try {
+    const res = await fetch(`/api/v1/nodes/${encodeURIComponent(name)}/logs?${q}`, { headers, signal: mine.ctl.signal });
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({}));
+      logStatus(body.error || `answered ${res.status}`);
+      return;
+    }
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let pending = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || logs !== mine) break;
+      pending += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = pending.indexOf("\n\n")) >= 0) {
+        const block = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        let event = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        }
+        const text = data.join("\n");
+        if (event === "line") {
+          const l = JSON.parse(text);
+          if (mine.paused) mine.held.push(l);
+          else showLines([l]);
+        } else if (event === "replayed") logStatus("streaming");
+        else if (event === "skipped") logStatus(`${text} lines skipped (this page fell behind)`);
+        else if (event === "error") logStatus(text);
+        if (mine.paused) logStatus();
+      }
+    }
+  } catch (err) {
+    if (err.name !== "AbortError") logStatus(err.message);
+  }
 }
 
 // ---- events ----

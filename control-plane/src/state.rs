@@ -97,6 +97,8 @@ pub struct AppState {
     pub liveness: crate::liveness::Liveness,
     /// Node logs on their way to viewers (in memory only).
     pub logs: Arc<crate::logs::Hub>,
+    /// `org/node` -> when its history last took a point (see `services::history`).
+    pub sampled: std::sync::Mutex<std::collections::HashMap<String, novacula_core::Timestamp>>,
     /// Mail out, when configured.
     pub mailer: Option<crate::mail::Mailer>,
     /// Requests counted and timed for `/metrics`.
@@ -134,6 +136,7 @@ impl AppState {
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
             liveness: Default::default(),
             logs: Default::default(),
+            sampled: Default::default(),
             mailer,
             metrics: Default::default(),
             org_status: Default::default(),

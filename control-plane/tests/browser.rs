@@ -4,6 +4,7 @@
 //! press the lifecycle buttons. Screenshots go to `target/browser-artifacts/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests and benchmarks fail loudly")]
 
+mod common;
 mod live;
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -513,5 +514,98 @@ async fn console_sets_alert_rules_channels_and_a_nodes_policy_and_shows_incident
     until(&c, "#incidents-recent tbody tr[data-incident]", "lists the incident", async |e| e.is_displayed().await.unwrap_or(false)).await;
     assert!(!c.find(Locator::Css("#alert-channels")).await.unwrap().is_displayed().await.unwrap(), "channels are for owners and admins");
     assert!(!c.find(Locator::Css("#alert-settings-save")).await.unwrap().is_enabled().await.unwrap());
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_streams_a_nodes_log_with_level_filter_pause_and_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, owner) = control_plane().await;
+    let key = live::key_for(&owner, "edge-l").await;
+    let _agent = start_agent(&url, &key, &dir.path().join("agent"), "edge-l");
+    for _ in 0..100 {
+        if owner.get::<Value>("/api/v1/executors/edge-l").await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spec = json!({"name": "chatty", "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
+    let _: Value = owner.call(novacula_client::Method::POST, "/api/v1/nodes", Some(&json!({"executor": "edge-l", "spec": spec}))).await.unwrap();
+    wait_for_node(&owner, "chatty", |n| n["phase"] == "running").await;
+    let started = "stand-in node chatty client standin 1.0.0 started";
+    let lines = async |c: &Client| -> Vec<String> {
+        let mut out = vec![];
+        for e in c.find_all(Locator::Css("#logs .log-line")).await.unwrap() {
+            out.push(e.text().await.unwrap());
+        }
+        out
+    };
+
+    let (_driver, c) = browser(&dir.path().join("profile")).await;
+    login(&c, &url, OWNER).await;
+    c.goto(&format!("{url}/#/nodes/chatty")).await.unwrap();
+    until(&c, "#logs .log-line", "shows the replayed line", async |e| e.text().await.unwrap_or_default() == started).await;
+    until(&c, "#logs-status", "says it streams", async |e| e.text().await.unwrap_or_default() == "streaming").await;
+    shot(&c, "13-node-logs").await;
+
+    // a level above the line's: nothing; back to all: the line again
+    c.find(Locator::Css("#logs-level option[value='warn']")).await.unwrap().click().await.unwrap();
+    until(&c, "#logs-status", "streams again", async |e| e.text().await.unwrap_or_default() == "streaming").await;
+    assert!(lines(&c).await.is_empty(), "an info line under a warn filter");
+    c.find(Locator::Css("#logs-level option[value='']")).await.unwrap().click().await.unwrap();
+    until(&c, "#logs .log-line", "shows the line again", async |e| e.text().await.unwrap_or_default() == started).await;
+
+    // paused, a restart's line is held, not lost; resumed, it shows
+    c.find(Locator::Css("#logs-pause")).await.unwrap().click().await.unwrap();
+    let _: Value = owner.call(novacula_client::Method::POST, "/api/v1/nodes/chatty/lifecycle", Some(&json!({"action": "restart"}))).await.unwrap();
+    until(&c, "#logs-status", "holds the new line", async |e| e.text().await.unwrap_or_default().contains("paused, 1 new line held")).await;
+    assert_eq!(lines(&c).await, [started], "nothing added while paused");
+    c.find(Locator::Css("#logs-pause")).await.unwrap().click().await.unwrap();
+    assert_eq!(lines(&c).await, [started, started], "the held line, on resume");
+
+    // clear empties the pane; the stream goes on
+    c.find(Locator::Css("#logs-clear")).await.unwrap().click().await.unwrap();
+    assert!(lines(&c).await.is_empty());
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_node_page_shows_sync_tiles_and_a_day_of_head_and_peers() {
+    use novacula_core::{DiskUsage, ObservedNodeState, ObservedNodeStatus, SyncMetrics};
+    let dir = tempfile::tempdir().unwrap();
+    let cp = common::Cp::with_orgs(novacula_control_plane::Config::default()).await;
+    let (alice, edge) = cp.alice_and_edge().await;
+    let rev = common::deploy(&alice, "edge-1", "geth-1").await.unwrap()["revision"].as_u64().unwrap();
+    let report = |head: u64, peers: u32| {
+        let mut o: ObservedNodeState = common::obs("geth-1", rev, ObservedNodeStatus::Syncing);
+        o.processes[0].sync = Some(SyncMetrics::new(head, 1000, peers));
+        o.disk = Some(DiskUsage { used_bytes: 5 << 30, free_bytes: 60 << 30, total_bytes: 100 << 30 });
+        o
+    };
+    edge.report("edge-1", vec![report(100, 3)]).await.unwrap();
+    cp.advance(Duration::from_secs(61));
+    edge.sync_executor(&common::sync_req("edge-1", novacula_core::ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    edge.report("edge-1", vec![report(200, 5)]).await.unwrap();
+
+    let (_driver, c) = browser(&dir.path().join("profile")).await;
+    login(&c, &cp.url, "alice").await;
+    c.goto(&format!("{}/#/nodes/geth-1", cp.url)).await.unwrap();
+    value_is(&c, "#tile-head", "200").await;
+    value_is(&c, "#tile-peers", "5").await;
+    value_is(&c, "#tile-sync", "20.00 %").await;
+    value_is(&c, "#tile-disk", "5.0 GiB").await;
+    let tile = c.find(Locator::Css("#tile-disk")).await.unwrap().text().await.unwrap();
+    assert!(tile.contains("40 % of its disk full"), "{tile}");
+    let chart = until(&c, "#history-chart", "draws two points", async |e| e.attr("data-points").await.ok().flatten().as_deref() == Some("2")).await;
+    assert!(chart.text().await.unwrap().contains("head 100 to 200"));
+    let processes: Vec<String> = {
+        let mut v = vec![];
+        for o in c.find_all(Locator::Css("#logs-process option")).await.unwrap() {
+            v.push(o.text().await.unwrap());
+        }
+        v
+    };
+    assert_eq!(processes, ["execution", "consensus"], "one process at a time, chosen from the spec");
+    shot(&c, "14-node-tiles").await;
     c.close().await.unwrap();
 }

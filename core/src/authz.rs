@@ -286,6 +286,7 @@ pub const ROUTES: &[Route] = {
         r("GET", "/api/v1/alerts/policies", Read),
         r("GET", "/api/v1/nodes/{name}/alert-policy", Read),
         r("GET", "/api/v1/nodes/{name}/logs", Read),
+        r("GET", "/api/v1/nodes/{name}/history", Read),
         r("PUT", "/api/v1/nodes/{name}/alert-policy", ManageNodes),
         r("GET", "/api/v1/incidents", Read),
         // A Slack webhook's URL is itself a credential: only those who manage channels see them.

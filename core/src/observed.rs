@@ -106,6 +106,40 @@ pub struct ObservedNodeState {
     pub disk: Option<DiskUsage>,
 }
 
+/// A node's sync as one point of its history: the highest head and peer
+/// count and the longest distance among its processes that report them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSample {
+    pub at: crate::Timestamp,
+    pub head: u64,
+    pub peers: u32,
+    pub sync_distance: u64,
+    pub disk_used_bytes: Option<u64>,
+}
+
+/// How often a node's history takes a point, and how long it keeps them.
+pub const HISTORY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+pub const HISTORY_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl NodeSample {
+    /// The point `o` makes at `at`; none when no process reports its sync.
+    pub fn of(o: &ObservedNodeState, at: crate::Timestamp) -> Option<NodeSample> {
+        let syncs: Vec<&SyncMetrics> = o.processes.iter().filter_map(|p| p.sync.as_ref()).collect();
+        if syncs.is_empty() {
+            return None;
+        }
+        Some(NodeSample {
+            at,
+            head: syncs.iter().map(|s| s.current_block).max().unwrap_or(0),
+            peers: syncs.iter().map(|s| s.peers).max().unwrap_or(0),
+            sync_distance: syncs.iter().map(|s| s.sync_distance).max().unwrap_or(0),
+            disk_used_bytes: o.disk.map(|d| d.used_bytes),
+        })
+    }
+}
+
 /// A process whose peer is down is not healthy either: a consensus client
 /// without its execution client produces nothing, even while its own API
 /// answers (Lodestar's health stays 200). One whose peer is still starting
@@ -149,6 +183,23 @@ mod tests {
 
     fn process(name: &str, status: ObservedNodeStatus) -> ObservedProcess {
         ObservedProcess { name: name.into(), status, sync: None, message: None }
+    }
+
+    #[test]
+    fn a_sample_takes_the_furthest_process() {
+        let mut o = ObservedNodeState {
+            node: "n".into(),
+            revision: Revision(1),
+            processes: vec![process("execution", ObservedNodeStatus::Running)],
+            removed: false,
+            disk: None,
+        };
+        assert_eq!(NodeSample::of(&o, crate::Timestamp(5)), None, "no sync reported, no point");
+        o.processes[0].sync = Some(SyncMetrics::new(100, 150, 7));
+        o.processes.push(ObservedProcess { sync: Some(SyncMetrics::new(3000, 3000, 40)), ..process("consensus", ObservedNodeStatus::Running) });
+        o.disk = Some(DiskUsage { used_bytes: 9, free_bytes: 1, total_bytes: 10 });
+        let s = NodeSample::of(&o, crate::Timestamp(5)).unwrap();
+        assert_eq!((s.head, s.peers, s.sync_distance, s.disk_used_bytes), (3000, 40, 50, Some(9)));
     }
 
     #[test]

@@ -129,6 +129,7 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(protocol::report))
         .routes(routes!(logs::push))
         .routes(routes!(logs::stream))
+        .routes(routes!(nodes::history))
         .routes(routes!(nodes::list, nodes::deploy))
         .routes(routes!(nodes::get, nodes::delete))
         .routes(routes!(nodes::edit))

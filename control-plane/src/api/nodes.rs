@@ -100,3 +100,35 @@ pub async fn alerts(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<
     let org = user.org().to_string();
     Ok(ApiJson(s.blocking(move |s| nodes::alerts(s, &org)).await?))
 }
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// The last this many hours (1 to 24, default 24).
+    #[serde(default, deserialize_with = "crate::api::error::query_int_opt")]
+    #[param(minimum = 1, maximum = 24)]
+    hours: Option<u64>,
+}
+
+/// The node's sync history: a point a minute (head, peers, sync distance, disk used), oldest first, kept a day.
+#[utoipa::path(get, path = "/api/v1/nodes/{name}/history", tag = "nodes", security(("session" = [])), params(("name" = String, Path, description = "node name"), HistoryQuery), responses((status = 200, body = Vec<novacula_core::observed::NodeSample>), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 422, description = "hours out of range", body = novacula_core::wire::ApiError)))]
+pub async fn history(
+    State(s): State<Arc<AppState>>,
+    user: UserCtx,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<Vec<novacula_core::observed::NodeSample>> {
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=24).contains(&hours) {
+        return Err(ApiError::unprocessable("hours: 1 to 24"));
+    }
+    let org = user.org().to_string();
+    Ok(ApiJson(
+        s.blocking(move |s| {
+            nodes::get(s, &org, &name)?;
+            crate::services::history::of(s, &org, &name, hours)
+        })
+        .await?,
+    ))
+}

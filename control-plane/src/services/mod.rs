@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod events;
 pub mod executors;
 pub mod fleet;
+pub mod history;
 pub mod invitations;
 pub mod keys;
 pub mod nodes;

@@ -171,6 +171,7 @@ pub fn finish_deletion(w: &mut Write, row: &mut NodeRow, now: Timestamp, actor: 
     row.alert_firing = false;
     w.remove(OBSERVED, &key(&[&org, &name]))?;
     super::alerts::subject_gone(w, &org, &novacula_core::alerts::Subject::node(&name), now)?;
+    super::history::remove(w, &org, &name)?;
     events::record(
         w,
         &org,

@@ -273,6 +273,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
         return Ok(ReportResponse { accepted: req.nodes.len(), rejected: Vec::new() });
     }
     let actor = format!("executor:{}", exec.name);
+    let samples = super::history::due(s, &org, &req.nodes, now);
     let (org_id, executor) = (org.clone(), exec.name.clone());
     // Committed together with other executors' reports (one flush for many);
     // answered after that commit, awaited without holding a thread.
@@ -315,6 +316,10 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
             w.put_many(NODES, &changed_rows)?;
             let disks: Vec<(&NodeRow, &ObservedNodeState)> = disks.iter().map(|(row, obs)| (row, *obs)).collect();
             crate::services::alerts::disk_reported(w, &org_id, &disks, now)?;
+            // Only nodes of this executor (the others were rejected above).
+            let ours: Vec<(String, novacula_core::observed::NodeSample)> =
+                samples.iter().filter(|(n, _)| disks.iter().any(|(row, _)| row.record.spec.name == *n)).cloned().collect();
+            super::history::record(w, &org_id, &ours, now)?;
             record_runtime_events(w, &org_id, &executor, &actor, now, &req.events, &mut resp)?;
             Ok::<_, ServiceError>((resp, last_seq))
         })

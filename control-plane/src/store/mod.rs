@@ -72,6 +72,8 @@ pub const INCIDENTS: Table = Table("incidents");
 pub const OPEN_INCIDENTS: Table = Table("open_incidents");
 /// `org/<id>`: where notifications go (`model::AlertChannel`).
 pub const ALERT_CHANNELS: Table = Table("alert_channels");
+/// `org/node/<time>`: a node's sync history (`NodeSample`), one point a minute for a day.
+pub const NODE_HISTORY: Table = Table("node_history");
 /// `<seq>`: notifications not yet delivered (`model::OutboxEntry`), oldest first.
 pub const OUTBOX: Table = Table("notification_outbox");
 /// `org/<seq>`: every delivery attempt (`model::Delivery`).
@@ -87,7 +89,7 @@ pub fn audit_log(org: &str) -> String {
 pub const PLATFORM_AUDIT_LOG: &str = "audit@platform";
 
 /// Every record table, created when a store is opened.
-pub const TABLES: [Table; 23] = [
+pub const TABLES: [Table; 24] = [
     ORGS,
     USERS,
     MEMBERS,
@@ -111,6 +113,7 @@ pub const TABLES: [Table; 23] = [
     ALERT_CHANNELS,
     OUTBOX,
     DELIVERIES,
+    NODE_HISTORY,
 ];
 
 /// A sequence number as a key part that sorts as it counts.
