@@ -17,6 +17,7 @@ pub mod config;
 pub mod disk;
 pub mod driver;
 pub mod files;
+pub mod journal;
 pub mod logfile;
 pub mod probe;
 pub mod service;

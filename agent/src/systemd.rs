@@ -32,6 +32,8 @@ pub struct SystemdDriver {
     manager: ManagerProxy<'static>,
     /// Unprivileged account the node clients run as (`User=`); root when unset.
     run_as: Option<Account>,
+    /// A journal directory to read logs from instead of the host's (tests).
+    journal: Option<PathBuf>,
 }
 
 /// Unit files and drop-ins: systemd reads them; nobody else writes them.
@@ -124,7 +126,7 @@ impl SystemdDriver {
     pub async fn with_connection(conn: &zbus::Connection, data_dir: PathBuf, unit_dir: PathBuf) -> Result<SystemdDriver> {
         std::fs::create_dir_all(&unit_dir)?;
         let manager = ManagerProxy::new(conn).await.map_err(dbus)?;
-        Ok(SystemdDriver { files: LocalDriver::new(data_dir)?, unit_dir, manager, run_as: None })
+        Ok(SystemdDriver { files: LocalDriver::new(data_dir)?, unit_dir, manager, run_as: None, journal: None })
     }
 
     /// Run node clients as `account` instead of root; their config, data and
@@ -132,6 +134,12 @@ impl SystemdDriver {
     pub fn run_as(mut self, account: Account) -> SystemdDriver {
         self.files = self.files.with_client_account(account.clone());
         self.run_as = Some(account);
+        self
+    }
+
+    /// Read node logs from the journal in `dir` (`journalctl --directory`), not the host's.
+    pub fn journal_dir(mut self, dir: PathBuf) -> SystemdDriver {
+        self.journal = Some(dir);
         self
     }
 
@@ -183,6 +191,11 @@ fn dbus(e: zbus::Error) -> DriverError {
 impl ProcessDriver for SystemdDriver {
     fn paths(&self, node: &str) -> NodePaths {
         self.files.paths(node)
+    }
+
+    /// The unit's journal (its clients log to stdout and stderr).
+    async fn logs(&self, node: &str, unit: &str, after: Option<&str>, tail: u32) -> Result<(Vec<novacula_core::logs::LogLine>, String)> {
+        crate::journal::read(&unit_name(node, unit), self.journal.as_deref(), after, tail).await
     }
 
     fn bin_dir(&self) -> PathBuf {

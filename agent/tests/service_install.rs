@@ -133,6 +133,9 @@ async fn agent_installs_as_a_hardened_service_and_uninstalls_without_a_trace() {
     .await;
     let (code, s) = status(&sd);
     assert_eq!((code, s["state"].as_str(), s["restarts"].as_str()), (Some(0), "active (running)", "0"), "{s:?}");
+    // `journalctl -u novacula-agent` shows its logs (the namespace's journal)
+    let (logged, _) = novacula_agent::journal::read("novacula-agent", Some(&sd.journal_dir()), None, 100).await.unwrap();
+    assert!(logged.iter().any(|l| l.text.contains("agent starting") && l.text.contains("edge-1")), "{logged:?}");
     let first_pid = s["main PID"].clone();
 
     // install again with the user's own setting added: kept, and the service restarts on it

@@ -7,6 +7,7 @@ use novacula_agent::driver::ProcessDriver;
 use novacula_agent::driver::UnitDef;
 use novacula_agent::systemd::Account;
 use novacula_core::fingerprint::Fingerprint;
+use novacula_core::logs::LogLevel;
 use novacula_core::{DesiredNode, DesiredState, NodeSpec, ObservedNodeState, ObservedNodeStatus, Revision};
 use novacula_executor::adapter::{Adapters, FileContents, RenderedFile, StandIn};
 use novacula_executor::backend::Backend;
@@ -274,4 +275,46 @@ async fn a_real_ethereum_devnet_runs_as_systemd_units() {
     assert!(seen.removed, "{seen:?}");
     assert!(!sd.unit_dir().join("novacula-devnet.execution.service").exists());
     assert!(!sd.dir.path().join("data/nodes/devnet").exists(), "the chain data is gone");
+}
+
+#[tokio::test]
+async fn a_units_log_is_read_from_the_journal_tail_then_follow() {
+    let sd = RealSystemd::boot();
+    let (_conn, d) = sd.driver().await;
+    let d = d.journal_dir(sd.journal_dir());
+    let fp = Fingerprint(9);
+    let script = "echo 'INFO starting up'; echo 'WARN low peer count' >&2; echo 'ERROR [x] boom'; exec sleep 600";
+    d.write_unit("logs", "execution", &shell(script), fp).await.unwrap();
+    d.start("logs", "execution", fp, 0).await.unwrap();
+    let mut got = (vec![], String::new());
+    for _ in 0..100 {
+        got = d.logs("logs", "execution", None, 2).await.unwrap();
+        if got.0.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (lines, cursor) = got;
+    let seen: Vec<(&str, LogLevel)> = lines.iter().map(|l| (l.text.as_str(), l.level)).collect();
+    assert_eq!(seen, [("WARN low peer count", LogLevel::Warn), ("ERROR [x] boom", LogLevel::Error)], "the last 2, stderr included, levels read");
+    assert!(cursor.starts_with("c:"), "{cursor}");
+    let (none, same) = d.logs("logs", "execution", Some(&cursor), 2).await.unwrap();
+    assert!(none.is_empty() && same == cursor, "nothing new");
+
+    // a restart writes again: only the new lines come after the cursor
+    d.restart("logs", "execution", fp, 1).await.unwrap();
+    let mut next = vec![];
+    for _ in 0..100 {
+        next.extend(d.logs("logs", "execution", Some(&cursor), 2).await.unwrap().0);
+        if next.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let texts: Vec<&str> =
+        next.iter().map(|l| l.text.as_str()).filter(|t| !t.starts_with("Stopp") && !t.starts_with("Start") && !t.contains(".service")).collect();
+    assert_eq!(texts, ["INFO starting up", "WARN low peer count", "ERROR [x] boom"], "{next:?}");
+    let err = d.logs("logs", "nope", None, 5).await.map(|(l, _)| l.len());
+    assert_eq!(err.ok(), Some(0), "a unit without entries has no lines");
+    d.stop("logs", "execution").await.unwrap();
 }

@@ -17,6 +17,8 @@ const SYSTEMD: &str = "/usr/lib/systemd/systemd";
 /// Run inside the namespaces: our `/run`, no host units or generators, then systemd.
 const BOOT: &str = r#"set -e
 mount --bind "$1/run" /run
+# journald keeps this namespace's journal in its /run (volatile), never the host's /var/log/journal.
+if [ -f /etc/systemd/journald.conf ]; then mount --bind "$1/journald.conf" /etc/systemd/journald.conf; fi
 for d in /usr/lib/systemd/system /etc/systemd/system /usr/lib/systemd/system-generators /etc/systemd/system-generators /usr/lib/systemd/system-preset; do
   if [ -d "$d" ]; then mount --bind "$1/empty" "$d"; fi
 done
@@ -36,7 +38,20 @@ impl RealSystemd {
         std::fs::create_dir_all(&units).unwrap();
         std::fs::create_dir_all(dir.path().join("empty")).unwrap();
         let write = |name: &str, text: &str| std::fs::write(units.join(name), text).unwrap();
-        write("novacula-test.target", "[Unit]\nDescription=novacula test root\nWants=dbus.socket dbus.service\n");
+        write(
+            "novacula-test.target",
+            "[Unit]\nDescription=novacula test root\nWants=dbus.socket dbus.service systemd-journald.socket systemd-journald.service\n",
+        );
+        // The journal: units' output, as on a host (`journalctl --directory=<tmp>/run/log/journal`).
+        std::fs::write(dir.path().join("journald.conf"), "[Journal]\nStorage=volatile\n").unwrap();
+        write(
+            "systemd-journald.socket",
+            "[Unit]\nDescription=Journal socket (test)\nDefaultDependencies=no\n[Socket]\nListenDatagram=/run/systemd/journal/socket\nListenStream=/run/systemd/journal/stdout\nPassCredentials=yes\nPassSecurity=yes\nSocketMode=0666\nService=systemd-journald.service\n",
+        );
+        write(
+            "systemd-journald.service",
+            "[Unit]\nDescription=Journal (test)\nDefaultDependencies=no\nRequires=systemd-journald.socket\nAfter=systemd-journald.socket\n[Service]\nType=notify\nSockets=systemd-journald.socket\nExecStart=/usr/lib/systemd/systemd-journald\n",
+        );
         // The system bus; systemd joins it once both of these run.
         write("dbus.socket", "[Unit]\nDescription=D-Bus socket (test)\nDefaultDependencies=no\n[Socket]\nListenStream=/run/dbus/system_bus_socket\n");
         write(
@@ -79,6 +94,11 @@ impl RealSystemd {
 
     pub fn unit_dir(&self) -> PathBuf {
         self.dir.path().join("run/systemd/system")
+    }
+
+    /// Where the namespace's journald keeps the journal.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.dir.path().join("run/log/journal")
     }
 
     /// A driver on the namespace's system bus, once systemd has joined it.
