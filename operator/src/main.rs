@@ -137,7 +137,8 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
     classes.refresh(&client).await;
     let nodes = KubeNodes::new(Api::<BlockchainNode>::namespaced(client.clone(), &namespace), adapters())
         .with_allowed_images(allowed_images)
-        .with_storage_classes(classes.clone());
+        .with_storage_classes(classes.clone())
+        .with_pod_logs(Api::namespaced(client.clone(), &namespace));
     let exec = Executor::new(id, api, nodes, Intervals::default());
     let (upgrades, metrics) = (exec.upgrades(), exec.metrics());
     let own = args.deployment.clone().map(|name| SelfDeployment {

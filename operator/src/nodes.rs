@@ -3,8 +3,11 @@
 
 use crate::controller::kube_category;
 use crate::crd::{BlockchainNode, BlockchainNodeSpec, MANAGER};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams};
+use novacula_core::error::ErrorCategory;
+use novacula_core::logs::{clean, level_of, LogLevel, LogLine};
 use novacula_core::reconcile::plan;
 use novacula_core::spec::P2pExposure;
 use novacula_core::sync::LockExt;
@@ -64,11 +67,19 @@ pub struct KubeNodes {
     /// Last API error per node, reported as the process message until it clears.
     errors: Mutex<HashMap<String, String>>,
     storage_classes: StorageClasses,
+    /// The namespace's pods, whose containers' logs viewers read.
+    pods: Option<Api<Pod>>,
 }
 
 impl KubeNodes {
     pub fn new(api: Api<BlockchainNode>, adapters: Adapters) -> KubeNodes {
-        KubeNodes { api, adapters, allowed_images: vec![], errors: Mutex::new(HashMap::new()), storage_classes: StorageClasses::default() }
+        KubeNodes { api, adapters, allowed_images: vec![], errors: Mutex::new(HashMap::new()), storage_classes: StorageClasses::default(), pods: None }
+    }
+
+    /// Read node logs from these pods (the nodes' namespace).
+    pub fn with_pod_logs(mut self, pods: Api<Pod>) -> KubeNodes {
+        self.pods = Some(pods);
+        self
     }
 
     /// Report these storage classes (kept up to date by [`StorageClasses::follow`]).
@@ -143,6 +154,48 @@ impl Backend for KubeNodes {
                 0
             }
         }
+    }
+
+    /// The node's pod's container of that process (`<node>-0`, container
+    /// `<process>`), read with timestamps: the last lines, then those after
+    /// the last one's time (the API's `sinceTime` counts whole seconds: lines
+    /// of that second already seen are dropped here). At most 1 MiB a read.
+    async fn logs(&self, node: &str, process: &str, after: Option<&str>, tail: u32) -> Result<(Vec<LogLine>, String), BackendError> {
+        let Some(pods) = &self.pods else { return Err(BackendError::platform(ErrorCategory::Refused, "this operator reads no pod logs")) };
+        if !novacula_core::validate::valid_name(node) || !novacula_core::validate::valid_name(process) {
+            return Err(BackendError::platform(ErrorCategory::Refused, format!("no log for {node:?}/{process:?}")));
+        }
+        let last: Option<jiff::Timestamp> = after.and_then(|a| a.parse().ok());
+        let mut lp = LogParams { container: Some(process.to_string()), timestamps: true, limit_bytes: Some(1 << 20), ..Default::default() };
+        match last {
+            // The whole second it fell in (kube rounds to seconds, which could skip lines after it).
+            Some(t) => lp.since_time = Some(jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)),
+            None => lp.tail_lines = Some(i64::from(tail)),
+        }
+        let text = match pods.logs(&format!("{node}-0"), &lp).await {
+            Ok(text) => text,
+            // No pod (yet, or scaled to zero while stopped): no lines.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 400 => String::new(),
+            Err(e) => return Err(BackendError::platform(kube_category(&e), e)),
+        };
+        let mut newest = last;
+        let mut lines = Vec::new();
+        for raw in text.lines() {
+            let Some((stamp, message)) = raw.split_once(' ') else { continue };
+            let Ok(at) = stamp.parse::<jiff::Timestamp>() else { continue };
+            if last.is_some_and(|l| at <= l) {
+                continue;
+            }
+            newest = Some(newest.map_or(at, |n| n.max(at)));
+            let message = clean(message);
+            lines.push(LogLine {
+                at: novacula_core::Timestamp(u64::try_from(at.as_millisecond()).unwrap_or(0)),
+                level: level_of(&message, LogLevel::Info),
+                text: message,
+            });
+        }
+        let cursor = newest.unwrap_or_else(jiff::Timestamp::now).to_string();
+        Ok((lines, cursor))
     }
 
     #[tracing::instrument(name = "observe", skip_all, fields(node = %d.spec.name, revision = %d.revision))]

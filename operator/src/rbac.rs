@@ -20,6 +20,8 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     ("", "persistentvolumeclaims", &["get", "patch"]),
     // controller: node pod readiness; self-upgrade: its own new pods
     ("", "pods", &["get", "list"]),
+    // executor side: node logs someone watches, from the pods' containers
+    ("", "pods/log", &["get"]),
     // self-upgrade
     ("apps", "deployments", &["get", "patch"]),
 ];

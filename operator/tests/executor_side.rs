@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use kube::Api;
+use novacula_core::logs::LogLevel;
 use novacula_core::{DesiredNode, ObservedNodeStatus, Revision};
 use novacula_executor::adapter::Adapters;
 use novacula_executor::backend::Backend;
@@ -296,4 +297,40 @@ async fn fields_an_outdated_crd_drops_are_reported_not_ignored() {
     assert_eq!(observed.processes[0].status, ObservedNodeStatus::Error, "{observed:?}");
     assert!(message.contains("CRD is older than this operator"), "{message}");
     server.done().await;
+}
+
+#[tokio::test]
+async fn node_logs_come_from_the_pods_container_tail_then_since_the_last_line() {
+    use k8s_openapi::api::core::v1::Pod;
+    let (client, mut server) = mock_client();
+    let backend = nodes(client.clone()).with_pod_logs(Api::<Pod>::namespaced(client, "default"));
+    const LOG: &str = "/api/v1/namespaces/default/pods/n1-0/log";
+
+    let read = tokio::spawn(async move { (backend.logs("n1", "execution", None, 2).await, backend) });
+    let first = server
+        .answer_text("GET", LOG, 200, "2026-12-02T10:00:00.100000000Z INFO [12-02|10:00:00.100] Imported new chain segment\n2026-12-02T10:00:01.500000000Z \u{1b}[33mWARN\u{1b}[0m Low peer count\n")
+        .await;
+    for part in ["container=execution", "tailLines=2", "timestamps=true", "limitBytes=1048576"] {
+        assert!(first.query.contains(part), "{part} in {}", first.query);
+    }
+    let (got, backend) = read.await.unwrap();
+    let (lines, cursor) = got.unwrap();
+    let seen: Vec<(&str, LogLevel)> = lines.iter().map(|l| (l.text.as_str(), l.level)).collect();
+    assert_eq!(seen, [("INFO [12-02|10:00:00.100] Imported new chain segment", LogLevel::Info), ("WARN Low peer count", LogLevel::Warn)]);
+    assert_eq!(lines[0].at, novacula_core::Timestamp(1_796_205_600_100));
+    assert_eq!(cursor, "2026-12-02T10:00:01.5Z");
+
+    // next: since that second; the line already seen is dropped
+    let read = tokio::spawn(async move { (backend.logs("n1", "execution", Some(&cursor), 2).await, backend) });
+    let next = server.answer_text("GET", LOG, 200, "2026-12-02T10:00:01.500000000Z WARN Low peer count\n2026-12-02T10:00:02.000000000Z ERROR boom\n").await;
+    assert!(next.query.contains("sinceTime=2026-12-02T10%3A00%3A01") && !next.query.contains("tailLines"), "{}", next.query);
+    let (got, backend) = read.await.unwrap();
+    let (lines, _) = got.unwrap();
+    assert_eq!(lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["ERROR boom"]);
+
+    // a pod not there (stopped, or not scheduled yet): no lines, not an error
+    let read = tokio::spawn(async move { backend.logs("n1", "execution", None, 2).await });
+    server.answer("GET", LOG, 404, |_| not_found()).await;
+    assert!(read.await.unwrap().unwrap().0.is_empty());
+    assert!(nodes(mock_client().0).logs("n1", "execution", None, 2).await.is_err(), "without pod access it says so");
 }

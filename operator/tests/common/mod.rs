@@ -162,3 +162,17 @@ pub fn objects(i: usize, spec: NodeSpec, adapters: &novacula_executor::adapter::
     }
     out
 }
+
+impl ApiServer {
+    /// The next request must be `method path`; answered with `text` (a pod's log).
+    pub async fn answer_text(&mut self, method: &str, path: &str, status: u16, text: &str) -> Seen {
+        let (req, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
+            .await
+            .unwrap_or_else(|_| panic!("no request arrived; expected {method} {path}"))
+            .unwrap_or_else(|| panic!("client gone; expected {method} {path}"));
+        assert_eq!((req.method().as_str(), req.uri().path()), (method, path), "unexpected request {}", req.uri());
+        let query = req.uri().query().unwrap_or_default().to_string();
+        send.send_response(Response::builder().status(status).body(Body::from(text.as_bytes().to_vec())).unwrap());
+        Seen { query, body: Value::Null }
+    }
+}
