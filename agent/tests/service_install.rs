@@ -155,6 +155,19 @@ async fn agent_installs_as_a_hardened_service_and_uninstalls_without_a_trace() {
     let node_unit = unit_dir.join("novacula-demo-node.main.service");
     assert!(node_unit.exists() && data.join("nodes/demo-node").is_dir(), "units and data where the config says");
 
+    // the node's log, from its unit's journal, through the installed agent and the control plane
+    let mut lines = Vec::new();
+    alice
+        .server_events("/api/v1/nodes/demo-node/logs?tail=5", |event, data| {
+            if event == "line" {
+                lines.push(serde_json::from_str::<Value>(data).unwrap()["text"].as_str().unwrap().to_string());
+            }
+            true
+        })
+        .await
+        .unwrap();
+    assert!(lines.iter().any(|l| l == "stand-in node demo-node client standin 1.0.0 started"), "{lines:?}");
+
     // kill -9: systemd restarts the agent, which heartbeats again
     let (_, before) = status(&sd);
     manager.kill_unit(SERVICE, "main", 9).await.unwrap();
