@@ -184,6 +184,39 @@ async fn agent_installs_as_a_hardened_service_and_uninstalls_without_a_trace() {
     })
     .await;
 
+    // stop, start, restart: systemd's state follows
+    let unit_arg = ["--unit-dir", unit_dir.to_str().unwrap()];
+    assert!(ok(agent(&sd, &["stop"])).contains("inactive"));
+    let (code, s) = status(&sd);
+    assert_eq!((code, s["state"].as_str()), (Some(3), "inactive (dead)"), "{s:?}");
+    assert!(ok(agent(&sd, &["start"])).contains("active (running)"));
+    let (_, before) = status(&sd);
+    ok(agent(&sd, &["restart"]));
+    let (code, s) = status(&sd);
+    assert!(code == Some(0) && s["main PID"] != before["main PID"], "{s:?}");
+
+    // a manual upgrade: a file that is no agent is refused and changes nothing
+    let installed = std::fs::read(&binary).unwrap();
+    let impostor = root.join("impostor");
+    std::fs::write(&impostor, "#!/bin/sh\necho hello\n").unwrap();
+    std::fs::set_permissions(&impostor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = agent(&sd, &["upgrade", impostor.to_str().unwrap(), unit_arg[0], unit_arg[1]]);
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && text.contains("novacula-agent <version>"), "{text}");
+    assert_eq!(std::fs::read(&binary).unwrap(), installed, "the installed binary stays");
+    // an agent (here the same release behind a wrapper): swapped in, restarted,
+    // confirmed by its heartbeat, which removes the kept binary
+    let real = root.join("real-agent");
+    std::fs::copy(AGENT, &real).unwrap();
+    let wrapper = root.join("next-agent");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nexec {} \"$@\"\n", real.display())).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = ok(agent(&sd, &["upgrade", wrapper.to_str().unwrap(), unit_arg[0], unit_arg[1]]));
+    assert!(out.contains(&format!("upgraded to {}", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert_eq!(std::fs::read(&binary).unwrap(), std::fs::read(&wrapper).unwrap());
+    until("the upgraded agent confirms itself with a heartbeat", async || (!binary.with_extension("prev").exists()).then_some(())).await;
+    assert_eq!(status(&sd).1["state"], "active (running)");
+
     // a self-upgrade that keeps crashing: the unit fails and its rollback unit puts the old binary back
     let good = std::fs::read(&binary).unwrap();
     std::fs::hard_link(&binary, binary.with_extension("prev")).unwrap();

@@ -113,8 +113,8 @@ pub struct AlertSettings {
     #[cfg_attr(feature = "openapi", schema(minimum = 60, maximum = 86400))]
     pub node_stalled_for_secs: u64,
     pub sync_distance: bool,
-    /// Blocks (or slots) behind that count as too far (at least 1, default 100).
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    /// Blocks (or slots) behind that count as too far (1 ..= 1,000,000,000, default 100).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000_000))]
     pub sync_distance_threshold: u64,
     /// How long it must stay that far behind (0 ..= 86400, default 600).
     #[cfg_attr(feature = "openapi", schema(maximum = 86400))]
@@ -152,6 +152,17 @@ pub struct InvalidSetting {
     pub message: String,
 }
 
+/// The largest sync-distance threshold (a billion blocks: no chain is that far).
+pub const SYNC_DISTANCE_MAX: u64 = 1_000_000_000;
+
+fn distance_ok(v: u64) -> Result<(), InvalidSetting> {
+    if (1..=SYNC_DISTANCE_MAX).contains(&v) {
+        Ok(())
+    } else {
+        Err(InvalidSetting { field: "syncDistanceThreshold", message: format!("must be 1..{SYNC_DISTANCE_MAX}, not {v}") })
+    }
+}
+
 fn threshold_ok(field: &'static str, v: u8) -> Result<(), InvalidSetting> {
     if (1..=100).contains(&v) {
         Ok(())
@@ -176,10 +187,7 @@ impl AlertSettings {
         if self.node_stalled_for_secs < 60 {
             return Err(InvalidSetting { field: "nodeStalledForSecs", message: "must be at least 60 s (heads move every few seconds at best)".into() });
         }
-        if self.sync_distance_threshold == 0 {
-            return Err(InvalidSetting { field: "syncDistanceThreshold", message: "must be at least 1".into() });
-        }
-        Ok(())
+        distance_ok(self.sync_distance_threshold)
     }
 }
 
@@ -200,15 +208,13 @@ pub struct NodeAlertOverride {
     #[serde(default)]
     pub sync_distance: Option<bool>,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000_000))]
     pub sync_distance_threshold: Option<u64>,
 }
 
 impl NodeAlertOverride {
     pub fn check(&self) -> Result<(), InvalidSetting> {
-        if self.sync_distance_threshold == Some(0) {
-            return Err(InvalidSetting { field: "syncDistanceThreshold", message: "must be at least 1".into() });
-        }
+        self.sync_distance_threshold.map_or(Ok(()), distance_ok)?;
         self.disk_usage_threshold_percent.map_or(Ok(()), |v| threshold_ok("diskUsageThresholdPercent", v))
     }
 
@@ -613,6 +619,8 @@ mod tests {
         assert_eq!(AlertSettings { sync_distance_threshold: 0, ..AlertSettings::default() }.check().unwrap_err().field, "syncDistanceThreshold");
         assert_eq!(AlertSettings { sync_distance_for_secs: 86_401, ..AlertSettings::default() }.check().unwrap_err().field, "syncDistanceForSecs");
         assert!(NodeAlertOverride { sync_distance_threshold: Some(0), ..Default::default() }.check().is_err());
+        assert!(NodeAlertOverride { sync_distance_threshold: Some(SYNC_DISTANCE_MAX + 1), ..Default::default() }.check().is_err());
+        assert!(AlertSettings { sync_distance_threshold: SYNC_DISTANCE_MAX, ..AlertSettings::default() }.check().is_ok());
     }
 
     #[test]

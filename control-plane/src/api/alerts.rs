@@ -12,6 +12,15 @@ use novacula_core::wire::{ChannelView, CreateChannelRequest, DeliveryView, NodeA
 use serde::Deserialize;
 use std::sync::Arc;
 
+/// A page's size as asked: 1 to [`alerts::PAGE_MAX`], 100 when not asked.
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=alerts::PAGE_MAX).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::unprocessable(format!("limit: 1 to {}, not {n}", alerts::PAGE_MAX))),
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/alerts/settings", tag = "alerts", security(("session" = [])), responses((status = 200, body = AlertSettings)))]
 pub async fn settings(State(s): State<Arc<AppState>>, user: UserCtx) -> ApiResult<AlertSettings> {
     let org = user.org().to_string();
@@ -71,11 +80,12 @@ pub enum IncidentFilter {
 }
 
 /// Incidents, newest first.
-#[utoipa::path(get, path = "/api/v1/incidents", tag = "alerts", security(("session" = [])), params(IncidentsQuery), responses((status = 200, body = Vec<Incident>)))]
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "alerts", security(("session" = [])), params(IncidentsQuery), responses((status = 200, body = Vec<Incident>), (status = 422, description = "limit out of range", body = novacula_core::wire::ApiError)))]
 pub async fn incidents(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<IncidentsQuery>) -> ApiResult<Vec<Incident>> {
     let org = user.org().to_string();
     let open = matches!(q.status, IncidentFilter::Open);
-    Ok(ApiJson(s.blocking(move |s| alerts::incidents(s, &org, open, q.limit.unwrap_or(100))).await?))
+    let limit = page_limit(q.limit)?;
+    Ok(ApiJson(s.blocking(move |s| alerts::incidents(s, &org, open, limit)).await?))
 }
 
 /// The organization's channels (their secrets never; URLs only to those who manage them).
@@ -133,10 +143,11 @@ pub struct DeliveriesQuery {
 }
 
 /// Every delivery attempt, newest first.
-#[utoipa::path(get, path = "/api/v1/alerts/deliveries", tag = "alerts", security(("session" = [])), params(DeliveriesQuery), responses((status = 200, body = Vec<DeliveryView>)))]
+#[utoipa::path(get, path = "/api/v1/alerts/deliveries", tag = "alerts", security(("session" = [])), params(DeliveriesQuery), responses((status = 200, body = Vec<DeliveryView>), (status = 422, description = "limit out of range", body = novacula_core::wire::ApiError)))]
 pub async fn deliveries(State(s): State<Arc<AppState>>, user: UserCtx, ApiQuery(q): ApiQuery<DeliveriesQuery>) -> ApiResult<Vec<DeliveryView>> {
     let org = user.org().to_string();
-    Ok(ApiJson(s.blocking(move |s| alerts::deliveries(s, &org, q.before.as_deref(), q.limit.unwrap_or(100))).await?))
+    let limit = page_limit(q.limit)?;
+    Ok(ApiJson(s.blocking(move |s| alerts::deliveries(s, &org, q.before.as_deref(), limit)).await?))
 }
 
 /// Queue a delivery's notification again for its channel.
