@@ -257,18 +257,7 @@ async fn nodes_logs_replays_filters_and_follows_a_process_log_from_its_agent() {
     let dir = tempfile::tempdir().unwrap();
     let (url, owner) = control_plane().await;
     let token = owner.token().unwrap().to_string();
-    let key = live::key_for(&owner, "edge-l").await;
-    let agent = start_agent(&url, &key, &dir.path().join("agent"), "edge-l");
-    for _ in 0..100 {
-        if owner.get::<Value>("/api/v1/executors/edge-l").await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let spec =
-        serde_json::json!({"name": "logged", "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
-    let _: Value = owner.call(novacula_client::Method::POST, "/api/v1/nodes", Some(&serde_json::json!({"executor": "edge-l", "spec": spec}))).await.unwrap();
-    wait_for_node(&owner, "logged", phase_is("running")).await;
+    let agent = live::agent_with_demo_node(&url, &owner, &dir.path().join("agent"), "edge-l", "logged").await;
     let cfg = dir.path().join("none.json");
     let logs = |args: &[&str]| {
         let mut c = cli(&url, &cfg);

@@ -446,28 +446,21 @@ async fn console_sets_alert_rules_channels_and_a_nodes_policy_and_shows_incident
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     // a real agent runs a stand-in node, whose reports carry its disk
-    let key = live::key_for(&owner, "edge-a").await;
-    let _agent = start_agent(&url, &key, &dir.path().join("agent"), "edge-a");
-    for _ in 0..100 {
-        if owner.get::<Value>("/api/v1/executors/edge-a").await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let spec = json!({"name": "alerted", "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
-    let _: Value = owner.call(novacula_client::Method::POST, "/api/v1/nodes", Some(&json!({"executor": "edge-a", "spec": spec}))).await.unwrap();
-    wait_for_node(&owner, "alerted", |n| n["phase"] == "running" && n["observed"]["disk"]["totalBytes"].as_u64().unwrap_or(0) > 0).await;
+    let _agent = live::agent_with_demo_node(&url, &owner, &dir.path().join("agent"), "edge-a", "alerted").await;
+    wait_for_node(&owner, "alerted", |n| n["observed"]["disk"]["totalBytes"].as_u64().unwrap_or(0) > 0).await;
 
     let (_driver, c) = browser(&dir.path().join("profile")).await;
     login(&c, &url, OWNER).await;
     c.goto(&format!("{url}/#/alerts")).await.unwrap();
     let threshold = until(&c, "#rule-disk-threshold", "shows the default", async |e| e.prop("value").await.ok().flatten().as_deref() == Some("85")).await;
+    // 100 %: whatever this machine's disk holds, the node's own threshold decides below
     threshold.clear().await.unwrap();
-    threshold.send_keys("90").await.unwrap();
+    threshold.send_keys("100").await.unwrap();
     c.find(Locator::Css("#alert-settings-save")).await.unwrap().click().await.unwrap();
     until(&c, "#alert-settings-saved", "says saved", async |e| e.text().await.unwrap_or_default() == "saved").await;
     let settings: Value = owner.get("/api/v1/alerts/settings").await.unwrap();
-    assert_eq!(settings["diskUsageThresholdPercent"], 90);
+    assert_eq!(settings["diskUsageThresholdPercent"], 100);
+    assert!(owner.get::<Vec<Value>>("/api/v1/incidents").await.unwrap().is_empty(), "no disk is 100 % full");
 
     // a webhook channel, tested from its row
     c.find(Locator::Css("#channel-name")).await.unwrap().send_keys("ops").await.unwrap();
@@ -492,11 +485,16 @@ async fn console_sets_alert_rules_channels_and_a_nodes_policy_and_shows_incident
         e.text().await.unwrap_or_default() == "disk_usage"
     })
     .await;
-    until(&c, "#deliveries tr[data-delivery] td:nth-child(5)", "shows the delivery", async |e| e.text().await.unwrap_or_default() == "delivered").await;
+    // newest first: the incident's delivery above the Test's
+    until(&c, "#deliveries tbody tr[data-delivery]", "shows the incident's delivery", async |e| {
+        let row = e.text().await.unwrap_or_default();
+        row.contains("disk_usage open") && row.contains("delivered")
+    })
+    .await;
     assert!(got.lock().unwrap().iter().any(|n| n["rule"] == "disk_usage" && n["status"] == "open" && n["subject"]["name"] == "alerted"));
     shot(&c, "12-alerts").await;
 
-    // back to inherit: 90 % is not reached, the incident resolves
+    // back to inherit: 100 % is not reached, the incident resolves
     let input = c.find(Locator::Css(&format!("{row} input[data-field='diskUsageThresholdPercent']"))).await.unwrap();
     input.clear().await.unwrap();
     c.find(Locator::Css(&format!("{row} [data-policy-save]"))).await.unwrap().click().await.unwrap();
@@ -521,17 +519,7 @@ async fn console_sets_alert_rules_channels_and_a_nodes_policy_and_shows_incident
 async fn console_streams_a_nodes_log_with_level_filter_pause_and_clear() {
     let dir = tempfile::tempdir().unwrap();
     let (url, owner) = control_plane().await;
-    let key = live::key_for(&owner, "edge-l").await;
-    let _agent = start_agent(&url, &key, &dir.path().join("agent"), "edge-l");
-    for _ in 0..100 {
-        if owner.get::<Value>("/api/v1/executors/edge-l").await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let spec = json!({"name": "chatty", "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
-    let _: Value = owner.call(novacula_client::Method::POST, "/api/v1/nodes", Some(&json!({"executor": "edge-l", "spec": spec}))).await.unwrap();
-    wait_for_node(&owner, "chatty", |n| n["phase"] == "running").await;
+    let _agent = live::agent_with_demo_node(&url, &owner, &dir.path().join("agent"), "edge-l", "chatty").await;
     let started = "stand-in node chatty client standin 1.0.0 started";
     let lines = async |c: &Client| -> Vec<String> {
         let mut out = vec![];

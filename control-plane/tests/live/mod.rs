@@ -126,6 +126,22 @@ pub async fn wait_for_node(user: &HttpApi, name: &str, what: impl Fn(&Value) -> 
     panic!("node {name} never reached the expected state: {}", get().await);
 }
 
+/// A real agent `executor` (local driver, in `data`) running the stand-in node `node`, up and running.
+pub async fn agent_with_demo_node(url: &str, owner: &HttpApi, data: &Path, executor: &str, node: &str) -> Running {
+    let key = key_for(owner, executor).await;
+    let agent = start_agent(url, &key, data, executor);
+    for _ in 0..100 {
+        if owner.get::<Value>(&format!("/api/v1/executors/{executor}")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spec = json!({"name": node, "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
+    let _: Value = owner.call(Method::POST, "/api/v1/nodes", Some(&json!({"executor": executor, "spec": spec}))).await.unwrap();
+    wait_for_node(owner, node, phase_is("running")).await;
+    agent
+}
+
 pub fn phase_is(p: &'static str) -> impl Fn(&Value) -> bool {
     move |n| n["phase"] == p && n["drift"]["revisionsBehind"] == 0
 }

@@ -26,14 +26,20 @@ pub fn mock_client() -> (Client, ApiServer) {
 }
 
 impl ApiServer {
-    /// The next request must be `method path`; `reply` builds the answer from its JSON body.
-    pub async fn answer(&mut self, method: &str, path: &str, status: u16, reply: impl FnOnce(&Value) -> Value) -> Seen {
+    /// The next request, which must be `method path`: its query, and where its answer goes.
+    async fn next(&mut self, method: &str, path: &str) -> (Request<Body>, String, mock::SendResponse<Response<Body>>) {
         let (req, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
             .await
             .unwrap_or_else(|_| panic!("no request arrived; expected {method} {path}"))
             .unwrap_or_else(|| panic!("client gone; expected {method} {path}"));
         assert_eq!((req.method().as_str(), req.uri().path()), (method, path), "unexpected request {}", req.uri());
         let query = req.uri().query().unwrap_or_default().to_string();
+        (req, query, send)
+    }
+
+    /// The next request must be `method path`; `reply` builds the answer from its JSON body.
+    pub async fn answer(&mut self, method: &str, path: &str, status: u16, reply: impl FnOnce(&Value) -> Value) -> Seen {
+        let (req, query, send) = self.next(method, path).await;
         let bytes = req.into_body().collect_bytes().await.expect("request body");
         let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON request body") };
         let out = reply(&body);
@@ -166,12 +172,7 @@ pub fn objects(i: usize, spec: NodeSpec, adapters: &novacula_executor::adapter::
 impl ApiServer {
     /// The next request must be `method path`; answered with `text` (a pod's log).
     pub async fn answer_text(&mut self, method: &str, path: &str, status: u16, text: &str) -> Seen {
-        let (req, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
-            .await
-            .unwrap_or_else(|_| panic!("no request arrived; expected {method} {path}"))
-            .unwrap_or_else(|| panic!("client gone; expected {method} {path}"));
-        assert_eq!((req.method().as_str(), req.uri().path()), (method, path), "unexpected request {}", req.uri());
-        let query = req.uri().query().unwrap_or_default().to_string();
+        let (_, query, send) = self.next(method, path).await;
         send.send_response(Response::builder().status(status).body(Body::from(text.as_bytes().to_vec())).unwrap());
         Seen { query, body: Value::Null }
     }
