@@ -344,10 +344,10 @@ impl ProcessDriver for LocalDriver {
             match &f.contents {
                 FileContents::Text(text) => crate::files::write_atomic(&p, text.as_bytes(), 0o640, group)?,
                 // generated once, here: a rewrite would split the clients that share it
-                FileContents::Secret { random_bytes } if std::fs::symlink_metadata(&p).is_err() => {
-                    crate::files::write_atomic(&p, random_hex(&OsEntropy, *random_bytes).as_bytes(), 0o640, group)?;
+                FileContents::Secret(secret) if std::fs::symlink_metadata(&p).is_err() => {
+                    crate::files::write_atomic(&p, secret.text(&random_hex(&OsEntropy, secret.random_bytes)).as_bytes(), 0o640, group)?;
                 }
-                FileContents::Secret { .. } => {}
+                FileContents::Secret(_) => {}
             }
         }
         for dir in [paths.data(unit), paths.root.join("logs")] {

@@ -29,7 +29,37 @@ pub async fn probe(p: &Probe) -> (ObservedNodeStatus, Option<SyncMetrics>) {
             let peers = get(&api, "/eth/v1/node/peer_count").await.and_then(|v| v["data"]["connected"].as_str()?.parse().ok());
             beacon_status(&syncing, peers.unwrap_or(0))
         }
+        Probe::BitcoinRpc { url, credentials } => {
+            // Generated with the node's files: not there yet means not started yet.
+            let Some((user, password)) = std::fs::read_to_string(credentials).ok().as_deref().and_then(rpc_credentials) else {
+                return (ObservedNodeStatus::Starting, None);
+            };
+            let Ok(api) = HttpApi::new(url, None).map(|a| a.with_basic_auth(&user, &password)) else { return (ObservedNodeStatus::Error, None) };
+            // Answers with an error while it loads its block index: still starting.
+            let Some(chain) = rpc(&api, "getblockchaininfo").await else { return (ObservedNodeStatus::Starting, None) };
+            let peers = rpc(&api, "getnetworkinfo").await.and_then(|v| v["connections"].as_u64()).map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
+            bitcoin_status(&chain, peers)
+        }
     }
+}
+
+/// `rpcuser=` and `rpcpassword=` of a generated credentials file.
+pub fn rpc_credentials(text: &str) -> Option<(String, String)> {
+    let value = |key: &str| text.lines().find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('=').map(str::to_string));
+    Some((value("rpcuser")?, value("rpcpassword")?))
+}
+
+/// A Bitcoin Core node from `getblockchaininfo`: its blocks against the
+/// headers it knows, syncing while in initial block download.
+pub fn bitcoin_status(v: &Value, peers: u32) -> (ObservedNodeStatus, Option<SyncMetrics>) {
+    let (Some(blocks), Some(ibd)) = (v["blocks"].as_u64(), v["initialblockdownload"].as_bool()) else { return (ObservedNodeStatus::Error, None) };
+    let headers = v["headers"].as_u64().unwrap_or(blocks);
+    let mut metrics = SyncMetrics::new(blocks, headers, peers);
+    if let Some(p) = v["verificationprogress"].as_f64().filter(|p| (0.0..=1.0).contains(p)) {
+        // Blocks are not equal work: Bitcoin Core's estimate of the transactions verified says more.
+        metrics.progress_percent = (p * 10_000.0).floor() / 100.0;
+    }
+    (if ibd { ObservedNodeStatus::Syncing } else { ObservedNodeStatus::Running }, Some(metrics))
 }
 
 /// The `result` of a JSON-RPC call without parameters, if it answered one.
@@ -104,6 +134,19 @@ mod tests {
         assert_eq!((s, m.unwrap().execution_online), (ObservedNodeStatus::Running, None));
         let (_, m) = beacon_status(&json!({"data":{"is_syncing":false,"head_slot":"1","sync_distance":"0","el_offline":true}}), 0);
         assert_eq!(m.unwrap().execution_online, Some(false));
+    }
+
+    #[test]
+    fn bitcoin_node_answers() {
+        let (s, m) = bitcoin_status(&json!({"chain":"main","blocks":800_000,"headers":870_000,"verificationprogress":0.5123,"initialblockdownload":true}), 8);
+        assert_eq!(s, ObservedNodeStatus::Syncing);
+        let m = m.unwrap();
+        assert_eq!((m.current_block, m.highest_block, m.sync_distance, m.progress_percent, m.peers), (800_000, 870_000, 70_000, 51.23, 8));
+        let (s, m) = bitcoin_status(&json!({"chain":"regtest","blocks":3,"headers":3,"verificationprogress":1,"initialblockdownload":false}), 0);
+        assert_eq!((s, m.unwrap().progress_percent), (ObservedNodeStatus::Running, 100.0));
+        assert_eq!(bitcoin_status(&json!({"blocks":"x"}), 0).0, ObservedNodeStatus::Error);
+        assert_eq!(rpc_credentials("rpcuser=novacula\nrpcpassword=ab12\n"), Some(("novacula".into(), "ab12".into())));
+        assert_eq!(rpc_credentials("rpcuser=novacula\n"), None);
     }
 
     #[tokio::test]

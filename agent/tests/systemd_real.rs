@@ -138,8 +138,10 @@ async fn run_as_runs_clients_unprivileged_in_directories_they_own() {
     let (_conn, d) = sd.driver().await;
     let d = d.run_as(nobody.clone());
     let mut def = shell("cat config/client.toml > data/main/config-seen && id -u > data/main/whoami && exec sleep 600");
-    def.files =
-        vec![RenderedFile::text("client.toml", "x = 1\n"), RenderedFile { name: "jwt.hex".into(), contents: FileContents::Secret { random_bytes: 32 } }];
+    def.files = vec![
+        RenderedFile::text("client.toml", "x = 1\n"),
+        RenderedFile { name: "jwt.hex".into(), contents: FileContents::Secret(novacula_executor::adapter::Secret::hex(32)) },
+    ];
     d.write_unit("svc", "main", &def, Fingerprint(3)).await.unwrap();
     d.start("svc", "main", Fingerprint(3), 0).await.unwrap();
 

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use novacula_client::{ClientError, HttpApi};
 use novacula_core::authz::Role;
 use novacula_core::lifecycle::LifecycleAction;
+use novacula_core::spec::NodeType;
 use novacula_core::wire::{ApiKeyView, AuditEntry, CreateKeyRequest, CreateUserRequest, EventView, ExecutorView, MeView, NodeView, UserView};
 use novacula_core::{NodeSpec, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -322,13 +323,46 @@ pub enum NodesCmd {
     },
     /// Show one node: spec, revisions, drift, processes.
     Get { name: String },
-    /// Deploy a node from a spec file (TOML, or JSON when the name ends in .json).
+    /// Deploy a node: from a spec file (TOML, or JSON when the name ends in
+    /// .json), or built from --chain, --network and one --client per role
+    /// with the executor's defaults for the rest (resources, disk).
+    ///
+    /// novacula nodes deploy --executor edge-1 --chain ethereum --network hoodi
+    ///   --client execution=reth@2.0.0 --client consensus=lighthouse@8.0.0 --dry-run
+    #[command(verbatim_doc_comment)]
     Deploy {
-        #[arg(long, short = 'f')]
-        file: PathBuf,
+        #[arg(long, short = 'f', conflicts_with_all = ["chain", "network", "clients", "settings", "node_type", "disk_gib", "storage_class"])]
+        file: Option<PathBuf>,
         /// The executor that runs it.
         #[arg(long, short)]
         executor: String,
+        /// The node's name (default: CHAIN-NETWORK).
+        #[arg(long)]
+        name: Option<String>,
+        /// The chain (the executor's capabilities say which it runs).
+        #[arg(long, requires = "network", required_unless_present = "file")]
+        chain: Option<String>,
+        #[arg(long, requires = "chain")]
+        network: Option<String>,
+        /// full or archive.
+        #[arg(long = "node-type", default_value = "full", value_parser = ["full", "archive"])]
+        node_type: String,
+        /// ROLE=CLIENT@VERSION, once per role (execution=reth@2.0.0).
+        #[arg(long = "client", value_name = "ROLE=CLIENT@VERSION")]
+        clients: Vec<String>,
+        /// ROLE.KEY=VALUE: a setting of that role's client (node.dbcache=4096).
+        #[arg(long = "set", value_name = "ROLE.KEY=VALUE")]
+        settings: Vec<String>,
+        /// Disk for the node's data (default: the network's, larger for archive).
+        #[arg(long)]
+        disk_gib: Option<u32>,
+        /// Storage class of the data volume (operator).
+        #[arg(long)]
+        storage_class: Option<String>,
+        /// Print the spec that would be deployed (checked against the
+        /// executor's capabilities) and deploy nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Replace a node's spec from a file (a new revision).
     Edit {
@@ -642,6 +676,29 @@ fn password_or_stdin(given: Option<String>) -> Result<String, Failure> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// `--client ROLE=CLIENT@VERSION` and `--set ROLE.KEY=VALUE` as a draft's clients.
+fn client_choices(clients: &[String], settings: &[String]) -> Result<Vec<novacula_core::draft::ClientChoice>, Failure> {
+    let mut out = vec![];
+    for c in clients {
+        let parsed = c.split_once('=').and_then(|(role, rest)| rest.split_once('@').map(|(client, version)| (role, client, version)));
+        let Some((role, client, version)) = parsed.filter(|(r, c, v)| !r.is_empty() && !c.is_empty() && !v.is_empty()) else {
+            return Err(format!("--client {c:?}: expected ROLE=CLIENT@VERSION (execution=reth@2.0.0)").into());
+        };
+        out.push(novacula_core::draft::ClientChoice { role: role.into(), client: client.into(), version: version.into(), overrides: Default::default() });
+    }
+    for s in settings {
+        let parsed = s.split_once('=').and_then(|(path, value)| path.split_once('.').map(|(role, key)| (role, key, value)));
+        let Some((role, key, value)) = parsed.filter(|(r, k, _)| !r.is_empty() && !k.is_empty()) else {
+            return Err(format!("--set {s:?}: expected ROLE.KEY=VALUE (node.dbcache=4096)").into());
+        };
+        let Some(choice) = out.iter_mut().find(|c| c.role == role) else {
+            return Err(format!("--set {s:?}: no --client for role {role:?}").into());
+        };
+        choice.overrides.insert(key.into(), value.into());
+    }
+    Ok(out)
+}
+
 fn read_spec(path: &Path) -> Result<NodeSpec, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if path.extension().is_some_and(|e| e == "json") {
@@ -859,7 +916,36 @@ pub async fn run(g: Global, cmd: ClientCommand) -> Result<(), Failure> {
                     return Ok(());
                 }
                 NodesCmd::Get { name } => api.node(&name).await,
-                NodesCmd::Deploy { file, executor } => api.deploy(&executor, read_spec(&file)?).await,
+                NodesCmd::Deploy { file, executor, name, chain, network, node_type, clients, settings, disk_gib, storage_class, dry_run } => {
+                    let spec = match file {
+                        Some(file) => read_spec(&file)?,
+                        None => {
+                            let exec = api.executor(&executor).await.map_err(api_failed)?;
+                            let (chain, network) = (chain.unwrap_or_default(), network.unwrap_or_default());
+                            let draft = novacula_core::draft::Draft {
+                                name: name.unwrap_or_else(|| format!("{chain}-{network}")),
+                                node_type: if node_type == "archive" { NodeType::Archive } else { NodeType::Full },
+                                clients: client_choices(&clients, &settings)?,
+                                chain,
+                                network,
+                                disk_gib,
+                                storage_class,
+                            };
+                            novacula_core::draft::build(&draft, &exec.executor.capabilities).map_err(|errs| {
+                                let lines: Vec<String> = errs.iter().map(|e| format!("  {}: {e}", e.code())).collect();
+                                format!("executor {executor:?} cannot run this node:\n{}", lines.join("\n"))
+                            })?
+                        }
+                    };
+                    if dry_run {
+                        match g.output {
+                            Output::Json => println!("{}", serde_json::to_string_pretty(&spec).map_err(|e| e.to_string())?),
+                            Output::Table => print!("{}", toml::to_string(&spec).map_err(|e| e.to_string())?),
+                        }
+                        return Ok(());
+                    }
+                    api.deploy(&executor, spec).await
+                }
                 NodesCmd::Edit { name, file } => api.edit_spec(&name, read_spec(&file)?).await,
                 NodesCmd::Start { name } => api.lifecycle(&name, LifecycleAction::Start).await,
                 NodesCmd::Stop { name } => api.lifecycle(&name, LifecycleAction::Stop).await,

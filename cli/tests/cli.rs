@@ -104,6 +104,56 @@ async fn cli_connects_an_agent_deploys_and_stops_a_node() {
     assert!(detail.contains("PROCESS") && detail.contains("HEAD") && detail.contains("PEERS") && detail.contains("PORTS"), "{detail}");
     assert!(detail.contains("disk: ") && detail.contains(" used by the node, "), "{detail}");
 
+    // a spec built from flags on the executor's defaults; --dry-run prints it and deploys nothing
+    let guided = [
+        "nodes",
+        "deploy",
+        "--executor",
+        "edge-1",
+        "--chain",
+        "bitcoin",
+        "--network",
+        "mainnet",
+        "--node-type",
+        "archive",
+        "--client",
+        "node=bitcoind@28.1.0",
+        "--set",
+        "node.dbcache=4096",
+        "--dry-run",
+    ];
+    let drafted = json(&url, &cfg, &guided).await;
+    assert_eq!(drafted["name"], "bitcoin-mainnet");
+    assert_eq!(
+        (drafted["clients"][0]["configOverrides"]["dbcache"].as_str(), drafted["clients"][0]["resources"]["cpuMillis"].as_u64()),
+        (Some("4096"), Some(2000))
+    );
+    assert_eq!(drafted["storage"][0]["sizeGib"], 990, "an archive node gets the network's archive disk: {drafted}");
+    assert!(ok(&url, &cfg, &guided).await.contains("chain = \"bitcoin\""), "as a spec file by default");
+    assert!(!run(&url, &cfg, &["nodes", "get", "bitcoin-mainnet"]).await.ok, "a dry run deploys nothing");
+    let too_old = [
+        "nodes",
+        "deploy",
+        "-e",
+        "edge-1",
+        "--chain",
+        "ethereum",
+        "--network",
+        "hoodi",
+        "--client",
+        "execution=reth@1.9.0",
+        "--client",
+        "consensus=lighthouse@8.0.0",
+    ];
+    let o = run(&url, &cfg, &too_old).await;
+    assert!(!o.ok && o.stderr.contains("version_below_network_minimum: clients[0].version: hoodi needs reth >= 2.0.0"), "{}", o.stderr);
+    let mut not_allowed = guided.to_vec();
+    not_allowed[13] = "node.blocknotify=sh";
+    let o = run(&url, &cfg, &not_allowed).await;
+    assert!(!o.ok && o.stderr.contains("override_not_allowed"), "{}", o.stderr);
+    let o = run(&url, &cfg, &["nodes", "deploy", "-e", "edge-1", "--chain", "bitcoin", "--network", "mainnet", "--client", "bitcoind"]).await;
+    assert!(!o.ok && o.stderr.contains("expected ROLE=CLIENT@VERSION"), "{}", o.stderr);
+
     // stop: revision 2, then observed stopped
     let stopped = json(&url, &cfg, &["nodes", "stop", "cli-node"]).await;
     assert_eq!((stopped["revision"].as_u64(), stopped["spec"]["desiredState"].as_str()), (Some(2), Some("stopped")));

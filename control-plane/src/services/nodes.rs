@@ -200,15 +200,7 @@ fn neighbours(w: &Write, org: &str, executor: &str, name: &str) -> Result<Vec<No
 /// `previous` on an edit), and no object or port shared with another node.
 fn place(w: &Write, org: &str, exec: &Executor, spec: &mut NodeSpec, previous: Option<&NodeSpec>) -> Result<()> {
     let Some(chain) = exec.capabilities.chain(&spec.chain) else { return Ok(()) };
-    if let Some(defaults) = chain.defaults(&spec.network) {
-        for c in &mut spec.clients {
-            if c.resources == novacula_core::spec::Resources::default() {
-                if let Some(r) = defaults.resources.iter().find(|r| r.role == c.role) {
-                    c.resources = r.resources;
-                }
-            }
-        }
-    }
+    novacula_core::draft::fill_defaults(spec, chain);
     if let Some(previous) = previous {
         novacula_core::ports::carry_over(spec, previous, Some(chain));
     }
@@ -228,7 +220,7 @@ fn place(w: &Write, org: &str, exec: &Executor, spec: &mut NodeSpec, previous: O
 }
 
 fn validation_error(errs: Vec<ValidationError>) -> ServiceError {
-    ServiceError::Invalid { message: "spec is not valid for the target executor".into(), details: errs.iter().map(ToString::to_string).collect() }
+    ServiceError::InvalidSpec(errs)
 }
 
 fn lifecycle_error(e: LifecycleError) -> ServiceError {

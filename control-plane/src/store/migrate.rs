@@ -24,7 +24,9 @@ pub const SCHEMA_VERSION_KEY: &str = SCHEMA_VERSION;
 /// have a display name and can be deactivated. 10: sessions and audit
 /// entries name the platform administrator impersonating a user;
 /// organizations can be held deactivated by the platform and have a logo.
-pub const CURRENT: u64 = 10;
+/// 11: clients in capabilities list the settings a spec may override, and
+/// networks the disk of an archive node.
+pub const CURRENT: u64 = 11;
 
 pub fn run(w: &mut Write) -> Result<()> {
     let version = w.counter(SCHEMA_VERSION)?.max(1);
@@ -54,6 +56,9 @@ pub fn run(w: &mut Write) -> Result<()> {
     }
     if version < 10 {
         v9_to_v10(w)?;
+    }
+    if version < 11 {
+        v10_to_v11(w)?;
     }
     w.set_counter(SCHEMA_VERSION, CURRENT)
 }
@@ -352,9 +357,10 @@ pub mod v2 {
 
 /// Shapes of schema version 3 (those it kept from version 2 are there).
 pub mod v3 {
+    use super::v10::NetworkDefaults;
     use super::v2::{Sidecar, StorageVolume};
     use super::*;
-    use novacula_core::executor::{MinVersion, NetworkDefaults};
+    use novacula_core::executor::MinVersion;
     use novacula_core::lifecycle::NodeRecord;
     use novacula_core::spec::{ClientSpec, DesiredState, NodeType, P2pExposure};
     use novacula_core::Revision;
@@ -385,12 +391,12 @@ pub mod v3 {
         pub network_defaults: Vec<NetworkDefaults>,
     }
 
-    impl From<ChainSupport> for novacula_core::executor::ChainSupport {
+    impl From<ChainSupport> for super::v10::ChainSupport {
         fn from(c: ChainSupport) -> Self {
             let clients = c
                 .clients
                 .into_iter()
-                .map(|s| novacula_core::executor::ClientSupport {
+                .map(|s| super::v10::ClientSupport {
                     role: s.role,
                     client: s.client,
                     versions: s.versions,
@@ -402,13 +408,7 @@ pub mod v3 {
                     volumes: vec![],
                 })
                 .collect();
-            novacula_core::executor::ChainSupport {
-                chain: c.chain,
-                networks: c.networks,
-                node_types: c.node_types,
-                clients,
-                network_defaults: c.network_defaults,
-            }
+            super::v10::ChainSupport { chain: c.chain, networks: c.networks, node_types: c.node_types, clients, network_defaults: c.network_defaults }
         }
     }
 
@@ -433,17 +433,17 @@ pub mod v3 {
         pub api_key_id: String,
     }
 
-    impl From<Executor> for super::Executor {
+    impl From<Executor> for super::v10::Executor {
         fn from(e: Executor) -> Self {
             // Until its next heartbeat reports them: no volumes, storage classes
             // not known (not checked), no P2P exposure.
-            let capabilities = ExecutorCapabilities {
+            let capabilities = super::v10::Capabilities {
                 chains: e.capabilities.chains.into_iter().map(Into::into).collect(),
                 programs: e.capabilities.programs,
                 storage_classes: None,
                 p2p_exposures: vec![],
             };
-            super::Executor {
+            super::v10::Executor {
                 id: e.id,
                 org_id: e.org_id,
                 name: e.name,
@@ -600,6 +600,145 @@ pub mod v9 {
         pub source: novacula_core::audit::Source,
         pub details: std::collections::BTreeMap<String, String>,
     }
+}
+
+/// Shapes of schema version 10 (capabilities since 4): clients did not list
+/// the settings a spec may override.
+pub mod v10 {
+    use super::*;
+    use novacula_core::executor::{MinVersion, PortSupport};
+    use novacula_core::spec::{NodeType, P2pExposure};
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct NetworkDefaults {
+        pub network: String,
+        pub resources: Vec<novacula_core::executor::RoleResources>,
+        pub disk_gib: u32,
+        pub checkpoint_sync_url: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ClientSupport {
+        pub role: String,
+        pub client: String,
+        pub versions: Vec<String>,
+        pub networks: Vec<String>,
+        pub min_versions: Vec<MinVersion>,
+        pub ports: Vec<PortSupport>,
+        pub managed_keys: Vec<String>,
+        pub volumes: Vec<String>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ChainSupport {
+        pub chain: String,
+        pub networks: Vec<String>,
+        pub node_types: Vec<NodeType>,
+        pub clients: Vec<ClientSupport>,
+        pub network_defaults: Vec<NetworkDefaults>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Capabilities {
+        pub chains: Vec<ChainSupport>,
+        pub programs: novacula_core::ProgramAllowlist,
+        pub storage_classes: Option<Vec<String>>,
+        pub p2p_exposures: Vec<P2pExposure>,
+    }
+
+    /// An executor with its capabilities, as schema 4 kept it (5 moved them apart).
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Executor {
+        pub id: String,
+        pub org_id: String,
+        pub name: String,
+        pub kind: ExecutorKind,
+        pub version: String,
+        pub channel: Channel,
+        pub capabilities: Capabilities,
+        pub created_at: Timestamp,
+        pub updated_at: Timestamp,
+        pub deactivated: bool,
+        pub api_key_id: String,
+    }
+
+    impl From<Capabilities> for ExecutorCapabilities {
+        fn from(c: Capabilities) -> Self {
+            let chains = c
+                .chains
+                .into_iter()
+                .map(|c| novacula_core::executor::ChainSupport {
+                    chain: c.chain,
+                    networks: c.networks,
+                    node_types: c.node_types,
+                    clients: c
+                        .clients
+                        .into_iter()
+                        .map(|s| novacula_core::executor::ClientSupport {
+                            role: s.role,
+                            client: s.client,
+                            versions: s.versions,
+                            networks: s.networks,
+                            min_versions: s.min_versions,
+                            ports: s.ports,
+                            managed_keys: s.managed_keys,
+                            volumes: s.volumes,
+                            // Until its next heartbeat lists them: any key but the managed ones.
+                            overrides: vec![],
+                        })
+                        .collect(),
+                    network_defaults: c
+                        .network_defaults
+                        .into_iter()
+                        .map(|d| novacula_core::executor::NetworkDefaults {
+                            network: d.network,
+                            resources: d.resources,
+                            disk_gib: d.disk_gib,
+                            checkpoint_sync_url: d.checkpoint_sync_url,
+                            archive_disk_gib: 0,
+                        })
+                        .collect(),
+                })
+                .collect();
+            ExecutorCapabilities { chains, programs: c.programs, storage_classes: c.storage_classes, p2p_exposures: c.p2p_exposures }
+        }
+    }
+
+    impl From<Executor> for super::Executor {
+        fn from(e: Executor) -> Self {
+            super::Executor {
+                id: e.id,
+                org_id: e.org_id,
+                name: e.name,
+                kind: e.kind,
+                version: e.version,
+                channel: e.channel,
+                capabilities: e.capabilities.into(),
+                created_at: e.created_at,
+                updated_at: e.updated_at,
+                deactivated: e.deactivated,
+                api_key_id: e.api_key_id,
+            }
+        }
+    }
+}
+
+/// Capabilities in the shape of schema 11, and the digests executors' rows
+/// keep of them.
+fn v10_to_v11(w: &mut Write) -> Result<()> {
+    let caps: Vec<(String, v10::Capabilities)> = w.scan(CAPABILITIES, "")?;
+    for (k, c) in &caps {
+        let current = ExecutorCapabilities::from(c.clone());
+        if let Some(mut row) = w.get::<ExecutorRow>(EXECUTORS, k)? {
+            row.capabilities_digest = current.digest();
+            w.put(EXECUTORS, k, &row)?;
+        }
+        w.put(CAPABILITIES, k, &current)?;
+    }
+    if !caps.is_empty() {
+        tracing::info!(executors = caps.len(), "migrated the database to schema version 11 (override settings in capabilities)");
+    }
+    Ok(())
 }
 
 /// Sessions and audit entries say who impersonated (nobody, before);
@@ -787,10 +926,11 @@ fn v5_to_v6(w: &mut Write) -> Result<()> {
 /// Capabilities move out of executor rows: a heartbeat, a node view or the
 /// sweeper reads an executor without decoding them.
 fn v4_to_v5(w: &mut Write) -> Result<()> {
-    let executors: Vec<(String, Executor)> = w.scan(EXECUTORS, "")?;
+    let executors: Vec<(String, v10::Executor)> = w.scan(EXECUTORS, "")?;
     for (k, e) in &executors {
+        // Capabilities in their schema-10 shape, for the migration to 11.
         w.put(CAPABILITIES, k, &e.capabilities)?;
-        w.put(EXECUTORS, k, &ExecutorRow::of(e))?;
+        w.put(EXECUTORS, k, &ExecutorRow::of(&Executor::from(e.clone())))?;
     }
     if !executors.is_empty() {
         tracing::info!(executors = executors.len(), "migrated the database to schema version 5 (capabilities apart from executors)");
@@ -801,7 +941,7 @@ fn v4_to_v5(w: &mut Write) -> Result<()> {
 fn v3_to_v4(w: &mut Write) -> Result<()> {
     let executors: Vec<(String, v3::Executor)> = w.scan(EXECUTORS, "")?;
     for (k, e) in executors {
-        w.put(EXECUTORS, &k, &Executor::from(e))?;
+        w.put(EXECUTORS, &k, &v10::Executor::from(e))?;
     }
     let nodes: Vec<(String, v3::NodeRow)> = w.scan(NODES, "")?;
     let migrated = nodes.len();
@@ -1125,6 +1265,68 @@ mod tests {
         let ids: Vec<(u64, &str, Option<&str>)> = entries.iter().map(|e| (e.seq, e.target_id.as_str(), e.impersonator.as_deref())).collect();
         assert_eq!(ids, vec![(3, "k3", None), (2, "k2", None), (1, "k1", None)]);
         assert_eq!(entries[0].details["label"], "edge");
+        assert_eq!(s.read(|r| r.counter(SCHEMA_VERSION)).unwrap(), CURRENT);
+    }
+
+    #[test]
+    fn a_version_10_file_keeps_its_executors_capabilities() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.redb");
+        let t = Timestamp(1_700_000_000_000);
+        let old = v10::Capabilities {
+            chains: vec![v10::ChainSupport {
+                chain: "ethereum".into(),
+                networks: vec!["hoodi".into()],
+                node_types: vec![novacula_core::spec::NodeType::Full],
+                clients: vec![v10::ClientSupport {
+                    role: "execution".into(),
+                    client: "geth".into(),
+                    versions: vec![],
+                    networks: vec!["hoodi".into()],
+                    min_versions: vec![],
+                    ports: vec![novacula_core::executor::PortSupport { name: "p2p".into(), default: 30303, peer: true }],
+                    managed_keys: vec!["datadir".into()],
+                    volumes: vec!["ancient".into()],
+                }],
+                network_defaults: vec![],
+            }],
+            programs: Default::default(),
+            storage_classes: Some(vec!["fast".into()]),
+            p2p_exposures: vec![],
+        };
+        {
+            let s = Store::open(&path).unwrap();
+            s.write(|w| {
+                w.set_counter(SCHEMA_VERSION, 10)?;
+                let e = v10::Executor {
+                    id: "e1".into(),
+                    org_id: "acme".into(),
+                    name: "edge".into(),
+                    kind: ExecutorKind::Agent,
+                    version: "1.0.0".into(),
+                    channel: Channel::Stable,
+                    capabilities: old.clone(),
+                    created_at: t,
+                    updated_at: t,
+                    deactivated: false,
+                    api_key_id: "k".into(),
+                };
+                w.put(CAPABILITIES, "acme/edge", &old)?;
+                w.put(EXECUTORS, "acme/edge", &ExecutorRow::of(&Executor::from(e)))?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let caps: ExecutorCapabilities = s.read(|r| r.get(CAPABILITIES, "acme/edge")).unwrap().unwrap();
+        let geth = caps.chain("ethereum").unwrap().client("execution", "geth").unwrap();
+        assert_eq!(
+            (geth.volumes.as_slice(), geth.managed_keys.as_slice(), geth.overrides.len()),
+            (&["ancient".to_string()][..], &["datadir".to_string()][..], 0)
+        );
+        assert_eq!(caps.storage_classes, Some(vec!["fast".to_string()]));
+        let row: ExecutorRow = s.read(|r| r.get(EXECUTORS, "acme/edge")).unwrap().unwrap();
+        assert_eq!(row.capabilities_digest, caps.digest(), "the row's digest is of the capabilities as now kept");
         assert_eq!(s.read(|r| r.counter(SCHEMA_VERSION)).unwrap(), CURRENT);
     }
 

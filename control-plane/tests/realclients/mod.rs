@@ -58,3 +58,48 @@ pub async fn el_block(port: u16) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     u64::from_str_radix(v["result"].as_str()?.trim_start_matches("0x"), 16).ok()
 }
+
+/// Debian's `litecoind` (a Bitcoin Core fork with the same config and RPC),
+/// run by the Bitcoin adapter as its `bitcoind`: what `.ci/prerequisites` installs.
+pub const LITECOIND: &str = "/usr/bin/litecoind";
+/// The adapter's client and the release the swapped binary stands for (Litecoin Core 0.21.2.1).
+pub const BITCOIND: (&str, &str) = ("bitcoind", "0.21.2");
+
+/// Whether litecoind is installed. Under CI it must be.
+pub fn litecoind_installed() -> bool {
+    let here = Path::new(LITECOIND).exists();
+    if !here {
+        assert!(std::env::var_os("CI").is_none(), "{LITECOIND} is missing; run .ci/prerequisites");
+        eprintln!("skipped: no {LITECOIND} (run .ci/prerequisites)");
+    }
+    here
+}
+
+/// Put litecoind where an agent looks for the adapter's `bitcoind`.
+pub fn install_litecoind(data: &Path) {
+    let dir = data.join("bin").join(BITCOIND.0).join(BITCOIND.1);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(LITECOIND, dir.join(BITCOIND.0)).unwrap();
+}
+
+/// A regtest node of the Bitcoin adapter.
+pub fn regtest_spec(name: &str) -> NodeSpec {
+    let mut s = eth_spec(name);
+    s.storage = vec![];
+    s.chain = "bitcoin".into();
+    s.network = "regtest".into();
+    s.clients = vec![client("node", BITCOIND.0, BITCOIND.1)];
+    s
+}
+
+/// A JSON-RPC call to a node's `bitcoind` on `port`, as the node's generated
+/// credentials (`config/rpc.conf` of its directory) allow.
+pub async fn btc_rpc(node_dir: &Path, port: u16, method: &str, params: serde_json::Value) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(node_dir.join("config/rpc.conf")).ok()?;
+    let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=').map(str::to_string));
+    let api = HttpApi::new(&format!("http://127.0.0.1:{port}"), None).ok()?.with_basic_auth(&field("rpcuser")?, &field("rpcpassword")?);
+    let body = serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).to_string().into_bytes();
+    let (_, bytes) = api.raw(novacula_client::Method::POST, "/", Some(body), Duration::from_secs(5)).await.ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("result").filter(|r| !r.is_null()).cloned()
+}

@@ -215,6 +215,29 @@ pub struct ApiError {
     pub error: String,
     #[serde(default)]
     pub details: Vec<String>,
+    /// A spec refused: each problem with its code and the field it is about
+    /// (the same problems as `details`, for programs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// One problem of a refused spec.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// `chain_not_supported_by_executor`, `version_below_network_minimum`,
+    /// `override_not_allowed`... (`ValidationError::code`).
+    pub code: String,
+    /// The spec field (`clients[0].configOverrides`), when it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl From<&crate::validate::ValidationError> for Problem {
+    fn from(e: &crate::validate::ValidationError) -> Problem {
+        Problem { code: e.code().into(), field: e.field().map(Into::into), message: e.to_string() }
+    }
 }
 
 #[cfg(test)]

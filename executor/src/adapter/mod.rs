@@ -5,13 +5,16 @@
 //! another's rendering.
 //!
 //! - [`ethereum`]: the execution and consensus clients, networks and their rules.
+//! - [`bitcoin`]: Bitcoin Core, configured by a `bitcoin.conf` of listed settings.
 //! - [`standin`]: the harmless `demo` chain of the demo and the tests.
 //! - [`flags`]: command lines as ordered flags that overrides replace.
 
+pub mod bitcoin;
 pub mod ethereum;
 pub mod flags;
 pub mod standin;
 
+pub use bitcoin::Bitcoin;
 pub use ethereum::Ethereum;
 pub use standin::StandIn;
 
@@ -89,9 +92,32 @@ pub struct RenderedFile {
 pub enum FileContents {
     /// Written (again) at every change of the node's config.
     Text(String),
-    /// `random_bytes` random bytes, hex-encoded, generated when the file is first
-    /// written and never replaced (e.g. the engine JWT both clients share).
-    Secret { random_bytes: usize },
+    /// Generated when the file is first written and never replaced (e.g.
+    /// the engine JWT both clients share, RPC credentials).
+    Secret(Secret),
+}
+
+/// A generated secret: `random_bytes` random bytes, hex-encoded, alone in
+/// its file or written into a template at `{secret}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub random_bytes: usize,
+    pub template: Option<String>,
+}
+
+impl Secret {
+    /// The hex of `random_bytes` random bytes, alone in the file.
+    pub fn hex(random_bytes: usize) -> Secret {
+        Secret { random_bytes, template: None }
+    }
+
+    /// The file's text for the generated value `hex`.
+    pub fn text(&self, hex: &str) -> String {
+        match &self.template {
+            Some(t) => t.replace("{secret}", hex),
+            None => hex.to_string(),
+        }
+    }
 }
 
 impl RenderedFile {
@@ -108,6 +134,9 @@ pub enum Probe {
     EthJsonRpc { url: String },
     /// Consensus client beacon API: `/eth/v1/node/syncing` and `/eth/v1/node/peer_count`.
     BeaconApi { url: String },
+    /// Bitcoin Core's JSON-RPC (`getblockchaininfo`, `getnetworkinfo`), with
+    /// the user and password of the generated `rpcuser=`/`rpcpassword=` file.
+    BitcoinRpc { url: String, credentials: String },
 }
 
 /// Where the operator finds a client: its official image, and the command
@@ -213,7 +242,7 @@ pub struct Adapters {
 impl Adapters {
     /// The real chains. The stand-in `demo` chain is not among them: see [`Adapters::with_demo_chain`].
     pub fn standard() -> Adapters {
-        Adapters { chains: vec![Box::new(Ethereum::default())], sidecars: vec![] }
+        Adapters { chains: vec![Box::new(Ethereum::default()), Box::new(Bitcoin)], sidecars: vec![] }
     }
 
     /// Also offer the stand-in `demo` chain (the demo and tests; `enable_demo_chain` in agent.toml).
@@ -327,7 +356,7 @@ mod tests {
         assert!(lh.args.contains(&"--execution-jwt=/var/lib/novacula/nodes/eth/config/jwt.hex".to_string()));
         assert_eq!(lh.probe, Probe::BeaconApi { url: "http://127.0.0.1:5052".into() });
         assert_eq!(lh.needs, ["execution"], "a consensus client is only as healthy as its execution client");
-        assert_eq!(geth.files[0].contents, FileContents::Secret { random_bytes: 32 }, "the JWT is described, not generated: rendering is pure");
+        assert_eq!(geth.files[0].contents, FileContents::Secret(Secret::hex(32)), "the JWT is described, not generated: rendering is pure");
         assert_eq!(a.render(&spec, "execution", &paths()).unwrap(), geth, "the same spec renders the same unit");
     }
 

@@ -137,6 +137,15 @@ pub fn matrix() -> Vec<NodeSpec> {
     devnet.network = "devnet".into();
     devnet.clients = vec![client("execution", "ethereumjs", "0.10.5"), client("consensus", "lodestar", "1.5.1")];
     specs.push(devnet);
+    // Bitcoin: one process, its settings in a config file, credentials in the generated Secret.
+    let mut btc = novacula_core::fixtures::eth_spec("bitcoin");
+    btc.chain = "bitcoin".into();
+    btc.network = "mainnet".into();
+    btc.node_type = novacula_core::spec::NodeType::Archive;
+    btc.clients = vec![client("node", "bitcoind", "28.1.0")];
+    btc.clients[0].config_overrides.insert("dbcache".into(), "4096".into());
+    btc.storage[0].size_gib = 900;
+    specs.push(btc);
     specs.push(novacula_executor::adapter::StandIn::spec("demo"));
     specs
 }

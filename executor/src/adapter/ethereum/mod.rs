@@ -132,6 +132,8 @@ impl ClientDef {
             ports: self.ports.iter().map(|(name, default)| PortSupport { name: (*name).into(), default: *default, peer: protocols(name).1 }).collect(),
             managed_keys: self.managed().map(ToString::to_string).collect(),
             volumes: self.volumes.iter().map(|(name, _)| (*name).to_string()).collect(),
+            // A command line: any flag of the client's but the managed ones.
+            overrides: vec![],
         }
     }
 
@@ -175,6 +177,16 @@ fn network_defaults(network: &str) -> (Resources, Resources, u32) {
         "sepolia" => (r(1500, 6144), r(500, 2048), 1024),
         "hoodi" => (r(1500, 6144), r(500, 2048), 512),
         _ => (r(500, 1024), r(500, 1024), 10),
+    }
+}
+
+/// The disk of an archive node (both clients' history kept), where it differs from a full node's.
+fn archive_disk_gib(network: &str) -> u32 {
+    match network {
+        "mainnet" => 4096,
+        "sepolia" => 2048,
+        "hoodi" => 1024,
+        _ => 0,
     }
 }
 
@@ -257,6 +269,7 @@ impl ChainAdapter for Ethereum {
                     ],
                     disk_gib,
                     checkpoint_sync_url: self.checkpoint_urls.get(*n).cloned(),
+                    archive_disk_gib: archive_disk_gib(n),
                 }
             })
             .collect();
@@ -298,7 +311,7 @@ impl ChainAdapter for Ethereum {
         }
         let managed: Vec<&str> = def.managed().collect();
         let args = flags.overridden(def.name, &c.config_overrides, &managed)?.into_args();
-        let mut files = vec![RenderedFile { name: JWT_FILE.into(), contents: FileContents::Secret { random_bytes: 32 } }];
+        let mut files = vec![RenderedFile { name: JWT_FILE.into(), contents: FileContents::Secret(super::Secret::hex(32)) }];
         if ctx.devnet() {
             files.push(match def.role {
                 EXECUTION => RenderedFile::text(devnet::GENESIS_FILE, DEVNET_GENESIS),
