@@ -15,7 +15,7 @@ use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::NodeView;
 use novacula_core::SyncMetrics;
 use novacula_executor::loops::Intervals;
-use realclients::{btc_rpc, install_litecoind, litecoind_installed, regtest_spec};
+use realclients::{btc_rpc, install_litecoind, litecoind_installed, regtest_spec, Reaper};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -48,21 +48,6 @@ async fn running_with(user: &HttpApi, what: &str, blocks: u64) -> NodeView {
 async fn mine(node_dir: &Path, rpc: u16, n: u64) {
     let hashes = btc_rpc(node_dir, rpc, "generatetodescriptor", json!([n, "raw(51)"])).await.expect("the node mines on regtest");
     assert_eq!(hashes.as_array().map(Vec::len), Some(usize::try_from(n).unwrap()));
-}
-
-/// Kills what runs under the agent's directory when dropped, so a failed
-/// assertion leaves no node holding ports.
-struct Reaper(String);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-            if std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&self.0)) {
-                rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::KILL).ok();
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use novacula_client::HttpApi;
 use novacula_core::wire::NodeView;
 use novacula_core::{ObservedNodeStatus, SyncMetrics};
 use novacula_executor::loops::Intervals;
-use realclients::{devnet_spec, el_block, install, installed};
+use realclients::{devnet_spec, el_block, install, installed, pids_with, Reaper};
 use std::time::Duration;
 
 const NODE: &str = "devnet-1";
@@ -55,31 +55,6 @@ async fn advancing(user: &HttpApi, what: &str, el: u64, cl: u64) -> NodeView {
             && metrics(n, "consensus").is_some_and(|m| m.current_block > cl)
     })
     .await
-}
-
-/// Processes whose command line names `needle` (the unit's own data dir).
-fn pids_with(needle: &str) -> Vec<i32> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
-        if String::from_utf8_lossy(&cmdline).contains(needle) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// Kills the node processes started under `dir` when dropped: a failing
-/// assertion must not leave clients holding ports for the next run.
-struct Reaper(String);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for pid in pids_with(&self.0) {
-            rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::KILL).ok();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,3 +103,28 @@ pub async fn btc_rpc(node_dir: &Path, port: u16, method: &str, params: serde_jso
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     v.get("result").filter(|r| !r.is_null()).cloned()
 }
+
+/// Processes whose command line names `needle` (the unit's own data dir).
+pub fn pids_with(needle: &str) -> Vec<i32> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Kills the node processes started under `dir` when dropped: a failing
+/// assertion must not leave clients holding ports for the next run.
+pub struct Reaper(pub String);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for pid in pids_with(&self.0) {
+            rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::KILL).ok();
+        }
+    }
+}
