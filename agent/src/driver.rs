@@ -2,7 +2,7 @@
 //! after an action succeeds, `observe` must show its effect.
 
 use crate::files::{agent_dir, hand_over, owner_uid, Account};
-use novacula_core::entropy::{random_hex, OsEntropy};
+use novacula_core::entropy::OsEntropy;
 use novacula_core::fingerprint::Fingerprint;
 use novacula_core::reconcile::{LocalNode, LocalProcess, RunningProcess};
 use novacula_executor::adapter::{FileContents, NodePaths, RenderedFile};
@@ -345,7 +345,7 @@ impl ProcessDriver for LocalDriver {
                 FileContents::Text(text) => crate::files::write_atomic(&p, text.as_bytes(), 0o640, group)?,
                 // generated once, here: a rewrite would split the clients that share it
                 FileContents::Secret(secret) if std::fs::symlink_metadata(&p).is_err() => {
-                    crate::files::write_atomic(&p, secret.text(&random_hex(&OsEntropy, secret.random_bytes)).as_bytes(), 0o640, group)?;
+                    crate::files::write_atomic(&p, secret.generate(&OsEntropy).as_bytes(), 0o640, group)?;
                 }
                 FileContents::Secret(_) => {}
             }

@@ -15,7 +15,7 @@ use novacula_core::lifecycle::LifecycleAction;
 use novacula_core::wire::NodeView;
 use novacula_core::SyncMetrics;
 use novacula_executor::loops::Intervals;
-use realclients::{btc_rpc, install_litecoind, litecoind_installed, regtest_spec, Reaper};
+use realclients::{btc_rpc, gone, install_litecoind, litecoind_installed, regtest_spec, until, Reaper};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -26,22 +26,10 @@ fn metrics(n: &NodeView) -> Option<SyncMetrics> {
     n.observed.as_ref()?.processes.iter().find(|p| p.name == "node")?.sync
 }
 
-/// Poll the node every 250 ms until `what` holds, for at most `secs`.
-async fn until(user: &HttpApi, secs: u64, what: &str, ok: impl Fn(&NodeView) -> bool) -> NodeView {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let n = user.node(NODE).await.unwrap();
-        if ok(&n) {
-            return n;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {secs} s; the node is {}", serde_json::to_string_pretty(&n).unwrap());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// Running at its latest revision with at least `blocks` blocks.
 async fn running_with(user: &HttpApi, what: &str, blocks: u64) -> NodeView {
-    until(user, 60, what, |n| n.phase.as_str() == "running" && n.drift.revisions_behind == 0 && metrics(n).is_some_and(|m| m.current_block >= blocks)).await
+    until(user, NODE, 60, what, |n| n.phase.as_str() == "running" && n.drift.revisions_behind == 0 && metrics(n).is_some_and(|m| m.current_block >= blocks))
+        .await
 }
 
 /// Mine `n` blocks to an anyone-can-spend script (the node has no wallet).
@@ -84,7 +72,7 @@ async fn a_regtest_node_through_the_real_control_plane_and_agent() {
     let deployed = user.deploy("edge", spec).await.unwrap();
     let rpc = deployed.spec.clients[0].ports["rpc"];
     let node_dir = data.join("nodes").join(NODE);
-    until(&user, 60, "the node answering its RPC", |n| metrics(n).is_some()).await;
+    until(&user, NODE, 60, "the node answering its RPC", |n| metrics(n).is_some()).await;
     let conf = std::fs::read_to_string(node_dir.join("config/bitcoin.conf")).unwrap();
     assert!(conf.contains(&format!("[regtest]\nserver=1\nport={}\nrpcport={rpc}\n", deployed.spec.clients[0].ports["p2p"])), "{conf}");
     assert!(conf.contains("dbcache=64"), "{conf}");
@@ -100,7 +88,7 @@ async fn a_regtest_node_through_the_real_control_plane_and_agent() {
 
     // Stop: the process is gone, the chain stays on disk.
     user.lifecycle(NODE, LifecycleAction::Stop).await.unwrap();
-    until(&user, 60, "stopped", |n| n.phase.as_str() == "stopped" && n.drift.revisions_behind == 0).await;
+    until(&user, NODE, 60, "stopped", |n| n.phase.as_str() == "stopped" && n.drift.revisions_behind == 0).await;
     assert_eq!(local.process_count(NODE), 0);
     assert!(btc_rpc(&node_dir, rpc, "getblockcount", json!([])).await.is_none(), "nothing answers once stopped");
 
@@ -113,7 +101,7 @@ async fn a_regtest_node_through_the_real_control_plane_and_agent() {
 
     // Restart: one new generation; the credentials generated once are kept.
     user.lifecycle(NODE, LifecycleAction::Restart).await.unwrap();
-    until(&user, 60, "restarted", |n| n.drift.revisions_behind == 0).await;
+    until(&user, NODE, 60, "restarted", |n| n.drift.revisions_behind == 0).await;
     let mut generation = None;
     for _ in 0..240 {
         generation = local.observe(NODE).await.unwrap().processes.first().and_then(|p| p.running.map(|r| r.generation));
@@ -128,15 +116,7 @@ async fn a_regtest_node_through_the_real_control_plane_and_agent() {
 
     // Delete: the process and the data are gone.
     user.delete_node(NODE).await.unwrap();
-    let mut gone = false;
-    for _ in 0..240 {
-        if user.node(NODE).await.is_err() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(gone, "the deletion completes");
+    assert!(gone(&user, NODE).await, "the deletion completes");
     assert_eq!(local.process_count(NODE), 0);
     assert!(!node_dir.exists(), "the node's data is removed");
     agent.kill().await;

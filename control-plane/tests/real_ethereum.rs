@@ -16,14 +16,10 @@ use novacula_client::HttpApi;
 use novacula_core::wire::NodeView;
 use novacula_core::{ObservedNodeStatus, SyncMetrics};
 use novacula_executor::loops::Intervals;
-use realclients::{devnet_spec, el_block, install, installed, pids_with, Reaper};
+use realclients::{devnet_spec, el_block, gone, install, installed, pids_with, until, Reaper};
 use std::time::Duration;
 
 const NODE: &str = "devnet-1";
-
-async fn get(user: &HttpApi) -> NodeView {
-    user.node(NODE).await.unwrap()
-}
 
 fn metrics(n: &NodeView, process: &str) -> Option<SyncMetrics> {
     n.observed.as_ref()?.processes.iter().find(|p| p.name == process)?.sync
@@ -33,22 +29,9 @@ fn status(n: &NodeView, process: &str) -> Option<ObservedNodeStatus> {
     Some(n.observed.as_ref()?.processes.iter().find(|p| p.name == process)?.status)
 }
 
-/// Poll the node every 250 ms until `what` holds, for at most `secs`.
-async fn until(user: &HttpApi, secs: u64, what: &str, ok: impl Fn(&NodeView) -> bool) -> NodeView {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let n = get(user).await;
-        if ok(&n) {
-            return n;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {secs} s; the node is {}", serde_json::to_string_pretty(&n).unwrap());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// The node runs, the revision is applied, and both heads have moved past `el`/`cl`.
 async fn advancing(user: &HttpApi, what: &str, el: u64, cl: u64) -> NodeView {
-    until(user, 120, what, |n| {
+    until(user, NODE, 120, what, |n| {
         n.phase.as_str() == "running"
             && n.drift.revisions_behind == 0
             && metrics(n, "execution").is_some_and(|m| m.current_block > el)
@@ -96,7 +79,7 @@ async fn ethereumjs_and_lodestar_devnet_through_the_real_control_plane_and_agent
     // Stop: processes gone, data kept.
     let before_stop = el_block(rpc).await.unwrap();
     user.lifecycle(NODE, novacula_core::lifecycle::LifecycleAction::Stop).await.unwrap();
-    until(&user, 60, "stopped", |n| n.phase.as_str() == "stopped" && n.drift.revisions_behind == 0).await;
+    until(&user, NODE, 60, "stopped", |n| n.phase.as_str() == "stopped" && n.drift.revisions_behind == 0).await;
     assert_eq!(local.process_count(NODE), 0);
     assert!(node_dir.join("data/execution").read_dir().unwrap().next().is_some(), "the chain stays on disk");
 
@@ -132,7 +115,7 @@ async fn ethereumjs_and_lodestar_devnet_through_the_real_control_plane_and_agent
     for pid in victims {
         rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::KILL).ok();
     }
-    let down = until(&user, 30, "the node leaving running", |n| n.phase.as_str() != "running").await;
+    let down = until(&user, NODE, 30, "the node leaving running", |n| n.phase.as_str() != "running").await;
     let cl_p = down.observed.as_ref().unwrap().processes.iter().find(|p| p.name == "consensus").unwrap().clone();
     // Error while the execution client is down; starting once the agent has started it again.
     assert!(matches!(cl_p.status, ObservedNodeStatus::Error | ObservedNodeStatus::Starting), "{down:?}");
@@ -142,15 +125,7 @@ async fn ethereumjs_and_lodestar_devnet_through_the_real_control_plane_and_agent
 
     // Delete: processes and data gone.
     user.delete_node(NODE).await.unwrap();
-    let mut gone = false;
-    for _ in 0..240 {
-        if user.node(NODE).await.is_err() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(gone, "the deletion completes");
+    assert!(gone(&user, NODE).await, "the deletion completes");
     assert_eq!(local.process_count(NODE), 0);
     assert!(!node_dir.exists(), "the node's data is removed");
     agent.kill().await;

@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(errs.iter().map(ValidationError::code).collect::<Vec<_>>(), ["version_below_network_minimum"]);
         let mut d = draft(NodeType::Full, "2.0.0");
         d.clients.pop();
-        assert_eq!(build(&d, &caps()).unwrap_err()[0].field(), Some("clients (consensus)"));
+        assert_eq!(build(&d, &caps()).unwrap_err()[0].field(), "clients (consensus)");
         d.chain = "solana".into();
         assert_eq!(build(&d, &caps()).unwrap_err()[0].code(), "chain_not_supported_by_executor");
     }

@@ -69,8 +69,8 @@ pub enum ValidationError {
 }
 
 impl ValidationError {
-    /// The spec field the error is about (`sidecars[0].command[1]`), when it names one.
-    pub fn field(&self) -> Option<&str> {
+    /// The spec field the error is about (`sidecars[0].command[1]`, `chain`).
+    pub fn field(&self) -> &str {
         match self {
             ValidationError::Empty { field }
             | ValidationError::BadName { field, .. }
@@ -84,11 +84,11 @@ impl ValidationError {
             | ValidationError::TooOld { field, .. }
             | ValidationError::ManagedKey { field, .. }
             | ValidationError::OverrideNotAllowed { field, .. }
-            | ValidationError::BadOverride { field, .. } => Some(field),
-            ValidationError::UnknownChain { .. } => Some("chain"),
-            ValidationError::UnknownNetwork { .. } => Some("network"),
-            ValidationError::UnsupportedNodeType { .. } => Some("nodeType"),
-            ValidationError::UnknownClient { .. } | ValidationError::UnknownVersion { .. } | ValidationError::ClientNetwork { .. } => Some("clients"),
+            | ValidationError::BadOverride { field, .. } => field,
+            ValidationError::UnknownChain { .. } => "chain",
+            ValidationError::UnknownNetwork { .. } => "network",
+            ValidationError::UnsupportedNodeType { .. } => "nodeType",
+            ValidationError::UnknownClient { .. } | ValidationError::UnknownVersion { .. } | ValidationError::ClientNetwork { .. } => "clients",
         }
     }
 
@@ -764,9 +764,9 @@ mod tests {
                 let hit = errs.iter().find(|e| matches!(e, ValidationError::ControlCharacter { .. }));
                 let Some(hit) = hit else { panic!("{control:?} in {field} was not refused: {errs:?}") };
                 if field.ends_with("(key)") {
-                    assert!(hit.field().is_some_and(|f| f.starts_with("clients[0].configOverrides[") && f.ends_with("(key)")), "{errs:?}");
+                    assert!(hit.field().starts_with("clients[0].configOverrides[") && hit.field().ends_with("(key)"), "{errs:?}");
                 } else {
-                    assert_eq!(hit.field(), Some(*field), "{control:?}: {errs:?}");
+                    assert_eq!(hit.field(), *field, "{control:?}: {errs:?}");
                 }
             }
         }
@@ -807,7 +807,7 @@ mod tests {
             sc.env.insert(key.into(), "/tmp/x".into());
             s.sidecars.push(sc);
             let errs = validate_structure(&s);
-            assert!(errs.iter().any(|e| e.field() == Some("sidecars[0].env")), "{key}: {errs:?}");
+            assert!(errs.iter().any(|e| e.field() == "sidecars[0].env"), "{key}: {errs:?}");
         }
         let mut s = eth_spec("n");
         let mut sc = sidecar("exporter", "metrics-exporter");
@@ -923,7 +923,7 @@ mod tests {
         s.storage.push(volume("era", Some("era")));
         s.storage.push(volume("spare", None));
         let errs = validate_spec(&s, &caps(), None).unwrap_err();
-        let fields: Vec<&str> = errs.iter().filter_map(ValidationError::field).collect();
+        let fields: Vec<&str> = errs.iter().map(ValidationError::field).collect();
         assert_eq!(fields, ["storage[2].holds", "storage[3].holds"], "{errs:?}");
         assert!(errs.iter().all(|e| e.to_string().contains("offered: ancient (geth)")), "{errs:?}");
         // A sidecar's volume, and one kept unchanged from before an edit, are fine.
@@ -952,7 +952,7 @@ mod tests {
             vec![volume("data", "/novacula/data"), volume("a", "/tmp"), volume("b", "/novacula/x"), volume("c", "/novacula/data/y"), volume("d", "/srv/d")];
         s.storage.push(volume("e", "/srv/d/e"));
         s.storage.push(volume("f", "/srv/f/"));
-        let fields: Vec<String> = validate_structure(&s).iter().filter_map(|e| e.field().map(String::from)).collect();
+        let fields: Vec<String> = validate_structure(&s).iter().map(|e| e.field().to_string()).collect();
         assert_eq!(fields, ["storage[1].mountPath", "storage[2].mountPath", "storage[3].mountPath", "storage[5].mountPath"]);
     }
 

@@ -13,7 +13,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use novacula_core::entropy::{random_hex, OsEntropy};
+use novacula_core::entropy::OsEntropy;
 use novacula_core::error::ErrorCategory;
 use novacula_core::spec::StorageVolume;
 use novacula_core::{ObservedNodeStatus, ObservedProcess};
@@ -233,8 +233,7 @@ async fn apply(client: &Client, ns: &str, name: &str, uid: &str, r: Rendered, st
     // Generated once: never overwrite a secret the pod may already be using.
     if !secret_exists {
         let mut secret = r.secret.clone();
-        secret.string_data =
-            Some(r.secret_files.iter().map(|(key, secret)| (key.clone(), secret.text(&random_hex(&OsEntropy, secret.random_bytes)))).collect());
+        secret.string_data = Some(r.secret_files.iter().map(|(key, secret)| (key.clone(), secret.generate(&OsEntropy))).collect());
         match secrets.create(&PostParams::default(), &secret).await {
             Ok(_) => {}
             Err(e) if is_status(&e, 409) => {}

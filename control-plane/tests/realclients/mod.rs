@@ -128,3 +128,27 @@ impl Drop for Reaper {
         }
     }
 }
+
+/// Poll node `node` every 250 ms until `ok` holds, for at most `secs`.
+pub async fn until(user: &HttpApi, node: &str, secs: u64, what: &str, ok: impl Fn(&novacula_core::wire::NodeView) -> bool) -> novacula_core::wire::NodeView {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let n = user.node(node).await.unwrap();
+        if ok(&n) {
+            return n;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {secs} s; the node is {}", serde_json::to_string_pretty(&n).unwrap());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Whether a deleted node is gone from the control plane within 60 s (its executor confirmed the teardown).
+pub async fn gone(user: &HttpApi, node: &str) -> bool {
+    for _ in 0..240 {
+        if user.node(node).await.is_err() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}

@@ -228,15 +228,14 @@ pub struct Problem {
     /// `chain_not_supported_by_executor`, `version_below_network_minimum`,
     /// `override_not_allowed`... (`ValidationError::code`).
     pub code: String,
-    /// The spec field (`clients[0].configOverrides`), when it names one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
+    /// The spec field it is about (`clients[0].configOverrides`, `chain`).
+    pub field: String,
     pub message: String,
 }
 
 impl From<&crate::validate::ValidationError> for Problem {
     fn from(e: &crate::validate::ValidationError) -> Problem {
-        Problem { code: e.code().into(), field: e.field().map(Into::into), message: e.to_string() }
+        Problem { code: e.code().into(), field: e.field().into(), message: e.to_string() }
     }
 }
 

@@ -185,10 +185,8 @@ impl Bitcoin {
             lines.push(("txindex".into(), "1".into()));
         }
         let allowed = settings();
+        // The listed settings only (no managed key is one), each of its type, on one line.
         for (key, value) in &c.config_overrides {
-            if MANAGED.iter().any(|m| m.eq_ignore_ascii_case(key)) {
-                return Err(RenderError::ManagedKey { client: c.client.clone(), key: key.clone() });
-            }
             let setting = allowed.iter().find(|o| o.name == *key).ok_or_else(|| RenderError::ManagedKey { client: c.client.clone(), key: key.clone() })?;
             if setting.check(value).is_err() || value.contains(['\n', '\r']) {
                 return Err(RenderError::ManagedKey { client: c.client.clone(), key: key.clone() });
@@ -330,6 +328,9 @@ mod tests {
         assert!(Bitcoin.render_client(&archive, &archive.clients[0], &NodePaths::host("/n")).is_err(), "txindex and prune together stop bitcoind");
         archive.node_type = NodeType::Full;
         assert!(Bitcoin.render_client(&archive, &archive.clients[0], &NodePaths::host("/n")).is_ok());
+        for m in MANAGED {
+            assert!(SETTINGS.iter().all(|s| s.0 != *m), "{m} is the adapter's, never a setting");
+        }
         let caps = Bitcoin.support();
         let node = caps.client(NODE, BITCOIND).unwrap();
         assert!(node.override_key("blocknotify").is_none() && node.override_key("dbcache").is_some());

@@ -118,6 +118,11 @@ impl Secret {
             None => hex.to_string(),
         }
     }
+
+    /// The file's text with a value generated from `entropy` (the backend's, where the file is kept).
+    pub fn generate(&self, entropy: &dyn novacula_core::entropy::Entropy) -> String {
+        self.text(&novacula_core::entropy::random_hex(entropy, self.random_bytes))
+    }
 }
 
 impl RenderedFile {
