@@ -93,17 +93,10 @@ impl Artifacts {
     async fn download_and_install(&self, a: &Artifact, dest: &Path) -> Result<(), ArtifactError> {
         tracing::info!(client = %a.client, version = %a.version, url = %a.url, "downloading client binary");
         let dir = dest.parent().ok_or_else(|| io_error("installing", dest)(std::io::ErrorKind::InvalidInput.into()))?.to_path_buf();
-        tokio::fs::create_dir_all(&dir).await.map_err(io_error("creating", &dir))?;
-        // Streamed to a temporary file beside the destination, hashed as it arrives:
-        // a release is never held in memory, and nothing unchecked is installed.
-        let download = tempfile::NamedTempFile::new_in(&dir).map_err(io_error("temporary file in", &dir))?;
-        let mut out = Hashing { inner: tokio::fs::File::from_std(download.reopen().map_err(io_error("temporary file in", &dir))?), hash: Sha256::new() };
-        download_to(&a.url, self.ca_file.as_deref(), MAX_DOWNLOAD, DOWNLOAD_TIMEOUT, &mut out).await.map_err(|source| ArtifactError::Download {
-            client: a.client.clone(),
-            version: a.version.clone(),
-            source,
+        let (download, actual) = download_hashed(&a.url, MAX_DOWNLOAD, self.ca_file.as_deref(), &dir).await.map_err(|e| match e {
+            ArtifactError::Fetch { source, .. } => ArtifactError::Download { client: a.client.clone(), version: a.version.clone(), source },
+            other => other,
         })?;
-        let actual = hex::encode(out.hash.finalize());
         if !actual.eq_ignore_ascii_case(&a.sha256) {
             return Err(ArtifactError::Checksum { artifact: Box::new(a.clone()), actual });
         }
@@ -113,6 +106,46 @@ impl Artifacts {
         tracing::info!(client = %a.client, version = %a.version, path = %dest.display(), "client binary installed");
         Ok(())
     }
+}
+
+/// `url` streamed to a temporary file in `dir` (created if missing), and the
+/// hex SHA-256 of its bytes: nothing is held in memory, and the caller
+/// installs it only when the hash is the pinned one.
+async fn download_hashed(url: &str, limit: u64, ca_file: Option<&Path>, dir: &Path) -> Result<(tempfile::NamedTempFile, String), ArtifactError> {
+    tokio::fs::create_dir_all(dir).await.map_err(io_error("creating", dir))?;
+    let download = tempfile::NamedTempFile::new_in(dir).map_err(io_error("temporary file in", dir))?;
+    let mut out = Hashing { inner: tokio::fs::File::from_std(download.reopen().map_err(io_error("temporary file in", dir))?), hash: Sha256::new() };
+    download_to(url, ca_file, limit, DOWNLOAD_TIMEOUT, &mut out).await.map_err(|source| ArtifactError::Fetch { url: url.into(), source })?;
+    Ok((download, hex::encode(out.hash.finalize())))
+}
+
+/// A file an adapter names for a node (a genesis the client does not
+/// carry): downloaded to `dest` unless it is there, checked against its pin,
+/// and made readable by the clients' `group`.
+pub async fn fetch_file(f: &novacula_executor::adapter::Fetched, dest: &Path, ca_file: Option<&Path>, group: Option<u32>) -> Result<(), ArtifactError> {
+    if tokio::fs::symlink_metadata(dest).await.is_ok() {
+        return Ok(()); // kept: fetched once
+    }
+    let dir = dest.parent().ok_or_else(|| io_error("fetching", dest)(std::io::ErrorKind::InvalidInput.into()))?;
+    tracing::info!(url = %f.url, path = %dest.display(), "fetching a file the node needs");
+    let (download, actual) = download_hashed(&f.url, f.max_bytes, ca_file, dir).await?;
+    if !actual.eq_ignore_ascii_case(&f.sha256) {
+        return Err(ArtifactError::Pin { url: f.url.clone(), pinned: f.sha256.clone(), actual });
+    }
+    let dest = dest.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<(), ArtifactError> {
+        use std::os::unix::fs::PermissionsExt;
+        let installing = io_error("installing", &dest);
+        download.as_file().sync_all().map_err(&installing)?;
+        std::fs::set_permissions(download.path(), std::fs::Permissions::from_mode(0o640)).map_err(&installing)?;
+        if let Some(gid) = group {
+            rustix::fs::chown(download.path(), None, Some(rustix::fs::Gid::from_raw(gid))).map_err(|e| installing(e.into()))?;
+        }
+        download.persist(&dest).map_err(|e| installing(e.error))?;
+        Ok(())
+    })
+    .await??;
+    Ok(())
 }
 
 /// An `AsyncWrite` that hashes what passes through it.
@@ -195,6 +228,10 @@ fn unpack(archive: std::fs::File, a: &Artifact, out: &mut std::fs::File) -> Resu
 pub enum ArtifactError {
     #[error("downloading {client} {version}: {source}")]
     Download { client: String, version: String, source: novacula_client::ClientError },
+    #[error("downloading {url}: {source}")]
+    Fetch { url: String, source: novacula_client::ClientError },
+    #[error("{url}: sha256 is {actual}, the adapter pins {pinned}; not kept")]
+    Pin { url: String, pinned: String, actual: String },
     #[error("{} {} from {}: sha256 is {actual}, the catalog pins {}; not installed", artifact.client, artifact.version, artifact.url, artifact.sha256)]
     Checksum { artifact: Box<Artifact>, actual: String },
     #[error("{url}: {what}: {source}")]
@@ -213,10 +250,12 @@ pub enum ArtifactError {
 impl ArtifactError {
     pub fn category(&self) -> ErrorCategory {
         match self {
-            ArtifactError::Download { source, .. } => source.category(),
+            ArtifactError::Download { source, .. } | ArtifactError::Fetch { source, .. } => source.category(),
             ArtifactError::Io { .. } | ArtifactError::Task(_) | ArtifactError::Cooling { .. } => ErrorCategory::Transient,
             // The catalog's pin and the published file disagree: someone must look.
-            ArtifactError::Checksum { .. } | ArtifactError::Archive { .. } | ArtifactError::NotInArchive { .. } => ErrorCategory::Refused,
+            ArtifactError::Checksum { .. } | ArtifactError::Pin { .. } | ArtifactError::Archive { .. } | ArtifactError::NotInArchive { .. } => {
+                ErrorCategory::Refused
+            }
         }
     }
 }

@@ -100,6 +100,8 @@ pub struct LocalDriver {
     client_account: Option<Account>,
     /// Processes of other users are never taken for a node's, whatever their environment says.
     trusted_uids: Vec<u32>,
+    /// The CA bundle downloads trust (agent.toml's `ca_file`), else the system's.
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +117,13 @@ impl LocalDriver {
         let data_dir = data_dir.into();
         std::fs::create_dir_all(data_dir.join("nodes"))?;
         let agent_uid = rustix::process::geteuid().as_raw();
-        Ok(LocalDriver { data_dir: std::fs::canonicalize(data_dir)?, client_account: None, trusted_uids: vec![agent_uid] })
+        Ok(LocalDriver { data_dir: std::fs::canonicalize(data_dir)?, client_account: None, trusted_uids: vec![agent_uid], ca_file: None })
+    }
+
+    /// Downloads of the files adapters name (a genesis) trust this CA bundle.
+    pub fn with_ca_file(mut self, ca_file: Option<PathBuf>) -> LocalDriver {
+        self.ca_file = ca_file;
+        self
     }
 
     /// Node clients run as `account`: see [`LocalDriver::client_account`].
@@ -348,6 +356,12 @@ impl ProcessDriver for LocalDriver {
                     crate::files::write_atomic(&p, secret.generate(&OsEntropy).as_bytes(), 0o640, group)?;
                 }
                 FileContents::Secret(_) => {}
+                // Downloaded once and kept, like a secret; checked against the adapter's pin.
+                FileContents::Fetched(fetched) => {
+                    crate::artifacts::fetch_file(fetched, &paths.fetched().join(&f.name), self.ca_file.as_deref(), group)
+                        .await
+                        .map_err(|e| DriverError::Other(format!("{}: {e}", f.name)))?;
+                }
             }
         }
         for dir in [paths.data(unit), paths.root.join("logs")] {

@@ -178,13 +178,13 @@ async fn command(c: Command) -> Result<std::process::ExitCode, Failure> {
 async fn run(path: PathBuf) -> Result<(), Failure> {
     let cfg = AgentConfig::load(&path)?;
     if cfg.driver == "systemd" {
-        let mut driver = SystemdDriver::system(cfg.data_dir.clone(), cfg.unit_dir.clone()).await.map_err(|e| e.to_string())?;
+        let mut driver = SystemdDriver::system(cfg.data_dir.clone(), cfg.unit_dir.clone()).await.map_err(|e| e.to_string())?.with_ca_file(cfg.ca_file.clone());
         if let Some(user) = &cfg.run_as {
             driver = driver.run_as(Account::lookup(user)?);
         }
         return run_with(cfg, driver).await;
     }
-    let driver = LocalDriver::new(&cfg.data_dir).map_err(|e| format!("data_dir {}: {e}", cfg.data_dir.display()))?;
+    let driver = LocalDriver::new(&cfg.data_dir).map_err(|e| format!("data_dir {}: {e}", cfg.data_dir.display()))?.with_ca_file(cfg.ca_file.clone());
     run_with(cfg, driver).await
 }
 

@@ -40,7 +40,65 @@ pub async fn probe(p: &Probe) -> (ObservedNodeStatus, Option<SyncMetrics>) {
             let peers = rpc(&api, "getnetworkinfo").await.and_then(|v| v["connections"].as_u64()).map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
             bitcoin_status(&chain, peers)
         }
+        Probe::TronHttp { url } => {
+            let Ok(api) = HttpApi::new(url, None) else { return (ObservedNodeStatus::Error, None) };
+            let Some(block) = get(&api, "/wallet/getnowblock").await else { return (ObservedNodeStatus::Starting, None) };
+            let peers = get(&api, "/wallet/getnodeinfo").await.and_then(|v| v["activeConnectCount"].as_u64().or_else(|| v["currentConnectCount"].as_u64()));
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            tron_status(&block, u32::try_from(peers.unwrap_or(0)).unwrap_or(u32::MAX), u64::try_from(now_ms).unwrap_or(u64::MAX))
+        }
+        Probe::SuiMetrics { url } => {
+            let Ok(api) = HttpApi::new(url, None) else { return (ObservedNodeStatus::Error, None) };
+            let Ok((status, bytes)) = api.raw(Method::GET, "/metrics", None, PROBE_TIMEOUT).await else { return (ObservedNodeStatus::Starting, None) };
+            if !status.is_success() {
+                return (ObservedNodeStatus::Starting, None);
+            }
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            sui_status(&String::from_utf8_lossy(&bytes), u64::try_from(now_ms).unwrap_or(u64::MAX))
+        }
     }
+}
+
+/// Mysten's readiness rule: the last executed checkpoint is under 5 minutes old.
+const SUI_FRESH_MS: u64 = 300_000;
+
+/// A sample of an unlabelled Prometheus metric in exposition text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let value = rest.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// A sui-node from its metrics at `now_ms`: checkpoints executed against the
+/// highest known to it, running while the last one is fresh.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checkpoint numbers and peer counts are small non-negative integers in a float")]
+pub fn sui_status(text: &str, now_ms: u64) -> (ObservedNodeStatus, Option<SyncMetrics>) {
+    let Some(executed) = metric(text, "last_executed_checkpoint") else { return (ObservedNodeStatus::Starting, None) };
+    let executed = executed as u64;
+    let known = metric(text, "highest_known_checkpoint").map_or(executed, |k| (k as u64).max(executed));
+    let peers = metric(text, "sui_quinn_network_peers").map_or(0, |p| p as u32);
+    let at = metric(text, "last_executed_checkpoint_timestamp_ms").map_or(0, |t| t as u64);
+    let fresh = now_ms.saturating_sub(at) < SUI_FRESH_MS;
+    (if fresh { ObservedNodeStatus::Running } else { ObservedNodeStatus::Syncing }, Some(SyncMetrics::new(executed, known, peers)))
+}
+
+/// Tron produces a block every 3 s.
+const TRON_BLOCK_MS: u64 = 3000;
+
+/// A java-tron node from its head block (`/wallet/getnowblock`) at `now_ms`:
+/// java-tron knows no network head, so the blocks its head's age stands for
+/// are what it has left; within a minute of now it runs.
+pub fn tron_status(block: &Value, peers: u32, now_ms: u64) -> (ObservedNodeStatus, Option<SyncMetrics>) {
+    let raw = &block["block_header"]["raw_data"];
+    let (Some(number), Some(time)) = (raw["number"].as_u64(), raw["timestamp"].as_u64()) else {
+        // `{}` before its first block is stored: starting.
+        return (if block.as_object().is_some_and(serde_json::Map::is_empty) { ObservedNodeStatus::Starting } else { ObservedNodeStatus::Error }, None);
+    };
+    let behind = now_ms.saturating_sub(time) / TRON_BLOCK_MS;
+    let status = if behind * TRON_BLOCK_MS > 60_000 { ObservedNodeStatus::Syncing } else { ObservedNodeStatus::Running };
+    (status, Some(SyncMetrics::new(number, number + if status == ObservedNodeStatus::Syncing { behind } else { 0 }, peers)))
 }
 
 /// `rpcuser=` and `rpcpassword=` of a generated credentials file.
@@ -147,6 +205,35 @@ mod tests {
         assert_eq!(bitcoin_status(&json!({"blocks":"x"}), 0).0, ObservedNodeStatus::Error);
         assert_eq!(rpc_credentials("rpcuser=novacula\nrpcpassword=ab12\n"), Some(("novacula".into(), "ab12".into())));
         assert_eq!(rpc_credentials("rpcuser=novacula\n"), None);
+    }
+
+    #[test]
+    fn tron_node_answers() {
+        let block = |n: u64, t: u64| json!({"blockID": "00", "block_header": {"raw_data": {"number": n, "timestamp": t}}});
+        let now = 1_780_000_000_000;
+        let (s, m) = tron_status(&block(1000, now - 3_000_000), 7, now);
+        let m = m.unwrap();
+        assert_eq!((s, m.current_block, m.highest_block, m.sync_distance, m.peers), (ObservedNodeStatus::Syncing, 1000, 2000, 1000, 7));
+        let (s, m) = tron_status(&block(5000, now - 6_000), 30, now);
+        assert_eq!((s, m.unwrap().sync_distance), (ObservedNodeStatus::Running, 0));
+        assert_eq!(tron_status(&json!({}), 0, now).0, ObservedNodeStatus::Starting);
+        assert_eq!(tron_status(&json!({"block_header": 1}), 0, now).0, ObservedNodeStatus::Error);
+    }
+
+    #[test]
+    fn sui_node_answers() {
+        let now = 1_780_000_000_000;
+        let text = |at: u64| {
+            format!(
+                "# HELP last_executed_checkpoint x\n# TYPE last_executed_checkpoint gauge\nlast_executed_checkpoint 900\nlast_executed_checkpoint_timestamp_ms {at}\n\
+                 highest_known_checkpoint 1000\nlast_executed_checkpoint_age_bucket{{le=\"1\"}} 3\nsui_quinn_network_peers 4\n"
+            )
+        };
+        let (s, m) = sui_status(&text(now - 3_600_000), now);
+        let m = m.unwrap();
+        assert_eq!((s, m.current_block, m.highest_block, m.sync_distance, m.peers), (ObservedNodeStatus::Syncing, 900, 1000, 100, 4));
+        assert_eq!(sui_status(&text(now - 2_000), now).0, ObservedNodeStatus::Running);
+        assert_eq!(sui_status("uptime 3\n", now).0, ObservedNodeStatus::Starting, "no checkpoint executed yet");
     }
 
     #[tokio::test]

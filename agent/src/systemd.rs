@@ -129,6 +129,12 @@ impl SystemdDriver {
         Ok(SystemdDriver { files: LocalDriver::new(data_dir)?, unit_dir, manager, run_as: None, journal: None })
     }
 
+    /// Downloads of the files adapters name trust this CA bundle.
+    pub fn with_ca_file(mut self, ca_file: Option<PathBuf>) -> SystemdDriver {
+        self.files = self.files.with_ca_file(ca_file);
+        self
+    }
+
     /// Run node clients as `account` instead of root; their config, data and
     /// log directories become theirs.
     pub fn run_as(mut self, account: Account) -> SystemdDriver {

@@ -135,3 +135,35 @@ async fn a_download_with_another_checksum_is_not_installed() {
     assert!(message.contains("sha256") && message.contains(&pinned), "{message}");
     assert_eq!(hits.load(Ordering::SeqCst), 1, "the reconciler's retries do not download again at once");
 }
+
+/// A file an adapter names for a node (a genesis blob) is downloaded once
+/// with the node's files, kept only when its SHA-256 is the pin, and never
+/// fetched again; a download that differs leaves nothing behind and says why.
+#[tokio::test]
+async fn fetched_files_are_checked_kept_and_fetched_once() {
+    use novacula_agent::driver::UnitDef;
+    use novacula_executor::adapter::{Fetched, FileContents, RenderedFile};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let url = serve(tar_gz("x/geth", SCRIPT), hits.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let driver = LocalDriver::new(dir.path()).unwrap();
+    let def = |sha256: String| UnitDef {
+        command: vec!["/bin/true".into()],
+        env: Default::default(),
+        files: vec![RenderedFile {
+            name: "genesis.blob".into(),
+            contents: FileContents::Fetched(Fetched { url: format!("{url}/lighthouse"), sha256, max_bytes: 1 << 20 }),
+        }],
+        stop_grace_secs: 30,
+    };
+    let kept = driver.paths("sui-1").fetched().join("genesis.blob");
+    let fp = novacula_core::fingerprint::Fingerprint(7);
+    let err = driver.write_unit("sui-1", "node", &def("00".repeat(32)), fp).await.unwrap_err();
+    assert!(err.to_string().contains("the adapter pins"), "{err}");
+    assert!(!kept.exists(), "a download that is not the pinned one is not kept");
+    assert_eq!(std::fs::read_dir(kept.parent().unwrap()).unwrap().count(), 0, "nor its temporary file");
+    driver.write_unit("sui-1", "node", &def(sha256(SCRIPT)), fp).await.unwrap();
+    assert_eq!(std::fs::read(&kept).unwrap(), SCRIPT);
+    driver.write_unit("sui-1", "node", &def(sha256(SCRIPT)), fp).await.unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "fetched once, kept after");
+}

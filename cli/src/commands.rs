@@ -684,7 +684,13 @@ fn client_choices(clients: &[String], settings: &[String]) -> Result<Vec<novacul
         let Some((role, client, version)) = parsed.filter(|(r, c, v)| !r.is_empty() && !c.is_empty() && !v.is_empty()) else {
             return Err(format!("--client {c:?}: expected ROLE=CLIENT@VERSION (execution=reth@2.0.0)").into());
         };
-        out.push(novacula_core::draft::ClientChoice { role: role.into(), client: client.into(), version: version.into(), overrides: Default::default() });
+        out.push(novacula_core::draft::ClientChoice {
+            role: role.into(),
+            client: client.into(),
+            version: version.into(),
+            overrides: Default::default(),
+            resources: None,
+        });
     }
     for s in settings {
         let parsed = s.split_once('=').and_then(|(path, value)| path.split_once('.').map(|(role, key)| (role, key, value)));

@@ -44,7 +44,10 @@ async function api(method, path, body) {
   }
   if (!res.ok) {
     const details = data && data.details && data.details.length ? " (" + data.details.join("; ") + ")" : "";
-    throw new ApiError((data && data.error ? data.error : res.statusText) + details);
+    const err = new ApiError((data && data.error ? data.error : res.statusText) + details);
+    // A refused spec names each problem's field (a form marks it).
+    err.problems = (data && data.problems) || [];
+    throw err;
   }
   return data;
 }
@@ -397,9 +400,12 @@ function nodesSetup() {
   const canDeploy = can("manageNodes");
   $("#view").innerHTML = `<details class="card" id="deploy" ${canDeploy ? "" : "hidden"}>
       <summary>Deploy a node</summary>
-      <label>Executor <select id="deploy-executor"></select></label>
-      <label>Spec (JSON) <textarea id="deploy-spec">${esc(JSON.stringify(SAMPLE_SPEC, null, 2))}</textarea></label>
-      <div class="actions"><button id="deploy-submit">Deploy</button></div>
+      <div id="wizard"></div>
+      <details id="deploy-json"><summary>Advanced: a whole spec as JSON</summary>
+        <label>Executor <select id="deploy-executor"></select></label>
+        <label>Spec (JSON) <textarea id="deploy-spec">${esc(JSON.stringify(SAMPLE_SPEC, null, 2))}</textarea></label>
+        <div class="actions"><button id="deploy-submit">Deploy</button></div>
+      </details>
     </details>${nodesFilterForm()}`;
   $("#nodes-filter").onsubmit = (ev) => {
     ev.preventDefault();
@@ -409,8 +415,11 @@ function nodesSetup() {
     nodesPages.splice(1);
     nodesView().catch((err) => flash(err.message));
   };
+  if (!canDeploy) return;
   api("GET", "/executors").then((execs) => {
-    $("#deploy-executor").innerHTML = execs.filter((e) => !e.deactivated).map((e) => `<option>${esc(e.name)}</option>`).join("");
+    const usable = execs.filter((e) => !e.deactivated);
+    $("#deploy-executor").innerHTML = usable.map((e) => `<option>${esc(e.name)}</option>`).join("");
+    wizardSetup(usable);
   });
   $("#deploy-submit").onclick = async () => {
     let spec;
@@ -426,6 +435,316 @@ function nodesSetup() {
       flash(err.message);
     }
   };
+}
+
+// ---- the deploy wizard ----
+// Every list comes from the chosen executor's capabilities, so only what it
+// runs can be chosen; the control plane builds the spec from the choices
+// (POST /executors/{name}/draft, core's rules and defaults), shows it for
+// review, and checks it again at deploy.
+
+const opt = (value, label, selected) => `<option value="${esc(value)}" ${selected ? "selected" : ""}>${esc(label ?? value)}</option>`;
+
+/** The clients of `chain` a node of `network` can use for `role`. */
+function clientsFor(chain, role, network) {
+  return chain.clients.filter((c) => c.role === role && (!c.networks || !c.networks.length || c.networks.includes(network)));
+}
+
+function rolesOf(chain) {
+  return [...new Set(chain.clients.map((c) => c.role))];
+}
+
+function minVersion(client, network) {
+  const m = (client.minVersions || []).find((v) => v.network === network);
+  return m ? m.version : null;
+}
+
+/** An input for one setting of a client's schema: typed, empty meaning the client's default. */
+function settingInput(id, key, value) {
+  const v = value ?? "";
+  const dflt = key.default != null ? `default ${key.default}` : "client default";
+  switch (key.type) {
+    case "bool":
+      return `<select id="${id}" data-key="${esc(key.name)}">${opt("", dflt, v === "")}${opt("1", "on (1)", v === "1")}${opt("0", "off (0)", v === "0")}</select>`;
+    case "enum":
+      return `<select id="${id}" data-key="${esc(key.name)}">${opt("", dflt, v === "")}${key.allowed.map((a) => opt(a, a, v === a)).join("")}</select>`;
+    case "integer":
+      return `<input type="number" id="${id}" data-key="${esc(key.name)}" value="${esc(v)}" placeholder="${esc(dflt)}" ${key.min != null ? `min="${key.min}"` : ""} ${key.max != null ? `max="${key.max}"` : ""}>`;
+    case "secret":
+      // The name of a secret the executor holds, never its value.
+      return `<input id="${id}" data-key="${esc(key.name)}" value="${esc(v)}" placeholder="name of a secret on the executor" required>`;
+    default:
+      return `<input id="${id}" data-key="${esc(key.name)}" value="${esc(v)}" placeholder="${esc(dflt)}">`;
+  }
+}
+
+/**
+ * A client's settings: its schema's keys with their types, or, for a client
+ * that lists none, free `key=value` lines (its adapter's own keys are refused).
+ */
+function settingsHtml(prefix, client, current) {
+  const keys = client.overrides || [];
+  if (keys.length) {
+    const rows = keys
+      .map((k) => `<tr><td><label for="${prefix}-${esc(k.name)}" title="${esc(k.description)}">${esc(k.name)}</label><span class="muted"> ${esc(k.type)}</span></td><td>${settingInput(`${prefix}-${esc(k.name)}`, k, current[k.name])}</td><td class="muted">${esc(k.description)}</td></tr>`)
+      .join("");
+    return `<table class="settings" id="${prefix}"><tbody>${rows}</tbody></table>`;
+  }
+  const text = Object.entries(current).map(([k, v]) => `${k}=${v}`).join("\n");
+  const managed = (client.managedKeys || []).length ? `Set by Novacula, refused: ${client.managedKeys.join(", ")}.` : "";
+  return `<label>Settings, one <code>key=value</code> a line <textarea id="${prefix}" class="free-settings" rows="3">${esc(text)}</textarea></label><p class="muted">${esc(managed)}</p>`;
+}
+
+/** The settings a form's section holds, as a spec's `configOverrides`. */
+function readSettings(prefix) {
+  const el = $("#" + prefix);
+  const out = {};
+  if (!el) return out;
+  if (el.tagName === "TEXTAREA") {
+    for (const line of el.value.split("\n")) {
+      const t = line.trim();
+      if (!t) continue;
+      const i = t.indexOf("=");
+      if (i < 1) throw new ApiError(`settings: ${JSON.stringify(t)} is not key=value`);
+      out[t.slice(0, i).trim()] = t.slice(i + 1).trim();
+    }
+    return out;
+  }
+  el.querySelectorAll("[data-key]").forEach((i) => {
+    if (i.value !== "") out[i.dataset.key] = i.value;
+  });
+  return out;
+}
+
+/** A version field: the executor's list when it offers one, free text otherwise. */
+function versionHtml(id, client, network, value) {
+  const min = minVersion(client, network);
+  const hint = min ? `at least ${min} on ${network}` : "any release";
+  if (client.versions && client.versions.length) {
+    return `<label>Version <select id="${id}">${client.versions.map((v) => opt(v, v, v === value)).join("")}</select></label>`;
+  }
+  return `<label>Version <input id="${id}" value="${esc(value || "")}" placeholder="${esc(min || "e.g. 1.2.3")}" required></label><span class="muted hint">${esc(hint)}</span>`;
+}
+
+let wz = null; // { execs }
+
+function wizardSetup(execs) {
+  // Online executors first, then by name.
+  execs.sort((a, b) => (b.online - a.online) || a.name.localeCompare(b.name));
+  wz = { execs };
+  $("#wizard").innerHTML = `<form id="wz-form" novalidate>
+      <div class="row">
+        <label>Executor <select id="wz-executor">${execs.map((e) => opt(e.name, `${e.name} (${e.kind}, ${e.online ? "online" : "offline"})`)).join("")}</select></label>
+        <label>Chain <select id="wz-chain"></select></label>
+        <label>Network <select id="wz-network"></select></label>
+        <label>Node type <select id="wz-node-type"></select></label>
+        <label>Name <input id="wz-name" required></label>
+      </div>
+      <p id="wz-none" class="muted" hidden>This executor runs no chain: it has not reported what it can run.</p>
+      <div id="wz-roles"></div>
+      <div class="row" id="wz-storage">
+        <label>Disk (GiB) <input type="number" id="wz-disk" min="1"></label>
+        <label id="wz-class-label">Storage class <select id="wz-storage-class"></select></label>
+      </div>
+      <ul id="wz-problems" class="error"></ul>
+      <div class="actions"><button id="wz-review" type="submit">Review</button></div>
+    </form>
+    <div id="wz-review-pane" hidden>
+      <h3>The spec that will be written</h3>
+      <pre id="wz-spec"></pre>
+      <div class="actions"><button id="wz-back" class="secondary">Back</button><button id="wz-deploy">Deploy</button></div>
+    </div>`;
+  if (!execs.length) {
+    $("#wz-none").hidden = false;
+    $("#wz-none").textContent = "No executor has connected yet: connect one first.";
+    return;
+  }
+  $("#wz-executor").onchange = wzExecutorChanged;
+  $("#wz-chain").onchange = wzChainChanged;
+  $("#wz-network").onchange = wzNetworkChanged;
+  $("#wz-node-type").onchange = wzDefaults;
+  $("#wz-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    wzReview();
+  };
+  $("#wz-back").onclick = () => {
+    $("#wz-review-pane").hidden = true;
+    $("#wz-form").hidden = false;
+  };
+  $("#wz-deploy").onclick = wzDeploy;
+  wzExecutorChanged();
+}
+
+const wzExec = () => wz.execs.find((e) => e.name === $("#wz-executor").value);
+const wzCaps = () => (wzExec() || {}).capabilities || { chains: [] };
+const wzChain = () => wzCaps().chains.find((c) => c.chain === $("#wz-chain").value);
+
+function wzExecutorChanged() {
+  const caps = wzCaps();
+  $("#wz-chain").innerHTML = caps.chains.map((c) => opt(c.chain)).join("");
+  $("#wz-none").hidden = caps.chains.length > 0;
+  $("#wz-review").disabled = !caps.chains.length;
+  const classes = caps.storageClasses;
+  $("#wz-class-label").hidden = !(classes && classes.length);
+  $("#wz-storage-class").innerHTML = opt("", "the cluster's default") + (classes || []).map((c) => opt(c)).join("");
+  wzChainChanged();
+}
+
+function wzChainChanged() {
+  const chain = wzChain();
+  $("#wz-network").innerHTML = chain ? chain.networks.map((n) => opt(n)).join("") : "";
+  $("#wz-node-type").innerHTML = chain ? chain.nodeTypes.map((t) => opt(t)).join("") : "";
+  wzNetworkChanged();
+}
+
+/** Each role's clients for the network, with versions, resources and settings. */
+function wzNetworkChanged() {
+  const chain = wzChain();
+  const network = $("#wz-network").value;
+  if (!chain) {
+    $("#wz-roles").innerHTML = "";
+    return;
+  }
+  $("#wz-name").value = $("#wz-name").dataset.touched ? $("#wz-name").value : `${chain.chain}-${network}`.toLowerCase().replace(/[^a-z0-9-]/g, "-");
+  $("#wz-name").oninput = () => ($("#wz-name").dataset.touched = "1");
+  $("#wz-roles").innerHTML = rolesOf(chain)
+    .map((role) => {
+      const clients = clientsFor(chain, role, network);
+      return `<fieldset class="card wz-role" data-role="${esc(role)}"><legend>${esc(role)}</legend>
+        <div class="row">
+          <label>Client <select id="wz-client-${esc(role)}">${clients.map((c) => opt(c.client)).join("")}</select></label>
+          <span id="wz-version-box-${esc(role)}"></span>
+          <label>CPU (millicores) <input type="number" min="0" id="wz-cpu-${esc(role)}"></label>
+          <label>Memory (MiB) <input type="number" min="0" id="wz-mem-${esc(role)}"></label>
+        </div>
+        ${clients.length ? "" : `<p class="error">No client of this executor runs ${esc(network)} as ${esc(role)}.</p>`}
+        <details><summary>Settings</summary><div id="wz-settings-box-${esc(role)}"></div></details>
+      </fieldset>`;
+    })
+    .join("");
+  for (const role of rolesOf(chain)) {
+    $(`#wz-client-${role}`).onchange = () => wzClientChanged(role);
+    wzClientChanged(role);
+  }
+  wzDefaults();
+}
+
+function wzClientChanged(role) {
+  const chain = wzChain();
+  const network = $("#wz-network").value;
+  const client = chain.clients.find((c) => c.role === role && c.client === $(`#wz-client-${role}`).value);
+  $(`#wz-version-box-${role}`).innerHTML = client ? versionHtml(`wz-version-${role}`, client, network, minVersion(client, network)) : "";
+  $(`#wz-settings-box-${role}`).innerHTML = client ? settingsHtml(`wz-settings-${role}`, client, {}) : "";
+  // A secret the node needs is asked for up front.
+  $(`#wz-settings-box-${role}`).parentElement.open = !!client && (client.overrides || []).some((k) => k.type === "secret");
+}
+
+/** Resources and disk from the network's defaults (an archive node gets its larger disk). */
+function wzDefaults() {
+  const chain = wzChain();
+  if (!chain) return;
+  const d = (chain.networkDefaults || []).find((n) => n.network === $("#wz-network").value) || {};
+  for (const role of rolesOf(chain)) {
+    const r = ((d.resources || []).find((x) => x.role === role) || {}).resources || {};
+    $(`#wz-cpu-${role}`).value = r.cpuMillis || "";
+    $(`#wz-mem-${role}`).value = r.memoryMib || "";
+  }
+  const archive = $("#wz-node-type").value === "archive";
+  const disk = archive && d.archiveDiskGib ? d.archiveDiskGib : d.diskGib;
+  $("#wz-disk").value = disk || "";
+}
+
+function wzDraft() {
+  const chain = wzChain();
+  const num = (id) => (id.value === "" ? 0 : Number(id.value));
+  const clients = rolesOf(chain)
+    .filter((role) => $(`#wz-client-${role}`).value)
+    .map((role) => {
+      const cpu = num($(`#wz-cpu-${role}`));
+      const mem = num($(`#wz-mem-${role}`));
+      return {
+        role,
+        client: $(`#wz-client-${role}`).value,
+        version: $(`#wz-version-${role}`).value.trim(),
+        overrides: readSettings(`wz-settings-${role}`),
+        resources: cpu || mem ? { cpuMillis: cpu, memoryMib: mem } : null,
+      };
+    });
+  return {
+    name: $("#wz-name").value.trim(),
+    chain: chain.chain,
+    network: $("#wz-network").value,
+    nodeType: $("#wz-node-type").value,
+    clients,
+    diskGib: $("#wz-disk").value ? Number($("#wz-disk").value) : null,
+    storageClass: $("#wz-storage-class").value || null,
+  };
+}
+
+/** The form element a problem's field names (`clients[1].version`, `storage[0].sizeGib`...). */
+function wzFieldElement(field, draft) {
+  const role = (i) => (draft.clients[Number(i)] || {}).role;
+  let m;
+  if (field === "name") return $("#wz-name");
+  if (field === "chain") return $("#wz-chain");
+  if (field === "network") return $("#wz-network");
+  if (field === "nodeType") return $("#wz-node-type");
+  if ((m = field.match(/^clients\[(\d+)\]\.version$/))) return $(`#wz-version-${role(m[1])}`);
+  if ((m = field.match(/^clients\[(\d+)\]\.configOverrides/))) return $(`#wz-settings-${role(m[1])}`);
+  if ((m = field.match(/^clients\[(\d+)\]\.resources/))) return $(`#wz-cpu-${role(m[1])}`);
+  if ((m = field.match(/^clients \((.+)\)$/))) return $(`#wz-client-${m[1]}`);
+  if ((m = field.match(/^storage\[\d+\]\.storageClass$/))) return $("#wz-storage-class");
+  if ((m = field.match(/^storage\[\d+\]/))) return $("#wz-disk");
+  return null;
+}
+
+/** Mark the fields of refused choices and list the problems. */
+function markProblems(problems, locate) {
+  document.querySelectorAll(".invalid").forEach((e) => {
+    e.classList.remove("invalid");
+    e.removeAttribute("aria-invalid");
+  });
+  for (const p of problems) {
+    const el = locate(p.field);
+    if (el) {
+      el.classList.add("invalid");
+      el.setAttribute("aria-invalid", "true");
+    }
+  }
+  return problems.map((p) => `<li data-field="${esc(p.field)}" data-code="${esc(p.code)}">${esc(p.message)}</li>`).join("");
+}
+
+async function wzReview() {
+  let draft;
+  try {
+    draft = wzDraft();
+  } catch (err) {
+    $("#wz-problems").innerHTML = `<li>${esc(err.message)}</li>`;
+    return;
+  }
+  try {
+    const r = await api("POST", `/executors/${encodeURIComponent(wzExec().name)}/draft`, draft);
+    $("#wz-problems").innerHTML = markProblems([], () => null);
+    wz.spec = r.spec;
+    $("#wz-spec").textContent = JSON.stringify(r.spec, null, 2);
+    $("#wz-form").hidden = true;
+    $("#wz-review-pane").hidden = false;
+  } catch (err) {
+    const problems = err.problems && err.problems.length ? err.problems : [{ field: "", code: "", message: err.message }];
+    $("#wz-problems").innerHTML = markProblems(problems, (f) => wzFieldElement(f, draft));
+  }
+}
+
+async function wzDeploy() {
+  try {
+    const n = await api("POST", "/nodes", { executor: wzExec().name, spec: wz.spec });
+    location.hash = "#/nodes/" + encodeURIComponent(n.name);
+  } catch (err) {
+    $("#wz-review-pane").hidden = true;
+    $("#wz-form").hidden = false;
+    const problems = err.problems && err.problems.length ? err.problems : [{ field: "", code: "", message: err.message }];
+    $("#wz-problems").innerHTML = markProblems(problems, (f) => wzFieldElement(f, wzDraft()));
+  }
 }
 
 // The node list comes in pages of at most 1000, by name; a short page is the last.
@@ -533,7 +852,7 @@ async function nodeView(name) {
       <dt>Last report</dt><dd>${ago(n.observedAt)}</dd>
       <dt>Disk</dt><dd id="node-disk">${disk ? `${bytes(disk.usedBytes)} used by the node, ${bytes(disk.freeBytes)} free of ${bytes(disk.totalBytes)}` : "not reported"}</dd>
     </dl>
-    <div class="actions">${button("start", "secondary", "operateNodes")}${button("stop", "secondary", "operateNodes")}${button("restart", "secondary", "operateNodes")}${button("delete", "danger", "manageNodes")}</div></div>
+    <div class="actions">${button("start", "secondary", "operateNodes")}${button("stop", "secondary", "operateNodes")}${button("restart", "secondary", "operateNodes")}${button("edit", "secondary", "manageNodes")}${button("delete", "danger", "manageNodes")}</div></div>
     ${tiles(n)}
     <h2>Processes</h2><table><thead><tr><th>Process</th><th>Status</th><th>Sync</th><th>Ports</th><th>Message</th></tr></thead><tbody>${procs || `<tr><td colspan="5" class="muted">No report yet.</td></tr>`}</tbody></table>
     <h2>Last day</h2>${historyChart(history)}`;
@@ -546,10 +865,122 @@ async function nodeView(name) {
       await act(() => api("POST", `/nodes/${encodeURIComponent(name)}/lifecycle`, { action }));
     };
   }
+  $("#action-edit").textContent = "Edit configuration";
+  $("#action-edit").onclick = () => openEdit(name).catch((err) => flash(err.message));
   $("#action-delete").onclick = async () => {
     if (!confirm(`Delete node ${name}? This is irreversible: its processes and data are removed.`)) return;
     await act(() => api("DELETE", "/nodes/" + encodeURIComponent(name)));
   };
+}
+
+// ---- the edit dialog ----
+// Pre-filled with the node's spec: versions, resources, settings and disk
+// size may change; what the node's data is of may not (the server refuses
+// it too). "N changed" and the diff show what saving writes.
+
+/** A spec as `path: value` lines, for the diff. */
+function flatten(v, path, out) {
+  if (v && typeof v === "object" && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v)) flatten(x, path ? `${path}.${k}` : k, out);
+  } else if (Array.isArray(v) && v.some((x) => x && typeof x === "object")) {
+    v.forEach((x, i) => flatten(x, `${path}[${i}]`, out));
+  } else {
+    out[path] = JSON.stringify(v);
+  }
+  return out;
+}
+
+function specDiff(before, after) {
+  const a = flatten(before, "", {});
+  const b = flatten(after, "", {});
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  return keys.filter((k) => a[k] !== b[k]).map((k) => ({ path: k, before: a[k], after: b[k] }));
+}
+
+let editing = null; // { name, spec, chain }
+
+async function openEdit(name) {
+  const n = await api("GET", "/nodes/" + encodeURIComponent(name));
+  const e = await api("GET", "/executors/" + encodeURIComponent(n.executor));
+  const chain = ((e.capabilities || {}).chains || []).find((c) => c.chain === n.spec.chain) || { clients: [] };
+  editing = { name, spec: n.spec, chain };
+  const s = n.spec;
+  const data = (s.storage || [])[0];
+  const clients = s.clients
+    .map((c, i) => {
+      const sup = chain.clients.find((x) => x.role === c.role && x.client === c.client) || { client: c.client, overrides: [], managedKeys: [] };
+      return `<fieldset class="card" data-role="${esc(c.role)}"><legend>${esc(c.role)}: ${esc(c.client)}</legend>
+        <div class="row">${versionHtml(`edit-version-${i}`, sup, s.network, c.version)}
+          <label>CPU (millicores) <input type="number" min="0" id="edit-cpu-${i}" value="${c.resources.cpuMillis || ""}"></label>
+          <label>Memory (MiB) <input type="number" min="0" id="edit-mem-${i}" value="${c.resources.memoryMib || ""}"></label></div>
+        <details ${Object.keys(c.configOverrides || {}).length ? "open" : ""}><summary>Settings</summary>${settingsHtml(`edit-settings-${i}`, sup, c.configOverrides || {})}</details>
+      </fieldset>`;
+    })
+    .join("");
+  const dialog = $("#edit-dialog");
+  dialog.innerHTML = `<form id="edit-form" method="dialog">
+      <h2>Edit configuration of ${esc(name)}</h2>
+      <dl id="edit-fixed">
+        <dt>Chain</dt><dd>${esc(s.chain)}</dd><dt>Network</dt><dd>${esc(s.network)}</dd><dt>Node type</dt><dd>${esc(s.nodeType)}</dd>
+        <dt>Clients</dt><dd>${esc(s.clients.map((c) => `${c.role}: ${c.client}`).join(", "))}</dd>
+        <dt>Storage class</dt><dd>${esc((data && data.storageClass) || "default")}</dd>
+      </dl>
+      <p class="muted" id="edit-why">These stay as deployed: the node's data is of its chain, network, node type and clients, and a volume keeps its storage class. Deploy another node to change them.</p>
+      ${clients}
+      ${data ? `<label>Disk (GiB) <input type="number" min="1" id="edit-disk" value="${data.sizeGib}"></label>` : ""}
+      <p><strong id="edit-changed">0 changed</strong></p>
+      <pre id="edit-diff"></pre>
+      <ul id="edit-problems" class="error"></ul>
+      <div class="actions"><button id="edit-cancel" class="secondary" type="button">Cancel</button><button id="edit-save" type="submit" disabled>Save</button></div>
+    </form>`;
+  const refresh = () => {
+    let changes;
+    try {
+      changes = specDiff(editing.spec, editedSpec());
+    } catch (err) {
+      $("#edit-problems").innerHTML = `<li>${esc(err.message)}</li>`;
+      return;
+    }
+    $("#edit-changed").textContent = `${changes.length} changed`;
+    $("#edit-diff").textContent = changes.map((c) => `${c.path}: ${c.before ?? "(unset)"} -> ${c.after ?? "(unset)"}`).join("\n");
+    $("#edit-save").disabled = !changes.length;
+  };
+  $("#edit-form").oninput = refresh;
+  $("#edit-form").onchange = refresh;
+  $("#edit-cancel").onclick = () => dialog.close();
+  $("#edit-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("PUT", `/nodes/${encodeURIComponent(name)}/spec`, { spec: editedSpec() });
+      dialog.close();
+      route();
+    } catch (err) {
+      const problems = err.problems && err.problems.length ? err.problems : [{ field: "", code: "", message: err.message }];
+      $("#edit-problems").innerHTML = markProblems(problems, editFieldElement);
+    }
+  };
+  dialog.showModal();
+}
+
+/** The node's spec with the dialog's values. */
+function editedSpec() {
+  const spec = JSON.parse(JSON.stringify(editing.spec));
+  spec.clients.forEach((c, i) => {
+    c.version = $(`#edit-version-${i}`).value.trim();
+    c.resources = { cpuMillis: Number($(`#edit-cpu-${i}`).value || 0), memoryMib: Number($(`#edit-mem-${i}`).value || 0) };
+    c.configOverrides = readSettings(`edit-settings-${i}`);
+  });
+  if ($("#edit-disk")) spec.storage[0].sizeGib = Number($("#edit-disk").value);
+  return spec;
+}
+
+function editFieldElement(field) {
+  let m;
+  if ((m = field.match(/^clients\[(\d+)\]\.version$/))) return $(`#edit-version-${m[1]}`);
+  if ((m = field.match(/^clients\[(\d+)\]\.configOverrides/))) return $(`#edit-settings-${m[1]}`);
+  if ((m = field.match(/^clients\[(\d+)\]\.resources/))) return $(`#edit-cpu-${m[1]}`);
+  if (field.startsWith("storage[0]")) return $("#edit-disk");
+  return null;
 }
 
 // ---- a node's logs ----
@@ -578,7 +1009,8 @@ function nodeSetup(name) {
       </div>
       <div id="logs" class="logs" role="log"></div>
     </div>
-    <div id="node-more"></div>`;
+    <div id="node-more"></div>
+    <dialog id="edit-dialog"></dialog>`;
   api("GET", "/nodes/" + encodeURIComponent(name))
     .then((n) => {
       const processes = n.spec.clients.map((c) => c.role).concat((n.spec.sidecars || []).map((s) => s.name));

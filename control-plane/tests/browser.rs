@@ -122,7 +122,9 @@ async fn console_connects_an_agent_deploys_stops_and_limits_roles() {
     // deploy a stand-in node from the Nodes page
     c.goto(&format!("{url}/#/nodes")).await.unwrap();
     until(&c, "#deploy-executor option", "lists the executor", async |e| e.prop("value").await.ok().flatten().as_deref() == Some("web-edge")).await;
-    c.find(Locator::Css("#deploy summary")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#deploy > summary")).await.unwrap().click().await.unwrap();
+    // a whole spec as JSON, the wizard's advanced way (the wizard has its own test)
+    c.find(Locator::Css("#deploy-json > summary")).await.unwrap().click().await.unwrap();
     let spec = json!({"name": "web-node", "chain": "demo", "network": "local", "clients": [{"role": "main", "client": "standin", "version": "1.0.0"}]});
     c.execute("document.querySelector('#deploy-spec').value = arguments[0]", vec![Value::String(spec.to_string())]).await.unwrap();
     c.find(Locator::Css("#deploy-submit")).await.unwrap().click().await.unwrap();
@@ -595,5 +597,186 @@ async fn console_node_page_shows_sync_tiles_and_a_day_of_head_and_peers() {
     };
     assert_eq!(processes, ["execution", "consensus"], "one process at a time, chosen from the spec");
     shot(&c, "14-node-tiles").await;
+    c.close().await.unwrap();
+}
+
+/// Set a form field's value as a user would, firing `input` and `change`.
+async fn set(c: &Client, css: &str, value: &str) {
+    until(c, css, "is there", async |_| true).await;
+    c.execute(
+        "const e = document.querySelector(arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true}));",
+        vec![Value::String(css.into()), Value::String(value.into())],
+    )
+    .await
+    .unwrap();
+}
+
+/// The values of a select's options.
+async fn options(c: &Client, css: &str) -> Vec<String> {
+    let v = c.execute("return [...document.querySelectorAll(arguments[0] + ' option')].map(o => o.value)", vec![Value::String(css.into())]).await.unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+async fn field(c: &Client, css: &str) -> String {
+    until(c, css, "is there", async |_| true).await.prop("value").await.unwrap().unwrap_or_default()
+}
+
+/// The wizard's review step: the spec the control plane built, or the problems it listed.
+async fn review(c: &Client) -> Value {
+    c.find(Locator::Css("#wz-review")).await.unwrap().click().await.unwrap();
+    let pane = until(c, "#wz-review-pane", "shows the spec", async |e| e.is_displayed().await.unwrap_or(false)).await;
+    let text = pane.find(Locator::Css("#wz-spec")).await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn deploy_reviewed(c: &Client, name: &str) {
+    c.find(Locator::Css("#wz-deploy")).await.unwrap().click().await.unwrap();
+    for _ in 0..100 {
+        if c.current_url().await.unwrap().fragment() == Some(&format!("/nodes/{name}")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the wizard did not open node {name}'s page after deploying");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_deploy_wizard_offers_what_each_executor_runs_and_edits_a_node() {
+    use novacula_core::wire::SyncExecutorRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, owner) = control_plane().await;
+    // Executors as they sync: every real chain on a host; Ethereum only; a
+    // cluster with its storage classes; and a real agent running the demo chain.
+    let standard = novacula_executor::adapter::Adapters::standard().capabilities();
+    let mut eth_only = standard.clone();
+    eth_only.chains.retain(|c| c.chain == "ethereum");
+    let mut cluster = standard.clone();
+    cluster.storage_classes = Some(vec!["fast-ssd".into(), "standard".into()]);
+    for (name, kind, caps) in [
+        ("fleet-host", novacula_core::ExecutorKind::Agent, standard.clone()),
+        ("eth-only", novacula_core::ExecutorKind::Agent, eth_only),
+        ("cluster", novacula_core::ExecutorKind::Operator, cluster),
+    ] {
+        let exec = novacula_client::HttpApi::new(&url, Some(live::key_for(&owner, name).await)).unwrap();
+        exec.sync_executor(&SyncExecutorRequest { kind, capabilities: Some(caps), ..live::sync_request(name) }).await.unwrap();
+    }
+    let _agent = start_agent(&url, &live::key_for(&owner, "web-edge").await, &dir.path().join("agent"), "web-edge");
+    let (_driver, c) = browser(&dir.path().join("profile")).await;
+    login(&c, &url, OWNER).await;
+    let open_wizard = async || {
+        c.goto(&format!("{url}/#/nodes")).await.unwrap();
+        until(&c, "#wz-executor option[value='web-edge']", "lists the agent", async |_| true).await;
+        c.find(Locator::Css("#deploy > summary")).await.unwrap().click().await.unwrap();
+    };
+    open_wizard().await;
+
+    // the chains offered are the chosen executor's, and nothing else
+    set(&c, "#wz-executor", "eth-only").await;
+    assert_eq!(options(&c, "#wz-chain").await, ["ethereum"], "an executor without a chain never offers it");
+    set(&c, "#wz-executor", "fleet-host").await;
+    let every: Vec<String> = standard.chains.iter().map(|c| c.chain.clone()).collect();
+    assert_eq!(options(&c, "#wz-chain").await, every);
+    assert!(every.len() >= 5, "ethereum, bitcoin, bsc, tron, sui: {every:?}");
+    set(&c, "#wz-executor", "web-edge").await;
+    until(&c, "#wz-chain option[value='demo']", "offers the demo chain the agent runs", async |_| true).await;
+
+    // Ethereum on the host: clients per role for the network, resources from its defaults,
+    // a version below the network's floor marked at its field
+    set(&c, "#wz-executor", "fleet-host").await;
+    set(&c, "#wz-chain", "ethereum").await;
+    set(&c, "#wz-network", "hoodi").await;
+    set(&c, "#wz-node-type", "full").await;
+    let hoodi = standard.chain("ethereum").unwrap().defaults("hoodi").unwrap();
+    let exec_default = hoodi.resources.iter().find(|r| r.role == "execution").unwrap().resources;
+    assert_eq!(field(&c, "#wz-cpu-execution").await, exec_default.cpu_millis.to_string());
+    assert_eq!(field(&c, "#wz-disk").await, hoodi.disk_gib.to_string());
+    assert!(options(&c, "#wz-client-execution").await.contains(&"geth".to_string()));
+    set(&c, "#wz-client-execution", "geth").await;
+    set(&c, "#wz-version-execution", "1.15.0").await;
+    set(&c, "#wz-client-consensus", "lighthouse").await;
+    set(&c, "#wz-version-consensus", "8.0.0").await;
+    set(&c, "#wz-name", "eth-hoodi").await;
+    c.find(Locator::Css("#wz-review")).await.unwrap().click().await.unwrap();
+    until(&c, "#wz-problems li[data-code='version_below_network_minimum']", "names the version's problem", async |_| true).await;
+    let version = c.find(Locator::Css("#wz-version-execution")).await.unwrap();
+    assert_eq!(version.attr("aria-invalid").await.unwrap().as_deref(), Some("true"), "the version field is marked");
+    shot(&c, "9-wizard-problem").await;
+    set(&c, "#wz-version-execution", "1.15.6").await;
+    let spec = review(&c).await;
+    assert_eq!((spec["chain"].as_str(), spec["network"].as_str(), spec["clients"][0]["version"].as_str()), (Some("ethereum"), Some("hoodi"), Some("1.15.6")));
+    assert_eq!(spec["clients"][0]["resources"]["cpuMillis"].as_u64(), Some(u64::from(exec_default.cpu_millis)));
+    shot(&c, "9b-wizard-review").await;
+    deploy_reviewed(&c, "eth-hoodi").await;
+    let n = live::wait_for_node(&owner, "eth-hoodi", |_| true).await;
+    assert_eq!((n["executor"].as_str(), n["spec"]["storage"][0]["sizeGib"].as_u64()), (Some("fleet-host"), Some(u64::from(hoodi.disk_gib))));
+
+    // Bitcoin in the cluster: an archive node, a storage class of the cluster, typed settings
+    open_wizard().await;
+    set(&c, "#wz-executor", "cluster").await;
+    assert_eq!(options(&c, "#wz-storage-class").await, ["", "fast-ssd", "standard"]);
+    set(&c, "#wz-chain", "bitcoin").await;
+    set(&c, "#wz-network", "mainnet").await;
+    set(&c, "#wz-node-type", "archive").await;
+    let mainnet = standard.chain("bitcoin").unwrap().defaults("mainnet").unwrap();
+    assert_eq!(field(&c, "#wz-disk").await, mainnet.archive_disk_gib.to_string(), "an archive node gets its larger disk");
+    assert_eq!(options(&c, "#wz-settings-node-onlynet").await, ["", "ipv4", "ipv6"], "an enum setting offers its values");
+    set(&c, "#wz-version-node", "28.1.0").await;
+    set(&c, "#wz-storage-class", "fast-ssd").await;
+    set(&c, "#wz-settings-node-dbcache", "2").await;
+    set(&c, "#wz-settings-node-onlynet", "ipv4").await;
+    set(&c, "#wz-name", "btc-main").await;
+    c.find(Locator::Css("#wz-review")).await.unwrap().click().await.unwrap();
+    until(&c, "#wz-problems li[data-code='override_value_invalid']", "refuses a cache below its minimum", async |_| true).await;
+    assert_eq!(c.find(Locator::Css("#wz-settings-node")).await.unwrap().attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
+    set(&c, "#wz-settings-node-dbcache", "300").await;
+    let spec = review(&c).await;
+    assert_eq!(spec["clients"][0]["configOverrides"], json!({"dbcache": "300", "onlynet": "ipv4"}));
+    assert_eq!(spec["storage"][0]["storageClass"].as_str(), Some("fast-ssd"));
+    deploy_reviewed(&c, "btc-main").await;
+
+    // every other chain of the host, on its first network: reviewed and deployed
+    for (chain, version) in [("bsc", "1.7.8"), ("tron", "4.8.2"), ("sui", "1.78.0")] {
+        open_wizard().await;
+        set(&c, "#wz-executor", "fleet-host").await;
+        set(&c, "#wz-chain", chain).await;
+        set(&c, "#wz-version-node", version).await;
+        let name = format!("{chain}-wizard");
+        set(&c, "#wz-name", &name).await;
+        let spec = review(&c).await;
+        assert_eq!((spec["chain"].as_str(), spec["clients"][0]["version"].as_str()), (Some(chain), Some(version)));
+        deploy_reviewed(&c, &name).await;
+    }
+
+    // the demo chain on the real agent: deployed and running
+    open_wizard().await;
+    set(&c, "#wz-executor", "web-edge").await;
+    set(&c, "#wz-chain", "demo").await;
+    set(&c, "#wz-version-main", "1.0.0").await;
+    set(&c, "#wz-name", "wizard-demo").await;
+    review(&c).await;
+    deploy_reviewed(&c, "wizard-demo").await;
+    value_is(&c, "#node-phase", "running").await;
+
+    // edit: what the node's data is of is shown, not editable; the changes are counted and shown before saving
+    c.goto(&format!("{url}/#/nodes/btc-main")).await.unwrap();
+    until(&c, "#action-edit", "offers an edit", async |e| e.is_enabled().await.unwrap_or(false)).await.click().await.unwrap();
+    let fixed = until(&c, "#edit-fixed", "shows the fixed fields", async |e| e.is_displayed().await.unwrap_or(false)).await.text().await.unwrap();
+    assert!(fixed.contains("bitcoin") && fixed.contains("mainnet") && fixed.contains("archive") && fixed.contains("fast-ssd"), "{fixed}");
+    assert_eq!(field(&c, "#edit-settings-0-dbcache").await, "300", "pre-filled from the spec");
+    set(&c, "#edit-version-0", "28.2.0").await;
+    set(&c, "#edit-settings-0-dbcache", "450").await;
+    until(&c, "#edit-changed", "counts two changes", async |e| e.text().await.unwrap_or_default() == "2 changed").await;
+    let diff = c.find(Locator::Css("#edit-diff")).await.unwrap().text().await.unwrap();
+    assert!(diff.contains(r#"clients[0].version: "28.1.0" -> "28.2.0""#) && diff.contains(r#"clients[0].configOverrides.dbcache: "300" -> "450""#), "{diff}");
+    shot(&c, "9c-edit-dialog").await;
+    c.find(Locator::Css("#edit-save")).await.unwrap().click().await.unwrap();
+    let n = live::wait_for_node(&owner, "btc-main", |n| n["spec"]["clients"][0]["version"] == "28.2.0").await;
+    assert_eq!((n["revision"].as_u64(), n["spec"]["clients"][0]["configOverrides"]["dbcache"].as_str()), (Some(2), Some("450")));
+
+    // the server refuses what the dialog does not offer: another node type is not an edit
+    let mut other = n["spec"].clone();
+    other["nodeType"] = json!("full");
+    let err = owner.call::<Value, Value>(novacula_client::Method::PUT, "/api/v1/nodes/btc-main/spec", Some(&json!({"spec": other}))).await.unwrap_err();
+    assert!(err.to_string().contains("cannot change after deploy"), "{err}");
     c.close().await.unwrap();
 }

@@ -268,6 +268,7 @@ pub const ROUTES: &[Route] = {
         r("DELETE", "/api/v1/executors/{name}", ManageExecutors),
         r("POST", "/api/v1/executors/{name}/deactivate", ManageExecutors),
         r("POST", "/api/v1/executors/{name}/reactivate", ManageExecutors),
+        r("POST", "/api/v1/executors/{name}/draft", ManageNodes),
         r("GET", "/api/v1/upgrades", Read),
         r("PUT", "/api/v1/upgrades", ManageExecutors),
         r("GET", "/api/v1/nodes", Read),

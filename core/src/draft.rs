@@ -6,27 +6,39 @@
 use crate::executor::{ChainSupport, ExecutorCapabilities};
 use crate::spec::{ClientSpec, DesiredState, NodeSpec, NodeType, Resources, StorageVolume};
 use crate::validate::{validate_spec, ValidationError};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One client and version for a role, and the settings it overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientChoice {
     pub role: String,
     pub client: String,
     pub version: String,
+    #[serde(default)]
     pub overrides: BTreeMap<String, String>,
+    /// Requests; the network's defaults for the role when unset.
+    #[serde(default)]
+    pub resources: Option<Resources>,
 }
 
 /// What a user chooses; everything else comes from the executor's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Draft {
     pub name: String,
     pub chain: String,
     pub network: String,
+    #[serde(default)]
     pub node_type: NodeType,
     pub clients: Vec<ClientChoice>,
     /// Disk for the node's data; the network's default for its node type when unset.
+    #[serde(default)]
     pub disk_gib: Option<u32>,
+    #[serde(default)]
     pub storage_class: Option<String>,
 }
 
@@ -70,7 +82,7 @@ pub fn build(d: &Draft, caps: &ExecutorCapabilities) -> Result<NodeSpec, Vec<Val
                 version: c.version.clone(),
                 image: None,
                 config_overrides: c.overrides.clone(),
-                resources: Resources::default(),
+                resources: c.resources.unwrap_or_default(),
                 ports: BTreeMap::new(),
             })
             .collect(),
@@ -133,6 +145,7 @@ mod tests {
             client: client.into(),
             version: version.into(),
             overrides: BTreeMap::new(),
+            resources: None,
         };
         Draft {
             name: "n1".into(),
@@ -153,6 +166,22 @@ mod tests {
         assert_eq!(spec.storage[0].size_gib, 512);
         assert_eq!(build(&draft(NodeType::Archive, "2.0.0"), &caps()).unwrap().storage[0].size_gib, 1024);
         assert_eq!(roles(&caps().chains[0]), ["execution", "consensus"]);
+        let mut chosen = draft(NodeType::Full, "2.0.0");
+        chosen.clients[0].resources = Some(Resources { cpu_millis: 4000, memory_mib: 8192 });
+        chosen.disk_gib = Some(600);
+        let spec = build(&chosen, &caps()).unwrap();
+        assert_eq!(spec.clients[0].resources, Resources { cpu_millis: 4000, memory_mib: 8192 }, "a choice wins over the default");
+        assert_eq!(spec.storage[0].size_gib, 600);
+    }
+
+    #[test]
+    fn a_draft_reads_as_the_console_sends_it() {
+        let d: Draft = serde_json::from_str(
+            r#"{"name":"n1","chain":"ethereum","network":"hoodi","nodeType":"archive","clients":[{"role":"execution","client":"reth","version":"2.0.0","overrides":{"a":"1"}}],"diskGib":700}"#,
+        )
+        .unwrap();
+        assert_eq!((d.node_type, d.disk_gib, d.clients[0].overrides["a"].as_str(), d.clients[0].resources), (NodeType::Archive, Some(700), "1", None));
+        assert!(serde_json::from_str::<Draft>(r#"{"name":"n","chain":"c","network":"n","clients":[],"bogus":1}"#).is_err(), "unknown fields are refused");
     }
 
     #[test]

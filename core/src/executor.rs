@@ -129,6 +129,10 @@ pub enum OverrideKind {
     String,
     /// One of `allowed`.
     Enum,
+    /// The name of a secret the executor holds (a file of its `secrets_dir`,
+    /// a Secret of the node's namespace), never the value: an L1 RPC URL
+    /// with its API key. The node cannot run without it, so a spec must set it.
+    Secret,
 }
 
 /// Why a value is not one of a setting's.
@@ -146,6 +150,8 @@ pub enum OverrideValueError {
     Empty,
     #[error("{value:?} is not one of {allowed}")]
     NotAllowed { value: String, allowed: String },
+    #[error("{0:?} is not a secret's name (lowercase letters, digits and '-', 1-63 chars): name the secret, never its value")]
+    NotSecretName(String),
 }
 
 impl OverrideKey {
@@ -164,6 +170,8 @@ impl OverrideKey {
             }
             OverrideKind::String if value.trim().is_empty() => Err(OverrideValueError::Empty),
             OverrideKind::String => Ok(()),
+            OverrideKind::Secret if crate::validate::valid_name(value) => Ok(()),
+            OverrideKind::Secret => Err(OverrideValueError::NotSecretName(value.into())),
             OverrideKind::Enum if self.allowed.iter().any(|a| a == value) => Ok(()),
             OverrideKind::Enum => Err(OverrideValueError::NotAllowed { value: value.into(), allowed: self.allowed.join(", ") }),
         }

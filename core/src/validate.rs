@@ -66,6 +66,8 @@ pub enum ValidationError {
     OverrideNotAllowed { field: String, key: String, client: String, allowed: String },
     #[error("{field}: {key}: {reason}")]
     BadOverride { field: String, key: String, reason: String },
+    #[error("{field}: cannot change after deploy: {why}")]
+    Fixed { field: String, why: &'static str },
 }
 
 impl ValidationError {
@@ -84,7 +86,8 @@ impl ValidationError {
             | ValidationError::TooOld { field, .. }
             | ValidationError::ManagedKey { field, .. }
             | ValidationError::OverrideNotAllowed { field, .. }
-            | ValidationError::BadOverride { field, .. } => field,
+            | ValidationError::BadOverride { field, .. }
+            | ValidationError::Fixed { field, .. } => field,
             ValidationError::UnknownChain { .. } => "chain",
             ValidationError::UnknownNetwork { .. } => "network",
             ValidationError::UnsupportedNodeType { .. } => "nodeType",
@@ -111,6 +114,7 @@ impl ValidationError {
             ValidationError::UnknownVersion { .. } => "version_not_offered_by_executor",
             ValidationError::ClientNetwork { .. } => "client_does_not_run_network",
             ValidationError::TooOld { .. } => "version_below_network_minimum",
+            ValidationError::Fixed { .. } => "not_editable",
             ValidationError::ManagedKey { .. } => "override_managed_by_adapter",
             ValidationError::OverrideNotAllowed { .. } => "override_not_allowed",
             ValidationError::BadOverride { .. } => "override_value_invalid",
@@ -459,6 +463,9 @@ pub fn validate_spec(spec: &NodeSpec, caps: &ExecutorCapabilities, previous: Opt
         }
     }
     check_placement(&mut errs, spec, caps);
+    if let Some(previous) = previous {
+        check_fixed(&mut errs, spec, previous);
+    }
     if errs.is_empty() {
         Ok(())
     } else {
@@ -485,6 +492,11 @@ fn check_client_rules(errs: &mut Vec<ValidationError>, i: usize, c: &ClientSpec,
                 version: c.version.clone(),
                 min: min.into(),
             });
+        }
+    }
+    for key in sup.overrides.iter().filter(|o| o.kind == crate::executor::OverrideKind::Secret) {
+        if !c.config_overrides.contains_key(&key.name) {
+            errs.push(ValidationError::Empty { field: format!("clients[{i}].configOverrides.{}", key.name) });
         }
     }
     for (key, value) in &c.config_overrides {
@@ -557,6 +569,36 @@ fn check_volumes(errs: &mut Vec<ValidationError>, spec: &NodeSpec, chain: &crate
                     });
                 }
             }
+        }
+    }
+}
+
+/// What an edit may not change: the node's data is of its chain, network,
+/// node type and clients, and a volume keeps the class it was made with.
+fn check_fixed(errs: &mut Vec<ValidationError>, spec: &NodeSpec, previous: &NodeSpec) {
+    const DATA: &str = "the node's data is of it; deploy another node for another";
+    let mut fixed = |field: String, why| errs.push(ValidationError::Fixed { field, why });
+    if spec.chain != previous.chain {
+        fixed("chain".into(), DATA);
+    }
+    if spec.network != previous.network {
+        fixed("network".into(), DATA);
+    }
+    if spec.node_type != previous.node_type {
+        fixed("nodeType".into(), "a full node's data cannot serve as an archive's, nor the reverse");
+    }
+    let roles = |s: &NodeSpec| s.clients.iter().map(|c| c.role.clone()).collect::<BTreeSet<_>>();
+    if roles(spec) != roles(previous) {
+        fixed("clients".into(), "a node's processes are its chain's roles");
+    }
+    for (i, c) in spec.clients.iter().enumerate() {
+        if previous.client(&c.role).is_some_and(|p| p.client != c.client) {
+            fixed(format!("clients[{i}].client"), DATA);
+        }
+    }
+    for (i, v) in spec.storage.iter().enumerate() {
+        if previous.storage.iter().any(|p| p.name == v.name && p.storage_class != v.storage_class) {
+            fixed(format!("storage[{i}].storageClass"), "a volume keeps the class it was made with");
         }
     }
 }
@@ -942,6 +984,57 @@ mod tests {
         assert_eq!(validate_spec(&s, &caps(), Some(&before)), Ok(()), "kept from before the edit");
         s.storage[0].holds = Some("ancient".into());
         assert!(validate_spec(&s, &caps(), Some(&before)).is_err(), "the first volume holds the data dirs only");
+    }
+
+    #[test]
+    fn a_secret_setting_is_required_and_names_a_secret_never_its_value() {
+        let mut caps = caps();
+        caps.chains[0].clients[1].overrides = vec![crate::executor::OverrideKey {
+            name: "l1".into(),
+            kind: crate::executor::OverrideKind::Secret,
+            allowed: vec![],
+            min: None,
+            max: None,
+            default: None,
+            description: "L1 RPC".into(),
+        }];
+        let mut s = eth_spec("n");
+        s.clients[1].version = "v5.3.0".into();
+        let errs = validate_spec(&s, &caps, None).unwrap_err();
+        assert_eq!((errs[0].field(), errs[0].code()), ("clients[1].configOverrides.l1", "required"), "{errs:?}");
+        s.clients[1].config_overrides.insert("l1".into(), "https://mainnet.infura.io/v3/KEY".into());
+        let errs = validate_spec(&s, &caps, None).unwrap_err();
+        assert!(errs[0].to_string().contains("name the secret, never its value"), "{errs:?}");
+        s.clients[1].config_overrides.insert("l1".into(), "eth-l1".into());
+        assert_eq!(validate_spec(&s, &caps, None), Ok(()));
+    }
+
+    #[test]
+    fn an_edit_keeps_chain_network_node_type_clients_and_storage_classes() {
+        let mut caps = caps();
+        caps.chains[0].clients.push(ClientSupport { role: "execution".into(), client: "reth".into(), ..Default::default() });
+        let mut before = eth_spec("n");
+        before.storage = vec![StorageVolume { name: "data".into(), size_gib: 10, mount_path: "/data".into(), storage_class: Some("fast".into()), holds: None }];
+        let mut s = before.clone();
+        s.clients[0].version = "1.15.0".into();
+        s.clients[0].config_overrides.insert("cache".into(), "4096".into());
+        s.storage[0].size_gib = 20;
+        assert_eq!(validate_spec(&s, &caps, Some(&before)), Ok(()), "versions, settings and sizes are editable");
+        s.network = "mainnet".into();
+        s.node_type = NodeType::Archive;
+        s.clients[0].client = "reth".into();
+        s.storage[0].storage_class = Some("slow".into());
+        let errs = validate_spec(&s, &caps, Some(&before)).unwrap_err();
+        let fields: Vec<(&str, &str)> = errs.iter().map(|e| (e.field(), e.code())).collect();
+        assert_eq!(
+            fields,
+            [("network", "not_editable"), ("nodeType", "not_editable"), ("clients[0].client", "not_editable"), ("storage[0].storageClass", "not_editable")],
+            "{errs:?}"
+        );
+        assert_eq!(validate_spec(&s, &caps, None), Ok(()), "the same spec deploys as a new node");
+        let mut fewer = before.clone();
+        fewer.clients.pop();
+        assert_eq!(validate_spec(&fewer, &caps, Some(&before)).unwrap_err()[0].field(), "clients");
     }
 
     #[test]

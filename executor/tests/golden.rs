@@ -33,7 +33,7 @@ fn golden(name: &str) -> String {
     let adapters = Adapters::standard();
     let def = ethereum::client(name).unwrap();
     let mut out = format!("# {name} {} ({}): one rendered command per network and node type.\n", version(name), def.role);
-    let image = adapters.image("ethereum", name, version(name)).unwrap();
+    let image = adapters.image("ethereum", "mainnet", name, version(name)).unwrap();
     writeln!(out, "# operator image: {}{}", image.reference, if image.command.is_empty() { String::new() } else { format!(" (command {:?})", image.command) })
         .unwrap();
     let support = adapters.capabilities();
@@ -71,41 +71,53 @@ fn golden(name: &str) -> String {
     out
 }
 
-/// Bitcoin Core: its command line and the whole `bitcoin.conf` per network
-/// and node type (the config file is where the settings are).
-fn golden_bitcoind() -> String {
-    use novacula_executor::adapter::{bitcoin, FileContents};
-    let version = "28.1.0";
+/// A chain of one process (Bitcoin Core, BSC...): its command line and its
+/// whole config files per network and node type (where its settings are).
+fn golden_single(chain: &str, role: &str, name: &str, version: &str) -> String {
+    use novacula_executor::adapter::FileContents;
     let adapters = Adapters::standard();
-    let image = adapters.image(bitcoin::CHAIN, bitcoin::BITCOIND, version).unwrap();
-    let mut out = format!("# bitcoind {version} (node): one rendered command and bitcoin.conf per network and node type.\n");
+    let image = adapters.image(chain, "mainnet", name, version).unwrap();
+    let mut out = format!("# {name} {version} ({role}): one rendered command and config per network and node type.\n");
     writeln!(out, "# operator image: {} (command {:?})", image.reference, image.command).unwrap();
-    for (network, _) in bitcoin::NETWORKS {
-        let mut cases = vec![(NodeType::Full, "host"), (NodeType::Archive, "host")];
+    let caps = adapters.capabilities();
+    let support = caps.chain(chain).unwrap();
+    for network in &support.networks {
+        let mut cases: Vec<(NodeType, &str)> = support.node_types.iter().map(|t| (*t, "host")).collect();
         if network == "mainnet" {
             cases.push((NodeType::Full, "pod"));
         }
         for (node_type, place) in cases {
-            let mut spec = eth_spec("btc-1");
-            spec.chain = bitcoin::CHAIN.into();
-            spec.network = network.into();
+            let mut spec = eth_spec("n-1");
+            spec.chain = chain.into();
+            spec.network = network.clone();
             spec.node_type = node_type;
-            spec.clients = vec![client(bitcoin::NODE, bitcoin::BITCOIND, version)];
+            spec.clients = vec![client(role, name, version)];
             let (paths, heading) = match place {
                 "pod" => (NodePaths::pod("/novacula"), format!("{network} {} in a pod (operator)", node_type.as_str())),
-                _ => (NodePaths::host("/var/lib/novacula/nodes/btc-1"), format!("{network} {}", node_type.as_str())),
+                _ => (NodePaths::host("/var/lib/novacula/nodes/n-1"), format!("{network} {}", node_type.as_str())),
             };
-            let unit = adapters.render(&spec, bitcoin::NODE, &paths).unwrap();
+            let unit = adapters.render(&spec, role, &paths).unwrap();
             writeln!(out, "\n## {heading}").unwrap();
             for arg in &unit.args {
                 writeln!(out, "{arg}").unwrap();
             }
+            for (k, v) in &unit.env {
+                writeln!(out, "env: {k}={v}").unwrap();
+            }
             for f in &unit.files {
                 match &f.contents {
+                    // A network's upstream file, kept verbatim: its source line and size.
+                    FileContents::Text(text) if text.starts_with("# Source: ") => {
+                        writeln!(out, "file: {} ({} lines) {}", f.name, text.lines().count(), text.lines().next().unwrap_or_default()).unwrap();
+                    }
                     FileContents::Text(text) => {
                         writeln!(out, "file: {}\n{}", f.name, text.trim_end().lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")).unwrap();
                     }
                     FileContents::Secret(secret) => writeln!(out, "file: {} (generated once: {:?})", f.name, secret.text("<random>")).unwrap(),
+                    FileContents::Fetched(fetched) => {
+                        writeln!(out, "file: {} in {} (fetched once from {}, sha256 {})", f.name, paths.fetched().display(), fetched.url, fetched.sha256)
+                            .unwrap();
+                    }
                 }
             }
         }
@@ -118,7 +130,12 @@ fn every_client_renders_as_pinned() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let bless = std::env::var_os("NOVACULA_BLESS").is_some();
     let mut stale = vec![];
-    let pinned_clients = ethereum::clients().map(|d| (d.name, golden(d.name))).chain([("bitcoind", golden_bitcoind())]);
+    let pinned_clients = ethereum::clients().map(|d| (d.name, golden(d.name))).chain([
+        ("bitcoind", golden_single("bitcoin", "node", "bitcoind", "28.1.0")),
+        ("bsc", golden_single("bsc", "node", "bsc", "1.7.8")),
+        ("java-tron", golden_single("tron", "node", "java-tron", "4.8.2")),
+        ("sui-node", golden_single("sui", "node", "sui-node", "1.78.0")),
+    ]);
     for (name, now) in pinned_clients {
         let path = dir.join(format!("{name}.txt"));
         if bless {

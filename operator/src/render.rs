@@ -306,6 +306,8 @@ pub enum RenderError {
     UnknownUnit(String),
     #[error("no image is known for client {0:?}")]
     NoImage(String),
+    #[error("file {0:?} to fetch: its name, URL or pin is not plain enough for the fetch script")]
+    BadFetch(String),
 }
 
 impl RenderError {
@@ -314,6 +316,8 @@ impl RenderError {
             RenderError::NoUid => ErrorCategory::Transient,
             RenderError::Adapter(e) => e.category(),
             RenderError::SidecarInClient(_) | RenderError::UnknownUnit(_) | RenderError::NoImage(_) => ErrorCategory::InvalidSpec,
+            // The adapter's own pin: nobody's spec can fix it.
+            RenderError::BadFetch(_) => ErrorCategory::Refused,
         }
     }
 }
@@ -389,6 +393,27 @@ fn sidecar_mounts(s: &novacula_core::spec::Sidecar, spec: &NodeSpec) -> Vec<Volu
     m
 }
 
+/// The files adapters name for a node (a genesis), fetched into the data
+/// volume once per volume: downloaded beside their place, checked against
+/// their pin, then moved in. The URL and pin are the adapter's, never a
+/// spec's; both are checked to be plain before they reach the shell.
+fn fetch_script(files: &BTreeMap<String, novacula_executor::adapter::Fetched>) -> Result<String, RenderError> {
+    let dir = novacula_executor::adapter::NodePaths::pod(ROOT).fetched().display().to_string();
+    let mut script = format!("set -eu\nmkdir -p {dir}\n");
+    for (name, f) in files {
+        let plain = |s: &str, extra: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
+        if !plain(name, ".-_") || !plain(&f.url, ":/.-_~%?=&+") || !novacula_core::wire::is_sha256_hex(&f.sha256) {
+            return Err(RenderError::BadFetch(name.clone()));
+        }
+        script.push_str(&format!(
+            "[ -f {dir}/{name} ] || {{ wget -q -O {dir}/{name}.part '{url}' && echo '{sha}  {dir}/{name}.part' | sha256sum -c - && mv {dir}/{name}.part {dir}/{name}; }}\n",
+            url = f.url,
+            sha = f.sha256,
+        ));
+    }
+    Ok(script)
+}
+
 /// Render every object for `cr` with default placement.
 pub fn render(cr: &BlockchainNode, adapters: &Adapters) -> Result<Rendered, RenderError> {
     render_with(cr, adapters, NodePods::default())
@@ -401,6 +426,7 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
     let owner = cr.controller_owner_ref(&()).ok_or(RenderError::NoUid)?;
     let mut config = BTreeMap::new();
     let mut once = BTreeMap::new();
+    let mut fetched = BTreeMap::new();
     let mut containers = Vec::new();
     let mut ports = Vec::new();
     let mut grace = i64::from(novacula_executor::adapter::DEFAULT_STOP_GRACE_SECS);
@@ -420,6 +446,9 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
                 }
                 FileContents::Secret(secret) => {
                     once.insert(f.name.clone(), secret.clone());
+                }
+                FileContents::Fetched(file) => {
+                    fetched.insert(f.name.clone(), file.clone());
                 }
             }
         }
@@ -451,7 +480,7 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
         }
         grace = grace.max(i64::from(unit.stop_grace_secs));
         let c = spec.client(&u.unit).ok_or_else(|| RenderError::UnknownUnit(u.unit.clone()))?;
-        let official = adapters.image(&spec.chain, &c.client, &c.version).ok_or_else(|| RenderError::NoImage(c.client.clone()))?;
+        let official = adapters.image(&spec.chain, &spec.network, &c.client, &c.version).ok_or_else(|| RenderError::NoImage(c.client.clone()))?;
         let image = match &c.image {
             Some(reference) => ContainerImage { reference: reference.clone(), ..official },
             None => official,
@@ -468,6 +497,18 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
         security_context: Some(restricted(false)),
         ..Default::default()
     };
+    let mut init_containers = vec![init];
+    if !fetched.is_empty() {
+        init_containers.push(Container {
+            name: "fetch".into(),
+            image: Some(INIT_IMAGE.into()),
+            command: Some(vec!["sh".into(), "-c".into(), fetch_script(&fetched)?]),
+            volume_mounts: Some(mounts(spec, &[])[..1].to_vec()),
+            resources: Some(small(10, 16, 64)),
+            security_context: Some(restricted(false)),
+            ..Default::default()
+        });
+    }
     let mut volumes = vec![Volume {
         name: "config".into(),
         projected: Some(ProjectedVolumeSource {
@@ -520,7 +561,7 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(pod_labels(spec, pods.anti_affinity)), annotations: Some(annotations), ..Default::default() }),
                 spec: Some(PodSpec {
-                    init_containers: Some(vec![init]),
+                    init_containers: Some(init_containers),
                     containers,
                     volumes: Some(volumes),
                     security_context: Some(pod_security()),
@@ -604,4 +645,27 @@ pub fn render_with(cr: &BlockchainNode, adapters: &Adapters, pods: NodePods) -> 
         stateful_set,
         service,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use novacula_executor::adapter::Fetched;
+
+    #[test]
+    fn the_fetch_script_takes_plain_names_urls_and_pins_only() {
+        let file = |url: &str, sha256: &str| Fetched { url: url.into(), sha256: sha256.into(), max_bytes: 1 };
+        let pin = "ab".repeat(32);
+        let ok = BTreeMap::from([("genesis.blob".to_string(), file("https://example.org/a/genesis.blob", &pin))]);
+        let script = fetch_script(&ok).unwrap();
+        assert!(script.contains(&format!("echo '{pin}  /novacula/data/.fetched/genesis.blob.part' | sha256sum -c -")), "{script}");
+        for (name, f) in [
+            ("genesis.blob", file("https://x/'; rm -rf /; '", &pin)),
+            ("../etc", file("https://x/a", &pin)),
+            ("g", file("https://x/$(id)", &pin)),
+            ("g", file("https://x/a", "not-a-pin")),
+        ] {
+            assert!(matches!(fetch_script(&BTreeMap::from([(name.to_string(), f)])), Err(RenderError::BadFetch(_))), "{name}");
+        }
+    }
 }

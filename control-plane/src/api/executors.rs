@@ -44,6 +44,20 @@ pub async fn delete(State(s): State<Arc<AppState>>, user: UserCtx, ApiPath(name)
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
+/// The spec a deploy wizard's choices make on this executor, from its
+/// capabilities and the network's defaults; nothing is written. A 422 names
+/// every problem with its field.
+#[utoipa::path(post, path = "/api/v1/executors/{name}/draft", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), request_body = novacula_core::draft::Draft, responses((status = 200, body = novacula_core::wire::DraftView), (status = 422, description = "the executor cannot run these choices (problems name each field)", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]
+pub async fn draft(
+    State(s): State<Arc<AppState>>,
+    user: UserCtx,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(d): ApiJson<novacula_core::draft::Draft>,
+) -> ApiResult<novacula_core::wire::DraftView> {
+    let org = user.org().to_string();
+    Ok(ApiJson(s.blocking(move |s| crate::services::nodes::draft(s, &org, &name, &d)).await?))
+}
+
 /// Deactivate: the executor's syncs are refused and its own keys revoked (no
 /// other executor's); deletions it can no longer confirm are ended.
 #[utoipa::path(post, path = "/api/v1/executors/{name}/deactivate", tag = "executors", security(("session" = [])), params(("name" = String, Path, description = "executor name")), responses((status = 200, body = ExecutorView), (status = 404, description = "not found", body = novacula_core::wire::ApiError)))]

@@ -123,6 +123,7 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(executors::get, executors::delete))
         .routes(routes!(executors::deactivate))
         .routes(routes!(executors::reactivate))
+        .routes(routes!(executors::draft))
         .routes(routes!(executors::list_upgrades, executors::set_upgrade))
         .routes(routes!(protocol::sync))
         .routes(routes!(protocol::specs))

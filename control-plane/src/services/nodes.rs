@@ -346,6 +346,16 @@ pub fn deploy(s: &AppState, org: &str, who: &Who, req: DeployRequest) -> Result<
 }
 
 /// Node `name` of `org`, as the API shows it.
+/// The spec `d` makes on executor `executor` (nothing written), or every
+/// reason it cannot run there: the same rules as a deploy's.
+pub fn draft(s: &AppState, org: &str, executor: &str, d: &novacula_core::draft::Draft) -> Result<novacula_core::wire::DraftView> {
+    let exec: Executor =
+        s.store.read(|r| r.executor(&key(&[org, executor])))?.ok_or_else(|| ServiceError::NotFound(format!("executor {executor:?} not found")))?;
+    let spec = novacula_core::draft::build(d, &exec.capabilities).map_err(validation_error)?;
+    novacula_core::validate::new_node_name(&spec.name).map_err(|e| validation_error(vec![e]))?;
+    Ok(novacula_core::wire::DraftView { spec })
+}
+
 pub fn get(s: &AppState, org: &str, name: &str) -> Result<NodeView> {
     let now = s.now();
     s.store.read(|r| {

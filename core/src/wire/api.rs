@@ -417,6 +417,15 @@ pub struct DeployRequest {
     pub spec: NodeSpec,
 }
 
+/// The spec a [`crate::draft::Draft`] makes on an executor, nothing written:
+/// what the console's deploy wizard reviews, then deploys as it is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DraftView {
+    pub spec: NodeSpec,
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

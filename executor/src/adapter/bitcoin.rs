@@ -261,7 +261,7 @@ impl ChainAdapter for Bitcoin {
         })
     }
 
-    fn image(&self, client: &str, version: &str) -> Option<ContainerImage> {
+    fn image(&self, _network: &str, client: &str, version: &str) -> Option<ContainerImage> {
         (client == BITCOIND).then(|| ContainerImage {
             reference: format!("{IMAGE}:{}", release_name(version)),
             command: vec!["bitcoind".into()],
@@ -285,7 +285,7 @@ mod tests {
     fn conf(u: &RenderedUnit) -> &str {
         match &u.files[0].contents {
             FileContents::Text(t) => t,
-            FileContents::Secret(_) => panic!("bitcoin.conf is text"),
+            _ => panic!("bitcoin.conf is text"),
         }
     }
 
@@ -342,7 +342,7 @@ mod tests {
         assert_eq!(release_name("28.0.0"), "28.0");
         assert_eq!(release_name("28.1.0"), "28.1");
         assert_eq!(release_name("0.21.2"), "0.21.2");
-        assert_eq!(Bitcoin.image(BITCOIND, "28.1.0").unwrap().reference, "bitcoin/bitcoin:28.1");
-        assert!(Bitcoin.image("geth", "1.0.0").is_none());
+        assert_eq!(Bitcoin.image("mainnet", BITCOIND, "28.1.0").unwrap().reference, "bitcoin/bitcoin:28.1");
+        assert!(Bitcoin.image("mainnet", "geth", "1.0.0").is_none());
     }
 }

@@ -6,17 +6,26 @@
 //!
 //! - [`ethereum`]: the execution and consensus clients, networks and their rules.
 //! - [`bitcoin`]: Bitcoin Core, configured by a `bitcoin.conf` of listed settings.
+//! - [`bsc`]: BNB Smart Chain's geth fork, one process, flags as for Ethereum.
+//! - [`tron`]: java-tron, its network's upstream config and listed settings.
+//! - [`sui`]: sui-node, a generated fullnode.yaml and a fetched genesis.
 //! - [`standin`]: the harmless `demo` chain of the demo and the tests.
 //! - [`flags`]: command lines as ordered flags that overrides replace.
 
 pub mod bitcoin;
+pub mod bsc;
 pub mod ethereum;
 pub mod flags;
 pub mod standin;
+pub mod sui;
+pub mod tron;
 
 pub use bitcoin::Bitcoin;
+pub use bsc::Bsc;
 pub use ethereum::Ethereum;
 pub use standin::StandIn;
+pub use sui::Sui;
+pub use tron::Tron;
 
 use novacula_core::executor::ChainSupport;
 use novacula_core::spec::{ClientSpec, NodeSpec, Sidecar};
@@ -68,6 +77,15 @@ impl NodePaths {
         self.root.join("config")
     }
 
+    /// Where [`FileContents::Fetched`] files are kept: the config directory on
+    /// a host; in a pod, beside the data (its config is a read-only projection).
+    pub fn fetched(&self) -> PathBuf {
+        match self.listen {
+            Listen::Pod => self.root.join("data").join(".fetched"),
+            Listen::Localhost => self.config(),
+        }
+    }
+
     /// Where a client finds a storage volume of the spec beyond the first: in a
     /// pod, the volume's `mountPath`; on a host, a directory of the client's
     /// data dir named for it (mount a disk there to move that data off it).
@@ -95,6 +113,20 @@ pub enum FileContents {
     /// Generated when the file is first written and never replaced (e.g.
     /// the engine JWT both clients share, RPC credentials).
     Secret(Secret),
+    /// Downloaded once into [`NodePaths::fetched`] (not the config
+    /// directory), checked against its SHA-256, and kept: a genesis the
+    /// client does not carry. The adapter names the URL, never a spec.
+    Fetched(Fetched),
+}
+
+/// A file the backend downloads once where the node keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub url: String,
+    /// Hex SHA-256 of the file's bytes: anything else is refused.
+    pub sha256: String,
+    /// Larger downloads are refused.
+    pub max_bytes: u64,
 }
 
 /// A generated secret: `random_bytes` random bytes, hex-encoded, alone in
@@ -142,6 +174,12 @@ pub enum Probe {
     /// Bitcoin Core's JSON-RPC (`getblockchaininfo`, `getnetworkinfo`), with
     /// the user and password of the generated `rpcuser=`/`rpcpassword=` file.
     BitcoinRpc { url: String, credentials: String },
+    /// java-tron's HTTP API: `/wallet/getnowblock` (head and its time, 3 s a
+    /// block) and `/wallet/getnodeinfo` (peers).
+    TronHttp { url: String },
+    /// sui-node's Prometheus metrics: checkpoints executed against the
+    /// highest known, the last one's age, and peers.
+    SuiMetrics { url: String },
 }
 
 /// Where the operator finds a client: its official image, and the command
@@ -230,8 +268,9 @@ pub trait ChainAdapter: Send + Sync {
     fn chain(&self) -> &'static str;
     fn support(&self) -> ChainSupport;
     fn render_client(&self, spec: &NodeSpec, client: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, RenderError>;
-    /// The official image of a client release, for the operator.
-    fn image(&self, client: &str, version: &str) -> Option<ContainerImage>;
+    /// The official image of a client release for a network, for the operator
+    /// (Sui tags its images per network).
+    fn image(&self, network: &str, client: &str, version: &str) -> Option<ContainerImage>;
 }
 
 /// A process's stop grace unless its adapter says otherwise.
@@ -247,7 +286,7 @@ pub struct Adapters {
 impl Adapters {
     /// The real chains. The stand-in `demo` chain is not among them: see [`Adapters::with_demo_chain`].
     pub fn standard() -> Adapters {
-        Adapters { chains: vec![Box::new(Ethereum::default()), Box::new(Bitcoin)], sidecars: vec![] }
+        Adapters { chains: vec![Box::new(Ethereum::default()), Box::new(Bitcoin), Box::new(Bsc), Box::new(Tron), Box::new(Sui)], sidecars: vec![] }
     }
 
     /// Also offer the stand-in `demo` chain (the demo and tests; `enable_demo_chain` in agent.toml).
@@ -275,8 +314,8 @@ impl Adapters {
     }
 
     /// The official image of a spec's client, when its adapter knows one.
-    pub fn image(&self, chain: &str, client: &str, version: &str) -> Option<ContainerImage> {
-        self.get(chain)?.image(client, version)
+    pub fn image(&self, chain: &str, network: &str, client: &str, version: &str) -> Option<ContainerImage> {
+        self.get(chain)?.image(network, client, version)
     }
 
     pub fn capabilities(&self) -> novacula_core::ExecutorCapabilities {

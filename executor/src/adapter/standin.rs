@@ -66,7 +66,7 @@ impl ChainAdapter for StandIn {
         })
     }
 
-    fn image(&self, client: &str, _: &str) -> Option<ContainerImage> {
+    fn image(&self, _: &str, client: &str, _: &str) -> Option<ContainerImage> {
         (client == "standin").then(|| ContainerImage { reference: STANDIN_IMAGE.into(), command: vec!["/bin/sh".into()], writable_root: false })
     }
 }

@@ -146,6 +146,30 @@ pub fn matrix() -> Vec<NodeSpec> {
     btc.clients[0].config_overrides.insert("dbcache".into(), "4096".into());
     btc.storage[0].size_gib = 900;
     specs.push(btc);
+    // BSC: one geth process, the network a flag, its P2P port TCP and UDP.
+    let mut bsc = novacula_core::fixtures::eth_spec("bsc");
+    bsc.chain = "bsc".into();
+    bsc.network = "chapel".into();
+    bsc.clients = vec![client("node", "bsc", "1.7.8")];
+    bsc.clients[0].config_overrides.insert("cache".into(), "8000".into());
+    bsc.storage[0].size_gib = 600;
+    specs.push(bsc);
+    // Tron: java-tron's config includes its network's file; the JVM sized from the memory.
+    let mut tron = novacula_core::fixtures::eth_spec("tron");
+    tron.chain = "tron".into();
+    tron.network = "nile".into();
+    tron.clients = vec![client("node", "java-tron", "4.8.2")];
+    tron.clients[0].resources = novacula_core::spec::Resources { cpu_millis: 4000, memory_mib: 16384 };
+    tron.clients[0].config_overrides.insert("vm.supportConstant".into(), "1".into());
+    tron.storage[0].size_gib = 100;
+    specs.push(tron);
+    // Sui: a generated fullnode.yaml; the genesis fetched into the data volume by an init container.
+    let mut sui = novacula_core::fixtures::eth_spec("sui");
+    sui.chain = "sui".into();
+    sui.network = "testnet".into();
+    sui.clients = vec![client("node", "sui-node", "1.78.0")];
+    sui.storage[0].size_gib = 2048;
+    specs.push(sui);
     specs.push(novacula_executor::adapter::StandIn::spec("demo"));
     specs
 }

@@ -337,7 +337,7 @@ impl ChainAdapter for Ethereum {
         Ok(RenderedUnit { program, args, env: BTreeMap::new(), files, probe, needs, ports, stop_grace_secs: def.stop_grace_secs, volumes })
     }
 
-    fn image(&self, client_name: &str, version: &str) -> Option<ContainerImage> {
+    fn image(&self, _network: &str, client_name: &str, version: &str) -> Option<ContainerImage> {
         let def = client(client_name)?;
         Some(ContainerImage {
             reference: format!("{}:{}{}", def.image, def.tag_prefix, version.trim_start_matches('v')),
