@@ -26,6 +26,9 @@ pub enum ApplyError {
     Artifact(#[from] ArtifactError),
     #[error(transparent)]
     Sidecar(#[from] SidecarError),
+    /// A secret the spec names is not one this host holds.
+    #[error("secret {name:?}: no readable file {path} (secrets_dir in agent.toml): {source}")]
+    Secret { name: String, path: PathBuf, source: std::io::Error },
 }
 
 impl ApplyError {
@@ -36,6 +39,8 @@ impl ApplyError {
             ApplyError::Artifact(e) => e.category(),
             ApplyError::Sidecar(SidecarError::Task(_)) => ErrorCategory::Transient,
             ApplyError::Sidecar(_) => ErrorCategory::Refused,
+            // Someone must put it on the host.
+            ApplyError::Secret { .. } => ErrorCategory::Refused,
         }
     }
 }
@@ -65,6 +70,8 @@ pub struct Processes<D> {
     artifacts: Option<Artifacts>,
     /// What each allowed sidecar name stands for on this host (agent.toml).
     sidecars: Vec<SidecarProgram>,
+    /// Where the secrets specs name are kept, a file each (agent.toml's `secrets_dir`).
+    secrets_dir: PathBuf,
     disk: crate::disk::DiskMeter,
 }
 
@@ -77,8 +84,27 @@ impl<D: ProcessDriver> Processes<D> {
             errors: Mutex::new(HashMap::new()),
             artifacts: None,
             sidecars: vec![],
+            secrets_dir: PathBuf::from(crate::config::DEFAULT_SECRETS_DIR),
             disk: Default::default(),
         }
+    }
+
+    /// Read the secrets specs name from files of `dir`.
+    pub fn with_secrets_dir(mut self, dir: PathBuf) -> Processes<D> {
+        self.secrets_dir = dir;
+        self
+    }
+
+    /// The value of secret `name` of this host: its file, without the final newline.
+    fn secret(&self, name: &str) -> Result<String, ApplyError> {
+        // Names are checked by the adapter (a plain name, no path), again here.
+        let path = self.secrets_dir.join(name);
+        let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a secret's name");
+        if !novacula_core::validate::valid_name(name) {
+            return Err(ApplyError::Secret { name: name.into(), path, source: invalid() });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| ApplyError::Secret { name: name.into(), path: path.clone(), source })?;
+        Ok(text.trim_end_matches(['\n', '\r']).to_string())
     }
 
     /// Offer these sidecar programs (and only these) to specs.
@@ -108,7 +134,8 @@ impl<D: ProcessDriver> Processes<D> {
         let program = self.resolve(&r.program)?;
         let mut command = vec![program.display().to_string()];
         command.extend(r.args);
-        Ok((UnitDef { command, env: r.env, files: r.files, stop_grace_secs: r.stop_grace_secs }, program))
+        let secret_env = r.secret_env.iter().map(|(var, name)| Ok((var.clone(), self.secret(name)?))).collect::<Result<_, ApplyError>>()?;
+        Ok((UnitDef { command, env: r.env, secret_env, files: r.files, stop_grace_secs: r.stop_grace_secs }, program))
     }
 
     /// Fetch client binaries missing from `data_dir/bin` from this catalog.
@@ -260,5 +287,35 @@ impl<D: ProcessDriver> Backend for Processes<D> {
         }
         let disk = self.disk.measure(&paths.root).await;
         Ok(ObservedNodeState { node: name.clone(), revision, processes, removed: false, disk })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::LocalDriver;
+    use novacula_core::Revision;
+
+    #[test]
+    fn a_named_secret_is_read_from_the_secrets_dir_and_only_from_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir(&secrets).unwrap();
+        std::fs::write(secrets.join("eth-l1"), "https://l1.example/KEY\n").unwrap();
+        let p = Processes::new(LocalDriver::new(dir.path().join("data")).unwrap(), Adapters::standard()).with_secrets_dir(secrets);
+        let mut spec = novacula_core::fixtures::eth_spec("ink");
+        spec.chain = "ink".into();
+        spec.network = "ink-sepolia".into();
+        spec.clients = vec![novacula_core::fixtures::client("execution", "op-reth", "2.8.2"), novacula_core::fixtures::client("rollup", "op-node", "1.20.1")];
+        spec.clients[1].config_overrides = [("l1".to_string(), "eth-l1".to_string()), ("l1.beacon".to_string(), "eth-beacon".to_string())].into();
+        let d = DesiredNode { revision: Revision(1), spec, deleted: false };
+        let err = p.unit_def(&d, "rollup").unwrap_err();
+        assert!(matches!(&err, ApplyError::Secret { name, .. } if name == "eth-beacon"), "{err}");
+        assert_eq!(err.category(), ErrorCategory::Refused);
+        std::fs::write(dir.path().join("secrets/eth-beacon"), "https://beacon.example\n").unwrap();
+        let (def, _) = p.unit_def(&d, "rollup").unwrap();
+        assert_eq!(def.secret_env["OP_NODE_L1_ETH_RPC"], "https://l1.example/KEY", "the file's value, without its newline");
+        assert!(!def.command.iter().any(|a| a.contains("example")), "never on the command line");
+        assert!(matches!(p.secret("../data"), Err(ApplyError::Secret { .. })), "a name, never a path");
     }
 }

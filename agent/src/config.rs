@@ -93,6 +93,11 @@ pub struct AgentConfig {
     /// never supplies one.
     #[serde(default)]
     pub sidecars: Vec<SidecarProgram>,
+    /// Secrets specs may name (an Ink node's L1 RPC URL with its key): a file
+    /// each, named like the secret, root's and 0600. A spec names a secret,
+    /// never carries its value.
+    #[serde(default = "default_secrets_dir")]
+    pub secrets_dir: PathBuf,
     /// Self-upgrade releases: the control plane may only name a file in this
     /// directory (keep it root's), pinned by its SHA-256. Unset: self-upgrade is off.
     #[serde(default)]
@@ -113,6 +118,13 @@ pub struct AgentConfig {
 
 fn default_unit_dir() -> PathBuf {
     PathBuf::from("/etc/systemd/system")
+}
+
+/// Where the secrets specs name are kept unless agent.toml says otherwise.
+pub const DEFAULT_SECRETS_DIR: &str = "/etc/novacula/secrets";
+
+fn default_secrets_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_SECRETS_DIR)
 }
 
 fn default_data_dir() -> PathBuf {

@@ -26,6 +26,9 @@ pub struct UnitDef {
     /// The resolved program first, then its arguments.
     pub command: Vec<String>,
     pub env: std::collections::BTreeMap<String, String>,
+    /// Variables whose values are secrets this host holds, read from its
+    /// `secrets_dir`: kept in a file only root reads, never in a unit file.
+    pub secret_env: std::collections::BTreeMap<String, String>,
     pub files: Vec<RenderedFile>,
     /// How long a stop may take before the process is killed (systemd's
     /// `TimeoutStopSec`): an execution client flushes its state for minutes.
@@ -77,6 +80,35 @@ pub struct UnitFile {
     pub command: Vec<String>,
     pub env: std::collections::BTreeMap<String, String>,
     pub fingerprint: Fingerprint,
+}
+
+/// Variables as systemd's `EnvironmentFile=` reads them: `KEY="value"`, a
+/// backslash before `"` and `\`; a value of several lines is refused.
+pub fn env_file_text(vars: &std::collections::BTreeMap<String, String>) -> Result<String> {
+    let mut out = String::new();
+    for (k, v) in vars {
+        if v.contains(['\n', '\r', '\0']) || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(DriverError::Other(format!("secret variable {k}: one line of text expected")));
+        }
+        out.push_str(&format!("{k}=\"{}\"\n", v.replace('\\', "\\\\").replace('"', "\\\"")));
+    }
+    Ok(out)
+}
+
+/// What [`env_file_text`] wrote (the local driver starts processes itself).
+pub fn parse_env_file(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            let v = v.strip_prefix('"')?.strip_suffix('"')?;
+            let mut out = String::new();
+            let mut chars = v.chars();
+            while let Some(c) = chars.next() {
+                out.push(if c == '\\' { chars.next()? } else { c });
+            }
+            Some((k.to_string(), out))
+        })
+        .collect()
 }
 
 /// A regular file with an execute bit.
@@ -143,6 +175,11 @@ impl LocalDriver {
 
     fn unit_file(&self, node: &str, unit: &str) -> PathBuf {
         self.node_dir(node).join("units").join(format!("{unit}.json"))
+    }
+
+    /// The unit's secret variables, in systemd's `EnvironmentFile=` syntax (0600, root's).
+    pub fn secret_env_file(&self, node: &str, unit: &str) -> PathBuf {
+        self.node_dir(node).join("units").join(format!("{unit}.env"))
     }
 
     fn installed_file(&self, node: &str, unit: &str) -> PathBuf {
@@ -374,6 +411,15 @@ impl ProcessDriver for LocalDriver {
                 }
             }
         }
+        let env_file = self.secret_env_file(node, unit);
+        if def.secret_env.is_empty() {
+            match std::fs::remove_file(&env_file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        } else {
+            write_private(&env_file, env_file_text(&def.secret_env)?.as_bytes())?;
+        }
         let file = UnitFile { command: def.command.clone(), env: def.env.clone(), fingerprint };
         write_private(&self.unit_file(node, unit), &serde_json::to_vec_pretty(&file).expect("plain data"))?;
         Ok(())
@@ -387,9 +433,15 @@ impl ProcessDriver for LocalDriver {
             serde_json::from_slice(&std::fs::read(self.unit_file(node, unit))?).map_err(|e| DriverError::Other(format!("unit file of {node}/{unit}: {e}")))?;
         let (program, args) = def.command.split_first().ok_or_else(|| DriverError::Other("empty command".into()))?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.node_dir(node).join("logs").join(format!("{unit}.log")))?;
+        let secrets = match std::fs::read_to_string(self.secret_env_file(node, unit)) {
+            Ok(text) => parse_env_file(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+            Err(e) => return Err(e.into()),
+        };
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .envs(&def.env)
+            .envs(&secrets)
             .env(ENV_UNIT, self.unit_id(node, unit))
             .env(ENV_FINGERPRINT, fingerprint.to_string())
             .env(ENV_GENERATION, generation.to_string())
@@ -475,7 +527,13 @@ mod tests {
     use super::*;
 
     fn sleeper() -> UnitDef {
-        UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()], env: Default::default(), files: vec![], stop_grace_secs: 30 }
+        UnitDef {
+            command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()],
+            env: Default::default(),
+            secret_env: Default::default(),
+            files: vec![],
+            stop_grace_secs: 30,
+        }
     }
 
     #[tokio::test]
@@ -500,13 +558,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn secret_variables_reach_the_process_from_a_file_only_root_reads() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = LocalDriver::new(dir.path()).unwrap();
+        let value = r#"https://u:p"w\d@l1.example/key"#;
+        let mut def = sleeper();
+        def.command = vec!["/bin/sh".into(), "-c".into(), "printf %s \"$L1\" > l1-seen; exec sleep 600".into()];
+        def.secret_env = [("L1".to_string(), value.to_string())].into();
+        d.write_unit("n", "main", &def, Fingerprint(1)).await.unwrap();
+        let env_file = d.secret_env_file("n", "main");
+        assert_eq!(std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!std::fs::read_to_string(d.unit_file("n", "main")).unwrap().contains("l1.example"), "not in the unit's definition");
+        d.start("n", "main", Fingerprint(1), 0).await.unwrap();
+        let seen = d.node_dir("n").join("l1-seen");
+        for _ in 0..100 {
+            if std::fs::read_to_string(&seen).is_ok_and(|s| !s.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(std::fs::read_to_string(&seen).unwrap(), value);
+        d.stop("n", "main").await.unwrap();
+        def.secret_env.clear();
+        d.write_unit("n", "main", &def, Fingerprint(2)).await.unwrap();
+        assert!(!env_file.exists(), "no secret left behind once the spec names none");
+        assert!(env_file_text(&[("A".to_string(), "two\nlines".to_string())].into()).is_err());
+    }
+
+    #[tokio::test]
     async fn a_sidecars_children_do_not_survive_stop() {
         // `sh -c 'sleep 1000; true'`: the shell forks sleep, which is no group
         // leader; stop must take both, and the node must not stick in stopping.
         let dir = tempfile::tempdir().unwrap();
         let d = LocalDriver::new(dir.path()).unwrap();
-        let def =
-            UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "sleep 1000; true".into()], env: Default::default(), files: vec![], stop_grace_secs: 30 };
+        let def = UnitDef {
+            command: vec!["/bin/sh".into(), "-c".into(), "sleep 1000; true".into()],
+            env: Default::default(),
+            secret_env: Default::default(),
+            files: vec![],
+            stop_grace_secs: 30,
+        };
         d.write_unit("n", "side", &def, Fingerprint(1)).await.unwrap();
         d.start("n", "side", Fingerprint(1), 0).await.unwrap();
         for _ in 0..100 {

@@ -196,7 +196,7 @@ async fn run_with<D: ProcessDriver>(cfg: AgentConfig, driver: D) -> Result<(), F
     let exec = Executor::new(
         id,
         api,
-        Processes::new(driver, cfg.adapters()).with_sidecar_programs(cfg.sidecars.clone()).with_artifacts(artifacts),
+        Processes::new(driver, cfg.adapters()).with_sidecar_programs(cfg.sidecars.clone()).with_artifacts(artifacts).with_secrets_dir(cfg.secrets_dir.clone()),
         Intervals::default(),
     );
     if let Some(addr) = cfg.metrics_listen {

@@ -47,6 +47,12 @@ pub async fn probe(p: &Probe) -> (ObservedNodeStatus, Option<SyncMetrics>) {
             let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
             tron_status(&block, u32::try_from(peers.unwrap_or(0)).unwrap_or(u32::MAX), u64::try_from(now_ms).unwrap_or(u64::MAX))
         }
+        Probe::OpNode { url } => {
+            let Ok(api) = HttpApi::new(url, None) else { return (ObservedNodeStatus::Error, None) };
+            let Some(status) = rpc(&api, "optimism_syncStatus").await else { return (ObservedNodeStatus::Starting, None) };
+            let peers = rpc(&api, "opp2p_peerStats").await.and_then(|v| v["connected"].as_u64());
+            op_node_status(&status, u32::try_from(peers.unwrap_or(0)).unwrap_or(u32::MAX))
+        }
         Probe::SuiMetrics { url } => {
             let Ok(api) = HttpApi::new(url, None) else { return (ObservedNodeStatus::Error, None) };
             let Ok((status, bytes)) = api.raw(Method::GET, "/metrics", None, PROBE_TIMEOUT).await else { return (ObservedNodeStatus::Starting, None) };
@@ -57,6 +63,17 @@ pub async fn probe(p: &Probe) -> (ObservedNodeStatus, Option<SyncMetrics>) {
             sui_status(&String::from_utf8_lossy(&bytes), u64::try_from(now_ms).unwrap_or(u64::MAX))
         }
     }
+}
+
+/// L1 blocks (12 s each) op-node may trail the L1 head and still run: two epochs.
+const OP_NODE_L1_SLACK: u64 = 64;
+
+/// An op-node from `optimism_syncStatus`: it derives the L2 from L1, so its
+/// progress is its L1 cursor against the L1 head (numbers are decimal).
+pub fn op_node_status(v: &Value, peers: u32) -> (ObservedNodeStatus, Option<SyncMetrics>) {
+    let (Some(current), Some(head)) = (v["current_l1"]["number"].as_u64(), v["head_l1"]["number"].as_u64()) else { return (ObservedNodeStatus::Error, None) };
+    let metrics = SyncMetrics::new(current, head.max(current), peers);
+    (if head.saturating_sub(current) > OP_NODE_L1_SLACK { ObservedNodeStatus::Syncing } else { ObservedNodeStatus::Running }, Some(metrics))
 }
 
 /// Mysten's readiness rule: the last executed checkpoint is under 5 minutes old.
@@ -218,6 +235,16 @@ mod tests {
         assert_eq!((s, m.unwrap().sync_distance), (ObservedNodeStatus::Running, 0));
         assert_eq!(tron_status(&json!({}), 0, now).0, ObservedNodeStatus::Starting);
         assert_eq!(tron_status(&json!({"block_header": 1}), 0, now).0, ObservedNodeStatus::Error);
+    }
+
+    #[test]
+    fn op_node_answers() {
+        let status = |current: u64, head: u64| json!({"current_l1": {"number": current}, "head_l1": {"number": head}, "unsafe_l2": {"number": 5}});
+        let (s, m) = op_node_status(&status(21_000_000, 24_000_000), 9);
+        let m = m.unwrap();
+        assert_eq!((s, m.current_block, m.sync_distance, m.peers), (ObservedNodeStatus::Syncing, 21_000_000, 3_000_000, 9));
+        assert_eq!(op_node_status(&status(23_999_990, 24_000_000), 9).0, ObservedNodeStatus::Running);
+        assert_eq!(op_node_status(&json!({"current_l1": {"number": "0x1"}}), 0).0, ObservedNodeStatus::Error);
     }
 
     #[test]

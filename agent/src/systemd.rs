@@ -90,7 +90,18 @@ pub fn path_value(p: &str) -> String {
 pub const MANAGED_HEADER: &str = "# Managed by novacula-agent; do not edit.";
 
 /// The unit file. The fingerprint comment lets `observe`-side tools see which spec wrote it.
-pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &UnitDef, fingerprint: Fingerprint, user: Option<&str>) -> String {
+/// `env_file`: the unit's secret variables (root's alone; systemd reads it before dropping to `user`).
+#[allow(clippy::too_many_arguments, reason = "a unit is made of all of these")]
+pub fn render_unit(
+    node: &str,
+    unit: &str,
+    unit_id: &str,
+    workdir: &str,
+    def: &UnitDef,
+    fingerprint: Fingerprint,
+    user: Option<&str>,
+    env_file: Option<&str>,
+) -> String {
     let exec: Vec<String> = def.command.iter().map(|a| quote(a, Directive::ExecStart)).collect();
     // The marker comes last: for a repeated variable systemd keeps the last assignment.
     let mut env: Vec<String> =
@@ -98,8 +109,9 @@ pub fn render_unit(node: &str, unit: &str, unit_id: &str, workdir: &str, def: &U
     env.push(quote(&format!("{ENV_UNIT}={unit_id}"), Directive::Environment));
     // A client on the open p2p network never gains privileges, and runs unprivileged when configured.
     let user = user.map(|u| format!("User={}\n", path_value(u))).unwrap_or_default();
+    let secrets = env_file.map(|f| format!("EnvironmentFile={}\n", path_value(f))).unwrap_or_default();
     format!(
-        "{MANAGED_HEADER}\n# novacula-fingerprint={fingerprint}\n[Unit]\nDescription=Novacula node {node} ({unit})\nAfter=network-online.target\n\n[Service]\nExecStart={}\nEnvironment={}\nWorkingDirectory={}\n{user}NoNewPrivileges=yes\nRestart=on-failure\nRestartSec=5\nKillMode=control-group\nTimeoutStopSec={}\n\n[Install]\nWantedBy=multi-user.target\n",
+        "{MANAGED_HEADER}\n# novacula-fingerprint={fingerprint}\n[Unit]\nDescription=Novacula node {node} ({unit})\nAfter=network-online.target\n\n[Service]\nExecStart={}\nEnvironment={}\n{secrets}WorkingDirectory={}\n{user}NoNewPrivileges=yes\nRestart=on-failure\nRestartSec=5\nKillMode=control-group\nTimeoutStopSec={}\n\n[Install]\nWantedBy=multi-user.target\n",
         exec.join(" "),
         env.join(" "),
         path_value(workdir),
@@ -222,7 +234,8 @@ impl ProcessDriver for SystemdDriver {
         let paths = self.files.paths(node);
         let workdir = paths.root.display().to_string();
         let user = self.run_as.as_ref().map(|a| a.name.as_str());
-        let text = render_unit(node, unit, &self.files.unit_id(node, unit), &workdir, def, fingerprint, user);
+        let env_file = (!def.secret_env.is_empty()).then(|| self.files.secret_env_file(node, unit).display().to_string());
+        let text = render_unit(node, unit, &self.files.unit_id(node, unit), &workdir, def, fingerprint, user, env_file.as_deref());
         write_unit_file(&self.unit_path(node, unit), &text)?;
         self.manager.reload().await.map_err(dbus)
     }
@@ -299,10 +312,11 @@ mod tests {
         let def = UnitDef {
             command: vec!["/bin/geth".into(), "--x=1\nExecStartPre=/bin/sh -c id\r\0\u{7f}".into()],
             env: [("A".to_string(), "v\n[Service]\nUser=root".to_string())].into(),
+            secret_env: Default::default(),
             files: vec![],
             stop_grace_secs: 300,
         };
-        let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(1), Some("eth"));
+        let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(1), Some("eth"), None);
         assert!(!text.lines().any(|l| l.starts_with("ExecStartPre=") || l == "User=root"), "{text}");
         assert!(text.contains("--x=1\\x0aExecStartPre=/bin/sh -c id\\x0d\\x00\\x7f"), "{text}");
         assert_eq!(text.lines().filter(|l| l.starts_with("User=")).count(), 1);
@@ -310,9 +324,14 @@ mod tests {
 
     #[test]
     fn environment_values_keep_dollars_and_exec_arguments_escape_them() {
-        let def =
-            UnitDef { command: vec!["/bin/x".into(), "$HOME".into()], env: [("P".to_string(), "a$b".to_string())].into(), files: vec![], stop_grace_secs: 300 };
-        let text = render_unit("n", "main", "/d/n/main", "/d/n", &def, Fingerprint(1), None);
+        let def = UnitDef {
+            command: vec!["/bin/x".into(), "$HOME".into()],
+            env: [("P".to_string(), "a$b".to_string())].into(),
+            secret_env: Default::default(),
+            files: vec![],
+            stop_grace_secs: 300,
+        };
+        let text = render_unit("n", "main", "/d/n/main", "/d/n", &def, Fingerprint(1), None, None);
         assert!(text.contains("ExecStart=\"/bin/x\" \"$$HOME\"\n"), "{text}");
         assert!(text.contains("Environment=\"P=a$b\" "), "{text}");
     }
@@ -322,18 +341,21 @@ mod tests {
         let def = UnitDef {
             command: vec!["/bin/geth".into(), "--graphql.vhosts=a b".into(), "say \"hi\" 100%".into()],
             env: [("RUST_LOG".to_string(), "info".to_string())].into(),
+            secret_env: [("OP_NODE_L1_ETH_RPC".to_string(), "https://key@l1".to_string())].into(),
             files: vec![],
             stop_grace_secs: 300,
         };
-        let text = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), None);
+        let text =
+            render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), None, Some("/d/nodes/eth/units/execution.env"));
         assert!(text.contains("\nTimeoutStopSec=300\n"), "an execution client gets minutes to flush: {text}");
         assert!(!text.contains("User="), "root unless configured");
         assert!(text.contains("\nNoNewPrivileges=yes\n"));
-        let as_user = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), Some("eth"));
+        let as_user = render_unit("eth", "execution", "/d/nodes/eth/execution", "/d/nodes/eth", &def, Fingerprint(0xab), Some("eth"), None);
         assert!(as_user.contains("\nUser=eth\n"), "{as_user}");
         assert!(text.contains("ExecStart=\"/bin/geth\" \"--graphql.vhosts=a b\" \"say \\\"hi\\\" 100%%\"\n"), "{text}");
         assert!(text.contains("Environment=\"RUST_LOG=info\" \"NOVACULA_UNIT=/d/nodes/eth/execution\"\n"), "{text}");
         assert!(text.contains("# novacula-fingerprint=00000000000000ab"));
+        assert!(text.contains("\nEnvironmentFile=/d/nodes/eth/units/execution.env\n") && !text.contains("key@l1"), "secrets stay out of the unit file: {text}");
         assert!(text.contains("\nWorkingDirectory=/d/nodes/eth\n"), "paths are not quoted: {text}");
         assert_eq!(path_value("/srv/100% data"), "/srv/100%% data");
         assert_eq!(unit_name("eth", "execution"), "novacula-eth.execution.service");

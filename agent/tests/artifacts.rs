@@ -150,6 +150,7 @@ async fn fetched_files_are_checked_kept_and_fetched_once() {
     let def = |sha256: String| UnitDef {
         command: vec!["/bin/true".into()],
         env: Default::default(),
+        secret_env: Default::default(),
         files: vec![RenderedFile {
             name: "genesis.blob".into(),
             contents: FileContents::Fetched(Fetched { url: format!("{url}/lighthouse"), sha256, max_bytes: 1 << 20 }),

@@ -205,7 +205,13 @@ async fn systemd_driver_drives_units_over_dbus() {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let (_server, client) = connect(unit_dir.clone(), calls.clone()).await;
     let d = SystemdDriver::with_connection(&client, dir.path().join("data"), unit_dir.clone()).await.unwrap();
-    let def = UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()], env: Default::default(), files: vec![], stop_grace_secs: 30 };
+    let def = UnitDef {
+        command: vec!["/bin/sh".into(), "-c".into(), "exec sleep 600".into()],
+        env: Default::default(),
+        secret_env: Default::default(),
+        files: vec![],
+        stop_grace_secs: 30,
+    };
     let fp = Fingerprint(7);
     d.write_unit("eth", "execution", &def, fp).await.unwrap();
     assert!(unit_dir.join("novacula-eth.execution.service").exists());
@@ -254,7 +260,13 @@ async fn crashing_unit_reports_systemd_failed_state() {
     let unit_dir = dir.path().join("units");
     let (_server, client) = connect(unit_dir.clone(), Arc::default()).await;
     let d = SystemdDriver::with_connection(&client, dir.path().join("data"), unit_dir).await.unwrap();
-    let def = UnitDef { command: vec!["/bin/sh".into(), "-c".into(), "exit 3".into()], env: Default::default(), files: vec![], stop_grace_secs: 30 };
+    let def = UnitDef {
+        command: vec!["/bin/sh".into(), "-c".into(), "exit 3".into()],
+        env: Default::default(),
+        secret_env: Default::default(),
+        files: vec![],
+        stop_grace_secs: 30,
+    };
     d.write_unit("bad", "main", &def, Fingerprint(1)).await.unwrap();
     assert_eq!(d.failed("bad", "main").await, None, "not failed before it ran");
     // Under load, start may catch the shell alive before it exits; either way

@@ -17,7 +17,13 @@ mod real_systemd;
 use real_systemd::RealSystemd;
 
 fn shell(script: &str) -> UnitDef {
-    UnitDef { command: vec!["/bin/sh".into(), "-c".into(), script.into()], env: Default::default(), files: vec![], stop_grace_secs: 30 }
+    UnitDef {
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: Default::default(),
+        secret_env: Default::default(),
+        files: vec![],
+        stop_grace_secs: 30,
+    }
 }
 
 #[tokio::test]
@@ -61,7 +67,8 @@ async fn a_crashing_unit_is_an_error_not_a_timeout() {
     let (_conn, d) = sd.driver().await;
 
     // A client that cannot even start never shows its markers: start fails, at once.
-    let missing = UnitDef { command: vec!["/nonexistent/geth".into()], env: Default::default(), files: vec![], stop_grace_secs: 30 };
+    let missing =
+        UnitDef { command: vec!["/nonexistent/geth".into()], env: Default::default(), secret_env: Default::default(), files: vec![], stop_grace_secs: 30 };
     d.write_unit("gone", "main", &missing, Fingerprint(1)).await.unwrap();
     assert_eq!(d.failed("gone", "main").await, None, "not failed before it ran");
     let started = std::time::Instant::now();
@@ -137,7 +144,9 @@ async fn run_as_runs_clients_unprivileged_in_directories_they_own() {
     let nobody = Account::lookup("nobody").unwrap();
     let (_conn, d) = sd.driver().await;
     let d = d.run_as(nobody.clone());
-    let mut def = shell("cat config/client.toml > data/main/config-seen && id -u > data/main/whoami && exec sleep 600");
+    let mut def = shell("cat config/client.toml > data/main/config-seen && echo \"$L1\" > data/main/l1-seen && id -u > data/main/whoami && exec sleep 600");
+    // A secret of the host (an L1 URL with its key) reaches the process, not the unit file.
+    def.secret_env = [("L1".to_string(), "https://user:p\"w\\d@l1.example/key".to_string())].into();
     def.files = vec![
         RenderedFile::text("client.toml", "x = 1\n"),
         RenderedFile { name: "jwt.hex".into(), contents: FileContents::Secret(novacula_executor::adapter::Secret::hex(32)) },
@@ -167,6 +176,10 @@ async fn run_as_runs_clients_unprivileged_in_directories_they_own() {
     assert_eq!(std::fs::metadata(node.join("units")).unwrap().uid(), 0, "the agent's bookkeeping stays root's");
     let unit = std::fs::read_to_string(sd.unit_dir().join("novacula-svc.main.service")).unwrap();
     assert!(unit.contains("\nUser=nobody\n"), "{unit}");
+    assert_eq!(std::fs::read_to_string(node.join("data/main/l1-seen")).unwrap(), "https://user:p\"w\\d@l1.example/key\n", "systemd read the secret file");
+    assert!(!unit.contains("l1.example"), "{unit}");
+    let env_file = std::fs::metadata(node.join("units/main.env")).unwrap();
+    assert_eq!((env_file.uid(), env_file.permissions().mode() & 0o777), (0, 0o600), "the secrets file is root's alone");
     d.stop("svc", "main").await.unwrap();
 
     // A data dir already theirs is not walked again on each config write (it

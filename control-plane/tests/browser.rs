@@ -747,6 +747,23 @@ async fn console_deploy_wizard_offers_what_each_executor_runs_and_edits_a_node()
         deploy_reviewed(&c, &name).await;
     }
 
+    // Ink: two roles, and the L1 named by secrets the executor holds, asked for up front
+    open_wizard().await;
+    set(&c, "#wz-executor", "fleet-host").await;
+    set(&c, "#wz-chain", "ink").await;
+    set(&c, "#wz-version-execution", "2.8.2").await;
+    set(&c, "#wz-version-rollup", "1.20.1").await;
+    set(&c, "#wz-name", "ink-wizard").await;
+    c.find(Locator::Css("#wz-review")).await.unwrap().click().await.unwrap();
+    until(&c, "#wz-problems li[data-code='required'][data-field='clients[1].configOverrides.l1']", "asks for the L1 secret", async |_| true).await;
+    let l1 = c.find(Locator::Css("[id='wz-settings-rollup-l1']")).await.unwrap();
+    assert!(l1.is_displayed().await.unwrap(), "a secret the node needs is shown, not folded away");
+    set(&c, "[id='wz-settings-rollup-l1']", "eth-l1").await;
+    set(&c, "[id='wz-settings-rollup-l1.beacon']", "eth-beacon").await;
+    let spec = review(&c).await;
+    assert_eq!(spec["clients"][1]["configOverrides"], json!({"l1": "eth-l1", "l1.beacon": "eth-beacon"}));
+    deploy_reviewed(&c, "ink-wizard").await;
+
     // the demo chain on the real agent: deployed and running
     open_wizard().await;
     set(&c, "#wz-executor", "web-edge").await;

@@ -71,19 +71,23 @@ fn golden(name: &str) -> String {
     out
 }
 
-/// A chain of one process (Bitcoin Core, BSC...): its command line and its
-/// whole config files per network and node type (where its settings are).
-fn golden_single(chain: &str, role: &str, name: &str, version: &str) -> String {
+/// A chain's clients (Bitcoin Core, BSC, Ink's two...): each one's command
+/// line, environment and whole config files per network and node type
+/// (where their settings are), with `settings` (role, key, value) set.
+fn golden_chain(chain: &str, clients: &[(&str, &str, &str)], settings: &[(&str, &str, &str)]) -> String {
     use novacula_executor::adapter::FileContents;
     let adapters = Adapters::standard();
-    let image = adapters.image(chain, "mainnet", name, version).unwrap();
-    let mut out = format!("# {name} {version} ({role}): one rendered command and config per network and node type.\n");
-    writeln!(out, "# operator image: {} (command {:?})", image.reference, image.command).unwrap();
+    let mut out = String::new();
+    for (role, name, version) in clients {
+        let image = adapters.image(chain, "mainnet", name, version).unwrap();
+        writeln!(out, "# {name} {version} ({role}): one rendered command and config per network and node type.").unwrap();
+        writeln!(out, "# operator image: {} (command {:?})", image.reference, image.command).unwrap();
+    }
     let caps = adapters.capabilities();
     let support = caps.chain(chain).unwrap();
     for network in &support.networks {
         let mut cases: Vec<(NodeType, &str)> = support.node_types.iter().map(|t| (*t, "host")).collect();
-        if network == "mainnet" {
+        if network == &support.networks[0] {
             cases.push((NodeType::Full, "pod"));
         }
         for (node_type, place) in cases {
@@ -91,32 +95,40 @@ fn golden_single(chain: &str, role: &str, name: &str, version: &str) -> String {
             spec.chain = chain.into();
             spec.network = network.clone();
             spec.node_type = node_type;
-            spec.clients = vec![client(role, name, version)];
+            spec.clients = clients.iter().map(|(role, name, version)| client(role, name, version)).collect();
+            for (role, key, value) in settings {
+                spec.clients.iter_mut().find(|c| c.role == *role).unwrap().config_overrides.insert((*key).into(), (*value).into());
+            }
             let (paths, heading) = match place {
                 "pod" => (NodePaths::pod("/novacula"), format!("{network} {} in a pod (operator)", node_type.as_str())),
                 _ => (NodePaths::host("/var/lib/novacula/nodes/n-1"), format!("{network} {}", node_type.as_str())),
             };
-            let unit = adapters.render(&spec, role, &paths).unwrap();
-            writeln!(out, "\n## {heading}").unwrap();
-            for arg in &unit.args {
-                writeln!(out, "{arg}").unwrap();
-            }
-            for (k, v) in &unit.env {
-                writeln!(out, "env: {k}={v}").unwrap();
-            }
-            for f in &unit.files {
-                match &f.contents {
-                    // A network's upstream file, kept verbatim: its source line and size.
-                    FileContents::Text(text) if text.starts_with("# Source: ") => {
-                        writeln!(out, "file: {} ({} lines) {}", f.name, text.lines().count(), text.lines().next().unwrap_or_default()).unwrap();
-                    }
-                    FileContents::Text(text) => {
-                        writeln!(out, "file: {}\n{}", f.name, text.trim_end().lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")).unwrap();
-                    }
-                    FileContents::Secret(secret) => writeln!(out, "file: {} (generated once: {:?})", f.name, secret.text("<random>")).unwrap(),
-                    FileContents::Fetched(fetched) => {
-                        writeln!(out, "file: {} in {} (fetched once from {}, sha256 {})", f.name, paths.fetched().display(), fetched.url, fetched.sha256)
-                            .unwrap();
+            for (role, _, _) in clients {
+                let unit = adapters.render(&spec, role, &paths).unwrap();
+                writeln!(out, "\n## {heading}{}", if clients.len() > 1 { format!(": {role}") } else { String::new() }).unwrap();
+                for arg in &unit.args {
+                    writeln!(out, "{arg}").unwrap();
+                }
+                for (k, v) in &unit.env {
+                    writeln!(out, "env: {k}={v}").unwrap();
+                }
+                for (k, secret) in &unit.secret_env {
+                    writeln!(out, "env: {k}=<the executor's secret {secret:?}>").unwrap();
+                }
+                for f in &unit.files {
+                    match &f.contents {
+                        // A network's upstream file, kept verbatim: its source line and size.
+                        FileContents::Text(text) if text.starts_with("# Source: ") => {
+                            writeln!(out, "file: {} ({} lines) {}", f.name, text.lines().count(), text.lines().next().unwrap_or_default()).unwrap();
+                        }
+                        FileContents::Text(text) => {
+                            writeln!(out, "file: {}\n{}", f.name, text.trim_end().lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")).unwrap();
+                        }
+                        FileContents::Secret(secret) => writeln!(out, "file: {} (generated once: {:?})", f.name, secret.text("<random>")).unwrap(),
+                        FileContents::Fetched(fetched) => {
+                            writeln!(out, "file: {} in {} (fetched once from {}, sha256 {})", f.name, paths.fetched().display(), fetched.url, fetched.sha256)
+                                .unwrap();
+                        }
                     }
                 }
             }
@@ -131,10 +143,18 @@ fn every_client_renders_as_pinned() {
     let bless = std::env::var_os("NOVACULA_BLESS").is_some();
     let mut stale = vec![];
     let pinned_clients = ethereum::clients().map(|d| (d.name, golden(d.name))).chain([
-        ("bitcoind", golden_single("bitcoin", "node", "bitcoind", "28.1.0")),
-        ("bsc", golden_single("bsc", "node", "bsc", "1.7.8")),
-        ("java-tron", golden_single("tron", "node", "java-tron", "4.8.2")),
-        ("sui-node", golden_single("sui", "node", "sui-node", "1.78.0")),
+        ("bitcoind", golden_chain("bitcoin", &[("node", "bitcoind", "28.1.0")], &[])),
+        ("bsc", golden_chain("bsc", &[("node", "bsc", "1.7.8")], &[])),
+        ("java-tron", golden_chain("tron", &[("node", "java-tron", "4.8.2")], &[])),
+        ("sui-node", golden_chain("sui", &[("node", "sui-node", "1.78.0")], &[])),
+        (
+            "ink",
+            golden_chain(
+                "ink",
+                &[("execution", "op-reth", "2.8.2"), ("rollup", "op-node", "1.20.1")],
+                &[("rollup", "l1", "eth-l1"), ("rollup", "l1.beacon", "eth-beacon")],
+            ),
+        ),
     ]);
     for (name, now) in pinned_clients {
         let path = dir.join(format!("{name}.txt"));

@@ -200,7 +200,14 @@ mod tests {
     #[tokio::test]
     async fn follows_the_reference_model_and_injects_failures() {
         let d = FakeDriver::new();
-        d.write_unit("n", "main", &UnitDef { command: vec![], env: Default::default(), files: vec![], stop_grace_secs: 30 }, Fingerprint(1)).await.unwrap();
+        d.write_unit(
+            "n",
+            "main",
+            &UnitDef { command: vec![], env: Default::default(), secret_env: Default::default(), files: vec![], stop_grace_secs: 30 },
+            Fingerprint(1),
+        )
+        .await
+        .unwrap();
         d.fail_next_starts(1);
         assert!(d.start("n", "main", Fingerprint(1), 0).await.is_err());
         d.start("n", "main", Fingerprint(1), 0).await.unwrap();

@@ -6,9 +6,10 @@ use crate::crd::BlockchainNode;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{Affinity, PodAffinityTerm, PodAntiAffinity, WeightedPodAffinityTerm};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EnvVar, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe as KubeProbe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, Secret, SecretProjection,
-    SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe as KubeProbe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    Secret, SecretKeySelector, SecretProjection, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -32,6 +33,9 @@ pub const CONFIG_DIR: &str = "/novacula/config";
 pub const RESTART_ANNOTATION: &str = "validatoros.com/restart-generation";
 /// Pod-template annotation carrying the config fingerprint: a config change rolls the pod.
 pub const CONFIG_ANNOTATION: &str = "validatoros.com/config-fingerprint";
+/// The Secrets specs may name: `novacula-secret-<name>`, their value under `value`.
+pub const SPEC_SECRET_PREFIX: &str = "novacula-secret-";
+pub const SECRET_VALUE_KEY: &str = "value";
 /// Image of the init container that prepares the data directories.
 pub const INIT_IMAGE: &str = "busybox:1.36";
 /// Node pods run as this user and group, never root (the "restricted" Pod
@@ -334,8 +338,21 @@ fn container(role: &str, image: ContainerImage, unit: &RenderedUnit, spec: &Node
     // HOME is `/` for a user the image does not know: clients that write under
     // it (reth's log files) write to /tmp instead of the read-only root.
     let home = EnvVar { name: "HOME".into(), value: Some("/tmp".into()), ..Default::default() };
-    let env: Vec<EnvVar> =
-        std::iter::once(home).chain(unit.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() })).collect();
+    // A secret the spec names is a Secret of the node's namespace made for
+    // specs (its name prefixed), its value under `value`: never any other
+    // Secret there, such as the operator's own key.
+    let secret = |(var, name): (&String, &String)| EnvVar {
+        name: var.clone(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: format!("{SPEC_SECRET_PREFIX}{name}"), key: SECRET_VALUE_KEY.into(), optional: Some(false) }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let env: Vec<EnvVar> = std::iter::once(home)
+        .chain(unit.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() }))
+        .chain(unit.secret_env.iter().map(secret))
+        .collect();
     let ports = container_ports(role, unit);
     let (startup, readiness, liveness) = probes(unit);
     Ok(Container {

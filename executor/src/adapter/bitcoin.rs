@@ -251,6 +251,7 @@ impl ChainAdapter for Bitcoin {
             program: Program::Client { client: c.client.clone(), version: c.version.clone() },
             args,
             env: BTreeMap::new(),
+            secret_env: BTreeMap::new(),
             files,
             probe: Probe::BitcoinRpc { url: format!("http://127.0.0.1:{}", ports["rpc"]), credentials: config.join(RPC_FILE).display().to_string() },
             needs: vec![],

@@ -159,6 +159,7 @@ impl ChainAdapter for Bsc {
             program: Program::Client { client: c.client.clone(), version: c.version.clone() },
             args,
             env: BTreeMap::new(),
+            secret_env: BTreeMap::new(),
             files: vec![],
             probe: Probe::EthJsonRpc { url: format!("http://127.0.0.1:{}", ports["http"]) },
             needs: vec![],

@@ -9,6 +9,7 @@
 //! - [`bsc`]: BNB Smart Chain's geth fork, one process, flags as for Ethereum.
 //! - [`tron`]: java-tron, its network's upstream config and listed settings.
 //! - [`sui`]: sui-node, a generated fullnode.yaml and a fetched genesis.
+//! - [`ink`]: the Ink OP Stack L2, op-reth and op-node, the L1 from secrets.
 //! - [`standin`]: the harmless `demo` chain of the demo and the tests.
 //! - [`flags`]: command lines as ordered flags that overrides replace.
 
@@ -16,6 +17,7 @@ pub mod bitcoin;
 pub mod bsc;
 pub mod ethereum;
 pub mod flags;
+pub mod ink;
 pub mod standin;
 pub mod sui;
 pub mod tron;
@@ -23,6 +25,7 @@ pub mod tron;
 pub use bitcoin::Bitcoin;
 pub use bsc::Bsc;
 pub use ethereum::Ethereum;
+pub use ink::Ink;
 pub use standin::StandIn;
 pub use sui::Sui;
 pub use tron::Tron;
@@ -177,6 +180,8 @@ pub enum Probe {
     /// java-tron's HTTP API: `/wallet/getnowblock` (head and its time, 3 s a
     /// block) and `/wallet/getnodeinfo` (peers).
     TronHttp { url: String },
+    /// op-node's RPC: `optimism_syncStatus` (the L2 head, L1 derivation) and `opp2p_peerStats`.
+    OpNode { url: String },
     /// sui-node's Prometheus metrics: checkpoints executed against the
     /// highest known, the last one's age, and peers.
     SuiMetrics { url: String },
@@ -225,6 +230,10 @@ pub struct RenderedUnit {
     pub program: Program,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// Environment variables whose values are secrets the executor holds,
+    /// by the secret's name (an L1 RPC URL with its key): the agent reads
+    /// them from its `secrets_dir`, the operator from the namespace's Secrets.
+    pub secret_env: BTreeMap<String, String>,
     pub files: Vec<RenderedFile>,
     pub probe: Probe,
     /// Processes of the node this one cannot work without (a consensus
@@ -255,6 +264,8 @@ pub enum RenderError {
     UnsupportedNetwork { chain: &'static str, network: String, client: String },
     #[error("{client}: {key:?} is set by the adapter and cannot be overridden")]
     ManagedKey { client: String, key: String },
+    #[error("{client}: setting {key:?} is required (the name of a secret this executor holds)")]
+    MissingSecret { client: String, key: String },
 }
 
 impl RenderError {
@@ -286,7 +297,10 @@ pub struct Adapters {
 impl Adapters {
     /// The real chains. The stand-in `demo` chain is not among them: see [`Adapters::with_demo_chain`].
     pub fn standard() -> Adapters {
-        Adapters { chains: vec![Box::new(Ethereum::default()), Box::new(Bitcoin), Box::new(Bsc), Box::new(Tron), Box::new(Sui)], sidecars: vec![] }
+        Adapters {
+            chains: vec![Box::new(Ethereum::default()), Box::new(Bitcoin), Box::new(Bsc), Box::new(Tron), Box::new(Sui), Box::new(Ink)],
+            sidecars: vec![],
+        }
     }
 
     /// Also offer the stand-in `demo` chain (the demo and tests; `enable_demo_chain` in agent.toml).
@@ -361,6 +375,7 @@ fn render_sidecar(s: &Sidecar, name: String) -> RenderedUnit {
         program: Program::Sidecar { name },
         args: s.command.clone(),
         env,
+        secret_env: BTreeMap::new(),
         files: vec![],
         probe: Probe::Alive,
         needs: vec![],

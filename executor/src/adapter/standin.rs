@@ -57,6 +57,7 @@ impl ChainAdapter for StandIn {
             program: Program::Shell,
             args: vec!["-c".into(), script],
             env: BTreeMap::new(),
+            secret_env: BTreeMap::new(),
             files: vec![RenderedFile::text("standin.conf", format!("{:?}\n", c.config_overrides))],
             probe: Probe::Alive,
             needs: vec![],

@@ -272,6 +272,7 @@ impl ChainAdapter for Sui {
             program: Program::Client { client: c.client.clone(), version: c.version.clone() },
             args: vec!["--config-path".into(), paths.config().join(CONF_FILE).display().to_string()],
             env: BTreeMap::from([("RUST_LOG".to_string(), "info".to_string())]),
+            secret_env: BTreeMap::new(),
             files,
             probe: Probe::SuiMetrics { url: format!("http://127.0.0.1:{}", ports["metrics"]) },
             needs: vec![],

@@ -170,6 +170,14 @@ pub fn matrix() -> Vec<NodeSpec> {
     sui.clients = vec![client("node", "sui-node", "1.78.0")];
     sui.storage[0].size_gib = 2048;
     specs.push(sui);
+    // Ink: op-reth and op-node sharing the JWT; the L1 from the namespace's spec Secrets.
+    let mut ink = novacula_core::fixtures::eth_spec("ink");
+    ink.chain = "ink".into();
+    ink.network = "ink-mainnet".into();
+    ink.clients = vec![client("execution", "op-reth", "2.8.2"), client("rollup", "op-node", "1.20.1")];
+    ink.clients[1].config_overrides = [("l1".to_string(), "eth-l1".to_string()), ("l1.beacon".to_string(), "eth-beacon".to_string())].into();
+    ink.storage[0].size_gib = 2048;
+    specs.push(ink);
     specs.push(novacula_executor::adapter::StandIn::spec("demo"));
     specs
 }

@@ -334,7 +334,18 @@ impl ChainAdapter for Ethereum {
                 NamedPort { name: (*name).to_string(), port: *port, tcp, udp, exposed, peer }
             })
             .collect();
-        Ok(RenderedUnit { program, args, env: BTreeMap::new(), files, probe, needs, ports, stop_grace_secs: def.stop_grace_secs, volumes })
+        Ok(RenderedUnit {
+            program,
+            args,
+            env: BTreeMap::new(),
+            secret_env: BTreeMap::new(),
+            files,
+            probe,
+            needs,
+            ports,
+            stop_grace_secs: def.stop_grace_secs,
+            volumes,
+        })
     }
 
     fn image(&self, _network: &str, client_name: &str, version: &str) -> Option<ContainerImage> {

@@ -257,6 +257,7 @@ impl ChainAdapter for Tron {
             program: Program::Client { client: c.client.clone(), version: c.version.clone() },
             args,
             env,
+            secret_env: BTreeMap::new(),
             files,
             probe: Probe::TronHttp { url: format!("http://127.0.0.1:{}", ports["http"]) },
             needs: vec![],
