@@ -35,6 +35,8 @@ impl ApplyError {
     pub fn category(&self) -> ErrorCategory {
         match self {
             ApplyError::Render(e) => e.category(),
+            // A genesis that is not the adapter's pin will not become it by retrying.
+            ApplyError::Driver(DriverError::Fetch { source, .. }) => source.category(),
             ApplyError::Driver(_) => ErrorCategory::Transient,
             ApplyError::Artifact(e) => e.category(),
             ApplyError::Sidecar(SidecarError::Task(_)) => ErrorCategory::Transient,
@@ -93,6 +95,16 @@ impl<D: ProcessDriver> Processes<D> {
     pub fn with_secrets_dir(mut self, dir: PathBuf) -> Processes<D> {
         self.secrets_dir = dir;
         self
+    }
+
+    /// A unit that reads secrets gets their current values at each (re)start:
+    /// a rotated secret file takes effect with a restart of the node.
+    async fn refresh_secrets(&self, d: &DesiredNode, unit: &str, fingerprint: novacula_core::fingerprint::Fingerprint) -> Result<(), ApplyError> {
+        let (def, _) = self.unit_def(d, unit)?;
+        if !def.secret_env.is_empty() {
+            self.driver.write_unit(&d.spec.name, unit, &def, fingerprint).await?;
+        }
+        Ok(())
     }
 
     /// The value of secret `name` of this host: its file, without the final newline.
@@ -167,10 +179,12 @@ impl<D: ProcessDriver> Processes<D> {
             }
             Action::Start { unit, fingerprint, generation } => {
                 self.verify_sidecar(d, unit).await?;
+                self.refresh_secrets(d, unit, *fingerprint).await?;
                 self.driver.start(node, unit, *fingerprint, *generation).await
             }
             Action::Restart { unit, fingerprint, generation } => {
                 self.verify_sidecar(d, unit).await?;
+                self.refresh_secrets(d, unit, *fingerprint).await?;
                 self.driver.restart(node, unit, *fingerprint, *generation).await
             }
             Action::Stop { unit } => self.driver.stop(node, unit).await,
@@ -315,7 +329,7 @@ mod tests {
         std::fs::write(dir.path().join("secrets/eth-beacon"), "https://beacon.example\n").unwrap();
         let (def, _) = p.unit_def(&d, "rollup").unwrap();
         assert_eq!(def.secret_env["OP_NODE_L1_ETH_RPC"], "https://l1.example/KEY", "the file's value, without its newline");
-        assert!(!def.command.iter().any(|a| a.contains("example")), "never on the command line");
+        assert!(!format!("{def:?}").contains("l1.example"), "a unit's debug form names its secrets, never their values");
         assert!(matches!(p.secret("../data"), Err(ApplyError::Secret { .. })), "a name, never a path");
     }
 }

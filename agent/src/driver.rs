@@ -15,13 +15,16 @@ pub enum DriverError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Other(String),
+    /// A file the adapter names could not be fetched, or was not the pinned one.
+    #[error("{file}: {source}")]
+    Fetch { file: String, source: Box<crate::artifacts::ArtifactError> },
 }
 
 pub type Result<T> = std::result::Result<T, DriverError>;
 
 /// A unit as a driver materializes it: the program resolved to a file on
 /// this host, its arguments, environment and config files.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct UnitDef {
     /// The resolved program first, then its arguments.
     pub command: Vec<String>,
@@ -80,6 +83,19 @@ pub struct UnitFile {
     pub command: Vec<String>,
     pub env: std::collections::BTreeMap<String, String>,
     pub fingerprint: Fingerprint,
+}
+
+/// Secret values never reach a log line or a failed assertion: their names do.
+impl std::fmt::Debug for UnitDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitDef")
+            .field("command", &self.command)
+            .field("env", &self.env)
+            .field("secret_env", &self.secret_env.keys().map(|k| format!("{k}=<secret>")).collect::<Vec<_>>())
+            .field("files", &self.files)
+            .field("stop_grace_secs", &self.stop_grace_secs)
+            .finish()
+    }
 }
 
 /// Variables as systemd's `EnvironmentFile=` reads them: `KEY="value"`, a
@@ -397,7 +413,7 @@ impl ProcessDriver for LocalDriver {
                 FileContents::Fetched(fetched) => {
                     crate::artifacts::fetch_file(fetched, &paths.fetched().join(&f.name), self.ca_file.as_deref(), group)
                         .await
-                        .map_err(|e| DriverError::Other(format!("{}: {e}", f.name)))?;
+                        .map_err(|source| DriverError::Fetch { file: f.name.clone(), source: Box::new(source) })?;
                 }
             }
         }

@@ -43,7 +43,7 @@ pub async fn probe(p: &Probe) -> (ObservedNodeStatus, Option<SyncMetrics>) {
         Probe::TronHttp { url } => {
             let Ok(api) = HttpApi::new(url, None) else { return (ObservedNodeStatus::Error, None) };
             let Some(block) = get(&api, "/wallet/getnowblock").await else { return (ObservedNodeStatus::Starting, None) };
-            let peers = get(&api, "/wallet/getnodeinfo").await.and_then(|v| v["activeConnectCount"].as_u64().or_else(|| v["currentConnectCount"].as_u64()));
+            let peers = get(&api, "/wallet/getnodeinfo").await.and_then(|v| v["currentConnectCount"].as_u64().or_else(|| v["activeConnectCount"].as_u64()));
             let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
             tron_status(&block, u32::try_from(peers.unwrap_or(0)).unwrap_or(u32::MAX), u64::try_from(now_ms).unwrap_or(u64::MAX))
         }
@@ -71,9 +71,21 @@ const OP_NODE_L1_SLACK: u64 = 64;
 /// An op-node from `optimism_syncStatus`: it derives the L2 from L1, so its
 /// progress is its L1 cursor against the L1 head (numbers are decimal).
 pub fn op_node_status(v: &Value, peers: u32) -> (ObservedNodeStatus, Option<SyncMetrics>) {
-    let (Some(current), Some(head)) = (v["current_l1"]["number"].as_u64(), v["head_l1"]["number"].as_u64()) else { return (ObservedNodeStatus::Error, None) };
-    let metrics = SyncMetrics::new(current, head.max(current), peers);
-    (if head.saturating_sub(current) > OP_NODE_L1_SLACK { ObservedNodeStatus::Syncing } else { ObservedNodeStatus::Running }, Some(metrics))
+    let (Some(current), Some(head), Some(l2)) = (v["current_l1"]["number"].as_u64(), v["head_l1"]["number"].as_u64(), v["unsafe_l2"]["number"].as_u64()) else {
+        return (ObservedNodeStatus::Error, None);
+    };
+    if head == 0 {
+        return (ObservedNodeStatus::Starting, None); // no L1 head known yet
+    }
+    // The head shown is the L2's; how far is left is the L1 it has still to derive from.
+    let left = head.saturating_sub(current);
+    let mut metrics = SyncMetrics::new(l2, l2, peers);
+    if left > OP_NODE_L1_SLACK {
+        metrics.sync_distance = left;
+        metrics.progress_percent = (current as f64 * 10_000.0 / head as f64).floor() / 100.0;
+        return (ObservedNodeStatus::Syncing, Some(metrics));
+    }
+    (ObservedNodeStatus::Running, Some(metrics))
 }
 
 /// Mysten's readiness rule: the last executed checkpoint is under 5 minutes old.
@@ -239,11 +251,13 @@ mod tests {
 
     #[test]
     fn op_node_answers() {
-        let status = |current: u64, head: u64| json!({"current_l1": {"number": current}, "head_l1": {"number": head}, "unsafe_l2": {"number": 5}});
+        let status = |current: u64, head: u64| json!({"current_l1": {"number": current}, "head_l1": {"number": head}, "unsafe_l2": {"number": 5_000}});
         let (s, m) = op_node_status(&status(21_000_000, 24_000_000), 9);
         let m = m.unwrap();
-        assert_eq!((s, m.current_block, m.sync_distance, m.peers), (ObservedNodeStatus::Syncing, 21_000_000, 3_000_000, 9));
-        assert_eq!(op_node_status(&status(23_999_990, 24_000_000), 9).0, ObservedNodeStatus::Running);
+        assert_eq!((s, m.current_block, m.sync_distance, m.progress_percent, m.peers), (ObservedNodeStatus::Syncing, 5_000, 3_000_000, 87.5, 9));
+        let (s, m) = op_node_status(&status(23_999_990, 24_000_000), 9);
+        assert_eq!((s, m.unwrap().sync_distance), (ObservedNodeStatus::Running, 0));
+        assert_eq!(op_node_status(&status(0, 0), 0).0, ObservedNodeStatus::Starting, "no L1 head yet");
         assert_eq!(op_node_status(&json!({"current_l1": {"number": "0x1"}}), 0).0, ObservedNodeStatus::Error);
     }
 

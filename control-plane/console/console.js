@@ -521,7 +521,9 @@ function versionHtml(id, client, network, value) {
   const min = minVersion(client, network);
   const hint = min ? `at least ${min} on ${network}` : "any release";
   if (client.versions && client.versions.length) {
-    return `<label>Version <select id="${id}">${client.versions.map((v) => opt(v, v, v === value)).join("")}</select></label>`;
+    // A node's own version stays chosen even if the executor no longer lists it.
+    const versions = value && !client.versions.includes(value) ? [value, ...client.versions] : client.versions;
+    return `<label>Version <select id="${id}">${versions.map((v) => opt(v, v, v === value)).join("")}</select></label>`;
   }
   return `<label>Version <input id="${id}" value="${esc(value || "")}" placeholder="${esc(min || "e.g. 1.2.3")}" required></label><span class="muted hint">${esc(hint)}</span>`;
 }

@@ -223,6 +223,15 @@ fn check_count(errs: &mut Vec<ValidationError>, field: &str, len: usize, max: us
 
 /// A config override key is a flag or setting name: `[A-Za-z0-9][A-Za-z0-9._-]*`
 /// (no `=`, no leading `-`, so it can never become a second flag or a value).
+/// A value that names a file on the host (absolute, home-relative, or
+/// climbing with `..`): a client's files are its adapter's to place, so a
+/// command-line override may not point a flag at a host path (a config file
+/// to read, a secret to echo into a log, another node's data).
+pub fn names_host_path(value: &str) -> bool {
+    let v = value.trim_start_matches(['"', '\'']);
+    v.starts_with('/') || v.starts_with('~') || v.split(['/', '\\', ',', '=', ':', ';']).any(|seg| seg.trim() == "..")
+}
+
 fn valid_override_key(k: &str) -> bool {
     let mut chars = k.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -523,6 +532,12 @@ fn check_client_rules(errs: &mut Vec<ValidationError>, i: usize, c: &ClientSpec,
                 field: format!("clients[{i}].configOverrides"),
                 key: key.clone(),
                 why: "network, data directory, JWT, engine API or a port: set ports in `ports`",
+            });
+        } else if names_host_path(value) {
+            errs.push(ValidationError::ManagedKey {
+                field: format!("clients[{i}].configOverrides"),
+                key: key.clone(),
+                why: "its value is a path on the host: files are the adapter's to place",
             });
         }
     }
@@ -984,6 +999,28 @@ mod tests {
         assert_eq!(validate_spec(&s, &caps(), Some(&before)), Ok(()), "kept from before the edit");
         s.storage[0].holds = Some("ancient".into());
         assert!(validate_spec(&s, &caps(), Some(&before)).is_err(), "the first volume holds the data dirs only");
+    }
+
+    #[test]
+    fn a_command_line_override_never_points_a_flag_at_a_host_path() {
+        for (value, path) in [
+            ("/etc/novacula/secrets/eth-l1", true),
+            ("../../secrets/x", true),
+            ("a,../b", true),
+            ("~/.ssh/id", true),
+            ("\"/etc/shadow\"", true),
+            ("https://checkpoint.example/eth", false),
+            ("eth,net,web3", false),
+            ("4096", false),
+            ("a..b", false),
+        ] {
+            assert_eq!(names_host_path(value), path, "{value}");
+        }
+        let mut s = eth_spec("n");
+        s.clients[0].config_overrides.insert("config".into(), "/etc/novacula/secrets/eth-l1".into());
+        let errs = validate_spec(&s, &caps(), None).unwrap_err();
+        assert_eq!((errs[0].field(), errs[0].code()), ("clients[0].configOverrides", "override_managed_by_adapter"), "{errs:?}");
+        assert!(errs[0].to_string().contains("a path on the host"), "{errs:?}");
     }
 
     #[test]

@@ -222,7 +222,8 @@ fn container_ports(role: &str, unit: &RenderedUnit) -> Vec<ContainerPort> {
 /// counts as ready: it serves), else whether the port takes connections.
 fn probes(unit: &RenderedUnit) -> (Option<KubeProbe>, Option<KubeProbe>, Option<KubeProbe>) {
     let port = |name: &str| unit.ports.iter().find(|p| p.name == name && p.exposed && p.tcp).map(|p| i32::from(p.port));
-    let Some(target) = port("http").or_else(|| port("p2p")) else { return (None, None, None) };
+    // A client with no `http` port answers on its RPC (Sui, op-node); P2P is the last resort (UDP-only P2P has none).
+    let Some(target) = port("http").or_else(|| port("rpc")).or_else(|| port("p2p")) else { return (None, None, None) };
     let tcp = |period: i32, failures: i32| KubeProbe {
         tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(target), ..Default::default() }),
         period_seconds: Some(period),
@@ -423,7 +424,7 @@ fn fetch_script(files: &BTreeMap<String, novacula_executor::adapter::Fetched>) -
             return Err(RenderError::BadFetch(name.clone()));
         }
         script.push_str(&format!(
-            "[ -f {dir}/{name} ] || {{ wget -q -O {dir}/{name}.part '{url}' && echo '{sha}  {dir}/{name}.part' | sha256sum -c - && mv {dir}/{name}.part {dir}/{name}; }}\n",
+            "[ -f {dir}/{name} ] || {{ wget -q -T 600 -O {dir}/{name}.part '{url}' && echo '{sha}  {dir}/{name}.part' | sha256sum -c - && mv {dir}/{name}.part {dir}/{name}; }}\n",
             url = f.url,
             sha = f.sha256,
         ));

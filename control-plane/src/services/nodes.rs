@@ -345,7 +345,6 @@ pub fn deploy(s: &AppState, org: &str, who: &Who, req: DeployRequest) -> Result<
     Ok(s.store.read(|r| load_view(r, s, &org, row, now))?)
 }
 
-/// Node `name` of `org`, as the API shows it.
 /// The spec `d` makes on executor `executor` (nothing written), or every
 /// reason it cannot run there: the same rules as a deploy's.
 pub fn draft(s: &AppState, org: &str, executor: &str, d: &novacula_core::draft::Draft) -> Result<novacula_core::wire::DraftView> {
@@ -356,6 +355,7 @@ pub fn draft(s: &AppState, org: &str, executor: &str, d: &novacula_core::draft::
     Ok(novacula_core::wire::DraftView { spec })
 }
 
+/// Node `name` of `org`, as the API shows it.
 pub fn get(s: &AppState, org: &str, name: &str) -> Result<NodeView> {
     let now = s.now();
     s.store.read(|r| {

@@ -49,6 +49,9 @@ const MANAGED: &[&str] = &[
     "unlock",
     "password",
     "mine",
+    "history.state",
+    "nodekey",
+    "log.file",
 ];
 
 /// Chapel's peers: the client carries only mainnet's. As BNB Chain's
@@ -97,7 +100,9 @@ impl Bsc {
         let f = f.when(listen != "127.0.0.1", |f| f.set("http.vhosts", "*").set("ws.origins", "*"));
         let f = f.when(chapel, |f| f.set("bootnodes", CHAPEL_BOOTNODES.join(",")));
         if spec.node_type == NodeType::Archive {
-            f.set("syncmode", "full").set("gcmode", "archive")
+            // Path-scheme state keeps 600,000 blocks of history unless told to keep all
+            // (geth 1.16's path archive, merged in BSC 1.6; BNB Chain itself points archives at Erigon).
+            f.set("syncmode", "full").set("gcmode", "archive").set("history.state", 0)
         } else {
             f.set("syncmode", "snap")
         }

@@ -69,6 +69,9 @@ impl Flags {
             if managed.iter().any(|m| m.eq_ignore_ascii_case(key)) {
                 return Err(RenderError::ManagedKey { client: client.into(), key: key.clone() });
             }
+            if novacula_core::validate::names_host_path(value) {
+                return Err(RenderError::HostPath { client: client.into(), key: key.clone() });
+            }
             let value = (!value.is_empty()).then(|| value.clone());
             match self.args.iter_mut().find(|a| matches!(a, Arg::Flag(k, _) if k.eq_ignore_ascii_case(key))) {
                 Some(Arg::Flag(_, v)) => *v = value,

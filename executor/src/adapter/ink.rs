@@ -89,6 +89,13 @@ const RETH_MANAGED: &[&str] = &[
     "full",
     "minimal",
     "ipcpath",
+    "ipcdisable",
+    "config",
+    "dev",
+    "instance",
+    "p2p-secret-key",
+    "datadir.static-files",
+    "log.file.directory",
 ];
 
 /// The secrets op-node reads from its environment, by setting.
@@ -157,7 +164,9 @@ impl Ink {
             .set("authrpc.jwtsecret", paths.config().join(JWT_FILE).display())
             .set("metrics", format!("{listen}:{}", p["metrics"]))
             .set("rollup.sequencer", net.sequencer)
-            .on("rollup.disable-tx-pool-gossip");
+            .on("rollup.disable-tx-pool-gossip")
+            // reth's default socket, /tmp/reth.ipc, would be every node's on a host.
+            .on("ipcdisable");
         // reth keeps everything unless told; `--full` keeps recent state history, every body.
         let f = f.when(spec.node_type == NodeType::Full, |f| f.on("full"));
         Ok(f.overridden(OP_RETH, &c.config_overrides, RETH_MANAGED)?.into_args())

@@ -264,6 +264,8 @@ pub enum RenderError {
     UnsupportedNetwork { chain: &'static str, network: String, client: String },
     #[error("{client}: {key:?} is set by the adapter and cannot be overridden")]
     ManagedKey { client: String, key: String },
+    #[error("{client}: {key:?} names a path on the host; a client's files are its adapter's to place")]
+    HostPath { client: String, key: String },
     #[error("{client}: setting {key:?} is required (the name of a secret this executor holds)")]
     MissingSecret { client: String, key: String },
 }

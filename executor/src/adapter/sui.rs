@@ -195,7 +195,12 @@ impl Sui {
         });
         let allowed = settings();
         for (key, value) in &c.config_overrides {
-            let setting = allowed.iter().find(|o| o.name == *key).ok_or_else(|| RenderError::ManagedKey { client: c.client.clone(), key: key.clone() })?;
+            // An archive prunes nothing: its retention is not a setting.
+            let retention = key.starts_with("authority-store-pruning-config.num-epochs-to-retain");
+            let setting = allowed
+                .iter()
+                .find(|o| o.name == *key && !(archive && retention))
+                .ok_or_else(|| RenderError::ManagedKey { client: c.client.clone(), key: key.clone() })?;
             if setting.check(value).is_err() {
                 return Err(RenderError::ManagedKey { client: c.client.clone(), key: key.clone() });
             }
@@ -340,6 +345,9 @@ mod tests {
         let c = config(&Sui.render_client(&s, &s.clients[0], &NodePaths::host("/n")).unwrap());
         assert_eq!(c["authority-store-pruning-config"]["num-epochs-to-retain"], json!(u64::MAX));
         assert!(c["authority-store-pruning-config"].get("num-epochs-to-retain-for-checkpoints").is_none());
+        let mut pruned = s.clone();
+        pruned.clients[0].config_overrides.insert("authority-store-pruning-config.num-epochs-to-retain".into(), "1".into());
+        assert!(Sui.render_client(&pruned, &pruned.clients[0], &NodePaths::host("/n")).is_err(), "an archive keeps everything");
         for key in ["db-path", "genesis.genesis-file-location", "p2p-config.seed-peers", "supported-protocol-versions", "rpc.tls.key"] {
             let mut bad = spec("mainnet");
             bad.clients[0].config_overrides.insert(key.into(), "x".into());

@@ -337,6 +337,13 @@ mod tests {
             assert!(SETTINGS.iter().all(|s| !s.0.starts_with(m)), "{m} is the adapter's");
         }
         assert_eq!(hocon_value(OverrideKind::String, "a\"b"), "\"a\\\"b\"");
+        // A text setting cannot end its string and start a key of its own.
+        let mut s = spec("mainnet");
+        s.clients[0].config_overrides.insert("vm.maxTimeRatio".into(), "5.0\"\nlocalwitness = [\"k\"]".into());
+        assert!(Tron.render_client(&s, &s.clients[0], &NodePaths::host("/n")).is_err(), "a new line is refused");
+        s.clients[0].config_overrides.insert("vm.maxTimeRatio".into(), "5.0\" localwitness = [\"k\"]".into());
+        let u = Tron.render_client(&s, &s.clients[0], &NodePaths::host("/n")).unwrap();
+        assert!(text(&u, CONF_FILE).ends_with("vm.maxTimeRatio = \"5.0\\\" localwitness = [\\\"k\\\"]\"\n"), "{}", text(&u, CONF_FILE));
         assert_eq!(Tron.image("mainnet", CLIENT, "4.8.2").unwrap().reference, "tronprotocol/java-tron:GreatVoyage-v4.8.2");
     }
 
