@@ -122,6 +122,9 @@ impl AppState {
         let address_limit = config.login_address_limit;
         let store_slots = tokio::sync::Semaphore::new(config.store_threads_max.max(1));
         // `serve` checks the configuration first; here a bad one only means no mail.
+        // This process among replicas on one database (its log watches' ids).
+        let mut replica = [0u8; 4];
+        entropy.fill(&mut replica);
         let mailer = config.mail.as_ref().and_then(|m| crate::mail::Mailer::new(m).map_err(|e| tracing::error!(error = %e, "no mail will be sent")).ok());
         let state = Arc::new(AppState {
             store,
@@ -135,7 +138,7 @@ impl AppState {
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
             liveness: Default::default(),
-            logs: Default::default(),
+            logs: Arc::new(crate::logs::Hub::for_replica(u32::from_le_bytes(replica))),
             sampled: Default::default(),
             mailer,
             metrics: Default::default(),
@@ -230,8 +233,28 @@ impl AppState {
         }
     }
 
-    /// A change another process published (`org/executor/seq`).
+    /// Tell the other control planes on this database which logs viewers
+    /// here watch (blocking: a database notification each).
+    pub fn publish_log_watches(&self) {
+        self.publish_all(self.logs.announcements());
+    }
+
+    /// Publish relay messages to the other control planes (blocking).
+    pub fn publish_all(&self, messages: Vec<String>) {
+        for m in messages {
+            if let Err(e) = self.store.publish(&m) {
+                tracing::warn!(error = %e, "could not relay log watches to other control planes");
+                return;
+            }
+        }
+    }
+
+    /// A change another process published (`org/executor/seq`), or a log relay.
     fn woken(&self, message: &str) {
+        if let Some(relay) = message.strip_prefix(crate::logs::RELAY_PREFIX) {
+            self.logs.relayed(relay);
+            return;
+        }
         let mut parts = message.splitn(3, '/');
         if let (Some(org), Some(executor), Some(Ok(seq))) = (parts.next(), parts.next(), parts.next().map(str::parse::<u64>)) {
             self.wake(org, executor, seq);

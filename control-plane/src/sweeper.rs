@@ -277,6 +277,7 @@ pub async fn run(s: Arc<AppState>) {
     let mut tick = tokio::time::interval(s.config.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_prune = tokio::time::Instant::now();
+    let mut next_announce = tokio::time::Instant::now();
     let mut sweeper = Some(Sweeper::default());
     loop {
         tick.tick().await;
@@ -289,6 +290,11 @@ pub async fn run(s: Arc<AppState>) {
             })
             .await;
         sweeper = Some(sw);
+        // On every replica: its viewers' log watches, for the replica an executor syncs with.
+        if tokio::time::Instant::now() >= next_announce {
+            next_announce = tokio::time::Instant::now() + crate::logs::ANNOUNCE_EVERY;
+            s.blocking(AppState::publish_log_watches).await;
+        }
         // Retention too runs on the lease holder alone: two replicas pruning
         // from the same count would remove twice as many events.
         if leader && tokio::time::Instant::now() >= next_prune {

@@ -80,3 +80,44 @@ async fn an_executor_fails_over_to_the_other_replica() {
     let view: serde_json::Value = alice.get("/api/v1/executors/edge-1").await.unwrap();
     assert_eq!(view["online"], true);
 }
+
+/// A node's log watched through one replica while its executor talks to the
+/// other: the watch reaches the executor's replica through the database, and
+/// the lines the executor pushes there reach the viewer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_watched_on_one_replica_is_fed_by_an_executor_on_the_other() {
+    use novacula_core::logs::{LogBatch, LogLine};
+    let Some((a, b)) = two_replicas().await else { return };
+    let alice = a.login("alice").await;
+    let (_, created) = a.executor_client(&alice, Some("edge-1")).await;
+    let exec = HttpApi::new(&b.url, Some(created["key"].as_str().unwrap().to_string())).unwrap();
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    alice.deploy("edge-1", spec("eth-1")).await.unwrap();
+
+    // Alice reads the log through A: the stream ends once the executor's replay is in.
+    let viewer = alice.clone();
+    let read = tokio::spawn(async move {
+        viewer.raw(novacula_client::Method::GET, "/api/v1/nodes/eth-1/logs?process=execution&tail=10", None, Duration::from_secs(30)).await.unwrap()
+    });
+    // The executor syncs with B, and learns of the watch held on A.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let watch = loop {
+        let answer = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+        if let Some(w) = answer.log_watches.into_iter().next() {
+            break w;
+        }
+        assert!(Instant::now() < deadline, "B never named the watch held on A");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((watch.node.as_str(), watch.process.as_str()), ("eth-1", "execution"));
+    let lines = ["geth started", "imported new chain segment"].map(|t| LogLine::new(novacula_core::Timestamp(1), t)).to_vec();
+    let pushed = exec
+        .push_logs("edge-1", &LogBatch { watch: watch.id, node: "eth-1".into(), process: "execution".into(), replay: true, error: None, lines })
+        .await
+        .unwrap();
+    assert!(pushed.watched, "B relays it: someone watches");
+    let (status, body) = read.await.unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert!(status.is_success(), "{status} {body}");
+    assert!(body.contains("geth started") && body.contains("imported new chain segment") && body.contains("event: replayed"), "{body}");
+}

@@ -67,6 +67,8 @@ pub async fn stream(
         return Err(ApiError::unprocessable(format!("node {} is removed: its logs went with it", n.name)));
     }
     let viewer = s.logs.watch(user.org(), &n.executor, &n.name, &process, tail as u32);
+    // Other replicas learn of it now, not at the next announcement: the executor may sync with one of them.
+    s.blocking(AppState::publish_log_watches).await;
     let min = q.level.unwrap_or(LogLevel::Debug);
     let state = Replay {
         viewer,
@@ -185,5 +187,13 @@ pub async fn push(
     }
     let (key, executor) = (auth.key, q.executor);
     let exec = s.blocking(move |s| protocol::node_caller(s, &key, &executor)).await?;
-    Ok(ApiJson(LogPushResponse { watched: s.logs.push(&exec.org_id, &exec.name, batch) }))
+    let watched = match s.logs.push(&exec.org_id, &exec.name, batch) {
+        crate::logs::Pushed::Here(watched) => watched,
+        // A viewer on another replica: through the database, off the async workers.
+        crate::logs::Pushed::Relay(messages) => {
+            s.blocking(move |s| s.publish_all(messages)).await;
+            true
+        }
+    };
+    Ok(ApiJson(LogPushResponse { watched }))
 }
