@@ -14,8 +14,9 @@
 //! file on the host, a Secret in the cluster), included from `rpc.conf`,
 //! never in a spec. The node runs without a wallet: it serves the chain.
 
+use super::single::{listed, override_keys, OneProcess};
 use super::{ChainAdapter, ContainerImage, FileContents, NamedPort, NodePaths, Probe, Program, RenderError, RenderedFile, RenderedUnit, Secret};
-use novacula_core::executor::{ChainSupport, ClientSupport, MinVersion, NetworkDefaults, OverrideKey, OverrideKind, PortSupport, RoleResources};
+use novacula_core::executor::{ChainSupport, OverrideKind};
 use novacula_core::spec::{ClientSpec, NodeSpec, NodeType, Resources};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -50,9 +51,7 @@ const PORTS: [(&str, u16); 2] = [("p2p", 8333), ("rpc", 8332)];
 /// memory from 31.0, `rpcthreads` and `rpcworkqueue` grew in 29.0,
 /// `minrelaytxfee` fell in 30.0).
 /// A setting: name, type, integer bounds, enum values, default, description.
-type Setting = (&'static str, OverrideKind, Option<(i64, i64)>, &'static [&'static str], &'static str, &'static str);
-
-pub const SETTINGS: &[Setting] = &[
+pub const SETTINGS: &[super::single::Setting] = &[
     ("dbcache", OverrideKind::Integer, Some((4, 1_048_576)), &[], "", "UTXO database cache, MiB"),
     ("maxconnections", OverrideKind::Integer, Some((0, 10_000)), &[], "125", "peer connections at most"),
     ("maxmempool", OverrideKind::Integer, Some((5, 1_048_576)), &[], "300", "memory pool size, MiB"),
@@ -94,30 +93,33 @@ fn section(network: &str) -> Option<&'static str> {
     NETWORKS.iter().find(|(n, _)| *n == network).map(|(_, s)| *s)
 }
 
-fn settings() -> Vec<OverrideKey> {
-    SETTINGS
-        .iter()
-        .map(|(name, kind, bounds, allowed, default, description)| OverrideKey {
-            name: (*name).into(),
-            kind: *kind,
-            allowed: allowed.iter().map(ToString::to_string).collect(),
-            min: bounds.map(|b| b.0),
-            max: bounds.map(|b| b.1),
-            default: (!default.is_empty()).then(|| (*default).into()),
-            description: (*description).into(),
-        })
-        .collect()
-}
-
 /// CPU, memory and disk of a node per network (a mainnet full node: about
-/// 700 GB of blocks and chainstate in 2026; archive adds the transaction index).
-fn network_defaults(network: &str) -> (Resources, u32) {
+/// 700 GB of blocks and chainstate in 2026), and an archive's: the
+/// transaction index adds about a tenth.
+fn network_defaults(network: &str) -> (Resources, u32, u32) {
     let r = |cpu_millis, memory_mib| Resources { cpu_millis, memory_mib };
-    match network {
+    let (resources, disk_gib) = match network {
         "mainnet" => (r(2000, 4096), 900),
         "testnet" => (r(1000, 2048), 250),
         "testnet4" | "signet" => (r(1000, 2048), 50),
         _ => (r(500, 512), 10),
+    };
+    (resources, disk_gib, if disk_gib >= 100 { disk_gib + disk_gib / 10 } else { 0 })
+}
+
+/// What the capabilities say of Bitcoin.
+fn one_process() -> OneProcess {
+    OneProcess {
+        chain: CHAIN,
+        role: NODE,
+        client: BITCOIND,
+        networks: NETWORKS.iter().map(|(n, _)| *n).collect(),
+        node_types: &[NodeType::Full, NodeType::Archive],
+        min_versions: MIN_VERSIONS.to_vec(),
+        ports: PORTS.to_vec(),
+        managed: MANAGED,
+        overrides: override_keys(SETTINGS),
+        defaults: network_defaults,
     }
 }
 
@@ -131,20 +133,6 @@ pub fn release_name(version: &str) -> String {
 pub struct Bitcoin;
 
 impl Bitcoin {
-    fn support_client() -> ClientSupport {
-        ClientSupport {
-            role: NODE.into(),
-            client: BITCOIND.into(),
-            versions: vec![],
-            networks: NETWORKS.iter().map(|(n, _)| (*n).to_string()).collect(),
-            min_versions: MIN_VERSIONS.iter().map(|(n, v)| MinVersion { network: (*n).into(), version: (*v).into() }).collect(),
-            ports: PORTS.iter().map(|(name, default)| PortSupport { name: (*name).into(), default: *default, peer: *name == "p2p" }).collect(),
-            managed_keys: MANAGED.iter().map(ToString::to_string).collect(),
-            volumes: vec![],
-            overrides: settings(),
-        }
-    }
-
     /// `bitcoin.conf`: the network, then its section with the adapter's
     /// settings and the spec's overrides (each checked again here).
     fn config(spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths, ports: &BTreeMap<&str, u16>) -> Result<String, RenderError> {
@@ -184,14 +172,10 @@ impl Bitcoin {
             }
             lines.push(("txindex".into(), "1".into()));
         }
-        let allowed = settings();
         // The listed settings only (no managed key is one), each of its type, on one line.
-        for (key, value) in &c.config_overrides {
-            let setting = allowed.iter().find(|o| o.name == *key).ok_or_else(|| RenderError::ManagedKey { client: c.client.clone(), key: key.clone() })?;
-            if setting.check(value).is_err() || value.contains(['\n', '\r']) {
-                return Err(RenderError::ManagedKey { client: c.client.clone(), key: key.clone() });
-            }
-            lines.push((key.clone(), value.clone()));
+        let allowed = override_keys(SETTINGS);
+        for (setting, value) in listed(c, &allowed)? {
+            lines.push((setting.name.clone(), value.to_string()));
         }
         for (k, v) in lines {
             let _ = writeln!(conf, "{k}={v}");
@@ -206,35 +190,11 @@ impl ChainAdapter for Bitcoin {
     }
 
     fn support(&self) -> ChainSupport {
-        let network_defaults = NETWORKS
-            .iter()
-            .map(|(n, _)| {
-                let (resources, disk_gib) = network_defaults(n);
-                // The transaction index: about a tenth more.
-                let archive_disk_gib = if disk_gib >= 100 { disk_gib + disk_gib / 10 } else { 0 };
-                NetworkDefaults {
-                    network: (*n).into(),
-                    resources: vec![RoleResources { role: NODE.into(), resources }],
-                    disk_gib,
-                    checkpoint_sync_url: None,
-                    archive_disk_gib,
-                }
-            })
-            .collect();
-        ChainSupport {
-            chain: CHAIN.into(),
-            networks: NETWORKS.iter().map(|(n, _)| (*n).to_string()).collect(),
-            node_types: vec![NodeType::Full, NodeType::Archive],
-            clients: vec![Self::support_client()],
-            network_defaults,
-        }
+        one_process().support()
     }
 
     fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, RenderError> {
-        if c.role != NODE || c.client != BITCOIND {
-            return Err(RenderError::UnsupportedClient { chain: CHAIN, client: c.client.clone() });
-        }
-        let ports: BTreeMap<&str, u16> = PORTS.iter().map(|(name, default)| (*name, c.ports.get(*name).copied().unwrap_or(*default))).collect();
+        let ports = one_process().ports_of(spec, c)?;
         let conf = Self::config(spec, c, paths, &ports)?;
         let data = paths.data(NODE);
         let config = paths.config();
@@ -276,11 +236,7 @@ mod tests {
     use super::*;
 
     fn spec(network: &str) -> NodeSpec {
-        let mut s = novacula_core::fixtures::eth_spec("btc");
-        s.chain = CHAIN.into();
-        s.network = network.into();
-        s.clients = vec![novacula_core::fixtures::client(NODE, BITCOIND, "28.1.0")];
-        s
+        crate::adapter::single::spec(CHAIN, network, NODE, BITCOIND, "28.1.0")
     }
 
     fn conf(u: &RenderedUnit) -> &str {

@@ -10,8 +10,9 @@
 //! Overrides are the client's own flags, as for Ethereum's execution clients.
 
 use super::flags::Flags;
+use super::single::OneProcess;
 use super::{ChainAdapter, ContainerImage, NamedPort, NodePaths, Probe, Program, RenderError, RenderedUnit};
-use novacula_core::executor::{ChainSupport, ClientSupport, MinVersion, NetworkDefaults, PortSupport, RoleResources};
+use novacula_core::executor::ChainSupport;
 use novacula_core::spec::{ClientSpec, NodeSpec, NodeType, Resources};
 use std::collections::BTreeMap;
 
@@ -75,6 +76,23 @@ fn network_defaults(network: &str) -> (Resources, u32, u32) {
     }
 }
 
+/// What the capabilities say of BSC.
+fn one_process() -> OneProcess {
+    OneProcess {
+        chain: CHAIN,
+        role: NODE,
+        client: CLIENT,
+        networks: NETWORKS.to_vec(),
+        node_types: &[NodeType::Full, NodeType::Archive],
+        min_versions: MIN_VERSIONS.to_vec(),
+        ports: PORTS.to_vec(),
+        managed: MANAGED,
+        // A command line: any flag of the client's but the managed ones.
+        overrides: vec![],
+        defaults: network_defaults,
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bsc;
 
@@ -115,47 +133,11 @@ impl ChainAdapter for Bsc {
     }
 
     fn support(&self) -> ChainSupport {
-        let client = ClientSupport {
-            role: NODE.into(),
-            client: CLIENT.into(),
-            versions: vec![],
-            networks: NETWORKS.iter().map(ToString::to_string).collect(),
-            min_versions: MIN_VERSIONS.iter().map(|(n, v)| MinVersion { network: (*n).into(), version: (*v).into() }).collect(),
-            ports: PORTS.iter().map(|(name, default)| PortSupport { name: (*name).into(), default: *default, peer: *name == "p2p" }).collect(),
-            managed_keys: MANAGED.iter().map(ToString::to_string).collect(),
-            volumes: vec![],
-            // A command line: any flag of the client's but the managed ones.
-            overrides: vec![],
-        };
-        ChainSupport {
-            chain: CHAIN.into(),
-            networks: NETWORKS.iter().map(ToString::to_string).collect(),
-            node_types: vec![NodeType::Full, NodeType::Archive],
-            clients: vec![client],
-            network_defaults: NETWORKS
-                .iter()
-                .map(|n| {
-                    let (resources, disk_gib, archive_disk_gib) = network_defaults(n);
-                    NetworkDefaults {
-                        network: (*n).into(),
-                        resources: vec![RoleResources { role: NODE.into(), resources }],
-                        disk_gib,
-                        checkpoint_sync_url: None,
-                        archive_disk_gib,
-                    }
-                })
-                .collect(),
-        }
+        one_process().support()
     }
 
     fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, RenderError> {
-        if c.role != NODE || c.client != CLIENT {
-            return Err(RenderError::UnsupportedClient { chain: CHAIN, client: c.client.clone() });
-        }
-        if !NETWORKS.contains(&spec.network.as_str()) {
-            return Err(RenderError::UnsupportedNetwork { chain: CHAIN, network: spec.network.clone(), client: c.client.clone() });
-        }
-        let ports: BTreeMap<&str, u16> = PORTS.iter().map(|(name, default)| (*name, c.ports.get(*name).copied().unwrap_or(*default))).collect();
+        let ports = one_process().ports_of(spec, c)?;
         let data = paths.data(NODE).display().to_string();
         let flags = Self::flags(spec, &data, paths.listen.address(), &ports);
         let args = flags.overridden(CLIENT, &c.config_overrides, MANAGED)?.into_args();
@@ -191,11 +173,7 @@ mod tests {
     use super::*;
 
     fn spec(network: &str) -> NodeSpec {
-        let mut s = novacula_core::fixtures::eth_spec("bsc");
-        s.chain = CHAIN.into();
-        s.network = network.into();
-        s.clients = vec![novacula_core::fixtures::client(NODE, CLIENT, "1.7.8")];
-        s
+        crate::adapter::single::spec(CHAIN, network, NODE, CLIENT, "1.7.8")
     }
 
     #[test]

@@ -17,8 +17,9 @@
 //! (sequencer URLs, op-node peers).
 
 use super::flags::Flags;
+use super::single::{listed, override_keys, Setting};
 use super::{ChainAdapter, ContainerImage, FileContents, NamedPort, NodePaths, Probe, Program, RenderError, RenderedFile, RenderedUnit, Secret};
-use novacula_core::executor::{ChainSupport, ClientSupport, MinVersion, NetworkDefaults, OverrideKey, OverrideKind, PortSupport, RoleResources};
+use novacula_core::executor::{ChainSupport, ClientSupport, MinVersion, NetworkDefaults, OverrideKind, PortSupport, RoleResources};
 use novacula_core::spec::{ClientSpec, NodeSpec, NodeType, Resources};
 use std::collections::BTreeMap;
 
@@ -98,31 +99,20 @@ const RETH_MANAGED: &[&str] = &[
     "log.file.directory",
 ];
 
-/// The secrets op-node reads from its environment, by setting.
-const SECRETS: [(&str, &str, &str); 2] = [
-    ("l1", "OP_NODE_L1_ETH_RPC", "L1 execution RPC URL (an Ethereum node of the network's L1): the name of a secret this executor holds"),
-    ("l1.beacon", "OP_NODE_L1_BEACON", "L1 beacon API URL (blobs): the name of a secret this executor holds"),
-];
+/// The secrets op-node reads from its environment: its setting, the variable.
+const SECRETS: [(&str, &str); 2] = [("l1", "OP_NODE_L1_ETH_RPC"), ("l1.beacon", "OP_NODE_L1_BEACON")];
 
 const RPC_KINDS: &[&str] = &["standard", "basic", "any", "alchemy", "quicknode", "infura", "parity", "nethermind", "debug_geth", "erigon"];
 
-fn node_settings() -> Vec<OverrideKey> {
-    let key = |name: &str, kind, allowed: &[&str], bounds: Option<(i64, i64)>, default: Option<&str>, description: &str| OverrideKey {
-        name: name.into(),
-        kind,
-        allowed: allowed.iter().map(ToString::to_string).collect(),
-        min: bounds.map(|b| b.0),
-        max: bounds.map(|b| b.1),
-        default: default.map(Into::into),
-        description: description.into(),
-    };
-    let mut keys: Vec<OverrideKey> = SECRETS.iter().map(|(name, _, d)| key(name, OverrideKind::Secret, &[], None, None, d)).collect();
-    keys.push(key("l1.rpckind", OverrideKind::Enum, RPC_KINDS, None, Some("standard"), "the L1 RPC provider's kind (how receipts are fetched)"));
-    keys.push(key("l1.trustrpc", OverrideKind::Bool, &[], None, Some("0"), "trust the L1 RPC's answers without checking them"));
-    keys.push(key("l1.rpc-max-batch-size", OverrideKind::Integer, &[], Some((1, 1000)), Some("20"), "L1 requests per batch"));
-    keys.push(key("l1.max-concurrency", OverrideKind::Integer, &[], Some((1, 1000)), Some("10"), "L1 requests at once"));
-    keys
-}
+/// op-node's settings: the two secrets it needs, and how it treats its L1.
+const NODE_SETTINGS: &[Setting] = &[
+    ("l1", OverrideKind::Secret, None, &[], "", "L1 execution RPC URL (an Ethereum node of the network's L1): the name of a secret this executor holds"),
+    ("l1.beacon", OverrideKind::Secret, None, &[], "", "L1 beacon API URL (blobs): the name of a secret this executor holds"),
+    ("l1.rpckind", OverrideKind::Enum, None, RPC_KINDS, "standard", "the L1 RPC provider's kind (how receipts are fetched)"),
+    ("l1.trustrpc", OverrideKind::Bool, None, &[], "0", "trust the L1 RPC's answers without checking them"),
+    ("l1.rpc-max-batch-size", OverrideKind::Integer, Some((1, 1000)), &[], "20", "L1 requests per batch"),
+    ("l1.max-concurrency", OverrideKind::Integer, Some((1, 1000)), &[], "10", "L1 requests at once"),
+];
 
 /// Requests per role and the disk of a node, full and archive (Ink's
 /// guidance: 2 TB on mainnet, 500 GB on Sepolia; an archive about twice).
@@ -203,7 +193,7 @@ impl Ink {
             .set("metrics.port", p["metrics"])
             .set("rollup.load-protocol-versions", "true");
         let mut secret_env = BTreeMap::new();
-        for (name, var, _) in SECRETS {
+        for (name, var) in SECRETS {
             let secret = c.config_overrides.get(name).ok_or_else(|| RenderError::MissingSecret { client: c.client.clone(), key: name.into() })?;
             if !novacula_core::validate::valid_name(secret) {
                 return Err(RenderError::ManagedKey { client: c.client.clone(), key: name.into() });
@@ -211,16 +201,13 @@ impl Ink {
             secret_env.insert(var.to_string(), secret.clone());
         }
         // The listed settings only, each of its type; the secrets went to the environment.
-        let allowed = node_settings();
-        for (key, value) in c.config_overrides.iter().filter(|(k, _)| !SECRETS.iter().any(|s| s.0 == k.as_str())) {
-            let setting = allowed.iter().find(|o| o.name == *key).ok_or_else(|| RenderError::ManagedKey { client: c.client.clone(), key: key.clone() })?;
-            if setting.check(value).is_err() {
-                return Err(RenderError::ManagedKey { client: c.client.clone(), key: key.clone() });
-            }
+        let allowed = override_keys(NODE_SETTINGS);
+        for (setting, value) in listed(c, &allowed)? {
             f = match setting.kind {
-                OverrideKind::Bool if value == "1" => f.on(key),
+                OverrideKind::Secret => f,
+                OverrideKind::Bool if value == "1" => f.on(&setting.name),
                 OverrideKind::Bool => f,
-                _ => f.set(key, value),
+                _ => f.set(&setting.name, value),
             };
         }
         Ok((f.into_args(), secret_env))
@@ -263,7 +250,7 @@ impl ChainAdapter for Ink {
                     ports: port_support(&NODE_PORTS),
                     managed_keys: vec![],
                     volumes: vec![],
-                    overrides: node_settings(),
+                    overrides: override_keys(NODE_SETTINGS),
                 },
             ],
             network_defaults: NETWORKS

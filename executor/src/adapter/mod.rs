@@ -12,12 +12,14 @@
 //! - [`ink`]: the Ink OP Stack L2, op-reth and op-node, the L1 from secrets.
 //! - [`standin`]: the harmless `demo` chain of the demo and the tests.
 //! - [`flags`]: command lines as ordered flags that overrides replace.
+//! - [`single`]: what the chains of one process share (capabilities, listed settings).
 
 pub mod bitcoin;
 pub mod bsc;
 pub mod ethereum;
 pub mod flags;
 pub mod ink;
+pub mod single;
 pub mod standin;
 pub mod sui;
 pub mod tron;

@@ -11,8 +11,9 @@
 //! highest known, and the last one's age. Sources: MystenLabs/sui docs
 //! (operators/full-node, data-management), `crates/sui-config/src/node.rs`.
 
+use super::single::{listed, override_keys, OneProcess};
 use super::{ChainAdapter, ContainerImage, Fetched, FileContents, NamedPort, NodePaths, Probe, Program, RenderError, RenderedFile, RenderedUnit};
-use novacula_core::executor::{ChainSupport, ClientSupport, NetworkDefaults, OverrideKey, OverrideKind, PortSupport, RoleResources};
+use novacula_core::executor::{ChainSupport, OverrideKind};
 use novacula_core::spec::{ClientSpec, NodeSpec, NodeType, Resources};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -74,13 +75,12 @@ const KEEP_ALL: u64 = u64::MAX;
 
 /// (dotted key, type, bounds, description): the settings Mysten documents
 /// as an operator's (managing-data, the full-node guide).
-type Setting = (&'static str, OverrideKind, Option<(i64, i64)>, &'static str, &'static str);
-
-pub const SETTINGS: &[Setting] = &[
+pub const SETTINGS: &[super::single::Setting] = &[
     (
         "authority-store-pruning-config.num-epochs-to-retain",
         OverrideKind::Integer,
         Some((0, i64::MAX)),
+        &[],
         "1",
         "epochs of object versions kept (0: prune as soon as possible)",
     ),
@@ -88,14 +88,15 @@ pub const SETTINGS: &[Setting] = &[
         "authority-store-pruning-config.num-epochs-to-retain-for-checkpoints",
         OverrideKind::Integer,
         Some((2, i64::MAX)),
+        &[],
         "2",
         "epochs of transactions and checkpoints kept",
     ),
-    ("authority-store-pruning-config.num-latest-epoch-dbs-to-retain", OverrideKind::Integer, Some((1, 100)), "3", "per-epoch databases kept"),
-    ("authority-store-pruning-config.periodic-compaction-threshold-days", OverrideKind::Integer, Some((1, 365)), "1", "days between compactions"),
-    ("enable-index-processing", OverrideKind::Bool, None, "1", "keep the JSON-RPC indexes"),
-    ("rpc.enable-indexing", OverrideKind::Bool, None, "0", "keep the gRPC indexes (more disk)"),
-    ("checkpoint-executor-config.checkpoint-execution-max-concurrency", OverrideKind::Integer, Some((1, 1024)), "4", "checkpoints executed at once"),
+    ("authority-store-pruning-config.num-latest-epoch-dbs-to-retain", OverrideKind::Integer, Some((1, 100)), &[], "3", "per-epoch databases kept"),
+    ("authority-store-pruning-config.periodic-compaction-threshold-days", OverrideKind::Integer, Some((1, 365)), &[], "1", "days between compactions"),
+    ("enable-index-processing", OverrideKind::Bool, None, &[], "1", "keep the JSON-RPC indexes"),
+    ("rpc.enable-indexing", OverrideKind::Bool, None, &[], "0", "keep the gRPC indexes (more disk)"),
+    ("checkpoint-executor-config.checkpoint-execution-max-concurrency", OverrideKind::Integer, Some((1, 1024)), &[], "4", "checkpoints executed at once"),
 ];
 
 /// Keys the adapter writes: addresses, paths, peers, the genesis.
@@ -111,21 +112,6 @@ const MANAGED: &[&str] = &[
     "supported-protocol-versions",
 ];
 
-fn settings() -> Vec<OverrideKey> {
-    SETTINGS
-        .iter()
-        .map(|(name, kind, bounds, default, description)| OverrideKey {
-            name: (*name).into(),
-            kind: *kind,
-            allowed: vec![],
-            min: bounds.map(|b| b.0),
-            max: bounds.map(|b| b.1),
-            default: Some((*default).into()),
-            description: (*description).into(),
-        })
-        .collect()
-}
-
 /// Requests and disk: the guide's full node is 16 vCPU and 128 GB; a
 /// pruning mainnet node held 1.6 TB and an unpruned one 4.9 TB in 2024.
 fn network_defaults(network: &str) -> (Resources, u32, u32) {
@@ -133,6 +119,22 @@ fn network_defaults(network: &str) -> (Resources, u32, u32) {
     match network {
         "mainnet" => (r(16000, 131_072), 4096, 8192),
         _ => (r(8000, 65536), 2048, 4096),
+    }
+}
+
+/// What the capabilities say of Sui.
+fn one_process() -> OneProcess {
+    OneProcess {
+        chain: CHAIN,
+        role: NODE,
+        client: CLIENT,
+        networks: NETWORKS.to_vec(),
+        node_types: &[NodeType::Full, NodeType::Archive],
+        min_versions: vec![],
+        ports: PORTS.to_vec(),
+        managed: MANAGED,
+        overrides: override_keys(SETTINGS),
+        defaults: network_defaults,
     }
 }
 
@@ -193,23 +195,16 @@ impl Sui {
             // Checkpoints peers no longer hold (the public endpoint keeps 30 days).
             "state-archive-read-config": [{"ingestion-url": format!("https://checkpoints.{}.sui.io", spec.network), "concurrency": 5}],
         });
-        let allowed = settings();
-        for (key, value) in &c.config_overrides {
-            // An archive prunes nothing: its retention is not a setting.
-            let retention = key.starts_with("authority-store-pruning-config.num-epochs-to-retain");
-            let setting = allowed
-                .iter()
-                .find(|o| o.name == *key && !(archive && retention))
-                .ok_or_else(|| RenderError::ManagedKey { client: c.client.clone(), key: key.clone() })?;
-            if setting.check(value).is_err() {
-                return Err(RenderError::ManagedKey { client: c.client.clone(), key: key.clone() });
-            }
+        // An archive prunes nothing: its retention is not a setting.
+        let allowed: Vec<_> =
+            override_keys(SETTINGS).into_iter().filter(|o| !(archive && o.name.starts_with("authority-store-pruning-config.num-epochs-to-retain"))).collect();
+        for (setting, value) in listed(c, &allowed)? {
             let v = match setting.kind {
                 OverrideKind::Bool => json!(value == "1"),
                 OverrideKind::Integer => json!(value.parse::<i64>().unwrap_or_default()),
                 OverrideKind::String | OverrideKind::Enum | OverrideKind::Secret => json!(value),
             };
-            set_path(&mut conf, key, v);
+            set_path(&mut conf, &setting.name, v);
         }
         let body = serde_json::to_string_pretty(&conf).unwrap_or_default();
         Ok(format!("# Written by Novacula for node {}; replaced at every change of its spec. JSON is YAML.\n{body}\n", spec.name))
@@ -222,46 +217,14 @@ impl ChainAdapter for Sui {
     }
 
     fn support(&self) -> ChainSupport {
-        let client = ClientSupport {
-            role: NODE.into(),
-            client: CLIENT.into(),
-            versions: vec![],
-            networks: NETWORKS.iter().map(ToString::to_string).collect(),
-            min_versions: vec![],
-            ports: PORTS.iter().map(|(name, default)| PortSupport { name: (*name).into(), default: *default, peer: *name == "p2p" }).collect(),
-            managed_keys: MANAGED.iter().map(ToString::to_string).collect(),
-            volumes: vec![],
-            overrides: settings(),
-        };
-        ChainSupport {
-            chain: CHAIN.into(),
-            networks: NETWORKS.iter().map(ToString::to_string).collect(),
-            node_types: vec![NodeType::Full, NodeType::Archive],
-            clients: vec![client],
-            network_defaults: NETWORKS
-                .iter()
-                .map(|n| {
-                    let (resources, disk_gib, archive_disk_gib) = network_defaults(n);
-                    NetworkDefaults {
-                        network: (*n).into(),
-                        resources: vec![RoleResources { role: NODE.into(), resources }],
-                        disk_gib,
-                        checkpoint_sync_url: None,
-                        archive_disk_gib,
-                    }
-                })
-                .collect(),
-        }
+        one_process().support()
     }
 
     fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, RenderError> {
-        if c.role != NODE || c.client != CLIENT {
-            return Err(RenderError::UnsupportedClient { chain: CHAIN, client: c.client.clone() });
-        }
+        let ports = one_process().ports_of(spec, c)?;
         let Some((_, url, sha256, size)) = GENESIS.iter().find(|g| g.0 == spec.network) else {
             return Err(RenderError::UnsupportedNetwork { chain: CHAIN, network: spec.network.clone(), client: c.client.clone() });
         };
-        let ports: BTreeMap<&str, u16> = PORTS.iter().map(|(name, default)| (*name, c.ports.get(*name).copied().unwrap_or(*default))).collect();
         let files = vec![
             RenderedFile::text(CONF_FILE, Self::config(spec, c, paths, &ports)?),
             RenderedFile {
@@ -303,11 +266,7 @@ mod tests {
     use super::*;
 
     fn spec(network: &str) -> NodeSpec {
-        let mut s = novacula_core::fixtures::eth_spec("sui");
-        s.chain = CHAIN.into();
-        s.network = network.into();
-        s.clients = vec![novacula_core::fixtures::client(NODE, CLIENT, "1.78.0")];
-        s
+        crate::adapter::single::spec(CHAIN, network, NODE, CLIENT, "1.78.0")
     }
 
     fn config(u: &RenderedUnit) -> Value {

@@ -11,8 +11,9 @@
 //! (installing_javatron, metrics, getnowblock, getnodeinfo), java-tron
 //! 4.8.2 `CLIParameter.java`, `Configuration.java`, `docker/`.
 
+use super::single::{listed, override_keys, OneProcess};
 use super::{ChainAdapter, ContainerImage, NamedPort, NodePaths, Probe, Program, RenderError, RenderedFile, RenderedUnit};
-use novacula_core::executor::{ChainSupport, ClientSupport, MinVersion, NetworkDefaults, OverrideKey, OverrideKind, PortSupport, RoleResources};
+use novacula_core::executor::{ChainSupport, OverrideKind};
 use novacula_core::spec::{ClientSpec, NodeSpec, NodeType, Resources};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -53,9 +54,7 @@ const MIN_VERSION: &str = "4.8.2";
 /// (key, type, bounds, allowed, default, description): the settings a spec
 /// may set, from java-tron's reference config. Nothing that names a file, a
 /// plugin (`event.subscribe`) or a key (`localwitness`) is among them.
-type Setting = (&'static str, OverrideKind, Option<(i64, i64)>, &'static [&'static str], &'static str, &'static str);
-
-pub const SETTINGS: &[Setting] = &[
+pub const SETTINGS: &[super::single::Setting] = &[
     ("node.maxConnections", OverrideKind::Integer, Some((1, 1000)), &[], "30", "peer connections at most"),
     ("node.minConnections", OverrideKind::Integer, Some((0, 1000)), &[], "8", "peer connections it keeps looking for"),
     ("node.minActiveConnections", OverrideKind::Integer, Some((0, 1000)), &[], "3", "outbound connections at least"),
@@ -91,28 +90,30 @@ const MANAGED: &[&str] = &[
     "event.subscribe",
 ];
 
-fn settings() -> Vec<OverrideKey> {
-    SETTINGS
-        .iter()
-        .map(|(name, kind, bounds, allowed, default, description)| OverrideKey {
-            name: (*name).into(),
-            kind: *kind,
-            allowed: allowed.iter().map(ToString::to_string).collect(),
-            min: bounds.map(|b| b.0),
-            max: bounds.map(|b| b.1),
-            default: (!default.is_empty()).then(|| (*default).into()),
-            description: (*description).into(),
-        })
-        .collect()
-}
-
 /// Requests and disk per network: a mainnet full node holds about 3 TB in
 /// 2026 (java-tron 4.8.2 notes); Nile's about 30 GB.
-fn network_defaults(network: &str) -> (Resources, u32) {
+fn network_defaults(network: &str) -> (Resources, u32, u32) {
     let r = |cpu_millis, memory_mib| Resources { cpu_millis, memory_mib };
     match network {
-        "mainnet" => (r(8000, 32768), 3584),
-        _ => (r(4000, 16384), 100),
+        "mainnet" => (r(8000, 32768), 3584, 0),
+        _ => (r(4000, 16384), 100, 0),
+    }
+}
+
+/// What the capabilities say of Tron.
+fn one_process() -> OneProcess {
+    OneProcess {
+        chain: CHAIN,
+        role: NODE,
+        client: CLIENT,
+        networks: NETWORKS.to_vec(),
+        // A Lite FullNode is the same node started from a Lite snapshot.
+        node_types: &[NodeType::Full],
+        min_versions: NETWORKS.iter().map(|n| (*n, MIN_VERSION)).collect(),
+        ports: PORTS.iter().map(|(name, _, default)| (*name, *default)).collect(),
+        managed: MANAGED,
+        overrides: override_keys(SETTINGS),
+        defaults: network_defaults,
     }
 }
 
@@ -175,13 +176,9 @@ impl Tron {
              node.jsonrpc.httpSolidityEnable = false\nnode.jsonrpc.httpPBFTEnable = false\n\
              node.metrics.prometheus.enable = true\nstorage.db.directory = \"database\"\nlocalwitness = []\n",
         );
-        let allowed = settings();
-        for (key, value) in &c.config_overrides {
-            let setting = allowed.iter().find(|o| o.name == *key).ok_or_else(|| RenderError::ManagedKey { client: c.client.clone(), key: key.clone() })?;
-            if setting.check(value).is_err() || value.contains(['\n', '\r']) {
-                return Err(RenderError::ManagedKey { client: c.client.clone(), key: key.clone() });
-            }
-            let _ = writeln!(conf, "{key} = {}", hocon_value(setting.kind, value));
+        let allowed = override_keys(SETTINGS);
+        for (setting, value) in listed(c, &allowed)? {
+            let _ = writeln!(conf, "{} = {}", setting.name, hocon_value(setting.kind, value));
         }
         Ok(conf)
     }
@@ -193,49 +190,16 @@ impl ChainAdapter for Tron {
     }
 
     fn support(&self) -> ChainSupport {
-        let client = ClientSupport {
-            role: NODE.into(),
-            client: CLIENT.into(),
-            versions: vec![],
-            networks: NETWORKS.iter().map(ToString::to_string).collect(),
-            min_versions: NETWORKS.iter().map(|n| MinVersion { network: (*n).into(), version: MIN_VERSION.into() }).collect(),
-            ports: PORTS.iter().map(|(name, _, default)| PortSupport { name: (*name).into(), default: *default, peer: *name == "p2p" }).collect(),
-            managed_keys: MANAGED.iter().map(ToString::to_string).collect(),
-            volumes: vec![],
-            overrides: settings(),
-        };
-        ChainSupport {
-            chain: CHAIN.into(),
-            networks: NETWORKS.iter().map(ToString::to_string).collect(),
-            // A Lite FullNode is the same node started from a Lite snapshot.
-            node_types: vec![NodeType::Full],
-            clients: vec![client],
-            network_defaults: NETWORKS
-                .iter()
-                .map(|n| {
-                    let (resources, disk_gib) = network_defaults(n);
-                    NetworkDefaults {
-                        network: (*n).into(),
-                        resources: vec![RoleResources { role: NODE.into(), resources }],
-                        disk_gib,
-                        checkpoint_sync_url: None,
-                        archive_disk_gib: 0,
-                    }
-                })
-                .collect(),
-        }
+        one_process().support()
     }
 
     fn render_client(&self, spec: &NodeSpec, c: &ClientSpec, paths: &NodePaths) -> Result<RenderedUnit, RenderError> {
-        if c.role != NODE || c.client != CLIENT {
-            return Err(RenderError::UnsupportedClient { chain: CHAIN, client: c.client.clone() });
-        }
+        let ports = one_process().ports_of(spec, c)?;
         let network = network_file(&spec.network).ok_or_else(|| RenderError::UnsupportedNetwork {
             chain: CHAIN,
             network: spec.network.clone(),
             client: c.client.clone(),
         })?;
-        let ports: BTreeMap<&str, u16> = PORTS.iter().map(|(name, _, default)| (*name, c.ports.get(*name).copied().unwrap_or(*default))).collect();
         let config = paths.config();
         let args = vec![
             "-c".into(),
@@ -287,11 +251,7 @@ mod tests {
     use crate::adapter::FileContents;
 
     fn spec(network: &str) -> NodeSpec {
-        let mut s = novacula_core::fixtures::eth_spec("tron");
-        s.chain = CHAIN.into();
-        s.network = network.into();
-        s.clients = vec![novacula_core::fixtures::client(NODE, CLIENT, "4.8.2")];
-        s
+        crate::adapter::single::spec(CHAIN, network, NODE, CLIENT, "4.8.2")
     }
 
     fn text<'a>(u: &'a RenderedUnit, name: &str) -> &'a str {
