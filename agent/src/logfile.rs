@@ -10,7 +10,8 @@ use std::path::Path;
 /// The most bytes one read takes from the file.
 pub const READ_MAX: u64 = 1 << 20;
 
-fn now() -> Timestamp {
+/// The wall clock in Unix milliseconds (the agent is a shell: it may read the time).
+pub(crate) fn now() -> Timestamp {
     Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
 }
 

@@ -44,8 +44,7 @@ pub async fn probe(p: &Probe) -> (ObservedNodeStatus, Option<SyncMetrics>) {
             let Ok(api) = HttpApi::new(url, None) else { return (ObservedNodeStatus::Error, None) };
             let Some(block) = get(&api, "/wallet/getnowblock").await else { return (ObservedNodeStatus::Starting, None) };
             let peers = get(&api, "/wallet/getnodeinfo").await.and_then(|v| v["currentConnectCount"].as_u64().or_else(|| v["activeConnectCount"].as_u64()));
-            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-            tron_status(&block, u32::try_from(peers.unwrap_or(0)).unwrap_or(u32::MAX), u64::try_from(now_ms).unwrap_or(u64::MAX))
+            tron_status(&block, u32::try_from(peers.unwrap_or(0)).unwrap_or(u32::MAX), crate::logfile::now().0)
         }
         Probe::OpNode { url } => {
             let Ok(api) = HttpApi::new(url, None) else { return (ObservedNodeStatus::Error, None) };
@@ -59,8 +58,7 @@ pub async fn probe(p: &Probe) -> (ObservedNodeStatus, Option<SyncMetrics>) {
             if !status.is_success() {
                 return (ObservedNodeStatus::Starting, None);
             }
-            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-            sui_status(&String::from_utf8_lossy(&bytes), u64::try_from(now_ms).unwrap_or(u64::MAX))
+            sui_status(&String::from_utf8_lossy(&bytes), crate::logfile::now().0)
         }
     }
 }

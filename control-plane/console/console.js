@@ -691,13 +691,23 @@ function wzFieldElement(field, draft) {
   if (field === "chain") return $("#wz-chain");
   if (field === "network") return $("#wz-network");
   if (field === "nodeType") return $("#wz-node-type");
-  if ((m = field.match(/^clients\[(\d+)\]\.version$/))) return $(`#wz-version-${role(m[1])}`);
-  if ((m = field.match(/^clients\[(\d+)\]\.configOverrides/))) return $(`#wz-settings-${role(m[1])}`);
-  if ((m = field.match(/^clients\[(\d+)\]\.resources/))) return $(`#wz-cpu-${role(m[1])}`);
+  const part = clientPart(field);
+  if (part) return $(`#wz-${part.id}-${role(part.index)}`);
   if ((m = field.match(/^clients \((.+)\)$/))) return $(`#wz-client-${m[1]}`);
   if ((m = field.match(/^storage\[\d+\]\.storageClass$/))) return $("#wz-storage-class");
   if ((m = field.match(/^storage\[\d+\]/))) return $("#wz-disk");
   return null;
+}
+
+/** A client's field a problem names (`clients[1].version`): its index, and the form's id part for it. */
+function clientPart(field) {
+  const m = field.match(/^clients\[(\d+)\]\.(version$|configOverrides|resources)/);
+  return m && { index: Number(m[1]), id: { version: "version", configOverrides: "settings", resources: "cpu" }[m[2]] };
+}
+
+/** The problems of a refused request, or its message as one. */
+function problemsOf(err) {
+  return err.problems && err.problems.length ? err.problems : [{ field: "", code: "", message: err.message }];
 }
 
 /** Mark the fields of refused choices and list the problems. */
@@ -732,7 +742,7 @@ async function wzReview() {
     $("#wz-form").hidden = true;
     $("#wz-review-pane").hidden = false;
   } catch (err) {
-    const problems = err.problems && err.problems.length ? err.problems : [{ field: "", code: "", message: err.message }];
+    const problems = problemsOf(err);
     $("#wz-problems").innerHTML = markProblems(problems, (f) => wzFieldElement(f, draft));
   }
 }
@@ -744,7 +754,7 @@ async function wzDeploy() {
   } catch (err) {
     $("#wz-review-pane").hidden = true;
     $("#wz-form").hidden = false;
-    const problems = err.problems && err.problems.length ? err.problems : [{ field: "", code: "", message: err.message }];
+    const problems = problemsOf(err);
     $("#wz-problems").innerHTML = markProblems(problems, (f) => wzFieldElement(f, wzDraft()));
   }
 }
@@ -957,7 +967,7 @@ async function openEdit(name) {
       dialog.close();
       route();
     } catch (err) {
-      const problems = err.problems && err.problems.length ? err.problems : [{ field: "", code: "", message: err.message }];
+      const problems = problemsOf(err);
       $("#edit-problems").innerHTML = markProblems(problems, editFieldElement);
     }
   };
@@ -977,10 +987,8 @@ function editedSpec() {
 }
 
 function editFieldElement(field) {
-  let m;
-  if ((m = field.match(/^clients\[(\d+)\]\.version$/))) return $(`#edit-version-${m[1]}`);
-  if ((m = field.match(/^clients\[(\d+)\]\.configOverrides/))) return $(`#edit-settings-${m[1]}`);
-  if ((m = field.match(/^clients\[(\d+)\]\.resources/))) return $(`#edit-cpu-${m[1]}`);
+  const part = clientPart(field);
+  if (part) return $(`#edit-${part.id}-${part.index}`);
   if (field.startsWith("storage[0]")) return $("#edit-disk");
   return null;
 }

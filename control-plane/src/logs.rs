@@ -159,12 +159,17 @@ impl Hub {
 
     /// What this replica tells the others: every watch its viewers hold.
     pub fn announcements(&self) -> Vec<String> {
-        let streams = self.streams.locked();
-        streams
-            .iter()
-            .map(|((org, _, _), s)| Relay::Watch { from: self.replica, org: org.clone(), executor: s.executor.clone(), watch: s.watch.clone() })
-            .filter_map(|r| serde_json::to_string(&r).ok().map(|j| format!("{RELAY_PREFIX}{j}")))
-            .collect()
+        self.streams.locked().iter().filter_map(|(key, s)| self.announcement(key, s)).collect()
+    }
+
+    /// The watch `viewer` holds, for the other replicas as soon as it opens.
+    pub fn announce(&self, viewer: &Viewer) -> Vec<String> {
+        self.streams.locked().get(&viewer.key).and_then(|s| self.announcement(&viewer.key, s)).into_iter().collect()
+    }
+
+    fn announcement(&self, (org, _, _): &Key, s: &Stream) -> Option<String> {
+        let relay = Relay::Watch { from: self.replica, org: org.clone(), executor: s.executor.clone(), watch: s.watch.clone() };
+        serde_json::to_string(&relay).ok().map(|j| format!("{RELAY_PREFIX}{j}"))
     }
 
     /// A message another replica published (its prefix taken off).
@@ -298,6 +303,7 @@ mod tests {
         let (a, b) = (Arc::new(Hub::for_replica(1)), Arc::new(Hub::for_replica(2)));
         let mut viewer = a.watch("acme", "edge", "n", "execution", 10);
         let announced = a.announcements();
+        assert_eq!(announced, a.announce(&viewer), "the watch a viewer opens is announced at once, as at every announcement");
         assert_eq!(announced.len(), 1);
         let to_b = |m: &str| b.relayed(m.strip_prefix(RELAY_PREFIX).unwrap());
         a.relayed(announced[0].strip_prefix(RELAY_PREFIX).unwrap());

@@ -68,7 +68,8 @@ pub async fn stream(
     }
     let viewer = s.logs.watch(user.org(), &n.executor, &n.name, &process, tail as u32);
     // Other replicas learn of it now, not at the next announcement: the executor may sync with one of them.
-    s.blocking(AppState::publish_log_watches).await;
+    let announcement = s.logs.announce(&viewer);
+    s.blocking(move |s| s.publish_all(announcement)).await;
     let min = q.level.unwrap_or(LogLevel::Debug);
     let state = Replay {
         viewer,

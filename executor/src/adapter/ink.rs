@@ -194,10 +194,8 @@ impl Ink {
             .set("rollup.load-protocol-versions", "true");
         let mut secret_env = BTreeMap::new();
         for (name, var) in SECRETS {
+            // Its value, a secret's name, is checked with the other settings below.
             let secret = c.config_overrides.get(name).ok_or_else(|| RenderError::MissingSecret { client: c.client.clone(), key: name.into() })?;
-            if !novacula_core::validate::valid_name(secret) {
-                return Err(RenderError::ManagedKey { client: c.client.clone(), key: name.into() });
-            }
             secret_env.insert(var.to_string(), secret.clone());
         }
         // The listed settings only, each of its type; the secrets went to the environment.
