@@ -54,6 +54,8 @@ struct Seen {
     keys: Pending<String>,
     /// `org/node` -> last report that changed nothing.
     reports: Pending<()>,
+    /// `org/executor` -> last heartbeat, since the sweeper last took them.
+    heard: HashMap<String, Timestamp>,
 }
 
 /// The newest time (and what goes with it) per key, and the newest time the
@@ -102,6 +104,14 @@ impl Liveness {
         let mut seen = self.inner.locked();
         seen.executors.set(key(&[org, name]), at, (), None);
         seen.keys.set(key_id.to_string(), at, name.to_string(), None);
+        let heard = seen.heard.entry(key(&[org, name])).or_insert(at);
+        *heard = (*heard).max(at);
+    }
+
+    /// The executors (`org/name`) heard from here since the last call, each
+    /// with its last heartbeat: the sweeper moves their deadlines without a read.
+    pub fn take_heard(&self) -> HashMap<String, Timestamp> {
+        std::mem::take(&mut self.inner.locked().heard)
     }
 
     /// A report of node `node` of `org` at `at` that changed nothing else;

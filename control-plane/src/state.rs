@@ -88,6 +88,9 @@ pub struct AppState {
     /// Executors whose nodes were written (here or, told through the
     /// database, elsewhere) since the sweeper last looked.
     touched: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Executors whose row changed meaning here (came back, deactivated, ...),
+    /// for the other control planes' sweepers: told in batches.
+    to_announce: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Failed sign-ins per username and per client address (in memory: a restart forgives).
     pub user_throttle: std::sync::Mutex<LoginThrottle>,
     pub address_throttle: std::sync::Mutex<LoginThrottle>,
@@ -107,6 +110,11 @@ pub struct AppState {
     /// [`ORG_STATUS_TTL`] ago: executors' calls check it without a read each.
     org_status: std::sync::Mutex<HashMap<String, (bool, Timestamp)>>,
 }
+
+/// A notification naming executors (`org/name`, space-separated) whose rows changed meaning.
+const EXECUTORS_PREFIX: &str = "executors ";
+/// The most a notification carries (PostgreSQL's limit is 8000 bytes).
+const NOTIFY_PAYLOAD: usize = 7000;
 
 /// How stale an executor's view of its organization's deactivation may be
 /// (its executors go offline within the heartbeat timeout anyway).
@@ -133,6 +141,7 @@ impl AppState {
             config,
             changes: Default::default(),
             touched: Default::default(),
+            to_announce: Default::default(),
             store_slots,
             user_throttle: std::sync::Mutex::new(LoginThrottle::new(throttle::USER_LIMIT)),
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
@@ -233,6 +242,38 @@ impl AppState {
         }
     }
 
+    /// Call after a committed write that changed what an executor's row
+    /// means to the sweeper (its first sync, its return after silence, a new
+    /// version, deactivation, deletion): the sweeper holding the lease looks
+    /// at it at its next pass, here or (told within a pass) on another replica.
+    pub fn executor_changed(&self, org: &str, name: &str) {
+        let k = crate::store::key(&[org, name]);
+        self.touched.locked().insert(k.clone());
+        self.to_announce.locked().insert(k);
+    }
+
+    /// Tell the other control planes which executors changed here since the
+    /// last call, in as few notifications as fit (blocking).
+    pub fn publish_executor_changes(&self) {
+        let changed = std::mem::take(&mut *self.to_announce.locked());
+        let mut messages: Vec<String> = Vec::new();
+        for k in changed {
+            match messages.last_mut() {
+                Some(m) if m.len() + 1 + k.len() <= NOTIFY_PAYLOAD => {
+                    m.push(' ');
+                    m.push_str(&k);
+                }
+                _ => messages.push(format!("{EXECUTORS_PREFIX}{k}")),
+            }
+        }
+        for m in messages {
+            if let Err(e) = self.store.publish(&m) {
+                tracing::warn!(error = %e, "could not tell other control planes of executors' changes; their sweepers see them within {:?}", crate::sweeper::RECHECK);
+                return;
+            }
+        }
+    }
+
     /// Tell the other control planes on this database which logs viewers
     /// here watch (blocking: a database notification each).
     pub fn publish_log_watches(&self) {
@@ -253,6 +294,10 @@ impl AppState {
     fn woken(&self, message: &str) {
         if let Some(relay) = message.strip_prefix(crate::logs::RELAY_PREFIX) {
             self.logs.relayed(relay);
+            return;
+        }
+        if let Some(changed) = message.strip_prefix(EXECUTORS_PREFIX) {
+            self.touched.locked().extend(changed.split(' ').filter(|k| !k.is_empty()).map(str::to_string));
             return;
         }
         let mut parts = message.splitn(3, '/');

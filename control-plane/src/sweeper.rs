@@ -2,12 +2,15 @@
 //! sends nothing. The sweeper re-derives node phases on a timer and records
 //! the transitions and `node_down` alerts that silence caused.
 //!
-//! It looks only where something can have changed: the nodes of executors
-//! whose online state flipped since the last pass (a read of the executors,
-//! not of every node) and of executors whose nodes were written (a user's
-//! command moves a phase too; [`AppState::take_touched`]). The first pass,
-//! after a start or on taking over the lease, looks at every node once.
-//! Changes are written in bounded transactions.
+//! It looks only where something can have changed. Executors: those due in
+//! an index of deadlines (when each goes offline if not heard from; when its
+//! `executor_offline` alert's "for" runs out), those heard from here while
+//! not known online, and those that changed ([`AppState::executor_changed`],
+//! told across replicas). Nodes: of executors whose online state flipped and
+//! of executors whose nodes were written (a user's command moves a phase
+//! too; [`AppState::take_touched`]). The first pass, after a start or on
+//! taking over the lease, looks at every executor and node once. Changes are
+//! written in bounded transactions.
 
 use crate::services::events::{self, data, NewEvent};
 use crate::services::nodes::{alert_fires, evaluate, executor_online, phase_of};
@@ -15,6 +18,7 @@ use crate::state::AppState;
 use crate::store::model::{ExecutorRow, NodeRow, ObservedRow};
 use crate::store::{key, StoreError, ALERT_SETTINGS, EXECUTORS, NODES, OBSERVED, OPEN_INCIDENTS};
 use novacula_core::alerts::{self, AlertSettings, Rule, Subject, SubjectKind};
+use novacula_core::deadline::Deadlines;
 use novacula_core::{events as ev, NodePhase, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -97,104 +101,178 @@ pub fn sweep_once(s: &AppState) -> Result<usize, StoreError> {
 /// What the sweeper remembers between passes.
 #[derive(Default)]
 pub struct Sweeper {
-    /// Each executor's online state at the last pass (`org/name`); `None`
-    /// before the first pass.
-    online: Option<HashMap<String, bool>>,
-    /// Executors (`org/name`) with an open `executor_offline` incident; `None`
-    /// until read from the store.
-    offline_open: Option<BTreeSet<String>>,
+    /// The executors as last looked at; `None` before the first pass.
+    fleet: Option<Fleet>,
     /// The rules that need time to pass (`node_stalled`, ...).
     watch: crate::watch::Watch,
+    /// Executors read in the last pass.
+    looked: usize,
+}
+
+/// An offline executor (not deactivated) is looked at again at least this
+/// often: a change of its organization's alert settings, or a heartbeat
+/// through another control plane whose notification was lost, shows by then.
+pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the sweeper knows of each executor (`org/name`) between passes. It
+/// looks at an executor only when it is due (it goes offline, its
+/// `executor_offline` alert's "for" runs out), was heard from here while not
+/// known online, or changed (see [`AppState::executor_changed`]): a pass
+/// costs what happened since the last one, not the size of the fleet.
+struct Fleet {
+    /// Online as last looked at.
+    online: HashMap<String, bool>,
+    /// With an open `executor_offline` incident.
+    offline_open: BTreeSet<String>,
+    /// When each is next due a look if nothing comes of it first.
+    due: Deadlines<String>,
+}
+
+/// What looking at some executors found.
+#[derive(Default)]
+struct Looked {
+    /// Online state flipped: their nodes' phases may have moved.
+    flipped: Vec<String>,
+    /// Went from online to silent (not deactivated): one summary each.
+    went_offline: Vec<ExecutorRow>,
 }
 
 impl Sweeper {
     /// Forget what was seen: the next pass looks at every node (after the
     /// lease was lost, another process may have changed anything).
     pub fn reset(&mut self) {
-        self.online = None;
-        self.offline_open = None;
+        self.fleet = None;
         self.watch.reset();
+    }
+
+    /// How many executors the last pass read: every one on a first pass,
+    /// later only those due, changed or back.
+    pub fn looked(&self) -> usize {
+        self.looked
     }
 
     /// One pass; returns how many node rows changed.
     pub fn pass(&mut self, s: &AppState) -> Result<usize, StoreError> {
         let now = s.now();
         let touched = s.take_touched();
-        let mut executors: Vec<(String, ExecutorRow)> = s.store.read(|r| r.scan(EXECUTORS, ""))?;
-        for (_, e) in &mut executors {
-            s.liveness.overlay(e);
-        }
-        self.executor_offline(s, &executors, now)?;
-        let mut online = HashMap::with_capacity(executors.len());
-        let mut look: BTreeSet<String> = touched;
-        let mut went_offline = Vec::new();
-        for (k, e) in executors {
-            let on = executor_online(Some(&e), now, s.config.heartbeat_timeout);
-            let before = self.online.as_ref().and_then(|m| m.get(&k).copied());
-            if before != Some(on) {
-                look.insert(k.clone());
-                if before == Some(true) && !e.deactivated {
-                    went_offline.push(e);
-                }
+        let heard = s.liveness.take_heard();
+        let Some(fleet) = self.fleet.as_mut() else {
+            // The first pass reads every executor and every node, once.
+            let mut executors: Vec<(String, ExecutorRow)> = s.store.read(|r| r.scan(EXECUTORS, ""))?;
+            for (_, e) in &mut executors {
+                s.liveness.overlay(e);
             }
-            online.insert(k, on);
-        }
-        let first = self.online.is_none();
-        self.online = Some(online);
-        if first {
+            self.looked = executors.len();
+            let mut fleet = Fleet { online: HashMap::with_capacity(executors.len()), offline_open: open_offline_incidents(s)?, due: Deadlines::default() };
+            fleet.look(s, executors.into_iter().map(|(k, e)| (k, Some(e))).collect(), now)?;
+            self.fleet = Some(fleet);
             return sweep_once(s);
+        };
+        // Heard here and known online: its deadline moves, with no read.
+        let timeout = s.config.heartbeat_timeout;
+        let mut look: BTreeSet<String> = touched.clone();
+        for (k, at) in heard {
+            if fleet.online.get(&k) == Some(&true) {
+                if fleet.due.get(&k).is_none_or(|d| at.plus(timeout) > d) {
+                    fleet.due.set(k, at.plus(timeout));
+                }
+            } else {
+                look.insert(k);
+            }
         }
+        look.extend(fleet.due.take_due(now));
+        let look: Vec<String> = look.into_iter().collect();
+        self.looked = look.len();
+        let rows: Vec<Option<ExecutorRow>> = s.store.read(|r| {
+            let mut rows = Vec::with_capacity(look.len());
+            for chunk in look.chunks(BATCH) {
+                rows.extend(r.get_many::<ExecutorRow>(EXECUTORS, chunk)?);
+            }
+            Ok::<_, StoreError>(rows)
+        })?;
+        let looked = fleet.look(s, look.into_iter().zip(rows).collect(), now)?;
+        // Nodes to re-derive: of executors that flipped, and whose nodes were written.
+        let mut nodes_of: BTreeSet<String> = touched;
+        nodes_of.extend(looked.flipped);
         let keys: Vec<String> = s.store.read(|r| {
             let mut keys = Vec::new();
-            for exec in &look {
+            for exec in &nodes_of {
                 let Some((org, name)) = exec.split_once('/') else { continue };
                 keys.extend(r.executor_nodes(org, name)?.into_iter().map(|(node, _)| key(&[org, &node])));
             }
             Ok::<_, StoreError>(keys)
         })?;
         let changed = settle(s, keys, now)?;
-        summarise(s, &went_offline, now)?;
+        summarise(s, &looked.went_offline, now)?;
         self.watch.pass(s)?;
         Ok(changed)
     }
 }
 
-impl Sweeper {
-    /// Open `executor_offline` incidents for executors silent past the
-    /// heartbeat timeout and their organization's "for", resolve those heard
-    /// from again (or deactivated). Settings are read only for silent ones.
-    fn executor_offline(&mut self, s: &AppState, executors: &[(String, ExecutorRow)], now: Timestamp) -> Result<(), StoreError> {
-        let mut open = match self.offline_open.take() {
-            Some(open) => open,
-            None => s.store.read(|r| {
-                let rows: Vec<(String, String)> = r.scan(OPEN_INCIDENTS, "")?;
-                let offline = rows.into_iter().filter_map(|(k, _)| {
-                    let mut parts = k.splitn(4, '/');
-                    let (org, rule, kind, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-                    (rule == Rule::ExecutorOffline.as_str() && kind == SubjectKind::Executor.as_str()).then(|| key(&[org, name]))
-                });
-                Ok::<_, StoreError>(offline.collect::<BTreeSet<String>>())
-            })?,
-        };
+/// Executors (`org/name`) with an open `executor_offline` incident.
+fn open_offline_incidents(s: &AppState) -> Result<BTreeSet<String>, StoreError> {
+    s.store.read(|r| {
+        let rows: Vec<(String, String)> = r.scan(OPEN_INCIDENTS, "")?;
+        let offline = rows.into_iter().filter_map(|(k, _)| {
+            let mut parts = k.splitn(4, '/');
+            let (org, rule, kind, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            (rule == Rule::ExecutorOffline.as_str() && kind == SubjectKind::Executor.as_str()).then(|| key(&[org, name]))
+        });
+        Ok::<_, StoreError>(offline.collect())
+    })
+}
+
+impl Fleet {
+    /// Look at `executors` (their rows as stored, `None`: deleted): record
+    /// whether each is online, open or resolve its `executor_offline`
+    /// incident, and set when it is next due a look.
+    fn look(&mut self, s: &AppState, executors: Vec<(String, Option<ExecutorRow>)>, now: Timestamp) -> Result<Looked, StoreError> {
+        let timeout = s.config.heartbeat_timeout;
+        let mut looked = Looked::default();
         let mut settings: HashMap<String, AlertSettings> = HashMap::new();
         let mut changes = Vec::new();
-        for (k, e) in executors {
-            let silent = now.since(e.updated_at);
-            let firing = if silent < s.config.heartbeat_timeout {
-                None
+        for (k, row) in executors {
+            let Some(mut e) = row else {
+                // Deleted: its incidents were resolved with it.
+                if self.online.remove(&k) == Some(true) {
+                    looked.flipped.push(k.clone());
+                }
+                self.offline_open.remove(&k);
+                self.due.clear(&k);
+                continue;
+            };
+            s.liveness.overlay(&mut e);
+            let on = executor_online(Some(&e), now, timeout);
+            let before = self.online.insert(k.clone(), on);
+            if before != Some(on) {
+                looked.flipped.push(k.clone());
+                if before == Some(true) && !e.deactivated {
+                    looked.went_offline.push(e.clone());
+                }
+            }
+            let (firing, next) = if e.deactivated {
+                (None, None) // reactivating it is a change: looked at then
+            } else if on {
+                (None, Some(e.updated_at.plus(timeout)))
             } else {
                 if !settings.contains_key(&e.org_id) {
                     let found: Option<AlertSettings> = s.store.read(|r| r.get(ALERT_SETTINGS, &e.org_id))?;
                     settings.insert(e.org_id.clone(), found.unwrap_or_default());
                 }
-                alerts::executor_offline(&settings[&e.org_id], silent, s.config.heartbeat_timeout, e.deactivated)
+                let org = &settings[&e.org_id];
+                let firing = alerts::executor_offline(org, now.since(e.updated_at), timeout, false);
+                let recheck = now.plus(RECHECK);
+                let fires_at = alerts::executor_offline_at(org, e.updated_at, timeout).filter(|&at| at > now);
+                (firing, Some(fires_at.map_or(recheck, |at| at.min(recheck))))
             };
-            if firing.is_some() != open.contains(k) {
-                changes.push((k.clone(), e.org_id.clone(), e.name.clone(), firing));
+            match next {
+                Some(at) => self.due.set(k.clone(), at),
+                None => self.due.clear(&k),
+            }
+            if firing.is_some() != self.offline_open.contains(&k) {
+                changes.push((k, e.org_id, e.name, firing));
             }
         }
-        // Executors deleted since: their incidents were resolved with them.
-        open.retain(|k| executors.iter().any(|(ek, _)| ek == k));
         for batch in changes.chunks(BATCH) {
             s.store.write(|w| {
                 for (_, org, name, firing) in batch {
@@ -204,14 +282,13 @@ impl Sweeper {
             })?;
             for (k, _, _, firing) in batch {
                 if firing.is_some() {
-                    open.insert(k.clone());
+                    self.offline_open.insert(k.clone());
                 } else {
-                    open.remove(k);
+                    self.offline_open.remove(k);
                 }
             }
         }
-        self.offline_open = Some(open);
-        Ok(())
+        Ok(looked)
     }
 }
 
@@ -254,6 +331,9 @@ fn pass(s: &AppState, sweeper: &mut Sweeper) -> bool {
         Ok(true) => {}
         Ok(false) => {
             sweeper.reset();
+            // What the sweeper would have looked at: the lease holder's own pass covers it.
+            s.take_touched();
+            s.liveness.take_heard();
             return false;
         }
         Err(e) => {
@@ -264,7 +344,7 @@ fn pass(s: &AppState, sweeper: &mut Sweeper) -> bool {
     }
     let t = std::time::Instant::now();
     match sweeper.pass(s) {
-        Ok(n) => tracing::debug!(changed = n, took_ms = t.elapsed().as_millis() as u64, "swept node health"),
+        Ok(n) => tracing::debug!(changed = n, executors_read = sweeper.looked(), took_ms = t.elapsed().as_millis() as u64, "swept node health"),
         Err(e) => {
             tracing::error!(error = %e, "sweep failed; the next pass looks at every node");
             sweeper.reset();
@@ -290,6 +370,8 @@ pub async fn run(s: Arc<AppState>) {
             })
             .await;
         sweeper = Some(sw);
+        // On every replica: executors that changed here, for the lease holder's sweeper.
+        s.blocking(AppState::publish_executor_changes).await;
         // On every replica: its viewers' log watches, for the replica an executor syncs with.
         if tokio::time::Instant::now() >= next_announce {
             next_announce = tokio::time::Instant::now() + crate::logs::ANNOUNCE_EVERY;

@@ -335,6 +335,75 @@ async fn the_sweeper_records_a_commands_transition_without_looking_at_every_node
     cp.stop().await;
 }
 
+/// The sweeper reads an executor only when its deadline comes (it would go
+/// offline, its alert's "for" runs out) or it changed: executors heard from
+/// here move their deadlines in memory, and a pass costs what happened.
+#[tokio::test]
+async fn the_sweeper_reads_only_executors_that_are_due_or_changed() {
+    use novacula_control_plane::store::{model::ExecutorRow, EXECUTORS};
+    let cp = Cp::with_orgs(sweeps_by_hand()).await;
+    let alice = cp.login("alice").await;
+    let mut execs = Vec::new();
+    for name in ["edge-1", "edge-2", "edge-3"] {
+        let (exec, _) = cp.executor_client(&alice, None).await;
+        exec.sync_executor(&sync_req(name, ExecutorKind::Agent, "1.0.0")).await.unwrap();
+        execs.push(exec);
+    }
+    let sync = async |i: usize| execs[i].sync_executor(&sync_req(&format!("edge-{}", i + 1), ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let online = async |name: &str| alice.get::<Value>(&format!("/api/v1/executors/{name}")).await.unwrap()["online"].as_bool().unwrap();
+    let disconnected = async || -> Vec<String> {
+        events(&alice, 0).await.into_iter().filter(|e| e["kind"] == "executor.disconnected").map(|e| e["executor"].as_str().unwrap().to_string()).collect()
+    };
+    let mut sweeper = novacula_control_plane::sweeper::Sweeper::default();
+    sweeper.pass(&cp.state).unwrap();
+    assert_eq!(sweeper.looked(), 3, "the first pass reads every executor");
+
+    cp.advance(Duration::from_secs(10));
+    sync(0).await;
+    sync(1).await;
+    sweeper.pass(&cp.state).unwrap();
+    assert_eq!(sweeper.looked(), 0, "heard here, known online: nothing to read");
+
+    // edge-3 is silent for 30 s: due, read, offline; the other two are not due.
+    cp.advance(Duration::from_secs(20));
+    sweeper.pass(&cp.state).unwrap();
+    assert_eq!(sweeper.looked(), 1);
+    assert_eq!(disconnected().await, ["edge-3"]);
+    assert!(!online("edge-3").await);
+    let open: Vec<Value> = alice.get("/api/v1/incidents?status=open").await.unwrap();
+    assert_eq!(
+        open.iter().map(|i| (i["rule"].as_str().unwrap(), i["subject"]["name"].as_str().unwrap())).collect::<Vec<_>>(),
+        [("executor_offline", "edge-3")]
+    );
+
+    // Another control plane heard edge-1 (its flush wrote a later time): at
+    // edge-1's deadline the read finds it, and it stays online.
+    let stored = cp.state.store.read(|r| r.scan::<ExecutorRow>(EXECUTORS, "")).unwrap();
+    let (k, mut row) = stored.into_iter().find(|(_, e)| e.name == "edge-1").unwrap();
+    row.updated_at = row.updated_at.plus(Duration::from_secs(15));
+    cp.state.store.write(|w| w.put(EXECUTORS, &k, &row)).unwrap();
+    cp.advance(Duration::from_secs(10)); // 30 s after edge-1's and edge-2's heartbeat here
+    sweeper.pass(&cp.state).unwrap();
+    assert_eq!(sweeper.looked(), 2, "edge-1 and edge-2 are due");
+    assert_eq!(disconnected().await, ["edge-3", "edge-2"], "edge-1 was heard elsewhere");
+    assert!(online("edge-1").await);
+
+    // edge-3 comes back: its sync is a change, read at the next pass; its incident resolves.
+    sync(2).await;
+    sweeper.pass(&cp.state).unwrap();
+    assert_eq!(sweeper.looked(), 1);
+    let open: Vec<Value> = alice.get("/api/v1/incidents?status=open").await.unwrap();
+    assert_eq!(open.iter().map(|i| i["subject"]["name"].as_str().unwrap()).collect::<Vec<_>>(), ["edge-2"]);
+
+    // Deactivating an online executor takes it offline at the next pass, not at its deadline.
+    let _: Value = alice.call(Method::POST, "/api/v1/executors/edge-3/deactivate", None::<&Value>).await.unwrap();
+    sweeper.pass(&cp.state).unwrap();
+    assert_eq!(sweeper.looked(), 1);
+    assert!(!online("edge-3").await);
+    assert_eq!(disconnected().await.len(), 2, "deactivated on purpose: no summary");
+    cp.stop().await;
+}
+
 #[tokio::test]
 async fn bad_input_gets_json_4xx() {
     let cp = Cp::with_orgs(Config::default()).await;

@@ -17,13 +17,47 @@ use std::time::{Duration, Instant};
 
 /// Two control planes on one fresh database with orgs `acme` and `globex`.
 async fn two_replicas() -> Option<(Cp, Cp)> {
+    two_replicas_with(Config::default()).await
+}
+
+async fn two_replicas_with(config: Config) -> Option<(Cp, Cp)> {
     let url = pg_server::database_for_test()?;
     let clock = Arc::new(ManualClock::new(T0));
     let first = Store::open_postgres(&url).unwrap();
     seed(&first);
-    let a = Cp::start(first, clock.clone(), Config::default()).await;
-    let b = Cp::start(Store::open_postgres(&url).unwrap(), clock, Config::default()).await;
+    let a = Cp::start(first, clock.clone(), config.clone()).await;
+    let b = Cp::start(Store::open_postgres(&url).unwrap(), clock, config).await;
     Some((a, b))
+}
+
+/// The lease holder's sweeper keeps executors in an index of deadlines and
+/// reads one only when it is due or changed: an executor that first syncs,
+/// and later comes back, through the other replica is still seen, told
+/// through the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_sees_executors_that_sync_through_the_other_replica() {
+    let Some((a, b)) = two_replicas_with(Config { sweep_interval: Duration::from_millis(100), ..Config::default() }).await else { return };
+    let alice = a.login("alice").await;
+    let (_, created) = a.executor_client(&alice, Some("edge-1")).await;
+    // Let the holder's first pass (which reads every executor) go by.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let other = if a.state.store.hold_lease().unwrap() { &b } else { &a };
+    let exec = HttpApi::new(&other.url, Some(created["key"].as_str().unwrap().to_string())).unwrap();
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let open = async || alice.get::<Vec<serde_json::Value>>("/api/v1/incidents?status=open").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await; // the holder hears of edge-1
+    a.advance(Duration::from_secs(31));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while open().await.is_empty() {
+        assert!(Instant::now() < deadline, "edge-1, silent past the timeout, was never found offline");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(open().await[0]["subject"]["name"], "edge-1");
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    while !open().await.is_empty() {
+        assert!(Instant::now() < deadline, "edge-1 came back through the other replica; its incident stayed open");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

@@ -281,6 +281,12 @@ pub fn executor_offline(settings: &AlertSettings, silent: Duration, heartbeat_ti
     (settings.executor_offline && !deactivated && silent >= limit).then(|| format!("executor silent for {} s", silent.as_secs()))
 }
 
+/// When `executor_offline` fires for an executor last heard at `last_seen`
+/// if it stays silent (`None`: the rule is off); [`executor_offline`] fires from then on.
+pub fn executor_offline_at(settings: &AlertSettings, last_seen: Timestamp, heartbeat_timeout: Duration) -> Option<Timestamp> {
+    settings.executor_offline.then(|| last_seen.plus(heartbeat_timeout + Duration::from_secs(settings.executor_offline_for_secs)))
+}
+
 /// How long a condition has held: `since` is when it started to (kept by
 /// the caller between evaluations); `None` when it does not hold now.
 pub fn held(since: Option<Timestamp>, holds: bool, now: Timestamp) -> Option<Timestamp> {
@@ -669,6 +675,18 @@ mod tests {
         assert!(executor_offline(&s, Duration::from_secs(90), t, false).is_some());
         assert_eq!(executor_offline(&s, Duration::from_secs(900), t, true), None, "deactivated executors are silent on purpose");
         assert_eq!(executor_offline(&AlertSettings { executor_offline: false, ..s }, Duration::from_secs(900), t, false), None);
+    }
+
+    #[test]
+    fn executor_offline_at_is_when_it_starts_to_fire() {
+        let t = Duration::from_secs(30);
+        let last = Timestamp(1_000_000);
+        for s in [AlertSettings::default(), AlertSettings { executor_offline_for_secs: 60, ..AlertSettings::default() }] {
+            let at = executor_offline_at(&s, last, t).unwrap();
+            assert_eq!(executor_offline(&s, at.since(last) - Duration::from_millis(1), t, false), None, "{s:?}");
+            assert!(executor_offline(&s, at.since(last), t, false).is_some(), "{s:?}");
+        }
+        assert_eq!(executor_offline_at(&AlertSettings { executor_offline: false, ..AlertSettings::default() }, last, t), None);
     }
 
     #[test]

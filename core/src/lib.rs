@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod audit;
 pub mod authz;
 pub mod compat;
+pub mod deadline;
 pub mod draft;
 pub mod drift;
 pub mod entropy;

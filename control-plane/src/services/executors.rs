@@ -102,6 +102,7 @@ pub fn set_active(s: &AppState, org: &str, who: &Who, name: &str, active: bool) 
         }
         Ok::<_, ServiceError>(seq)
     })?;
+    s.executor_changed(&org, name);
     if let Some(seq) = seq {
         s.notify_change(&org, name, seq);
     }
@@ -137,6 +138,7 @@ pub fn delete(s: &AppState, org: &str, who: &Who, name: &str) -> Result<()> {
         events::record(w, org, now, NewEvent { kind: ev::EXECUTOR_DELETED, node: None, executor: Some(name), actor: &actor, data })?;
         Ok::<_, ServiceError>(())
     })?;
+    s.executor_changed(org, name);
     tracing::info!(org, executor = name, by = %who.name, "executor deleted");
     Ok(())
 }

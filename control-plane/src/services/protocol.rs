@@ -45,7 +45,9 @@ pub async fn sync(s: &Arc<AppState>, key: ApiKey, req: SyncExecutorRequest) -> R
             // many): a fleet reconnecting at once, after the control plane
             // was down, is not a queue of single commits.
             let (st, key, req) = (s.clone(), key.clone(), req.clone());
-            s.write_grouped(move |w| durable_sync(&st, w, &key, &req, &digest, now, compat)).await?
+            let written = s.write_grouped(move |w| durable_sync(&st, w, &key, &req, &digest, now, compat)).await?;
+            s.executor_changed(&written.0.org_id, &written.0.name);
+            written
         }
     };
     s.liveness.touch(&key.org_id, &req.name, &key.id, now);
