@@ -17,6 +17,7 @@ use crate::services::nodes::{alert_fires, evaluate, executor_online, phase_of};
 use crate::state::AppState;
 use crate::store::model::{ExecutorRow, NodeRow, ObservedRow};
 use crate::store::{key, StoreError, ALERT_SETTINGS, EXECUTORS, NODES, OBSERVED, OPEN_INCIDENTS};
+use crate::watch::Judged;
 use novacula_core::alerts::{self, AlertSettings, Rule, Subject, SubjectKind};
 use novacula_core::deadline::Deadlines;
 use novacula_core::{events as ev, NodePhase, Timestamp};
@@ -135,6 +136,8 @@ struct Looked {
     flipped: Vec<String>,
     /// Went from online to silent (not deactivated): one summary each.
     went_offline: Vec<ExecutorRow>,
+    /// Every executor looked at that still exists.
+    executors: Vec<String>,
 }
 
 impl Sweeper {
@@ -149,6 +152,11 @@ impl Sweeper {
     /// later only those due, changed or back.
     pub fn looked(&self) -> usize {
         self.looked
+    }
+
+    /// How many nodes and executors the last pass judged by the rules that need time ([`crate::watch`]).
+    pub fn watch_judged(&self) -> usize {
+        self.watch.judged()
     }
 
     /// One pass; returns how many node rows changed.
@@ -202,9 +210,10 @@ impl Sweeper {
             }
             Ok::<_, StoreError>(keys)
         })?;
+        let moved: Vec<Judged> = keys.iter().cloned().map(Judged::Node).chain(looked.executors.into_iter().map(Judged::Executor)).collect();
         let changed = settle(s, keys, now)?;
         summarise(s, &looked.went_offline, now)?;
-        self.watch.pass(s)?;
+        self.watch.pass(s, moved)?;
         Ok(changed)
     }
 }
@@ -242,6 +251,7 @@ impl Fleet {
                 continue;
             };
             s.liveness.overlay(&mut e);
+            looked.executors.push(k.clone());
             let on = executor_online(Some(&e), now, timeout);
             let before = self.online.insert(k.clone(), on);
             if before != Some(on) {

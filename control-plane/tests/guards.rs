@@ -404,6 +404,53 @@ async fn the_sweeper_reads_only_executors_that_are_due_or_changed() {
     cp.stop().await;
 }
 
+/// `node_stalled`, `sync_distance` and `executor_unsupported` judge each
+/// node and executor at its own deadline: a pass reads what is due (the
+/// fleet is spread over 30 s), and a "for" that runs out is judged then,
+/// not at the next regular look.
+#[tokio::test]
+async fn the_watch_judges_what_is_due_and_a_for_when_it_runs_out() {
+    const N: usize = 30;
+    let cp = Cp::with_orgs(sweeps_by_hand()).await;
+    let (alice, exec) = cp.alice_and_edge().await;
+    let _: Value = alice.call(Method::PUT, "/api/v1/alerts/settings", Some(&json!({"nodeStalledForSecs": 60}))).await.unwrap();
+    let mut reports = Vec::new();
+    for i in 0..N {
+        let name = format!("n-{i}");
+        let rev = deploy(&alice, "edge-1", &name).await.unwrap()["revision"].as_u64().unwrap();
+        let mut o = obs(&name, rev, ObservedNodeStatus::Running);
+        o.processes[0].sync = Some(novacula_core::SyncMetrics::new(100, 100, 5));
+        reports.push(o);
+    }
+    exec.report("edge-1", reports).await.unwrap();
+    let mut sweeper = novacula_control_plane::sweeper::Sweeper::default();
+    sweeper.pass(&cp.state).unwrap(); // every node's phase, once
+    sweeper.pass(&cp.state).unwrap();
+    assert_eq!(sweeper.watch_judged(), N + 1, "the watch's first pass judges every node and executor");
+    sweeper.pass(&cp.state).unwrap();
+    assert_eq!(sweeper.watch_judged(), 0, "none is due yet");
+    let mut judged = 0;
+    for _ in 0..2 {
+        cp.advance(Duration::from_secs(15));
+        exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+        sweeper.pass(&cp.state).unwrap();
+        assert!(sweeper.watch_judged() > 0 && sweeper.watch_judged() < N + 1, "spread: {} of {}", sweeper.watch_judged(), N + 1);
+        judged += sweeper.watch_judged();
+    }
+    assert_eq!(judged, N + 1, "each once in 30 s");
+    // The heads have stood still since the first judgement, 30 s ago: at 60 s every node stalls, on that pass.
+    cp.advance(Duration::from_secs(29));
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    sweeper.pass(&cp.state).unwrap();
+    let open = async || alice.get::<Vec<Value>>("/api/v1/incidents?status=open").await.unwrap().len();
+    assert_eq!(open().await, 0, "59 s");
+    cp.advance(Duration::from_secs(1));
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    sweeper.pass(&cp.state).unwrap();
+    assert_eq!(open().await, N, "60 s: every node's node_stalled");
+    cp.stop().await;
+}
+
 #[tokio::test]
 async fn bad_input_gets_json_4xx() {
     let cp = Cp::with_orgs(Config::default()).await;

@@ -133,7 +133,8 @@ pub fn set_node_policy(s: &AppState, by: &Caller, node: &str, o: NodeAlertOverri
 
 // ---- incidents ----
 
-fn open_key(org: &str, rule: Rule, subject: &Subject) -> String {
+/// Where `rule`'s open incident for `subject` is kept (`OPEN_INCIDENTS`).
+pub(crate) fn open_key(org: &str, rule: Rule, subject: &Subject) -> String {
     key(&[org, rule.as_str(), subject.kind.as_str(), &subject.key])
 }
 
