@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod known;
 pub mod liveness;
 pub mod logs;
 pub mod mail;

@@ -239,7 +239,7 @@ fn write_newer(w: &mut crate::store::Write, batch: &[Unstored]) -> Result<usize>
         .zip(rows)
         .filter_map(|((k, at), row)| row.filter(|o| at > o.reported_at).map(|o| (k, ObservedRow { reported_at: at, ..o })))
         .collect();
-    w.put_many(EXECUTORS, &execs)?;
+    w.put_times(EXECUTORS, &execs)?;
     w.put_many(KEY_USAGE, &keys)?;
     w.put_many(OBSERVED, &reports)?;
     Ok(execs.len() + keys.len() + reports.len())

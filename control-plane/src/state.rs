@@ -98,6 +98,8 @@ pub struct AppState {
     pub hash_pool: crate::services::credentials::HashPool,
     /// Executors' and keys' "last seen", written to the store in batches.
     pub liveness: crate::liveness::Liveness,
+    /// API keys and executors as last read, while nothing changed them.
+    pub known: crate::known::Known,
     /// Node logs on their way to viewers (in memory only).
     pub logs: Arc<crate::logs::Hub>,
     /// `org/node` -> when its history last took a point (see `services::history`).
@@ -147,6 +149,7 @@ impl AppState {
             address_throttle: std::sync::Mutex::new(LoginThrottle::new(address_limit)),
             hash_pool: crate::services::credentials::HashPool::for_this_machine(),
             liveness: Default::default(),
+            known: Default::default(),
             logs: Arc::new(crate::logs::Hub::for_replica(u32::from_le_bytes(replica))),
             sampled: Default::default(),
             mailer,

@@ -451,6 +451,30 @@ async fn the_watch_judges_what_is_due_and_a_for_when_it_runs_out() {
     cp.stop().await;
 }
 
+/// A heartbeat reads its key and executor from memory while nothing changed
+/// them; revoking the key or deactivating the executor is seen by the very
+/// next call.
+#[tokio::test]
+async fn what_heartbeats_keep_in_memory_is_dropped_when_it_changes() {
+    let cp = Cp::with_orgs(sweeps_by_hand()).await;
+    let alice = cp.login("alice").await;
+    let (exec, created) = cp.executor_client(&alice, Some("edge-1")).await;
+    let (exec2, _) = cp.executor_client(&alice, Some("edge-2")).await;
+    for _ in 0..3 {
+        exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+        exec2.sync_executor(&sync_req("edge-2", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    }
+    let id = created["id"].as_str().unwrap();
+    let _: Value = alice.call::<(), _>(Method::POST, &format!("/api/v1/keys/{id}/revoke"), None).await.unwrap();
+    let e = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err();
+    assert_eq!(e.status(), Some(401), "{e}");
+    let _: Value = alice.call::<(), _>(Method::POST, "/api/v1/executors/edge-2/deactivate", None).await.unwrap();
+    let e = exec2.sync_executor(&sync_req("edge-2", ExecutorKind::Agent, "1.0.0")).await.unwrap_err();
+    assert!(matches!(e.status(), Some(401 | 403)), "{e}");
+    let _: Value = alice.call::<(), _>(Method::POST, "/api/v1/executors/edge-2/reactivate", None).await.unwrap();
+    cp.stop().await;
+}
+
 #[tokio::test]
 async fn bad_input_gets_json_4xx() {
     let cp = Cp::with_orgs(Config::default()).await;

@@ -96,6 +96,29 @@ async fn a_write_through_one_replica_wakes_a_poll_held_by_the_other_and_the_leas
     }
 }
 
+/// A replica keeps the keys and executors its heartbeats read in memory:
+/// a key revoked through the other replica is refused there as soon as the
+/// database tells it, not when what it keeps expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_through_one_replica_is_refused_by_the_other() {
+    let Some((a, b)) = two_replicas().await else { return };
+    let alice = a.login("alice").await;
+    let (_, created) = a.executor_client(&alice, Some("edge-1")).await;
+    let exec = HttpApi::new(&b.url, Some(created["key"].as_str().unwrap().to_string())).unwrap();
+    for _ in 0..3 {
+        exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    }
+    let id = created["id"].as_str().unwrap();
+    let _: serde_json::Value = alice.call::<(), _>(novacula_client::Method::POST, &format!("/api/v1/keys/{id}/revoke"), None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.is_ok() {
+        assert!(Instant::now() < deadline, "the other replica still takes the revoked key");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err();
+    assert_eq!(e.status(), Some(401), "{e}");
+}
+
 /// An executor given both replicas' URLs moves to the other when the one it
 /// talks to cannot be reached.
 #[tokio::test]

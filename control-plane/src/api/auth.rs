@@ -256,12 +256,20 @@ pub async fn api_key(token: &str, state: &Arc<AppState>) -> Result<ApiKey, ApiEr
     let invalid = || ApiError::unauthorized("invalid API key");
     let rest = token.strip_prefix(API_KEY_PREFIX).and_then(|r| r.strip_prefix('_')).ok_or_else(invalid)?;
     let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
-    let id = id.to_string();
-    let key = state.blocking(move |state| state.store.read(|r| r.get::<ApiKey>(API_KEYS, &id))).await?.ok_or_else(invalid)?;
+    let (now, epoch) = (state.now(), state.store.epoch());
+    let key = match state.known.key(id, epoch, now) {
+        Some(key) => key,
+        None => {
+            let id = id.to_string();
+            let key = state.blocking(move |state| state.store.read(|r| r.get::<ApiKey>(API_KEYS, &id))).await?.ok_or_else(invalid)?;
+            state.known.keep_key(key.clone(), epoch, now);
+            key
+        }
+    };
     if !ct_eq(&key.secret_hash, &sha256_hex(secret)) {
         return Err(invalid());
     }
-    key.state(state.now()).usable().map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    key.state(now).usable().map_err(|e| ApiError::unauthorized(e.to_string()))?;
     let deactivated = match state.org_deactivated_cached(&key.org_id) {
         Some(off) => off,
         None => {

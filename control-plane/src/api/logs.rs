@@ -187,7 +187,10 @@ pub async fn push(
         return Err(ApiError::unprocessable(format!("a line is longer than {LINE_MAX} characters")));
     }
     let (key, executor) = (auth.key, q.executor);
-    let exec = s.blocking(move |s| protocol::node_caller(s, &key, &executor)).await?;
+    let exec = match protocol::node_caller_held(&s, &key, &executor) {
+        Some(held) => held?,
+        None => s.blocking(move |s| protocol::node_caller(s, &key, &executor)).await?,
+    };
     let watched = match s.logs.push(&exec.org_id, &exec.name, batch) {
         crate::logs::Pushed::Here(watched) => watched,
         // A viewer on another replica: through the database, off the async workers.

@@ -32,12 +32,23 @@ pub async fn sync(s: &Arc<AppState>, key: ApiKey, req: SyncExecutorRequest) -> R
     };
     let now = s.now();
     let compat = compat_of(s, &req.version);
-    let (key, req, digest, unchanged) = s
-        .blocking(move |s| {
-            let unchanged = heartbeat_only(s, &key, &req, &digest, now)?;
-            Ok::<_, ServiceError>((key, req, digest, unchanged))
-        })
-        .await?;
+    // Most syncs are heartbeats of an executor whose row is held in memory:
+    // no read at all. Any doubt reads the store.
+    let epoch = s.store.epoch();
+    let held = s.known.executor(&store_key(&[&key.org_id, &req.name]), epoch, now).and_then(|(mut e, upgrade)| {
+        s.liveness.overlay(&mut e);
+        sync_changes_nothing(s, &key, &e, &req, &digest, now).then_some((e, upgrade))
+    });
+    let (key, req, digest, unchanged) = match held {
+        Some(found) => (key, req, digest, Some(found)),
+        None => {
+            s.blocking(move |s| {
+                let unchanged = heartbeat_only(s, &key, &req, &digest, now, epoch)?;
+                Ok::<_, ServiceError>((key, req, digest, unchanged))
+            })
+            .await?
+        }
+    };
     let (exec, upgrade) = match unchanged {
         Some(found) => found,
         None => {
@@ -66,37 +77,45 @@ pub async fn sync(s: &Arc<AppState>, key: ApiKey, req: SyncExecutorRequest) -> R
     })
 }
 
-/// The executor, when this sync changes nothing the store keeps: the key is
-/// live and bound to it, it was online, and it reports what it reported
-/// before. Then only "last seen" moves, in memory (see [`crate::liveness`]).
+/// Whether a sync with `key_row` changes nothing the store keeps of `e`
+/// (its row, "last seen" overlaid): the key is live and bound to it, it was
+/// online, and it reports what it reported before. Then only "last seen"
+/// moves, in memory (see [`crate::liveness`]).
+fn sync_changes_nothing(s: &AppState, key_row: &ApiKey, e: &ExecutorRow, req: &SyncExecutorRequest, digest: &str, now: novacula_core::Timestamp) -> bool {
+    key_row.state(now).usable().is_ok()
+        && key_row.executor.as_deref() == Some(req.name.as_str())
+        && !e.deactivated
+        && e.api_key_id == key_row.id
+        && e.kind == req.kind
+        && e.version == req.version
+        && e.channel == req.channel
+        && e.capabilities_digest == digest
+        && is_online(now, e.updated_at, s.config.heartbeat_timeout)
+}
+
+/// The executor and its upgrade offer, read from the store, when this sync
+/// [changes nothing](sync_changes_nothing); what was read is kept in memory
+/// under `epoch` (taken before the read) for the next ones.
 fn heartbeat_only(
     s: &AppState,
     key: &ApiKey,
     req: &SyncExecutorRequest,
     digest: &str,
     now: novacula_core::Timestamp,
+    epoch: u64,
 ) -> Result<Option<(ExecutorRow, Option<UpgradeRow>)>> {
+    let ek = store_key(&[&key.org_id, &req.name]);
     Ok(s.store.read(|r| {
         let k: Option<ApiKey> = r.get(API_KEYS, &key.id)?;
-        let e: Option<ExecutorRow> = r.get(EXECUTORS, &store_key(&[&key.org_id, &req.name]))?;
+        let e: Option<ExecutorRow> = r.get(EXECUTORS, &ek)?;
         let (Some(key_row), Some(mut e)) = (k, e) else { return Ok(None) };
-        s.liveness.overlay(&mut e);
-        let same = key_row.state(now).usable().is_ok()
-            && key_row.executor.as_deref() == Some(req.name.as_str())
-            && !e.deactivated
-            && e.api_key_id == key.id
-            && e.kind == req.kind
-            && e.version == req.version
-            && e.channel == req.channel
-            && e.capabilities_digest == digest
-            && is_online(now, e.updated_at, s.config.heartbeat_timeout);
-        if !same {
-            return Ok(None);
-        }
         // In the same read: the upgrade offer goes with every answer (the
         // organization's own, else the platform's release).
         let upgrade = r.upgrade_offer(&key.org_id, e.channel, e.kind)?;
-        Ok::<_, crate::store::StoreError>(Some((e, upgrade)))
+        s.known.keep_key(key_row.clone(), epoch, now);
+        s.known.keep_executor(ek.clone(), e.clone(), upgrade.clone(), epoch, now);
+        s.liveness.overlay(&mut e);
+        Ok::<_, crate::store::StoreError>(sync_changes_nothing(s, &key_row, &e, req, digest, now).then_some((e, upgrade)))
     })?)
 }
 
@@ -209,10 +228,28 @@ fn durable_sync(
 /// The executor behind a key for node queries: it must have synced, be active and in support.
 pub fn node_caller(s: &AppState, key: &ApiKey, name: &str) -> Result<ExecutorRow> {
     key_speaks_for(key.state(s.now()), name).map_err(|e| ServiceError::Forbidden(e.to_string()))?;
-    let exec: ExecutorRow = s
-        .store
-        .read(|r| r.get(EXECUTORS, &store_key(&[&key.org_id, name])))?
-        .ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} is unknown; call syncExecutor first")))?;
+    if let Some(held) = node_caller_held(s, key, name) {
+        return held;
+    }
+    let (k, now, epoch) = (store_key(&[&key.org_id, name]), s.now(), s.store.epoch());
+    let read = s.store.read(|r| {
+        let Some(e) = r.get::<ExecutorRow>(EXECUTORS, &k)? else { return Ok(None) };
+        let upgrade = r.upgrade_offer(&key.org_id, e.channel, e.kind)?;
+        Ok::<_, crate::store::StoreError>(Some((e, upgrade)))
+    })?;
+    let (exec, upgrade) = read.ok_or_else(|| ServiceError::NotFound(format!("executor {name:?} is unknown; call syncExecutor first")))?;
+    s.known.keep_executor(k, exec.clone(), upgrade, epoch, now);
+    check_node_caller(s, key, name, exec)
+}
+
+/// [`node_caller`] from what is held in memory, with no read (`None`: not held).
+pub fn node_caller_held(s: &AppState, key: &ApiKey, name: &str) -> Option<Result<ExecutorRow>> {
+    let (exec, _) = s.known.executor(&store_key(&[&key.org_id, name]), s.store.epoch(), s.now())?;
+    Some(check_node_caller(s, key, name, exec))
+}
+
+fn check_node_caller(s: &AppState, key: &ApiKey, name: &str, exec: ExecutorRow) -> Result<ExecutorRow> {
+    key_speaks_for(key.state(s.now()), name).map_err(|e| ServiceError::Forbidden(e.to_string()))?;
     if exec.deactivated {
         return Err(ServiceError::Forbidden(format!("executor {name:?} has been deactivated")));
     }

@@ -155,6 +155,17 @@ fn decode<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T> {
     }
 }
 
+/// The tables whose rows say what an executor's call means (its API key,
+/// its executor, the upgrade offered, its organization): a commit that
+/// writes one moves [`Store::epoch`], and what `crate::known` holds of
+/// them is dropped.
+const MEANING: [Table; 5] = [API_KEYS, EXECUTORS, UPGRADES, RELEASES, ORGS];
+/// Published after such a commit: the other processes on the database move their epoch too.
+const EPOCH_MESSAGE: &str = "epoch";
+/// Delivered by an engine when it (re)starts listening: anything may have
+/// been published meanwhile.
+pub(crate) const LISTENING: &str = "listening";
+
 /// A storage engine: serializable transactions over the tables above, and
 /// what several control-plane processes on one database need to share.
 pub trait Engine: Send + Sync + 'static {
@@ -227,6 +238,9 @@ pub struct Store {
     commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The group-commit thread, started by the first grouped write.
     groups: std::sync::OnceLock<group::Groups>,
+    /// Moves whenever a commit here or elsewhere may have changed a table
+    /// of [`MEANING`] (see [`Store::epoch`]).
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -265,7 +279,7 @@ impl Store {
     }
 
     fn init(engine: Box<dyn Engine>) -> Result<Store> {
-        let store = Store { engine: engine.into(), commits: Default::default(), groups: Default::default() };
+        let store = Store { engine: engine.into(), commits: Default::default(), groups: Default::default(), epoch: Default::default() };
         store.write(migrate::run)?;
         Ok(store)
     }
@@ -275,9 +289,25 @@ impl Store {
         self.engine.publish(message)
     }
 
-    /// See [`Engine::subscribe`].
+    /// See [`Engine::subscribe`]; the store keeps its own messages.
     pub fn subscribe(&self, deliver: Box<dyn Fn(&str) + Send>) -> Result<()> {
-        self.engine.subscribe(deliver)
+        let epoch = self.epoch.clone();
+        self.engine.subscribe(Box::new(move |message| {
+            if message == EPOCH_MESSAGE || message == LISTENING {
+                epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            } else {
+                deliver(message);
+            }
+        }))
+    }
+
+    /// A number that moves after every commit that wrote a table of
+    /// [`MEANING`]: here before the commit's caller goes on, in other
+    /// processes on the database when they are told (or start listening
+    /// again). What was read under one epoch may be kept while it lasts. Read
+    /// it before such a read, never after.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// See [`Engine::hold_lease`].
@@ -291,12 +321,18 @@ impl Store {
 
     /// Runs `f` in one write transaction; commits iff it returns `Ok`.
     pub fn write<R, E: From<StoreError>>(&self, f: impl FnOnce(&mut Write) -> Result<R, E>) -> Result<R, E> {
-        let mut w = Write { txn: self.engine.begin_write()? };
+        let mut w = Write { txn: self.engine.begin_write()?, meaning: false };
         let out = f(&mut w)?;
         let start = std::time::Instant::now();
         w.txn.commit()?;
         crate::metrics::STORE_COMMIT_SECONDS.observe(start.elapsed().as_secs_f64());
         self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if w.meaning {
+            self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Err(e) = self.engine.publish(EPOCH_MESSAGE) {
+                tracing::warn!(error = %e, "could not tell other control planes that keys or executors changed; they see it within what they keep");
+            }
+        }
         Ok(out)
     }
 
@@ -311,7 +347,7 @@ impl Store {
     {
         if self.groups.get().is_none() {
             // The thread's handle shares the engine, without groups of its own.
-            let handle = Store { engine: self.engine.clone(), commits: self.commits.clone(), groups: Default::default() };
+            let handle = Store { engine: self.engine.clone(), commits: self.commits.clone(), groups: Default::default(), epoch: self.epoch.clone() };
             let groups = group::Groups::start(handle).map_err(|e| StoreError::Engine(Box::new(e)))?;
             // Another caller may have started one first: this one then just ends.
             let _ = self.groups.set(groups);
@@ -422,18 +458,37 @@ impl Read {
 
 pub struct Write {
     txn: Box<dyn WriteTxn>,
+    /// A table of [`MEANING`] was written.
+    meaning: bool,
 }
 
 impl Write {
     typed_reads!();
 
+    fn writes(&mut self, t: Table) {
+        self.meaning |= MEANING.contains(&t);
+    }
+
     pub fn put<T: Serialize>(&mut self, t: Table, k: &str, v: &T) -> Result<()> {
+        self.writes(t);
         self.txn.put(t, k, &encode(v))
     }
 
     /// [`Self::put`] of each entry, in one call to the engine; of entries
     /// with the same key, the last one is kept.
     pub fn put_many<T: Serialize>(&mut self, t: Table, entries: &[(String, T)]) -> Result<()> {
+        self.writes(t);
+        self.put_many_inner(t, entries)
+    }
+
+    /// [`Self::put_many`] of rows that differ from the stored ones only in
+    /// their times ("last seen", "last reported"): they mean what they meant,
+    /// and [`Store::epoch`] does not move.
+    pub fn put_times<T: Serialize>(&mut self, t: Table, entries: &[(String, T)]) -> Result<()> {
+        self.put_many_inner(t, entries)
+    }
+
+    fn put_many_inner<T: Serialize>(&mut self, t: Table, entries: &[(String, T)]) -> Result<()> {
         let mut last = std::collections::HashMap::with_capacity(entries.len());
         for (i, (k, _)) in entries.iter().enumerate() {
             last.insert(k.as_str(), i);
@@ -447,6 +502,7 @@ impl Write {
     }
 
     pub fn remove(&mut self, t: Table, k: &str) -> Result<()> {
+        self.writes(t);
         self.txn.remove(t, k)
     }
 
@@ -535,6 +591,47 @@ mod tests {
             assert_eq!(s.read(|r| r.get::<String>(ORGS, "a")).unwrap().as_deref(), Some("kept"), "{engine}");
             assert_eq!(s.read(|r| r.get::<String>(ORGS, "b")).unwrap(), None, "{engine}");
             assert_eq!(s.read(|r| r.counter(migrate::SCHEMA_VERSION_KEY)).unwrap(), migrate::CURRENT, "{engine}: migrated once");
+        }
+    }
+
+    /// The epoch moves with a commit that changes what keys, executors,
+    /// upgrades or organizations mean, not with one that only moves times or
+    /// writes other tables, nor with one that fails; on PostgreSQL another
+    /// process on the database is told.
+    #[test]
+    fn the_epoch_moves_with_commits_that_change_meaning() {
+        for (engine, open) in engines() {
+            let s = open();
+            let other = (engine == "postgres").then(&open);
+            if let Some(o) = &other {
+                o.subscribe(Box::new(|_| {})).unwrap();
+                // Listening: the epoch moved once (what was published before is unknown).
+                while o.epoch() == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            let e0 = s.epoch();
+            s.write(|w| w.put_times(EXECUTORS, &[("acme/edge-1".to_string(), 1u8)])).unwrap();
+            s.write(|w| w.put(NODES, "acme/n", &1u8)).unwrap();
+            assert_eq!(s.epoch(), e0, "{engine}: times and other tables");
+            let _failed: Result<()> = s.write(|w| {
+                w.put(API_KEYS, "k", &1u8)?;
+                Err(StoreError::Decode { table: "x".into(), reason: "abort".into() })
+            });
+            assert_eq!(s.epoch(), e0, "{engine}: nothing committed");
+            let seen_elsewhere = other.as_ref().map(Store::epoch);
+            s.write(|w| w.put(API_KEYS, "k", &1u8)).unwrap();
+            assert!(s.epoch() > e0, "{engine}: a key written");
+            let e1 = s.epoch();
+            s.write(|w| w.remove(EXECUTORS, "acme/edge-1")).unwrap();
+            assert!(s.epoch() > e1, "{engine}: an executor removed");
+            if let (Some(o), Some(before)) = (&other, seen_elsewhere) {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while o.epoch() == before {
+                    assert!(std::time::Instant::now() < deadline, "the other process was not told");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
         }
     }
 

@@ -278,6 +278,8 @@ impl Engine for PgEngine {
                     if client.batch_execute(&format!("LISTEN {CHANNEL}")).is_err() {
                         continue;
                     }
+                    // What was published while nobody listened is lost.
+                    deliver(super::LISTENING);
                     while !stop.load(Ordering::Relaxed) && !client.is_closed() {
                         let mut batch = client.notifications();
                         let mut iter = batch.timeout_iter(std::time::Duration::from_secs(1));
