@@ -12,6 +12,7 @@
 //! taking over the lease, looks at every executor and node once. Changes are
 //! written in bounded transactions.
 
+use crate::services::alerts::{apply_open, open_key};
 use crate::services::events::{self, data, NewEvent};
 use crate::services::nodes::{alert_fires, evaluate, executor_online, phase_of};
 use crate::state::AppState;
@@ -24,9 +25,15 @@ use novacula_core::{events as ev, NodePhase, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// Nodes written per transaction when many change at once (a fleet going
-/// offline): readers and other writers get their turn between batches.
+/// Records read per call when many are looked at (a first pass, a fleet
+/// coming back).
 const BATCH: usize = 500;
+
+/// Nodes re-derived per write transaction when many change at once (a fleet
+/// going offline or coming back): other writers (deploys, reports' group
+/// commits) get their turn between batches. Each changed node may take a few
+/// reads for its alerts, a round trip each on PostgreSQL.
+const WRITE_BATCH: usize = 100;
 
 /// The phase of `row` given its executor (with its last heartbeat) and last report, as of `now`.
 fn phase_now(s: &AppState, row: &NodeRow, mut exec: Option<ExecutorRow>, obs: Option<ObservedRow>, now: Timestamp) -> NodePhase {
@@ -75,7 +82,7 @@ fn settle(s: &AppState, keys: Vec<String>, now: Timestamp) -> Result<usize, Stor
         Ok::<_, StoreError>(out)
     })?;
     let mut n = 0;
-    for batch in stale_keys.chunks(BATCH) {
+    for batch in stale_keys.chunks(WRITE_BATCH) {
         n += s.store.write(|w| {
             // Re-derive inside the transaction: a report may have landed since the read.
             let mut changed = Vec::new();
@@ -283,10 +290,13 @@ impl Fleet {
                 changes.push((k, e.org_id, e.name, firing));
             }
         }
-        for batch in changes.chunks(BATCH) {
+        for batch in changes.chunks(WRITE_BATCH) {
             s.store.write(|w| {
-                for (_, org, name, firing) in batch {
-                    crate::services::alerts::apply(w, org, Rule::ExecutorOffline, &Subject::executor(name), firing.clone(), now)?;
+                let subjects: Vec<(&String, Subject)> = batch.iter().map(|(_, org, name, _)| (org, Subject::executor(name))).collect();
+                let keys: Vec<String> = subjects.iter().map(|(org, subject)| open_key(org, Rule::ExecutorOffline, subject)).collect();
+                let open: Vec<Option<String>> = w.get_many(OPEN_INCIDENTS, &keys)?;
+                for (((org, subject), open), (_, _, _, firing)) in subjects.iter().zip(open).zip(batch) {
+                    apply_open(w, org, Rule::ExecutorOffline, subject, firing.clone(), open, now)?;
                 }
                 Ok::<_, StoreError>(())
             })?;
@@ -305,9 +315,10 @@ impl Fleet {
 /// One event per executor found silent (its nodes' own events name each node).
 fn summarise(s: &AppState, silent: &[ExecutorRow], now: Timestamp) -> Result<(), StoreError> {
     for batch in silent.chunks(BATCH) {
+        // Counted before the write (a read each): the writer is held for writes only.
+        let counts: Vec<usize> = s.store.read(|r| batch.iter().map(|e| Ok(r.executor_nodes(&e.org_id, &e.name)?.len())).collect::<Result<_, StoreError>>())?;
         s.store.write(|w| {
-            for e in batch {
-                let nodes = w.executor_nodes(&e.org_id, &e.name)?.len();
+            for (e, nodes) in batch.iter().zip(counts) {
                 let silent_secs = now.0.saturating_sub(e.updated_at.0) / 1000;
                 events::record(
                     w,

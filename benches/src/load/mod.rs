@@ -220,13 +220,16 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
     let caps = novacula_executor::adapter::Adapters::standard().with_demo_chain().capabilities();
     let sync_bytes = serde_json::to_vec(&caps).map_or(0, |b| b.len());
 
-    // Keys, one bound to each executor, then each executor's first sync.
+    // Keys, one bound to each executor, then each executor's first sync;
+    // from then on it runs (syncs, polls, reports), as a real one does: none
+    // goes silent during a long setup and then reconnects with the whole
+    // fleet at once, and each deploy below wakes its executor's poll.
     let shared = Arc::new(Shared::default());
-    let executors = Arc::new(std::sync::Mutex::new(Vec::with_capacity(o.executors)));
+    let (admitted, mut admitted_rx) = tokio::sync::mpsc::unbounded_channel::<(Arc<Emulated>, Arc<Vec<u8>>)>();
     let pool = if o.own_connections { None } else { Some(executor::Pool::new(&target.url).map_err(call_err("client"))?) };
-    let (a, url, ex) = (admin.clone(), target.url.clone(), executors.clone());
-    all_of((0..o.executors).collect(), o.setup_in_flight, move |i| {
-        let (admin, url, executors, caps, pool) = (a.clone(), url.clone(), ex.clone(), caps.clone(), pool.clone());
+    let (a, url) = (admin.clone(), target.url.clone());
+    let admission = all_of((0..o.executors).collect(), o.setup_in_flight, move |i| {
+        let (admin, url, admitted, caps, pool) = (a.clone(), url.clone(), admitted.clone(), caps.clone(), pool.clone());
         async move {
             let name = executor_name(i);
             let key = admin
@@ -249,11 +252,21 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
             let held = e.sync(&first).await.map_err(call_err(format!("first sync of {}", e.name)))?;
             (req.capabilities, req.capabilities_digest) = (None, Some(held));
             let req = serde_json::to_vec(&req).map_err(|e| LoadError::Task(e.to_string()))?;
-            executors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((Arc::new(e), Arc::new(req)));
+            // Ends only with the run (the receiver lives until the admission is over).
+            let _ = admitted.send((Arc::new(e), Arc::new(req)));
             Ok(())
         }
-    })
-    .await?;
+    });
+    let mut tasks = JoinSet::new();
+    let mut fleet = Vec::with_capacity(o.executors);
+    let start_each = async {
+        while let Some((e, req)) = admitted_rx.recv().await {
+            tasks.spawn(e.clone().run(shared.clone(), req.clone(), o.static_reports));
+            fleet.push((e, req));
+        }
+    };
+    let (admitted, ()) = tokio::join!(admission, start_each);
+    admitted?;
 
     let deploying = Instant::now();
     let nodes: Vec<(usize, usize)> = (0..o.executors).flat_map(|i| (0..o.nodes_per_executor).map(move |j| (i, j))).collect();
@@ -265,12 +278,7 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
     .await?;
     let deploys_per_sec = (o.executors * o.nodes_per_executor) as f64 / deploying.elapsed().as_secs_f64().max(1e-9);
 
-    // Steady load: the executors, readers and restarts.
-    let mut tasks = JoinSet::new();
-    let fleet = std::mem::take(&mut *executors.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    for (e, req) in fleet.iter().cloned() {
-        tasks.spawn(e.run(shared.clone(), req, o.static_reports));
-    }
+    // Steady load: the executors (running since before the deploys), readers and restarts.
     for r in 0..o.readers {
         tasks.spawn(reader(admin.clone(), shared.clone(), o.clone(), r as u64));
     }

@@ -141,8 +141,22 @@ pub(crate) fn open_key(org: &str, rule: Rule, subject: &Subject) -> String {
 /// Open or resolve `rule`'s incident for `subject` as `firing` says;
 /// returns the incident when it changed.
 pub fn apply(w: &mut Write, org: &str, rule: Rule, subject: &Subject, firing: Firing, now: Timestamp) -> store::Result<Option<Incident>> {
+    let open: Option<String> = w.get(OPEN_INCIDENTS, &open_key(org, rule, subject))?;
+    apply_open(w, org, rule, subject, firing, open, now)
+}
+
+/// [`apply`] given the id of `rule`'s open incident for `subject` as read in
+/// this transaction (many read in one call: one round trip, not one each).
+pub fn apply_open(
+    w: &mut Write,
+    org: &str,
+    rule: Rule,
+    subject: &Subject,
+    firing: Firing,
+    open: Option<String>,
+    now: Timestamp,
+) -> store::Result<Option<Incident>> {
     let k = open_key(org, rule, subject);
-    let open: Option<String> = w.get(OPEN_INCIDENTS, &k)?;
     let incident = match (rules::step(open.is_some(), firing), open) {
         (Step::Keep, _) => return Ok(None),
         (Step::Open(message), _) => {
@@ -204,9 +218,12 @@ pub fn disk_reported(w: &mut Write, org: &str, reported: &[(&NodeRow, &novacula_
     let settings = settings_in(w, org)?;
     let keys: Vec<String> = reported.iter().map(|(row, _)| key(&[org, &row.record.spec.name])).collect();
     let overrides: Vec<Option<NodeAlertOverride>> = w.get_many(ALERT_OVERRIDES, &keys)?;
-    for ((row, obs), o) in reported.iter().zip(overrides) {
+    let subjects: Vec<Subject> = reported.iter().map(|(row, _)| Subject::node(&row.record.spec.name)).collect();
+    let open_keys: Vec<String> = subjects.iter().map(|subject| open_key(org, Rule::DiskUsage, subject)).collect();
+    let open: Vec<Option<String>> = w.get_many(OPEN_INCIDENTS, &open_keys)?;
+    for ((((_, obs), o), subject), open) in reported.iter().zip(overrides).zip(&subjects).zip(open) {
         let policy = rules::effective(&settings, o.as_ref());
-        apply(w, org, Rule::DiskUsage, &Subject::node(&row.record.spec.name), rules::disk_usage(&policy, obs.disk.as_ref()), now)?;
+        apply_open(w, org, Rule::DiskUsage, subject, rules::disk_usage(&policy, obs.disk.as_ref()), open, now)?;
     }
     Ok(())
 }

@@ -243,6 +243,9 @@ pub struct Store {
     epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// A write transaction holding the writer this long is logged (with its caller).
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Store {
     /// Open (or create) the redb file at `path`, migrated to the current schema.
     pub fn open(path: &Path) -> Result<Store> {
@@ -320,12 +323,19 @@ impl Store {
     }
 
     /// Runs `f` in one write transaction; commits iff it returns `Ok`.
+    #[track_caller]
     pub fn write<R, E: From<StoreError>>(&self, f: impl FnOnce(&mut Write) -> Result<R, E>) -> Result<R, E> {
-        let mut w = Write { txn: self.engine.begin_write()?, meaning: false };
+        let caller = std::panic::Location::caller();
+        let mut w = Write { txn: self.engine.begin_write()?, meaning: false, counters: Default::default() };
+        let held = std::time::Instant::now();
         let out = f(&mut w)?;
         let start = std::time::Instant::now();
         w.txn.commit()?;
         crate::metrics::STORE_COMMIT_SECONDS.observe(start.elapsed().as_secs_f64());
+        // Every other writer waits meanwhile: say where, so it can be found.
+        if held.elapsed() >= SLOW_WRITE {
+            tracing::warn!(at = %caller, held_ms = held.elapsed().as_millis() as u64, "a write transaction held the store's writer long");
+        }
         self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if w.meaning {
             self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -460,6 +470,8 @@ pub struct Write {
     txn: Box<dyn WriteTxn>,
     /// A table of [`MEANING`] was written.
     meaning: bool,
+    /// Counters as this transaction set them.
+    counters: std::collections::HashMap<String, u64>,
 }
 
 impl Write {
@@ -522,13 +534,20 @@ impl Write {
     }
 
     pub fn set_counter(&mut self, name: &str, value: u64) -> Result<()> {
-        self.txn.set_counter(name, value)
+        self.txn.set_counter(name, value)?;
+        self.counters.insert(name.to_string(), value);
+        Ok(())
     }
 
-    /// Increments and returns the named counter.
+    /// Increments and returns the named counter. A write transaction is its
+    /// counters' only writer (the writer lock): after the first read, the
+    /// next values are counted here (no round trip per event on PostgreSQL).
     pub fn next(&mut self, name: &str) -> Result<u64> {
-        let n = self.txn.counter(name)? + 1;
-        self.txn.set_counter(name, n)?;
+        let n = match self.counters.get(name) {
+            Some(&n) => n,
+            None => self.txn.counter(name)?,
+        } + 1;
+        self.set_counter(name, n)?;
         Ok(n)
     }
 
