@@ -617,6 +617,32 @@ mod tests {
     /// upgrades or organizations mean, not with one that only moves times or
     /// writes other tables, nor with one that fails; on PostgreSQL another
     /// process on the database is told.
+    /// Counters counted in memory within a transaction go on from what is
+    /// stored, follow `set_counter`, and are kept only if it commits.
+    #[test]
+    fn counters_count_on_from_the_store_and_only_what_commits() {
+        for (engine, open) in engines() {
+            let s = open();
+            s.write(|w| w.set_counter("c", 5)).unwrap();
+            let got = s.write(|w| Ok::<_, StoreError>([w.next("c")?, w.next("c")?, w.next("other")?])).unwrap();
+            assert_eq!(got, [6, 7, 1], "{engine}");
+            let _failed: Result<()> = s.write(|w| {
+                assert_eq!(w.next("c")?, 8, "{engine}");
+                Err(StoreError::Decode { table: "x".into(), reason: "abort".into() })
+            });
+            let got = s
+                .write(|w| {
+                    Ok::<_, StoreError>([w.next("c")?, {
+                        w.set_counter("c", 20)?;
+                        w.next("c")?
+                    }])
+                })
+                .unwrap();
+            assert_eq!(got, [8, 21], "{engine}: the aborted 8 was not kept; set_counter is followed");
+            assert_eq!(s.read(|r| r.counter("c")).unwrap(), 21, "{engine}");
+        }
+    }
+
     #[test]
     fn the_epoch_moves_with_commits_that_change_meaning() {
         for (engine, open) in engines() {
