@@ -269,9 +269,12 @@ impl AppState {
                 _ => messages.push(format!("{EXECUTORS_PREFIX}{k}")),
             }
         }
-        for m in messages {
-            if let Err(e) = self.store.publish(&m) {
-                tracing::warn!(error = %e, "could not tell other control planes of executors' changes; their sweepers see them within {:?}", crate::sweeper::RECHECK);
+        for (i, m) in messages.iter().enumerate() {
+            if let Err(e) = self.store.publish(m) {
+                tracing::warn!(error = %e, "could not tell other control planes of executors' changes; trying again at the next pass");
+                // Kept for the next call (the lease holder's full look finds them anyway, within FULL_LOOK).
+                let unsent = messages[i..].iter().flat_map(|m| m.trim_start_matches(EXECUTORS_PREFIX).split(' ').map(str::to_string));
+                self.to_announce.locked().extend(unsent);
                 return;
             }
         }

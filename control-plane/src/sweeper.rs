@@ -115,12 +115,19 @@ pub struct Sweeper {
     watch: crate::watch::Watch,
     /// Executors read in the last pass.
     looked: usize,
+    /// When the next pass looks at every executor ([`FULL_LOOK`]).
+    full_look_at: Option<Timestamp>,
 }
 
 /// An offline executor (not deactivated) is looked at again at least this
 /// often: a change of its organization's alert settings, or a heartbeat
 /// through another control plane whose notification was lost, shows by then.
 pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Every executor is looked at again this often: one whose change was told
+/// by another replica in a notification that was lost (its listener was
+/// reconnecting, a publish failed) is seen by then.
+pub const FULL_LOOK: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What the sweeper knows of each executor (`org/name`) between passes. It
 /// looks at an executor only when it is due (it goes offline, its
@@ -181,6 +188,7 @@ impl Sweeper {
             let mut fleet = Fleet { online: HashMap::with_capacity(executors.len()), offline_open: open_offline_incidents(s)?, due: Deadlines::default() };
             fleet.look(s, executors.into_iter().map(|(k, e)| (k, Some(e))).collect(), now)?;
             self.fleet = Some(fleet);
+            self.full_look_at = Some(now.plus(FULL_LOOK));
             return sweep_once(s);
         };
         // Heard here and known online: its deadline moves, with no read.
@@ -196,6 +204,10 @@ impl Sweeper {
             }
         }
         look.extend(fleet.due.take_due(now));
+        if self.full_look_at.is_none_or(|at| now >= at) {
+            self.full_look_at = Some(now.plus(FULL_LOOK));
+            look.extend(s.store.read(|r| r.scan::<ExecutorRow>(EXECUTORS, ""))?.into_iter().map(|(k, _)| k));
+        }
         let look: Vec<String> = look.into_iter().collect();
         self.looked = look.len();
         let rows: Vec<Option<ExecutorRow>> = s.store.read(|r| {

@@ -401,6 +401,25 @@ async fn the_sweeper_reads_only_executors_that_are_due_or_changed() {
     assert_eq!(sweeper.looked(), 1);
     assert!(!online("edge-3").await);
     assert_eq!(disconnected().await.len(), 2, "deactivated on purpose: no summary");
+
+    // An executor that first synced through another replica whose
+    // notification was lost: not looked at until the full look, which finds
+    // it silent and opens its incident.
+    let offline_incidents = async || -> Vec<String> {
+        let open: Vec<Value> = alice.get("/api/v1/incidents?status=open").await.unwrap();
+        open.iter().map(|i| i["subject"]["name"].as_str().unwrap().to_string()).collect()
+    };
+    let stored = cp.state.store.read(|r| r.scan::<ExecutorRow>(EXECUTORS, "")).unwrap();
+    let (k, mut row) = stored.into_iter().find(|(_, e)| e.name == "edge-1").unwrap();
+    (row.name, row.updated_at) = ("edge-9".into(), cp.state.now());
+    cp.state.store.write(|w| w.put(EXECUTORS, &k.replace("edge-1", "edge-9"), &row)).unwrap();
+    cp.advance(Duration::from_secs(40));
+    sweeper.pass(&cp.state).unwrap();
+    assert!(!offline_incidents().await.contains(&"edge-9".to_string()), "not told: not looked at yet");
+    cp.advance(novacula_control_plane::sweeper::FULL_LOOK);
+    sweeper.pass(&cp.state).unwrap();
+    assert!(sweeper.looked() >= 4, "the full look reads every executor: {}", sweeper.looked());
+    assert!(offline_incidents().await.contains(&"edge-9".to_string()));
     cp.stop().await;
 }
 

@@ -188,7 +188,7 @@ pub async fn push(
     }
     let (key, executor) = (auth.key, q.executor);
     let exec = match protocol::node_caller_held(&s, &key, &executor) {
-        Some(held) => held?,
+        Some(held) => held,
         None => s.blocking(move |s| protocol::node_caller(s, &key, &executor)).await?,
     };
     let watched = match s.logs.push(&exec.org_id, &exec.name, batch) {

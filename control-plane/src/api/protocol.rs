@@ -38,7 +38,7 @@ pub struct SpecQuery {
 pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q): ApiQuery<SpecQuery>) -> ApiResult<SpecPollResponse> {
     let (key, executor) = (auth.key, q.executor);
     let exec = match protocol::node_caller_held(&s, &key, &executor) {
-        Some(held) => held?,
+        Some(held) => held,
         None => s.blocking(move |s| protocol::node_caller(s, &key, &executor)).await?,
     };
     let wait = Duration::from_secs(q.wait_secs).min(s.config.max_poll_wait);

@@ -229,7 +229,7 @@ fn durable_sync(
 pub fn node_caller(s: &AppState, key: &ApiKey, name: &str) -> Result<ExecutorRow> {
     key_speaks_for(key.state(s.now()), name).map_err(|e| ServiceError::Forbidden(e.to_string()))?;
     if let Some(held) = node_caller_held(s, key, name) {
-        return held;
+        return Ok(held);
     }
     let (k, now, epoch) = (store_key(&[&key.org_id, name]), s.now(), s.store.epoch());
     let read = s.store.read(|r| {
@@ -242,10 +242,11 @@ pub fn node_caller(s: &AppState, key: &ApiKey, name: &str) -> Result<ExecutorRow
     check_node_caller(s, key, name, exec)
 }
 
-/// [`node_caller`] from what is held in memory, with no read (`None`: not held).
-pub fn node_caller_held(s: &AppState, key: &ApiKey, name: &str) -> Option<Result<ExecutorRow>> {
+/// [`node_caller`] from what is held in memory, with no read (`None`: not
+/// held, or refused: only a yes is taken from memory, a no is read again).
+pub fn node_caller_held(s: &AppState, key: &ApiKey, name: &str) -> Option<ExecutorRow> {
     let (exec, _) = s.known.executor(&store_key(&[&key.org_id, name]), s.store.epoch(), s.now())?;
-    Some(check_node_caller(s, key, name, exec))
+    check_node_caller(s, key, name, exec).ok()
 }
 
 fn check_node_caller(s: &AppState, key: &ApiKey, name: &str, exec: ExecutorRow) -> Result<ExecutorRow> {

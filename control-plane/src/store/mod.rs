@@ -330,20 +330,33 @@ impl Store {
         let held = std::time::Instant::now();
         let out = f(&mut w)?;
         let start = std::time::Instant::now();
-        w.txn.commit()?;
+        let meaning = w.meaning;
+        if let Err(e) = w.txn.commit() {
+            // The commit may have taken effect even so (a connection lost
+            // after COMMIT was sent): what is kept in memory is dropped.
+            if meaning {
+                self.moved();
+            }
+            return Err(e.into());
+        }
         crate::metrics::STORE_COMMIT_SECONDS.observe(start.elapsed().as_secs_f64());
         // Every other writer waits meanwhile: say where, so it can be found.
         if held.elapsed() >= SLOW_WRITE {
             tracing::warn!(at = %caller, held_ms = held.elapsed().as_millis() as u64, "a write transaction held the store's writer long");
         }
         self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if w.meaning {
-            self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if let Err(e) = self.engine.publish(EPOCH_MESSAGE) {
-                tracing::warn!(error = %e, "could not tell other control planes that keys or executors changed; they see it within what they keep");
-            }
+        if meaning {
+            self.moved();
         }
         Ok(out)
+    }
+
+    /// Move the epoch after a commit that wrote a table of [`MEANING`], here and on the other replicas.
+    fn moved(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Err(e) = self.engine.publish(EPOCH_MESSAGE) {
+            tracing::warn!(error = %e, "could not tell other control planes that keys or executors changed; they see it within what they keep");
+        }
     }
 
     /// Runs `f` in a write transaction it may share with other callers'
