@@ -259,24 +259,27 @@ impl AppState {
     /// last call, in as few notifications as fit (blocking).
     pub fn publish_executor_changes(&self) {
         let changed = std::mem::take(&mut *self.to_announce.locked());
-        let mut messages: Vec<String> = Vec::new();
+        // Executors per notification: as many as fit in one.
+        let mut batches: Vec<(usize, Vec<String>)> = Vec::new();
         for k in changed {
-            match messages.last_mut() {
-                Some(m) if m.len() + 1 + k.len() <= NOTIFY_PAYLOAD => {
-                    m.push(' ');
-                    m.push_str(&k);
+            match batches.last_mut() {
+                Some((len, ks)) if *len + 1 + k.len() <= NOTIFY_PAYLOAD => {
+                    *len += 1 + k.len();
+                    ks.push(k);
                 }
-                _ => messages.push(format!("{EXECUTORS_PREFIX}{k}")),
+                _ => batches.push((EXECUTORS_PREFIX.len() + k.len(), vec![k])),
             }
         }
-        for (i, m) in messages.iter().enumerate() {
-            if let Err(e) = self.store.publish(m) {
+        let failed = batches.iter().position(|(_, ks)| match self.store.publish(&format!("{EXECUTORS_PREFIX}{}", ks.join(" "))) {
+            Ok(()) => false,
+            Err(e) => {
                 tracing::warn!(error = %e, "could not tell other control planes of executors' changes; trying again at the next pass");
-                // Kept for the next call (the lease holder's full look finds them anyway, within FULL_LOOK).
-                let unsent = messages[i..].iter().flat_map(|m| m.trim_start_matches(EXECUTORS_PREFIX).split(' ').map(str::to_string));
-                self.to_announce.locked().extend(unsent);
-                return;
+                true
             }
+        });
+        // The unsent are kept for the next call (the lease holder's full look finds them anyway, within FULL_LOOK).
+        if let Some(i) = failed {
+            self.to_announce.locked().extend(batches.drain(i..).flat_map(|(_, ks)| ks));
         }
     }
 

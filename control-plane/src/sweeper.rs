@@ -204,20 +204,25 @@ impl Sweeper {
             }
         }
         look.extend(fleet.due.take_due(now));
-        if self.full_look_at.is_none_or(|at| now >= at) {
+        let executors: Vec<(String, Option<ExecutorRow>)> = if self.full_look_at.is_none_or(|at| now >= at) {
+            // Every executor, from one scan: one looked for and not found is deleted.
             self.full_look_at = Some(now.plus(FULL_LOOK));
-            look.extend(s.store.read(|r| r.scan::<ExecutorRow>(EXECUTORS, ""))?.into_iter().map(|(k, _)| k));
-        }
-        let look: Vec<String> = look.into_iter().collect();
-        self.looked = look.len();
-        let rows: Vec<Option<ExecutorRow>> = s.store.read(|r| {
-            let mut rows = Vec::with_capacity(look.len());
-            for chunk in look.chunks(BATCH) {
-                rows.extend(r.get_many::<ExecutorRow>(EXECUTORS, chunk)?);
-            }
-            Ok::<_, StoreError>(rows)
-        })?;
-        let looked = fleet.look(s, look.into_iter().zip(rows).collect(), now)?;
+            let mut all: HashMap<String, ExecutorRow> = s.store.read(|r| r.scan(EXECUTORS, ""))?.into_iter().collect();
+            look.extend(all.keys().cloned());
+            look.into_iter().map(|k| (k.clone(), all.remove(&k))).collect()
+        } else {
+            let look: Vec<String> = look.into_iter().collect();
+            let rows: Vec<Option<ExecutorRow>> = s.store.read(|r| {
+                let mut rows = Vec::with_capacity(look.len());
+                for chunk in look.chunks(BATCH) {
+                    rows.extend(r.get_many::<ExecutorRow>(EXECUTORS, chunk)?);
+                }
+                Ok::<_, StoreError>(rows)
+            })?;
+            look.into_iter().zip(rows).collect()
+        };
+        self.looked = executors.len();
+        let looked = fleet.look(s, executors, now)?;
         // Nodes to re-derive: of executors that flipped, and whose nodes were written.
         let mut nodes_of: BTreeSet<String> = touched;
         nodes_of.extend(looked.flipped);

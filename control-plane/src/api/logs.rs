@@ -186,11 +186,7 @@ pub async fn push(
     if batch.lines.iter().any(|l| l.text.chars().count() > LINE_MAX + 16) || batch.error.as_ref().is_some_and(|e| e.len() > LINE_MAX) {
         return Err(ApiError::unprocessable(format!("a line is longer than {LINE_MAX} characters")));
     }
-    let (key, executor) = (auth.key, q.executor);
-    let exec = match protocol::node_caller_held(&s, &key, &executor) {
-        Some(held) => held,
-        None => s.blocking(move |s| protocol::node_caller(s, &key, &executor)).await?,
-    };
+    let exec = protocol::node_caller_now(&s, auth.key, q.executor).await?;
     let watched = match s.logs.push(&exec.org_id, &exec.name, batch) {
         crate::logs::Pushed::Here(watched) => watched,
         // A viewer on another replica: through the database, off the async workers.

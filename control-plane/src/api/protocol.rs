@@ -36,11 +36,7 @@ pub struct SpecQuery {
 /// Long-poll: answers as soon as the executor's cursor differs from `since`, or at the deadline.
 #[utoipa::path(get, path = "/api/v1/executor/specs", tag = "executor protocol", security(("apiKey" = [])), params(SpecQuery), responses((status = 200, description = "the executor's nodes, when they change or after waitSecs", body = SpecPollResponse), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q): ApiQuery<SpecQuery>) -> ApiResult<SpecPollResponse> {
-    let (key, executor) = (auth.key, q.executor);
-    let exec = match protocol::node_caller_held(&s, &key, &executor) {
-        Some(held) => held,
-        None => s.blocking(move |s| protocol::node_caller(s, &key, &executor)).await?,
-    };
+    let exec = protocol::node_caller_now(&s, auth.key, q.executor).await?;
     let wait = Duration::from_secs(q.wait_secs).min(s.config.max_poll_wait);
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = s.subscribe(&exec.org_id, &exec.name);

@@ -242,9 +242,17 @@ pub fn node_caller(s: &AppState, key: &ApiKey, name: &str) -> Result<ExecutorRow
     check_node_caller(s, key, name, exec)
 }
 
+/// [`node_caller`] for a handler: from memory when it can, else read off the async workers.
+pub async fn node_caller_now(s: &std::sync::Arc<AppState>, key: ApiKey, name: String) -> Result<ExecutorRow> {
+    match node_caller_held(s, &key, &name) {
+        Some(held) => Ok(held),
+        None => s.blocking(move |s| node_caller(s, &key, &name)).await,
+    }
+}
+
 /// [`node_caller`] from what is held in memory, with no read (`None`: not
 /// held, or refused: only a yes is taken from memory, a no is read again).
-pub fn node_caller_held(s: &AppState, key: &ApiKey, name: &str) -> Option<ExecutorRow> {
+fn node_caller_held(s: &AppState, key: &ApiKey, name: &str) -> Option<ExecutorRow> {
     let (exec, _) = s.known.executor(&store_key(&[&key.org_id, name]), s.store.epoch(), s.now())?;
     check_node_caller(s, key, name, exec).ok()
 }

@@ -626,10 +626,6 @@ mod tests {
         }
     }
 
-    /// The epoch moves with a commit that changes what keys, executors,
-    /// upgrades or organizations mean, not with one that only moves times or
-    /// writes other tables, nor with one that fails; on PostgreSQL another
-    /// process on the database is told.
     /// Counters counted in memory within a transaction go on from what is
     /// stored, follow `set_counter`, and are kept only if it commits.
     #[test]
@@ -656,6 +652,10 @@ mod tests {
         }
     }
 
+    /// The epoch moves with a commit that changes what keys, executors,
+    /// upgrades or organizations mean, not with one that only moves times or
+    /// writes other tables, nor with one that fails; on PostgreSQL another
+    /// process on the database is told.
     #[test]
     fn the_epoch_moves_with_commits_that_change_meaning() {
         for (engine, open) in engines() {
