@@ -72,6 +72,8 @@ pub const POOL_CONNECTIONS: usize = 1_024;
 
 pub struct Emulated {
     pub name: String,
+    /// Its API key.
+    key: String,
     /// Syncs and reports.
     api: HttpApi,
     /// Turns on the shared pool's connections, when pooled.
@@ -95,12 +97,16 @@ impl Emulated {
     /// connections when given (as through a load balancer that pools them),
     /// otherwise over its own, as an agent's.
     pub fn new(url: &str, key: String, name: String, seed: u64, shared: Option<&Pool>) -> Result<Emulated, novacula_client::ClientError> {
-        let poll = HttpApi::new(url, Some(key.clone()))?;
+        let (poll, key_kept) = (HttpApi::new(url, Some(key.clone()))?, key.clone());
         let (api, gate) = match shared {
             Some(p) => (p.api.clone().with_token(Some(key)), Some(p.gate.clone())),
             None => (poll.clone(), None),
         };
-        Ok(Emulated { name, api, gate, poll, desired: Mutex::new(BTreeMap::new()), head: AtomicU64::new(1_000), seed })
+        Ok(Emulated { name, key: key_kept, api, gate, poll, desired: Mutex::new(BTreeMap::new()), head: AtomicU64::new(1_000), seed })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// A turn on the shared pool (none needed on connections of its own).

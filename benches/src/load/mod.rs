@@ -6,6 +6,7 @@
 
 pub mod executor;
 pub mod jitter;
+pub mod saturate;
 pub mod server;
 pub mod stats;
 
@@ -101,14 +102,32 @@ pub struct Outcome {
 /// executors, on top of the fleet's steady load, against the disk's flush rate.
 #[derive(Debug, Clone)]
 pub struct Saturation {
-    pub in_flight: usize,
+    /// Connections, each with one sync in flight.
+    pub connections: usize,
     pub syncs_per_sec: f64,
     pub p99: Duration,
     pub errors: u64,
+    /// The first error's message, when there was one.
+    pub first_error: Option<String>,
     pub server: ServerUse,
     /// `fdatasync`s per second the disk took (a 4 KiB write each), measured
     /// before the fleet started; `None` if the measurement failed.
     pub disk_flushes_per_sec: Option<f64>,
+}
+
+impl Saturation {
+    /// A saturation phase that could not run.
+    fn failed(why: String, disk_flushes_per_sec: Option<f64>) -> Saturation {
+        Saturation {
+            connections: 0,
+            syncs_per_sec: 0.0,
+            p99: Duration::ZERO,
+            errors: 1,
+            first_error: Some(why),
+            server: ServerUse::default(),
+            disk_flushes_per_sec,
+        }
+    }
 }
 
 impl Outcome {
@@ -160,15 +179,20 @@ impl std::fmt::Display for Outcome {
             let or_na = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:.0}"));
             writeln!(
                 f,
-                "heartbeats at saturation ({} in flight, on top of the fleet): {:.0} syncs/s, p99 {:.2} ms, {} errors; server cpu {} cores, store commits {}/s; the disk: {} fdatasyncs/s",
-                sat.in_flight,
+                "heartbeats at saturation ({} connections, a sync in flight on each, on top of the fleet): {:.0} syncs/s, p99 {:.2} ms, {} errors; server cpu {} cores, store commits {}/s; generator cpu {} cores; the disk: {} fdatasyncs/s{}",
+                sat.connections,
                 sat.syncs_per_sec,
                 ms(sat.p99),
                 sat.errors,
                 sat.server.cpu_cores.map_or_else(|| "n/a".into(), |c| format!("{c:.2}")),
                 or_na(sat.server.commits_per_sec),
-                or_na(sat.disk_flushes_per_sec)
+                sat.server.generator_cpu_cores.map_or_else(|| "n/a".into(), |c| format!("{c:.2}")),
+                or_na(sat.disk_flushes_per_sec),
+                sat.disk_flushes_per_sec.filter(|d| *d > 0.0).map_or_else(String::new, |d| format!(" ({:.1}x)", sat.syncs_per_sec / d))
             )?;
+            if let Some(e) = &sat.first_error {
+                writeln!(f, "    {e}")?;
+            }
         }
         match &self.not_converged {
             None => write!(f, "converged: every node running at its latest revision on an online executor"),
@@ -303,55 +327,12 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
     let calls = shared.calls.summary(window);
     let slow_seconds = shared.calls.slow_seconds();
     let saturation = match o.saturate {
-        Some(d) => Some(saturate(target, &fleet, d, disk_flushes_per_sec).await),
+        Some(d) => Some(saturate::run(target, &fleet, d, disk_flushes_per_sec).await),
         None => None,
     };
     let not_converged = converged(&admin, o.executors * o.nodes_per_executor, o.converge_within).await;
     tasks.abort_all();
     Ok(Outcome { calls, slow_seconds, options: o, setup, deploys_per_sec, capabilities_bytes: sync_bytes, window, server, not_converged, saturation })
-}
-
-/// Syncs in flight at saturation: enough to keep both of the server's
-/// workers busy, within the shared pool's connections.
-const SATURATION_IN_FLIGHT: usize = 256;
-
-/// Heartbeats (digest syncs, as an agent's steady ones) as fast as the
-/// server answers them, for `duration`.
-async fn saturate(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], duration: Duration, disk_flushes_per_sec: Option<f64>) -> Saturation {
-    let in_flight = SATURATION_IN_FLIGHT.min(fleet.len());
-    let calls = Arc::new(stats::Calls::default());
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let fleet: Arc<Vec<_>> = Arc::new(fleet.to_vec());
-    calls.start();
-    let sampler = Sampler::start(target);
-    let started = Instant::now();
-    let mut workers = JoinSet::new();
-    for _ in 0..in_flight {
-        let (calls, next, fleet) = (calls.clone(), next.clone(), fleet.clone());
-        workers.spawn(async move {
-            while started.elapsed() < duration {
-                let (e, req) = &fleet[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % fleet.len()];
-                let t = Instant::now();
-                match e.sync(req).await {
-                    Ok(_) => calls.ok(stats::SYNC, t.elapsed()),
-                    Err(err) => calls.error(stats::SYNC, err),
-                }
-            }
-        });
-    }
-    while workers.join_next().await.is_some() {}
-    let window = started.elapsed();
-    calls.stop();
-    let server = sampler.finish(target, window);
-    let sync = calls.summary(window).into_iter().find(|c| c.name == stats::SYNC);
-    Saturation {
-        in_flight,
-        syncs_per_sec: sync.as_ref().map_or(0.0, |c| c.per_sec),
-        p99: sync.as_ref().map_or(Duration::ZERO, |c| c.p99),
-        errors: sync.as_ref().map_or(0, |c| c.errors),
-        server,
-        disk_flushes_per_sec,
-    }
 }
 
 /// How many 4 KiB write + `fdatasync` rounds a file in the temporary
