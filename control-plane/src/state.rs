@@ -194,16 +194,20 @@ impl AppState {
 
     /// A write that may share its transaction and commit with other callers'
     /// (see [`Store::write_grouped`]); alone when store threads are off.
-    pub async fn write_grouped<R, E, F>(&self, f: F) -> Result<R, E>
+    pub async fn write_grouped<R, E, F>(&self, reads: Vec<(crate::store::Table, String)>, f: F) -> Result<R, E>
     where
         R: Send + 'static,
         E: From<crate::store::StoreError> + Send + 'static,
         F: FnMut(&mut crate::store::Write) -> Result<R, E> + Send + 'static,
     {
         if self.config.store_threads {
-            self.store.write_grouped(f).await
+            self.store.write_grouped(reads, f).await
         } else {
-            self.store.write(f)
+            let mut f = f;
+            self.store.write(|w| {
+                w.prefetch(&reads)?;
+                f(w)
+            })
         }
     }
 

@@ -57,3 +57,8 @@ async fn a_point_a_minute_for_a_day_and_none_left_with_the_node() {
     edge.report("edge-1", vec![gone]).await.unwrap();
     assert!(cp.state.store.read(|r| r.scan::<NodeSample>(NODE_HISTORY, "")).unwrap().is_empty());
 }
+
+#[test]
+fn this_suite_passes_on_postgres() {
+    common::rerun_on_postgres("this_suite_passes_on_postgres");
+}

@@ -210,6 +210,18 @@ pub fn node_down_changed(w: &mut Write, row: &NodeRow, phase: NodePhase, now: Ti
     Ok(())
 }
 
+/// What the node rules read of `nodes` of `org` (settings, overrides, open
+/// incidents), for a write to fetch ahead (see [`crate::store::Write::prefetch`]).
+pub fn node_reads<'a>(org: &str, nodes: impl IntoIterator<Item = &'a str>) -> Vec<(crate::store::Table, String)> {
+    let mut reads = vec![(ALERT_SETTINGS, org.to_string())];
+    for node in nodes {
+        let subject = Subject::node(node);
+        reads.push((ALERT_OVERRIDES, key(&[org, node])));
+        reads.extend([Rule::DiskUsage, Rule::NodeDown].map(|rule| (OPEN_INCIDENTS, open_key(org, rule, &subject))));
+    }
+    reads
+}
+
 /// `disk_usage` of the nodes of one report (rows with what they reported), reading settings once.
 pub fn disk_reported(w: &mut Write, org: &str, reported: &[(&NodeRow, &novacula_core::ObservedNodeState)], now: Timestamp) -> store::Result<()> {
     if reported.is_empty() {

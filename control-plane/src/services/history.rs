@@ -33,11 +33,9 @@ pub fn record(w: &mut Write, org: &str, samples: &[(String, NodeSample)], now: T
     let oldest = Timestamp(now.0.saturating_sub(HISTORY_WINDOW.as_millis() as u64));
     for (node, sample) in samples {
         let prefix = format!("{}/", key(&[org, node]));
-        // A few at a time: a point a minute ages out a point a minute.
-        let old: Vec<(String, NodeSample)> = w.scan_page(NODE_HISTORY, &prefix, None, 8)?;
-        for (k, _) in old.iter().filter(|(_, p)| p.at < oldest) {
-            w.remove(NODE_HISTORY, k)?;
-        }
+        // Points past the window, if any, in a range: no read, and on
+        // PostgreSQL no round trip of its own.
+        w.remove_range(NODE_HISTORY, &prefix, &format!("{prefix}{}", seq_key(oldest.0)))?;
         w.put(NODE_HISTORY, &format!("{prefix}{}", seq_key(sample.at.0)), sample)?;
     }
     Ok(())

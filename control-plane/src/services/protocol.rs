@@ -56,7 +56,8 @@ pub async fn sync(s: &Arc<AppState>, key: ApiKey, req: SyncExecutorRequest) -> R
             // many): a fleet reconnecting at once, after the control plane
             // was down, is not a queue of single commits.
             let (st, key, req) = (s.clone(), key.clone(), req.clone());
-            let written = s.write_grouped(move |w| durable_sync(&st, w, &key, &req, &digest, now, compat)).await?;
+            let reads = durable_sync_reads(&key, &req);
+            let written = s.write_grouped(reads, move |w| durable_sync(&st, w, &key, &req, &digest, now, compat)).await?;
             s.executor_changed(&written.0.org_id, &written.0.name);
             written
         }
@@ -124,6 +125,19 @@ fn heartbeat_only(
 /// with only a digest keeps the capabilities stored (the answer asks for
 /// them when the digest is not theirs); it cannot admit a new executor.
 /// Answers the row written and the upgrade offer, read in the same transaction.
+/// The records [`durable_sync`] reads, to be fetched with its group's.
+fn durable_sync_reads(key: &ApiKey, req: &SyncExecutorRequest) -> Vec<(crate::store::Table, String)> {
+    use crate::store::{ORGS, RELEASES, UPGRADES};
+    let org = &key.org_id;
+    vec![
+        (API_KEYS, key.id.clone()),
+        (ORGS, org.clone()),
+        (EXECUTORS, store_key(&[org, &req.name])),
+        (UPGRADES, store_key(&[org, req.channel.as_str(), req.kind.as_str()])),
+        (RELEASES, store_key(&[req.channel.as_str(), req.kind.as_str()])),
+    ]
+}
+
 fn durable_sync(
     s: &AppState,
     w: &mut Write,
@@ -323,10 +337,12 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
     let actor = format!("executor:{}", exec.name);
     let samples = super::history::due(s, &org, &req.nodes, now);
     let (org_id, executor) = (org.clone(), exec.name.clone());
+    let mut reads: Vec<(crate::store::Table, String)> = req.nodes.iter().map(|obs| (NODES, store_key(&[&org, &obs.node]))).collect();
+    reads.extend(crate::services::alerts::node_reads(&org, req.nodes.iter().map(|obs| obs.node.as_str())));
     // Committed together with other executors' reports (one flush for many);
     // answered after that commit, awaited without holding a thread.
     let (resp, seq) = s
-        .write_grouped(move |w| {
+        .write_grouped(reads, move |w| {
             let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
             let mut last_seq = None;
             let keys: Vec<String> = req.nodes.iter().map(|obs| store_key(&[&org_id, &obs.node])).collect();

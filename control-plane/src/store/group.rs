@@ -9,7 +9,7 @@
 //! own. Writes must therefore be repeatable (read what they change inside
 //! the transaction, consume nothing).
 
-use super::{Store, StoreError, Write};
+use super::{Store, StoreError, Table, Write};
 use std::sync::mpsc;
 
 /// The most writes one transaction takes (bounds the time a group holds the writer).
@@ -17,6 +17,8 @@ const GROUP_MAX: usize = 256;
 
 /// One caller's write, with its answer.
 trait Member: Send {
+    /// Records the write will read (fetched ahead with the group's others).
+    fn reads(&self) -> &[(Table, String)];
     /// Apply the write to `w`; false if it failed (its error kept for `reply`).
     fn apply(&mut self, w: &mut Write) -> bool;
     /// Answer the caller: its result if the transaction committed, its own
@@ -25,12 +27,17 @@ trait Member: Send {
 }
 
 struct Typed<R, E, F> {
+    reads: Vec<(Table, String)>,
     write: F,
     out: Option<Result<R, E>>,
     answer: tokio::sync::oneshot::Sender<Result<R, E>>,
 }
 
 impl<R: Send, E: From<StoreError> + Send, F: FnMut(&mut Write) -> Result<R, E> + Send> Member for Typed<R, E, F> {
+    fn reads(&self) -> &[(Table, String)] {
+        &self.reads
+    }
+
     fn apply(&mut self, w: &mut Write) -> bool {
         let out = (self.write)(w);
         let ok = out.is_ok();
@@ -103,7 +110,7 @@ impl Groups {
 
     /// Queue `write`; the answer comes once its group has committed (the
     /// caller awaits it without holding a thread).
-    pub(super) fn write<R, E, F>(&self, write: F) -> impl std::future::Future<Output = Result<R, E>> + use<R, E, F>
+    pub(super) fn write<R, E, F>(&self, reads: Vec<(Table, String)>, write: F) -> impl std::future::Future<Output = Result<R, E>> + use<R, E, F>
     where
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -112,7 +119,7 @@ impl Groups {
         let (answer, rx) = tokio::sync::oneshot::channel();
         let gone = || StoreError::Engine("the group-commit thread has stopped".into());
         let queued = match self.queue.as_ref() {
-            Some(q) => q.send(Box::new(Typed { write, out: None, answer })).map_err(|_| gone()),
+            Some(q) => q.send(Box::new(Typed { reads, write, out: None, answer })).map_err(|_| gone()),
             None => Err(gone()),
         };
         async move {
@@ -124,7 +131,16 @@ impl Groups {
 
 /// Until every sender is gone: take what is queued, commit it as one.
 fn commit_groups(store: &Store, rx: &mpsc::Receiver<Box<dyn Member>>) {
-    let alone = |m: &mut Box<dyn Member>| store.write(|w| if m.apply(w) { Ok(()) } else { Err(Abandoned::Member) });
+    let alone = |m: &mut Box<dyn Member>| {
+        store.write(|w| {
+            w.prefetch(m.reads())?;
+            if m.apply(w) {
+                Ok(())
+            } else {
+                Err(Abandoned::Member)
+            }
+        })
+    };
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < GROUP_MAX {
@@ -133,7 +149,15 @@ fn commit_groups(store: &Store, rx: &mpsc::Receiver<Box<dyn Member>>) {
                 Err(_) => break,
             }
         }
-        let together = store.write(|w| if group.iter_mut().all(|m| m.apply(w)) { Ok(()) } else { Err(Abandoned::Member) });
+        let together = store.write(|w| {
+            let reads: Vec<(Table, String)> = group.iter().flat_map(|m| m.reads().iter().cloned()).collect();
+            w.prefetch(&reads)?;
+            if group.iter_mut().all(|m| m.apply(w)) {
+                Ok(())
+            } else {
+                Err(Abandoned::Member)
+            }
+        });
         match together {
             Ok(()) => group.into_iter().for_each(|m| m.reply(None)),
             Err(why) if group.len() == 1 => {
@@ -178,7 +202,7 @@ mod tests {
     /// they queue up; returns each caller's answer and the commits they took.
     fn queued_behind_a_writer(writes: usize, fail: Option<usize>) -> (Arc<Store>, Vec<Result<usize, Failure>>, u64) {
         let store = Arc::new(Store::in_memory().unwrap());
-        block_on(store.write_grouped(|w| w.put(ORGS, "warm", &0usize))).unwrap();
+        block_on(store.write_grouped(Vec::new(), |w| w.put(ORGS, "warm", &0usize))).unwrap();
         let (held_tx, held_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let s = store.clone();
@@ -195,7 +219,7 @@ mod tests {
             .map(|i| {
                 let s = store.clone();
                 std::thread::spawn(move || {
-                    block_on(s.write_grouped(move |w| {
+                    block_on(s.write_grouped(Vec::new(), move |w| {
                         w.put(ORGS, &format!("k{i:02}"), &i)?;
                         if Some(i) == fail {
                             return Err(Failure::Mine);

@@ -200,6 +200,11 @@ pub trait ReadTxn {
     fn get_many(&self, t: Table, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         keys.iter().map(|k| self.get(t, k)).collect()
     }
+    /// Read `wanted` ahead, at once, for the transaction's later `get`s
+    /// (an engine whose reads are local has nothing to gain: a no-op).
+    fn prefetch(&self, _wanted: &[(Table, String)]) -> Result<()> {
+        Ok(())
+    }
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
     fn scan(&self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// Up to `limit` of the entries under `prefix` whose key sorts after `after`
@@ -224,6 +229,8 @@ pub trait WriteTxn: ReadTxn {
         entries.iter().try_for_each(|(k, v)| self.put(t, k, v))
     }
     fn remove(&mut self, t: Table, k: &str) -> Result<()>;
+    /// Remove every key `k` with `from <= k < to`.
+    fn remove_range(&mut self, t: Table, from: &str, to: &str) -> Result<()>;
     fn index_put(&mut self, k: &str, seq: u64) -> Result<()>;
     fn set_counter(&mut self, name: &str, value: u64) -> Result<()>;
     fn append_event(&mut self, org: &str, seq: u64, v: &[u8]) -> Result<()>;
@@ -361,8 +368,10 @@ impl Store {
 
     /// Runs `f` in a write transaction it may share with other callers'
     /// (one commit for all, see [`group`]); answers once that commits. `f`
-    /// may run more than once, each time in a fresh transaction.
-    pub async fn write_grouped<R, E, F>(&self, f: F) -> Result<R, E>
+    /// may run more than once, each time in a fresh transaction. `reads`:
+    /// records `f` will read, fetched with the group's others at once (on
+    /// PostgreSQL one round trip for the group, not several per caller).
+    pub async fn write_grouped<R, E, F>(&self, reads: Vec<(Table, String)>, f: F) -> Result<R, E>
     where
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -376,7 +385,7 @@ impl Store {
             let _ = self.groups.set(groups);
         }
         match self.groups.get() {
-            Some(g) => g.write(f).await,
+            Some(g) => g.write(reads, f).await,
             None => Err(StoreError::Engine("no group-commit thread".into()).into()),
         }
     }
@@ -526,9 +535,21 @@ impl Write {
         self.txn.put_many(t, &encoded)
     }
 
+    /// See [`ReadTxn::prefetch`].
+    pub fn prefetch(&self, wanted: &[(Table, String)]) -> Result<()> {
+        self.txn.prefetch(wanted)
+    }
+
     pub fn remove(&mut self, t: Table, k: &str) -> Result<()> {
         self.writes(t);
         self.txn.remove(t, k)
+    }
+
+    /// Remove every key `k` with `from <= k < to`, without reading them (on
+    /// PostgreSQL it goes with the transaction's other changes, no round trip).
+    pub fn remove_range(&mut self, t: Table, from: &str, to: &str) -> Result<()> {
+        self.writes(t);
+        self.txn.remove_range(t, from, to)
     }
 
     /// Make `username` a member of `org` (or change their membership).
@@ -764,6 +785,69 @@ mod tests {
                 matches!(s.read(|r| r.get_many::<String>(ORGS, &["x".to_string()])), Err(StoreError::Decode { .. })),
                 "{engine}: a corrupt value is an error"
             );
+        }
+    }
+
+    /// A range removal takes what is stored and what the transaction wrote
+    /// before it, spares what it writes after, and is seen by the
+    /// transaction's own reads before it commits.
+    #[test]
+    fn a_range_removal_takes_the_keys_before_it_not_those_written_after() {
+        for (engine, open) in engines() {
+            let s = open();
+            let all = ["n/1", "n/2", "n/3", "n/4", "n/5", "o/1"].map(String::from).to_vec();
+            s.write(|w| w.put_many(NODE_HISTORY, &all.iter().map(|k| (k.clone(), 1u32)).collect::<Vec<_>>())).unwrap();
+            s.write(|w| {
+                w.put(NODE_HISTORY, "n/2", &2u32)?; // undone by the removal
+                w.remove_range(NODE_HISTORY, "n/2", "n/5")?;
+                assert_eq!(w.get::<u32>(NODE_HISTORY, "n/3")?, None, "{engine}: its own removal, before commit");
+                assert_eq!(w.get_many::<u32>(NODE_HISTORY, &all)?, [Some(1), None, None, None, Some(1), Some(1)], "{engine}");
+                w.put(NODE_HISTORY, "n/3", &3u32)?; // written after: kept
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+            let got = s.read(|r| r.get_many::<u32>(NODE_HISTORY, &all)).unwrap();
+            assert_eq!(got, [Some(1), None, Some(3), None, Some(1), Some(1)], "{engine}: [n/2, n/5) removed, n/3 written after it kept");
+            // A removal then a read that sends what is held (a scan) sees the same.
+            s.write(|w| {
+                w.remove_range(NODE_HISTORY, "n/", "n/4")?;
+                w.put(NODE_HISTORY, "n/0", &0u32)?;
+                let left: Vec<(String, u32)> = w.scan(NODE_HISTORY, "n/")?;
+                assert_eq!(left, [("n/0".to_string(), 0), ("n/5".to_string(), 1)], "{engine}");
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+            // Nothing in the range: nothing happens.
+            s.write(|w| w.remove_range(NODE_HISTORY, "x/", "x/9")).unwrap();
+            assert_eq!(s.read(|r| r.scan::<u32>(NODE_HISTORY, "")).unwrap().len(), 3, "{engine}");
+        }
+    }
+
+    /// Reads ahead and reads again answer what a fresh read would: before
+    /// and after the transaction's own changes, sent or held.
+    #[test]
+    fn what_a_transaction_read_ahead_or_before_follows_its_own_changes() {
+        for (engine, open) in engines() {
+            let s = open();
+            s.write(|w| w.put_many(NODES, &[("o/a".to_string(), 1u32), ("o/b".to_string(), 2)])).unwrap();
+            s.write(|w| {
+                let wanted: Vec<(Table, String)> = ["o/a", "o/b", "o/c", "o/a"].iter().map(|k| (NODES, k.to_string())).collect();
+                w.prefetch(&wanted)?;
+                assert_eq!(w.get_many::<u32>(NODES, &["o/a".into(), "o/b".into(), "o/c".into()])?, [Some(1), Some(2), None], "{engine}");
+                w.put(NODES, "o/a", &10u32)?;
+                w.put(NODES, "o/c", &30u32)?;
+                w.remove(NODES, "o/b")?;
+                assert_eq!(w.get_many::<u32>(NODES, &["o/a".into(), "o/b".into(), "o/c".into()])?, [Some(10), None, Some(30)], "{engine}: held");
+                let _: Vec<(String, u32)> = w.scan(NODES, "x/")?; // sends what is held
+                assert_eq!(w.get_many::<u32>(NODES, &["o/a".into(), "o/b".into(), "o/c".into()])?, [Some(10), None, Some(30)], "{engine}: sent");
+                w.remove_range(NODES, "o/", "o/b")?;
+                w.prefetch(&[(NODES, "o/a".to_string())])?;
+                assert_eq!(w.get::<u32>(NODES, "o/a")?, None, "{engine}: removed in a range after it was read");
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+            let got = s.read(|r| r.get_many::<u32>(NODES, &["o/a".into(), "o/b".into(), "o/c".into()])).unwrap();
+            assert_eq!(got, [None, None, Some(30)], "{engine}");
         }
     }
 

@@ -324,7 +324,15 @@ struct Txn {
     failed: std::cell::Cell<bool>,
     /// Writes not sent yet (see [`Pending`]).
     pending: std::cell::RefCell<Pending>,
+    /// Records as this transaction has read or sent them (`None`: absent):
+    /// a key read again costs no round trip. Sound because the transaction
+    /// is the only writer while it writes (see [`WRITER_LOCK`]) and its own
+    /// changes are held in `pending` first, then recorded here when sent.
+    seen: std::cell::RefCell<Records>,
 }
+
+/// `(table, key)` -> value, or `None`: absent.
+type Records = HashMap<(&'static str, String), Option<Vec<u8>>>;
 
 /// A write transaction's changes held here until a read could see them or it
 /// commits, then sent as one statement: a report of ten nodes or a batch of
@@ -334,21 +342,36 @@ struct Txn {
 #[derive(Default)]
 struct Pending {
     /// `(table, key)` -> new value, or `None`: removed.
-    records: HashMap<(&'static str, String), Option<Vec<u8>>>,
+    records: Records,
     index: HashMap<String, i64>,
     counters: HashMap<String, i64>,
     /// `(org, seq)` -> event, or `None`: removed.
     events: HashMap<(String, i64), Option<Vec<u8>>>,
+    /// `(table, from, to)`: keys `from <= k < to` removed, but those in
+    /// `records` (written after the removal).
+    cuts: Vec<(&'static str, String, String)>,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.index.is_empty() && self.counters.is_empty() && self.events.is_empty()
+        self.records.is_empty() && self.index.is_empty() && self.counters.is_empty() && self.events.is_empty() && self.cuts.is_empty()
+    }
+
+    /// What the held changes say of a key: `Some(value)` (`Some(None)`:
+    /// removed), or `None`: ask the server.
+    fn held(&self, t: &'static str, k: &str) -> Option<Option<Vec<u8>>> {
+        if let Some(v) = self.records.get(&(t, k.to_string())) {
+            return Some(v.clone());
+        }
+        self.cuts.iter().any(|(ct, from, to)| *ct == t && from.as_str() <= k && k < to.as_str()).then_some(None)
     }
 }
 
 /// Every kind of change in one statement. No row is named twice (changes
 /// are kept per key), which a statement's data-modifying parts require.
+/// `cut` reads each range in the index (`OFFSET 0` keeps the planner from
+/// joining the ranges to the whole table: 5 s for 100 ranges of 700,000
+/// records instead of 2 ms).
 const APPLY: &str = "WITH \
     put AS (INSERT INTO novacula_records (tbl, k, v) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) \
             ON CONFLICT (tbl, k) DO UPDATE SET v = EXCLUDED.v), \
@@ -359,16 +382,26 @@ const APPLY: &str = "WITH \
             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value), \
     ev AS (INSERT INTO novacula_events (org, seq, v) SELECT * FROM unnest($10::text[], $11::bigint[], $12::bytea[]) \
            ON CONFLICT (org, seq) DO UPDATE SET v = EXCLUDED.v), \
-    evdel AS (DELETE FROM novacula_events e USING unnest($13::text[], $14::bigint[]) AS d(org, seq) WHERE e.org = d.org AND e.seq = d.seq) \
+    evdel AS (DELETE FROM novacula_events e USING unnest($13::text[], $14::bigint[]) AS d(org, seq) WHERE e.org = d.org AND e.seq = d.seq), \
+    cut AS (DELETE FROM novacula_records r WHERE r.ctid = ANY(ARRAY( \
+            SELECT x.ctid FROM unnest($15::text[], $16::text[], $17::text[]) AS c(tbl, lo, hi) \
+            CROSS JOIN LATERAL (SELECT ctid, tbl, k FROM novacula_records WHERE tbl = c.tbl AND k >= c.lo AND k < c.hi OFFSET 0) AS x \
+            WHERE NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS p(tbl, k) WHERE p.tbl = x.tbl AND p.k = x.k)))) \
     SELECT 1";
 
 impl Txn {
+    /// What this transaction knows of a key without asking the server:
+    /// its own held change, else what it read or sent (see [`Txn::seen`]).
+    fn known(&self, t: &'static str, k: &str) -> Option<Option<Vec<u8>>> {
+        self.pending.borrow().held(t, k).or_else(|| self.seen.borrow().get(&(t, k.to_string())).cloned())
+    }
+
     /// Begin with `begin` on a pooled connection; a pooled connection that
     /// died while idle (a server restart) is replaced once.
     fn begin(pool: &Arc<Pool>, begin: &'static str) -> Result<Txn> {
         let mut retried = false;
         loop {
-            let txn = Txn { conn: Some(pool.get()?), pool: pool.clone(), failed: Default::default(), pending: Default::default() };
+            let txn = Txn { conn: Some(pool.get()?), pool: pool.clone(), failed: Default::default(), pending: Default::default(), seen: Default::default() };
             match txn.conn()?.batch(begin) {
                 Ok(()) => return Ok(txn),
                 Err(e) if retried => return Err(e),
@@ -405,6 +438,13 @@ impl Txn {
             return Ok(());
         }
         let p = self.pending.take();
+        {
+            // What is sent is what this transaction reads from now on.
+            let mut seen = self.seen.borrow_mut();
+            for ((t, k), v) in &p.records {
+                seen.insert((t, k.clone()), v.clone());
+            }
+        }
         let (mut put, mut del) = ((Vec::new(), Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
         for ((t, k), v) in p.records {
             match v {
@@ -418,6 +458,14 @@ impl Txn {
                     del.1.push(k);
                 }
             }
+        }
+        // A key written after its range was removed stays (the statement's
+        // `cut` spares what `put` writes).
+        let mut cut = (Vec::new(), Vec::new(), Vec::new());
+        for (t, from, to) in p.cuts {
+            cut.0.push(t.to_string());
+            cut.1.push(from);
+            cut.2.push(to);
         }
         let (ix_k, ix_seq): (Vec<String>, Vec<i64>) = p.index.into_iter().unzip();
         let (ctr_name, ctr_value): (Vec<String>, Vec<i64>) = p.counters.into_iter().unzip();
@@ -452,6 +500,9 @@ impl Txn {
                 Box::new(ev.2),
                 Box::new(evdel.0),
                 Box::new(evdel.1),
+                Box::new(cut.0),
+                Box::new(cut.1),
+                Box::new(cut.2),
             ],
         )
     }
@@ -488,30 +539,58 @@ fn seq_v(rows: Vec<postgres::Row>) -> Vec<(u64, Vec<u8>)> {
 
 impl ReadTxn for Txn {
     fn get(&self, t: Table, k: &str) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.pending.borrow().records.get(&(t.name(), k.to_string())) {
-            return Ok(v.clone());
+        if let Some(v) = self.known(t.name(), k) {
+            return Ok(v);
         }
         let rows = self.rows("SELECT v FROM novacula_records WHERE tbl = $1 AND k = $2", vec![Box::new(t.name()), Box::new(k.to_string())])?;
-        Ok(rows.into_iter().next().map(|r| r.get(0)))
+        let v: Option<Vec<u8>> = rows.into_iter().next().map(|r| r.get(0));
+        self.seen.borrow_mut().insert((t.name(), k.to_string()), v.clone());
+        Ok(v)
     }
 
     fn get_many(&self, t: Table, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        // Held changes answer for their keys; the server for the rest.
-        let held: HashMap<&str, Option<Vec<u8>>> = {
-            let pending = self.pending.borrow();
-            keys.iter().filter_map(|k| pending.records.get(&(t.name(), k.clone())).map(|v| (k.as_str(), v.clone()))).collect()
-        };
+        // Held changes and what was read answer for their keys; the server for the rest.
+        let held: HashMap<&str, Option<Vec<u8>>> = keys.iter().filter_map(|k| self.known(t.name(), k).map(|v| (k.as_str(), v))).collect();
         let ask: Vec<String> = keys.iter().filter(|k| !held.contains_key(k.as_str())).cloned().collect();
         let found: HashMap<String, Vec<u8>> = if ask.is_empty() {
             HashMap::new()
         } else {
             let sql = "SELECT k, v FROM novacula_records WHERE tbl = $1 AND k = ANY($2)";
-            kv(self.rows(sql, vec![Box::new(t.name()), Box::new(ask)])?).into_iter().collect()
+            let found: HashMap<String, Vec<u8>> = kv(self.rows(sql, vec![Box::new(t.name()), Box::new(ask.clone())])?).into_iter().collect();
+            let mut seen = self.seen.borrow_mut();
+            for k in ask {
+                let v = found.get(&k).cloned();
+                seen.insert((t.name(), k), v);
+            }
+            found
         };
         Ok(keys.iter().map(|k| held.get(k.as_str()).cloned().unwrap_or_else(|| found.get(k).cloned())).collect())
+    }
+
+    fn prefetch(&self, wanted: &[(Table, String)]) -> Result<()> {
+        let mut ask: (Vec<&'static str>, Vec<String>) = (Vec::new(), Vec::new());
+        let mut asked = std::collections::HashSet::new();
+        for (t, k) in wanted {
+            if self.known(t.name(), k).is_none() && asked.insert((t.name(), k.as_str())) {
+                ask.0.push(t.name());
+                ask.1.push(k.clone());
+            }
+        }
+        if ask.0.is_empty() {
+            return Ok(());
+        }
+        let sql = "SELECT r.tbl, r.k, r.v FROM novacula_records r JOIN unnest($1::text[], $2::text[]) AS w(tbl, k) ON r.tbl = w.tbl AND r.k = w.k";
+        let rows = self.rows(sql, vec![Box::new(ask.0.iter().map(ToString::to_string).collect::<Vec<String>>()), Box::new(ask.1.clone())])?;
+        let mut found: HashMap<(String, String), Vec<u8>> = rows.into_iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect();
+        let mut seen = self.seen.borrow_mut();
+        for (t, k) in ask.0.into_iter().zip(ask.1) {
+            let v = found.remove(&(t.to_string(), k.clone()));
+            seen.insert((t, k), v);
+        }
+        Ok(())
     }
 
     fn scan(&self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
@@ -578,6 +657,15 @@ impl WriteTxn for Txn {
 
     fn remove(&mut self, t: Table, k: &str) -> Result<()> {
         self.pending.get_mut().records.insert((t.name(), k.to_string()), None);
+        Ok(())
+    }
+
+    fn remove_range(&mut self, t: Table, from: &str, to: &str) -> Result<()> {
+        let p = self.pending.get_mut();
+        // Held changes in the range are undone by it (a key written later is kept).
+        p.records.retain(|(tbl, k), _| !(*tbl == t.name() && from <= k.as_str() && k.as_str() < to));
+        p.cuts.push((t.name(), from.to_string(), to.to_string()));
+        self.seen.get_mut().retain(|(tbl, k), _| !(*tbl == t.name() && from <= k.as_str() && k.as_str() < to));
         Ok(())
     }
 

@@ -188,6 +188,14 @@ impl WriteTxn for Writer {
         self.0.open_table(records(t))?.remove(k)?;
         Ok(())
     }
+    fn remove_range(&mut self, t: Table, from: &str, to: &str) -> Result<()> {
+        let mut table = self.0.open_table(records(t))?;
+        let keys = table.range::<&str>(from..to)?.map(|e| e.map(|(k, _)| k.value().to_string())).collect::<std::result::Result<Vec<_>, _>>()?;
+        for k in keys {
+            table.remove(k.as_str())?;
+        }
+        Ok(())
+    }
     fn index_put(&mut self, k: &str, seq: u64) -> Result<()> {
         self.0.open_table(EXEC_NODES)?.insert(k, seq)?;
         Ok(())
