@@ -190,6 +190,50 @@ async fn an_operators_cluster_decides_exposure_storage_classes_and_volumes() {
 }
 
 /// Every test of this file again, on PostgreSQL instead of redb.
+/// Deploys sent at once may share a commit: each still sees the nodes
+/// placed before it in that commit (no port given twice), and one that
+/// fails (its name taken) fails alone.
+#[tokio::test]
+async fn deploys_sent_at_once_get_ports_of_their_own_and_fail_alone() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let alice = cp.login("alice").await;
+    let (exec, _) = cp.executor_client(&alice, Some("edge-1")).await;
+    let req = SyncExecutorRequest {
+        name: "edge-1".into(),
+        kind: ExecutorKind::Agent,
+        version: "1.0.0".into(),
+        channel: Channel::Stable,
+        capabilities: Some(Adapters::standard().capabilities()),
+        capabilities_digest: None,
+    };
+    exec.sync_executor(&req).await.unwrap();
+    let eth = |i: usize| node(&format!("n{i}"), "mainnet", ("geth", "1.16.7"), ("lighthouse", "v8.0.0"));
+    alice.deploy("edge-1", eth(0)).await.unwrap();
+    let mut sent = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (alice, spec) = (alice.clone(), eth(i)); // n0 again: taken
+        sent.spawn(async move { (i, alice.deploy("edge-1", spec).await) });
+    }
+    let mut ports = std::collections::BTreeMap::new();
+    while let Some(done) = sent.join_next().await {
+        match done.unwrap() {
+            (0, Err(e)) => assert_eq!(status(&e), 409, "{e}"),
+            (0, Ok(v)) => panic!("a taken name was deployed again: {v:?}"),
+            (i, Err(e)) => panic!("n{i}: {}", text(&e)),
+            (_, Ok(view)) => {
+                for c in &view.spec.clients {
+                    assert!(!c.ports.is_empty(), "{} {}: no ports", view.name, c.role);
+                    for (name, port) in &c.ports {
+                        let who = format!("{} {} {name}", view.name, c.role);
+                        assert!(ports.insert(*port, who.clone()).is_none(), "port {port} given twice: {} and {who}", ports[port]);
+                    }
+                }
+            }
+        }
+    }
+    assert!(ports.len() >= 11 * 2, "{ports:?}");
+}
+
 #[test]
 fn this_suite_passes_on_postgres() {
     rerun_on_postgres("this_suite_passes_on_postgres");

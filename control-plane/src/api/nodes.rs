@@ -14,7 +14,7 @@ use std::sync::Arc;
 #[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", security(("session" = [])), request_body = DeployRequest, responses((status = 201, body = NodeView), (status = 422, description = "well-formed, but not valid for the target executor or this node (details name each problem)", body = novacula_core::wire::ApiError), (status = 404, description = "not found", body = novacula_core::wire::ApiError), (status = 409, description = "conflict with the current state", body = novacula_core::wire::ApiError)))]
 pub async fn deploy(State(s): State<Arc<AppState>>, user: UserCtx, ApiJson(req): ApiJson<DeployRequest>) -> Result<(StatusCode, ApiJson<NodeView>), ApiError> {
     let (org, who) = (user.org().to_string(), user.caller.who());
-    Ok((StatusCode::CREATED, ApiJson(s.blocking(move |s| nodes::deploy(s, &org, &who, req)).await?)))
+    Ok((StatusCode::CREATED, ApiJson(nodes::deploy(&s, &org, &who, req).await?)))
 }
 
 /// A node command; `UserCtx` has checked the route's permission.

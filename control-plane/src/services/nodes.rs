@@ -6,7 +6,7 @@ use super::events::{self, data, NewEvent};
 use super::{Result, ServiceError};
 use crate::state::AppState;
 use crate::store::model::{Executor, ExecutorRow, NodeRow, ObservedRow};
-use crate::store::{self, key, Read, Write, EXECUTORS, NODES, OBSERVED};
+use crate::store::{self, key, Read, Write, CAPABILITIES, EXECUTORS, NODES, OBSERVED};
 use novacula_core::audit::Action;
 use novacula_core::lifecycle::{self, apply_command, LifecycleError, NodeCommand};
 use novacula_core::phase::node_down;
@@ -281,68 +281,77 @@ pub fn command(s: &AppState, org: &str, who: &Who, name: &str, cmd: NodeCommand)
     Ok(s.store.read(|r| load_view(r, s, &org, row, now))?)
 }
 
-/// A new node of `org` on `req.executor`, checked against what the executor can run.
-pub fn deploy(s: &AppState, org: &str, who: &Who, req: DeployRequest) -> Result<NodeView> {
-    let actor = &who.event_actor();
-    let org = org.to_string();
-    let now = s.now();
-    let cp_major = s.config.cp_version.major;
+/// A new node of `org` on `req.executor`, checked against what the executor
+/// can run. Deploys sent at once (a pipeline creating a fleet) share a
+/// commit, as reports do: on PostgreSQL one transaction for many, and the
+/// records each reads fetched together.
+pub async fn deploy(s: &std::sync::Arc<AppState>, org: &str, who: &Who, req: DeployRequest) -> Result<NodeView> {
+    let (org, who, now, cp_major) = (org.to_string(), who.clone(), s.now(), s.config.cp_version.major);
     let mut spec = req.spec;
     spec.restart_generation = 0;
-    let (row, seq) = s.store.write(|w| {
-        let exec: Executor = w
-            .executor(&key(&[&org, &req.executor]))?
-            .ok_or_else(|| ServiceError::NotFound(format!("executor {:?} not found; it appears after its first sync", req.executor)))?;
-        if exec.deactivated {
-            return Err(ServiceError::Conflict(format!("executor {:?} is deactivated", exec.name)));
-        }
-        if !novacula_core::compat::compat_of_version(cp_major, &exec.version).serves_nodes() {
-            return Err(ServiceError::Conflict(format!("executor {:?} runs {} which is out of support; upgrade it before deploying", exec.name, exec.version)));
-        }
-        validate_spec(&spec, &exec.capabilities, None).map_err(validation_error)?;
-        novacula_core::validate::new_node_name(&spec.name).map_err(|e| validation_error(vec![e]))?;
-        let mut spec = spec.clone();
-        place(w, &org, &exec, &mut spec, None)?;
-        let k = key(&[&org, &spec.name]);
-        let mut record = lifecycle::create(spec.clone());
-        if let Some(old) = w.get::<NodeRow>(NODES, &k)? {
-            if !old.removed {
-                return Err(ServiceError::Conflict(format!("node {:?} already exists", spec.name)));
-            }
-            // Reusing a removed node's name: keep revisions monotonic for any executor that saw it.
-            record.revision = old.record.revision.next();
-        }
-        let mut row = NodeRow {
-            org_id: org.clone(),
-            executor: exec.name.clone(),
-            record,
-            created_at: now,
-            updated_at: now,
-            seq: 0,
-            removed: false,
-            alert_firing: false,
-            last_phase: None,
-        };
-        let seq = save_write(w, &mut row, now)?;
-        w.remove(OBSERVED, &k)?;
-        let audit_details = audit::details([("executor", exec.name.clone()), ("chain", spec.chain.clone()), ("network", spec.network.clone())]);
-        let audited = audit::record(w, &org, now, who, Action::NodeDeployed, &spec.name, audit_details)?;
-        events::record(
-            w,
-            &org,
-            now,
-            NewEvent {
-                kind: ev::NODE_CREATED,
-                node: Some(&spec.name),
-                executor: Some(&exec.name),
-                actor,
-                data: data([("revision", row.record.revision.to_string()), ("audit", audited.to_string())]),
-            },
-        )?;
-        Ok((row, seq))
-    })?;
+    let executor = req.executor;
+    let at = key(&[&org, &executor]);
+    let reads = vec![(EXECUTORS, at.clone()), (CAPABILITIES, at), (NODES, key(&[&org, &spec.name]))];
+    let (o, by) = (org.clone(), who);
+    let (row, seq) = s.write_grouped(reads, move |w| deploy_write(w, &o, &by, &executor, &spec, now, cp_major)).await?;
     s.notify_change(&org, &row.executor, seq);
-    Ok(s.store.read(|r| load_view(r, s, &org, row, now))?)
+    s.blocking(move |s| Ok(s.store.read(|r| load_view(r, s, &org, row, now))?)).await
+}
+
+/// [`deploy`]'s transaction: the node row written, and its change sequence.
+fn deploy_write(w: &mut Write, org: &str, who: &Who, executor: &str, spec: &NodeSpec, now: Timestamp, cp_major: u64) -> Result<(NodeRow, u64)> {
+    let actor = &who.event_actor();
+    let org = org.to_string();
+    let exec: Executor = w
+        .executor(&key(&[&org, executor]))?
+        .ok_or_else(|| ServiceError::NotFound(format!("executor {executor:?} not found; it appears after its first sync")))?;
+    if exec.deactivated {
+        return Err(ServiceError::Conflict(format!("executor {:?} is deactivated", exec.name)));
+    }
+    if !novacula_core::compat::compat_of_version(cp_major, &exec.version).serves_nodes() {
+        return Err(ServiceError::Conflict(format!("executor {:?} runs {} which is out of support; upgrade it before deploying", exec.name, exec.version)));
+    }
+    validate_spec(spec, &exec.capabilities, None).map_err(validation_error)?;
+    novacula_core::validate::new_node_name(&spec.name).map_err(|e| validation_error(vec![e]))?;
+    let mut spec = spec.clone();
+    place(w, &org, &exec, &mut spec, None)?;
+    let k = key(&[&org, &spec.name]);
+    let mut record = lifecycle::create(spec.clone());
+    if let Some(old) = w.get::<NodeRow>(NODES, &k)? {
+        if !old.removed {
+            return Err(ServiceError::Conflict(format!("node {:?} already exists", spec.name)));
+        }
+        // Reusing a removed node's name: keep revisions monotonic for any executor that saw it.
+        record.revision = old.record.revision.next();
+    }
+    let mut row = NodeRow {
+        org_id: org.clone(),
+        executor: exec.name.clone(),
+        record,
+        created_at: now,
+        updated_at: now,
+        seq: 0,
+        removed: false,
+        alert_firing: false,
+        last_phase: None,
+    };
+    let seq = save_write(w, &mut row, now)?;
+    w.remove(OBSERVED, &k)?;
+    let audit_details = audit::details([("executor", exec.name.clone()), ("chain", spec.chain.clone()), ("network", spec.network.clone())]);
+    let audited = audit::record(w, &org, now, who, Action::NodeDeployed, &spec.name, audit_details)?;
+    events::record(
+        w,
+        &org,
+        now,
+        NewEvent {
+            kind: ev::NODE_CREATED,
+            node: Some(&spec.name),
+            executor: Some(&exec.name),
+            actor,
+            data: data([("revision", row.record.revision.to_string()), ("audit", audited.to_string())]),
+        },
+    )?;
+    Ok((row, seq))
 }
 
 /// The spec `d` makes on executor `executor` (nothing written), or every

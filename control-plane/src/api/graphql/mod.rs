@@ -254,7 +254,7 @@ impl Mutation {
         let c = user(ctx, "createNode")?;
         let (org, who) = (c.org.clone(), c.who());
         let req = DeployRequest { executor, spec: parse("spec", spec.0)? };
-        Ok(state(ctx).blocking(move |s| nodes::deploy(s, &org, &who, req)).await.map_err(service)?.into())
+        Ok(nodes::deploy(state(ctx), &org, &who, req).await.map_err(service)?.into())
     }
 
     /// Replace a node's spec (a new revision).
