@@ -210,14 +210,15 @@ pub fn node_down_changed(w: &mut Write, row: &NodeRow, phase: NodePhase, now: Ti
     Ok(())
 }
 
-/// What the node rules read of `nodes` of `org` (settings, overrides, open
-/// incidents), for a write to fetch ahead (see [`crate::store::Write::prefetch`]).
+/// What a report's node rules read of `nodes` of `org` (settings,
+/// overrides, open `disk_usage` incidents), for a write to fetch ahead (see [`crate::store::Write::prefetch`]).
 pub fn node_reads<'a>(org: &str, nodes: impl IntoIterator<Item = &'a str>) -> Vec<(crate::store::Table, String)> {
     let mut reads = vec![(ALERT_SETTINGS, org.to_string())];
     for node in nodes {
         let subject = Subject::node(node);
         reads.push((ALERT_OVERRIDES, key(&[org, node])));
-        reads.extend([Rule::DiskUsage, Rule::NodeDown].map(|rule| (OPEN_INCIDENTS, open_key(org, rule, &subject))));
+        // `node_down`'s only when a phase changes (seldom): read then.
+        reads.push((OPEN_INCIDENTS, open_key(org, Rule::DiskUsage, &subject)));
     }
     reads
 }
