@@ -20,6 +20,9 @@ use tokio::net::TcpStream;
 /// workers busy.
 pub const CONNECTIONS: usize = 256;
 
+/// As the fleet's calls: slower is an error.
+const ANSWER_WITHIN: Duration = Duration::from_secs(15);
+
 /// What an answer must hold to count as a sync done.
 const DIGEST_FIELD: &[u8] = b"\"capabilitiesDigest\":\"";
 
@@ -108,7 +111,8 @@ async fn connection(addr: &str, requests: &[Vec<u8>], next: &AtomicUsize, until:
     let mut m = Measured { latency: histogram(), errors: 0, first_error: None };
     let mut buf = Vec::with_capacity(16 * 1024);
     while Instant::now() < until {
-        let mut stream = match TcpStream::connect(addr).await {
+        let connected = tokio::time::timeout(ANSWER_WITHIN, TcpStream::connect(addr)).await;
+        let mut stream = match connected.unwrap_or_else(|_| Err(std::io::Error::other("no connection within 15 s"))) {
             Ok(s) => s,
             Err(e) => {
                 m.failed(format!("connecting to {addr}: {e}"));
@@ -120,7 +124,9 @@ async fn connection(addr: &str, requests: &[Vec<u8>], next: &AtomicUsize, until:
         while Instant::now() < until {
             let req = &requests[next.fetch_add(1, Ordering::Relaxed) % requests.len()];
             let t = Instant::now();
-            match exchange(&mut stream, req, &mut buf).await {
+            // A server that stops answering ends the connection's run, counted.
+            let answered = tokio::time::timeout(ANSWER_WITHIN, exchange(&mut stream, req, &mut buf)).await;
+            match answered.unwrap_or_else(|_| Err(format!("no answer within {ANSWER_WITHIN:?}"))) {
                 Ok(()) => {
                     m.latency.saturating_record(t.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
                 }

@@ -294,8 +294,12 @@ pub async fn deploy(s: &std::sync::Arc<AppState>, org: &str, who: &Who, req: Dep
     let reads = vec![(EXECUTORS, at.clone()), (CAPABILITIES, at), (NODES, key(&[&org, &spec.name]))];
     let (o, by) = (org.clone(), who);
     let (row, seq) = s.write_grouped(reads, move |w| deploy_write(w, &o, &by, &executor, &spec, now, cp_major)).await?;
-    s.notify_change(&org, &row.executor, seq);
-    s.blocking(move |s| Ok(s.store.read(|r| load_view(r, s, &org, row, now))?)).await
+    // Telling other replicas is a round trip to the database: off the async workers.
+    s.blocking(move |s| {
+        s.notify_change(&org, &row.executor, seq);
+        Ok(s.store.read(|r| load_view(r, s, &org, row, now))?)
+    })
+    .await
 }
 
 /// [`deploy`]'s transaction: the node row written, and its change sequence.

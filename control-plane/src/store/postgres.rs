@@ -367,8 +367,10 @@ impl Pending {
     }
 }
 
-/// Every kind of change in one statement. No row is named twice (changes
-/// are kept per key), which a statement's data-modifying parts require.
+/// Every kind of change in one statement. No key is named twice within
+/// `put`, `del` or `ev` (changes are kept per key); a row that both `del`
+/// and `cut` remove is removed once (a statement skips a row it already
+/// deleted), and `cut` spares what `put` writes.
 /// `del` and `cut` find each key or range in the index (`OFFSET 0` keeps the
 /// planner from joining them to the whole table, as it may for many keys or
 /// any range: 5 s for 100 ranges of 700,000 records instead of 2 ms).
@@ -395,6 +397,11 @@ impl Txn {
     /// What this transaction knows of a key without asking the server:
     /// its own held change, else what it read or sent (see [`Txn::seen`]).
     fn known(&self, t: &'static str, k: &str) -> Option<Option<Vec<u8>>> {
+        if k.contains('\0') {
+            // PostgreSQL's text holds no NUL: no such key is stored (and
+            // asking would fail the statement, and with it the transaction).
+            return Some(None);
+        }
         self.pending.borrow().held(t, k).or_else(|| self.seen.borrow().get(&(t, k.to_string())).cloned())
     }
 
@@ -441,7 +448,8 @@ impl Txn {
         }
         let p = self.pending.take();
         {
-            // What is sent is what this transaction reads from now on.
+            // What is sent is what this transaction reads from now on (if
+            // it is sent: see below).
             let mut seen = self.seen.borrow_mut();
             for ((t, k), v) in &p.records {
                 seen.insert((t, k.clone()), v.clone());
@@ -485,7 +493,7 @@ impl Txn {
                 }
             }
         }
-        self.exec(
+        let sent = self.exec(
             APPLY,
             vec![
                 Box::new(put.0),
@@ -506,7 +514,13 @@ impl Txn {
                 Box::new(cut.1),
                 Box::new(cut.2),
             ],
-        )
+        );
+        if sent.is_err() {
+            // Not written after all: the server answers for every key again
+            // (it refuses: the transaction has failed).
+            self.seen.borrow_mut().clear();
+        }
+        sent
     }
 }
 
