@@ -43,12 +43,9 @@ pub fn record(w: &mut Write, org: &str, samples: &[(String, NodeSample)], now: T
 
 /// Every point of a node (gone with it).
 pub fn remove(w: &mut Write, org: &str, node: &str) -> store::Result<()> {
-    let prefix = format!("{}/", key(&[org, node]));
-    let all: Vec<(String, NodeSample)> = w.scan(NODE_HISTORY, &prefix)?;
-    for (k, _) in all {
-        w.remove(NODE_HISTORY, &k)?;
-    }
-    Ok(())
+    // Every key under `org/node/`: up to `org/node0` ('0' follows '/').
+    let node = key(&[org, node]);
+    w.remove_range(NODE_HISTORY, &format!("{node}/"), &format!("{node}0"))
 }
 
 /// A node's points of the last `hours`, oldest first.

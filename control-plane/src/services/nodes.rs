@@ -305,9 +305,8 @@ pub async fn deploy(s: &std::sync::Arc<AppState>, org: &str, who: &Who, req: Dep
 /// [`deploy`]'s transaction: the node row written, and its change sequence.
 fn deploy_write(w: &mut Write, org: &str, who: &Who, executor: &str, spec: &NodeSpec, now: Timestamp, cp_major: u64) -> Result<(NodeRow, u64)> {
     let actor = &who.event_actor();
-    let org = org.to_string();
     let exec: Executor = w
-        .executor(&key(&[&org, executor]))?
+        .executor(&key(&[org, executor]))?
         .ok_or_else(|| ServiceError::NotFound(format!("executor {executor:?} not found; it appears after its first sync")))?;
     if exec.deactivated {
         return Err(ServiceError::Conflict(format!("executor {:?} is deactivated", exec.name)));
@@ -318,8 +317,8 @@ fn deploy_write(w: &mut Write, org: &str, who: &Who, executor: &str, spec: &Node
     validate_spec(spec, &exec.capabilities, None).map_err(validation_error)?;
     novacula_core::validate::new_node_name(&spec.name).map_err(|e| validation_error(vec![e]))?;
     let mut spec = spec.clone();
-    place(w, &org, &exec, &mut spec, None)?;
-    let k = key(&[&org, &spec.name]);
+    place(w, org, &exec, &mut spec, None)?;
+    let k = key(&[org, &spec.name]);
     let mut record = lifecycle::create(spec.clone());
     if let Some(old) = w.get::<NodeRow>(NODES, &k)? {
         if !old.removed {
@@ -329,7 +328,7 @@ fn deploy_write(w: &mut Write, org: &str, who: &Who, executor: &str, spec: &Node
         record.revision = old.record.revision.next();
     }
     let mut row = NodeRow {
-        org_id: org.clone(),
+        org_id: org.to_string(),
         executor: exec.name.clone(),
         record,
         created_at: now,
@@ -342,10 +341,10 @@ fn deploy_write(w: &mut Write, org: &str, who: &Who, executor: &str, spec: &Node
     let seq = save_write(w, &mut row, now)?;
     w.remove(OBSERVED, &k)?;
     let audit_details = audit::details([("executor", exec.name.clone()), ("chain", spec.chain.clone()), ("network", spec.network.clone())]);
-    let audited = audit::record(w, &org, now, who, Action::NodeDeployed, &spec.name, audit_details)?;
+    let audited = audit::record(w, org, now, who, Action::NodeDeployed, &spec.name, audit_details)?;
     events::record(
         w,
-        &org,
+        org,
         now,
         NewEvent {
             kind: ev::NODE_CREATED,

@@ -120,11 +120,6 @@ fn heartbeat_only(
     })?)
 }
 
-/// A sync that changes what the store keeps: admission, the upsert, key
-/// binding and `executor.connected`, committed before the answer. A sync
-/// with only a digest keeps the capabilities stored (the answer asks for
-/// them when the digest is not theirs); it cannot admit a new executor.
-/// Answers the row written and the upgrade offer, read in the same transaction.
 /// The records [`durable_sync`] reads, to be fetched with its group's.
 fn durable_sync_reads(key: &ApiKey, req: &SyncExecutorRequest) -> Vec<(crate::store::Table, String)> {
     use crate::store::{ORGS, RELEASES, UPGRADES};
@@ -138,6 +133,11 @@ fn durable_sync_reads(key: &ApiKey, req: &SyncExecutorRequest) -> Vec<(crate::st
     ]
 }
 
+/// A sync that changes what the store keeps: admission, the upsert, key
+/// binding and `executor.connected`, committed before the answer. A sync
+/// with only a digest keeps the capabilities stored (the answer asks for
+/// them when the digest is not theirs); it cannot admit a new executor.
+/// Answers the row written and the upgrade offer, read in the same transaction.
 fn durable_sync(
     s: &AppState,
     w: &mut Write,
@@ -337,7 +337,8 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
     let actor = format!("executor:{}", exec.name);
     let samples = super::history::due(s, &org, &req.nodes, now);
     let (org_id, executor) = (org.clone(), exec.name.clone());
-    let mut reads: Vec<(crate::store::Table, String)> = req.nodes.iter().map(|obs| (NODES, store_key(&[&org, &obs.node]))).collect();
+    let keys: Vec<String> = req.nodes.iter().map(|obs| store_key(&[&org, &obs.node])).collect();
+    let mut reads: Vec<(crate::store::Table, String)> = keys.iter().map(|k| (NODES, k.clone())).collect();
     reads.extend(crate::services::alerts::node_reads(&org, req.nodes.iter().map(|obs| obs.node.as_str())));
     // Committed together with other executors' reports (one flush for many);
     // answered after that commit, awaited without holding a thread.
@@ -345,11 +346,10 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
         .write_grouped(reads, move |w| {
             let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
             let mut last_seq = None;
-            let keys: Vec<String> = req.nodes.iter().map(|obs| store_key(&[&org_id, &obs.node])).collect();
             let rows: Vec<Option<NodeRow>> = w.get_many(NODES, &keys)?;
             // Written together at the end (one statement each on PostgreSQL).
             let (mut observed, mut changed_rows, mut disks) = (Vec::new(), Vec::new(), Vec::new());
-            for ((obs, k), row) in req.nodes.iter().zip(keys).zip(rows) {
+            for ((obs, k), row) in req.nodes.iter().zip(&keys).zip(rows) {
                 let Some(mut row) = row.filter(|r: &NodeRow| r.executor == executor) else {
                     resp.rejected.push(format!("{}: no such node on this executor", obs.node));
                     continue;
@@ -372,7 +372,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
                     disks.push((row.clone(), obs));
                 }
                 if changed {
-                    changed_rows.push((k, row));
+                    changed_rows.push((k.clone(), row));
                 }
                 resp.accepted += 1;
             }
