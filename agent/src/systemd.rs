@@ -181,7 +181,9 @@ impl SystemdDriver {
         let deadline = tokio::time::Instant::now() + UNIT_STATE_WAIT;
         while tokio::time::Instant::now() < deadline {
             let now = self.files.running(node, unit).await.map(|r| (r.fingerprint, r.generation));
-            if now == want {
+            // A stop is done when systemd says so too: a unit between restarts
+            // (auto-restart) runs no process yet still has its stop job pending.
+            if now == want && (want.is_some() || self.settled(node, unit).await?) {
                 return Ok(());
             }
             if want.is_some() {
@@ -192,6 +194,12 @@ impl SystemdDriver {
             tokio::time::sleep(UNIT_STATE_POLL_INTERVAL).await;
         }
         Err(DriverError::Other(format!("{} did not reach the expected state within {} s", unit_name(node, unit), UNIT_STATE_WAIT.as_secs())))
+    }
+
+    /// Whether systemd has the unit at rest (inactive or failed), no job under way.
+    async fn settled(&self, node: &str, unit: &str) -> Result<bool> {
+        let (active, _) = self.unit_state(node, unit).await?;
+        Ok(active == "inactive" || active == "failed")
     }
 
     async fn prepare_start(&self, node: &str, unit: &str, fingerprint: Fingerprint, generation: u64) -> Result<()> {
