@@ -3,16 +3,18 @@
 //! heartbeat that changes nothing reads nothing: no store thread, no
 //! PostgreSQL round trip.
 //!
-//! An entry is good only under the [`Store::epoch`](crate::store::Store::epoch)
-//! it was read under: a commit that writes keys, executors, upgrades or
-//! organizations moves the epoch (here before its caller goes on; in the
-//! other control planes on the database as soon as they are told) and
-//! everything held is dropped. An entry is also dropped after [`TTL`], should
-//! a notification be lost. Only a yes is taken from here: a call that finds
-//! nothing, or something that does not fit, reads the store.
+//! An entry is kept with the [`Store::epoch`] it was read under, and is good
+//! while [`Store::fresh`] says so: a commit that writes it (here before its
+//! caller goes on; in the other control planes on the database as soon as
+//! they are told), or writes upgrades or organizations, makes it stale. An
+//! entry is also dropped after [`TTL`], should a notification be lost. Only
+//! a yes is taken from here: a call that finds nothing, or something that
+//! does not fit, reads the store.
 
 use crate::store::model::{ApiKey, ExecutorRow, UpgradeRow};
+use crate::store::{key as store_key, Store, Table, API_KEYS, EXECUTORS};
 use novacula_core::sync::LockExt;
+use novacula_core::ObservedNodeState;
 use novacula_core::Timestamp;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,48 +23,57 @@ use std::time::Duration;
 /// The longest anything is kept, whatever the epoch says.
 pub const TTL: Duration = Duration::from_secs(60);
 
-#[derive(Default)]
 pub struct Known {
     keys: Mutex<Held<ApiKey>>,
     executors: Mutex<Held<(ExecutorRow, Option<UpgradeRow>)>>,
+    /// Per node (`org/node`), a fingerprint of the observed state this
+    /// process last wrote or found stored: a report that differs from it
+    /// certainly changes something, and goes to its write without first
+    /// reading whether it does. A node whose head moves (most reports) costs
+    /// one read fewer; an equal fingerprint proves nothing (another replica
+    /// may have written since), so that report reads as before.
+    reports: Mutex<HashMap<String, u64>>,
 }
 
-/// Rows read under `epoch`, each with when it was read.
+/// Rows of `table`, each with when and under which epoch it was read.
 struct Held<T> {
-    epoch: u64,
-    rows: HashMap<String, (T, Timestamp)>,
-}
-
-impl<T> Default for Held<T> {
-    fn default() -> Self {
-        Held { epoch: 0, rows: HashMap::new() }
-    }
+    table: Table,
+    rows: HashMap<String, (T, Timestamp, u64)>,
+    /// When to drop the rows past their TTL (so rows of executors gone stay no longer).
+    sweep_at: usize,
 }
 
 impl<T: Clone> Held<T> {
-    fn get(&mut self, k: &str, epoch: u64, now: Timestamp) -> Option<T> {
-        if epoch != self.epoch {
-            return None;
-        }
-        self.rows.get(k).filter(|(_, at)| now.since(*at) < TTL).map(|(v, _)| v.clone())
+    fn new(table: Table) -> Self {
+        Held { table, rows: HashMap::new(), sweep_at: SWEEP_MIN }
+    }
+
+    fn get(&self, store: &Store, k: &str, now: Timestamp) -> Option<T> {
+        let (v, at, epoch) = self.rows.get(k)?;
+        (now.since(*at) < TTL && store.fresh(self.table, k, *epoch)).then(|| v.clone())
     }
 
     fn put(&mut self, k: String, v: T, epoch: u64, now: Timestamp) {
-        if epoch > self.epoch {
-            // A newer epoch: what was held is stale.
-            self.rows.clear();
-            self.epoch = epoch;
+        self.rows.insert(k, (v, now, epoch));
+        if self.rows.len() >= self.sweep_at {
+            self.rows.retain(|_, (_, at, _)| now.since(*at) < TTL);
+            self.sweep_at = (2 * self.rows.len()).max(SWEEP_MIN);
         }
-        if epoch == self.epoch {
-            self.rows.insert(k, (v, now));
-        }
+    }
+}
+
+const SWEEP_MIN: usize = 1024;
+
+impl Default for Known {
+    fn default() -> Self {
+        Known { keys: Mutex::new(Held::new(API_KEYS)), executors: Mutex::new(Held::new(EXECUTORS)), reports: Default::default() }
     }
 }
 
 impl Known {
-    /// API key `id`, if read under `epoch` less than [`TTL`] ago.
-    pub fn key(&self, id: &str, epoch: u64, now: Timestamp) -> Option<ApiKey> {
-        self.keys.locked().get(id, epoch, now)
+    /// API key `id`, if read less than [`TTL`] ago and still fresh in `store`.
+    pub fn key(&self, store: &Store, id: &str, now: Timestamp) -> Option<ApiKey> {
+        self.keys.locked().get(store, id, now)
     }
 
     /// Keep `key`, read under `epoch` (taken before the read).
@@ -70,10 +81,10 @@ impl Known {
         self.keys.locked().put(key.id.clone(), key, epoch, now);
     }
 
-    /// Executor `org/name`'s row and upgrade offer, if read under `epoch`
-    /// less than [`TTL`] ago. Its "last seen" is as read: overlay it.
-    pub fn executor(&self, k: &str, epoch: u64, now: Timestamp) -> Option<(ExecutorRow, Option<UpgradeRow>)> {
-        self.executors.locked().get(k, epoch, now)
+    /// Executor `org/name`'s row and upgrade offer, if read less than
+    /// [`TTL`] ago and still fresh in `store`. Its "last seen" is as read: overlay it.
+    pub fn executor(&self, store: &Store, k: &str, now: Timestamp) -> Option<(ExecutorRow, Option<UpgradeRow>)> {
+        self.executors.locked().get(store, k, now)
     }
 
     /// Keep executor `k`'s row and upgrade offer, read under `epoch` (taken before the read).
@@ -82,21 +93,66 @@ impl Known {
     }
 }
 
+impl Known {
+    /// Whether any of `reported` (of `org`) differs from what was last
+    /// written or found for its node here (`false` when not known).
+    pub fn report_changes(&self, org: &str, reported: &[ObservedNodeState]) -> bool {
+        let held = self.reports.locked();
+        reported.iter().any(|o| held.get(&store_key(&[org, &o.node])).is_some_and(|&f| f != fingerprint(o)))
+    }
+
+    /// `reported` (of `org`) is what the store has now.
+    pub fn keep_reports<'a>(&self, org: &str, reported: impl IntoIterator<Item = &'a ObservedNodeState>) {
+        let mut held = self.reports.locked();
+        for o in reported {
+            held.insert(store_key(&[org, &o.node]), fingerprint(o));
+        }
+    }
+}
+
+fn fingerprint(o: &ObservedNodeState) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    // Fixed keys: the same state, the same fingerprint, all process long.
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(postcard::to_allocvec(o).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_row_is_good_under_its_epoch_and_for_its_ttl_only() {
-        let mut held: Held<u32> = Held::default();
+    fn a_row_is_good_while_no_commit_wrote_it_and_for_its_ttl_only() {
+        let store = Store::in_memory().unwrap();
+        let mut held: Held<u32> = Held::new(EXECUTORS);
         let t = Timestamp(1_000_000);
-        held.put("a".into(), 1, 3, t);
-        assert_eq!(held.get("a", 3, t.plus(TTL - Duration::from_millis(1))), Some(1));
-        assert_eq!(held.get("a", 3, t.plus(TTL)), None, "too old");
-        assert_eq!(held.get("a", 4, t), None, "the epoch moved");
-        held.put("b".into(), 2, 2, t);
-        assert_eq!(held.get("b", 2, t), None, "read under an older epoch: not kept");
-        held.put("b".into(), 2, 4, t);
-        assert_eq!((held.get("a", 4, t), held.get("b", 4, t)), (None, Some(2)), "a newer epoch drops the rest");
+        let e0 = store.epoch();
+        held.put("o/a".into(), 1, e0, t);
+        held.put("o/b".into(), 2, e0, t);
+        assert_eq!(held.get(&store, "o/a", t.plus(TTL - Duration::from_millis(1))), Some(1));
+        assert_eq!(held.get(&store, "o/a", t.plus(TTL)), None, "too old");
+        store.write(|w| w.put(EXECUTORS, "o/a", &1u8)).unwrap();
+        assert_eq!(held.get(&store, "o/a", t), None, "written since it was read");
+        assert_eq!(held.get(&store, "o/b", t), Some(2), "another executor's row stays good");
+        held.put("o/a".into(), 3, store.epoch(), t);
+        assert_eq!(held.get(&store, "o/a", t), Some(3), "read again after the write");
+        store.write(|w| w.put(crate::store::UPGRADES, "o/stable/agent", &1u8)).unwrap();
+        assert_eq!((held.get(&store, "o/a", t), held.get(&store, "o/b", t)), (None, None), "an upgrade offer: every executor's row");
+    }
+
+    #[test]
+    fn a_report_changes_something_only_when_it_differs_from_what_is_known() {
+        let known = Known::default();
+        let state = |node: &str, revision: u64| ObservedNodeState {
+            node: node.into(),
+            revision: novacula_core::Revision(revision),
+            processes: vec![],
+            removed: false,
+            disk: None,
+        };
+        assert!(!known.report_changes("o", &[state("a", 1)]), "nothing known: not certain");
+        known.keep_reports("o", &[state("a", 1), state("b", 1)]);
+        assert!(!known.report_changes("o", &[state("a", 1), state("b", 1)]), "the same: not certain");
+        assert!(known.report_changes("o", &[state("a", 1), state("b", 2)]), "one differs");
+        assert!(!known.report_changes("p", &[state("a", 2)]), "another organization's node");
     }
 }

@@ -24,6 +24,7 @@ pub mod logs;
 pub mod mail;
 pub mod metrics;
 pub mod notify;
+pub mod polls;
 pub mod server;
 pub mod services;
 pub mod state;

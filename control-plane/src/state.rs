@@ -9,7 +9,6 @@ use novacula_core::{Timestamp, Version};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -79,10 +78,8 @@ pub struct AppState {
     /// Where every secret and id comes from (the OS; a seed in the simulator).
     pub entropy: Box<dyn Entropy>,
     pub config: Config,
-    /// Spec long-poll wakeups, one channel per executor (`org/executor`),
-    /// carrying the latest node change sequence: a node write wakes only the
-    /// executor that runs the node, never the whole fleet's pollers.
-    changes: std::sync::Mutex<std::collections::HashMap<String, watch::Sender<u64>>>,
+    /// Spec long-poll wakeups, and the cursors they keep (see [`crate::polls`]).
+    pub polls: crate::polls::Polls,
     /// Turns on the store threads (see `Config::store_threads_max`).
     store_slots: tokio::sync::Semaphore,
     /// Executors whose nodes were written (here or, told through the
@@ -141,7 +138,7 @@ impl AppState {
             clock: Box::new(clock),
             entropy: Box::new(entropy),
             config,
-            changes: Default::default(),
+            polls: Default::default(),
             touched: Default::default(),
             to_announce: Default::default(),
             store_slots,
@@ -305,6 +302,11 @@ impl AppState {
 
     /// A change another process published (`org/executor/seq`), or a log relay.
     fn woken(&self, message: &str) {
+        if message == crate::store::LISTENING {
+            // Listening again: what was published meanwhile never came.
+            self.polls.forget_cursors();
+            return;
+        }
         if let Some(relay) = message.strip_prefix(crate::logs::RELAY_PREFIX) {
             self.logs.relayed(relay);
             return;
@@ -328,24 +330,7 @@ impl AppState {
     /// Wake the long-polls of `executor` held by this process.
     fn wake(&self, org: &str, executor: &str, seq: u64) {
         let k = crate::store::key(&[org, executor]);
-        self.touched.locked().insert(k.clone());
-        let mut changes = self.changes.locked();
-        if let Some(tx) = changes.get(&k) {
-            if tx.receiver_count() == 0 {
-                changes.remove(&k); // nobody polls: the next poller reads the store first
-                return;
-            }
-            tx.send_if_modified(|cur| {
-                let changed = seq > *cur;
-                *cur = (*cur).max(seq);
-                changed
-            });
-        }
-    }
-
-    /// Wakeups for `executor`'s node changes. Subscribe before reading the
-    /// store, so a write that commits in between is not missed.
-    pub fn subscribe(&self, org: &str, executor: &str) -> watch::Receiver<u64> {
-        self.changes.locked().entry(crate::store::key(&[org, executor])).or_insert_with(|| watch::channel(0).0).subscribe()
+        self.polls.wake(&k, seq);
+        self.touched.locked().insert(k);
     }
 }

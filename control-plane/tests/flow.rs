@@ -168,6 +168,85 @@ async fn a_poll_answers_with_the_changes_since_its_cursor() {
     cp.stop().await;
 }
 
+/// An idle fleet's polls read nothing: once a poll has read its executor's
+/// cursor, polls with that cursor wait without a store read, and a change
+/// still reaches them (the cursor held moves with the wakeup).
+#[tokio::test]
+async fn a_poll_with_a_cursor_already_read_waits_without_reading_the_store() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, exec) = cp.alice_and_edge().await;
+    deploy(&alice, "edge-1", "n0").await.unwrap();
+    let first = exec.poll_spec_changes("edge-1", 0, Duration::ZERO).await.unwrap();
+    let reads = cp.state.store.reads();
+    for _ in 0..20 {
+        let idle = exec.poll_spec_changes("edge-1", first.cursor, Duration::ZERO).await.unwrap();
+        assert!(idle.changes_nothing(first.cursor), "{idle:?}");
+    }
+    // Each would read once without the cursor held (a background pass may read meanwhile).
+    assert!(cp.state.store.reads() - reads < 5, "{} reads for 20 idle polls", cp.state.store.reads() - reads);
+
+    let e2 = exec.clone();
+    let waiter = tokio::spawn(async move { e2.poll_spec_changes("edge-1", first.cursor, Duration::from_secs(30)).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished(), "nothing changed: the poll waits");
+    lifecycle(&alice, "n0", "restart").await.unwrap();
+    let woken = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("poll woke").unwrap();
+    assert_eq!((woken.changes_since, woken.nodes.len()), (Some(first.cursor), 1), "{woken:?}");
+    // The next poll from the new cursor holds it again; from the old one it gets the change.
+    let again = exec.poll_spec_changes("edge-1", first.cursor, Duration::ZERO).await.unwrap();
+    assert_eq!((again.cursor, again.nodes.len()), (woken.cursor, 1));
+    let idle = exec.poll_spec_changes("edge-1", woken.cursor, Duration::ZERO).await.unwrap();
+    assert!(idle.changes_nothing(woken.cursor), "{idle:?}");
+    cp.stop().await;
+}
+
+/// A report whose state differs from the one this control plane last wrote
+/// certainly changes something: it is written without first reading whether
+/// it does, and what it says is what the node shows.
+#[tokio::test]
+async fn a_report_that_certainly_changes_something_is_written_unread() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, exec) = cp.alice_and_edge().await;
+    deploy(&alice, "edge-1", "n0").await.unwrap();
+    let said = |i: usize| {
+        let mut o = obs("n0", 1, ObservedNodeStatus::Running);
+        o.processes[0].message = Some(format!("report {i}"));
+        o
+    };
+    exec.report("edge-1", vec![said(0)]).await.unwrap();
+    let reads = cp.state.store.reads();
+    for i in 1..=20 {
+        let resp = exec.report("edge-1", vec![said(i)]).await.unwrap();
+        assert_eq!((resp.accepted, resp.rejected.len()), (1, 0));
+    }
+    assert!(cp.state.store.reads() - reads < 5, "{} reads for 20 changed reports", cp.state.store.reads() - reads);
+    let shown = node(&alice, "n0").await;
+    assert_eq!(shown["observed"]["processes"][0]["message"], "report 20", "{shown}");
+    cp.stop().await;
+}
+
+/// What is held of an executor in memory goes stale when its own row is
+/// written, not when another one's is: a fleet's first syncs (and returns)
+/// leave the others' heartbeats unread.
+#[tokio::test]
+async fn another_executors_first_sync_leaves_a_heartbeat_unread() {
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, edge1) = cp.alice_and_edge().await;
+    let heartbeat = sync_req("edge-1", ExecutorKind::Agent, "1.0.0");
+    edge1.sync_executor(&heartbeat).await.unwrap();
+    let mut reads = 0;
+    for i in 0..10 {
+        let (other, _) = cp.executor_client(&alice, None).await;
+        other.sync_executor(&sync_req(&format!("edge-new-{i}"), ExecutorKind::Agent, "1.0.0")).await.unwrap();
+        let before = cp.state.store.reads();
+        edge1.sync_executor(&heartbeat).await.unwrap();
+        reads += cp.state.store.reads() - before;
+    }
+    // Each would read its key and executor again if every first sync made all stale.
+    assert!(reads < 5, "{reads} reads for 10 heartbeats");
+    cp.stop().await;
+}
+
 #[tokio::test]
 async fn a_change_wakes_only_the_executor_that_runs_the_node() {
     let cp = Cp::with_orgs(Config::default()).await;

@@ -70,10 +70,12 @@ async fn a_write_through_one_replica_wakes_a_poll_held_by_the_other_and_the_leas
     drop(exec_on_a);
     let exec = HttpApi::new(&b.url, Some(created["key"].as_str().unwrap().to_string())).unwrap();
     exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
-    let cursor = exec.poll_specs("edge-1", 0, Duration::ZERO).await.unwrap().cursor;
+    // B reads the executor's cursor once; the poll from it then waits on B
+    // without reading (crate::polls) until the database tells of A's write.
+    let cursor = exec.poll_spec_changes("edge-1", 0, Duration::ZERO).await.unwrap().cursor;
     let poll = tokio::spawn(async move {
         let started = Instant::now();
-        let specs = exec.poll_specs("edge-1", cursor, Duration::from_secs(20)).await.unwrap();
+        let specs = exec.poll_spec_changes("edge-1", cursor, Duration::from_secs(20)).await.unwrap();
         (specs, started.elapsed())
     });
     tokio::time::sleep(Duration::from_millis(300)).await;

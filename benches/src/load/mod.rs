@@ -169,10 +169,11 @@ impl std::fmt::Display for Outcome {
         let or_na = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
         writeln!(
             f,
-            "server: cpu {} cores, rss max {}, store commits {}/s; generator: cpu {} cores",
+            "server: cpu {} cores, rss max {}, store commits {}/s, reads {}/s; generator: cpu {} cores",
             or_na(s.cpu_cores.map(|c| format!("{c:.2}"))),
             or_na(s.rss_max_bytes.map(|b| format!("{} MiB", b >> 20))),
             or_na(s.commits_per_sec.map(|c| format!("{c:.0}"))),
+            or_na(s.reads_per_sec.map(|c| format!("{c:.0}"))),
             or_na(s.generator_cpu_cores.map(|c| format!("{c:.2}")))
         )?;
         if let Some(sat) = &self.saturation {
@@ -351,11 +352,11 @@ fn disk_flush_rate(duration: Duration) -> Option<f64> {
     Some(n as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Server CPU time and commits at the window's start.
+/// Server CPU time and store transactions at the window's start.
 struct Sampler {
     cpu: Option<f64>,
     own_cpu: Option<f64>,
-    commits: Option<u64>,
+    store: Option<(u64, u64)>,
 }
 
 impl Sampler {
@@ -363,21 +364,28 @@ impl Sampler {
         Sampler {
             cpu: t.pid.and_then(stats::process_use).map(|(c, _)| c),
             own_cpu: stats::process_use(std::process::id()).map(|(c, _)| c),
-            commits: t.commits.as_ref().map(|c| c.load(std::sync::atomic::Ordering::Relaxed)),
+            store: t.store.as_deref().map(store_counts),
         }
     }
 
     fn finish(self, t: &Target, window: Duration) -> ServerUse {
         let secs = window.as_secs_f64().max(1e-9);
         let cpu_now = t.pid.and_then(stats::process_use).map(|(c, _)| c);
-        let commits_now = t.commits.as_ref().map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+        let per_sec = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+        let store = self.store.zip(t.store.as_deref().map(store_counts));
         ServerUse {
             cpu_cores: self.cpu.zip(cpu_now).map(|(a, b)| (b - a) / secs),
             rss_max_bytes: None,
-            commits_per_sec: self.commits.zip(commits_now).map(|(a, b)| b.saturating_sub(a) as f64 / secs),
+            commits_per_sec: store.map(|((c0, _), (c1, _))| per_sec(c0, c1)),
+            reads_per_sec: store.map(|((_, r0), (_, r1))| per_sec(r0, r1)),
             generator_cpu_cores: self.own_cpu.zip(stats::process_use(std::process::id())).map(|(a, (b, _))| (b - a) / secs),
         }
     }
+}
+
+fn store_counts(c: &server::StoreCounts) -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (c.commits.load(Relaxed), c.reads.load(Relaxed))
 }
 
 /// A user paging through the node list and reading single nodes, 10 times a second.

@@ -20,10 +20,24 @@ pub struct Target {
     pub password: String,
     /// The server's process, when it has one of its own here.
     pub pid: Option<u32>,
-    /// Store commits so far, when the server tells.
-    pub commits: Option<Arc<AtomicU64>>,
+    /// Store commits and reads so far, when the server tells.
+    pub store: Option<Arc<StoreCounts>>,
     /// What keeps the server alive; dropped last.
     _guard: Guard,
+}
+
+/// A server's store transactions so far.
+#[derive(Default)]
+pub struct StoreCounts {
+    pub commits: AtomicU64,
+    pub reads: AtomicU64,
+}
+
+impl StoreCounts {
+    fn set(&self, commits: u64, reads: u64) {
+        self.commits.store(commits, Ordering::Relaxed);
+        self.reads.store(reads, Ordering::Relaxed);
+    }
 }
 
 enum Guard {
@@ -61,7 +75,7 @@ pub enum ServerError {
 impl Target {
     /// A control plane someone else runs.
     pub fn external(url: &str, user: &str, password: &str) -> Target {
-        Target { url: url.into(), user: user.into(), password: password.into(), pid: None, commits: None, _guard: Guard::None }
+        Target { url: url.into(), user: user.into(), password: password.into(), pid: None, store: None, _guard: Guard::None }
     }
 
     /// This binary's `serve` in a child process, on `store_args` (`--db FILE`
@@ -90,16 +104,17 @@ impl Target {
                 }
             }
         };
-        let commits = Arc::new(AtomicU64::new(0));
-        let c = commits.clone();
+        let counts = Arc::new(StoreCounts::default());
+        let c = counts.clone();
         std::thread::spawn(move || {
             for l in lines.map_while(Result::ok) {
-                if let Some(n) = l.strip_prefix("commits ").and_then(|n| n.parse().ok()) {
-                    c.store(n, Ordering::Relaxed);
+                let mut n = l.strip_prefix("store ").into_iter().flat_map(|n| n.split(' ')).map(str::parse::<u64>);
+                if let (Some(Ok(commits)), Some(Ok(reads))) = (n.next(), n.next()) {
+                    c.set(commits, reads);
                 }
             }
         });
-        Ok(Target { url, user: OWNER.into(), password, pid: Some(child.id()), commits: Some(commits), _guard: Guard::Child(child) })
+        Ok(Target { url, user: OWNER.into(), password, pid: Some(child.id()), store: Some(counts), _guard: Guard::Child(child) })
     }
 
     /// A control plane on `store` in this process, on two worker threads of its own.
@@ -108,10 +123,10 @@ impl Target {
         orgs::create_org_with_owner(&store, &novacula_core::entropy::OsEntropy, SystemClock.now(), ORG, OWNER, &password)
             .map_err(|e| ServerError::Start(e.to_string()))?;
         let state = AppState::new(store, SystemClock, load_config());
-        let commits = Arc::new(AtomicU64::new(0));
+        let counts = Arc::new(StoreCounts::default());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let c = commits.clone();
+        let c = counts.clone();
         let thread = std::thread::spawn(move || {
             let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
                 Ok(rt) => rt,
@@ -128,7 +143,7 @@ impl Target {
                 let s = state.clone();
                 let counter = tokio::spawn(async move {
                     loop {
-                        c.store(s.store.commits(), Ordering::Relaxed);
+                        c.set(s.store.commits(), s.store.reads());
                         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     }
                 });
@@ -137,7 +152,7 @@ impl Target {
             });
         });
         let url = ready_rx.recv().map_err(|e| ServerError::Start(e.to_string()))?.map_err(ServerError::Start)?;
-        Ok(Target { url, user: OWNER.into(), password, pid: None, commits: Some(commits), _guard: Guard::InProcess(Some(stop_tx), Some(thread)) })
+        Ok(Target { url, user: OWNER.into(), password, pid: None, store: Some(counts), _guard: Guard::InProcess(Some(stop_tx), Some(thread)) })
     }
 }
 
@@ -167,7 +182,7 @@ pub fn raise_open_files() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
-/// `serve`: what the child runs. Prints `listening URL`, then `commits N` twice a second.
+/// `serve`: what the child runs. Prints `listening URL`, then `store COMMITS READS` twice a second.
 pub async fn serve_child(store: Store, password: &str) -> Result<(), ServerError> {
     raise_open_files();
     if !orgs::org_exists(&store, ORG).map_err(|e| ServerError::Start(e.to_string()))? {
@@ -181,7 +196,7 @@ pub async fn serve_child(store: Store, password: &str) -> Result<(), ServerError
     let s = state.clone();
     tokio::spawn(async move {
         loop {
-            println!("commits {}", s.store.commits());
+            println!("store {} {}", s.store.commits(), s.store.reads());
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     });

@@ -151,6 +151,7 @@ pub struct ServerUse {
     pub cpu_cores: Option<f64>,
     pub rss_max_bytes: Option<u64>,
     pub commits_per_sec: Option<f64>,
+    pub reads_per_sec: Option<f64>,
     /// The generator's own CPU (it shares the machine).
     pub generator_cpu_cores: Option<f64>,
 }

@@ -257,7 +257,7 @@ pub async fn api_key(token: &str, state: &Arc<AppState>) -> Result<ApiKey, ApiEr
     let rest = token.strip_prefix(API_KEY_PREFIX).and_then(|r| r.strip_prefix('_')).ok_or_else(invalid)?;
     let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
     let (now, epoch) = (state.now(), state.store.epoch());
-    let key = match state.known.key(id, epoch, now) {
+    let key = match state.known.key(&state.store, id, now) {
         Some(key) => key,
         None => {
             let id = id.to_string();

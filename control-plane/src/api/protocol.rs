@@ -39,16 +39,24 @@ pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q
     let exec = protocol::node_caller_now(&s, auth.key, q.executor).await?;
     let wait = Duration::from_secs(q.wait_secs).min(s.config.max_poll_wait);
     let deadline = tokio::time::Instant::now() + wait;
-    let mut changes = s.subscribe(&exec.org_id, &exec.name);
+    let mut poll = s.polls.subscribe(&exec.org_id, &exec.name);
     loop {
-        changes.borrow_and_update();
-        let (org, name) = (exec.org_id.clone(), exec.name.clone());
-        let from = q.changes.then_some(q.since);
-        let resp = s.blocking(move |s| protocol::current_specs(s, &org, &name, from)).await?;
+        poll.changes.borrow_and_update();
+        let resp = match s.polls.held_cursor(&poll, s.now()) {
+            // Nothing changed since a read here: no store read (see crate::polls).
+            Some(held) if q.changes && held == q.since => SpecPollResponse::unchanged(held),
+            _ => {
+                let (org, name) = (exec.org_id.clone(), exec.name.clone());
+                let from = q.changes.then_some(q.since);
+                let resp = s.blocking(move |s| protocol::current_specs(s, &org, &name, from)).await?;
+                s.polls.read(&poll, resp.cursor, s.now());
+                resp
+            }
+        };
         if resp.cursor != q.since || tokio::time::Instant::now() >= deadline {
             return Ok(ApiJson(resp));
         }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
+        match tokio::time::timeout_at(deadline, poll.changes.changed()).await {
             Ok(Ok(())) => continue,
             _ => return Ok(ApiJson(resp)),
         }

@@ -35,7 +35,7 @@ pub async fn sync(s: &Arc<AppState>, key: ApiKey, req: SyncExecutorRequest) -> R
     // Most syncs are heartbeats of an executor whose row is held in memory:
     // no read at all. Any doubt reads the store.
     let epoch = s.store.epoch();
-    let held = s.known.executor(&store_key(&[&key.org_id, &req.name]), epoch, now).and_then(|(mut e, upgrade)| {
+    let held = s.known.executor(&s.store, &store_key(&[&key.org_id, &req.name]), now).and_then(|(mut e, upgrade)| {
         s.liveness.overlay(&mut e);
         sync_changes_nothing(s, &key, &e, &req, &digest, now).then_some((e, upgrade))
     });
@@ -267,7 +267,7 @@ pub async fn node_caller_now(s: &std::sync::Arc<AppState>, key: ApiKey, name: St
 /// [`node_caller`] from what is held in memory, with no read (`None`: not
 /// held, or refused: only a yes is taken from memory, a no is read again).
 fn node_caller_held(s: &AppState, key: &ApiKey, name: &str) -> Option<ExecutorRow> {
-    let (exec, _) = s.known.executor(&store_key(&[&key.org_id, name]), s.store.epoch(), s.now())?;
+    let (exec, _) = s.known.executor(&s.store, &store_key(&[&key.org_id, name]), s.now())?;
     check_node_caller(s, key, name, exec).ok()
 }
 
@@ -319,21 +319,29 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
         return Err(ServiceError::BadInput(format!("a report carries at most {} runtime events", novacula_core::observed::RUNTIME_EVENTS_MAX)));
     }
     let now = s.now();
-    // A report that changes nothing the store keeps writes nothing: its time is held in memory.
-    let (exec, req, nothing) = s
-        .blocking(move |s| {
-            let exec = node_caller(s, &key, &executor)?;
-            let nothing = changes_nothing(s, &exec.org_id, &exec, &req)?;
-            Ok::<_, ServiceError>((exec, req, nothing))
-        })
-        .await?;
-    let org = exec.org_id.clone();
-    if let Some(stored) = nothing.filter(|_| req.events.is_empty()) {
-        for (obs, stored) in req.nodes.iter().zip(stored) {
-            s.liveness.reported(&org, &obs.node, now, stored);
+    // A report that changes nothing the store keeps writes nothing: its time
+    // is held in memory. One that certainly changes something (a head moved
+    // since the state this process wrote) goes to its write unread.
+    let (exec, req) = if s.known.report_changes(&key.org_id, &req.nodes) {
+        (node_caller_now(s, key, executor).await?, req)
+    } else {
+        let (exec, req, nothing) = s
+            .blocking(move |s| {
+                let exec = node_caller(s, &key, &executor)?;
+                let nothing = changes_nothing(s, &exec.org_id, &exec, &req)?;
+                Ok::<_, ServiceError>((exec, req, nothing))
+            })
+            .await?;
+        if let Some(stored) = nothing.filter(|_| req.events.is_empty()) {
+            for (obs, stored) in req.nodes.iter().zip(stored) {
+                s.liveness.reported(&exec.org_id, &obs.node, now, stored);
+            }
+            s.known.keep_reports(&exec.org_id, &req.nodes);
+            return Ok(ReportResponse { accepted: req.nodes.len(), rejected: Vec::new() });
         }
-        return Ok(ReportResponse { accepted: req.nodes.len(), rejected: Vec::new() });
-    }
+        (exec, req)
+    };
+    let org = exec.org_id.clone();
     let actor = format!("executor:{}", exec.name);
     let samples = super::history::due(s, &org, &req.nodes, now);
     let (org_id, executor) = (org.clone(), exec.name.clone());
@@ -342,7 +350,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
     reads.extend(crate::services::alerts::node_reads(&org, req.nodes.iter().map(|obs| obs.node.as_str())));
     // Committed together with other executors' reports (one flush for many);
     // answered after that commit, awaited without holding a thread.
-    let (resp, seq) = s
+    let (resp, seq, written) = s
         .write_grouped(reads, move |w| {
             let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
             let mut last_seq = None;
@@ -385,9 +393,11 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
                 samples.iter().filter(|(n, _)| disks.iter().any(|(row, _)| row.record.spec.name == *n)).cloned().collect();
             super::history::record(w, &org_id, &ours, now)?;
             record_runtime_events(w, &org_id, &executor, &actor, now, &req.events, &mut resp)?;
-            Ok::<_, ServiceError>((resp, last_seq))
+            let written: Vec<ObservedNodeState> = disks.iter().map(|(_, obs)| (*obs).clone()).collect();
+            Ok::<_, ServiceError>((resp, last_seq, written))
         })
         .await?;
+    s.known.keep_reports(&org, &written);
     if let Some(seq) = seq {
         s.notify_change(&org, &exec.name, seq);
     }

@@ -9,6 +9,8 @@
 //! embedded default) in [`redb`], PostgreSQL in [`postgres`]; nothing outside
 //! this folder names either.
 
+use novacula_core::sync::LockExt;
+
 mod group;
 pub mod migrate;
 pub mod model;
@@ -16,13 +18,14 @@ pub mod pg_server;
 mod pg_target;
 mod postgres;
 mod redb;
+mod stale;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;
 
 /// A table of `key -> record`, keys ordered as strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Table(&'static str);
 
 impl Table {
@@ -158,13 +161,12 @@ fn decode<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T> {
 /// The tables whose rows say what an executor's call means (its API key,
 /// its executor, the upgrade offered, its organization): a commit that
 /// writes one moves [`Store::epoch`], and what `crate::known` holds of
-/// them is dropped.
+/// the rows it wrote (see [`stale`]) goes stale, here and, told through the
+/// database, in the other processes.
 const MEANING: [Table; 5] = [API_KEYS, EXECUTORS, UPGRADES, RELEASES, ORGS];
-/// Published after such a commit: the other processes on the database move their epoch too.
-const EPOCH_MESSAGE: &str = "epoch";
 /// Delivered by an engine when it (re)starts listening: anything may have
 /// been published meanwhile.
-pub(crate) const LISTENING: &str = "listening";
+pub const LISTENING: &str = "listening";
 
 /// A storage engine: serializable transactions over the tables above, and
 /// what several control-plane processes on one database need to share.
@@ -243,11 +245,12 @@ pub struct Store {
     engine: std::sync::Arc<dyn Engine>,
     /// Write transactions committed by this process (for load measurements).
     commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The group-commit thread, started by the first grouped write.
     groups: std::sync::OnceLock<group::Groups>,
     /// Moves whenever a commit here or elsewhere may have changed a table
     /// of [`MEANING`] (see [`Store::epoch`]).
-    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stale: std::sync::Arc<std::sync::Mutex<stale::Stale>>,
 }
 
 /// A write transaction holding the writer this long is logged (with its caller).
@@ -289,7 +292,8 @@ impl Store {
     }
 
     fn init(engine: Box<dyn Engine>) -> Result<Store> {
-        let store = Store { engine: engine.into(), commits: Default::default(), groups: Default::default(), epoch: Default::default() };
+        let store =
+            Store { engine: engine.into(), commits: Default::default(), reads: Default::default(), groups: Default::default(), stale: Default::default() };
         store.write(migrate::run)?;
         Ok(store)
     }
@@ -301,11 +305,14 @@ impl Store {
 
     /// See [`Engine::subscribe`]; the store keeps its own messages.
     pub fn subscribe(&self, deliver: Box<dyn Fn(&str) + Send>) -> Result<()> {
-        let epoch = self.epoch.clone();
-        self.engine.subscribe(Box::new(move |message| {
-            if message == EPOCH_MESSAGE || message == LISTENING {
-                epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            } else {
+        let stale = self.stale.clone();
+        self.engine.subscribe(Box::new(move |message| match stale::Moved::parse(message) {
+            Some(moved) => stale.locked().moved(moved),
+            None => {
+                if message == LISTENING {
+                    // Anything may have been published meanwhile.
+                    stale.locked().moved(stale::Moved::All);
+                }
                 deliver(message);
             }
         }))
@@ -314,10 +321,16 @@ impl Store {
     /// A number that moves after every commit that wrote a table of
     /// [`MEANING`]: here before the commit's caller goes on, in other
     /// processes on the database when they are told (or start listening
-    /// again). What was read under one epoch may be kept while it lasts. Read
-    /// it before such a read, never after.
+    /// again). What was read under one epoch may be kept while [`Self::fresh`]
+    /// says so. Read it before such a read, never after.
     pub fn epoch(&self) -> u64 {
-        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+        self.stale.locked().epoch()
+    }
+
+    /// Whether `t`'s row `k`, read under `epoch`, is still good: no commit
+    /// since wrote it, nor anything wider (see [`stale`]).
+    pub fn fresh(&self, t: Table, k: &str, epoch: u64) -> bool {
+        self.stale.locked().fresh(t, k, epoch)
     }
 
     /// See [`Engine::hold_lease`].
@@ -326,6 +339,7 @@ impl Store {
     }
 
     pub fn read<R, E: From<StoreError>>(&self, f: impl FnOnce(&Read) -> Result<R, E>) -> Result<R, E> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         f(&Read { txn: self.engine.begin_read()? })
     }
 
@@ -333,17 +347,15 @@ impl Store {
     #[track_caller]
     pub fn write<R, E: From<StoreError>>(&self, f: impl FnOnce(&mut Write) -> Result<R, E>) -> Result<R, E> {
         let caller = std::panic::Location::caller();
-        let mut w = Write { txn: self.engine.begin_write()?, meaning: false, counters: Default::default() };
+        let mut w = Write { txn: self.engine.begin_write()?, meaning: Default::default(), counters: Default::default() };
         let held = std::time::Instant::now();
         let out = f(&mut w)?;
         let start = std::time::Instant::now();
-        let meaning = w.meaning;
+        let meaning = std::mem::take(&mut w.meaning);
         if let Err(e) = w.txn.commit() {
             // The commit may have taken effect even so (a connection lost
             // after COMMIT was sent): what is kept in memory is dropped.
-            if meaning {
-                self.moved();
-            }
+            self.moved(meaning);
             return Err(e.into());
         }
         crate::metrics::STORE_COMMIT_SECONDS.observe(start.elapsed().as_secs_f64());
@@ -352,16 +364,15 @@ impl Store {
             tracing::warn!(at = %caller, held_ms = held.elapsed().as_millis() as u64, "a write transaction held the store's writer long");
         }
         self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if meaning {
-            self.moved();
-        }
+        self.moved(meaning);
         Ok(out)
     }
 
     /// Move the epoch after a commit that wrote a table of [`MEANING`], here and on the other replicas.
-    fn moved(&self) {
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if let Err(e) = self.engine.publish(EPOCH_MESSAGE) {
+    fn moved(&self, moved: stale::Moved) {
+        let Some(message) = moved.message() else { return };
+        self.stale.locked().moved(moved);
+        if let Err(e) = self.engine.publish(&message) {
             tracing::warn!(error = %e, "could not tell other control planes that keys or executors changed; they see it within what they keep");
         }
     }
@@ -379,7 +390,13 @@ impl Store {
     {
         if self.groups.get().is_none() {
             // The thread's handle shares the engine, without groups of its own.
-            let handle = Store { engine: self.engine.clone(), commits: self.commits.clone(), groups: Default::default(), epoch: self.epoch.clone() };
+            let handle = Store {
+                engine: self.engine.clone(),
+                commits: self.commits.clone(),
+                reads: self.reads.clone(),
+                groups: Default::default(),
+                stale: self.stale.clone(),
+            };
             let groups = group::Groups::start(handle).map_err(|e| StoreError::Engine(Box::new(e)))?;
             // Another caller may have started one first: this one then just ends.
             let _ = self.groups.set(groups);
@@ -393,6 +410,11 @@ impl Store {
     /// Write transactions this process has committed.
     pub fn commits(&self) -> u64 {
         self.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Read transactions this process has begun.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -490,8 +512,8 @@ impl Read {
 
 pub struct Write {
     txn: Box<dyn WriteTxn>,
-    /// A table of [`MEANING`] was written.
-    meaning: bool,
+    /// What it wrote of [`MEANING`].
+    meaning: stale::Moved,
     /// Counters as this transaction set them.
     counters: std::collections::HashMap<String, u64>,
 }
@@ -499,19 +521,22 @@ pub struct Write {
 impl Write {
     typed_reads!();
 
-    fn writes(&mut self, t: Table) {
-        self.meaning |= MEANING.contains(&t);
+    /// `t`'s row `k` is written (`None`: a range of rows).
+    fn writes(&mut self, t: Table, k: Option<&str>) {
+        self.meaning.wrote(t, k);
     }
 
     pub fn put<T: Serialize>(&mut self, t: Table, k: &str, v: &T) -> Result<()> {
-        self.writes(t);
+        self.writes(t, Some(k));
         self.txn.put(t, k, &encode(v))
     }
 
     /// [`Self::put`] of each entry, in one call to the engine; of entries
     /// with the same key, the last one is kept.
     pub fn put_many<T: Serialize>(&mut self, t: Table, entries: &[(String, T)]) -> Result<()> {
-        self.writes(t);
+        for (k, _) in entries {
+            self.writes(t, Some(k));
+        }
         self.put_many_inner(t, entries)
     }
 
@@ -541,14 +566,14 @@ impl Write {
     }
 
     pub fn remove(&mut self, t: Table, k: &str) -> Result<()> {
-        self.writes(t);
+        self.writes(t, Some(k));
         self.txn.remove(t, k)
     }
 
     /// Remove every key `k` with `from <= k < to`, without reading them (on
     /// PostgreSQL it goes with the transaction's other changes, no round trip).
     pub fn remove_range(&mut self, t: Table, from: &str, to: &str) -> Result<()> {
-        self.writes(t);
+        self.writes(t, None);
         self.txn.remove_range(t, from, to)
     }
 

@@ -81,6 +81,10 @@ impl Server {
         run(server.command("initdb").arg("-D").arg(server.data()).args(["-A", "trust", "-U", "novacula", "-E", "UTF8", "--locale=C", "--no-sync"]))?;
         let mut options =
             format!("-p {port} -h 127.0.0.1 -k {} -c fsync={} -c max_connections=200", server.dir.display(), if server.durable { "on" } else { "off" });
+        if let Ok(extra) = std::env::var("NOVACULA_PG_OPTIONS") {
+            options.push(' ');
+            options.push_str(&extra);
+        }
         if let Some((cert, key)) = &server.tls {
             // TCP only with TLS (the socket, for this helper, stays open).
             let data = server.data();

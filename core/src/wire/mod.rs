@@ -169,6 +169,12 @@ pub struct SpecPollResponse {
 }
 
 impl SpecPollResponse {
+    /// The answer to a poll for the changes since `cursor` when it is still
+    /// the executor's cursor: none (at 0, no node ever: the whole set, empty).
+    pub fn unchanged(cursor: u64) -> SpecPollResponse {
+        SpecPollResponse { cursor, nodes: Vec::new(), changes_since: (cursor > 0).then_some(cursor), gone: Vec::new() }
+    }
+
     /// Changes since `cursor` that name no node: the set known as of `cursor`
     /// stands (the common answer, a long-poll that timed out).
     pub fn changes_nothing(&self, cursor: u64) -> bool {
