@@ -32,8 +32,18 @@ pub struct Known {
     /// reading whether it does. A node whose head moves (most reports) costs
     /// one read fewer; an equal fingerprint proves nothing (another replica
     /// may have written since), so that report reads as before.
-    reports: Mutex<HashMap<String, u64>>,
+    reports: Mutex<Reports>,
 }
+
+/// Fingerprints by node, each with when it was kept; those not renewed
+/// within [`REPORTS_KEPT`] (nodes gone or moved) are dropped now and then.
+#[derive(Default)]
+struct Reports {
+    held: HashMap<String, (u64, Timestamp)>,
+    sweep_at: usize,
+}
+
+const REPORTS_KEPT: Duration = Duration::from_secs(600);
 
 /// Rows of `table`, each with when and under which epoch it was read.
 struct Held<T> {
@@ -97,15 +107,19 @@ impl Known {
     /// Whether any of `reported` (of `org`) differs from what was last
     /// written or found for its node here (`false` when not known).
     pub fn report_changes(&self, org: &str, reported: &[ObservedNodeState]) -> bool {
-        let held = self.reports.locked();
-        reported.iter().any(|o| held.get(&store_key(&[org, &o.node])).is_some_and(|&f| f != fingerprint(o)))
+        let reports = self.reports.locked();
+        reported.iter().any(|o| reports.held.get(&store_key(&[org, &o.node])).is_some_and(|&(f, _)| f != fingerprint(o)))
     }
 
     /// `reported` (of `org`) is what the store has now.
-    pub fn keep_reports<'a>(&self, org: &str, reported: impl IntoIterator<Item = &'a ObservedNodeState>) {
-        let mut held = self.reports.locked();
+    pub fn keep_reports<'a>(&self, org: &str, reported: impl IntoIterator<Item = &'a ObservedNodeState>, now: Timestamp) {
+        let mut reports = self.reports.locked();
         for o in reported {
-            held.insert(store_key(&[org, &o.node]), fingerprint(o));
+            reports.held.insert(store_key(&[org, &o.node]), (fingerprint(o), now));
+        }
+        if reports.held.len() >= reports.sweep_at {
+            reports.held.retain(|_, (_, at)| now.since(*at) < REPORTS_KEPT);
+            reports.sweep_at = (2 * reports.held.len()).max(SWEEP_MIN);
         }
     }
 }
@@ -150,7 +164,7 @@ mod tests {
             disk: None,
         };
         assert!(!known.report_changes("o", &[state("a", 1)]), "nothing known: not certain");
-        known.keep_reports("o", &[state("a", 1), state("b", 1)]);
+        known.keep_reports("o", &[state("a", 1), state("b", 1)], Timestamp(1_000));
         assert!(!known.report_changes("o", &[state("a", 1), state("b", 1)]), "the same: not certain");
         assert!(known.report_changes("o", &[state("a", 1), state("b", 2)]), "one differs");
         assert!(!known.report_changes("p", &[state("a", 2)]), "another organization's node");

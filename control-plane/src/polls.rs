@@ -7,20 +7,29 @@
 //! wakeup (from this process, or from another control plane through the
 //! database), so a poll that already has that cursor has nothing to read and
 //! just waits. An unchanged fleet's polls then cost memory, not store reads.
-//! What is held lasts [`TTL`](crate::known::TTL) at most, and is dropped when
-//! wakeups may have been lost (the database listener started again).
+//! What is held lasts [`HOLD`] at most, and is dropped when wakeups may have
+//! been lost (the database listener started again).
 
 use novacula_core::sync::LockExt;
 use novacula_core::Timestamp;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 use tokio::sync::watch;
+
+/// How long a cursor read is trusted: a wakeup lost (a notification that
+/// could not be sent, a replica that died between its commit and telling)
+/// costs a poller at most this much beyond its wait. An idle executor's
+/// polls read the store once per `HOLD`, not once per poll.
+pub const HOLD: Duration = Duration::from_secs(15);
 
 #[derive(Default)]
 pub struct Polls {
     channels: Mutex<HashMap<String, Channel>>,
     next_id: AtomicU64,
+    /// Moves when wakeups may have been lost: reads begun before do not hold.
+    forgotten: AtomicU64,
 }
 
 struct Channel {
@@ -51,25 +60,36 @@ impl Polls {
     }
 
     /// The executor's cursor, if a poller on `poll`'s channel read it less
-    /// than the TTL ago (and every change since has been a wakeup).
+    /// than [`HOLD`] ago (and every change since has been a wakeup).
     pub fn held_cursor(&self, poll: &Poll, now: Timestamp) -> Option<u64> {
         let channels = self.channels.locked();
         let ch = channels.get(&poll.key).filter(|ch| ch.id == poll.id)?;
-        let fresh = ch.read_at.is_some_and(|at| now.since(at) < crate::known::TTL);
+        let fresh = ch.read_at.is_some_and(|at| now.since(at) < HOLD);
         fresh.then(|| *ch.tx.borrow())
     }
 
-    /// A poller on `poll`'s channel read `cursor` from the store (after subscribing).
-    pub fn read(&self, poll: &Poll, cursor: u64, now: Timestamp) {
+    /// Taken before a store read, for [`Self::read`].
+    pub fn generation(&self) -> u64 {
+        self.forgotten.load(Ordering::SeqCst)
+    }
+
+    /// A poller on `poll`'s channel read `cursor` from the store (after
+    /// subscribing), in a read begun at `generation`.
+    pub fn read(&self, poll: &Poll, cursor: u64, generation: u64, now: Timestamp) {
         let mut channels = self.channels.locked();
         if let Some(ch) = channels.get_mut(&poll.key).filter(|ch| ch.id == poll.id) {
-            // A wakeup may have come meanwhile: the later of the two. Nobody
-            // is woken: the reader has what it read.
+            // The later of the read and the wakeups. A read ahead of a wakeup
+            // still on its way wakes the other pollers now: that wakeup, when
+            // it comes, moves nothing and wakes nobody.
             ch.tx.send_if_modified(|v| {
+                let ahead = cursor > *v;
                 *v = (*v).max(cursor);
-                false
+                ahead
             });
-            ch.read_at = Some(now);
+            // Lock held: forget_cursors, if it moved the generation, waits or is seen.
+            if self.forgotten.load(Ordering::SeqCst) == generation {
+                ch.read_at = Some(now);
+            }
         }
     }
 
@@ -91,7 +111,9 @@ impl Polls {
 
     /// Wakeups may have been lost: every poller reads the store again.
     pub fn forget_cursors(&self) {
-        for ch in self.channels.locked().values_mut() {
+        let mut channels = self.channels.locked();
+        self.forgotten.fetch_add(1, Ordering::SeqCst);
+        for ch in channels.values_mut() {
             ch.read_at = None;
         }
     }
@@ -108,19 +130,27 @@ mod tests {
         let t = Timestamp(1_000_000);
         let poll = polls.subscribe("o", "e");
         assert_eq!(polls.held_cursor(&poll, t), None, "nothing read yet");
-        polls.read(&poll, 7, t);
+        let g = polls.generation();
+        let other = polls.subscribe("o", "e");
+        polls.read(&poll, 7, g, t);
         assert_eq!(polls.held_cursor(&poll, t), Some(7));
-        assert!(!poll.changes.has_changed().unwrap(), "a read wakes nobody");
+        assert!(other.changes.has_changed().unwrap(), "a read ahead of the wakeups wakes the other pollers");
+        let mut poll = poll;
+        poll.changes.borrow_and_update();
 
         polls.wake("o/e", 9);
         assert!(poll.changes.has_changed().unwrap());
         assert_eq!(polls.held_cursor(&poll, t), Some(9), "a change moves what is held");
-        polls.read(&poll, 8, t);
+        polls.read(&poll, 8, g, t);
         assert_eq!(polls.held_cursor(&poll, t), Some(9), "a read older than a wakeup does not take it back");
-        assert_eq!(polls.held_cursor(&poll, t.plus(crate::known::TTL)), None, "too old");
+        assert_eq!(polls.held_cursor(&poll, t.plus(HOLD)), None, "too old");
 
         polls.forget_cursors();
         assert_eq!(polls.held_cursor(&poll, t), None, "wakeups may have been lost");
+        polls.read(&poll, 9, g, t);
+        assert_eq!(polls.held_cursor(&poll, t), None, "a read begun before that does not hold");
+        polls.read(&poll, 9, polls.generation(), t);
+        assert_eq!(polls.held_cursor(&poll, t), Some(9));
     }
 
     #[test]
@@ -128,7 +158,7 @@ mod tests {
         let polls = Polls::default();
         let t = Timestamp(1_000_000);
         let poll = polls.subscribe("o", "e");
-        polls.read(&poll, 7, t);
+        polls.read(&poll, 7, polls.generation(), t);
         drop(poll);
         let again = polls.subscribe("o", "e");
         assert_eq!(polls.held_cursor(&again, t), Some(7), "no change between two polls: still held");

@@ -242,7 +242,7 @@ impl AppState {
     pub fn notify_change(&self, org: &str, executor: &str, seq: u64) {
         self.wake(org, executor, seq);
         if let Err(e) = self.store.publish(&format!("{org}/{executor}/{seq}")) {
-            tracing::warn!(error = %e, "could not tell other control planes of a change; their pollers wake at their wait's end");
+            tracing::warn!(error = %e, "could not tell other control planes of a change; their pollers see it within their wait and what they hold of cursors");
         }
     }
 

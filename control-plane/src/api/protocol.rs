@@ -46,10 +46,10 @@ pub async fn specs(State(s): State<Arc<AppState>>, auth: ExecutorKey, ApiQuery(q
             // Nothing changed since a read here: no store read (see crate::polls).
             Some(held) if q.changes && held == q.since => SpecPollResponse::unchanged(held),
             _ => {
-                let (org, name) = (exec.org_id.clone(), exec.name.clone());
+                let (org, name, generation) = (exec.org_id.clone(), exec.name.clone(), s.polls.generation());
                 let from = q.changes.then_some(q.since);
                 let resp = s.blocking(move |s| protocol::current_specs(s, &org, &name, from)).await?;
-                s.polls.read(&poll, resp.cursor, s.now());
+                s.polls.read(&poll, resp.cursor, generation, s.now());
                 resp
             }
         };

@@ -336,7 +336,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
             for (obs, stored) in req.nodes.iter().zip(stored) {
                 s.liveness.reported(&exec.org_id, &obs.node, now, stored);
             }
-            s.known.keep_reports(&exec.org_id, &req.nodes);
+            s.known.keep_reports(&exec.org_id, &req.nodes, now);
             return Ok(ReportResponse { accepted: req.nodes.len(), rejected: Vec::new() });
         }
         (exec, req)
@@ -397,7 +397,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
             Ok::<_, ServiceError>((resp, last_seq, written))
         })
         .await?;
-    s.known.keep_reports(&org, &written);
+    s.known.keep_reports(&org, &written, now);
     if let Some(seq) = seq {
         s.notify_change(&org, &exec.name, seq);
     }

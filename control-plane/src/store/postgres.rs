@@ -15,7 +15,7 @@
 use super::pg_target::Target;
 use super::{Engine, ReadTxn, Result, StoreError, Table, WriteTxn};
 use postgres::Client;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -269,7 +269,8 @@ impl Engine for PgEngine {
             .name("postgres-listen".into())
             .spawn(move || {
                 use std::sync::atomic::Ordering;
-                // Reconnects after a failure; a missed wakeup costs a poller at most its long-poll wait.
+                // Reconnects after a failure (then says LISTENING); a missed wakeup costs a
+                // poller at most its long-poll wait and crate::polls::HOLD.
                 while !stop.load(Ordering::Relaxed) {
                     let Ok(mut client) = connect(&target) else {
                         std::thread::sleep(std::time::Duration::from_secs(1));
@@ -331,8 +332,60 @@ struct Txn {
     seen: std::cell::RefCell<Records>,
 }
 
-/// `(table, key)` -> value, or `None`: absent.
-type Records = HashMap<(&'static str, String), Option<Vec<u8>>>;
+/// `(table, key)` -> value, or `None`: absent. Ordered, so a range removal
+/// takes the keys in its range, not a pass over all (a group of reports
+/// removes a range per history point: over thousands of held records each,
+/// that pass had been most of the writer's time).
+type Records = BTreeMap<(&'static str, String), Option<Vec<u8>>>;
+
+/// Remove `t`'s keys `from <= k < to` from `records`.
+fn remove_range_in(records: &mut Records, t: &'static str, from: &str, to: &str) {
+    if from >= to {
+        return;
+    }
+    let inside: Vec<(&'static str, String)> = records.range((t, from.to_string())..(t, to.to_string())).map(|(k, _)| k.clone()).collect();
+    for k in inside {
+        records.remove(&k);
+    }
+}
+
+/// Ranges of keys removed, per table: `from` -> `to` (`from <= k < to`),
+/// merged as they come so they never overlap, and a key is looked up in the
+/// one range that can hold it.
+#[derive(Default)]
+struct Cuts(HashMap<&'static str, BTreeMap<String, String>>);
+
+impl Cuts {
+    fn add(&mut self, t: &'static str, from: &str, to: &str) {
+        if from >= to {
+            return;
+        }
+        let ranges = self.0.entry(t).or_default();
+        let (mut from, mut to) = (from.to_string(), to.to_string());
+        // One that starts before and reaches `from`: the merged range starts there.
+        if let Some((f, end)) = ranges.range(..=from.clone()).next_back() {
+            if *end >= from {
+                (from, to) = (f.clone(), to.max(end.clone()));
+            }
+        }
+        // Those that start inside the merged range go into it.
+        let inside: Vec<String> = ranges.range(from.clone()..=to.clone()).map(|(f, _)| f.clone()).collect();
+        for f in inside {
+            if let Some(end) = ranges.remove(&f) {
+                to = to.max(end);
+            }
+        }
+        ranges.insert(from, to);
+    }
+
+    fn covers(&self, t: &'static str, k: &str) -> bool {
+        self.0.get(t).and_then(|ranges| ranges.range(..=k.to_string()).next_back()).is_some_and(|(_, to)| k < to.as_str())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// A write transaction's changes held here until a read could see them or it
 /// commits, then sent as one statement: a report of ten nodes or a batch of
@@ -347,9 +400,8 @@ struct Pending {
     counters: HashMap<String, i64>,
     /// `(org, seq)` -> event, or `None`: removed.
     events: HashMap<(String, i64), Option<Vec<u8>>>,
-    /// `(table, from, to)`: keys `from <= k < to` removed, but those in
-    /// `records` (written after the removal).
-    cuts: Vec<(&'static str, String, String)>,
+    /// Keys removed by range, but those in `records` (written after the removal).
+    cuts: Cuts,
 }
 
 impl Pending {
@@ -363,7 +415,7 @@ impl Pending {
         if let Some(v) = self.records.get(&(t, k.to_string())) {
             return Some(v.clone());
         }
-        self.cuts.iter().any(|(ct, from, to)| *ct == t && from.as_str() <= k && k < to.as_str()).then_some(None)
+        self.cuts.covers(t, k).then_some(None)
     }
 }
 
@@ -472,10 +524,12 @@ impl Txn {
         // A key written after its range was removed stays (the statement's
         // `cut` spares what `put` writes).
         let mut cut = (Vec::new(), Vec::new(), Vec::new());
-        for (t, from, to) in p.cuts {
-            cut.0.push(t.to_string());
-            cut.1.push(from);
-            cut.2.push(to);
+        for (t, ranges) in p.cuts.0 {
+            for (from, to) in ranges {
+                cut.0.push(t.to_string());
+                cut.1.push(from);
+                cut.2.push(to);
+            }
         }
         let (ix_k, ix_seq): (Vec<String>, Vec<i64>) = p.index.into_iter().unzip();
         let (ctr_name, ctr_value): (Vec<String>, Vec<i64>) = p.counters.into_iter().unzip();
@@ -682,9 +736,9 @@ impl WriteTxn for Txn {
     fn remove_range(&mut self, t: Table, from: &str, to: &str) -> Result<()> {
         let p = self.pending.get_mut();
         // Held changes in the range are undone by it (a key written later is kept).
-        p.records.retain(|(tbl, k), _| !(*tbl == t.name() && from <= k.as_str() && k.as_str() < to));
-        p.cuts.push((t.name(), from.to_string(), to.to_string()));
-        self.seen.get_mut().retain(|(tbl, k), _| !(*tbl == t.name() && from <= k.as_str() && k.as_str() < to));
+        remove_range_in(&mut p.records, t.name(), from, to);
+        p.cuts.add(t.name(), from, to);
+        remove_range_in(self.seen.get_mut(), t.name(), from, to);
         Ok(())
     }
 
@@ -734,6 +788,36 @@ impl WriteTxn for Txn {
 
 #[cfg(test)]
 mod tests {
+    /// Merged ranges cover exactly the keys the ranges added cover, and the
+    /// ordered records lose exactly the keys in a removed range.
+    #[test]
+    fn ranges_removed_cover_what_was_removed_and_nothing_else() {
+        let keys: Vec<String> = ["", "a", "a/", "a/1", "a/2", "a0", "b", "b/1", "ba", "c"].iter().map(ToString::to_string).collect();
+        let mut seed = 7u64;
+        let mut pick = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            &keys[(seed >> 33) as usize % keys.len()]
+        };
+        for _ in 0..200 {
+            let (mut cuts, mut added) = (super::Cuts::default(), Vec::new());
+            let mut records: super::Records = keys.iter().map(|k| (("t", k.clone()), None)).collect();
+            for _ in 0..4 {
+                let (from, to) = (pick().clone(), pick().clone());
+                cuts.add("t", &from, &to);
+                super::remove_range_in(&mut records, "t", &from, &to);
+                added.push((from, to));
+            }
+            for k in &keys {
+                let naive = added.iter().any(|(from, to)| from <= k && k < to);
+                assert_eq!(cuts.covers("t", k), naive, "{k:?} in {added:?}");
+                assert!(!cuts.covers("u", k), "another table");
+                assert_eq!(records.contains_key(&("t", k.clone())), !naive, "{k:?} in {added:?}");
+            }
+            let merged = &cuts.0.get("t").cloned().unwrap_or_default();
+            assert!(merged.iter().zip(merged.iter().skip(1)).all(|((_, to), (from, _))| to < from), "ranges overlap or touch: {merged:?}");
+        }
+    }
+
     #[test]
     fn a_write_transaction_takes_the_writer_lock() {
         assert!(super::BEGIN_WRITE.ends_with(&format!("pg_advisory_xact_lock({})", super::WRITER_LOCK)));
