@@ -237,6 +237,11 @@ pub trait WriteTxn: ReadTxn {
     fn set_counter(&mut self, name: &str, value: u64) -> Result<()>;
     fn append_event(&mut self, org: &str, seq: u64, v: &[u8]) -> Result<()>;
     fn remove_event(&mut self, org: &str, seq: u64) -> Result<()>;
+    /// Statements sent to a database server so far, by kind, most first
+    /// (none for an embedded engine): logged with a write that held the writer long.
+    fn statements(&self) -> Vec<(String, u32)> {
+        Vec::new()
+    }
     fn commit(self: Box<Self>) -> Result<()>;
 }
 
@@ -352,6 +357,7 @@ impl Store {
         let out = f(&mut w)?;
         let start = std::time::Instant::now();
         let meaning = std::mem::take(&mut w.meaning);
+        let statements = w.txn.statements();
         if let Err(e) = w.txn.commit() {
             // The commit may have taken effect even so (a connection lost
             // after COMMIT was sent): what is kept in memory is dropped.
@@ -361,7 +367,15 @@ impl Store {
         crate::metrics::STORE_COMMIT_SECONDS.observe(start.elapsed().as_secs_f64());
         // Every other writer waits meanwhile: say where, so it can be found.
         if held.elapsed() >= SLOW_WRITE {
-            tracing::warn!(at = %caller, held_ms = held.elapsed().as_millis() as u64, "a write transaction held the store's writer long");
+            // And what it sent a database server before its commit, by kind.
+            let statements: Vec<String> = statements.iter().map(|(what, n)| format!("{n} x {what}")).collect();
+            tracing::warn!(
+                at = %caller,
+                held_ms = held.elapsed().as_millis() as u64,
+                commit_ms = start.elapsed().as_millis() as u64,
+                statements = %statements.join("; "),
+                "a write transaction held the store's writer long"
+            );
         }
         self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.moved(meaning);
@@ -736,6 +750,31 @@ mod tests {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
             }
+        }
+    }
+
+    /// What a transaction sent the server, by kind, for the slow-write log:
+    /// a key read twice is one statement, a key it wrote none.
+    #[test]
+    fn a_transaction_tells_what_it_sent_the_server() {
+        for (engine, open) in engines() {
+            let s = open();
+            s.write(|w| {
+                w.put(NODES, "o/a", &1u8)?;
+                let _: Option<u8> = w.get(NODES, "o/a")?;
+                let _: Option<u8> = w.get(NODES, "o/b")?;
+                let _: Option<u8> = w.get(NODES, "o/b")?;
+                let _: Vec<(String, u8)> = w.scan(NODES, "o/")?;
+                let sent = w.txn.statements();
+                let count = |what: &str| sent.iter().find(|(w, _)| w == what).map_or(0, |(_, n)| *n);
+                if engine == "postgres" {
+                    assert_eq!((count("(a key of nodes)"), count("(a scan of nodes)"), count("apply")), (1, 1, 1), "{sent:?}");
+                } else {
+                    assert!(sent.is_empty(), "{engine}: nothing sent anywhere");
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
         }
     }
 

@@ -330,6 +330,8 @@ struct Txn {
     /// is the only writer while it writes (see [`WRITER_LOCK`]) and its own
     /// changes are held in `pending` first, then recorded here when sent.
     seen: std::cell::RefCell<Records>,
+    /// Statements sent, by kind (for the log of a write that held the writer long).
+    sent: std::cell::RefCell<HashMap<String, u32>>,
 }
 
 /// `(table, key)` -> value, or `None`: absent. Ordered, so a range removal
@@ -462,7 +464,14 @@ impl Txn {
     fn begin(pool: &Arc<Pool>, begin: &'static str) -> Result<Txn> {
         let mut retried = false;
         loop {
-            let txn = Txn { conn: Some(pool.get()?), pool: pool.clone(), failed: Default::default(), pending: Default::default(), seen: Default::default() };
+            let txn = Txn {
+                conn: Some(pool.get()?),
+                pool: pool.clone(),
+                failed: Default::default(),
+                pending: Default::default(),
+                seen: Default::default(),
+                sent: Default::default(),
+            };
             match txn.conn()?.batch(begin) {
                 Ok(()) => return Ok(txn),
                 Err(e) if retried => return Err(e),
@@ -474,11 +483,16 @@ impl Txn {
         }
     }
 
+    fn count(&self, what: &str) {
+        *self.sent.borrow_mut().entry(what.to_string()).or_default() += 1;
+    }
+
     fn conn(&self) -> Result<&Conn> {
         self.conn.as_ref().ok_or_else(gone)
     }
 
     fn rows(&self, sql: &'static str, args: Vec<Box<dyn postgres::types::ToSql + Send + Sync>>) -> Result<Vec<postgres::Row>> {
+        self.count(if sql == APPLY { "apply" } else { sql.split(" WHERE").next().unwrap_or(sql) });
         let out = self.conn()?.session(move |s| {
             let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn postgres::types::ToSql + Sync)).collect();
             s.query(sql, &refs)
@@ -612,6 +626,7 @@ impl ReadTxn for Txn {
         if let Some(v) = self.known(t.name(), k) {
             return Ok(v);
         }
+        self.count(&format!("(a key of {})", t.name()));
         let rows = self.rows("SELECT v FROM novacula_records WHERE tbl = $1 AND k = $2", vec![Box::new(t.name()), Box::new(k.to_string())])?;
         let v: Option<Vec<u8>> = rows.into_iter().next().map(|r| r.get(0));
         self.seen.borrow_mut().insert((t.name(), k.to_string()), v.clone());
@@ -629,6 +644,7 @@ impl ReadTxn for Txn {
             HashMap::new()
         } else {
             let sql = "SELECT k, v FROM novacula_records WHERE tbl = $1 AND k = ANY($2)";
+            self.count(&format!("(keys of {})", t.name()));
             let found: HashMap<String, Vec<u8>> = kv(self.rows(sql, vec![Box::new(t.name()), Box::new(ask.clone())])?).into_iter().collect();
             let mut seen = self.seen.borrow_mut();
             for k in ask {
@@ -668,6 +684,7 @@ impl ReadTxn for Txn {
 
     fn scan(&self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         self.send_pending()?;
+        self.count(&format!("(a scan of {})", t.name()));
         let sql = "SELECT k, v FROM novacula_records WHERE tbl = $1 AND k >= $2 AND starts_with(k, $2) ORDER BY k";
         Ok(kv(self.rows(sql, vec![Box::new(t.name()), Box::new(prefix.to_string())])?))
     }
@@ -763,6 +780,12 @@ impl WriteTxn for Txn {
             self.pending.get_mut().events.insert((org.to_string(), seq), None);
         }
         Ok(())
+    }
+
+    fn statements(&self) -> Vec<(String, u32)> {
+        let mut sent: Vec<(String, u32)> = self.sent.borrow().iter().map(|(k, n)| (k.clone(), *n)).collect();
+        sent.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        sent
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
