@@ -765,10 +765,15 @@ mod tests {
                 let _: Option<u8> = w.get(NODES, "o/b")?;
                 let _: Option<u8> = w.get(NODES, "o/b")?;
                 let _: Vec<(String, u8)> = w.scan(NODES, "o/")?;
+                // The node index scanned over held entries: nothing sent first.
+                w.put(NODES, "o/c", &1u8)?;
+                w.index_node("o", "e", "c", 1)?;
+                assert_eq!(w.executor_nodes("o", "e")?, [("c".to_string(), 1)]);
                 let sent = w.txn.statements();
                 let count = |what: &str| sent.iter().find(|(w, _)| w == what).map_or(0, |(_, n)| *n);
                 if engine == "postgres" {
                     assert_eq!((count("(a key of nodes)"), count("(a scan of nodes)"), count("apply")), (1, 1, 1), "{sent:?}");
+                    assert_eq!(count("SELECT k, seq FROM novacula_exec_nodes"), 1, "{sent:?}");
                 } else {
                     assert!(sent.is_empty(), "{engine}: nothing sent anywhere");
                 }
@@ -812,6 +817,17 @@ mod tests {
             assert_eq!(s.read(|r| r.events_before::<u64>("o2", 104, 2)).unwrap(), [103, 102], "{engine}");
             assert_eq!(s.write(|w| w.event_count("o2")).unwrap(), 5, "{engine}");
             assert_eq!(s.read(|r| r.executor_nodes("o1", "e1")).unwrap(), [("n1".to_string(), 7)], "{engine}");
+            // A transaction's own index entries, over the stored ones, in order; not another executor's.
+            let own = s
+                .write(|w| {
+                    w.index_node("o1", "e1", "n0", 11)?;
+                    w.index_node("o1", "e1", "n1", 12)?;
+                    w.index_node("o1", "e10", "n9", 13)?;
+                    w.executor_nodes("o1", "e1")
+                })
+                .unwrap();
+            assert_eq!(own, [("n0".to_string(), 11), ("n1".to_string(), 12)], "{engine}");
+            assert_eq!(s.read(|r| r.executor_nodes("o1", "e1")).unwrap(), own, "{engine}: committed");
             assert_eq!(s.read(|r| r.counter("c")).unwrap(), 42, "{engine}");
             s.write(|w| {
                 w.remove(NODES, "o1/a")?;

@@ -398,7 +398,8 @@ impl Cuts {
 struct Pending {
     /// `(table, key)` -> new value, or `None`: removed.
     records: Records,
-    index: HashMap<String, i64>,
+    /// Node index entries: only ever added, so a scan is the server's entries with these over them.
+    index: BTreeMap<String, i64>,
     counters: HashMap<String, i64>,
     /// `(org, seq)` -> event, or `None`: removed.
     events: HashMap<(String, i64), Option<Vec<u8>>>,
@@ -706,10 +707,18 @@ impl ReadTxn for Txn {
     }
 
     fn index_scan(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
-        self.send_pending()?;
+        // The held entries over the server's, without sending the held
+        // changes first (a group of deploys scanned its executor's nodes,
+        // each scan sending the group's held reports).
         let sql = "SELECT k, seq FROM novacula_exec_nodes WHERE k >= $1 AND starts_with(k, $1) ORDER BY k";
         let rows = self.rows(sql, vec![Box::new(prefix.to_string())])?;
-        Ok(rows.into_iter().map(|r| (r.get::<_, String>(0)[prefix.len()..].to_string(), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))).collect())
+        let mut scan: BTreeMap<String, u64> =
+            rows.into_iter().map(|r| (r.get::<_, String>(0)[prefix.len()..].to_string(), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))).collect();
+        let pending = self.pending.borrow();
+        for (k, seq) in pending.index.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)) {
+            scan.insert(k[prefix.len()..].to_string(), u64::try_from(*seq).unwrap_or(0));
+        }
+        Ok(scan.into_iter().collect())
     }
 
     fn counter(&self, name: &str) -> Result<u64> {
