@@ -81,6 +81,7 @@ impl Server {
         run(server.command("initdb").arg("-D").arg(server.data()).args(["-A", "trust", "-U", "novacula", "-E", "UTF8", "--locale=C", "--no-sync"]))?;
         let mut options =
             format!("-p {port} -h 127.0.0.1 -k {} -c fsync={} -c max_connections=200", server.dir.display(), if server.durable { "on" } else { "off" });
+        // More server options, for measuring (e.g. `-c shared_preload_libraries=pg_stat_statements`).
         if let Ok(extra) = std::env::var("NOVACULA_PG_OPTIONS") {
             options.push(' ');
             options.push_str(&extra);
