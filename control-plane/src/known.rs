@@ -12,7 +12,7 @@
 //! does not fit, reads the store.
 
 use crate::store::model::{ApiKey, ExecutorRow, UpgradeRow};
-use crate::store::{key as store_key, Store, Table, API_KEYS, EXECUTORS};
+use crate::store::{Store, Table, API_KEYS, EXECUTORS};
 use novacula_core::sync::LockExt;
 use novacula_core::ObservedNodeState;
 use novacula_core::Timestamp;
@@ -65,10 +65,17 @@ impl<T: Clone> Held<T> {
 
     fn put(&mut self, k: String, v: T, epoch: u64, now: Timestamp) {
         self.rows.insert(k, (v, now, epoch));
-        if self.rows.len() >= self.sweep_at {
-            self.rows.retain(|_, (_, at, _)| now.since(*at) < TTL);
-            self.sweep_at = (2 * self.rows.len()).max(SWEEP_MIN);
-        }
+        sweep(&mut self.rows, &mut self.sweep_at, |(_, at, _)| now.since(*at) < TTL);
+    }
+}
+
+/// Keep only the rows `keep` says, once `rows` has grown to `sweep_at`
+/// (then twice what is left): rows of what is gone are dropped now and
+/// then, at a cost spread over the insertions.
+fn sweep<V>(rows: &mut HashMap<String, V>, sweep_at: &mut usize, keep: impl Fn(&V) -> bool) {
+    if rows.len() >= *sweep_at {
+        rows.retain(|_, v| keep(v));
+        *sweep_at = (2 * rows.len()).max(SWEEP_MIN);
     }
 }
 
@@ -104,27 +111,27 @@ impl Known {
 }
 
 impl Known {
-    /// Whether any of `reported` (of `org`) differs from what was last
-    /// written or found for its node here (`false` when not known).
-    pub fn report_changes(&self, org: &str, reported: &[ObservedNodeState]) -> bool {
+    /// Whether any of the states reported, each as its node's key
+    /// (`org/node`) and [`fingerprint`], differs from what was last written
+    /// or found for that node here (`false` when not known).
+    pub fn report_changes(&self, reported: &[(String, u64)]) -> bool {
         let reports = self.reports.locked();
-        reported.iter().any(|o| reports.held.get(&store_key(&[org, &o.node])).is_some_and(|&(f, _)| f != fingerprint(o)))
+        reported.iter().any(|(k, print)| reports.held.get(k).is_some_and(|(held, _)| held != print))
     }
 
-    /// `reported` (of `org`) is what the store has now.
-    pub fn keep_reports<'a>(&self, org: &str, reported: impl IntoIterator<Item = &'a ObservedNodeState>, now: Timestamp) {
-        let mut reports = self.reports.locked();
-        for o in reported {
-            reports.held.insert(store_key(&[org, &o.node]), (fingerprint(o), now));
+    /// These states (node key and [`fingerprint`]) are what the store has now.
+    pub fn keep_reports<'a>(&self, reported: impl IntoIterator<Item = &'a (String, u64)>, now: Timestamp) {
+        let Reports { held, sweep_at } = &mut *self.reports.locked();
+        for (k, print) in reported {
+            held.insert(k.clone(), (*print, now));
         }
-        if reports.held.len() >= reports.sweep_at {
-            reports.held.retain(|_, (_, at)| now.since(*at) < REPORTS_KEPT);
-            reports.sweep_at = (2 * reports.held.len()).max(SWEEP_MIN);
-        }
+        sweep(held, sweep_at, |(_, at)| now.since(*at) < REPORTS_KEPT);
     }
 }
 
-fn fingerprint(o: &ObservedNodeState) -> u64 {
+/// A report's state as a number: equal states, equal numbers (a collision
+/// only costs a report the read it would have had anyway).
+pub fn fingerprint(o: &ObservedNodeState) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     // Fixed keys: the same state, the same fingerprint, all process long.
     BuildHasherDefault::<DefaultHasher>::default().hash_one(postcard::to_allocvec(o).unwrap_or_default())
@@ -133,6 +140,7 @@ fn fingerprint(o: &ObservedNodeState) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::key as store_key;
 
     #[test]
     fn a_row_is_good_while_no_commit_wrote_it_and_for_its_ttl_only() {
@@ -156,17 +164,14 @@ mod tests {
     #[test]
     fn a_report_changes_something_only_when_it_differs_from_what_is_known() {
         let known = Known::default();
-        let state = |node: &str, revision: u64| ObservedNodeState {
-            node: node.into(),
-            revision: novacula_core::Revision(revision),
-            processes: vec![],
-            removed: false,
-            disk: None,
+        let state = |org: &str, node: &str, revision: u64| {
+            let o = ObservedNodeState { node: node.into(), revision: novacula_core::Revision(revision), processes: vec![], removed: false, disk: None };
+            (store_key(&[org, node]), fingerprint(&o))
         };
-        assert!(!known.report_changes("o", &[state("a", 1)]), "nothing known: not certain");
-        known.keep_reports("o", &[state("a", 1), state("b", 1)], Timestamp(1_000));
-        assert!(!known.report_changes("o", &[state("a", 1), state("b", 1)]), "the same: not certain");
-        assert!(known.report_changes("o", &[state("a", 1), state("b", 2)]), "one differs");
-        assert!(!known.report_changes("p", &[state("a", 2)]), "another organization's node");
+        assert!(!known.report_changes(&[state("o", "a", 1)]), "nothing known: not certain");
+        known.keep_reports(&[state("o", "a", 1), state("o", "b", 1)], Timestamp(1_000));
+        assert!(!known.report_changes(&[state("o", "a", 1), state("o", "b", 1)]), "the same: not certain");
+        assert!(known.report_changes(&[state("o", "a", 1), state("o", "b", 2)]), "one differs");
+        assert!(!known.report_changes(&[state("p", "a", 2)]), "another organization's node");
     }
 }

@@ -322,7 +322,9 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
     // A report that changes nothing the store keeps writes nothing: its time
     // is held in memory. One that certainly changes something (a head moved
     // since the state this process wrote) goes to its write unread.
-    let (exec, req) = if s.known.report_changes(&key.org_id, &req.nodes) {
+    // Each node's key and state's fingerprint, made once for the memory's look and its update.
+    let prints: Vec<(String, u64)> = req.nodes.iter().map(|obs| (store_key(&[&key.org_id, &obs.node]), crate::known::fingerprint(obs))).collect();
+    let (exec, req) = if s.known.report_changes(&prints) {
         (node_caller_now(s, key, executor).await?, req)
     } else {
         let (exec, req, nothing) = s
@@ -336,7 +338,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
             for (obs, stored) in req.nodes.iter().zip(stored) {
                 s.liveness.reported(&exec.org_id, &obs.node, now, stored);
             }
-            s.known.keep_reports(&exec.org_id, &req.nodes, now);
+            s.known.keep_reports(&prints, now);
             return Ok(ReportResponse { accepted: req.nodes.len(), rejected: Vec::new() });
         }
         (exec, req)
@@ -345,7 +347,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
     let actor = format!("executor:{}", exec.name);
     let samples = super::history::due(s, &org, &req.nodes, now);
     let (org_id, executor) = (org.clone(), exec.name.clone());
-    let keys: Vec<String> = req.nodes.iter().map(|obs| store_key(&[&org, &obs.node])).collect();
+    let keys: Vec<String> = prints.iter().map(|(k, _)| k.clone()).collect();
     let mut reads: Vec<(crate::store::Table, String)> = keys.iter().map(|k| (NODES, k.clone())).collect();
     reads.extend(crate::services::alerts::node_reads(&org, req.nodes.iter().map(|obs| obs.node.as_str())));
     // Committed together with other executors' reports (one flush for many);
@@ -356,8 +358,8 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
             let mut last_seq = None;
             let rows: Vec<Option<NodeRow>> = w.get_many(NODES, &keys)?;
             // Written together at the end (one statement each on PostgreSQL).
-            let (mut observed, mut changed_rows, mut disks) = (Vec::new(), Vec::new(), Vec::new());
-            for ((obs, k), row) in req.nodes.iter().zip(&keys).zip(rows) {
+            let (mut observed, mut changed_rows, mut disks, mut written) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (i, ((obs, k), row)) in req.nodes.iter().zip(&keys).zip(rows).enumerate() {
                 let Some(mut row) = row.filter(|r: &NodeRow| r.executor == executor) else {
                     resp.rejected.push(format!("{}: no such node on this executor", obs.node));
                     continue;
@@ -378,6 +380,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
                     changed |= evaluate(w, &mut row, phase, now, &actor)?;
                     observed.push((k.clone(), ObservedRow { state: obs.clone(), reported_at: now }));
                     disks.push((row.clone(), obs));
+                    written.push(i);
                 }
                 if changed {
                     changed_rows.push((k.clone(), row));
@@ -393,11 +396,10 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
                 samples.iter().filter(|(n, _)| disks.iter().any(|(row, _)| row.record.spec.name == *n)).cloned().collect();
             super::history::record(w, &org_id, &ours, now)?;
             record_runtime_events(w, &org_id, &executor, &actor, now, &req.events, &mut resp)?;
-            let written: Vec<ObservedNodeState> = disks.iter().map(|(_, obs)| (*obs).clone()).collect();
             Ok::<_, ServiceError>((resp, last_seq, written))
         })
         .await?;
-    s.known.keep_reports(&org, &written, now);
+    s.known.keep_reports(written.iter().map(|&i| &prints[i]), now);
     if let Some(seq) = seq {
         s.notify_change(&org, &exec.name, seq);
     }
