@@ -79,6 +79,24 @@ impl<V: Clone> Pending<V> {
         e.2 = e.2.max(stored);
     }
 
+    /// [`Pending::set`] with nothing stored known, the key copied only when
+    /// new and `v` made only when it differs from the held one (`same`): a
+    /// heartbeat renews what is held without allocating.
+    fn renew(&mut self, k: &str, at: Timestamp, same: impl Fn(&V) -> bool, v: impl FnOnce() -> V) {
+        match self.0.get_mut(k) {
+            Some(e) if at >= e.0 => {
+                e.0 = at;
+                if !same(&e.1) {
+                    e.1 = v();
+                }
+            }
+            Some(_) => {}
+            None => {
+                self.0.insert(k.to_string(), (at, v(), None));
+            }
+        }
+    }
+
     fn at(&self, k: &str) -> Option<Timestamp> {
         self.0.get(k).map(|e| e.0)
     }
@@ -101,11 +119,16 @@ impl<V: Clone> Pending<V> {
 impl Liveness {
     /// A heartbeat of executor `name` of `org` with key `key_id`, at `at`.
     pub fn touch(&self, org: &str, name: &str, key_id: &str, at: Timestamp) {
+        let k = key(&[org, name]);
         let mut seen = self.inner.locked();
-        seen.executors.set(key(&[org, name]), at, (), None);
-        seen.keys.set(key_id.to_string(), at, name.to_string(), None);
-        let heard = seen.heard.entry(key(&[org, name])).or_insert(at);
-        *heard = (*heard).max(at);
+        seen.executors.renew(&k, at, |()| true, || ());
+        seen.keys.renew(key_id, at, |by| by == name, || name.to_string());
+        match seen.heard.get_mut(&k) {
+            Some(heard) => *heard = (*heard).max(at),
+            None => {
+                seen.heard.insert(k, at);
+            }
+        }
     }
 
     /// The executors (`org/name`) heard from here since the last call, each

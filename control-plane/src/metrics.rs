@@ -37,8 +37,8 @@ pub struct NotificationLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
-    method: String,
-    status: String,
+    method: &'static str,
+    status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -71,13 +71,34 @@ impl Default for Metrics {
 /// Counts and times every routed request (a `route_layer`: the route is known).
 pub async fn track(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let start = Instant::now();
     let resp = next.run(req).await;
-    let status = format!("{}xx", resp.status().as_u16() / 100);
+    let status = match resp.status().as_u16() / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    };
     s.metrics.durations.get_or_create(&RouteLabels { route: route.clone() }).observe(start.elapsed().as_secs_f64());
     s.metrics.requests.get_or_create(&RequestLabels { route, method, status }).inc();
     resp
+}
+
+/// A method as a label: the standard ones by name, any other as one value
+/// (a route answers only its own methods anyway).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -3,6 +3,11 @@
 //! of open connections is bounded (a new one waits in the kernel's backlog
 //! until one closes), and each request carries its peer address for
 //! per-address sign-in throttling.
+//!
+//! HTTP/1.1 and HTTP/2 over cleartext with prior knowledge (h2c) are served
+//! on the same port, told apart by the connection's first bytes: an L7 load
+//! balancer may carry many executors' calls over a few HTTP/2 connections
+//! (one read and one write for many requests, not one each).
 
 use axum::extract::ConnectInfo;
 use axum::serve::Listener;
@@ -11,9 +16,14 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
@@ -29,6 +39,8 @@ pub struct HttpLimits {
     pub body_read_timeout: Duration,
     /// How long shutdown waits for requests in flight (long-polls included).
     pub shutdown_grace: Duration,
+    /// Requests in flight at once on one HTTP/2 connection.
+    pub h2_streams_max: u32,
 }
 
 impl Default for HttpLimits {
@@ -38,6 +50,7 @@ impl Default for HttpLimits {
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            h2_streams_max: 256,
         }
     }
 }
@@ -48,9 +61,14 @@ pub async fn serve<L>(mut listener: L, app: Router, limits: HttpLimits, shutdown
 where
     L: Listener<Addr = SocketAddr>,
 {
-    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_read_timeout));
+    let body_within = limits.body_read_timeout;
     let permits = Arc::new(Semaphore::new(limits.connections_max.max(1)));
     let graceful = GracefulShutdown::new();
+    let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    http.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    // A peer that stops answering pings is gone: its connection (and permit) is freed.
+    http.http2().timer(TokioTimer::new()).max_concurrent_streams(limits.h2_streams_max).keep_alive_interval(H2_PING_EVERY).keep_alive_timeout(H2_PING_EVERY);
+    let http = Arc::new(http);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // Take a connection only when it may be served.
@@ -67,14 +85,26 @@ where
         };
         let svc = app.clone().map_request(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            req
+            req.map(|body| BodyTimeout { body, within: body_within, timer: None })
         });
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc)));
+        let (http, watcher, first_bytes_within) = (http.clone(), graceful.watcher(), limits.header_read_timeout);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let spoke = Arc::new(AtomicBool::new(false));
+            let io = TokioIo::new(Spoken { io, spoke: spoke.clone() });
+            let conn = watcher.watch(http.serve_connection(io, TowerToHyperService::new(svc)));
+            let mut conn = std::pin::pin!(conn);
+            // Which protocol a connection speaks is read from its first bytes,
+            // before HTTP/1's header timeout starts: one that sends none is
+            // cut off here, or it would hold its permit for ever.
+            let ended = match tokio::time::timeout(first_bytes_within, &mut conn).await {
+                Ok(ended) => Some(ended),
+                Err(_) if !spoke.load(Ordering::Relaxed) => None,
+                Err(_) => Some(conn.await),
+            };
+            match ended {
+                Some(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+                None => tracing::debug!(%peer, "connection sent nothing in time; closed"),
+                Some(Ok(())) => {}
             }
             drop(permit);
         });
@@ -84,6 +114,98 @@ where
         tracing::warn!(grace_secs = limits.shutdown_grace.as_secs(), "requests still in flight at shutdown were cut off");
     }
     Ok(())
+}
+
+/// How often an idle HTTP/2 connection is pinged, and how long its answer may take.
+const H2_PING_EVERY: Duration = Duration::from_secs(20);
+
+/// A connection's IO that notes when its peer first sent a byte.
+struct Spoken<I> {
+    io: I,
+    spoke: Arc<AtomicBool>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Spoken<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.spoke.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Spoken<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A request body that must arrive within `within` once it is waited for.
+/// The timer starts only when the body is not already there: a small body
+/// arrives with its headers and needs none (a timer per request, set and
+/// cleared, had been a few percent of a heartbeat's cost).
+struct BodyTimeout<B> {
+    body: B,
+    within: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// A request body that did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimedOut(Duration);
+
+impl<B> hyper::body::Body for BodyTimeout<B>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = B::Data;
+    type Error = axum::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<hyper::body::Frame<B::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer = None; // the next wait has its own `within`
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let within = this.within;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(within)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut(within))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// The peer address of a request, when it came through [`serve`].

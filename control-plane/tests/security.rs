@@ -230,6 +230,73 @@ async fn slow_request_headers_are_cut_off() {
 }
 
 #[tokio::test]
+async fn a_slow_request_body_is_cut_off_with_a_client_error() {
+    let mut config = Config::default();
+    config.http.body_read_timeout = Duration::from_millis(500);
+    let cp = Cp::with_orgs(config).await;
+    let addr = cp.url.trim_start_matches("http://").to_string();
+    let slow = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Half the body it announces, and never the rest.
+        s.write_all(b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 40\r\n\r\n{\"username\":").unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        (started.elapsed(), String::from_utf8_lossy(&buf).to_string())
+    });
+    let (waited, answer) = slow.await.unwrap();
+    assert!(waited < Duration::from_secs(5), "a slow body held its connection for {waited:?}");
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer.contains("did not arrive within"), "{answer}");
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_cut_off() {
+    let mut config = Config::default();
+    config.http.header_read_timeout = Duration::from_millis(500);
+    let cp = Cp::with_orgs(config).await;
+    let addr = cp.url.trim_start_matches("http://").to_string();
+    // Its protocol (HTTP/1.1 or HTTP/2) is never told: the header timeout alone would not start.
+    let silent = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        started.elapsed()
+    });
+    let waited = silent.await.unwrap();
+    assert!(waited < Duration::from_secs(5), "a silent client held its connection for {waited:?}");
+    cp.stop().await;
+}
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served_on_the_same_port() {
+    use http_body_util::{BodyExt, Empty};
+    let cp = Cp::with_orgs(Config::default()).await;
+    let addr = cp.url.trim_start_matches("http://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let call =
+        |method: Method, path: &str| hyper::Request::builder().method(method).uri(format!("http://{addr}{path}")).body(Empty::<bytes::Bytes>::new()).unwrap();
+    // Several requests in flight on the one connection.
+    let (health, sync) = tokio::join!(send.clone().send_request(call(Method::GET, "/healthz")), send.send_request(call(Method::POST, "/api/v1/executor/sync")));
+    let health = health.unwrap();
+    assert_eq!(health.version(), hyper::Version::HTTP_2);
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.into_body().collect().await.unwrap().to_bytes(), "ok");
+    // The API's rules hold as on HTTP/1.1: no key, no sync.
+    let sync = sync.unwrap();
+    assert_eq!(sync.status(), 401);
+    let body: Value = serde_json::from_slice(&sync.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    cp.stop().await;
+}
+
+#[tokio::test]
 async fn connections_beyond_the_limit_wait_for_a_free_one() {
     let mut config = Config::default();
     config.http.connections_max = 2;

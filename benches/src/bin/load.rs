@@ -44,8 +44,9 @@ struct Cli {
     #[arg(long)]
     own_connections: bool,
     /// After the window, send heartbeats as fast as the control plane answers
-    /// them for this long (`10s`), and print that rate beside the disk's
-    /// fdatasync rate.
+    /// them for this long (`10s`) over HTTP/1.1 (one in flight per
+    /// connection), then as long over HTTP/2 (many per connection, as a load
+    /// balancer multiplexes), and print each rate beside the disk's fdatasync rate.
     #[arg(long, value_parser = duration)]
     saturate: Option<Duration>,
     /// Run the control plane on a fresh database of a PostgreSQL server started in a temporary directory (commits flushed to disk, as redb's are).

@@ -5,6 +5,7 @@
 //! its latest revision on an online executor.
 
 pub mod executor;
+pub mod h2;
 pub mod jitter;
 pub mod saturate;
 pub mod server;
@@ -95,15 +96,16 @@ pub struct Outcome {
     pub server: ServerUse,
     /// `None` when every node converged; otherwise what did not.
     pub not_converged: Option<String>,
-    pub saturation: Option<Saturation>,
+    /// One per wire (see [`saturate::WIRES`]), when asked for.
+    pub saturation: Vec<Saturation>,
 }
 
 /// Heartbeats at saturation: many syncs in flight, round-robin over the
 /// executors, on top of the fleet's steady load, against the disk's flush rate.
 #[derive(Debug, Clone)]
 pub struct Saturation {
-    /// Connections, each with one sync in flight.
-    pub connections: usize,
+    /// How the syncs travelled.
+    pub wire: saturate::Wire,
     pub syncs_per_sec: f64,
     pub p99: Duration,
     pub errors: u64,
@@ -117,16 +119,8 @@ pub struct Saturation {
 
 impl Saturation {
     /// A saturation phase that could not run.
-    fn failed(why: String, disk_flushes_per_sec: Option<f64>) -> Saturation {
-        Saturation {
-            connections: 0,
-            syncs_per_sec: 0.0,
-            p99: Duration::ZERO,
-            errors: 1,
-            first_error: Some(why),
-            server: ServerUse::default(),
-            disk_flushes_per_sec,
-        }
+    fn failed(wire: saturate::Wire, why: String, disk_flushes_per_sec: Option<f64>) -> Saturation {
+        Saturation { wire, syncs_per_sec: 0.0, p99: Duration::ZERO, errors: 1, first_error: Some(why), server: ServerUse::default(), disk_flushes_per_sec }
     }
 }
 
@@ -176,12 +170,12 @@ impl std::fmt::Display for Outcome {
             or_na(s.reads_per_sec.map(|c| format!("{c:.0}"))),
             or_na(s.generator_cpu_cores.map(|c| format!("{c:.2}")))
         )?;
-        if let Some(sat) = &self.saturation {
+        for sat in &self.saturation {
             let or_na = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:.0}"));
             writeln!(
                 f,
-                "heartbeats at saturation ({} connections, a sync in flight on each, on top of the fleet): {:.0} syncs/s, p99 {:.2} ms, {} errors; server cpu {} cores, store commits {}/s; generator cpu {} cores; the disk: {} fdatasyncs/s{}",
-                sat.connections,
+                "heartbeats at saturation ({}, on top of the fleet): {:.0} syncs/s, p99 {:.2} ms, {} errors; server cpu {} cores, store commits {}/s; generator cpu {} cores; the disk: {} fdatasyncs/s{}",
+                sat.wire,
                 sat.syncs_per_sec,
                 ms(sat.p99),
                 sat.errors,
@@ -327,10 +321,12 @@ pub async fn run(target: &Target, o: Options) -> Result<Outcome, LoadError> {
 
     let calls = shared.calls.summary(window);
     let slow_seconds = shared.calls.slow_seconds();
-    let saturation = match o.saturate {
-        Some(d) => Some(saturate::run(target, &fleet, d, disk_flushes_per_sec).await),
-        None => None,
-    };
+    let mut saturation = Vec::new();
+    if let Some(d) = o.saturate {
+        for wire in saturate::WIRES {
+            saturation.push(saturate::run(target, &fleet, d, disk_flushes_per_sec, wire).await);
+        }
+    }
     let not_converged = converged(&admin, o.executors * o.nodes_per_executor, o.converge_within).await;
     tasks.abort_all();
     Ok(Outcome { calls, slow_seconds, options: o, setup, deploys_per_sec, capabilities_bytes: sync_bytes, window, server, not_converged, saturation })

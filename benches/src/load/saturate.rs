@@ -1,12 +1,14 @@
 //! Heartbeats at saturation: digest syncs (an agent's steady ones), round
 //! robin over the fleet's executors, as fast as the control plane answers
-//! them. Each connection is plain HTTP/1.1 keep-alive with one request in
-//! flight, as an agent's; the requests are made once and written as bytes
-//! so that the generator, which shares the machine's cores with the
-//! server, spends as little of them as it can (as `wrk` would). The server
-//! does all it does for any client: HTTP parsing, authentication, JSON.
-//! The sender runs on a thread of its own (one core at most), so the
-//! server's workers are not also the generator's.
+//! them, over either wire: plain HTTP/1.1 keep-alive with one request in
+//! flight per connection, as agents that connect directly send them; or
+//! HTTP/2 (h2c) with many in flight per connection, as an L7 load balancer
+//! in front of the control plane carries them. The requests are made once
+//! and written as bytes so that the generator, which shares the machine's
+//! cores with the server, spends as little of them as it can (as `wrk` or
+//! `h2load` would). The server does all it does for any client: HTTP
+//! parsing, authentication, JSON. The sender runs on a thread of its own
+//! (one core at most), so the server's workers are not also the generator's.
 
 use super::{Emulated, Sampler, Saturation, Target};
 use hdrhistogram::Histogram;
@@ -16,15 +18,34 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Connections, each with one sync in flight: enough to keep the server's
-/// workers busy.
-pub const CONNECTIONS: usize = 256;
+/// How the syncs travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// HTTP/1.1, `connections` each with one sync in flight.
+    Http1 { connections: usize },
+    /// HTTP/2 with prior knowledge, `connections` each with `streams` syncs in flight.
+    Http2 { connections: usize, streams: usize },
+}
+
+/// Both wires with 256 syncs in flight: enough to keep the server's workers busy.
+pub const WIRES: [Wire; 2] = [Wire::Http1 { connections: 256 }, Wire::Http2 { connections: 8, streams: 32 }];
+
+impl std::fmt::Display for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wire::Http1 { connections } => write!(f, "HTTP/1.1, {connections} connections, a sync in flight on each"),
+            Wire::Http2 { connections, streams } => {
+                write!(f, "HTTP/2 as a load balancer multiplexes, {connections} connections, {streams} syncs in flight on each")
+            }
+        }
+    }
+}
 
 /// As the fleet's calls: slower is an error.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 
 /// What an answer must hold to count as a sync done.
-const DIGEST_FIELD: &[u8] = b"\"capabilitiesDigest\":\"";
+pub(super) const DIGEST_FIELD: &[u8] = b"\"capabilitiesDigest\":\"";
 
 /// What one connection measured.
 struct Measured {
@@ -33,12 +54,37 @@ struct Measured {
     first_error: Option<String>,
 }
 
-pub async fn run(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], duration: Duration, disk_flushes_per_sec: Option<f64>) -> Saturation {
+impl super::h2::Tally for Measured {
+    fn done(&mut self, latency: Duration) {
+        self.latency.saturating_record(latency.as_micros().try_into().unwrap_or(u64::MAX));
+    }
+
+    fn failed(&mut self, e: String) {
+        Measured::failed(self, e);
+    }
+}
+
+/// The requests of one wire, made once.
+enum Requests {
+    Http1(Vec<Vec<u8>>),
+    Http2(Vec<super::h2::Request>),
+}
+
+pub async fn run(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], duration: Duration, disk_flushes_per_sec: Option<f64>, wire: Wire) -> Saturation {
     let Some(addr) = target.url.strip_prefix("http://").map(|a| a.trim_end_matches('/').to_string()) else {
-        return Saturation::failed(format!("heartbeats at saturation are sent over plain http://, not to {}", target.url), disk_flushes_per_sec);
+        return Saturation::failed(wire, format!("heartbeats at saturation are sent over plain http://, not to {}", target.url), disk_flushes_per_sec);
     };
-    let requests: Arc<Vec<Vec<u8>>> = Arc::new(fleet.iter().map(|(e, body)| request(&addr, e.key(), body)).collect());
-    let conns = CONNECTIONS.min(requests.len());
+    let (requests, conns) = match wire {
+        Wire::Http1 { connections } => (Requests::Http1(fleet.iter().map(|(e, body)| request(&addr, e.key(), body)).collect()), connections.min(fleet.len())),
+        Wire::Http2 { connections, streams } => {
+            let made: Result<Vec<_>, String> = fleet.iter().map(|(e, body)| super::h2::Request::new(&addr, SYNC_PATH, e.key(), body)).collect();
+            match made {
+                Ok(made) => (Requests::Http2(made), connections.min(fleet.len().div_ceil(streams.max(1)))),
+                Err(e) => return Saturation::failed(wire, e, disk_flushes_per_sec),
+            }
+        }
+    };
+    let requests = Arc::new(requests);
     let sampler = Sampler::start(target);
     let started = Instant::now();
     // On a thread of its own, one task per connection: the generator takes
@@ -54,7 +100,17 @@ pub async fn run(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], durat
             let mut connections = tokio::task::JoinSet::new();
             for _ in 0..conns {
                 let (addr, requests, next) = (addr.clone(), requests.clone(), next.clone());
-                connections.spawn(async move { connection(&addr, &requests, &next, started + duration).await });
+                connections.spawn(async move {
+                    match (&*requests, wire) {
+                        (Requests::Http1(requests), _) => connection(&addr, requests, &next, started + duration).await,
+                        (Requests::Http2(requests), Wire::Http2 { streams, .. }) => {
+                            let mut m = Measured { latency: histogram(), errors: 0, first_error: None };
+                            super::h2::connection(&addr, requests, &next, started + duration, streams, ANSWER_WITHIN, &mut m).await;
+                            m
+                        }
+                        (Requests::Http2(_), Wire::Http1 { .. }) => unreachable!("requests are made for their wire"),
+                    }
+                });
             }
             let mut all = Measured { latency: histogram(), errors: 0, first_error: None };
             while let Some(m) = connections.join_next().await {
@@ -73,13 +129,13 @@ pub async fn run(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], durat
     });
     let all = match measured.await {
         Ok(Ok(all)) => all,
-        Ok(Err(e)) => return Saturation::failed(format!("starting the sender's runtime: {e}"), disk_flushes_per_sec),
-        Err(_) => return Saturation::failed("the sender's thread ended early".into(), disk_flushes_per_sec),
+        Ok(Err(e)) => return Saturation::failed(wire, format!("starting the sender's runtime: {e}"), disk_flushes_per_sec),
+        Err(_) => return Saturation::failed(wire, "the sender's thread ended early".into(), disk_flushes_per_sec),
     };
     let _ = sender.join();
     let window = started.elapsed();
     Saturation {
-        connections: conns,
+        wire,
         syncs_per_sec: all.latency.len() as f64 / window.as_secs_f64().max(1e-9),
         p99: Duration::from_micros(all.latency.value_at_quantile(0.99)),
         errors: all.errors,
@@ -94,10 +150,12 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
 }
 
+const SYNC_PATH: &str = "/api/v1/executor/sync";
+
 /// `syncExecutor` as bytes on the wire.
 fn request(host: &str, key: &str, body: &[u8]) -> Vec<u8> {
     let mut r = format!(
-        "POST /api/v1/executor/sync HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        "POST {SYNC_PATH} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
