@@ -90,7 +90,7 @@ where
         let (http, watcher, first_bytes_within) = (http.clone(), graceful.watcher(), limits.header_read_timeout);
         tokio::spawn(async move {
             let spoke = Arc::new(AtomicBool::new(false));
-            let io = TokioIo::new(Spoken { io, spoke: spoke.clone() });
+            let io = TokioIo::new(Spoken { io, spoke: spoke.clone(), h2: false, yielded: false });
             let conn = watcher.watch(http.serve_connection(io, TowerToHyperService::new(svc)));
             let mut conn = std::pin::pin!(conn);
             // Which protocol a connection speaks is read from its first bytes,
@@ -119,29 +119,55 @@ where
 /// How often an idle HTTP/2 connection is pinged, and how long its answer may take.
 const H2_PING_EVERY: Duration = Duration::from_secs(20);
 
-/// A connection's IO that notes when its peer first sent a byte.
+/// A connection's IO that notes when its peer first sent a byte and, on
+/// HTTP/2, lets answers gather before they are written.
 struct Spoken<I> {
     io: I,
     spoke: Arc<AtomicBool>,
+    /// The peer sent HTTP/2's preface.
+    h2: bool,
+    /// This batch of writes has given way once already.
+    yielded: bool,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Spoken<I> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.spoke.store(true, Ordering::Relaxed);
+        if buf.filled().len() > before && !self.spoke.swap(true, Ordering::Relaxed) {
+            // No HTTP/1 method begins so.
+            self.h2 = buf.filled()[before..].starts_with(b"PRI ");
         }
         polled
     }
 }
 
+impl<I: AsyncWrite + Unpin> Spoken<I> {
+    /// On HTTP/2, a batch's first write gives way once: the connection's
+    /// other streams ready to answer run first, and one write carries all
+    /// their answers instead of one write (and one wakeup of the peer) each.
+    fn give_way(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.h2 && !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return true;
+        }
+        false
+    }
+}
+
 impl<I: AsyncWrite + Unpin> AsyncWrite for Spoken<I> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.give_way(cx) {
+            return Poll::Pending;
+        }
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        if self.give_way(cx) {
+            return Poll::Pending;
+        }
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -150,7 +176,11 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Spoken<I> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        if flushed.is_ready() {
+            self.yielded = false; // the batch is out: the next one gives way again
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -211,4 +241,67 @@ where
 /// The peer address of a request, when it came through [`serve`].
 pub fn peer(parts: &axum::http::request::Parts) -> Option<SocketAddr> {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    /// Reads what it was given; keeps what is written.
+    struct Pipe(std::io::Cursor<Vec<u8>>, Vec<u8>);
+    impl AsyncRead for Pipe {
+        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+    impl AsyncWrite for Pipe {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.1).poll_write(cx, buf)
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// On HTTP/2 a batch of writes gives way once (and asks to be polled
+    /// again), then writes; after its flush the next batch gives way again.
+    /// HTTP/1 writes at once.
+    #[test]
+    fn an_http2_batch_gives_way_once_before_it_is_written() {
+        let woken = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        let spoken = |first: &[u8]| {
+            let mut s = Spoken { io: Pipe(std::io::Cursor::new(first.to_vec()), Vec::new()), spoke: Arc::default(), h2: false, yielded: false };
+            let mut buf = [0u8; 64];
+            let mut rb = ReadBuf::new(&mut buf);
+            assert!(Pin::new(&mut s).poll_read(&mut Context::from_waker(std::task::Waker::noop()), &mut rb).is_ready());
+            s
+        };
+        let mut h2 = spoken(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        assert!(h2.h2 && h2.spoke.load(Ordering::Relaxed));
+        assert!(Pin::new(&mut h2).poll_write(&mut cx, b"one").is_pending());
+        assert_eq!(woken.0.load(Ordering::Relaxed), 1, "it asks to be polled again");
+        assert!(matches!(Pin::new(&mut h2).poll_write(&mut cx, b"one"), Poll::Ready(Ok(3))));
+        assert!(matches!(Pin::new(&mut h2).poll_write(&mut cx, b"two"), Poll::Ready(Ok(3))), "within a batch, once");
+        assert!(Pin::new(&mut h2).poll_flush(&mut cx).is_ready());
+        assert!(Pin::new(&mut h2).poll_write(&mut cx, b"next").is_pending(), "the next batch gives way again");
+        assert_eq!(h2.io.1, b"onetwo");
+
+        let mut h1 = spoken(b"POST /api/v1/executor/sync HTTP/1.1\r\n");
+        assert!(!h1.h2);
+        assert!(matches!(Pin::new(&mut h1).poll_write(&mut cx, b"answer"), Poll::Ready(Ok(6))));
+    }
 }
