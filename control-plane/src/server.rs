@@ -34,12 +34,15 @@ pub struct HttpLimits {
     /// From accepting a connection (or finishing a request) to a complete
     /// request head: this also bounds how long a keep-alive connection may sit
     /// idle (clients drop theirs sooner, see `client::POOL_IDLE_TIMEOUT`).
+    /// A new connection has this long to tell its protocol by its first
+    /// bytes, and then, on HTTP/1, this long again for its first head.
     pub header_read_timeout: Duration,
     /// For a request body to arrive in full once its head has.
     pub body_read_timeout: Duration,
     /// How long shutdown waits for requests in flight (long-polls included).
     pub shutdown_grace: Duration,
-    /// Requests in flight at once on one HTTP/2 connection.
+    /// Requests in flight at once on one HTTP/2 connection (and, however
+    /// many that makes, `connections_max` on the whole server).
     pub h2_streams_max: u32,
 }
 
@@ -50,7 +53,7 @@ impl Default for HttpLimits {
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
-            h2_streams_max: 256,
+            h2_streams_max: 128,
         }
     }
 }
@@ -62,6 +65,9 @@ where
     L: Listener<Addr = SocketAddr>,
 {
     let body_within = limits.body_read_timeout;
+    // On HTTP/1 a request in flight holds a connection; on HTTP/2 many share
+    // one: the server as a whole still runs as many at most.
+    let app = app.layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.connections_max.max(1)));
     let permits = Arc::new(Semaphore::new(limits.connections_max.max(1)));
     let graceful = GracefulShutdown::new();
     let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -87,23 +93,24 @@ where
             req.extensions_mut().insert(ConnectInfo(peer));
             req.map(|body| BodyTimeout { body, within: body_within, timer: None })
         });
-        let (http, watcher, first_bytes_within) = (http.clone(), graceful.watcher(), limits.header_read_timeout);
+        let (http, watcher, told_within) = (http.clone(), graceful.watcher(), limits.header_read_timeout);
         tokio::spawn(async move {
-            let spoke = Arc::new(AtomicBool::new(false));
-            let io = TokioIo::new(Spoken { io, spoke: spoke.clone(), h2: false, yielded: false });
+            let told = Arc::new(AtomicBool::new(false));
+            let io = TokioIo::new(Spoken { io, told: told.clone(), matched: 0, h2: false, yielded: false });
             let conn = watcher.watch(http.serve_connection(io, TowerToHyperService::new(svc)));
             let mut conn = std::pin::pin!(conn);
-            // Which protocol a connection speaks is read from its first bytes,
-            // before HTTP/1's header timeout starts: one that sends none is
-            // cut off here, or it would hold its permit for ever.
-            let ended = match tokio::time::timeout(first_bytes_within, &mut conn).await {
+            // Which protocol a connection speaks is read from its first bytes
+            // (as long as they could be HTTP/2's preface), with no timer of
+            // hyper's running: one that has not told it in time is cut off
+            // here, or it would hold its permit for ever.
+            let ended = match tokio::time::timeout(told_within, &mut conn).await {
                 Ok(ended) => Some(ended),
-                Err(_) if !spoke.load(Ordering::Relaxed) => None,
+                Err(_) if !told.load(Ordering::Relaxed) => None,
                 Err(_) => Some(conn.await),
             };
             match ended {
                 Some(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
-                None => tracing::debug!(%peer, "connection sent nothing in time; closed"),
+                None => tracing::debug!(%peer, "connection did not tell its protocol in time; closed"),
                 Some(Ok(())) => {}
             }
             drop(permit);
@@ -119,11 +126,17 @@ where
 /// How often an idle HTTP/2 connection is pinged, and how long its answer may take.
 const H2_PING_EVERY: Duration = Duration::from_secs(20);
 
-/// A connection's IO that notes when its peer first sent a byte and, on
-/// HTTP/2, lets answers gather before they are written.
+/// What an HTTP/2 connection opens with (RFC 9113 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A connection's IO that notes when its peer has told its protocol and,
+/// on HTTP/2, lets answers gather before they are written.
 struct Spoken<I> {
     io: I,
-    spoke: Arc<AtomicBool>,
+    /// A byte differed from HTTP/2's preface (HTTP/1), or all of it came.
+    told: Arc<AtomicBool>,
+    /// How many of the first bytes were HTTP/2's preface, so far.
+    matched: usize,
     /// The peer sent HTTP/2's preface.
     h2: bool,
     /// This batch of writes has given way once already.
@@ -134,9 +147,19 @@ impl<I: AsyncRead + Unpin> AsyncRead for Spoken<I> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before && !self.spoke.swap(true, Ordering::Relaxed) {
-            // No HTTP/1 method begins so.
-            self.h2 = buf.filled()[before..].starts_with(b"PRI ");
+        if !self.told.load(Ordering::Relaxed) {
+            for &b in &buf.filled()[before..] {
+                if H2_PREFACE.get(self.matched) != Some(&b) {
+                    self.told.store(true, Ordering::Relaxed);
+                    break;
+                }
+                self.matched += 1;
+                if self.matched == H2_PREFACE.len() {
+                    self.h2 = true;
+                    self.told.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
         }
         polled
     }
@@ -284,14 +307,16 @@ mod tests {
         let waker = std::task::Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
         let spoken = |first: &[u8]| {
-            let mut s = Spoken { io: Pipe(std::io::Cursor::new(first.to_vec()), Vec::new()), spoke: Arc::default(), h2: false, yielded: false };
+            let mut s = Spoken { io: Pipe(std::io::Cursor::new(first.to_vec()), Vec::new()), told: Arc::default(), matched: 0, h2: false, yielded: false };
             let mut buf = [0u8; 64];
             let mut rb = ReadBuf::new(&mut buf);
             assert!(Pin::new(&mut s).poll_read(&mut Context::from_waker(std::task::Waker::noop()), &mut rb).is_ready());
             s
         };
-        let mut h2 = spoken(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-        assert!(h2.h2 && h2.spoke.load(Ordering::Relaxed));
+        let mut h2 = spoken(H2_PREFACE);
+        assert!(h2.h2 && h2.told.load(Ordering::Relaxed));
+        let part = spoken(&H2_PREFACE[..3]);
+        assert!(!part.h2 && !part.told.load(Ordering::Relaxed), "a part of the preface tells nothing yet");
         assert!(Pin::new(&mut h2).poll_write(&mut cx, b"one").is_pending());
         assert_eq!(woken.0.load(Ordering::Relaxed), 1, "it asks to be polled again");
         assert!(matches!(Pin::new(&mut h2).poll_write(&mut cx, b"one"), Poll::Ready(Ok(3))));
@@ -301,7 +326,7 @@ mod tests {
         assert_eq!(h2.io.1, b"onetwo");
 
         let mut h1 = spoken(b"POST /api/v1/executor/sync HTTP/1.1\r\n");
-        assert!(!h1.h2);
+        assert!(!h1.h2 && h1.told.load(Ordering::Relaxed));
         assert!(matches!(Pin::new(&mut h1).poll_write(&mut cx, b"answer"), Poll::Ready(Ok(6))));
     }
 }

@@ -253,22 +253,26 @@ async fn a_slow_request_body_is_cut_off_with_a_client_error() {
 }
 
 #[tokio::test]
-async fn a_connection_that_sends_nothing_is_cut_off() {
+async fn a_connection_that_does_not_tell_its_protocol_is_cut_off() {
     let mut config = Config::default();
     config.http.header_read_timeout = Duration::from_millis(500);
     let cp = Cp::with_orgs(config).await;
-    let addr = cp.url.trim_start_matches("http://").to_string();
-    // Its protocol (HTTP/1.1 or HTTP/2) is never told: the header timeout alone would not start.
-    let silent = tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let started = std::time::Instant::now();
-        let mut buf = Vec::new();
-        let _ = s.read_to_end(&mut buf);
-        started.elapsed()
-    });
-    let waited = silent.await.unwrap();
-    assert!(waited < Duration::from_secs(5), "a silent client held its connection for {waited:?}");
+    // Nothing at all, or the start of HTTP/2's preface: the protocol is never
+    // told, so neither HTTP/1's header timeout nor HTTP/2's pings would start.
+    for first in [&b""[..], b"PRI"] {
+        let addr = cp.url.trim_start_matches("http://").to_string();
+        let silent = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(first).unwrap();
+            let started = std::time::Instant::now();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            started.elapsed()
+        });
+        let waited = silent.await.unwrap();
+        assert!(waited < Duration::from_secs(5), "a client that sent {first:?} held its connection for {waited:?}");
+    }
     cp.stop().await;
 }
 
