@@ -14,15 +14,14 @@ use axum::serve::Listener;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -69,7 +68,10 @@ where
     // one: the server as a whole still runs as many at most.
     let app = app.layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.connections_max.max(1)));
     let permits = Arc::new(Semaphore::new(limits.connections_max.max(1)));
-    let graceful = GracefulShutdown::new();
+    // Shutdown: `stopping` tells every connection to finish what it has;
+    // each holds an `alive` sender, so `all_gone` ends when they all have.
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let (alive, mut all_gone) = tokio::sync::mpsc::channel::<()>(1);
     let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     http.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     // A peer that stops answering pings is gone: its connection (and permit) is freed.
@@ -89,24 +91,50 @@ where
             c = listener.accept() => c,
             () = &mut shutdown => break,
         };
+        let seen = Arc::new(Seen { told: AtomicBool::new(false), h2: AtomicBool::new(false), since: Instant::now(), request_ms: AtomicU64::new(0) });
+        let on_request = seen.clone();
         let svc = app.clone().map_request(move |mut req: hyper::Request<Incoming>| {
+            on_request.requested();
             req.extensions_mut().insert(ConnectInfo(peer));
             req.map(|body| BodyTimeout { body, within: body_within, timer: None })
         });
-        let (http, watcher, told_within) = (http.clone(), graceful.watcher(), limits.header_read_timeout);
+        let (http, mut stop, alive, within) = (http.clone(), stop.clone(), alive.clone(), limits.header_read_timeout);
         tokio::spawn(async move {
-            let told = Arc::new(AtomicBool::new(false));
-            let io = TokioIo::new(Spoken { io, told: told.clone(), matched: 0, h2: false, yielded: false });
-            let conn = watcher.watch(http.serve_connection(io, TowerToHyperService::new(svc)));
+            let _alive = alive;
+            let io = TokioIo::new(Spoken { io, seen: seen.clone(), matched: 0, yielded: false });
+            let conn = http.serve_connection(io, TowerToHyperService::new(svc));
             let mut conn = std::pin::pin!(conn);
-            // Which protocol a connection speaks is read from its first bytes
-            // (as long as they could be HTTP/2's preface), with no timer of
-            // hyper's running: one that has not told it in time is cut off
-            // here, or it would hold its permit for ever.
-            let ended = match tokio::time::timeout(told_within, &mut conn).await {
-                Ok(ended) => Some(ended),
-                Err(_) if !told.load(Ordering::Relaxed) => None,
-                Err(_) => Some(conn.await),
+            let mut closing = false;
+            let ended = loop {
+                // Which protocol a connection speaks is read from its first
+                // bytes (as long as they could be HTTP/2's preface) with no
+                // timer of hyper's running: one that has not told it in time
+                // is cut off, or it would hold its permit for ever. HTTP/2 has
+                // no idle timeout of its own: one with no request for as long
+                // is asked to close (its streams in flight finish first), as
+                // HTTP/1's header timeout closes an idle keep-alive.
+                let check = match (seen.told.load(Ordering::Relaxed), seen.h2.load(Ordering::Relaxed)) {
+                    (false, _) => Some(seen.since + within),
+                    (true, true) if !closing => Some(seen.last_request() + within),
+                    (true, _) => None,
+                };
+                tokio::select! {
+                    ended = conn.as_mut() => break Some(ended),
+                    Ok(_) = stop.wait_for(|s| *s), if !closing => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    () = tokio::time::sleep_until(check.unwrap_or_else(Instant::now).into()), if check.is_some() => {
+                        if !seen.told.load(Ordering::Relaxed) {
+                            break None;
+                        }
+                        if seen.h2.load(Ordering::Relaxed) && seen.last_request().elapsed() >= within {
+                            tracing::debug!(%peer, "an HTTP/2 connection sent no request for {within:?}; closing it");
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
+                }
             };
             match ended {
                 Some(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
@@ -117,7 +145,9 @@ where
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+    let _ = stopping.send(true);
+    drop(alive);
+    if tokio::time::timeout(limits.shutdown_grace, all_gone.recv()).await.is_err() {
         tracing::warn!(grace_secs = limits.shutdown_grace.as_secs(), "requests still in flight at shutdown were cut off");
     }
     Ok(())
@@ -129,16 +159,37 @@ const H2_PING_EVERY: Duration = Duration::from_secs(20);
 /// What an HTTP/2 connection opens with (RFC 9113 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// What a connection's task knows of its peer.
+struct Seen {
+    /// A byte differed from HTTP/2's preface (HTTP/1), or all of it came.
+    told: AtomicBool,
+    /// The peer sent HTTP/2's preface.
+    h2: AtomicBool,
+    /// When the connection was accepted.
+    since: Instant,
+    /// Its last request, in milliseconds after `since`.
+    request_ms: AtomicU64,
+}
+
+impl Seen {
+    fn requested(&self) {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.request_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The connection's last request (its start, before any).
+    fn last_request(&self) -> Instant {
+        self.since + Duration::from_millis(self.request_ms.load(Ordering::Relaxed))
+    }
+}
+
 /// A connection's IO that notes when its peer has told its protocol and,
 /// on HTTP/2, lets answers gather before they are written.
 struct Spoken<I> {
     io: I,
-    /// A byte differed from HTTP/2's preface (HTTP/1), or all of it came.
-    told: Arc<AtomicBool>,
+    seen: Arc<Seen>,
     /// How many of the first bytes were HTTP/2's preface, so far.
     matched: usize,
-    /// The peer sent HTTP/2's preface.
-    h2: bool,
     /// This batch of writes has given way once already.
     yielded: bool,
 }
@@ -147,16 +198,16 @@ impl<I: AsyncRead + Unpin> AsyncRead for Spoken<I> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if !self.told.load(Ordering::Relaxed) {
+        if !self.seen.told.load(Ordering::Relaxed) {
             for &b in &buf.filled()[before..] {
                 if H2_PREFACE.get(self.matched) != Some(&b) {
-                    self.told.store(true, Ordering::Relaxed);
+                    self.seen.told.store(true, Ordering::Relaxed);
                     break;
                 }
                 self.matched += 1;
                 if self.matched == H2_PREFACE.len() {
-                    self.h2 = true;
-                    self.told.store(true, Ordering::Relaxed);
+                    self.seen.h2.store(true, Ordering::Relaxed);
+                    self.seen.told.store(true, Ordering::Relaxed);
                     break;
                 }
             }
@@ -170,7 +221,7 @@ impl<I: AsyncWrite + Unpin> Spoken<I> {
     /// other streams ready to answer run first, and one write carries all
     /// their answers instead of one write (and one wakeup of the peer) each.
     fn give_way(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.h2 && !self.yielded {
+        if !self.yielded && self.seen.h2.load(Ordering::Relaxed) {
             self.yielded = true;
             cx.waker().wake_by_ref();
             return true;
@@ -307,16 +358,21 @@ mod tests {
         let waker = std::task::Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
         let spoken = |first: &[u8]| {
-            let mut s = Spoken { io: Pipe(std::io::Cursor::new(first.to_vec()), Vec::new()), told: Arc::default(), matched: 0, h2: false, yielded: false };
+            let mut s = Spoken {
+                io: Pipe(std::io::Cursor::new(first.to_vec()), Vec::new()),
+                seen: Arc::new(Seen { told: AtomicBool::new(false), h2: AtomicBool::new(false), since: Instant::now(), request_ms: AtomicU64::new(0) }),
+                matched: 0,
+                yielded: false,
+            };
             let mut buf = [0u8; 64];
             let mut rb = ReadBuf::new(&mut buf);
             assert!(Pin::new(&mut s).poll_read(&mut Context::from_waker(std::task::Waker::noop()), &mut rb).is_ready());
             s
         };
         let mut h2 = spoken(H2_PREFACE);
-        assert!(h2.h2 && h2.told.load(Ordering::Relaxed));
+        assert!(h2.seen.h2.load(Ordering::Relaxed) && h2.seen.told.load(Ordering::Relaxed));
         let part = spoken(&H2_PREFACE[..3]);
-        assert!(!part.h2 && !part.told.load(Ordering::Relaxed), "a part of the preface tells nothing yet");
+        assert!(!part.seen.h2.load(Ordering::Relaxed) && !part.seen.told.load(Ordering::Relaxed), "a part of the preface tells nothing yet");
         assert!(Pin::new(&mut h2).poll_write(&mut cx, b"one").is_pending());
         assert_eq!(woken.0.load(Ordering::Relaxed), 1, "it asks to be polled again");
         assert!(matches!(Pin::new(&mut h2).poll_write(&mut cx, b"one"), Poll::Ready(Ok(3))));
@@ -326,7 +382,7 @@ mod tests {
         assert_eq!(h2.io.1, b"onetwo");
 
         let mut h1 = spoken(b"POST /api/v1/executor/sync HTTP/1.1\r\n");
-        assert!(!h1.h2 && h1.told.load(Ordering::Relaxed));
+        assert!(!h1.seen.h2.load(Ordering::Relaxed) && h1.seen.told.load(Ordering::Relaxed));
         assert!(matches!(Pin::new(&mut h1).poll_write(&mut cx, b"answer"), Poll::Ready(Ok(6))));
     }
 }

@@ -277,6 +277,24 @@ async fn a_connection_that_does_not_tell_its_protocol_is_cut_off() {
 }
 
 #[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    use http_body_util::Empty;
+    let mut config = Config::default();
+    config.http.header_read_timeout = Duration::from_millis(500);
+    let cp = Cp::with_orgs(config).await;
+    let addr = cp.url.trim_start_matches("http://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let req = hyper::Request::builder().uri(format!("http://{addr}/healthz")).body(Empty::<bytes::Bytes>::new()).unwrap();
+    assert_eq!(send.send_request(req).await.unwrap().status(), 200);
+    // The client would keep it (it answers pings); the server closes it.
+    let ended = tokio::time::timeout(Duration::from_secs(5), conn).await;
+    assert!(ended.is_ok(), "an HTTP/2 connection idle past the header timeout was kept");
+    cp.stop().await;
+}
+
+#[tokio::test]
 async fn http2_with_prior_knowledge_is_served_on_the_same_port() {
     use http_body_util::{BodyExt, Empty};
     let cp = Cp::with_orgs(Config::default()).await;
