@@ -18,7 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -91,13 +91,18 @@ where
             c = listener.accept() => c,
             () = &mut shutdown => break,
         };
-        let seen = Arc::new(Seen { told: AtomicBool::new(false), h2: AtomicBool::new(false), since: Instant::now(), request_ms: AtomicU64::new(0) });
+        let seen = Arc::new(Seen::new());
         let on_request = seen.clone();
-        let svc = app.clone().map_request(move |mut req: hyper::Request<Incoming>| {
-            on_request.requested();
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.map(|body| BodyTimeout { body, within: body_within, timer: None })
-        });
+        let svc = app
+            .clone()
+            .map_request(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.map(|body| BodyTimeout { body, within: body_within, timer: None })
+            })
+            .map_future(move |answer| {
+                let in_flight = InFlight::enter(&on_request);
+                async move { answer.await.map(|resp: axum::response::Response| resp.map(|body| Answer { body, _in_flight: in_flight })) }
+            });
         let (http, mut stop, alive, within) = (http.clone(), stop.clone(), alive.clone(), limits.header_read_timeout);
         tokio::spawn(async move {
             let _alive = alive;
@@ -115,12 +120,15 @@ where
                 // HTTP/1's header timeout closes an idle keep-alive.
                 let check = match (seen.told.load(Ordering::Relaxed), seen.h2.load(Ordering::Relaxed)) {
                     (false, _) => Some(seen.since + within),
+                    // With a request in flight (a long-poll, a followed log), it is not idle.
+                    (true, true) if !closing && seen.in_flight.load(Ordering::Relaxed) > 0 => Some(Instant::now() + within),
                     (true, true) if !closing => Some(seen.last_request() + within),
                     (true, _) => None,
                 };
                 tokio::select! {
                     ended = conn.as_mut() => break Some(ended),
-                    Ok(_) = stop.wait_for(|s| *s), if !closing => {
+                    // (An error: the server loop is gone; stop as well.)
+                    _ = stop.wait_for(|s| *s), if !closing => {
                         conn.as_mut().graceful_shutdown();
                         closing = true;
                     }
@@ -128,7 +136,8 @@ where
                         if !seen.told.load(Ordering::Relaxed) {
                             break None;
                         }
-                        if seen.h2.load(Ordering::Relaxed) && seen.last_request().elapsed() >= within {
+                        let idle = seen.in_flight.load(Ordering::Relaxed) == 0 && seen.last_request().elapsed() >= within;
+                        if seen.h2.load(Ordering::Relaxed) && idle {
                             tracing::debug!(%peer, "an HTTP/2 connection sent no request for {within:?}; closing it");
                             conn.as_mut().graceful_shutdown();
                             closing = true;
@@ -167,19 +176,67 @@ struct Seen {
     h2: AtomicBool,
     /// When the connection was accepted.
     since: Instant,
-    /// Its last request, in milliseconds after `since`.
+    /// Its last request's start or end, in milliseconds after `since`.
     request_ms: AtomicU64,
+    /// Requests whose answers are not done yet.
+    in_flight: AtomicUsize,
 }
 
 impl Seen {
+    fn new() -> Seen {
+        Seen { told: AtomicBool::new(false), h2: AtomicBool::new(false), since: Instant::now(), request_ms: AtomicU64::new(0), in_flight: AtomicUsize::new(0) }
+    }
+
     fn requested(&self) {
         let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.request_ms.store(ms, Ordering::Relaxed);
+        self.request_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
     /// The connection's last request (its start, before any).
     fn last_request(&self) -> Instant {
         self.since + Duration::from_millis(self.request_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A request on a connection from its call until its answer's body is done
+/// (or dropped): while any is, the connection is not idle.
+struct InFlight(Arc<Seen>);
+
+impl InFlight {
+    fn enter(seen: &Arc<Seen>) -> InFlight {
+        seen.in_flight.fetch_add(1, Ordering::Relaxed);
+        seen.requested();
+        InFlight(seen.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.requested();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An answer's body, holding its request's [`InFlight`] until it is done.
+struct Answer<B> {
+    body: B,
+    _in_flight: InFlight,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Answer<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<hyper::body::Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -358,12 +415,7 @@ mod tests {
         let waker = std::task::Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
         let spoken = |first: &[u8]| {
-            let mut s = Spoken {
-                io: Pipe(std::io::Cursor::new(first.to_vec()), Vec::new()),
-                seen: Arc::new(Seen { told: AtomicBool::new(false), h2: AtomicBool::new(false), since: Instant::now(), request_ms: AtomicU64::new(0) }),
-                matched: 0,
-                yielded: false,
-            };
+            let mut s = Spoken { io: Pipe(std::io::Cursor::new(first.to_vec()), Vec::new()), seen: Arc::new(Seen::new()), matched: 0, yielded: false };
             let mut buf = [0u8; 64];
             let mut rb = ReadBuf::new(&mut buf);
             assert!(Pin::new(&mut s).poll_read(&mut Context::from_waker(std::task::Waker::noop()), &mut rb).is_ready());

@@ -295,6 +295,40 @@ async fn an_idle_http2_connection_is_closed() {
 }
 
 #[tokio::test]
+async fn an_http2_connection_with_a_request_in_flight_is_not_idle() {
+    use http_body_util::{BodyExt, Empty};
+    let mut config = Config::default();
+    config.http.header_read_timeout = Duration::from_millis(500);
+    let cp = Cp::with_orgs(config).await;
+    let alice = cp.login("alice").await;
+    let (exec, created) = cp.executor_client(&alice, None).await;
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let addr = cp.url.trim_start_matches("http://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let get = |path: String| {
+        hyper::Request::builder()
+            .uri(format!("http://{addr}{path}"))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    let first = send.clone().send_request(get("/api/v1/executor/specs?executor=edge-1".into())).await.unwrap();
+    let first: Value = serde_json::from_slice(&first.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    // A long-poll that waits 3 s, four times the idle limit, on the connection...
+    let cursor = first["cursor"].as_u64().unwrap();
+    let poll = tokio::spawn(send.clone().send_request(get(format!("/api/v1/executor/specs?executor=edge-1&since={cursor}&waitSecs=3"))));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // ...keeps it open for more: it was not asked to close meanwhile.
+    let health = send.clone().send_request(get("/healthz".into())).await;
+    assert_eq!(health.expect("a request beside a long-poll in flight").status(), 200);
+    assert_eq!(poll.await.unwrap().unwrap().status(), 200);
+    cp.stop().await;
+}
+
+#[tokio::test]
 async fn http2_with_prior_knowledge_is_served_on_the_same_port() {
     use http_body_util::{BodyExt, Empty};
     let cp = Cp::with_orgs(Config::default()).await;

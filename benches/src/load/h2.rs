@@ -35,6 +35,15 @@ const STREAM_ID_MAX: u32 = (1 << 31) - 1;
 /// HPACK's static table entry `:status: 200`, as an indexed field.
 const STATUS_200: u8 = 0x80 | 8;
 
+/// A request that does not fit in one frame (bodies and headers are sent as one each).
+#[derive(Debug, thiserror::Error)]
+pub enum TooLarge {
+    #[error("a sync body of {0} bytes is over one HTTP/2 frame")]
+    Body(usize),
+    #[error("a sync's headers are over one HTTP/2 frame")]
+    Headers,
+}
+
 /// One sync as frames to send: its header block and its body.
 pub struct Request {
     header_block: Vec<u8>,
@@ -43,9 +52,9 @@ pub struct Request {
 
 impl Request {
     /// `POST path` to `host` with bearer `key` and a JSON `body` (at most one frame).
-    pub fn new(host: &str, path: &str, key: &str, body: &[u8]) -> Result<Request, String> {
+    pub fn new(host: &str, path: &str, key: &str, body: &[u8]) -> Result<Request, TooLarge> {
         if body.len() > FRAME_MAX {
-            return Err(format!("a sync body of {} bytes is over one HTTP/2 frame", body.len()));
+            return Err(TooLarge::Body(body.len()));
         }
         // Indexed `:method: POST` (3) and `:scheme: http` (6); the rest literal
         // without indexing, their names from the static table (RFC 7541 appendix A).
@@ -56,7 +65,7 @@ impl Request {
         literal(&mut b, 31, b"application/json"); // content-type
         literal(&mut b, 28, body.len().to_string().as_bytes()); // content-length
         if b.len() > FRAME_MAX {
-            return Err("a sync's headers are over one HTTP/2 frame".into());
+            return Err(TooLarge::Headers);
         }
         Ok(Request { header_block: b, body: body.to_vec() })
     }
@@ -112,16 +121,7 @@ pub trait Tally {
 /// connection that fails is counted as an error and opened again.
 pub async fn connection(addr: &str, requests: &[Request], next: &AtomicUsize, until: Instant, streams: usize, answer_within: Duration, m: &mut impl Tally) {
     while Instant::now() < until {
-        let connected = tokio::time::timeout(answer_within, TcpStream::connect(addr)).await;
-        let mut stream = match connected.unwrap_or_else(|_| Err(std::io::Error::other("no connection within the answer's time"))) {
-            Ok(s) => s,
-            Err(e) => {
-                m.failed(format!("connecting to {addr}: {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let Some(mut stream) = super::saturate::connect(addr, answer_within, m).await else { continue };
         if let Err(e) = session(&mut stream, requests, next, until, streams, answer_within, m).await {
             m.failed(e);
         }

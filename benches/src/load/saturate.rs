@@ -77,10 +77,10 @@ pub async fn run(target: &Target, fleet: &[(Arc<Emulated>, Arc<Vec<u8>>)], durat
     let (requests, conns) = match wire {
         Wire::Http1 { connections } => (Requests::Http1(fleet.iter().map(|(e, body)| request(&addr, e.key(), body)).collect()), connections.min(fleet.len())),
         Wire::Http2 { connections, streams } => {
-            let made: Result<Vec<_>, String> = fleet.iter().map(|(e, body)| super::h2::Request::new(&addr, SYNC_PATH, e.key(), body)).collect();
+            let made: Result<Vec<_>, super::h2::TooLarge> = fleet.iter().map(|(e, body)| super::h2::Request::new(&addr, SYNC_PATH, e.key(), body)).collect();
             match made {
                 Ok(made) => (Requests::Http2(made), connections.min(fleet.len().div_ceil(streams.max(1)))),
-                Err(e) => return Saturation::failed(wire, e, disk_flushes_per_sec),
+                Err(e) => return Saturation::failed(wire, e.to_string(), disk_flushes_per_sec),
             }
         }
     };
@@ -163,22 +163,30 @@ fn request(host: &str, key: &str, body: &[u8]) -> Vec<u8> {
     r
 }
 
+/// A connection to `addr` (no Nagle delay), or an error counted and a
+/// pause before the caller tries again.
+pub(super) async fn connect(addr: &str, within: Duration, m: &mut impl super::h2::Tally) -> Option<TcpStream> {
+    let connected = tokio::time::timeout(within, TcpStream::connect(addr)).await;
+    match connected.unwrap_or_else(|_| Err(std::io::Error::other(format!("no connection within {within:?}")))) {
+        Ok(s) => {
+            let _ = s.set_nodelay(true);
+            Some(s)
+        }
+        Err(e) => {
+            m.failed(format!("connecting to {addr}: {e}"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            None
+        }
+    }
+}
+
 /// Syncs over one connection until `until`; a connection that fails is
 /// counted as an error and opened again.
 async fn connection(addr: &str, requests: &[Vec<u8>], next: &AtomicUsize, until: Instant) -> Measured {
     let mut m = Measured { latency: histogram(), errors: 0, first_error: None };
     let mut buf = Vec::with_capacity(16 * 1024);
     while Instant::now() < until {
-        let connected = tokio::time::timeout(ANSWER_WITHIN, TcpStream::connect(addr)).await;
-        let mut stream = match connected.unwrap_or_else(|_| Err(std::io::Error::other("no connection within 15 s"))) {
-            Ok(s) => s,
-            Err(e) => {
-                m.failed(format!("connecting to {addr}: {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let Some(mut stream) = connect(addr, ANSWER_WITHIN, &mut m).await else { continue };
         while Instant::now() < until {
             let req = &requests[next.fetch_add(1, Ordering::Relaxed) % requests.len()];
             let t = Instant::now();
