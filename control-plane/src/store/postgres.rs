@@ -95,7 +95,10 @@ fn connect(target: &Target) -> Result<Client, postgres::Error> {
     // Statements are prepared once and reused: keep planning each run with
     // its values, or a generic plan loses the bound a prefix scan derives
     // from its parameter and reads to the table's end.
-    client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+    // No JIT: a group's one statement is estimated far above `jit_above_cost`
+    // (its planner sees arrays of unknown length) though it runs in tens of
+    // milliseconds, and compiling it took a second, under the writer lock.
+    client.batch_execute("SET plan_cache_mode = force_custom_plan; SET jit = off")?;
     Ok(client)
 }
 
@@ -848,6 +851,16 @@ mod tests {
             let merged = &cuts.0.get("t").cloned().unwrap_or_default();
             assert!(merged.iter().zip(merged.iter().skip(1)).all(|((_, to), (from, _))| to < from), "ranges overlap or touch: {merged:?}");
         }
+    }
+
+    /// The store's sessions plan each statement without JIT (a group's write
+    /// was compiled for a second per commit; see [`super::connect`]).
+    #[test]
+    fn a_session_runs_without_jit() {
+        let Some(url) = super::super::pg_server::database_for_test() else { return };
+        let mut client = super::connect(&super::Target::parse(&url).unwrap()).unwrap();
+        let jit: String = client.query_one("SHOW jit", &[]).unwrap().get(0);
+        assert_eq!(jit, "off");
     }
 
     #[test]
