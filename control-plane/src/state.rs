@@ -179,14 +179,31 @@ impl AppState {
         // Never closed, so a turn always comes.
         let _turn = self.store_slots.acquire().await;
         let s = self.clone();
-        match tokio::task::spawn_blocking(move || f(&s)).await {
-            Ok(r) => r,
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                // Cancelled: the runtime is shutting down and drops this request.
-                Err(_) => std::future::pending().await,
-            },
-        }
+        joined(tokio::task::spawn_blocking(move || f(&s)).await).await
+    }
+
+    /// [`Self::write_grouped`], then what must follow its commit: `told`
+    /// (memory only: the sweeper's notice) and, for the node change it
+    /// returns, waking pollers here and on other replicas (a round trip to
+    /// the database: on a blocking thread). All of it runs to the end in a
+    /// task of its own: a caller that goes away while its write commits (its
+    /// client hung up) leaves no change committed and untold.
+    pub async fn write_grouped_then<R, E, F, T>(self: &Arc<Self>, reads: Vec<(crate::store::Table, String)>, f: F, told: T) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<crate::store::StoreError> + Send + 'static,
+        F: FnMut(&mut crate::store::Write) -> Result<R, E> + Send + 'static,
+        T: FnOnce(&AppState, &R) -> Option<NodeChange> + Send + 'static,
+    {
+        let s = self.clone();
+        let task = tokio::spawn(async move {
+            let out = s.write_grouped(reads, f).await?;
+            if let Some(c) = told(&s, &out) {
+                s.blocking(move |s| s.notify_change(&c.org, &c.executor, c.seq)).await;
+            }
+            Ok(out)
+        });
+        joined(task.await).await
     }
 
     /// A write that may share its transaction and commit with other callers'
@@ -332,5 +349,24 @@ impl AppState {
         let k = crate::store::key(&[org, executor]);
         self.polls.wake(&k, seq);
         self.touched.locked().insert(k);
+    }
+}
+
+/// A committed change of a node of `executor` (of `org`), numbered `seq`: see [`AppState::notify_change`].
+pub struct NodeChange {
+    pub org: String,
+    pub executor: String,
+    pub seq: u64,
+}
+
+/// A task's result: its panic goes on in the caller; a task cancelled (the
+/// runtime is shutting down and drops this request) never answers.
+async fn joined<T>(r: Result<T, tokio::task::JoinError>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => std::future::pending().await,
+        },
     }
 }

@@ -659,3 +659,22 @@ async fn runtime_events_reach_the_feed_for_the_executors_own_nodes() {
     assert_eq!(exec.report_with_events("edge-1", vec![], many).await.unwrap_err().status(), Some(400));
     cp.stop().await;
 }
+
+/// A deploy whose caller goes away while its write commits (its client hung
+/// up) still wakes the executor's long-poll: the change is committed and told.
+#[tokio::test]
+async fn a_deploy_whose_caller_is_gone_still_wakes_the_poll() {
+    use novacula_control_plane::services::{audit::Who, nodes};
+    let cp = Cp::with_orgs(Config::default()).await;
+    let (alice, _edge) = cp.alice_and_edge().await;
+    let mut poll = cp.state.polls.subscribe("acme", "edge-1");
+    let before = *poll.changes.borrow_and_update();
+    let who = Who::user("alice", novacula_core::audit::Source::Api);
+    let req = novacula_core::wire::DeployRequest { executor: "edge-1".into(), spec: spec("gone-1") };
+    // Polled once (its write queued for the group commit), then dropped.
+    let once = tokio::time::timeout(Duration::ZERO, nodes::deploy(&cp.state, "acme", &who, req)).await;
+    assert!(once.is_err(), "the deploy answered before its commit");
+    tokio::time::timeout(Duration::from_secs(10), poll.changes.changed()).await.expect("the poll was not woken").unwrap();
+    assert!(*poll.changes.borrow() > before);
+    assert_eq!(node(&alice, "gone-1").await["spec"]["name"], "gone-1");
+}

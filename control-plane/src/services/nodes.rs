@@ -4,7 +4,7 @@
 use super::audit::{self, Who};
 use super::events::{self, data, NewEvent};
 use super::{Result, ServiceError};
-use crate::state::AppState;
+use crate::state::{AppState, NodeChange};
 use crate::store::model::{Executor, ExecutorRow, NodeRow, ObservedRow};
 use crate::store::{self, key, Read, Write, CAPABILITIES, EXECUTORS, NODES, OBSERVED};
 use novacula_core::audit::Action;
@@ -293,13 +293,15 @@ pub async fn deploy(s: &std::sync::Arc<AppState>, org: &str, who: &Who, req: Dep
     let at = key(&[&org, &executor]);
     let reads = vec![(EXECUTORS, at.clone()), (CAPABILITIES, at), (NODES, key(&[&org, &spec.name]))];
     let (o, by) = (org.clone(), who);
-    let (row, seq) = s.write_grouped(reads, move |w| deploy_write(w, &o, &by, &executor, &spec, now, cp_major)).await?;
-    // Telling other replicas is a round trip to the database: off the async workers.
-    s.blocking(move |s| {
-        s.notify_change(&org, &row.executor, seq);
-        Ok(s.store.read(|r| load_view(r, s, &org, row, now))?)
-    })
-    .await
+    let told = o.clone();
+    let (row, _) = s
+        .write_grouped_then(
+            reads,
+            move |w| deploy_write(w, &o, &by, &executor, &spec, now, cp_major),
+            move |_, (row, seq): &(NodeRow, u64)| Some(NodeChange { org: told, executor: row.executor.clone(), seq: *seq }),
+        )
+        .await?;
+    s.blocking(move |s| Ok(s.store.read(|r| load_view(r, s, &org, row, now))?)).await
 }
 
 /// [`deploy`]'s transaction: the node row written, and its change sequence.

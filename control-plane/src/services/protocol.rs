@@ -5,7 +5,7 @@ use super::audit::{self, Who};
 use super::events::{self, data, NewEvent};
 use super::nodes::{alert_fires, evaluate, finish_deletion, phase_of};
 use super::{Result, ServiceError};
-use crate::state::AppState;
+use crate::state::{AppState, NodeChange};
 use crate::store::model::{ApiKey, ExecutorRow, KeyUsage, NodeRow, ObservedRow, UpgradeRow};
 use crate::store::{key as store_key, Write, API_KEYS, CAPABILITIES, EXECUTORS, KEY_USAGE, NODES, OBSERVED};
 use novacula_core::admission::{admit_sync, key_speaks_for, ExistingExecutor, SyncRefusal};
@@ -57,9 +57,15 @@ pub async fn sync(s: &Arc<AppState>, key: ApiKey, req: SyncExecutorRequest) -> R
             // was down, is not a queue of single commits.
             let (st, key, req) = (s.clone(), key.clone(), req.clone());
             let reads = durable_sync_reads(&key, &req);
-            let written = s.write_grouped(reads, move |w| durable_sync(&st, w, &key, &req, &digest, now, compat)).await?;
-            s.executor_changed(&written.0.org_id, &written.0.name);
-            written
+            s.write_grouped_then(
+                reads,
+                move |w| durable_sync(&st, w, &key, &req, &digest, now, compat),
+                |s, (exec, _): &(ExecutorRow, Option<UpgradeRow>)| {
+                    s.executor_changed(&exec.org_id, &exec.name);
+                    None
+                },
+            )
+            .await?
         }
     };
     s.liveness.touch(&key.org_id, &req.name, &key.id, now);
@@ -352,57 +358,60 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
     reads.extend(crate::services::alerts::node_reads(&org, req.nodes.iter().map(|obs| obs.node.as_str())));
     // Committed together with other executors' reports (one flush for many);
     // answered after that commit, awaited without holding a thread.
-    let (resp, seq, written) = s
-        .write_grouped(reads, move |w| {
-            let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
-            let mut last_seq = None;
-            let rows: Vec<Option<NodeRow>> = w.get_many(NODES, &keys)?;
-            // Written together at the end (one statement each on PostgreSQL).
-            let (mut observed, mut changed_rows, mut disks, mut written) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for (i, ((obs, k), row)) in req.nodes.iter().zip(&keys).zip(rows).enumerate() {
-                let Some(mut row) = row.filter(|r: &NodeRow| r.executor == executor) else {
-                    resp.rejected.push(format!("{}: no such node on this executor", obs.node));
-                    continue;
-                };
-                if let Err(e) = check_reported_revision(row.record.revision, obs.revision) {
-                    resp.rejected.push(format!("{}: {e}", obs.node));
-                    continue;
-                }
-                if row.removed {
+    let told = (org.clone(), exec.name.clone());
+    let (resp, written) = s
+        .write_grouped_then(
+            reads,
+            move |w| {
+                let mut resp = ReportResponse { accepted: 0, rejected: Vec::new() };
+                let mut last_seq = None;
+                let rows: Vec<Option<NodeRow>> = w.get_many(NODES, &keys)?;
+                // Written together at the end (one statement each on PostgreSQL).
+                let (mut observed, mut changed_rows, mut disks, mut written) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for (i, ((obs, k), row)) in req.nodes.iter().zip(&keys).zip(rows).enumerate() {
+                    let Some(mut row) = row.filter(|r: &NodeRow| r.executor == executor) else {
+                        resp.rejected.push(format!("{}: no such node on this executor", obs.node));
+                        continue;
+                    };
+                    if let Err(e) = check_reported_revision(row.record.revision, obs.revision) {
+                        resp.rejected.push(format!("{}: {e}", obs.node));
+                        continue;
+                    }
+                    if row.removed {
+                        resp.accepted += 1;
+                        continue;
+                    }
+                    let mut changed = false;
+                    if obs.removed && row.record.deleted && obs.revision == row.record.revision {
+                        last_seq = Some(finish_deletion(w, &mut row, now, &actor, "confirmed by the executor")?);
+                    } else {
+                        let phase = phase_of(&row, Some(obs), true);
+                        changed |= evaluate(w, &mut row, phase, now, &actor)?;
+                        observed.push((k.clone(), ObservedRow { state: obs.clone(), reported_at: now }));
+                        disks.push((row.clone(), obs));
+                        written.push(i);
+                    }
+                    if changed {
+                        changed_rows.push((k.clone(), row));
+                    }
                     resp.accepted += 1;
-                    continue;
                 }
-                let mut changed = false;
-                if obs.removed && row.record.deleted && obs.revision == row.record.revision {
-                    last_seq = Some(finish_deletion(w, &mut row, now, &actor, "confirmed by the executor")?);
-                } else {
-                    let phase = phase_of(&row, Some(obs), true);
-                    changed |= evaluate(w, &mut row, phase, now, &actor)?;
-                    observed.push((k.clone(), ObservedRow { state: obs.clone(), reported_at: now }));
-                    disks.push((row.clone(), obs));
-                    written.push(i);
-                }
-                if changed {
-                    changed_rows.push((k.clone(), row));
-                }
-                resp.accepted += 1;
-            }
-            w.put_many(OBSERVED, &observed)?;
-            w.put_many(NODES, &changed_rows)?;
-            let disks: Vec<(&NodeRow, &ObservedNodeState)> = disks.iter().map(|(row, obs)| (row, *obs)).collect();
-            crate::services::alerts::disk_reported(w, &org_id, &disks, now)?;
-            // Only nodes of this executor (the others were rejected above).
-            let ours: Vec<(String, novacula_core::observed::NodeSample)> =
-                samples.iter().filter(|(n, _)| disks.iter().any(|(row, _)| row.record.spec.name == *n)).cloned().collect();
-            super::history::record(w, &org_id, &ours, now)?;
-            record_runtime_events(w, &org_id, &executor, &actor, now, &req.events, &mut resp)?;
-            Ok::<_, ServiceError>((resp, last_seq, written))
-        })
-        .await?;
+                w.put_many(OBSERVED, &observed)?;
+                w.put_many(NODES, &changed_rows)?;
+                let disks: Vec<(&NodeRow, &ObservedNodeState)> = disks.iter().map(|(row, obs)| (row, *obs)).collect();
+                crate::services::alerts::disk_reported(w, &org_id, &disks, now)?;
+                // Only nodes of this executor (the others were rejected above).
+                let ours: Vec<(String, novacula_core::observed::NodeSample)> =
+                    samples.iter().filter(|(n, _)| disks.iter().any(|(row, _)| row.record.spec.name == *n)).cloned().collect();
+                super::history::record(w, &org_id, &ours, now)?;
+                record_runtime_events(w, &org_id, &executor, &actor, now, &req.events, &mut resp)?;
+                Ok::<_, ServiceError>((resp, written, last_seq))
+            },
+            move |_, (_, _, seq): &(ReportResponse, Vec<usize>, Option<u64>)| seq.map(|seq| NodeChange { org: told.0, executor: told.1, seq }),
+        )
+        .await
+        .map(|(resp, written, _)| (resp, written))?;
     s.known.keep_reports(written.iter().map(|&i| &prints[i]), now);
-    if let Some(seq) = seq {
-        s.notify_change(&org, &exec.name, seq);
-    }
     Ok(resp)
 }
 
