@@ -83,7 +83,8 @@ pub type Connector = HttpsConnector<HttpConnector>;
 #[derive(Clone)]
 pub struct HttpApi<C = Connector> {
     /// The control plane's URLs: one, or several replicas (comma-separated
-    /// when given); requests go to one until it cannot be reached, then to the next.
+    /// when given); requests go to one until it cannot be reached or answers
+    /// 503, then to the next.
     bases: Arc<Vec<String>>,
     current: Arc<std::sync::atomic::AtomicUsize>,
     token: Option<String>,
@@ -309,13 +310,13 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
         &self.bases[i % self.bases.len()]
     }
 
-    /// After a request could not reach `failed`, send the next ones to the
+    /// After a request could not reach `failed` (or it answered 503), send the next ones to the
     /// next URL (if another request has not moved on already).
     fn fail_over(&self, failed: usize) {
         if self.bases.len() > 1 {
             let next = (failed + 1) % self.bases.len();
             if self.current.compare_exchange(failed, next, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed).is_ok() {
-                tracing::warn!(from = %self.bases[failed], to = %self.bases[next], "control plane unreachable; trying the next URL");
+                tracing::warn!(from = %self.bases[failed], to = %self.bases[next], "control plane unreachable or unavailable; trying the next URL");
             }
         }
     }
@@ -352,6 +353,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpApi<C> {
                 transport_error(&e)
             })?;
             let status = resp.status();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                // A replica stepping aside (its database migrated by a newer
+                // release, or unreachable from it): the next request tries another.
+                self.fail_over(at);
+            }
             // A control plane (or whatever answers in its place) cannot make us buffer without bound.
             let body = http_body_util::Limited::new(resp.into_body(), ANSWER_BYTES_MAX);
             let bytes =

@@ -359,6 +359,13 @@ fn summarise(s: &AppState, silent: &[ExecutorRow], now: Timestamp) -> Result<(),
 /// Write the last heartbeats held in memory; then, on the one control plane
 /// holding the lease, sweep. Whether this one holds it.
 fn pass(s: &AppState, sweeper: &mut Sweeper) -> bool {
+    // A newer release migrated the database (a rolling upgrade): this one
+    // learns it here, even with no request coming, and steps aside.
+    if let Err(e @ crate::store::StoreError::Outdated { .. }) = s.store.read(|_| Ok::<_, crate::store::StoreError>(())) {
+        tracing::error!(error = %e, "stepping aside: every request is answered 503");
+        sweeper.reset();
+        return false;
+    }
     let t = std::time::Instant::now();
     match s.liveness.flush(&s.store) {
         Ok(n) => tracing::debug!(written = n, took_ms = t.elapsed().as_millis() as u64, "last heartbeats and reports written"),
@@ -392,7 +399,10 @@ fn pass(s: &AppState, sweeper: &mut Sweeper) -> bool {
 }
 
 pub async fn run(s: Arc<AppState>) {
-    let mut tick = tokio::time::interval(s.config.sweep_interval);
+    // The first pass one interval after start, as every later one: nothing
+    // is due sooner (the offline timeout is several intervals), and a test
+    // that sweeps by hand is then never raced by a late first pass.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + s.config.sweep_interval, s.config.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_prune = tokio::time::Instant::now();
     let mut next_announce = tokio::time::Instant::now();

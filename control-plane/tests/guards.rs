@@ -309,8 +309,8 @@ async fn liveness_drift_and_node_down_alert() {
     cp.stop().await;
 }
 
-/// The server's own sweeper passes once at start, then not within a test:
-/// the test's passes are the only ones.
+/// The server's own sweeper does not pass within a test (its first pass
+/// comes an interval after start): the test's passes are the only ones.
 fn sweeps_by_hand() -> Config {
     Config { sweep_interval: Duration::from_secs(24 * 3600), ..Config::default() }
 }

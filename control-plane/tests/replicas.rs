@@ -180,3 +180,78 @@ async fn a_log_watched_on_one_replica_is_fed_by_an_executor_on_the_other() {
     assert!(status.is_success(), "{status} {body}");
     assert!(body.contains("geth started") && body.contains("imported new chain segment") && body.contains("event: replayed"), "{body}");
 }
+
+/// A rolling upgrade: once a newer release has migrated the database, the
+/// replica still running this one stops touching it: its health check and
+/// every call, heartbeats included, answer 503 saying why (load balancers
+/// and executors go to the upgraded replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_older_than_its_database_steps_aside() {
+    use novacula_control_plane::store::migrate;
+    let Some(url) = pg_server::database_for_test() else { return };
+    let clock = Arc::new(ManualClock::new(T0));
+    let store = Store::open_postgres(&url).unwrap();
+    seed(&store);
+    // The upgraded replica holds the lease: the old one's sweeps read nothing.
+    let _upgraded = pg_server::hold_lease(&url).unwrap();
+    let old = Cp::start(store, clock, Config { sweep_interval: Duration::from_millis(100), ..Config::default() }).await;
+    let alice = old.login("alice").await;
+    let (_, created) = old.executor_client(&alice, Some("edge-1")).await;
+    let exec = HttpApi::new(&old.url, Some(created["key"].as_str().unwrap().to_string())).unwrap();
+    for _ in 0..3 {
+        exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+    }
+    let anonymous = HttpApi::new(&old.url, None).unwrap();
+    let health = || anonymous.raw(novacula_client::Method::GET, "/healthz", None, Duration::from_secs(10));
+    assert_eq!(health().await.unwrap().0, 200);
+    // The newer release's migration, from another process, once the
+    // heartbeats above are written (nothing left for a sweep to write).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let newer = migrate::CURRENT + 1;
+    Store::open_postgres(&url).unwrap().write(|w| w.set_counter(migrate::SCHEMA_VERSION_KEY, newer)).unwrap();
+    // Learnt at a sweep's start, with no request coming.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while old.state.store.outdated().is_none() {
+        assert!(Instant::now() < deadline, "the replica did not notice its database was migrated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = health().await.unwrap();
+    assert_eq!(status, 503);
+    let said = String::from_utf8_lossy(&body);
+    assert!(said.contains(&format!("schema version {newer}")) && said.contains("newer release"), "{said}");
+    let e = alice.get::<serde_json::Value>("/api/v1/nodes").await.unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+    // A heartbeat, though answered from memory, is refused too: kept here
+    // and never written, it would be lost.
+    let e = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+}
+
+/// An executor given several URLs leaves one that answers 503 (a replica
+/// stepping aside, as above) for the next.
+#[tokio::test]
+async fn an_executor_leaves_a_replica_that_answers_503() {
+    let Some((a, _b)) = two_replicas().await else { return };
+    let alice = a.login("alice").await;
+    let (_, created) = a.executor_client(&alice, Some("edge-1")).await;
+    let aside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let aside_url = format!("http://{}", aside.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut c, _)) = aside.accept().await {
+            let mut buf = [0u8; 65536];
+            let _ = c.read(&mut buf).await;
+            let body = r#"{"error":"stepping aside"}"#;
+            let answer = format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = c.write_all(answer.as_bytes()).await;
+        }
+    });
+    let exec = HttpApi::new(&format!("{aside_url},{}", a.url), Some(created["key"].as_str().unwrap().to_string())).unwrap();
+    let e = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+    assert_eq!(exec.base(), a.url);
+    exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+}

@@ -76,6 +76,10 @@ impl From<ServiceError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Outdated { .. } = e {
+            // Another replica runs a newer release: this one must not touch the records.
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
         tracing::error!(error = %e, "storage failure");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal storage error; see control-plane logs")
     }
@@ -202,3 +206,17 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 }
 
 pub type ApiResult<T> = Result<ApiJson<T>, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica whose database a newer release migrated says so (503: the
+    /// load balancer tries another), instead of an internal error.
+    #[test]
+    fn an_outdated_store_answers_503_saying_why() {
+        let e = ApiError::from(ServiceError::Store(StoreError::Outdated { found: 12, known: 11 }));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.message.contains("schema version 12") && e.message.contains("newer release"), "{}", e.message);
+    }
+}

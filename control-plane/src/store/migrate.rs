@@ -30,6 +30,9 @@ pub const CURRENT: u64 = 11;
 
 pub fn run(w: &mut Write) -> Result<()> {
     let version = w.counter(SCHEMA_VERSION)?.max(1);
+    if version > CURRENT {
+        return Err(crate::store::StoreError::Outdated { found: version, known: CURRENT });
+    }
     if version < 2 {
         v1_to_v2(w)?;
     }

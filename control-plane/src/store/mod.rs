@@ -134,6 +134,13 @@ pub enum StoreError {
     Engine(Box<dyn std::error::Error + Send + Sync>),
     #[error("corrupt record in {table}: {reason}")]
     Decode { table: String, reason: String },
+    /// The database was migrated by a newer release (another replica, or a
+    /// rollback of this one): this release would misread its records and
+    /// write them in shapes the newer one cannot read.
+    #[error(
+        "the database is at schema version {found}, newer than this control plane knows ({known}): a newer release migrated it; run that release here too"
+    )]
+    Outdated { found: u64, known: u64 },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -256,6 +263,9 @@ pub struct Store {
     /// Moves whenever a commit here or elsewhere may have changed a table
     /// of [`MEANING`] (see [`Store::epoch`]).
     stale: std::sync::Arc<std::sync::Mutex<stale::Stale>>,
+    /// The schema version a newer release migrated the database to, once a
+    /// transaction was refused for it (0: none seen); see [`Store::outdated`].
+    outdated: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A write transaction holding the writer this long is logged (with its caller).
@@ -297,10 +307,35 @@ impl Store {
     }
 
     fn init(engine: Box<dyn Engine>) -> Result<Store> {
-        let store =
-            Store { engine: engine.into(), commits: Default::default(), reads: Default::default(), groups: Default::default(), stale: Default::default() };
+        let store = Store {
+            engine: engine.into(),
+            commits: Default::default(),
+            reads: Default::default(),
+            groups: Default::default(),
+            stale: Default::default(),
+            outdated: Default::default(),
+        };
         store.write(migrate::run)?;
         Ok(store)
+    }
+
+    /// Once a transaction was refused because a newer release migrated the
+    /// database (another replica, during a rolling upgrade): that refusal.
+    /// Nothing here may then answer from memory either (a heartbeat kept
+    /// only in memory would be lost), so the server refuses every request.
+    pub fn outdated(&self) -> Option<StoreError> {
+        match self.outdated.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            found => Some(StoreError::Outdated { found, known: migrate::CURRENT }),
+        }
+    }
+
+    /// `begun`, noting a refusal for [`Store::outdated`].
+    fn noted<T>(&self, begun: Result<T>) -> Result<T> {
+        if let Err(StoreError::Outdated { found, .. }) = &begun {
+            self.outdated.store(*found, std::sync::atomic::Ordering::Relaxed);
+        }
+        begun
     }
 
     /// See [`Engine::publish`].
@@ -345,14 +380,14 @@ impl Store {
 
     pub fn read<R, E: From<StoreError>>(&self, f: impl FnOnce(&Read) -> Result<R, E>) -> Result<R, E> {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f(&Read { txn: self.engine.begin_read()? })
+        f(&Read { txn: self.noted(self.engine.begin_read())? })
     }
 
     /// Runs `f` in one write transaction; commits iff it returns `Ok`.
     #[track_caller]
     pub fn write<R, E: From<StoreError>>(&self, f: impl FnOnce(&mut Write) -> Result<R, E>) -> Result<R, E> {
         let caller = std::panic::Location::caller();
-        let mut w = Write { txn: self.engine.begin_write()?, meaning: Default::default(), counters: Default::default() };
+        let mut w = Write { txn: self.noted(self.engine.begin_write())?, meaning: Default::default(), counters: Default::default() };
         let held = std::time::Instant::now();
         let out = f(&mut w)?;
         let start = std::time::Instant::now();
@@ -410,6 +445,7 @@ impl Store {
                 reads: self.reads.clone(),
                 groups: Default::default(),
                 stale: self.stale.clone(),
+                outdated: self.outdated.clone(),
             };
             let groups = group::Groups::start(handle).map_err(|e| StoreError::Engine(Box::new(e)))?;
             // Another caller may have started one first: this one then just ends.
@@ -684,6 +720,29 @@ mod tests {
             assert_eq!(s.read(|r| r.get::<String>(ORGS, "b")).unwrap(), None, "{engine}");
             assert_eq!(s.read(|r| r.counter(migrate::SCHEMA_VERSION_KEY)).unwrap(), migrate::CURRENT, "{engine}: migrated once");
         }
+    }
+
+    /// A database a newer release has migrated is refused: at open, and on
+    /// PostgreSQL (where replicas of both releases share it during a rolling
+    /// upgrade) by every transaction of a store already open, reads too.
+    #[test]
+    fn a_database_migrated_by_a_newer_release_is_refused() {
+        let newer = migrate::CURRENT + 1;
+        let outdated = |r: Result<()>| matches!(r, Err(StoreError::Outdated { found, known }) if found == newer && known == migrate::CURRENT);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.redb");
+        Store::open(&path).unwrap().write(|w| w.set_counter(migrate::SCHEMA_VERSION_KEY, newer)).unwrap();
+        assert!(outdated(Store::open(&path).map(drop)), "redb");
+        let Some(url) = pg_server::database_for_test() else { return };
+        let running = Store::open_postgres(&url).unwrap();
+        running.write(|w| w.put(ORGS, "a", &"before".to_string())).unwrap();
+        Store::open_postgres(&url).unwrap().write(|w| w.set_counter(migrate::SCHEMA_VERSION_KEY, newer)).unwrap();
+        assert!(outdated(running.write(|w| w.put(ORGS, "a", &"after".to_string()))));
+        assert!(outdated(running.read(|r| r.get::<String>(ORGS, "a")).map(drop)));
+        assert!(outdated(Store::open_postgres(&url).map(drop)), "postgres");
+        let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let kept: Vec<u8> = db.query_one("SELECT v FROM novacula_records WHERE tbl = $1 AND k = 'a'", &[&ORGS.name()]).unwrap().get(0);
+        assert_eq!(decode::<String>("orgs", &kept).unwrap(), "before", "the refused write changed nothing");
     }
 
     /// Counters counted in memory within a transaction go on from what is

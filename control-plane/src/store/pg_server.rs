@@ -256,6 +256,35 @@ pub fn lease_holder(url: &str) -> Result<Option<String>, Unavailable> {
     })
 }
 
+/// The control planes' lease on the database at `url`, held by a session of
+/// its own until the returned value is dropped (as a replica of another
+/// release would hold it).
+pub fn hold_lease(url: &str) -> Result<LeaseHeld, Unavailable> {
+    let (url, (taken, took), (release, released)) = (url.to_string(), std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    std::thread::spawn(move || {
+        let held = postgres::Client::connect(&url, postgres::NoTls)
+            .and_then(|mut c| c.execute("SELECT pg_advisory_lock($1)", &[&super::postgres::LEASE_LOCK]).map(|_| c))
+            .map_err(|e| Unavailable(e.to_string()));
+        let ok = held.as_ref().map(|_| ()).map_err(Clone::clone);
+        let _ = taken.send(ok);
+        let _ = released.recv();
+        drop(held);
+    });
+    took.recv().map_err(|_| Unavailable("the lease's thread ended".into()))??;
+    Ok(LeaseHeld(Some(release)))
+}
+
+/// See [`hold_lease`].
+pub struct LeaseHeld(Option<std::sync::mpsc::Sender<()>>);
+
+impl Drop for LeaseHeld {
+    fn drop(&mut self) {
+        if let Some(release) = self.0.take() {
+            let _ = release.send(());
+        }
+    }
+}
+
 /// Whether the tests must have PostgreSQL (CI) rather than skip without it.
 pub fn required() -> bool {
     std::env::var_os("CI").is_some()

@@ -17,7 +17,7 @@ use super::{Engine, ReadTxn, Result, StoreError, Table, WriteTxn};
 use postgres::Client;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 
 /// The versioned schema, applied in order at open; the version reached is
 /// kept in `novacula_schema`. Never edit a step once released: add one.
@@ -29,8 +29,26 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE novacula_records (tbl TEXT NOT NULL,
 
 /// The advisory lock every write transaction holds (an arbitrary constant, "nova").
 const WRITER_LOCK: i64 = 0x6e6f_7661;
-/// A write transaction's start: one round trip that begins it and takes the writer lock.
-const BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(1852798561)";
+/// A write transaction's start: one round trip that begins it, takes the
+/// writer lock and checks the records' schema (see [`REQUIRE_SCHEMA`]).
+static BEGIN_WRITE: LazyLock<String> = LazyLock::new(|| format!("BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK}); {}", *REQUIRE_SCHEMA));
+/// A read's start: one snapshot for the whole transaction, the schema checked.
+static BEGIN_READ: LazyLock<String> = LazyLock::new(|| format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {}", *REQUIRE_SCHEMA));
+/// Fails the transaction (SQLSTATE [`OUTDATED`], the version found as its
+/// message) once a newer release has migrated the records: replicas are
+/// upgraded one at a time, and one still running this release must neither
+/// misread the new shapes nor write old ones among them. Part of the
+/// transaction's first round trip, so it costs none.
+static REQUIRE_SCHEMA: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "DO $$DECLARE v BIGINT; BEGIN SELECT value INTO v FROM novacula_meta WHERE name = '{}'; \
+         IF v > {} THEN RAISE EXCEPTION USING ERRCODE = '{OUTDATED}', MESSAGE = v::text; END IF; END$$",
+        super::migrate::SCHEMA_VERSION_KEY,
+        super::migrate::CURRENT
+    )
+});
+/// The SQLSTATE of [`REQUIRE_SCHEMA`]'s refusal (a class of its own, "NV").
+const OUTDATED: &str = "NV001";
 /// The session-level advisory lock of the process that runs time-based work ("nova" + 1).
 pub(super) const LEASE_LOCK: i64 = 0x6e6f_7662;
 /// The channel change notifications travel on.
@@ -43,6 +61,10 @@ const CONNECTIONS_MAX: usize = 16;
 /// "error connecting to server"; the server's message and the TLS failure are
 /// in the chain, and an operator needs them.
 fn pg_error(e: postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error().filter(|db| db.code().code() == OUTDATED) {
+        let found = db.message().parse().unwrap_or(u64::MAX);
+        return StoreError::Outdated { found, known: super::migrate::CURRENT };
+    }
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(&e);
     while let Some(c) = cause {
@@ -230,29 +252,32 @@ impl PgEngine {
             t.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK])?;
             t.batch_execute("CREATE TABLE IF NOT EXISTS novacula_schema (version INT NOT NULL)")?;
             let version: i32 = t.query_opt("SELECT version FROM novacula_schema", &[])?.map_or(0, |r| r.get(0));
+            if usize::try_from(version).unwrap_or(usize::MAX) > MIGRATIONS.len() {
+                return Ok(Err(StoreError::Outdated { found: u64::try_from(version).unwrap_or(0), known: MIGRATIONS.len() as u64 }));
+            }
             for (i, step) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
                 t.batch_execute(step)?;
                 let reached = i32::try_from(i + 1).unwrap_or(i32::MAX);
                 t.execute("DELETE FROM novacula_schema", &[])?;
                 t.execute("INSERT INTO novacula_schema (version) VALUES ($1)", &[&reached])?;
             }
-            t.commit()
+            t.commit().map(Ok)
         });
         pool.put(conn);
-        migrated?;
+        migrated??;
         Ok(PgEngine { pool, lease: Mutex::new(None), stop: Default::default() })
     }
 }
 
 impl Engine for PgEngine {
     fn begin_read(&self) -> Result<Box<dyn ReadTxn>> {
-        Ok(Box::new(Txn::begin(&self.pool, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?))
+        Ok(Box::new(Txn::begin(&self.pool, BEGIN_READ.as_str())?))
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn>> {
         // READ COMMITTED: each statement sees every commit before it, and none
         // can come while this transaction holds the writer lock.
-        Ok(Box::new(Txn::begin(&self.pool, BEGIN_WRITE)?))
+        Ok(Box::new(Txn::begin(&self.pool, BEGIN_WRITE.as_str())?))
     }
 
     fn publish(&self, message: &str) -> Result<()> {
@@ -478,6 +503,7 @@ impl Txn {
             };
             match txn.conn()?.batch(begin) {
                 Ok(()) => return Ok(txn),
+                Err(e @ StoreError::Outdated { .. }) => return Err(e),
                 Err(e) if retried => return Err(e),
                 Err(_) => {
                     retried = true;
@@ -865,6 +891,6 @@ mod tests {
 
     #[test]
     fn a_write_transaction_takes_the_writer_lock() {
-        assert!(super::BEGIN_WRITE.ends_with(&format!("pg_advisory_xact_lock({})", super::WRITER_LOCK)));
+        assert!(super::BEGIN_WRITE.contains(&format!("pg_advisory_xact_lock({});", super::WRITER_LOCK)));
     }
 }
