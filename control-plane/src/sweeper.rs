@@ -361,9 +361,10 @@ fn summarise(s: &AppState, silent: &[ExecutorRow], now: Timestamp) -> Result<(),
 fn pass(s: &AppState, sweeper: &mut Sweeper) -> bool {
     // A newer release migrated the database (a rolling upgrade): this one
     // learns it here, even with no request coming, and steps aside.
-    if let Err(e @ crate::store::StoreError::Outdated { .. }) = s.store.read(|_| Ok::<_, crate::store::StoreError>(())) {
-        tracing::error!(error = %e, "stepping aside: every request is answered 503");
+    // (Logged once, by the store.)
+    if let Err(crate::store::StoreError::Outdated { .. }) = s.store.read(|_| Ok::<_, crate::store::StoreError>(())) {
         sweeper.reset();
+        let _ = s.store.hold_lease(); // gives it up
         return false;
     }
     let t = std::time::Instant::now();

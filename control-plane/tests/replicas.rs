@@ -231,27 +231,42 @@ async fn a_replica_older_than_its_database_steps_aside() {
 /// stepping aside, as above) for the next.
 #[tokio::test]
 async fn an_executor_leaves_a_replica_that_answers_503() {
-    let Some((a, _b)) = two_replicas().await else { return };
+    let Some(url) = pg_server::database_for_test() else { return };
+    let store = Store::open_postgres(&url).unwrap();
+    seed(&store);
+    let a = Cp::start(store, Arc::new(ManualClock::new(T0)), Config::default()).await;
     let alice = a.login("alice").await;
     let (_, created) = a.executor_client(&alice, Some("edge-1")).await;
+    // A replica stepping aside: every request answered 503.
     let aside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let aside_url = format!("http://{}", aside.local_addr().unwrap());
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut c, _)) = aside.accept().await {
-            let mut buf = [0u8; 65536];
-            let _ = c.read(&mut buf).await;
-            let body = r#"{"error":"stepping aside"}"#;
-            let answer = format!(
-                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = c.write_all(answer.as_bytes()).await;
-        }
-    });
+    let refuse = axum::Router::new().fallback(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"stepping aside"}"#) });
+    tokio::spawn(async move { axum::serve(aside, refuse).await });
     let exec = HttpApi::new(&format!("{aside_url},{}", a.url), Some(created["key"].as_str().unwrap().to_string())).unwrap();
     let e = exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap_err();
     assert_eq!(e.status(), Some(503), "{e}");
     assert_eq!(exec.base(), a.url);
     exec.sync_executor(&sync_req("edge-1", ExecutorKind::Agent, "1.0.0")).await.unwrap();
+}
+
+/// A replica stepping aside gives up the lease it held: the upgraded
+/// replicas' sweeps, alerts and retention do not wait for it to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stepping_aside_gives_up_the_lease() {
+    use novacula_control_plane::store::migrate;
+    let Some(url) = pg_server::database_for_test() else { return };
+    let store = Store::open_postgres(&url).unwrap();
+    seed(&store);
+    let old = Cp::start(store, Arc::new(ManualClock::new(T0)), Config { sweep_interval: Duration::from_millis(100), ..Config::default() }).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pg_server::lease_holder(&url).unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the only replica never took the lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Store::open_postgres(&url).unwrap().write(|w| w.set_counter(migrate::SCHEMA_VERSION_KEY, migrate::CURRENT + 1)).unwrap();
+    while pg_server::lease_holder(&url).unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the replica stepping aside kept the lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(old.state.store.outdated().is_some());
 }

@@ -89,9 +89,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, error = %self.message, "request failed");
-        } else {
-            tracing::debug!(status = %self.status, error = %self.message, "request rejected");
         }
+        self.quiet()
+    }
+}
+
+impl ApiError {
+    /// The response, logged at debug only: for a refusal repeated on every
+    /// request whose cause was logged once where it arose.
+    pub fn quiet(self) -> Response {
+        tracing::debug!(status = %self.status, error = %self.message, "request refused");
         let body = ApiErrorBody { error: self.message, details: self.details, problems: self.problems };
         (self.status, Json(body)).into_response()
     }

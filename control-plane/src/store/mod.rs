@@ -199,6 +199,9 @@ pub trait Engine: Send + Sync + 'static {
     fn hold_lease(&self) -> Result<bool> {
         Ok(true)
     }
+
+    /// Give the lease up, if held, for another process to take.
+    fn release_lease(&self) {}
 }
 
 /// What a transaction reads, as raw bytes (encoding is this module's).
@@ -332,8 +335,10 @@ impl Store {
 
     /// `begun`, noting a refusal for [`Store::outdated`].
     fn noted<T>(&self, begun: Result<T>) -> Result<T> {
-        if let Err(StoreError::Outdated { found, .. }) = &begun {
-            self.outdated.store(*found, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e @ StoreError::Outdated { found, .. }) = &begun {
+            if self.outdated.swap(*found, std::sync::atomic::Ordering::Relaxed) == 0 {
+                tracing::error!(error = %e, "stepping aside: every request is answered 503, the lease is given up");
+            }
         }
         begun
     }
@@ -373,8 +378,14 @@ impl Store {
         self.stale.locked().fresh(t, k, epoch)
     }
 
-    /// See [`Engine::hold_lease`].
+    /// See [`Engine::hold_lease`]. A store that a newer release migrated
+    /// gives the lease up (see [`Store::outdated`]): the upgraded replicas'
+    /// time-based work must not wait for this process to end.
     pub fn hold_lease(&self) -> Result<bool> {
+        if self.outdated().is_some() {
+            self.engine.release_lease();
+            return Ok(false);
+        }
         self.engine.hold_lease()
     }
 

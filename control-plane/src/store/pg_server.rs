@@ -248,9 +248,11 @@ pub fn lease_holder(url: &str) -> Result<Option<String>, Unavailable> {
     on_thread(move || {
         let failed = |e: postgres::Error| Unavailable(e.to_string());
         let mut c = postgres::Client::connect(&url, postgres::NoTls).map_err(failed)?;
-        // A bigint advisory lock shows as its high half (classid) and low half (objid).
+        // A bigint advisory lock shows as its high half (classid) and low half
+        // (objid); other tests' databases on the same server have their own.
         let sql = "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid::bigint = $1 AND l.objid::bigint = $2";
+                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid::bigint = $1 AND l.objid::bigint = $2
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
         let (high, low) = (super::postgres::LEASE_LOCK >> 32, super::postgres::LEASE_LOCK & 0xffff_ffff);
         Ok(c.query_opt(sql, &[&high, &low]).map_err(failed)?.map(|r| r.get(0)))
     })
