@@ -136,7 +136,10 @@ async fn an_agent_serves_its_loops_and_its_nodes() {
     let mut text = String::new();
     for _ in 0..100 {
         text = scrape(&url).await;
-        if sample(&text, r#"novacula_node_up{node="m1",process="main"}"#) == Some(1.0) {
+        // The node is up as soon as observed; its report is counted once answered.
+        if sample(&text, r#"novacula_node_up{node="m1",process="main"}"#) == Some(1.0)
+            && sample(&text, r#"novacula_executor_reports_total{result="ok"}"#).is_some()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
