@@ -198,7 +198,7 @@ async fn refuse_if_outdated(
 ) -> axum::response::Response {
     match s.store.outdated() {
         // Logged once, when the store first refused.
-        Some(e) => ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).quiet(),
+        Some(e) => ApiError::from(e).quiet(),
         None => next.run(req).await,
     }
 }

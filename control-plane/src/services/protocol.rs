@@ -359,7 +359,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
     // Committed together with other executors' reports (one flush for many);
     // answered after that commit, awaited without holding a thread.
     let told = (org.clone(), exec.name.clone());
-    let (resp, written) = s
+    let (resp, written, _) = s
         .write_grouped_then(
             reads,
             move |w| {
@@ -409,8 +409,7 @@ pub async fn report(s: &std::sync::Arc<AppState>, key: ApiKey, executor: String,
             },
             move |_, (_, _, seq): &(ReportResponse, Vec<usize>, Option<u64>)| seq.map(|seq| NodeChange { org: told.0, executor: told.1, seq }),
         )
-        .await
-        .map(|(resp, written, _)| (resp, written))?;
+        .await?;
     s.known.keep_reports(written.iter().map(|&i| &prints[i]), now);
     Ok(resp)
 }
